@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything Stowage needs on a fresh Debian 12 machine (run as root), then builds.
+# Safe to run again: each step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for tool in mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs losetup:util-linux blkid:util-linux; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lockfile; it also builds (prepare script).
+if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci (installs Node 24 into node_modules/.bin and builds)"
+  npm ci --no-audit --no-fund --loglevel=error
+else
+  PATH="$PWD/node_modules/.bin:$PATH" npm run --silent build
+fi

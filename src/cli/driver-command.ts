@@ -1,0 +1,79 @@
+import type { Command } from 'commander';
+import { startDriver } from '../driver/driver.js';
+import { parseQuantity } from './quantity.js';
+
+interface DriverFlags {
+  backend: string;
+  endpoint?: string;
+  nodeId?: string;
+  localDir?: string;
+  localPoolSize: string;
+  driverName?: string;
+  controller?: boolean;
+  node?: boolean;
+  metricsAddress?: string;
+  logLevel: string;
+  maxVolumesPerNode: string;
+}
+
+const DRIVER_NAMES: Record<string, string> = { local: 'local.csi.stowage.dev' };
+
+export function registerDriverCommand(program: Command): void {
+  program
+    .command('driver')
+    .description('serve the CSI Identity, Controller and Node services on a unix socket')
+    .option('--backend <name>', 'storage backend: local', 'local')
+    .option('--endpoint <endpoint>', 'unix socket: unix:///path/csi.sock or /path (default $CSI_ENDPOINT)')
+    .option('--node-id <id>', 'this node\'s ID, reported by NodeGetInfo')
+    .option('--local-dir <dir>', 'local backend: the pool directory (btrfs, or a pool.img is created in it)')
+    .option('--local-pool-size <size>', 'local backend: size of pool.img when one is created', '20Gi')
+    .option('--driver-name <name>', 'CSI driver name (default <backend>.csi.stowage.dev)')
+    .option('--controller', 'serve the Controller service')
+    .option('--node', 'serve the Node service')
+    .option('--max-volumes-per-node <n>', 'volume limit reported by NodeGetInfo', '256')
+    .option('--metrics-address <host:port>', 'serve Prometheus metrics at http://host:port/metrics')
+    .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .action(async (flags: DriverFlags) => {
+      const endpoint = flags.endpoint ?? process.env['CSI_ENDPOINT'];
+      if (!endpoint) throw new Error('--endpoint is required (or set CSI_ENDPOINT)');
+      if (!flags.nodeId) throw new Error('--node-id is required');
+      if (flags.backend !== 'local') throw new Error(`--backend ${flags.backend} is not available (backends: local)`);
+      if (!flags.localDir) throw new Error('--local-dir is required for the local backend');
+      const maxVolumes = Number(flags.maxVolumesPerNode);
+      if (!Number.isSafeInteger(maxVolumes) || maxVolumes < 0) throw new Error('--max-volumes-per-node must be a whole number');
+      // Neither flag means both services, the usual single-node setup.
+      const both = !flags.controller && !flags.node;
+      const driver = await startDriver({
+        backend: 'local',
+        endpoint,
+        nodeId: flags.nodeId,
+        driverName: flags.driverName ?? DRIVER_NAMES[flags.backend]!,
+        controller: both || flags.controller === true,
+        node: both || flags.node === true,
+        localDir: flags.localDir,
+        localPoolSizeBytes: parseQuantity(flags.localPoolSize),
+        maxVolumesPerNode: maxVolumes,
+        ...(flags.metricsAddress ? { metricsAddress: flags.metricsAddress } : {}),
+        logLevel: flags.logLevel,
+      });
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) return;
+        stopping = true;
+        process.stderr.write(`${signal}: finishing in-flight calls, then exiting\n`);
+        driver.stop().then(
+          () => process.exit(0),
+          (e: Error) => {
+            process.stderr.write(`stop failed: ${e.message}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      driver.backendReady.catch((e: Error) => {
+        process.stderr.write(`stowage driver: the backend could not start: ${e.message}\n`);
+        process.exit(1);
+      });
+    });
+}

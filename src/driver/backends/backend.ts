@@ -1,0 +1,168 @@
+import type { Logger } from 'pino';
+
+/**
+ * The contract between the CSI services (src/driver/controller.ts, node.ts) and a storage backend.
+ *
+ * The services own the protocol: capability checks, argument validation, per-volume locks and
+ * idempotency by name. A backend owns the storage: its durable journal of names and IDs and the
+ * real work. Every backend method must be safe to call again after a crash halfway through it.
+ */
+
+export type AccessType = 'mount' | 'block';
+
+/** The CSI access modes, by their wire names. */
+export type AccessMode =
+  | 'SINGLE_NODE_WRITER'
+  | 'SINGLE_NODE_READER_ONLY'
+  | 'MULTI_NODE_READER_ONLY'
+  | 'MULTI_NODE_SINGLE_WRITER'
+  | 'MULTI_NODE_MULTI_WRITER'
+  | 'SINGLE_NODE_SINGLE_WRITER'
+  | 'SINGLE_NODE_MULTI_WRITER';
+
+export type Topology = Record<string, string>;
+
+/** A volume capability reduced to what storage cares about. */
+export interface Capability {
+  accessType: AccessType;
+  /** Filesystem for mount volumes ('' = the backend's default); always '' for block. */
+  fsType: string;
+  mountFlags: string[];
+  accessMode: AccessMode;
+}
+
+export interface VolumeSource {
+  kind: 'snapshot' | 'volume';
+  id: string;
+}
+
+export interface VolumeRecord {
+  id: string;
+  name: string;
+  /** 'creating' until the backend work is done: a record in this state is finished on retry. */
+  state: 'creating' | 'ready';
+  capacityBytes: number;
+  accessType: AccessType;
+  fsType: string;
+  accessModes: AccessMode[];
+  parameters: Record<string, string>;
+  source?: VolumeSource;
+  accessibleTopology: Topology[];
+  volumeContext: Record<string, string>;
+  /** Node IDs the volume is ControllerPublished to. */
+  publishedNodes: string[];
+  createdAt: string;
+}
+
+export interface SnapshotRecord {
+  id: string;
+  name: string;
+  state: 'creating' | 'ready';
+  sourceVolumeId: string;
+  sizeBytes: number;
+  /** Seconds and nanos of the creation time, as CSI reports it. */
+  createdAt: string;
+  parameters: Record<string, string>;
+}
+
+/** A durable index of records by ID and by name; the backend chooses where it lives. */
+export interface Journal<T extends { id: string; name: string }> {
+  get(id: string): Promise<T | undefined>;
+  byName(name: string): Promise<T | undefined>;
+  /** Sorted by ID, so pagination tokens stay meaningful between calls. */
+  list(): Promise<T[]>;
+  /** durable=false may be lost in a crash; use it only where a retry redoes the write. */
+  put(rec: T, durable: boolean): Promise<void>;
+  remove(id: string): Promise<void>;
+}
+
+export interface CapacityInfo {
+  availableBytes: number;
+  totalBytes: number;
+  maximumVolumeSize: number;
+  minimumVolumeSize: number;
+}
+
+export interface VolumeHealth {
+  abnormal: boolean;
+  message: string;
+}
+
+export interface VolumeUsage {
+  kind: 'filesystem' | 'block';
+  totalBytes: number;
+  usedBytes?: number;
+  availableBytes?: number;
+  totalInodes?: number;
+  usedInodes?: number;
+  freeInodes?: number;
+  health: VolumeHealth;
+}
+
+export interface OpContext {
+  log: Logger;
+  secrets: Record<string, string>;
+}
+
+export interface StageRequest {
+  volume: VolumeRecord;
+  stagingPath: string;
+  capability: Capability;
+  publishContext: Record<string, string>;
+  volumeContext: Record<string, string>;
+}
+
+export interface PublishRequest {
+  volume: VolumeRecord;
+  stagingPath: string;
+  targetPath: string;
+  capability: Capability;
+  readonly: boolean;
+}
+
+export interface Backend {
+  /** e.g. 'local'. */
+  readonly kind: string;
+  readonly volumes: Journal<VolumeRecord>;
+  readonly snapshots: Journal<SnapshotRecord>;
+
+  /** Probe: false while the backend cannot serve (pool not mounted, cluster unreachable). */
+  ready(): Promise<boolean>;
+  /** Release what the backend holds open (not volumes). */
+  close(): Promise<void>;
+
+  // ---- controller side ----
+  /** Throws InvalidArgumentError naming the first parameter the backend does not know. */
+  checkParameters(params: Record<string, string>, kind: 'volume' | 'snapshot'): void;
+  /** Why the backend can't serve a capability (access mode, fs type), or undefined if it can. */
+  unsupportedCapability(cap: Capability): string | undefined;
+  /** Topology a new volume would be accessible from, given the requirements (or RESOURCE_EXHAUSTED). */
+  placeVolume(requisite: Topology[], preferred: Topology[]): Topology[];
+  newVolumeId(): string;
+  newSnapshotId(): string;
+  capacity(): Promise<CapacityInfo>;
+  /** Rounds a request up to what the backend allocates (e.g. 1 MiB, or an fs minimum). */
+  allocationSize(requestedBytes: number, cap: { accessType: AccessType; fsType: string }): number;
+  /** Creates (or finishes creating) the storage for a record in state 'creating'. Idempotent. */
+  createVolume(rec: VolumeRecord, ctx: OpContext): Promise<void>;
+  /** Removes the storage. Idempotent: missing storage is success. */
+  deleteVolume(rec: VolumeRecord, ctx: OpContext): Promise<void>;
+  /** Why a volume can't be deleted now (e.g. it has dependent snapshots in use), or undefined. */
+  volumeInUse(rec: VolumeRecord): Promise<string | undefined>;
+  createSnapshot(snap: SnapshotRecord, source: VolumeRecord, ctx: OpContext): Promise<{ sizeBytes: number }>;
+  deleteSnapshot(snap: SnapshotRecord, ctx: OpContext): Promise<void>;
+  /** Grows the volume's allocation; returns whether the node must grow the filesystem. */
+  expandVolume(rec: VolumeRecord, newBytes: number, ctx: OpContext): Promise<{ nodeExpansionRequired: boolean }>;
+  controllerHealth(rec: VolumeRecord): Promise<VolumeHealth>;
+
+  // ---- node side ----
+  readonly nodeId: string;
+  readonly maxVolumesPerNode: number;
+  nodeTopology(): Topology;
+  stage(req: StageRequest, ctx: OpContext): Promise<void>;
+  unstage(volume: VolumeRecord, stagingPath: string, ctx: OpContext): Promise<void>;
+  publish(req: PublishRequest, ctx: OpContext): Promise<void>;
+  unpublish(volume: VolumeRecord, targetPath: string, ctx: OpContext): Promise<void>;
+  nodeExpand(volume: VolumeRecord, volumePath: string, stagingPath: string, ctx: OpContext): Promise<{ capacityBytes: number }>;
+  usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage>;
+}

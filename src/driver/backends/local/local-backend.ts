@@ -1,0 +1,513 @@
+import { randomUUID } from 'node:crypto';
+import { access, mkdir, open, rename, rmdir, stat, truncate, unlink } from 'node:fs/promises';
+import { basename, dirname } from 'node:path';
+import type { Logger } from 'pino';
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  OutOfRangeError,
+  ResourceExhaustedError,
+} from '../../../csi/errors.js';
+import {
+  createSubvolume,
+  deleteSubvolume,
+  isBtrfs,
+  qgroupUsage,
+  reflinkCopy,
+  setQgroupLimit,
+  snapshotSubvolume,
+} from '../../mount/btrfs.js';
+import type { CommandRunner } from '../../mount/exec.js';
+import {
+  blockDeviceSize,
+  checkFilesystem,
+  filesystemStats,
+  growFilesystem,
+  makeFilesystem,
+  probeFilesystem,
+} from '../../mount/filesystem.js';
+import type { LoopDevices } from '../../mount/loop.js';
+import type { MountEntry, Mounter } from '../../mount/mount.js';
+import type {
+  AccessMode,
+  AccessType,
+  Backend,
+  Capability,
+  CapacityInfo,
+  OpContext,
+  PublishRequest,
+  SnapshotRecord,
+  StageRequest,
+  Topology,
+  VolumeHealth,
+  VolumeRecord,
+  VolumeUsage,
+} from '../backend.js';
+import { FileJournal } from './journal.js';
+import { PoolLayout, storageFor, type Storage } from './layout.js';
+import { openPool, type Pool } from './pool.js';
+
+export const TOPOLOGY_KEY = 'topology.stowage.dev/node';
+
+const MiB = 1024 * 1024;
+/** mkfs.xfs refuses filesystems smaller than 300 MiB; ext4 needs a little room for its journal. */
+const MINIMUM_BY_FS: Record<string, number> = { xfs: 300 * MiB, ext4: 16 * MiB };
+const SUPPORTED_FS = new Set(['', 'btrfs', 'ext4', 'xfs']);
+/** A local volume lives on one node, so only single-node modes make sense. */
+const SUPPORTED_MODES = new Set<AccessMode>([
+  'SINGLE_NODE_WRITER',
+  'SINGLE_NODE_READER_ONLY',
+  'SINGLE_NODE_SINGLE_WRITER',
+  'SINGLE_NODE_MULTI_WRITER',
+]);
+
+export interface LocalBackendOptions {
+  dir: string;
+  poolSizeBytes: number;
+  nodeId: string;
+  maxVolumesPerNode: number;
+  runner: CommandRunner;
+  mounter: Mounter;
+  loops: LoopDevices;
+  log: Logger;
+}
+
+/** The local backend: volumes in a btrfs pool on this node. */
+export class LocalBackend implements Backend {
+  readonly kind = 'local';
+  readonly nodeId: string;
+  readonly maxVolumesPerNode: number;
+
+  private constructor(
+    private readonly opts: LocalBackendOptions,
+    private readonly pool: Pool,
+    private readonly layout: PoolLayout,
+    readonly volumes: FileJournal<VolumeRecord>,
+    readonly snapshots: FileJournal<SnapshotRecord>,
+  ) {
+    this.nodeId = opts.nodeId;
+    this.maxVolumesPerNode = opts.maxVolumesPerNode;
+  }
+
+  static async open(opts: LocalBackendOptions): Promise<LocalBackend> {
+    const pool = await openPool(opts.dir, opts.poolSizeBytes, opts);
+    const layout = new PoolLayout(pool.root);
+    for (const d of [layout.volumesDir, layout.snapshotsDir]) await mkdir(d, { recursive: true });
+    const volumes = await FileJournal.open<VolumeRecord>(layout.volumeRecordsDir);
+    const snapshots = await FileJournal.open<SnapshotRecord>(layout.snapshotRecordsDir);
+    return new LocalBackend(opts, pool, layout, volumes, snapshots);
+  }
+
+  get root(): string {
+    return this.pool.root;
+  }
+
+  /** Paths a CO must never hand us as staging or target paths. */
+  get ownPaths(): string[] {
+    return [this.opts.dir];
+  }
+
+  async ready(): Promise<boolean> {
+    try {
+      return (await isBtrfs(this.pool.root)) && (this.pool.image === undefined || (await this.opts.mounter.isMountPoint(this.pool.root)));
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    // The pool stays mounted: staged volumes keep serving while the driver restarts.
+  }
+
+  // ---------------------------------------------------------------- controller
+
+  checkParameters(params: Record<string, string>): void {
+    // Sidecars add csi.storage.k8s.io/* keys (pvc name, namespace...); they are information only.
+    const unknown = Object.keys(params).find((k) => !k.startsWith('csi.storage.k8s.io/'));
+    if (unknown !== undefined) {
+      throw new InvalidArgumentError(`parameter "${unknown}" is not known to the local backend (it takes none)`);
+    }
+  }
+
+  unsupportedCapability(cap: Capability): string | undefined {
+    if (!SUPPORTED_MODES.has(cap.accessMode)) {
+      return `access mode ${cap.accessMode} is not supported: a local volume lives on one node`;
+    }
+    if (cap.accessType === 'mount' && !SUPPORTED_FS.has(cap.fsType)) {
+      return `fs_type "${cap.fsType}" is not supported (use btrfs, ext4 or xfs)`;
+    }
+    return undefined;
+  }
+
+  nodeTopology(): Topology {
+    return { [TOPOLOGY_KEY]: this.nodeId };
+  }
+
+  placeVolume(requisite: Topology[], preferred: Topology[]): Topology[] {
+    const mine = this.nodeTopology();
+    const matches = (t: Topology) => Object.entries(t).every(([k, v]) => mine[k] === v);
+    if (requisite.length > 0 && !requisite.some(matches)) {
+      throw new ResourceExhaustedError(
+        `no requisite topology includes this node (${TOPOLOGY_KEY}=${this.nodeId}); local volumes exist only here`,
+      );
+    }
+    if (requisite.length === 0 && preferred.length > 0 && !preferred.some(matches)) {
+      throw new ResourceExhaustedError(`no preferred topology includes this node (${TOPOLOGY_KEY}=${this.nodeId})`);
+    }
+    return [mine];
+  }
+
+  newVolumeId(): string {
+    return randomUUID();
+  }
+
+  newSnapshotId(): string {
+    return randomUUID();
+  }
+
+  async capacity(): Promise<CapacityInfo> {
+    const s = await filesystemStats(this.pool.root);
+    return {
+      availableBytes: s.availableBytes,
+      totalBytes: s.totalBytes,
+      maximumVolumeSize: s.totalBytes,
+      minimumVolumeSize: MiB,
+    };
+  }
+
+  allocationSize(requestedBytes: number, cap: { accessType: AccessType; fsType: string }): number {
+    const minimum = cap.accessType === 'mount' ? (MINIMUM_BY_FS[cap.fsType] ?? MiB) : MiB;
+    const wanted = Math.max(requestedBytes, minimum);
+    return Math.ceil(wanted / MiB) * MiB;
+  }
+
+  async createVolume(rec: VolumeRecord, ctx: OpContext): Promise<void> {
+    const storage = storageFor(rec.accessType, rec.fsType);
+    const path = this.layout.volumePath(rec.id, storage);
+    const cap = await this.capacity();
+    if (rec.capacityBytes > cap.totalBytes) {
+      throw new OutOfRangeError(`${rec.capacityBytes} bytes is more than the whole pool (${cap.totalBytes} bytes)`);
+    }
+    if (rec.capacityBytes > cap.availableBytes && !(await exists(path))) {
+      throw new ResourceExhaustedError(`the pool has ${cap.availableBytes} bytes free, ${rec.capacityBytes} requested`);
+    }
+    const sourcePath = await this.sourcePath(rec, storage);
+    if (storage === 'subvolume') {
+      if (!(await exists(path))) {
+        // Creating or snapshotting a subvolume is atomic: after a crash it either exists whole or not at all.
+        if (sourcePath) await snapshotSubvolume(sourcePath, this.layout.volumesDir, rec.id, { readonly: false });
+        else await createSubvolume(this.layout.volumesDir, rec.id);
+      }
+      await setQgroupLimit(path, rec.capacityBytes);
+    } else {
+      if (!(await exists(path))) {
+        const tmp = `${path}.tmp`;
+        if (sourcePath) {
+          await unlink(tmp).catch(() => undefined);
+          await reflinkCopy(sourcePath, tmp);
+        } else {
+          const fh = await open(tmp, 'w', 0o600);
+          await fh.close();
+        }
+        await rename(tmp, path);
+      }
+      // Never shrink: a restored snapshot may be larger than asked only if the caller asked wrongly.
+      const size = (await stat(path)).size;
+      if (size < rec.capacityBytes) await truncate(path, rec.capacityBytes);
+    }
+    ctx.log.debug({ volumeId: rec.id, storage, path }, 'volume storage ready');
+  }
+
+  private async sourcePath(rec: VolumeRecord, storage: Storage): Promise<string | undefined> {
+    if (!rec.source) return undefined;
+    const path =
+      rec.source.kind === 'snapshot'
+        ? this.layout.snapshotPath(rec.source.id, storage)
+        : this.layout.volumePath(rec.source.id, storage);
+    if (!(await exists(path))) throw new NotFoundError(`source ${rec.source.kind} ${rec.source.id} has no data in the pool`);
+    return path;
+  }
+
+  async deleteVolume(rec: VolumeRecord, ctx: OpContext): Promise<void> {
+    const storage = storageFor(rec.accessType, rec.fsType);
+    if (storage === 'subvolume') {
+      await deleteSubvolume(this.layout.volumesDir, rec.id);
+    } else {
+      await unlink(this.layout.volumePath(rec.id, storage)).catch(ignoreMissing);
+      await unlink(`${this.layout.volumePath(rec.id, storage)}.tmp`).catch(ignoreMissing);
+    }
+    ctx.log.debug({ volumeId: rec.id }, 'volume storage removed');
+  }
+
+  async volumeInUse(rec: VolumeRecord): Promise<string | undefined> {
+    const storage = storageFor(rec.accessType, rec.fsType);
+    const path = this.layout.volumePath(rec.id, storage);
+    if (storage === 'image') {
+      const devices = await this.opts.loops.devicesFor(path);
+      if (devices.length > 0) return `volume ${rec.id} is attached on ${devices.join(', ')} (still staged)`;
+      return undefined;
+    }
+    const mounted = await this.mountsOfSubvolume(rec.id);
+    if (mounted.length > 0) return `volume ${rec.id} is still mounted at ${mounted.map((m) => m.mountPoint).join(', ')}`;
+    return undefined;
+  }
+
+  async createSnapshot(snap: SnapshotRecord, source: VolumeRecord, ctx: OpContext): Promise<{ sizeBytes: number }> {
+    const storage = storageFor(source.accessType, source.fsType);
+    const from = this.layout.volumePath(source.id, storage);
+    const to = this.layout.snapshotPath(snap.id, storage);
+    if (!(await exists(from))) throw new NotFoundError(`source volume ${source.id} has no data in the pool`);
+    if (!(await exists(to))) {
+      if (storage === 'subvolume') {
+        await snapshotSubvolume(from, this.layout.snapshotsDir, snap.id, { readonly: true });
+      } else {
+        const tmp = `${to}.tmp`;
+        await unlink(tmp).catch(ignoreMissing);
+        await reflinkCopy(from, tmp);
+        await rename(tmp, to);
+      }
+    }
+    ctx.log.debug({ snapshotId: snap.id, sourceVolumeId: source.id }, 'snapshot taken');
+    return { sizeBytes: source.capacityBytes };
+  }
+
+  async deleteSnapshot(snap: SnapshotRecord, ctx: OpContext): Promise<void> {
+    // The record does not say which storage the source had; a snapshot is one or the other.
+    await deleteSubvolume(this.layout.snapshotsDir, snap.id);
+    const image = this.layout.snapshotPath(snap.id, 'image');
+    await unlink(image).catch(ignoreMissing);
+    await unlink(`${image}.tmp`).catch(ignoreMissing);
+    ctx.log.debug({ snapshotId: snap.id }, 'snapshot removed');
+  }
+
+  /** The storage layout of a snapshot's data, for restore compatibility checks. */
+  async snapshotStorage(snap: SnapshotRecord): Promise<Storage | undefined> {
+    if (await exists(this.layout.snapshotPath(snap.id, 'subvolume'))) return 'subvolume';
+    if (await exists(this.layout.snapshotPath(snap.id, 'image'))) return 'image';
+    return undefined;
+  }
+
+  async expandVolume(rec: VolumeRecord, newBytes: number): Promise<{ nodeExpansionRequired: boolean }> {
+    const storage = storageFor(rec.accessType, rec.fsType);
+    const path = this.layout.volumePath(rec.id, storage);
+    const cap = await this.capacity();
+    if (newBytes > cap.totalBytes) throw new OutOfRangeError(`${newBytes} bytes is more than the whole pool (${cap.totalBytes} bytes)`);
+    if (storage === 'subvolume') {
+      await setQgroupLimit(path, newBytes);
+      return { nodeExpansionRequired: false };
+    }
+    const size = (await stat(path)).size;
+    if (size < newBytes) await truncate(path, newBytes);
+    return { nodeExpansionRequired: true };
+  }
+
+  async controllerHealth(rec: VolumeRecord): Promise<VolumeHealth> {
+    const path = this.layout.volumePath(rec.id, storageFor(rec.accessType, rec.fsType));
+    if (!(await exists(path))) return { abnormal: true, message: `backing storage ${path} is missing` };
+    return { abnormal: false, message: 'volume is healthy' };
+  }
+
+  // ---------------------------------------------------------------- node
+
+  async stage(req: StageRequest, ctx: OpContext): Promise<void> {
+    const { volume, stagingPath, capability } = req;
+    const storage = storageFor(volume.accessType, volume.fsType);
+    const path = this.layout.volumePath(volume.id, storage);
+    if (!(await exists(path))) throw new NotFoundError(`volume ${volume.id} has no data in the pool`);
+    const readonly = isReadOnlyMode(capability.accessMode);
+
+    if (capability.accessType === 'block') {
+      // Raw block: the loop device is the staged state; publish binds the device node.
+      await this.opts.loops.ensureAttached(path);
+      return;
+    }
+    await mkdir(stagingPath, { recursive: true });
+    const current = await this.opts.mounter.mountAt(stagingPath);
+    if (storage === 'subvolume') {
+      if (current) {
+        if (isSubvolumeMount(current, volume.id)) return;
+        throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
+      }
+      await this.opts.mounter.bindMount(path, stagingPath, { readonly });
+      return;
+    }
+    const device = await this.opts.loops.ensureAttached(path);
+    if (current) {
+      if (current.source === device) return;
+      throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
+    }
+    const found = await probeFilesystem(device, this.opts.runner);
+    if (found === null) {
+      ctx.log.info({ volumeId: volume.id, device, fsType: volume.fsType }, 'formatting blank volume');
+      await makeFilesystem(device, volume.fsType, this.opts.runner);
+    } else if (found !== volume.fsType) {
+      throw new FailedPreconditionError(`volume ${volume.id} holds a ${found} filesystem, not ${volume.fsType}; refusing to reformat it`);
+    } else {
+      await checkFilesystem(device, found, this.opts.runner);
+    }
+    const flags = readonly ? ['ro', ...capability.mountFlags] : capability.mountFlags;
+    await this.opts.mounter.mount(device, stagingPath, volume.fsType, flags);
+    // A volume restored or cloned into a larger size carries the smaller filesystem: grow it now.
+    const fs = await filesystemStats(stagingPath);
+    const deviceBytes = await blockDeviceSize(device);
+    if (!readonly && deviceBytes - fs.totalBytes > 8 * MiB) {
+      await growFilesystem(device, stagingPath, volume.fsType, this.opts.runner);
+    }
+  }
+
+  async unstage(volume: VolumeRecord, stagingPath: string): Promise<void> {
+    const storage = storageFor(volume.accessType, volume.fsType);
+    await this.opts.mounter.unmount(stagingPath);
+    if (storage === 'image') {
+      for (const device of await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage))) {
+        await this.opts.loops.detach(device);
+      }
+    }
+  }
+
+  async publish(req: PublishRequest): Promise<void> {
+    const { volume, stagingPath, targetPath, capability, readonly } = req;
+    const ro = readonly || isReadOnlyMode(capability.accessMode);
+    const storage = storageFor(volume.accessType, volume.fsType);
+    const current = await this.opts.mounter.mountAt(targetPath);
+
+    if (capability.accessType === 'block') {
+      const [device] = await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage));
+      if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (no loop device)`);
+      if (!current) await this.refuseSecondWriter(capability, targetPath, (m) => isDeviceBind(m, device));
+      if (current) {
+        if (isDeviceBind(current, device)) {
+          if (current.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${current.readonly}`);
+          return;
+        }
+        throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
+      }
+      await mkdir(dirname(targetPath), { recursive: true });
+      const fh = await open(targetPath, 'a', 0o600);
+      await fh.close();
+      await this.opts.mounter.bindMount(device, targetPath, { readonly: ro });
+      return;
+    }
+
+    const staged = await this.opts.mounter.mountAt(stagingPath);
+    if (!staged) throw new FailedPreconditionError(`volume ${volume.id} is not staged at ${stagingPath}`);
+    if (!current) {
+      await this.refuseSecondWriter(capability, targetPath, (m) => m.mountPoint !== stagingPath && m.majorMinor === staged.majorMinor && m.root === staged.root);
+    }
+    if (current) {
+      if (current.majorMinor === staged.majorMinor && current.root === staged.root) {
+        if (current.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${current.readonly}`);
+        return;
+      }
+      throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
+    }
+    await mkdir(targetPath, { recursive: true });
+    await this.opts.mounter.bindMount(stagingPath, targetPath, { readonly: ro });
+  }
+
+  async unpublish(_volume: VolumeRecord, targetPath: string): Promise<void> {
+    await this.opts.mounter.unmount(targetPath);
+    // The target is ours to create and so ours to remove (a directory or, for block, a file).
+    await rmdir(targetPath).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOTDIR') await unlink(targetPath).catch(ignoreMissing);
+      else if (e.code !== 'ENOENT') throw e;
+    });
+  }
+
+  async nodeExpand(volume: VolumeRecord, volumePath: string, stagingPath: string): Promise<{ capacityBytes: number }> {
+    const storage = storageFor(volume.accessType, volume.fsType);
+    if (storage === 'subvolume') return { capacityBytes: volume.capacityBytes };
+    const [device] = await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage));
+    if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
+    await this.opts.loops.refreshCapacity(device);
+    if (volume.accessType === 'mount') {
+      const mountpoint = (await this.opts.mounter.isMountPoint(volumePath)) || !stagingPath ? volumePath : stagingPath;
+      await growFilesystem(device, mountpoint, volume.fsType, this.opts.runner);
+    }
+    return { capacityBytes: await blockDeviceSize(device) };
+  }
+
+  async usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage> {
+    const storage = storageFor(volume.accessType, volume.fsType);
+    const backing = this.layout.volumePath(volume.id, storage);
+    if (!(await exists(backing))) {
+      return { kind: volume.accessType === 'block' ? 'block' : 'filesystem', totalBytes: 0, health: { abnormal: true, message: `backing storage ${backing} is missing` } };
+    }
+    const mounted = await this.opts.mounter.isMountPoint(volumePath);
+    const health: VolumeHealth = mounted
+      ? { abnormal: false, message: 'volume is mounted and healthy' }
+      : { abnormal: true, message: `${volumePath} is not mounted` };
+    if (volume.accessType === 'block') {
+      const [device] = await this.opts.loops.devicesFor(backing);
+      const totalBytes = device ? await blockDeviceSize(device) : (await stat(backing)).size;
+      return { kind: 'block', totalBytes, health };
+    }
+    const fs = await filesystemStats(volumePath);
+    if (storage === 'subvolume') {
+      const q = await qgroupUsage(backing);
+      const used = q?.referencedBytes ?? 0;
+      const total = q?.limitBytes ?? volume.capacityBytes;
+      return {
+        kind: 'filesystem',
+        totalBytes: total,
+        usedBytes: used,
+        availableBytes: Math.max(0, Math.min(total - used, fs.availableBytes)),
+        totalInodes: fs.totalInodes,
+        usedInodes: fs.usedInodes,
+        freeInodes: fs.freeInodes,
+        health,
+      };
+    }
+    return {
+      kind: 'filesystem',
+      totalBytes: fs.totalBytes,
+      usedBytes: fs.usedBytes,
+      availableBytes: fs.availableBytes,
+      totalInodes: fs.totalInodes,
+      usedInodes: fs.usedInodes,
+      freeInodes: fs.freeInodes,
+      health,
+    };
+  }
+
+  /** SINGLE_NODE_SINGLE_WRITER: one publish at a time, even on the same node. */
+  private async refuseSecondWriter(cap: Capability, targetPath: string, isPublication: (m: MountEntry) => boolean): Promise<void> {
+    if (cap.accessMode !== 'SINGLE_NODE_SINGLE_WRITER') return;
+    const other = (await this.opts.mounter.mounts()).find((m) => m.mountPoint !== targetPath && isPublication(m));
+    if (other) {
+      throw new FailedPreconditionError(`the volume is SINGLE_NODE_SINGLE_WRITER and already published at ${other.mountPoint}`);
+    }
+  }
+
+  private async mountsOfSubvolume(id: string): Promise<MountEntry[]> {
+    return (await this.opts.mounter.mounts()).filter((m) => isSubvolumeMount(m, id));
+  }
+}
+
+function isSubvolumeMount(m: MountEntry, id: string): boolean {
+  return m.fsType === 'btrfs' && m.root.endsWith(`/volumes/${id}`);
+}
+
+/** A bind mount of a device node shows the devtmpfs as its source and the node's name as its root. */
+function isDeviceBind(m: MountEntry, device: string): boolean {
+  return m.root === `/${basename(device)}`;
+}
+
+function isReadOnlyMode(mode: AccessMode): boolean {
+  return mode === 'SINGLE_NODE_READER_ONLY' || mode === 'MULTI_NODE_READER_ONLY';
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function ignoreMissing(e: NodeJS.ErrnoException): void {
+  if (e.code !== 'ENOENT') throw e;
+}

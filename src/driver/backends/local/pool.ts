@@ -1,0 +1,73 @@
+import { mkdir, open, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { enableQuota, isBtrfs } from '../../mount/btrfs.js';
+import { makeFilesystem, probeFilesystem } from '../../mount/filesystem.js';
+import type { LoopDevices } from '../../mount/loop.js';
+import type { Mounter } from '../../mount/mount.js';
+import type { CommandRunner } from '../../mount/exec.js';
+
+export interface PoolDeps {
+  runner: CommandRunner;
+  mounter: Mounter;
+  loops: LoopDevices;
+  log: Logger;
+}
+
+export interface Pool {
+  /** The btrfs filesystem the volumes live on. */
+  root: string;
+  /** Set when the pool is an image file we created and mounted ourselves. */
+  image?: string;
+}
+
+/**
+ * Makes `dir` usable as a quota-enforcing btrfs pool. A directory already on btrfs is used as it
+ * is; otherwise a sparse `pool.img` of `sizeBytes` is created (once), formatted btrfs and mounted
+ * at `dir/pool`. Safe to call at every start: nothing is formatted that already holds data.
+ */
+export async function openPool(dir: string, sizeBytes: number, deps: PoolDeps): Promise<Pool> {
+  await mkdir(dir, { recursive: true });
+  if (await isBtrfs(dir)) {
+    await enableQuota(dir);
+    return { root: dir };
+  }
+  const root = join(dir, 'pool');
+  const image = join(dir, 'pool.img');
+  await mkdir(root, { recursive: true });
+  if (await deps.mounter.isMountPoint(root)) {
+    if (!(await isBtrfs(root))) throw new Error(`${root} is mounted but is not btrfs; refusing to use it as the pool`);
+  } else {
+    const created = await createSparse(image, sizeBytes);
+    const device = await deps.loops.ensureAttached(image);
+    const fs = await probeFilesystem(device, deps.runner);
+    if (fs === null) {
+      deps.log.info({ image, sizeBytes, created }, 'formatting new btrfs pool');
+      await makeFilesystem(device, 'btrfs', deps.runner, { label: 'stowage-pool' });
+    } else if (fs !== 'btrfs') {
+      throw new Error(`${image} holds a ${fs} filesystem, not btrfs; refusing to format it`);
+    }
+    await deps.mounter.mount(device, root, 'btrfs', []);
+    deps.log.info({ image, device, root }, 'pool mounted');
+  }
+  await enableQuota(root);
+  return { root, image };
+}
+
+/** Creates a sparse file of the given size unless it exists; true if it was created. */
+async function createSparse(path: string, sizeBytes: number): Promise<boolean> {
+  try {
+    await stat(path);
+    return false;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const fh = await open(path, 'wx', 0o600);
+  try {
+    await fh.truncate(sizeBytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return true;
+}

@@ -1,0 +1,366 @@
+import {
+  AlreadyExistsError,
+  FailedPreconditionError,
+  InvalidArgumentError,
+  NotFoundError,
+  OutOfRangeError,
+} from '../csi/errors.js';
+import type { CallContext, ControllerService } from '../csi/server.js';
+import type { Backend, Capability, SnapshotRecord, Topology, VolumeRecord, VolumeSource } from './backends/backend.js';
+import { parseRange, sizeFor } from './capacity.js';
+import type { InFlight } from './inflight.js';
+import { paginate } from './pagination.js';
+import { parseCapabilities, parseCapability, requireIdentifier, requireStringMap, type WireCapability } from './validate.js';
+
+/** The controller capabilities we advertise: only what is implemented in full. */
+export const CONTROLLER_CAPABILITIES = [
+  'CREATE_DELETE_VOLUME',
+  'CREATE_DELETE_SNAPSHOT',
+  'LIST_SNAPSHOTS',
+  'CLONE_VOLUME',
+  'EXPAND_VOLUME',
+  'LIST_VOLUMES',
+  'GET_CAPACITY',
+  'GET_VOLUME',
+  'VOLUME_CONDITION',
+  'SINGLE_NODE_MULTI_WRITER',
+] as const;
+
+export interface ControllerDeps {
+  backend: Backend;
+  inflight: InFlight;
+}
+
+const volumeKey = (id: string) => `volume ${id}`;
+const volumeNameKey = (name: string) => `volume name "${name}"`;
+const snapshotKey = (id: string) => `snapshot ${id}`;
+const snapshotNameKey = (name: string) => `snapshot name "${name}"`;
+
+/**
+ * The CSI Controller service. Every RPC follows one order: argument validation, then the
+ * per-volume try-lock (ABORTED when busy), then lookup, then the backend's work.
+ */
+export function controllerService({ backend, inflight }: ControllerDeps): ControllerService {
+  const opCtx = (ctx: CallContext, secrets: Record<string, string>) => ({ log: ctx.log, secrets });
+
+  async function readyVolume(id: string): Promise<VolumeRecord> {
+    const rec = await backend.volumes.get(id);
+    if (!rec || rec.state !== 'ready') throw new NotFoundError(`volume ${id} does not exist`);
+    return rec;
+  }
+
+  function toWireVolume(rec: VolumeRecord) {
+    return {
+      volume_id: rec.id,
+      capacity_bytes: rec.capacityBytes,
+      volume_context: rec.volumeContext,
+      content_source: rec.source
+        ? rec.source.kind === 'snapshot'
+          ? { snapshot: { snapshot_id: rec.source.id } }
+          : { volume: { volume_id: rec.source.id } }
+        : null,
+      accessible_topology: rec.accessibleTopology.map((segments) => ({ segments })),
+    };
+  }
+
+  function toWireSnapshot(s: SnapshotRecord) {
+    const ms = Date.parse(s.createdAt);
+    return {
+      snapshot_id: s.id,
+      source_volume_id: s.sourceVolumeId,
+      size_bytes: s.sizeBytes,
+      creation_time: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 },
+      ready_to_use: s.state === 'ready',
+    };
+  }
+
+  async function volumeStatus(rec: VolumeRecord) {
+    return {
+      published_node_ids: [] as string[],
+      volume_condition: await backend.controllerHealth(rec),
+    };
+  }
+
+  /** All capabilities of one request must be servable and agree on block vs mount and fs type. */
+  function volumeShape(caps: Capability[]): { accessType: 'mount' | 'block'; fsType: string } {
+    for (const cap of caps) {
+      const why = backend.unsupportedCapability(cap);
+      if (why) throw new InvalidArgumentError(why);
+    }
+    const types = new Set(caps.map((c) => c.accessType));
+    if (types.size > 1) throw new InvalidArgumentError('volume_capabilities mix block and mount access types');
+    const fsTypes = new Set(caps.map((c) => c.fsType).filter((f) => f !== ''));
+    if (fsTypes.size > 1) throw new InvalidArgumentError(`volume_capabilities ask for different fs types: ${[...fsTypes].join(', ')}`);
+    return { accessType: caps[0]!.accessType, fsType: [...fsTypes][0] ?? '' };
+  }
+
+  function parseTopology(list: { segments?: Record<string, string> }[] | undefined): Topology[] {
+    return (list ?? []).map((t) => requireStringMap('topology segments', t.segments));
+  }
+
+  function sameSource(a: VolumeSource | undefined, b: VolumeSource | undefined): boolean {
+    return (a?.kind ?? '') === (b?.kind ?? '') && (a?.id ?? '') === (b?.id ?? '');
+  }
+
+  return {
+    async ControllerGetCapabilities() {
+      return { capabilities: CONTROLLER_CAPABILITIES.map((type) => ({ rpc: { type } })) };
+    },
+
+    async CreateVolume(req, ctx) {
+      const name = requireIdentifier('name', req.name);
+      const caps = parseCapabilities('volume_capabilities', req.volume_capabilities as WireCapability[]);
+      const shape = volumeShape(caps);
+      const parameters = requireStringMap('parameters', req.parameters);
+      backend.checkParameters(parameters, 'volume');
+      const range = parseRange('capacity_range', req.capacity_range);
+      let source: VolumeSource | undefined;
+      const content = req.volume_content_source;
+      if (content?.snapshot) source = { kind: 'snapshot', id: requireIdentifier('volume_content_source.snapshot.snapshot_id', content.snapshot.snapshot_id) };
+      else if (content?.volume) source = { kind: 'volume', id: requireIdentifier('volume_content_source.volume.volume_id', content.volume.volume_id) };
+      else if (content) throw new InvalidArgumentError('volume_content_source must name a snapshot or a volume');
+      const requirement = req.accessibility_requirements;
+      const topology = backend.placeVolume(parseTopology(requirement?.requisite), parseTopology(requirement?.preferred));
+      const secrets = req.secrets ?? {};
+
+      const keys = [volumeNameKey(name)];
+      if (source?.kind === 'volume') keys.push(volumeKey(source.id));
+      if (source?.kind === 'snapshot') keys.push(snapshotKey(source.id));
+      return inflight.with(keys, async () => {
+        // The size a source implies: a restore is never smaller than what it restores.
+        let sourceBytes = 0;
+        if (source?.kind === 'snapshot') {
+          const snap = await backend.snapshots.get(source.id);
+          if (!snap || snap.state !== 'ready') throw new NotFoundError(`snapshot ${source.id} does not exist`);
+          const from = await backend.volumes.get(snap.sourceVolumeId);
+          if (from && (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType))) {
+            throw new InvalidArgumentError(`snapshot ${source.id} holds a ${describeShape(from)} volume; it cannot be restored as ${describeShape(shape)}`);
+          }
+          sourceBytes = snap.sizeBytes;
+        } else if (source?.kind === 'volume') {
+          const from = await backend.volumes.get(source.id);
+          if (!from || from.state !== 'ready') throw new NotFoundError(`source volume ${source.id} does not exist`);
+          if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
+            throw new InvalidArgumentError(`volume ${source.id} is a ${describeShape(from)} volume; it cannot be cloned as ${describeShape(shape)}`);
+          }
+          sourceBytes = from.capacityBytes;
+        }
+        if (range.limit > 0 && sourceBytes > range.limit) {
+          throw new OutOfRangeError(`the source holds ${sourceBytes} bytes, more than limit_bytes ${range.limit}`);
+        }
+        const capacityBytes = await sizeFor(backend, range, shape, sourceBytes);
+
+        let rec = await backend.volumes.byName(name);
+        if (rec) {
+          const fits =
+            rec.capacityBytes >= range.required &&
+            (range.limit === 0 || rec.capacityBytes <= range.limit) &&
+            rec.accessType === shape.accessType &&
+            rec.fsType === shape.fsType &&
+            sameSource(rec.source, source);
+          if (rec.state === 'ready') {
+            if (!fits) throw new AlreadyExistsError(`volume "${name}" already exists (${rec.id}) with a different size, type or source`);
+            return { volume: toWireVolume(rec) };
+          }
+          if (!fits) {
+            // A create that crashed halfway and is now retried differently: undo it, then start over.
+            ctx.log.info({ volumeId: rec.id, name }, 'rolling back a half-created volume');
+            await backend.deleteVolume(rec, opCtx(ctx, secrets));
+            await backend.volumes.remove(rec.id);
+            rec = undefined;
+          }
+        }
+        if (!rec) {
+          rec = {
+            id: backend.newVolumeId(),
+            name,
+            state: 'creating',
+            capacityBytes,
+            accessType: shape.accessType,
+            fsType: shape.fsType,
+            accessModes: caps.map((c) => c.accessMode),
+            parameters,
+            ...(source ? { source } : {}),
+            accessibleTopology: topology,
+            volumeContext: {},
+            publishedNodes: [],
+            createdAt: new Date().toISOString(),
+          };
+          // The reservation is durable before any storage exists, so a crash never orphans storage.
+          await backend.volumes.put(rec, true);
+        }
+        const done = rec;
+        await inflight.with([volumeKey(done.id)], async () => {
+          await backend.createVolume(done, opCtx(ctx, secrets));
+          done.state = 'ready';
+          await backend.volumes.put(done, true);
+        });
+        ctx.log.info({ volumeId: done.id, name, capacityBytes: done.capacityBytes }, 'volume created');
+        return { volume: toWireVolume(done) };
+      });
+    },
+
+    async DeleteVolume(req, ctx) {
+      const id = requireIdentifier('volume_id', req.volume_id);
+      return inflight.with([volumeKey(id)], async () => {
+        const rec = await backend.volumes.get(id);
+        if (!rec) return {};
+        return inflight.with([volumeNameKey(rec.name)], async () => {
+          const busy = await backend.volumeInUse(rec);
+          if (busy) throw new FailedPreconditionError(busy);
+          await backend.deleteVolume(rec, opCtx(ctx, req.secrets ?? {}));
+          await backend.volumes.remove(id);
+          ctx.log.info({ volumeId: id, name: rec.name }, 'volume deleted');
+          return {};
+        });
+      });
+    },
+
+    async ValidateVolumeCapabilities(req) {
+      const id = requireIdentifier('volume_id', req.volume_id);
+      const caps = parseCapabilities('volume_capabilities', req.volume_capabilities as WireCapability[]);
+      const parameters = requireStringMap('parameters', req.parameters);
+      const rec = await readyVolume(id);
+      for (const cap of caps) {
+        const why =
+          backend.unsupportedCapability(cap) ??
+          (cap.accessType !== rec.accessType
+            ? `volume ${id} is a ${rec.accessType} volume, not ${cap.accessType}`
+            : cap.accessType === 'mount' && cap.fsType !== '' && cap.fsType !== (rec.fsType || 'btrfs')
+              ? `volume ${id} has fs type ${rec.fsType || 'btrfs'}, not ${cap.fsType}`
+              : undefined);
+        if (why) return { message: why };
+      }
+      return {
+        confirmed: {
+          volume_context: req.volume_context ?? {},
+          volume_capabilities: req.volume_capabilities,
+          parameters,
+          mutable_parameters: req.mutable_parameters ?? {},
+        },
+      };
+    },
+
+    async ListVolumes(req) {
+      const all = (await backend.volumes.list()).filter((v) => v.state === 'ready');
+      const { page, nextToken } = paginate(all, req.starting_token ?? '', Number(req.max_entries ?? 0));
+      const entries = [];
+      for (const rec of page) entries.push({ volume: toWireVolume(rec), status: await volumeStatus(rec) });
+      return { entries, next_token: nextToken };
+    },
+
+    async ControllerGetVolume(req) {
+      const id = requireIdentifier('volume_id', req.volume_id);
+      const rec = await readyVolume(id);
+      return { volume: toWireVolume(rec), status: await volumeStatus(rec) };
+    },
+
+    async GetCapacity(req) {
+      const caps = (req.volume_capabilities ?? []).map((c, i) => parseCapability(`volume_capabilities[${i}]`, c as WireCapability));
+      if (caps.some((c) => backend.unsupportedCapability(c))) return { available_capacity: 0 };
+      const parameters = requireStringMap('parameters', req.parameters);
+      backend.checkParameters(parameters, 'volume');
+      const segments = req.accessible_topology?.segments;
+      if (segments && Object.keys(segments).length > 0) {
+        const mine = backend.nodeTopology();
+        if (!Object.entries(segments).every(([k, v]) => mine[k] === v)) return { available_capacity: 0 };
+      }
+      const c = await backend.capacity();
+      return {
+        available_capacity: c.availableBytes,
+        maximum_volume_size: { value: Math.min(c.maximumVolumeSize, c.availableBytes) },
+        minimum_volume_size: { value: c.minimumVolumeSize },
+      };
+    },
+
+    async ControllerExpandVolume(req, ctx) {
+      const id = requireIdentifier('volume_id', req.volume_id);
+      if (!req.capacity_range) throw new InvalidArgumentError('capacity_range is required');
+      const range = parseRange('capacity_range', req.capacity_range);
+      if (range.required === 0 && range.limit === 0) throw new InvalidArgumentError('capacity_range must set required_bytes or limit_bytes');
+      return inflight.with([volumeKey(id)], async () => {
+        const rec = await readyVolume(id);
+        if (req.volume_capability) {
+          const cap = parseCapability('volume_capability', req.volume_capability as WireCapability);
+          if (cap.accessType !== rec.accessType) throw new InvalidArgumentError(`volume ${id} is a ${rec.accessType} volume, not ${cap.accessType}`);
+        }
+        const wanted = await sizeFor(backend, range, rec);
+        if (wanted <= rec.capacityBytes) {
+          return { capacity_bytes: rec.capacityBytes, node_expansion_required: false };
+        }
+        const { nodeExpansionRequired } = await backend.expandVolume(rec, wanted, opCtx(ctx, req.secrets ?? {}));
+        rec.capacityBytes = wanted;
+        await backend.volumes.put(rec, true);
+        ctx.log.info({ volumeId: id, capacityBytes: wanted }, 'volume expanded');
+        return { capacity_bytes: wanted, node_expansion_required: nodeExpansionRequired };
+      });
+    },
+
+    async CreateSnapshot(req, ctx) {
+      const name = requireIdentifier('name', req.name);
+      const sourceId = requireIdentifier('source_volume_id', req.source_volume_id);
+      const parameters = requireStringMap('parameters', req.parameters);
+      backend.checkParameters(parameters, 'snapshot');
+      return inflight.with([snapshotNameKey(name), volumeKey(sourceId)], async () => {
+        let snap = await backend.snapshots.byName(name);
+        if (snap && snap.sourceVolumeId !== sourceId) {
+          throw new AlreadyExistsError(`snapshot "${name}" already exists (${snap.id}) for another volume (${snap.sourceVolumeId})`);
+        }
+        if (snap?.state === 'ready') return { snapshot: toWireSnapshot(snap) };
+        const source = await readyVolume(sourceId);
+        if (!snap) {
+          snap = {
+            id: backend.newSnapshotId(),
+            name,
+            state: 'creating',
+            sourceVolumeId: sourceId,
+            sizeBytes: source.capacityBytes,
+            createdAt: new Date().toISOString(),
+            parameters,
+          };
+          await backend.snapshots.put(snap, true);
+        }
+        const { sizeBytes } = await backend.createSnapshot(snap, source, opCtx(ctx, req.secrets ?? {}));
+        snap.sizeBytes = sizeBytes;
+        snap.state = 'ready';
+        await backend.snapshots.put(snap, true);
+        ctx.log.info({ snapshotId: snap.id, name, sourceVolumeId: sourceId }, 'snapshot created');
+        return { snapshot: toWireSnapshot(snap) };
+      });
+    },
+
+    async DeleteSnapshot(req, ctx) {
+      const id = requireIdentifier('snapshot_id', req.snapshot_id);
+      return inflight.with([snapshotKey(id)], async () => {
+        const snap = await backend.snapshots.get(id);
+        if (!snap) return {};
+        await inflight.with([snapshotNameKey(snap.name)], async () => {
+          await backend.deleteSnapshot(snap, opCtx(ctx, req.secrets ?? {}));
+          await backend.snapshots.remove(id);
+        });
+        ctx.log.info({ snapshotId: id }, 'snapshot deleted');
+        return {};
+      });
+    },
+
+    async ListSnapshots(req) {
+      let all = (await backend.snapshots.list()).filter((s) => s.state === 'ready');
+      if (req.snapshot_id) all = all.filter((s) => s.id === req.snapshot_id);
+      if (req.source_volume_id) all = all.filter((s) => s.sourceVolumeId === req.source_volume_id);
+      const { page, nextToken } = paginate(all, req.starting_token ?? '', Number(req.max_entries ?? 0));
+      return { entries: page.map((s) => ({ snapshot: toWireSnapshot(s) })), next_token: nextToken };
+    },
+
+    async GetSnapshot(req) {
+      const id = requireIdentifier('snapshot_id', req.snapshot_id);
+      const snap = await backend.snapshots.get(id);
+      if (!snap || snap.state !== 'ready') throw new NotFoundError(`snapshot ${id} does not exist`);
+      return { snapshot: toWireSnapshot(snap) };
+    },
+  };
+}
+
+function describeShape(s: { accessType: string; fsType: string }): string {
+  return s.accessType === 'block' ? 'raw block' : `${s.fsType || 'btrfs'} filesystem`;
+}
+

@@ -1,0 +1,31 @@
+import type { IdentityService } from '../csi/server.js';
+import type { Backend } from './backends/backend.js';
+
+export interface IdentityDeps {
+  driverName: string;
+  version: string;
+  backend: Backend;
+  servesController: boolean;
+}
+
+/** The CSI Identity service: who we are, what we can do, and whether we are ready. */
+export function identityService({ driverName, version, backend, servesController }: IdentityDeps): IdentityService {
+  return {
+    async GetPluginInfo() {
+      return { name: driverName, vendor_version: version, manifest: { backend: backend.kind } };
+    },
+
+    async GetPluginCapabilities() {
+      const capabilities: object[] = [
+        { service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } },
+        { volume_expansion: { type: 'ONLINE' } },
+      ];
+      if (servesController) capabilities.unshift({ service: { type: 'CONTROLLER_SERVICE' } });
+      return { capabilities };
+    },
+
+    async Probe() {
+      return { ready: { value: await backend.ready() } };
+    },
+  };
+}

@@ -1,0 +1,266 @@
+/**
+ * Runs the real driver (`node bin/stowage.js driver --backend local ...`) as a child process on a
+ * private temp dir, the way a CO would: a unix socket, a node ID, a small sparse pool. Tests talk
+ * to it only through CsiClient, and see the kernel's state only through /proc and /sys.
+ *
+ * cleanup() leaves nothing behind even after a failed test: it stops the process, unmounts
+ * everything under the temp dir, detaches the loop devices whose backing files are in it (never
+ * anyone else's), releases the pool and removes the dir.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { CsiClient } from '../../src/csi/client.js';
+import { releasePool } from '../../src/driver/backends/local/pool-release.js';
+import { detachIfOurs, isUnder, leftovers, loopsUnder, mountsUnder, unmount } from './host-state.js';
+
+export interface TestDriverOptions {
+  /** Default 'test-node'. */
+  nodeId?: string;
+  /** --local-pool-size; default 4Gi (sparse: costs nothing until written). */
+  poolSize?: string;
+  /** --log-level; default 'info'. */
+  logLevel?: string;
+  /** Serve Prometheus metrics on a free 127.0.0.1 port. */
+  metrics?: boolean;
+  /** Extra command-line arguments (e.g. ['--controller']). */
+  args?: string[];
+  /** How long to wait for Probe to say ready. Default 60 s. */
+  readyTimeoutMs?: number;
+  /** Prefix of the temp dir name. */
+  prefix?: string;
+}
+
+export interface TestDriver {
+  /** A client on the driver's socket (a fresh one after restart()). */
+  readonly client: CsiClient;
+  /** unix:///.../csi.sock */
+  readonly endpoint: string;
+  readonly socketPath: string;
+  /** The private temp dir holding everything of this driver. */
+  readonly dir: string;
+  /** --local-dir (the pool: dir/local/pool.img mounted on dir/local/pool). */
+  readonly localDir: string;
+  readonly nodeId: string;
+  /** host:port of the metrics endpoint, when asked for. */
+  readonly metricsAddress: string | undefined;
+  /** pid of the running driver process (undefined when stopped). */
+  readonly pid: number | undefined;
+  /** A directory for staging (created, as the CO must). */
+  stagingDir(name: string): string;
+  /** A publish target path; its parent exists, the path itself does not (the SP creates it). */
+  targetDir(name: string): string;
+  /** Everything the driver printed on stdout and stderr so far, across restarts. */
+  logs(): string;
+  /** Sends signal (default SIGTERM) and waits for the process to exit; SIGKILL after 40 s. */
+  stop(opts?: { signal?: NodeJS.Signals }): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL, as a crash would. */
+  kill9(): Promise<void>;
+  /** Stops the process if it runs, starts it again with the same arguments, waits for ready. */
+  restart(): Promise<void>;
+  /** Stops, unmounts, detaches, releases the pool, removes the dir. Idempotent. */
+  cleanup(): Promise<void>;
+}
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+/** The checkout root: the directory holding bin/stowage.js (from src or from dist/test/support). */
+function repoRoot(): string {
+  for (let dir = here; dir !== dirname(dir); dir = dirname(dir)) {
+    if (existsSync(join(dir, 'bin', 'stowage.js')) && existsSync(join(dir, 'package.json'))) return dir;
+  }
+  throw new Error(`cannot find bin/stowage.js above ${here}`);
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolvePort(port));
+    });
+  });
+}
+
+/** Whether the tests can do what they need: root (mounts, loop devices). */
+export const needsRoot = process.getuid?.() !== 0 ? 'needs root (loop devices, mounts)' : false;
+
+export async function startTestDriver(opts: TestDriverOptions = {}): Promise<TestDriver> {
+  const dir = await mkdtemp(join(tmpdir(), opts.prefix ?? 'stowage-t-'));
+  const localDir = join(dir, 'local');
+  const socketPath = join(dir, 'csi.sock');
+  const endpoint = `unix://${socketPath}`;
+  const nodeId = opts.nodeId ?? 'test-node';
+  const metricsAddress = opts.metrics ? `127.0.0.1:${await freePort()}` : undefined;
+  const bin = join(repoRoot(), 'bin', 'stowage.js');
+  const args = [
+    bin,
+    'driver',
+    '--backend',
+    'local',
+    '--endpoint',
+    endpoint,
+    '--node-id',
+    nodeId,
+    '--local-dir',
+    localDir,
+    '--local-pool-size',
+    opts.poolSize ?? '4Gi',
+    '--log-level',
+    opts.logLevel ?? 'info',
+    ...(metricsAddress ? ['--metrics-address', metricsAddress] : []),
+    ...(opts.args ?? []),
+  ];
+  const output: string[] = [];
+  const echo = process.env['STOWAGE_TEST_DRIVER_LOGS'] === '1';
+  let child: ChildProcess | undefined;
+  let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({ code: null, signal: null });
+  let client: CsiClient | undefined;
+  let cleanedUp = false;
+
+  function spawnDriver(): void {
+    const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = proc;
+    const keep = (chunk: Buffer) => {
+      output.push(chunk.toString('utf8'));
+      if (echo) process.stderr.write(chunk);
+    };
+    proc.stdout?.on('data', keep);
+    proc.stderr?.on('data', keep);
+    exited = new Promise((resolveExit) => {
+      proc.once('exit', (code, signal) => {
+        if (child === proc) child = undefined;
+        resolveExit({ code, signal });
+      });
+    });
+  }
+
+  async function waitReady(): Promise<void> {
+    const timeoutMs = opts.readyTimeoutMs ?? 60_000;
+    const deadline = Date.now() + timeoutMs;
+    client?.close();
+    client = new CsiClient(endpoint, { timeoutMs: 120_000 });
+    let lastError = '';
+    while (Date.now() < deadline) {
+      if (!child) throw new Error(`the driver exited before it was ready:\n${tail()}`);
+      if (existsSync(socketPath)) {
+        try {
+          const probe = await client.identity.Probe({}, { timeoutMs: 5_000 });
+          if (probe.ready?.value === true) return;
+          lastError = 'Probe: ready=false';
+        } catch (e) {
+          lastError = (e as Error).message;
+        }
+      }
+      await sleep(100);
+    }
+    throw new Error(`the driver was not ready within ${timeoutMs} ms (${lastError}):\n${tail()}`);
+  }
+
+  function tail(): string {
+    return output.join('').split('\n').slice(-40).join('\n');
+  }
+
+  async function stop(o: { signal?: NodeJS.Signals } = {}) {
+    const proc = child;
+    if (!proc) return exited;
+    proc.kill(o.signal ?? 'SIGTERM');
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 40_000);
+    try {
+      return await exited;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async function cleanup(): Promise<void> {
+    if (cleanedUp) return;
+    cleanedUp = true;
+    client?.close();
+    await stop().catch(() => undefined);
+    const poolRoot = join(localDir, 'pool');
+    const problems: string[] = [];
+    const note = (what: string) => (e: unknown) => problems.push(`${what}: ${(e as Error).message}`);
+    for (let round = 0; round < 3; round++) {
+      // 1. Everything mounted under dir except the pool itself, deepest and newest first.
+      const mounts = mountsUnder(dir)
+        .filter((m) => m.mountPoint !== poolRoot && isUnder(m.mountPoint, dir))
+        .sort((a, b) => b.mountPoint.split('/').length - a.mountPoint.split('/').length || b.mountId - a.mountId);
+      for (const m of mounts) await unmount(m.mountPoint).catch(note(`umount ${m.mountPoint}`));
+      // 2. Volume loop devices (their files live in the pool, which can't be unmounted while they're bound).
+      for (const l of loopsUnder(dir).filter((l) => l.backingFile !== join(localDir, 'pool.img'))) {
+        await detachIfOurs(l.device, dir).catch(note(`detach ${l.device}`));
+      }
+      // 3. The pool: unmount it and detach its loop device.
+      if (existsSync(localDir)) await releasePool(localDir).catch(note('releasePool'));
+      for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir).catch(note(`detach ${l.device}`));
+      if (leftovers(dir).length === 0) break;
+      await sleep(200 * (round + 1));
+    }
+    const left = leftovers(dir);
+    if (left.length > 0) {
+      // Never rm -rf through a mount: it would delete data that is not ours to delete.
+      throw new Error(`cleanup of ${dir} left ${left.join('; ')}${problems.length ? ` (${problems.join('; ')})` : ''}`);
+    }
+    await rm(dir, { recursive: true, force: true });
+  }
+
+  spawnDriver();
+  try {
+    await waitReady();
+  } catch (e) {
+    await cleanup().catch(() => undefined);
+    throw e;
+  }
+
+  return {
+    get client() {
+      if (!client) throw new Error('driver client is closed');
+      return client;
+    },
+    endpoint,
+    socketPath,
+    dir,
+    localDir,
+    nodeId,
+    metricsAddress,
+    get pid() {
+      return child?.pid;
+    },
+    stagingDir(name: string) {
+      const p = join(dir, 'staging', name);
+      mkdirSync(p, { recursive: true });
+      return p;
+    },
+    targetDir(name: string) {
+      const parent = join(dir, 'target');
+      mkdirSync(parent, { recursive: true });
+      return join(parent, name);
+    },
+    logs: () => output.join(''),
+    stop,
+    async kill9() {
+      await stop({ signal: 'SIGKILL' });
+    },
+    async restart() {
+      await stop();
+      spawnDriver();
+      await waitReady();
+    },
+    cleanup,
+  };
+}
+
+/** Fails if any mount or loop device still refers to dir. */
+export function assertNoLeftovers(dir: string): void {
+  const left = leftovers(resolve(dir));
+  assert.deepEqual(left, [], `mounts or loop devices of ${dir} remain`);
+}
