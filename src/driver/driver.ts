@@ -1,7 +1,8 @@
 import { pino, type Logger } from 'pino';
 import type { Server } from 'node:http';
 import { UnavailableError } from '../csi/errors.js';
-import { startCsiServer } from '../csi/server.js';
+import { startCsiServer, type CallContext } from '../csi/server.js';
+import { runWithRequestLog } from '../log/request-log.js';
 import type { Backend } from './backends/backend.js';
 import { LocalBackend } from './backends/local/local-backend.js';
 import { controllerService } from './controller.js';
@@ -58,8 +59,8 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     logger: log,
     onCall: ({ method, code, seconds }) => metrics.observe(method, code, seconds),
     identity: identityService({ driverName: opts.driverName, version: DRIVER_VERSION, backend, servesController: opts.controller }),
-    ...(opts.controller ? { controller: controllerService({ backend, inflight }) } : {}),
-    ...(opts.node ? { node: nodeService({ backend, inflight, ownPaths: [opts.localDir] }) } : {}),
+    ...(opts.controller ? { controller: withRequestLogs(controllerService({ backend, inflight })) } : {}),
+    ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, ownPaths: [opts.localDir] })) } : {}),
   });
   log.info({ endpoint: opts.endpoint, controller: opts.controller, node: opts.node }, 'CSI socket ready');
 
@@ -92,6 +93,16 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       log.info('driver stopped');
     },
   };
+}
+
+/** Runs every handler of a service with its call's logger as the request log (see log/request-log.ts). */
+function withRequestLogs<S extends object>(service: S): S {
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, handler] of Object.entries(service)) {
+    const h = handler as (req: unknown, ctx: CallContext) => Promise<unknown>;
+    wrapped[name] = (req: unknown, ctx: CallContext) => runWithRequestLog(ctx.log, () => h(req, ctx));
+  }
+  return wrapped as S;
 }
 
 /** A Backend whose every use answers UNAVAILABLE until the real one is open. */

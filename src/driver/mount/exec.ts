@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
+import { requestLog } from '../../log/request-log.js';
 
 export interface RunOptions {
   /** Kill the command after this long (default 60 s). */
@@ -118,7 +119,7 @@ export class ExecRunner implements CommandRunner {
         clearTimeout(termTimer);
         clearTimeout(killTimer);
         const exitCode = spawnError ? null : code;
-        this.logger.debug(
+        requestLog(this.logger).debug(
           { cmd, args: shownArgs, durationMs: Math.round(performance.now() - started), exitCode, timedOut },
           'exec',
         );
