@@ -1,14 +1,14 @@
 import { pino, type Logger } from 'pino';
 import type { Server } from 'node:http';
 import { UnavailableError } from '../csi/errors.js';
-import { startCsiServer, type CallContext } from '../csi/server.js';
+import { startCsiServer, type CallContext, type CallInfo } from '../csi/server.js';
 import { runWithRequestLog } from '../log/request-log.js';
 import type { Backend } from './backends/backend.js';
 import { LocalBackend } from './backends/local/local-backend.js';
 import { controllerService } from './controller.js';
 import { identityService } from './identity.js';
 import { InFlight } from './inflight.js';
-import { DriverMetrics } from './metrics.js';
+import type { DriverMetrics } from './metrics.js';
 import { ExecRunner } from './mount/exec.js';
 import { LoopDevices } from './mount/loop.js';
 import { Mounter } from './mount/mount.js';
@@ -48,7 +48,12 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   const runner = new ExecRunner(log);
   const mounter = new Mounter(runner);
   const loops = new LoopDevices();
-  const metrics = new DriverMetrics(opts.driverName);
+  // prom-client costs ~7 MB of resident memory: load it only when metrics are asked for.
+  let metrics: DriverMetrics | undefined;
+  if (opts.metricsAddress) {
+    const { DriverMetrics } = await import('./metrics.js');
+    metrics = new DriverMetrics(opts.driverName);
+  }
   const inflight = new InFlight();
 
   let opened: Backend | undefined;
@@ -57,7 +62,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   const server = await startCsiServer({
     endpoint: opts.endpoint,
     logger: log,
-    onCall: ({ method, code, seconds }) => metrics.observe(method, code, seconds),
+    ...(metrics ? { onCall: ({ method, code, seconds }: CallInfo) => metrics.observe(method, code, seconds) } : {}),
     identity: identityService({ driverName: opts.driverName, version: DRIVER_VERSION, backend, servesController: opts.controller }),
     ...(opts.controller ? { controller: withRequestLogs(controllerService({ backend, inflight })) } : {}),
     ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, ownPaths: [opts.localDir] })) } : {}),
@@ -65,7 +70,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   log.info({ endpoint: opts.endpoint, controller: opts.controller, node: opts.node }, 'CSI socket ready');
 
   let metricsServer: Server | undefined;
-  if (opts.metricsAddress) {
+  if (metrics && opts.metricsAddress) {
     metricsServer = await metrics.listen(opts.metricsAddress);
     log.info({ address: opts.metricsAddress }, 'metrics served at /metrics');
   }

@@ -17,6 +17,9 @@ export interface HostMount {
   fsType: string;
   source: string;
   readonly: boolean;
+  /** Per-mount options and the filesystem's own (super) options. */
+  options: string[];
+  superOptions: string[];
 }
 
 export interface HostLoop {
@@ -44,6 +47,8 @@ export function hostMounts(): HostMount[] {
         readonly: (f[5] ?? '').split(',').includes('ro'),
         fsType: r[0] ?? '',
         source: unescape(r[1] ?? ''),
+        options: (f[5] ?? '').split(','),
+        superOptions: (r[2] ?? '').split(','),
       };
     });
 }
@@ -76,6 +81,11 @@ export function mountsUnder(dir: string): HostMount[] {
 /** Loop devices whose backing file is inside dir. */
 export function loopsUnder(dir: string): HostLoop[] {
   return hostLoops().filter((l) => isUnder(l.backingFile, dir));
+}
+
+/** How many mounts are stacked on path (more than one means a publish or stage was repeated). */
+export function mountCount(path: string): number {
+  return hostMounts().filter((m) => m.mountPoint === path).length;
 }
 
 export function mountAt(path: string): HostMount | undefined {

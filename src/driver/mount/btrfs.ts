@@ -320,8 +320,9 @@ export async function syncFilesystem(path: string): Promise<void> {
 
 /**
  * Creates dstFile sharing srcFile's extents (FICLONE): instant, no data copied.
- * Fails (EOPNOTSUPP, EXDEV, EINVAL) where the filesystem cannot reflink, and
- * with EEXIST if dstFile exists; a failed attempt leaves no dstFile behind.
+ * Fails where the filesystem cannot reflink (EXDEV, EINVAL, or EOPNOTSUPP,
+ * which Node and SyscallError name 'ENOTSUP'), and with EEXIST if dstFile
+ * exists; a failed attempt leaves no dstFile behind.
  */
 export async function reflinkCopy(srcFile: string, dstFile: string): Promise<void> {
   const src = open(srcFile, O.RDONLY);

@@ -102,6 +102,29 @@ export async function checkFilesystem(
   return exitCode === 0 ? 'clean' : 'fixed';
 }
 
+/**
+ * Whether an ext* filesystem is smaller than its device by at least one block group (what
+ * resize2fs can add). Reads the superblock with dumpe2fs, which works mounted or not.
+ */
+export async function extGrowthPending(device: string, runner: CommandRunner): Promise<boolean> {
+  const { stdout } = await runner.run('dumpe2fs', ['-h', absolute(device)], { timeoutMs: FSCK_TIMEOUT_MS });
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(stdout)?.[1] ?? NaN);
+  const blockSize = field('Block size');
+  const fsBytes = field('Block count') * blockSize;
+  if (!Number.isFinite(fsBytes)) throw new Error(`dumpe2fs gave no block count for ${device}`);
+  return (await blockDeviceSize(device)) - fsBytes >= blockSize * field('Blocks per group');
+}
+
+/**
+ * Grows an unmounted ext* filesystem to fill its device (a volume expanded or restored into a
+ * larger size while not staged). Offline growth needs no CAP_SYS_RESOURCE, unlike online growth.
+ */
+export async function growUnmountedExt(device: string, runner: CommandRunner): Promise<void> {
+  // resize2fs insists on a forced check first, so that it never moves a damaged filesystem.
+  await runner.run('e2fsck', ['-f', '-p', absolute(device)], { okExitCodes: [0, 1, 2], timeoutMs: FSCK_TIMEOUT_MS });
+  await runner.run('resize2fs', [absolute(device)], { timeoutMs: GROW_TIMEOUT_MS });
+}
+
 /** Grows a mounted filesystem to fill its (already grown) device. */
 export async function growFilesystem(
   device: string,

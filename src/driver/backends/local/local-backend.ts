@@ -19,12 +19,15 @@ import {
   setQgroupLimit,
   snapshotSubvolume,
 } from '../../mount/btrfs.js';
+import { CAP_SYS_RESOURCE, hasCapability } from '../../mount/capabilities.js';
 import type { CommandRunner } from '../../mount/exec.js';
 import {
   blockDeviceSize,
   checkFilesystem,
   filesystemStats,
   growFilesystem,
+  extGrowthPending,
+  growUnmountedExt,
   makeFilesystem,
   probeFilesystem,
 } from '../../mount/filesystem.js';
@@ -346,14 +349,17 @@ export class LocalBackend implements Backend {
       throw new FailedPreconditionError(`volume ${volume.id} holds a ${found} filesystem, not ${volume.fsType}; refusing to reformat it`);
     } else {
       await checkFilesystem(device, found, this.opts.runner);
+      // An image grown while unstaged (expansion, or a restore into a larger volume): grow ext4
+      // now, offline, which needs no CAP_SYS_RESOURCE. xfs can only grow mounted, below.
+      if (found === 'ext4' && !readonly && (await extGrowthPending(device, this.opts.runner))) {
+        await growUnmountedExt(device, this.opts.runner);
+      }
     }
     const flags = readonly ? ['ro', ...capability.mountFlags] : capability.mountFlags;
     await this.opts.mounter.mount(device, stagingPath, volume.fsType, flags);
-    // A volume restored or cloned into a larger size carries the smaller filesystem: grow it now.
-    const fs = await filesystemStats(stagingPath);
-    const deviceBytes = await blockDeviceSize(device);
-    if (!readonly && deviceBytes - fs.totalBytes > 8 * MiB) {
-      await growFilesystem(device, stagingPath, volume.fsType, this.opts.runner);
+    if (volume.fsType === 'xfs' && !readonly) {
+      // xfs grows only while mounted; a no-op when the filesystem already fills the device.
+      await growFilesystem(device, stagingPath, 'xfs', this.opts.runner);
     }
   }
 
@@ -422,6 +428,15 @@ export class LocalBackend implements Backend {
     const [device] = await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage));
     if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
     await this.opts.loops.refreshCapacity(device);
+    if (volume.fsType === 'ext4') {
+      if (!(await extGrowthPending(device, this.opts.runner))) return { capacityBytes: await blockDeviceSize(device) };
+      if (!(await hasCapability(CAP_SYS_RESOURCE))) {
+        throw new FailedPreconditionError(
+          'growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE, which the driver lacks; the device has grown ' +
+            'and the filesystem will grow when the volume is next staged',
+        );
+      }
+    }
     if (volume.accessType === 'mount') {
       const mountpoint = (await this.opts.mounter.isMountPoint(volumePath)) || !stagingPath ? volumePath : stagingPath;
       await growFilesystem(device, mountpoint, volume.fsType, this.opts.runner);

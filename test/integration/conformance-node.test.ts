@@ -1,0 +1,379 @@
+/**
+ * CSI Node service against the real driver process: stage/publish and their reverses, idempotency,
+ * read-only, access modes, stats, path safety, and a driver crash in the middle of it all.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { existsSync, lstatSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import type { VolumeCapabilityInput } from '../../src/csi/types.js';
+import { blockCap, expectCode, expectOkOr, MiB, mountCap, status, TOPOLOGY_KEY, uniqueName, writeSynced } from '../support/csi-helpers.js';
+import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
+import { loopsUnder, mountAt, mountCount } from '../support/host-state.js';
+
+const run = promisify(execFile);
+
+async function writeFails(path: string): Promise<string | undefined> {
+  try {
+    await writeFile(path, 'x');
+    return undefined;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code;
+  }
+}
+
+describe('conformance: Node service', { skip: needsRoot }, () => {
+  let drv: TestDriver;
+  const node = () => drv.client.node;
+  const ctl = () => drv.client.controller;
+
+  async function create(cap: VolumeCapabilityInput = mountCap(), bytes = 32 * MiB): Promise<string> {
+    const res = await ctl().CreateVolume({ name: uniqueName('nvol'), volume_capabilities: [cap], capacity_range: { required_bytes: bytes } });
+    return res.volume!.volume_id;
+  }
+
+  /** Loop devices of volume images (everything under the temp dir but the pool's own). */
+  function volumeLoops(): string[] {
+    return loopsUnder(drv.dir)
+      .filter((l) => !l.backingFile.endsWith('/pool.img'))
+      .map((l) => l.device);
+  }
+
+  before(async () => {
+    drv = await startTestDriver({ prefix: 'stowage-node-' });
+  });
+
+  after(async () => {
+    await drv?.cleanup();
+  });
+
+  it('NodeGetCapabilities lists exactly what is implemented', async () => {
+    const { capabilities } = await node().NodeGetCapabilities({});
+    assert.deepEqual(capabilities.map((c) => c.rpc?.type).sort(), [
+      'EXPAND_VOLUME',
+      'GET_VOLUME_STATS',
+      'SINGLE_NODE_MULTI_WRITER',
+      'STAGE_UNSTAGE_VOLUME',
+      'VOLUME_CONDITION',
+    ]);
+  });
+
+  it('NodeGetInfo: node id, topology and a volume limit', async () => {
+    const info = await node().NodeGetInfo({});
+    assert.equal(info.node_id, drv.nodeId);
+    assert.deepEqual(info.accessible_topology?.segments, { [TOPOLOGY_KEY]: drv.nodeId });
+    assert.ok(info.max_volumes_per_node > 0);
+  });
+
+  for (const fsType of ['', 'ext4']) {
+    it(`${fsType || 'btrfs'}: stage and publish 10× are idempotent (one mount each), the reverses remove everything`, async () => {
+      const cap = mountCap(fsType);
+      const id = await create(cap);
+      const staging = drv.stagingDir(uniqueName('stg'));
+      const target = drv.targetDir(uniqueName('tgt'));
+      for (let i = 0; i < 10; i++) await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: cap });
+      assert.equal(mountCount(staging), 1, 'staging path mounted exactly once');
+      for (let i = 0; i < 10; i++) {
+        await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: cap, readonly: false });
+      }
+      assert.equal(mountCount(target), 1, 'target mounted exactly once');
+      assert.ok(lstatSync(target).isDirectory(), 'the driver creates the target directory');
+      // The pod sees the volume: what it writes lands in the staged filesystem.
+      await writeFile(join(target, 'hello'), 'from the pod');
+      assert.equal(await readFile(join(staging, 'hello'), 'utf8'), 'from the pod');
+
+      for (let i = 0; i < 3; i++) await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
+      assert.equal(mountCount(target), 0);
+      assert.equal(existsSync(target), false, 'NodeUnpublishVolume removes the target it created');
+      for (let i = 0; i < 3; i++) await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+      assert.equal(mountCount(staging), 0, 'staging path unmounted');
+      assert.deepEqual(volumeLoops(), [], 'no loop device left attached');
+      await ctl().DeleteVolume({ volume_id: id });
+    });
+  }
+
+  it('publish before stage → FAILED_PRECONDITION, and nothing is mounted', async () => {
+    for (const cap of [mountCap(), mountCap('ext4'), blockCap()]) {
+      const id = await create(cap);
+      const staging = drv.stagingDir(uniqueName('never-staged'));
+      const target = drv.targetDir(uniqueName('tgt'));
+      await expectCode(
+        node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: cap }),
+        status.FAILED_PRECONDITION,
+        `publish unstaged ${JSON.stringify(cap)}`,
+      );
+      assert.equal(mountCount(target), 0);
+    }
+  });
+
+  it('publish without a staging_target_path → FAILED_PRECONDITION (spec: "Staging target path not set")', async () => {
+    const id = await create();
+    const target = drv.targetDir(uniqueName('tgt'));
+    await expectCode(
+      node().NodePublishVolume({ volume_id: id, target_path: target, volume_capability: mountCap() }),
+      status.FAILED_PRECONDITION,
+      'no staging path',
+    );
+  });
+
+  it('readonly publish: the pod cannot write; the same target read-write → ALREADY_EXISTS', async () => {
+    const id = await create();
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const target = drv.targetDir(uniqueName('ro'));
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap() });
+    await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap(), readonly: true });
+    assert.equal(await writeFails(join(target, 'x')), 'EROFS');
+    assert.equal(mountAt(target)?.readonly, true);
+    await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap(), readonly: true });
+    await expectCode(
+      node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap(), readonly: false }),
+      status.ALREADY_EXISTS,
+      'same target, now read-write',
+    );
+    assert.equal(await writeFails(join(staging, 'y')), undefined, 'the staging mount itself stays writable');
+    await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+  });
+
+  it('SINGLE_NODE_READER_ONLY volumes are mounted read-only; mount flags are applied', async () => {
+    const ro = mountCap('ext4', 'SINGLE_NODE_READER_ONLY');
+    const id = await create(mountCap('ext4'));
+    // Format it once read-write (a blank volume can't be mounted read-only).
+    const s0 = drv.stagingDir(uniqueName('fmt'));
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: s0, volume_capability: mountCap('ext4', 'SINGLE_NODE_WRITER', ['noatime']) });
+    assert.ok(mountAt(s0)?.options.includes('noatime'), `noatime requested: ${mountAt(s0)?.options.join(',')}`);
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: s0 });
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const target = drv.targetDir(uniqueName('tgt'));
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: ro });
+    await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: ro, readonly: false });
+    assert.equal(await writeFails(join(target, 'x')), 'EROFS');
+    await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+  });
+
+  it('SINGLE_NODE_SINGLE_WRITER: a second target → FAILED_PRECONDITION; SINGLE_NODE_MULTI_WRITER allows it', async () => {
+    const snsw = mountCap('', 'SINGLE_NODE_SINGLE_WRITER');
+    const id = await create(snsw);
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const t1 = drv.targetDir(uniqueName('t1'));
+    const t2 = drv.targetDir(uniqueName('t2'));
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: snsw });
+    await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: t1, volume_capability: snsw });
+    await expectCode(
+      node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: t2, volume_capability: snsw }),
+      status.FAILED_PRECONDITION,
+      'second writer',
+    );
+    assert.equal(mountCount(t2), 0, 'nothing mounted at the refused target');
+    await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: t1, volume_capability: snsw });
+    await node().NodeUnpublishVolume({ volume_id: id, target_path: t1 });
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+
+    const snmw = mountCap('', 'SINGLE_NODE_MULTI_WRITER');
+    const id2 = await create(snmw);
+    const s2 = drv.stagingDir(uniqueName('stg'));
+    const a = drv.targetDir(uniqueName('a'));
+    const b = drv.targetDir(uniqueName('b'));
+    await node().NodeStageVolume({ volume_id: id2, staging_target_path: s2, volume_capability: snmw });
+    await node().NodePublishVolume({ volume_id: id2, staging_target_path: s2, target_path: a, volume_capability: snmw });
+    await node().NodePublishVolume({ volume_id: id2, staging_target_path: s2, target_path: b, volume_capability: snmw });
+    await writeFile(join(a, 'shared'), 'both see it');
+    assert.equal(await readFile(join(b, 'shared'), 'utf8'), 'both see it');
+    await node().NodeUnpublishVolume({ volume_id: id2, target_path: a });
+    await node().NodeUnpublishVolume({ volume_id: id2, target_path: b });
+    await node().NodeUnstageVolume({ volume_id: id2, staging_target_path: s2 });
+  });
+
+  it('a capability the volume does not have → FAILED_PRECONDITION (spec: exceeds capabilities)', async () => {
+    const id = await create(mountCap());
+    const staging = drv.stagingDir(uniqueName('stg'));
+    await expectCode(node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: blockCap() }), status.FAILED_PRECONDITION, 'block on mount volume');
+    await expectCode(node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap('xfs') }), status.FAILED_PRECONDITION, 'xfs on btrfs volume');
+    assert.equal(mountCount(staging), 0);
+  });
+
+  it('unknown volumes: stage/publish → NOT_FOUND; unstage/unpublish → OK or NOT_FOUND', async () => {
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const target = drv.targetDir(uniqueName('tgt'));
+    await expectCode(node().NodeStageVolume({ volume_id: 'fake-vol-id-1', staging_target_path: staging, volume_capability: mountCap() }), status.NOT_FOUND, 'stage');
+    await expectCode(
+      node().NodePublishVolume({ volume_id: 'fake-vol-id-1', staging_target_path: staging, target_path: target, volume_capability: mountCap() }),
+      status.NOT_FOUND,
+      'publish',
+    );
+    await expectOkOr(node().NodeUnpublishVolume({ volume_id: 'fake-vol-id-1', target_path: target }), [status.NOT_FOUND], 'unpublish');
+    await expectOkOr(node().NodeUnstageVolume({ volume_id: 'fake-vol-id-1', staging_target_path: staging }), [status.NOT_FOUND], 'unstage');
+    // A known volume that was never staged or published: OK (csi-sanity's cleanup does this).
+    const id = await create();
+    await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+  });
+
+  it('missing arguments → INVALID_ARGUMENT, checked before any lookup', async () => {
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const target = drv.targetDir(uniqueName('tgt'));
+    const id = 'fake-vol-id-2';
+    const cases: [string, () => Promise<unknown>][] = [
+      ['stage: no id', () => node().NodeStageVolume({ staging_target_path: staging, volume_capability: mountCap(), publish_context: { device: '/dev/mock' } })],
+      ['stage: no staging path', () => node().NodeStageVolume({ volume_id: id, volume_capability: mountCap() })],
+      ['stage: no capability', () => node().NodeStageVolume({ volume_id: id, staging_target_path: staging })],
+      ['publish: nothing', () => node().NodePublishVolume({})],
+      ['publish: no target', () => node().NodePublishVolume({ volume_id: id })],
+      ['publish: no capability', () => node().NodePublishVolume({ volume_id: id, target_path: target })],
+      ['publish: no capability (with staging)', () => node().NodePublishVolume({ volume_id: id, target_path: target, staging_target_path: staging })],
+      ['unpublish: nothing', () => node().NodeUnpublishVolume({})],
+      ['unpublish: no target', () => node().NodeUnpublishVolume({ volume_id: id })],
+      ['unstage: no id', () => node().NodeUnstageVolume({ staging_target_path: staging })],
+      ['unstage: no staging path', () => node().NodeUnstageVolume({ volume_id: id })],
+      ['stats: no id', () => node().NodeGetVolumeStats({ volume_path: 'some/path' })],
+      ['stats: no path', () => node().NodeGetVolumeStats({ volume_id: id })],
+    ];
+    for (const [what, call] of cases) await expectCode(call(), status.INVALID_ARGUMENT, what);
+    // The same with a real volume: still INVALID_ARGUMENT.
+    const real = await create();
+    await expectCode(node().NodeStageVolume({ volume_id: real, staging_target_path: staging }), status.INVALID_ARGUMENT, 'stage real volume, no capability');
+  });
+
+  it('path safety: system, relative, ".." and pool paths → INVALID_ARGUMENT', async () => {
+    const unknown = 'fake-vol-id-3';
+    const pool = join(drv.localDir, 'pool');
+    const bad = ['/', '/etc', '/var/', '/usr', '/proc', 'relative/path', `${drv.dir}/staging/../../../etc`, `${drv.dir}/../../etc`, drv.localDir, pool, join(pool, 'volumes'), join(pool, 'x')];
+    for (const p of bad) {
+      // An unknown volume: a driver that looked the volume up first would answer NOT_FOUND.
+      await expectCode(node().NodeStageVolume({ volume_id: unknown, staging_target_path: p, volume_capability: mountCap() }), status.INVALID_ARGUMENT, `stage at ${p}`);
+      await expectCode(
+        node().NodePublishVolume({ volume_id: unknown, staging_target_path: drv.stagingDir('s'), target_path: p, volume_capability: mountCap() }),
+        status.INVALID_ARGUMENT,
+        `publish at ${p}`,
+      );
+      await expectCode(node().NodeUnpublishVolume({ volume_id: unknown, target_path: p }), status.INVALID_ARGUMENT, `unpublish at ${p}`);
+      await expectCode(node().NodeUnstageVolume({ volume_id: unknown, staging_target_path: p }), status.INVALID_ARGUMENT, `unstage at ${p}`);
+    }
+    // Inside the pool with a real volume (harmless if the check were missing: it is our own dir).
+    const id = await create();
+    await expectCode(node().NodeStageVolume({ volume_id: id, staging_target_path: join(pool, 'x'), volume_capability: mountCap() }), status.INVALID_ARGUMENT, 'stage into the pool');
+    assert.equal(mountCount(join(pool, 'x')), 0);
+  });
+
+  it('NodeUnpublishVolume never deletes a file it did not create', async () => {
+    const id = await create();
+    const precious = join(drv.dir, 'target', uniqueName('precious'));
+    await mkdir(join(drv.dir, 'target'), { recursive: true });
+    await writeFile(precious, 'user data');
+    await expectOkOr(node().NodeUnpublishVolume({ volume_id: id, target_path: precious }), [status.FAILED_PRECONDITION, status.INVALID_ARGUMENT, status.NOT_FOUND], 'unpublish a path never published');
+    assert.equal(await readFile(precious, 'utf8'), 'user data', 'the file must survive');
+  });
+
+  it('NodeUnpublishVolume of one volume does not unmount another volume at that path', async () => {
+    const a = await create();
+    const b = await create();
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const target = drv.targetDir(uniqueName('b'));
+    await node().NodeStageVolume({ volume_id: b, staging_target_path: staging, volume_capability: mountCap() });
+    await node().NodePublishVolume({ volume_id: b, staging_target_path: staging, target_path: target, volume_capability: mountCap() });
+    await writeFile(join(target, 'b-data'), 'belongs to b');
+    await expectOkOr(node().NodeUnpublishVolume({ volume_id: a, target_path: target }), [status.FAILED_PRECONDITION, status.INVALID_ARGUMENT, status.NOT_FOUND], 'unpublish the wrong volume');
+    assert.equal(mountCount(target), 1, 'volume b must stay published');
+    assert.equal(await readFile(join(target, 'b-data'), 'utf8'), 'belongs to b');
+    await node().NodeUnpublishVolume({ volume_id: b, target_path: target });
+    await node().NodeUnstageVolume({ volume_id: b, staging_target_path: staging });
+  });
+
+  describe('NodeGetVolumeStats', () => {
+    it('btrfs volume: bytes (total = size, used grows with data) and an inode entry', async () => {
+      const id = await create(mountCap(), 64 * MiB);
+      const staging = drv.stagingDir(uniqueName('stg'));
+      const target = drv.targetDir(uniqueName('tgt'));
+      await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap() });
+      await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap() });
+      const before = await node().NodeGetVolumeStats({ volume_id: id, volume_path: target });
+      const bytes0 = before.usage.find((u) => u.unit === 'BYTES');
+      assert.ok(bytes0, 'BYTES usage');
+      assert.equal(bytes0.total, 64 * MiB);
+      assert.ok(before.usage.some((u) => u.unit === 'INODES'), 'INODES usage');
+      assert.equal(before.volume_condition?.abnormal, false);
+      await writeSynced(join(target, 'data'), Buffer.alloc(8 * MiB, 7));
+      await run('sync', ['-f', target]);
+      const after = await node().NodeGetVolumeStats({ volume_id: id, volume_path: target });
+      const bytes1 = after.usage.find((u) => u.unit === 'BYTES')!;
+      assert.ok(bytes1.used >= bytes0.used + 8 * MiB, `used ${bytes0.used} -> ${bytes1.used} after writing 8 MiB`);
+      assert.ok(bytes1.available <= 64 * MiB - 8 * MiB, `available ${bytes1.available}`);
+      // The staging path is a valid volume_path too.
+      await node().NodeGetVolumeStats({ volume_id: id, volume_path: staging });
+      await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
+      await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    });
+
+    it('ext4 volume: bytes and inodes', async () => {
+      const id = await create(mountCap('ext4'), 64 * MiB);
+      const staging = drv.stagingDir(uniqueName('stg'));
+      const target = drv.targetDir(uniqueName('tgt'));
+      await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap('ext4') });
+      await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap('ext4') });
+      const stats = await node().NodeGetVolumeStats({ volume_id: id, volume_path: target });
+      const bytes = stats.usage.find((u) => u.unit === 'BYTES');
+      const inodes = stats.usage.find((u) => u.unit === 'INODES');
+      assert.ok(bytes && bytes.total > 48 * MiB && bytes.total <= 64 * MiB, `bytes total ${bytes?.total}`);
+      assert.ok(bytes.available > 0 && bytes.available <= bytes.total);
+      assert.ok(inodes && inodes.total > 0 && inodes.used > 0 && inodes.available > 0, `inodes ${JSON.stringify(inodes)}`);
+      await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
+      await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    });
+
+    it('unknown volume, relative or missing path → NOT_FOUND', async () => {
+      await expectCode(node().NodeGetVolumeStats({ volume_id: 'fake-vol-id-4', volume_path: 'some/path' }), status.NOT_FOUND, 'unknown volume');
+      const id = await create();
+      await expectCode(node().NodeGetVolumeStats({ volume_id: id, volume_path: 'some/path' }), status.NOT_FOUND, 'relative path');
+      await expectCode(node().NodeGetVolumeStats({ volume_id: id, volume_path: join(drv.dir, 'no', 'such', 'path') }), status.NOT_FOUND, 'missing path');
+    });
+
+    it('a target unmounted behind the driver’s back is reported abnormal', async () => {
+      const id = await create();
+      const staging = drv.stagingDir(uniqueName('stg'));
+      const target = drv.targetDir(uniqueName('tgt'));
+      await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap() });
+      await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap() });
+      await run('umount', [target]);
+      const stats = await node().NodeGetVolumeStats({ volume_id: id, volume_path: target });
+      assert.equal(stats.volume_condition?.abnormal, true);
+      assert.ok((stats.volume_condition?.message ?? '').length > 0);
+      await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
+      assert.equal(existsSync(target), false);
+      await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    });
+  });
+
+  it('survives kill -9: staged state is read back from the kernel and the data is intact', async () => {
+    const cap = mountCap('ext4');
+    const id = await create(cap);
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const target = drv.targetDir(uniqueName('tgt'));
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: cap });
+    await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: cap });
+    await writeSynced(join(target, 'before-crash'), Buffer.from('still here'));
+    await drv.kill9();
+    assert.equal(mountCount(target), 1, 'the kernel keeps the mounts while the driver is down');
+    await drv.restart();
+    // The CO retries what it was doing: both must be recognised as done, not repeated.
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: cap });
+    await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: cap });
+    assert.equal(mountCount(staging), 1);
+    assert.equal(mountCount(target), 1);
+    assert.equal(volumeLoops().length, 1, 'still one loop device');
+    assert.equal(await readFile(join(target, 'before-crash'), 'utf8'), 'still here');
+    await expectCode(ctl().DeleteVolume({ volume_id: id }), status.FAILED_PRECONDITION, 'delete while staged, after restart');
+    await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    assert.deepEqual(volumeLoops(), []);
+    await ctl().DeleteVolume({ volume_id: id });
+  });
+
+  it('leaves no mount or loop device behind', async () => {
+    await drv.cleanup();
+    assertNoLeftovers(drv.dir);
+  });
+});
