@@ -95,9 +95,11 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
     async NodePublishVolume(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
       const targetPath = path('target_path', req.target_path);
-      // We stage every volume, so a publish without a staging path is a CO bug.
-      const stagingPath = path('staging_target_path', req.staging_target_path);
       const capability = parseCapability('volume_capability', req.volume_capability as WireCapability);
+      // We advertise STAGE_UNSTAGE_VOLUME: the spec's answer to a publish without a staging path
+      // is FAILED_PRECONDITION ("Staging target path not set"), after the arguments are checked.
+      if (!req.staging_target_path) throw new FailedPreconditionError('staging_target_path is required: stage the volume first');
+      const stagingPath = path('staging_target_path', req.staging_target_path);
       return inflight.with([volumeKey(id)], async () => {
         const rec = await volume(id);
         checkFits(rec, capability);

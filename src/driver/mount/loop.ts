@@ -97,7 +97,8 @@ export class LoopDevices {
           const backingFile = (await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8')).trimEnd();
           return { device: `/dev/${name}`, backingFile };
         } catch (err) {
-          if (hasErrorCode(err, 'ENOENT')) return undefined; // not bound
+          // ENOENT: not bound. ENODEV: being detached right now (seen when another detach races this read).
+          if (hasErrorCode(err, 'ENOENT', 'ENODEV')) return undefined;
           throw err;
         }
       }),

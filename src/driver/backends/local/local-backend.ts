@@ -413,12 +413,26 @@ export class LocalBackend implements Backend {
     await this.opts.mounter.bindMount(stagingPath, targetPath, { readonly: ro });
   }
 
-  async unpublish(_volume: VolumeRecord, targetPath: string): Promise<void> {
-    await this.opts.mounter.unmount(targetPath);
-    // The target is ours to create and so ours to remove (a directory or, for block, a file).
+  async unpublish(volume: VolumeRecord, targetPath: string): Promise<void> {
+    const current = await this.opts.mounter.mountAt(targetPath);
+    if (current) {
+      // Only ever unmount this volume's own publication, never whatever else sits at the path.
+      const storage = storageFor(volume.accessType, volume.fsType);
+      const devices = storage === 'image' ? await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage)) : [];
+      const ours =
+        storage === 'subvolume'
+          ? isSubvolumeMount(current, volume.id)
+          : devices.some((d) => (volume.accessType === 'block' ? isDeviceBind(current, d) : current.source === d));
+      if (!ours) throw new FailedPreconditionError(`${targetPath} holds another mount (${current.source}), not volume ${volume.id}`);
+      await this.opts.mounter.unmount(targetPath);
+    }
+    // The target is ours to create and so ours to remove: a directory or, for block, an empty file.
+    // Anything else at the path was not made by us and is left alone.
     await rmdir(targetPath).catch(async (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOTDIR') await unlink(targetPath).catch(ignoreMissing);
-      else if (e.code !== 'ENOENT') throw e;
+      if (e.code === 'ENOTDIR') {
+        const st = await stat(targetPath).catch(() => undefined);
+        if (st?.isFile() && st.size === 0) await unlink(targetPath).catch(ignoreMissing);
+      } else if (e.code !== 'ENOENT') throw e;
     });
   }
 
