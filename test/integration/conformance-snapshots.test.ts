@@ -237,6 +237,17 @@ describe('conformance: snapshots, restores and clones', { skip: needsRoot }, () 
       }
     });
 
+    it('a snapshot whose source is gone still refuses a restore of another type (INVALID_ARGUMENT)', async () => {
+      const src = await volume(mountCap());
+      const snap = await snapshot(src);
+      await ctl().DeleteVolume({ volume_id: src });
+      await expectCode(
+        ctl().CreateVolume({ name: uniqueName('blk'), volume_capabilities: [blockCap()], volume_content_source: { snapshot: { snapshot_id: snap.snapshot_id } } }),
+        status.INVALID_ARGUMENT,
+        'btrfs snapshot restored as block after its source was deleted',
+      );
+    });
+
     it('a clone or restore outlives its source', async () => {
       const src = await volume();
       const snap = await snapshot(src);

@@ -198,12 +198,17 @@ export class LocalBackend implements Backend {
     }
     const sourcePath = await this.sourcePath(rec, storage);
     if (storage === 'subvolume') {
-      if (!(await exists(path))) {
-        // Creating or snapshotting a subvolume is atomic: after a crash it either exists whole or not at all.
-        if (sourcePath) await snapshotSubvolume(sourcePath, this.layout.volumesDir, rec.id, { readonly: false });
-        else await createSubvolume(this.layout.volumesDir, rec.id);
+      // Creating or snapshotting a subvolume is atomic: after a crash it either exists whole or not at all.
+      if (await exists(path)) {
+        await setQgroupLimit(path, rec.capacityBytes);
+      } else if (sourcePath) {
+        await snapshotSubvolume(sourcePath, this.layout.volumesDir, rec.id, { readonly: false });
+        // A snapshot inherits its source's limit; the clone gets its own.
+        await setQgroupLimit(path, rec.capacityBytes);
+      } else {
+        // One ioctl creates the subvolume with its limit already in place.
+        await createSubvolume(this.layout.volumesDir, rec.id, { maxBytes: rec.capacityBytes });
       }
-      await setQgroupLimit(path, rec.capacityBytes);
     } else {
       if (!(await exists(path))) {
         const tmp = `${path}.tmp`;
