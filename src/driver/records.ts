@@ -1,5 +1,4 @@
-import { mkdir, open, readdir, readFile, rename, unlink } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
+import { open, readdir, readFile, rename, unlink, mkdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** What every durable record carries: the CO's name for it and our ID. */
@@ -8,34 +7,85 @@ export interface NamedRecord {
   name: string;
 }
 
+export interface RecordStoreOptions {
+  /**
+   * Makes everything written to the filesystem so far durable, the journal included (e.g. a
+   * btrfs transaction commit). Used instead of the journal's own fdatasync, so that a durable
+   * put or remove also makes durable whatever storage the caller changed before it.
+   */
+  sync?: () => Promise<void>;
+}
+
+/** One line of the journal: a record's new version, or its removal. */
+type Entry<T> = { put: T } | { del: string };
+
+const JOURNAL = 'journal.log';
+/** Rewrite the journal once it holds this many more lines than there are live records (and at least twice as many). */
+const COMPACT_SLACK = 1000;
+
 /**
- * A directory of JSON records, one file per ID, with an in-memory index by ID and by name.
+ * A directory of records with an in-memory index by ID and by name, kept durable as an
+ * append-only journal (`DIR/journal.log`, one JSON line per put or removal).
  *
- * Writes are atomic (temp file, fsync, rename, fsync of the directory), so after a crash a
- * record is either the old or the new version, never torn. `put(..., { durable: false })`
- * skips the fsyncs for writes whose loss is harmless (the caller can redo them on retry);
- * that keeps the hot path of CreateVolume at one durable write.
+ * Why a journal rather than a file per record: making a new file durable costs an fsync of the
+ * file and one of its directory, and on btrfs each of those is a log-tree commit that concurrent
+ * callers barely share (≈235 writes/s at 8 concurrent callers on the local pool). An append plus
+ * fdatasync is far cheaper, and concurrent durable writes share one fdatasync (group commit):
+ * ≈4000 writes/s at 8 concurrent callers on the same pool.
+ *
+ * Guarantees are those of the file-per-record store it replaces: put and remove resolve only once
+ * the change is on disk (unless `durable: false`); after a crash (process or power) every change
+ * that resolved is there, later ones may or may not be, and a record is never torn: a line cut
+ * short by a power loss is the last one, and is dropped (its caller was never told it succeeded).
+ * Lookups see a change only once it is durable.
+ *
+ * The journal is rewritten (compacted: one line per live record, written to a temp file, fsynced,
+ * renamed over, directory fsynced) at open and whenever it has grown well past the live records.
+ * Record files of the older one-file-per-record layout (`<id>.json`) are read at open and folded in.
  */
 export class RecordStore<T extends NamedRecord> {
+  /** Durable state: what lookups see. */
   private readonly byId = new Map<string, T>();
   private readonly idByName = new Map<string, string>();
+  /** Everything appended so far, durable or not: what a compaction writes. */
+  private readonly written = new Map<string, T>();
+  private fh!: FileHandle;
+  private lines = 0;
+  /** Appends and compactions take turns; a compaction waits for the appends before it. */
+  private writeLock: Promise<unknown> = Promise.resolve();
+  /** A sync that has not started yet: callers arriving now share it. */
+  private nextSync: Promise<void> | undefined;
+  private lastSync: Promise<void> = Promise.resolve();
+  private compacting: Promise<void> | undefined;
+  /** Set when a write or sync failed: what is on disk is then unknown, so every later change is refused. */
+  private failure: Error | undefined;
 
-  private constructor(private readonly dir: string) {}
+  private constructor(
+    private readonly dir: string,
+    private readonly opts: RecordStoreOptions,
+  ) {}
 
-  static async open<T extends NamedRecord>(dir: string): Promise<RecordStore<T>> {
-    const store = new RecordStore<T>(dir);
+  static async open<T extends NamedRecord>(dir: string, opts: RecordStoreOptions = {}): Promise<RecordStore<T>> {
+    const store = new RecordStore<T>(dir, opts);
     await mkdir(dir, { recursive: true });
+    const legacy: string[] = [];
     for (const file of await readdir(dir)) {
       const full = join(dir, file);
-      if (file.includes('.tmp-')) {
-        // An interrupted write: the rename never happened, so the old version (if any) stands.
+      if (file.includes('.tmp')) {
+        // An interrupted write (old layout) or compaction: the rename never happened, so what it replaced stands.
         await unlink(full).catch(() => undefined);
-        continue;
+      } else if (file.endsWith('.json')) {
+        const rec = JSON.parse(await readFile(full, 'utf8')) as T;
+        store.written.set(rec.id, rec);
+        legacy.push(full);
       }
-      if (!file.endsWith('.json')) continue;
-      const rec = JSON.parse(await readFile(full, 'utf8')) as T;
-      store.index(rec);
     }
+    await store.replay();
+    for (const rec of store.written.values()) store.index(rec);
+    // Start every run from a compact journal; legacy files go only once their records are in it.
+    await store.compact();
+    for (const file of legacy) await unlink(file);
+    if (legacy.length > 0) await syncDir(dir);
     return store;
   }
 
@@ -57,33 +107,32 @@ export class RecordStore<T extends NamedRecord> {
     return this.byId.size;
   }
 
+  /** Stores rec (a copy of it). durable=false skips the wait for the disk: only for writes a retry redoes. */
   async put(rec: T, opts: { durable: boolean } = { durable: true }): Promise<void> {
-    const final = this.path(rec.id);
-    const tmp = `${final}.tmp-${randomBytes(4).toString('hex')}`;
-    const fh = await open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(JSON.stringify(rec, null, 1));
-      if (opts.durable) await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, final);
-    if (opts.durable) await this.syncDir();
-    const previous = this.byId.get(rec.id);
-    if (previous && previous.name !== rec.name) this.idByName.delete(previous.name);
-    this.index(rec);
+    const copy = structuredClone(rec);
+    await this.append({ put: copy }, opts.durable);
+    this.written.set(copy.id, copy);
+    const previous = this.byId.get(copy.id);
+    if (previous && previous.name !== copy.name && this.idByName.get(previous.name) === copy.id) this.idByName.delete(previous.name);
+    this.index(copy);
   }
 
+  /** Removes the record (durably); a missing one is fine. */
   async remove(id: string): Promise<void> {
+    if (!this.written.has(id) && !this.byId.has(id)) return;
+    await this.append({ del: id }, true);
     const rec = this.byId.get(id);
-    await unlink(this.path(id)).catch((e: NodeJS.ErrnoException) => {
-      if (e.code !== 'ENOENT') throw e;
-    });
-    await this.syncDir();
     if (rec) {
       this.byId.delete(id);
       if (this.idByName.get(rec.name) === id) this.idByName.delete(rec.name);
     }
+  }
+
+  /** Closes the journal file (tests and tools; the driver keeps it open for its lifetime). */
+  async close(): Promise<void> {
+    await this.writeLock;
+    await this.lastSync.catch(() => undefined);
+    await this.fh.close();
   }
 
   private index(rec: T): void {
@@ -91,16 +140,110 @@ export class RecordStore<T extends NamedRecord> {
     this.idByName.set(rec.name, rec.id);
   }
 
-  private path(id: string): string {
-    return join(this.dir, `${id}.json`);
+  private async append(entry: Entry<T>, durable: boolean): Promise<void> {
+    if (this.failure) throw this.failure;
+    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
+    await this.exclusive(async () => {
+      const { bytesWritten } = await this.fh.write(line, 0, line.length);
+      if (bytesWritten !== line.length) throw new Error(`short write to ${join(this.dir, JOURNAL)} (${bytesWritten} of ${line.length} bytes)`);
+    }).catch((e: Error) => this.fail(e));
+    // Track what is written (not yet durable) so a compaction carries it over.
+    if ('put' in entry) this.written.set(entry.put.id, entry.put);
+    else this.written.delete(entry.del);
+    this.lines++;
+    if (durable) await this.sync();
+    if (this.lines > 2 * this.written.size + COMPACT_SLACK && !this.compacting) {
+      this.compacting = this.compact()
+        .catch((e: Error) => this.fail(e))
+        .finally(() => (this.compacting = undefined));
+    }
   }
 
-  private async syncDir(): Promise<void> {
-    const fh = await open(this.dir, 'r');
+  /**
+   * Group commit: resolves once an fdatasync that started after this call has finished. Callers
+   * arriving while one runs share the next one.
+   */
+  private sync(): Promise<void> {
+    if (this.nextSync) return this.nextSync;
+    const mine: Promise<void> = this.lastSync
+      .catch(() => undefined)
+      .then(async () => {
+        if (this.nextSync === mine) this.nextSync = undefined;
+        // Under the lock: appends queue behind it (and form the next batch), and a compaction
+        // cannot swap the file while it is being synced.
+        await this.exclusive(() => (this.opts.sync ? this.opts.sync() : this.fh.datasync()));
+      })
+      .catch((e: Error) => this.fail(e));
+    this.nextSync = mine;
+    this.lastSync = mine;
+    return mine;
+  }
+
+  private exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    const run = this.writeLock.then(fn, fn);
+    this.writeLock = run.catch(() => undefined);
+    return run;
+  }
+
+  private fail(e: Error): never {
+    this.failure ??= new Error(`the record journal in ${this.dir} could not be written (${e.message}); restart the driver`, { cause: e });
+    throw this.failure;
+  }
+
+  /** Reads the journal into `written`, dropping a torn last line. */
+  private async replay(): Promise<void> {
+    let text: string;
     try {
-      await fh.sync();
-    } finally {
-      await fh.close();
+      text = await readFile(join(this.dir, JOURNAL), 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw e;
     }
+    const lines = text.split('\n');
+    // The last element is '' when the file ends with a newline, else a torn last line.
+    lines.pop();
+    lines.forEach((line, i) => {
+      let entry: Entry<T>;
+      try {
+        entry = JSON.parse(line) as Entry<T>;
+      } catch {
+        throw new Error(`${join(this.dir, JOURNAL)} line ${i + 1} is corrupt: ${line.slice(0, 80)}`);
+      }
+      if ('put' in entry) this.written.set(entry.put.id, entry.put);
+      else this.written.delete(entry.del);
+    });
+  }
+
+  /** Rewrites the journal as one line per record in `written`; durable before it returns. */
+  private async compact(): Promise<void> {
+    await this.exclusive(async () => {
+      const final = join(this.dir, JOURNAL);
+      const tmp = `${final}.tmp`;
+      const records = [...this.written.values()];
+      const body = records.map((rec) => `${JSON.stringify({ put: rec })}\n`).join('');
+      const out = await open(tmp, 'w', 0o600);
+      try {
+        await out.writeFile(body);
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+      await rename(tmp, final);
+      await syncDir(this.dir);
+      const previous = this.fh as FileHandle | undefined;
+      this.fh = await open(final, 'a', 0o600);
+      this.lines = records.length;
+      // Syncs still queued on the old file only cover lines now also in the new one, which is durable.
+      await previous?.close().catch(() => undefined);
+    });
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }

@@ -58,6 +58,13 @@ describe('conformance: Controller service (volumes)', { skip: needsRoot }, () =>
       'SINGLE_NODE_MULTI_WRITER',
       'VOLUME_CONDITION',
     ]);
+    // Not advertised, so not served: a CO must not get a half-working answer.
+    await expectCode(
+      ctl().ControllerPublishVolume({ volume_id: 'fake-vol-id-p', node_id: drv.nodeId, volume_capability: mountCap() }),
+      status.UNIMPLEMENTED,
+      'ControllerPublishVolume',
+    );
+    await expectCode(ctl().ControllerModifyVolume({ volume_id: 'fake-vol-id-p' }), status.UNIMPLEMENTED, 'ControllerModifyVolume');
   });
 
   describe('CreateVolume', () => {
@@ -307,6 +314,14 @@ describe('conformance: Controller service (volumes)', { skip: needsRoot }, () =>
         assert.equal(entry.volume!.capacity_bytes, v.capacity_bytes);
         assert.equal(entry.status?.volume_condition?.abnormal, false, 'VOLUME_CONDITION is advertised: status must carry it');
       }
+    });
+
+    it('the count moves by exactly one with each create and delete (csi-sanity presence check)', async () => {
+      const n = (await allVolumeIds()).length;
+      const vol = await create({ name: `sanity-${uniqueName('presence')}` });
+      assert.equal((await allVolumeIds()).length, n + 1);
+      await ctl().DeleteVolume({ volume_id: vol.volume_id });
+      assert.equal((await allVolumeIds()).length, n);
     });
 
     it('pages of max_entries=2 walk every volume exactly once', async () => {

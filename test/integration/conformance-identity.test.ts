@@ -3,11 +3,19 @@
  * Probe), plus how the process itself behaves for a CO: a node-only deployment, and SIGTERM.
  */
 import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, rm, truncate, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { promisify } from 'node:util';
 import { expectCode, mountCap, MiB, status, uniqueName } from '../support/csi-helpers.js';
 import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
+import { detachIfOurs, leftovers, loopsUnder } from '../support/host-state.js';
+
+const run = promisify(execFile);
 
 /** csi-sanity's rule for plugin names (identity.go). */
 const NAME_PATTERN = /^[a-zA-Z][A-Za-z0-9-._]{0,61}[a-zA-Z]$/;
@@ -78,6 +86,74 @@ describe('conformance: Identity service', { skip: needsRoot }, () => {
     assert.equal(got.volume?.volume_id, id);
     assert.equal(got.volume?.capacity_bytes, 16 * MiB);
     await drv.client.controller.DeleteVolume({ volume_id: id });
+  });
+
+  it('while the pool is being set up: Probe OK with ready=false, other calls UNAVAILABLE', async () => {
+    const seen: string[] = [];
+    let early: TestDriver | undefined;
+    try {
+      early = await startTestDriver({
+        prefix: 'stowage-ide-',
+        async duringStartup(client) {
+          for (let i = 0; i < 2000; i++) {
+            // Probe must always answer OK (csi-sanity); readiness is in the field. Readiness only
+            // goes one way, so calls between two not-ready Probes ran before the pool was ready.
+            const readyBefore = (await client.identity.Probe({})).ready?.value === true;
+            const list = await client.controller.ListVolumes({}).then(
+              () => 'OK',
+              (e: { code?: number }) => status[e.code ?? -1] ?? String(e),
+            );
+            const stage = await client.node
+              .NodeStageVolume({ volume_id: 'v', staging_target_path: '/nonexistent/stg', volume_capability: mountCap() })
+              .then(
+                () => 'OK',
+                (e: { code?: number }) => status[e.code ?? -1] ?? String(e),
+              );
+            const ready = (await client.identity.Probe({})).ready?.value === true;
+            seen.push(`${readyBefore || ready}:${list}:${stage}`);
+            if (ready) break;
+          }
+          // Once Probe says ready, the same client is served.
+          await client.controller.ListVolumes({});
+          seen.push('served');
+        },
+      });
+    } finally {
+      await early?.cleanup();
+    }
+    const notReady = seen.filter((s) => s.startsWith('false:'));
+    for (const s of notReady) assert.equal(s, 'false:UNAVAILABLE:UNAVAILABLE', 'before ready, every other call is UNAVAILABLE');
+    assert.equal(seen.at(-1), 'served', `ready and serving at the end: ${seen.join(' ')}`);
+    assertNoLeftovers(early!.dir);
+  });
+
+  it('refuses to format a pool.img holding another filesystem, exits non-zero, leaves it as it was', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-idf-'));
+    const localDir = join(dir, 'local');
+    const image = join(localDir, 'pool.img');
+    try {
+      await mkdir(localDir);
+      await writeFile(image, '');
+      await truncate(image, 64 * MiB);
+      await run('mkfs.ext4', ['-q', '-F', image]);
+      const uuid = (await run('blkid', ['-o', 'value', '-s', 'UUID', image])).stdout.trim();
+      const proc = spawn(process.execPath, [join(import.meta.dirname, '..', '..', '..', 'bin', 'stowage.js'), 'driver', '--endpoint', join(dir, 'csi.sock'), '--node-id', 'n1', '--local-dir', localDir], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let output = '';
+      proc.stdout.on('data', (c: Buffer) => (output += c.toString()));
+      proc.stderr.on('data', (c: Buffer) => (output += c.toString()));
+      const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+      const [code] = (await once(proc, 'exit')) as [number | null];
+      clearTimeout(timer);
+      assert.notEqual(code, 0, 'the driver must not run on a pool it cannot use');
+      assert.match(output, /ext4/, 'and say why');
+      assert.equal((await run('blkid', ['-o', 'value', '-s', 'UUID', image])).stdout.trim(), uuid, 'the image still holds the same ext4');
+      assert.deepEqual(leftovers(dir), [], 'nothing left mounted or attached');
+    } finally {
+      for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir);
+      if (leftovers(dir).length === 0) await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('leaves no mount or loop device behind', async () => {

@@ -35,10 +35,10 @@ describe('conformance: Node service', { skip: needsRoot }, () => {
     return res.volume!.volume_id;
   }
 
-  /** Loop devices of volume images (everything under the temp dir but the pool's own). */
-  function volumeLoops(): string[] {
+  /** Loop devices of volume images (everything under the temp dir but the pool's own), or of one volume. */
+  function volumeLoops(id?: string): string[] {
     return loopsUnder(drv.dir)
-      .filter((l) => !l.backingFile.endsWith('/pool.img'))
+      .filter((l) => !l.backingFile.endsWith('/pool.img') && (id === undefined || l.backingFile.includes(id)))
       .map((l) => l.device);
   }
 
@@ -90,7 +90,7 @@ describe('conformance: Node service', { skip: needsRoot }, () => {
       assert.equal(existsSync(target), false, 'NodeUnpublishVolume removes the target it created');
       for (let i = 0; i < 3; i++) await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
       assert.equal(mountCount(staging), 0, 'staging path unmounted');
-      assert.deepEqual(volumeLoops(), [], 'no loop device left attached');
+      assert.deepEqual(volumeLoops(id), [], 'no loop device left attached');
       await ctl().DeleteVolume({ volume_id: id });
     });
   }
@@ -283,7 +283,54 @@ describe('conformance: Node service', { skip: needsRoot }, () => {
     await node().NodeUnstageVolume({ volume_id: b, staging_target_path: staging });
   });
 
+  it('NodeUnstageVolume of one volume does not unmount another volume staged at that path', async () => {
+    for (const cap of [mountCap(), mountCap('ext4')]) {
+      const a = await create(cap);
+      const b = await create(cap);
+      const staging = drv.stagingDir(uniqueName('stg'));
+      await node().NodeStageVolume({ volume_id: b, staging_target_path: staging, volume_capability: cap });
+      await writeFile(join(staging, 'b-data'), 'belongs to b');
+      await expectOkOr(node().NodeUnstageVolume({ volume_id: a, staging_target_path: staging }), [status.FAILED_PRECONDITION, status.INVALID_ARGUMENT, status.NOT_FOUND], 'unstage the wrong volume');
+      assert.equal(mountCount(staging), 1, `volume b (${JSON.stringify(cap)}) must stay staged`);
+      assert.equal(await readFile(join(staging, 'b-data'), 'utf8'), 'belongs to b');
+      await node().NodeUnstageVolume({ volume_id: b, staging_target_path: staging });
+      assert.equal(mountCount(staging), 0);
+    }
+  });
+
+  it('staging at a path another volume holds → ALREADY_EXISTS, and the refused volume is not left attached', async () => {
+    const cap = mountCap('ext4');
+    const a = await create(cap);
+    const b = await create(cap);
+    const staging = drv.stagingDir(uniqueName('stg'));
+    await node().NodeStageVolume({ volume_id: b, staging_target_path: staging, volume_capability: cap });
+    try {
+      await expectCode(node().NodeStageVolume({ volume_id: a, staging_target_path: staging, volume_capability: cap }), status.ALREADY_EXISTS, 'stage a where b is');
+      assert.deepEqual(volumeLoops(a), [], 'the refused volume has no loop device');
+      await ctl().DeleteVolume({ volume_id: a });
+    } finally {
+      await node().NodeUnstageVolume({ volume_id: b, staging_target_path: staging });
+    }
+  });
+
   describe('NodeGetVolumeStats', () => {
+    it('another volume’s path → NOT_FOUND (spec: volume does not exist on volume_path)', async () => {
+      const a = await create();
+      const b = await create(mountCap('ext4'));
+      const staging = drv.stagingDir(uniqueName('stg'));
+      const target = drv.targetDir(uniqueName('tgt'));
+      await node().NodeStageVolume({ volume_id: b, staging_target_path: staging, volume_capability: mountCap('ext4') });
+      await node().NodePublishVolume({ volume_id: b, staging_target_path: staging, target_path: target, volume_capability: mountCap('ext4') });
+      try {
+        await expectCode(node().NodeGetVolumeStats({ volume_id: a, volume_path: target }), status.NOT_FOUND, 'stats of a at b’s target');
+        await expectCode(node().NodeGetVolumeStats({ volume_id: a, volume_path: staging }), status.NOT_FOUND, 'stats of a at b’s staging path');
+      } finally {
+        await node().NodeUnpublishVolume({ volume_id: b, target_path: target });
+        await node().NodeUnstageVolume({ volume_id: b, staging_target_path: staging });
+      }
+    });
+
+
     it('btrfs volume: bytes (total = size, used grows with data) and an inode entry', async () => {
       const id = await create(mountCap(), 64 * MiB);
       const staging = drv.stagingDir(uniqueName('stg'));
@@ -363,12 +410,12 @@ describe('conformance: Node service', { skip: needsRoot }, () => {
     await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: cap });
     assert.equal(mountCount(staging), 1);
     assert.equal(mountCount(target), 1);
-    assert.equal(volumeLoops().length, 1, 'still one loop device');
+    assert.equal(volumeLoops(id).length, 1, 'still one loop device');
     assert.equal(await readFile(join(target, 'before-crash'), 'utf8'), 'still here');
     await expectCode(ctl().DeleteVolume({ volume_id: id }), status.FAILED_PRECONDITION, 'delete while staged, after restart');
     await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
     await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
-    assert.deepEqual(volumeLoops(), []);
+    assert.deepEqual(volumeLoops(id), []);
     await ctl().DeleteVolume({ volume_id: id });
   });
 

@@ -102,6 +102,15 @@ describe('conformance: snapshots, restores and clones', { skip: needsRoot }, () 
       assert.deepEqual(await listAll({ snapshot_id: s3.snapshot_id, source_volume_id: v1 }), [], 'both filters apply');
     });
 
+    it('the count moves by exactly one with each create and delete', async () => {
+      const v = await volume();
+      const n = (await listAll()).length;
+      const s = await snapshot(v);
+      assert.equal((await listAll()).length, n + 1);
+      await ctl().DeleteSnapshot({ snapshot_id: s.snapshot_id });
+      assert.equal((await listAll()).length, n);
+    });
+
     it('snapshots and volumes are listed apart', async () => {
       const v = await volume();
       const s = await snapshot(v);

@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { constants as osConstants } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { status } from '@grpc/grpc-js';
 import { CsiError } from '../../src/csi/errors.js';
@@ -135,4 +136,16 @@ export async function fill(file: string, limit: number): Promise<{ written: numb
   } finally {
     await fh.close().catch(() => undefined);
   }
+}
+
+/** Linux capability numbers (include/uapi/linux/capability.h). */
+export const CAP_SYS_RESOURCE = 24;
+
+/**
+ * Whether this process (and so the driver it spawns) holds a capability. Online ext4 growth
+ * (EXT4_IOC_RESIZE_FS) needs CAP_SYS_RESOURCE, which some containers drop even for root.
+ */
+export function hasCapability(cap: number): boolean {
+  const hex = /^CapEff:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'))?.[1] ?? '0';
+  return ((BigInt(`0x${hex}`) >> BigInt(cap)) & 1n) === 1n;
 }

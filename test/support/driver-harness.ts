@@ -35,6 +35,11 @@ export interface TestDriverOptions {
   readyTimeoutMs?: number;
   /** Prefix of the temp dir name. */
   prefix?: string;
+  /**
+   * Called as soon as the socket exists, before the pool is (necessarily) ready: to watch what a
+   * CO sees while the driver starts. The harness then waits for Probe to say ready as usual.
+   */
+  duringStartup?: (client: CsiClient) => Promise<void>;
 }
 
 export interface TestDriver {
@@ -135,8 +140,12 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
     };
     proc.stdout?.on('data', keep);
     proc.stderr?.on('data', keep);
+    // If the test process dies without cleanup, don't leave a driver running behind it.
+    const orphan = () => proc.kill('SIGKILL');
+    process.once('exit', orphan);
     exited = new Promise((resolveExit) => {
       proc.once('exit', (code, signal) => {
+        process.removeListener('exit', orphan);
         if (child === proc) child = undefined;
         resolveExit({ code, signal });
       });
@@ -215,6 +224,19 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
 
   spawnDriver();
   try {
+    if (opts.duringStartup) {
+      const deadline = Date.now() + (opts.readyTimeoutMs ?? 60_000);
+      while (!existsSync(socketPath)) {
+        if (!child || Date.now() > deadline) throw new Error(`the driver never created its socket:\n${tail()}`);
+        await sleep(2);
+      }
+      const early = new CsiClient(endpoint, { timeoutMs: 10_000 });
+      try {
+        await opts.duringStartup(early);
+      } finally {
+        early.close();
+      }
+    }
     await waitReady();
   } catch (e) {
     await cleanup().catch(() => undefined);

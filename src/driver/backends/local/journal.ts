@@ -1,12 +1,12 @@
-import { RecordStore } from '../../records.js';
+import { RecordStore, type RecordStoreOptions } from '../../records.js';
 import type { Journal } from '../backend.js';
 
 /** The local backend keeps its journal as record files inside the pool, next to the data. */
 export class FileJournal<T extends { id: string; name: string }> implements Journal<T> {
   private constructor(private readonly store: RecordStore<T>) {}
 
-  static async open<T extends { id: string; name: string }>(dir: string): Promise<FileJournal<T>> {
-    return new FileJournal(await RecordStore.open<T>(dir));
+  static async open<T extends { id: string; name: string }>(dir: string, opts: RecordStoreOptions = {}): Promise<FileJournal<T>> {
+    return new FileJournal(await RecordStore.open<T>(dir, opts));
   }
 
   async get(id: string): Promise<T | undefined> {

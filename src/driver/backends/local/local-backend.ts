@@ -341,11 +341,12 @@ export class LocalBackend implements Backend {
       await this.opts.mounter.bindMount(path, stagingPath, { readonly });
       return;
     }
-    const device = await this.opts.loops.ensureAttached(path);
     if (current) {
-      if (current.source === device) return;
+      // Checked before attaching: a refused stage must not leave this volume's loop device behind.
+      if ((await this.opts.loops.devicesFor(path)).includes(current.source)) return;
       throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
     }
+    const device = await this.opts.loops.ensureAttached(path);
     const found = await probeFilesystem(device, this.opts.runner);
     if (found === null) {
       ctx.log.info({ volumeId: volume.id, device, fsType: volume.fsType }, 'formatting blank volume');
@@ -360,7 +361,9 @@ export class LocalBackend implements Backend {
         await growUnmountedExt(device, this.opts.runner);
       }
     }
-    const flags = readonly ? ['ro', ...capability.mountFlags] : capability.mountFlags;
+    // Restores and clones of an xfs volume carry its filesystem UUID, and xfs refuses (EINVAL) to
+    // mount a second filesystem with a UUID already mounted: on one node that is the usual case.
+    const flags = [...(readonly ? ['ro'] : []), ...(volume.fsType === 'xfs' ? ['nouuid'] : []), ...capability.mountFlags];
     await this.opts.mounter.mount(device, stagingPath, volume.fsType, flags);
     if (volume.fsType === 'xfs' && !readonly) {
       // xfs grows only while mounted; a no-op when the filesystem already fills the device.
@@ -370,7 +373,13 @@ export class LocalBackend implements Backend {
 
   async unstage(volume: VolumeRecord, stagingPath: string): Promise<void> {
     const storage = storageFor(volume.accessType, volume.fsType);
-    await this.opts.mounter.unmount(stagingPath);
+    const current = await this.opts.mounter.mountAt(stagingPath);
+    if (current) {
+      if (!(await this.isMountOf(volume, current))) {
+        throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source}), not volume ${volume.id}`);
+      }
+      await this.opts.mounter.unmount(stagingPath);
+    }
     if (storage === 'image') {
       for (const device of await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage))) {
         await this.opts.loops.detach(device);
@@ -422,13 +431,9 @@ export class LocalBackend implements Backend {
     const current = await this.opts.mounter.mountAt(targetPath);
     if (current) {
       // Only ever unmount this volume's own publication, never whatever else sits at the path.
-      const storage = storageFor(volume.accessType, volume.fsType);
-      const devices = storage === 'image' ? await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage)) : [];
-      const ours =
-        storage === 'subvolume'
-          ? isSubvolumeMount(current, volume.id)
-          : devices.some((d) => (volume.accessType === 'block' ? isDeviceBind(current, d) : current.source === d));
-      if (!ours) throw new FailedPreconditionError(`${targetPath} holds another mount (${current.source}), not volume ${volume.id}`);
+      if (!(await this.isMountOf(volume, current))) {
+        throw new FailedPreconditionError(`${targetPath} holds another mount (${current.source}), not volume ${volume.id}`);
+      }
       await this.opts.mounter.unmount(targetPath);
     }
     // The target is ours to create and so ours to remove: a directory or, for block, an empty file.
@@ -469,7 +474,9 @@ export class LocalBackend implements Backend {
     if (!(await exists(backing))) {
       return { kind: volume.accessType === 'block' ? 'block' : 'filesystem', totalBytes: 0, health: { abnormal: true, message: `backing storage ${backing} is missing` } };
     }
-    const mounted = await this.opts.mounter.isMountPoint(volumePath);
+    const mount = await this.opts.mounter.mountAt(volumePath);
+    if (mount && !(await this.isMountOf(volume, mount))) throw new NotFoundError(`volume ${volume.id} is not at ${volumePath}`);
+    const mounted = mount !== undefined;
     const health: VolumeHealth = mounted
       ? { abnormal: false, message: 'volume is mounted and healthy' }
       : { abnormal: true, message: `${volumePath} is not mounted` };
@@ -504,6 +511,14 @@ export class LocalBackend implements Backend {
       freeInodes: fs.freeInodes,
       health,
     };
+  }
+
+  /** Whether mount m is this volume's: its subvolume, or a filesystem on (or a bind of) its loop device. */
+  private async isMountOf(volume: VolumeRecord, m: MountEntry): Promise<boolean> {
+    const storage = storageFor(volume.accessType, volume.fsType);
+    if (storage === 'subvolume') return isSubvolumeMount(m, volume.id);
+    const devices = await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage)).catch(() => [] as string[]);
+    return devices.some((d) => (volume.accessType === 'block' ? isDeviceBind(m, d) : m.source === d));
   }
 
   /** SINGLE_NODE_SINGLE_WRITER: one publish at a time, even on the same node. */

@@ -40,14 +40,20 @@ export async function openPool(dir: string, sizeBytes: number, deps: PoolDeps): 
   } else {
     const created = await createSparse(image, sizeBytes);
     const device = await deps.loops.ensureAttached(image);
-    const fs = await probeFilesystem(device, deps.runner);
-    if (fs === null) {
-      deps.log.info({ image, sizeBytes, created }, 'formatting new btrfs pool');
-      await makeFilesystem(device, 'btrfs', deps.runner, { label: 'stowage-pool' });
-    } else if (fs !== 'btrfs') {
-      throw new Error(`${image} holds a ${fs} filesystem, not btrfs; refusing to format it`);
+    try {
+      const fs = await probeFilesystem(device, deps.runner);
+      if (fs === null) {
+        deps.log.info({ image, sizeBytes, created }, 'formatting new btrfs pool');
+        await makeFilesystem(device, 'btrfs', deps.runner, { label: 'stowage-pool' });
+      } else if (fs !== 'btrfs') {
+        throw new Error(`${image} holds a ${fs} filesystem, not btrfs; refusing to format it`);
+      }
+      await deps.mounter.mount(device, root, 'btrfs', []);
+    } catch (e) {
+      // A pool we could not mount must not leave its loop device behind when the driver exits.
+      await deps.loops.detach(device).catch(() => undefined);
+      throw e;
     }
-    await deps.mounter.mount(device, root, 'btrfs', []);
     deps.log.info({ image, device, root }, 'pool mounted');
   }
   await enableQuota(root);
