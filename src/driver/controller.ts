@@ -4,7 +4,9 @@ import {
   InvalidArgumentError,
   NotFoundError,
   OutOfRangeError,
+  CsiError,
 } from '../csi/errors.js';
+import { status } from '@grpc/grpc-js';
 import type { CallContext, ControllerService } from '../csi/server.js';
 import type { Backend, Capability, SnapshotRecord, Topology, VolumeRecord, VolumeSource } from './backends/backend.js';
 import { parseRange, sizeFor } from './capacity.js';
@@ -25,6 +27,15 @@ export const CONTROLLER_CAPABILITIES = [
   'VOLUME_CONDITION',
   'SINGLE_NODE_MULTI_WRITER',
 ] as const;
+
+/** Errors that mean "never", as opposed to "not now": a half-done create that ends in one is rolled back. */
+const FINAL_CODES: ReadonlySet<number> = new Set([
+  status.INVALID_ARGUMENT,
+  status.NOT_FOUND,
+  status.OUT_OF_RANGE,
+  status.RESOURCE_EXHAUSTED,
+  status.ALREADY_EXISTS,
+]);
 
 export interface ControllerDeps {
   backend: Backend;
@@ -132,8 +143,8 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         if (source?.kind === 'snapshot') {
           const snap = await backend.snapshots.get(source.id);
           if (!snap || snap.state !== 'ready') throw new NotFoundError(`snapshot ${source.id} does not exist`);
-          const from = await backend.volumes.get(snap.sourceVolumeId);
-          if (from && (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType))) {
+          const from = { accessType: snap.sourceAccessType, fsType: snap.sourceFsType };
+          if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
             throw new InvalidArgumentError(`snapshot ${source.id} holds a ${describeShape(from)} volume; it cannot be restored as ${describeShape(shape)}`);
           }
           sourceBytes = snap.sizeBytes;
@@ -191,7 +202,16 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         }
         const done = rec;
         await inflight.with([volumeKey(done.id)], async () => {
-          await backend.createVolume(done, opCtx(ctx, secrets));
+          try {
+            await backend.createVolume(done, opCtx(ctx, secrets));
+          } catch (e) {
+            // A refusal that no retry will change: undo the reservation rather than leave it half-done.
+            if (e instanceof CsiError && FINAL_CODES.has(e.code)) {
+              await backend.deleteVolume(done, opCtx(ctx, secrets));
+              await backend.volumes.remove(done.id);
+            }
+            throw e;
+          }
           done.state = 'ready';
           await backend.volumes.put(done, true);
         });
@@ -314,6 +334,8 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
             name,
             state: 'creating',
             sourceVolumeId: sourceId,
+            sourceAccessType: source.accessType,
+            sourceFsType: source.fsType,
             sizeBytes: source.capacityBytes,
             createdAt: new Date().toISOString(),
             parameters,

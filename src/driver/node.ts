@@ -133,7 +133,10 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
           ? [{ unit: 'BYTES' as const, total: u.totalBytes }]
           : [
               { unit: 'BYTES' as const, total: u.totalBytes, used: u.usedBytes ?? 0, available: u.availableBytes ?? 0 },
-              { unit: 'INODES' as const, total: u.totalInodes ?? 0, used: u.usedInodes ?? 0, available: u.freeInodes ?? 0 },
+              // btrfs has no fixed inode count; report inodes only where they mean something.
+              ...(u.totalInodes
+                ? [{ unit: 'INODES' as const, total: u.totalInodes, used: u.usedInodes ?? 0, available: u.freeInodes ?? 0 }]
+                : []),
             ];
       return { usage, volume_condition: u.health };
     },

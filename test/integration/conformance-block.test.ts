@@ -102,11 +102,18 @@ describe('conformance: raw block volumes', { skip: needsRoot }, () => {
         status.ALREADY_EXISTS,
         'same target read-write',
       );
-      // A read-only bind mount does not stop writes through a device node: the device itself must refuse them.
+      // A read-only bind mount does not stop writes through a device node: the device itself must refuse them
+      // (the kernel lets a read-only block device be opened read-write, and fails the write with EPERM).
       const writable = await open(target, 'r+').then(
         async (fh) => {
-          await fh.close();
-          return true;
+          try {
+            await fh.write(Buffer.alloc(4096, 0x5a), 0, 4096, 0);
+            return true;
+          } catch {
+            return false;
+          } finally {
+            await fh.close();
+          }
         },
         () => false,
       );

@@ -59,6 +59,9 @@ export interface SnapshotRecord {
   name: string;
   state: 'creating' | 'ready';
   sourceVolumeId: string;
+  /** The source's shape, kept so a restore can be checked after the source is deleted. */
+  sourceAccessType: AccessType;
+  sourceFsType: string;
   sizeBytes: number;
   /** Seconds and nanos of the creation time, as CSI reports it. */
   createdAt: string;
@@ -136,7 +139,7 @@ export interface Backend {
   checkParameters(params: Record<string, string>, kind: 'volume' | 'snapshot'): void;
   /** Why the backend can't serve a capability (access mode, fs type), or undefined if it can. */
   unsupportedCapability(cap: Capability): string | undefined;
-  /** Topology a new volume would be accessible from, given the requirements (or RESOURCE_EXHAUSTED). */
+  /** Topology a new volume would be accessible from, given the requisite topologies (or RESOURCE_EXHAUSTED). */
   placeVolume(requisite: Topology[], preferred: Topology[]): Topology[];
   newVolumeId(): string;
   newSnapshotId(): string;

@@ -11,6 +11,8 @@ import { close, hasErrorCode, ioctl, O, open, withFd } from './syscalls.js';
 export interface LoopDevice {
   device: string;
   backingFile: string;
+  /** Attached read-only: writes through the device fail with EPERM/EROFS. */
+  readonly: boolean;
 }
 
 export interface AttachOptions {
@@ -73,13 +75,18 @@ export class LoopDevices {
 
   /** Devices backed by file (normally zero or one), also after the file was deleted. */
   async devicesFor(file: string): Promise<string[]> {
+    return (await this.attachmentsOf(file)).map((l) => l.device);
+  }
+
+  /** The loop devices backed by file, with their read-only flag. */
+  async attachmentsOf(file: string): Promise<LoopDevice[]> {
     const target = await realpath(file).catch((err: unknown) => {
       if (hasErrorCode(err, 'ENOENT')) return resolve(file);
       throw err;
     });
     // The kernel reports a backing file that was unlinked as "<path> (deleted)".
     const names = [target, `${target} (deleted)`];
-    return (await this.list()).filter((l) => names.includes(l.backingFile)).map((l) => l.device);
+    return (await this.list()).filter((l) => names.includes(l.backingFile));
   }
 
   /** Re-reads the backing file's size after it grew (LOOP_SET_CAPACITY). */
@@ -95,7 +102,8 @@ export class LoopDevices {
       names.map(async (name): Promise<LoopDevice | undefined> => {
         try {
           const backingFile = (await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8')).trimEnd();
-          return { device: `/dev/${name}`, backingFile };
+          const readonly = (await readFile(`/sys/block/${name}/ro`, 'utf8').catch(() => '0')).trim() === '1';
+          return { device: `/dev/${name}`, backingFile, readonly };
         } catch (err) {
           // ENOENT: not bound. ENODEV: being detached right now (seen when another detach races this read).
           if (hasErrorCode(err, 'ENOENT', 'ENODEV')) return undefined;

@@ -148,7 +148,7 @@ export class LocalBackend implements Backend {
     return { [TOPOLOGY_KEY]: this.nodeId };
   }
 
-  placeVolume(requisite: Topology[], preferred: Topology[]): Topology[] {
+  placeVolume(requisite: Topology[]): Topology[] {
     const mine = this.nodeTopology();
     const matches = (t: Topology) => Object.entries(t).every(([k, v]) => mine[k] === v);
     if (requisite.length > 0 && !requisite.some(matches)) {
@@ -156,9 +156,7 @@ export class LocalBackend implements Backend {
         `no requisite topology includes this node (${TOPOLOGY_KEY}=${this.nodeId}); local volumes exist only here`,
       );
     }
-    if (requisite.length === 0 && preferred.length > 0 && !preferred.some(matches)) {
-      throw new ResourceExhaustedError(`no preferred topology includes this node (${TOPOLOGY_KEY}=${this.nodeId})`);
-    }
+    // `preferred` is only a preference: with no requisite, this node is as good as any.
     return [mine];
   }
 
@@ -282,19 +280,14 @@ export class LocalBackend implements Backend {
   }
 
   async deleteSnapshot(snap: SnapshotRecord, ctx: OpContext): Promise<void> {
-    // The record does not say which storage the source had; a snapshot is one or the other.
-    await deleteSubvolume(this.layout.snapshotsDir, snap.id);
-    const image = this.layout.snapshotPath(snap.id, 'image');
-    await unlink(image).catch(ignoreMissing);
-    await unlink(`${image}.tmp`).catch(ignoreMissing);
+    if (storageFor(snap.sourceAccessType, snap.sourceFsType) === 'subvolume') {
+      await deleteSubvolume(this.layout.snapshotsDir, snap.id);
+    } else {
+      const image = this.layout.snapshotPath(snap.id, 'image');
+      await unlink(image).catch(ignoreMissing);
+      await unlink(`${image}.tmp`).catch(ignoreMissing);
+    }
     ctx.log.debug({ snapshotId: snap.id }, 'snapshot removed');
-  }
-
-  /** The storage layout of a snapshot's data, for restore compatibility checks. */
-  async snapshotStorage(snap: SnapshotRecord): Promise<Storage | undefined> {
-    if (await exists(this.layout.snapshotPath(snap.id, 'subvolume'))) return 'subvolume';
-    if (await exists(this.layout.snapshotPath(snap.id, 'image'))) return 'image';
-    return undefined;
   }
 
   async expandVolume(rec: VolumeRecord, newBytes: number): Promise<{ nodeExpansionRequired: boolean }> {
@@ -328,7 +321,7 @@ export class LocalBackend implements Backend {
 
     if (capability.accessType === 'block') {
       // Raw block: the loop device is the staged state; publish binds the device node.
-      await this.opts.loops.ensureAttached(path);
+      await this.opts.loops.ensureAttached(path, { readonly });
       return;
     }
     await mkdir(stagingPath, { recursive: true });
@@ -394,15 +387,22 @@ export class LocalBackend implements Backend {
     const current = await this.opts.mounter.mountAt(targetPath);
 
     if (capability.accessType === 'block') {
-      const [device] = await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage));
-      if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (no loop device)`);
-      if (!current) await this.refuseSecondWriter(capability, targetPath, (m) => isDeviceBind(m, device));
+      const file = this.layout.volumePath(volume.id, storage);
+      const attached = await this.opts.loops.attachmentsOf(file);
+      if (attached.length === 0) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (no loop device)`);
       if (current) {
-        if (isDeviceBind(current, device)) {
-          if (current.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${current.readonly}`);
-          return;
-        }
-        throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
+        const mine = attached.find((l) => isDeviceBind(current, l.device));
+        if (!mine) throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
+        if (mine.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${mine.readonly}`);
+        return;
+      }
+      await this.refuseSecondWriter(capability, targetPath, (m) => attached.some((l) => isDeviceBind(m, l.device)));
+      // A read-only bind mount does not stop writes to a device node (the kernel checks device
+      // access, not the mount), so a read-only publication gets its own read-only loop device.
+      let device = attached.find((l) => l.readonly === ro)?.device;
+      if (!device) {
+        if (!ro) throw new FailedPreconditionError(`volume ${volume.id} is staged read-only; it cannot be published read-write`);
+        device = await this.opts.loops.attach(file, { readonly: true });
       }
       await mkdir(dirname(targetPath), { recursive: true });
       const fh = await open(targetPath, 'a', 0o600);
@@ -449,9 +449,11 @@ export class LocalBackend implements Backend {
   async nodeExpand(volume: VolumeRecord, volumePath: string, stagingPath: string): Promise<{ capacityBytes: number }> {
     const storage = storageFor(volume.accessType, volume.fsType);
     if (storage === 'subvolume') return { capacityBytes: volume.capacityBytes };
-    const [device] = await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage));
+    const devices = await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage));
+    const device = devices[0];
     if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
-    await this.opts.loops.refreshCapacity(device);
+    // Every device on the file (a read-only publication has its own) must see the new size.
+    for (const d of devices) await this.opts.loops.refreshCapacity(d);
     if (volume.fsType === 'ext4') {
       if (!(await extGrowthPending(device, this.opts.runner))) return { capacityBytes: await blockDeviceSize(device) };
       if (!(await hasCapability(CAP_SYS_RESOURCE))) {
