@@ -4,8 +4,8 @@
  *   - probe-ready time: spawn → Probe says ready (the backend is open);
  *   - idle RSS: VmRSS after startup + one create/delete cycle and 2 s idle.
  *
- *   node dist/bench/startup-bench.js [--starts 5] [--node-flags "--max-semi-space-size=1 ..."]
- *                                     [--no-compile-cache]
+ *   node dist/bench/startup-bench.js [--starts 5] [--node-flags="--max-semi-space-size=1 ..."]
+ *                                     [--no-compile-cache]   (sets NODE_DISABLE_COMPILE_CACHE=1 for the driver)
  *
  * driver-bench.ts uses these functions; run alone, this makes its own pool and removes it.
  */

@@ -57,7 +57,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   const inflight = new InFlight();
 
   let opened: Backend | undefined;
-  const backend = lazyBackend(() => opened);
+  const backend = lazyBackend(opts.backend, () => opened);
 
   const server = await startCsiServer({
     endpoint: opts.endpoint,
@@ -111,12 +111,15 @@ function withRequestLogs<S extends object>(service: S): S {
 }
 
 /** A Backend whose every use answers UNAVAILABLE until the real one is open. */
-function lazyBackend(get: () => Backend | undefined): Backend {
+function lazyBackend(kind: string, get: () => Backend | undefined): Backend {
   return new Proxy({} as Backend, {
     get(_target, prop) {
       const real = get();
       if (!real) {
         if (prop === 'ready') return async () => false;
+        // GetPluginInfo names the backend: it must answer while the pool is still being opened
+        // (node-driver-registrar calls it first thing and does not expect UNAVAILABLE).
+        if (prop === 'kind') return kind;
         throw new UnavailableError('the storage backend is still starting; retry shortly');
       }
       const value = Reflect.get(real, prop, real) as unknown;

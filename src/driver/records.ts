@@ -109,9 +109,10 @@ export class RecordStore<T extends NamedRecord> {
 
   /** Stores rec (a copy of it). durable=false skips the wait for the disk: only for writes a retry redoes. */
   async put(rec: T, opts: { durable: boolean } = { durable: true }): Promise<void> {
-    const copy = structuredClone(rec);
-    await this.append({ put: copy }, opts.durable);
-    this.written.set(copy.id, copy);
+    // The store keeps its own copy: what the caller changes later is not stored until it is put.
+    const json = JSON.stringify(rec);
+    const copy = JSON.parse(json) as T;
+    await this.append({ put: copy }, `{"put":${json}}\n`, opts.durable);
     const previous = this.byId.get(copy.id);
     if (previous && previous.name !== copy.name && this.idByName.get(previous.name) === copy.id) this.idByName.delete(previous.name);
     this.index(copy);
@@ -120,7 +121,8 @@ export class RecordStore<T extends NamedRecord> {
   /** Removes the record (durably); a missing one is fine. */
   async remove(id: string): Promise<void> {
     if (!this.written.has(id) && !this.byId.has(id)) return;
-    await this.append({ del: id }, true);
+    const entry = { del: id };
+    await this.append(entry, `${JSON.stringify(entry)}\n`, true);
     const rec = this.byId.get(id);
     if (rec) {
       this.byId.delete(id);
@@ -140,17 +142,17 @@ export class RecordStore<T extends NamedRecord> {
     this.idByName.set(rec.name, rec.id);
   }
 
-  private async append(entry: Entry<T>, durable: boolean): Promise<void> {
+  private async append(entry: Entry<T>, text: string, durable: boolean): Promise<void> {
     if (this.failure) throw this.failure;
-    const line = Buffer.from(`${JSON.stringify(entry)}\n`);
+    const line = Buffer.from(text);
     await this.exclusive(async () => {
       const { bytesWritten } = await this.fh.write(line, 0, line.length);
       if (bytesWritten !== line.length) throw new Error(`short write to ${join(this.dir, JOURNAL)} (${bytesWritten} of ${line.length} bytes)`);
+      // Still under the lock: a compaction must carry over every line already in the file.
+      if ('put' in entry) this.written.set(entry.put.id, entry.put);
+      else this.written.delete(entry.del);
+      this.lines++;
     }).catch((e: Error) => this.fail(e));
-    // Track what is written (not yet durable) so a compaction carries it over.
-    if ('put' in entry) this.written.set(entry.put.id, entry.put);
-    else this.written.delete(entry.del);
-    this.lines++;
     if (durable) await this.sync();
     if (this.lines > 2 * this.written.size + COMPACT_SLACK && !this.compacting) {
       this.compacting = this.compact()
