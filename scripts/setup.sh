@@ -21,3 +21,17 @@ if [ ! -x node_modules/.bin/node ] || [ package-lock.json -nt node_modules/.pack
 else
   PATH="$PWD/node_modules/.bin:$PATH" npm run --silent build
 fi
+
+# ── Ceph: `stowage ceph-dev` (a one-node test cluster) and the Ceph backends' tests ───────────
+# Debian 12's Pacific packages, only when missing; without recommends (ceph-mgr's would pull in
+# the dashboard and machine-learning stacks).
+ceph_need=()
+for tool in ceph-mon:ceph-mon ceph-mgr:ceph-mgr ceph-osd:ceph-osd ceph-mds:ceph-mds ceph:ceph-common \
+            rbd-fuse:rbd-fuse ceph-fuse:ceph-fuse; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || ceph_need+=("${tool##*:}")
+done
+if [ ${#ceph_need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${ceph_need[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${ceph_need[@]}" >/dev/null
+fi

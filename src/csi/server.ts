@@ -143,10 +143,11 @@ class CallRunner {
       abort.abort(expired ? new DeadlineExceededError('deadline exceeded') : new CsiError(grpc.status.CANCELLED, 'cancelled by the client'));
     });
 
-    log[method.startsWith(QUIET_SERVICE) ? 'debug' : 'info'](
-      { method, request: stripSecrets(types.request, call.request) },
-      'GRPC call',
-    );
+    // Bodies only at debug (ceph-csi keeps them at trace), and only built when they will be
+    // written: stripping and serializing a request costs more than the call itself.
+    const debug = log.isLevelEnabled('debug');
+    if (debug) log.debug({ method, request: stripSecrets(types.request, call.request) }, 'GRPC call');
+    else if (!method.startsWith(QUIET_SERVICE)) log.info({ method }, 'GRPC call');
 
     let response: object | undefined;
     let failure: unknown;
@@ -160,7 +161,7 @@ class CallRunner {
     clearTimeout(deadlineTimer);
 
     if (response) {
-      log.debug({ method, response: stripSecrets(types.response, response), seconds: elapsed(started) }, 'GRPC response');
+      if (debug) log.debug({ method, response: stripSecrets(types.response, response), seconds: elapsed(started) }, 'GRPC response');
       callback(null, response);
     } else {
       // A CsiError is an intended answer: its message says it all. Anything

@@ -30,20 +30,19 @@ export function parseRange(field: string, wire: CapacityRangeWire | null | undef
  * to the backend's granularity, and refused with OUT_OF_RANGE when that breaks the limit or the
  * backend's maximum.
  */
-export async function sizeFor(
+export function sizeFor(
   backend: Backend,
   range: SizeRange,
   cap: { accessType: AccessType; fsType: string },
   atLeast = 0,
-): Promise<number> {
+): number {
   const base = range.required > 0 ? range.required : range.limit > 0 ? Math.min(DEFAULT_VOLUME_BYTES, range.limit) : DEFAULT_VOLUME_BYTES;
   const size = backend.allocationSize(Math.max(base, atLeast), cap);
   if (range.limit > 0 && size > range.limit) {
     throw new OutOfRangeError(`the smallest size this volume can have is ${size} bytes, more than limit_bytes ${range.limit}`);
   }
-  const { maximumVolumeSize } = await backend.capacity();
-  if (size > maximumVolumeSize) {
-    throw new OutOfRangeError(`${size} bytes is more than the largest volume this backend can create (${maximumVolumeSize} bytes)`);
+  if (size > backend.maximumVolumeBytes) {
+    throw new OutOfRangeError(`${size} bytes is more than the largest volume this backend can create (${backend.maximumVolumeBytes} bytes)`);
   }
   return size;
 }

@@ -159,7 +159,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         if (range.limit > 0 && sourceBytes > range.limit) {
           throw new OutOfRangeError(`the source holds ${sourceBytes} bytes, more than limit_bytes ${range.limit}`);
         }
-        const capacityBytes = await sizeFor(backend, range, shape, sourceBytes);
+        const capacityBytes = sizeFor(backend, range, shape, sourceBytes);
 
         let rec = await backend.volumes.byName(name);
         if (rec) {
@@ -304,7 +304,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           const cap = parseCapability('volume_capability', req.volume_capability as WireCapability);
           if (cap.accessType !== rec.accessType) throw new InvalidArgumentError(`volume ${id} is a ${rec.accessType} volume, not ${cap.accessType}`);
         }
-        const wanted = await sizeFor(backend, range, rec);
+        const wanted = sizeFor(backend, range, rec);
         if (wanted <= rec.capacityBytes) {
           return { capacity_bytes: rec.capacityBytes, node_expansion_required: false };
         }

@@ -106,8 +106,9 @@ function poolDirs(drv: TestDriver) {
     pool,
     volumes: join(pool, 'volumes'),
     snapshots: join(pool, 'snapshots'),
-    volumeRecords: join(pool, 'meta', 'volumes'),
-    snapshotRecords: join(pool, 'meta', 'snapshots'),
+    // The journals of an image-backed pool live beside pool.img, on the host's filesystem.
+    volumeRecords: join(drv.localDir, 'meta', 'volumes'),
+    snapshotRecords: join(drv.localDir, 'meta', 'snapshots'),
   };
 }
 

@@ -144,6 +144,8 @@ export interface Backend {
   newVolumeId(): string;
   newSnapshotId(): string;
   capacity(): Promise<CapacityInfo>;
+  /** The largest volume the backend could ever create (a cheap, cached figure; no I/O). */
+  readonly maximumVolumeBytes: number;
   /** Rounds a request up to what the backend allocates (e.g. 1 MiB, or an fs minimum). */
   allocationSize(requestedBytes: number, cap: { accessType: AccessType; fsType: string }): number;
   /** Creates (or finishes creating) the storage for a record in state 'creating'. Idempotent. */

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { access, mkdir, open, rename, rmdir, stat, truncate, unlink } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   AlreadyExistsError,
@@ -89,6 +89,7 @@ export class LocalBackend implements Backend {
     private readonly layout: PoolLayout,
     readonly volumes: FileJournal<VolumeRecord>,
     readonly snapshots: FileJournal<SnapshotRecord>,
+    private readonly poolBytes: number,
   ) {
     this.nodeId = opts.nodeId;
     this.maxVolumesPerNode = opts.maxVolumesPerNode;
@@ -96,11 +97,12 @@ export class LocalBackend implements Backend {
 
   static async open(opts: LocalBackendOptions): Promise<LocalBackend> {
     const pool = await openPool(opts.dir, opts.poolSizeBytes, opts);
-    const layout = new PoolLayout(pool.root);
+    const layout = new PoolLayout(pool.root, pool.image ? join(opts.dir, 'meta') : undefined);
     for (const d of [layout.volumesDir, layout.snapshotsDir]) await mkdir(d, { recursive: true });
     const volumes = await FileJournal.open<VolumeRecord>(layout.volumeRecordsDir);
     const snapshots = await FileJournal.open<SnapshotRecord>(layout.snapshotRecordsDir);
-    return new LocalBackend(opts, pool, layout, volumes, snapshots);
+    const { totalBytes } = await filesystemStats(pool.root);
+    return new LocalBackend(opts, pool, layout, volumes, snapshots, totalBytes);
   }
 
   get root(): string {
@@ -168,6 +170,11 @@ export class LocalBackend implements Backend {
     return randomUUID();
   }
 
+  /** The pool's size: no volume can be larger. Read once at open; the pool does not resize under us. */
+  get maximumVolumeBytes(): number {
+    return this.poolBytes;
+  }
+
   async capacity(): Promise<CapacityInfo> {
     const s = await filesystemStats(this.pool.root);
     return {
@@ -188,9 +195,6 @@ export class LocalBackend implements Backend {
     const storage = storageFor(rec.accessType, rec.fsType);
     const path = this.layout.volumePath(rec.id, storage);
     const cap = await this.capacity();
-    if (rec.capacityBytes > cap.totalBytes) {
-      throw new OutOfRangeError(`${rec.capacityBytes} bytes is more than the whole pool (${cap.totalBytes} bytes)`);
-    }
     if (rec.capacityBytes > cap.availableBytes && !(await exists(path))) {
       throw new ResourceExhaustedError(`the pool has ${cap.availableBytes} bytes free, ${rec.capacityBytes} requested`);
     }
@@ -293,8 +297,7 @@ export class LocalBackend implements Backend {
   async expandVolume(rec: VolumeRecord, newBytes: number): Promise<{ nodeExpansionRequired: boolean }> {
     const storage = storageFor(rec.accessType, rec.fsType);
     const path = this.layout.volumePath(rec.id, storage);
-    const cap = await this.capacity();
-    if (newBytes > cap.totalBytes) throw new OutOfRangeError(`${newBytes} bytes is more than the whole pool (${cap.totalBytes} bytes)`);
+    if (newBytes > this.poolBytes) throw new OutOfRangeError(`${newBytes} bytes is more than the whole pool (${this.poolBytes} bytes)`);
     if (storage === 'subvolume') {
       await setQgroupLimit(path, newBytes);
       return { nodeExpansionRequired: false };
