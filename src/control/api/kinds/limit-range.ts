@@ -1,0 +1,31 @@
+// LimitRange: per-type minimums, maximums and defaults, all quantities.
+import { z } from 'zod';
+import { canonicalizeResourceList } from '../quantity.js';
+import type { LimitRange } from '../types/core.js';
+import { validateResourceList, supportedValue } from '../validation/common.js';
+import { child, type FieldError, index, required } from '../validation/field-errors.js';
+import { kindSchema, resourceList, str } from '../validation/schemas.js';
+import { defineStrategy } from './strategy.js';
+
+const TYPES = ['Container', 'PersistentVolumeClaim', 'Pod'] as const;
+const LISTS = ['max', 'min', 'default', 'defaultRequest', 'maxLimitRequestRatio'] as const;
+
+const item = z.looseObject({ type: str, ...Object.fromEntries(LISTS.map((l) => [l, resourceList])) });
+const schema = kindSchema({ spec: z.looseObject({ limits: z.array(item).optional() }).optional() });
+
+export const limitRangeStrategy = defineStrategy<LimitRange>({
+  schema,
+  defaults(lr) {
+    for (const limit of lr.spec?.limits ?? []) for (const l of LISTS) canonicalizeResourceList(limit[l]);
+  },
+  validate(lr) {
+    const limits = lr.spec?.limits;
+    if (limits === undefined) return [required('spec.limits')];
+    return limits.flatMap((limit, i) => {
+      const p = index('spec.limits', i);
+      const errs: FieldError[] = limit.type === undefined ? [required(child(p, 'type'))] : supportedValue(child(p, 'type'), limit.type, TYPES);
+      for (const l of LISTS) errs.push(...validateResourceList(child(p, l), limit[l]));
+      return errs;
+    });
+  },
+});

@@ -1,0 +1,110 @@
+// PersistentVolumeClaim: defaulting, validation and the update rules of Kubernetes' PVC strategy.
+import { isDeepStrictEqual } from 'node:util';
+import { z } from 'zod';
+import { canonicalizeResourceList, compareQuantities, isQuantity } from '../quantity.js';
+import type { PersistentVolumeClaim, TypedObjectReference } from '../types/core.js';
+import {
+  carryOver,
+  validateAccessModes,
+  validateClassName,
+  validateLabelSelector,
+  validateQuantity,
+  validateResourceList,
+  validateSubdomain,
+  validateVolumeMode, supportedValue } from '../validation/common.js';
+import { child, type FieldError, forbidden, key, notSupported, required } from '../validation/field-errors.js';
+import { kindSchema, labelSelector, resourceList, str, strings } from '../validation/schemas.js';
+import { defineStrategy } from './strategy.js';
+
+const typedReference = z.looseObject({ apiGroup: str, kind: str, name: str, namespace: str }).optional();
+
+const schema = kindSchema({
+  spec: z
+    .looseObject({
+      accessModes: strings,
+      selector: labelSelector,
+      resources: z.looseObject({ requests: resourceList, limits: resourceList }).optional(),
+      volumeName: str,
+      storageClassName: str,
+      volumeMode: str,
+      dataSource: typedReference,
+      dataSourceRef: typedReference,
+    })
+    .optional(),
+  status: z.looseObject({ phase: str, accessModes: strings, capacity: resourceList, allocatedResources: resourceList }).optional(),
+});
+
+const PHASES = ['Bound', 'Lost', 'Pending'] as const;
+const STORAGE = 'storage';
+
+function validateDataSource(path: string, ref: TypedObjectReference | undefined): FieldError[] {
+  if (ref === undefined) return [];
+  const errs: FieldError[] = [];
+  if (!ref.name) errs.push(required(child(path, 'name')));
+  if (!ref.kind) errs.push(required(child(path, 'kind')));
+  if (ref.kind === 'PersistentVolumeClaim' && ref.apiGroup) {
+    errs.push(notSupported(child(path, 'apiGroup'), ref.apiGroup, ['']));
+  }
+  return errs;
+}
+
+export const persistentVolumeClaimStrategy = defineStrategy<PersistentVolumeClaim>({
+  schema,
+  prepareForCreate(pvc) {
+    pvc.status = { phase: 'Pending' };
+  },
+  defaults(pvc) {
+    pvc.spec ??= {};
+    pvc.spec.volumeMode ??= 'Filesystem';
+    canonicalizeResourceList(pvc.spec.resources?.requests);
+    canonicalizeResourceList(pvc.spec.resources?.limits);
+    canonicalizeResourceList(pvc.status?.capacity);
+    if (pvc.status) pvc.status.phase ??= 'Pending';
+  },
+  validate(pvc) {
+    const spec = pvc.spec;
+    const errs = validateAccessModes('spec.accessModes', spec.accessModes, 'at least 1 access mode is required');
+    errs.push(...validateLabelSelector('spec.selector', spec.selector));
+    const requestsPath = 'spec.resources.requests';
+    const storage = spec.resources?.requests?.[STORAGE];
+    if (storage === undefined) errs.push(required(key(requestsPath, STORAGE)));
+    else errs.push(...validateQuantity(key(requestsPath, STORAGE), storage, { positive: true }));
+    errs.push(...validateResourceList(requestsPath, spec.resources?.requests).filter((e) => e.field !== key(requestsPath, STORAGE)));
+    errs.push(...validateResourceList('spec.resources.limits', spec.resources?.limits));
+    errs.push(...validateVolumeMode('spec.volumeMode', spec.volumeMode));
+    errs.push(...validateClassName('spec.storageClassName', spec.storageClassName));
+    if (spec.volumeName) errs.push(...validateSubdomain('spec.volumeName', spec.volumeName));
+    errs.push(...validateDataSource('spec.dataSource', spec.dataSource));
+    errs.push(...validateDataSource('spec.dataSourceRef', spec.dataSourceRef));
+
+    const status = pvc.status ?? {};
+    errs.push(...supportedValue('status.phase', status.phase, PHASES));
+    if (status.accessModes !== undefined && status.accessModes.length > 0) {
+      errs.push(...validateAccessModes('status.accessModes', status.accessModes, ''));
+    }
+    errs.push(...validateResourceList('status.capacity', status.capacity));
+    return errs;
+  },
+  validateUpdate(pvc, old) {
+    // Compare the specs with the mutable parts taken from the old one: volumeName may be set once
+    // (binding), storageClassName may be set once when it was never given (retroactive default
+    // class), and a bound claim's storage request may grow (expansion).
+    const newSpec = structuredClone(pvc.spec);
+    const oldSpec = old.spec;
+    if (!oldSpec.volumeName) carryOver(newSpec, oldSpec, 'volumeName');
+    if (oldSpec.storageClassName === undefined) carryOver(newSpec, oldSpec, 'storageClassName');
+    const errs: FieldError[] = [];
+    const newStorage = pvc.spec.resources?.requests?.[STORAGE];
+    const oldStorage = oldSpec.resources?.requests?.[STORAGE];
+    if (pvc.status?.phase === 'Bound' && newSpec.resources?.requests && oldStorage !== undefined) {
+      newSpec.resources.requests[STORAGE] = oldStorage;
+      if (newStorage !== undefined && isQuantity(newStorage) && compareQuantities(newStorage, oldStorage) < 0) {
+        errs.push(forbidden(key('spec.resources.requests', STORAGE), 'field can not be less than previous value'));
+      }
+    }
+    if (!isDeepStrictEqual(newSpec, oldSpec)) {
+      errs.push(forbidden('spec', 'spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims'));
+    }
+    return errs;
+  },
+});

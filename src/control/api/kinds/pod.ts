@@ -1,0 +1,236 @@
+// Pod: the defaulting and validation Stowage needs (containers, volumes and their mounts) and
+// Kubernetes' rule that a pod's spec is immutable except for a few fields.
+import { isDeepStrictEqual } from 'node:util';
+import { z } from 'zod';
+import { canonicalizeResourceList } from '../quantity.js';
+import type { Container, Pod, Volume } from '../types/core.js';
+import { carryOver, validateLabel, validateLabels, validateResourceList, validateSubdomain, supportedValue } from '../validation/common.js';
+import { child, duplicate, type FieldError, forbidden, index, invalid, notFound, required } from '../validation/field-errors.js';
+import { bool, int, kindSchema, resourceList, str, stringMap, strings } from '../validation/schemas.js';
+import { defineStrategy } from './strategy.js';
+
+/** Every volume source a pod volume may have; exactly one must be set. */
+const VOLUME_SOURCES = [
+  'hostPath',
+  'emptyDir',
+  'gcePersistentDisk',
+  'awsElasticBlockStore',
+  'gitRepo',
+  'secret',
+  'nfs',
+  'iscsi',
+  'glusterfs',
+  'persistentVolumeClaim',
+  'rbd',
+  'flexVolume',
+  'cinder',
+  'cephfs',
+  'flocker',
+  'downwardAPI',
+  'fc',
+  'azureFile',
+  'configMap',
+  'vsphereVolume',
+  'quobyte',
+  'azureDisk',
+  'photonPersistentDisk',
+  'projected',
+  'portworxVolume',
+  'scaleIO',
+  'storageos',
+  'csi',
+  'ephemeral',
+  'image',
+] as const;
+
+const RESTART_POLICIES = ['Always', 'Never', 'OnFailure'] as const;
+const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
+const PROTOCOLS = ['SCTP', 'TCP', 'UDP'] as const;
+const PROPAGATIONS = ['Bidirectional', 'HostToContainer', 'None'] as const;
+const HOST_PATH_TYPES = ['', 'BlockDevice', 'CharDevice', 'Directory', 'DirectoryOrCreate', 'File', 'FileOrCreate', 'Socket'] as const;
+const PHASES = ['Failed', 'Pending', 'Running', 'Succeeded', 'Unknown'] as const;
+const TOLERATION_OPERATORS = ['Equal', 'Exists'] as const;
+const TAINT_EFFECTS = ['NoExecute', 'NoSchedule', 'PreferNoSchedule'] as const;
+
+const container = z.looseObject({
+  name: str,
+  image: str,
+  imagePullPolicy: str,
+  command: strings,
+  args: strings,
+  ports: z.array(z.looseObject({ name: str, containerPort: int, hostPort: int, protocol: str })).optional(),
+  resources: z.looseObject({ requests: resourceList, limits: resourceList }).optional(),
+  volumeMounts: z.array(z.looseObject({ name: str, mountPath: str, readOnly: bool, subPath: str, mountPropagation: str })).optional(),
+  volumeDevices: z.array(z.looseObject({ name: str, devicePath: str })).optional(),
+});
+
+const schema = kindSchema({
+  spec: z
+    .looseObject({
+      containers: z.array(container).optional(),
+      initContainers: z.array(container).optional(),
+      volumes: z
+        .array(
+          z.looseObject({
+            name: str,
+            persistentVolumeClaim: z.looseObject({ claimName: str, readOnly: bool }).optional(),
+            hostPath: z.looseObject({ path: str, type: str }).optional(),
+          }),
+        )
+        .optional(),
+      nodeName: str,
+      nodeSelector: stringMap,
+      restartPolicy: str,
+      terminationGracePeriodSeconds: int,
+      activeDeadlineSeconds: int,
+      schedulerName: str,
+      priorityClassName: str,
+      priority: int,
+      tolerations: z.array(z.looseObject({ key: str, operator: str, value: str, effect: str, tolerationSeconds: int })).optional(),
+    })
+    .optional(),
+  status: z.looseObject({ phase: str }).optional(),
+});
+
+function defaultContainer(c: Container): void {
+  if (c.image !== undefined) {
+    const tag = c.image.includes('@') ? 'digest' : (/:([^/:]+)$/.exec(c.image)?.[1] ?? 'latest');
+    c.imagePullPolicy ??= tag === 'latest' ? 'Always' : 'IfNotPresent';
+  }
+  c.terminationMessagePath ??= '/dev/termination-log';
+  c.terminationMessagePolicy ??= 'File';
+  c.resources ??= {};
+  canonicalizeResourceList(c.resources.requests);
+  canonicalizeResourceList(c.resources.limits);
+  for (const p of c.ports ?? []) p.protocol ??= 'TCP';
+}
+
+function validateVolumes(volumes: readonly Volume[]): FieldError[] {
+  const errs: FieldError[] = [];
+  const seen = new Set<string>();
+  volumes.forEach((v, i) => {
+    const p = index('spec.volumes', i);
+    if (!v.name) errs.push(required(child(p, 'name')));
+    else {
+      errs.push(...validateLabel(child(p, 'name'), v.name));
+      if (seen.has(v.name)) errs.push(duplicate(child(p, 'name'), v.name));
+      seen.add(v.name);
+    }
+    const sources = VOLUME_SOURCES.filter((s) => v[s] !== undefined);
+    if (sources.length === 0) errs.push(required(p, 'must specify a volume type'));
+    for (const extra of sources.slice(1)) errs.push(forbidden(child(p, extra), 'may not specify more than 1 volume type'));
+    if (v.persistentVolumeClaim && !v.persistentVolumeClaim.claimName) errs.push(required(child(p, 'persistentVolumeClaim.claimName')));
+    if (v.hostPath) {
+      if (!v.hostPath.path) errs.push(required(child(p, 'hostPath.path')));
+      const type = v.hostPath.type;
+      errs.push(...supportedValue(child(p, 'hostPath.type'), type, HOST_PATH_TYPES));
+    }
+  });
+  return errs;
+}
+
+function validateContainer(c: Container, p: string, volumes: ReadonlySet<string>): FieldError[] {
+  const errs: FieldError[] = [];
+  if (!c.name) errs.push(required(child(p, 'name')));
+  else errs.push(...validateLabel(child(p, 'name'), c.name));
+  if (!c.image) errs.push(required(child(p, 'image')));
+  errs.push(...supportedValue(child(p, 'imagePullPolicy'), c.imagePullPolicy, PULL_POLICIES));
+  (c.ports ?? []).forEach((port, i) => {
+    const pp = index(child(p, 'ports'), i);
+    if (!Number.isInteger(port.containerPort) || port.containerPort < 1 || port.containerPort > 65535) {
+      errs.push(invalid(child(pp, 'containerPort'), port.containerPort ?? 0, 'must be between 1 and 65535, inclusive'));
+    }
+    errs.push(...supportedValue(child(pp, 'protocol'), port.protocol, PROTOCOLS));
+  });
+  errs.push(...validateResourceList(child(p, 'resources.requests'), c.resources?.requests));
+  errs.push(...validateResourceList(child(p, 'resources.limits'), c.resources?.limits));
+  (c.volumeMounts ?? []).forEach((m, i) => {
+    const mp = index(child(p, 'volumeMounts'), i);
+    if (!m.name) errs.push(required(child(mp, 'name')));
+    else if (!volumes.has(m.name)) errs.push(notFound(child(mp, 'name'), m.name));
+    if (!m.mountPath) errs.push(required(child(mp, 'mountPath')));
+    errs.push(...supportedValue(child(mp, 'mountPropagation'), m.mountPropagation, PROPAGATIONS));
+  });
+  (c.volumeDevices ?? []).forEach((d, i) => {
+    const dp = index(child(p, 'volumeDevices'), i);
+    if (!d.name) errs.push(required(child(dp, 'name')));
+    else if (!volumes.has(d.name)) errs.push(notFound(child(dp, 'name'), d.name));
+    if (!d.devicePath) errs.push(required(child(dp, 'devicePath')));
+  });
+  return errs;
+}
+
+/** The spec with every field a pod update may change copied from the old spec. */
+function withoutMutableFields(spec: Pod['spec'], old: Pod['spec']): Pod['spec'] {
+  const copy = structuredClone(spec);
+  const images = (list: Container[] | undefined, from: Container[] | undefined): void => {
+    if (list && from && list.length === from.length) list.forEach((c, i) => carryOver(c, from[i] ?? c, 'image'));
+  };
+  images(copy.containers, old.containers);
+  images(copy.initContainers, old.initContainers);
+  carryOver(copy, old, 'activeDeadlineSeconds');
+  carryOver(copy, old, 'terminationGracePeriodSeconds');
+  const oldTolerations = old.tolerations ?? [];
+  const additionsOnly = oldTolerations.every((t) => (copy.tolerations ?? []).some((n) => isDeepStrictEqual(n, t)));
+  if (additionsOnly) carryOver(copy, old, 'tolerations');
+  return copy;
+}
+
+export const podStrategy = defineStrategy<Pod>({
+  schema,
+  prepareForCreate(pod) {
+    pod.status = { phase: 'Pending' };
+  },
+  defaults(pod) {
+    pod.spec ??= { containers: [] };
+    const spec = pod.spec;
+    spec.restartPolicy ??= 'Always';
+    spec.terminationGracePeriodSeconds ??= 30;
+    spec.dnsPolicy ??= 'ClusterFirst';
+    spec.schedulerName ??= 'default-scheduler';
+    spec.securityContext ??= {};
+    spec.enableServiceLinks ??= true;
+    spec.preemptionPolicy ??= 'PreemptLowerPriority';
+    for (const c of [...(spec.containers ?? []), ...(spec.initContainers ?? [])]) defaultContainer(c);
+    for (const v of spec.volumes ?? []) if (v.hostPath) v.hostPath.type ??= '';
+  },
+  validate(pod) {
+    const spec = pod.spec;
+    const volumes = spec.volumes ?? [];
+    const errs = validateVolumes(volumes);
+    const volumeNames = new Set(volumes.map((v) => v.name));
+    const containers = spec.containers ?? [];
+    if (containers.length === 0) errs.push(required('spec.containers'));
+    const names = new Set<string>();
+    for (const [listName, list] of [['containers', containers], ['initContainers', spec.initContainers ?? []]] as const) {
+      list.forEach((c, i) => {
+        const p = index(`spec.${listName}`, i);
+        errs.push(...validateContainer(c, p, volumeNames));
+        if (c.name && names.has(c.name)) errs.push(duplicate(child(p, 'name'), c.name));
+        if (c.name) names.add(c.name);
+      });
+    }
+    errs.push(...supportedValue('spec.restartPolicy', spec.restartPolicy, RESTART_POLICIES));
+    if (spec.nodeName) errs.push(...validateSubdomain('spec.nodeName', spec.nodeName));
+    if (spec.priorityClassName) errs.push(...validateSubdomain('spec.priorityClassName', spec.priorityClassName));
+    errs.push(...validateLabels('spec.nodeSelector', spec.nodeSelector));
+    (spec.tolerations ?? []).forEach((t, i) => {
+      const p = index('spec.tolerations', i);
+      errs.push(...supportedValue(child(p, 'operator'), t.operator, TOLERATION_OPERATORS));
+      errs.push(...supportedValue(child(p, 'effect'), t.effect, TAINT_EFFECTS));
+      if (t.operator === 'Exists' && t.value) errs.push(invalid(child(p, 'operator'), t.value, 'value must be empty when `operator` is \'Exists\''));
+    });
+    const phase = pod.status?.phase;
+    errs.push(...supportedValue('status.phase', phase, PHASES));
+    return errs;
+  },
+  validateUpdate(pod, old) {
+    if (isDeepStrictEqual(withoutMutableFields(pod.spec, old.spec), old.spec)) return [];
+    return [
+      forbidden(
+        'spec',
+        'pod updates may not change fields other than `spec.containers[*].image`,`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only additions to existing tolerations),`spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)',
+      ),
+    ];
+  },
+});

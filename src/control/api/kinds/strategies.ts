@@ -1,0 +1,44 @@
+// The strategy of every resource in the registry.
+import type { ResourceInfo, ResourceName } from '../registry.js';
+import { configMapStrategy } from './config-map.js';
+import { csiDriverStrategy } from './csi-driver.js';
+import { csiNodeStrategy } from './csi-node.js';
+import { eventStrategy } from './event.js';
+import { limitRangeStrategy } from './limit-range.js';
+import { namespaceStrategy } from './namespace.js';
+import { nodeStrategy } from './node.js';
+import { persistentVolumeClaimStrategy } from './persistent-volume-claim.js';
+import { persistentVolumeStrategy } from './persistent-volume.js';
+import { podStrategy } from './pod.js';
+import { priorityClassStrategy } from './priority-class.js';
+import { secretStrategy } from './secret.js';
+import { storageClassStrategy } from './storage-class.js';
+import type { KindStrategy } from './strategy.js';
+import { volumeAttachmentStrategy } from './volume-attachment.js';
+import { volumeSnapshotClassStrategy } from './volume-snapshot-class.js';
+import { volumeSnapshotContentStrategy } from './volume-snapshot-content.js';
+import { volumeSnapshotStrategy } from './volume-snapshot.js';
+
+const STRATEGIES: Record<ResourceName, KindStrategy> = {
+  namespaces: namespaceStrategy,
+  nodes: nodeStrategy,
+  secrets: secretStrategy,
+  configmaps: configMapStrategy,
+  events: eventStrategy,
+  persistentvolumes: persistentVolumeStrategy,
+  persistentvolumeclaims: persistentVolumeClaimStrategy,
+  pods: podStrategy,
+  limitranges: limitRangeStrategy,
+  storageclasses: storageClassStrategy,
+  csidrivers: csiDriverStrategy,
+  csinodes: csiNodeStrategy,
+  volumeattachments: volumeAttachmentStrategy,
+  volumesnapshots: volumeSnapshotStrategy,
+  volumesnapshotclasses: volumeSnapshotClassStrategy,
+  volumesnapshotcontents: volumeSnapshotContentStrategy,
+  priorityclasses: priorityClassStrategy,
+};
+
+export function strategyFor(resource: ResourceInfo): KindStrategy {
+  return STRATEGIES[resource.plural as ResourceName];
+}

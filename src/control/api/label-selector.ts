@@ -1,0 +1,108 @@
+// Label selectors in both Kubernetes forms: the string syntax of ?labelSelector= and kubectl -l
+// ("app=web,tier!=db,env in (a,b),!legacy"), and the structured LabelSelector of PVC
+// spec.selector (matchLabels + matchExpressions). Both become a list of requirements.
+import type { LabelSelector, LabelSelectorOperator } from './types/meta.js';
+
+export interface LabelRequirement {
+  key: string;
+  operator: LabelSelectorOperator | 'Equals' | 'NotEquals';
+  values: string[];
+}
+
+export class SelectorError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SelectorError';
+  }
+}
+
+const KEY = /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
+const VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
+
+/** Splits on commas that are not inside parentheses. */
+function splitTerms(text: string): string[] {
+  const terms: string[] = [];
+  let depth = 0;
+  let current = '';
+  for (const ch of text) {
+    if (ch === '(') depth += 1;
+    if (ch === ')') depth -= 1;
+    if (ch === ',' && depth === 0) {
+      terms.push(current);
+      current = '';
+    } else {
+      current += ch;
+    }
+  }
+  terms.push(current);
+  return terms.map((t) => t.trim());
+}
+
+function checkKey(key: string, term: string): string {
+  if (!KEY.test(key) || key.length > 316) throw new SelectorError(`unable to parse requirement: invalid label key "${key}" in "${term}"`);
+  return key;
+}
+
+function checkValue(value: string, term: string): string {
+  if (!VALUE.test(value) || value.length > 63) {
+    throw new SelectorError(`unable to parse requirement: invalid label value "${value}" in "${term}"`);
+  }
+  return value;
+}
+
+function parseTerm(term: string): LabelRequirement {
+  if (term.startsWith('!')) return { key: checkKey(term.slice(1).trim(), term), operator: 'DoesNotExist', values: [] };
+  const set = /^(\S+)\s+(in|notin)\s*\((.*)\)$/.exec(term);
+  if (set) {
+    const values = (set[3] ?? '').split(',').map((v) => checkValue(v.trim(), term));
+    return { key: checkKey(set[1] ?? '', term), operator: set[2] === 'in' ? 'In' : 'NotIn', values };
+  }
+  const cmp = /^([^=!\s]+)\s*(==|=|!=)\s*(.*)$/.exec(term);
+  if (cmp) {
+    const value = checkValue((cmp[3] ?? '').trim(), term);
+    return { key: checkKey(cmp[1] ?? '', term), operator: cmp[2] === '!=' ? 'NotEquals' : 'Equals', values: [value] };
+  }
+  return { key: checkKey(term, term), operator: 'Exists', values: [] };
+}
+
+/** Parses the string form; an empty or absent selector selects everything. */
+export function parseLabelSelector(text: string | undefined): LabelRequirement[] {
+  if (text === undefined || text.trim() === '') return [];
+  return splitTerms(text).map((term) => {
+    if (term === '') throw new SelectorError(`unable to parse requirement: found an empty term in "${text}"`);
+    return parseTerm(term);
+  });
+}
+
+/** The requirements of a structured selector; an empty selector selects everything. */
+function requirementsOf(selector: LabelSelector): LabelRequirement[] {
+  const fromLabels = Object.entries(selector.matchLabels ?? {}).map(([key, value]): LabelRequirement => ({ key, operator: 'Equals', values: [value] }));
+  const fromExpressions = (selector.matchExpressions ?? []).map((e): LabelRequirement => ({ key: e.key, operator: e.operator, values: e.values ?? [] }));
+  return [...fromLabels, ...fromExpressions];
+}
+
+function satisfies(req: LabelRequirement, labels: Record<string, string>): boolean {
+  const has = Object.hasOwn(labels, req.key);
+  const value = labels[req.key];
+  switch (req.operator) {
+    case 'Exists':
+      return has;
+    case 'DoesNotExist':
+      return !has;
+    case 'Equals':
+    case 'In':
+      return has && req.values.includes(value ?? '');
+    case 'NotEquals':
+    case 'NotIn':
+      return !has || !req.values.includes(value ?? '');
+  }
+}
+
+export function matchesLabels(requirements: readonly LabelRequirement[], labels: Record<string, string> | undefined): boolean {
+  return requirements.every((r) => satisfies(r, labels ?? {}));
+}
+
+/** Whether a structured selector (e.g. a PVC's spec.selector) selects an object with these labels. */
+export function selectorMatches(selector: LabelSelector, labels: Record<string, string> | undefined): boolean {
+  return matchesLabels(requirementsOf(selector), labels);
+}

@@ -1,0 +1,61 @@
+// Discovery documents (/api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version}, /version),
+// enough for kubectl to find every resource, its verbs and its short names.
+import { groupVersions, type ResourceInfo } from '../api/registry.js';
+import { NoResourceError } from '../store/errors.js';
+
+const VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'];
+const STATUS_VERBS = ['get', 'patch', 'update'];
+
+/** The Kubernetes version whose API this server follows, for clients' version checks. */
+const SERVED_VERSION = { major: '1', minor: '31', gitVersion: 'v1.31.0+stowage' };
+
+export function coreVersions(serverAddress: string): object {
+  return { kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] };
+}
+
+function groupDocument(group: string, version: string): object {
+  const gv = { groupVersion: `${group}/${version}`, version };
+  return { name: group, versions: [gv], preferredVersion: gv };
+}
+
+export function groupList(): object {
+  const groups = groupVersions()
+    .filter((gv) => gv.group !== '')
+    .map((gv) => groupDocument(gv.group, gv.version));
+  return { kind: 'APIGroupList', apiVersion: 'v1', groups };
+}
+
+export function group(name: string): object {
+  const gv = groupVersions().find((g) => g.group === name && name !== '');
+  if (gv === undefined) throw new NoResourceError();
+  return { kind: 'APIGroup', apiVersion: 'v1', ...groupDocument(gv.group, gv.version) };
+}
+
+function apiResources(r: ResourceInfo): object[] {
+  const main = { name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: VERBS, ...(r.shortNames.length > 0 ? { shortNames: r.shortNames } : {}) };
+  if (!r.hasStatus) return [main];
+  return [main, { name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: STATUS_VERBS }];
+}
+
+export function resourceList(groupName: string, version: string): object {
+  const gv = groupVersions().find((g) => g.group === groupName && g.version === version);
+  if (gv === undefined) throw new NoResourceError();
+  return {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: groupName === '' ? version : `${groupName}/${version}`,
+    resources: gv.resources.flatMap(apiResources),
+  };
+}
+
+export function versionInfo(): object {
+  return {
+    ...SERVED_VERSION,
+    gitCommit: '',
+    gitTreeState: '',
+    buildDate: '',
+    goVersion: '',
+    compiler: 'stowage',
+    platform: `${process.platform}/${process.arch === 'x64' ? 'amd64' : process.arch}`,
+  };
+}

@@ -1,0 +1,139 @@
+// The verbs on resources: list/watch and create on collections; get, update (PUT), patch and
+// delete on items and their /status. Request objects are checked against the URL (kind, name,
+// namespace) before the store sees them.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ResourceInfo } from '../api/registry.js';
+import type { KubeList, KubeObject } from '../api/types/meta.js';
+import { BadRequestError, MethodNotAllowedError, NotFoundError, UnsupportedMediaTypeError } from '../store/errors.js';
+import type { DeleteOptions, PropagationPolicy, Store } from '../store/store.js';
+import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
+import { findDirective, mergePatch } from './merge-patch.js';
+import type { Route } from './routes.js';
+import type { WatchStreams } from './watch-stream.js';
+
+type CollectionRoute = Extract<Route, { type: 'collection' }>;
+type ItemRoute = Extract<Route, { type: 'item' }>;
+
+const MERGE_PATCH = 'application/merge-patch+json';
+const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
+const PATCH_TYPES = [MERGE_PATCH, STRATEGIC_MERGE_PATCH];
+
+export interface HandlerContext {
+  store: Store;
+  watches: WatchStreams;
+}
+
+function isTrue(value: string | null): boolean {
+  return value === '1' || value === 'true';
+}
+
+function asObject(body: unknown): KubeObject {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('the request body must be a JSON object');
+  const obj = body as KubeObject;
+  obj.metadata ??= {};
+  return obj;
+}
+
+/** The body must be of the URL's kind, in the URL's namespace; a missing namespace is filled in. */
+function checkAgainstUrl(obj: KubeObject, resource: ResourceInfo, namespace: string | undefined): void {
+  if (obj.apiVersion !== resource.apiVersion || obj.kind !== resource.kind) {
+    throw new BadRequestError(`the API version in the data (${obj.apiVersion}) and kind (${obj.kind}) do not match the URL's ${resource.apiVersion} ${resource.kind}`);
+  }
+  if (namespace === undefined) return;
+  if (obj.metadata.namespace && obj.metadata.namespace !== namespace) {
+    throw new BadRequestError('the namespace of the provided object does not match the namespace sent on the request');
+  }
+  obj.metadata.namespace = namespace;
+}
+
+export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+  const { store } = ctx;
+  const namespace = r.namespace;
+  if (req.method === 'GET') {
+    const options = {
+      ...(namespace === undefined ? {} : { namespace }),
+      ...(query.has('labelSelector') ? { labelSelector: query.get('labelSelector') ?? '' } : {}),
+      ...(query.has('fieldSelector') ? { fieldSelector: query.get('fieldSelector') ?? '' } : {}),
+    };
+    if (isTrue(query.get('watch'))) {
+      const timeout = query.get('timeoutSeconds');
+      const resourceVersion = query.get('resourceVersion');
+      ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout === null ? undefined : Number(timeout), res);
+      return;
+    }
+    const list = store.list(r.resource.plural, options);
+    const body: KubeList = { apiVersion: r.resource.apiVersion, kind: `${r.resource.kind}List`, metadata: { resourceVersion: list.resourceVersion }, items: list.items };
+    sendJson(res, 200, body);
+    return;
+  }
+  if (req.method === 'POST') {
+    const obj = asObject(parseBody(await readBody(req), mediaType(req)));
+    checkAgainstUrl(obj, r.resource, namespace);
+    sendJson(res, 201, store.create(obj));
+    return;
+  }
+  throw new MethodNotAllowedError(req.method ?? '', `the ${r.resource.plural} collection`);
+}
+
+function deleteOptions(body: Buffer, req: IncomingMessage, query: URLSearchParams): DeleteOptions {
+  const fromBody = (body.length > 0 ? parseBody(body, mediaType(req)) : {}) as {
+    propagationPolicy?: PropagationPolicy;
+    orphanDependents?: boolean;
+    preconditions?: { uid?: string; resourceVersion?: string };
+  };
+  const policy = query.get('propagationPolicy') ?? fromBody.propagationPolicy ?? (fromBody.orphanDependents === true ? 'Orphan' : undefined);
+  return {
+    ...(policy === undefined || policy === null ? {} : { propagationPolicy: policy as PropagationPolicy }),
+    ...(fromBody.preconditions === undefined ? {} : { preconditions: fromBody.preconditions }),
+  };
+}
+
+export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
+  const { store } = ctx;
+  const { resource, name, subresource } = r;
+  if (subresource === 'status' && !resource.hasStatus) throw new NotFoundError(resource, name);
+  const current = (): KubeObject => {
+    const obj = store.get(resource.plural, r.namespace, name);
+    if (obj === undefined) throw new NotFoundError(resource, name);
+    return obj;
+  };
+  const updateOptions = subresource === 'status' ? { subresource } : {};
+
+  switch (req.method) {
+    case 'GET':
+      sendJson(res, 200, current());
+      return;
+    case 'PUT': {
+      const obj = asObject(parseBody(await readBody(req), mediaType(req)));
+      checkAgainstUrl(obj, resource, r.namespace);
+      if (obj.metadata.name !== name) {
+        throw new BadRequestError(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`);
+      }
+      sendJson(res, 200, store.update(obj, updateOptions));
+      return;
+    }
+    case 'PATCH': {
+      const type = mediaType(req);
+      if (!PATCH_TYPES.includes(type)) throw new UnsupportedMediaTypeError(type, PATCH_TYPES);
+      const patch = parseBody(await readBody(req), type, PATCH_TYPES);
+      if (type === STRATEGIC_MERGE_PATCH) {
+        const directive = findDirective(patch);
+        if (directive !== undefined) throw new BadRequestError(`strategic merge patch directive "${directive}" is not supported; send a merge patch (application/merge-patch+json)`);
+      }
+      const patched = asObject(mergePatch(current(), patch));
+      if (patched.metadata.name !== name) throw new BadRequestError('a patch may not change metadata.name');
+      sendJson(res, 200, store.update(patched, updateOptions));
+      return;
+    }
+    case 'DELETE': {
+      if (subresource !== undefined) throw new MethodNotAllowedError('DELETE', `${resource.plural}/${subresource}`);
+      const last = store.delete(resource.plural, r.namespace, name, deleteOptions(await readBody(req), req, query));
+      // 200 once the object is gone; 202 while finalizers hold it.
+      const pending = store.get(resource.plural, r.namespace, name)?.metadata.uid === last.metadata.uid;
+      sendJson(res, pending ? 202 : 200, last);
+      return;
+    }
+    default:
+      throw new MethodNotAllowedError(req.method ?? '', subresource === undefined ? resource.plural : `${resource.plural}/${subresource}`);
+  }
+}

@@ -1,0 +1,193 @@
+// The SQLite file behind the store: its layout, durability settings and every statement, prepared
+// once. Objects are stored as JSON text keyed by (resource, namespace, name); each write also
+// appends to an event log (for watches from a resourceVersion) in the same transaction.
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+
+export interface ObjectKey {
+  resource: string;
+  namespace: string;
+  name: string;
+}
+
+export interface EventRow {
+  rv: number;
+  resource: string;
+  namespace: string;
+  type: 'ADDED' | 'MODIFIED' | 'DELETED';
+  object: string;
+  previous: string | null;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+  CREATE TABLE IF NOT EXISTS objects (
+    resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    uid TEXT NOT NULL UNIQUE,
+    deleting INTEGER NOT NULL,       -- 1 while metadata.deletionTimestamp is set
+    body TEXT NOT NULL,
+    PRIMARY KEY (resource, namespace, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS objects_deleting ON objects (deleting) WHERE deleting = 1;
+  CREATE TABLE IF NOT EXISTS owner_refs (
+    owner_uid TEXT NOT NULL, resource TEXT NOT NULL, namespace TEXT NOT NULL, name TEXT NOT NULL,
+    PRIMARY KEY (owner_uid, resource, namespace, name)
+  ) WITHOUT ROWID;
+  CREATE INDEX IF NOT EXISTS owner_refs_dependent ON owner_refs (resource, namespace, name);
+  CREATE TABLE IF NOT EXISTS events (
+    rv INTEGER PRIMARY KEY, resource TEXT NOT NULL, namespace TEXT NOT NULL,
+    type TEXT NOT NULL, object TEXT NOT NULL, previous TEXT
+  );
+`;
+
+const SQL = {
+  begin: 'BEGIN IMMEDIATE',
+  commit: 'COMMIT',
+  rollback: 'ROLLBACK',
+  getCounter: 'SELECT value FROM counters WHERE name = ?',
+  setCounter: 'INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+  get: 'SELECT body FROM objects WHERE resource = ? AND namespace = ? AND name = ?',
+  listAll: 'SELECT body FROM objects WHERE resource = ? ORDER BY namespace, name',
+  listNamespace: 'SELECT body FROM objects WHERE resource = ? AND namespace = ? ORDER BY name',
+  put: `INSERT INTO objects (resource, namespace, name, uid, deleting, body) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (resource, namespace, name) DO UPDATE SET uid = excluded.uid, deleting = excluded.deleting, body = excluded.body`,
+  remove: 'DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?',
+  uidExists: 'SELECT 1 FROM objects WHERE uid = ?',
+  deleting: 'SELECT resource, body FROM objects WHERE deleting = 1 ORDER BY resource, namespace, name',
+  liveInNamespace: 'SELECT name FROM objects WHERE resource = ? AND namespace = ? AND deleting = 0 ORDER BY name',
+  countInNamespace: 'SELECT COUNT(*) AS n FROM objects WHERE resource = ? AND namespace = ?',
+  clearOwners: 'DELETE FROM owner_refs WHERE resource = ? AND namespace = ? AND name = ?',
+  addOwner: 'INSERT OR IGNORE INTO owner_refs (owner_uid, resource, namespace, name) VALUES (?, ?, ?, ?)',
+  dependents: 'SELECT resource, namespace, name FROM owner_refs WHERE owner_uid = ? ORDER BY resource, namespace, name',
+  orphans: `SELECT DISTINCT d.resource, d.namespace, d.name FROM owner_refs d
+            WHERE NOT EXISTS (
+              SELECT 1 FROM owner_refs r JOIN objects o ON o.uid = r.owner_uid
+              WHERE r.resource = d.resource AND r.namespace = d.namespace AND r.name = d.name)
+            ORDER BY d.resource, d.namespace, d.name`,
+  appendEvent: 'INSERT INTO events (rv, resource, namespace, type, object, previous) VALUES (?, ?, ?, ?, ?, ?)',
+  eventsAfter: 'SELECT rv, resource, namespace, type, object, previous FROM events WHERE rv > ? AND resource = ? ORDER BY rv',
+  oldestEvent: 'SELECT MIN(rv) AS rv FROM events',
+  pruneEvents: 'DELETE FROM events WHERE rv <= ?',
+} as const;
+
+type StatementName = keyof typeof SQL;
+
+export class Database {
+  private readonly db: DatabaseSync;
+  private readonly stmt: Record<StatementName, StatementSync>;
+
+  constructor(path: string) {
+    this.db = new DatabaseSync(path);
+    try {
+      // WAL + synchronous=FULL: a commit returns only after the WAL is fsynced, so an
+      // acknowledged write survives kill -9 and power loss. EXCLUSIVE locking keeps a second
+      // process (a second control plane on the same file) out instead of letting it corrupt
+      // the resourceVersion sequence; the first write below takes the lock.
+      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA locking_mode = EXCLUSIVE;');
+      this.db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
+    } catch (err) {
+      this.db.close();
+      const busy = err instanceof Error && /locked|busy/i.test(err.message);
+      throw busy ? new Error(`the store ${path} is in use by another process`, { cause: err }) : err;
+    }
+    this.stmt = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, this.db.prepare(sql)])) as Record<StatementName, StatementSync>;
+  }
+
+  /** Runs fn in one write transaction: all of it commits (fsynced) or none of it does. */
+  transaction(fn: () => void): void {
+    this.run('begin');
+    try {
+      fn();
+      this.run('commit');
+    } catch (err) {
+      this.run('rollback');
+      throw err;
+    }
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  private run(name: StatementName, ...params: (string | number | null)[]): void {
+    this.stmt[name].run(...params);
+  }
+
+  counter(name: string): number {
+    const row = this.stmt.getCounter.get(name) as { value: number } | undefined;
+    return row?.value ?? 0;
+  }
+
+  setCounter(name: string, value: number): void {
+    this.run('setCounter', name, value);
+  }
+
+  get(key: ObjectKey): string | undefined {
+    const row = this.stmt.get.get(key.resource, key.namespace, key.name) as { body: string } | undefined;
+    return row?.body;
+  }
+
+  /** Bodies of one resource, in one namespace or all, ordered by namespace then name. */
+  list(resource: string, namespace: string | undefined): string[] {
+    const rows = namespace === undefined ? this.stmt.listAll.all(resource) : this.stmt.listNamespace.all(resource, namespace);
+    return (rows as { body: string }[]).map((r) => r.body);
+  }
+
+  put(key: ObjectKey, uid: string, deleting: boolean, body: string): void {
+    this.run('put', key.resource, key.namespace, key.name, uid, deleting ? 1 : 0, body);
+  }
+
+  remove(key: ObjectKey): void {
+    this.run('remove', key.resource, key.namespace, key.name);
+    this.run('clearOwners', key.resource, key.namespace, key.name);
+  }
+
+  uidExists(uid: string): boolean {
+    return this.stmt.uidExists.get(uid) !== undefined;
+  }
+
+  /** Objects whose deletionTimestamp is set, waiting for finalizers. */
+  deleting(): { resource: string; body: string }[] {
+    return this.stmt.deleting.all() as { resource: string; body: string }[];
+  }
+
+  /** Objects of a resource in a namespace that are not already being deleted. */
+  liveInNamespace(resource: string, namespace: string): string[] {
+    return (this.stmt.liveInNamespace.all(resource, namespace) as { name: string }[]).map((r) => r.name);
+  }
+
+  countInNamespace(resource: string, namespace: string): number {
+    return (this.stmt.countInNamespace.get(resource, namespace) as { n: number }).n;
+  }
+
+  setOwners(key: ObjectKey, ownerUids: readonly string[]): void {
+    this.run('clearOwners', key.resource, key.namespace, key.name);
+    for (const uid of ownerUids) this.run('addOwner', uid, key.resource, key.namespace, key.name);
+  }
+
+  dependentsOf(uid: string): ObjectKey[] {
+    return this.stmt.dependents.all(uid) as unknown as ObjectKey[];
+  }
+
+  /** Objects with owner references none of which names an existing object. */
+  orphans(): ObjectKey[] {
+    return this.stmt.orphans.all() as unknown as ObjectKey[];
+  }
+
+  appendEvent(row: EventRow): void {
+    this.run('appendEvent', row.rv, row.resource, row.namespace, row.type, row.object, row.previous);
+  }
+
+  eventsAfter(rv: number, resource: string): EventRow[] {
+    return this.stmt.eventsAfter.all(rv, resource) as unknown as EventRow[];
+  }
+
+  /** The oldest resourceVersion still in the event log, if any. */
+  oldestEvent(): number | undefined {
+    const row = this.stmt.oldestEvent.get() as { rv: number | null };
+    return row.rv ?? undefined;
+  }
+
+  pruneEventsThrough(rv: number): void {
+    this.run('pruneEvents', rv);
+  }
+}

@@ -1,0 +1,358 @@
+// The durable object store of the embedded control plane: Kubernetes API semantics over one
+// SQLite file. Every write is one transaction that bumps the global resourceVersion, stores the
+// object and appends a watch event; it is fsynced before the call returns. Watch handlers are
+// then called synchronously, in commit order.
+import { isDeepStrictEqual } from 'node:util';
+import { parseFieldSelector, matchesFields } from '../api/field-selector.js';
+import { parseLabelSelector, matchesLabels, SelectorError } from '../api/label-selector.js';
+import type { ResourceInfo, ResourceName, ResourceTypeMap } from '../api/registry.js';
+import { rfc3339 } from '../api/time.js';
+import type { Namespace, PersistentVolumeClaim } from '../api/types/core.js';
+import type { KubeObject, WatchEvent } from '../api/types/meta.js';
+import {
+  admitDefaultStorageClass,
+  admitNamespace,
+  admitResize,
+  decodeInput,
+  generateName,
+  namespaceOf,
+  prepareCreate,
+  prepareUpdate,
+  type Reader,
+  resourceNamed,
+  resourceOfObject,
+  sameJson,
+} from './admission.js';
+import { Database, type EventRow, type ObjectKey } from './database.js';
+import { AlreadyExistsError, BadRequestError, ConflictError, ExpiredError, ForbiddenError, NotFoundError } from './errors.js';
+import { FOREGROUND_FINALIZER, GarbageCollector, ORPHAN_FINALIZER, type PropagationPolicy } from './garbage-collector.js';
+import { type WatchFilter, type WatchHandler, WatchHub, translate } from './watch-hub.js';
+
+export type { PropagationPolicy } from './garbage-collector.js';
+export type { WatchHandler } from './watch-hub.js';
+
+export interface StoreOptions {
+  /** How many write events are kept for watches from a resourceVersion (default 10 000). */
+  eventRetention?: number;
+}
+
+export interface ListOptions {
+  /** Only this namespace; all namespaces when absent. Ignored for cluster-scoped resources. */
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+}
+
+export interface ListResult<T extends KubeObject = KubeObject> {
+  items: T[];
+  /** The store's resourceVersion at the time of the list: watch from here to miss nothing. */
+  resourceVersion: string;
+}
+
+export interface UpdateOptions {
+  /** 'status' writes only .status (and ignores everything else), like PUT …/status. */
+  subresource?: 'status';
+}
+
+export interface DeleteOptions {
+  preconditions?: { uid?: string; resourceVersion?: string };
+  /** Default Background. */
+  propagationPolicy?: PropagationPolicy;
+}
+
+export interface WatchOptions extends ListOptions {
+  /**
+   * Absent, "" or "0": an ADDED event for every current object, then changes. "N": every change
+   * after N, replayed from the event log (ExpiredError when N is older than the log), then live.
+   */
+  resourceVersion?: string;
+}
+
+const REVISION = 'resourceVersion';
+const DEFAULT_EVENT_RETENTION = 10_000;
+/** Events are pruned every this many writes (or every `retention`), inside the write's own transaction. */
+const PRUNE_INTERVAL = 500;
+const PROTECTED_NAMESPACES = new Set(['default', 'kube-system', 'kube-public']);
+/** Namespaces that always exist, as in a Kubernetes cluster. */
+const SYSTEM_NAMESPACES = ['default', 'kube-system'];
+const GENERATE_NAME_ATTEMPTS = 8;
+
+function keyOf(resource: ResourceInfo, obj: KubeObject): ObjectKey {
+  return { resource: resource.plural, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' };
+}
+
+function ownerUids(obj: KubeObject | undefined): string[] {
+  return (obj?.metadata.ownerReferences ?? []).map((r) => r.uid);
+}
+
+/** Finalized: nothing holds the object any more, so a deletion can complete. */
+function isFinalized(resource: ResourceInfo, obj: KubeObject): boolean {
+  if ((obj.metadata.finalizers ?? []).length > 0) return false;
+  return resource.plural !== 'namespaces' || ((obj as Namespace).spec?.finalizers ?? []).length === 0;
+}
+
+function badSelector<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    if (err instanceof SelectorError) throw new BadRequestError(err.message);
+    throw err;
+  }
+}
+
+export class Store {
+  private readonly db: Database;
+  private readonly hub = new WatchHub();
+  private readonly gc: GarbageCollector;
+  private readonly retention: number;
+  private revision: number;
+  private readonly reader: Reader = {
+    get: (resource, namespace, name) => this.read(resource, namespace, name),
+    list: (resource) => this.db.list(resource.plural, undefined).map((b) => JSON.parse(b) as KubeObject),
+  };
+
+  /** Use open(). */
+  constructor(path: string, options: StoreOptions = {}) {
+    this.retention = Math.max(1, options.eventRetention ?? DEFAULT_EVENT_RETENTION);
+    this.db = new Database(path);
+    this.revision = this.db.counter(REVISION);
+    this.gc = new GarbageCollector(this.db, {
+      read: (resource, namespace, name) => this.read(resource, namespace, name),
+      deleteObject: (resource, namespace, name, policy) => {
+        this.deleteResolved(resource, namespace, name, { propagationPolicy: policy });
+      },
+      writeInternal: (resource, next, old) => {
+        this.commitUpdate(resource, next, old);
+      },
+    });
+    for (const name of SYSTEM_NAMESPACES) {
+      if (this.get('namespaces', '', name) === undefined) this.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    }
+    // Finishes whatever a crash interrupted.
+    this.gc.collect();
+  }
+
+  /** The resourceVersion of the last write. */
+  get resourceVersion(): string {
+    return String(this.revision);
+  }
+
+  close(): void {
+    this.hub.clear();
+    this.db.close();
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  get<R extends ResourceName>(resource: R, namespace: string | undefined, name: string): ResourceTypeMap[R] | undefined;
+  get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined;
+  get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined {
+    const r = resourceNamed(resource);
+    return this.read(r, namespaceOf(r, namespace), name);
+  }
+
+  list<R extends ResourceName>(resource: R, options?: ListOptions): ListResult<ResourceTypeMap[R]>;
+  list(resource: string, options?: ListOptions): ListResult;
+  list(resource: string, options: ListOptions = {}): ListResult {
+    const r = resourceNamed(resource);
+    const filter = this.filter(r, options);
+    const items = this.db
+      .list(r.plural, filter.namespace)
+      .map((body) => JSON.parse(body) as KubeObject)
+      .filter((o) => matchesLabels(filter.labels, o.metadata.labels) && matchesFields(filter.fields, o));
+    return { items, resourceVersion: String(this.revision) };
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  /**
+   * Creates the object; returns it as stored (uid, resourceVersion, defaults…). The result type
+   * keeps the input's type and adds full metadata, so object literals need no annotation.
+   */
+  create<T extends KubeObject>(input: T): T & KubeObject {
+    const resource = resourceOfObject(input);
+    const obj = decodeInput(input, resource);
+    const generated = !obj.metadata.name && Boolean(obj.metadata.generateName);
+    prepareCreate(obj, resource);
+    admitNamespace(this.reader, resource, obj);
+    if (resource.plural === 'persistentvolumeclaims') admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
+    for (let attempt = 1; this.read(resource, obj.metadata.namespace ?? '', obj.metadata.name ?? '') !== undefined; attempt++) {
+      if (!generated || attempt >= GENERATE_NAME_ATTEMPTS) throw new AlreadyExistsError(resource, obj.metadata.name ?? '');
+      obj.metadata.name = generateName(obj.metadata.generateName ?? '');
+    }
+    return this.commit(resource, 'ADDED', obj, undefined) as T & KubeObject;
+  }
+
+  /**
+   * Replaces the object (or only its status). With metadata.resourceVersion set, the write
+   * happens only if it is still the stored one (ConflictError otherwise); without, it is
+   * unconditional, as Kubernetes allows. An update that changes nothing writes nothing.
+   */
+  update<T extends KubeObject>(input: T, options: UpdateOptions = {}): T & KubeObject {
+    const resource = resourceOfObject(input);
+    if (options.subresource === 'status' && !resource.hasStatus) throw new BadRequestError(`${resource.plural} have no status subresource`);
+    const obj = decodeInput(input, resource);
+    const name = obj.metadata.name ?? '';
+    const old = this.read(resource, namespaceOf(resource, obj.metadata.namespace), name);
+    if (old === undefined) throw new NotFoundError(resource, name);
+    const expected = obj.metadata.resourceVersion;
+    if (expected && expected !== old.metadata.resourceVersion) throw new ConflictError(resource, name);
+    const next = prepareUpdate(obj, old, resource, options.subresource);
+    if (resource.plural === 'persistentvolumeclaims' && options.subresource === undefined) {
+      admitResize(this.reader, resource, next as PersistentVolumeClaim, old as PersistentVolumeClaim);
+    }
+    return this.commitUpdate(resource, next, old) as T & KubeObject;
+  }
+
+  /**
+   * Deletes the object. One that has finalizers (or gets one from the propagation policy) is only
+   * marked: deletionTimestamp is set and it stays until updates remove its finalizers (a namespace
+   * also waits until it is empty). Returns the object's last state; whether it is still stored
+   * can be asked with get().
+   */
+  delete<R extends ResourceName>(resource: R, namespace: string | undefined, name: string, options?: DeleteOptions): ResourceTypeMap[R];
+  delete(resource: string, namespace: string | undefined, name: string, options?: DeleteOptions): KubeObject;
+  delete(resource: string, namespace: string | undefined, name: string, options: DeleteOptions = {}): KubeObject {
+    const r = resourceNamed(resource);
+    return this.deleteResolved(r, namespaceOf(r, namespace), name, options);
+  }
+
+  /** Runs the garbage collector until it has nothing to do (it also runs after every deletion). */
+  collectGarbage(): void {
+    this.gc.collect();
+  }
+
+  // ---------------------------------------------------------------- watch
+
+  /**
+   * Calls handler for every matching change, synchronously after each commit and in order,
+   * until the returned function is called. The initial events (current objects or replayed
+   * history, see WatchOptions.resourceVersion) are delivered before watch() returns.
+   */
+  watch<R extends ResourceName>(resource: R, options: WatchOptions, handler: WatchHandler<ResourceTypeMap[R]>): () => void;
+  watch(resource: string, options: WatchOptions, handler: WatchHandler): () => void;
+  watch(resource: string, options: WatchOptions, handler: WatchHandler): () => void {
+    const r = resourceNamed(resource);
+    const filter = this.filter(r, options);
+    const from = options.resourceVersion;
+    let backlog: WatchEvent[];
+    let after = this.revision;
+    if (from === undefined || from === '' || from === '0') {
+      backlog = this.list(r.plural, options).items.map((object) => ({ type: 'ADDED', object }));
+    } else {
+      if (!/^\d+$/.test(from)) throw new BadRequestError(`resourceVersion: Invalid value: "${from}": must be a non-negative integer`);
+      const requested = Number(from);
+      const oldest = this.db.oldestEvent();
+      if (oldest !== undefined && requested < oldest - 1) throw new ExpiredError(requested, oldest);
+      backlog = this.db.eventsAfter(requested, r.plural).flatMap((row) => translate(filter, row) ?? []);
+      after = Math.max(after, requested);
+    }
+    return this.hub.add(filter, handler, after, backlog);
+  }
+
+  // ---------------------------------------------------------------- internals
+
+  private read(resource: ResourceInfo, namespace: string, name: string): KubeObject | undefined {
+    const body = this.db.get({ resource: resource.plural, namespace, name });
+    return body === undefined ? undefined : (JSON.parse(body) as KubeObject);
+  }
+
+  private filter(resource: ResourceInfo, options: ListOptions): WatchFilter {
+    return {
+      resource: resource.plural,
+      namespace: resource.namespaced && options.namespace ? options.namespace : undefined,
+      labels: badSelector(() => parseLabelSelector(options.labelSelector)),
+      fields: badSelector(() => parseFieldSelector(options.fieldSelector, resource)),
+    };
+  }
+
+  private deleteResolved(resource: ResourceInfo, namespace: string, name: string, options: DeleteOptions): KubeObject {
+    const old = this.read(resource, namespace, name);
+    if (old === undefined) throw new NotFoundError(resource, name);
+    const pre = options.preconditions ?? {};
+    if (pre.uid !== undefined && pre.uid !== old.metadata.uid) {
+      throw new ConflictError(resource, name, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${old.metadata.uid ?? ''}`);
+    }
+    if (pre.resourceVersion !== undefined && pre.resourceVersion !== old.metadata.resourceVersion) {
+      throw new ConflictError(
+        resource,
+        name,
+        `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${old.metadata.resourceVersion ?? ''}`,
+      );
+    }
+    if (resource.plural === 'namespaces' && PROTECTED_NAMESPACES.has(name)) throw new ForbiddenError(resource, name, 'this namespace may not be deleted');
+    const policy = options.propagationPolicy ?? 'Background';
+    if (!['Foreground', 'Background', 'Orphan'].includes(policy)) {
+      throw new BadRequestError(`propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan"`);
+    }
+    // Already terminating: nothing more to do until its finalizers go.
+    if (old.metadata.deletionTimestamp !== undefined) return old;
+
+    const next = structuredClone(old);
+    const finalizers = new Set(next.metadata.finalizers ?? []);
+    if (policy === 'Foreground') finalizers.add(FOREGROUND_FINALIZER);
+    if (policy === 'Orphan') finalizers.add(ORPHAN_FINALIZER);
+    if (finalizers.size > 0) next.metadata.finalizers = [...finalizers];
+    let result: KubeObject;
+    if (isFinalized(resource, next)) {
+      result = this.commit(resource, 'DELETED', next, old);
+    } else {
+      next.metadata.deletionTimestamp = rfc3339();
+      next.metadata.deletionGracePeriodSeconds = 0;
+      next.metadata.generation = (next.metadata.generation ?? 0) + 1;
+      if (resource.plural === 'namespaces') (next as Namespace).status = { ...(next as Namespace).status, phase: 'Terminating' };
+      result = this.commit(resource, 'MODIFIED', next, old);
+    }
+    this.gc.collect();
+    // The collector may already have finished the deletion (Orphan, Foreground without dependents).
+    const current = this.read(resource, namespace, name);
+    return current !== undefined && current.metadata.uid === result.metadata.uid ? current : result;
+  }
+
+  /** Writes a prepared update: nothing if unchanged, a removal if it finalizes a terminating object. */
+  private commitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject): KubeObject {
+    if (sameJson(next, old)) return old;
+    if (next.metadata.deletionTimestamp !== undefined && isFinalized(resource, next)) {
+      const removed = this.commit(resource, 'DELETED', next, old);
+      this.gc.collect();
+      return removed;
+    }
+    return this.commit(resource, 'MODIFIED', next, old);
+  }
+
+  /** The one write path: a transaction with the object, its owner index and its event. */
+  private commit(resource: ResourceInfo, type: EventRow['type'], obj: KubeObject, previous: KubeObject | undefined): KubeObject {
+    const rv = this.revision + 1;
+    obj.metadata.resourceVersion = String(rv);
+    const key = keyOf(resource, obj);
+    const body = JSON.stringify(obj);
+    const event: EventRow = {
+      rv,
+      resource: resource.plural,
+      namespace: key.namespace,
+      type,
+      object: body,
+      previous: type === 'MODIFIED' && previous !== undefined ? JSON.stringify(previous) : null,
+    };
+    this.db.transaction(() => {
+      if (type === 'DELETED') {
+        this.db.remove(key);
+      } else {
+        this.db.put(key, obj.metadata.uid ?? '', obj.metadata.deletionTimestamp !== undefined, body);
+        const owners = ownerUids(obj);
+        if (!isDeepStrictEqual(owners, ownerUids(previous))) this.db.setOwners(key, owners);
+      }
+      this.db.appendEvent(event);
+      this.db.setCounter(REVISION, rv);
+      if (rv % Math.min(PRUNE_INTERVAL, this.retention) === 0) this.db.pruneEventsThrough(rv - this.retention);
+    });
+    this.revision = rv;
+    this.hub.publish(event);
+    return obj;
+  }
+}
+
+/** Opens (creating if needed) the store in a SQLite file; ":memory:" gives a throwaway store. */
+export function open(path: string, options?: StoreOptions): Store {
+  return new Store(path, options);
+}

@@ -1,0 +1,121 @@
+// Delivery of watch events to in-process handlers: filtered per watcher (resource, namespace,
+// selectors), strictly in resourceVersion order, synchronously after each commit.
+//
+// Everything goes through one FIFO queue. A handler that writes to the store (or starts a watch)
+// while being called only adds to the queue, so every handler still sees events in commit order
+// and a watch's replayed history always comes before its live events.
+import { type FieldRequirement, matchesFields } from '../api/field-selector.js';
+import { type LabelRequirement, matchesLabels } from '../api/label-selector.js';
+import type { KubeObject, WatchEvent } from '../api/types/meta.js';
+import type { EventRow } from './database.js';
+
+export type WatchHandler<T extends KubeObject = KubeObject> = (event: WatchEvent<T>) => void;
+
+export interface WatchFilter {
+  resource: string;
+  /** Undefined: all namespaces. */
+  namespace: string | undefined;
+  labels: readonly LabelRequirement[];
+  fields: readonly FieldRequirement[];
+}
+
+interface Watcher {
+  filter: WatchFilter;
+  handler: WatchHandler;
+  /** Live events up to this resourceVersion were covered by the watch's initial replay. */
+  after: number;
+  active: boolean;
+}
+
+type Task = { event: EventRow } | { watcher: Watcher; backlog: WatchEvent[] };
+
+function matches(filter: WatchFilter, obj: KubeObject): boolean {
+  return (
+    (filter.namespace === undefined || (obj.metadata.namespace ?? '') === filter.namespace) &&
+    matchesLabels(filter.labels, obj.metadata.labels) &&
+    matchesFields(filter.fields, obj)
+  );
+}
+
+/**
+ * What a watcher with this filter sees of a stored event, as Kubernetes' watch cache does: an
+ * object that starts matching is ADDED, one that stops matching is DELETED (in its last matching
+ * state, at the event's resourceVersion).
+ */
+export function translate(filter: WatchFilter, row: EventRow): WatchEvent | undefined {
+  if (row.resource !== filter.resource) return undefined;
+  const object = JSON.parse(row.object) as KubeObject;
+  const now = matches(filter, object);
+  if (row.type !== 'MODIFIED') return now ? { type: row.type, object } : undefined;
+  const previous = row.previous === null ? undefined : (JSON.parse(row.previous) as KubeObject);
+  const before = previous !== undefined && matches(filter, previous);
+  if (now) return { type: before ? 'MODIFIED' : 'ADDED', object };
+  if (!before || previous === undefined) return undefined;
+  previous.metadata.resourceVersion = String(row.rv);
+  return { type: 'DELETED', object: previous };
+}
+
+export class WatchHub {
+  private readonly watchers = new Set<Watcher>();
+  private readonly queue: Task[] = [];
+  private draining = false;
+
+  /** Registers a watcher; its backlog is delivered first, then live events after `after`. */
+  add(filter: WatchFilter, handler: WatchHandler, after: number, backlog: WatchEvent[]): () => void {
+    const watcher: Watcher = { filter, handler, after, active: true };
+    this.watchers.add(watcher);
+    this.queue.push({ watcher, backlog });
+    this.drain();
+    return () => {
+      watcher.active = false;
+      this.watchers.delete(watcher);
+    };
+  }
+
+  publish(event: EventRow): void {
+    if (this.watchers.size === 0) return;
+    this.queue.push({ event });
+    this.drain();
+  }
+
+  /** Stops every watcher (the store is closing). */
+  clear(): void {
+    for (const w of this.watchers) w.active = false;
+    this.watchers.clear();
+    this.queue.length = 0;
+  }
+
+  private drain(): void {
+    if (this.draining) return;
+    this.draining = true;
+    try {
+      for (let task = this.queue.shift(); task !== undefined; task = this.queue.shift()) {
+        if ('backlog' in task) {
+          for (const ev of task.backlog) deliver(task.watcher, ev);
+          continue;
+        }
+        const row = task.event;
+        for (const w of [...this.watchers]) {
+          if (!w.active || row.rv <= w.after) continue;
+          const ev = translate(w.filter, row);
+          if (ev !== undefined) deliver(w, ev);
+        }
+      }
+    } finally {
+      this.draining = false;
+    }
+  }
+}
+
+function deliver(watcher: Watcher, event: WatchEvent): void {
+  if (!watcher.active) return;
+  try {
+    watcher.handler(event);
+  } catch (err) {
+    // The write that caused the event has committed; a failing handler must not undo or fail it.
+    // Rethrown outside the store so the bug is not silently lost.
+    queueMicrotask(() => {
+      throw err;
+    });
+  }
+}
