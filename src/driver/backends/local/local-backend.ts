@@ -21,10 +21,12 @@ import {
 } from '../../mount/btrfs.js';
 import { CAP_SYS_RESOURCE, hasCapability } from '../../mount/capabilities.js';
 import type { CommandRunner } from '../../mount/exec.js';
+import { hasErrorCode } from '../../mount/syscalls.js';
 import {
   blockDeviceSize,
   checkFilesystem,
   filesystemStats,
+  type FilesystemStats,
   growFilesystem,
   extGrowthPending,
   growUnmountedExt,
@@ -55,6 +57,7 @@ import { openPool, type Pool } from './pool.js';
 export const TOPOLOGY_KEY = 'topology.stowage.dev/node';
 
 const MiB = 1024 * 1024;
+const POOL_STATS_TTL_MS = 250;
 /** mkfs.xfs refuses filesystems smaller than 300 MiB; ext4 needs a little room for its journal. */
 const MINIMUM_BY_FS: Record<string, number> = { xfs: 300 * MiB, ext4: 16 * MiB };
 const SUPPORTED_FS = new Set(['', 'btrfs', 'ext4', 'xfs']);
@@ -82,6 +85,7 @@ export class LocalBackend implements Backend {
   readonly kind = 'local';
   readonly nodeId: string;
   readonly maxVolumesPerNode: number;
+  private statsCache: { at: number; stats: Promise<FilesystemStats> } | undefined;
 
   private constructor(
     private readonly opts: LocalBackendOptions,
@@ -176,13 +180,27 @@ export class LocalBackend implements Backend {
   }
 
   async capacity(): Promise<CapacityInfo> {
-    const s = await filesystemStats(this.pool.root);
+    const s = await this.poolStats();
     return {
       availableBytes: s.availableBytes,
       totalBytes: s.totalBytes,
       maximumVolumeSize: s.totalBytes,
       minimumVolumeSize: MiB,
     };
+  }
+
+  /**
+   * statfs of the pool, reused for a short while: a burst of creates would otherwise each pay for
+   * one, and free space on a thin pool moves slowly compared with CO retries.
+   */
+  private poolStats(): Promise<FilesystemStats> {
+    const now = performance.now();
+    if (!this.statsCache || now - this.statsCache.at > POOL_STATS_TTL_MS) {
+      const stats = filesystemStats(this.pool.root);
+      this.statsCache = { at: now, stats };
+      stats.catch(() => (this.statsCache = undefined));
+    }
+    return this.statsCache.stats;
   }
 
   allocationSize(requestedBytes: number, cap: { accessType: AccessType; fsType: string }): number {
@@ -200,16 +218,20 @@ export class LocalBackend implements Backend {
     }
     const sourcePath = await this.sourcePath(rec, storage);
     if (storage === 'subvolume') {
-      // Creating or snapshotting a subvolume is atomic: after a crash it either exists whole or not at all.
-      if (await exists(path)) {
-        await setQgroupLimit(path, rec.capacityBytes);
-      } else if (sourcePath) {
-        await snapshotSubvolume(sourcePath, this.layout.volumesDir, rec.id, { readonly: false });
+      // Creating or snapshotting a subvolume is atomic: after a crash it either exists whole or not
+      // at all. One that exists (a retry after a crash) only needs its limit made right.
+      if (sourcePath) {
+        if (!(await exists(path))) await snapshotSubvolume(sourcePath, this.layout.volumesDir, rec.id, { readonly: false });
         // A snapshot inherits its source's limit; the clone gets its own.
         await setQgroupLimit(path, rec.capacityBytes);
       } else {
-        // One ioctl creates the subvolume with its limit already in place.
-        await createSubvolume(this.layout.volumesDir, rec.id, { maxBytes: rec.capacityBytes });
+        try {
+          // One ioctl creates the subvolume with its limit already in place.
+          await createSubvolume(this.layout.volumesDir, rec.id, { maxBytes: rec.capacityBytes });
+        } catch (e) {
+          if (!hasErrorCode(e, 'EEXIST')) throw e;
+          await setQgroupLimit(path, rec.capacityBytes);
+        }
       }
     } else {
       if (!(await exists(path))) {
