@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { startDriver } from '../driver/driver.js';
+import { DEFAULT_RBD_STATE_DIR, startDriver } from '../driver/driver.js';
 import { parseQuantity } from './quantity.js';
 
 interface DriverFlags {
@@ -8,6 +8,10 @@ interface DriverFlags {
   nodeId?: string;
   localDir?: string;
   localPoolSize: string;
+  cephConfig?: string;
+  rbdStateDir?: string;
+  cephTimeout: string;
+  rbdMaxCloneDepth: string;
   driverName?: string;
   controller?: boolean;
   node?: boolean;
@@ -16,17 +20,22 @@ interface DriverFlags {
   maxVolumesPerNode: string;
 }
 
-const DRIVER_NAMES: Record<string, string> = { local: 'local.csi.stowage.dev' };
+const DRIVER_NAMES: Record<string, string> = { local: 'local.csi.stowage.dev', rbd: 'rbd.csi.stowage.dev' };
 
 export function registerDriverCommand(program: Command): void {
   program
     .command('driver')
     .description('serve the CSI Identity, Controller and Node services on a unix socket')
-    .option('--backend <name>', 'storage backend: local', 'local')
+    .option('--backend <name>', 'storage backend: local or rbd', 'local')
     .option('--endpoint <endpoint>', 'unix socket: unix:///path/csi.sock or /path (default $CSI_ENDPOINT)')
     .option('--node-id <id>', 'this node\'s ID, reported by NodeGetInfo')
     .option('--local-dir <dir>', 'local backend: the pool directory (btrfs, or a pool.img is created in it)')
     .option('--local-pool-size <size>', 'local backend: size of pool.img when one is created', '20Gi')
+    .option('--ceph-config <file>', 'rbd backend: ceph-csi\'s cluster list, [{"clusterID": ..., "monitors": ["host:port", ...]}]')
+    // Not --state-dir: that is the program-wide option naming `stowage up`'s state directory.
+    .option('--rbd-state-dir <dir>', 'rbd backend: node state (staging records, rbd-fuse mounts)', DEFAULT_RBD_STATE_DIR)
+    .option('--ceph-timeout <seconds>', 'rbd backend: how long a Ceph connection or operation may take', '10')
+    .option('--rbd-max-clone-depth <n>', 'rbd backend: clones with more parents than this are flattened', '4')
     .option('--driver-name <name>', 'CSI driver name (default <backend>.csi.stowage.dev)')
     .option('--controller', 'serve the Controller service')
     .option('--node', 'serve the Node service')
@@ -37,21 +46,29 @@ export function registerDriverCommand(program: Command): void {
       const endpoint = flags.endpoint ?? process.env['CSI_ENDPOINT'];
       if (!endpoint) throw new Error('--endpoint is required (or set CSI_ENDPOINT)');
       if (!flags.nodeId) throw new Error('--node-id is required');
-      if (flags.backend !== 'local') throw new Error(`--backend ${flags.backend} is not available (backends: local)`);
-      if (!flags.localDir) throw new Error('--local-dir is required for the local backend');
+      if (flags.backend !== 'local' && flags.backend !== 'rbd') throw new Error(`--backend ${flags.backend} is not available (backends: local, rbd)`);
+      if (flags.backend === 'local' && !flags.localDir) throw new Error('--local-dir is required for the local backend');
+      if (flags.backend === 'rbd' && !flags.cephConfig) throw new Error('--ceph-config is required for the rbd backend');
+      const cephTimeout = Number(flags.cephTimeout);
+      if (!Number.isSafeInteger(cephTimeout) || cephTimeout < 1) throw new Error('--ceph-timeout must be a whole number of seconds');
+      const maxCloneDepth = Number(flags.rbdMaxCloneDepth);
+      if (!Number.isSafeInteger(maxCloneDepth) || maxCloneDepth < 1) throw new Error('--rbd-max-clone-depth must be a whole number ≥ 1');
       const maxVolumes = Number(flags.maxVolumesPerNode);
       if (!Number.isSafeInteger(maxVolumes) || maxVolumes < 0) throw new Error('--max-volumes-per-node must be a whole number');
       // Neither flag means both services, the usual single-node setup.
       const both = !flags.controller && !flags.node;
       const driver = await startDriver({
-        backend: 'local',
+        backend: flags.backend,
         endpoint,
         nodeId: flags.nodeId,
         driverName: flags.driverName ?? DRIVER_NAMES[flags.backend]!,
         controller: both || flags.controller === true,
         node: both || flags.node === true,
-        localDir: flags.localDir,
-        localPoolSizeBytes: parseQuantity(flags.localPoolSize),
+        ...(flags.localDir ? { localDir: flags.localDir, localPoolSizeBytes: parseQuantity(flags.localPoolSize) } : {}),
+        ...(flags.cephConfig ? { cephConfig: flags.cephConfig } : {}),
+        ...(flags.rbdStateDir ? { stateDir: flags.rbdStateDir } : {}),
+        cephTimeoutSeconds: cephTimeout,
+        maxCloneDepth,
         maxVolumesPerNode: maxVolumes,
         ...(flags.metricsAddress ? { metricsAddress: flags.metricsAddress } : {}),
         logLevel: flags.logLevel,

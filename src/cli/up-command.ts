@@ -1,0 +1,39 @@
+// `stowage up`: the control plane and a local CSI driver, in the foreground. The implementation
+// (up.ts) loads the store, the controllers and the driver, so it is imported only when run.
+import { hostname } from 'node:os';
+import type { Command } from 'commander';
+import { globalFlags } from './connection.js';
+
+export const LOCAL_DRIVER_NAME = 'local.csi.stowage.dev';
+export const DEFAULT_STORAGE_CLASS = 'local';
+
+export interface UpFlags {
+  nodeName?: string;
+  poolSize: string;
+  listen?: string[];
+  logLevel: string;
+  localDriver: boolean;
+  keepPool?: boolean;
+  defaultStorageClass: boolean;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+export function registerUpCommand(program: Command): void {
+  program
+    .command('up')
+    .description('start the control plane and a local CSI driver, in the foreground (Ctrl-C stops both)')
+    .option('--node-name <name>', 'this node\'s name (Node, CSINode, topology)', hostname())
+    .option('--pool-size <size>', 'size of the local driver\'s pool image when it is created', '20Gi')
+    .option('--listen <address>', 'API address: unix:///path or http://127.0.0.1:PORT (repeatable; default unix://<state-dir>/api.sock)', collect)
+    .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
+    .option('--no-local-driver', 'run the control plane only')
+    .option('--no-default-storage-class', `do not create the StorageClass "${DEFAULT_STORAGE_CLASS}"`)
+    .option('--keep-pool', 'leave the pool mounted at exit (it is released when no volume uses it)')
+    .action(async (flags: UpFlags, command: Command) => {
+      const { runUp } = await import('./up.js');
+      await runUp(flags, globalFlags(command));
+    });
+}

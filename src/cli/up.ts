@@ -1,0 +1,164 @@
+// `stowage up` (see up-command.ts): the control plane and the embedded local CSI driver in one
+// foreground process, with readable logs, until SIGINT/SIGTERM. State lives in --state-dir:
+//   store.db, api.sock, server.json   the control plane (clients find it through server.json)
+//   csi.sock                          the local driver's socket
+//   pool/                             the driver's pool (pool.img mounted on pool/pool)
+import { readdir, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { StorageClass } from '../control/api/types/storage.js';
+import { startControlPlane, type ControlPlane } from '../control/control-plane.js';
+import { registerDriver } from '../control/controllers/driver-registry.js';
+import type { Store } from '../control/store/store.js';
+import { releasePool } from '../driver/backends/local/pool-release.js';
+import { startDriver, type RunningDriver } from '../driver/driver.js';
+import { parseMountInfo } from '../driver/mount/mount.js';
+import { type GlobalFlags, readServerInfo, stateDirOf } from './connection.js';
+import { CliError } from './errors.js';
+import { DEFAULT_CLASS_ANNOTATION } from './format/columns.js';
+import { humanLogger } from './human-log.js';
+import { parseQuantity } from './quantity.js';
+import { DEFAULT_STORAGE_CLASS, LOCAL_DRIVER_NAME, type UpFlags } from './up-command.js';
+
+/**
+ * The StorageClass `local` (default class unless another one is), created only when absent:
+ * Immediate binding (no scheduler yet), Delete, expandable.
+ */
+export function ensureDefaultStorageClass(store: Store, log: Logger): void {
+  if (store.get('storageclasses', undefined, DEFAULT_STORAGE_CLASS) !== undefined) return;
+  const otherDefault = store.list('storageclasses').items.some((sc) => sc.metadata.annotations?.[DEFAULT_CLASS_ANNOTATION] === 'true');
+  store.create<StorageClass>({
+    apiVersion: 'storage.k8s.io/v1',
+    kind: 'StorageClass',
+    metadata: { name: DEFAULT_STORAGE_CLASS, ...(otherDefault ? {} : { annotations: { [DEFAULT_CLASS_ANNOTATION]: 'true' } }) },
+    provisioner: LOCAL_DRIVER_NAME,
+    reclaimPolicy: 'Delete',
+    volumeBindingMode: 'Immediate',
+    allowVolumeExpansion: true,
+  });
+  log.info({ storageClass: DEFAULT_STORAGE_CLASS, default: !otherDefault }, 'created StorageClass');
+}
+
+/**
+ * What still uses the pool besides its own mount: mounts of the same filesystem elsewhere
+ * (staged or published volumes) and loop devices backed by its image files. The pool can be
+ * released only when there is none.
+ */
+async function poolUsers(poolRoot: string): Promise<string[]> {
+  const mounts = parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
+  const root = mounts.findLast((m) => m.mountPoint === poolRoot);
+  if (root === undefined) return [];
+  const users = mounts.filter((m) => m.majorMinor === root.majorMinor && m.mountPoint !== poolRoot).map((m) => m.mountPoint);
+  for (const name of await readdir('/sys/block').catch(() => [] as string[])) {
+    if (!/^loop\d+$/.test(name)) continue;
+    const backing = await readFile(`/sys/block/${name}/loop/backing_file`, 'utf8').catch(() => '');
+    if (backing.startsWith(`${poolRoot}/`)) users.push(`/dev/${name}`);
+  }
+  return users;
+}
+
+class Interrupted extends Error {
+  constructor(signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}`);
+  }
+}
+
+/** Starts everything and returns; the servers keep the process alive until a signal stops them. */
+export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
+  const stateDir = stateDirOf(g);
+  const running = await readServerInfo(stateDir);
+  if (running !== undefined) throw new CliError(`error: a control plane is already running in ${stateDir} (pid ${running.pid}, ${running.url})`);
+  const poolBytes = parseQuantity(flags.poolSize);
+  const log = humanLogger(flags.logLevel);
+  const upLog = log.child({ component: 'up' });
+  const token = g.token ?? (process.env['STOWAGE_TOKEN'] || undefined);
+
+  let plane: ControlPlane | undefined;
+  let driver: RunningDriver | undefined;
+  const localDir = join(stateDir, 'pool');
+  const endpoint = `unix://${join(stateDir, 'csi.sock')}`;
+
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await plane?.stop().catch((err: unknown) => log.error({ err }, 'control plane stop failed'));
+      await driver?.stop().catch((err: unknown) => log.error({ err }, 'driver stop failed'));
+      if (driver !== undefined && !flags.keepPool) {
+        const users = await poolUsers(join(localDir, 'pool')).catch(() => ['?']);
+        if (users.length === 0) {
+          await releasePool(localDir).then(
+            () => upLog.info({ pool: localDir }, 'pool released'),
+            (err: unknown) => upLog.error({ err }, 'could not release the pool'),
+          );
+        } else {
+          upLog.warn({ pool: localDir, inUse: users.length }, 'pool stays mounted: volumes are still staged or published');
+        }
+      }
+    })());
+
+  // A signal during start-up is acted on between steps, so that nothing half-started is left.
+  let starting = true;
+  let interrupted: NodeJS.Signals | undefined;
+  const checkInterrupted = (): void => {
+    if (interrupted) throw new Interrupted(interrupted);
+  };
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    signals += 1;
+    if (signals > 1) {
+      process.stderr.write(`${signal} again: exiting without finishing the shutdown\n`);
+      process.exit(130);
+    }
+    upLog.info({ signal }, 'stopping');
+    if (starting) {
+      interrupted = signal;
+      return;
+    }
+    stop().then(
+      () => process.exit(0),
+      () => process.exit(1),
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  try {
+    plane = await startControlPlane({
+      stateDir,
+      logger: log.child({ component: 'control-plane' }),
+      ...(flags.listen && flags.listen.length > 0 ? { listen: flags.listen } : {}),
+      ...(token ? { token } : {}),
+    });
+    checkInterrupted();
+    if (flags.defaultStorageClass) ensureDefaultStorageClass(plane.store, upLog);
+    if (flags.localDriver) {
+      driver = await startDriver({
+        backend: 'local',
+        endpoint,
+        nodeId: flags.nodeName ?? hostname(),
+        driverName: LOCAL_DRIVER_NAME,
+        controller: true,
+        node: true,
+        localDir,
+        localPoolSizeBytes: poolBytes,
+        maxVolumesPerNode: 256,
+        logLevel: flags.logLevel,
+        logger: log.child({ component: 'driver' }),
+      });
+      checkInterrupted();
+      await driver.backendReady;
+      checkInterrupted();
+      const registered = await registerDriver(plane.store, { endpoint, ...(flags.nodeName ? { nodeName: flags.nodeName } : {}) });
+      upLog.info({ driver: registered.driverName, node: registered.nodeName, endpoint }, 'CSI driver registered');
+    }
+    checkInterrupted();
+    starting = false;
+    upLog.info({ api: plane.url, stateDir }, 'stowage is up (Ctrl-C to stop)');
+  } catch (err) {
+    if (!(err instanceof Interrupted)) upLog.error({ err }, 'start failed');
+    await stop();
+    if (err instanceof Interrupted) process.exit(0);
+    throw new CliError(`error: stowage up failed: ${(err as Error).message}`);
+  }
+}
