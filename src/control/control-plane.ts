@@ -1,0 +1,99 @@
+// The embedded control plane: the store (<stateDir>/store.db), the Kubernetes API server and the
+// storage controllers, in one process. It announces itself in <stateDir>/server.json ({url, pid})
+// so that the CLI finds it through --state-dir; the file is removed on stop.
+//
+// Listening: by default on the unix socket <stateDir>/api.sock (owner-only, so the file mode is the
+// authentication). Pass `listen` for anything else: "http://127.0.0.1:PORT" (PORT 0: any free
+// port), "unix:///path", or several addresses at once (e.g. the socket plus loopback HTTP for
+// kubectl). `url` is the first.
+import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { type ApiServer, startApiServer } from './server/api-server.js';
+import { open, type Store } from './store/store.js';
+import { type ControllerOptions, type Controllers, startControllers } from './controllers/index.js';
+
+export interface ControlPlaneOptions {
+  stateDir: string;
+  /** Default `unix://<stateDir>/api.sock` (or http://127.0.0.1:0 when that path is too long for a socket). */
+  listen?: string | readonly string[];
+  /** Bearer token every API request must carry (required for non-loopback TCP). */
+  token?: string;
+  logger: Logger;
+  /** Tuning of the controllers (tests and the bench). */
+  controllers?: ControllerOptions;
+}
+
+export interface ControlPlane {
+  /** The API server's (first) address, e.g. "unix:///state/api.sock" or "http://127.0.0.1:41234". */
+  url: string;
+  /** Every address served. */
+  urls: string[];
+  store: Store;
+  controllers: Controllers;
+  stop(): Promise<void>;
+}
+
+/** What <stateDir>/server.json holds while the control plane runs. */
+export interface ServerInfo {
+  url: string;
+  urls: string[];
+  pid: number;
+}
+
+export const SERVER_INFO_FILE = 'server.json';
+export const STORE_FILE = 'store.db';
+export const API_SOCKET_FILE = 'api.sock';
+/** sun_path holds 107 bytes plus NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+export function defaultListen(stateDir: string): string {
+  const path = join(stateDir, API_SOCKET_FILE);
+  return Buffer.byteLength(path) <= MAX_SOCKET_PATH_BYTES ? `unix://${path}` : 'http://127.0.0.1:0';
+}
+
+export async function startControlPlane(options: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = options.logger;
+  const stateDir = options.stateDir;
+  await mkdir(stateDir, { recursive: true, mode: 0o700 });
+  const store = open(join(stateDir, STORE_FILE));
+  const servers: ApiServer[] = [];
+  let controllers: Controllers | undefined;
+  const infoPath = join(stateDir, SERVER_INFO_FILE);
+  try {
+    const listen = options.listen === undefined ? [defaultListen(stateDir)] : typeof options.listen === 'string' ? [options.listen] : [...options.listen];
+    if (listen.length === 0) throw new Error('startControlPlane: listen names no address');
+    for (const address of listen) {
+      servers.push(await startApiServer({ store, listen: address, ...(options.token === undefined ? {} : { token: options.token }), logger: log }));
+    }
+    controllers = startControllers(store, log, options.controllers);
+    const urls = servers.map((s) => s.url);
+    const info: ServerInfo = { url: urls[0] ?? '', urls, pid: process.pid };
+    const tmp = `${infoPath}.${process.pid}.tmp`;
+    await writeFile(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+    await rename(tmp, infoPath);
+    log.info({ stateDir, urls }, 'control plane started');
+
+    const running = controllers;
+    let stopping: Promise<void> | undefined;
+    return {
+      url: info.url,
+      urls,
+      store,
+      controllers: running,
+      stop: () =>
+        (stopping ??= (async () => {
+          await rm(infoPath, { force: true });
+          await running.stop();
+          await Promise.all(servers.map((s) => s.close()));
+          store.close();
+          log.info({ stateDir }, 'control plane stopped');
+        })()),
+    };
+  } catch (err) {
+    await controllers?.stop().catch(() => undefined);
+    await Promise.all(servers.map((s) => s.close().catch(() => undefined)));
+    store.close();
+    throw err;
+  }
+}

@@ -1,0 +1,107 @@
+// All storage controllers of the embedded control plane, on one store: shared informers, the driver
+// registry, the event recorder, and the binder, provisioner and protection controllers.
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import type { Store } from '../store/store.js';
+import { Binder } from './binder.js';
+import { DriverRegistry } from './driver-registry.js';
+import { EventBroadcaster } from './events.js';
+import { InformerFactory } from './informer.js';
+import { ProtectionController } from './protection.js';
+import { Provisioner } from './provisioner.js';
+
+export interface ControllerOptions {
+  /** Resync period of the informers (every object re-synced): the level-triggered safety net. Default 30 s; 0 disables. */
+  resyncMs?: number;
+  /** CreateVolume calls in flight at once. Default 16. */
+  provisionerConcurrency?: number;
+  /** Deadline of one CreateVolume/DeleteVolume; timed-out calls are retried with the same name. Default 60 s. */
+  csiTimeoutMs?: number;
+  /** First retry delay after a failed sync (doubles per failure). Default 5 ms. */
+  baseDelayMs?: number;
+  /** Largest retry delay. Default 1000 s. */
+  maxDelayMs?: number;
+  /** Longest an Event waits while the controllers are busy (they go first). Default 5000 ms; 0: written at once. */
+  eventMaxDelayMs?: number;
+}
+
+export interface Controllers {
+  readonly informers: InformerFactory;
+  readonly registry: DriverRegistry;
+  readonly binder: Binder;
+  readonly provisioner: Provisioner;
+  readonly protection: ProtectionController;
+  readonly events: EventBroadcaster;
+  /** Whether every controller's queue is empty and no sync is running (retry timers may be pending). */
+  idle(): boolean;
+  stop(): Promise<void>;
+}
+
+export function startControllers(store: Store, logger: Logger, options: ControllerOptions = {}): Controllers {
+  const log = logger.child({ component: 'controllers' });
+  const informers = new InformerFactory(store, { resyncMs: options.resyncMs ?? 30_000, logger: log });
+  const registry = new DriverRegistry({
+    csiDrivers: informers.for('csidrivers'),
+    csiNodes: informers.for('csinodes'),
+    logger: log,
+    ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
+  });
+  const host = hostname();
+  let loopsIdle = (): boolean => true;
+  const events = new EventBroadcaster({
+    store,
+    logger: log,
+    host,
+    busy: () => !loopsIdle(),
+    ...(options.eventMaxDelayMs === undefined ? {} : { maxDelayMs: options.eventMaxDelayMs }),
+  });
+  const backoff = { ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }), ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }) };
+  const provisioner = new Provisioner({
+    store,
+    informers,
+    registry,
+    recorder: events.recorder('stowage-csi-provisioner'),
+    logger: log,
+    ...(options.provisionerConcurrency === undefined ? {} : { concurrency: options.provisionerConcurrency }),
+    ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
+    ...backoff,
+  });
+  const binder = new Binder({
+    store,
+    informers,
+    registry,
+    recorder: events.recorder('persistentvolume-controller'),
+    deleter: provisioner,
+    logger: log,
+    ...(options.provisionerConcurrency === undefined ? {} : { volumeWorkers: options.provisionerConcurrency }),
+    ...backoff,
+  });
+  const protection = new ProtectionController({ store, informers, logger: log, ...backoff });
+
+  const loops = [binder.claims, binder.volumes, provisioner.loop, protection.claims, protection.volumes];
+  loopsIdle = () => loops.every((l) => l.idle);
+  informers.start();
+  binder.start();
+  provisioner.start();
+  protection.start();
+  log.info('storage controllers started');
+
+  let stopping: Promise<void> | undefined;
+  return {
+    informers,
+    registry,
+    binder,
+    provisioner,
+    protection,
+    events,
+    idle: () => loopsIdle() && events.pending === 0,
+    stop: () =>
+      (stopping ??= (async () => {
+        informers.stop();
+        await Promise.all([binder.stop(), provisioner.stop(), protection.stop()]);
+        events.close();
+        registry.close();
+        log.info('storage controllers stopped');
+      })()),
+  };
+}

@@ -1,0 +1,538 @@
+// The provisioner: what external-provisioner does in a cluster, for every registered CSI driver at
+// once. A claim the binder handed to a provisioner (annotation volume.kubernetes.io/storage-
+// provisioner) whose class names a registered CSIDriver gets CreateVolume(name "pvc-<claim uid>")
+// and then a PersistentVolume pre-bound to it; the binder completes the binding.
+//
+// Idempotent by construction: the volume name is derived from the claim's uid, so a retry after a
+// timeout, a failed PV write or a crash asks the driver for the same volume again (CSI's
+// CreateVolume is idempotent by name) and never makes a second one. Several CreateVolume calls run
+// at once (one per worker, 16 by default); one claim is never worked on twice at a time.
+//
+// It also deletes: the binder calls deleteVolume() for a released volume whose policy is Delete.
+import { randomBytes } from 'node:crypto';
+import { status as grpcStatus } from '@grpc/grpc-js';
+import type { Logger } from 'pino';
+import type { CsiClient } from '../../csi/client.js';
+import { CsiError } from '../../csi/errors.js';
+import type { CreateVolumeRequestInput, TopologyInput, TopologyRequirementInput, Volume, VolumeCapabilityInput } from '../../csi/types.js';
+import { bytesToQuantity, isQuantity, quantityValue } from '../api/quantity.js';
+import type {
+  CSIPersistentVolumeSource,
+  Node,
+  NodeSelectorTerm,
+  PersistentVolume,
+  PersistentVolumeAccessMode,
+  PersistentVolumeClaim,
+  Secret,
+  SecretReference,
+} from '../api/types/core.js';
+import type { VolumeSnapshot, VolumeSnapshotContent } from '../api/types/snapshot.js';
+import type { StorageClass } from '../api/types/storage.js';
+import { AlreadyExistsError } from '../store/errors.js';
+import type { Store } from '../store/store.js';
+import type { VolumeDeleter } from './binder.js';
+import { ControllerLoop, type SyncResult } from './controller.js';
+import type { DriverRegistry } from './driver-registry.js';
+import type { EventSink } from './events.js';
+import type { Informer, InformerFactory } from './informer.js';
+import {
+  ANN_DELETION_SECRET_NAME,
+  ANN_DELETION_SECRET_NAMESPACE,
+  ANN_PROVISIONED_BY,
+  ANN_SELECTED_NODE,
+  annotation,
+  claimClass,
+  claimKey,
+  hasAnnotation,
+  hasSelector,
+  isDeleting,
+  PV_PROTECTION_FINALIZER,
+  storageProvisioner,
+  ANN_BIND_COMPLETED,
+} from './volume-util.js';
+
+const PREFIX = 'csi.storage.k8s.io/';
+export const PARAM_FSTYPE = `${PREFIX}fstype`;
+
+/** The secret kinds of a class's parameters, as external-provisioner names them. */
+const SECRET_KINDS = {
+  provisioner: 'provisioner-secret',
+  controllerPublish: 'controller-publish-secret',
+  nodeStage: 'node-stage-secret',
+  nodePublish: 'node-publish-secret',
+  controllerExpand: 'controller-expand-secret',
+  nodeExpand: 'node-expand-secret',
+} as const;
+type SecretKind = keyof typeof SECRET_KINDS;
+
+/** Set on every provisioned PV's volumeAttributes, as external-provisioner does. */
+export const PROVISIONER_IDENTITY_ATTRIBUTE = 'storage.kubernetes.io/csiProvisionerIdentity';
+
+export interface ProvisionerOptions {
+  store: Store;
+  informers: InformerFactory;
+  registry: DriverRegistry;
+  recorder: EventSink;
+  logger: Logger;
+  /** CreateVolume calls in flight at once. Default 16. */
+  concurrency?: number;
+  /** Deadline of one CreateVolume / DeleteVolume; a timed-out call is retried with the same name. Default 60 s. */
+  timeoutMs?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+/** A configuration problem of a claim or class: reported on the claim, retried with backoff. */
+export class ProvisioningError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProvisioningError';
+  }
+}
+
+/** How Kubernetes prints a gRPC failure: `rpc error: code = NotFound desc = …`. */
+export function describeError(err: unknown): string {
+  if (err instanceof CsiError) {
+    const name = grpcStatus[err.code] ?? String(err.code);
+    const pascal = name
+      .toLowerCase()
+      .split('_')
+      .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+      .join('');
+    const code = pascal === 'Ok' ? 'OK' : pascal;
+    return `rpc error: code = ${code} desc = ${err.message}`;
+  }
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Expands ${pvc.name}, ${pvc.namespace}, ${pv.name} and (where allowed) ${pvc.annotations['key']}. */
+export function expandTemplate(template: string, vars: { pvName: string; pvc: PersistentVolumeClaim }, allow: { pvcName: boolean; annotations: boolean }, what: string): string {
+  return template.replace(/\$\{([^}]*)\}/g, (_whole, expr: string) => {
+    const e = expr.trim();
+    if (e === 'pv.name') return vars.pvName;
+    if (e === 'pvc.namespace') return vars.pvc.metadata.namespace ?? 'default';
+    if (e === 'pvc.name' && allow.pvcName) return vars.pvc.metadata.name ?? '';
+    const ann = /^pvc\.annotations\['([^']+)'\]$/.exec(e);
+    if (ann && allow.annotations) {
+      const value = vars.pvc.metadata.annotations?.[ann[1] ?? ''];
+      if (value === undefined) throw new ProvisioningError(`${what}: the claim has no annotation "${ann[1] ?? ''}" for template "${template}"`);
+      return value;
+    }
+    throw new ProvisioningError(`${what}: "${template}" uses \${${e}}, which is not supported here`);
+  });
+}
+
+/** The secret reference a class gives for one kind of call, templates expanded; undefined if none. */
+export function secretReference(sc: StorageClass, kind: SecretKind, pvName: string, pvc: PersistentVolumeClaim): SecretReference | undefined {
+  const params = sc.parameters ?? {};
+  const base = `${PREFIX}${SECRET_KINDS[kind]}`;
+  const name = params[`${base}-name`];
+  const namespace = params[`${base}-namespace`];
+  if (name === undefined && namespace === undefined) return undefined;
+  if (name === undefined || namespace === undefined) {
+    throw new ProvisioningError(`StorageClass "${sc.metadata.name ?? ''}": ${base}-name and ${base}-namespace must be given together`);
+  }
+  // As external-provisioner: the provisioner secret may not use the claim's annotations (the claim's
+  // author could point it at any secret); the others may.
+  const allowAnnotations = kind !== 'provisioner';
+  const resolvedName = expandTemplate(name, { pvName, pvc }, { pvcName: true, annotations: allowAnnotations }, `${base}-name`);
+  const resolvedNamespace = expandTemplate(namespace, { pvName, pvc }, { pvcName: false, annotations: false }, `${base}-namespace`);
+  if (!resolvedName || !resolvedNamespace) throw new ProvisioningError(`${base}-name/-namespace resolve to an empty name or namespace`);
+  return { name: resolvedName, namespace: resolvedNamespace };
+}
+
+function decodeSecret(secret: Secret): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
+  for (const [k, v] of Object.entries(secret.stringData ?? {})) out[k] = v;
+  return out;
+}
+
+/** The parameters a driver gets: the class's, without the csi.storage.k8s.io/ keys meant for us. */
+export function driverParameters(sc: StorageClass): Record<string, string> {
+  return Object.fromEntries(Object.entries(sc.parameters ?? {}).filter(([k]) => !k.startsWith(PREFIX)));
+}
+
+/** Kubernetes access modes as CSI access modes (external-provisioner's mapping). */
+export function csiAccessMode(mode: PersistentVolumeAccessMode, singleNodeMultiWriter: boolean): NonNullable<VolumeCapabilityInput['access_mode']>['mode'] {
+  switch (mode) {
+    case 'ReadWriteOnce':
+      return singleNodeMultiWriter ? 'SINGLE_NODE_MULTI_WRITER' : 'SINGLE_NODE_WRITER';
+    case 'ReadWriteOncePod':
+      return singleNodeMultiWriter ? 'SINGLE_NODE_SINGLE_WRITER' : 'SINGLE_NODE_WRITER';
+    case 'ReadOnlyMany':
+      return 'MULTI_NODE_READER_ONLY';
+    case 'ReadWriteMany':
+      return 'MULTI_NODE_MULTI_WRITER';
+  }
+}
+
+/** A volume's accessible topology as PV node affinity: one term per segment. */
+export function nodeAffinityFor(topology: readonly { segments: Record<string, string> }[]): PersistentVolume['spec']['nodeAffinity'] {
+  const terms: NodeSelectorTerm[] = topology
+    .filter((t) => Object.keys(t.segments).length > 0)
+    .map((t) => ({
+      matchExpressions: Object.entries(t.segments)
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([key, value]) => ({ key, operator: 'In' as const, values: [value] })),
+    }));
+  return terms.length === 0 ? undefined : { required: { nodeSelectorTerms: terms } };
+}
+
+export function volumeNameFor(pvc: PersistentVolumeClaim): string {
+  return `pvc-${pvc.metadata.uid ?? ''}`;
+}
+
+const IDX_PENDING_BY_PROVISIONER = 'provisioner:pending-by-provisioner';
+const IDX_PENDING_BY_CLASS = 'provisioner:pending-by-class';
+
+function isPending(pvc: PersistentVolumeClaim): boolean {
+  return !pvc.spec.volumeName && !hasAnnotation(pvc, ANN_BIND_COMPLETED) && (pvc.status?.phase ?? 'Pending') === 'Pending';
+}
+
+export class Provisioner implements VolumeDeleter {
+  readonly loop: ControllerLoop;
+  private readonly store: Store;
+  private readonly pvcs: Informer<PersistentVolumeClaim>;
+  private readonly pvs: Informer<PersistentVolume>;
+  private readonly classes: Informer<StorageClass>;
+  private readonly nodes: Informer<Node>;
+  private readonly registry: DriverRegistry;
+  private readonly recorder: EventSink;
+  private readonly log: Logger;
+  private readonly timeoutMs: number;
+  /** external-provisioner's identity: "<start ms>-<random>-<name>"; kept in volumeAttributes. */
+  private readonly identity = `${Date.now()}-${randomBytes(2).readUInt16BE() % 10000}-stowage`;
+
+  constructor(options: ProvisionerOptions) {
+    this.store = options.store;
+    this.registry = options.registry;
+    this.recorder = options.recorder;
+    this.log = options.logger.child({ controller: 'csi-provisioner' });
+    this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.loop = new ControllerLoop({
+      name: 'csi-provisioner',
+      logger: options.logger,
+      workers: options.concurrency ?? 16,
+      sync: (key, signal) => this.sync(key, signal),
+      ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }),
+      ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }),
+    });
+    this.pvcs = options.informers.for('persistentvolumeclaims');
+    this.pvs = options.informers.for('persistentvolumes');
+    this.classes = options.informers.for('storageclasses');
+    this.nodes = options.informers.for('nodes');
+
+    this.pvcs.addIndex(IDX_PENDING_BY_PROVISIONER, (pvc) => {
+      const p = storageProvisioner(pvc);
+      return p !== undefined && isPending(pvc) ? [p] : [];
+    });
+    this.pvcs.addIndex(IDX_PENDING_BY_CLASS, (pvc) => (storageProvisioner(pvc) !== undefined && isPending(pvc) ? [claimClass(pvc)] : []));
+    const consider = (pvc: PersistentVolumeClaim): void => {
+      if (this.wants(pvc)) this.loop.enqueue(claimKey(pvc));
+    };
+    this.pvcs.addEventHandler({ add: consider, update: (_old, pvc) => consider(pvc) });
+    // A provisioned volume deleted before its claim was bound: provision again.
+    this.pvs.addEventHandler({
+      delete: (pv) => {
+        const ref = pv.spec.claimRef;
+        if (ref?.name) this.loop.enqueue(`${ref.namespace || 'default'}/${ref.name}`);
+      },
+    });
+    this.registry.onChange((driver) => {
+      for (const k of this.pvcs.indexKeys(IDX_PENDING_BY_PROVISIONER, driver)) this.loop.enqueue(k);
+    });
+    const classChanged = (sc: StorageClass): void => {
+      for (const k of this.pvcs.indexKeys(IDX_PENDING_BY_CLASS, sc.metadata.name ?? '')) this.loop.enqueue(k);
+    };
+    this.classes.addEventHandler({ add: classChanged, update: (old, sc) => old !== sc && classChanged(sc) });
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop();
+  }
+
+  /** Cheap check, on every claim event: is this claim ours to provision now? */
+  private wants(pvc: PersistentVolumeClaim): boolean {
+    if (!isPending(pvc) || isDeleting(pvc)) return false;
+    const provisioner = storageProvisioner(pvc);
+    if (provisioner === undefined) return false;
+    const sc = this.classes.get(claimClass(pvc));
+    if (sc === undefined || sc.provisioner !== provisioner) return false;
+    if (sc.volumeBindingMode === 'WaitForFirstConsumer' && !hasAnnotation(pvc, ANN_SELECTED_NODE)) return false;
+    return this.pvs.get(volumeNameFor(pvc)) === undefined;
+  }
+
+  private async sync(key: string, signal: AbortSignal): Promise<SyncResult | void> {
+    const pvc = this.pvcs.get(key);
+    if (pvc === undefined || !this.wants(pvc)) return;
+    const sc = this.classes.get(claimClass(pvc));
+    if (sc === undefined) return;
+    const driverName = sc.provisioner;
+    const client = this.registry.controllerClient(driverName);
+    // Not registered: the binder says so on the claim; registration requeues the claim.
+    if (client === undefined) return;
+    const pvName = volumeNameFor(pvc);
+    const className = sc.metadata.name ?? '';
+
+    this.recorder.event(pvc, 'Normal', 'Provisioning', `External provisioner is provisioning volume for claim "${claimKey(pvc)}"`);
+    let request: CreateVolumeRequestInput;
+    let provisionerSecretRef: SecretReference | undefined;
+    try {
+      if (hasSelector(pvc)) throw new ProvisioningError('claim Selector is not supported');
+      ({ request, provisionerSecretRef } = await this.createRequest(pvc, sc, driverName, pvName));
+    } catch (err) {
+      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": ${describeError(err)}`);
+      throw err;
+    }
+
+    let volume: Volume;
+    try {
+      const response = await client.controller.CreateVolume(request, { timeoutMs: this.timeoutMs, signal });
+      if (response.volume === null || !response.volume.volume_id) throw new ProvisioningError('the driver returned no volume');
+      volume = response.volume;
+    } catch (err) {
+      if (signal.aborted) return;
+      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": ${describeError(err)}`);
+      throw err;
+    }
+
+    const requestedBytes = Number(request.capacity_range?.required_bytes ?? 0);
+    const secrets = request.secrets ?? {};
+    const current = this.pvcs.get(key);
+    if (current === undefined || current.metadata.uid !== pvc.metadata.uid || (current.spec.volumeName && current.spec.volumeName !== pvName)) {
+      // Deleted, recreated or bound elsewhere while the driver worked: don't leave the volume behind.
+      this.log.info({ claim: key, volumeId: volume.volume_id }, 'claim gone or bound elsewhere during provisioning; deleting the new volume');
+      await client.controller.DeleteVolume({ volume_id: volume.volume_id, secrets }, { timeoutMs: this.timeoutMs, signal });
+      return;
+    }
+    if (volume.capacity_bytes > 0 && volume.capacity_bytes < requestedBytes) {
+      await client.controller.DeleteVolume({ volume_id: volume.volume_id, secrets }, { timeoutMs: this.timeoutMs, signal });
+      const message = `created volume capacity ${volume.capacity_bytes} less than requested capacity ${requestedBytes}`;
+      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": ${message}`);
+      throw new ProvisioningError(message);
+    }
+
+    const pv = this.persistentVolume(current, sc, driverName, pvName, volume, requestedBytes, provisionerSecretRef);
+    try {
+      this.store.create(pv);
+    } catch (err) {
+      if (!(err instanceof AlreadyExistsError)) {
+        this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to create PersistentVolume "${pvName}": ${describeError(err)}`);
+        throw err;
+      }
+      const existing = this.pvs.get(pvName);
+      if (existing?.spec.claimRef?.uid !== pvc.metadata.uid) throw err;
+    }
+    this.recorder.event(current, 'Normal', 'ProvisioningSucceeded', `Successfully provisioned volume ${pvName}`);
+    this.log.debug({ claim: key, volume: pvName, volumeId: volume.volume_id }, 'provisioned');
+  }
+
+  private async createRequest(
+    pvc: PersistentVolumeClaim,
+    sc: StorageClass,
+    driverName: string,
+    pvName: string,
+  ): Promise<{ request: CreateVolumeRequestInput; provisionerSecretRef: SecretReference | undefined }> {
+    const storage = pvc.spec.resources?.requests?.['storage'];
+    if (storage === undefined || !isQuantity(storage)) throw new ProvisioningError('the claim requests no storage size');
+    const limit = pvc.spec.resources?.limits?.['storage'];
+    const block = (pvc.spec.volumeMode ?? 'Filesystem') === 'Block';
+    const fsType = block ? '' : (sc.parameters?.[PARAM_FSTYPE] ?? '');
+    const capabilities = await this.registry.controllerCapabilities(driverName);
+    const multiWriter = capabilities.has('SINGLE_NODE_MULTI_WRITER');
+    const accessModes = pvc.spec.accessModes ?? [];
+    if (accessModes.length === 0) throw new ProvisioningError('the claim has no access modes');
+    const volumeCapabilities: VolumeCapabilityInput[] = accessModes.map((mode) => ({
+      ...(block ? { block: {} } : { mount: { fs_type: fsType, mount_flags: sc.mountOptions ?? [] } }),
+      access_mode: { mode: csiAccessMode(mode, multiWriter) },
+    }));
+    const provisionerSecretRef = secretReference(sc, 'provisioner', pvName, pvc);
+    const secrets = provisionerSecretRef === undefined ? {} : this.readSecret(provisionerSecretRef);
+    const topology = this.topologyRequirement(pvc, sc, driverName);
+    const source = this.contentSource(pvc, driverName);
+    const request: CreateVolumeRequestInput = {
+      name: pvName,
+      capacity_range: { required_bytes: quantityValue(storage), limit_bytes: limit !== undefined && isQuantity(limit) ? quantityValue(limit) : 0 },
+      volume_capabilities: volumeCapabilities,
+      parameters: driverParameters(sc),
+      secrets,
+      ...(topology === undefined ? {} : { accessibility_requirements: topology }),
+      ...(source === undefined ? {} : { volume_content_source: source }),
+    };
+    return { request, provisionerSecretRef };
+  }
+
+  private readSecret(ref: SecretReference): Record<string, string> {
+    const secret = this.store.get('secrets', ref.namespace, ref.name ?? '');
+    if (secret === undefined) throw new ProvisioningError(`error getting secret ${ref.name ?? ''} in namespace ${ref.namespace ?? ''}: secrets "${ref.name ?? ''}" not found`);
+    return decodeSecret(secret);
+  }
+
+  /** Where the volume must be accessible from: the selected node, the class's allowed topologies, or any node with the driver. */
+  private topologyRequirement(pvc: PersistentVolumeClaim, sc: StorageClass, driverName: string): TopologyRequirementInput | undefined {
+    const selected = annotation(pvc, ANN_SELECTED_NODE);
+    if (selected !== undefined) {
+      const entry = this.registry.nodeDriver(driverName, selected);
+      if (entry === undefined) {
+        // A driver no node lists has no topology; one that other nodes list must be on this one.
+        if (this.registry.nodesWithDriver(driverName).length === 0) return undefined;
+        throw new ProvisioningError(`driver "${driverName}" is not registered on the selected node "${selected}" (no entry in CSINode "${selected}")`);
+      }
+      const keys = entry.topologyKeys ?? [];
+      if (keys.length === 0) return undefined;
+      const labels = this.nodes.get(selected)?.metadata.labels ?? {};
+      const segments: Record<string, string> = {};
+      for (const k of keys) {
+        const value = labels[k];
+        if (value === undefined) throw new ProvisioningError(`topology labels from selected node "${selected}" do not match topology keys from CSINode: label ${k} missing`);
+        segments[k] = value;
+      }
+      return { requisite: [{ segments }], preferred: [{ segments }] };
+    }
+    const allowed = sc.allowedTopologies ?? [];
+    if (allowed.length > 0) {
+      const segs: TopologyInput[] = [];
+      for (const term of allowed) {
+        let partial: Record<string, string>[] = [{}];
+        for (const expr of term.matchLabelExpressions ?? []) partial = partial.flatMap((p) => expr.values.map((v) => ({ ...p, [expr.key]: v })));
+        for (const p of partial) if (Object.keys(p).length > 0) segs.push({ segments: p });
+      }
+      return segs.length === 0 ? undefined : { requisite: segs, preferred: segs };
+    }
+    // Immediate binding: anywhere the driver runs.
+    const seen = new Set<string>();
+    const segs: TopologyInput[] = [];
+    for (const csiNode of this.registry.nodesWithDriver(driverName)) {
+      const entry = csiNode.spec.drivers.find((d) => d.name === driverName);
+      const keys = entry?.topologyKeys ?? [];
+      if (keys.length === 0) continue;
+      const labels = this.nodes.get(csiNode.metadata.name ?? '')?.metadata.labels ?? {};
+      if (!keys.every((k) => labels[k] !== undefined)) continue;
+      const segments = Object.fromEntries(keys.map((k) => [k, labels[k] ?? '']));
+      const id = JSON.stringify(Object.entries(segments).sort());
+      if (seen.has(id)) continue;
+      seen.add(id);
+      segs.push({ segments });
+    }
+    return segs.length === 0 ? undefined : { requisite: segs, preferred: segs };
+  }
+
+  /** A clone's source volume or a restore's snapshot, from spec.dataSourceRef / dataSource. */
+  private contentSource(pvc: PersistentVolumeClaim, driverName: string): CreateVolumeRequestInput['volume_content_source'] {
+    const ref = pvc.spec.dataSourceRef ?? pvc.spec.dataSource;
+    if (ref === undefined) return undefined;
+    const ns = pvc.metadata.namespace ?? 'default';
+    if (ref.namespace && ref.namespace !== ns) throw new ProvisioningError('cross-namespace data sources are not supported');
+    if (ref.kind === 'PersistentVolumeClaim' && !ref.apiGroup) {
+      const source = this.pvcs.getByName(ns, ref.name);
+      if (source === undefined) throw new ProvisioningError(`source claim "${ref.name}" not found`);
+      if (source.status?.phase !== 'Bound' || !source.spec.volumeName) throw new ProvisioningError(`source claim "${ref.name}" is not bound`);
+      const pv = this.pvs.get(source.spec.volumeName);
+      if (pv?.spec.csi === undefined) throw new ProvisioningError(`source claim "${ref.name}" has no CSI volume`);
+      if (pv.spec.csi.driver !== driverName) throw new ProvisioningError(`source claim "${ref.name}" is on driver ${pv.spec.csi.driver}, not ${driverName}`);
+      if (claimClass(source) !== claimClass(pvc)) throw new ProvisioningError(`source claim "${ref.name}" has another StorageClass`);
+      return { volume: { volume_id: pv.spec.csi.volumeHandle } };
+    }
+    if (ref.kind === 'VolumeSnapshot' && ref.apiGroup === 'snapshot.storage.k8s.io') {
+      const snap = this.store.get('volumesnapshots', ns, ref.name) as VolumeSnapshot | undefined;
+      if (snap === undefined) throw new ProvisioningError(`snapshot "${ref.name}" not found`);
+      if (snap.status?.readyToUse !== true || !snap.status.boundVolumeSnapshotContentName) throw new ProvisioningError(`snapshot "${ref.name}" is not ready to use`);
+      const content = this.store.get('volumesnapshotcontents', undefined, snap.status.boundVolumeSnapshotContentName) as VolumeSnapshotContent | undefined;
+      const handle = content?.status?.snapshotHandle ?? content?.spec.source.snapshotHandle;
+      if (content === undefined || !handle) throw new ProvisioningError(`snapshot "${ref.name}" has no snapshot handle`);
+      if (content.spec.driver !== driverName) throw new ProvisioningError(`snapshot "${ref.name}" was taken by driver ${content.spec.driver}, not ${driverName}`);
+      return { snapshot: { snapshot_id: handle } };
+    }
+    throw new ProvisioningError(`data source ${ref.apiGroup ? `${ref.apiGroup}/` : ''}${ref.kind} is not supported`);
+  }
+
+  private persistentVolume(
+    pvc: PersistentVolumeClaim,
+    sc: StorageClass,
+    driverName: string,
+    pvName: string,
+    volume: Volume,
+    requestedBytes: number,
+    provisionerSecretRef: SecretReference | undefined,
+  ): PersistentVolume {
+    const block = (pvc.spec.volumeMode ?? 'Filesystem') === 'Block';
+    const fsType = block ? '' : (sc.parameters?.[PARAM_FSTYPE] ?? '');
+    const refs: Partial<Record<SecretKind, SecretReference>> = {};
+    for (const kind of ['controllerPublish', 'nodeStage', 'nodePublish', 'controllerExpand', 'nodeExpand'] as const) {
+      const ref = secretReference(sc, kind, pvName, pvc);
+      if (ref !== undefined) refs[kind] = ref;
+    }
+    const csi: CSIPersistentVolumeSource = {
+      driver: driverName,
+      volumeHandle: volume.volume_id,
+      ...(fsType ? { fsType } : {}),
+      volumeAttributes: { ...volume.volume_context, [PROVISIONER_IDENTITY_ATTRIBUTE]: this.identity },
+      ...(refs.controllerPublish ? { controllerPublishSecretRef: refs.controllerPublish } : {}),
+      ...(refs.nodeStage ? { nodeStageSecretRef: refs.nodeStage } : {}),
+      ...(refs.nodePublish ? { nodePublishSecretRef: refs.nodePublish } : {}),
+      ...(refs.controllerExpand ? { controllerExpandSecretRef: refs.controllerExpand } : {}),
+      ...(refs.nodeExpand ? { nodeExpandSecretRef: refs.nodeExpand } : {}),
+    };
+    const annotations: Record<string, string> = { [ANN_PROVISIONED_BY]: driverName };
+    if (provisionerSecretRef !== undefined) {
+      annotations[ANN_DELETION_SECRET_NAME] = provisionerSecretRef.name ?? '';
+      annotations[ANN_DELETION_SECRET_NAMESPACE] = provisionerSecretRef.namespace ?? '';
+    }
+    const bytes = volume.capacity_bytes > 0 ? volume.capacity_bytes : requestedBytes;
+    const nodeAffinity = nodeAffinityFor(volume.accessible_topology);
+    return {
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: pvName, annotations, finalizers: [PV_PROTECTION_FINALIZER] },
+      spec: {
+        capacity: { storage: bytesToQuantity(bytes) },
+        accessModes: [...(pvc.spec.accessModes ?? [])],
+        claimRef: {
+          kind: 'PersistentVolumeClaim',
+          namespace: pvc.metadata.namespace ?? 'default',
+          name: pvc.metadata.name ?? '',
+          uid: pvc.metadata.uid ?? '',
+          apiVersion: 'v1',
+          resourceVersion: pvc.metadata.resourceVersion ?? '',
+        },
+        persistentVolumeReclaimPolicy: sc.reclaimPolicy ?? 'Delete',
+        storageClassName: sc.metadata.name ?? '',
+        ...(sc.mountOptions && sc.mountOptions.length > 0 ? { mountOptions: [...sc.mountOptions] } : {}),
+        volumeMode: block ? 'Block' : 'Filesystem',
+        csi,
+        ...(nodeAffinity === undefined ? {} : { nodeAffinity }),
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------- deletion (VolumeDeleter)
+
+  canDelete(pv: PersistentVolume): 'yes' | 'unregistered' | 'no' {
+    const driver = pv.spec.csi?.driver;
+    if (driver === undefined) return 'no';
+    return this.registry.isRegistered(driver) ? 'yes' : 'unregistered';
+  }
+
+  /** DeleteVolume for a released volume, with the secret recorded when it was provisioned. */
+  async deleteVolume(pv: PersistentVolume, signal: AbortSignal): Promise<void> {
+    const csi = pv.spec.csi;
+    if (csi === undefined) throw new Error(`volume ${pv.metadata.name ?? ''} is not a CSI volume`);
+    const client: CsiClient | undefined = this.registry.controllerClient(csi.driver);
+    if (client === undefined) throw new Error(`CSI driver "${csi.driver}" is not registered`);
+    let secrets: Record<string, string> = {};
+    const name = annotation(pv, ANN_DELETION_SECRET_NAME);
+    const namespace = annotation(pv, ANN_DELETION_SECRET_NAMESPACE);
+    if (name && namespace) secrets = this.readSecret({ name, namespace });
+    try {
+      await client.controller.DeleteVolume({ volume_id: csi.volumeHandle, secrets }, { timeoutMs: this.timeoutMs, signal });
+    } catch (err) {
+      throw new Error(describeError(err), { cause: err });
+    }
+    this.log.debug({ volume: pv.metadata.name, volumeId: csi.volumeHandle }, 'DeleteVolume done');
+  }
+}
