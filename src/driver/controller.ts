@@ -5,28 +5,20 @@ import {
   NotFoundError,
   OutOfRangeError,
   CsiError,
+  UnimplementedError,
 } from '../csi/errors.js';
 import { status } from '@grpc/grpc-js';
 import type { CallContext, ControllerService } from '../csi/server.js';
-import type { Backend, Capability, SnapshotRecord, Topology, VolumeRecord, VolumeSource } from './backends/backend.js';
+import { CONTROLLER_CAPABILITIES } from './backends/backend.js';
+import type { Backend, Capability, ControllerCapability, OpContext, SnapshotRecord, Topology, VolumeRecord, VolumeSource } from './backends/backend.js';
 import { parseRange, sizeFor } from './capacity.js';
 import type { InFlight } from './inflight.js';
 import { paginate } from './pagination.js';
+import { lockedVolume, readyVolume } from './volume-lookup.js';
 import { parseCapabilities, parseCapability, requireIdentifier, requireStringMap, type WireCapability } from './validate.js';
 
-/** The controller capabilities we advertise: only what is implemented in full. */
-export const CONTROLLER_CAPABILITIES = [
-  'CREATE_DELETE_VOLUME',
-  'CREATE_DELETE_SNAPSHOT',
-  'LIST_SNAPSHOTS',
-  'CLONE_VOLUME',
-  'EXPAND_VOLUME',
-  'LIST_VOLUMES',
-  'GET_CAPACITY',
-  'GET_VOLUME',
-  'VOLUME_CONDITION',
-  'SINGLE_NODE_MULTI_WRITER',
-] as const;
+/** Re-exported: the full list lives beside the Backend contract (backends pick subsets of it). */
+export { CONTROLLER_CAPABILITIES };
 
 /** Errors that mean "never", as opposed to "not now": a half-done create that ends in one is rolled back. */
 const FINAL_CODES: ReadonlySet<number> = new Set([
@@ -52,13 +44,18 @@ const snapshotNameKey = (name: string) => `snapshot name "${name}"`;
  * per-volume try-lock (ABORTED when busy), then lookup, then the backend's work.
  */
 export function controllerService({ backend, inflight }: ControllerDeps): ControllerService {
-  const opCtx = (ctx: CallContext, secrets: Record<string, string>) => ({ log: ctx.log, secrets });
+  const opCtx = (ctx: CallContext, secrets: Record<string, string> | undefined, extra: Partial<OpContext> = {}): OpContext => ({
+    log: ctx.log,
+    secrets: secrets ?? {},
+    ...extra,
+  });
+  /** Not advertised, so not served: UNIMPLEMENTED rather than a half-working answer. */
+  const requireCapability = (cap: ControllerCapability, rpc: string) => {
+    if (!backend.controllerCapabilities.includes(cap)) {
+      throw new UnimplementedError(`${rpc} is not supported by the ${backend.kind} backend (no ${cap} capability)`);
+    }
+  };
 
-  async function readyVolume(id: string): Promise<VolumeRecord> {
-    const rec = await backend.volumes.get(id);
-    if (!rec || rec.state !== 'ready') throw new NotFoundError(`volume ${id} does not exist`);
-    return rec;
-  }
 
   function toWireVolume(rec: VolumeRecord) {
     return {
@@ -85,10 +82,10 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
     };
   }
 
-  async function volumeStatus(rec: VolumeRecord) {
+  async function volumeStatus(rec: VolumeRecord, op: OpContext) {
     return {
       published_node_ids: [] as string[],
-      volume_condition: await backend.controllerHealth(rec),
+      volume_condition: backend.controllerCapabilities.includes('VOLUME_CONDITION') ? await backend.controllerHealth(rec, op) : null,
     };
   }
 
@@ -109,13 +106,16 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
     return (list ?? []).map((t) => requireStringMap('topology segments', t.segments));
   }
 
+  const describe = (s: { accessType: string; fsType: string }) => describeShape(s, backend.defaultFsType);
+
   function sameSource(a: VolumeSource | undefined, b: VolumeSource | undefined): boolean {
     return (a?.kind ?? '') === (b?.kind ?? '') && (a?.id ?? '') === (b?.id ?? '');
   }
 
   return {
     async ControllerGetCapabilities() {
-      return { capabilities: CONTROLLER_CAPABILITIES.map((type) => ({ rpc: { type } })) };
+      const served = backend.controllerCapabilities;
+      return { capabilities: CONTROLLER_CAPABILITIES.filter((c) => served.includes(c)).map((type) => ({ rpc: { type } })) };
     },
 
     async CreateVolume(req, ctx) {
@@ -132,7 +132,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       else if (content) throw new InvalidArgumentError('volume_content_source must name a snapshot or a volume');
       const requirement = req.accessibility_requirements;
       const topology = backend.placeVolume(parseTopology(requirement?.requisite), parseTopology(requirement?.preferred));
-      const secrets = req.secrets ?? {};
+      const op = opCtx(ctx, req.secrets, { parameters });
 
       const keys = [volumeNameKey(name)];
       if (source?.kind === 'volume') keys.push(volumeKey(source.id));
@@ -141,18 +141,18 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         // The size a source implies: a restore is never smaller than what it restores.
         let sourceBytes = 0;
         if (source?.kind === 'snapshot') {
-          const snap = await backend.snapshots.get(source.id);
+          const snap = await backend.snapshots.get(source.id, op);
           if (!snap || snap.state !== 'ready') throw new NotFoundError(`snapshot ${source.id} does not exist`);
           const from = { accessType: snap.sourceAccessType, fsType: snap.sourceFsType };
           if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
-            throw new InvalidArgumentError(`snapshot ${source.id} holds a ${describeShape(from)} volume; it cannot be restored as ${describeShape(shape)}`);
+            throw new InvalidArgumentError(`snapshot ${source.id} holds a ${describe(from)} volume; it cannot be restored as ${describe(shape)}`);
           }
           sourceBytes = snap.sizeBytes;
         } else if (source?.kind === 'volume') {
-          const from = await backend.volumes.get(source.id);
+          const from = await backend.volumes.get(source.id, op);
           if (!from || from.state !== 'ready') throw new NotFoundError(`source volume ${source.id} does not exist`);
           if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
-            throw new InvalidArgumentError(`volume ${source.id} is a ${describeShape(from)} volume; it cannot be cloned as ${describeShape(shape)}`);
+            throw new InvalidArgumentError(`volume ${source.id} is a ${describe(from)} volume; it cannot be cloned as ${describe(shape)}`);
           }
           sourceBytes = from.capacityBytes;
         }
@@ -161,7 +161,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         }
         const capacityBytes = sizeFor(backend, range, shape, sourceBytes);
 
-        let rec = await backend.volumes.byName(name);
+        let rec = await backend.volumes.byName(name, op);
         if (rec) {
           const fits =
             rec.capacityBytes >= range.required &&
@@ -176,14 +176,14 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           if (!fits) {
             // A create that crashed halfway and is now retried differently: undo it, then start over.
             ctx.log.info({ volumeId: rec.id, name }, 'rolling back a half-created volume');
-            await backend.deleteVolume(rec, opCtx(ctx, secrets));
-            await backend.volumes.remove(rec.id);
+            await backend.deleteVolume(rec, op);
+            await backend.volumes.remove(rec.id, op);
             rec = undefined;
           }
         }
         if (!rec) {
           rec = {
-            id: backend.newVolumeId(),
+            id: await backend.newVolumeId(op),
             name,
             state: 'creating',
             capacityBytes,
@@ -198,22 +198,23 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
             createdAt: new Date().toISOString(),
           };
           // The reservation is durable before any storage exists, so a crash never orphans storage.
-          await backend.volumes.put(rec, true);
+          await backend.volumes.put(rec, true, op);
         }
         const done = rec;
         await inflight.with([volumeKey(done.id)], async () => {
           try {
-            await backend.createVolume(done, opCtx(ctx, secrets));
+            await backend.createVolume(done, op);
           } catch (e) {
             // A refusal that no retry will change: undo the reservation rather than leave it half-done.
             if (e instanceof CsiError && FINAL_CODES.has(e.code)) {
-              await backend.deleteVolume(done, opCtx(ctx, secrets));
-              await backend.volumes.remove(done.id);
+              await backend.deleteVolume(done, op);
+              await backend.volumes.remove(done.id, op);
             }
             throw e;
           }
           done.state = 'ready';
-          await backend.volumes.put(done, true);
+          // Not waited for: the mark rides on the next group sync (see volume-lookup.ts).
+          await backend.volumes.put(done, false, op);
         });
         ctx.log.info({ volumeId: done.id, name, capacityBytes: done.capacityBytes }, 'volume created');
         return { volume: toWireVolume(done) };
@@ -222,32 +223,34 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
     async DeleteVolume(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
+      const op = opCtx(ctx, req.secrets);
       return inflight.with([volumeKey(id)], async () => {
-        const rec = await backend.volumes.get(id);
+        const rec = await backend.volumes.get(id, op);
         if (!rec) return {};
         return inflight.with([volumeNameKey(rec.name)], async () => {
-          const busy = await backend.volumeInUse(rec);
+          const busy = await backend.volumeInUse(rec, op);
           if (busy) throw new FailedPreconditionError(busy);
-          await backend.deleteVolume(rec, opCtx(ctx, req.secrets ?? {}));
-          await backend.volumes.remove(id);
+          await backend.deleteVolume(rec, op);
+          await backend.volumes.remove(id, op);
           ctx.log.info({ volumeId: id, name: rec.name }, 'volume deleted');
           return {};
         });
       });
     },
 
-    async ValidateVolumeCapabilities(req) {
+    async ValidateVolumeCapabilities(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
       const caps = parseCapabilities('volume_capabilities', req.volume_capabilities as WireCapability[]);
       const parameters = requireStringMap('parameters', req.parameters);
-      const rec = await readyVolume(id);
+      const rec = await readyVolume(backend, id, opCtx(ctx, req.secrets));
+      const fsType = rec.fsType || backend.defaultFsType;
       for (const cap of caps) {
         const why =
           backend.unsupportedCapability(cap) ??
           (cap.accessType !== rec.accessType
             ? `volume ${id} is a ${rec.accessType} volume, not ${cap.accessType}`
-            : cap.accessType === 'mount' && cap.fsType !== '' && cap.fsType !== (rec.fsType || 'btrfs')
-              ? `volume ${id} has fs type ${rec.fsType || 'btrfs'}, not ${cap.fsType}`
+            : cap.accessType === 'mount' && cap.fsType !== '' && cap.fsType !== fsType
+              ? `volume ${id} has fs type ${fsType}, not ${cap.fsType}`
               : undefined);
         if (why) return { message: why };
       }
@@ -261,21 +264,26 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       };
     },
 
-    async ListVolumes(req) {
-      const all = (await backend.volumes.list()).filter((v) => v.state === 'ready');
+    async ListVolumes(req, ctx) {
+      requireCapability('LIST_VOLUMES', 'ListVolumes');
+      const op = opCtx(ctx, {});
+      const all = (await backend.volumes.list(op)).filter((v) => v.state === 'ready');
       const { page, nextToken } = paginate(all, req.starting_token ?? '', Number(req.max_entries ?? 0));
       const entries = [];
-      for (const rec of page) entries.push({ volume: toWireVolume(rec), status: await volumeStatus(rec) });
+      for (const rec of page) entries.push({ volume: toWireVolume(rec), status: await volumeStatus(rec, op) });
       return { entries, next_token: nextToken };
     },
 
-    async ControllerGetVolume(req) {
+    async ControllerGetVolume(req, ctx) {
+      requireCapability('GET_VOLUME', 'ControllerGetVolume');
       const id = requireIdentifier('volume_id', req.volume_id);
-      const rec = await readyVolume(id);
-      return { volume: toWireVolume(rec), status: await volumeStatus(rec) };
+      const op = opCtx(ctx, {});
+      const rec = await readyVolume(backend, id, op);
+      return { volume: toWireVolume(rec), status: await volumeStatus(rec, op) };
     },
 
     async GetCapacity(req) {
+      requireCapability('GET_CAPACITY', 'GetCapacity');
       const caps = (req.volume_capabilities ?? []).map((c, i) => parseCapability(`volume_capabilities[${i}]`, c as WireCapability));
       if (caps.some((c) => backend.unsupportedCapability(c))) return { available_capacity: 0 };
       const parameters = requireStringMap('parameters', req.parameters);
@@ -298,8 +306,9 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       if (!req.capacity_range) throw new InvalidArgumentError('capacity_range is required');
       const range = parseRange('capacity_range', req.capacity_range);
       if (range.required === 0 && range.limit === 0) throw new InvalidArgumentError('capacity_range must set required_bytes or limit_bytes');
+      const op = opCtx(ctx, req.secrets);
       return inflight.with([volumeKey(id)], async () => {
-        const rec = await readyVolume(id);
+        const rec = await lockedVolume(backend, id, op);
         if (req.volume_capability) {
           const cap = parseCapability('volume_capability', req.volume_capability as WireCapability);
           if (cap.accessType !== rec.accessType) throw new InvalidArgumentError(`volume ${id} is a ${rec.accessType} volume, not ${cap.accessType}`);
@@ -308,9 +317,9 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         if (wanted <= rec.capacityBytes) {
           return { capacity_bytes: rec.capacityBytes, node_expansion_required: false };
         }
-        const { nodeExpansionRequired } = await backend.expandVolume(rec, wanted, opCtx(ctx, req.secrets ?? {}));
+        const { nodeExpansionRequired } = await backend.expandVolume(rec, wanted, op);
         rec.capacityBytes = wanted;
-        await backend.volumes.put(rec, true);
+        await backend.volumes.put(rec, true, op);
         ctx.log.info({ volumeId: id, capacityBytes: wanted }, 'volume expanded');
         return { capacity_bytes: wanted, node_expansion_required: nodeExpansionRequired };
       });
@@ -321,16 +330,17 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       const sourceId = requireIdentifier('source_volume_id', req.source_volume_id);
       const parameters = requireStringMap('parameters', req.parameters);
       backend.checkParameters(parameters, 'snapshot');
+      const op = opCtx(ctx, req.secrets, { parameters, sourceVolumeId: sourceId });
       return inflight.with([snapshotNameKey(name), volumeKey(sourceId)], async () => {
-        let snap = await backend.snapshots.byName(name);
+        let snap = await backend.snapshots.byName(name, op);
         if (snap && snap.sourceVolumeId !== sourceId) {
           throw new AlreadyExistsError(`snapshot "${name}" already exists (${snap.id}) for another volume (${snap.sourceVolumeId})`);
         }
         if (snap?.state === 'ready') return { snapshot: toWireSnapshot(snap) };
-        const source = await readyVolume(sourceId);
+        const source = await lockedVolume(backend, sourceId, op);
         if (!snap) {
           snap = {
-            id: backend.newSnapshotId(),
+            id: await backend.newSnapshotId(op),
             name,
             state: 'creating',
             sourceVolumeId: sourceId,
@@ -340,12 +350,12 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
             createdAt: new Date().toISOString(),
             parameters,
           };
-          await backend.snapshots.put(snap, true);
+          await backend.snapshots.put(snap, true, op);
         }
-        const { sizeBytes } = await backend.createSnapshot(snap, source, opCtx(ctx, req.secrets ?? {}));
+        const { sizeBytes } = await backend.createSnapshot(snap, source, op);
         snap.sizeBytes = sizeBytes;
         snap.state = 'ready';
-        await backend.snapshots.put(snap, true);
+        await backend.snapshots.put(snap, true, op);
         ctx.log.info({ snapshotId: snap.id, name, sourceVolumeId: sourceId }, 'snapshot created');
         return { snapshot: toWireSnapshot(snap) };
       });
@@ -353,36 +363,41 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
     async DeleteSnapshot(req, ctx) {
       const id = requireIdentifier('snapshot_id', req.snapshot_id);
+      const op = opCtx(ctx, req.secrets);
       return inflight.with([snapshotKey(id)], async () => {
-        const snap = await backend.snapshots.get(id);
+        const snap = await backend.snapshots.get(id, op);
         if (!snap) return {};
         await inflight.with([snapshotNameKey(snap.name)], async () => {
-          await backend.deleteSnapshot(snap, opCtx(ctx, req.secrets ?? {}));
-          await backend.snapshots.remove(id);
+          await backend.deleteSnapshot(snap, op);
+          await backend.snapshots.remove(id, op);
         });
         ctx.log.info({ snapshotId: id }, 'snapshot deleted');
         return {};
       });
     },
 
-    async ListSnapshots(req) {
-      let all = (await backend.snapshots.list()).filter((s) => s.state === 'ready');
+    async ListSnapshots(req, ctx) {
+      requireCapability('LIST_SNAPSHOTS', 'ListSnapshots');
+      let all = (await backend.snapshots.list(opCtx(ctx, req.secrets))).filter((s) => s.state === 'ready');
       if (req.snapshot_id) all = all.filter((s) => s.id === req.snapshot_id);
       if (req.source_volume_id) all = all.filter((s) => s.sourceVolumeId === req.source_volume_id);
       const { page, nextToken } = paginate(all, req.starting_token ?? '', Number(req.max_entries ?? 0));
       return { entries: page.map((s) => ({ snapshot: toWireSnapshot(s) })), next_token: nextToken };
     },
 
-    async GetSnapshot(req) {
+    async GetSnapshot(req, ctx) {
+      // No capability of its own (csi-sanity of this spec does not know GET_SNAPSHOT): served
+      // wherever snapshots can be listed.
+      requireCapability('LIST_SNAPSHOTS', 'GetSnapshot');
       const id = requireIdentifier('snapshot_id', req.snapshot_id);
-      const snap = await backend.snapshots.get(id);
+      const snap = await backend.snapshots.get(id, opCtx(ctx, req.secrets));
       if (!snap || snap.state !== 'ready') throw new NotFoundError(`snapshot ${id} does not exist`);
       return { snapshot: toWireSnapshot(snap) };
     },
   };
 }
 
-function describeShape(s: { accessType: string; fsType: string }): string {
-  return s.accessType === 'block' ? 'raw block' : `${s.fsType || 'btrfs'} filesystem`;
+function describeShape(s: { accessType: string; fsType: string }, defaultFsType: string): string {
+  return s.accessType === 'block' ? 'raw block' : `${s.fsType || defaultFsType} filesystem`;
 }
 

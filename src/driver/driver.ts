@@ -5,6 +5,7 @@ import { startCsiServer, type CallContext, type CallInfo } from '../csi/server.j
 import { runWithRequestLog } from '../log/request-log.js';
 import type { Backend } from './backends/backend.js';
 import { LocalBackend } from './backends/local/local-backend.js';
+import { ClusterConfig } from './backends/rbd/cluster-config.js';
 import { controllerService } from './controller.js';
 import { identityService } from './identity.js';
 import { InFlight } from './inflight.js';
@@ -17,14 +18,23 @@ import { nodeService } from './node.js';
 export const DRIVER_VERSION = '0.1.0';
 
 export interface DriverOptions {
-  backend: 'local';
+  backend: 'local' | 'rbd';
   endpoint: string;
   nodeId: string;
   driverName: string;
   controller: boolean;
   node: boolean;
-  localDir: string;
-  localPoolSizeBytes: number;
+  /** local backend: the pool directory and the size of pool.img. */
+  localDir?: string;
+  localPoolSizeBytes?: number;
+  /** rbd backend: ceph-csi's cluster list (JSON file). */
+  cephConfig?: string;
+  /** rbd backend: node state (stashes, rbd-fuse mounts). */
+  stateDir?: string;
+  /** rbd backend: seconds a Ceph connection or operation may take. */
+  cephTimeoutSeconds?: number;
+  /** rbd backend: clones deeper than this are flattened. */
+  maxCloneDepth?: number;
   maxVolumesPerNode: number;
   metricsAddress?: string;
   logLevel: string;
@@ -63,9 +73,16 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     endpoint: opts.endpoint,
     logger: log,
     ...(metrics ? { onCall: ({ method, code, seconds }: CallInfo) => metrics.observe(method, code, seconds) } : {}),
-    identity: identityService({ driverName: opts.driverName, version: DRIVER_VERSION, backend, servesController: opts.controller }),
+    identity: identityService({
+      driverName: opts.driverName,
+      version: DRIVER_VERSION,
+      backend,
+      servesController: opts.controller,
+      // rbd volumes are reachable from every node: no accessibility constraints to advertise.
+      accessibilityConstraints: opts.backend === 'local',
+    }),
     ...(opts.controller ? { controller: withRequestLogs(controllerService({ backend, inflight })) } : {}),
-    ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, ownPaths: [opts.localDir] })) } : {}),
+    ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, ownPaths: ownPaths(opts) })) } : {}),
   });
   log.info({ endpoint: opts.endpoint, controller: opts.controller, node: opts.node }, 'CSI socket ready');
 
@@ -75,18 +92,8 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     log.info({ address: opts.metricsAddress }, 'metrics served at /metrics');
   }
 
-  const backendReady = LocalBackend.open({
-    dir: opts.localDir,
-    poolSizeBytes: opts.localPoolSizeBytes,
-    nodeId: opts.nodeId,
-    maxVolumesPerNode: opts.maxVolumesPerNode,
-    runner,
-    mounter,
-    loops,
-    log,
-  }).then((b) => {
+  const backendReady = openBackend(opts, { runner, mounter, loops, log }).then((b) => {
     opened = b;
-    log.info({ root: b.root }, 'local backend ready');
   });
 
   return {
@@ -98,6 +105,47 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       log.info('driver stopped');
     },
   };
+}
+
+/** Paths a CO may never hand the node service: the backend's own storage. */
+function ownPaths(opts: DriverOptions): string[] {
+  return opts.backend === 'local' ? [opts.localDir ?? ''] : [opts.stateDir ?? DEFAULT_RBD_STATE_DIR];
+}
+
+export const DEFAULT_RBD_STATE_DIR = '/var/lib/stowage/rbd';
+
+async function openBackend(
+  opts: DriverOptions,
+  deps: { runner: ExecRunner; mounter: Mounter; loops: LoopDevices; log: Logger },
+): Promise<Backend> {
+  if (opts.backend === 'rbd') {
+    if (!opts.cephConfig) throw new Error('the rbd backend needs --ceph-config');
+    const config = await ClusterConfig.load(opts.cephConfig);
+    // Loaded only for rbd: it brings koffi bindings to librados and librbd.
+    const { RbdBackend } = await import('./backends/rbd/rbd-backend.js');
+    const b = await RbdBackend.open({
+      config,
+      stateDir: opts.stateDir ?? DEFAULT_RBD_STATE_DIR,
+      nodeId: opts.nodeId,
+      maxVolumesPerNode: opts.maxVolumesPerNode,
+      timeoutSeconds: opts.cephTimeoutSeconds ?? 10,
+      maxCloneDepth: opts.maxCloneDepth ?? 4,
+      node: opts.node,
+      ...deps,
+    });
+    deps.log.info({ clusters: config.clusters.map((c) => c.clusterID), stateDir: opts.stateDir }, 'rbd backend ready');
+    return b;
+  }
+  if (!opts.localDir || opts.localPoolSizeBytes === undefined) throw new Error('the local backend needs --local-dir');
+  const b = await LocalBackend.open({
+    dir: opts.localDir,
+    poolSizeBytes: opts.localPoolSizeBytes,
+    nodeId: opts.nodeId,
+    maxVolumesPerNode: opts.maxVolumesPerNode,
+    ...deps,
+  });
+  deps.log.info({ root: b.root }, 'local backend ready');
+  return b;
 }
 
 /** Runs every handler of a service with its call's logger as the request log (see log/request-log.ts). */

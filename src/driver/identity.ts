@@ -6,10 +6,12 @@ export interface IdentityDeps {
   version: string;
   backend: Backend;
   servesController: boolean;
+  /** Advertise VOLUME_ACCESSIBILITY_CONSTRAINTS (volumes reachable from some nodes only). */
+  accessibilityConstraints: boolean;
 }
 
 /** The CSI Identity service: who we are, what we can do, and whether we are ready. */
-export function identityService({ driverName, version, backend, servesController }: IdentityDeps): IdentityService {
+export function identityService({ driverName, version, backend, servesController, accessibilityConstraints }: IdentityDeps): IdentityService {
   return {
     async GetPluginInfo() {
       return { name: driverName, vendor_version: version, manifest: { backend: backend.kind } };
@@ -17,7 +19,7 @@ export function identityService({ driverName, version, backend, servesController
 
     async GetPluginCapabilities() {
       const capabilities: object[] = [
-        { service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } },
+        ...(accessibilityConstraints ? [{ service: { type: 'VOLUME_ACCESSIBILITY_CONSTRAINTS' } }] : []),
         { volume_expansion: { type: 'ONLINE' } },
       ];
       if (servesController) capabilities.unshift({ service: { type: 'CONTROLLER_SERVICE' } });

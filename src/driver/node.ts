@@ -3,6 +3,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '..
 import type { CallContext, NodeService } from '../csi/server.js';
 import type { Backend, Capability, VolumeRecord } from './backends/backend.js';
 import { parseRange } from './capacity.js';
+import { nodeVolume, readyNodeVolume } from './volume-lookup.js';
 import type { InFlight } from './inflight.js';
 import { parseCapability, requireIdentifier, requirePath, requireStringMap, type WireCapability } from './validate.js';
 
@@ -23,7 +24,7 @@ const volumeKey = (id: string) => `volume ${id}`;
  * controller: validate, lock, look up, work.
  */
 export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeService {
-  const opCtx = (ctx: CallContext, secrets: Record<string, string>) => ({ log: ctx.log, secrets });
+  const opCtx = (ctx: CallContext, secrets: Record<string, string> | undefined) => ({ log: ctx.log, secrets: secrets ?? {} });
   const path = (field: string, value: string | undefined) => requirePath(field, value, ownPaths);
   /**
    * volume_path in stats and expansion names a path we published earlier. One that is relative
@@ -34,11 +35,6 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
     return path('volume_path', value);
   };
 
-  async function volume(id: string): Promise<VolumeRecord> {
-    const rec = await backend.volumes.get(id);
-    if (!rec || rec.state !== 'ready') throw new NotFoundError(`volume ${id} does not exist`);
-    return rec;
-  }
 
   /** A capability the volume was not created with exceeds it: FAILED_PRECONDITION per the spec. */
   function checkFits(rec: VolumeRecord, cap: Capability): void {
@@ -47,8 +43,9 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
     if (cap.accessType !== rec.accessType) {
       throw new FailedPreconditionError(`volume ${rec.id} is a ${rec.accessType} volume and cannot be used as ${cap.accessType}`);
     }
-    if (cap.accessType === 'mount' && cap.fsType !== '' && cap.fsType !== (rec.fsType || 'btrfs')) {
-      throw new FailedPreconditionError(`volume ${rec.id} has fs type ${rec.fsType || 'btrfs'}, not ${cap.fsType}`);
+    const fsType = rec.fsType || backend.defaultFsType;
+    if (cap.accessType === 'mount' && cap.fsType !== '' && cap.fsType !== fsType) {
+      throw new FailedPreconditionError(`volume ${rec.id} has fs type ${fsType}, not ${cap.fsType}`);
     }
   }
 
@@ -58,10 +55,12 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
     },
 
     async NodeGetInfo() {
+      const segments = backend.nodeTopology();
       return {
         node_id: backend.nodeId,
         max_volumes_per_node: backend.maxVolumesPerNode,
-        accessible_topology: { segments: backend.nodeTopology() },
+        // A backend reachable from every node (rbd) has no topology and advertises none.
+        accessible_topology: Object.keys(segments).length > 0 ? { segments } : null,
       };
     },
 
@@ -72,9 +71,10 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
       const publishContext = requireStringMap('publish_context', req.publish_context);
       const volumeContext = requireStringMap('volume_context', req.volume_context);
       return inflight.with([volumeKey(id)], async () => {
-        const rec = await volume(id);
+        const op = opCtx(ctx, req.secrets);
+        const rec = await nodeVolume(backend, id, op, 'stage');
         checkFits(rec, capability);
-        await backend.stage({ volume: rec, stagingPath, capability, publishContext, volumeContext }, opCtx(ctx, req.secrets ?? {}));
+        await backend.stage({ volume: rec, stagingPath, capability, publishContext, volumeContext }, op);
         ctx.log.info({ volumeId: id, stagingPath }, 'volume staged');
         return {};
       });
@@ -84,9 +84,7 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
       const id = requireIdentifier('volume_id', req.volume_id);
       const stagingPath = path('staging_target_path', req.staging_target_path);
       return inflight.with([volumeKey(id)], async () => {
-        const rec = await backend.volumes.get(id);
-        if (!rec) throw new NotFoundError(`volume ${id} does not exist`);
-        await backend.unstage(rec, stagingPath, opCtx(ctx, {}));
+        await backend.unstage(id, stagingPath, opCtx(ctx, {}));
         ctx.log.info({ volumeId: id, stagingPath }, 'volume unstaged');
         return {};
       });
@@ -101,9 +99,10 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
       if (!req.staging_target_path) throw new FailedPreconditionError('staging_target_path is required: stage the volume first');
       const stagingPath = path('staging_target_path', req.staging_target_path);
       return inflight.with([volumeKey(id)], async () => {
-        const rec = await volume(id);
+        const op = opCtx(ctx, req.secrets);
+        const rec = await nodeVolume(backend, id, op, 'publish');
         checkFits(rec, capability);
-        await backend.publish({ volume: rec, stagingPath, targetPath, capability, readonly: req.readonly === true }, opCtx(ctx, req.secrets ?? {}));
+        await backend.publish({ volume: rec, stagingPath, targetPath, capability, readonly: req.readonly === true }, op);
         ctx.log.info({ volumeId: id, targetPath, readonly: req.readonly === true }, 'volume published');
         return {};
       });
@@ -113,18 +112,16 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
       const id = requireIdentifier('volume_id', req.volume_id);
       const targetPath = path('target_path', req.target_path);
       return inflight.with([volumeKey(id)], async () => {
-        const rec = await backend.volumes.get(id);
-        if (!rec) throw new NotFoundError(`volume ${id} does not exist`);
-        await backend.unpublish(rec, targetPath, opCtx(ctx, {}));
+        await backend.unpublish(id, targetPath, opCtx(ctx, {}));
         ctx.log.info({ volumeId: id, targetPath }, 'volume unpublished');
         return {};
       });
     },
 
-    async NodeGetVolumeStats(req) {
+    async NodeGetVolumeStats(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
       if (!req.volume_path) throw new InvalidArgumentError('volume_path is required');
-      const rec = await volume(id);
+      const rec = await readyNodeVolume(backend, id, opCtx(ctx, {}));
       const volumePath = volumePathOf(req.volume_path);
       if (!(await pathExists(volumePath))) throw new NotFoundError(`volume path ${volumePath} does not exist`);
       const u = await backend.usage(rec, volumePath);
@@ -148,10 +145,11 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
       if (req.capacity_range) parseRange('capacity_range', req.capacity_range);
       if (req.volume_capability) parseCapability('volume_capability', req.volume_capability as WireCapability);
       return inflight.with([volumeKey(id)], async () => {
-        const rec = await volume(id);
+        const op = opCtx(ctx, req.secrets);
+        const rec = await nodeVolume(backend, id, op, 'expand');
         const volumePath = volumePathOf(req.volume_path);
         if (!(await pathExists(volumePath))) throw new NotFoundError(`volume path ${volumePath} does not exist`);
-        const { capacityBytes } = await backend.nodeExpand(rec, volumePath, stagingPath, opCtx(ctx, req.secrets ?? {}));
+        const { capacityBytes } = await backend.nodeExpand(rec, volumePath, stagingPath, op);
         ctx.log.info({ volumeId: id, capacityBytes }, 'volume expanded on node');
         return { capacity_bytes: capacityBytes };
       });

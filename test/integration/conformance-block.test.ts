@@ -1,6 +1,7 @@
 /**
  * Raw block volumes through the real driver: the pod gets a device node at its target path,
  * sized exactly as asked, writable (or not), and it all goes away on unpublish/unstage.
+ * Runs against every backend (support/backends.ts).
  */
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, statSync } from 'node:fs';
@@ -9,12 +10,14 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { blockCap, expectCode, MiB, mountCap, pattern, readAt, status, uniqueName, writeAt } from '../support/csi-helpers.js';
-import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
+import { testBackends } from '../support/backends.js';
+import { assertNoLeftovers, needsRoot, type TestDriver } from '../support/driver-harness.js';
 import { loopsUnder, mountAt, mountCount } from '../support/host-state.js';
 
 const run = promisify(execFile);
+const backends = testBackends();
 
-describe('conformance: raw block volumes', { skip: needsRoot }, () => {
+for (const backend of backends) describe(`conformance: raw block volumes [${backend.name}]`, { skip: needsRoot }, () => {
   let drv: TestDriver;
   const node = () => drv.client.node;
   const ctl = () => drv.client.controller;
@@ -31,7 +34,8 @@ describe('conformance: raw block volumes', { skip: needsRoot }, () => {
 
   /** Loop devices of volume images (of one volume, when given). */
   function volumeLoops(id?: string) {
-    return loopsUnder(drv.dir).filter((l) => !l.backingFile.endsWith('/pool.img') && (id === undefined || l.backingFile.includes(id)));
+    // The backing file is named after the volume (local: its ID; rbd: its image csi-vol-<uuid>).
+    return loopsUnder(drv.dir).filter((l) => !l.backingFile.endsWith('/pool.img') && (id === undefined || l.backingFile.includes(id.slice(-36))));
   }
 
   async function deviceSize(path: string): Promise<number> {
@@ -40,7 +44,7 @@ describe('conformance: raw block volumes', { skip: needsRoot }, () => {
   }
 
   before(async () => {
-    drv = await startTestDriver({ prefix: 'stowage-blk-' });
+    drv = await backend.start({ prefix: 'stowage-blk-' });
   });
 
   after(async () => {

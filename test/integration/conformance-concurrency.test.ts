@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CsiError } from '../../src/csi/errors.js';
 import { blockCap, GiB, MiB, mountCap, status, uniqueName } from '../support/csi-helpers.js';
-import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
+import { testBackends } from '../support/backends.js';
+import { assertNoLeftovers, needsRoot, type TestDriver } from '../support/driver-harness.js';
 import { mountCount } from '../support/host-state.js';
 
 /** The status code of a settled call: 'OK' or the error's name. */
@@ -16,17 +17,19 @@ function outcome(r: PromiseSettledResult<unknown>): string {
   return r.reason instanceof CsiError ? status[r.reason.code] : `untyped: ${String(r.reason)}`;
 }
 
-describe('conformance: concurrent calls', { skip: needsRoot }, () => {
+const backends = testBackends();
+
+for (const backend of backends) describe(`conformance: concurrent calls [${backend.name}]`, { skip: needsRoot }, () => {
   let drv: TestDriver;
   const ctl = () => drv.client.controller;
   const node = () => drv.client.node;
 
   async function volumeCount(): Promise<number> {
-    return (await ctl().ListVolumes({})).entries.length;
+    return (await backend.volumeIds(drv)).length;
   }
 
   before(async () => {
-    drv = await startTestDriver({ prefix: 'stowage-conc-' });
+    drv = await backend.start({ prefix: 'stowage-conc-' });
   });
 
   after(async () => {
@@ -56,8 +59,7 @@ describe('conformance: concurrent calls', { skip: needsRoot }, () => {
     const results = await Promise.allSettled([ctl().CreateSnapshot(req), ctl().CreateSnapshot(req)]);
     const codes = results.map(outcome);
     assert.ok(codes.every((c) => c === 'OK' || c === 'ABORTED') && codes.includes('OK'), codes.join(','));
-    const listed = await ctl().ListSnapshots({ source_volume_id: vol.volume!.volume_id });
-    assert.equal(listed.entries.length, 1);
+    assert.equal((await backend.snapshots(drv, { source_volume_id: vol.volume!.volume_id })).length, 1);
   });
 
   it('a call on a volume while another is in flight on it → ABORTED, and the call holding it completes', async () => {
@@ -90,7 +92,7 @@ describe('conformance: concurrent calls', { skip: needsRoot }, () => {
     const unexpected = codes.filter((c) => c !== 'OK' && c !== 'ABORTED');
     assert.deepEqual(unexpected, [], 'overlapping calls answer ABORTED (or their normal answer)');
     // The volume survived: still there, staged once, and the CO's retry is idempotent.
-    await ctl().ControllerGetVolume({ volume_id: id });
+    assert.ok(await backend.volume(drv, id), 'the volume is still there');
     await node().NodeStageVolume(stageReq);
     assert.equal(mountCount(staging), 1);
     await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
@@ -108,7 +110,7 @@ describe('conformance: concurrent calls', { skip: needsRoot }, () => {
     await Promise.all(ids.map((id, i) => node().NodeStageVolume({ volume_id: id, staging_target_path: stagings[i]!, volume_capability: caps[i]! })));
     await Promise.all(ids.map((id, i) => node().NodeUnstageVolume({ volume_id: id, staging_target_path: stagings[i]! })));
     await Promise.all(ids.map((id) => ctl().DeleteVolume({ volume_id: id })));
-    const left = (await ctl().ListVolumes({})).entries.map((e) => e.volume!.volume_id);
+    const left = await backend.volumeIds(drv);
     assert.ok(ids.every((id) => !left.includes(id)));
   });
 

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { expectCode, mountCap, MiB, status, uniqueName } from '../support/csi-helpers.js';
+import { testBackends } from '../support/backends.js';
 import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
 import { detachIfOurs, leftovers, loopsUnder } from '../support/host-state.js';
 
@@ -20,12 +21,15 @@ const run = promisify(execFile);
 /** csi-sanity's rule for plugin names (identity.go). */
 const NAME_PATTERN = /^[a-zA-Z][A-Za-z0-9-._]{0,61}[a-zA-Z]$/;
 
-describe('conformance: Identity service', { skip: needsRoot }, () => {
+const backends = testBackends();
+
+for (const backend of backends) describe(`conformance: Identity service [${backend.name}]`, { skip: needsRoot }, () => {
+  const local = backend.name === 'local';
   let drv: TestDriver;
   let nodeOnly: TestDriver | undefined;
 
   before(async () => {
-    drv = await startTestDriver({ prefix: 'stowage-id-' });
+    drv = await backend.start({ prefix: 'stowage-id-' });
   });
 
   after(async () => {
@@ -35,19 +39,20 @@ describe('conformance: Identity service', { skip: needsRoot }, () => {
 
   it('GetPluginInfo names the plugin and its version', async () => {
     const info = await drv.client.identity.GetPluginInfo({});
-    assert.equal(info.name, 'local.csi.stowage.dev');
+    assert.equal(info.name, `${backend.name}.csi.stowage.dev`);
     assert.match(info.name, NAME_PATTERN);
     assert.ok(info.name.length <= 63);
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', '..', 'package.json'), 'utf8')) as { version: string };
     assert.equal(info.vendor_version, pkg.version, 'vendor_version should be the package version');
   });
 
-  it('GetPluginCapabilities advertises exactly the controller service, topology and online expansion', async () => {
+  it('GetPluginCapabilities advertises exactly the controller service, topology (local only) and online expansion', async () => {
     const { capabilities } = await drv.client.identity.GetPluginCapabilities({});
     const names = capabilities
       .map((c) => (c.service ? `service:${c.service.type}` : c.volume_expansion ? `expansion:${c.volume_expansion.type}` : `other:${JSON.stringify(c)}`))
       .sort();
-    assert.deepEqual(names, ['expansion:ONLINE', 'service:CONTROLLER_SERVICE', 'service:VOLUME_ACCESSIBILITY_CONSTRAINTS']);
+    // rbd volumes are reachable from every node: no accessibility constraints.
+    assert.deepEqual(names, ['expansion:ONLINE', 'service:CONTROLLER_SERVICE', ...(local ? ['service:VOLUME_ACCESSIBILITY_CONSTRAINTS'] : [])]);
   });
 
   it('Probe answers OK and ready once the pool is mounted', async () => {
@@ -56,7 +61,7 @@ describe('conformance: Identity service', { skip: needsRoot }, () => {
   });
 
   it('a node-only driver (--node) serves no controller and does not advertise one', async () => {
-    nodeOnly = await startTestDriver({ prefix: 'stowage-idn-', args: ['--node'] });
+    nodeOnly = await backend.start({ prefix: 'stowage-idn-', args: ['--node'] });
     const { capabilities } = await nodeOnly.client.identity.GetPluginCapabilities({});
     assert.ok(!capabilities.some((c) => c.service?.type === 'CONTROLLER_SERVICE'), 'CONTROLLER_SERVICE must not be advertised');
     await expectCode(nodeOnly.client.controller.ControllerGetCapabilities({}), status.UNIMPLEMENTED, 'ControllerGetCapabilities');
@@ -72,8 +77,9 @@ describe('conformance: Identity service', { skip: needsRoot }, () => {
   });
 
   it('SIGTERM: exits 0 and removes its socket; a restart serves the same volumes', async () => {
+    const createdName = uniqueName('survivor');
     const created = await drv.client.controller.CreateVolume({
-      name: uniqueName('survivor'),
+      name: createdName,
       volume_capabilities: [mountCap()],
       capacity_range: { required_bytes: 16 * MiB },
     });
@@ -82,13 +88,18 @@ describe('conformance: Identity service', { skip: needsRoot }, () => {
     assert.deepEqual(exit, { code: 0, signal: null });
     assert.equal(existsSync(drv.socketPath), false, 'the socket must be removed on SIGTERM');
     await drv.restart();
-    const got = await drv.client.controller.ControllerGetVolume({ volume_id: id });
-    assert.equal(got.volume?.volume_id, id);
-    assert.equal(got.volume?.capacity_bytes, 16 * MiB);
+    const got = await backend.volume(drv, id);
+    assert.equal(got?.volume_id, id);
+    assert.equal(got?.capacity_bytes, 16 * MiB);
+    // The restarted driver serves it: the same create answers with the same volume.
+    assert.equal(
+      (await drv.client.controller.CreateVolume({ name: createdName, volume_capabilities: [mountCap()], capacity_range: { required_bytes: 16 * MiB } })).volume?.volume_id,
+      id,
+    );
     await drv.client.controller.DeleteVolume({ volume_id: id });
   });
 
-  it('while the pool is being set up: Probe OK with ready=false, other calls UNAVAILABLE', async () => {
+  if (local) it('while the pool is being set up: Probe OK with ready=false, other calls UNAVAILABLE', async () => {
     const seen: string[] = [];
     let early: TestDriver | undefined;
     try {
@@ -127,7 +138,7 @@ describe('conformance: Identity service', { skip: needsRoot }, () => {
     assertNoLeftovers(early!.dir);
   });
 
-  it('refuses to format a pool.img holding another filesystem, exits non-zero, leaves it as it was', async () => {
+  if (local) it('refuses to format a pool.img holding another filesystem, exits non-zero, leaves it as it was', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stowage-idf-'));
     const localDir = join(dir, 'local');
     const image = join(localDir, 'pool.img');

@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { VolumeCapabilityInput } from '../../src/csi/types.js';
 import { blockCap, expectCode, expectOkOr, MiB, mountCap, status, TOPOLOGY_KEY, uniqueName, writeSynced } from '../support/csi-helpers.js';
-import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
+import { testBackends } from '../support/backends.js';
+import { assertNoLeftovers, needsRoot, type TestDriver } from '../support/driver-harness.js';
 import { loopsUnder, mountAt, mountCount } from '../support/host-state.js';
 
 const run = promisify(execFile);
@@ -25,7 +26,9 @@ async function writeFails(path: string): Promise<string | undefined> {
   }
 }
 
-describe('conformance: Node service', { skip: needsRoot }, () => {
+const backends = testBackends();
+
+for (const backend of backends) describe(`conformance: Node service [${backend.name}]`, { skip: needsRoot }, () => {
   let drv: TestDriver;
   const node = () => drv.client.node;
   const ctl = () => drv.client.controller;
@@ -38,12 +41,13 @@ describe('conformance: Node service', { skip: needsRoot }, () => {
   /** Loop devices of volume images (everything under the temp dir but the pool's own), or of one volume. */
   function volumeLoops(id?: string): string[] {
     return loopsUnder(drv.dir)
-      .filter((l) => !l.backingFile.endsWith('/pool.img') && (id === undefined || l.backingFile.includes(id)))
+      // The backing file is named after the volume (local: its ID; rbd: its image csi-vol-<uuid>).
+      .filter((l) => !l.backingFile.endsWith('/pool.img') && (id === undefined || l.backingFile.includes(id.slice(-36))))
       .map((l) => l.device);
   }
 
   before(async () => {
-    drv = await startTestDriver({ prefix: 'stowage-node-' });
+    drv = await backend.start({ prefix: 'stowage-node-' });
   });
 
   after(async () => {
@@ -64,12 +68,13 @@ describe('conformance: Node service', { skip: needsRoot }, () => {
   it('NodeGetInfo: node id, topology and a volume limit', async () => {
     const info = await node().NodeGetInfo({});
     assert.equal(info.node_id, drv.nodeId);
-    assert.deepEqual(info.accessible_topology?.segments, { [TOPOLOGY_KEY]: drv.nodeId });
+    if (backend.name === 'local') assert.deepEqual(info.accessible_topology?.segments, { [TOPOLOGY_KEY]: drv.nodeId });
+    else assert.equal(info.accessible_topology, null, 'rbd volumes are reachable from every node: no topology');
     assert.ok(info.max_volumes_per_node > 0);
   });
 
   for (const fsType of ['', 'ext4']) {
-    it(`${fsType || 'btrfs'}: stage and publish 10× are idempotent (one mount each), the reverses remove everything`, async () => {
+    it(`${fsType || backend.defaultFs}: stage and publish 10× are idempotent (one mount each), the reverses remove everything`, async () => {
       const cap = mountCap(fsType);
       const id = await create(cap);
       const staging = drv.stagingDir(uniqueName('stg'));
@@ -331,7 +336,7 @@ describe('conformance: Node service', { skip: needsRoot }, () => {
     });
 
 
-    it('btrfs volume: bytes (total = size, used grows with data) and no meaningless inode entry', async () => {
+    if (backend.name === 'local') it('btrfs volume: bytes (total = size, used grows with data) and no meaningless inode entry', async () => {
       const id = await create(mountCap(), 64 * MiB);
       const staging = drv.stagingDir(uniqueName('stg'));
       const target = drv.targetDir(uniqueName('tgt'));

@@ -6,12 +6,15 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { blockCap, expectCode, MiB, mountCap, status, uniqueName } from '../support/csi-helpers.js';
-import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
+import { expectCode, MiB, mountCap, status, uniqueName } from '../support/csi-helpers.js';
+import { testBackends } from '../support/backends.js';
+import { assertNoLeftovers, needsRoot, type TestDriver } from '../support/driver-harness.js';
 
 const CREATE = '/csi.v1.Controller/CreateVolume';
 
-describe('conformance: logs and metrics', { skip: needsRoot }, () => {
+const backends = testBackends();
+
+for (const backend of backends) describe(`conformance: logs and metrics [${backend.name}]`, { skip: needsRoot }, () => {
   let drv: TestDriver;
 
   async function metrics(): Promise<string> {
@@ -29,7 +32,7 @@ describe('conformance: logs and metrics', { skip: needsRoot }, () => {
   }
 
   before(async () => {
-    drv = await startTestDriver({ prefix: 'stowage-obs-', logLevel: 'debug', metrics: true });
+    drv = await backend.start({ prefix: 'stowage-obs-', logLevel: 'debug', metrics: true });
   });
 
   after(async () => {
@@ -46,7 +49,7 @@ describe('conformance: logs and metrics', { skip: needsRoot }, () => {
     const vol = await ctl.CreateVolume({ name, volume_capabilities: [mountCap('ext4')], capacity_range: { required_bytes: 32 * MiB }, secrets });
     const id = vol.volume!.volume_id;
     // A refused call logs its request too.
-    await expectCode(ctl.CreateVolume({ name: uniqueName('bad'), volume_capabilities: [blockCap('MULTI_NODE_MULTI_WRITER')], secrets }), status.INVALID_ARGUMENT, 'bad create');
+    await expectCode(ctl.CreateVolume({ name: uniqueName('bad'), volume_capabilities: [mountCap('vfat')], secrets }), status.INVALID_ARGUMENT, 'bad create');
     const staging = drv.stagingDir(uniqueName('stg'));
     const target = drv.targetDir(uniqueName('tgt'));
     await node.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap('ext4'), secrets });
@@ -55,7 +58,7 @@ describe('conformance: logs and metrics', { skip: needsRoot }, () => {
     const snap = await ctl.CreateSnapshot({ name: uniqueName('secret-snap'), source_volume_id: id, secrets });
     await ctl.ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 48 * MiB }, secrets });
     await ctl.ValidateVolumeCapabilities({ volume_id: id, volume_capabilities: [mountCap('ext4')], secrets });
-    await ctl.ListSnapshots({ secrets });
+    await ctl.ListSnapshots({ secrets }).catch(() => undefined); // UNIMPLEMENTED on rbd: still logged
     await ctl.DeleteSnapshot({ snapshot_id: snap.snapshot!.snapshot_id, secrets });
     await node.NodeUnpublishVolume({ volume_id: id, target_path: target });
     await node.NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
@@ -70,6 +73,8 @@ describe('conformance: logs and metrics', { skip: needsRoot }, () => {
     const requestLines = logs.split('\n').filter((l) => l.includes(name) && l.includes(CREATE));
     assert.ok(requestLines.length > 0);
     for (const l of requestLines) assert.ok(!l.includes(secret));
+    // rbd: the cluster key travelled in every one of those calls (the harness adds it) and is never printed.
+    if (drv.ceph) assert.ok(!logs.includes(drv.ceph.info.userKey), 'the cephx key appears in the driver log');
   });
 
   it('serves csi_plugin_operations_seconds by method and gRPC status code', async () => {
@@ -87,7 +92,7 @@ describe('conformance: logs and metrics', { skip: needsRoot }, () => {
       .split('\n')
       .find((l) => l.startsWith('csi_plugin_operations_seconds_bucket{') && l.includes(`method_name="${CREATE}"`) && l.includes('le="0.1"'));
     assert.ok(bucket, 'histogram buckets (csi-lib-utils: 0.1 … 600 s)');
-    assert.ok(bucket.includes('driver_name="local.csi.stowage.dev"'));
+    assert.ok(bucket.includes(`driver_name="${backend.name}.csi.stowage.dev"`));
     assert.ok(/process_cpu_seconds_total/.test(after), 'process metrics too');
   });
 

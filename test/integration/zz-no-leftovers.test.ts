@@ -25,3 +25,18 @@ test('the suite leaves no loop device backed by a file under the temp directory'
   }
   assert.deepEqual(leftovers, [], `loop devices left behind: ${leftovers.join(', ')}`);
 });
+
+test('the suite leaves no rbd-fuse process and no test Ceph cluster running', async () => {
+  const leftovers: string[] = [];
+  for (const pid of await readdir('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0').filter((a) => a !== '');
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    if (argv.length === 0 || /\) Z /.test(stat)) continue; // gone, or a zombie nobody reaps: it holds nothing
+    const name = argv[0]!.split('/').at(-1) ?? '';
+    const underTmp = argv.some((a) => a.startsWith(`${TMP}/stowage-`));
+    if (name === 'rbd-fuse' && underTmp) leftovers.push(`${pid}: ${argv.join(' ')}`);
+    if (/^ceph-(mon|mgr|osd|mds)$/.test(name) && argv.some((a) => a.startsWith(`${TMP}/stowage-ceph-`))) leftovers.push(`${pid}: ${argv.join(' ')}`);
+  }
+  assert.deepEqual(leftovers, [], `processes left behind: ${leftovers.join('; ')}`);
+});

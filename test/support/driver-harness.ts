@@ -1,7 +1,13 @@
 /**
- * Runs the real driver (`node bin/stowage.js driver --backend local ...`) as a child process on a
- * private temp dir, the way a CO would: a unix socket, a node ID, a small sparse pool. Tests talk
- * to it only through CsiClient, and see the kernel's state only through /proc and /sys.
+ * Runs the real driver (`node bin/stowage.js driver --backend local|rbd ...`) as a child process on
+ * a private temp dir, the way a CO would: a unix socket, a node ID, a small sparse pool (local) or
+ * a ceph-csi cluster list naming a test cluster (rbd, see ceph.ts). Tests talk to it only through
+ * CsiClient, and see the kernel's state only through /proc and /sys.
+ *
+ * With the rbd backend the client plays the CO's part for credentials and classes: every call
+ * that carries secrets gets the cluster's userID/userKey (merged under any the test passes), and
+ * CreateVolume / CreateSnapshot get the StorageClass parameters clusterID and pool (same merge).
+ * `rawClient` sends requests exactly as written.
  *
  * cleanup() leaves nothing behind even after a failed test: it stops the process, unmounts
  * everything under the temp dir, detaches the loop devices whose backing files are in it (never
@@ -16,11 +22,23 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { CsiClient } from '../../src/csi/client.js';
+import { writeFile } from 'node:fs/promises';
+import { CsiClient, type ControllerCallers, type NodeCallers } from '../../src/csi/client.js';
+import type { CephFixture } from './ceph.js';
 import { releasePool } from '../../src/driver/backends/local/pool-release.js';
 import { detachIfOurs, isUnder, leftovers, loopsUnder, mountsUnder, unmount } from './host-state.js';
 
+export type TestBackend = 'local' | 'rbd';
+
 export interface TestDriverOptions {
+  /** Default 'local'. 'rbd' needs `ceph` (useCephCluster()). */
+  backend?: TestBackend;
+  /** The test cluster, for backend 'rbd'. */
+  ceph?: CephFixture;
+  /** rbd: --ceph-timeout (seconds). */
+  cephTimeoutSeconds?: number;
+  /** rbd: replaces the cluster list written for the driver (e.g. wrong monitors). */
+  cephConfig?: unknown;
   /** Default 'test-node'. */
   nodeId?: string;
   /** --local-pool-size; default 4Gi (sparse: costs nothing until written). */
@@ -43,14 +61,21 @@ export interface TestDriverOptions {
 }
 
 export interface TestDriver {
-  /** A client on the driver's socket (a fresh one after restart()). */
+  readonly backend: TestBackend;
+  /** The test cluster (rbd), as given to startTestDriver. */
+  readonly ceph: CephFixture | undefined;
+  /** A client on the driver's socket (a fresh one after restart()); rbd: secrets and parameters added. */
   readonly client: CsiClient;
+  /** A client that adds nothing to requests (a fresh one after restart()). */
+  readonly rawClient: CsiClient;
+  /** rbd: --rbd-state-dir (stashes and rbd-fuse mounts); local: undefined. */
+  readonly stateDir: string | undefined;
   /** unix:///.../csi.sock */
   readonly endpoint: string;
   readonly socketPath: string;
   /** The private temp dir holding everything of this driver. */
   readonly dir: string;
-  /** --local-dir (the pool: dir/local/pool.img mounted on dir/local/pool). */
+  /** --local-dir (the pool: dir/local/pool.img mounted on dir/local/pool); rbd: the state dir. */
   readonly localDir: string;
   readonly nodeId: string;
   /** host:port of the metrics endpoint, when asked for. */
@@ -98,27 +123,69 @@ async function freePort(): Promise<number> {
 /** Whether the tests can do what they need: root (mounts, loop devices). */
 export const needsRoot = process.getuid?.() !== 0 ? 'needs root (loop devices, mounts)' : false;
 
+/** Methods whose requests carry secrets, and those that take class parameters. */
+const WITH_SECRETS = new Set([
+  'CreateVolume',
+  'DeleteVolume',
+  'CreateSnapshot',
+  'DeleteSnapshot',
+  'ControllerExpandVolume',
+  'ValidateVolumeCapabilities',
+  'ListSnapshots',
+  'NodeStageVolume',
+  'NodeExpandVolume',
+]);
+
+/** A client whose controller and node calls carry the test cluster's secrets and parameters. */
+function coClient(raw: CsiClient, ceph: CephFixture): CsiClient {
+  const wrap = <T extends object>(callers: T): T => {
+    const out: Record<string, unknown> = {};
+    for (const [name, fn] of Object.entries(callers)) {
+      const call = fn as (req: Record<string, unknown>, o?: unknown) => Promise<unknown>;
+      out[name] = (req: Record<string, unknown>, o?: unknown) => {
+        const r = { ...req };
+        if (WITH_SECRETS.has(name)) r['secrets'] = { ...ceph.secrets, ...((req['secrets'] as object | undefined) ?? {}) };
+        if (name === 'CreateVolume') r['parameters'] = { ...ceph.parameters, ...((req['parameters'] as object | undefined) ?? {}) };
+        if (name === 'CreateSnapshot') r['parameters'] = { clusterID: ceph.info.clusterID, ...((req['parameters'] as object | undefined) ?? {}) };
+        return call(r, o);
+      };
+    }
+    return out as T;
+  };
+  const client = Object.create(raw) as CsiClient;
+  Object.defineProperty(client, 'controller', { value: wrap<ControllerCallers>(raw.controller) });
+  Object.defineProperty(client, 'node', { value: wrap<NodeCallers>(raw.node) });
+  return client;
+}
+
 export async function startTestDriver(opts: TestDriverOptions = {}): Promise<TestDriver> {
+  const backend = opts.backend ?? 'local';
+  if (backend === 'rbd' && !opts.ceph) throw new Error('startTestDriver: the rbd backend needs a ceph fixture (useCephCluster())');
   const dir = await mkdtemp(join(tmpdir(), opts.prefix ?? 'stowage-t-'));
   const localDir = join(dir, 'local');
+  const stateDir = backend === 'rbd' ? join(dir, 'rbd-state') : undefined;
   const socketPath = join(dir, 'csi.sock');
   const endpoint = `unix://${socketPath}`;
   const nodeId = opts.nodeId ?? 'test-node';
   const metricsAddress = opts.metrics ? `127.0.0.1:${await freePort()}` : undefined;
   const bin = join(repoRoot(), 'bin', 'stowage.js');
+  let backendArgs: string[];
+  if (backend === 'rbd') {
+    const cephConfig = join(dir, 'ceph-config.json');
+    const clusters = opts.cephConfig ?? [{ clusterID: opts.ceph!.info.clusterID, monitors: opts.ceph!.info.monitors }];
+    await writeFile(cephConfig, JSON.stringify(clusters));
+    backendArgs = ['--backend', 'rbd', '--ceph-config', cephConfig, '--rbd-state-dir', stateDir!, '--ceph-timeout', String(opts.cephTimeoutSeconds ?? 10)];
+  } else {
+    backendArgs = ['--backend', 'local', '--local-dir', localDir, '--local-pool-size', opts.poolSize ?? '4Gi'];
+  }
   const args = [
     bin,
     'driver',
-    '--backend',
-    'local',
     '--endpoint',
     endpoint,
     '--node-id',
     nodeId,
-    '--local-dir',
-    localDir,
-    '--local-pool-size',
-    opts.poolSize ?? '4Gi',
+    ...backendArgs,
     '--log-level',
     opts.logLevel ?? 'info',
     ...(metricsAddress ? ['--metrics-address', metricsAddress] : []),
@@ -129,6 +196,7 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
   let child: ChildProcess | undefined;
   let exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }> = Promise.resolve({ code: null, signal: null });
   let client: CsiClient | undefined;
+  let rawClient: CsiClient | undefined;
   let cleanedUp = false;
 
   function spawnDriver(): void {
@@ -155,8 +223,9 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
   async function waitReady(): Promise<void> {
     const timeoutMs = opts.readyTimeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
-    client?.close();
-    client = new CsiClient(endpoint, { timeoutMs: 120_000 });
+    rawClient?.close();
+    rawClient = new CsiClient(endpoint, { timeoutMs: 120_000 });
+    client = backend === 'rbd' ? coClient(rawClient, opts.ceph!) : rawClient;
     let lastError = '';
     while (Date.now() < deadline) {
       if (!child) throw new Error(`the driver exited before it was ready:\n${tail()}`);
@@ -193,8 +262,9 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
   async function cleanup(): Promise<void> {
     if (cleanedUp) return;
     cleanedUp = true;
-    client?.close();
+    rawClient?.close();
     await stop().catch(() => undefined);
+    if (backend === 'rbd') return cleanupRbd();
     const poolRoot = join(localDir, 'pool');
     const problems: string[] = [];
     const note = (what: string) => (e: unknown) => problems.push(`${what}: ${(e as Error).message}`);
@@ -222,6 +292,28 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
     await rm(dir, { recursive: true, force: true });
   }
 
+  /**
+   * rbd: the loop devices sit on files inside rbd-fuse mounts, so the order is filesystems and
+   * binds first, then loop devices, then the rbd-fuse mounts (whose processes then exit).
+   */
+  async function cleanupRbd(): Promise<void> {
+    const problems: string[] = [];
+    const note = (what: string) => (e: unknown) => problems.push(`${what}: ${(e as Error).message}`);
+    const byDepth = (a: { mountPoint: string; mountId: number }, b: { mountPoint: string; mountId: number }) =>
+      b.mountPoint.split('/').length - a.mountPoint.split('/').length || b.mountId - a.mountId;
+    for (let round = 0; round < 3; round++) {
+      const all = mountsUnder(dir).filter((m) => isUnder(m.mountPoint, dir));
+      for (const m of all.filter((x) => !x.fsType.startsWith('fuse')).sort(byDepth)) await unmount(m.mountPoint).catch(note(`umount ${m.mountPoint}`));
+      for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir).catch(note(`detach ${l.device}`));
+      for (const m of all.filter((x) => x.fsType.startsWith('fuse')).sort(byDepth)) await unmount(m.mountPoint).catch(note(`umount ${m.mountPoint}`));
+      if (leftovers(dir).length === 0) break;
+      await sleep(200 * (round + 1));
+    }
+    const left = leftovers(dir);
+    if (left.length > 0) throw new Error(`cleanup of ${dir} left ${left.join('; ')}${problems.length ? ` (${problems.join('; ')})` : ''}`);
+    await rm(dir, { recursive: true, force: true });
+  }
+
   spawnDriver();
   try {
     if (opts.duringStartup) {
@@ -244,14 +336,21 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
   }
 
   return {
+    backend,
+    ceph: opts.ceph,
     get client() {
       if (!client) throw new Error('driver client is closed');
       return client;
     },
+    get rawClient() {
+      if (!rawClient) throw new Error('driver client is closed');
+      return rawClient;
+    },
+    stateDir,
     endpoint,
     socketPath,
     dir,
-    localDir,
+    localDir: stateDir ?? localDir,
     nodeId,
     metricsAddress,
     get pid() {

@@ -68,15 +68,22 @@ export interface SnapshotRecord {
   parameters: Record<string, string>;
 }
 
-/** A durable index of records by ID and by name; the backend chooses where it lives. */
+/**
+ * A durable index of records by ID and by name; the backend chooses where it lives. Every call
+ * gets the RPC's OpContext: a journal kept inside the storage system (rbd: the pool's omap) needs
+ * the call's secrets to reach it, and, for lookups by name, the request's parameters to know
+ * where to look. A journal may throw a CsiError (e.g. INVALID_ARGUMENT for missing secrets,
+ * UNAVAILABLE when the storage is unreachable).
+ */
 export interface Journal<T extends { id: string; name: string }> {
-  get(id: string): Promise<T | undefined>;
-  byName(name: string): Promise<T | undefined>;
+  /** undefined when no such record exists, including for IDs this backend could never have issued. */
+  get(id: string, ctx: OpContext): Promise<T | undefined>;
+  byName(name: string, ctx: OpContext): Promise<T | undefined>;
   /** Sorted by ID, so pagination tokens stay meaningful between calls. */
-  list(): Promise<T[]>;
+  list(ctx: OpContext): Promise<T[]>;
   /** durable=false may be lost in a crash; use it only where a retry redoes the write. */
-  put(rec: T, durable: boolean): Promise<void>;
-  remove(id: string): Promise<void>;
+  put(rec: T, durable: boolean, ctx: OpContext): Promise<void>;
+  remove(id: string, ctx: OpContext): Promise<void>;
 }
 
 export interface CapacityInfo {
@@ -104,7 +111,15 @@ export interface VolumeUsage {
 
 export interface OpContext {
   log: Logger;
+  /** The RPC's secrets ({} for RPCs that carry none: NodeUnstage, NodeUnpublish, lists...). */
   secrets: Record<string, string>;
+  /**
+   * CreateVolume / CreateSnapshot: the request's parameters (StorageClass / VolumeSnapshotClass),
+   * which tell a backend like rbd which cluster and pool a new record (and its name index) lives in.
+   */
+  parameters?: Record<string, string>;
+  /** CreateSnapshot: the source volume, whose pool holds the snapshot's journal on rbd. */
+  sourceVolumeId?: string;
 }
 
 export interface StageRequest {
@@ -123,9 +138,50 @@ export interface PublishRequest {
   readonly: boolean;
 }
 
+/** The node RPC a volume is looked up for (NodeStage carries the secrets to reach the storage). */
+export type NodeCall = 'stage' | 'publish' | 'expand' | 'stats';
+
+/** The controller capabilities a backend can serve (controller.ts advertises the intersection). */
+export type ControllerCapability =
+  | 'CREATE_DELETE_VOLUME'
+  | 'CREATE_DELETE_SNAPSHOT'
+  | 'LIST_SNAPSHOTS'
+  | 'CLONE_VOLUME'
+  | 'EXPAND_VOLUME'
+  | 'LIST_VOLUMES'
+  | 'GET_CAPACITY'
+  | 'GET_VOLUME'
+  | 'VOLUME_CONDITION'
+  | 'SINGLE_NODE_MULTI_WRITER';
+
+/**
+ * Every controller capability the services implement, in the order they are advertised; a
+ * backend serves a subset (Backend.controllerCapabilities) and only that is advertised.
+ */
+export const CONTROLLER_CAPABILITIES: readonly ControllerCapability[] = [
+  'CREATE_DELETE_VOLUME',
+  'CREATE_DELETE_SNAPSHOT',
+  'LIST_SNAPSHOTS',
+  'CLONE_VOLUME',
+  'EXPAND_VOLUME',
+  'LIST_VOLUMES',
+  'GET_CAPACITY',
+  'GET_VOLUME',
+  'VOLUME_CONDITION',
+  'SINGLE_NODE_MULTI_WRITER',
+];
+
+
 export interface Backend {
   /** e.g. 'local'. */
   readonly kind: string;
+  /**
+   * What the backend can serve. A backend whose records can only be read with per-call secrets
+   * (rbd) cannot list or look up volumes for the secret-less RPCs (ListVolumes, GetCapacity...).
+   */
+  readonly controllerCapabilities: readonly ControllerCapability[];
+  /** The filesystem a mount volume gets when the capability names none (local: btrfs, rbd: ext4). */
+  readonly defaultFsType: string;
   readonly volumes: Journal<VolumeRecord>;
   readonly snapshots: Journal<SnapshotRecord>;
 
@@ -141,8 +197,9 @@ export interface Backend {
   unsupportedCapability(cap: Capability): string | undefined;
   /** Topology a new volume would be accessible from, given the requisite topologies (or RESOURCE_EXHAUSTED). */
   placeVolume(requisite: Topology[], preferred: Topology[]): Topology[];
-  newVolumeId(): string;
-  newSnapshotId(): string;
+  /** An ID for a new record; ctx carries the request's parameters (rbd encodes cluster and pool in it). */
+  newVolumeId(ctx: OpContext): Promise<string>;
+  newSnapshotId(ctx: OpContext): Promise<string>;
   capacity(): Promise<CapacityInfo>;
   /** The largest volume the backend could ever create (a cheap, cached figure; no I/O). */
   readonly maximumVolumeBytes: number;
@@ -150,24 +207,38 @@ export interface Backend {
   allocationSize(requestedBytes: number, cap: { accessType: AccessType; fsType: string }): number;
   /** Creates (or finishes creating) the storage for a record in state 'creating'. Idempotent. */
   createVolume(rec: VolumeRecord, ctx: OpContext): Promise<void>;
+  /** Whether the volume's storage exists (whole: creation is atomic or goes through a rename). */
+  hasStorage(rec: VolumeRecord): Promise<boolean>;
   /** Removes the storage. Idempotent: missing storage is success. */
   deleteVolume(rec: VolumeRecord, ctx: OpContext): Promise<void>;
   /** Why a volume can't be deleted now (e.g. it has dependent snapshots in use), or undefined. */
-  volumeInUse(rec: VolumeRecord): Promise<string | undefined>;
+  volumeInUse(rec: VolumeRecord, ctx: OpContext): Promise<string | undefined>;
   createSnapshot(snap: SnapshotRecord, source: VolumeRecord, ctx: OpContext): Promise<{ sizeBytes: number }>;
   deleteSnapshot(snap: SnapshotRecord, ctx: OpContext): Promise<void>;
   /** Grows the volume's allocation; returns whether the node must grow the filesystem. */
   expandVolume(rec: VolumeRecord, newBytes: number, ctx: OpContext): Promise<{ nodeExpansionRequired: boolean }>;
-  controllerHealth(rec: VolumeRecord): Promise<VolumeHealth>;
+  controllerHealth(rec: VolumeRecord, ctx: OpContext): Promise<VolumeHealth>;
 
   // ---- node side ----
   readonly nodeId: string;
   readonly maxVolumesPerNode: number;
+  /** {} when volumes are reachable from every node (rbd): no topology is advertised then. */
   nodeTopology(): Topology;
+  /**
+   * The record the node side works with (stage, publish, stats, expansion). The local backend
+   * reads its journal; rbd reads the journal when the call carries secrets (NodeStage) and
+   * otherwise the stash it wrote when staging. undefined = NOT_FOUND.
+   */
+  nodeVolume(id: string, ctx: OpContext, call: NodeCall): Promise<VolumeRecord | undefined>;
   stage(req: StageRequest, ctx: OpContext): Promise<void>;
-  unstage(volume: VolumeRecord, stagingPath: string, ctx: OpContext): Promise<void>;
+  /**
+   * Takes the ID, not a record: NodeUnstage carries no secrets, so the backend decides what it
+   * knows about the volume. Throws NotFoundError only for a volume that cannot exist.
+   */
+  unstage(volumeId: string, stagingPath: string, ctx: OpContext): Promise<void>;
   publish(req: PublishRequest, ctx: OpContext): Promise<void>;
-  unpublish(volume: VolumeRecord, targetPath: string, ctx: OpContext): Promise<void>;
+  /** Takes the ID for the same reason as unstage. */
+  unpublish(volumeId: string, targetPath: string, ctx: OpContext): Promise<void>;
   nodeExpand(volume: VolumeRecord, volumePath: string, stagingPath: string, ctx: OpContext): Promise<{ capacityBytes: number }>;
   usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage>;
 }

@@ -1,7 +1,10 @@
 import { RecordStore, type RecordStoreOptions } from '../../records.js';
 import type { Journal } from '../backend.js';
 
-/** The local backend keeps its journal as record files inside the pool, next to the data. */
+/**
+ * The local backend keeps its journal as record files inside the pool, next to the data. The
+ * OpContext every Journal call gets is not needed here: the journal is on this machine.
+ */
 export class FileJournal<T extends { id: string; name: string }> implements Journal<T> {
   private constructor(private readonly store: RecordStore<T>) {}
 

@@ -35,6 +35,7 @@ import {
 } from '../../mount/filesystem.js';
 import type { LoopDevices } from '../../mount/loop.js';
 import type { MountEntry, Mounter } from '../../mount/mount.js';
+import { CONTROLLER_CAPABILITIES } from '../backend.js';
 import type {
   AccessMode,
   AccessType,
@@ -83,6 +84,8 @@ export interface LocalBackendOptions {
 /** The local backend: volumes in a btrfs pool on this node. */
 export class LocalBackend implements Backend {
   readonly kind = 'local';
+  readonly controllerCapabilities = CONTROLLER_CAPABILITIES;
+  readonly defaultFsType = 'btrfs';
   readonly nodeId: string;
   readonly maxVolumesPerNode: number;
   private statsCache: { at: number; stats: Promise<FilesystemStats> } | undefined;
@@ -166,11 +169,11 @@ export class LocalBackend implements Backend {
     return [mine];
   }
 
-  newVolumeId(): string {
+  async newVolumeId(): Promise<string> {
     return randomUUID();
   }
 
-  newSnapshotId(): string {
+  async newSnapshotId(): Promise<string> {
     return randomUUID();
   }
 
@@ -260,6 +263,10 @@ export class LocalBackend implements Backend {
         : this.layout.volumePath(rec.source.id, storage);
     if (!(await exists(path))) throw new NotFoundError(`source ${rec.source.kind} ${rec.source.id} has no data in the pool`);
     return path;
+  }
+
+  async hasStorage(rec: VolumeRecord): Promise<boolean> {
+    return exists(this.layout.volumePath(rec.id, storageFor(rec.accessType, rec.fsType)));
   }
 
   async deleteVolume(rec: VolumeRecord, ctx: OpContext): Promise<void> {
@@ -389,7 +396,13 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async unstage(volume: VolumeRecord, stagingPath: string): Promise<void> {
+  /** The journal is on this node: every node call reads it. */
+  async nodeVolume(id: string): Promise<VolumeRecord | undefined> {
+    return this.volumes.get(id);
+  }
+
+  async unstage(volumeId: string, stagingPath: string): Promise<void> {
+    const volume = await this.knownVolume(volumeId);
     const storage = storageFor(volume.accessType, volume.fsType);
     const current = await this.opts.mounter.mountAt(stagingPath);
     if (current) {
@@ -452,7 +465,8 @@ export class LocalBackend implements Backend {
     await this.opts.mounter.bindMount(stagingPath, targetPath, { readonly: ro });
   }
 
-  async unpublish(volume: VolumeRecord, targetPath: string): Promise<void> {
+  async unpublish(volumeId: string, targetPath: string): Promise<void> {
+    const volume = await this.knownVolume(volumeId);
     const current = await this.opts.mounter.mountAt(targetPath);
     if (current) {
       // Only ever unmount this volume's own publication, never whatever else sits at the path.
@@ -538,6 +552,12 @@ export class LocalBackend implements Backend {
       freeInodes: fs.freeInodes,
       health,
     };
+  }
+
+  private async knownVolume(id: string): Promise<VolumeRecord> {
+    const rec = await this.volumes.get(id);
+    if (!rec) throw new NotFoundError(`volume ${id} does not exist`);
+    return rec;
   }
 
   /** Whether mount m is this volume's: its subvolume, or a filesystem on (or a bind of) its loop device. */

@@ -39,7 +39,9 @@ export async function openPool(dir: string, sizeBytes: number, deps: PoolDeps): 
     if (!(await isBtrfs(root))) throw new Error(`${root} is mounted but is not btrfs; refusing to use it as the pool`);
   } else {
     const created = await createSparse(image, sizeBytes);
-    const device = await deps.loops.ensureAttached(image);
+    // Direct I/O: the pool's writes bypass the host page cache, so syncing the journal on the host
+    // filesystem does not also wait for the pool image's dirty pages (ext4 data=ordered).
+    const device = await deps.loops.ensureAttached(image, { directIo: true });
     try {
       const fs = await probeFilesystem(device, deps.runner);
       if (fs === null) {

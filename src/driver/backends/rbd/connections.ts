@@ -1,0 +1,70 @@
+/**
+ * A small cache of connected clusters, keyed by monitors + user + (a hash of) the key: connecting
+ * costs a round of cephx with the monitors (~30 ms here), an RPC should not pay it every time.
+ * A connection nobody used for `idleMs` is shut down; one whose connect failed is not kept, so the
+ * next call tries again (the cluster may be back, or the secret fixed).
+ */
+import { createHash } from 'node:crypto';
+import { Rados, type ConnectOptions } from './rados.js';
+
+interface Entry {
+  conn: Promise<Rados>;
+  users: number;
+  lastUsed: number;
+}
+
+export class Connections {
+  private readonly entries = new Map<string, Entry>();
+  private readonly timer: NodeJS.Timeout;
+  private closing = false;
+
+  constructor(
+    private readonly timeoutSeconds: number,
+    private readonly idleMs = 60_000,
+    private readonly connect: (o: ConnectOptions) => Promise<Rados> = (o) => Rados.connect(o),
+  ) {
+    this.timer = setInterval(() => void this.closeIdle(), Math.max(1_000, Math.min(idleMs, 30_000)));
+    this.timer.unref();
+  }
+
+  /** Runs use with a connection to the cluster as user; the connection stays cached afterwards. */
+  async with<T>(monitors: string[], user: string, key: string, use: (rados: Rados) => Promise<T>): Promise<T> {
+    if (this.closing) throw new Error('the rbd backend is shutting down');
+    const id = `${monitors.join(',')}|${user}|${createHash('sha256').update(key).digest('hex')}`;
+    let entry = this.entries.get(id);
+    if (!entry) {
+      const conn = this.connect({ monitors, user, key, timeoutSeconds: this.timeoutSeconds });
+      const fresh: Entry = { conn, users: 0, lastUsed: Date.now() };
+      entry = fresh;
+      this.entries.set(id, fresh);
+      conn.catch(() => {
+        if (this.entries.get(id) === fresh) this.entries.delete(id);
+      });
+    }
+    entry.users++;
+    try {
+      return await use(await entry.conn);
+    } finally {
+      entry.users--;
+      entry.lastUsed = Date.now();
+    }
+  }
+
+  private async closeIdle(): Promise<void> {
+    const now = Date.now();
+    for (const [id, e] of this.entries) {
+      if (e.users === 0 && now - e.lastUsed > this.idleMs) {
+        this.entries.delete(id);
+        await e.conn.then((c) => c.shutdown()).catch(() => undefined);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    clearInterval(this.timer);
+    const all = [...this.entries.values()];
+    this.entries.clear();
+    await Promise.all(all.map((e) => e.conn.then((c) => c.shutdown()).catch(() => undefined)));
+  }
+}

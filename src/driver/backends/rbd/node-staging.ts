@@ -1,0 +1,421 @@
+/**
+ * The rbd backend's node side: an image becomes a block device through an rbd-fuse mount (fuse.ts)
+ * and a loop device on the image's file, then a filesystem mounted at the staging path (mount
+ * volumes) or the loop device itself (block volumes). Publishing binds that into the pod's path.
+ *
+ * Every step can be redone: stage writes the stash first and each later step checks before it
+ * acts; unstage reverses the steps and removes the stash last. A restarted driver repairs what a
+ * dead rbd-fuse broke (repairAll): the mount is remade and the loop device, the staging mount and
+ * the publications above it are rebuilt on the fresh file.
+ *
+ * The kernel paths (krbd when /sys/bus/rbd exists, rbd-nbd with the nbd module) are not taken on
+ * this node type: rbd-fuse works everywhere FUSE does, which is what the driver is built for here.
+ */
+import { basename, dirname, join } from 'node:path';
+import { mkdir, open, realpath, rmdir, stat, unlink } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../../../csi/errors.js';
+import { CAP_SYS_RESOURCE, hasCapability } from '../../mount/capabilities.js';
+import type { CommandRunner } from '../../mount/exec.js';
+import {
+  blockDeviceSize,
+  checkFilesystem,
+  extGrowthPending,
+  filesystemStats,
+  growFilesystem,
+  growUnmountedExt,
+  makeFilesystem,
+  probeFilesystem,
+} from '../../mount/filesystem.js';
+import type { LoopDevices } from '../../mount/loop.js';
+import type { MountEntry, Mounter } from '../../mount/mount.js';
+import { hasErrorCode, umount2 } from '../../mount/syscalls.js';
+import type { AccessMode, PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
+import type { ClusterConfig } from './cluster-config.js';
+import { FuseMounts, type FuseTarget } from './fuse.js';
+import { StashDir, type Stash } from './stash.js';
+
+export interface RbdNodeOptions {
+  stateDir: string;
+  runner: CommandRunner;
+  mounter: Mounter;
+  loops: LoopDevices;
+  timeoutSeconds: number;
+  config: ClusterConfig;
+}
+
+const MNT_DETACH = 0x2;
+const UMOUNT_NOFOLLOW = 0x8;
+
+export class RbdNode {
+  private fuse!: FuseMounts;
+  private stashes!: StashDir;
+
+  constructor(private readonly opts: RbdNodeOptions) {}
+
+  /** Creates the state directory (0700: it holds keyrings) and resolves it to a canonical path. */
+  async init(): Promise<void> {
+    await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
+    const root = await realpath(this.opts.stateDir);
+    this.fuse = new FuseMounts(join(root, 'fuse'), this.opts.runner, this.opts.mounter, this.opts.timeoutSeconds);
+    this.stashes = new StashDir(join(root, 'stage'));
+  }
+
+  async stashedVolume(volumeId: string): Promise<VolumeRecord | undefined> {
+    return (await this.stashes.ofVolume(volumeId))[0]?.volume;
+  }
+
+  // ------------------------------------------------------------------ stage / unstage
+
+  async stage(req: StageRequest, target: FuseTarget, secretKey: string, log: Logger, defaultFs: string): Promise<void> {
+    const { volume, stagingPath, capability } = req;
+    const readonly = isReadOnlyMode(capability.accessMode);
+    const fuseKey = this.fuse.key(target);
+    const file = this.fuse.imageFile(fuseKey, target.image);
+    const stash: Stash = {
+      version: 1,
+      volumeId: volume.id,
+      stagingPath,
+      volume,
+      fuse: target,
+      fuseKey,
+      accessType: capability.accessType,
+      fsType: capability.accessType === 'block' ? '' : volume.fsType || defaultFs,
+      mountFlags: capability.mountFlags,
+      readonly,
+    };
+
+    if (capability.accessType === 'mount') {
+      await mkdir(stagingPath, { recursive: true });
+      const current = await this.opts.mounter.mountAt(stagingPath);
+      if (current) {
+        // Checked before anything is touched: a refused stage must leave nothing of this volume behind.
+        if ((await this.stashes.get(volume.id, stagingPath)) && (await this.devicesOf(file)).includes(current.source)) return;
+        throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
+      }
+    } else if ((await this.stashes.get(volume.id, stagingPath)) && (await this.devicesOf(file)).length > 0) {
+      return;
+    }
+
+    await this.stashes.put(stash);
+    try {
+      await this.bringUp(stash, secretKey, log);
+    } catch (e) {
+      // Leave nothing half-done: the CO retries from scratch.
+      await this.unstage(volume.id, stagingPath, log).catch((u: unknown) =>
+        log.warn({ err: (u as Error).message, volumeId: volume.id }, 'could not undo a failed stage'),
+      );
+      throw e;
+    }
+  }
+
+  /** rbd-fuse mount, loop device, filesystem: whatever of it is missing. */
+  private async bringUp(s: Stash, secretKey: string | undefined, log: Logger): Promise<void> {
+    const file = await this.fuse.ensure(s.fuse, secretKey, log);
+    const device = (await this.devicesOf(file))[0] ?? (await this.opts.loops.attach(file, { readonly: s.readonly }));
+    if (s.accessType === 'block') return;
+    if (await this.opts.mounter.mountAt(s.stagingPath)) return;
+    await this.mountFilesystem(s, device, log);
+  }
+
+  private async mountFilesystem(s: Stash, device: string, log: Logger): Promise<void> {
+    const runner = this.opts.runner;
+    const found = await probeFilesystem(device, runner);
+    if (found === null) {
+      if (s.readonly) throw new FailedPreconditionError(`volume ${s.volumeId} is blank; a read-only stage cannot format it`);
+      log.info({ volumeId: s.volumeId, device, fsType: s.fsType }, 'formatting blank volume');
+      await makeFilesystem(device, s.fsType, runner);
+    } else if (found !== s.fsType) {
+      throw new FailedPreconditionError(`volume ${s.volumeId} holds a ${found} filesystem, not ${s.fsType}; refusing to reformat it`);
+    } else if (!s.readonly) {
+      await checkFilesystem(device, found, runner);
+      // Grown while unstaged (expansion, or a restore into a larger volume): grow ext4 offline now.
+      if (found === 'ext4' && (await extGrowthPending(device, runner))) await growUnmountedExt(device, runner);
+    }
+    // Clones and restores of an xfs volume share its UUID; xfs refuses a second mount of one.
+    const flags = [...(s.readonly ? ['ro'] : []), ...(s.fsType === 'xfs' ? ['nouuid'] : []), ...s.mountFlags];
+    await this.opts.mounter.mount(device, s.stagingPath, s.fsType, flags);
+    if (s.fsType === 'xfs' && !s.readonly) await growFilesystem(device, s.stagingPath, 'xfs', runner);
+  }
+
+  async unstage(volumeId: string, stagingPath: string, log: Logger): Promise<void> {
+    const stash = await this.stashes.get(volumeId, stagingPath);
+    const current = await this.opts.mounter.mountAt(stagingPath);
+    if (!stash) {
+      // Never staged here (or already unstaged): nothing of ours can be at the path.
+      if (current) throw new FailedPreconditionError(`${stagingPath} holds a mount (${current.source}) that is not volume ${volumeId}'s`);
+      return;
+    }
+    const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
+    const devices = await this.devicesOf(file);
+    if (current) {
+      if (!devices.includes(current.source)) {
+        throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source}), not volume ${volumeId}`);
+      }
+      await this.opts.mounter.unmount(stagingPath);
+    }
+    const all = await this.stashes.list();
+    const others = all.filter((s) => !(s.volumeId === volumeId && s.stagingPath === stagingPath));
+    if (!others.some((s) => s.volumeId === volumeId)) {
+      for (const d of devices) await this.opts.loops.detach(d);
+    }
+    if (!others.some((s) => s.fuseKey === stash.fuseKey)) await this.fuse.release(stash.fuseKey, log);
+    await this.stashes.remove(volumeId, stagingPath);
+  }
+
+  // ------------------------------------------------------------------ publish / unpublish
+
+  async publish(req: PublishRequest): Promise<void> {
+    const { volume, stagingPath, targetPath, capability, readonly } = req;
+    const ro = readonly || isReadOnlyMode(capability.accessMode);
+    const stash = (await this.stashes.get(volume.id, stagingPath)) ?? (await this.stashes.ofVolume(volume.id))[0];
+    if (!stash) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
+    const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
+    const current = await this.opts.mounter.mountAt(targetPath);
+
+    if (capability.accessType === 'block') {
+      const attached = await this.attachmentsOf(file);
+      if (attached.length === 0) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (no loop device)`);
+      if (current) {
+        const mine = attached.find((l) => isDeviceBind(current, l.device));
+        if (!mine) throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
+        if (mine.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${mine.readonly}`);
+        return;
+      }
+      await this.refuseSecondWriter(capability.accessMode, targetPath, (m) => attached.some((l) => isDeviceBind(m, l.device)));
+      // A read-only bind does not stop writes to a device node: read-only gets its own loop device.
+      let device = attached.find((l) => l.readonly === ro)?.device;
+      if (!device) {
+        if (!ro) throw new FailedPreconditionError(`volume ${volume.id} is staged read-only; it cannot be published read-write`);
+        device = await this.opts.loops.attach(file, { readonly: true });
+      }
+      await mkdir(dirname(targetPath), { recursive: true });
+      const fh = await open(targetPath, 'a', 0o600);
+      await fh.close();
+      await this.opts.mounter.bindMount(device, targetPath, { readonly: ro });
+      return;
+    }
+
+    const staged = await this.opts.mounter.mountAt(stagingPath);
+    if (!staged) throw new FailedPreconditionError(`volume ${volume.id} is not staged at ${stagingPath}`);
+    if (current) {
+      if (current.majorMinor === staged.majorMinor && current.root === staged.root) {
+        if (current.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${current.readonly}`);
+        return;
+      }
+      throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
+    }
+    await this.refuseSecondWriter(
+      capability.accessMode,
+      targetPath,
+      (m) => m.mountPoint !== stagingPath && m.majorMinor === staged.majorMinor && m.root === staged.root,
+    );
+    await mkdir(targetPath, { recursive: true });
+    await this.opts.mounter.bindMount(stagingPath, targetPath, { readonly: ro });
+  }
+
+  async unpublish(volumeId: string, targetPath: string): Promise<void> {
+    const current = await this.opts.mounter.mountAt(targetPath);
+    if (current) {
+      if (!(await this.isPublicationOf(volumeId, current))) {
+        throw new FailedPreconditionError(`${targetPath} holds another mount (${current.source}), not volume ${volumeId}`);
+      }
+      await this.opts.mounter.unmount(targetPath);
+    }
+    // Ours to remove: the directory (or, for block, the empty file) publish made.
+    await rmdir(targetPath).catch(async (e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOTDIR') {
+        const st = await stat(targetPath).catch(() => undefined);
+        if (st?.isFile() && st.size === 0) await unlink(targetPath).catch(ignoreMissing);
+      } else if (e.code !== 'ENOENT') throw e;
+    });
+  }
+
+  private async isPublicationOf(volumeId: string, m: MountEntry): Promise<boolean> {
+    for (const s of await this.stashes.ofVolume(volumeId)) {
+      const devices = await this.devicesOf(this.fuse.imageFile(s.fuseKey, s.fuse.image));
+      if (s.accessType === 'block' ? devices.some((d) => isDeviceBind(m, d)) : devices.includes(m.source)) return true;
+    }
+    return false;
+  }
+
+  /** SINGLE_NODE_SINGLE_WRITER: one publication at a time, even on the same node. */
+  private async refuseSecondWriter(mode: AccessMode, targetPath: string, isPublication: (m: MountEntry) => boolean): Promise<void> {
+    if (mode !== 'SINGLE_NODE_SINGLE_WRITER') return;
+    const other = (await this.opts.mounter.mounts()).find((m) => m.mountPoint !== targetPath && isPublication(m));
+    if (other) throw new FailedPreconditionError(`the volume is SINGLE_NODE_SINGLE_WRITER and already published at ${other.mountPoint}`);
+  }
+
+  // ------------------------------------------------------------------ expansion and stats
+
+  async expand(volume: VolumeRecord, volumePath: string, stagingPath: string, log: Logger): Promise<{ capacityBytes: number }> {
+    const stash = (stagingPath ? await this.stashes.get(volume.id, stagingPath) : undefined) ?? (await this.stashes.ofVolume(volume.id))[0];
+    if (!stash) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
+    const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
+    // rbd-fuse runs with attr_timeout=0: this stat asks it, and it asks librbd, for the new size.
+    const size = (await stat(file)).size;
+    const devices = await this.devicesOf(file);
+    const device = devices[0];
+    if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (no loop device)`);
+    for (const d of devices) await this.opts.loops.refreshCapacity(d);
+    log.debug({ volumeId: volume.id, size, device }, 'loop device resized');
+    if (stash.accessType === 'block') return { capacityBytes: await blockDeviceSize(device) };
+    const runner = this.opts.runner;
+    if (stash.fsType === 'ext4') {
+      if (!(await extGrowthPending(device, runner))) return { capacityBytes: await blockDeviceSize(device) };
+      if (!(await hasCapability(CAP_SYS_RESOURCE))) {
+        throw new FailedPreconditionError(
+          'growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE, which the driver lacks; the device has grown and the filesystem will grow when the volume is next staged',
+        );
+      }
+    }
+    const mountpoint = (await this.opts.mounter.isMountPoint(volumePath)) || !stagingPath ? volumePath : stagingPath;
+    await growFilesystem(device, mountpoint, stash.fsType, runner);
+    return { capacityBytes: await blockDeviceSize(device) };
+  }
+
+  async usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage> {
+    const stashes = await this.stashes.ofVolume(volume.id);
+    const kind = volume.accessType === 'block' ? 'block' : 'filesystem';
+    const stash = stashes[0];
+    if (!stash) return { kind, totalBytes: 0, health: { abnormal: true, message: `volume ${volume.id} is not staged on this node` } };
+    const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
+    const fuseState = await this.fuse.state(stash.fuseKey);
+    const mount = await this.opts.mounter.mountAt(volumePath);
+    if (mount && !(await this.isPublicationOf(volume.id, mount))) throw new NotFoundError(`volume ${volume.id} is not at ${volumePath}`);
+    const health: VolumeHealth =
+      fuseState !== 'ok'
+        ? { abnormal: true, message: `the rbd-fuse mount of image ${stash.fuse.pool}/${stash.fuse.image} is ${fuseState}` }
+        : mount
+          ? { abnormal: false, message: 'volume is mounted and healthy' }
+          : { abnormal: true, message: `${volumePath} is not mounted` };
+    if (volume.accessType === 'block') {
+      const [device] = await this.devicesOf(file);
+      return { kind: 'block', totalBytes: device ? await blockDeviceSize(device) : 0, health };
+    }
+    const fs = await filesystemStats(volumePath);
+    return {
+      kind: 'filesystem',
+      totalBytes: fs.totalBytes,
+      usedBytes: fs.usedBytes,
+      availableBytes: fs.availableBytes,
+      totalInodes: fs.totalInodes,
+      usedInodes: fs.usedInodes,
+      freeInodes: fs.freeInodes,
+      health,
+    };
+  }
+
+  // ------------------------------------------------------------------ repair after a restart
+
+  /**
+   * For every staging: when its rbd-fuse died (ENOTCONN) or the loop device no longer reads,
+   * remount and rebuild the chain above it, putting publications back where they were.
+   * Failures are logged, not fatal: one broken volume must not keep the node plugin down.
+   */
+  async repairAll(log: Logger): Promise<void> {
+    const stashes = await this.stashes.list();
+    const done = new Set<string>();
+    for (const s of stashes) {
+      try {
+        await this.repair(s, stashes, done, log);
+      } catch (e) {
+        log.error({ err: (e as Error).message, volumeId: s.volumeId, stagingPath: s.stagingPath }, 'could not repair a staged rbd volume');
+      }
+    }
+  }
+
+  private async repair(s: Stash, all: Stash[], done: Set<string>, log: Logger): Promise<void> {
+    const file = this.fuse.imageFile(s.fuseKey, s.fuse.image);
+    const state = await this.fuse.state(s.fuseKey);
+    const oldDevices = await this.devicesOf(file);
+    const healthy = state === 'ok' && oldDevices.length > 0 && (await Promise.all(oldDevices.map(readable))).every(Boolean);
+    if (healthy) {
+      if (s.accessType === 'mount' && !(await this.opts.mounter.mountAt(s.stagingPath))) await this.bringUp(s, undefined, log);
+      return;
+    }
+    if (done.has(s.fuseKey)) return; // the chain of this image was rebuilt for an earlier staging
+    done.add(s.fuseKey);
+    log.warn({ volumeId: s.volumeId, fuse: state, devices: oldDevices }, 'repairing a broken rbd staging');
+    // Everything mounted from the old loop devices: staging mounts and publications.
+    const mounts = (await this.opts.mounter.mounts()).filter((m) => oldDevices.some((d) => m.source === d || isDeviceBind(m, d)));
+    for (const m of [...mounts].reverse()) await detach(m.mountPoint);
+    for (const d of oldDevices) await this.opts.loops.detach(d);
+    const sharers = all.filter((x) => x.fuseKey === s.fuseKey);
+    for (const x of sharers) await this.bringUp(x, undefined, log);
+    const [device] = await this.devicesOf(file);
+    if (!device) throw new Error(`no loop device on ${file} after the repair`);
+    const stagingPaths = new Set(sharers.map((x) => x.stagingPath));
+    for (const m of mounts) {
+      if (stagingPaths.has(m.mountPoint)) continue;
+      if (s.accessType === 'block') {
+        await this.opts.mounter.bindMount(device, m.mountPoint, { readonly: m.readonly });
+      } else {
+        const from = sharers.find((x) => x.accessType === 'mount')?.stagingPath;
+        if (from) await this.opts.mounter.bindMount(from, m.mountPoint, { readonly: m.readonly });
+      }
+      log.info({ target: m.mountPoint }, 'publication restored');
+    }
+  }
+
+  // ------------------------------------------------------------------ helpers
+
+  /**
+   * Loop devices on the image's file. After its rbd-fuse mount was replaced, the kernel names an
+   * old device's file relative to the detached mount, so a device recorded in sysfs by image name
+   * under our fuse directory counts too.
+   */
+  private async devicesOf(file: string): Promise<string[]> {
+    return (await this.attachmentsOf(file)).map((l) => l.device);
+  }
+
+  private async attachmentsOf(file: string): Promise<{ device: string; readonly: boolean }[]> {
+    const image = basename(file);
+    return (await this.opts.loops.list())
+      .filter((l) => {
+        const b = l.backingFile.replace(/ \(deleted\)$/, '');
+        return b === file || (b.endsWith(`/${image}`) && (b === `/${image}` || b.startsWith(`${dirname(dirname(file))}/`)));
+      })
+      .map((l) => ({ device: l.device, readonly: l.readonly }));
+  }
+}
+
+/** Whether the device answers a read (a loop device on a dead rbd-fuse file does not). */
+async function readable(device: string): Promise<boolean> {
+  try {
+    const fh = await open(device, 'r');
+    try {
+      const { bytesRead } = await fh.read(Buffer.alloc(4096), 0, 4096, 0);
+      return bytesRead > 0;
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
+async function detach(mountPoint: string): Promise<void> {
+  try {
+    await umount2(mountPoint, UMOUNT_NOFOLLOW);
+  } catch (e) {
+    if (hasErrorCode(e, 'EINVAL', 'ENOENT')) return;
+    await umount2(mountPoint, MNT_DETACH | UMOUNT_NOFOLLOW).catch((e2: unknown) => {
+      if (!hasErrorCode(e2, 'EINVAL', 'ENOENT')) throw e2;
+    });
+  }
+}
+
+/** A bind mount of a device node shows the devtmpfs as its source and the node's name as its root. */
+function isDeviceBind(m: MountEntry, device: string): boolean {
+  return m.root === `/${basename(device)}`;
+}
+
+function isReadOnlyMode(mode: AccessMode): boolean {
+  return mode === 'SINGLE_NODE_READER_ONLY' || mode === 'MULTI_NODE_READER_ONLY';
+}
+
+function ignoreMissing(e: NodeJS.ErrnoException): void {
+  if (e.code !== 'ENOENT') throw e;
+}
+

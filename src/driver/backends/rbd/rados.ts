@@ -1,0 +1,321 @@
+/**
+ * koffi bindings to librados.so.2: a connection (rados_t), pool I/O contexts and the omap
+ * operations the journal needs. Everything that can wait on the network (connect, pool lookups,
+ * operate) runs through koffi's async variant on a worker thread, so the event loop keeps serving;
+ * only calls that merely build an operation in memory are synchronous.
+ *
+ * Secrets: the cephx key is handed to librados with rados_conf_set("key"), in memory. It never
+ * appears in an argv, a file or a log line.
+ */
+import { constants as osConstants } from 'node:os';
+import { getSystemErrorMessage } from 'node:util';
+import koffi from 'koffi';
+import type { LibraryHandle } from 'koffi';
+import { monHost } from './cluster-config.js';
+
+/** A C pointer as koffi hands it out. */
+export type Pointer = unknown;
+
+type AsyncCallback = (err: unknown, result: unknown) => void;
+export interface Binding {
+  (...args: unknown[]): unknown;
+  async(...args: [...unknown[], AsyncCallback]): void;
+}
+
+const DECLS = {
+  create2: 'int rados_create2(_Out_ void **pcluster, const char *clustername, const char *name, uint64_t flags)',
+  confSet: 'int rados_conf_set(void *cluster, const char *option, const char *value)',
+  connect: 'int rados_connect(void *cluster)',
+  shutdown: 'void rados_shutdown(void *cluster)',
+  poolLookup: 'int64_t rados_pool_lookup(void *cluster, const char *pool_name)',
+  poolReverseLookup: 'int rados_pool_reverse_lookup(void *cluster, int64_t id, uint8_t *buf, size_t maxlen)',
+  ioctxCreate2: 'int rados_ioctx_create2(void *cluster, int64_t pool_id, _Out_ void **ioctx)',
+  ioctxDestroy: 'void rados_ioctx_destroy(void *io)',
+  createWriteOp: 'void *rados_create_write_op()',
+  releaseWriteOp: 'void rados_release_write_op(void *op)',
+  writeOpCreate: 'void rados_write_op_create(void *op, int exclusive, const char *category)',
+  writeOpRemove: 'void rados_write_op_remove(void *op)',
+  writeOpOmapSet2:
+    'void rados_write_op_omap_set2(void *op, const char **keys, const char **vals, const size_t *key_lens, const size_t *val_lens, size_t num)',
+  writeOpOmapRmKeys2: 'void rados_write_op_omap_rm_keys2(void *op, const char **keys, const size_t *key_lens, size_t keys_len)',
+  writeOpOmapCmp2:
+    'void rados_write_op_omap_cmp2(void *op, const char *key, uint8_t comparison_operator, const char *val, size_t key_len, size_t val_len, void *prval)',
+  writeOpOperate2: 'int rados_write_op_operate2(void *op, void *io, const char *oid, void *mtime, int flags)',
+  createReadOp: 'void *rados_create_read_op()',
+  releaseReadOp: 'void rados_release_read_op(void *op)',
+  readOpOmapGetValsByKeys2:
+    'void rados_read_op_omap_get_vals_by_keys2(void *op, const char **keys, size_t num_keys, const size_t *key_lens, void *iter, void *prval)',
+  readOpOmapGetVals2:
+    'void rados_read_op_omap_get_vals2(void *op, const char *start_after, const char *filter_prefix, uint64_t max_return, void *iter, void *pmore, void *prval)',
+  readOpOperate: 'int rados_read_op_operate(void *op, void *io, const char *oid, int flags)',
+  omapGetNext2: 'int rados_omap_get_next2(void *iter, _Out_ void **key, _Out_ void **val, _Out_ size_t *key_len, _Out_ size_t *val_len)',
+  omapGetEnd: 'void rados_omap_get_end(void *iter)',
+} as const;
+
+let lib: LibraryHandle | undefined;
+const bindings = new Map<string, Binding>();
+
+/** librados is loaded on first use: a driver that never talks to Ceph needs no librados. */
+function fn(name: keyof typeof DECLS): Binding {
+  let b = bindings.get(name);
+  if (!b) {
+    try {
+      lib ??= koffi.load('librados.so.2');
+    } catch (e) {
+      throw new Error(`cannot load librados.so.2 (install the librados2 package): ${(e as Error).message}`);
+    }
+    b = lib.func(DECLS[name]) as unknown as Binding;
+    bindings.set(name, b);
+  }
+  return b;
+}
+
+const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, no]) => [no, name]));
+
+/** A librados/librbd call that returned -errno. */
+export class CephError extends Error {
+  override readonly name = 'CephError';
+  /** e.g. 'ENOENT'. */
+  readonly code: string;
+
+  constructor(
+    /** What was being done, e.g. 'rbd_create4 csi-vol-…'. */
+    readonly op: string,
+    /** Positive errno. */
+    readonly errno: number,
+  ) {
+    const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
+    const text = getSystemErrorMessage(-errno);
+    super(`${op}: ${code}${text.startsWith('Unknown') ? '' : ` (${text})`}`);
+    this.code = code;
+  }
+}
+
+export function isCephError(e: unknown, ...codes: string[]): e is CephError {
+  return e instanceof CephError && (codes.length === 0 || codes.includes(e.code));
+}
+
+/** Runs a binding on a worker thread. */
+export function callAsync(b: Binding, args: unknown[]): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    b.async(...args, (err: unknown, result: unknown) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(result)));
+  });
+}
+
+/** Throws CephError for a negative return. */
+export function check(result: unknown, op: string): number {
+  const n = typeof result === 'bigint' ? Number(result) : (result as number);
+  if (n < 0) throw new CephError(op, -n);
+  return n;
+}
+
+export interface ConnectOptions {
+  monitors: string[];
+  /** Without the "client." prefix. */
+  user: string;
+  key: string;
+  /** For the connection and for each monitor / OSD operation. */
+  timeoutSeconds: number;
+}
+
+/** A connected cluster handle (rados_t). */
+export class Rados {
+  private closed = false;
+  private readonly ioctxs = new Map<number, Promise<IoCtx>>();
+
+  private constructor(private readonly handle: Pointer) {}
+
+  static async connect(o: ConnectOptions): Promise<Rados> {
+    const out: Pointer[] = [null];
+    check(fn('create2')(out, 'ceph', `client.${o.user}`, 0n), 'rados_create2');
+    const handle = out[0];
+    const set = (option: string, value: string) => check(fn('confSet')(handle, option, value), `rados_conf_set ${option}`);
+    try {
+      set('mon_host', monHost(o.monitors));
+      set('key', o.key);
+      const t = String(o.timeoutSeconds);
+      set('client_mount_timeout', t);
+      set('rados_mon_op_timeout', t);
+      set('rados_osd_op_timeout', t);
+      // librados logs to stderr by default; the driver's own logs say what matters.
+      set('log_to_stderr', 'false');
+      set('err_to_stderr', 'false');
+      set('log_file', '');
+      // No admin socket, no config file: nothing of this client is left on disk.
+      set('admin_socket', '');
+      check(await callAsync(fn('connect'), [handle]), 'rados_connect');
+    } catch (e) {
+      await callAsync(fn('shutdown'), [handle]).catch(() => undefined);
+      throw e;
+    }
+    return new Rados(handle);
+  }
+
+  /** The pool's ID, or undefined when there is no such pool. */
+  async poolId(name: string): Promise<number | undefined> {
+    const r = await callAsync(fn('poolLookup'), [this.handle, name]);
+    const n = typeof r === 'bigint' ? Number(r) : (r as number);
+    if (n === -osConstants.errno.ENOENT) return undefined;
+    return check(n, `rados_pool_lookup ${name}`);
+  }
+
+  /** The pool's name, or undefined when there is no pool with that ID. */
+  async poolName(id: number): Promise<string | undefined> {
+    const buf = Buffer.alloc(512);
+    const r = (await callAsync(fn('poolReverseLookup'), [this.handle, BigInt(id), buf, buf.length])) as number;
+    if (r === -osConstants.errno.ENOENT) return undefined;
+    check(r, `rados_pool_reverse_lookup ${id}`);
+    return buf.subarray(0, buf.indexOf(0)).toString('utf8');
+  }
+
+  /** An I/O context on the pool (one per pool, kept for the connection's lifetime). */
+  ioctx(poolId: number, poolName: string): Promise<IoCtx> {
+    let io = this.ioctxs.get(poolId);
+    if (!io) {
+      io = (async () => {
+        const out: Pointer[] = [null];
+        check(fn('ioctxCreate2')(this.handle, BigInt(poolId), out), `rados_ioctx_create2 ${poolName}`);
+        return new IoCtx(out[0], poolId, poolName);
+      })();
+      io.catch(() => this.ioctxs.delete(poolId));
+      this.ioctxs.set(poolId, io);
+    }
+    return io;
+  }
+
+  async shutdown(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const io of this.ioctxs.values()) {
+      const ctx = await io.catch(() => undefined);
+      if (ctx) fn('ioctxDestroy')(ctx.handle);
+    }
+    this.ioctxs.clear();
+    await callAsync(fn('shutdown'), [this.handle]);
+  }
+}
+
+/** One step of an atomic write operation on an object. */
+export type WriteStep =
+  | { create: 'exclusive' | 'idempotent' }
+  /** Fails the whole operation with ECANCELED unless key holds value ('' = the key is absent). */
+  | { omapEquals: [key: string, value: string] }
+  | { omapSet: Record<string, string> }
+  | { omapRemove: string[] }
+  | { remove: true };
+
+const LIBRADOS_CMPXATTR_OP_EQ = 1;
+const LIBRADOS_CREATE_EXCLUSIVE = 1;
+
+/** An I/O context on one pool. */
+export class IoCtx {
+  constructor(
+    readonly handle: Pointer,
+    readonly poolId: number,
+    readonly poolName: string,
+  ) {}
+
+  /**
+   * Runs the steps as one atomic operation on oid: all happen or none. Throws CephError
+   * (ECANCELED for a failed omapEquals, EEXIST for an exclusive create of an existing object,
+   * ENOENT for omap steps on a missing object).
+   */
+  async write(oid: string, steps: WriteStep[]): Promise<void> {
+    const op = fn('createWriteOp')();
+    try {
+      for (const step of steps) {
+        if ('create' in step) fn('writeOpCreate')(op, step.create === 'exclusive' ? LIBRADOS_CREATE_EXCLUSIVE : 0, null);
+        else if ('omapEquals' in step) {
+          const [k, v] = step.omapEquals;
+          fn('writeOpOmapCmp2')(op, k, LIBRADOS_CMPXATTR_OP_EQ, v, Buffer.byteLength(k), Buffer.byteLength(v), null);
+        } else if ('omapSet' in step) {
+          const entries = Object.entries(step.omapSet);
+          if (entries.length === 0) continue;
+          const keys = entries.map(([k]) => k);
+          const vals = entries.map(([, v]) => v);
+          fn('writeOpOmapSet2')(
+            op,
+            keys,
+            vals,
+            keys.map((k) => Buffer.byteLength(k)),
+            vals.map((v) => Buffer.byteLength(v)),
+            entries.length,
+          );
+        } else if ('omapRemove' in step) {
+          if (step.omapRemove.length === 0) continue;
+          fn('writeOpOmapRmKeys2')(op, step.omapRemove, step.omapRemove.map((k) => Buffer.byteLength(k)), step.omapRemove.length);
+        } else fn('writeOpRemove')(op);
+      }
+      check(await callAsync(fn('writeOpOperate2'), [op, this.handle, oid, null, 0]), `write ${this.poolName}/${oid}`);
+    } finally {
+      fn('releaseWriteOp')(op);
+    }
+  }
+
+  /** The values of keys on oid (absent keys are left out); undefined when the object does not exist. */
+  async omapGet(oid: string, keys: string[]): Promise<Map<string, string> | undefined> {
+    return this.read(oid, (op, iter, prval) =>
+      fn('readOpOmapGetValsByKeys2')(op, keys, keys.length, keys.map((k) => Buffer.byteLength(k)), iter, prval),
+    );
+  }
+
+  /** Every key of oid starting with prefix (in key order); undefined when the object does not exist. */
+  async omapList(oid: string, prefix: string): Promise<Map<string, string> | undefined> {
+    const all = new Map<string, string>();
+    let after = '';
+    for (;;) {
+      const more = koffi.alloc('uint8_t', 1);
+      try {
+        const page = await this.read(oid, (op, iter, prval) => fn('readOpOmapGetVals2')(op, after, prefix, 1000n, iter, more, prval));
+        if (!page) return undefined;
+        for (const [k, v] of page) all.set(k, v);
+        const last = [...page.keys()].at(-1);
+        if (!(koffi.decode(more, 'uint8_t') as number) || last === undefined) return all;
+        after = last;
+      } finally {
+        koffi.free(more);
+      }
+    }
+  }
+
+  /**
+   * One read operation. The iterator and return-value pointers are written when the operation
+   * runs, not when it is built, so they live in memory allocated here, not in koffi's temporaries.
+   */
+  private async read(oid: string, build: (op: Pointer, iter: Pointer, prval: Pointer) => void): Promise<Map<string, string> | undefined> {
+    const op = fn('createReadOp')();
+    const iterPtr = koffi.alloc('void *', 1);
+    const prval = koffi.alloc('int', 1);
+    try {
+      koffi.encode(iterPtr, 'void *', null);
+      build(op, iterPtr, prval);
+      const r = (await callAsync(fn('readOpOperate'), [op, this.handle, oid, 0])) as number;
+      if (r === -osConstants.errno.ENOENT) return undefined;
+      check(r, `read ${this.poolName}/${oid}`);
+      check(koffi.decode(prval, 'int') as number, `omap read ${this.poolName}/${oid}`);
+      const iter = koffi.decode(iterPtr, 'void *') as Pointer;
+      const out = new Map<string, string>();
+      if (!iter) return out;
+      try {
+        for (;;) {
+          const k: Pointer[] = [null];
+          const v: Pointer[] = [null];
+          const kl = [0];
+          const vl = [0];
+          check(fn('omapGetNext2')(iter, k, v, kl, vl), `omap iterate ${oid}`);
+          if (!k[0]) break;
+          const key = koffi.decode(k[0], 'char', Number(kl[0])) as string;
+          const val = Number(vl[0]) === 0 ? '' : (koffi.decode(v[0], 'char', Number(vl[0])) as string);
+          out.set(key, val);
+        }
+      } finally {
+        fn('omapGetEnd')(iter);
+      }
+      return out;
+    } finally {
+      fn('releaseReadOp')(op);
+      koffi.free(iterPtr);
+      koffi.free(prval);
+    }
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * What the node remembers about each staging (like ceph-csi's image-meta.json): NodeUnstage,
+ * NodeUnpublish, NodeGetVolumeStats and NodeExpandVolume carry no secrets, so whatever they need
+ * (the volume's record, the image, the rbd-fuse mount, the mount options) is written here by
+ * NodeStage, before it changes anything. One file per (volume, staging path); sharing (of an
+ * rbd-fuse mount, of a loop device) is counted by listing these files, never by counters in memory,
+ * so a restarted driver sees exactly what is staged.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { VolumeRecord } from '../backend.js';
+import type { FuseTarget } from './fuse.js';
+
+export interface Stash {
+  version: 1;
+  volumeId: string;
+  stagingPath: string;
+  volume: VolumeRecord;
+  fuse: FuseTarget;
+  /** The rbd-fuse mount's key (see FuseMounts.key). */
+  fuseKey: string;
+  accessType: 'mount' | 'block';
+  /** Resolved: never '' (the backend's default filled in). '' for block. */
+  fsType: string;
+  mountFlags: string[];
+  readonly: boolean;
+}
+
+export class StashDir {
+  constructor(private readonly dir: string) {}
+
+  private file(volumeId: string, stagingPath: string): string {
+    const h = createHash('sha256').update(`${volumeId}\0${stagingPath}`).digest('hex').slice(0, 32);
+    return join(this.dir, `${h}.json`);
+  }
+
+  async get(volumeId: string, stagingPath: string): Promise<Stash | undefined> {
+    return read(this.file(volumeId, stagingPath));
+  }
+
+  /** Every staging on this node. */
+  async list(): Promise<Stash[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw e;
+    }
+    const out: Stash[] = [];
+    for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
+      const s = await read(join(this.dir, n));
+      if (s) out.push(s);
+    }
+    return out;
+  }
+
+  async ofVolume(volumeId: string): Promise<Stash[]> {
+    return (await this.list()).filter((s) => s.volumeId === volumeId);
+  }
+
+  /** Durable before it returns (temp file, fsync, rename, directory fsync). */
+  async put(s: Stash): Promise<void> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const final = this.file(s.volumeId, s.stagingPath);
+    const tmp = `${final}.tmp`;
+    const fh = await open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(JSON.stringify(s, null, 2));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, final);
+    const d = await open(this.dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      await d.close();
+    }
+  }
+
+  async remove(volumeId: string, stagingPath: string): Promise<void> {
+    await rm(this.file(volumeId, stagingPath), { force: true });
+  }
+}
+
+async function read(path: string): Promise<Stash | undefined> {
+  try {
+    const s = JSON.parse(await readFile(path, 'utf8')) as Stash;
+    return s.version === 1 ? s : undefined;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    // A torn write cannot happen (rename), so anything unreadable is someone else's file.
+    return undefined;
+  }
+}
