@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { DEFAULT_RBD_STATE_DIR, startDriver } from '../driver/driver.js';
+import { DEFAULT_RBD_STATE_DIR } from '../driver/defaults.js';
 import { parseQuantity } from './quantity.js';
 
 interface DriverFlags {
@@ -57,6 +57,8 @@ export function registerDriverCommand(program: Command): void {
       if (!Number.isSafeInteger(maxVolumes) || maxVolumes < 0) throw new Error('--max-volumes-per-node must be a whole number');
       // Neither flag means both services, the usual single-node setup.
       const both = !flags.controller && !flags.node;
+      // Loaded only when the driver runs: client commands need none of it.
+      const { startDriver } = await import('../driver/driver.js');
       const driver = await startDriver({
         backend: flags.backend,
         endpoint,

@@ -1,13 +1,7 @@
 import { Command } from 'commander';
-import { registerApplyCommand } from './apply-command.js';
 import { addGlobalFlags } from './connection.js';
-import { registerDeleteCommand } from './delete-command.js';
-import { registerDemoCommand } from './demo-command.js';
-import { registerDescribeCommand } from './describe-command.js';
 import { registerDriverCommand } from './driver-command.js';
 import { CliError, exitCodeOf } from './errors.js';
-import { registerGetCommand } from './get-command.js';
-import { registerUpCommand } from './up-command.js';
 
 /** kubectl spells boolean flags --wait=false and --no-headers=true; commander knows --no-wait and --no-headers. */
 function normalizeBooleanFlags(argv: readonly string[]): string[] {
@@ -23,14 +17,27 @@ function normalizeBooleanFlags(argv: readonly string[]): string[] {
 const program = new Command();
 program.name('stowage').description('Kubernetes-style persistent storage: CSI driver and embedded control plane').version('0.1.0');
 addGlobalFlags(program);
-registerUpCommand(program);
-registerApplyCommand(program);
-registerGetCommand(program);
-registerDescribeCommand(program);
-registerDeleteCommand(program);
-registerDemoCommand(program);
+// The driver is a long-running daemon whose memory counts: when it is what runs, none of the
+// client commands (and the YAML, validation and table code they bring) is loaded.
+if (process.argv[2] !== 'driver') {
+  const commands = await Promise.all([
+    import('./up-command.js'),
+    import('./apply-command.js'),
+    import('./get-command.js'),
+    import('./describe-command.js'),
+    import('./delete-command.js'),
+    import('./demo-command.js'),
+  ]);
+  const [up, apply, get, describe, del, demo] = commands;
+  up.registerUpCommand(program);
+  apply.registerApplyCommand(program);
+  get.registerGetCommand(program);
+  describe.registerDescribeCommand(program);
+  del.registerDeleteCommand(program);
+  demo.registerDemoCommand(program);
+}
 registerDriverCommand(program);
-(await import('./ceph-dev-command.js')).registerCephDevCommand(program);
+if (process.argv[2] !== 'driver') (await import('./ceph-dev-command.js')).registerCephDevCommand(program);
 
 program.parseAsync(normalizeBooleanFlags(process.argv)).catch((e: unknown) => {
   // Client commands fail with kubectl's wording, already one line per failure (CliError); the

@@ -1,3 +1,4 @@
+import { DEFAULT_RBD_STATE_DIR } from './defaults.js';
 import { pino, type Logger } from 'pino';
 import type { Server } from 'node:http';
 import { UnavailableError } from '../csi/errors.js';
@@ -112,7 +113,7 @@ function ownPaths(opts: DriverOptions): string[] {
   return opts.backend === 'local' ? [opts.localDir ?? ''] : [opts.stateDir ?? DEFAULT_RBD_STATE_DIR];
 }
 
-export const DEFAULT_RBD_STATE_DIR = '/var/lib/stowage/rbd';
+export { DEFAULT_RBD_STATE_DIR };
 
 async function openBackend(
   opts: DriverOptions,
