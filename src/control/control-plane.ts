@@ -76,20 +76,21 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
 
     const running = controllers;
     let stopping: Promise<void> | undefined;
-    return {
-      url: info.url,
-      urls,
-      store,
-      controllers: running,
-      stop: () =>
-        (stopping ??= (async () => {
-          await rm(infoPath, { force: true });
-          await running.stop();
-          await Promise.all(servers.map((s) => s.close()));
-          store.close();
-          log.info({ stateDir }, 'control plane stopped');
-        })()),
-    };
+    const stop = (): Promise<void> =>
+      (stopping ??= (async () => {
+        await rm(infoPath, { force: true });
+        await running.stop();
+        await Promise.all(servers.map((s) => s.close()));
+        store.close();
+        log.info({ stateDir }, 'control plane stopped');
+      })());
+    // A failed commit: controllers and clients may have seen writes that are now lost. Stop
+    // serving; a restart resumes from what is on disk.
+    store.onFailure((err) => {
+      log.fatal({ err }, 'the store failed to commit; the control plane stops serving (restart it to recover)');
+      void stop().catch((e: unknown) => log.error({ err: e }, 'control plane stop after store failure failed'));
+    });
+    return { url: info.url, urls, store, controllers: running, stop };
   } catch (err) {
     await controllers?.stop().catch(() => undefined);
     await Promise.all(servers.map((s) => s.close().catch(() => undefined)));

@@ -251,6 +251,47 @@ describe('provisioner', () => {
     assert.deepEqual(deletes.map((d) => [d.volume_id, d.secrets]), [[`vol-pvc-${c.metadata.uid}`, { k: 'v' }]]);
   });
 
+  it('calls CreateVolume and DeleteVolume only once the writes they rest on are committed', async () => {
+    // The store commits in groups; a volume must never exist for a claim (uid) that a crash could
+    // take back, nor be deleted for a claim deletion that a crash could undo. Checked at the
+    // moment the controllers make the call, on the client they call through.
+    register();
+    store.create(storageClass('fast', DRIVER));
+    // A first claim warms the provisioner's caches (driver capabilities): then nothing but the
+    // wait for the commit separates a claim's hand-over from its CreateVolume.
+    store.create(claim('warm', { storageClassName: 'fast' }));
+    await bound('warm');
+    const client = ctl.registry.controllerClient(DRIVER);
+    assert.ok(client);
+    const calls: { rpc: string; committed: number }[] = [];
+    const { CreateVolume, DeleteVolume } = client.controller;
+    client.controller.CreateVolume = (req, options) => {
+      calls.push({ rpc: 'CreateVolume', committed: Number(store.committedResourceVersion) });
+      return CreateVolume(req, options);
+    };
+    client.controller.DeleteVolume = (req, options) => {
+      calls.push({ rpc: 'DeleteVolume', committed: Number(store.committedResourceVersion) });
+      return DeleteVolume(req, options);
+    };
+    let handedAt = 0;
+    let deletedAt = 0;
+    const stop = store.watch('persistentvolumeclaims', {}, (e) => {
+      if (e.object.metadata.name !== 'durable') return;
+      const rv = Number(e.object.metadata.resourceVersion);
+      if (handedAt === 0 && e.object.metadata.annotations?.['volume.kubernetes.io/storage-provisioner'] === DRIVER) handedAt = rv;
+      if (e.type === 'DELETED') deletedAt = rv;
+    });
+    store.create(claim('durable', { storageClassName: 'fast' }));
+    await bound('durable');
+    store.delete('persistentvolumeclaims', 'default', 'durable');
+    await waitFor(() => deletes.length === 1, 'DeleteVolume');
+    stop();
+    const create = calls.find((c) => c.rpc === 'CreateVolume');
+    const del = calls.find((c) => c.rpc === 'DeleteVolume');
+    assert.ok(create && handedAt > 0 && create.committed >= handedAt, `CreateVolume called with rv ${create?.committed} committed; the claim was handed over at rv ${handedAt}`);
+    assert.ok(del && deletedAt > 0 && del.committed >= deletedAt, `DeleteVolume called with rv ${del?.committed} committed; the claim went at rv ${deletedAt}`);
+  });
+
   it('deletes the new volume when its claim went away during CreateVolume', async () => {
     register();
     store.create(storageClass('fast', DRIVER));

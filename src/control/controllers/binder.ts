@@ -15,7 +15,11 @@
 // Also, as kube-controller-manager: a claim naming no class gets the default class created after
 // it (retroactive default StorageClass assignment). And, standing in for the admission plugin the
 // store does not have, the binder's first write to a claim carries kubernetes.io/pvc-protection
-// (every write is an fsync: one write per claim saved).
+// (one write per claim saved).
+//
+// The store commits writes in groups (store.ts); a sync's writes return at once and are durable by
+// the end of the turn. Before an external side effect that depends on them (DeleteVolume) the
+// binder awaits store.flushed().
 import type { Logger } from 'pino';
 import { rfc3339 } from '../api/time.js';
 import { compareQuantities, isQuantity } from '../api/quantity.js';
@@ -502,6 +506,10 @@ export class Binder {
       case 'yes':
         break;
     }
+    // The decision rests on store state (the claim is gone, the volume Released): it must be
+    // durable before the storage goes, or a crash could bring back a claim whose data is deleted.
+    await this.store.flushed();
+    if (signal.aborted) return;
     try {
       await this.deleter.deleteVolume(pv, signal);
     } catch (err) {

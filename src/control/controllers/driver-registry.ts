@@ -259,7 +259,7 @@ function upsert<T>(attempt: () => T): T {
  * Registers the CSI driver serving `endpoint`, as node-driver-registrar + kubelet would: a CSIDriver
  * (controller endpoint annotation; attachRequired only if it can ControllerPublish), and for its
  * Node service a Node labelled with its topology and a CSINode entry (node endpoint annotation).
- * Idempotent; re-registering updates what changed.
+ * Idempotent; re-registering updates what changed. Resolves once the registration is committed.
  */
 export async function registerDriver(store: Store, options: RegisterDriverOptions): Promise<RegisteredDriver> {
   const timeoutMs = options.timeoutMs ?? 10_000;
@@ -299,6 +299,7 @@ export async function registerDriver(store: Store, options: RegisterDriverOption
     try {
       nodeInfo = await client.node.NodeGetInfo({});
     } catch {
+      await store.flushed();
       return { driverName, controller: hasController, nodeName: undefined, nodeID: undefined, topology: {} };
     }
     const nodeID = nodeInfo.node_id;
@@ -335,6 +336,8 @@ export async function registerDriver(store: Store, options: RegisterDriverOption
       const latest = store.get('csinodes', undefined, nodeName) ?? csiNode;
       store.update({ ...latest, metadata: { ...latest.metadata, annotations }, spec: { drivers: [...others, entry] } });
     });
+    // Registered means durably registered (the store commits in groups).
+    await store.flushed();
     return { driverName, controller: hasController, nodeName, nodeID, topology };
   } finally {
     if (controllerClient !== client) controllerClient.close();

@@ -3,8 +3,9 @@
 //    lastTimestamp instead of adding another Event (client-go's aggregation/correlation);
 //  - recording never blocks or fails the caller: events are queued and written by a broadcaster
 //    (client-go writes them from a goroutine, and drops them when its queue is full). Every store
-//    write is an fsync, so under load the broadcaster lets reconciliation go first: it writes when
-//    the controllers are idle, or once the oldest queued event has waited maxDelayMs.
+//    write costs CPU (and its share of a commit), so under load the broadcaster lets reconciliation
+//    go first: it writes when the controllers are idle, or once the oldest queued event has waited
+//    maxDelayMs.
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { rfc3339 } from '../api/time.js';

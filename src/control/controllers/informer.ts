@@ -2,9 +2,10 @@
 // cache of its objects with secondary indexes, and event handlers that controllers use only to
 // enqueue keys. As in client-go, the cache is shared: objects handed out must not be mutated.
 //
-// The store calls watch handlers synchronously after each commit, so the cache is up to date as
+// The store calls watch handlers synchronously after each write, so the cache is up to date as
 // soon as a write returns: a controller that reads the cache, then writes without awaiting in
-// between, never works from a stale object.
+// between, never works from a stale object. (The cache may hold writes not yet committed: a
+// controller awaits store.flushed() before an external side effect that depends on them.)
 import type { Logger } from 'pino';
 import type { ResourceName, ResourceTypeMap } from '../api/registry.js';
 import type { KubeObject, WatchEvent } from '../api/types/meta.js';

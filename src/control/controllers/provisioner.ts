@@ -5,7 +5,8 @@
 //
 // Idempotent by construction: the volume name is derived from the claim's uid, so a retry after a
 // timeout, a failed PV write or a crash asks the driver for the same volume again (CSI's
-// CreateVolume is idempotent by name) and never makes a second one. Several CreateVolume calls run
+// CreateVolume is idempotent by name) and never makes a second one. CreateVolume is called only
+// once the claim is committed (store.flushed()), so the uid it is named after survives a crash. Several CreateVolume calls run
 // at once (one per worker, 16 by default); one claim is never worked on twice at a time.
 //
 // It also deletes: the binder calls deleteVolume() for a released volume whose policy is Delete.
@@ -290,6 +291,12 @@ export class Provisioner implements VolumeDeleter {
       throw err;
     }
 
+    // The store commits in groups (store.ts): the claim this volume is named after (its uid) and
+    // the writes that handed it to us must be durable before the volume exists, or a crash could
+    // leave a volume named after a claim that never was.
+    await this.store.flushed();
+    if (signal.aborted) return;
+
     let volume: Volume;
     try {
       const response = await client.controller.CreateVolume(request, { timeoutMs: this.timeoutMs, signal });
@@ -307,6 +314,8 @@ export class Provisioner implements VolumeDeleter {
     if (current === undefined || current.metadata.uid !== pvc.metadata.uid || (current.spec.volumeName && current.spec.volumeName !== pvName)) {
       // Deleted, recreated or bound elsewhere while the driver worked: don't leave the volume behind.
       this.log.info({ claim: key, volumeId: volume.volume_id }, 'claim gone or bound elsewhere during provisioning; deleting the new volume');
+      // Only once the change that makes it unwanted is durable.
+      await this.store.flushed();
       await client.controller.DeleteVolume({ volume_id: volume.volume_id, secrets }, { timeoutMs: this.timeoutMs, signal });
       return;
     }

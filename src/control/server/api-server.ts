@@ -135,8 +135,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   };
 
   const server = createServer((req, res) => {
-    handle(req, res).catch((err: unknown) => {
+    handle(req, res).catch(async (err: unknown) => {
       if (!(err instanceof ApiError) || err.code >= 500) log.error({ err, method: req.method, url: req.url }, 'API request failed');
+      // An error can reveal store state too (AlreadyExists, Conflict): only committed state.
+      await options.store.flushed().catch(() => undefined);
       sendError(res, err);
     });
   });

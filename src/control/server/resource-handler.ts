@@ -1,6 +1,10 @@
 // The verbs on resources: list/watch and create on collections; get, update (PUT), patch and
 // delete on items and their /status. Request objects are checked against the URL (kind, name,
 // namespace) before the store sees them.
+//
+// Every answer waits for store.flushed(): a write is acknowledged only once it is durable, and a
+// read never shows a client a write that a crash could still take back (the store commits in
+// groups, see store.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResourceInfo } from '../api/registry.js';
 import type { KubeList, KubeObject } from '../api/types/meta.js';
@@ -21,6 +25,12 @@ const PATCH_TYPES = [MERGE_PATCH, STRATEGIC_MERGE_PATCH];
 export interface HandlerContext {
   store: Store;
   watches: WatchStreams;
+}
+
+/** Sends the answer once everything it may reflect is committed. */
+async function reply(store: Store, res: ServerResponse, code: number, body: unknown): Promise<void> {
+  await store.flushed();
+  sendJson(res, code, body);
 }
 
 function isTrue(value: string | null): boolean {
@@ -63,13 +73,13 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
     }
     const list = store.list(r.resource.plural, options);
     const body: KubeList = { apiVersion: r.resource.apiVersion, kind: `${r.resource.kind}List`, metadata: { resourceVersion: list.resourceVersion }, items: list.items };
-    sendJson(res, 200, body);
+    await reply(store, res, 200, body);
     return;
   }
   if (req.method === 'POST') {
     const obj = asObject(parseBody(await readBody(req), mediaType(req)));
     checkAgainstUrl(obj, r.resource, namespace);
-    sendJson(res, 201, store.create(obj));
+    await reply(store, res, 201, store.create(obj));
     return;
   }
   throw new MethodNotAllowedError(req.method ?? '', `the ${r.resource.plural} collection`);
@@ -101,7 +111,7 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
 
   switch (req.method) {
     case 'GET':
-      sendJson(res, 200, current());
+      await reply(store, res, 200, current());
       return;
     case 'PUT': {
       const obj = asObject(parseBody(await readBody(req), mediaType(req)));
@@ -109,7 +119,7 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       if (obj.metadata.name !== name) {
         throw new BadRequestError(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`);
       }
-      sendJson(res, 200, store.update(obj, updateOptions));
+      await reply(store, res, 200, store.update(obj, updateOptions));
       return;
     }
     case 'PATCH': {
@@ -122,7 +132,7 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       }
       const patched = asObject(mergePatch(current(), patch));
       if (patched.metadata.name !== name) throw new BadRequestError('a patch may not change metadata.name');
-      sendJson(res, 200, store.update(patched, updateOptions));
+      await reply(store, res, 200, store.update(patched, updateOptions));
       return;
     }
     case 'DELETE': {
@@ -130,7 +140,7 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       const last = store.delete(resource.plural, r.namespace, name, deleteOptions(await readBody(req), req, query));
       // 200 once the object is gone; 202 while finalizers hold it.
       const pending = store.get(resource.plural, r.namespace, name)?.metadata.uid === last.metadata.uid;
-      sendJson(res, pending ? 202 : 200, last);
+      await reply(store, res, pending ? 202 : 200, last);
       return;
     }
     default:

@@ -1,6 +1,10 @@
 // ?watch=1: a chunked response of newline-delimited JSON watch events ({"type":…,"object":…}),
 // as the Kubernetes API server streams them. A stream ends when the client goes away, when
 // timeoutSeconds elapse, or when the server closes.
+//
+// The store calls watch handlers before a write is committed (it commits in groups, see
+// store.ts); events are held back until store.flushed() says the writes behind them are durable,
+// so that a client never sees a change that a crash could take back.
 import type { ServerResponse } from 'node:http';
 import type { ResourceInfo } from '../api/registry.js';
 import type { Store, WatchOptions } from '../store/store.js';
@@ -11,16 +15,40 @@ export class WatchStreams {
   serve(store: Store, resource: ResourceInfo, options: WatchOptions, timeoutSeconds: number | undefined, res: ServerResponse): void {
     // The initial events arrive inside store.watch(), before the headers may be sent: subscribing
     // first lets an Expired or BadRequest error still become a plain error response.
-    const initial: string[] = [];
+    let queued: string[] = [];
+    let sending = false;
     let streaming = false;
+    let finished = false;
+    // Lines queued before flushed() was asked are covered by the commit it waits for; later ones
+    // wait for the next.
+    const pump = (): void => {
+      if (sending || !streaming || finished || queued.length === 0) return;
+      sending = true;
+      const batch = queued;
+      queued = [];
+      store.flushed().then(
+        () => {
+          sending = false;
+          if (finished) return;
+          res.write(batch.join(''));
+          pump();
+        },
+        () => {
+          // The store failed: what it would send may never have been committed.
+          sending = false;
+          res.destroy();
+          finish();
+        },
+      );
+    };
     const unsubscribe = store.watch(resource.plural, options, (event) => {
-      const line = `${JSON.stringify(event)}\n`;
-      if (streaming) res.write(line);
-      else initial.push(line);
+      queued.push(`${JSON.stringify(event)}\n`);
+      pump();
     });
     let timer: NodeJS.Timeout | undefined;
     const finish = (): void => {
       if (!this.open.delete(finish)) return;
+      finished = true;
       unsubscribe();
       clearTimeout(timer);
       res.end();
@@ -30,7 +58,7 @@ export class WatchStreams {
     // Clients wait for the headers before reading events; send them even if no event comes.
     res.flushHeaders();
     streaming = true;
-    for (const line of initial) res.write(line);
+    pump();
     res.on('close', finish);
     if (timeoutSeconds !== undefined && timeoutSeconds > 0) timer = setTimeout(finish, timeoutSeconds * 1000);
   }

@@ -3,7 +3,6 @@
 // Kubernetes runs by default that matter for storage (NamespaceLifecycle, DefaultStorageClass,
 // PersistentVolumeClaimResize).
 import { randomInt, randomUUID } from 'node:crypto';
-import { isDeepStrictEqual } from 'node:util';
 import { strategyFor } from '../api/kinds/strategies.js';
 import { compareQuantities, isQuantity } from '../api/quantity.js';
 import { resourceForKind, resourceForName, type ResourceInfo } from '../api/registry.js';
@@ -14,6 +13,7 @@ import type { StorageClass } from '../api/types/storage.js';
 import type { FieldError } from '../api/validation/field-errors.js';
 import { decodeObject, validateObject, validateObjectUpdate } from '../api/validation/validate.js';
 import { BadRequestError, ForbiddenError, InvalidError, NotFoundError } from './errors.js';
+import { cloneData, jsonEqual, withoutNulls } from './json.js';
 
 /** Read access to the store for the admission plugins. */
 export interface Reader {
@@ -64,16 +64,10 @@ function assertValid(resource: ResourceInfo, name: string, causes: readonly Fiel
   if (causes.length > 0) throw invalid(resource, name, causes);
 }
 
-/** JSON null means "absent" in Kubernetes objects (kubectl sends creationTimestamp: null). */
-function dropNulls(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(dropNulls);
-  if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(Object.entries(value).flatMap(([k, v]) => (v === null ? [] : [[k, dropNulls(v)]])));
-}
-
 /** A private, decoded copy of a request object; type mismatches of known fields are Invalid. */
 export function decodeInput(input: KubeObject, resource: ResourceInfo): KubeObject {
-  const obj = dropNulls(input) as KubeObject;
+  // JSON null means "absent" in Kubernetes objects (kubectl sends creationTimestamp: null).
+  const obj = withoutNulls(input) as KubeObject;
   obj.metadata = (obj.metadata as KubeObject['metadata'] | undefined) ?? {};
   assertValid(resource, obj.metadata.name ?? '', decodeObject(obj, resource));
   return obj;
@@ -105,7 +99,7 @@ export function prepareCreate(obj: KubeObject, resource: ResourceInfo): void {
 
 /** Equal as stored: JSON drops undefined members, so compare what JSON would keep. */
 export function sameJson(a: unknown, b: unknown): boolean {
-  return isDeepStrictEqual(JSON.parse(JSON.stringify(a)), JSON.parse(JSON.stringify(b)));
+  return jsonEqual(a, b);
 }
 
 /** Everything except metadata and status: a change here bumps metadata.generation. */
@@ -121,7 +115,7 @@ function content(obj: KubeObject): Record<string, unknown> {
 export function prepareUpdate(input: KubeObject, old: KubeObject, resource: ResourceInfo, subresource: 'status' | undefined): KubeObject {
   let obj: KubeObject & { status?: unknown };
   if (subresource === 'status') {
-    obj = structuredClone(old);
+    obj = cloneData(old);
     const status = (input as { status?: unknown }).status;
     if (status === undefined) delete obj.status;
     else obj.status = status;
@@ -130,7 +124,7 @@ export function prepareUpdate(input: KubeObject, old: KubeObject, resource: Reso
     if (resource.hasStatus) {
       const oldStatus = (old as { status?: unknown }).status;
       if (oldStatus === undefined) delete obj.status;
-      else obj.status = structuredClone(oldStatus);
+      else obj.status = cloneData(oldStatus);
     }
     strategyFor(resource).prepareForUpdate?.(obj, old);
   }

@@ -43,6 +43,9 @@ const SQL = {
   begin: 'BEGIN IMMEDIATE',
   commit: 'COMMIT',
   rollback: 'ROLLBACK',
+  savepoint: 'SAVEPOINT w',
+  release: 'RELEASE w',
+  rollbackToSavepoint: 'ROLLBACK TO w',
   getCounter: 'SELECT value FROM counters WHERE name = ?',
   setCounter: 'INSERT INTO counters (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
   get: 'SELECT body FROM objects WHERE resource = ? AND namespace = ? AND name = ?',
@@ -52,12 +55,15 @@ const SQL = {
         ON CONFLICT (resource, namespace, name) DO UPDATE SET uid = excluded.uid, deleting = excluded.deleting, body = excluded.body`,
   remove: 'DELETE FROM objects WHERE resource = ? AND namespace = ? AND name = ?',
   uidExists: 'SELECT 1 FROM objects WHERE uid = ?',
-  deleting: 'SELECT resource, body FROM objects WHERE deleting = 1 ORDER BY resource, namespace, name',
+  deleting: 'SELECT resource, namespace, name FROM objects WHERE deleting = 1 ORDER BY resource, namespace, name',
+  byUid: 'SELECT resource, namespace, name, deleting FROM objects WHERE uid = ?',
   liveInNamespace: 'SELECT name FROM objects WHERE resource = ? AND namespace = ? AND deleting = 0 ORDER BY name',
-  countInNamespace: 'SELECT COUNT(*) AS n FROM objects WHERE resource = ? AND namespace = ?',
+  anyInNamespace: 'SELECT 1 FROM objects WHERE resource = ? AND namespace = ? LIMIT 1',
   clearOwners: 'DELETE FROM owner_refs WHERE resource = ? AND namespace = ? AND name = ?',
   addOwner: 'INSERT OR IGNORE INTO owner_refs (owner_uid, resource, namespace, name) VALUES (?, ?, ?, ?)',
   dependents: 'SELECT resource, namespace, name FROM owner_refs WHERE owner_uid = ? ORDER BY resource, namespace, name',
+  ownersLive: `SELECT COUNT(*) AS owners, COUNT(o.uid) AS live FROM owner_refs r LEFT JOIN objects o ON o.uid = r.owner_uid
+               WHERE r.resource = ? AND r.namespace = ? AND r.name = ?`,
   orphans: `SELECT DISTINCT d.resource, d.namespace, d.name FROM owner_refs d
             WHERE NOT EXISTS (
               SELECT 1 FROM owner_refs r JOIN objects o ON o.uid = r.owner_uid
@@ -70,6 +76,14 @@ const SQL = {
 } as const;
 
 type StatementName = keyof typeof SQL;
+
+/** A write failed in a way that took the transaction (and the writes before it in it) down. */
+export class BrokenTransactionError extends Error {
+  constructor(cause: unknown, undo?: unknown) {
+    super(`the store's transaction was lost: ${cause instanceof Error ? cause.message : String(cause)}${undo instanceof Error ? ` (undo: ${undo.message})` : ''}`, { cause });
+    this.name = 'BrokenTransactionError';
+  }
+}
 
 export class Database {
   private readonly db: DatabaseSync;
@@ -92,16 +106,47 @@ export class Database {
     this.stmt = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, this.db.prepare(sql)])) as Record<StatementName, StatementSync>;
   }
 
-  /** Runs fn in one write transaction: all of it commits (fsynced) or none of it does. */
-  transaction(fn: () => void): void {
+  /**
+   * Transactions are driven by the store (group commit): begin() opens one, every write inside
+   * it is a savepoint (writeStep) so that a failed write undoes only itself, and commit() makes
+   * all of them durable with one fsync.
+   */
+  begin(): void {
     this.run('begin');
+  }
+
+  commit(): void {
+    this.run('commit');
+  }
+
+  rollback(): void {
+    this.run('rollback');
+  }
+
+  /** Whether a transaction is open (SQLite ends one by itself after some errors, e.g. I/O or full disk). */
+  get inTransaction(): boolean {
+    return this.db.isTransaction;
+  }
+
+  /**
+   * Runs fn as one step of the open transaction: all of its statements or none of them. If the
+   * step fails and cannot be undone on its own, the error is a BrokenTransactionError.
+   */
+  writeStep(fn: () => void): void {
+    this.run('savepoint');
     try {
       fn();
-      this.run('commit');
     } catch (err) {
-      this.run('rollback');
+      try {
+        this.run('rollbackToSavepoint');
+        this.run('release');
+      } catch (undo) {
+        throw new BrokenTransactionError(err, undo);
+      }
+      if (!this.db.isTransaction) throw new BrokenTransactionError(err);
       throw err;
     }
+    this.run('release');
   }
 
   close(): void {
@@ -146,8 +191,13 @@ export class Database {
   }
 
   /** Objects whose deletionTimestamp is set, waiting for finalizers. */
-  deleting(): { resource: string; body: string }[] {
-    return this.stmt.deleting.all() as { resource: string; body: string }[];
+  deleting(): ObjectKey[] {
+    return this.stmt.deleting.all() as unknown as ObjectKey[];
+  }
+
+  /** The object with this uid, and whether it is being deleted. */
+  byUid(uid: string): (ObjectKey & { deleting: number }) | undefined {
+    return this.stmt.byUid.get(uid) as (ObjectKey & { deleting: number }) | undefined;
   }
 
   /** Objects of a resource in a namespace that are not already being deleted. */
@@ -155,8 +205,8 @@ export class Database {
     return (this.stmt.liveInNamespace.all(resource, namespace) as { name: string }[]).map((r) => r.name);
   }
 
-  countInNamespace(resource: string, namespace: string): number {
-    return (this.stmt.countInNamespace.get(resource, namespace) as { n: number }).n;
+  anyInNamespace(resource: string, namespace: string): boolean {
+    return this.stmt.anyInNamespace.get(resource, namespace) !== undefined;
   }
 
   setOwners(key: ObjectKey, ownerUids: readonly string[]): void {
@@ -166,6 +216,12 @@ export class Database {
 
   dependentsOf(uid: string): ObjectKey[] {
     return this.stmt.dependents.all(uid) as unknown as ObjectKey[];
+  }
+
+  /** Whether the object has owner references and none of them names an existing object. */
+  isOrphan(key: ObjectKey): boolean {
+    const row = this.stmt.ownersLive.get(key.resource, key.namespace, key.name) as { owners: number; live: number };
+    return row.owners > 0 && row.live === 0;
   }
 
   /** Objects with owner references none of which names an existing object. */

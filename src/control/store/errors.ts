@@ -135,6 +135,17 @@ export class InternalError extends ApiError {
   }
 }
 
+/**
+ * The store could not commit (disk full, I/O error…) and has stopped: writes that in-process
+ * observers already saw are lost, so nothing more is served until the process restarts.
+ */
+export class StoreFailedError extends ApiError {
+  constructor(cause: unknown) {
+    super(500, 'InternalError', `Internal error occurred: the store failed to commit and stopped serving (restart to recover): ${cause instanceof Error ? cause.message : String(cause)}`);
+    this.cause = cause;
+  }
+}
+
 /** The Kubernetes Status for any thrown value; anything not an ApiError is a 500. */
 export function toStatus(err: unknown): Status {
   const e = err instanceof ApiError ? err : new InternalError(err instanceof Error ? err.message : String(err));

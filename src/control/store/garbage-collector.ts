@@ -5,13 +5,22 @@
 //  - an owner deleted with Orphan carries the "orphan" finalizer: its dependents lose their
 //    reference to it, then the finalizer goes;
 //  - a terminating namespace has its content deleted, then loses its "kubernetes" spec finalizer.
-// Each action is an ordinary write (its own resourceVersion and watch event); the pass repeats
-// until nothing changes, and resumes at the next open if the process dies half-way.
+// Each action is an ordinary write (its own resourceVersion and watch event).
+//
+// Work is driven by writes, not by scans: the store reports every write (noteWrite) and the
+// collector queues only the objects that write can have made collectable — the dependents of a
+// removed object, the deleting owners of a written dependent, the namespace of a removed object,
+// an object that is itself marked for Orphan/Foreground deletion or has new owner references.
+// So one deletion costs the size of its own neighbourhood, not of everything that is waiting on
+// finalizers. A full scan (collectAll) runs at open, to finish what a crash interrupted.
 import { NAMESPACE_FINALIZER } from '../api/kinds/namespace.js';
 import { RESOURCES, resourceForName, type ResourceInfo } from '../api/registry.js';
 import type { Namespace } from '../api/types/core.js';
 import type { KubeObject } from '../api/types/meta.js';
-import type { Database } from './database.js';
+import type { Database, ObjectKey } from './database.js';
+import { cloneData } from './json.js';
+
+const NAMESPACED = RESOURCES.filter((r) => r.namespaced);
 
 export const FOREGROUND_FINALIZER = 'foregroundDeletion';
 export const ORPHAN_FINALIZER = 'orphan';
@@ -34,10 +43,21 @@ function resourceOf(plural: string): ResourceInfo {
 }
 
 function withoutFinalizer(obj: KubeObject, finalizer: string): KubeObject {
-  const next = structuredClone(obj);
+  const next = cloneData(obj);
   next.metadata.finalizers = (next.metadata.finalizers ?? []).filter((f) => f !== finalizer);
   if (next.metadata.finalizers.length === 0) delete next.metadata.finalizers;
   return next;
+}
+
+function ownerUidsOf(obj: KubeObject | undefined): readonly string[] {
+  return (obj?.metadata.ownerReferences ?? []).map((r) => r.uid);
+}
+
+function waitsForCollector(resource: string, obj: KubeObject): boolean {
+  if (obj.metadata.deletionTimestamp === undefined) return false;
+  if (resource === 'namespaces') return true;
+  const finalizers = obj.metadata.finalizers ?? [];
+  return finalizers.includes(ORPHAN_FINALIZER) || finalizers.includes(FOREGROUND_FINALIZER);
 }
 
 export class GarbageCollector {
@@ -47,43 +67,85 @@ export class GarbageCollector {
   ) {}
 
   private running = false;
+  /** Objects to look at, in the order their reasons arose ("resource\0namespace\0name" → key). */
+  private readonly pending = new Map<string, ObjectKey>();
 
   /**
-   * Runs passes until one changes nothing. Re-entry (a collection's own deletions ask for one)
-   * is a no-op: the running loop makes another pass after any action.
+   * Called by the store after each write (type DELETED: the object is gone): queues what the
+   * write may have made collectable. Cheap for objects without owners or dependents: one
+   * indexed lookup for a removal, nothing otherwise.
+   */
+  noteWrite(resource: string, type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: KubeObject, previous: KubeObject | undefined, ownersChanged: boolean): void {
+    const namespace = obj.metadata.namespace ?? '';
+    const name = obj.metadata.name ?? '';
+    if (type === 'DELETED') {
+      // Its dependents may have lost their last owner; its namespace may wait for it.
+      for (const key of this.db.dependentsOf(obj.metadata.uid ?? '')) this.enqueue(key);
+      if (namespace !== '') this.enqueue({ resource: 'namespaces', namespace: '', name: namespace });
+    } else {
+      if (waitsForCollector(resource, obj)) this.enqueue({ resource, namespace, name });
+      // New owner references may name no existing object.
+      if (ownersChanged && ownerUidsOf(obj).length > 0) this.enqueue({ resource, namespace, name });
+    }
+    // Owners deleting in the foreground wait for their (blocking) dependents.
+    const owners = ownerUidsOf(obj);
+    const before = ownerUidsOf(previous);
+    for (const uid of before.length === 0 ? owners : new Set([...owners, ...before])) {
+      const owner = this.db.byUid(uid);
+      if (owner !== undefined && owner.deleting === 1) this.enqueue({ resource: owner.resource, namespace: owner.namespace, name: owner.name });
+    }
+  }
+
+  /** Queues every object that may need the collector (orphans and deleting objects), then collects. */
+  collectAll(): void {
+    for (const key of this.db.orphans()) this.enqueue(key);
+    for (const key of this.db.deleting()) this.enqueue(key);
+    this.collect();
+  }
+
+  /**
+   * Works through the queue until it is empty (actions queue further work through noteWrite).
+   * Re-entry (a collection's own deletions ask for one) is a no-op: the running loop picks up
+   * whatever they queued.
    */
   collect(): void {
-    if (this.running) return;
+    if (this.running || this.pending.size === 0) return;
     this.running = true;
     try {
-      while (this.pass()) {
-        // each action may free further objects
+      for (;;) {
+        const next = this.pending.entries().next();
+        if (next.done === true) break;
+        const [id, key] = next.value;
+        this.pending.delete(id);
+        this.process(key);
       }
     } finally {
       this.running = false;
     }
   }
 
-  private pass(): boolean {
-    let progress = false;
-    for (const key of this.db.orphans()) {
-      const resource = resourceOf(key.resource);
-      const obj = this.host.read(resource, key.namespace, key.name);
-      if (obj === undefined || obj.metadata.deletionTimestamp !== undefined) continue;
-      this.host.deleteObject(resource, key.namespace, key.name, 'Background');
-      progress = true;
+  /** Forgets queued work (the store failed or is closing). */
+  clear(): void {
+    this.pending.clear();
+  }
+
+  private enqueue(key: ObjectKey): void {
+    const id = `${key.resource}\u0000${key.namespace}\u0000${key.name}`;
+    if (!this.pending.has(id)) this.pending.set(id, { resource: key.resource, namespace: key.namespace, name: key.name });
+  }
+
+  private process(key: ObjectKey): void {
+    const resource = resourceOf(key.resource);
+    const obj = this.host.read(resource, key.namespace, key.name);
+    if (obj === undefined) return;
+    if (obj.metadata.deletionTimestamp === undefined) {
+      if (this.db.isOrphan(key)) this.host.deleteObject(resource, key.namespace, key.name, 'Background');
+      return;
     }
-    for (const row of this.db.deleting()) {
-      const resource = resourceOf(row.resource);
-      const stale = JSON.parse(row.body) as KubeObject;
-      const obj = this.host.read(resource, stale.metadata.namespace ?? '', stale.metadata.name ?? '');
-      if (obj === undefined) continue;
-      const finalizers = obj.metadata.finalizers ?? [];
-      if (finalizers.includes(ORPHAN_FINALIZER)) progress = this.orphanDependents(resource, obj) || progress;
-      else if (finalizers.includes(FOREGROUND_FINALIZER)) progress = this.deleteDependentsFirst(resource, obj) || progress;
-      else if (resource.plural === 'namespaces') progress = this.finalizeNamespace(resource, obj as Namespace) || progress;
-    }
-    return progress;
+    const finalizers = obj.metadata.finalizers ?? [];
+    if (finalizers.includes(ORPHAN_FINALIZER)) this.orphanDependents(resource, obj);
+    else if (finalizers.includes(FOREGROUND_FINALIZER)) this.deleteDependentsFirst(resource, obj);
+    else if (resource.plural === 'namespaces') this.finalizeNamespace(resource, obj as Namespace);
   }
 
   private dependents(owner: KubeObject): { resource: ResourceInfo; obj: KubeObject }[] {
@@ -94,48 +156,44 @@ export class GarbageCollector {
     });
   }
 
-  private orphanDependents(resource: ResourceInfo, owner: KubeObject): boolean {
+  private orphanDependents(resource: ResourceInfo, owner: KubeObject): void {
     for (const dep of this.dependents(owner)) {
-      const next = structuredClone(dep.obj);
+      const next = cloneData(dep.obj);
       next.metadata.ownerReferences = (next.metadata.ownerReferences ?? []).filter((r) => r.uid !== owner.metadata.uid);
       if (next.metadata.ownerReferences.length === 0) delete next.metadata.ownerReferences;
       this.host.writeInternal(dep.resource, next, dep.obj);
     }
     this.host.writeInternal(resource, withoutFinalizer(owner, ORPHAN_FINALIZER), owner);
-    return true;
   }
 
-  private deleteDependentsFirst(resource: ResourceInfo, owner: KubeObject): boolean {
-    let progress = false;
+  private deleteDependentsFirst(resource: ResourceInfo, owner: KubeObject): void {
     for (const dep of this.dependents(owner)) {
       if (dep.obj.metadata.deletionTimestamp !== undefined) continue;
       this.host.deleteObject(dep.resource, dep.obj.metadata.namespace ?? '', dep.obj.metadata.name ?? '', 'Foreground');
-      progress = true;
     }
     const blocking = this.dependents(owner).some(({ obj }) =>
       (obj.metadata.ownerReferences ?? []).some((r) => r.uid === owner.metadata.uid && r.blockOwnerDeletion === true),
     );
-    if (blocking) return progress;
-    this.host.writeInternal(resource, withoutFinalizer(owner, FOREGROUND_FINALIZER), owner);
-    return true;
+    if (blocking) return;
+    // The owner may have changed meanwhile (its dependents' deletions are writes too).
+    const current = this.host.read(resource, owner.metadata.namespace ?? '', owner.metadata.name ?? '');
+    if (current === undefined || current.metadata.uid !== owner.metadata.uid) return;
+    this.host.writeInternal(resource, withoutFinalizer(current, FOREGROUND_FINALIZER), current);
   }
 
-  private finalizeNamespace(resource: ResourceInfo, ns: Namespace): boolean {
-    if (!(ns.spec?.finalizers ?? []).includes(NAMESPACE_FINALIZER)) return false;
+  private finalizeNamespace(resource: ResourceInfo, ns: Namespace): void {
+    if (!(ns.spec?.finalizers ?? []).includes(NAMESPACE_FINALIZER)) return;
     const name = ns.metadata.name ?? '';
-    let progress = false;
-    let remaining = 0;
-    for (const r of RESOURCES.filter((x) => x.namespaced)) {
-      for (const objName of this.db.liveInNamespace(r.plural, name)) {
-        this.host.deleteObject(r, name, objName, 'Background');
-        progress = true;
-      }
-      remaining += this.db.countInNamespace(r.plural, name);
+    let remaining = false;
+    for (const r of NAMESPACED) {
+      for (const objName of this.db.liveInNamespace(r.plural, name)) this.host.deleteObject(r, name, objName, 'Background');
+      remaining ||= this.db.anyInNamespace(r.plural, name);
     }
-    if (remaining > 0) return progress;
-    const next = structuredClone(ns);
-    next.spec = { ...next.spec, finalizers: (ns.spec?.finalizers ?? []).filter((f) => f !== NAMESPACE_FINALIZER) };
-    this.host.writeInternal(resource, next, ns);
-    return true;
+    if (remaining) return;
+    const current = this.host.read(resource, '', name) as Namespace | undefined;
+    if (current === undefined || current.metadata.uid !== ns.metadata.uid) return;
+    const next = cloneData(current);
+    next.spec = { ...next.spec, finalizers: (current.spec?.finalizers ?? []).filter((f) => f !== NAMESPACE_FINALIZER) };
+    this.host.writeInternal(resource, next, current);
   }
 }

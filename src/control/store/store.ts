@@ -1,8 +1,20 @@
 // The durable object store of the embedded control plane: Kubernetes API semantics over one
-// SQLite file. Every write is one transaction that bumps the global resourceVersion, stores the
-// object and appends a watch event; it is fsynced before the call returns. Watch handlers are
-// then called synchronously, in commit order.
-import { isDeepStrictEqual } from 'node:util';
+// SQLite file. Every write bumps the global resourceVersion, stores the object and appends a watch
+// event; watch handlers are called synchronously, in write order, before the write returns.
+//
+// Group commit. Writes are synchronous calls, but they are not each their own fsync: the first
+// write of a turn of the event loop opens a transaction, every write joins it (as a savepoint, so
+// a failing write undoes only itself), and the transaction is committed — one fsync — when the
+// turn ends (setImmediate), or earlier once it is maxTransactionMs old. A write is *acknowledged* once the commit covering it is done:
+// flushed() resolves then. Whatever makes a write visible outside the process must wait for it:
+// the API server answers (and streams watch events) only after flushed(), and controllers await it
+// before a side effect that depends on a write (CreateVolume, DeleteVolume). A write that was
+// never acknowledged may be lost by kill -9; an acknowledged one never is.
+//
+// In-process observers (watch handlers, informers) see a write before it is committed. If a
+// commit fails, what they saw is no longer true, so the store fails for good: every later
+// operation throws StoreFailedError, flushed() rejects, and onFailure listeners are told (the
+// control plane stops serving). A restart reopens the file at its last committed state.
 import { parseFieldSelector, matchesFields } from '../api/field-selector.js';
 import { parseLabelSelector, matchesLabels, SelectorError } from '../api/label-selector.js';
 import type { ResourceInfo, ResourceName, ResourceTypeMap } from '../api/registry.js';
@@ -23,8 +35,9 @@ import {
   resourceOfObject,
   sameJson,
 } from './admission.js';
-import { Database, type EventRow, type ObjectKey } from './database.js';
-import { AlreadyExistsError, BadRequestError, ConflictError, ExpiredError, ForbiddenError, NotFoundError } from './errors.js';
+import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
+import { AlreadyExistsError, BadRequestError, ConflictError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
+import { cloneData } from './json.js';
 import { FOREGROUND_FINALIZER, GarbageCollector, ORPHAN_FINALIZER, type PropagationPolicy } from './garbage-collector.js';
 import { type WatchFilter, type WatchHandler, WatchHub, translate } from './watch-hub.js';
 
@@ -34,6 +47,12 @@ export type { WatchHandler } from './watch-hub.js';
 export interface StoreOptions {
   /** How many write events are kept for watches from a resourceVersion (default 10 000). */
   eventRetention?: number;
+  /**
+   * A turn that keeps writing (a controller working through a long queue in microtasks) commits
+   * once its transaction is this old, instead of only when the turn ends, so that
+   * acknowledgements are not held back behind it. Default 50 ms.
+   */
+  maxTransactionMs?: number;
 }
 
 export interface ListOptions {
@@ -70,12 +89,13 @@ export interface WatchOptions extends ListOptions {
 
 const REVISION = 'resourceVersion';
 const DEFAULT_EVENT_RETENTION = 10_000;
-/** Events are pruned every this many writes (or every `retention`), inside the write's own transaction. */
+/** Events are pruned every this many writes (or every `retention`), inside the write's transaction. */
 const PRUNE_INTERVAL = 500;
 const PROTECTED_NAMESPACES = new Set(['default', 'kube-system', 'kube-public']);
 /** Namespaces that always exist, as in a Kubernetes cluster. */
 const SYSTEM_NAMESPACES = ['default', 'kube-system'];
 const GENERATE_NAME_ATTEMPTS = 8;
+const DEFAULT_MAX_TRANSACTION_MS = 50;
 
 function keyOf(resource: ResourceInfo, obj: KubeObject): ObjectKey {
   return { resource: resource.plural, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' };
@@ -83,6 +103,12 @@ function keyOf(resource: ResourceInfo, obj: KubeObject): ObjectKey {
 
 function ownerUids(obj: KubeObject | undefined): string[] {
   return (obj?.metadata.ownerReferences ?? []).map((r) => r.uid);
+}
+
+function sameOwners(a: KubeObject, b: KubeObject | undefined): boolean {
+  const x = a.metadata.ownerReferences ?? [];
+  const y = b?.metadata.ownerReferences ?? [];
+  return x.length === y.length && x.every((r, i) => r.uid === y[i]?.uid);
 }
 
 /** Finalized: nothing holds the object any more, so a deletion can complete. */
@@ -100,12 +126,44 @@ function badSelector<T>(fn: () => T): T {
   }
 }
 
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+function deferred(): Deferred {
+  let resolve!: () => void;
+  let reject!: (err: Error) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
 export class Store {
   private readonly db: Database;
   private readonly hub = new WatchHub();
   private readonly gc: GarbageCollector;
   private readonly retention: number;
+  private readonly maxTransactionMs: number;
   private revision: number;
+  /** A transaction is open: writes since the last commit are not durable yet. */
+  private txOpen = false;
+  /** The scheduled end-of-turn commit. */
+  private commitTimer: NodeJS.Immediate | undefined;
+  /** When the open transaction began (performance.now()). */
+  private txStartedAt = 0;
+  /** What flushed() callers of the open transaction wait on (made on first demand). */
+  private txWaiter: Deferred | undefined;
+  private failure: StoreFailedError | undefined;
+  private readonly failureListeners: ((err: StoreFailedError) => void)[] = [];
+  private closed = false;
+  private commitCount = 0;
+  private committedRevision: number;
+  /** Someone (a flushed() caller or an onFailure listener) was told of the failure. */
+  private failureHeard = false;
   private readonly reader: Reader = {
     get: (resource, namespace, name) => this.read(resource, namespace, name),
     list: (resource) => this.db.list(resource.plural, undefined).map((b) => JSON.parse(b) as KubeObject),
@@ -114,8 +172,10 @@ export class Store {
   /** Use open(). */
   constructor(path: string, options: StoreOptions = {}) {
     this.retention = Math.max(1, options.eventRetention ?? DEFAULT_EVENT_RETENTION);
+    this.maxTransactionMs = Math.max(0, options.maxTransactionMs ?? DEFAULT_MAX_TRANSACTION_MS);
     this.db = new Database(path);
     this.revision = this.db.counter(REVISION);
+    this.committedRevision = this.revision;
     this.gc = new GarbageCollector(this.db, {
       read: (resource, namespace, name) => this.read(resource, namespace, name),
       deleteObject: (resource, namespace, name, policy) => {
@@ -125,21 +185,84 @@ export class Store {
         this.commitUpdate(resource, next, old);
       },
     });
-    for (const name of SYSTEM_NAMESPACES) {
-      if (this.get('namespaces', '', name) === undefined) this.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+    try {
+      for (const name of SYSTEM_NAMESPACES) {
+        if (this.get('namespaces', '', name) === undefined) this.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+      }
+      // Finishes whatever a crash interrupted.
+      this.gc.collectAll();
+      // Open returns with everything durable.
+      this.flushSync();
+    } catch (err) {
+      this.closed = true;
+      if (this.commitTimer !== undefined) clearImmediate(this.commitTimer);
+      this.db.close();
+      throw err;
     }
-    // Finishes whatever a crash interrupted.
-    this.gc.collect();
   }
 
-  /** The resourceVersion of the last write. */
+  /** The resourceVersion of the last write (committed or not: see flushed()). */
   get resourceVersion(): string {
     return String(this.revision);
   }
 
+  /**
+   * Resolves once every write made so far is committed (durable); at once when none is pending.
+   * Rejects with StoreFailedError if the commit failed (or the store had already failed).
+   */
+  flushed(): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (!this.txOpen) return Promise.resolve();
+    this.txWaiter ??= deferred();
+    return this.txWaiter.promise;
+  }
+
+  /** Commits the writes made so far now (one fsync) instead of at the end of the turn. */
+  flushSync(): void {
+    this.usable();
+    this.commitPending();
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** The resourceVersion of the last committed (durable) write: writes after it await flushed(). */
+  get committedResourceVersion(): string {
+    return String(this.committedRevision);
+  }
+
+  /** Transactions committed since open (each one fsync): with the resourceVersion, how well writes are grouped. */
+  get commits(): number {
+    return this.commitCount;
+  }
+
+  /** Whether the store has failed (see StoreFailedError); it then refuses everything. */
+  get failed(): StoreFailedError | undefined {
+    return this.failure;
+  }
+
+  /** Called once if a commit fails (the store is then unusable: the process should stop serving). */
+  onFailure(listener: (err: StoreFailedError) => void): void {
+    if (this.failure !== undefined) listener(this.failure);
+    else this.failureListeners.push(listener);
+  }
+
+  /** Commits what is pending, then closes. Throws if that last commit fails. */
   close(): void {
-    this.hub.clear();
-    this.db.close();
+    if (this.closed) return;
+    this.closed = true;
+    let failed: StoreFailedError | undefined;
+    try {
+      if (this.failure === undefined) {
+        this.commitPending();
+        failed = this.failure;
+      }
+    } finally {
+      if (this.commitTimer !== undefined) clearImmediate(this.commitTimer);
+      this.commitTimer = undefined;
+      this.gc.clear();
+      this.hub.clear();
+      this.db.close();
+    }
+    if (failed !== undefined) throw failed;
   }
 
   // ---------------------------------------------------------------- reads
@@ -147,6 +270,7 @@ export class Store {
   get<R extends ResourceName>(resource: R, namespace: string | undefined, name: string): ResourceTypeMap[R] | undefined;
   get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined;
   get(resource: string, namespace: string | undefined, name: string): KubeObject | undefined {
+    this.usable();
     const r = resourceNamed(resource);
     return this.read(r, namespaceOf(r, namespace), name);
   }
@@ -154,6 +278,7 @@ export class Store {
   list<R extends ResourceName>(resource: R, options?: ListOptions): ListResult<ResourceTypeMap[R]>;
   list(resource: string, options?: ListOptions): ListResult;
   list(resource: string, options: ListOptions = {}): ListResult {
+    this.usable();
     const r = resourceNamed(resource);
     const filter = this.filter(r, options);
     const items = this.db
@@ -170,13 +295,14 @@ export class Store {
    * keeps the input's type and adds full metadata, so object literals need no annotation.
    */
   create<T extends KubeObject>(input: T): T & KubeObject {
+    this.usable();
     const resource = resourceOfObject(input);
     const obj = decodeInput(input, resource);
     const generated = !obj.metadata.name && Boolean(obj.metadata.generateName);
     prepareCreate(obj, resource);
     admitNamespace(this.reader, resource, obj);
     if (resource.plural === 'persistentvolumeclaims') admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
-    for (let attempt = 1; this.read(resource, obj.metadata.namespace ?? '', obj.metadata.name ?? '') !== undefined; attempt++) {
+    for (let attempt = 1; this.db.get(keyOf(resource, obj)) !== undefined; attempt++) {
       if (!generated || attempt >= GENERATE_NAME_ATTEMPTS) throw new AlreadyExistsError(resource, obj.metadata.name ?? '');
       obj.metadata.name = generateName(obj.metadata.generateName ?? '');
     }
@@ -189,19 +315,22 @@ export class Store {
    * unconditional, as Kubernetes allows. An update that changes nothing writes nothing.
    */
   update<T extends KubeObject>(input: T, options: UpdateOptions = {}): T & KubeObject {
+    this.usable();
     const resource = resourceOfObject(input);
     if (options.subresource === 'status' && !resource.hasStatus) throw new BadRequestError(`${resource.plural} have no status subresource`);
     const obj = decodeInput(input, resource);
     const name = obj.metadata.name ?? '';
-    const old = this.read(resource, namespaceOf(resource, obj.metadata.namespace), name);
-    if (old === undefined) throw new NotFoundError(resource, name);
+    const oldBody = this.db.get({ resource: resource.plural, namespace: namespaceOf(resource, obj.metadata.namespace), name });
+    if (oldBody === undefined) throw new NotFoundError(resource, name);
+    // Private: nothing below changes it, so its stored text stands for it in the watch event.
+    const old = JSON.parse(oldBody) as KubeObject;
     const expected = obj.metadata.resourceVersion;
     if (expected && expected !== old.metadata.resourceVersion) throw new ConflictError(resource, name);
     const next = prepareUpdate(obj, old, resource, options.subresource);
     if (resource.plural === 'persistentvolumeclaims' && options.subresource === undefined) {
       admitResize(this.reader, resource, next as PersistentVolumeClaim, old as PersistentVolumeClaim);
     }
-    return this.commitUpdate(resource, next, old) as T & KubeObject;
+    return this.commitUpdate(resource, next, old, oldBody) as T & KubeObject;
   }
 
   /**
@@ -213,25 +342,29 @@ export class Store {
   delete<R extends ResourceName>(resource: R, namespace: string | undefined, name: string, options?: DeleteOptions): ResourceTypeMap[R];
   delete(resource: string, namespace: string | undefined, name: string, options?: DeleteOptions): KubeObject;
   delete(resource: string, namespace: string | undefined, name: string, options: DeleteOptions = {}): KubeObject {
+    this.usable();
     const r = resourceNamed(resource);
     return this.deleteResolved(r, namespaceOf(r, namespace), name, options);
   }
 
   /** Runs the garbage collector until it has nothing to do (it also runs after every deletion). */
   collectGarbage(): void {
-    this.gc.collect();
+    this.usable();
+    this.gc.collectAll();
   }
 
   // ---------------------------------------------------------------- watch
 
   /**
-   * Calls handler for every matching change, synchronously after each commit and in order,
+   * Calls handler for every matching change, synchronously after each write and in order (before
+   * the write is committed: anything seen here that leaves the process waits for flushed()),
    * until the returned function is called. The initial events (current objects or replayed
    * history, see WatchOptions.resourceVersion) are delivered before watch() returns.
    */
   watch<R extends ResourceName>(resource: R, options: WatchOptions, handler: WatchHandler<ResourceTypeMap[R]>): () => void;
   watch(resource: string, options: WatchOptions, handler: WatchHandler): () => void;
   watch(resource: string, options: WatchOptions, handler: WatchHandler): () => void {
+    this.usable();
     const r = resourceNamed(resource);
     const filter = this.filter(r, options);
     const from = options.resourceVersion;
@@ -251,6 +384,86 @@ export class Store {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /** Throws the failure once the store has failed. */
+  private usable(): void {
+    if (this.failure !== undefined) throw this.failure;
+  }
+
+  /** Opens the turn's transaction (and schedules its commit) unless one is open. */
+  private openTransaction(): void {
+    if (this.txOpen) return;
+    this.db.begin();
+    this.txOpen = true;
+    this.txStartedAt = performance.now();
+    this.commitTimer = setImmediate(() => {
+      this.commitTimer = undefined;
+      this.commitPending();
+      // Nobody to tell (no onFailure listener, no flushed() waiter): fail the process, loudly.
+      if (this.failure !== undefined && !this.failureHeard) throw this.failure;
+    });
+  }
+
+  /** Commits the open transaction, if any: one fsync for every write since it opened. */
+  private commitPending(): void {
+    if (this.commitTimer !== undefined) {
+      clearImmediate(this.commitTimer);
+      this.commitTimer = undefined;
+    }
+    if (!this.txOpen || this.failure !== undefined) return;
+    try {
+      this.db.setCounter(REVISION, this.revision);
+      this.db.commit();
+      this.txOpen = false;
+      this.commitCount++;
+      this.committedRevision = this.revision;
+    } catch (err) {
+      this.fail(err);
+      return;
+    }
+    const waiter = this.txWaiter;
+    this.txWaiter = undefined;
+    waiter?.resolve();
+  }
+
+  /** Runs one write's statements; a failure that broke the transaction fails the store. */
+  private step(fn: () => void): void {
+    try {
+      this.db.writeStep(fn);
+    } catch (err) {
+      if (err instanceof BrokenTransactionError) {
+        this.fail(err);
+        throw this.failure ?? err;
+      }
+      throw err;
+    }
+  }
+
+  /** A commit failed: roll back, refuse everything from now on, tell the listeners. */
+  private fail(cause: unknown): void {
+    const failure = new StoreFailedError(cause);
+    this.failure = failure;
+    if (this.txOpen) {
+      this.txOpen = false;
+      try {
+        this.db.rollback();
+      } catch {
+        // SQLite may already have rolled back (e.g. after an I/O error).
+      }
+    }
+    this.gc.clear();
+    const waiter = this.txWaiter;
+    this.txWaiter = undefined;
+    waiter?.reject(failure);
+    this.failureHeard = waiter !== undefined || this.failureListeners.length > 0;
+    for (const listener of this.failureListeners.splice(0)) {
+      try {
+        listener(failure);
+      } catch {
+        // a listener's failure must not hide the store's
+      }
+    }
+  }
 
   private read(resource: ResourceInfo, namespace: string, name: string): KubeObject | undefined {
     const body = this.db.get({ resource: resource.plural, namespace, name });
@@ -288,7 +501,7 @@ export class Store {
     // Already terminating: nothing more to do until its finalizers go.
     if (old.metadata.deletionTimestamp !== undefined) return old;
 
-    const next = structuredClone(old);
+    const next = cloneData(old);
     const finalizers = new Set(next.metadata.finalizers ?? []);
     if (policy === 'Foreground') finalizers.add(FOREGROUND_FINALIZER);
     if (policy === 'Orphan') finalizers.add(ORPHAN_FINALIZER);
@@ -310,18 +523,19 @@ export class Store {
   }
 
   /** Writes a prepared update: nothing if unchanged, a removal if it finalizes a terminating object. */
-  private commitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject): KubeObject {
+  private commitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject, oldBody?: string): KubeObject {
     if (sameJson(next, old)) return old;
     if (next.metadata.deletionTimestamp !== undefined && isFinalized(resource, next)) {
       const removed = this.commit(resource, 'DELETED', next, old);
       this.gc.collect();
       return removed;
     }
-    return this.commit(resource, 'MODIFIED', next, old);
+    return this.commit(resource, 'MODIFIED', next, old, oldBody);
   }
 
-  /** The one write path: a transaction with the object, its owner index and its event. */
-  private commit(resource: ResourceInfo, type: EventRow['type'], obj: KubeObject, previous: KubeObject | undefined): KubeObject {
+  /** The one write path: the object, its owner index and its event, as one step of the turn's transaction. */
+  private commit(resource: ResourceInfo, type: EventRow['type'], obj: KubeObject, previous: KubeObject | undefined, previousBody?: string): KubeObject {
+    this.openTransaction();
     const rv = this.revision + 1;
     obj.metadata.resourceVersion = String(rv);
     const key = keyOf(resource, obj);
@@ -332,22 +546,28 @@ export class Store {
       namespace: key.namespace,
       type,
       object: body,
-      previous: type === 'MODIFIED' && previous !== undefined ? JSON.stringify(previous) : null,
+      previous: type === 'MODIFIED' && previous !== undefined ? (previousBody ?? JSON.stringify(previous)) : null,
     };
-    this.db.transaction(() => {
+    let ownersChanged = false;
+    this.step(() => {
       if (type === 'DELETED') {
         this.db.remove(key);
       } else {
         this.db.put(key, obj.metadata.uid ?? '', obj.metadata.deletionTimestamp !== undefined, body);
-        const owners = ownerUids(obj);
-        if (!isDeepStrictEqual(owners, ownerUids(previous))) this.db.setOwners(key, owners);
+        ownersChanged = !sameOwners(obj, previous);
+        if (ownersChanged) this.db.setOwners(key, ownerUids(obj));
       }
       this.db.appendEvent(event);
-      this.db.setCounter(REVISION, rv);
       if (rv % Math.min(PRUNE_INTERVAL, this.retention) === 0) this.db.pruneEventsThrough(rv - this.retention);
     });
     this.revision = rv;
+    this.gc.noteWrite(resource.plural, type, obj, previous, ownersChanged);
     this.hub.publish(event);
+    // A long turn: commit what it has written so far (its statements are all done by now).
+    if (this.txOpen && performance.now() - this.txStartedAt >= this.maxTransactionMs) {
+      this.commitPending();
+      if (this.failure !== undefined) throw this.failure;
+    }
     return obj;
   }
 }

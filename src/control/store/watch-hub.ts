@@ -1,5 +1,6 @@
 // Delivery of watch events to in-process handlers: filtered per watcher (resource, namespace,
-// selectors), strictly in resourceVersion order, synchronously after each commit.
+// selectors), strictly in resourceVersion order, synchronously after each write (the store commits
+// writes in groups, so a handler may see a write before it is durable: see Store.flushed()).
 //
 // Everything goes through one FIFO queue. A handler that writes to the store (or starts a watch)
 // while being called only adds to the queue, so every handler still sees events in commit order
@@ -112,7 +113,7 @@ function deliver(watcher: Watcher, event: WatchEvent): void {
   try {
     watcher.handler(event);
   } catch (err) {
-    // The write that caused the event has committed; a failing handler must not undo or fail it.
+    // The write that caused the event is done; a failing handler must not undo or fail it.
     // Rethrown outside the store so the bug is not silently lost.
     queueMicrotask(() => {
       throw err;
