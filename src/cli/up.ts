@@ -131,6 +131,11 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
       ...(token ? { token } : {}),
     });
     checkInterrupted();
+    // The control plane stops serving when a commit fails; `up` must not linger half-alive.
+    plane.store.onFailure(() => {
+      upLog.error('the control plane stopped after a failed store commit; exiting');
+      stop().finally(() => process.exit(1));
+    });
     if (flags.defaultStorageClass) ensureDefaultStorageClass(plane.store, upLog);
     if (flags.localDriver) {
       driver = await startDriver({
