@@ -5,8 +5,6 @@ import { UnavailableError } from '../csi/errors.js';
 import { startCsiServer, type CallContext, type CallInfo } from '../csi/server.js';
 import { runWithRequestLog } from '../log/request-log.js';
 import type { Backend } from './backends/backend.js';
-import { LocalBackend } from './backends/local/local-backend.js';
-import { ClusterConfig } from './backends/rbd/cluster-config.js';
 import { controllerService } from './controller.js';
 import { identityService } from './identity.js';
 import { InFlight } from './inflight.js';
@@ -121,6 +119,7 @@ async function openBackend(
 ): Promise<Backend> {
   if (opts.backend === 'rbd') {
     if (!opts.cephConfig) throw new Error('the rbd backend needs --ceph-config');
+    const { ClusterConfig } = await import('./backends/rbd/cluster-config.js');
     const config = await ClusterConfig.load(opts.cephConfig);
     // Loaded only for rbd: it brings koffi bindings to librados and librbd.
     const { RbdBackend } = await import('./backends/rbd/rbd-backend.js');
@@ -138,6 +137,8 @@ async function openBackend(
     return b;
   }
   if (!opts.localDir || opts.localPoolSizeBytes === undefined) throw new Error('the local backend needs --local-dir');
+  // Loaded after the socket is up: a CO sees the socket sooner, and Probe says not-ready meanwhile.
+  const { LocalBackend } = await import('./backends/local/local-backend.js');
   const b = await LocalBackend.open({
     dir: opts.localDir,
     poolSizeBytes: opts.localPoolSizeBytes,
