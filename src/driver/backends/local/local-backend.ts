@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { access, mkdir, open, rename, rmdir, stat, truncate, unlink } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { access, mkdir, open, rename, stat, truncate, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Logger } from 'pino';
 import {
   AlreadyExistsError,
@@ -51,6 +51,7 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
+import { isDeviceBind, isReadOnlyMode, publishBlock, publishMount, unpublish } from '../publication.js';
 import { FileJournal } from './journal.js';
 import { PoolLayout, storageFor, type Storage } from './layout.js';
 import { openPool, type Pool } from './pool.js';
@@ -420,69 +421,18 @@ export class LocalBackend implements Backend {
 
   async publish(req: PublishRequest): Promise<void> {
     const { volume, stagingPath, targetPath, capability, readonly } = req;
-    const ro = readonly || isReadOnlyMode(capability.accessMode);
-    const storage = storageFor(volume.accessType, volume.fsType);
-    const current = await this.opts.mounter.mountAt(targetPath);
-
+    const common = { volumeId: volume.id, targetPath, accessMode: capability.accessMode, readonly };
     if (capability.accessType === 'block') {
-      const file = this.layout.volumePath(volume.id, storage);
-      const attached = await this.opts.loops.attachmentsOf(file);
-      if (attached.length === 0) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (no loop device)`);
-      if (current) {
-        const mine = attached.find((l) => isDeviceBind(current, l.device));
-        if (!mine) throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
-        if (mine.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${mine.readonly}`);
-        return;
-      }
-      await this.refuseSecondWriter(capability, targetPath, (m) => attached.some((l) => isDeviceBind(m, l.device)));
-      // A read-only bind mount does not stop writes to a device node (the kernel checks device
-      // access, not the mount), so a read-only publication gets its own read-only loop device.
-      let device = attached.find((l) => l.readonly === ro)?.device;
-      if (!device) {
-        if (!ro) throw new FailedPreconditionError(`volume ${volume.id} is staged read-only; it cannot be published read-write`);
-        device = await this.opts.loops.attach(file, { readonly: true });
-      }
-      await mkdir(dirname(targetPath), { recursive: true });
-      const fh = await open(targetPath, 'a', 0o600);
-      await fh.close();
-      await this.opts.mounter.bindMount(device, targetPath, { readonly: ro });
-      return;
+      const file = this.layout.volumePath(volume.id, storageFor(volume.accessType, volume.fsType));
+      await publishBlock(this.opts, { ...common, file, attached: await this.opts.loops.attachmentsOf(file) });
+    } else {
+      await publishMount(this.opts, { ...common, stagingPath });
     }
-
-    const staged = await this.opts.mounter.mountAt(stagingPath);
-    if (!staged) throw new FailedPreconditionError(`volume ${volume.id} is not staged at ${stagingPath}`);
-    if (!current) {
-      await this.refuseSecondWriter(capability, targetPath, (m) => m.mountPoint !== stagingPath && m.majorMinor === staged.majorMinor && m.root === staged.root);
-    }
-    if (current) {
-      if (current.majorMinor === staged.majorMinor && current.root === staged.root) {
-        if (current.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${current.readonly}`);
-        return;
-      }
-      throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
-    }
-    await mkdir(targetPath, { recursive: true });
-    await this.opts.mounter.bindMount(stagingPath, targetPath, { readonly: ro });
   }
 
   async unpublish(volumeId: string, targetPath: string): Promise<void> {
     const volume = await this.knownVolume(volumeId);
-    const current = await this.opts.mounter.mountAt(targetPath);
-    if (current) {
-      // Only ever unmount this volume's own publication, never whatever else sits at the path.
-      if (!(await this.isMountOf(volume, current))) {
-        throw new FailedPreconditionError(`${targetPath} holds another mount (${current.source}), not volume ${volume.id}`);
-      }
-      await this.opts.mounter.unmount(targetPath);
-    }
-    // The target is ours to create and so ours to remove: a directory or, for block, an empty file.
-    // Anything else at the path was not made by us and is left alone.
-    await rmdir(targetPath).catch(async (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOTDIR') {
-        const st = await stat(targetPath).catch(() => undefined);
-        if (st?.isFile() && st.size === 0) await unlink(targetPath).catch(ignoreMissing);
-      } else if (e.code !== 'ENOENT') throw e;
-    });
+    await unpublish(this.opts.mounter, volumeId, targetPath, (m) => this.isMountOf(volume, m));
   }
 
   async nodeExpand(volume: VolumeRecord, volumePath: string, stagingPath: string): Promise<{ capacityBytes: number }> {
@@ -568,15 +518,6 @@ export class LocalBackend implements Backend {
     return devices.some((d) => (volume.accessType === 'block' ? isDeviceBind(m, d) : m.source === d));
   }
 
-  /** SINGLE_NODE_SINGLE_WRITER: one publish at a time, even on the same node. */
-  private async refuseSecondWriter(cap: Capability, targetPath: string, isPublication: (m: MountEntry) => boolean): Promise<void> {
-    if (cap.accessMode !== 'SINGLE_NODE_SINGLE_WRITER') return;
-    const other = (await this.opts.mounter.mounts()).find((m) => m.mountPoint !== targetPath && isPublication(m));
-    if (other) {
-      throw new FailedPreconditionError(`the volume is SINGLE_NODE_SINGLE_WRITER and already published at ${other.mountPoint}`);
-    }
-  }
-
   private async mountsOfSubvolume(id: string): Promise<MountEntry[]> {
     return (await this.opts.mounter.mounts()).filter((m) => isSubvolumeMount(m, id));
   }
@@ -584,15 +525,6 @@ export class LocalBackend implements Backend {
 
 function isSubvolumeMount(m: MountEntry, id: string): boolean {
   return m.fsType === 'btrfs' && m.root.endsWith(`/volumes/${id}`);
-}
-
-/** A bind mount of a device node shows the devtmpfs as its source and the node's name as its root. */
-function isDeviceBind(m: MountEntry, device: string): boolean {
-  return m.root === `/${basename(device)}`;
-}
-
-function isReadOnlyMode(mode: AccessMode): boolean {
-  return mode === 'SINGLE_NODE_READER_ONLY' || mode === 'MULTI_NODE_READER_ONLY';
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -12,7 +12,7 @@
  * this node type: rbd-fuse works everywhere FUSE does, which is what the driver is built for here.
  */
 import { basename, dirname, join } from 'node:path';
-import { mkdir, open, realpath, rmdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, realpath, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../../../csi/errors.js';
 import { CAP_SYS_RESOURCE, hasCapability } from '../../mount/capabilities.js';
@@ -30,10 +30,11 @@ import {
 import type { LoopDevices } from '../../mount/loop.js';
 import type { MountEntry, Mounter } from '../../mount/mount.js';
 import { hasErrorCode, umount2 } from '../../mount/syscalls.js';
-import type { AccessMode, PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
+import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
 import type { ClusterConfig } from './cluster-config.js';
 import { FuseMounts, type FuseTarget } from './fuse.js';
 import { StashDir, type Stash } from './stash.js';
+import { isDeviceBind, isReadOnlyMode, publishBlock, publishMount, unpublish } from '../publication.js';
 
 export interface RbdNodeOptions {
   stateDir: string;
@@ -167,68 +168,19 @@ export class RbdNode {
 
   async publish(req: PublishRequest): Promise<void> {
     const { volume, stagingPath, targetPath, capability, readonly } = req;
-    const ro = readonly || isReadOnlyMode(capability.accessMode);
     const stash = (await this.stashes.get(volume.id, stagingPath)) ?? (await this.stashes.ofVolume(volume.id))[0];
     if (!stash) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
-    const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
-    const current = await this.opts.mounter.mountAt(targetPath);
-
+    const common = { volumeId: volume.id, targetPath, accessMode: capability.accessMode, readonly };
     if (capability.accessType === 'block') {
-      const attached = await this.attachmentsOf(file);
-      if (attached.length === 0) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (no loop device)`);
-      if (current) {
-        const mine = attached.find((l) => isDeviceBind(current, l.device));
-        if (!mine) throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
-        if (mine.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${mine.readonly}`);
-        return;
-      }
-      await this.refuseSecondWriter(capability.accessMode, targetPath, (m) => attached.some((l) => isDeviceBind(m, l.device)));
-      // A read-only bind does not stop writes to a device node: read-only gets its own loop device.
-      let device = attached.find((l) => l.readonly === ro)?.device;
-      if (!device) {
-        if (!ro) throw new FailedPreconditionError(`volume ${volume.id} is staged read-only; it cannot be published read-write`);
-        device = await this.opts.loops.attach(file, { readonly: true });
-      }
-      await mkdir(dirname(targetPath), { recursive: true });
-      const fh = await open(targetPath, 'a', 0o600);
-      await fh.close();
-      await this.opts.mounter.bindMount(device, targetPath, { readonly: ro });
-      return;
+      const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
+      await publishBlock(this.opts, { ...common, file, attached: await this.attachmentsOf(file) });
+    } else {
+      await publishMount(this.opts, { ...common, stagingPath });
     }
-
-    const staged = await this.opts.mounter.mountAt(stagingPath);
-    if (!staged) throw new FailedPreconditionError(`volume ${volume.id} is not staged at ${stagingPath}`);
-    if (current) {
-      if (current.majorMinor === staged.majorMinor && current.root === staged.root) {
-        if (current.readonly !== ro) throw new AlreadyExistsError(`${targetPath} is already published with readonly=${current.readonly}`);
-        return;
-      }
-      throw new AlreadyExistsError(`${targetPath} already has another mount (${current.source})`);
-    }
-    await this.refuseSecondWriter(
-      capability.accessMode,
-      targetPath,
-      (m) => m.mountPoint !== stagingPath && m.majorMinor === staged.majorMinor && m.root === staged.root,
-    );
-    await mkdir(targetPath, { recursive: true });
-    await this.opts.mounter.bindMount(stagingPath, targetPath, { readonly: ro });
   }
 
   async unpublish(volumeId: string, targetPath: string): Promise<void> {
-    const current = await this.opts.mounter.mountAt(targetPath);
-    if (current) {
-      if (!(await this.isPublicationOf(volumeId, current))) {
-        throw new FailedPreconditionError(`${targetPath} holds another mount (${current.source}), not volume ${volumeId}`);
-      }
-      await this.opts.mounter.unmount(targetPath);
-    }
-    // Ours to remove: the directory (or, for block, the empty file) publish made.
-    await rmdir(targetPath).catch(async (e: NodeJS.ErrnoException) => {
-      if (e.code === 'ENOTDIR') {
-        const st = await stat(targetPath).catch(() => undefined);
-        if (st?.isFile() && st.size === 0) await unlink(targetPath).catch(ignoreMissing);
-      } else if (e.code !== 'ENOENT') throw e;
-    });
+    await unpublish(this.opts.mounter, volumeId, targetPath, (m) => this.isPublicationOf(volumeId, m));
   }
 
   private async isPublicationOf(volumeId: string, m: MountEntry): Promise<boolean> {
@@ -237,13 +189,6 @@ export class RbdNode {
       if (s.accessType === 'block' ? devices.some((d) => isDeviceBind(m, d)) : devices.includes(m.source)) return true;
     }
     return false;
-  }
-
-  /** SINGLE_NODE_SINGLE_WRITER: one publication at a time, even on the same node. */
-  private async refuseSecondWriter(mode: AccessMode, targetPath: string, isPublication: (m: MountEntry) => boolean): Promise<void> {
-    if (mode !== 'SINGLE_NODE_SINGLE_WRITER') return;
-    const other = (await this.opts.mounter.mounts()).find((m) => m.mountPoint !== targetPath && isPublication(m));
-    if (other) throw new FailedPreconditionError(`the volume is SINGLE_NODE_SINGLE_WRITER and already published at ${other.mountPoint}`);
   }
 
   // ------------------------------------------------------------------ expansion and stats
@@ -406,16 +351,4 @@ async function detach(mountPoint: string): Promise<void> {
   }
 }
 
-/** A bind mount of a device node shows the devtmpfs as its source and the node's name as its root. */
-function isDeviceBind(m: MountEntry, device: string): boolean {
-  return m.root === `/${basename(device)}`;
-}
-
-function isReadOnlyMode(mode: AccessMode): boolean {
-  return mode === 'SINGLE_NODE_READER_ONLY' || mode === 'MULTI_NODE_READER_ONLY';
-}
-
-function ignoreMissing(e: NodeJS.ErrnoException): void {
-  if (e.code !== 'ENOENT') throw e;
-}
 
