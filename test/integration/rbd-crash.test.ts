@@ -18,6 +18,8 @@ import type { CsiClient } from '../../src/csi/client.js';
 import { CsiError } from '../../src/csi/errors.js';
 import type { CreateVolumeRequestInput } from '../../src/csi/types.js';
 import { blockCap, MiB, mountCap, pattern, readAt, sha256, status, uniqueName, writeAt, writeSynced } from '../support/csi-helpers.js';
+import { trashList, trashMove, TrashState, trashStateSet } from '../../src/driver/backends/rbd/librbd.js';
+import { Rados } from '../../src/driver/backends/rbd/rados.js';
 import { useCephCluster } from '../support/ceph.js';
 import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
 import { hostMounts, mountAt } from '../support/host-state.js';
@@ -187,6 +189,26 @@ describe('rbd crash safety: kill -9 mid-create and mid-delete; node plugin resta
     const { images, trash } = await ceph.images();
     assert.deepEqual(images.filter((i) => i.startsWith('csi-')), []);
     assert.deepEqual(trash, []);
+  });
+
+  it('a trash move cut short (entry left MOVING, rbd_trash_remove says EUCLEAN) is finished by the next delete', async () => {
+    const vol = (await drv.client.controller.CreateVolume({ name: uniqueName('stuck'), volume_capabilities: [blockCap()], capacity_range: { required_bytes: 8 * MiB } })).volume!;
+    const image = `csi-vol-${uuidOf(vol.volume_id)}`;
+    const { monitors, userID, userKey, pool } = ceph.info;
+    const rados = await Rados.connect({ monitors, user: userID, key: userKey, timeoutSeconds: 30 });
+    try {
+      const io = await rados.ioctx((await rados.poolId(pool))!, pool);
+      // What a driver killed inside rbd_trash_move leaves: out of the directory, the trash entry MOVING.
+      await trashMove(io, image);
+      const entry = (await trashList(io)).find((t) => t.name === image)!;
+      await trashStateSet(io, entry.id, TrashState.MOVING, TrashState.NORMAL);
+      await assert.rejects(trashStateSet(io, entry.id, TrashState.RESTORING, TrashState.NORMAL), 'the entry is MOVING, not NORMAL');
+    } finally {
+      await rados.shutdown();
+    }
+    await drv.client.controller.DeleteVolume({ volume_id: vol.volume_id });
+    const { images, trash } = await ceph.images();
+    assert.deepEqual([...images.filter((i) => i.startsWith('csi-')), ...trash], []);
   });
 
   it('a node plugin restart keeps staged volumes; one whose rbd-fuse died is repaired, publications too', async () => {

@@ -166,6 +166,25 @@ export async function trashRemove(io: IoCtx, id: string): Promise<void> {
   await run('trashRemove', [io.handle, id, false], `rbd_trash_remove ${io.poolName}/${id}`);
 }
 
+/** cls_rbd's TrashImageState (cls/rbd/cls_rbd_types.h), encoded as a u8. */
+export const TrashState = { NORMAL: 0, MOVING: 1, REMOVING: 2, RESTORING: 3 } as const;
+export type TrashState = (typeof TrashState)[keyof typeof TrashState];
+
+/**
+ * Sets the state of a trash entry, as cls_client::trash_state_set does: cls "rbd" method
+ * "trash_state_set" on the pool's rbd_trash object, arguments (id: string, state: u8,
+ * expect_state: u8). A no-op when already in state; ESTALE when in neither.
+ */
+export async function trashStateSet(io: IoCtx, id: string, state: TrashState, expect: TrashState): Promise<void> {
+  const idBytes = Buffer.from(id, 'utf8');
+  const input = Buffer.alloc(4 + idBytes.length + 2);
+  input.writeUInt32LE(idBytes.length, 0);
+  idBytes.copy(input, 4);
+  input.writeUInt8(state, 4 + idBytes.length);
+  input.writeUInt8(expect, 5 + idBytes.length);
+  await io.exec('rbd_trash', 'rbd', 'trash_state_set', input, 16);
+}
+
 export interface TrashEntry {
   id: string;
   name: string;

@@ -50,6 +50,7 @@ const DECLS = {
   readOpOperate: 'int rados_read_op_operate(void *op, void *io, const char *oid, int flags)',
   omapGetNext2: 'int rados_omap_get_next2(void *iter, _Out_ void **key, _Out_ void **val, _Out_ size_t *key_len, _Out_ size_t *val_len)',
   omapGetEnd: 'void rados_omap_get_end(void *iter)',
+  exec: 'int rados_exec(void *io, const char *oid, const char *cls, const char *method, const uint8_t *in_buf, size_t in_len, uint8_t *buf, size_t out_len)',
 } as const;
 
 let lib: LibraryHandle | undefined;
@@ -71,6 +72,17 @@ function fn(name: keyof typeof DECLS): Binding {
 }
 
 const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, no]) => [no, name]));
+/**
+ * Linux errnos Ceph returns that Node has no name or text for, with what they mean coming from
+ * Ceph (never a bare "errno 117").
+ */
+const CEPH_ERRNOS = new Map<number, [name: string, text: string]>([
+  [85, ['ERESTART', 'interrupted operation should be restarted']],
+  [108, ['ESHUTDOWN', 'the client was shut down or blocklisted by the cluster']],
+  [116, ['ESTALE', 'stale state: the object changed under the operation']],
+  [117, ['EUCLEAN', 'left half-done by an interrupted client and needs cleaning up']],
+  [125, ['ECANCELED', 'operation canceled']],
+]);
 
 /** A librados/librbd call that returned -errno. */
 export class CephError extends Error {
@@ -84,9 +96,11 @@ export class CephError extends Error {
     /** Positive errno. */
     readonly errno: number,
   ) {
-    const code = ERRNO_NAMES.get(errno) ?? `errno ${errno}`;
-    const text = getSystemErrorMessage(-errno);
-    super(`${op}: ${code}${text.startsWith('Unknown') ? '' : ` (${text})`}`);
+    const known = CEPH_ERRNOS.get(errno);
+    const code = ERRNO_NAMES.get(errno) ?? known?.[0] ?? `errno ${errno}`;
+    const sys = getSystemErrorMessage(-errno);
+    const text = sys.startsWith('Unknown') ? (known?.[1] ?? 'an error librados/librbd does not describe') : sys;
+    super(`${op}: ${code} (${text})`);
     this.code = code;
   }
 }
@@ -250,6 +264,17 @@ export class IoCtx {
     } finally {
       fn('releaseWriteOp')(op);
     }
+  }
+
+  /**
+   * Calls an object class method (rados_exec), e.g. cls "rbd" method "trash_state_set" on
+   * "rbd_trash"; input is the method's Ceph-encoded arguments. Returns what the method wrote.
+   */
+  async exec(oid: string, cls: string, method: string, input: Buffer, maxOut = 4096): Promise<Buffer> {
+    const out = Buffer.alloc(maxOut);
+    const r = (await callAsync(fn('exec'), [this.handle, oid, cls, method, input, input.length, out, out.length])) as number;
+    const n = check(r, `${cls}.${method} on ${this.poolName}/${oid}`);
+    return out.subarray(0, n);
   }
 
   /** The values of keys on oid (absent keys are left out); undefined when the object does not exist. */

@@ -49,7 +49,20 @@ import { ClusterConfig, type CephCluster } from './cluster-config.js';
 import { Connections } from './connections.js';
 import { cephToCsi } from './errors.js';
 import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from './journal.js';
-import { cloneImage, createImage, FEATURES, Image, removeImage, trashList, trashMove, trashRemove, type ParentSpec } from './librbd.js';
+import {
+  cloneImage,
+  createImage,
+  FEATURES,
+  Image,
+  removeImage,
+  trashList,
+  trashMove,
+  trashRemove,
+  TrashState,
+  trashStateSet,
+  type ParentSpec,
+  type TrashEntry,
+} from './librbd.js';
 import { RbdNode } from './node-staging.js';
 import { isCephError, type IoCtx, type Rados } from './rados.js';
 import { decodeId, encodeId, type CsiIdentifier } from './volume-id.js';
@@ -509,7 +522,12 @@ export class RbdBackend implements Backend {
       if (isCephError(e, 'ENOTEMPTY')) {
         // Its snapshots are in the trash namespace, parents of live clones: they outlive it.
         ctx.log.info({ image }, 'image still has clones; moved to the trash until they are gone');
-        await trashMove(io, image);
+        try {
+          await trashMove(io, image);
+        } catch (e2) {
+          // A retry after a move cut short: rbd_remove already finished it; it is in the trash.
+          if (!isCephError(e2, 'ENOENT')) throw e2;
+        }
       } else if (isCephError(e, 'EBUSY')) {
         const busy = await this.watchedBy(io, image);
         throw new FailedPreconditionError(`image ${io.poolName}/${image} is still being used${busy ? `: ${busy}` : ''}`);
@@ -531,7 +549,7 @@ export class RbdBackend implements Backend {
       for (const entry of await trashList(io)) {
         if (entry.source !== 0 || !/^csi-(vol|snap)-/.test(entry.name)) continue;
         try {
-          await trashRemove(io, entry.id);
+          await this.trashRemoveRepairing(io, entry, ctx);
           removed++;
           ctx.log.info({ pool: io.poolName, image: entry.name }, 'purged a trashed image no clone needs');
         } catch (e) {
@@ -541,6 +559,31 @@ export class RbdBackend implements Backend {
       }
       if (removed === 0) return;
     }
+  }
+
+  /**
+   * rbd_trash_remove, finishing first a trash move of ours cut short: librbd's move adds the trash
+   * entry in state MOVING, removes the image from rbd_id.<name> and rbd_directory, then sets it
+   * NORMAL; a driver killed in between leaves it MOVING, and every removal fails with EUCLEAN.
+   * rbd_trash_move by name does the remaining steps (librbd finds the MOVING entry when the name
+   * is already out of the directory; it may still say ENOENT), then the state is set NORMAL (a
+   * no-op when the move already did).
+   */
+  private async trashRemoveRepairing(io: IoCtx, entry: TrashEntry, ctx: OpContext): Promise<void> {
+    try {
+      await trashRemove(io, entry.id);
+      return;
+    } catch (e) {
+      if (!isCephError(e, 'EUCLEAN')) throw e;
+    }
+    try {
+      await trashMove(io, entry.name);
+    } catch (e) {
+      if (!isCephError(e, 'ENOENT')) throw e;
+    }
+    await trashStateSet(io, entry.id, TrashState.NORMAL, TrashState.MOVING);
+    ctx.log.warn({ pool: io.poolName, image: entry.name, id: entry.id }, 'finished a trash move an earlier driver was killed in');
+    await trashRemove(io, entry.id);
   }
 
   private async watchedBy(io: IoCtx, image: string): Promise<string | undefined> {
