@@ -19,7 +19,11 @@ function repoRoot(): string {
 }
 
 const FIXTURES = join(repoRoot(), 'test', 'fixtures', 'seeds');
-const SEEDS = process.env['STOWAGE_SEEDS_DIR'] ?? '/work/shared/seeds';
+// The seeds sit in shared/ beside the checkout (as CI lays it out), or where the variable says.
+const SEEDS =
+  [process.env['STOWAGE_SEEDS_DIR'], join(repoRoot(), '..', 'shared', 'seeds'), '/work/shared/seeds'].find(
+    (d): d is string => d !== undefined && existsSync(d),
+  ) ?? join(repoRoot(), '..', 'shared', 'seeds');
 
 function load(file: string): KubeObject[] {
   return parseManifests(readFileSync(join(FIXTURES, file), 'utf8'), file);
