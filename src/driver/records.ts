@@ -33,7 +33,7 @@ const COMPACT_SLACK = 1000;
  * fdatasync is far cheaper, and concurrent durable writes share one fdatasync (group commit):
  * ≈4000 writes/s at 8 concurrent callers on the same pool.
  *
- * Guarantees are those of the file-per-record store it replaces: put and remove resolve only once
+ * Guarantees: put and remove resolve only once
  * the change is on disk (unless `durable: false`); after a crash (process or power) every change
  * that resolved is there, later ones may or may not be, and a record is never torn: a line cut
  * short by a power loss is the last one, and is dropped (its caller was never told it succeeded).
@@ -41,7 +41,6 @@ const COMPACT_SLACK = 1000;
  *
  * The journal is rewritten (compacted: one line per live record, written to a temp file, fsynced,
  * renamed over, directory fsynced) at open and whenever it has grown well past the live records.
- * Record files of the older one-file-per-record layout (`<id>.json`) are read at open and folded in.
  */
 export class RecordStore<T extends NamedRecord> {
   /** Durable state: what lookups see. */
@@ -68,24 +67,14 @@ export class RecordStore<T extends NamedRecord> {
   static async open<T extends NamedRecord>(dir: string, opts: RecordStoreOptions = {}): Promise<RecordStore<T>> {
     const store = new RecordStore<T>(dir, opts);
     await mkdir(dir, { recursive: true });
-    const legacy: string[] = [];
     for (const file of await readdir(dir)) {
-      const full = join(dir, file);
-      if (file.includes('.tmp')) {
-        // An interrupted write (old layout) or compaction: the rename never happened, so what it replaced stands.
-        await unlink(full).catch(() => undefined);
-      } else if (file.endsWith('.json')) {
-        const rec = JSON.parse(await readFile(full, 'utf8')) as T;
-        store.written.set(rec.id, rec);
-        legacy.push(full);
-      }
+      // An interrupted compaction: the rename never happened, so the journal it would replace stands.
+      if (file.includes('.tmp')) await unlink(join(dir, file)).catch(() => undefined);
     }
     await store.replay();
     for (const rec of store.written.values()) store.index(rec);
-    // Start every run from a compact journal; legacy files go only once their records are in it.
+    // Start every run from a compact journal.
     await store.compact();
-    for (const file of legacy) await unlink(file);
-    if (legacy.length > 0) await syncDir(dir);
     return store;
   }
 
