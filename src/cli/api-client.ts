@@ -23,6 +23,7 @@ export interface ListOptions {
 export interface DeleteOptions {
   propagationPolicy?: 'Foreground' | 'Background' | 'Orphan';
   preconditions?: { uid?: string; resourceVersion?: string };
+  gracePeriodSeconds?: number;
 }
 
 /** An error answer from the server: its Status, as kubectl shows it. */

@@ -18,6 +18,22 @@ interface DeleteFlags {
   wait: boolean;
   timeout: string;
   ignoreNotFound?: boolean;
+  gracePeriod?: string;
+  force?: boolean;
+}
+
+/** --grace-period / --force as DeleteOptions (kubectl: --force alone means --grace-period=0). */
+function graceOptions(flags: DeleteFlags): { gracePeriodSeconds?: number } {
+  if (flags.force) {
+    if (flags.gracePeriod !== undefined && Number(flags.gracePeriod) !== 0) throw new CliError('error: --force requires --grace-period=0');
+    process.stderr.write('Warning: Immediate deletion does not wait for confirmation that the running resource has been terminated. The resource may continue to run on the cluster indefinitely.\n');
+    return { gracePeriodSeconds: 0 };
+  }
+  if (flags.gracePeriod === undefined) return {};
+  const seconds = Number(flags.gracePeriod);
+  if (!Number.isSafeInteger(seconds) || seconds < 0) throw new CliError(`error: --grace-period must be a whole number of seconds, not ${JSON.stringify(flags.gracePeriod)}`);
+  // kubectl: 0 without --force means 1 (the node still gets to stop the pod).
+  return { gracePeriodSeconds: seconds === 0 ? 1 : seconds };
 }
 
 interface Target {
@@ -71,6 +87,8 @@ export function registerDeleteCommand(program: Command): void {
     .option('--no-wait', 'return as soon as deletion has begun')
     .option('--timeout <duration>', 'how long to wait, e.g. 60s; 0 waits without limit', '0')
     .option('--ignore-not-found', 'treat "not found" as success')
+    .option('--grace-period <seconds>', 'pods: seconds their node may take to stop them (0: remove at once; default the pod\'s own)')
+    .option('--force', 'with --grace-period=0: remove pods at once, without waiting for their node')
     .action(
       clientAction(async (kind: string | undefined, names: string[], flags: DeleteFlags, command: Command) => {
         const g = globalFlags(command);
@@ -115,7 +133,7 @@ export function registerDeleteCommand(program: Command): void {
           client ??= await connect(g);
           for (const t of targets) {
             try {
-              const last = await client.delete(t.resource, t.namespace, t.name);
+              const last = await client.delete(t.resource, t.namespace, t.name, graceOptions(flags));
               deleted.push({ ...t, uid: last.metadata.uid });
               process.stdout.write(`${deletedLine(t.resource, t.name)}\n`);
             } catch (err) {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { DEFAULT_RBD_STATE_DIR } from '../driver/defaults.js';
+import { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR } from '../driver/defaults.js';
 import { parseQuantity } from './quantity.js';
 
 interface DriverFlags {
@@ -10,6 +10,7 @@ interface DriverFlags {
   localPoolSize: string;
   cephConfig?: string;
   rbdStateDir?: string;
+  cephfsStateDir?: string;
   cephTimeout: string;
   rbdMaxCloneDepth: string;
   driverName?: string;
@@ -20,21 +21,23 @@ interface DriverFlags {
   maxVolumesPerNode: string;
 }
 
-const DRIVER_NAMES: Record<string, string> = { local: 'local.csi.stowage.dev', rbd: 'rbd.csi.stowage.dev' };
+const DRIVER_NAMES: Record<string, string> = { local: 'local.csi.stowage.dev', rbd: 'rbd.csi.stowage.dev', cephfs: 'cephfs.csi.stowage.dev' };
+const BACKENDS = ['local', 'rbd', 'cephfs'] as const;
 
 export function registerDriverCommand(program: Command): void {
   program
     .command('driver')
     .description('serve the CSI Identity, Controller and Node services on a unix socket')
-    .option('--backend <name>', 'storage backend: local or rbd', 'local')
+    .option('--backend <name>', 'storage backend: local, rbd or cephfs', 'local')
     .option('--endpoint <endpoint>', 'unix socket: unix:///path/csi.sock or /path (default $CSI_ENDPOINT)')
     .option('--node-id <id>', 'this node\'s ID, reported by NodeGetInfo')
     .option('--local-dir <dir>', 'local backend: the pool directory (btrfs, or a pool.img is created in it)')
     .option('--local-pool-size <size>', 'local backend: size of pool.img when one is created', '20Gi')
-    .option('--ceph-config <file>', 'rbd backend: ceph-csi\'s cluster list, [{"clusterID": ..., "monitors": ["host:port", ...]}]')
+    .option('--ceph-config <file>', 'rbd and cephfs backends: ceph-csi\'s cluster list, [{"clusterID": ..., "monitors": ["host:port", ...]}]')
     // Not --state-dir: that is the program-wide option naming `stowage up`'s state directory.
     .option('--rbd-state-dir <dir>', 'rbd backend: node state (staging records, rbd-fuse mounts)', DEFAULT_RBD_STATE_DIR)
-    .option('--ceph-timeout <seconds>', 'rbd backend: how long a Ceph connection or operation may take', '10')
+    .option('--cephfs-state-dir <dir>', 'cephfs backend: node state (staging records, ceph-fuse keyfiles)', DEFAULT_CEPHFS_STATE_DIR)
+    .option('--ceph-timeout <seconds>', 'rbd and cephfs backends: how long a Ceph connection or operation may take', '10')
     .option('--rbd-max-clone-depth <n>', 'rbd backend: clones with more parents than this are flattened', '4')
     .option('--driver-name <name>', 'CSI driver name (default <backend>.csi.stowage.dev)')
     .option('--controller', 'serve the Controller service')
@@ -46,9 +49,10 @@ export function registerDriverCommand(program: Command): void {
       const endpoint = flags.endpoint ?? process.env['CSI_ENDPOINT'];
       if (!endpoint) throw new Error('--endpoint is required (or set CSI_ENDPOINT)');
       if (!flags.nodeId) throw new Error('--node-id is required');
-      if (flags.backend !== 'local' && flags.backend !== 'rbd') throw new Error(`--backend ${flags.backend} is not available (backends: local, rbd)`);
+      const backend = BACKENDS.find((b) => b === flags.backend);
+      if (!backend) throw new Error(`--backend ${flags.backend} is not available (backends: ${BACKENDS.join(', ')})`);
       if (flags.backend === 'local' && !flags.localDir) throw new Error('--local-dir is required for the local backend');
-      if (flags.backend === 'rbd' && !flags.cephConfig) throw new Error('--ceph-config is required for the rbd backend');
+      if ((backend === 'rbd' || backend === 'cephfs') && !flags.cephConfig) throw new Error(`--ceph-config is required for the ${backend} backend`);
       const cephTimeout = Number(flags.cephTimeout);
       if (!Number.isSafeInteger(cephTimeout) || cephTimeout < 1) throw new Error('--ceph-timeout must be a whole number of seconds');
       const maxCloneDepth = Number(flags.rbdMaxCloneDepth);
@@ -60,7 +64,7 @@ export function registerDriverCommand(program: Command): void {
       // Loaded only when the driver runs: client commands need none of it.
       const { startDriver } = await import('../driver/driver.js');
       const driver = await startDriver({
-        backend: flags.backend,
+        backend,
         endpoint,
         nodeId: flags.nodeId,
         driverName: flags.driverName ?? DRIVER_NAMES[flags.backend]!,
@@ -68,7 +72,8 @@ export function registerDriverCommand(program: Command): void {
         node: both || flags.node === true,
         ...(flags.localDir ? { localDir: flags.localDir, localPoolSizeBytes: parseQuantity(flags.localPoolSize) } : {}),
         ...(flags.cephConfig ? { cephConfig: flags.cephConfig } : {}),
-        ...(flags.rbdStateDir ? { stateDir: flags.rbdStateDir } : {}),
+        ...(backend === 'rbd' && flags.rbdStateDir ? { stateDir: flags.rbdStateDir } : {}),
+        ...(backend === 'cephfs' && flags.cephfsStateDir ? { stateDir: flags.cephfsStateDir } : {}),
         cephTimeoutSeconds: cephTimeout,
         maxCloneDepth,
         maxVolumesPerNode: maxVolumes,

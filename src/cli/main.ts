@@ -27,14 +27,18 @@ if (process.argv[2] !== 'driver') {
     import('./describe-command.js'),
     import('./delete-command.js'),
     import('./demo-command.js'),
+    import('./node-command.js'),
+    import('./pod-commands.js'),
   ]);
-  const [up, apply, get, describe, del, demo] = commands;
+  const [up, apply, get, describe, del, demo, node, pods] = commands;
   up.registerUpCommand(program);
   apply.registerApplyCommand(program);
   get.registerGetCommand(program);
   describe.registerDescribeCommand(program);
   del.registerDeleteCommand(program);
   demo.registerDemoCommand(program);
+  node.registerNodeCommand(program);
+  pods.registerPodCommands(program);
 }
 registerDriverCommand(program);
 if (process.argv[2] !== 'driver') (await import('./ceph-dev-command.js')).registerCephDevCommand(program);

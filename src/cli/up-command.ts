@@ -9,6 +9,7 @@ export const DEFAULT_STORAGE_CLASS = 'local';
 
 export interface UpFlags {
   nodeName?: string;
+  nodes?: string;
   poolSize: string;
   listen?: string[];
   logLevel: string;
@@ -24,8 +25,9 @@ function collect(value: string, previous: string[] = []): string[] {
 export function registerUpCommand(program: Command): void {
   program
     .command('up')
-    .description('start the control plane and a local CSI driver, in the foreground (Ctrl-C stops both)')
-    .option('--node-name <name>', 'this node\'s name (Node, CSINode, topology)', hostname())
+    .description('start the control plane and its nodes (local CSI driver, node agent), in the foreground (Ctrl-C stops them; pods keep running)')
+    .option('--node-name <name>', 'the node\'s name when there is one (Node, CSINode, topology)', hostname())
+    .option('--nodes <n>', 'run N nodes on this machine (node-1…node-N), each with its own agent, pool and CSI node plugin', '1')
     .option('--pool-size <size>', 'size of the local driver\'s pool image when it is created', '20Gi')
     .option('--listen <address>', 'API address: unix:///path or http://127.0.0.1:PORT (repeatable; default unix://<state-dir>/api.sock)', collect)
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')

@@ -4,15 +4,13 @@
 //   csi.sock                          the local driver's socket
 //   pool/                             the driver's pool (pool.img mounted on pool/pool)
 import { readdir, readFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { StorageClass } from '../control/api/types/storage.js';
 import { startControlPlane, type ControlPlane } from '../control/control-plane.js';
-import { registerDriver } from '../control/controllers/driver-registry.js';
+import { declareEmbeddedNode, EmbeddedNodes, nodeRoot } from '../control/node/embedded-nodes.js';
 import type { Store } from '../control/store/store.js';
 import { releasePool } from '../driver/backends/local/pool-release.js';
-import { startDriver, type RunningDriver } from '../driver/driver.js';
 import { parseMountInfo } from '../driver/mount/mount.js';
 import { type GlobalFlags, readServerInfo, stateDirOf } from './connection.js';
 import { CliError } from './errors.js';
@@ -58,6 +56,14 @@ async function poolUsers(poolRoot: string): Promise<string[]> {
   return users;
 }
 
+/** The nodes `up` declares: --nodes N gives node-1…node-N; one node is named by --node-name. */
+export function embeddedNodeNames(flags: Pick<UpFlags, 'nodes' | 'nodeName'>): string[] {
+  const count = Number(flags.nodes ?? '1');
+  if (!Number.isSafeInteger(count) || count < 1 || count > 64) throw new CliError(`error: --nodes must be a whole number from 1 to 64, not ${JSON.stringify(flags.nodes)}`);
+  if (count === 1) return [flags.nodeName ?? 'node-1'];
+  return Array.from({ length: count }, (_, i) => `node-${i + 1}`);
+}
+
 class Interrupted extends Error {
   constructor(signal: NodeJS.Signals) {
     super(`interrupted by ${signal}`);
@@ -75,24 +81,26 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
   const token = g.token ?? (process.env['STOWAGE_TOKEN'] || undefined);
 
   let plane: ControlPlane | undefined;
-  let driver: RunningDriver | undefined;
-  const localDir = join(stateDir, 'pool');
-  const endpoint = `unix://${join(stateDir, 'csi.sock')}`;
+  let nodes: EmbeddedNodes | undefined;
+  const nodeNames = flags.localDriver ? embeddedNodeNames(flags) : [];
 
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
+      const started = nodes?.names() ?? [];
+      await nodes?.stop();
       await plane?.stop().catch((err: unknown) => log.error({ err }, 'control plane stop failed'));
-      await driver?.stop().catch((err: unknown) => log.error({ err }, 'driver stop failed'));
-      if (driver !== undefined && !flags.keepPool) {
+      if (flags.keepPool) return;
+      for (const name of started) {
+        const localDir = join(nodeRoot(stateDir, name), 'pool');
         const users = await poolUsers(join(localDir, 'pool')).catch(() => ['?']);
         if (users.length === 0) {
           await releasePool(localDir).then(
-            () => upLog.info({ pool: localDir }, 'pool released'),
-            (err: unknown) => upLog.error({ err }, 'could not release the pool'),
+            () => upLog.info({ node: name, pool: localDir }, 'pool released'),
+            (err: unknown) => upLog.error({ err, node: name }, 'could not release the pool'),
           );
         } else {
-          upLog.warn({ pool: localDir, inUse: users.length }, 'pool stays mounted: volumes are still staged or published');
+          upLog.warn({ node: name, pool: localDir, inUse: users.length }, 'pool stays mounted: volumes are still staged or published (pods keep running; the next `stowage up` picks them up)');
         }
       }
     })());
@@ -138,24 +146,16 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
     });
     if (flags.defaultStorageClass) ensureDefaultStorageClass(plane.store, upLog);
     if (flags.localDriver) {
-      driver = await startDriver({
-        backend: 'local',
-        endpoint,
-        nodeId: flags.nodeName ?? hostname(),
-        driverName: LOCAL_DRIVER_NAME,
-        controller: true,
-        node: true,
-        localDir,
-        localPoolSizeBytes: poolBytes,
-        maxVolumesPerNode: 256,
-        logLevel: flags.logLevel,
-        logger: log.child({ component: 'driver' }),
-      });
-      checkInterrupted();
-      await driver.backendReady;
-      checkInterrupted();
-      const registered = await registerDriver(plane.store, { endpoint, ...(flags.nodeName ? { nodeName: flags.nodeName } : {}) });
-      upLog.info({ driver: registered.driverName, node: registered.nodeName, endpoint }, 'CSI driver registered');
+      nodes = new EmbeddedNodes({ plane, stateDir, poolBytes, logLevel: flags.logLevel, logger: log });
+      for (const name of nodeNames) declareEmbeddedNode(plane.store, name);
+      await plane.store.flushed();
+      nodes.watch();
+      for (const name of nodeNames) {
+        const node = await nodes.ensure(name);
+        checkInterrupted();
+        if (node === undefined) throw new Error(`node ${name} could not start (see the log above)`);
+        upLog.info({ node: name, driver: LOCAL_DRIVER_NAME }, 'node ready');
+      }
     }
     checkInterrupted();
     starting = false;

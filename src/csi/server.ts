@@ -137,7 +137,11 @@ class CallRunner {
     const log = this.logger.child({ reqId: requestId });
     const abort = new AbortController();
     const deadlineTimer = this.watchDeadline(call, abort);
+    // grpc-js also signals 'cancelled' when the stream closes after a normal answer: only a
+    // cancellation that comes while the handler still works means anything (and is worth an error).
+    let answered = false;
     call.on('cancelled', () => {
+      if (answered) return;
       clearTimeout(deadlineTimer);
       const expired = Number(call.getDeadline()) <= Date.now();
       abort.abort(expired ? new DeadlineExceededError('deadline exceeded') : new CsiError(grpc.status.CANCELLED, 'cancelled by the client'));
@@ -158,6 +162,7 @@ class CallRunner {
       failure = err;
       status = toGrpcStatus(err);
     }
+    answered = true;
     clearTimeout(deadlineTimer);
 
     if (response) {

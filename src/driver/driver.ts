@@ -1,4 +1,4 @@
-import { DEFAULT_RBD_STATE_DIR } from './defaults.js';
+import { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR } from './defaults.js';
 import { pino, type Logger } from 'pino';
 import type { Server } from 'node:http';
 import { UnavailableError } from '../csi/errors.js';
@@ -17,7 +17,7 @@ import { nodeService } from './node.js';
 export const DRIVER_VERSION = '0.1.0';
 
 export interface DriverOptions {
-  backend: 'local' | 'rbd';
+  backend: 'local' | 'rbd' | 'cephfs';
   endpoint: string;
   nodeId: string;
   driverName: string;
@@ -26,11 +26,11 @@ export interface DriverOptions {
   /** local backend: the pool directory and the size of pool.img. */
   localDir?: string;
   localPoolSizeBytes?: number;
-  /** rbd backend: ceph-csi's cluster list (JSON file). */
+  /** rbd and cephfs backends: ceph-csi's cluster list (JSON file). */
   cephConfig?: string;
-  /** rbd backend: node state (stashes, rbd-fuse mounts). */
+  /** rbd backend: node state (stashes, rbd-fuse mounts); cephfs: stashes and ceph-fuse keyfiles. */
   stateDir?: string;
-  /** rbd backend: seconds a Ceph connection or operation may take. */
+  /** rbd and cephfs backends: seconds a Ceph connection or operation may take. */
   cephTimeoutSeconds?: number;
   /** rbd backend: clones deeper than this are flattened. */
   maxCloneDepth?: number;
@@ -53,7 +53,10 @@ export interface RunningDriver {
  * is open Probe says not ready and every other call answers UNAVAILABLE.
  */
 export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
-  const log = opts.logger ?? pino({ level: opts.logLevel, base: { driver: opts.driverName, node: opts.nodeId } });
+  // Asynchronous stdout: lines logged while a write is under way go out together in the next one,
+  // instead of one write(2) (and one wake-up of the reader) per line. Flushed at exit.
+  const log =
+    opts.logger ?? pino({ level: opts.logLevel, base: { driver: opts.driverName, node: opts.nodeId } }, pino.destination({ dest: 1, sync: false }));
   const runner = new ExecRunner(log);
   const mounter = new Mounter(runner);
   const loops = new LoopDevices();
@@ -108,10 +111,11 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
 
 /** Paths a CO may never hand the node service: the backend's own storage. */
 function ownPaths(opts: DriverOptions): string[] {
-  return opts.backend === 'local' ? [opts.localDir ?? ''] : [opts.stateDir ?? DEFAULT_RBD_STATE_DIR];
+  if (opts.backend === 'local') return [opts.localDir ?? ''];
+  return [opts.stateDir ?? (opts.backend === 'cephfs' ? DEFAULT_CEPHFS_STATE_DIR : DEFAULT_RBD_STATE_DIR)];
 }
 
-export { DEFAULT_RBD_STATE_DIR };
+export { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR };
 
 async function openBackend(
   opts: DriverOptions,
@@ -134,6 +138,25 @@ async function openBackend(
       ...deps,
     });
     deps.log.info({ clusters: config.clusters.map((c) => c.clusterID), stateDir: opts.stateDir }, 'rbd backend ready');
+    return b;
+  }
+  if (opts.backend === 'cephfs') {
+    if (!opts.cephConfig) throw new Error('the cephfs backend needs --ceph-config');
+    const { ClusterConfig } = await import('./backends/rbd/cluster-config.js');
+    const config = await ClusterConfig.load(opts.cephConfig);
+    // Loaded only for cephfs: it brings koffi bindings to librados and libcephfs.
+    const { CephfsBackend } = await import('./backends/cephfs/cephfs-backend.js');
+    const stateDir = opts.stateDir ?? DEFAULT_CEPHFS_STATE_DIR;
+    const b = await CephfsBackend.open({
+      config,
+      stateDir,
+      nodeId: opts.nodeId,
+      maxVolumesPerNode: opts.maxVolumesPerNode,
+      timeoutSeconds: opts.cephTimeoutSeconds ?? 10,
+      node: opts.node,
+      ...deps,
+    });
+    deps.log.info({ clusters: config.clusters.map((c) => c.clusterID), stateDir }, 'cephfs backend ready');
     return b;
   }
   if (!opts.localDir || opts.localPoolSizeBytes === undefined) throw new Error('the local backend needs --local-dir');

@@ -161,12 +161,28 @@ const event = define<Event>(
   ['SUBOBJECT', 'SOURCE', 'FIRST SEEN', 'COUNT', 'NAME'],
 );
 
+interface ContainerStatusView {
+  ready?: boolean;
+  restartCount?: number;
+  state?: { waiting?: { reason?: string }; running?: object; terminated?: { reason?: string; exitCode?: number; signal?: number } };
+}
+
+/** READY, STATUS and RESTARTS as kubectl prints them (a container's waiting or terminated reason wins). */
 function podStatus(o: Pod): { ready: string; status: string; restarts: string } {
-  const statuses = (o.status?.['containerStatuses'] as { ready?: boolean; restartCount?: number }[] | undefined) ?? [];
+  const statuses = (o.status?.['containerStatuses'] as ContainerStatusView[] | undefined) ?? [];
   const total = o.spec?.containers?.length ?? 0;
   const ready = statuses.filter((s) => s.ready).length;
   const restarts = statuses.reduce((n, s) => n + (s.restartCount ?? 0), 0);
   let status = o.status?.reason || o.status?.phase || 'Pending';
+  let running = false;
+  for (const c of [...statuses].reverse()) {
+    const waiting = c.state?.waiting?.reason;
+    const terminated = c.state?.terminated;
+    if (waiting) status = waiting;
+    else if (terminated) status = terminated.reason || (terminated.signal ? `Signal:${terminated.signal}` : `ExitCode:${terminated.exitCode ?? 0}`);
+    else if (c.state?.running && c.ready) running = true;
+  }
+  if (status === 'Completed' && running) status = 'Running';
   if (o.metadata.deletionTimestamp) status = 'Terminating';
   return { ready: `${ready}/${total}`, status, restarts: String(restarts) };
 }

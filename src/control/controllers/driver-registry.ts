@@ -25,6 +25,12 @@ import type { Informer } from './informer.js';
 export const CONTROLLER_ENDPOINT_ANNOTATION = 'stowage.dev/controller-endpoint';
 /** On a CSINode: JSON object {driverName: "unix:///socket"} of the node's Node-service sockets. */
 export const NODE_ENDPOINTS_ANNOTATION = 'stowage.dev/endpoints';
+/**
+ * On a CSIDriver: "true" when every node runs the driver's Controller service for its own storage
+ * (external-provisioner's node-deployment, as for local volumes): Controller calls about a volume
+ * go to the Node-service socket of the volume's node, from its CSINode.
+ */
+export const CONTROLLER_PER_NODE_ANNOTATION = 'stowage.dev/controller-per-node';
 /** The label every Node carries (kubelet sets it). */
 export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
 
@@ -122,10 +128,23 @@ export class DriverRegistry {
     return this.csiDrivers.get(driverName);
   }
 
-  /** A client for the driver's Controller service; undefined when the driver is not registered. */
-  controllerClient(driverName: string): CsiClient | undefined {
+  /**
+   * A client for the driver's Controller service; undefined when the driver is not registered.
+   * With `nodeName`, a driver registered per node (CONTROLLER_PER_NODE_ANNOTATION) is reached on
+   * that node's socket.
+   */
+  controllerClient(driverName: string, nodeName?: string): CsiClient | undefined {
+    if (nodeName !== undefined && this.controllerPerNode(driverName)) {
+      const endpoint = this.nodeEndpoint(driverName, nodeName);
+      if (endpoint !== undefined) return this.clientFor(endpoint).client;
+    }
     const endpoint = this.controllerEndpoint(driverName);
     return endpoint === undefined ? undefined : this.clientFor(endpoint).client;
+  }
+
+  /** Whether each node serves the driver's Controller service for its own volumes. */
+  controllerPerNode(driverName: string): boolean {
+    return this.csiDrivers.get(driverName)?.metadata.annotations?.[CONTROLLER_PER_NODE_ANNOTATION] === 'true';
   }
 
   /** The driver's Node-service endpoint on a node, from its CSINode. */
@@ -232,6 +251,8 @@ export interface RegisterDriverOptions {
   nodeName?: string;
   /** Deadline of each registration call. Default 10 s. */
   timeoutMs?: number;
+  /** Each node serves the Controller service for its own storage (see CONTROLLER_PER_NODE_ANNOTATION). */
+  controllerPerNode?: boolean;
 }
 
 export interface RegisteredDriver {
@@ -282,6 +303,7 @@ export async function registerDriver(store: Store, options: RegisterDriverOption
       const annotations = { ...existing?.metadata.annotations };
       if (controllerEndpoint) annotations[CONTROLLER_ENDPOINT_ANNOTATION] = controllerEndpoint;
       else delete annotations[CONTROLLER_ENDPOINT_ANNOTATION];
+      if (options.controllerPerNode && controllerEndpoint) annotations[CONTROLLER_PER_NODE_ANNOTATION] = 'true';
       if (existing === undefined) {
         store.create<CSIDriver>({
           apiVersion: 'storage.k8s.io/v1',

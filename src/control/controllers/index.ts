@@ -1,14 +1,19 @@
 // All storage controllers of the embedded control plane, on one store: shared informers, the driver
-// registry, the event recorder, and the binder, provisioner and protection controllers.
+// registry, the event recorder, and the binder, provisioner, protection, scheduler, attach/detach
+// and attacher controllers.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
+import type { PersistentVolumeClaim } from '../api/types/core.js';
+import { AttachDetachController } from './attach-detach.js';
+import { Attacher } from './attacher.js';
 import { Binder } from './binder.js';
 import { DriverRegistry } from './driver-registry.js';
-import { EventBroadcaster } from './events.js';
+import { EventBroadcaster, type EventSink } from './events.js';
 import { InformerFactory } from './informer.js';
 import { ProtectionController } from './protection.js';
 import { Provisioner } from './provisioner.js';
+import { Scheduler } from './scheduler.js';
 
 export interface ControllerOptions {
   /** Resync period of the informers (every object re-synced): the level-triggered safety net. Default 30 s; 0 disables. */
@@ -23,6 +28,8 @@ export interface ControllerOptions {
   maxDelayMs?: number;
   /** Longest an Event waits while the controllers are busy (they go first). Default 5000 ms; 0: written at once. */
   eventMaxDelayMs?: number;
+  /** Run the volume-aware pod scheduler (pods without spec.nodeName get a node). Default true. */
+  scheduler?: boolean;
 }
 
 export interface Controllers {
@@ -31,6 +38,10 @@ export interface Controllers {
   readonly binder: Binder;
   readonly provisioner: Provisioner;
   readonly protection: ProtectionController;
+  /** Undefined when started with scheduler: false. */
+  readonly scheduler: Scheduler | undefined;
+  readonly attachDetach: AttachDetachController;
+  readonly attacher: Attacher;
   readonly events: EventBroadcaster;
   /** Whether every controller's queue is empty and no sync is running (retry timers may be pending). */
   idle(): boolean;
@@ -56,11 +67,20 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     ...(options.eventMaxDelayMs === undefined ? {} : { maxDelayMs: options.eventMaxDelayMs }),
   });
   const backoff = { ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }), ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }) };
+  // The scheduler hears of failed provisioning (to try another node for WaitForFirstConsumer claims).
+  let scheduler: Scheduler | undefined;
+  const provisionerEvents = events.recorder('stowage-csi-provisioner');
+  const provisionerRecorder: EventSink = {
+    event(obj, type, reason, message) {
+      provisionerEvents.event(obj, type, reason, message);
+      if (reason === 'ProvisioningFailed' && obj.kind === 'PersistentVolumeClaim') scheduler?.provisioningFailed(obj as PersistentVolumeClaim);
+    },
+  };
   const provisioner = new Provisioner({
     store,
     informers,
     registry,
-    recorder: events.recorder('stowage-csi-provisioner'),
+    recorder: provisionerRecorder,
     logger: log,
     ...(options.provisionerConcurrency === undefined ? {} : { concurrency: options.provisionerConcurrency }),
     ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
@@ -77,13 +97,29 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     ...backoff,
   });
   const protection = new ProtectionController({ store, informers, logger: log, ...backoff });
+  if (options.scheduler !== false) scheduler = new Scheduler({ store, informers, registry, recorder: events.recorder('default-scheduler'), logger: log, ...backoff });
+  const attachDetach = new AttachDetachController({ store, informers, registry, recorder: events.recorder('attachdetach-controller'), logger: log, ...backoff });
+  const attacher = new Attacher({
+    store,
+    informers,
+    registry,
+    recorder: events.recorder('csi-attacher'),
+    logger: log,
+    ...(options.provisionerConcurrency === undefined ? {} : { concurrency: options.provisionerConcurrency }),
+    ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
+    ...backoff,
+  });
 
-  const loops = [binder.claims, binder.volumes, provisioner.loop, protection.claims, protection.volumes];
+  const loops = [binder.claims, binder.volumes, provisioner.loop, protection.claims, protection.volumes, attachDetach.loop, attacher.attachments, attacher.volumes];
+  if (scheduler !== undefined) loops.push(scheduler.loop);
   loopsIdle = () => loops.every((l) => l.idle);
   informers.start();
   binder.start();
   provisioner.start();
   protection.start();
+  scheduler?.start();
+  attachDetach.start();
+  attacher.start();
   log.info('storage controllers started');
 
   let stopping: Promise<void> | undefined;
@@ -93,12 +129,15 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     binder,
     provisioner,
     protection,
+    scheduler,
+    attachDetach,
+    attacher,
     events,
     idle: () => loopsIdle() && events.pending === 0,
     stop: () =>
       (stopping ??= (async () => {
         informers.stop();
-        await Promise.all([binder.stop(), provisioner.stop(), protection.stop()]);
+        await Promise.all([binder.stop(), provisioner.stop(), protection.stop(), scheduler?.stop(), attachDetach.stop(), attacher.stop()]);
         events.close();
         registry.close();
         log.info('storage controllers stopped');

@@ -50,6 +50,7 @@ import {
   PV_PROTECTION_FINALIZER,
   storageProvisioner,
   ANN_BIND_COMPLETED,
+  nodeSelectorMatches,
 } from './volume-util.js';
 
 const PREFIX = 'csi.storage.k8s.io/';
@@ -142,7 +143,7 @@ export function secretReference(sc: StorageClass, kind: SecretKind, pvName: stri
   return { name: resolvedName, namespace: resolvedNamespace };
 }
 
-function decodeSecret(secret: Secret): Record<string, string> {
+export function decodeSecret(secret: Secret): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(secret.data ?? {})) out[k] = Buffer.from(v, 'base64').toString('utf8');
   for (const [k, v] of Object.entries(secret.stringData ?? {})) out[k] = v;
@@ -274,7 +275,7 @@ export class Provisioner implements VolumeDeleter {
     const sc = this.classes.get(claimClass(pvc));
     if (sc === undefined) return;
     const driverName = sc.provisioner;
-    const client = this.registry.controllerClient(driverName);
+    const client = this.registry.controllerClient(driverName, annotation(pvc, ANN_SELECTED_NODE));
     // Not registered: the binder says so on the claim; registration requeues the claim.
     if (client === undefined) return;
     const pvName = volumeNameFor(pvc);
@@ -527,11 +528,25 @@ export class Provisioner implements VolumeDeleter {
     return this.registry.isRegistered(driver) ? 'yes' : 'unregistered';
   }
 
+  /** The node a volume lives on, for drivers whose controller runs per node: the node its affinity allows. */
+  private volumeNode(pv: PersistentVolume): string | undefined {
+    const driver = pv.spec.csi?.driver ?? '';
+    if (!this.registry.controllerPerNode(driver)) return undefined;
+    const required = pv.spec.nodeAffinity?.required;
+    if (required === undefined) return undefined;
+    for (const csiNode of this.registry.nodesWithDriver(driver)) {
+      const name = csiNode.metadata.name ?? '';
+      const node = this.store.get('nodes', undefined, name);
+      if (nodeSelectorMatches(required, name, node?.metadata.labels)) return name;
+    }
+    return undefined;
+  }
+
   /** DeleteVolume for a released volume, with the secret recorded when it was provisioned. */
   async deleteVolume(pv: PersistentVolume, signal: AbortSignal): Promise<void> {
     const csi = pv.spec.csi;
     if (csi === undefined) throw new Error(`volume ${pv.metadata.name ?? ''} is not a CSI volume`);
-    const client: CsiClient | undefined = this.registry.controllerClient(csi.driver);
+    const client: CsiClient | undefined = this.registry.controllerClient(csi.driver, this.volumeNode(pv));
     if (client === undefined) throw new Error(`CSI driver "${csi.driver}" is not registered`);
     let secrets: Record<string, string> = {};
     const name = annotation(pv, ANN_DELETION_SECRET_NAME);

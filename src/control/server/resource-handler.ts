@@ -1,6 +1,6 @@
 // The verbs on resources: list/watch and create on collections; get, update (PUT), patch and
-// delete on items and their /status. Request objects are checked against the URL (kind, name,
-// namespace) before the store sees them.
+// delete on items and their /status; POST on a pod's /binding. Request objects are checked against
+// the URL (kind, name, namespace) before the store sees them.
 //
 // Every answer waits for store.flushed(): a write is acknowledged only once it is durable, and a
 // read never shows a client a write that a crash could still take back (the store commits in
@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ResourceInfo } from '../api/registry.js';
 import type { KubeList, KubeObject } from '../api/types/meta.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError, UnsupportedMediaTypeError } from '../store/errors.js';
+import { parseBinding } from '../store/binding.js';
 import type { DeleteOptions, PropagationPolicy, Store } from '../store/store.js';
 import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
 import { findDirective, mergePatch } from './merge-patch.js';
@@ -90,11 +91,15 @@ function deleteOptions(body: Buffer, req: IncomingMessage, query: URLSearchParam
     propagationPolicy?: PropagationPolicy;
     orphanDependents?: boolean;
     preconditions?: { uid?: string; resourceVersion?: string };
+    gracePeriodSeconds?: number;
   };
+  const graceText = query.get('gracePeriodSeconds');
+  const grace = graceText !== null && /^-?\d+$/.test(graceText) ? Number(graceText) : fromBody.gracePeriodSeconds;
   const policy = query.get('propagationPolicy') ?? fromBody.propagationPolicy ?? (fromBody.orphanDependents === true ? 'Orphan' : undefined);
   return {
     ...(policy === undefined || policy === null ? {} : { propagationPolicy: policy as PropagationPolicy }),
     ...(fromBody.preconditions === undefined ? {} : { preconditions: fromBody.preconditions }),
+    ...(typeof grace === 'number' && Number.isFinite(grace) ? { gracePeriodSeconds: grace } : {}),
   };
 }
 
@@ -107,6 +112,13 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
     if (obj === undefined) throw new NotFoundError(resource, name);
     return obj;
   };
+  if (subresource === 'binding') {
+    if (req.method !== 'POST') throw new MethodNotAllowedError(req.method ?? '', `${resource.plural}/binding`);
+    const { nodeName, options } = parseBinding(parseBody(await readBody(req), mediaType(req)), name);
+    store.bindPod(r.namespace, name, nodeName, options);
+    await reply(store, res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
+    return;
+  }
   const updateOptions = subresource === 'status' ? { subresource } : {};
 
   switch (req.method) {

@@ -1,6 +1,7 @@
 // Kubernetes REST paths → what they address:
 //   /api/v1/{plural}[/{name}[/status]]                         core, cluster-scoped (or all namespaces)
 //   /api/v1/namespaces/{ns}/{plural}[/{name}[/status]]         core, namespaced
+//   /api/v1/namespaces/{ns}/pods/{name}/binding                 a pod's binding (POST a v1 Binding)
 //   /apis/{group}/{version}/...                                the same for a group
 //   /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version}   discovery
 import { resourceForPath, type ResourceInfo } from '../api/registry.js';
@@ -14,7 +15,7 @@ export type Route =
   | { type: 'group'; group: string }
   | { type: 'resources'; group: string; version: string }
   | { type: 'collection'; resource: ResourceInfo; namespace: string | undefined }
-  | { type: 'item'; resource: ResourceInfo; namespace: string | undefined; name: string; subresource: 'status' | undefined };
+  | { type: 'item'; resource: ResourceInfo; namespace: string | undefined; name: string; subresource: 'status' | 'binding' | undefined };
 
 const HEALTH = new Set(['healthz', 'readyz', 'livez']);
 
@@ -28,6 +29,7 @@ function resourceRoute(group: string, version: string, rest: string[]): Route {
   if (namespaced?.namespaced === true && second !== undefined) {
     if (fourth === undefined) return { type: 'collection', resource: namespaced, namespace: second };
     if (fifth === undefined || fifth === 'status') return { type: 'item', resource: namespaced, namespace: second, name: fourth, subresource: fifth };
+    if (fifth === 'binding' && namespaced.plural === 'pods') return { type: 'item', resource: namespaced, namespace: second, name: fourth, subresource: fifth };
     throw new NoResourceError();
   }
   // {plural}[/{name}[/status]]: a cluster-scoped resource, or a namespaced one across namespaces.

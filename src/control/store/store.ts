@@ -19,7 +19,7 @@ import { parseFieldSelector, matchesFields } from '../api/field-selector.js';
 import { parseLabelSelector, matchesLabels, SelectorError } from '../api/label-selector.js';
 import type { ResourceInfo, ResourceName, ResourceTypeMap } from '../api/registry.js';
 import { rfc3339 } from '../api/time.js';
-import type { Namespace, PersistentVolumeClaim } from '../api/types/core.js';
+import type { Namespace, PersistentVolumeClaim, Pod } from '../api/types/core.js';
 import type { KubeObject, WatchEvent } from '../api/types/meta.js';
 import {
   admitDefaultStorageClass,
@@ -35,6 +35,7 @@ import {
   resourceOfObject,
   sameJson,
 } from './admission.js';
+import { type BindOptions, boundPod } from './binding.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
 import { AlreadyExistsError, BadRequestError, ConflictError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
 import { cloneData } from './json.js';
@@ -77,6 +78,13 @@ export interface DeleteOptions {
   preconditions?: { uid?: string; resourceVersion?: string };
   /** Default Background. */
   propagationPolicy?: PropagationPolicy;
+  /**
+   * Pods only: how long the node may take to stop it. A running pod bound to a node is deleted
+   * gracefully (deletionTimestamp set; the node agent removes it with 0 once its containers stopped
+   * and its volumes are released); 0 removes it at once. Default: the pod's
+   * terminationGracePeriodSeconds (30).
+   */
+  gracePeriodSeconds?: number;
 }
 
 export interface WatchOptions extends ListOptions {
@@ -109,6 +117,17 @@ function sameOwners(a: KubeObject, b: KubeObject | undefined): boolean {
   const x = a.metadata.ownerReferences ?? [];
   const y = b?.metadata.ownerReferences ?? [];
   return x.length === y.length && x.every((r, i) => r.uid === y[i]?.uid);
+}
+
+/**
+ * Seconds a pod's deletion waits for its node (0: at once). As in Kubernetes: graceful only for a
+ * pod bound to a node that has not finished.
+ */
+function podGracePeriod(pod: Pod, requested: number | undefined): number {
+  if (!pod.spec?.nodeName) return 0;
+  if (pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') return 0;
+  const seconds = requested ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+  return Math.max(0, Math.floor(seconds));
 }
 
 /** Finalized: nothing holds the object any more, so a deletion can complete. */
@@ -334,6 +353,18 @@ export class Store {
   }
 
   /**
+   * The pods/binding subresource: sets spec.nodeName of a pod that has none (and PodScheduled
+   * True), the one spec change a pod allows (see binding.ts). ConflictError if already bound.
+   */
+  bindPod(namespace: string | undefined, name: string, nodeName: string, options: BindOptions = {}): Pod {
+    this.usable();
+    const resource = resourceNamed('pods');
+    const old = this.read(resource, namespaceOf(resource, namespace), name);
+    if (old === undefined) throw new NotFoundError(resource, name);
+    return this.commitUpdate(resource, boundPod(old, resource, nodeName, options), old) as Pod;
+  }
+
+  /**
    * Deletes the object. One that has finalizers (or gets one from the propagation policy) is only
    * marked: deletionTimestamp is set and it stays until updates remove its finalizers (a namespace
    * also waits until it is empty). Returns the object's last state; whether it is still stored
@@ -498,10 +529,18 @@ export class Store {
     if (!['Foreground', 'Background', 'Orphan'].includes(policy)) {
       throw new BadRequestError(`propagationPolicy: Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan"`);
     }
-    // Already terminating: nothing more to do until its finalizers go.
-    if (old.metadata.deletionTimestamp !== undefined) return old;
+    const graceful = resource.plural === 'pods' ? podGracePeriod(old as Pod, options.gracePeriodSeconds) : 0;
+    // Already terminating: nothing more to do until its finalizers go (or the node is done with the pod).
+    if (old.metadata.deletionTimestamp !== undefined && !(resource.plural === 'pods' && graceful === 0)) return old;
 
     const next = cloneData(old);
+    if (graceful > 0) {
+      // The kubelet's graceful deletion: the pod stays, Terminating, until its node releases it.
+      next.metadata.deletionTimestamp = rfc3339(new Date(Date.now() + graceful * 1000));
+      next.metadata.deletionGracePeriodSeconds = graceful;
+      next.metadata.generation = (next.metadata.generation ?? 0) + 1;
+      return this.commit(resource, 'MODIFIED', next, old);
+    }
     const finalizers = new Set(next.metadata.finalizers ?? []);
     if (policy === 'Foreground') finalizers.add(FOREGROUND_FINALIZER);
     if (policy === 'Orphan') finalizers.add(ORPHAN_FINALIZER);

@@ -56,6 +56,9 @@ export interface Node extends KubeObject {
     conditions?: NodeCondition[];
     addresses?: { type: string; address: string }[];
     nodeInfo?: Record<string, string>;
+    /** Volumes the node has staged, published or about to mount: kubernetes.io/csi/<driver>^<handle>. */
+    volumesInUse?: string[];
+    volumesAttached?: { name: string; devicePath: string }[];
   };
 }
 

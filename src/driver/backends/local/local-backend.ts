@@ -34,7 +34,7 @@ import {
   probeFilesystem,
 } from '../../mount/filesystem.js';
 import type { LoopDevices } from '../../mount/loop.js';
-import type { MountEntry, Mounter } from '../../mount/mount.js';
+import { parseMountInfo, readMountInfo, type MountEntry, type Mounter } from '../../mount/mount.js';
 import { CONTROLLER_CAPABILITIES } from '../backend.js';
 import type {
   AccessMode,
@@ -519,7 +519,10 @@ export class LocalBackend implements Backend {
   }
 
   private async mountsOfSubvolume(id: string): Promise<MountEntry[]> {
-    return (await this.opts.mounter.mounts()).filter((m) => isSubvolumeMount(m, id));
+    const text = readMountInfo();
+    // Usually no mount names the volume at all: then there is nothing to parse.
+    if (!text.includes(`/volumes/${id}`)) return [];
+    return parseMountInfo(text).filter((m) => isSubvolumeMount(m, id));
   }
 }
 

@@ -51,6 +51,12 @@ const DECLS = {
   omapGetNext2: 'int rados_omap_get_next2(void *iter, _Out_ void **key, _Out_ void **val, _Out_ size_t *key_len, _Out_ size_t *val_len)',
   omapGetEnd: 'void rados_omap_get_end(void *iter)',
   exec: 'int rados_exec(void *io, const char *oid, const char *cls, const char *method, const uint8_t *in_buf, size_t in_len, uint8_t *buf, size_t out_len)',
+  ioctxSetNamespace: 'void rados_ioctx_set_namespace(void *io, const char *nspace)',
+  monCommand:
+    'int rados_mon_command(void *cluster, const char **cmd, size_t cmdlen, const char *inbuf, size_t inbuflen, _Out_ void **outbuf, _Out_ size_t *outbuflen, _Out_ void **outs, _Out_ size_t *outslen)',
+  mgrCommand:
+    'int rados_mgr_command(void *cluster, const char **cmd, size_t cmdlen, const char *inbuf, size_t inbuflen, _Out_ void **outbuf, _Out_ size_t *outbuflen, _Out_ void **outs, _Out_ size_t *outslen)',
+  bufferFree: 'void rados_buffer_free(void *buf)',
 } as const;
 
 let lib: LibraryHandle | undefined;
@@ -95,14 +101,22 @@ export class CephError extends Error {
     readonly op: string,
     /** Positive errno. */
     readonly errno: number,
+    /** What the daemon said besides the errno (mon and mgr commands: their status string). */
+    readonly detail = '',
   ) {
     const known = CEPH_ERRNOS.get(errno);
     const code = ERRNO_NAMES.get(errno) ?? known?.[0] ?? `errno ${errno}`;
     const sys = getSystemErrorMessage(-errno);
     const text = sys.startsWith('Unknown') ? (known?.[1] ?? 'an error librados/librbd does not describe') : sys;
-    super(`${op}: ${code} (${text})`);
+    super(`${op}: ${code} (${detail || text})`);
     this.code = code;
   }
+}
+
+/** What a mon or mgr command answered: its output (JSON when asked for) and status string. */
+export interface CommandResult {
+  out: string;
+  status: string;
 }
 
 export function isCephError(e: unknown, ...codes: string[]): e is CephError {
@@ -135,7 +149,7 @@ export interface ConnectOptions {
 /** A connected cluster handle (rados_t). */
 export class Rados {
   private closed = false;
-  private readonly ioctxs = new Map<number, Promise<IoCtx>>();
+  private readonly ioctxs = new Map<number | string, Promise<IoCtx>>();
 
   private constructor(private readonly handle: Pointer) {}
 
@@ -182,19 +196,57 @@ export class Rados {
     return buf.subarray(0, buf.indexOf(0)).toString('utf8');
   }
 
-  /** An I/O context on the pool (one per pool, kept for the connection's lifetime). */
-  ioctx(poolId: number, poolName: string): Promise<IoCtx> {
-    let io = this.ioctxs.get(poolId);
+  /**
+   * An I/O context on the pool (one per pool and RADOS namespace, kept for the connection's
+   * lifetime). The namespace is fixed at creation: a shared context must never switch it.
+   */
+  ioctx(poolId: number, poolName: string, namespace = ''): Promise<IoCtx> {
+    const cacheKey = namespace === '' ? poolId : `${poolId}/${namespace}`;
+    let io = this.ioctxs.get(cacheKey);
     if (!io) {
       io = (async () => {
         const out: Pointer[] = [null];
         check(fn('ioctxCreate2')(this.handle, BigInt(poolId), out), `rados_ioctx_create2 ${poolName}`);
-        return new IoCtx(out[0], poolId, poolName);
+        if (namespace !== '') fn('ioctxSetNamespace')(out[0], namespace);
+        return new IoCtx(out[0], poolId, namespace === '' ? poolName : `${poolName}/${namespace}`);
       })();
-      io.catch(() => this.ioctxs.delete(poolId));
-      this.ioctxs.set(poolId, io);
+      io.catch(() => this.ioctxs.delete(cacheKey));
+      this.ioctxs.set(cacheKey, io);
     }
     return io;
+  }
+
+  /**
+   * A monitor command (the JSON form `ceph` sends, e.g. {"prefix": "fs dump", "format": "json"}).
+   * Throws CephError carrying the monitor's status text for a negative return.
+   */
+  monCommand(cmd: Record<string, unknown>): Promise<CommandResult> {
+    return this.command('monCommand', cmd);
+  }
+
+  /** A command served by the active mgr (its modules: volumes' `fs subvolume …`). */
+  mgrCommand(cmd: Record<string, unknown>): Promise<CommandResult> {
+    return this.command('mgrCommand', cmd);
+  }
+
+  private async command(which: 'monCommand' | 'mgrCommand', cmd: Record<string, unknown>): Promise<CommandResult> {
+    const outbuf: Pointer[] = [null];
+    const outlen = [0];
+    const outs: Pointer[] = [null];
+    const outslen = [0];
+    const r = (await callAsync(fn(which), [this.handle, [JSON.stringify(cmd)], 1, null, 0, outbuf, outlen, outs, outslen])) as number;
+    const take = (p: Pointer, len: number): string => {
+      if (!p) return '';
+      try {
+        return len > 0 ? Buffer.from(koffi.decode(p, 'uint8_t', len) as number[]).toString('utf8') : '';
+      } finally {
+        fn('bufferFree')(p);
+      }
+    };
+    const out = take(outbuf[0], Number(outlen[0]));
+    const status = take(outs[0], Number(outslen[0])).trim();
+    if (r < 0) throw new CephError(`${which === 'mgrCommand' ? 'mgr' : 'mon'} command "${String(cmd['prefix'])}"`, -r, status);
+    return { out, status };
   }
 
   async shutdown(): Promise<void> {

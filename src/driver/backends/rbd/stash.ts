@@ -27,7 +27,14 @@ export interface Stash {
   readonly: boolean;
 }
 
-export class StashDir {
+/** What every stash has (the cephfs backend keeps its own kind in a StashDir too). */
+export interface StashBase {
+  version: 1;
+  volumeId: string;
+  stagingPath: string;
+}
+
+export class StashDir<S extends StashBase = Stash> {
   constructor(private readonly dir: string) {}
 
   private file(volumeId: string, stagingPath: string): string {
@@ -35,12 +42,12 @@ export class StashDir {
     return join(this.dir, `${h}.json`);
   }
 
-  async get(volumeId: string, stagingPath: string): Promise<Stash | undefined> {
-    return read(this.file(volumeId, stagingPath));
+  async get(volumeId: string, stagingPath: string): Promise<S | undefined> {
+    return read<S>(this.file(volumeId, stagingPath));
   }
 
   /** Every staging on this node. */
-  async list(): Promise<Stash[]> {
+  async list(): Promise<S[]> {
     let names: string[];
     try {
       names = await readdir(this.dir);
@@ -48,20 +55,20 @@ export class StashDir {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
       throw e;
     }
-    const out: Stash[] = [];
+    const out: S[] = [];
     for (const n of names.filter((x) => x.endsWith('.json')).sort()) {
-      const s = await read(join(this.dir, n));
+      const s = await read<S>(join(this.dir, n));
       if (s) out.push(s);
     }
     return out;
   }
 
-  async ofVolume(volumeId: string): Promise<Stash[]> {
+  async ofVolume(volumeId: string): Promise<S[]> {
     return (await this.list()).filter((s) => s.volumeId === volumeId);
   }
 
   /** Durable before it returns (temp file, fsync, rename, directory fsync). */
-  async put(s: Stash): Promise<void> {
+  async put(s: S): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const final = this.file(s.volumeId, s.stagingPath);
     const tmp = `${final}.tmp`;
@@ -86,9 +93,9 @@ export class StashDir {
   }
 }
 
-async function read(path: string): Promise<Stash | undefined> {
+async function read<S extends StashBase>(path: string): Promise<S | undefined> {
   try {
-    const s = JSON.parse(await readFile(path, 'utf8')) as Stash;
+    const s = JSON.parse(await readFile(path, 'utf8')) as S;
     return s.version === 1 ? s : undefined;
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;

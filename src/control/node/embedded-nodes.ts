@@ -1,0 +1,174 @@
+// The nodes `stowage up` runs on this machine. Each embedded node is a Node object carrying the
+// annotation stowage.dev/embedded-node=true; for each, the `up` process runs
+//   - the local CSI driver (Controller + Node service) on the node's own pool, <root>/pool, at
+//     <root>/plugins/local.csi.stowage.dev/csi.sock, registered per node (CSINode, topology
+//     topology.stowage.dev/node=<node>, Controller calls for its volumes routed to it);
+//   - a pod runtime and a node agent with kubelet root <root> = <state>/nodes/<node>.
+// `stowage up --nodes N` creates the objects of N nodes; `stowage node join --name X` creates one
+// more and `up` starts it. Because the list is in the store, a restarted `up` brings every node back.
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { startDriver, type RunningDriver } from '../../driver/driver.js';
+import { ExecRunner } from '../../driver/mount/exec.js';
+import { Mounter } from '../../driver/mount/mount.js';
+import type { Node } from '../api/types/core.js';
+import type { ControlPlane } from '../control-plane.js';
+import { registerDriver } from '../controllers/driver-registry.js';
+import { AlreadyExistsError } from '../store/errors.js';
+import type { Store } from '../store/store.js';
+import { NodeAgent, type NodeAgentOptions } from './node-agent.js';
+import { PodRuntime } from './runtime/pod-runtime.js';
+
+export const EMBEDDED_NODE_ANNOTATION = 'stowage.dev/embedded-node';
+export const LOCAL_DRIVER = 'local.csi.stowage.dev';
+/** sun_path holds 107 bytes plus NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+export interface EmbeddedNodesOptions {
+  plane: ControlPlane;
+  stateDir: string;
+  /** Size of each node's pool.img when created. */
+  poolBytes: number;
+  logLevel: string;
+  logger: Logger;
+  /** Agent tuning (tests, bench). */
+  agent?: Partial<Pick<NodeAgentOptions, 'pollMs' | 'restartBackoffMs' | 'heartbeatMs' | 'baseDelayMs' | 'maxDelayMs'>>;
+}
+
+export function nodeRoot(stateDir: string, nodeName: string): string {
+  return join(stateDir, 'nodes', nodeName);
+}
+
+export function nodeSocket(stateDir: string, nodeName: string): string {
+  return join(nodeRoot(stateDir, nodeName), 'plugins', LOCAL_DRIVER, 'csi.sock');
+}
+
+/** Declares an embedded node (idempotent): `up` starts it. */
+export function declareEmbeddedNode(store: Store, nodeName: string): Node {
+  const existing = store.get('nodes', undefined, nodeName);
+  if (existing !== undefined) {
+    if (existing.metadata.annotations?.[EMBEDDED_NODE_ANNOTATION] === 'true') return existing;
+    return store.update<Node>({ ...existing, metadata: { ...existing.metadata, annotations: { ...existing.metadata.annotations, [EMBEDDED_NODE_ANNOTATION]: 'true' } } });
+  }
+  try {
+    return store.create<Node>({
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: { name: nodeName, labels: { 'kubernetes.io/hostname': nodeName }, annotations: { [EMBEDDED_NODE_ANNOTATION]: 'true' } },
+    });
+  } catch (err) {
+    if (err instanceof AlreadyExistsError) return declareEmbeddedNode(store, nodeName);
+    throw err;
+  }
+}
+
+interface RunningNode {
+  name: string;
+  driver: RunningDriver;
+  agent: NodeAgent;
+}
+
+export class EmbeddedNodes {
+  private readonly running = new Map<string, Promise<RunningNode | undefined>>();
+  private readonly log: Logger;
+  private stopped = false;
+
+  constructor(private readonly options: EmbeddedNodesOptions) {
+    this.log = options.logger;
+  }
+
+  /** Starts every declared node now and any declared later (Node objects with the annotation). */
+  watch(): void {
+    const nodes = this.options.plane.controllers.informers.for('nodes');
+    const consider = (node: Node): void => {
+      if (node.metadata.annotations?.[EMBEDDED_NODE_ANNOTATION] !== 'true') return;
+      const name = node.metadata.name ?? '';
+      if (!this.running.has(name)) void this.ensure(name);
+    };
+    nodes.addEventHandler({ add: consider, update: (_o, n) => consider(n) });
+  }
+
+  /** Starts the node if not running; resolves once its driver is registered and its agent runs. */
+  ensure(nodeName: string): Promise<RunningNode | undefined> {
+    let started = this.running.get(nodeName);
+    if (started === undefined) {
+      started = this.start(nodeName).catch((err: unknown) => {
+        this.log.error({ err, node: nodeName }, 'embedded node failed to start');
+        this.running.delete(nodeName);
+        return undefined;
+      });
+      this.running.set(nodeName, started);
+    }
+    return started;
+  }
+
+  names(): string[] {
+    return [...this.running.keys()];
+  }
+
+  agent(nodeName: string): Promise<NodeAgent | undefined> {
+    return (this.running.get(nodeName) ?? Promise.resolve(undefined)).then((n) => n?.agent);
+  }
+
+  private async start(nodeName: string): Promise<RunningNode | undefined> {
+    if (this.stopped) return undefined;
+    const { plane, stateDir } = this.options;
+    const root = nodeRoot(stateDir, nodeName);
+    const socket = nodeSocket(stateDir, nodeName);
+    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) {
+      throw new Error(`node ${nodeName}: socket path ${socket} is longer than a unix socket allows (${MAX_SOCKET_PATH_BYTES} bytes); use a shorter --state-dir`);
+    }
+    await mkdir(join(root, 'plugins', LOCAL_DRIVER), { recursive: true, mode: 0o750 });
+    const log = this.log.child({ node: nodeName });
+    const driver = await startDriver({
+      backend: 'local',
+      endpoint: `unix://${socket}`,
+      nodeId: nodeName,
+      driverName: LOCAL_DRIVER,
+      controller: true,
+      node: true,
+      localDir: join(root, 'pool'),
+      localPoolSizeBytes: this.options.poolBytes,
+      maxVolumesPerNode: 256,
+      logLevel: this.options.logLevel,
+      logger: log.child({ component: 'driver' }),
+    });
+    try {
+      await driver.backendReady;
+      await registerDriver(plane.store, { endpoint: `unix://${socket}`, nodeName, controllerPerNode: true });
+      const runner = new ExecRunner(log.child({ component: 'runtime' }));
+      const runtime = new PodRuntime({ rootDir: root, runner, logger: log.child({ component: 'runtime' }) });
+      const agent = new NodeAgent({
+        store: plane.store,
+        informers: plane.controllers.informers,
+        registry: plane.controllers.registry,
+        recorder: plane.controllers.events.recorder('kubelet'),
+        nodeName,
+        rootDir: root,
+        runtime,
+        mounter: new Mounter(runner),
+        logger: log.child({ component: 'node-agent' }),
+        ...this.options.agent,
+      });
+      await agent.start();
+      log.info({ root, endpoint: `unix://${socket}` }, 'node started');
+      return { name: nodeName, driver, agent };
+    } catch (err) {
+      await driver.stop().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Stops the agents and drivers. Containers keep running and volumes stay mounted, as when a
+   * kubelet stops: the next `up` picks them up again.
+   */
+  async stop(): Promise<RunningDriver[]> {
+    this.stopped = true;
+    const nodes = (await Promise.all(this.running.values())).filter((n): n is RunningNode => n !== undefined);
+    await Promise.all(nodes.map((n) => n.agent.stop().catch((err: unknown) => this.log.error({ err, node: n.name }, 'node agent stop failed'))));
+    await Promise.all(nodes.map((n) => n.driver.stop().catch((err: unknown) => this.log.error({ err, node: n.name }, 'driver stop failed'))));
+    return nodes.map((n) => n.driver);
+  }
+}

@@ -1,0 +1,619 @@
+// The node agent: the kubelet's pod workers and volume manager for one node of the embedded control
+// plane. For each pod bound to its node it waits until the pod's volumes are attached, stages and
+// publishes them (NodeStageVolume / NodePublishVolume through the driver's node socket), sets up its
+// other volumes, runs its containers through the runtime, and reports status; in reverse when the
+// pod goes. Level-triggered: a sync is told only a pod UID and makes the node match the store.
+//
+// What is desired comes from the store (pods with spec.nodeName = this node); what exists comes
+// from disk (vol_data.json records, the runtime's state), never from memory, so a restarted agent
+// finds the volumes and containers a previous one left, keeps those its pods still use and cleans
+// up the rest. A volume is unstaged only when no pod on the node publishes or still wants it.
+import { readdir, rmdir } from 'node:fs/promises';
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import type { Mounter } from '../../driver/mount/mount.js';
+import type { Container, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodStatus } from '../api/types/core.js';
+import type { CSIDriver, VolumeAttachment } from '../api/types/storage.js';
+import { ControllerLoop } from '../controllers/controller.js';
+import type { DriverRegistry } from '../controllers/driver-registry.js';
+import type { EventSink } from '../controllers/events.js';
+import type { InformerFactory } from '../controllers/informer.js';
+import { decodeSecret } from '../controllers/provisioner.js';
+import { nodeSelectorMatches } from '../controllers/volume-util.js';
+import { ConflictError, NotFoundError } from '../store/errors.js';
+import type { Store } from '../store/store.js';
+import { NodeCsiVolumes, uniqueVolumeName, VolumeOperationError } from './csi-volumes.js';
+import { NodeLayout } from './layout.js';
+import { computePodStatus, type ContainerView } from './pod-status.js';
+import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
+import type { ContainerMount, ContainerRuntime, ContainerStatus } from './runtime-api.js';
+
+export interface NodeAgentOptions {
+  store: Store;
+  informers: InformerFactory;
+  registry: DriverRegistry;
+  recorder: EventSink;
+  nodeName: string;
+  /** The node's kubelet root (<state>/nodes/<node>). */
+  rootDir: string;
+  runtime: ContainerRuntime;
+  mounter: Mounter;
+  logger: Logger;
+  /** How often running pods are checked for exited containers. Default 1000 ms. */
+  pollMs?: number;
+  /** First container restart back-off; doubles per restart up to 5 min (Kubernetes: 10 s). */
+  restartBackoffMs?: number;
+  /** Node heartbeat (Ready condition). Default 10 s. */
+  heartbeatMs?: number;
+  /** Retry delays of failed syncs. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  workers?: number;
+}
+
+const MAX_RESTART_BACKOFF_MS = 300_000;
+const HOST_IP = '127.0.0.1';
+
+/** A step that cannot go on yet (not an error): the sync checks again shortly. */
+class NotYet extends Error {}
+
+function finished(pod: Pod): boolean {
+  return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
+}
+
+function podRef(pod: Pod): string {
+  return `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name ?? ''}`;
+}
+
+function rfc3339(date = new Date()): string {
+  return date.toISOString().replace(/\.\d+Z$/, 'Z');
+}
+
+/** One lock per key: staging and unstaging of a PV never interleave. */
+class KeyedMutex {
+  private readonly tails = new Map<string, Promise<void>>();
+
+  async run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const before = this.tails.get(key) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    const tail = before.then(() => mine);
+    this.tails.set(key, tail);
+    await before;
+    try {
+      return await fn();
+    } finally {
+      release();
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    }
+  }
+}
+
+export class NodeAgent {
+  readonly nodeName: string;
+  readonly layout: NodeLayout;
+  readonly loop: ControllerLoop;
+  private readonly store: Store;
+  private readonly registry: DriverRegistry;
+  private readonly recorder: EventSink;
+  private readonly runtime: ContainerRuntime;
+  private readonly csi: NodeCsiVolumes;
+  private readonly volumes: PodVolumes;
+  private readonly log: Logger;
+  private readonly pollMs: number;
+  private readonly restartBackoffMs: number;
+  private readonly heartbeatMs: number;
+  private readonly informers: InformerFactory;
+  /** The pods bound to this node, by UID (kept by the informer's handlers). */
+  private readonly pods = new Map<string, Pod>();
+  private readonly pvLocks = new KeyedMutex();
+  /** Last FailedMount message per pod, so a retry that fails the same way is not a new event. */
+  private readonly lastVolumeError = new Map<string, string>();
+  private heartbeat: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(options: NodeAgentOptions) {
+    this.nodeName = options.nodeName;
+    this.store = options.store;
+    this.registry = options.registry;
+    this.recorder = options.recorder;
+    this.runtime = options.runtime;
+    this.informers = options.informers;
+    this.log = options.logger.child({ node: options.nodeName });
+    this.pollMs = options.pollMs ?? 1000;
+    this.restartBackoffMs = options.restartBackoffMs ?? 10_000;
+    this.heartbeatMs = options.heartbeatMs ?? 10_000;
+    this.layout = new NodeLayout(options.rootDir);
+    this.csi = new NodeCsiVolumes({ layout: this.layout, nodeClient: (driver) => this.registry.nodeClient(driver, this.nodeName), logger: this.log });
+    this.volumes = new PodVolumes(
+      this.layout,
+      options.mounter,
+      {
+        configMap: (ns, name) => this.store.get('configmaps', ns, name),
+        secret: (ns, name) => this.store.get('secrets', ns, name),
+      },
+      this.log,
+    );
+    this.loop = new ControllerLoop({
+      name: `node-agent/${options.nodeName}`,
+      workers: options.workers ?? 4,
+      logger: this.log,
+      sync: (uid) => this.sync(uid),
+      baseDelayMs: options.baseDelayMs ?? 500,
+      maxDelayMs: options.maxDelayMs ?? 30_000,
+    });
+  }
+
+  async start(): Promise<void> {
+    const pods = this.informers.for('pods');
+    pods.addEventHandler({
+      add: (p) => this.observe(undefined, p),
+      update: (old, p) => this.observe(old, p),
+      delete: (p) => this.observe(p, undefined),
+    });
+    // A volume or attachment changing may unblock a waiting pod: look at this node's pods again.
+    const again = (): void => {
+      for (const uid of this.pods.keys()) this.loop.enqueue(uid);
+    };
+    this.informers.for('persistentvolumeclaims').addEventHandler({ add: again, update: (o, n) => o !== n && again() });
+    this.informers.for('persistentvolumes').addEventHandler({ add: again, update: (o, n) => o !== n && again() });
+    this.informers.for('volumeattachments').addEventHandler({ add: again, update: (o, n) => o !== n && again() });
+    this.informers.for('csinodes').addEventHandler({ add: again, update: (o, n) => o !== n && again() });
+    // What a previous agent left on disk: pods that may no longer exist.
+    for (const uid of await this.podsOnDisk()) this.loop.enqueue(uid);
+    this.loop.start();
+    await this.beat();
+    this.heartbeat = setInterval(() => void this.beat(), this.heartbeatMs);
+    this.heartbeat.unref();
+    this.log.info({ root: this.layout.root }, 'node agent started');
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.loop.stop();
+  }
+
+  /** Pods bound to this node right now (for tests and the CLI). */
+  podUids(): string[] {
+    return [...this.pods.keys()];
+  }
+
+  private observe(old: Pod | undefined, pod: Pod | undefined): void {
+    if (old !== undefined && old === pod) {
+      // Resync: check it again.
+      if (pod.spec.nodeName === this.nodeName) this.loop.enqueue(pod.metadata.uid ?? '');
+      return;
+    }
+    const uidOld = old?.metadata.uid;
+    if (uidOld !== undefined && old?.spec.nodeName === this.nodeName && (pod === undefined || pod.metadata.uid !== uidOld || pod.spec.nodeName !== this.nodeName)) {
+      this.pods.delete(uidOld);
+      this.loop.enqueue(uidOld);
+    }
+    if (pod !== undefined && pod.spec.nodeName === this.nodeName && pod.metadata.uid) {
+      this.pods.set(pod.metadata.uid, pod);
+      this.loop.enqueue(pod.metadata.uid);
+    }
+  }
+
+  private async podsOnDisk(): Promise<string[]> {
+    const dirs = await readdir(this.layout.podsDir).catch(() => [] as string[]);
+    const runtime = await this.runtime.listPods().catch(() => [] as string[]);
+    return [...new Set([...dirs, ...runtime])];
+  }
+
+  // ------------------------------------------------------------------ sync
+
+  private async sync(uid: string): Promise<{ requeueAfterMs?: number } | void> {
+    if (this.stopped) return;
+    const pod = this.pods.get(uid);
+    if (pod === undefined) {
+      await this.cleanUp(uid, 0);
+      return;
+    }
+    if (pod.metadata.deletionTimestamp !== undefined) {
+      await this.terminate(pod);
+      return;
+    }
+    if (finished(pod)) {
+      // A finished pod keeps its status; its volumes are released (the kubelet unmounts them too).
+      await this.cleanUp(uid, 0, pod);
+      return;
+    }
+    return this.run(pod);
+  }
+
+  private async run(pod: Pod): Promise<{ requeueAfterMs?: number } | void> {
+    const uid = pod.metadata.uid ?? '';
+    let paths: Map<string, string>;
+    try {
+      paths = await this.setUpVolumes(pod);
+      this.lastVolumeError.delete(uid);
+    } catch (err) {
+      if (err instanceof NotYet) {
+        await this.writeStatus(pod, await this.views(pod, 'ContainerCreating', err.message), false);
+        return { requeueAfterMs: 300 };
+      }
+      const message = err instanceof Error ? err.message : String(err);
+      if (this.lastVolumeError.get(uid) !== message) {
+        this.lastVolumeError.set(uid, message);
+        this.recorder.event(pod, 'Warning', err instanceof PodVolumeError || err instanceof VolumeOperationError ? 'FailedMount' : 'FailedMount', message);
+      }
+      await this.writeStatus(pod, await this.views(pod, 'ContainerCreating', message), false);
+      throw err;
+    }
+
+    const views: ContainerView[] = [];
+    let nextCheck: number | undefined;
+    for (const container of pod.spec.containers) {
+      const view = await this.syncContainer(pod, container, paths);
+      views.push(view.view);
+      if (view.checkInMs !== undefined) nextCheck = Math.min(nextCheck ?? Infinity, view.checkInMs);
+    }
+    const updated = await this.writeStatus(pod, views, true);
+    const phase = updated?.status?.phase;
+    if (phase === 'Succeeded' || phase === 'Failed') {
+      // Finished: release the volumes now; the pod object stays with its status.
+      this.loop.enqueue(uid);
+      return;
+    }
+    return { requeueAfterMs: nextCheck ?? this.pollMs };
+  }
+
+  /** Starts, restarts (with back-off) or leaves a container, and says what it is doing. */
+  private async syncContainer(pod: Pod, container: Container, paths: Map<string, string>): Promise<{ view: ContainerView; checkInMs?: number }> {
+    const uid = pod.metadata.uid ?? '';
+    const current = await this.runtime.status(uid, container.name);
+    if (current?.state === 'running' || current?.state === 'unknown') return { view: { container, status: current }, checkInMs: this.pollMs };
+    const policy = pod.spec.restartPolicy ?? 'Always';
+    if (current !== undefined) {
+      const restart = policy === 'Always' || (policy === 'OnFailure' && current.exitCode !== 0);
+      if (!restart) return { view: { container, status: current } };
+      const backoff = Math.min(this.restartBackoffMs * 2 ** Math.max(0, current.attempt), MAX_RESTART_BACKOFF_MS);
+      const since = current.finishedAt ? Date.now() - Date.parse(current.finishedAt) : backoff;
+      if (since < backoff) {
+        const message = `back-off ${Math.round(backoff / 1000)}s restarting failed container=${container.name} pod=${pod.metadata.name ?? ''}_${pod.metadata.namespace ?? 'default'}(${uid})`;
+        return { view: { container, status: current, last: current, waiting: { reason: 'CrashLoopBackOff', message } }, checkInMs: backoff - since };
+      }
+      this.recorder.event(pod, 'Warning', 'BackOff', `Back-off restarting failed container ${container.name} in pod ${pod.metadata.name ?? ''}_${pod.metadata.namespace ?? 'default'}(${uid})`);
+    }
+    const attempt = current === undefined ? 0 : current.attempt + 1;
+    const command = [...(container.command ?? []), ...(container.args ?? [])];
+    if (command.length === 0) {
+      const message = `container "${container.name}" has no command: images are recorded, not pulled, so the embedded runtime needs spec.containers[].command`;
+      this.recorder.event(pod, 'Warning', 'Failed', `Error: ${message}`);
+      return { view: { container, status: current, waiting: { reason: 'CreateContainerError', message } } };
+    }
+    let mounts: ContainerMount[];
+    try {
+      mounts = await this.containerMounts(pod, container, paths);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.recorder.event(pod, 'Warning', 'Failed', `Error: ${message}`);
+      return { view: { container, status: current, waiting: { reason: 'CreateContainerConfigError', message } }, checkInMs: 5_000 };
+    }
+    if (attempt === 0) {
+      this.recorder.event(pod, 'Normal', 'Pulled', `Container image "${container.image ?? ''}" recorded, not pulled: the embedded runtime runs the command over the node's root filesystem`);
+    }
+    const env: Record<string, string> = {};
+    for (const e of (container['env'] as { name: string; value?: string }[] | undefined) ?? []) env[e.name] = e.value ?? '';
+    const status = await this.runtime.startContainer({
+      podUid: uid,
+      namespace: pod.metadata.namespace ?? 'default',
+      podName: pod.metadata.name ?? '',
+      containerName: container.name,
+      ...(container.image === undefined ? {} : { image: container.image }),
+      command,
+      env,
+      ...(typeof container['workingDir'] === 'string' ? { workingDir: container['workingDir'] } : {}),
+      mounts,
+      attempt,
+    });
+    this.recorder.event(pod, 'Normal', 'Created', `Created container ${container.name}`);
+    if (status.state === 'running') this.recorder.event(pod, 'Normal', 'Started', `Started container ${container.name}`);
+    else this.recorder.event(pod, 'Warning', 'Failed', `Error: container ${container.name} did not start: ${status.reason ?? 'unknown reason'}`);
+    return { view: { container, status, ...(current ? { last: current } : {}) }, checkInMs: this.pollMs };
+  }
+
+  private async containerMounts(pod: Pod, container: Container, paths: Map<string, string>): Promise<ContainerMount[]> {
+    const out: ContainerMount[] = [];
+    for (const m of container.volumeMounts ?? []) {
+      const base = paths.get(m.name);
+      if (base === undefined) throw new Error(`volumeMount "${m.name}" names no volume of the pod`);
+      const hostPath = m.subPath ? await resolveSubPath(base, m.subPath) : base;
+      const volume = pod.spec.volumes?.find((v) => v.name === m.name);
+      const readOnly = m.readOnly === true || volume?.persistentVolumeClaim?.readOnly === true;
+      out.push({ hostPath, containerPath: m.mountPath, readOnly });
+    }
+    return out;
+  }
+
+  /** What the pod's containers are doing, for status while its volumes are not ready. */
+  private async views(pod: Pod, reason: string, message: string): Promise<ContainerView[]> {
+    const uid = pod.metadata.uid ?? '';
+    const out: ContainerView[] = [];
+    for (const container of pod.spec.containers) {
+      const status = await this.runtime.status(uid, container.name).catch(() => undefined);
+      out.push(status?.state === 'running' ? { container, status } : { container, status, waiting: { reason, message } });
+    }
+    return out;
+  }
+
+  private async writeStatus(pod: Pod, views: ContainerView[], volumesReady: boolean): Promise<Pod | undefined> {
+    const latest = this.store.get('pods', pod.metadata.namespace, pod.metadata.name ?? '');
+    if (latest === undefined || latest.metadata.uid !== pod.metadata.uid) return undefined;
+    const status = computePodStatus({ pod: latest, views, volumesReady, hostIP: HOST_IP });
+    if (isDeepStrictEqual(status, latest.status)) return latest;
+    try {
+      return this.store.update<Pod>({ ...latest, status }, { subresource: 'status' });
+    } catch (err) {
+      if (err instanceof ConflictError || err instanceof NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  // ------------------------------------------------------------------ volumes
+
+  /** Every volume of the pod, set up; volume name → path on the host. */
+  private async setUpVolumes(pod: Pod): Promise<Map<string, string>> {
+    const uid = pod.metadata.uid ?? '';
+    const namespace = pod.metadata.namespace ?? 'default';
+    const paths = new Map<string, string>();
+    for (const volume of pod.spec.volumes ?? []) {
+      const claim = volume.persistentVolumeClaim;
+      if (claim === undefined) {
+        const path = await this.volumes.setUp(uid, namespace, volume);
+        if (path !== undefined) paths.set(volume.name, path);
+        continue;
+      }
+      const pv = this.boundVolume(pod, claim.claimName);
+      const csi = pv.spec.csi;
+      if (csi === undefined) {
+        if (pv.spec.hostPath !== undefined) {
+          const path = await this.volumes.setUp(uid, namespace, { name: volume.name, hostPath: pv.spec.hostPath });
+          paths.set(volume.name, path ?? pv.spec.hostPath.path);
+          continue;
+        }
+        throw new PodVolumeError(`volume "${volume.name}": PersistentVolume ${pv.metadata.name ?? ''} has no CSI or hostPath source the embedded node agent can mount`);
+      }
+      this.checkMultiAttach(pod, pv);
+      const publishContext = this.attachment(pv);
+      const readOnly = claim.readOnly === true || csi.readOnly === true;
+      const path = await this.pvLocks.run(pv.metadata.name ?? '', () =>
+        this.csi.setUp({
+          pv,
+          podUid: uid,
+          readOnly,
+          publishContext,
+          stageSecrets: this.secrets(csi.nodeStageSecretRef),
+          publishSecrets: this.secrets(csi.nodePublishSecretRef),
+        }),
+      );
+      paths.set(volume.name, path);
+    }
+    await this.reportVolumesInUse();
+    return paths;
+  }
+
+  private boundVolume(pod: Pod, claimName: string): PersistentVolume {
+    const namespace = pod.metadata.namespace ?? 'default';
+    const pvc = this.store.get('persistentvolumeclaims', namespace, claimName) as PersistentVolumeClaim | undefined;
+    if (pvc === undefined) throw new NotYet(`persistentvolumeclaim "${claimName}" not found`);
+    if (pvc.metadata.deletionTimestamp !== undefined) throw new PodVolumeError(`persistentvolumeclaim "${claimName}" is being deleted`);
+    if (pvc.status?.phase !== 'Bound' || !pvc.spec.volumeName) throw new NotYet(`persistentvolumeclaim "${claimName}" is not bound yet`);
+    const pv = this.store.get('persistentvolumes', undefined, pvc.spec.volumeName);
+    if (pv === undefined) throw new NotYet(`persistentvolume "${pvc.spec.volumeName}" not found`);
+    const node = this.store.get('nodes', undefined, this.nodeName);
+    if (pv.spec.nodeAffinity?.required !== undefined && !nodeSelectorMatches(pv.spec.nodeAffinity.required, this.nodeName, node?.metadata.labels)) {
+      throw new PodVolumeError(`volume "${pv.metadata.name ?? ''}" cannot be used on node ${this.nodeName}: its node affinity does not match the node (the volume lives on another node)`);
+    }
+    return pv;
+  }
+
+  /**
+   * A ReadWriteOnce volume may be used on one node at a time. Drivers that attach get this from the
+   * attach/detach controller; for the others (no VolumeAttachment) the agent refuses here, with the
+   * words Kubernetes uses.
+   */
+  private checkMultiAttach(pod: Pod, pv: PersistentVolume): void {
+    const modes = pv.spec.accessModes ?? [];
+    if (modes.some((m) => m === 'ReadWriteMany' || m === 'ReadOnlyMany')) return;
+    const claim = pv.spec.claimRef;
+    const users = this.informers
+      .for('pods')
+      .list()
+      .filter(
+        (p) =>
+          p.spec.nodeName !== undefined &&
+          p.spec.nodeName !== this.nodeName &&
+          !finished(p) &&
+          p.metadata.namespace === claim?.namespace &&
+          (p.spec.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === claim?.name),
+      );
+    if (users.length === 0) return;
+    const names = users.map((p) => p.metadata.name ?? '').join(', ');
+    const message = `Multi-Attach error for volume "${pv.metadata.name ?? ''}" Volume is already used by pod(s) ${names} on node ${users[0]?.spec.nodeName ?? ''}`;
+    const csiDriver = this.registry.csiDriver(pv.spec.csi?.driver ?? '') as CSIDriver | undefined;
+    if (csiDriver?.spec?.attachRequired !== false) throw new NotYet(message);
+    if (this.lastVolumeError.get(pod.metadata.uid ?? '') !== message) {
+      this.lastVolumeError.set(pod.metadata.uid ?? '', message);
+      this.recorder.event(pod, 'Warning', 'FailedAttachVolume', message);
+    }
+    throw new NotYet(message);
+  }
+
+  /** The publish context from the volume's VolumeAttachment, once attached ({} if none is needed). */
+  private attachment(pv: PersistentVolume): Record<string, string> {
+    const driver = pv.spec.csi?.driver ?? '';
+    const csiDriver = this.registry.csiDriver(driver) as CSIDriver | undefined;
+    if (csiDriver?.spec?.attachRequired === false) return {};
+    if (csiDriver === undefined && !this.registry.isRegistered(driver)) throw new NotYet(`CSI driver ${driver} is not registered`);
+    const va = this.informers
+      .for('volumeattachments')
+      .list()
+      .find((a: VolumeAttachment) => a.spec.source.persistentVolumeName === pv.metadata.name && a.spec.nodeName === this.nodeName);
+    if (va?.status?.attached !== true) {
+      const error = va?.status?.attachError?.message;
+      throw new NotYet(error ? `AttachVolume.Attach failed for volume "${pv.metadata.name ?? ''}" : ${error}` : `waiting for volume "${pv.metadata.name ?? ''}" to be attached to ${this.nodeName}`);
+    }
+    return va.status.attachmentMetadata ?? {};
+  }
+
+  private secrets(ref: { name?: string; namespace?: string } | undefined): Record<string, string> {
+    if (ref?.name === undefined) return {};
+    const secret = this.store.get('secrets', ref.namespace ?? 'default', ref.name);
+    if (secret === undefined) throw new PodVolumeError(`secret "${ref.namespace ?? 'default'}/${ref.name}" not found`);
+    return decodeSecret(secret);
+  }
+
+  // ------------------------------------------------------------------ teardown
+
+  /** Graceful deletion: stop the containers within the grace period, release volumes, then remove the pod. */
+  private async terminate(pod: Pod): Promise<void> {
+    const grace = pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30;
+    await this.cleanUp(pod.metadata.uid ?? '', grace, pod);
+    try {
+      this.store.delete('pods', pod.metadata.namespace, pod.metadata.name ?? '', { gracePeriodSeconds: 0, preconditions: { uid: pod.metadata.uid ?? '' } });
+      await this.store.flushed();
+    } catch (err) {
+      if (!(err instanceof NotFoundError || err instanceof ConflictError)) throw err;
+    }
+  }
+
+  /**
+   * Stops a pod's containers, unpublishes its volumes and removes its directory; then unstages
+   * the volumes no pod on the node uses any more. Safe to run again at any point.
+   */
+  private async cleanUp(uid: string, graceSeconds: number, pod?: Pod): Promise<void> {
+    for (const name of await this.containerNames(uid, pod)) {
+      const status = await this.runtime.status(uid, name);
+      if (status?.state === 'running' || status?.state === 'unknown') {
+        if (pod) this.recorder.event(pod, 'Normal', 'Killing', `Stopping container ${name}`);
+        await this.runtime.stopContainer(uid, name, graceSeconds);
+      }
+    }
+    if (pod === undefined || pod.metadata.deletionTimestamp !== undefined) await this.runtime.removePod(uid);
+    for (const record of await this.csi.publishedOf(uid)) {
+      await this.pvLocks.run(record.pvName, () => this.csi.tearDown(uid, record));
+    }
+    await this.volumes.tearDownAll(uid);
+    if (pod === undefined || pod.metadata.deletionTimestamp !== undefined) {
+      // Empty directories only: anything still mounted or holding data stops the removal.
+      const volumesDir = `${this.layout.podDir(uid)}/volumes`;
+      for (const plugin of await readdir(volumesDir).catch(() => [] as string[])) await rmdir(`${volumesDir}/${plugin}`).catch(() => undefined);
+      await rmdir(volumesDir).catch(() => undefined);
+      await rmdir(this.layout.podDir(uid)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') this.log.warn({ pod: uid, err: err.code }, 'pod directory not empty; left in place');
+      });
+    }
+    await this.unstageUnused();
+  }
+
+  private async containerNames(uid: string, pod: Pod | undefined): Promise<string[]> {
+    const names = new Set((pod?.spec.containers ?? []).map((c) => c.name));
+    const dir = `${this.layout.podDir(uid)}/containers`;
+    for (const name of await readdir(dir).catch(() => [] as string[])) names.add(name);
+    return [...names];
+  }
+
+  /** PV names the node's pods use or are about to use: these stay staged. */
+  private async wantedVolumes(): Promise<Set<string>> {
+    const wanted = new Set<string>();
+    for (const pod of this.pods.values()) {
+      if (pod.metadata.deletionTimestamp !== undefined || finished(pod)) continue;
+      for (const v of pod.spec.volumes ?? []) {
+        if (v.persistentVolumeClaim === undefined) continue;
+        const pvc = this.store.get('persistentvolumeclaims', pod.metadata.namespace ?? 'default', v.persistentVolumeClaim.claimName);
+        if (pvc?.spec.volumeName) wanted.add(pvc.spec.volumeName);
+      }
+    }
+    for (const uid of await readdir(this.layout.podsDir).catch(() => [] as string[])) {
+      for (const record of await this.csi.publishedOf(uid)) wanted.add(record.pvName);
+    }
+    return wanted;
+  }
+
+  private async unstageUnused(): Promise<void> {
+    const staged = await this.csi.staged();
+    for (const record of staged) {
+      await this.pvLocks.run(record.pvName, async () => {
+        if ((await this.wantedVolumes()).has(record.pvName)) return;
+        await this.csi.unstage(record);
+      });
+    }
+    await this.reportVolumesInUse();
+  }
+
+  // ------------------------------------------------------------------ node status
+
+  /** Node.status.volumesInUse: volumes staged, published or wanted here (detach waits for them to go). */
+  private async reportVolumesInUse(): Promise<void> {
+    const names = new Set<string>();
+    for (const r of await this.csi.staged()) names.add(r.uniqueName || uniqueVolumeName(r.driverName, r.volumeHandle));
+    for (const uid of await readdir(this.layout.podsDir).catch(() => [] as string[])) {
+      for (const r of await this.csi.publishedOf(uid)) names.add(r.uniqueName || uniqueVolumeName(r.driverName, r.volumeHandle));
+    }
+    for (const pvName of await this.wantedVolumes()) {
+      const pv = this.store.get('persistentvolumes', undefined, pvName);
+      if (pv?.spec.csi) names.add(uniqueVolumeName(pv.spec.csi.driver, pv.spec.csi.volumeHandle));
+    }
+    const volumesInUse = [...names].sort();
+    this.updateNode((node) => {
+      const current = node.status?.volumesInUse ?? [];
+      if (isDeepStrictEqual(current, volumesInUse)) return undefined;
+      return { ...node.status, volumesInUse };
+    });
+    await this.store.flushed();
+  }
+
+  private async beat(): Promise<void> {
+    if (this.stopped) return;
+    try {
+      const now = rfc3339();
+      this.updateNode((node) => {
+        const before = (node.status?.conditions ?? []).find((c) => c.type === 'Ready');
+        const ready = {
+          type: 'Ready',
+          status: 'True' as const,
+          reason: 'KubeletReady',
+          message: 'stowage node agent is posting ready status',
+          lastHeartbeatTime: now,
+          lastTransitionTime: before?.status === 'True' && before.lastTransitionTime ? before.lastTransitionTime : now,
+        };
+        return {
+          ...node.status,
+          conditions: [...(node.status?.conditions ?? []).filter((c) => c.type !== 'Ready'), ready],
+          addresses: [
+            { type: 'InternalIP', address: HOST_IP },
+            { type: 'Hostname', address: this.nodeName },
+          ],
+          capacity: { pods: '110', ...node.status?.capacity },
+          allocatable: { pods: '110', ...node.status?.allocatable },
+          nodeInfo: { kubeletVersion: 'stowage', containerRuntimeVersion: 'stowage://embedded', operatingSystem: 'linux', architecture: process.arch === 'x64' ? 'amd64' : process.arch },
+        };
+      });
+    } catch (err) {
+      this.log.warn({ err }, 'node heartbeat failed');
+    }
+  }
+
+  /** Read-modify-write of this node's status; the Node is created if registration has not yet. */
+  private updateNode(change: (node: Node) => Node['status'] | undefined): void {
+    for (let i = 0; i < 5; i++) {
+      let node = this.store.get('nodes', undefined, this.nodeName);
+      try {
+        if (node === undefined) {
+          node = this.store.create<Node>({ apiVersion: 'v1', kind: 'Node', metadata: { name: this.nodeName, labels: { 'kubernetes.io/hostname': this.nodeName } } });
+        }
+        const status = change(node);
+        if (status === undefined) return;
+        this.store.update<Node>({ ...node, status }, { subresource: 'status' });
+        return;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || i === 4) throw err;
+      }
+    }
+  }
+}
+
+export type { PodStatus };

@@ -1,0 +1,209 @@
+/**
+ * The cephfs backend's node side: NodeStage mounts the subvolume with ceph-fuse at the staging
+ * path (ceph-fuse.ts), NodePublish bind-mounts that into the pod's path (publication.ts, as every
+ * backend does), and their reverses undo it. What the secret-less calls need (the record, the
+ * mount target, the options) is stashed per staging before anything is mounted (../rbd/stash.ts).
+ *
+ * A restarted node plugin repairs stagings whose ceph-fuse died (ENOTCONN / ESTALE), as
+ * ceph-csi's fuse recovery does: the dead staging mount and every bind of it are detached,
+ * ceph-fuse is mounted again with the kept credentials, and the publications are bound again
+ * at the same targets with the same read-only flag.
+ */
+import { mkdir, realpath } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../../../csi/errors.js';
+import type { CommandRunner } from '../../mount/exec.js';
+import { filesystemStats } from '../../mount/filesystem.js';
+import type { LoopDevices } from '../../mount/loop.js';
+import type { MountEntry, Mounter } from '../../mount/mount.js';
+import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
+import { isReadOnlyMode, publishMount, unpublish } from '../publication.js';
+import { StashDir, type StashBase } from '../rbd/stash.js';
+import { CEPH_FUSE_FSTYPE, CephFuse, type CephfsTarget } from './ceph-fuse.js';
+
+export interface CephfsStash extends StashBase {
+  volume: VolumeRecord;
+  target: CephfsTarget;
+  /** Name of the credential files (CephFuse.key). */
+  credKey: string;
+  /** ceph-fuse -o options: ro, the capability's mount flags, the class's fuseMountOptions. */
+  options: string[];
+  readonly: boolean;
+}
+
+export interface CephfsNodeOptions {
+  stateDir: string;
+  runner: CommandRunner;
+  mounter: Mounter;
+  loops: LoopDevices;
+  timeoutSeconds: number;
+}
+
+export class CephfsNode {
+  private fuse!: CephFuse;
+  private stashes!: StashDir<CephfsStash>;
+
+  constructor(private readonly opts: CephfsNodeOptions) {}
+
+  /** Creates the state directory (0700: it holds keyfiles) and resolves it to a canonical path. */
+  async init(): Promise<void> {
+    await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
+    const root = await realpath(this.opts.stateDir);
+    this.fuse = new CephFuse(join(root, 'fuse'), this.opts.runner, this.opts.mounter, this.opts.timeoutSeconds);
+    this.stashes = new StashDir<CephfsStash>(join(root, 'stage'));
+  }
+
+  async stashedVolume(volumeId: string): Promise<VolumeRecord | undefined> {
+    return (await this.stashes.ofVolume(volumeId))[0]?.volume;
+  }
+
+  // ------------------------------------------------------------------ stage / unstage
+
+  async stage(req: StageRequest, target: CephfsTarget, secretKey: string, extraOptions: string[], log: Logger): Promise<void> {
+    const { volume, stagingPath, capability } = req;
+    const readonly = isReadOnlyMode(capability.accessMode);
+    const stash: CephfsStash = {
+      version: 1,
+      volumeId: volume.id,
+      stagingPath,
+      volume,
+      target,
+      credKey: this.fuse.key(volume.id, stagingPath),
+      options: [...(readonly ? ['ro'] : []), ...capability.mountFlags, ...extraOptions],
+      readonly,
+    };
+    await mkdir(stagingPath, { recursive: true });
+    const current = await this.opts.mounter.mountAt(stagingPath);
+    if (current) {
+      // Checked before anything is touched: a refused stage must leave nothing of this volume behind.
+      const mine = await this.stashes.get(volume.id, stagingPath);
+      if (!mine || current.fsType !== CEPH_FUSE_FSTYPE) {
+        throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source} ${current.fsType})`);
+      }
+      if ((await this.fuse.state(stagingPath)) === 'ok') return;
+      // Staged here before, but its ceph-fuse died: mount it again (with the fresh secret).
+      await this.repair(mine, log, secretKey);
+      return;
+    }
+    await this.stashes.put(stash);
+    try {
+      await this.fuse.mount(stash.credKey, target, secretKey, stagingPath, stash.options, log);
+    } catch (e) {
+      // Leave nothing half-done: the CO retries from scratch.
+      await this.unstage(volume.id, stagingPath, log).catch((u: unknown) =>
+        log.warn({ err: (u as Error).message, volumeId: volume.id }, 'could not undo a failed stage'),
+      );
+      throw e;
+    }
+  }
+
+  async unstage(volumeId: string, stagingPath: string, log: Logger): Promise<void> {
+    const stash = await this.stashes.get(volumeId, stagingPath);
+    const current = await this.opts.mounter.mountAt(stagingPath);
+    if (!stash) {
+      // Never staged here (or already unstaged): nothing of ours can be at the path.
+      if (current) throw new FailedPreconditionError(`${stagingPath} holds a mount (${current.source}) that is not volume ${volumeId}'s`);
+      return;
+    }
+    if (current) {
+      if (current.fsType !== CEPH_FUSE_FSTYPE) {
+        throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source} ${current.fsType}), not volume ${volumeId}`);
+      }
+      await this.fuse.unmount(stagingPath, log);
+    }
+    await this.fuse.removeCredentials(stash.credKey);
+    await this.stashes.remove(volumeId, stagingPath);
+  }
+
+  // ------------------------------------------------------------------ publish / unpublish
+
+  async publish(req: PublishRequest): Promise<void> {
+    const { volume, stagingPath, targetPath, capability, readonly } = req;
+    const stash = await this.stashes.get(volume.id, stagingPath);
+    if (!stash) throw new FailedPreconditionError(`volume ${volume.id} is not staged at ${stagingPath}`);
+    await publishMount(this.opts, { volumeId: volume.id, stagingPath, targetPath, accessMode: capability.accessMode, readonly });
+  }
+
+  async unpublish(volumeId: string, targetPath: string): Promise<void> {
+    const all = await this.opts.mounter.mounts();
+    await unpublish(this.opts.mounter, volumeId, targetPath, async (m) => this.isPublicationOf(volumeId, m, all));
+  }
+
+  /** A mount is the volume's when it is a ceph-fuse mount of the same filesystem as one of its stagings. */
+  private async isPublicationOf(volumeId: string, m: MountEntry, all: MountEntry[]): Promise<boolean> {
+    if (m.fsType !== CEPH_FUSE_FSTYPE) return false;
+    for (const s of await this.stashes.ofVolume(volumeId)) {
+      const staged = all.findLast((x) => x.mountPoint === s.stagingPath);
+      if (staged && staged.majorMinor === m.majorMinor) return true;
+    }
+    return false;
+  }
+
+  // ------------------------------------------------------------------ stats
+
+  async usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage> {
+    const stash = (await this.stashes.ofVolume(volume.id))[0];
+    if (!stash) return { kind: 'filesystem', totalBytes: 0, health: { abnormal: true, message: `volume ${volume.id} is not staged on this node` } };
+    const all = await this.opts.mounter.mounts();
+    const mount = all.findLast((m) => m.mountPoint === volumePath);
+    if (mount && !(await this.isPublicationOf(volume.id, mount, all))) throw new NotFoundError(`volume ${volume.id} is not at ${volumePath}`);
+    const fuseState = await this.fuse.state(stash.stagingPath);
+    const broken = mount ? await this.opts.mounter.isCorrupted(volumePath) : false;
+    const health: VolumeHealth =
+      fuseState !== 'ok' || broken
+        ? {
+            abnormal: true,
+            message: `the ceph-fuse mount of ${stash.target.fsName}:${stash.target.path} at ${stash.stagingPath} is ${fuseState === 'ok' ? 'broken' : fuseState} (ceph-fuse is not serving it; the node plugin remounts it when restarted)`,
+          }
+        : mount
+          ? { abnormal: false, message: 'volume is mounted and healthy' }
+          : { abnormal: true, message: `${volumePath} is not mounted` };
+    if (health.abnormal && (fuseState !== 'ok' || broken)) return { kind: 'filesystem', totalBytes: volume.capacityBytes, health };
+    // ceph-fuse reports the subvolume's quota as the size (client_quota_df); inodes have no fixed
+    // count on CephFS, so none are reported.
+    const fs = await filesystemStats(volumePath);
+    return { kind: 'filesystem', totalBytes: fs.totalBytes, usedBytes: fs.usedBytes, availableBytes: fs.availableBytes, health };
+  }
+
+  /** The size the mount sees now (the quota, once ceph-fuse has heard of the resize). */
+  async mountedSize(volume: VolumeRecord, volumePath: string): Promise<number> {
+    const stash = (await this.stashes.ofVolume(volume.id))[0];
+    if (!stash) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
+    return (await filesystemStats(volumePath)).totalBytes;
+  }
+
+  // ------------------------------------------------------------------ repair after a restart
+
+  /**
+   * For every staging whose ceph-fuse is gone: remount and put the publications back. Failures
+   * are logged, not fatal: one broken volume must not keep the node plugin down.
+   */
+  async repairAll(log: Logger): Promise<void> {
+    for (const s of await this.stashes.list()) {
+      try {
+        if ((await this.fuse.state(s.stagingPath)) !== 'ok') await this.repair(s, log);
+      } catch (e) {
+        log.error({ err: (e as Error).message, volumeId: s.volumeId, stagingPath: s.stagingPath }, 'could not repair a staged cephfs volume');
+      }
+    }
+    // Credential files of stagings that no longer exist (an unstage cut short before its last step).
+    const live = new Set((await this.stashes.list()).map((s) => s.credKey));
+    for (const key of await this.fuse.keys()) if (!live.has(key)) await this.fuse.removeCredentials(key);
+  }
+
+  private async repair(s: CephfsStash, log: Logger, secretKey?: string): Promise<void> {
+    const all = await this.opts.mounter.mounts();
+    const staged = all.findLast((m) => m.mountPoint === s.stagingPath);
+    // Publications: binds of the dead filesystem elsewhere, with their read-only flags.
+    const binds = staged ? all.filter((m) => m.majorMinor === staged.majorMinor && m.mountPoint !== s.stagingPath) : [];
+    log.warn({ volumeId: s.volumeId, stagingPath: s.stagingPath, publications: binds.map((b) => b.mountPoint) }, 'repairing a broken ceph-fuse staging');
+    for (const b of [...binds].reverse()) await this.fuse.detachLazily(b.mountPoint);
+    if (staged) await this.fuse.detachLazily(s.stagingPath);
+    await this.fuse.mount(s.credKey, s.target, secretKey, s.stagingPath, s.options, log);
+    for (const b of binds) {
+      await this.opts.mounter.bindMount(s.stagingPath, b.mountPoint, { readonly: b.readonly });
+      log.info({ target: b.mountPoint, readonly: b.readonly }, 'publication restored');
+    }
+  }
+}
