@@ -161,7 +161,9 @@ async function pathExists(p: string): Promise<boolean> {
   try {
     await stat(p);
     return true;
-  } catch {
-    return false;
+  } catch (e) {
+    // A mount whose filesystem stopped answering (a FUSE daemon gone) is there, just broken: the
+    // backend reports that as an abnormal volume condition rather than "no such path".
+    return ['ENOTCONN', 'ESTALE', 'EIO'].includes((e as NodeJS.ErrnoException).code ?? '');
   }
 }

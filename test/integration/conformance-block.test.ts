@@ -17,7 +17,40 @@ import { loopsUnder, mountAt, mountCount } from '../support/host-state.js';
 const run = promisify(execFile);
 const backends = testBackends();
 
-for (const backend of backends) describe(`conformance: raw block volumes [${backend.name}]`, { skip: needsRoot }, () => {
+// A backend that serves no raw block volumes (cephfs, declared in backends.ts) must refuse them
+// as the spec says for an unsupported capability, and create nothing.
+for (const backend of backends.filter((b) => !b.block)) describe(`conformance: raw block volumes are refused [${backend.name}]`, { skip: needsRoot }, () => {
+  let drv: TestDriver;
+  before(async () => {
+    drv = await backend.start({ prefix: 'stowage-blkno-' });
+  });
+  after(async () => {
+    await drv?.cleanup();
+  });
+  it('CreateVolume with a block capability → INVALID_ARGUMENT, nothing created; ValidateVolumeCapabilities does not confirm block', async () => {
+    const before = (await backend.volumeIds(drv)).length;
+    for (const mode of ['SINGLE_NODE_WRITER', 'MULTI_NODE_MULTI_WRITER'] as const) {
+      const e = await expectCode(
+        drv.client.controller.CreateVolume({ name: uniqueName('blk'), volume_capabilities: [blockCap(mode)], capacity_range: { required_bytes: 64 * MiB } }),
+        status.INVALID_ARGUMENT,
+        `block ${mode}`,
+      );
+      assert.match(e.message, /block/, 'the message says why');
+    }
+    assert.equal((await backend.volumeIds(drv)).length, before, 'a refused CreateVolume leaves no volume');
+    const vol = await drv.client.controller.CreateVolume({ name: uniqueName('fs'), volume_capabilities: [mountCap()], capacity_range: { required_bytes: 16 * MiB } });
+    const res = await drv.client.controller.ValidateVolumeCapabilities({ volume_id: vol.volume!.volume_id, volume_capabilities: [blockCap()] });
+    assert.equal(res.confirmed, null);
+    assert.match(res.message, /block/);
+    await drv.client.controller.DeleteVolume({ volume_id: vol.volume!.volume_id });
+  });
+  it('leaves no mount behind', async () => {
+    await drv.cleanup();
+    assertNoLeftovers(drv.dir);
+  });
+});
+
+for (const backend of backends.filter((b) => b.block)) describe(`conformance: raw block volumes [${backend.name}]`, { skip: needsRoot }, () => {
   let drv: TestDriver;
   const node = () => drv.client.node;
   const ctl = () => drv.client.controller;

@@ -135,9 +135,9 @@ for (const backend of backends) describe(`conformance: Controller service (volum
         status.ALREADY_EXISTS,
         'different size',
       );
-      await expectCode(create({ name, volume_capabilities: [blockCap()], capacity_range: { required_bytes: 32 * MiB } }), status.ALREADY_EXISTS, 'block instead of mount');
+      if (backend.block) await expectCode(create({ name, volume_capabilities: [blockCap()], capacity_range: { required_bytes: 32 * MiB } }), status.ALREADY_EXISTS, 'block instead of mount');
       await expectCode(
-        create({ name, volume_capabilities: [mountCap('ext4')], capacity_range: { required_bytes: 32 * MiB } }),
+        create({ name, volume_capabilities: [mountCap(backend.namedFs)], capacity_range: { required_bytes: 32 * MiB } }),
         status.ALREADY_EXISTS,
         'another fs type',
       );
@@ -182,7 +182,9 @@ for (const backend of backends) describe(`conformance: Controller service (volum
         ['unknown parameter', { parameters: { 'no-such-parameter': 'x' } }],
         ['mixed block and mount', { volume_capabilities: [mountCap(), blockCap()] }],
         ['two fs types', { volume_capabilities: [mountCap('ext4'), mountCap('xfs')] }],
-        ['MULTI_NODE_MULTI_WRITER', { volume_capabilities: [mountCap('', 'MULTI_NODE_MULTI_WRITER')] }],
+        // cephfs serves RWX: a shared filesystem is what it is for.
+        ...(backend.multiNodeWriter ? [] : [['MULTI_NODE_MULTI_WRITER', { volume_capabilities: [mountCap('', 'MULTI_NODE_MULTI_WRITER')] }] as [string, Partial<CreateVolumeRequestInput>]]),
+        ...(backend.block ? [] : [['block (not served)', { volume_capabilities: [blockCap()] }] as [string, Partial<CreateVolumeRequestInput>]]),
         // A local volume lives on one node; an rbd block volume may be read from many.
         ...(local ? [['MULTI_NODE_READER_ONLY block', { volume_capabilities: [blockCap('MULTI_NODE_READER_ONLY')] }] as [string, Partial<CreateVolumeRequestInput>]] : []),
         ['unsupported fs type', { volume_capabilities: [mountCap('vfat')] }],
@@ -204,11 +206,11 @@ for (const backend of backends) describe(`conformance: Controller service (volum
       // local: more than its 4 GiB pool; rbd (thin, may overcommit the cluster): more than a volume can be.
       const tooBig = local ? 1024 * GiB : 2 ** 53;
       await expectCode(create({ capacity_range: { required_bytes: tooBig } }), status.OUT_OF_RANGE, 'beyond the pool');
-      await expectCode(create({ volume_capabilities: [blockCap()], capacity_range: { required_bytes: tooBig } }), status.OUT_OF_RANGE, 'block beyond the pool');
+      if (backend.block) await expectCode(create({ volume_capabilities: [blockCap()], capacity_range: { required_bytes: tooBig } }), status.OUT_OF_RANGE, 'block beyond the pool');
       assert.equal((await allVolumeIds()).length, before);
     });
 
-    it('a limit below the filesystem minimum → OUT_OF_RANGE (xfs needs 300 MiB)', async () => {
+    if (backend.deviceFs) it('a limit below the filesystem minimum → OUT_OF_RANGE (xfs needs 300 MiB)', async () => {
       await expectCode(
         create({ volume_capabilities: [mountCap('xfs')], capacity_range: { required_bytes: 16 * MiB, limit_bytes: 16 * MiB } }),
         status.OUT_OF_RANGE,
@@ -269,7 +271,7 @@ for (const backend of backends) describe(`conformance: Controller service (volum
     });
 
     it('a staged volume cannot be deleted (FAILED_PRECONDITION) and is intact afterwards', async () => {
-      for (const cap of [mountCap(), mountCap('ext4'), blockCap()]) {
+      for (const cap of [mountCap(), mountCap(backend.namedFs), ...(backend.block ? [blockCap()] : [])]) {
         const vol = await create({ volume_capabilities: [cap], capacity_range: { required_bytes: 32 * MiB } });
         const staging = drv.stagingDir(uniqueName('stg'));
         await drv.client.node.NodeStageVolume({ volume_id: vol.volume_id, staging_target_path: staging, volume_capability: cap });
@@ -281,7 +283,18 @@ for (const backend of backends) describe(`conformance: Controller service (volum
       }
     });
 
-    if (!local) {
+    if (backend.name === 'cephfs') {
+      it('a subvolume removed behind the driver’s back: DeleteVolume still succeeds and clears the journal', async () => {
+        const vol = await create();
+        const ceph = (await import('../support/ceph.js')).cephOf(drv);
+        await ceph.ceph(['fs', 'subvolume', 'rm', vol.volume_context['fsName']!, vol.volume_context['subvolumeName']!, '--group_name', vol.volume_context['subvolumeGroup']!]);
+        assert.equal((await backend.volume(drv, vol.volume_id))?.healthy, false);
+        await ctl().DeleteVolume({ volume_id: vol.volume_id });
+        assert.ok(!(await allVolumeIds()).includes(vol.volume_id));
+      });
+    }
+
+    if (backend.name === 'rbd') {
       it('an image removed behind the driver’s back: DeleteVolume still succeeds and clears the journal', async () => {
         const vol = await create();
         const ceph = (await import('../support/ceph.js')).cephOf(drv);
@@ -316,11 +329,12 @@ for (const backend of backends) describe(`conformance: Controller service (volum
 
     it('does not confirm what the volume cannot do, and says why', async () => {
       const vol = await create();
-      for (const [what, cap] of [
+      const cases: [string, ReturnType<typeof mountCap>][] = [
         ['block on a mount volume', blockCap()],
         ['another fs type', mountCap('xfs')],
-        ['MULTI_NODE_MULTI_WRITER', mountCap('', 'MULTI_NODE_MULTI_WRITER')],
-      ] as const) {
+        ...(backend.multiNodeWriter ? [] : [['MULTI_NODE_MULTI_WRITER', mountCap('', 'MULTI_NODE_MULTI_WRITER')] as [string, ReturnType<typeof mountCap>]]),
+      ];
+      for (const [what, cap] of cases) {
         const res = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap(), cap] });
         assert.equal(res.confirmed, null, `${what} must not be confirmed`);
         assert.ok(res.message.length > 0, `${what}: a message should say why`);

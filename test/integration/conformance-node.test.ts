@@ -73,7 +73,7 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
     assert.ok(info.max_volumes_per_node > 0);
   });
 
-  for (const fsType of ['', 'ext4']) {
+  for (const fsType of ['', backend.namedFs]) {
     it(`${fsType || backend.defaultFs}: stage and publish 10× are idempotent (one mount each), the reverses remove everything`, async () => {
       const cap = mountCap(fsType);
       const id = await create(cap);
@@ -101,7 +101,7 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
   }
 
   it('publish before stage → FAILED_PRECONDITION, and nothing is mounted', async () => {
-    for (const cap of [mountCap(), mountCap('ext4'), blockCap()]) {
+    for (const cap of [mountCap(), mountCap(backend.namedFs), ...(backend.block ? [blockCap()] : [])]) {
       const id = await create(cap);
       const staging = drv.stagingDir(uniqueName('never-staged'));
       const target = drv.targetDir(uniqueName('tgt'));
@@ -144,11 +144,12 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
   });
 
   it('SINGLE_NODE_READER_ONLY volumes are mounted read-only; mount flags are applied', async () => {
-    const ro = mountCap('ext4', 'SINGLE_NODE_READER_ONLY');
-    const id = await create(mountCap('ext4'));
+    const fs = backend.namedFs;
+    const ro = mountCap(fs, 'SINGLE_NODE_READER_ONLY');
+    const id = await create(mountCap(fs));
     // Format it once read-write (a blank volume can't be mounted read-only).
     const s0 = drv.stagingDir(uniqueName('fmt'));
-    await node().NodeStageVolume({ volume_id: id, staging_target_path: s0, volume_capability: mountCap('ext4', 'SINGLE_NODE_WRITER', ['noatime']) });
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: s0, volume_capability: mountCap(fs, 'SINGLE_NODE_WRITER', ['noatime']) });
     assert.ok(mountAt(s0)?.options.includes('noatime'), `noatime requested: ${mountAt(s0)?.options.join(',')}`);
     await node().NodeUnstageVolume({ volume_id: id, staging_target_path: s0 });
     const staging = drv.stagingDir(uniqueName('stg'));
@@ -196,8 +197,17 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
   it('a capability the volume does not have → FAILED_PRECONDITION (spec: exceeds capabilities)', async () => {
     const id = await create(mountCap());
     const staging = drv.stagingDir(uniqueName('stg'));
-    await expectCode(node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: blockCap() }), status.FAILED_PRECONDITION, 'block on mount volume');
-    await expectCode(node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap('xfs') }), status.FAILED_PRECONDITION, 'xfs on btrfs volume');
+    // A capability the backend serves for no volume at all (cephfs: block, xfs) is INVALID_ARGUMENT.
+    await expectCode(
+      node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: blockCap() }),
+      backend.block ? status.FAILED_PRECONDITION : status.INVALID_ARGUMENT,
+      'block on mount volume',
+    );
+    await expectCode(
+      node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap('xfs') }),
+      backend.deviceFs ? status.FAILED_PRECONDITION : status.INVALID_ARGUMENT,
+      'xfs on btrfs volume',
+    );
     assert.equal(mountCount(staging), 0);
   });
 
@@ -289,7 +299,7 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
   });
 
   it('NodeUnstageVolume of one volume does not unmount another volume staged at that path', async () => {
-    for (const cap of [mountCap(), mountCap('ext4')]) {
+    for (const cap of [mountCap(), mountCap(backend.namedFs)]) {
       const a = await create(cap);
       const b = await create(cap);
       const staging = drv.stagingDir(uniqueName('stg'));
@@ -304,7 +314,7 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
   });
 
   it('staging at a path another volume holds → ALREADY_EXISTS, and the refused volume is not left attached', async () => {
-    const cap = mountCap('ext4');
+    const cap = mountCap(backend.namedFs);
     const a = await create(cap);
     const b = await create(cap);
     const staging = drv.stagingDir(uniqueName('stg'));
@@ -321,11 +331,12 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
   describe('NodeGetVolumeStats', () => {
     it('another volume’s path → NOT_FOUND (spec: volume does not exist on volume_path)', async () => {
       const a = await create();
-      const b = await create(mountCap('ext4'));
+      const named = mountCap(backend.namedFs);
+      const b = await create(named);
       const staging = drv.stagingDir(uniqueName('stg'));
       const target = drv.targetDir(uniqueName('tgt'));
-      await node().NodeStageVolume({ volume_id: b, staging_target_path: staging, volume_capability: mountCap('ext4') });
-      await node().NodePublishVolume({ volume_id: b, staging_target_path: staging, target_path: target, volume_capability: mountCap('ext4') });
+      await node().NodeStageVolume({ volume_id: b, staging_target_path: staging, volume_capability: named });
+      await node().NodePublishVolume({ volume_id: b, staging_target_path: staging, target_path: target, volume_capability: named });
       try {
         await expectCode(node().NodeGetVolumeStats({ volume_id: a, volume_path: target }), status.NOT_FOUND, 'stats of a at b’s target');
         await expectCode(node().NodeGetVolumeStats({ volume_id: a, volume_path: staging }), status.NOT_FOUND, 'stats of a at b’s staging path');
@@ -361,7 +372,32 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
       await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
     });
 
-    it('ext4 volume: bytes and inodes', async () => {
+    if (backend.name === 'cephfs') it('cephfs volume: bytes (total = the quota, used grows with data) and no meaningless inode entry', async () => {
+      const id = await create(mountCap(), 64 * MiB);
+      const staging = drv.stagingDir(uniqueName('stg'));
+      const target = drv.targetDir(uniqueName('tgt'));
+      await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap() });
+      await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap() });
+      const before = await node().NodeGetVolumeStats({ volume_id: id, volume_path: target });
+      const bytes0 = before.usage.find((u) => u.unit === 'BYTES');
+      assert.equal(bytes0?.total, 64 * MiB, 'ceph-fuse reports the subvolume quota as the size');
+      assert.ok(!before.usage.some((u) => u.unit === 'INODES'), 'CephFS has no fixed inode count');
+      assert.equal(before.volume_condition?.abnormal, false);
+      await writeSynced(join(target, 'data'), Buffer.alloc(8 * MiB, 7));
+      let bytes1 = bytes0;
+      // The MDS learns the new usage from the client's cap flush: give it a moment.
+      for (let i = 0; i < 50 && bytes1.used < bytes0.used + 8 * MiB; i++) {
+        await new Promise((r) => setTimeout(r, 200));
+        bytes1 = (await node().NodeGetVolumeStats({ volume_id: id, volume_path: target })).usage.find((u) => u.unit === 'BYTES')!;
+      }
+      assert.ok(bytes1.used >= bytes0.used + 8 * MiB, `used ${bytes0.used} -> ${bytes1.used} after writing 8 MiB`);
+      assert.ok(bytes1.available <= 64 * MiB - 8 * MiB, `available ${bytes1.available}`);
+      await node().NodeGetVolumeStats({ volume_id: id, volume_path: staging });
+      await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
+      await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    });
+
+    if (backend.deviceFs) it('ext4 volume: bytes and inodes', async () => {
       const id = await create(mountCap('ext4'), 64 * MiB);
       const staging = drv.stagingDir(uniqueName('stg'));
       const target = drv.targetDir(uniqueName('tgt'));
@@ -401,7 +437,7 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
   });
 
   it('survives kill -9: staged state is read back from the kernel and the data is intact', async () => {
-    const cap = mountCap('ext4');
+    const cap = mountCap(backend.namedFs);
     const id = await create(cap);
     const staging = drv.stagingDir(uniqueName('stg'));
     const target = drv.targetDir(uniqueName('tgt'));
@@ -416,7 +452,7 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
     await node().NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: cap });
     assert.equal(mountCount(staging), 1);
     assert.equal(mountCount(target), 1);
-    assert.equal(volumeLoops(id).length, 1, 'still one loop device');
+    assert.equal(volumeLoops(id).length, backend.deviceFs ? 1 : 0, backend.deviceFs ? 'still one loop device' : 'no loop device (a ceph-fuse mount)');
     assert.equal(await readFile(join(target, 'before-crash'), 'utf8'), 'still here');
     await expectCode(ctl().DeleteVolume({ volume_id: id }), status.FAILED_PRECONDITION, 'delete while staged, after restart');
     await node().NodeUnpublishVolume({ volume_id: id, target_path: target });

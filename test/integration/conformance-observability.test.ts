@@ -46,18 +46,19 @@ for (const backend of backends) describe(`conformance: logs and metrics [${backe
     const ctl = drv.client.controller;
     const node = drv.client.node;
     const name = uniqueName('secret-vol');
-    const vol = await ctl.CreateVolume({ name, volume_capabilities: [mountCap('ext4')], capacity_range: { required_bytes: 32 * MiB }, secrets });
+    const fs = backend.namedFs;
+    const vol = await ctl.CreateVolume({ name, volume_capabilities: [mountCap(fs)], capacity_range: { required_bytes: 32 * MiB }, secrets });
     const id = vol.volume!.volume_id;
     // A refused call logs its request too.
     await expectCode(ctl.CreateVolume({ name: uniqueName('bad'), volume_capabilities: [mountCap('vfat')], secrets }), status.INVALID_ARGUMENT, 'bad create');
     const staging = drv.stagingDir(uniqueName('stg'));
     const target = drv.targetDir(uniqueName('tgt'));
-    await node.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap('ext4'), secrets });
-    await node.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap('ext4'), secrets });
+    await node.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap(fs), secrets });
+    await node.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: mountCap(fs), secrets });
     await node.NodeExpandVolume({ volume_id: id, volume_path: target, secrets }).catch(() => undefined);
     const snap = await ctl.CreateSnapshot({ name: uniqueName('secret-snap'), source_volume_id: id, secrets });
     await ctl.ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 48 * MiB }, secrets });
-    await ctl.ValidateVolumeCapabilities({ volume_id: id, volume_capabilities: [mountCap('ext4')], secrets });
+    await ctl.ValidateVolumeCapabilities({ volume_id: id, volume_capabilities: [mountCap(fs)], secrets });
     await ctl.ListSnapshots({ secrets }).catch(() => undefined); // UNIMPLEMENTED on rbd: still logged
     await ctl.DeleteSnapshot({ snapshot_id: snap.snapshot!.snapshot_id, secrets });
     await node.NodeUnpublishVolume({ volume_id: id, target_path: target });

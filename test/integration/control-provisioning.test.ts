@@ -218,7 +218,8 @@ describe('control plane with the local driver', { skip: needsRoot }, () => {
     assert.ok(getClaim('busy')?.metadata.deletionTimestamp, 'terminating, not gone');
     assert.equal(getVolume(pvName)?.status?.phase, 'Bound');
     assert.ok((await volumeIds(driver.client)).has(handle));
-    store().update({ ...p, status: { phase: 'Succeeded' } }, { subresource: 'status' });
+    // Re-read: the scheduler has written the pod since (PodScheduled).
+    store().update({ ...(store().get('pods', 'default', 'user') ?? p), status: { phase: 'Succeeded' } }, { subresource: 'status' });
     await until(() => getClaim('busy') === undefined, 'the claim to go once the pod finished');
     await until(() => getVolume(pvName) === undefined, 'its PV to go');
     assert.equal((await volumeIds(driver.client)).has(handle), false);

@@ -256,7 +256,7 @@ describe('pod runtime', { skip }, () => {
     const execd = runtime.exec(s.podUid, 'main', ['sleep', '1000'], 'pipe');
     const execDone = collect(execd);
     for (const uid of uids) await runtime.removePod(uid);
-    await execDone;
+    assert.notEqual((await execDone).code, 0, 'the exec session ended with its container');
     for (const uid of uids) await runtime.removePod(uid); // idempotent
 
     assert.deepEqual(mountsUnderTmp(), []);

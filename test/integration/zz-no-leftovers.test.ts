@@ -26,7 +26,7 @@ test('the suite leaves no loop device backed by a file under the temp directory'
   assert.deepEqual(leftovers, [], `loop devices left behind: ${leftovers.join(', ')}`);
 });
 
-test('the suite leaves no rbd-fuse process and no test Ceph cluster running', async () => {
+test('the suite leaves no rbd-fuse or ceph-fuse process and no test Ceph cluster running', async () => {
   const leftovers: string[] = [];
   for (const pid of await readdir('/proc')) {
     if (!/^\d+$/.test(pid)) continue;
@@ -35,7 +35,8 @@ test('the suite leaves no rbd-fuse process and no test Ceph cluster running', as
     if (argv.length === 0 || /\) Z /.test(stat)) continue; // gone, or a zombie nobody reaps: it holds nothing
     const name = argv[0]!.split('/').at(-1) ?? '';
     const underTmp = argv.some((a) => a.startsWith(`${TMP}/stowage-`));
-    if (name === 'rbd-fuse' && underTmp) leftovers.push(`${pid}: ${argv.join(' ')}`);
+    // ceph-fuse: the cephfs backend's mounts (one per staging path, under the tests' temp dirs).
+    if ((name === 'rbd-fuse' || name === 'ceph-fuse') && underTmp) leftovers.push(`${pid}: ${argv.join(' ')}`);
     if (/^ceph-(mon|mgr|osd|mds)$/.test(name) && argv.some((a) => a.startsWith(`${TMP}/stowage-ceph-`))) leftovers.push(`${pid}: ${argv.join(' ')}`);
   }
   assert.deepEqual(leftovers, [], `processes left behind: ${leftovers.join('; ')}`);

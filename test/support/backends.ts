@@ -4,11 +4,17 @@
  * wraps its suite in `for (const b of backends) describe(`… [${b.name}]`, …)`.
  *
  * What differs between backends is said here, not guessed in each test:
- * - `defaultFs`: the filesystem a mount volume without fs_type gets (local: btrfs, rbd: ext4);
+ * - `defaultFs`: the filesystem a mount volume without fs_type gets (local: btrfs, rbd: ext4,
+ *   cephfs: ceph);
+ * - `namedFs`: an fs_type a test may name explicitly (ext4; cephfs: ceph, its only filesystem);
+ * - `block`: raw block volumes are served (cephfs: no; the block files check the refusal instead);
+ * - `deviceFs`: mount volumes are filesystems on a device (ext4/xfs: fsck, growing, inode counts,
+ *   xfs's minimum size); cephfs volumes are subvolumes with a quota;
+ * - `multiNodeWriter`: MULTI_NODE_*_WRITER mount volumes (cephfs: RWX);
  * - `lists`: whether the secret-less list/get RPCs are served (rbd: no, like ceph-csi);
  * - `inspect`: the backend's own view of a volume or snapshot, for checks that used
  *   ControllerGetVolume / ListSnapshots only to look: local asks the driver, rbd reads the record
- *   the driver keeps in the pool's omap.
+ *   the driver keeps in the pool's omap, cephfs the one in the filesystem's metadata pool.
  */
 import { NotFoundError } from '../../src/csi/errors.js';
 import { useCephCluster, type CephFixture } from './ceph.js';
@@ -30,8 +36,12 @@ export interface SnapshotView {
 }
 
 export interface TestBackendSpec {
-  name: 'local' | 'rbd';
+  name: 'local' | 'rbd' | 'cephfs';
   defaultFs: string;
+  namedFs: string;
+  block: boolean;
+  deviceFs: boolean;
+  multiNodeWriter: boolean;
   /** ListVolumes, ControllerGetVolume, GetCapacity, ListSnapshots are served. */
   lists: boolean;
   start(opts?: TestDriverOptions): Promise<TestDriver>;
@@ -60,6 +70,10 @@ interface StoredSnapshot {
 const local: TestBackendSpec = {
   name: 'local',
   defaultFs: 'btrfs',
+  namedFs: 'ext4',
+  block: true,
+  deviceFs: true,
+  multiNodeWriter: false,
   lists: true,
   start: (opts = {}) => startTestDriver(opts),
   async volume(drv, id) {
@@ -98,6 +112,10 @@ function rbd(ceph: CephFixture): TestBackendSpec {
   return {
     name: 'rbd',
     defaultFs: 'ext4',
+    namedFs: 'ext4',
+    block: true,
+    deviceFs: true,
+    multiNodeWriter: false,
     lists: false,
     start: (opts = {}) => startTestDriver({ ...opts, backend: 'rbd', ceph }),
     async volume(_drv, id) {
@@ -134,8 +152,59 @@ function rbd(ceph: CephFixture): TestBackendSpec {
   };
 }
 
-/** Both backends; registers the Ceph cluster's root hooks for the rbd runs. */
+function cephfs(ceph: CephFixture): TestBackendSpec {
+  const record = async <T>(object: string): Promise<T | undefined> => {
+    try {
+      return JSON.parse(await ceph.fsOmapValue(object, 'stowage.record')) as T;
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    name: 'cephfs',
+    defaultFs: 'ceph',
+    namedFs: 'ceph',
+    block: false,
+    deviceFs: false,
+    multiNodeWriter: true,
+    lists: false,
+    start: (opts = {}) => startTestDriver({ ...opts, backend: 'cephfs', ceph }),
+    async volume(_drv, id) {
+      if (id.length < 36) return undefined;
+      const rec = await record<StoredVolume>(`csi.volume.${id.slice(-36)}`);
+      if (!rec || rec.state !== 'ready' || rec.id !== id) return undefined;
+      const subvolumes = await ceph.subvolumes(rec.volumeContext['subvolumeGroup'] ?? 'csi');
+      return {
+        volume_id: rec.id,
+        capacity_bytes: rec.capacityBytes,
+        ...(rec.source ? { source: rec.source } : {}),
+        healthy: subvolumes.includes(rec.volumeContext['subvolumeName'] ?? `csi-vol-${id.slice(-36)}`),
+      };
+    },
+    async snapshots(_drv, filter = {}) {
+      const out: SnapshotView[] = [];
+      for (const object of await ceph.fsObjects('csi.snap.')) {
+        const rec = await record<StoredSnapshot>(object);
+        if (!rec || rec.state !== 'ready') continue;
+        if (filter.snapshot_id && rec.id !== filter.snapshot_id) continue;
+        if (filter.source_volume_id && rec.sourceVolumeId !== filter.source_volume_id) continue;
+        out.push({ snapshot_id: rec.id, source_volume_id: rec.sourceVolumeId, size_bytes: rec.sizeBytes, ready_to_use: true });
+      }
+      return out;
+    },
+    async volumeIds() {
+      const out: string[] = [];
+      for (const object of await ceph.fsObjects('csi.volume.')) {
+        const rec = await record<StoredVolume>(object);
+        if (rec?.state === 'ready') out.push(rec.id);
+      }
+      return out;
+    },
+  };
+}
+
+/** Every backend; registers the Ceph cluster's root hooks for the rbd and cephfs runs. */
 export function testBackends(): TestBackendSpec[] {
   const ceph = useCephCluster();
-  return [local, rbd(ceph)];
+  return [local, rbd(ceph), cephfs(ceph)];
 }

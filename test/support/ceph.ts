@@ -39,7 +39,24 @@ export interface CephFixture {
   omapKeys(object: string): Promise<string[]>;
   /** Objects of the rbd pool whose names start with prefix. */
   objects(prefix: string): Promise<string[]>;
+  /** cephfs: the ceph-csi cephfs secrets (provisioning and mounting, both the admin here). */
+  readonly cephfsSecrets: Record<string, string>;
+  /** cephfs: StorageClass parameters naming the cluster and its filesystem. */
+  readonly cephfsParameters: Record<string, string>;
+  /** cephfs: subvolumes of a group of the test filesystem (default csi), sorted. */
+  subvolumes(group?: string): Promise<string[]>;
+  /** cephfs: snapshots of a subvolume ([] when it does not exist). */
+  subvolumeSnapshots(subvolume: string, group?: string): Promise<string[]>;
+  /** cephfs: the journal (metadata pool, namespace csi): objects starting with prefix. */
+  fsObjects(prefix: string): Promise<string[]>;
+  /** cephfs: keys of a journal object ([] when it does not exist). */
+  fsOmapKeys(object: string): Promise<string[]>;
+  /** cephfs: one omap value of a journal object. */
+  fsOmapValue(object: string, key: string): Promise<string>;
 }
+
+/** The dev cluster's CephFS metadata pool and ceph-csi's journal namespace in it. */
+const FS_JOURNAL = ['-p', 'cephfs_metadata', '-N', 'csi'];
 
 let current: { info: DevClusterInfo; cluster: DevCluster } | undefined;
 
@@ -108,6 +125,50 @@ export function useCephCluster(): CephFixture {
     },
     async objects(prefix) {
       return (await cli('rados', ['-p', info().pool, 'ls'])).split('\n').filter((l) => l.startsWith(prefix)).sort();
+    },
+    get cephfsSecrets() {
+      return { adminID: info().userID, adminKey: info().userKey, userID: info().userID, userKey: info().userKey };
+    },
+    get cephfsParameters() {
+      return { clusterID: info().clusterID, fsName: info().fsName };
+    },
+    async subvolumes(group = 'csi') {
+      try {
+        const out = JSON.parse(await cli('ceph', ['fs', 'subvolume', 'ls', info().fsName, group, '-f', 'json'])) as { name: string }[];
+        return out.map((x) => x.name).sort();
+      } catch (e) {
+        if (/ENOENT|does not exist/.test((e as { stderr?: string }).stderr ?? '')) return [];
+        throw e;
+      }
+    },
+    async subvolumeSnapshots(subvolume, group = 'csi') {
+      try {
+        const out = JSON.parse(await cli('ceph', ['fs', 'subvolume', 'snapshot', 'ls', info().fsName, subvolume, '--group_name', group, '-f', 'json'])) as { name: string }[];
+        return out.map((x) => x.name).sort();
+      } catch (e) {
+        if (/ENOENT|does not exist/.test((e as { stderr?: string }).stderr ?? '')) return [];
+        throw e;
+      }
+    },
+    async fsObjects(prefix) {
+      return (await cli('rados', [...FS_JOURNAL, 'ls'])).split('\n').filter((l) => l.startsWith(prefix)).sort();
+    },
+    async fsOmapKeys(object) {
+      try {
+        return (await cli('rados', [...FS_JOURNAL, 'listomapkeys', object])).split('\n').filter((l) => l !== '').sort();
+      } catch (e) {
+        if (/No such file or directory/.test((e as { stderr?: string }).stderr ?? '')) return [];
+        throw e;
+      }
+    },
+    async fsOmapValue(object, key) {
+      const dir = await mkdtemp(join(tmpdir(), 'stowage-omap-'));
+      try {
+        await cli('rados', [...FS_JOURNAL, 'getomapval', object, key, join(dir, 'value')]);
+        return await readFile(join(dir, 'value'), 'utf8');
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     },
   };
   return fixture;

@@ -24,20 +24,22 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { writeFile } from 'node:fs/promises';
 import { CsiClient, type ControllerCallers, type NodeCallers } from '../../src/csi/client.js';
+import { CsiError } from '../../src/csi/errors.js';
+import { status } from '@grpc/grpc-js';
 import type { CephFixture } from './ceph.js';
 import { releasePool } from '../../src/driver/backends/local/pool-release.js';
 import { detachIfOurs, isUnder, leftovers, loopsUnder, mountsUnder, unmount } from './host-state.js';
 
-export type TestBackend = 'local' | 'rbd';
+export type TestBackend = 'local' | 'rbd' | 'cephfs';
 
 export interface TestDriverOptions {
-  /** Default 'local'. 'rbd' needs `ceph` (useCephCluster()). */
+  /** Default 'local'. 'rbd' and 'cephfs' need `ceph` (useCephCluster()). */
   backend?: TestBackend;
   /** The test cluster, for backend 'rbd'. */
   ceph?: CephFixture;
   /** rbd: --ceph-timeout (seconds). */
   cephTimeoutSeconds?: number;
-  /** rbd: replaces the cluster list written for the driver (e.g. wrong monitors). */
+  /** rbd, cephfs: replaces the cluster list written for the driver (e.g. wrong monitors). */
   cephConfig?: unknown;
   /** Default 'test-node'. */
   nodeId?: string;
@@ -68,7 +70,7 @@ export interface TestDriver {
   readonly client: CsiClient;
   /** A client that adds nothing to requests (a fresh one after restart()). */
   readonly rawClient: CsiClient;
-  /** rbd: --rbd-state-dir (stashes and rbd-fuse mounts); local: undefined. */
+  /** rbd: --rbd-state-dir (stashes and rbd-fuse mounts); cephfs: --cephfs-state-dir; local: undefined. */
   readonly stateDir: string | undefined;
   /** unix:///.../csi.sock */
   readonly endpoint: string;
@@ -136,17 +138,25 @@ const WITH_SECRETS = new Set([
   'NodeExpandVolume',
 ]);
 
-/** A client whose controller and node calls carry the test cluster's secrets and parameters. */
-function coClient(raw: CsiClient, ceph: CephFixture): CsiClient {
+/**
+ * A client whose controller and node calls carry the test cluster's secrets and parameters.
+ * cephfs: the ceph-csi cephfs secrets (adminID/adminKey and userID/userKey) and class (clusterID,
+ * fsName); and, as external-provisioner does, a CreateVolume from a content source is retried
+ * while the driver answers ABORTED (a CephFS clone is copied in the background).
+ */
+function coClient(raw: CsiClient, ceph: CephFixture, backend: TestBackend = 'rbd'): CsiClient {
+  const cephfs = backend === 'cephfs';
+  const secrets = () => (cephfs ? ceph.cephfsSecrets : ceph.secrets);
   const wrap = <T extends object>(callers: T): T => {
     const out: Record<string, unknown> = {};
     for (const [name, fn] of Object.entries(callers)) {
       const call = fn as (req: Record<string, unknown>, o?: unknown) => Promise<unknown>;
       out[name] = (req: Record<string, unknown>, o?: unknown) => {
         const r = { ...req };
-        if (WITH_SECRETS.has(name)) r['secrets'] = { ...ceph.secrets, ...((req['secrets'] as object | undefined) ?? {}) };
-        if (name === 'CreateVolume') r['parameters'] = { ...ceph.parameters, ...((req['parameters'] as object | undefined) ?? {}) };
+        if (WITH_SECRETS.has(name)) r['secrets'] = { ...secrets(), ...((req['secrets'] as object | undefined) ?? {}) };
+        if (name === 'CreateVolume') r['parameters'] = { ...(cephfs ? ceph.cephfsParameters : ceph.parameters), ...((req['parameters'] as object | undefined) ?? {}) };
         if (name === 'CreateSnapshot') r['parameters'] = { clusterID: ceph.info.clusterID, ...((req['parameters'] as object | undefined) ?? {}) };
+        if (cephfs && name === 'CreateVolume' && req['volume_content_source']) return retryAborted(() => call(r, o));
         return call(r, o);
       };
     }
@@ -158,12 +168,25 @@ function coClient(raw: CsiClient, ceph: CephFixture): CsiClient {
   return client;
 }
 
+/** Retries while the answer is ABORTED (a CO's backoff, shortened), for up to two minutes. */
+async function retryAborted<T>(call: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    try {
+      return await call();
+    } catch (e) {
+      if (!(e instanceof CsiError) || e.code !== status.ABORTED || Date.now() > deadline) throw e;
+      await sleep(500);
+    }
+  }
+}
+
 export async function startTestDriver(opts: TestDriverOptions = {}): Promise<TestDriver> {
   const backend = opts.backend ?? 'local';
-  if (backend === 'rbd' && !opts.ceph) throw new Error('startTestDriver: the rbd backend needs a ceph fixture (useCephCluster())');
+  if ((backend === 'rbd' || backend === 'cephfs') && !opts.ceph) throw new Error(`startTestDriver: the ${backend} backend needs a ceph fixture (useCephCluster())`);
   const dir = await mkdtemp(join(tmpdir(), opts.prefix ?? 'stowage-t-'));
   const localDir = join(dir, 'local');
-  const stateDir = backend === 'rbd' ? join(dir, 'rbd-state') : undefined;
+  const stateDir = backend === 'rbd' ? join(dir, 'rbd-state') : backend === 'cephfs' ? join(dir, 'cephfs-state') : undefined;
   const socketPath = join(dir, 'csi.sock');
   const endpoint = `unix://${socketPath}`;
   const nodeId = opts.nodeId ?? 'test-node';
@@ -175,6 +198,11 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
     const clusters = opts.cephConfig ?? [{ clusterID: opts.ceph!.info.clusterID, monitors: opts.ceph!.info.monitors }];
     await writeFile(cephConfig, JSON.stringify(clusters));
     backendArgs = ['--backend', 'rbd', '--ceph-config', cephConfig, '--rbd-state-dir', stateDir!, '--ceph-timeout', String(opts.cephTimeoutSeconds ?? 10)];
+  } else if (backend === 'cephfs') {
+    const cephConfig = join(dir, 'ceph-config.json');
+    const clusters = opts.cephConfig ?? [{ clusterID: opts.ceph!.info.clusterID, monitors: opts.ceph!.info.monitors }];
+    await writeFile(cephConfig, JSON.stringify(clusters));
+    backendArgs = ['--backend', 'cephfs', '--ceph-config', cephConfig, '--cephfs-state-dir', stateDir!, '--ceph-timeout', String(opts.cephTimeoutSeconds ?? 10)];
   } else {
     backendArgs = ['--backend', 'local', '--local-dir', localDir, '--local-pool-size', opts.poolSize ?? '4Gi'];
   }
@@ -225,7 +253,7 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
     const deadline = Date.now() + timeoutMs;
     rawClient?.close();
     rawClient = new CsiClient(endpoint, { timeoutMs: 120_000 });
-    client = backend === 'rbd' ? coClient(rawClient, opts.ceph!) : rawClient;
+    client = backend === 'rbd' || backend === 'cephfs' ? coClient(rawClient, opts.ceph!, backend) : rawClient;
     let lastError = '';
     while (Date.now() < deadline) {
       if (!child) throw new Error(`the driver exited before it was ready:\n${tail()}`);
@@ -264,7 +292,8 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
     cleanedUp = true;
     rawClient?.close();
     await stop().catch(() => undefined);
-    if (backend === 'rbd') return cleanupRbd();
+    // cephfs: ceph-fuse mounts at the staging paths and binds of them; the same order works.
+    if (backend === 'rbd' || backend === 'cephfs') return cleanupRbd();
     const poolRoot = join(localDir, 'pool');
     const problems: string[] = [];
     const note = (what: string) => (e: unknown) => problems.push(`${what}: ${(e as Error).message}`);

@@ -49,8 +49,7 @@ export function uniqueVolumeName(driverName: string, volumeHandle: string): stri
 
 /** Node.status.volumesInUse (written by the node agent). */
 export function volumesInUse(node: Node | undefined): string[] {
-  const list = (node?.status as { volumesInUse?: unknown } | undefined)?.volumesInUse;
-  return Array.isArray(list) ? list.filter((v): v is string => typeof v === 'string') : [];
+  return node?.status?.volumesInUse ?? [];
 }
 
 /** The VolumeAttachment of a volume to a node, if any (by its usual name, else by its spec). */

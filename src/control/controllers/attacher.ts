@@ -284,8 +284,7 @@ export class Attacher {
     this.recorder.event(va, 'Warning', 'FailedAttachVolume', `AttachVolume.Attach failed for volume "${pv}" : ${message}`);
     const current = this.vas.get(va.metadata.name ?? '');
     if (current === undefined || isDeleting(current)) return;
-    const { attachError: _dropped, ...rest } = current.status ?? { attached: false };
-    this.store.update({ ...current, status: { ...rest, attached: false, attachError: { time: rfc3339(), message } } }, { subresource: 'status' });
+    this.store.update({ ...current, status: { ...current.status, attached: false, attachError: { time: rfc3339(), message } } }, { subresource: 'status' });
   }
 
   private async detach(va: VolumeAttachment, signal: AbortSignal): Promise<void> {

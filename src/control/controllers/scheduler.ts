@@ -289,7 +289,7 @@ export class Scheduler {
     if (preFilter !== undefined) return this.unschedulable(pod, fitErrorMessage(nodes.length, new Map(), preFilter));
     if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
 
-    // Claims whose provisioning failed on their selected node may move, if another node fits.
+    // Claims whose provisioning failed on their selected node (or whose node is gone) may move, if another node fits.
     let moving = new Set(claims.flatMap((c) => (c.pvc !== undefined && this.selectedNodeFailed(c.pvc) ? [c.name] : [])));
     let result = this.filter(pod, claims, nodes, moving, true);
     if (result.feasible.length === 0 && moving.size > 0) {
@@ -325,10 +325,11 @@ export class Scheduler {
     this.log.debug({ pod: key, node: nodeName }, 'scheduled');
   }
 
+  /** An unbound claim's selected node failed to provision it, or is gone: it may move. */
   private selectedNodeFailed(pvc: PersistentVolumeClaim): boolean {
     if (pvc.spec.volumeName) return false;
     const selected = annotation(pvc, ANN_SELECTED_NODE);
-    return selected !== undefined && this.failedOn(pvc, selected);
+    return selected !== undefined && (this.failedOn(pvc, selected) || this.nodes.get(selected) === undefined);
   }
 
   /** Why no node can take the pod whatever the node (Kubernetes' PreFilter), if so. */

@@ -113,6 +113,13 @@ export class NodeCsiVolumes {
   private readonly log: Logger;
   private readonly timeoutMs: number;
   private readonly capabilities = new Map<CsiClient, Promise<Set<string>>>();
+  /**
+   * What this agent has staged ("<pv>") and published ("<uid>/<pv>") since it started: the
+   * kubelet's actual state of the world. A restarted agent starts empty and calls stage/publish
+   * once more for each volume (both idempotent), which also repairs what a crash left half done.
+   */
+  private readonly stagedNow = new Set<string>();
+  private readonly publishedNow = new Set<string>();
 
   constructor(private readonly options: NodeCsiOptions) {
     this.layout = options.layout;
@@ -144,6 +151,8 @@ export class NodeCsiVolumes {
     if (csi === undefined) throw new Error(`PersistentVolume ${pvName} is not a CSI volume`);
     const block = pv.spec.volumeMode === 'Block';
     if (block) throw new VolumeOperationError('MapVolume.SetUpDevice', pvName, new Error('raw block volumes in pods (volumeDevices) are not supported by the embedded node agent yet'));
+    const targetPath = this.layout.publishPath(podUid, pvName);
+    if (this.publishedNow.has(`${podUid}/${pvName}`)) return targetPath;
     const client = this.client(csi.driver);
     const mode = pv.spec.accessModes?.[0] ?? 'ReadWriteOnce';
     const capability = {
@@ -154,6 +163,8 @@ export class NodeCsiVolumes {
     let stagingPath: string | undefined;
     if (await this.stages(client)) {
       stagingPath = this.layout.stagingPath(pvName);
+    }
+    if (stagingPath !== undefined && !this.stagedNow.has(pvName)) {
       await writeRecord(join(this.layout.stagingDir(pvName), VOL_DATA), base);
       await mkdir(stagingPath, { recursive: true, mode: 0o750 });
       try {
@@ -171,8 +182,8 @@ export class NodeCsiVolumes {
       } catch (err) {
         throw new VolumeOperationError('MountVolume.MountDevice', pvName, err);
       }
+      this.stagedNow.add(pvName);
     }
-    const targetPath = this.layout.publishPath(podUid, pvName);
     await writeRecord(join(this.layout.publishDir(podUid, pvName), VOL_DATA), { ...base, podUid, ...(stagingPath ? { stagingPath } : {}) });
     // The CO creates the target's parent; the driver creates the target itself (CSI spec).
     await mkdir(dirname(targetPath), { recursive: true, mode: 0o750 });
@@ -193,6 +204,7 @@ export class NodeCsiVolumes {
     } catch (err) {
       throw new VolumeOperationError('MountVolume.SetUp', pvName, err);
     }
+    this.publishedNow.add(`${podUid}/${pvName}`);
     return targetPath;
   }
 
@@ -211,6 +223,7 @@ export class NodeCsiVolumes {
   /** Unpublishes one of a pod's volumes and forgets it. Idempotent. */
   async tearDown(podUid: string, record: VolumeRecord): Promise<void> {
     const targetPath = this.layout.publishPath(podUid, record.pvName);
+    this.publishedNow.delete(`${podUid}/${record.pvName}`);
     try {
       await this.client(record.driverName).node.NodeUnpublishVolume({ volume_id: record.volumeHandle, target_path: targetPath }, { timeoutMs: this.timeoutMs });
     } catch (err) {
@@ -236,6 +249,7 @@ export class NodeCsiVolumes {
 
   /** Unstages a PV no pod on this node uses any more. Idempotent. */
   async unstage(record: VolumeRecord): Promise<void> {
+    this.stagedNow.delete(record.pvName);
     try {
       await this.client(record.driverName).node.NodeUnstageVolume(
         { volume_id: record.volumeHandle, staging_target_path: this.layout.stagingPath(record.pvName) },

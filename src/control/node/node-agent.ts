@@ -377,6 +377,7 @@ export class NodeAgent {
         throw new PodVolumeError(`volume "${volume.name}": PersistentVolume ${pv.metadata.name ?? ''} has no CSI or hostPath source the embedded node agent can mount`);
       }
       this.checkMultiAttach(pod, pv);
+      this.checkNodeAffinity(pv);
       const publishContext = this.attachment(pv);
       const readOnly = claim.readOnly === true || csi.readOnly === true;
       const path = await this.pvLocks.run(pv.metadata.name ?? '', () =>
@@ -403,11 +404,14 @@ export class NodeAgent {
     if (pvc.status?.phase !== 'Bound' || !pvc.spec.volumeName) throw new NotYet(`persistentvolumeclaim "${claimName}" is not bound yet`);
     const pv = this.store.get('persistentvolumes', undefined, pvc.spec.volumeName);
     if (pv === undefined) throw new NotYet(`persistentvolume "${pvc.spec.volumeName}" not found`);
+    return pv;
+  }
+
+  private checkNodeAffinity(pv: PersistentVolume): void {
     const node = this.store.get('nodes', undefined, this.nodeName);
     if (pv.spec.nodeAffinity?.required !== undefined && !nodeSelectorMatches(pv.spec.nodeAffinity.required, this.nodeName, node?.metadata.labels)) {
       throw new PodVolumeError(`volume "${pv.metadata.name ?? ''}" cannot be used on node ${this.nodeName}: its node affinity does not match the node (the volume lives on another node)`);
     }
-    return pv;
   }
 
   /**

@@ -176,10 +176,9 @@ function report(value: InitReport): void {
 }
 
 function main(dir: string): void {
-  // Before the new /proc hides the host's view: our host PID, start time and mount namespace.
+  // Before the new /proc hides the host's view: our host PID and start time.
   const pid = Number(readlinkSync('/proc/self'));
   const startTicks = processStartTicks(pid);
-  const mntNs = readlinkSync('/proc/self/ns/mnt');
   let file: string;
   let env: Record<string, string>;
   let argv: string[];
@@ -202,7 +201,7 @@ function main(dir: string): void {
     report({ ok: false, message });
     process.exit(128);
   }
-  report({ ok: true, pid, startTicks, mntNs });
+  report({ ok: true, pid, startTicks });
   closeSync(REPORT_FD);
   // Node ignores these; an ignored signal stays ignored across execve, and a container must not inherit that.
   sys.signal(SIGPIPE, null);

@@ -30,8 +30,6 @@ export interface StateFile {
   shimStartTicks: number;
   pid?: number;
   pidStartTicks?: number;
-  /** The container's mount namespace ("mnt:[4026…]"): finds every process still inside it. */
-  mntNs?: string;
   startedAt?: string;
   finishedAt?: string;
   exitCode?: number;

@@ -7,7 +7,7 @@
 // Not done: images (recorded, never pulled: the root is the host's), cgroups (no limits, so no
 // OOMKilled), network namespaces (containers share the node's network, as hostNetwork pods do).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,7 @@ import {
   type LaunchFile,
   type StateFile,
 } from './files.js';
-import { isSameProcess, processesInMountNs, processesWithArgs, signalProcess } from './proc.js';
+import { isSameProcess, processesWithArgs, signalProcess } from './proc.js';
 import { findTool, LOW_MEMORY_NODE_FLAGS } from './shim.js';
 import type { ContainerSpec, ContainerStatus } from './types.js';
 
@@ -92,7 +92,9 @@ export class PodRuntime {
       throw new Error(`container ${spec.containerName} of pod ${spec.podUid} is already running (attempt ${previous.attempt})`);
     }
     const adir = attemptDir(cdir, spec.attempt);
-    // A retried attempt number starts from scratch; its root was only ever mounted in its own namespace.
+    // A retried attempt number starts from scratch (a shim an earlier agent left starting is stopped
+    // first); its root was only ever mounted in its own namespace.
+    if (existsSync(adir)) await this.killLeftovers(adir);
     await this.assertNothingMountedUnder(adir);
     await rm(adir, { recursive: true, force: true });
     mkdirs(join(adir, 'upper'), join(adir, 'work'), join(adir, 'rootfs'), join(cdir, 'logs'));
@@ -257,33 +259,32 @@ export class PodRuntime {
   }
 
   /**
-   * What can outlive a container's first process: processes exec'd into it, and its shim — also one
-   * that had not yet written state.json (an agent killed right after spawning it), found by its argv.
+   * What can outlive a stop: the shim — also one that had not yet written state.json (an agent
+   * killed right after spawning it), found by its argv — and a first process it had just started.
+   * Processes exec'd into a container need nothing: the kernel kills everything in a PID namespace
+   * when its PID 1 dies. (Not by mount namespace: namespace inode numbers are reused once freed, so a
+   * recorded one may by now name another container's.)
    */
   private async killLeftovers(adir: string): Promise<void> {
-    const state = await readJson<StateFile>(join(adir, 'state.json')).catch(() => undefined);
+    let state = await readJson<StateFile>(join(adir, 'state.json')).catch(() => undefined);
     if (!state) {
       const shims = () => processesWithArgs(SHIM, adir);
       for (const pid of shims()) signalProcess(pid, 'SIGKILL');
       await waitUntil(() => shims().length === 0, KILL_WAIT_MS);
-      // It may have got as far as starting the container: look again.
-      const late = await readJson<StateFile>(join(adir, 'state.json')).catch(() => undefined);
-      if (late?.pid !== undefined && isSameProcess(late.pid, late.pidStartTicks)) signalProcess(late.pid, 'SIGKILL');
-      if (late?.mntNs) await this.killNamespace(late.mntNs);
-      return;
+      state = await readJson<StateFile>(join(adir, 'state.json')).catch(() => undefined);
+      if (!state) return;
     }
-    if (state.mntNs) await this.killNamespace(state.mntNs);
+    const { pid, pidStartTicks } = state;
+    if (pid !== undefined && isSameProcess(pid, pidStartTicks)) {
+      signalProcess(pid, 'SIGKILL');
+      if (!(await waitUntil(() => !isSameProcess(pid, pidStartTicks), KILL_WAIT_MS))) throw new Error(`pid ${pid} survived SIGKILL`);
+    }
     // The shim ends on its own once the container is gone; one stuck before that is killed.
     const shimGone = () => !isSameProcess(state.shimPid, state.shimStartTicks);
     if (!(await waitUntil(shimGone, SHIM_RECORD_WAIT_MS))) {
       signalProcess(state.shimPid, 'SIGKILL');
       await waitUntil(shimGone, KILL_WAIT_MS);
     }
-  }
-
-  private async killNamespace(ns: string): Promise<void> {
-    for (const pid of processesInMountNs(ns)) signalProcess(pid, 'SIGKILL');
-    if (!(await waitUntil(() => processesInMountNs(ns).length === 0, KILL_WAIT_MS))) throw new Error(`processes of ${ns} survived SIGKILL`);
   }
 
   /** Pod UIDs with runtime state on this node, read from disk. */

@@ -1,6 +1,6 @@
 // Facts about processes, read from /proc. A PID alone does not name a process across an agent
 // restart (PIDs are reused), so the runtime always pairs it with the process's start time.
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { constants } from 'node:os';
 
 /**
@@ -25,21 +25,6 @@ export function processStartTicks(pid: number): number | undefined {
 /** True while the process that had this start time still runs under this PID. */
 export function isSameProcess(pid: number | undefined, startTicks: number | undefined): boolean {
   return pid !== undefined && startTicks !== undefined && processStartTicks(pid) === startTicks;
-}
-
-/** PIDs of the live (non-zombie) processes in the mount namespace ns ("mnt:[…]"). */
-export function processesInMountNs(ns: string): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    const pid = Number(entry);
-    try {
-      if (readlinkSync(`/proc/${pid}/ns/mnt`) === ns && processStartTicks(pid) !== undefined) pids.push(pid);
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
 }
 
 /** kill(2) that treats "no such process" as done. */

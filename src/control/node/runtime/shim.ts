@@ -22,10 +22,9 @@ export const LOW_MEMORY_NODE_FLAGS = ['--max-old-space-size=16', '--max-semi-spa
 
 export interface InitReport {
   ok: boolean;
-  /** Host PID, start ticks and mount namespace of the container's first process. */
+  /** Host PID and start ticks of the container's first process. */
   pid?: number;
   startTicks?: number;
-  mntNs?: string;
   message?: string;
 }
 
@@ -87,7 +86,7 @@ function main(dir: string): void {
       report = { ok: false, message: `unreadable report from the container's init: ${reportText.slice(0, 200)}` };
     }
     if (report.ok) {
-      state = { ...state, phase: 'running', pid: report.pid, pidStartTicks: report.startTicks, mntNs: report.mntNs, startedAt: new Date().toISOString() };
+      state = { ...state, phase: 'running', pid: report.pid, pidStartTicks: report.startTicks, startedAt: new Date().toISOString() };
       writeJsonAtomic(statePath, state);
       announce();
     }
