@@ -94,7 +94,7 @@ describe('stowage CLI against `stowage up`', () => {
     // Whatever a failed test left: unmount, detach (only what is ours), release, remove.
     for (const m of mountsUnder(dir).reverse()) await unmount(m.mountPoint).catch(() => undefined);
     for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir);
-    await releasePool(join(dir, 'pool')).catch(() => undefined);
+    await releasePool(join(dir, 'nodes', NODE, 'pool')).catch(() => undefined);
     const left = leftovers(dir);
     await rm(dir, { recursive: true, force: true });
     assert.deepEqual(left, [], 'nothing may stay mounted or attached');
