@@ -221,7 +221,7 @@ export async function controlPlaneStory(options: StoryOptions = {}): Promise<voi
     await run('get', 'pod', '-o', 'wide');
     if (second.metadata.uid === uid) throw new Error('the recreated pod has the old uid');
     await podLog('found: hello world');
-    await run('describe', 'pod', 'test-volumes');
+    await run('describe', 'pvc', 'local-pvc');
 
     const pvs = resolveResource('pv');
     const pv = await api.get(pvs, undefined, pvName);

@@ -15,14 +15,19 @@ export interface ContainerView {
 
 type Condition = NonNullable<PodStatus['conditions']>[number];
 
+/** Kubernetes' metav1.Time: RFC 3339 with whole seconds. */
+function seconds(time: string | undefined): string | undefined {
+  return time === undefined ? undefined : time.replace(/\.\d+Z$/, 'Z');
+}
+
 function terminated(s: ContainerStatus): Record<string, unknown> {
   return {
     terminated: {
       exitCode: s.exitCode ?? 255,
       ...(s.signal ? { signal: s.signal } : {}),
       reason: s.reason ?? ((s.exitCode ?? 255) === 0 ? 'Completed' : 'Error'),
-      ...(s.startedAt ? { startedAt: s.startedAt } : {}),
-      ...(s.finishedAt ? { finishedAt: s.finishedAt } : {}),
+      ...(s.startedAt ? { startedAt: seconds(s.startedAt) } : {}),
+      ...(s.finishedAt ? { finishedAt: seconds(s.finishedAt) } : {}),
       containerID: '',
     },
   };
@@ -33,7 +38,7 @@ function containerStatus(pod: Pod, view: ContainerView): Record<string, unknown>
   const running = s?.state === 'running';
   let state: Record<string, unknown>;
   if (view.waiting !== undefined || s === undefined) state = { waiting: view.waiting ?? { reason: 'ContainerCreating' } };
-  else if (running) state = { running: { ...(s.startedAt ? { startedAt: s.startedAt } : {}) } };
+  else if (running) state = { running: { ...(s.startedAt ? { startedAt: seconds(s.startedAt) } : {}) } };
   else state = terminated(s);
   const restartCount = s?.attempt ?? 0;
   const uid = pod.metadata.uid ?? '';

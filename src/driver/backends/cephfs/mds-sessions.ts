@@ -56,8 +56,21 @@ export interface MdsTarget {
   timeoutSeconds: number;
 }
 
+/**
+ * libcephfs' client set-up (ceph_create/ceph_init: a CephContext, its config, the messenger) is
+ * not safe to run on several threads at once: a burst of parallel DeleteVolume calls crashed the
+ * driver. Queries run one at a time; each is short (one mon round, one MDS command).
+ */
+let queue: Promise<unknown> = Promise.resolve();
+
 /** Sessions of every active MDS of the filesystem whose root is path or below it. */
-export async function mdsSessionsUnder(t: MdsTarget, path: string): Promise<MdsSession[]> {
+export function mdsSessionsUnder(t: MdsTarget, path: string): Promise<MdsSession[]> {
+  const run = queue.then(() => query(t, path));
+  queue = run.catch(() => undefined);
+  return run;
+}
+
+async function query(t: MdsTarget, path: string): Promise<MdsSession[]> {
   const out: Pointer[] = [null];
   check(fn('create')(out, t.user), 'ceph_create');
   const cmount = out[0];
