@@ -314,16 +314,24 @@ describe('stowage up: failures', () => {
 });
 
 describe('the main job: stowage demo --part control-plane', () => {
-  it('provisions, shows and reclaims a PVC through the control plane, and leaves nothing behind', async () => {
+  it("runs seed 003's story: a pod writes into its volume, comes back and reads it, and nothing is left behind", async () => {
     const r = await cli(['demo', '--part', 'control-plane'], { cwd: ROOT });
-    const dir = /\$ stowage up --state-dir (\S+) &/.exec(r.stdout)?.[1] ?? '';
+    const dir = /\$ stowage up --state-dir (\S+) /.exec(r.stdout)?.[1] ?? '';
     try {
       assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
       assert.match(r.stdout, /\n\$ stowage apply -f pvc\.yaml\npersistentvolumeclaim\/local-pvc created\n/);
       assert.match(r.stdout, /\nlocal-pvc +Bound +pvc-[0-9a-f-]{36} +1Gi +RWO +csi-local-sc +<unset> +\d+s\n/);
       assert.match(r.stdout, /\npvc-[0-9a-f-]{36} +1Gi +RWO +Delete +Bound +default\/local-pvc +csi-local-sc +<unset> +\d+s\n/);
       assert.match(r.stdout, /\n {2}Normal +ProvisioningSucceeded +/);
-      assert.match(r.stdout, /\n\$ stowage delete pvc local-pvc\npersistentvolumeclaim "local-pvc" deleted\n\n\$ stowage get pv\nNo resources found\n\nthe driver holds 0 volume\(s\)\n/);
+      // Seed 003's story: the pod runs on the node with its volume at the kubelet's paths…
+      assert.match(r.stdout, /\ntest-volumes +1\/1 +Running +0 +\d+s +127\.0\.0\.1 +demo-node +/);
+      assert.match(r.stdout, /\n\$ ls \S+\/nodes\/demo-node\/pods\/[0-9a-f-]{36}\/volumes\/kubernetes\.io~csi\/pvc-[0-9a-f-]{36}\nmount\nvol_data\.json\n/);
+      assert.match(r.stdout, /\/mount +\/dev\/loop\d+\S* +ext4 +rw,[^\n]*discard/);
+      // …writes hello world, is deleted and recreated, and finds it again.
+      assert.match(r.stdout, /\n\$ stowage logs test-volumes\nwrote: hello world\n/);
+      assert.match(r.stdout, /\n\$ stowage exec test-volumes -- cat \/usr\/share\/nginx\/html\/index\.html\nhello world\n/);
+      assert.match(r.stdout, /\n\$ stowage logs test-volumes\nfound: hello world\n/);
+      assert.match(r.stdout, /\n\$ stowage delete pvc local-pvc\npersistentvolumeclaim "local-pvc" deleted\n\n\$ stowage get pod,pvc,pv\nNo resources found in default namespace\.\n\nthe driver holds 0 volume\(s\)\n/);
       assert.ok(dir.startsWith(tmpdir()), r.stdout);
       assert.ok(!existsSync(dir), `${dir} is removed`);
     } finally {

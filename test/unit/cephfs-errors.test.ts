@@ -43,15 +43,15 @@ describe('cephfs: Ceph errors as gRPC statuses', () => {
 describe('cephfs: MDS session lists', () => {
   it('reads mount roots, entities and hosts, from one MDS or several answers concatenated', () => {
     const one = JSON.stringify([
-      { id: 4191, entity: { name: { type: 'client', num: 4191 } }, client_metadata: { root: '/volumes/csi/csi-vol-a/u', hostname: 'node-a', entity_id: 'k8s' } },
+      { id: 4191, entity: { name: { type: 'client', num: 4191 } }, client_metadata: { root: '/volumes/csi/csi-vol-a/u', hostname: 'node-a', entity_id: 'k8s', pid: '812' } },
       { id: 4200, client_metadata: { hostname: 'node-b' } },
     ]);
     const two = JSON.stringify([{ id: 5, client_metadata: { root: '/volumes/csi/csi-vol-b/u/sub', entity_id: 'admin' } }]);
     const all = parseSessions(`${one}\n${two}`);
     assert.deepEqual(all, [
-      { id: 4191, entity: 'client.k8s', host: 'node-a', root: '/volumes/csi/csi-vol-a/u' },
-      { id: 4200, entity: '', host: 'node-b', root: '/' },
-      { id: 5, entity: 'client.admin', host: '', root: '/volumes/csi/csi-vol-b/u/sub' },
+      { id: 4191, entity: 'client.k8s', host: 'node-a', root: '/volumes/csi/csi-vol-a/u', pid: 812 },
+      { id: 4200, entity: '', host: 'node-b', root: '/', pid: 0 },
+      { id: 5, entity: 'client.admin', host: '', root: '/volumes/csi/csi-vol-b/u/sub', pid: 0 },
     ]);
     assert.deepEqual(parseSessions('[]'), []);
   });

@@ -120,6 +120,11 @@ export class CephFuse {
     }
   }
 
+  /** The key a staging's mount was made with (for repairs, which have no secrets). */
+  async storedKey(key: string): Promise<string | undefined> {
+    return readFile(this.keyfilePath(key), 'utf8').catch(() => undefined);
+  }
+
   async removeCredentials(key: string): Promise<void> {
     for (const f of [this.confPath(key), this.keyfilePath(key), `${this.confPath(key)}.tmp`, `${this.keyfilePath(key)}.tmp`]) await rm(f, { force: true });
   }

@@ -471,7 +471,7 @@ export class CephfsBackend implements Backend {
         const from = await this.volumes.get(rec.source.id, ctx).catch(() => undefined);
         const srcSv = new Subvolumes(rados, fs.name, from ? this.groupOf(from) : this.groupOf(rec));
         await srcSv.snapshotRemove(from ? this.subvolumeOf(from) : this.subvolumeOfId(rec.source.id), name).catch((e: unknown) => {
-          if (!isCephError(e, 'EAGAIN')) throw e;
+          if (!isCephError(e, 'EAGAIN', 'EWOULDBLOCK')) throw e;
         });
       }
     });
@@ -539,7 +539,7 @@ export class CephfsBackend implements Backend {
       try {
         await new Subvolumes(rados, fs.name, where.group).snapshotRemove(where.subvolume, snapName);
       } catch (e) {
-        if (isCephError(e, 'EAGAIN')) {
+        if (isCephError(e, 'EAGAIN', 'EWOULDBLOCK')) {
           throw new FailedPreconditionError(`snapshot ${snap.id} (${where.subvolume}@${snapName}) has clones in progress; delete it once they are done`, { cause: e });
         }
         throw e;
@@ -649,7 +649,7 @@ export function cephfsError(e: unknown, where: ErrorWhere): CsiError {
   const off = volumesModuleOff(e, where.clusterID);
   if (off) return off;
   if (e instanceof CephError && e.op.startsWith('mgr command')) {
-    if (e.code === 'EAGAIN') return new AbortedError(`${e.message}; retry`, { cause: e });
+    if (e.code === 'EAGAIN' || e.code === 'EWOULDBLOCK') return new AbortedError(`${e.message}; retry`, { cause: e });
     if (e.code === 'EINVAL') return new InvalidArgumentError(`${e.message} (ceph cluster ${where.clusterID})`, { cause: e });
   }
   return cephToCsi(e, where);

@@ -46,6 +46,8 @@ export interface MdsSession {
   entity: string;
   host: string;
   root: string;
+  /** The client process's PID, when it says (ceph-fuse does); 0 otherwise. */
+  pid: number;
 }
 
 export interface MdsTarget {
@@ -65,12 +67,27 @@ let queue: Promise<unknown> = Promise.resolve();
 
 /** Sessions of every active MDS of the filesystem whose root is path or below it. */
 export function mdsSessionsUnder(t: MdsTarget, path: string): Promise<MdsSession[]> {
-  const run = queue.then(() => query(t, path));
+  return serialized(async () => parseSessions(await mdsCommand(t, { prefix: 'session ls', format: 'json' })).filter((s) => s.root === path || s.root.startsWith(`${path}/`)));
+}
+
+/**
+ * Evicts client sessions (by global id) from every MDS: what a dead client (a ceph-fuse killed
+ * with -9) needs, or the MDS keeps its capabilities until the session times out and every other
+ * client opening those files waits that long (a minute by default).
+ */
+export function evictSessions(t: MdsTarget, ids: number[]): Promise<void> {
+  return serialized(async () => {
+    for (const id of ids) await mdsCommand(t, { prefix: 'client evict', filters: [`id=${id}`] });
+  });
+}
+
+function serialized<T>(work: () => Promise<T>): Promise<T> {
+  const run = queue.then(work);
   queue = run.catch(() => undefined);
   return run;
 }
 
-async function query(t: MdsTarget, path: string): Promise<MdsSession[]> {
+async function mdsCommand(t: MdsTarget, cmd: Record<string, unknown>): Promise<string> {
   const out: Pointer[] = [null];
   check(fn('create')(out, t.user), 'ceph_create');
   const cmount = out[0];
@@ -93,7 +110,7 @@ async function query(t: MdsTarget, path: string): Promise<MdsSession[]> {
     const r = (await callAsync(fn('mdsCommand'), [
       cmount,
       '*',
-      [JSON.stringify({ prefix: 'session ls', format: 'json' })],
+      [JSON.stringify(cmd)],
       1,
       null,
       0,
@@ -112,8 +129,8 @@ async function query(t: MdsTarget, path: string): Promise<MdsSession[]> {
     };
     const text = take(outbuf[0], Number(outlen[0]));
     take(outs[0], Number(outslen[0]));
-    check(r, 'mds command "session ls"');
-    return parseSessions(text).filter((s) => s.root === path || s.root.startsWith(`${path}/`));
+    check(r, `mds command "${String(cmd['prefix'])}"`);
+    return text;
   } finally {
     await callAsync(fn('shutdown'), [cmount]).catch(() => undefined);
   }
@@ -131,6 +148,7 @@ export function parseSessions(text: string): MdsSession[] {
         entity: meta['entity_id'] ? `client.${meta['entity_id']}` : '',
         host: meta['hostname'] ?? '',
         root: meta['root'] ?? '/',
+        pid: Number(meta['pid'] ?? 0) || 0,
       });
     }
   }

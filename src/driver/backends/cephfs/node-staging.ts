@@ -9,7 +9,8 @@
  * ceph-fuse is mounted again with the kept credentials, and the publications are bound again
  * at the same targets with the same read-only flag.
  */
-import { mkdir, realpath } from 'node:fs/promises';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../../../csi/errors.js';
@@ -21,6 +22,7 @@ import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUs
 import { isReadOnlyMode, publishMount, unpublish } from '../publication.js';
 import { StashDir, type StashBase } from '../rbd/stash.js';
 import { CEPH_FUSE_FSTYPE, CephFuse, type CephfsTarget } from './ceph-fuse.js';
+import { evictSessions, mdsSessionsUnder } from './mds-sessions.js';
 
 export interface CephfsStash extends StashBase {
   volume: VolumeRecord;
@@ -73,7 +75,7 @@ export class CephfsNode {
       options: [...(readonly ? ['ro'] : []), ...capability.mountFlags, ...extraOptions],
       readonly,
     };
-    await mkdir(stagingPath, { recursive: true });
+    // Looked at before mkdir: on a staging whose ceph-fuse died, mkdir itself fails (ENOTCONN).
     const current = await this.opts.mounter.mountAt(stagingPath);
     if (current) {
       // Checked before anything is touched: a refused stage must leave nothing of this volume behind.
@@ -86,6 +88,7 @@ export class CephfsNode {
       await this.repair(mine, log, secretKey);
       return;
     }
+    await mkdir(stagingPath, { recursive: true });
     await this.stashes.put(stash);
     try {
       await this.fuse.mount(stash.credKey, target, secretKey, stagingPath, stash.options, log);
@@ -192,6 +195,33 @@ export class CephfsNode {
     for (const key of await this.fuse.keys()) if (!live.has(key)) await this.fuse.removeCredentials(key);
   }
 
+  /**
+   * The dead ceph-fuse's MDS session still holds capabilities on the volume's files: until it
+   * times out (a minute), the new mount waits on every file the old one had open. Evict it: a
+   * session rooted at the volume, from this host, whose ceph-fuse process is gone. Needs a user
+   * the MDS lets evict clients; when it refuses, the repair goes on and the files are readable
+   * again once the session times out.
+   */
+  private async evictDeadClients(s: CephfsStash, secretKey: string | undefined, log: Logger): Promise<void> {
+    const key = secretKey ?? (await this.fuse.storedKey(s.credKey));
+    if (!key) return;
+    const t = { monitors: s.target.monitors, user: s.target.user, key, fsName: s.target.fsName, timeoutSeconds: this.opts.timeoutSeconds };
+    try {
+      const host = hostname();
+      const dead: number[] = [];
+      for (const session of await mdsSessionsUnder(t, s.target.path)) {
+        if (session.host !== host || session.pid === 0) continue;
+        const argv = await readFile(`/proc/${session.pid}/cmdline`, 'utf8').catch(() => '');
+        if (!argv.split('\0')[0]?.endsWith('ceph-fuse')) dead.push(session.id);
+      }
+      if (dead.length === 0) return;
+      await evictSessions(t, dead);
+      log.info({ volumeId: s.volumeId, clients: dead.map((id) => `client.${id}`) }, 'evicted the MDS sessions of dead ceph-fuse clients');
+    } catch (e) {
+      log.warn({ volumeId: s.volumeId, err: (e as Error).message }, 'could not evict the dead ceph-fuse client (its files stay locked until its MDS session times out)');
+    }
+  }
+
   private async repair(s: CephfsStash, log: Logger, secretKey?: string): Promise<void> {
     const all = await this.opts.mounter.mounts();
     const staged = all.findLast((m) => m.mountPoint === s.stagingPath);
@@ -200,6 +230,7 @@ export class CephfsNode {
     log.warn({ volumeId: s.volumeId, stagingPath: s.stagingPath, publications: binds.map((b) => b.mountPoint) }, 'repairing a broken ceph-fuse staging');
     for (const b of [...binds].reverse()) await this.fuse.detachLazily(b.mountPoint);
     if (staged) await this.fuse.detachLazily(s.stagingPath);
+    await this.evictDeadClients(s, secretKey, log);
     await this.fuse.mount(s.credKey, s.target, secretKey, s.stagingPath, s.options, log);
     for (const b of binds) {
       await this.opts.mounter.bindMount(s.stagingPath, b.mountPoint, { readonly: b.readonly });
