@@ -491,7 +491,7 @@ export class CephfsBackend implements Backend {
     const fsName = rec.volumeContext['fsName'] ?? rec.parameters['fsName'] ?? '';
     let sessions;
     try {
-      sessions = await mdsSessionsUnder({ monitors: cluster.monitors, user: c.user, key: c.key, fsName, timeoutSeconds: this.opts.timeoutSeconds }, path);
+      sessions = await mdsSessionsUnder(this.opts.runner, { monitors: cluster.monitors, user: c.user, key: c.key, fsName, timeoutSeconds: this.opts.timeoutSeconds }, path);
     } catch (e) {
       throw cephfsError(e, { clusterID: id.clusterID, monitors: cluster.monitors, user: c.user });
     }

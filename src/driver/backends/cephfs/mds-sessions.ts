@@ -4,13 +4,18 @@
  * A client's session carries the root it mounted (client_metadata.root: ceph-fuse -r, the kernel
  * client's path), so "mounted" means a session rooted at or below the subvolume's path.
  *
- * libcephfs is loaded on first use, like librados; the key is set in memory (ceph_conf_set), and
- * the client is initialised without mounting anything, used for one command, and shut down.
+ * The command runs in a short-lived child process (this file run as a script, the request on its
+ * stdin, the key included: never in argv): libcephfs sets up a whole client (CephContext,
+ * messenger) beside the driver's librados connections, and doing that inside the driver while
+ * librados calls ran on other threads crashed it under a burst of DeleteVolume calls. A child
+ * that dies costs one refused call, not the node's driver.
  */
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import type { LibraryHandle } from 'koffi';
+import type { CommandRunner } from '../../mount/exec.js';
 import { monHost } from '../rbd/cluster-config.js';
-import { callAsync, check, type Binding, type Pointer } from '../rbd/rados.js';
+import { callAsync, check, CephError, type Binding, type Pointer } from '../rbd/rados.js';
 
 const DECLS = {
   create: 'int ceph_create(_Out_ void **cmount, const char *id)',
@@ -66,8 +71,10 @@ export interface MdsTarget {
 let queue: Promise<unknown> = Promise.resolve();
 
 /** Sessions of every active MDS of the filesystem whose root is path or below it. */
-export function mdsSessionsUnder(t: MdsTarget, path: string): Promise<MdsSession[]> {
-  return serialized(async () => parseSessions(await mdsCommand(t, { prefix: 'session ls', format: 'json' })).filter((s) => s.root === path || s.root.startsWith(`${path}/`)));
+export function mdsSessionsUnder(runner: CommandRunner, t: MdsTarget, path: string): Promise<MdsSession[]> {
+  return serialized(async () =>
+    parseSessions(await inChild(runner, t, { prefix: 'session ls', format: 'json' })).filter((s) => s.root === path || s.root.startsWith(`${path}/`)),
+  );
 }
 
 /**
@@ -75,10 +82,27 @@ export function mdsSessionsUnder(t: MdsTarget, path: string): Promise<MdsSession
  * with -9) needs, or the MDS keeps its capabilities until the session times out and every other
  * client opening those files waits that long (a minute by default).
  */
-export function evictSessions(t: MdsTarget, ids: number[]): Promise<void> {
+export function evictSessions(runner: CommandRunner, t: MdsTarget, ids: number[]): Promise<void> {
   return serialized(async () => {
-    for (const id of ids) await mdsCommand(t, { prefix: 'client evict', filters: [`id=${id}`] });
+    for (const id of ids) await inChild(runner, t, { prefix: 'client evict', filters: [`id=${id}`] });
   });
+}
+
+const SELF = fileURLToPath(import.meta.url);
+
+/** Runs one MDS command in a child process; a failure comes back as the CephError it was. */
+async function inChild(runner: CommandRunner, t: MdsTarget, cmd: Record<string, unknown>): Promise<string> {
+  const r = await runner.run(process.execPath, [SELF], {
+    input: JSON.stringify({ target: t, cmd }),
+    secrets: [t.key],
+    timeoutMs: (t.timeoutSeconds + 5) * 1000,
+    okExitCodes: [0, 3],
+  });
+  if (r.exitCode === 3) {
+    const e = JSON.parse(r.stdout) as { op: string; errno: number; detail: string };
+    throw new CephError(e.op, e.errno, e.detail);
+  }
+  return r.stdout;
 }
 
 function serialized<T>(work: () => Promise<T>): Promise<T> {
@@ -87,7 +111,7 @@ function serialized<T>(work: () => Promise<T>): Promise<T> {
   return run;
 }
 
-async function mdsCommand(t: MdsTarget, cmd: Record<string, unknown>): Promise<string> {
+export async function mdsCommand(t: MdsTarget, cmd: Record<string, unknown>): Promise<string> {
   const out: Pointer[] = [null];
   check(fn('create')(out, t.user), 'ceph_create');
   const cmount = out[0];
@@ -181,3 +205,23 @@ function splitJsonLists(text: string): string[] {
   }
   return out;
 }
+
+/** The child: reads {target, cmd} from stdin, prints the output (exit 0) or the CephError as JSON (exit 3). */
+async function childMain(): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  const { target, cmd } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { target: MdsTarget; cmd: Record<string, unknown> };
+  try {
+    process.stdout.write(await mdsCommand(target, cmd));
+    process.exit(0);
+  } catch (e) {
+    if (e instanceof CephError) {
+      process.stdout.write(JSON.stringify({ op: e.op, errno: e.errno, detail: e.detail }));
+      process.exit(3);
+    }
+    process.stderr.write(`${(e as Error).message}\n`);
+    process.exit(1);
+  }
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await childMain();

@@ -209,13 +209,13 @@ export class CephfsNode {
     try {
       const host = hostname();
       const dead: number[] = [];
-      for (const session of await mdsSessionsUnder(t, s.target.path)) {
+      for (const session of await mdsSessionsUnder(this.opts.runner, t, s.target.path)) {
         if (session.host !== host || session.pid === 0) continue;
         const argv = await readFile(`/proc/${session.pid}/cmdline`, 'utf8').catch(() => '');
         if (!argv.split('\0')[0]?.endsWith('ceph-fuse')) dead.push(session.id);
       }
       if (dead.length === 0) return;
-      await evictSessions(t, dead);
+      await evictSessions(this.opts.runner, t, dead);
       log.info({ volumeId: s.volumeId, clients: dead.map((id) => `client.${id}`) }, 'evicted the MDS sessions of dead ceph-fuse clients');
     } catch (e) {
       log.warn({ volumeId: s.volumeId, err: (e as Error).message }, 'could not evict the dead ceph-fuse client (its files stay locked until its MDS session times out)');
