@@ -3,15 +3,15 @@ import type { Command } from 'commander';
 const PARTS = ['all', 'control-plane', 'csi'];
 
 /**
- * The main job, in two parts. 1: `stowage up` in a throwaway state directory and a PVC applied,
- * bound, shown and deleted through the control plane with the CLI (story.ts). 2: a local driver
+ * The main job, in two parts. 1: seed 003's story on `stowage up` in a throwaway state directory:
+ * a PVC and a pod that writes into it, deleted and recreated, reading its data back (story.ts). 2: a local driver
  * on a throwaway pool and one volume walked through its whole life over the CSI socket, printing
  * each step — what Kubernetes does, one call at a time.
  */
 export function registerDemoCommand(program: Command): void {
   program
     .command('demo')
-    .description('the main job: a PVC through the control plane (stowage up, apply, get, describe, delete), then one volume through the CSI calls')
+    .description("the main job: seed 003's story (a PVC and a pod that writes into it, deleted, recreated, reading its data back) on `stowage up`, then one volume through the CSI calls")
     .option('--part <part>', 'all, control-plane or csi', 'all')
     .option('--fs-type <type>', 'filesystem of the CSI part\'s volume: btrfs (subvolume), ext4 or xfs', 'ext4')
     .option('--keep', 'leave the temporary directories in place for inspection')

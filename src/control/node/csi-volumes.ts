@@ -18,15 +18,9 @@ export interface VolumeRecord {
   driverName: string;
   volumeHandle: string;
   pvName: string;
-  /** The volume's unique name in Node.status.volumesInUse: kubernetes.io/csi/<driver>^<handle>. */
-  uniqueName: string;
   /** Published records: the pod, and whether the driver staged it (unstage needed later). */
   podUid?: string;
   stagingPath?: string;
-}
-
-export function uniqueVolumeName(driverName: string, volumeHandle: string): string {
-  return `kubernetes.io/csi/${driverName}^${volumeHandle}`;
 }
 
 /** A failed mount or unmount step, worded as the kubelet words it in FailedMount events. */
@@ -159,7 +153,7 @@ export class NodeCsiVolumes {
       mount: { fs_type: csi.fsType ?? '', mount_flags: pv.spec.mountOptions ?? [] },
       access_mode: { mode: csiAccessMode(mode, false) },
     };
-    const base: VolumeRecord = { driverName: csi.driver, volumeHandle: csi.volumeHandle, pvName, uniqueName: uniqueVolumeName(csi.driver, csi.volumeHandle) };
+    const base: VolumeRecord = { driverName: csi.driver, volumeHandle: csi.volumeHandle, pvName };
     let stagingPath: string | undefined;
     if (await this.stages(client)) {
       stagingPath = this.layout.stagingPath(pvName);

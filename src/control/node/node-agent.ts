@@ -12,9 +12,10 @@ import { readdir, rmdir } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { Mounter } from '../../driver/mount/mount.js';
-import type { Container, Node, PersistentVolume, PersistentVolumeClaim, Pod, PodStatus } from '../api/types/core.js';
+import type { Container, Node, PersistentVolume, PersistentVolumeClaim, Pod } from '../api/types/core.js';
 import type { CSIDriver, VolumeAttachment } from '../api/types/storage.js';
 import { ControllerLoop } from '../controllers/controller.js';
+import { uniqueVolumeName } from '../controllers/attach-detach.js';
 import type { DriverRegistry } from '../controllers/driver-registry.js';
 import type { EventSink } from '../controllers/events.js';
 import type { InformerFactory } from '../controllers/informer.js';
@@ -22,7 +23,7 @@ import { decodeSecret } from '../controllers/provisioner.js';
 import { nodeSelectorMatches } from '../controllers/volume-util.js';
 import { ConflictError, NotFoundError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
-import { NodeCsiVolumes, uniqueVolumeName, VolumeOperationError } from './csi-volumes.js';
+import { NodeCsiVolumes } from './csi-volumes.js';
 import { NodeLayout } from './layout.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
 import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
@@ -237,7 +238,7 @@ export class NodeAgent {
       const message = err instanceof Error ? err.message : String(err);
       if (this.lastVolumeError.get(uid) !== message) {
         this.lastVolumeError.set(uid, message);
-        this.recorder.event(pod, 'Warning', err instanceof PodVolumeError || err instanceof VolumeOperationError ? 'FailedMount' : 'FailedMount', message);
+        this.recorder.event(pod, 'Warning', 'FailedMount', message);
       }
       await this.writeStatus(pod, await this.views(pod, 'ContainerCreating', message), false);
       throw err;
@@ -553,9 +554,9 @@ export class NodeAgent {
   /** Node.status.volumesInUse: volumes staged, published or wanted here (detach waits for them to go). */
   private async reportVolumesInUse(): Promise<void> {
     const names = new Set<string>();
-    for (const r of await this.csi.staged()) names.add(r.uniqueName || uniqueVolumeName(r.driverName, r.volumeHandle));
+    for (const r of await this.csi.staged()) names.add(uniqueVolumeName(r.driverName, r.volumeHandle));
     for (const uid of await readdir(this.layout.podsDir).catch(() => [] as string[])) {
-      for (const r of await this.csi.publishedOf(uid)) names.add(r.uniqueName || uniqueVolumeName(r.driverName, r.volumeHandle));
+      for (const r of await this.csi.publishedOf(uid)) names.add(uniqueVolumeName(r.driverName, r.volumeHandle));
     }
     for (const pvName of await this.wantedVolumes()) {
       const pv = this.store.get('persistentvolumes', undefined, pvName);
@@ -620,4 +621,3 @@ export class NodeAgent {
   }
 }
 
-export type { PodStatus };
