@@ -116,9 +116,12 @@ export async function startNodeCluster(): Promise<NodeCluster> {
         for (const uid of await node.runtime.listPods().catch(() => [] as string[])) await node.runtime.removePod(uid).catch(() => undefined);
       }
       for (const m of mountsUnder(dir).reverse()) await unmount(m.mountPoint).catch(() => undefined);
-      for (const node of nodes.values()) await node.driver.cleanup();
-      await plane.stop();
+      // Every driver is cleaned up even when one fails; the first failure is reported after.
+      const failures: unknown[] = [];
+      for (const node of nodes.values()) await node.driver.cleanup().catch((err: unknown) => failures.push(err));
+      await plane.stop().catch((err: unknown) => failures.push(err));
       await rm(dir, { recursive: true, force: true });
+      if (failures.length > 0) throw failures[0];
     },
   };
 }
