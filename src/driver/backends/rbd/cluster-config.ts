@@ -9,6 +9,7 @@
  * are refused at start rather than silently dropped.
  */
 import { readFile } from 'node:fs/promises';
+import { InvalidArgumentError } from '../../../csi/errors.js';
 
 export interface CephCluster {
   clusterID: string;
@@ -83,6 +84,13 @@ export class ClusterConfig {
     });
     if (clusters.length === 0) throw new Error(`${source} lists no cluster`);
     return new ClusterConfig(clusters);
+  }
+
+  /** The cluster a request names, or INVALID_ARGUMENT listing the known ones. */
+  require(clusterID: string): CephCluster {
+    const c = this.get(clusterID);
+    if (!c) throw new InvalidArgumentError(`clusterID "${clusterID}" is not in the ceph config (known: ${this.clusters.map((x) => x.clusterID).join(', ')})`);
+    return c;
   }
 
   get(clusterID: string): CephCluster | undefined {

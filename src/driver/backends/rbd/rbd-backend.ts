@@ -189,12 +189,7 @@ export class RbdBackend implements Backend {
   // ------------------------------------------------------------------ cluster access
 
   private cluster(clusterID: string): CephCluster {
-    const c = this.opts.config.get(clusterID);
-    if (!c) {
-      const known = this.opts.config.clusters.map((x) => x.clusterID).join(', ');
-      throw new InvalidArgumentError(`clusterID "${clusterID}" is not in the ceph config (known: ${known})`);
-    }
-    return c;
+    return this.opts.config.require(clusterID);
   }
 
   private creds(ctx: OpContext): Credentials {
