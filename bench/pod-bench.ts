@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-pbench-'));
   const logger = pino({ level: values['log-level'] }, pino.destination(2));
   const plane = await startControlPlane({ stateDir: join(dir, 'state'), logger, controllers: { resyncMs: 0 } });
-  const nodes = new EmbeddedNodes({ plane, stateDir: dir, poolBytes: 8 * 2 ** 30, logLevel: values['log-level'] ?? 'warn', logger });
+  const nodes = new EmbeddedNodes({ plane, stateDir: dir, backend: { kind: 'local', poolBytes: 8 * 2 ** 30 }, logLevel: values['log-level'] ?? 'warn', logger });
   try {
     declareEmbeddedNode(plane.store, NODE);
     nodes.watch();

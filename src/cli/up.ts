@@ -1,14 +1,15 @@
-// `stowage up` (see up-command.ts): the control plane and the embedded local CSI driver in one
-// foreground process, with readable logs, until SIGINT/SIGTERM. State lives in --state-dir:
+// `stowage up` (see up-command.ts): the control plane and the embedded nodes in one foreground
+// process, with readable logs, until SIGINT/SIGTERM. State lives in --state-dir:
 //   store.db, api.sock, server.json   the control plane (clients find it through server.json)
-//   csi.sock                          the local driver's socket
-//   pool/                             the driver's pool (pool.img mounted on pool/pool)
+//   nodes/<node>/                     each node's kubelet root: plugins/<driver>/csi.sock, pods/,
+//                                     and for the local backend its pool (pool/pool.img on pool/pool)
+//   plugins/<driver>/controller.sock  rbd, cephfs: the one Controller service
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { StorageClass } from '../control/api/types/storage.js';
 import { startControlPlane, type ControlPlane } from '../control/control-plane.js';
-import { declareEmbeddedNode, EmbeddedNodes, nodeRoot } from '../control/node/embedded-nodes.js';
+import { declareEmbeddedNode, DRIVER_NAMES, EmbeddedNodes, nodeRoot, type EmbeddedBackend } from '../control/node/embedded-nodes.js';
 import type { Store } from '../control/store/store.js';
 import { releasePool } from '../driver/backends/local/pool-release.js';
 import { parseMountInfo } from '../driver/mount/mount.js';
@@ -18,6 +19,15 @@ import { DEFAULT_CLASS_ANNOTATION } from './format/columns.js';
 import { humanLogger } from './human-log.js';
 import { parseQuantity } from './quantity.js';
 import { DEFAULT_STORAGE_CLASS, LOCAL_DRIVER_NAME, type UpFlags } from './up-command.js';
+
+/** The nodes' driver, from --backend, --ceph-config and --pool-size. */
+export function embeddedBackend(flags: Pick<UpFlags, 'backend' | 'cephConfig' | 'poolSize'>): EmbeddedBackend {
+  const kind = flags.backend ?? 'local';
+  if (kind === 'local') return { kind, poolBytes: parseQuantity(flags.poolSize) };
+  if (kind !== 'rbd' && kind !== 'cephfs') throw new CliError(`error: --backend must be one of ${Object.keys(DRIVER_NAMES).join(', ')}, not ${JSON.stringify(kind)}`);
+  if (!flags.cephConfig) throw new CliError(`error: --backend ${kind} needs --ceph-config FILE (ceph-csi's cluster list: [{"clusterID": ..., "monitors": [...]}])`);
+  return { kind, cephConfig: resolve(flags.cephConfig) };
+}
 
 /**
  * The StorageClass `local` (default class unless another one is), created only when absent:
@@ -75,7 +85,7 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
   const stateDir = stateDirOf(g);
   const running = await readServerInfo(stateDir);
   if (running !== undefined) throw new CliError(`error: a control plane is already running in ${stateDir} (pid ${running.pid}, ${running.url})`);
-  const poolBytes = parseQuantity(flags.poolSize);
+  const backend = embeddedBackend(flags);
   const log = humanLogger(flags.logLevel);
   const upLog = log.child({ component: 'up' });
   const token = g.token ?? (process.env['STOWAGE_TOKEN'] || undefined);
@@ -90,7 +100,7 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
       const started = nodes?.names() ?? [];
       await nodes?.stop();
       await plane?.stop().catch((err: unknown) => log.error({ err }, 'control plane stop failed'));
-      if (flags.keepPool) return;
+      if (flags.keepPool || backend.kind !== 'local') return;
       for (const name of started) {
         const localDir = join(nodeRoot(stateDir, name), 'pool');
         const users = await poolUsers(join(localDir, 'pool')).catch(() => ['?']);
@@ -144,9 +154,10 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
       upLog.error('the control plane stopped after a failed store commit; exiting');
       stop().finally(() => process.exit(1));
     });
-    if (flags.defaultStorageClass) ensureDefaultStorageClass(plane.store, upLog);
+    // The default class needs no parameters only for the local driver (Ceph's name a cluster).
+    if (flags.defaultStorageClass && backend.kind === 'local') ensureDefaultStorageClass(plane.store, upLog);
     if (flags.localDriver) {
-      nodes = new EmbeddedNodes({ plane, stateDir, poolBytes, logLevel: flags.logLevel, logger: log });
+      nodes = new EmbeddedNodes({ plane, stateDir, backend, logLevel: flags.logLevel, logger: log });
       for (const name of nodeNames) declareEmbeddedNode(plane.store, name);
       await plane.store.flushed();
       nodes.watch();
@@ -154,7 +165,7 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
         const node = await nodes.ensure(name);
         checkInterrupted();
         if (node === undefined) throw new Error(`node ${name} could not start (see the log above)`);
-        upLog.info({ node: name, driver: LOCAL_DRIVER_NAME }, 'node ready');
+        upLog.info({ node: name, driver: nodes.driverName }, 'node ready');
       }
     }
     checkInterrupted();

@@ -1,15 +1,19 @@
 // The nodes `stowage up` runs on this machine. Each embedded node is a Node object carrying the
 // annotation stowage.dev/embedded-node=true; for each, the `up` process runs
-//   - the local CSI driver (Controller + Node service) on the node's own pool, <root>/pool, at
-//     <root>/plugins/local.csi.stowage.dev/csi.sock, registered per node (CSINode, topology
-//     topology.stowage.dev/node=<node>, Controller calls for its volumes routed to it);
+//   - a CSI node plugin at <root>/plugins/<driver>/csi.sock, registered through CSINode:
+//       local backend: the local driver (Controller + Node service) on the node's own pool,
+//         <root>/pool, with topology topology.stowage.dev/node=<node>; Controller calls about its
+//         volumes are routed to it (external-provisioner's per-node deployment);
+//       rbd / cephfs backends: the driver's Node service, with its state in
+//         <root>/plugins/<driver>/state; one Controller service for the whole cluster runs beside
+//         them at <state>/plugins/<driver>/controller.sock (the provisioner's Deployment);
 //   - a pod runtime and a node agent with kubelet root <root> = <state>/nodes/<node>.
 // `stowage up --nodes N` creates the objects of N nodes; `stowage node join --name X` creates one
 // more and `up` starts it. Because the list is in the store, a restarted `up` brings every node back.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { startDriver, type RunningDriver } from '../../driver/driver.js';
+import { startDriver, type DriverOptions, type RunningDriver } from '../../driver/driver.js';
 import { ExecRunner } from '../../driver/mount/exec.js';
 import { Mounter } from '../../driver/mount/mount.js';
 import type { Node } from '../api/types/core.js';
@@ -22,14 +26,21 @@ import { PodRuntime } from './runtime/pod-runtime.js';
 
 export const EMBEDDED_NODE_ANNOTATION = 'stowage.dev/embedded-node';
 export const LOCAL_DRIVER = 'local.csi.stowage.dev';
+/** The driver name each backend registers under. */
+export const DRIVER_NAMES = { local: LOCAL_DRIVER, rbd: 'rbd.csi.stowage.dev', cephfs: 'cephfs.csi.stowage.dev' } as const;
+export type EmbeddedBackendKind = keyof typeof DRIVER_NAMES;
+
+/** Which driver the nodes run, and what it needs. */
+export type EmbeddedBackend =
+  | { kind: 'local'; /** Size of each node's pool.img when created. */ poolBytes: number }
+  | { kind: 'rbd' | 'cephfs'; /** ceph-csi's cluster list: [{"clusterID", "monitors"}]. */ cephConfig: string; cephTimeoutSeconds?: number };
 /** sun_path holds 107 bytes plus NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
 
 export interface EmbeddedNodesOptions {
   plane: ControlPlane;
   stateDir: string;
-  /** Size of each node's pool.img when created. */
-  poolBytes: number;
+  backend: EmbeddedBackend;
   logLevel: string;
   logger: Logger;
   /** Agent tuning (tests, bench). */
@@ -40,8 +51,20 @@ export function nodeRoot(stateDir: string, nodeName: string): string {
   return join(stateDir, 'nodes', nodeName);
 }
 
-export function nodeSocket(stateDir: string, nodeName: string): string {
-  return join(nodeRoot(stateDir, nodeName), 'plugins', LOCAL_DRIVER, 'csi.sock');
+/** The node plugin's socket, as node-driver-registrar places it under the kubelet root. */
+export function nodeSocket(stateDir: string, nodeName: string, driverName: string = LOCAL_DRIVER): string {
+  return join(nodeRoot(stateDir, nodeName), 'plugins', driverName, 'csi.sock');
+}
+
+/** The Controller service's socket for a driver whose controller serves every node (rbd, cephfs). */
+export function controllerSocket(stateDir: string, driverName: string): string {
+  return join(stateDir, 'plugins', driverName, 'controller.sock');
+}
+
+function checkSocketPath(socket: string): void {
+  if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) {
+    throw new Error(`socket path ${socket} is longer than a unix socket allows (${MAX_SOCKET_PATH_BYTES} bytes); use a shorter --state-dir`);
+  }
 }
 
 /** Declares an embedded node (idempotent): `up` starts it. */
@@ -73,9 +96,13 @@ export class EmbeddedNodes {
   private readonly running = new Map<string, Promise<RunningNode | undefined>>();
   private readonly log: Logger;
   private stopped = false;
+  /** rbd / cephfs: the one Controller service, started with the first node. */
+  private controller: Promise<RunningDriver> | undefined;
+  readonly driverName: string;
 
   constructor(private readonly options: EmbeddedNodesOptions) {
     this.log = options.logger;
+    this.driverName = DRIVER_NAMES[options.backend.kind];
   }
 
   /** Starts every declared node now and any declared later (Node objects with the annotation). */
@@ -113,30 +140,32 @@ export class EmbeddedNodes {
 
   private async start(nodeName: string): Promise<RunningNode | undefined> {
     if (this.stopped) return undefined;
-    const { plane, stateDir } = this.options;
+    const { plane, stateDir, backend } = this.options;
+    const driverName = this.driverName;
     const root = nodeRoot(stateDir, nodeName);
-    const socket = nodeSocket(stateDir, nodeName);
-    if (Buffer.byteLength(socket) > MAX_SOCKET_PATH_BYTES) {
-      throw new Error(`node ${nodeName}: socket path ${socket} is longer than a unix socket allows (${MAX_SOCKET_PATH_BYTES} bytes); use a shorter --state-dir`);
-    }
-    await mkdir(join(root, 'plugins', LOCAL_DRIVER), { recursive: true, mode: 0o750 });
+    const socket = nodeSocket(stateDir, nodeName, driverName);
+    checkSocketPath(socket);
+    await mkdir(join(root, 'plugins', driverName), { recursive: true, mode: 0o750 });
     const log = this.log.child({ node: nodeName });
+    const controllerEndpoint = backend.kind === 'local' ? undefined : `unix://${controllerSocket(stateDir, driverName)}`;
+    if (controllerEndpoint !== undefined) await this.startController();
     const driver = await startDriver({
-      backend: 'local',
+      ...this.driverOptions(),
       endpoint: `unix://${socket}`,
       nodeId: nodeName,
-      driverName: LOCAL_DRIVER,
-      controller: true,
+      // local: each node is its own storage, so it serves its own Controller calls too.
+      controller: backend.kind === 'local',
       node: true,
-      localDir: join(root, 'pool'),
-      localPoolSizeBytes: this.options.poolBytes,
-      maxVolumesPerNode: 256,
-      logLevel: this.options.logLevel,
+      ...(backend.kind === 'local' ? { localDir: join(root, 'pool'), localPoolSizeBytes: backend.poolBytes } : { stateDir: join(root, 'plugins', driverName, 'state') }),
       logger: log.child({ component: 'driver' }),
     });
     try {
       await driver.backendReady;
-      await registerDriver(plane.store, { endpoint: `unix://${socket}`, nodeName, controllerPerNode: true });
+      await registerDriver(plane.store, {
+        endpoint: `unix://${socket}`,
+        nodeName,
+        ...(controllerEndpoint !== undefined ? { controllerEndpoint } : { controllerPerNode: true }),
+      });
       const runner = new ExecRunner(log.child({ component: 'runtime' }));
       const runtime = new PodRuntime({ rootDir: root, runner, logger: log.child({ component: 'runtime' }) });
       const agent = new NodeAgent({
@@ -152,12 +181,56 @@ export class EmbeddedNodes {
         ...this.options.agent,
       });
       await agent.start();
-      log.info({ root, endpoint: `unix://${socket}` }, 'node started');
+      log.info({ root, endpoint: `unix://${socket}`, driver: driverName }, 'node started');
       return { name: nodeName, driver, agent };
     } catch (err) {
       await driver.stop().catch(() => undefined);
       throw err;
     }
+  }
+
+  /** What every driver this process starts shares. */
+  private driverOptions(): Pick<DriverOptions, 'backend' | 'driverName' | 'maxVolumesPerNode' | 'logLevel' | 'cephConfig' | 'cephTimeoutSeconds'> {
+    const { backend } = this.options;
+    return {
+      backend: backend.kind,
+      driverName: this.driverName,
+      maxVolumesPerNode: 256,
+      logLevel: this.options.logLevel,
+      ...(backend.kind === 'local' ? {} : { cephConfig: backend.cephConfig, ...(backend.cephTimeoutSeconds ? { cephTimeoutSeconds: backend.cephTimeoutSeconds } : {}) }),
+    };
+  }
+
+  /** rbd / cephfs: the cluster-wide Controller service (once; a failed start is retried by the next node). */
+  private startController(): Promise<RunningDriver> {
+    if (this.controller === undefined) {
+      const socket = controllerSocket(this.options.stateDir, this.driverName);
+      const started = (async () => {
+        checkSocketPath(socket);
+        await mkdir(join(this.options.stateDir, 'plugins', this.driverName), { recursive: true, mode: 0o750 });
+        const driver = await startDriver({
+          ...this.driverOptions(),
+          endpoint: `unix://${socket}`,
+          nodeId: 'controller',
+          controller: true,
+          node: false,
+          logger: this.log.child({ component: 'controller-driver' }),
+        });
+        try {
+          await driver.backendReady;
+        } catch (err) {
+          await driver.stop().catch(() => undefined);
+          throw err;
+        }
+        this.log.info({ endpoint: `unix://${socket}`, driver: this.driverName }, 'CSI controller started');
+        return driver;
+      })();
+      this.controller = started;
+      started.catch(() => {
+        if (this.controller === started) this.controller = undefined;
+      });
+    }
+    return this.controller;
   }
 
   /**
@@ -169,6 +242,8 @@ export class EmbeddedNodes {
     const nodes = (await Promise.all(this.running.values())).filter((n): n is RunningNode => n !== undefined);
     await Promise.all(nodes.map((n) => n.agent.stop().catch((err: unknown) => this.log.error({ err, node: n.name }, 'node agent stop failed'))));
     await Promise.all(nodes.map((n) => n.driver.stop().catch((err: unknown) => this.log.error({ err, node: n.name }, 'driver stop failed'))));
+    const controller = await this.controller?.catch(() => undefined);
+    await controller?.stop().catch((err: unknown) => this.log.error({ err }, 'CSI controller stop failed'));
     return nodes.map((n) => n.driver);
   }
 }
