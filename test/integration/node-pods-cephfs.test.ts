@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import type { PersistentVolumeClaim, Secret } from '../../src/control/api/types/core.js';
-import type { CSIDriver, CSINode, StorageClass } from '../../src/control/api/types/storage.js';
+import type { StorageClass } from '../../src/control/api/types/storage.js';
 import { type ControlPlane, startControlPlane } from '../../src/control/control-plane.js';
 import { controllerSocket, declareEmbeddedNode, EmbeddedNodes, nodeRoot, nodeSocket } from '../../src/control/node/embedded-nodes.js';
 import { useCephCluster } from '../support/ceph.js';
