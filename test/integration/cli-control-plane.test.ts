@@ -13,31 +13,19 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { releasePool } from '../../src/driver/backends/local/pool-release.js';
-import { detachIfOurs, leftovers, loopsUnder, mountsUnder, unmount } from '../support/host-state.js';
+import { leftovers, releaseAllUnder } from '../support/host-state.js';
+import { runCaptured, type Ran } from '../support/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin/stowage.js');
 const SEEDS = join(ROOT, 'test/fixtures/seeds');
 const NODE = 'cli-test-node';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = Ran;
 
 /** Runs the CLI; `args` come after the binary. */
 function cli(args: readonly string[], options: { stdin?: string; env?: Record<string, string>; cwd?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: options.cwd ?? SEEDS, env: { ...process.env, ...options.env }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
-  });
+  return runCaptured(process.execPath, [BIN, ...args], { cwd: options.cwd ?? SEEDS, ...(options.env ? { env: options.env } : {}), ...(options.stdin !== undefined ? { stdin: options.stdin } : {}) });
 }
 
 /** The cells of a table line (kubectl separates cells by at least three spaces; empty cells vanish). */
@@ -92,8 +80,7 @@ describe('stowage CLI against `stowage up`', () => {
       clearTimeout(timer);
     }
     // Whatever a failed test left: unmount, detach (only what is ours), release, remove.
-    for (const m of mountsUnder(dir).reverse()) await unmount(m.mountPoint).catch(() => undefined);
-    for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir);
+    await releaseAllUnder(dir);
     await releasePool(join(dir, 'nodes', NODE, 'pool')).catch(() => undefined);
     const left = leftovers(dir);
     await rm(dir, { recursive: true, force: true });
@@ -323,15 +310,7 @@ function npmRunMain(): Promise<Run> {
   const main = pkg.scripts['main'] ?? '';
   assert.ok(main.startsWith(setup), `scripts.main starts with the set-up: ${main}`);
   const command = main.slice(setup.length);
-  return new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', command], { cwd: ROOT, env: { ...process.env, PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env['PATH'] ?? ''}` }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCaptured('sh', ['-c', command], { cwd: ROOT, env: { PATH: `${join(ROOT, 'node_modules/.bin')}:${process.env['PATH'] ?? ''}` } });
 }
 
 describe('the main job: npm run main (stowage demo)', () => {
@@ -357,12 +336,11 @@ describe('the main job: npm run main (stowage demo)', () => {
       assert.match(r.stdout, /\[8\] DeleteVolume\n {4}\{"volumesLeft":0\}\n/);
       assert.match(r.stdout, /\ndemo finished: the volume lived and died through the CSI socket\n/);
       assert.ok(dir.startsWith(tmpdir()), r.stdout);
+      assert.deepEqual(leftovers(dir), []);
       assert.ok(!existsSync(dir), `${dir} is removed`);
     } finally {
       if (dir.startsWith(`${tmpdir()}/stowage-story-`)) {
-        for (const m of mountsUnder(dir).reverse()) await unmount(m.mountPoint).catch(() => undefined);
-        for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir);
-        assert.deepEqual(leftovers(dir), []);
+        await releaseAllUnder(dir);
         await rm(dir, { recursive: true, force: true });
       }
     }

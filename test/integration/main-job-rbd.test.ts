@@ -5,7 +5,6 @@
 // writes hello world, is deleted and recreated and reads it back; the PVC's deletion removes the
 // image from the pool. The admin key appears nowhere in what the story prints or logs.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,23 +12,16 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { missingCephPackages } from '../../src/ceph/packages.js';
-import { detachIfOurs, leftovers, loopsUnder, mountsUnder, unmount } from '../support/host-state.js';
+import { leftovers, releaseAllUnder } from '../support/host-state.js';
+import { runCaptured, type Ran } from '../support/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin/stowage.js');
 /** A cephx key as `ceph auth` prints it: base64 of 28 bytes, starting "AQ". */
 const CEPH_KEY = /AQ[A-Za-z0-9+/]{36}==/;
 
-function demo(args: readonly string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, 'demo', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+function demo(args: readonly string[]): Promise<Ran> {
+  return runCaptured(process.execPath, [BIN, 'demo', ...args], { cwd: ROOT });
 }
 
 describe('the main job on Ceph RBD: stowage demo --part control-plane --backend rbd', () => {
@@ -67,11 +59,11 @@ describe('the main job on Ceph RBD: stowage demo --part control-plane --backend 
       assert.match(upLog, /NodeStageVolume|node started/);
       assert.doesNotMatch(upLog, CEPH_KEY);
       assert.ok(!existsSync(join(dir, 'ceph')), 'ceph-dev down removed the cluster directory');
+      // Nothing of the node is left: no rbd-fuse mount, no loop device, no staging or pod mount.
+      assert.deepEqual(leftovers(dir), []);
     } finally {
       if (dir.startsWith(`${tmpdir()}/stowage-story-`)) {
-        for (const m of mountsUnder(dir).reverse()) await unmount(m.mountPoint).catch(() => undefined);
-        for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir);
-        assert.deepEqual(leftovers(dir), []);
+        await releaseAllUnder(dir);
         await rm(dir, { recursive: true, force: true });
       }
     }

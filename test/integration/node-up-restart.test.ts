@@ -13,27 +13,17 @@ import { after, describe, it } from 'node:test';
 import type { Pod } from '../../src/control/api/types/core.js';
 import { releasePool } from '../../src/driver/backends/local/pool-release.js';
 import { needsRoot } from '../support/driver-harness.js';
-import { detachIfOurs, leftovers, loopsUnder, mountAt, mountsUnder, unmount } from '../support/host-state.js';
+import { leftovers, mountAt, mountsUnder, releaseAllUnder } from '../support/host-state.js';
+import { runCaptured, type Ran } from '../support/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const BIN = join(ROOT, 'bin/stowage.js');
 const NODE = 'restart-node';
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+type Run = Ran;
 
 function cli(dir: string, ...args: string[]): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BIN, '--state-dir', dir, ...args], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString('utf8')));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
+  return runCaptured(process.execPath, [BIN, '--state-dir', dir, ...args], { cwd: dir });
 }
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined | false>): Promise<T> {
@@ -95,8 +85,7 @@ describe('a pod outlives a killed `stowage up`', { skip: needsRoot, timeout: 300
       up.kill('SIGINT');
       await new Promise((r) => up?.once('exit', r));
     }
-    for (const m of mountsUnder(dir).reverse()) await unmount(m.mountPoint).catch(() => undefined);
-    for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir);
+    await releaseAllUnder(dir);
     await releasePool(join(dir, 'nodes', NODE, 'pool')).catch(() => undefined);
     const left = leftovers(dir);
     await rm(dir, { recursive: true, force: true });

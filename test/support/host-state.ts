@@ -117,6 +117,12 @@ export async function detachIfOurs(device: string, dir: string): Promise<void> {
   await run('losetup', ['-d', device]).catch(() => undefined);
 }
 
+/** Unmounts everything under dir (innermost first) and detaches its loop devices: a failed test's clean-up. */
+export async function releaseAllUnder(dir: string): Promise<void> {
+  for (const m of mountsUnder(dir).reverse()) await unmount(m.mountPoint).catch(() => undefined);
+  for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir);
+}
+
 /** Human-readable list of what is left, for assertion messages. */
 export function leftovers(dir: string): string[] {
   return [
