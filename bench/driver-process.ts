@@ -160,6 +160,19 @@ export async function rssMiB(pid: number): Promise<number> {
   return kb / 1024;
 }
 
+/** Resident memory of a process in MiB: all of it, and its anonymous and file-backed parts. */
+export interface Resident {
+  rss: number;
+  anon: number;
+  file: number;
+}
+
+export async function residentMiB(pid: number): Promise<Resident> {
+  const status = await readFile(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(status)?.[1]) / 1024;
+  return { rss: field('VmRSS'), anon: field('RssAnon'), file: field('RssFile') };
+}
+
 /** user+system CPU ms a process has used so far. */
 export async function cpuMsOf(pid: number): Promise<number> {
   const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]?.split(' ') ?? [];

@@ -2,7 +2,8 @@
  * Driver startup and idle memory:
  *   - socket-ready time: spawn → the socket answers GetPluginInfo, on an existing pool (median of k starts);
  *   - probe-ready time: spawn → Probe says ready (the backend is open);
- *   - idle RSS: VmRSS after startup + one create/delete cycle and 2 s idle.
+ *   - idle RSS: VmRSS after startup + one create/delete cycle and 2 s idle, with its anonymous
+ *     (heap, malloc, stacks) and file-backed (mostly the node binary's code) parts.
  *
  *   node dist/bench/startup-bench.js [--starts 5] [--node-flags="--max-semi-space-size=1 ..."]
  *                                     [--no-compile-cache]   (sets NODE_DISABLE_COMPILE_CACHE=1 for the driver)
@@ -16,7 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CsiClient } from '../src/csi/client.js';
-import { rssMiB, spawnDriver, teardown, waitProbeReady, waitSocketReady, type DriverSpec, type RunningDriver } from './driver-process.js';
+import { residentMiB, spawnDriver, teardown, waitProbeReady, waitSocketReady, type DriverSpec, type Resident, type RunningDriver } from './driver-process.js';
 
 const MiB = 1024 * 1024;
 
@@ -57,8 +58,8 @@ export async function measureStartup(spec: DriverSpec, starts: number): Promise<
   return { socketReadyMs, probeReadyMs, medianSocketReadyMs: median(socketReadyMs), medianProbeReadyMs: median(probeReadyMs) };
 }
 
-/** One CreateVolume + DeleteVolume of a directory volume, then `idleMs` of nothing; VmRSS in MiB. */
-export async function idleRssAfterCycle(driver: RunningDriver, client: CsiClient, idleMs = 2_000): Promise<number> {
+/** One CreateVolume + DeleteVolume of a directory volume, then `idleMs` of nothing; resident memory in MiB. */
+export async function idleRssAfterCycle(driver: RunningDriver, client: CsiClient, idleMs = 2_000): Promise<Resident> {
   const { volume } = await client.controller.CreateVolume({
     name: `rss-probe-${process.pid}`,
     capacity_range: { required_bytes: 64 * MiB },
@@ -66,7 +67,7 @@ export async function idleRssAfterCycle(driver: RunningDriver, client: CsiClient
   });
   await client.controller.DeleteVolume({ volume_id: volume!.volume_id });
   await sleep(idleMs);
-  return rssMiB(driver.pid);
+  return residentMiB(driver.pid);
 }
 
 async function main(): Promise<void> {
@@ -99,7 +100,10 @@ async function main(): Promise<void> {
     console.log(`node flags: ${spec.nodeFlags?.join(' ') || '(none)'}; compile cache ${values['no-compile-cache'] ? 'disabled' : 'as configured'}`);
     console.log(`socket ready (spawn → GetPluginInfo): median ${s.medianSocketReadyMs.toFixed(0)} ms  [${fmt(s.socketReadyMs)}]`);
     console.log(`probe ready  (spawn → Probe ready):   median ${s.medianProbeReadyMs.toFixed(0)} ms  [${fmt(s.probeReadyMs)}]`);
-    console.log(`idle RSS after startup + 1 create/delete + 2 s: ${rss.toFixed(1)} MiB`);
+    console.log(
+      `idle RSS after startup + 1 create/delete + 2 s: ${((rss.rss * MiB) / 1e6).toFixed(1)} MB (${rss.rss.toFixed(1)} MiB; ` +
+        `anonymous ${((rss.anon * MiB) / 1e6).toFixed(1)} MB, file-backed ${((rss.file * MiB) / 1e6).toFixed(1)} MB)`,
+    );
   } finally {
     await teardown(dir);
   }

@@ -135,17 +135,40 @@ class CallRunner {
     const started = performance.now();
     const requestId = `${this.idPrefix}-${(++this.seq).toString(36)}`;
     const log = this.logger.child({ reqId: requestId });
-    const abort = new AbortController();
-    const deadlineTimer = this.watchDeadline(call, abort);
+    // ctx.signal is built on first use: most handlers never look at it, and an AbortController
+    // plus a deadline timer per call are a measurable share of a fast call's CPU.
+    let abort: AbortController | undefined;
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    /** Why the call ended before the handler answered (cancelled, or its deadline passed). */
+    let reason: CsiError | undefined;
+    const end = (why: CsiError) => {
+      if (reason) return;
+      reason = why;
+      clearTimeout(deadlineTimer);
+      abort?.abort(why);
+    };
     // grpc-js also signals 'cancelled' when the stream closes after a normal answer: only a
     // cancellation that comes while the handler still works means anything (and is worth an error).
     let answered = false;
     call.on('cancelled', () => {
       if (answered) return;
-      clearTimeout(deadlineTimer);
       const expired = Number(call.getDeadline()) <= Date.now();
-      abort.abort(expired ? new DeadlineExceededError('deadline exceeded') : new CsiError(grpc.status.CANCELLED, 'cancelled by the client'));
+      end(expired ? new DeadlineExceededError('deadline exceeded') : new CsiError(grpc.status.CANCELLED, 'cancelled by the client'));
     });
+    const watchDeadline = () => this.watchDeadline(call, end);
+    const ctx: CallContext = {
+      method,
+      requestId,
+      log,
+      get signal() {
+        if (!abort) {
+          abort = new AbortController();
+          if (reason) abort.abort(reason);
+          else if (!answered) deadlineTimer = watchDeadline();
+        }
+        return abort.signal;
+      },
+    };
 
     // Bodies only at debug (ceph-csi keeps them at trace), and only built when they will be
     // written: stripping and serializing a request costs more than the call itself.
@@ -157,7 +180,7 @@ class CallRunner {
     let failure: unknown;
     let status: GrpcStatus = { code: grpc.status.OK, details: '' };
     try {
-      response = await invoke(method, handler, call.request, { method, requestId, log, signal: abort.signal });
+      response = await invoke(method, handler, call.request, ctx);
     } catch (err) {
       failure = err;
       status = toGrpcStatus(err);
@@ -180,8 +203,7 @@ class CallRunner {
     }
 
     // Report what the client saw: if it gave up first, its cancel/deadline code.
-    const reason: unknown = abort.signal.reason;
-    const code = reason instanceof CsiError ? reason.code : status.code;
+    const code = reason ? reason.code : status.code;
     try {
       this.onCall?.({ method, code, seconds: elapsed(started) });
     } catch (err) {
@@ -189,12 +211,15 @@ class CallRunner {
     }
   }
 
-  /** grpc-js answers DEADLINE_EXCEEDED itself but does not tell the handler; this does. */
-  private watchDeadline(call: grpc.ServerUnaryCall<object, unknown>, abort: AbortController): NodeJS.Timeout | undefined {
+  /**
+   * grpc-js answers DEADLINE_EXCEEDED itself and then signals 'cancelled'; this timer makes sure a
+   * handler that watches ctx.signal hears of it at the deadline itself.
+   */
+  private watchDeadline(call: grpc.ServerUnaryCall<object, unknown>, end: (why: CsiError) => void): NodeJS.Timeout | undefined {
     const remaining = Number(call.getDeadline()) - Date.now();
     if (!Number.isFinite(remaining)) return undefined;
     // unref: a handler that never returns must not keep the process alive through this timer.
-    return setTimeout(() => abort.abort(new DeadlineExceededError('deadline exceeded')), Math.max(0, remaining)).unref();
+    return setTimeout(() => end(new DeadlineExceededError('deadline exceeded')), Math.max(0, remaining)).unref();
   }
 }
 

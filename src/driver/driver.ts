@@ -3,6 +3,7 @@ import { pino, type Logger } from 'pino';
 import type { Server } from 'node:http';
 import { UnavailableError } from '../csi/errors.js';
 import { startCsiServer, type CallContext, type CallInfo } from '../csi/server.js';
+import { BatchedStdout } from '../log/batched-stdout.js';
 import { runWithRequestLog } from '../log/request-log.js';
 import type { Backend } from './backends/backend.js';
 import { controllerService } from './controller.js';
@@ -53,10 +54,9 @@ export interface RunningDriver {
  * is open Probe says not ready and every other call answers UNAVAILABLE.
  */
 export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
-  // Asynchronous stdout: lines logged while a write is under way go out together in the next one,
-  // instead of one write(2) (and one wake-up of the reader) per line. Flushed at exit.
-  const log =
-    opts.logger ?? pino({ level: opts.logLevel, base: { driver: opts.driverName, node: opts.nodeId } }, pino.destination({ dest: 1, sync: false }));
+  // Lines logged in one turn of the event loop go out together in one write(2), without a trip
+  // through the thread pool (see log/batched-stdout.ts). Flushed at exit.
+  const log = opts.logger ?? pino({ level: opts.logLevel, base: { driver: opts.driverName, node: opts.nodeId } }, new BatchedStdout(1));
   const runner = new ExecRunner(log);
   const mounter = new Mounter(runner);
   const loops = new LoopDevices();
@@ -185,6 +185,8 @@ function withRequestLogs<S extends object>(service: S): S {
 
 /** A Backend whose every use answers UNAVAILABLE until the real one is open. */
 function lazyBackend(kind: string, get: () => Backend | undefined): Backend {
+  // Methods are bound once: every RPC reads several, and a fresh bound function per read adds up.
+  const bound = new Map<PropertyKey, unknown>();
   return new Proxy({} as Backend, {
     get(_target, prop) {
       const real = get();
@@ -196,7 +198,13 @@ function lazyBackend(kind: string, get: () => Backend | undefined): Backend {
         throw new UnavailableError('the storage backend is still starting; retry shortly');
       }
       const value = Reflect.get(real, prop, real) as unknown;
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(real) : value;
+      if (typeof value !== 'function') return value;
+      let method = bound.get(prop);
+      if (method === undefined) {
+        method = (value as (...a: unknown[]) => unknown).bind(real);
+        bound.set(prop, method);
+      }
+      return method;
     },
   });
 }
