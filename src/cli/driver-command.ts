@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR } from '../driver/defaults.js';
+import { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR, DRIVER_NAMES } from '../driver/defaults.js';
 import { parseQuantity } from './quantity.js';
 
 interface DriverFlags {
@@ -21,7 +21,6 @@ interface DriverFlags {
   maxVolumesPerNode: string;
 }
 
-const DRIVER_NAMES: Record<string, string> = { local: 'local.csi.stowage.dev', rbd: 'rbd.csi.stowage.dev', cephfs: 'cephfs.csi.stowage.dev' };
 const BACKENDS = ['local', 'rbd', 'cephfs'] as const;
 
 export function registerDriverCommand(program: Command): void {
@@ -67,7 +66,7 @@ export function registerDriverCommand(program: Command): void {
         backend,
         endpoint,
         nodeId: flags.nodeId,
-        driverName: flags.driverName ?? DRIVER_NAMES[flags.backend]!,
+        driverName: flags.driverName ?? DRIVER_NAMES[backend],
         controller: both || flags.controller === true,
         node: both || flags.node === true,
         ...(flags.localDir ? { localDir: flags.localDir, localPoolSizeBytes: parseQuantity(flags.localPoolSize) } : {}),

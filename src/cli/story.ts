@@ -22,7 +22,6 @@ import { DRIVER_NAMES, nodeRoot, nodeSocket } from '../control/node/embedded-nod
 import { ApiClient, resolveResource } from './api-client.js';
 import { readServerInfo } from './connection.js';
 import type { DevClusterInfo } from '../ceph/dev-cluster.js';
-import { LOCAL_DRIVER_NAME } from './up-command.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/stowage.js', import.meta.url));
 
@@ -31,7 +30,7 @@ const STORAGE_CLASS = `apiVersion: storage.k8s.io/v1
 kind: StorageClass
 metadata:
    name: csi-local-sc
-provisioner: ${LOCAL_DRIVER_NAME}
+provisioner: ${DRIVER_NAMES.local}
 parameters:
    csi.storage.k8s.io/fstype: ext4
 reclaimPolicy: Delete

@@ -5,7 +5,6 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { globalFlags } from './connection.js';
 
-export const LOCAL_DRIVER_NAME = 'local.csi.stowage.dev';
 export const DEFAULT_STORAGE_CLASS = 'local';
 
 export interface UpFlags {

@@ -18,7 +18,7 @@ import { CliError } from './errors.js';
 import { DEFAULT_CLASS_ANNOTATION } from './format/columns.js';
 import { humanLogger } from './human-log.js';
 import { parseQuantity } from './quantity.js';
-import { DEFAULT_STORAGE_CLASS, LOCAL_DRIVER_NAME, type UpFlags } from './up-command.js';
+import { DEFAULT_STORAGE_CLASS, type UpFlags } from './up-command.js';
 
 /** The nodes' driver, from --backend, --ceph-config and --pool-size. */
 export function embeddedBackend(flags: Pick<UpFlags, 'backend' | 'cephConfig' | 'poolSize'>): EmbeddedBackend {
@@ -40,7 +40,7 @@ export function ensureDefaultStorageClass(store: Store, log: Logger): void {
     apiVersion: 'storage.k8s.io/v1',
     kind: 'StorageClass',
     metadata: { name: DEFAULT_STORAGE_CLASS, ...(otherDefault ? {} : { annotations: { [DEFAULT_CLASS_ANNOTATION]: 'true' } }) },
-    provisioner: LOCAL_DRIVER_NAME,
+    provisioner: DRIVER_NAMES.local,
     reclaimPolicy: 'Delete',
     volumeBindingMode: 'Immediate',
     allowVolumeExpansion: true,

@@ -13,6 +13,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { DRIVER_NAMES } from '../../driver/defaults.js';
 import { startDriver, type DriverOptions, type RunningDriver } from '../../driver/driver.js';
 import { ExecRunner } from '../../driver/mount/exec.js';
 import { Mounter } from '../../driver/mount/mount.js';
@@ -25,10 +26,8 @@ import { NodeAgent, type NodeAgentOptions } from './node-agent.js';
 import { PodRuntime } from './runtime/pod-runtime.js';
 
 export const EMBEDDED_NODE_ANNOTATION = 'stowage.dev/embedded-node';
-export const LOCAL_DRIVER = 'local.csi.stowage.dev';
-/** The driver name each backend registers under. */
-export const DRIVER_NAMES = { local: LOCAL_DRIVER, rbd: 'rbd.csi.stowage.dev', cephfs: 'cephfs.csi.stowage.dev' } as const;
-export type EmbeddedBackendKind = keyof typeof DRIVER_NAMES;
+export const LOCAL_DRIVER = DRIVER_NAMES.local;
+export { DRIVER_NAMES };
 
 /** Which driver the nodes run, and what it needs. */
 export type EmbeddedBackend =
