@@ -238,7 +238,8 @@ async function readSysfs(file: string): Promise<string | null> {
   try {
     return (await readFile(file, 'utf8')).trim();
   } catch (err) {
-    if (hasErrorCode(err, 'ENOENT')) return null;
+    // ENODEV: the kernel removed the object (a qgroup) between open and read — gone all the same.
+    if (hasErrorCode(err, 'ENOENT', 'ENODEV')) return null;
     throw err;
   }
 }
