@@ -17,27 +17,20 @@
  * Everything lives under one temp dir; volumes and subvolumes are deleted, mounts unmounted,
  * ceph-fuse ended and the cluster taken down at the end, also after a failure or SIGINT.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { DevCluster, type DevClusterInfo } from '../src/ceph/dev-cluster.js';
-import { missingCephPackages } from '../src/ceph/packages.js';
-import { CsiClient } from '../src/csi/client.js';
 import { monHost } from '../src/driver/backends/rbd/cluster-config.js';
 import { Rados } from '../src/driver/backends/rbd/rados.js';
 import { ExecRunner } from '../src/driver/mount/exec.js';
 import { parseMountInfo } from '../src/driver/mount/mount.js';
 import { umount2 } from '../src/driver/mount/syscalls.js';
-import { STOWAGE_BIN, waitProbeReady } from './driver-process.js';
-import { measure as measureOps, type OpStats } from './raw-ops.js';
+import type { OpStats } from './raw-ops.js';
+import { CephBenchSession, MiB, parseCephBenchOptions } from './ceph-bench-session.js';
 
-const MiB = 1024 * 1024;
 const VOLUME_BYTES = 64 * MiB;
 const MNT_DETACH = 2;
 const GROUP = 'csi';
@@ -127,66 +120,11 @@ async function teardown(root: string, cluster: DevCluster | undefined): Promise<
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      n: { type: 'string', default: '64' },
-      concurrency: { type: 'string', default: '8' },
-      'n-stage': { type: 'string', default: '16' },
-      'stage-concurrency': { type: 'string', default: '4' },
-      'write-mib': { type: 'string', default: '256' },
-      'log-level': { type: 'string', default: 'warn' },
-    },
-  });
-  const n = Number(values.n);
-  const c = Number(values.concurrency);
-  const nStage = Number(values['n-stage']);
-  const cStage = Number(values['stage-concurrency']);
-  const writeBytes = Number(values['write-mib']) * MiB;
-  if (process.getuid?.() !== 0) throw new Error('cephfs-bench needs root (mounts)');
-  const missing = await missingCephPackages();
-  if (missing.length > 0) throw new Error(`cephfs-bench needs the ceph packages (missing: ${missing.join(' ')}); run scripts/setup.sh`);
-
+  const { n, concurrency: c, nStage, stageConcurrency: cStage, writeBytes, logLevel } = parseCephBenchOptions(64);
   const began = performance.now();
-  const root = await mkdtemp(join(tmpdir(), 'stowage-cephfs-bench-'));
-  const drvDir = join(root, 'drv');
-  const rawDir = join(root, 'raw');
-  const cluster = new DevCluster(join(root, 'ceph'), { installPackages: false, progress: (m) => process.stderr.write(`  ceph-dev: ${m}\n`) });
-  let proc: ChildProcess | undefined;
-  let client: CsiClient | undefined;
-  let rados: Rados | undefined;
-  const output: string[] = [];
-  const stopDriver = async () => {
-    client?.close();
-    client = undefined;
-    const p = proc;
-    proc = undefined;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  let cleaning: Promise<string[]> | undefined;
-  let aborted = false;
-  const cleanup = () =>
-    (cleaning ??= (async () => {
-      await stopDriver().catch(() => undefined);
-      if (!aborted) await rados?.shutdown().catch(() => undefined);
-      return teardown(root, cluster);
-    })());
-  const onSignal = (signal: NodeJS.Signals) => {
-    aborted = true;
-    process.stderr.write(`${signal}: cleaning up ${root}\n`);
-    void cleanup().then((p) => {
-      for (const line of p) process.stderr.write(`cleanup: ${line}\n`);
-      process.exit(130);
-    });
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  const measure = (count: number, conc: number, op: (i: number) => Promise<unknown>) =>
-    measureOps(count, conc, (i) => (aborted ? Promise.reject(new Error('interrupted')) : op(i)));
+  const session = await CephBenchSession.open('cephfs-bench', 'mounts', teardown);
+  const { root, drvDir, rawDir, cluster } = session;
+  const measure = (count: number, conc: number, op: (i: number) => Promise<unknown>) => session.measure(count, conc, op);
 
   const rows: Row[] = [];
   const writes: WriteRow[] = [];
@@ -200,29 +138,7 @@ async function main(): Promise<void> {
 
     await mkdir(drvDir, { recursive: true, mode: 0o700 });
     await mkdir(rawDir, { recursive: true, mode: 0o700 });
-    const cephConfig = join(drvDir, 'ceph-config.json');
-    await writeFile(cephConfig, JSON.stringify([{ clusterID: info.clusterID, monitors: info.monitors }]));
-    const socketPath = join(drvDir, 'csi.sock');
-    const endpoint = `unix://${socketPath}`;
-    proc = spawn(
-      process.execPath,
-      [STOWAGE_BIN, 'driver', '--backend', 'cephfs', '--endpoint', endpoint, '--node-id', 'bench-node', '--ceph-config', cephConfig,
-        '--cephfs-state-dir', join(drvDir, 'state'), '--log-level', values['log-level']],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const keep = (b: Buffer) => {
-      output.push(b.toString('utf8'));
-      if (output.length > 200) output.shift();
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
-    for (let i = 0; i < 3000 && !existsSync(socketPath); i++) {
-      if (proc.exitCode !== null) throw new Error(`driver exited during startup:\n${output.join('')}`);
-      await sleep(10);
-    }
-    client = new CsiClient(endpoint, { timeoutMs: 120_000 });
-    await waitProbeReady(client);
-    const cl = client;
+    const cl = await session.startDriver('cephfs', info, ['--cephfs-state-dir', join(drvDir, 'state')], logLevel);
     const secrets = { adminID: info.userID, adminKey: info.userKey, userID: info.userID, userKey: info.userKey };
     const parameters = { clusterID: info.clusterID, fsName: info.fsName };
     const createVolume = async (name: string, bytes: number) =>
@@ -230,7 +146,7 @@ async function main(): Promise<void> {
     const deleteVolume = (id: string) => cl.controller.DeleteVolume({ volume_id: id, secrets });
 
     // The raw side: the same librados binding, the same mgr commands; ceph-fuse with its own keyfile.
-    rados = await Rados.connect({ monitors: info.monitors, user: info.userID, key: info.userKey, timeoutSeconds: 10 });
+    const rados = (session.rados = await Rados.connect({ monitors: info.monitors, user: info.userID, key: info.userKey, timeoutSeconds: 10 }));
     const r = rados;
     const mgr = (prefix: string, args: Record<string, unknown>) => r.mgrCommand({ prefix, vol_name: info.fsName, group_name: GROUP, format: 'json', ...args });
     const rawCreate = (name: string, bytes: number) => mgr('fs subvolume create', { sub_name: name, size: bytes, mode: '0777' });
@@ -315,13 +231,8 @@ async function main(): Promise<void> {
     }
   } catch (e) {
     failure = e;
-    if (output.length) process.stderr.write(`driver output (tail):\n${output.join('').slice(-4000)}\n`);
   } finally {
-    process.stderr.write('cleaning up…\n');
-    const problems = await cleanup();
-    for (const p of problems) process.stderr.write(`cleanup: ${p}\n`);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    await session.finish(failure);
   }
   if (failure) throw failure;
   printReport(rows, writes, { seconds: (performance.now() - began) / 1000, clusterUpSeconds, writeMiB: writeBytes / MiB });

@@ -16,18 +16,12 @@
  * Everything lives under one temp dir; volumes are deleted, mounts unmounted, loop devices
  * detached, rbd-fuse ended and the cluster taken down at the end, also after a failure or SIGINT.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, open, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
-import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import { DevCluster, type DevClusterInfo } from '../src/ceph/dev-cluster.js';
-import { missingCephPackages } from '../src/ceph/packages.js';
-import { CsiClient } from '../src/csi/client.js';
 import { monHost } from '../src/driver/backends/rbd/cluster-config.js';
 import { createImage, FEATURES, removeImage } from '../src/driver/backends/rbd/librbd.js';
 import { Rados, type IoCtx } from '../src/driver/backends/rbd/rados.js';
@@ -36,10 +30,9 @@ import { makeFilesystem } from '../src/driver/mount/filesystem.js';
 import { LoopDevices } from '../src/driver/mount/loop.js';
 import { Mounter, parseMountInfo } from '../src/driver/mount/mount.js';
 import { umount2 } from '../src/driver/mount/syscalls.js';
-import { STOWAGE_BIN, waitProbeReady } from './driver-process.js';
-import { measure as measureOps, type OpStats } from './raw-ops.js';
+import type { OpStats } from './raw-ops.js';
+import { CephBenchSession, MiB, parseCephBenchOptions } from './ceph-bench-session.js';
 
-const MiB = 1024 * 1024;
 const VOLUME_BYTES = 64 * MiB;
 /** Object order the driver uses (4 MiB objects). */
 const ORDER = 22;
@@ -115,73 +108,11 @@ async function teardown(root: string, cluster: DevCluster | undefined): Promise<
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      n: { type: 'string', default: '100' },
-      concurrency: { type: 'string', default: '8' },
-      'n-stage': { type: 'string', default: '16' },
-      'stage-concurrency': { type: 'string', default: '4' },
-      'write-mib': { type: 'string', default: '256' },
-      'log-level': { type: 'string', default: 'warn' },
-    },
-  });
-  const n = Number(values.n);
-  const c = Number(values.concurrency);
-  const nStage = Number(values['n-stage']);
-  const cStage = Number(values['stage-concurrency']);
-  const writeBytes = Number(values['write-mib']) * MiB;
-  if (process.getuid?.() !== 0) throw new Error('rbd-bench needs root (loop devices, mounts)');
-  const missing = await missingCephPackages();
-  if (missing.length > 0) throw new Error(`rbd-bench needs the ceph packages (missing: ${missing.join(' ')}); run scripts/setup.sh`);
-
+  const { n, concurrency: c, nStage, stageConcurrency: cStage, writeBytes, logLevel } = parseCephBenchOptions(100);
   const began = performance.now();
-  const root = await mkdtemp(join(tmpdir(), 'stowage-rbd-bench-'));
-  const drvDir = join(root, 'drv');
-  const rawDir = join(root, 'raw');
-  const cluster = new DevCluster(join(root, 'ceph'), { installPackages: false, progress: (m) => process.stderr.write(`  ceph-dev: ${m}\n`) });
-  let proc: ChildProcess | undefined;
-  let client: CsiClient | undefined;
-  let rados: Rados | undefined;
-  const output: string[] = [];
-  const stopDriver = async () => {
-    client?.close();
-    client = undefined;
-    const p = proc;
-    proc = undefined;
-    if (!p || p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    const timer = setTimeout(() => p.kill('SIGKILL'), 20_000);
-    await exited;
-    clearTimeout(timer);
-  };
-  let cleaning: Promise<string[]> | undefined;
-  let aborted = false;
-  const cleanup = () =>
-    (cleaning ??= (async () => {
-      await stopDriver().catch(() => undefined);
-      // After a signal, librbd calls may still be running on the thread pool: rados_shutdown under
-      // them hangs. process.exit ends the connection then.
-      if (!aborted) await rados?.shutdown().catch(() => undefined);
-      return teardown(root, cluster);
-    })());
-  const onSignal = (signal: NodeJS.Signals) => {
-    aborted = true;
-    process.stderr.write(`${signal}: cleaning up ${root}\n`);
-    void cleanup().then((p) => {
-      for (const line of p) process.stderr.write(`cleanup: ${line}\n`);
-      process.exit(130);
-    });
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-
-  /** measure(), but no new op starts once a signal came. */
-  const measure = (count: number, conc: number, op: (i: number) => Promise<unknown>) =>
-    measureOps(count, conc, (i) => {
-      if (aborted) return Promise.reject(new Error('interrupted'));
-      return op(i);
-    });
+  const session = await CephBenchSession.open('rbd-bench', 'loop devices, mounts', teardown);
+  const { root, drvDir, rawDir, cluster } = session;
+  const measure = (count: number, conc: number, op: (i: number) => Promise<unknown>) => session.measure(count, conc, op);
   const rows: Row[] = [];
   const writes: WriteRow[] = [];
   let clusterUpSeconds = 0;
@@ -205,36 +136,14 @@ async function main(): Promise<void> {
     await mkdir(drvDir, { recursive: true, mode: 0o700 });
     for (const d of ['staging', 'target', 'rbd-state']) await mkdir(join(drvDir, d), { recursive: true });
     for (const d of ['fuse', 'staging']) await mkdir(join(rawDir, d), { recursive: true });
-    const cephConfig = join(drvDir, 'ceph-config.json');
-    await writeFile(cephConfig, JSON.stringify([{ clusterID: info.clusterID, monitors: info.monitors }]));
-    const socketPath = join(drvDir, 'csi.sock');
-    const endpoint = `unix://${socketPath}`;
-    proc = spawn(
-      process.execPath,
-      [STOWAGE_BIN, 'driver', '--backend', 'rbd', '--endpoint', endpoint, '--node-id', 'bench-node', '--ceph-config', cephConfig,
-        '--rbd-state-dir', join(drvDir, 'rbd-state'), '--log-level', values['log-level']],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
-    const keep = (b: Buffer) => {
-      output.push(b.toString('utf8'));
-      if (output.length > 200) output.shift();
-    };
-    proc.stdout?.on('data', keep);
-    proc.stderr?.on('data', keep);
-    for (let i = 0; i < 3000 && !existsSync(socketPath); i++) {
-      if (proc.exitCode !== null) throw new Error(`driver exited during startup:\n${output.join('')}`);
-      await sleep(10);
-    }
-    client = new CsiClient(endpoint, { timeoutMs: 120_000 });
-    await waitProbeReady(client);
-    const cl = client;
+    const cl = await session.startDriver('rbd', info, ['--rbd-state-dir', join(drvDir, 'rbd-state')], logLevel);
     const secrets = { userID: info.userID, userKey: info.userKey };
     const parameters = { clusterID: info.clusterID, pool: info.pool };
     const createVolume = async (name: string, bytes: number) =>
       (await cl.controller.CreateVolume({ name, capacity_range: { required_bytes: bytes }, volume_capabilities: [ext4Cap], parameters, secrets })).volume!;
     const deleteVolume = (id: string) => cl.controller.DeleteVolume({ volume_id: id, secrets });
 
-    rados = await Rados.connect({ monitors: info.monitors, user: info.userID, key: info.userKey, timeoutSeconds: 10 });
+    const rados = (session.rados = await Rados.connect({ monitors: info.monitors, user: info.userID, key: info.userKey, timeoutSeconds: 10 }));
     const poolId = await rados.poolId(info.pool);
     if (poolId === undefined) throw new Error(`no pool ${info.pool}`);
     const io: IoCtx = await rados.ioctx(poolId, info.pool);
@@ -342,13 +251,8 @@ async function main(): Promise<void> {
     }
   } catch (e) {
     failure = e;
-    if (output.length) process.stderr.write(`driver output (tail):\n${output.join('').slice(-4000)}\n`);
   } finally {
-    process.stderr.write('cleaning up…\n');
-    const problems = await cleanup();
-    for (const p of problems) process.stderr.write(`cleanup: ${p}\n`);
-    process.removeListener('SIGINT', onSignal);
-    process.removeListener('SIGTERM', onSignal);
+    await session.finish(failure);
   }
   if (failure) throw failure;
   printReport(rows, writes, { seconds: (performance.now() - began) / 1000, clusterUpSeconds, writeMiB: writeBytes / MiB });
