@@ -142,7 +142,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         let sourceBytes = 0;
         if (source?.kind === 'snapshot') {
           const snap = await backend.snapshots.get(source.id, op);
-          if (!snap || snap.state !== 'ready') throw new NotFoundError(`snapshot ${source.id} does not exist`);
+          if (snap?.state !== 'ready') throw new NotFoundError(`snapshot ${source.id} does not exist`);
           const from = { accessType: snap.sourceAccessType, fsType: snap.sourceFsType };
           if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
             throw new InvalidArgumentError(`snapshot ${source.id} holds a ${describe(from)} volume; it cannot be restored as ${describe(shape)}`);
@@ -150,7 +150,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           sourceBytes = snap.sizeBytes;
         } else if (source?.kind === 'volume') {
           const from = await backend.volumes.get(source.id, op);
-          if (!from || from.state !== 'ready') throw new NotFoundError(`source volume ${source.id} does not exist`);
+          if (from?.state !== 'ready') throw new NotFoundError(`source volume ${source.id} does not exist`);
           if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
             throw new InvalidArgumentError(`volume ${source.id} is a ${describe(from)} volume; it cannot be cloned as ${describe(shape)}`);
           }
@@ -391,7 +391,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       requireCapability('LIST_SNAPSHOTS', 'GetSnapshot');
       const id = requireIdentifier('snapshot_id', req.snapshot_id);
       const snap = await backend.snapshots.get(id, opCtx(ctx, req.secrets));
-      if (!snap || snap.state !== 'ready') throw new NotFoundError(`snapshot ${id} does not exist`);
+      if (snap?.state !== 'ready') throw new NotFoundError(`snapshot ${id} does not exist`);
       return { snapshot: toWireSnapshot(snap) };
     },
   };

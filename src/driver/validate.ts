@@ -23,6 +23,7 @@ export function requireIdentifier(field: string, value: string | undefined | nul
   if (value.includes('/')) throw new InvalidArgumentError(`${field} "${value}" contains "/"`);
   if (value === '.' || value.includes('..')) throw new InvalidArgumentError(`${field} "${value}" contains ".."`);
   // Control characters in IDs only ever come from broken or hostile callers.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   if (/[\x00-\x1f\x7f]/.test(value)) throw new InvalidArgumentError(`${field} contains control characters`);
   return value;
 }

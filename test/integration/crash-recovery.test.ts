@@ -314,7 +314,7 @@ describe('crash safety: kill -9 during creates, deletes and snapshots', { skip: 
 
   it('DeleteSnapshot', async () => {
     const all = [...exp.snapshots];
-    for (let round = 0; all.length > 0; round++) {
+    while (all.length > 0) {
       const batch = all.splice(0, CONCURRENT);
       await crashRound(drv, next, batch.map(([, k]) => (c: CsiClient) => c.controller.DeleteSnapshot({ snapshot_id: k.id })));
       for (const [name, k] of batch) {

@@ -33,7 +33,7 @@ function splitUnescaped(text: string, separator: string): string[] {
   return parts;
 }
 
-function unescape(text: string): string {
+function unescapeSelector(text: string): string {
   return text.replace(/\\(.)/g, '$1');
 }
 
@@ -47,7 +47,7 @@ export function parseFieldSelector(text: string | undefined, resource: ResourceI
       const allowed = [...COMMON_FIELDS, ...resource.fieldSelectors].map((f) => `"${f}"`).join(', ');
       throw new SelectorError(`field label not supported: "${field}" is not a known field selector for ${resource.plural}: only ${allowed}`);
     }
-    return { field, operator: m[2] === '!=' ? 'NotEquals' : 'Equals', value: unescape(m[3] ?? '') };
+    return { field, operator: m[2] === '!=' ? 'NotEquals' : 'Equals', value: unescapeSelector(m[3] ?? '') };
   });
 }
 

@@ -35,7 +35,9 @@ export function parseManifests(text: string, source = 'manifest'): KubeObject[] 
     if (value === null || value === undefined) return;
     const obj = asObject(value, where);
     const items = obj.kind === 'List' ? (value as { items?: unknown }).items : undefined;
-    if (Array.isArray(items)) items.forEach((item, j) => out.push(asObject(item, `${where}, item ${j + 1}`)));
+    if (Array.isArray(items)) items.forEach((item, j) => {
+      out.push(asObject(item, `${where}, item ${j + 1}`));
+    });
     else out.push(obj);
   });
   return out;

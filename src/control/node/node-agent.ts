@@ -27,7 +27,7 @@ import { NodeCsiVolumes } from './csi-volumes.js';
 import { NodeLayout } from './layout.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
 import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
-import type { ContainerMount, ContainerRuntime, ContainerStatus } from './runtime-api.js';
+import type { ContainerMount, ContainerRuntime } from './runtime-api.js';
 
 export interface NodeAgentOptions {
   store: Store;
@@ -60,10 +60,6 @@ class NotYet extends Error {}
 
 function finished(pod: Pod): boolean {
   return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-}
-
-function podRef(pod: Pod): string {
-  return `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name ?? ''}`;
 }
 
 function rfc3339(date = new Date()): string {

@@ -286,7 +286,7 @@ export function mountInfoLine(text: string, mountId: number): MountEntry | undef
 }
 
 /** Undoes mountinfo's octal escapes (\040 space, \011 tab, \012 newline, \134 backslash). */
-function unescape(field: string): string {
+function unescapeOctal(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
@@ -307,12 +307,12 @@ export function parseMountInfo(text: string): MountEntry[] {
       mountId: Number(mountId),
       parentId: Number(parentId),
       majorMinor,
-      root: unescape(root),
-      mountPoint: unescape(mountPoint),
+      root: unescapeOctal(root),
+      mountPoint: unescapeOctal(mountPoint),
       options: opts,
       readonly: opts.includes('ro'),
       fsType,
-      source: unescape(source),
+      source: unescapeOctal(source),
       superOptions: superOptions ? superOptions.split(',') : [],
     });
   }

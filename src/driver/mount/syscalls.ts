@@ -199,7 +199,9 @@ export async function statfs(path: string): Promise<StatFs> {
   const buf = Buffer.alloc(STATFS_SIZE);
   await callAsync(fn('statfs'), [path, buf], 'statfs', path);
   const out = { frsize: Number(buf.readBigInt64LE(STATFS_FRSIZE_OFFSET)) } as StatFs;
-  STATFS_FIELDS.forEach((field, i) => (out[field] = Number(buf.readBigInt64LE(i * 8))));
+  STATFS_FIELDS.forEach((field, i) => {
+    out[field] = Number(buf.readBigInt64LE(i * 8));
+  });
   return out;
 }
 

@@ -484,7 +484,7 @@ export class CephfsBackend implements Backend {
     const cluster = this.cluster(id.clusterID);
     const c = this.creds(ctx, 'admin');
     const fsName = rec.volumeContext['fsName'] ?? rec.parameters['fsName'] ?? '';
-    let sessions;
+    let sessions: Awaited<ReturnType<typeof mdsSessionsUnder>>;
     try {
       sessions = await mdsSessionsUnder(this.opts.runner, { monitors: cluster.monitors, user: c.user, key: c.key, fsName, timeoutSeconds: this.opts.timeoutSeconds }, path);
     } catch (e) {

@@ -45,7 +45,7 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
-import { ClusterConfig, type CephCluster } from './cluster-config.js';
+import type { ClusterConfig, CephCluster } from './cluster-config.js';
 import { Connections } from './connections.js';
 import { cephToCsi } from './errors.js';
 import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from './journal.js';
