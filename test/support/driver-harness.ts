@@ -214,6 +214,10 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
     '--node-id',
     nodeId,
     ...backendArgs,
+    // The temp dir plays the kubelet's root: staging and target paths are beneath it (stagingDir,
+    // targetDir), the pool and state dirs too, which the driver refuses as its own.
+    '--kubelet-dir',
+    dir,
     '--log-level',
     opts.logLevel ?? 'info',
     ...(metricsAddress ? ['--metrics-address', metricsAddress] : []),
