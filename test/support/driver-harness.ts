@@ -58,8 +58,9 @@ export interface TestDriverOptions {
   /**
    * Called as soon as the socket exists, before the pool is (necessarily) ready: to watch what a
    * CO sees while the driver starts. The harness then waits for Probe to say ready as usual.
+   * `dir` is the temp dir (the driver's --kubelet-dir: node paths must be beneath it).
    */
-  duringStartup?: (client: CsiClient) => Promise<void>;
+  duringStartup?: (client: CsiClient, dir: string) => Promise<void>;
 }
 
 export interface TestDriver {
@@ -357,7 +358,7 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
       }
       const early = new CsiClient(endpoint, { timeoutMs: 10_000 });
       try {
-        await opts.duringStartup(early);
+        await opts.duringStartup(early, dir);
       } finally {
         early.close();
       }

@@ -92,7 +92,9 @@ export class NodePaths {
     try {
       const st = await lstat(full);
       if (st.isSymbolicLink()) throw refuse('is a symlink');
-      if (!st.isDirectory() && !st.isFile()) throw refuse('is neither a directory nor a file');
+      // A block device is what a raw block publication looks like (the loop device bound on the
+      // target file): retries and NodeUnpublish name it. Nothing is ever mounted onto one.
+      if (!st.isDirectory() && !st.isFile() && !st.isBlockDevice()) throw refuse('is neither a directory nor a file');
     } catch (e) {
       if (e instanceof InvalidArgumentError) throw e;
       if (hasErrorCode(e, 'ENOTDIR')) throw refuse('has a file where a directory must be');
