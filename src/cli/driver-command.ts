@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR, DRIVER_NAMES } from '../driver/defaults.js';
+import { isAbsolute } from 'node:path';
+import { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_KUBELET_DIR, DEFAULT_RBD_STATE_DIR, DRIVER_NAMES } from '../driver/defaults.js';
 import { parseQuantity } from './quantity.js';
 
 interface DriverFlags {
@@ -19,6 +20,7 @@ interface DriverFlags {
   metricsAddress?: string;
   logLevel: string;
   maxVolumesPerNode: string;
+  kubeletDir: string[];
 }
 
 const BACKENDS = ['local', 'rbd', 'cephfs'] as const;
@@ -41,6 +43,12 @@ export function registerDriverCommand(program: Command): void {
     .option('--driver-name <name>', 'CSI driver name (default <backend>.csi.stowage.dev)')
     .option('--controller', 'serve the Controller service')
     .option('--node', 'serve the Node service')
+    .option(
+      '--kubelet-dir <dir>',
+      'node service: staging and target paths must lie beneath this directory (repeatable; default /var/lib/kubelet)',
+      (dir: string, dirs: string[]) => [...dirs, dir],
+      [] as string[],
+    )
     .option('--max-volumes-per-node <n>', 'volume limit reported by NodeGetInfo', '256')
     .option('--metrics-address <host:port>', 'serve Prometheus metrics at http://host:port/metrics')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
@@ -58,6 +66,7 @@ export function registerDriverCommand(program: Command): void {
       if (!Number.isSafeInteger(maxCloneDepth) || maxCloneDepth < 1) throw new Error('--rbd-max-clone-depth must be a whole number ≥ 1');
       const maxVolumes = Number(flags.maxVolumesPerNode);
       if (!Number.isSafeInteger(maxVolumes) || maxVolumes < 0) throw new Error('--max-volumes-per-node must be a whole number');
+      for (const dir of flags.kubeletDir) if (!isAbsolute(dir)) throw new Error(`--kubelet-dir ${dir} is not an absolute path`);
       // Neither flag means both services, the usual single-node setup.
       const both = !flags.controller && !flags.node;
       // Loaded only when the driver runs: client commands need none of it.
@@ -76,6 +85,7 @@ export function registerDriverCommand(program: Command): void {
         cephTimeoutSeconds: cephTimeout,
         maxCloneDepth,
         maxVolumesPerNode: maxVolumes,
+        kubeletDirs: flags.kubeletDir.length > 0 ? flags.kubeletDir : [DEFAULT_KUBELET_DIR],
         ...(flags.metricsAddress ? { metricsAddress: flags.metricsAddress } : {}),
         logLevel: flags.logLevel,
       });

@@ -155,6 +155,8 @@ export class EmbeddedNodes {
       // local: each node is its own storage, so it serves its own Controller calls too.
       controller: backend.kind === 'local',
       node: true,
+      // The node's kubelet root: its staging and publish paths are there, and only there.
+      kubeletDirs: [root],
       ...(backend.kind === 'local' ? { localDir: join(root, 'pool'), localPoolSizeBytes: backend.poolBytes } : { stateDir: join(root, 'plugins', driverName, 'state') }),
       logger: log.child({ component: 'driver' }),
     });

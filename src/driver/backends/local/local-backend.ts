@@ -51,6 +51,7 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
+import type { NodePaths } from '../node-paths.js';
 import { isDeviceBind, isReadOnlyMode, publishBlock, publishMount, unpublish } from '../publication.js';
 import { FileJournal } from './journal.js';
 import { PoolLayout, storageFor, type Storage } from './layout.js';
@@ -79,6 +80,8 @@ export interface LocalBackendOptions {
   runner: CommandRunner;
   mounter: Mounter;
   loops: LoopDevices;
+  /** Where CO-given paths may be, and the only way stage and publish create, mount on and remove them. */
+  paths: NodePaths;
   log: Logger;
 }
 
@@ -357,14 +360,15 @@ export class LocalBackend implements Backend {
       await this.opts.loops.ensureAttached(path, { readonly });
       return;
     }
-    await mkdir(stagingPath, { recursive: true });
-    const current = await this.opts.mounter.mountAt(stagingPath);
+    const { paths, mounter } = this.opts;
+    await paths.ensureDir(stagingPath);
+    const current = await mounter.mountAt(stagingPath);
     if (storage === 'subvolume') {
       if (current) {
         if (isSubvolumeMount(current, volume.id)) return;
         throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
       }
-      await this.opts.mounter.bindMount(path, stagingPath, { readonly });
+      await paths.withPinned(stagingPath, (target) => mounter.bindMount(path, target, { readonly }));
       return;
     }
     if (current) {
@@ -390,7 +394,7 @@ export class LocalBackend implements Backend {
     // Restores and clones of an xfs volume carry its filesystem UUID, and xfs refuses (EINVAL) to
     // mount a second filesystem with a UUID already mounted: on one node that is the usual case.
     const flags = [...(readonly ? ['ro'] : []), ...(volume.fsType === 'xfs' ? ['nouuid'] : []), ...capability.mountFlags];
-    await this.opts.mounter.mount(device, stagingPath, volume.fsType, flags);
+    await paths.withPinned(stagingPath, (target) => mounter.mount(device, target, volume.fsType, flags));
     if (volume.fsType === 'xfs' && !readonly) {
       // xfs grows only while mounted; a no-op when the filesystem already fills the device.
       await growFilesystem(device, stagingPath, 'xfs', this.opts.runner);
@@ -410,7 +414,7 @@ export class LocalBackend implements Backend {
       if (!(await this.isMountOf(volume, current))) {
         throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source}), not volume ${volume.id}`);
       }
-      await this.opts.mounter.unmount(stagingPath);
+      await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at));
     }
     if (storage === 'image') {
       for (const device of await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage))) {
@@ -432,7 +436,7 @@ export class LocalBackend implements Backend {
 
   async unpublish(volumeId: string, targetPath: string): Promise<void> {
     const volume = await this.knownVolume(volumeId);
-    await unpublish(this.opts.mounter, volumeId, targetPath, (m) => this.isMountOf(volume, m));
+    await unpublish(this.opts, volumeId, targetPath, (m) => this.isMountOf(volume, m));
   }
 
   async nodeExpand(volume: VolumeRecord, volumePath: string, stagingPath: string): Promise<{ capacityBytes: number }> {
