@@ -31,7 +31,13 @@ export { DRIVER_NAMES };
 
 /** Which driver the nodes run, and what it needs. */
 export type EmbeddedBackend =
-  | { kind: 'local'; /** Size of each node's pool.img when created. */ poolBytes: number }
+  | {
+      kind: 'local';
+      /** Size of each node's pool.img when created. */
+      poolBytes: number;
+      /** How many times its usable size each pool may promise (--local-overcommit; default 1). */
+      overcommit?: number;
+    }
   | { kind: 'rbd' | 'cephfs'; /** ceph-csi's cluster list: [{"clusterID", "monitors"}]. */ cephConfig: string; cephTimeoutSeconds?: number };
 /** sun_path holds 107 bytes plus NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
@@ -155,7 +161,9 @@ export class EmbeddedNodes {
       // local: each node is its own storage, so it serves its own Controller calls too.
       controller: backend.kind === 'local',
       node: true,
-      ...(backend.kind === 'local' ? { localDir: join(root, 'pool'), localPoolSizeBytes: backend.poolBytes } : { stateDir: join(root, 'plugins', driverName, 'state') }),
+      ...(backend.kind === 'local'
+        ? { localDir: join(root, 'pool'), localPoolSizeBytes: backend.poolBytes, localOvercommit: backend.overcommit ?? 1 }
+        : { stateDir: join(root, 'plugins', driverName, 'state') }),
       logger: log.child({ component: 'driver' }),
     });
     try {
