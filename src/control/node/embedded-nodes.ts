@@ -184,6 +184,8 @@ export class EmbeddedNodes {
         rootDir: root,
         runtime,
         mounter: new Mounter(runner),
+        // DiskPressure watches what fills up: the node's pool (local), else its kubelet root.
+        ...(backend.kind === 'local' ? { nodefsPath: join(root, 'pool', 'pool') } : {}),
         logger: log.child({ component: 'node-agent' }),
         ...this.options.agent,
       });
