@@ -118,6 +118,9 @@ export class NodeAgent {
   private readonly pvLocks = new KeyedMutex();
   /** Last FailedMount message per pod, so a retry that fails the same way is not a new event. */
   private readonly lastVolumeError = new Map<string, string>();
+  /** Last abnormal volume condition reported per "<pod uid>/<pv>", so one fault is one event, not one per heartbeat. */
+  private readonly lastAbnormal = new Map<string, string>();
+  private checkingHealth = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -628,6 +631,53 @@ export class NodeAgent {
     } catch (err) {
       this.log.warn({ err }, 'node heartbeat failed');
     }
+    // Not awaited: a driver that hangs must not hold up the heartbeat (one check at a time).
+    if (!this.checkingHealth) {
+      this.checkingHealth = true;
+      void this.checkVolumeHealth()
+        .catch((err: unknown) => this.log.warn({ err }, 'volume health check failed'))
+        .finally(() => (this.checkingHealth = false));
+    }
+  }
+
+  /**
+   * The kubelet's volume health monitoring (CSIVolumeHealth): NodeGetVolumeStats for every
+   * published CSI volume of this node's pods; an abnormal condition becomes a Warning
+   * VolumeConditionAbnormal event "Volume <name>: <message>" on the pod, and on its claim (where
+   * external-health-monitor would put it). A driver that cannot answer is logged, not fatal.
+   */
+  private async checkVolumeHealth(): Promise<void> {
+    const seen = new Set<string>();
+    for (const [uid, pod] of this.pods) {
+      if (this.stopped) return;
+      for (const record of await this.csi.publishedOf(uid)) {
+        const key = `${uid}/${record.pvName}`;
+        seen.add(key);
+        let condition: { abnormal: boolean; message: string } | undefined;
+        try {
+          condition = await this.csi.volumeCondition(uid, record);
+        } catch (err) {
+          this.log.warn({ err, pv: record.pvName, pod: uid }, 'NodeGetVolumeStats failed');
+          continue;
+        }
+        if (!condition?.abnormal) {
+          this.lastAbnormal.delete(key);
+          continue;
+        }
+        if (this.lastAbnormal.get(key) === condition.message) continue;
+        this.lastAbnormal.set(key, condition.message);
+        const namespace = pod.metadata.namespace ?? 'default';
+        const volume = (pod.spec.volumes ?? []).find((v) => {
+          const claimName = v.persistentVolumeClaim?.claimName;
+          return claimName !== undefined && this.store.get('persistentvolumeclaims', namespace, claimName)?.spec.volumeName === record.pvName;
+        });
+        const name = volume?.name ?? record.pvName;
+        this.recorder.event(pod, 'Warning', 'VolumeConditionAbnormal', `Volume ${name}: ${condition.message}`);
+        const claim = volume?.persistentVolumeClaim ? this.store.get('persistentvolumeclaims', namespace, volume.persistentVolumeClaim.claimName) : undefined;
+        if (claim) this.recorder.event(claim, 'Warning', 'VolumeConditionAbnormal', condition.message);
+      }
+    }
+    for (const key of this.lastAbnormal.keys()) if (!seen.has(key)) this.lastAbnormal.delete(key);
   }
 
   /** Read-modify-write of this node's status; the Node is created if registration has not yet. */

@@ -264,17 +264,22 @@ export class LocalBackend implements Backend {
    * device), or failing to answer statfs at all (EIO). Without it such calls ended in INTERNAL.
    */
   private async checkPoolHealthy(): Promise<void> {
+    const problem = await this.poolProblem();
+    if (problem !== undefined) throw new UnavailableError(problem);
+  }
+
+  /** What is wrong with the pool, in words, or undefined when it can take writes. */
+  private async poolProblem(): Promise<string | undefined> {
     const root = this.pool.root;
     try {
-      if (!(await isBtrfs(root))) throw new UnavailableError(`the pool is not mounted at ${root}`);
+      if (!(await isBtrfs(root))) return `the pool is not mounted at ${root} (its filesystem is gone from under the driver)`;
       await access(root, fsConstants.W_OK);
+      return undefined;
     } catch (e) {
-      if (e instanceof UnavailableError) throw e;
       if (hasErrorCode(e, 'EROFS')) {
-        throw new UnavailableError(`the pool at ${root} is read-only (btrfs turns read-only after an I/O error on its device; see the kernel log)`);
+        return `the pool at ${root} is read-only (btrfs turns read-only after an I/O error on its device; see the kernel log)`;
       }
-      const code = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
-      throw new UnavailableError(`the pool at ${root} cannot be used: ${code}`);
+      return `the pool at ${root} cannot be used: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
     }
   }
 
@@ -544,6 +549,18 @@ export class LocalBackend implements Backend {
   async usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage> {
     const storage = storageFor(volume.accessType, volume.fsType);
     const backing = this.layout.volumePath(volume.id, storage);
+    const problem = await this.poolProblem();
+    if (problem !== undefined) {
+      // The volume may still be mounted and readable (a bind mount keeps the filesystem alive):
+      // say what it holds if it can, and that it is not healthy.
+      const fs = volume.accessType === 'mount' ? await filesystemStats(volumePath).catch(() => undefined) : undefined;
+      return {
+        kind: volume.accessType === 'block' ? 'block' : 'filesystem',
+        totalBytes: volume.capacityBytes,
+        ...(fs ? { usedBytes: fs.usedBytes, availableBytes: fs.availableBytes } : {}),
+        health: { abnormal: true, message: `volume ${volume.id} is on a failing pool: ${problem}` },
+      };
+    }
     if (!(await exists(backing))) {
       return { kind: volume.accessType === 'block' ? 'block' : 'filesystem', totalBytes: 0, health: { abnormal: true, message: `backing storage ${backing} is missing` } };
     }
