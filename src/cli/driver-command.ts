@@ -9,6 +9,7 @@ interface DriverFlags {
   nodeId?: string;
   localDir?: string;
   localPoolSize: string;
+  localOvercommit: string;
   cephConfig?: string;
   rbdStateDir?: string;
   cephfsStateDir?: string;
@@ -34,6 +35,7 @@ export function registerDriverCommand(program: Command): void {
     .option('--node-id <id>', 'this node\'s ID, reported by NodeGetInfo')
     .option('--local-dir <dir>', 'local backend: the pool directory (btrfs, or a pool.img is created in it)')
     .option('--local-pool-size <size>', 'local backend: size of pool.img when one is created', '20Gi')
+    .option('--local-overcommit <factor>', 'local backend: volumes may promise up to this many times the pool\'s usable size (1 = none; raise it knowingly: thin provisioning can ENOSPC)', '1')
     .option('--ceph-config <file>', 'rbd and cephfs backends: ceph-csi\'s cluster list, [{"clusterID": ..., "monitors": ["host:port", ...]}]')
     // Not --state-dir: that is the program-wide option naming `stowage up`'s state directory.
     .option('--rbd-state-dir <dir>', 'rbd backend: node state (staging records, rbd-fuse mounts)', DEFAULT_RBD_STATE_DIR)
@@ -64,6 +66,7 @@ export function registerDriverCommand(program: Command): void {
       if (!Number.isSafeInteger(cephTimeout) || cephTimeout < 1) throw new Error('--ceph-timeout must be a whole number of seconds');
       const maxCloneDepth = Number(flags.rbdMaxCloneDepth);
       if (!Number.isSafeInteger(maxCloneDepth) || maxCloneDepth < 1) throw new Error('--rbd-max-clone-depth must be a whole number ≥ 1');
+      const overcommit = parseOvercommit(flags.localOvercommit);
       const maxVolumes = Number(flags.maxVolumesPerNode);
       if (!Number.isSafeInteger(maxVolumes) || maxVolumes < 0) throw new Error('--max-volumes-per-node must be a whole number');
       for (const dir of flags.kubeletDir) if (!isAbsolute(dir)) throw new Error(`--kubelet-dir ${dir} is not an absolute path`);
@@ -78,7 +81,7 @@ export function registerDriverCommand(program: Command): void {
         driverName: flags.driverName ?? DRIVER_NAMES[backend],
         controller: both || flags.controller === true,
         node: both || flags.node === true,
-        ...(flags.localDir ? { localDir: flags.localDir, localPoolSizeBytes: parseQuantity(flags.localPoolSize) } : {}),
+        ...(flags.localDir ? { localDir: flags.localDir, localPoolSizeBytes: parseQuantity(flags.localPoolSize), localOvercommit: overcommit } : {}),
         ...(flags.cephConfig ? { cephConfig: flags.cephConfig } : {}),
         ...(backend === 'rbd' && flags.rbdStateDir ? { stateDir: flags.rbdStateDir } : {}),
         ...(backend === 'cephfs' && flags.cephfsStateDir ? { stateDir: flags.cephfsStateDir } : {}),
@@ -109,4 +112,11 @@ export function registerDriverCommand(program: Command): void {
         process.exit(1);
       });
     });
+}
+
+/** --local-overcommit: a finite number ≥ 1 (below 1 would promise less than the pool holds: use a smaller pool). */
+export function parseOvercommit(text: string): number {
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n) || n < 1) throw new Error(`--local-overcommit must be a number ≥ 1, not ${JSON.stringify(text)}`);
+  return n;
 }

@@ -18,12 +18,21 @@ import { CliError } from './errors.js';
 import { DEFAULT_CLASS_ANNOTATION } from './format/columns.js';
 import { humanLogger } from './human-log.js';
 import { parseQuantity } from './quantity.js';
+import { parseOvercommit } from './driver-command.js';
 import { DEFAULT_STORAGE_CLASS, type UpFlags } from './up-command.js';
 
 /** The nodes' driver, from --backend, --ceph-config and --pool-size. */
-export function embeddedBackend(flags: Pick<UpFlags, 'backend' | 'cephConfig' | 'poolSize'>): EmbeddedBackend {
+export function embeddedBackend(flags: Pick<UpFlags, 'backend' | 'cephConfig' | 'poolSize'> & Partial<Pick<UpFlags, 'localOvercommit'>>): EmbeddedBackend {
   const kind = flags.backend ?? 'local';
-  if (kind === 'local') return { kind, poolBytes: parseQuantity(flags.poolSize) };
+  if (kind === 'local') {
+    let overcommit: number;
+    try {
+      overcommit = parseOvercommit(flags.localOvercommit ?? '1');
+    } catch (e) {
+      throw new CliError(`error: ${(e as Error).message}`);
+    }
+    return { kind, poolBytes: parseQuantity(flags.poolSize), overcommit };
+  }
   if (kind !== 'rbd' && kind !== 'cephfs') throw new CliError(`error: --backend must be one of ${Object.keys(DRIVER_NAMES).join(', ')}, not ${JSON.stringify(kind)}`);
   if (!flags.cephConfig) throw new CliError(`error: --backend ${kind} needs --ceph-config FILE (ceph-csi's cluster list: [{"clusterID": ..., "monitors": [...]}])`);
   return { kind, cephConfig: resolve(flags.cephConfig) };

@@ -29,6 +29,8 @@ export interface DriverOptions {
   /** local backend: the pool directory and the size of pool.img. */
   localDir?: string;
   localPoolSizeBytes?: number;
+  /** local backend: how many times its usable size the pool may promise (1 = no overcommit). */
+  localOvercommit?: number;
   /** rbd and cephfs backends: ceph-csi's cluster list (JSON file). */
   cephConfig?: string;
   /** rbd backend: node state (stashes, rbd-fuse mounts); cephfs: stashes and ceph-fuse keyfiles. */
@@ -173,6 +175,7 @@ async function openBackend(
   const b = await LocalBackend.open({
     dir: opts.localDir,
     poolSizeBytes: opts.localPoolSizeBytes,
+    overcommit: opts.localOvercommit ?? 1,
     nodeId: opts.nodeId,
     maxVolumesPerNode: opts.maxVolumesPerNode,
     ...deps,

@@ -182,7 +182,9 @@ describe('crash safety: kill -9 during creates, deletes and snapshots', { skip: 
   const extCap = mountCap('ext4');
 
   before(async () => {
-    drv = await startTestDriver({ prefix: 'stowage-crash-', logLevel: 'warn' });
+    // Many rounds of creates stay in the journal: a pool that promises them all (the local pool
+    // admits no more than it holds, pool-capacity.ts). Sparse: it costs nothing until written.
+    drv = await startTestDriver({ prefix: 'stowage-crash-', logLevel: 'warn', poolSize: '16Gi' });
   });
 
   after(async () => {

@@ -31,7 +31,13 @@ export { DRIVER_NAMES };
 
 /** Which driver the nodes run, and what it needs. */
 export type EmbeddedBackend =
-  | { kind: 'local'; /** Size of each node's pool.img when created. */ poolBytes: number }
+  | {
+      kind: 'local';
+      /** Size of each node's pool.img when created. */
+      poolBytes: number;
+      /** How many times its usable size each pool may promise (--local-overcommit; default 1). */
+      overcommit?: number;
+    }
   | { kind: 'rbd' | 'cephfs'; /** ceph-csi's cluster list: [{"clusterID", "monitors"}]. */ cephConfig: string; cephTimeoutSeconds?: number };
 /** sun_path holds 107 bytes plus NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
@@ -157,7 +163,9 @@ export class EmbeddedNodes {
       node: true,
       // The node's kubelet root: its staging and publish paths are there, and only there.
       kubeletDirs: [root],
-      ...(backend.kind === 'local' ? { localDir: join(root, 'pool'), localPoolSizeBytes: backend.poolBytes } : { stateDir: join(root, 'plugins', driverName, 'state') }),
+      ...(backend.kind === 'local'
+        ? { localDir: join(root, 'pool'), localPoolSizeBytes: backend.poolBytes, localOvercommit: backend.overcommit ?? 1 }
+        : { stateDir: join(root, 'plugins', driverName, 'state') }),
       logger: log.child({ component: 'driver' }),
     });
     try {
@@ -178,6 +186,8 @@ export class EmbeddedNodes {
         rootDir: root,
         runtime,
         mounter: new Mounter(runner),
+        // DiskPressure watches what fills up: the node's pool (local), else its kubelet root.
+        ...(backend.kind === 'local' ? { nodefsPath: join(root, 'pool', 'pool') } : {}),
         logger: log.child({ component: 'node-agent' }),
         ...this.options.agent,
       });
