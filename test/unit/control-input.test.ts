@@ -91,9 +91,8 @@ describe('API input: bodies', () => {
     assertStatus(await call(base, 'POST', PVCS, yaml, { 'content-type': 'application/yaml' }), 400, 'BadRequest', /nested too deeply/);
     assert.equal(store.resourceVersion, rv, 'nothing was written');
     assert.ok(store.get('persistentvolumeclaims', 'default', 'data'), 'the claim is still there');
-  });
 
-  it('still takes documents nested up to the limit (400 levels) without overflowing anywhere', async () => {
+    // Up to the limit (400 levels here), documents still go through everything without overflowing.
     // Unknown fields are kept, so the whole depth goes through defaulting, validation, copies and the store.
     const created = await call<PersistentVolumeClaim>(base, 'POST', PVCS, `{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"nested"},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}},"extra":${nestedJson(400)}}`);
     assert.equal(created.status, 201, JSON.stringify(created.body));
@@ -104,12 +103,25 @@ describe('API input: bodies', () => {
     assert.equal(strategic.status, 200, JSON.stringify(strategic.body));
   });
 
-  it('refuses bodies that are not UTF-8', async () => {
+  it('reads bodies as kube-apiserver does: UTF-8 JSON or YAML only, quantities decoded as Quantity.UnmarshalJSON', async () => {
     const rv = store.resourceVersion;
     const text = JSON.stringify(pvc('latin1', { metadata: { name: 'latin1', annotations: { note: 'caf\u00e9' } } }));
     const body = Buffer.from(text, 'latin1');
     assertStatus(await call(base, 'POST', PVCS, new Uint8Array(body)), 400, 'BadRequest', 'the request body is not valid UTF-8');
     assert.equal(store.resourceVersion, rv);
+
+    // Protobuf (which this server does not speak) and other media types: 415, touching nothing.
+    const garbage = new Uint8Array([0x6b, 0x38, 0x73, 0x00, 0xff, 0xfe, 0x01]);
+    assertStatus(await call(base, 'POST', PVCS, garbage, { 'content-type': 'application/vnd.kubernetes.protobuf' }), 415, 'UnsupportedMediaType');
+    assertStatus(await call(base, 'PUT', `${PVCS}/data`, garbage, { 'content-type': 'application/vnd.kubernetes.protobuf' }), 415, 'UnsupportedMediaType');
+    assertStatus(await call(base, 'PATCH', `${PVCS}/data`, garbage, { 'content-type': 'application/vnd.kubernetes.protobuf' }), 415, 'UnsupportedMediaType');
+    assertStatus(await call(base, 'POST', PVCS, 'name=x', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'UnsupportedMediaType');
+    assert.equal(store.resourceVersion, rv);
+
+    // A quantity with surrounding space is trimmed by the decoding and stored canonically.
+    const spaced = await call<PersistentVolumeClaim>(base, 'POST', PVCS, { ...pvc('spaced'), spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: ' 2Gi ' } } } });
+    assert.equal(spaced.status, 201);
+    assert.equal(spaced.body.spec.resources?.requests?.['storage'], '2Gi');
   });
 
   it('answers 413 RequestEntityTooLarge for a body over 3 MiB, before reading it', async () => {
@@ -131,16 +143,6 @@ describe('API input: bodies', () => {
     assert.equal(store.get('persistentvolumeclaims', 'default', 'big'), undefined);
   });
 
-  it('answers 415 for protobuf and other media types, touching nothing', async () => {
-    const rv = store.resourceVersion;
-    const garbage = new Uint8Array([0x6b, 0x38, 0x73, 0x00, 0xff, 0xfe, 0x01]);
-    assertStatus(await call(base, 'POST', PVCS, garbage, { 'content-type': 'application/vnd.kubernetes.protobuf' }), 415, 'UnsupportedMediaType');
-    assertStatus(await call(base, 'PUT', `${PVCS}/data`, garbage, { 'content-type': 'application/vnd.kubernetes.protobuf' }), 415, 'UnsupportedMediaType');
-    assertStatus(await call(base, 'PATCH', `${PVCS}/data`, garbage, { 'content-type': 'application/vnd.kubernetes.protobuf' }), 415, 'UnsupportedMediaType');
-    assertStatus(await call(base, 'POST', PVCS, 'name=x', { 'content-type': 'application/x-www-form-urlencoded' }), 415, 'UnsupportedMediaType');
-    assert.equal(store.resourceVersion, rv);
-  });
-
   it('refuses DeleteOptions of the wrong shape with a 400', async () => {
     for (const body of ['null', '[]', '5', '"x"', '{"gracePeriodSeconds":"soon"}', '{"propagationPolicy":5}', '{"preconditions":"x"}', '{"preconditions":{"uid":7}}', '{"orphanDependents":"yes"}']) {
       assertStatus(await call(base, 'DELETE', `${PVCS}/data`, body), 400, 'BadRequest', undefined);
@@ -149,11 +151,6 @@ describe('API input: bodies', () => {
     assert.ok(store.get('persistentvolumeclaims', 'default', 'data'), 'nothing was deleted');
   });
 
-  it('stores a quantity with surrounding space canonically, as Quantity.UnmarshalJSON decodes it', async () => {
-    const spaced = await call<PersistentVolumeClaim>(base, 'POST', PVCS, { ...pvc('spaced'), spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: ' 2Gi ' } } } });
-    assert.equal(spaced.status, 201);
-    assert.equal(spaced.body.spec.resources?.requests?.['storage'], '2Gi');
-  });
 });
 
 describe('API input: query parameters', () => {
