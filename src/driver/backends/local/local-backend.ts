@@ -30,7 +30,6 @@ import {
   blockDeviceSize,
   checkFilesystem,
   filesystemStats,
-  type FilesystemStats,
   growFilesystem,
   extGrowthPending,
   growUnmountedExt,
