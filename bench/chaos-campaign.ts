@@ -30,7 +30,7 @@
  * under the temp dir unmounted and detached (never anyone else's), processes started here killed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -39,6 +39,7 @@ import { fileURLToPath } from 'node:url';
 import { status as grpcStatus } from '@grpc/grpc-js';
 import { ApiClient, ApiStatusError, resolveResource } from '../src/cli/api-client.js';
 import type { Event, PersistentVolume, PersistentVolumeClaim, Pod } from '../src/control/api/types/core.js';
+import type { StorageClass } from '../src/control/api/types/storage.js';
 import { CsiClient } from '../src/csi/client.js';
 import { CsiError } from '../src/csi/errors.js';
 import { releasePool } from '../src/driver/backends/local/pool-release.js';
@@ -55,7 +56,13 @@ const PODS = resolveResource('pods');
 const PVS = resolveResource('pv');
 const EVENTS = resolveResource('events');
 const NS = 'default';
-const MOUNT_CAP = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' as const } };
+/** A mount volume: fs '' is a btrfs subvolume, 'ext4' an image file (formatted at its first stage). */
+function mountCap(fs: Fs) {
+  return { mount: { fs_type: fs, mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' as const } };
+}
+type Fs = '' | 'ext4';
+/** The control plane's second class: ext4 on an image file and a loop device. */
+const EXT4_CLASS = 'chaos-ext4';
 
 export interface CampaignOptions {
   rounds: number;
@@ -68,6 +75,11 @@ export interface CampaignOptions {
   settleTimeoutMs?: number;
   /** Stop at the first round with a violation (its state is then what the report shows). */
   stopOnViolation?: boolean;
+  /**
+   * Where `up`'s and the standalone driver's output go (up.log, driver.log, with a marker line per
+   * round), to read after a violation; kept after the temp dir is gone. Default: none.
+   */
+  logDir?: string;
   /** One line of progress at a time. */
   log?: (line: string) => void;
   signal?: AbortSignal;
@@ -139,7 +151,7 @@ interface Child {
 const children = new Set<ChildProcess>();
 let exitHookInstalled = false;
 
-function startChild(args: string[], onLine?: (line: string) => void): Child {
+function startChild(args: string[], onLine?: (line: string) => void, logTo?: WriteStream): Child {
   if (!exitHookInstalled) {
     exitHookInstalled = true;
     // If this process dies without its clean-up, it takes the processes it started with it.
@@ -158,6 +170,7 @@ function startChild(args: string[], onLine?: (line: string) => void): Child {
     for (const l of parts) {
       lines.push(l);
       onLine?.(l);
+      logTo?.write(`${l}\n`);
     }
     if (lines.length > 400) lines.splice(0, lines.length - 300);
   };
@@ -247,6 +260,8 @@ type Life = 'live' | 'deleting' | 'gone';
 interface ClaimModel {
   name: string;
   size: string;
+  /** The default class (a btrfs subvolume) or chaos-ext4 (an image on a loop device). */
+  fs: 'btrfs' | 'ext4';
   life: Life;
   /** The API answered 201 (vs. a create cut short by the kill that turned out to have happened). */
   acked: boolean;
@@ -269,6 +284,7 @@ interface PodModel {
 interface VolModel {
   name: string;
   id?: string;
+  fs: Fs;
   bytes: number;
   life: Life;
   doubt?: 'create' | 'delete' | 'expand';
@@ -279,6 +295,7 @@ interface VolModel {
 interface SnapModel {
   name: string;
   id?: string;
+  fs: Fs;
   source: string;
   sourceBytes: number;
   life: Life;
@@ -302,6 +319,13 @@ function csiInDoubt(err: unknown): boolean {
 /** An API failure that says nothing about whether the request took effect (no answer). */
 function apiInDoubt(err: unknown): boolean {
   return !(err instanceof ApiStatusError) || err.code >= 500;
+}
+
+/** "UNAVAILABLE" for a CSI failure, "connection" for an API that did not answer, the HTTP code otherwise. */
+function codeOf(err: unknown): string {
+  if (err instanceof CsiError) return Object.entries(grpcStatus).find(([, v]) => v === err.code)?.[0] ?? String(err.code);
+  if (err instanceof ApiStatusError) return String(err.code);
+  return 'no answer';
 }
 
 function describe(err: unknown): string {
@@ -340,7 +364,9 @@ class Campaign {
   private readonly log: (line: string) => void;
   private readonly poolSize: string;
   private counter = 0;
-  /** Problems already reported, so one stuck object is one violation, not one per round. */
+  private upLog: WriteStream | undefined;
+  private driverLog: WriteStream | undefined;
+  /** Violations already reported, so one stuck object is one violation, not one per round. */
   private readonly reported = new Set<string>();
 
   constructor(private readonly options: CampaignOptions) {
@@ -350,6 +376,10 @@ class Campaign {
   }
 
   violation(round: number, kind: string, detail: string): void {
+    // A condition that persists is reported in the round that caused it, not again in every later one.
+    const key = `${kind}|${detail}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
     this.result.violations.push({ round, kind, detail });
     this.log(`  VIOLATION round ${round} ${kind}: ${detail}`);
   }
@@ -374,9 +404,25 @@ class Campaign {
     this.state = join(this.dir, 's');
     this.api = new ApiClient({ server: `unix://${join(this.state, 'api.sock')}`, timeoutMs: 15_000 });
     await mkdir(this.driverDir, { recursive: true });
+    if (this.options.logDir !== undefined) {
+      await mkdir(this.options.logDir, { recursive: true });
+      this.upLog = createWriteStream(join(this.options.logDir, 'up.log'), { flags: 'a' });
+      this.driverLog = createWriteStream(join(this.options.logDir, 'driver.log'), { flags: 'a' });
+      this.log(`chaos: logs of up and the standalone driver in ${this.options.logDir}`);
+    }
     this.log(`chaos: seed ${this.options.seed}, state in ${this.dir}`);
     await this.startUp(0);
     await this.startDriver(0);
+    const ext4: StorageClass = {
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'StorageClass',
+      metadata: { name: EXT4_CLASS },
+      provisioner: DRIVER,
+      parameters: { 'csi.storage.k8s.io/fstype': 'ext4' },
+      reclaimPolicy: 'Delete',
+      volumeBindingMode: 'Immediate',
+    };
+    await this.api.create(resolveResource('storageclasses'), ext4);
   }
 
   /** `stowage up --nodes 3`; a start that fails is a violation (the known restart bug), retried. */
@@ -386,7 +432,7 @@ class Campaign {
       const readyP = new Promise<void>((r) => (ready = r));
       const child = startChild(['up', '--state-dir', this.state, '--nodes', String(NODES.length), '--pool-size', this.poolSize, '--log-level', 'info'], (line) => {
         if (line.includes('stowage is up')) ready();
-      });
+      }, this.upLog);
       this.up = child;
       const outcome = await Promise.race([
         readyP.then(() => 'ready' as const),
@@ -408,7 +454,7 @@ class Campaign {
 
   private async startDriver(round: number): Promise<void> {
     const socket = join(this.driverDir, 'csi.sock');
-    const child = startChild(['driver', '--backend', 'local', '--endpoint', `unix://${socket}`, '--node-id', 'chaos-standalone', '--local-dir', join(this.driverDir, 'local'), '--local-pool-size', this.poolSize, '--log-level', 'warn']);
+    const child = startChild(['driver', '--backend', 'local', '--endpoint', `unix://${socket}`, '--node-id', 'chaos-standalone', '--local-dir', join(this.driverDir, 'local'), '--local-pool-size', this.poolSize, '--log-level', 'info'], undefined, this.driverLog);
     this.driver = child;
     this.csi?.close();
     this.csi = new CsiClient(`unix://${socket}`, { timeoutMs: 20_000 });
@@ -432,6 +478,7 @@ class Campaign {
     const first = this.options.fromRound ?? 1;
     for (let r = first; r < first + this.options.rounds && !this.aborted; r++) {
       this.round = r;
+      for (const l of [this.upLog, this.driverLog]) l?.write(`===== chaos round ${r} (seed ${this.options.seed}) =====\n`);
       const before = this.result.violations.length;
       const started = Date.now();
       const summary = await this.oneRound(r);
@@ -439,6 +486,7 @@ class Campaign {
       this.result.roundsRun += 1;
       const fresh = this.result.violations.length - before;
       if (fresh === 0) this.result.roundsSurvived += 1;
+      for (const l of [this.upLog, this.driverLog]) l?.write(`===== chaos round ${r}: ${summary} =====\n`);
       this.log(`round ${r}: ${summary} — ${fresh === 0 ? 'ok' : `${fresh} violation(s)`} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
       if (fresh > 0 && this.options.stopOnViolation) break;
     }
@@ -557,19 +605,29 @@ class Campaign {
       ['delete-pod', pods.length > 0 ? 2 : 0],
       ['delete-claim', podless.length > 0 ? 1.5 : 0],
     ]);
+    let failed = '';
+    const note = (err: unknown): void => {
+      failed = ` [${codeOf(err)}]`;
+    };
     switch (op) {
       case 'claim': {
-        const m: ClaimModel = { name: this.name('c'), size: rand() < 0.5 ? '16Mi' : '32Mi', life: 'live', acked: false, files: new Map() };
+        const m: ClaimModel = { name: this.name('c'), size: rand() < 0.5 ? '16Mi' : '32Mi', fs: rand() < 0.3 ? 'ext4' : 'btrfs', life: 'live', acked: false, files: new Map() };
         this.claims.set(m.name, m);
-        const claim: PersistentVolumeClaim = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: m.name, namespace: NS }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: m.size } } } };
+        const claim: PersistentVolumeClaim = {
+          apiVersion: 'v1',
+          kind: 'PersistentVolumeClaim',
+          metadata: { name: m.name, namespace: NS },
+          spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: m.size } }, ...(m.fs === 'ext4' ? { storageClassName: EXT4_CLASS } : {}) },
+        };
         try {
           await this.api.create(PVCS, claim);
           m.acked = true;
         } catch (err) {
+          note(err);
           if (apiInDoubt(err)) m.doubt = 'create';
           else m.life = 'gone';
         }
-        return `claim ${m.name}${m.acked ? '' : ' (?)'}`;
+        return `claim ${m.name}${m.fs === 'ext4' ? ' (ext4)' : ''}${failed}`;
       }
       case 'pod': {
         const claim = pick(rand, podless)!;
@@ -580,10 +638,11 @@ class Campaign {
           await this.api.create(PODS, this.podManifest(m));
           m.acked = true;
         } catch (err) {
+          note(err);
           if (apiInDoubt(err)) m.doubt = 'create';
           else m.life = 'gone';
         }
-        return `pod ${name}→${claim.name}${m.acked ? '' : ' (?)'}`;
+        return `pod ${name}→${claim.name}${failed}`;
       }
       case 'exec': {
         const pod = pick(rand, pods)!;
@@ -607,10 +666,11 @@ class Campaign {
         try {
           await this.api.delete(PODS, NS, pod.name, { gracePeriodSeconds: 1 });
         } catch (err) {
+          note(err);
           if (apiInDoubt(err)) pod.doubt = 'delete';
           else if (!(err instanceof ApiStatusError && err.code === 404)) throw err;
         }
-        return `delete pod ${pod.name}`;
+        return `delete pod ${pod.name}${failed}`;
       }
       case 'delete-claim': {
         const claim = pick(rand, podless)!;
@@ -618,10 +678,11 @@ class Campaign {
         try {
           await this.api.delete(PVCS, NS, claim.name);
         } catch (err) {
+          note(err);
           if (apiInDoubt(err)) claim.doubt = 'delete';
           else if (!(err instanceof ApiStatusError && err.code === 404)) throw err;
         }
-        return `delete claim ${claim.name}`;
+        return `delete claim ${claim.name}${failed}`;
       }
       default:
         return 'idle';
@@ -674,106 +735,122 @@ class Campaign {
 
   private async driverOp(rand: () => number): Promise<string> {
     const vols = this.live(this.vols).filter((v) => v.doubt === undefined);
+    // A CO retries a CreateSnapshot cut short by the kill; it does not delete the source meanwhile.
+    const deletable = vols.filter((v) => ![...this.snaps.values()].some((s) => s.source === v.name && s.doubt !== undefined) && !this.live(this.vols).some((o) => o.doubt === 'create' && o.fromSnapshot !== undefined && this.snaps.get(o.fromSnapshot)?.source === v.name));
     const snaps = this.live(this.snaps).filter((s) => s.doubt === undefined);
+    const snapsDeletable = snaps.filter((s) => !this.live(this.vols).some((v) => v.doubt === 'create' && v.fromSnapshot === s.name));
     const op = weighted(rand, [
       ['create', this.live(this.vols).length < 6 ? 3 : 0],
       ['snapshot', vols.length > 0 && this.live(this.snaps).length < 6 ? 2 : 0],
       ['expand', vols.length > 0 ? 2 : 0],
       ['restore', snaps.length > 0 && this.live(this.vols).length < 6 ? 1 : 0],
-      ['delete-snapshot', snaps.length > 0 ? 1.5 : 0],
-      ['delete-volume', vols.length > 0 ? 1.5 : 0],
+      ['delete-snapshot', snapsDeletable.length > 0 ? 1.5 : 0],
+      ['delete-volume', deletable.length > 0 ? 1.5 : 0],
     ]);
+    let failed = '';
+    const note = (err: unknown): void => {
+      failed = ` [${codeOf(err)}]`;
+    };
     switch (op) {
       case 'create':
       case 'restore': {
         const snap = op === 'restore' ? pick(rand, snaps)! : undefined;
-        const v: VolModel = { name: this.name('v'), bytes: snap ? snap.sourceBytes : (1 + Math.floor(rand() * 2)) * 16 * MiB, life: 'live', doubt: 'create', ...(snap ? { fromSnapshot: snap.name } : {}) };
+        const fs: Fs = snap ? snap.fs : rand() < 0.3 ? 'ext4' : '';
+        const v: VolModel = { name: this.name('v'), fs, bytes: snap ? snap.sourceBytes : (1 + Math.floor(rand() * 2)) * 16 * MiB, life: 'live', doubt: 'create', ...(snap ? { fromSnapshot: snap.name } : {}) };
         this.vols.set(v.name, v);
         try {
           await this.createVolume(v);
           delete v.doubt;
         } catch (err) {
+          note(err);
           if (!csiInDoubt(err)) {
             v.life = 'gone';
             delete v.doubt;
           }
         }
-        return `${op} ${v.name}${v.doubt ? ' (?)' : v.life === 'gone' ? ' (refused)' : ''}`;
+        return `${op} ${v.name}${failed}`;
       }
       case 'snapshot': {
         const src = pick(rand, vols)!;
-        const s: SnapModel = { name: this.name('s'), source: src.name, sourceBytes: src.bytes, life: 'live', doubt: 'create' };
+        const s: SnapModel = { name: this.name('s'), fs: src.fs, source: src.name, sourceBytes: src.bytes, life: 'live', doubt: 'create' };
         this.snaps.set(s.name, s);
         try {
           await this.createSnapshot(s);
           delete s.doubt;
         } catch (err) {
+          note(err);
           if (!csiInDoubt(err)) {
             s.life = 'gone';
             delete s.doubt;
           }
         }
-        return `snapshot ${s.name}←${src.name}${s.doubt ? ' (?)' : ''}`;
+        return `snapshot ${s.name}←${src.name}${failed}`;
       }
       case 'expand': {
         const v = pick(rand, vols)!;
         const to = v.bytes + 16 * MiB;
         try {
-          await this.csi!.controller.ControllerExpandVolume({ volume_id: v.id ?? '', capacity_range: { required_bytes: to, limit_bytes: 0 }, volume_capability: MOUNT_CAP, secrets: {} });
+          await this.csi!.controller.ControllerExpandVolume({ volume_id: v.id ?? '', capacity_range: { required_bytes: to, limit_bytes: 0 }, volume_capability: mountCap(v.fs), secrets: {} });
           v.bytes = to;
         } catch (err) {
+          note(err);
           if (csiInDoubt(err)) {
             v.doubt = 'expand';
             v.bytes = to; // the retry after the restart asks for the same size
           }
         }
-        return `expand ${v.name}`;
+        return `expand ${v.name}${failed}`;
       }
       case 'delete-snapshot': {
-        const s = pick(rand, snaps)!;
+        const s = pick(rand, snapsDeletable)!;
         s.doubt = 'delete';
         try {
           await this.csi!.controller.DeleteSnapshot({ snapshot_id: s.id ?? '', secrets: {} });
           s.life = 'gone';
           delete s.doubt;
         } catch (err) {
+          note(err);
           if (!csiInDoubt(err)) delete s.doubt;
         }
-        return `delete ${s.name}`;
+        return `delete ${s.name}${failed}`;
       }
       case 'delete-volume': {
-        const v = pick(rand, vols)!;
+        const v = pick(rand, deletable)!;
         v.doubt = 'delete';
         try {
           await this.csi!.controller.DeleteVolume({ volume_id: v.id ?? '', secrets: {} });
           v.life = 'gone';
           delete v.doubt;
         } catch (err) {
+          note(err);
           if (!csiInDoubt(err)) delete v.doubt;
         }
-        return `delete ${v.name}`;
+        return `delete ${v.name}${failed}`;
       }
       default:
         return 'idle';
     }
   }
 
-  private async createVolume(v: VolModel): Promise<void> {
+  /** True once the driver answered OK (the model then has the volume's ID). */
+  private async createVolume(v: VolModel): Promise<true> {
     const source = v.fromSnapshot === undefined ? undefined : this.snaps.get(v.fromSnapshot)?.id;
     const res = await this.csi!.controller.CreateVolume({
       name: v.name,
       capacity_range: { required_bytes: v.bytes, limit_bytes: 0 },
-      volume_capabilities: [MOUNT_CAP],
+      volume_capabilities: [mountCap(v.fs)],
       parameters: {},
       secrets: {},
       ...(source === undefined ? {} : { volume_content_source: { snapshot: { snapshot_id: source } } }),
     });
     v.id = res.volume?.volume_id;
+    return true;
   }
 
-  private async createSnapshot(s: SnapModel): Promise<void> {
+  private async createSnapshot(s: SnapModel): Promise<true> {
     const res = await this.csi!.controller.CreateSnapshot({ name: s.name, source_volume_id: this.vols.get(s.source)?.id ?? '', parameters: {}, secrets: {} });
     s.id = res.snapshot?.snapshot_id;
+    return true;
   }
 
   // ── settling: in-doubt operations finished as a CO would, then convergence ──
@@ -807,7 +884,7 @@ class Campaign {
         await this.retry(`DeleteVolume ${v.name}`, () => this.csi!.controller.DeleteVolume({ volume_id: v.id ?? '', secrets: {} }), r);
         v.life = 'gone';
       } else if (v.doubt === 'expand') {
-        await this.retry(`ControllerExpandVolume ${v.name}`, () => this.csi!.controller.ControllerExpandVolume({ volume_id: v.id ?? '', capacity_range: { required_bytes: v.bytes, limit_bytes: 0 }, volume_capability: MOUNT_CAP, secrets: {} }), r);
+        await this.retry(`ControllerExpandVolume ${v.name}`, () => this.csi!.controller.ControllerExpandVolume({ volume_id: v.id ?? '', capacity_range: { required_bytes: v.bytes, limit_bytes: 0 }, volume_capability: mountCap(v.fs), secrets: {} }), r);
       }
       delete v.doubt;
     }
@@ -843,11 +920,7 @@ class Campaign {
       if (problems.length === 0) break;
       if (Date.now() > deadline) {
         // A claim Pending with an event saying why (and a pod waiting for it) is an answer too.
-        for (const p of problems) {
-          if (p.excused || this.reported.has(p.text)) continue;
-          this.reported.add(p.text);
-          this.violation(r, 'not-converged', p.text);
-        }
+        for (const p of problems) if (!p.excused) this.violation(r, 'not-converged', p.text);
         break;
       }
       await sleep(200);
@@ -935,8 +1008,9 @@ class Campaign {
     }
     for (const id of backend.keys()) {
       if (!seen.has(id)) {
-        this.result.orphans += 1;
+        const before = this.result.violations.length;
         this.violation(r, 'orphan-volume', `${id} on ${backend.get(id) ?? ''} has no PV`);
+        if (this.result.violations.length > before) this.result.orphans += 1;
       }
     }
     for (const h of seen) if (!backend.has(h)) this.violation(r, 'missing-volume', `PV handle ${h} has no backend volume`);
@@ -969,6 +1043,9 @@ class Campaign {
     const needed = new Set<string>();
     const pvByClaim = new Map(pvs.filter((pv) => pv.spec.claimRef).map((pv) => [pv.spec.claimRef?.name ?? '', pv.metadata.name ?? '']));
     const livePodUids = new Set<string>();
+    const allowedLoops = new Set([join(this.driverDir, 'local', 'pool.img'), ...NODES.map((n) => join(this.nodeRoot(n), 'pool', 'pool.img'))]);
+    /** claim → the staging path of a Running pod's node: where an ext4 volume's files can be read. */
+    const stagedAt = new Map<string, string>();
     for (const p of pods) {
       livePodUids.add(p.metadata.uid ?? '');
       const node = p.spec.nodeName;
@@ -979,9 +1056,12 @@ class Campaign {
       const target = join(this.nodeRoot(node), 'pods', p.metadata.uid ?? '', 'volumes', 'kubernetes.io~csi', pv, 'mount');
       allowed.add(staging);
       allowed.add(target);
+      const handle = pvs.find((x) => x.metadata.name === pv)?.spec.csi?.volumeHandle;
+      if (handle !== undefined) allowedLoops.add(join(this.nodeRoot(node), 'pool', 'pool', 'volumes', `${handle}.img`));
       if (p.status?.phase === 'Running') {
         needed.add(staging);
         needed.add(target);
+        stagedAt.set(claim ?? '', staging);
       }
     }
     const mounts = mountsUnder(this.dir);
@@ -989,8 +1069,7 @@ class Campaign {
     for (const m of mounts) if (!allowed.has(m.mountPoint)) this.violation(r, 'leaked-mount', `${m.mountPoint} (${m.fsType} root=${m.root})`);
     for (const p of new Set(points)) if (points.filter((x) => x === p).length > 1) this.violation(r, 'stacked-mount', `${p} is mounted ${points.filter((x) => x === p).length} times`);
     for (const n of needed) if (!points.includes(n)) this.violation(r, 'missing-mount', `${n} (a Running pod's volume) is not mounted`);
-    const pools = new Set([join(this.driverDir, 'local', 'pool.img'), ...NODES.map((n) => join(this.nodeRoot(n), 'pool', 'pool.img'))]);
-    for (const l of loopsUnder(this.dir)) if (!pools.has(l.backingFile)) this.violation(r, 'leaked-loop', `${l.device} → ${l.backingFile}`);
+    for (const l of loopsUnder(this.dir)) if (!allowedLoops.has(l.backingFile)) this.violation(r, 'leaked-loop', `${l.device} → ${l.backingFile}`);
     const podNames = new Set(pods.map((p) => p.metadata.name ?? ''));
     for (const proc of processesMentioning(`chaos-pod:${basename(this.dir)}:`)) {
       const name = proc.argv.join(' ').match(/chaos-pod:[^:]+:([^\s;]+)/)?.[1] ?? '';
@@ -1001,14 +1080,17 @@ class Campaign {
       if (uid !== undefined && !livePodUids.has(uid)) this.violation(r, 'leaked-process', `shim pid ${proc.pid} of gone pod uid ${uid}`);
     }
 
-    // 6. Every acknowledged write reads back, from the volume in its node's pool.
+    // 6. Every acknowledged write reads back: a subvolume's files from the node's pool, an ext4
+    //    image's through its staging mount while a pod has it (otherwise at a later round).
     for (const m of this.live(this.claims)) {
       if (m.files.size === 0) continue;
       const pvName = pvByClaim.get(m.name);
       const handle = pvs.find((pv) => pv.metadata.name === pvName)?.spec.csi?.volumeHandle;
       const node = handle === undefined ? undefined : backend.get(handle);
+      const staged = stagedAt.get(m.name);
+      if (m.fs === 'ext4' && staged === undefined) continue;
       for (const [file, content] of m.files) {
-        const path = node === undefined || handle === undefined ? undefined : join(this.nodeRoot(node), 'pool', 'pool', 'volumes', handle, file);
+        const path = m.fs === 'ext4' ? join(staged ?? '', file) : node === undefined || handle === undefined ? undefined : join(this.nodeRoot(node), 'pool', 'pool', 'volumes', handle, file);
         const got = path === undefined ? undefined : await readFile(path).catch(() => undefined);
         if (got === undefined || !got.equals(expected(content))) {
           this.result.writesLost += 1;
@@ -1025,9 +1107,10 @@ class Campaign {
     const extra = [...g].filter((x) => !w.has(x));
     const missing = [...w].filter((x) => !g.has(x));
     if (got.length !== g.size) this.violation(r, 'duplicate', `${what}: listed twice: ${got.filter((x, i) => got.indexOf(x) !== i).join(', ')}`);
-    if (extra.length > 0) {
-      if (countOrphans) this.result.orphans += extra.length;
-      this.violation(r, 'orphan', `${what}: not expected: ${extra.join(', ')}`);
+    for (const x of extra) {
+      const before = this.result.violations.length;
+      this.violation(r, 'orphan', `${what}: not expected: ${x}`);
+      if (countOrphans && this.result.violations.length > before) this.result.orphans += 1;
     }
     if (missing.length > 0) this.violation(r, 'missing', `${what}: missing: ${missing.join(', ')}`);
   }
@@ -1035,6 +1118,14 @@ class Campaign {
   // ── tear-down ──
 
   async tearDown(): Promise<void> {
+    try {
+      await this.tearDownHost();
+    } finally {
+      for (const l of [this.upLog, this.driverLog]) await new Promise((resolve) => (l === undefined ? resolve(undefined) : l.end(resolve)));
+    }
+  }
+
+  private async tearDownHost(): Promise<void> {
     const notes = this.result.cleanup;
     if (this.dir === '') return;
     // Through the API first, so the nodes unpublish, unstage and delete as they should.

@@ -8,6 +8,7 @@
  *
  *   node dist/bench/chaos.js [--rounds 20] [--seed 1] [--from-round 1] [--pool-size 512Mi]
  *                            [--settle-timeout 60] [--stop-on-violation]
+ *                            [--log-dir DIR]   (up's and the driver's output, kept)
  *
  * SIGINT (Ctrl-C) ends the current round early and cleans up everything before exiting; a second
  * SIGINT exits at once (whatever is left stays under the printed temp dir).
@@ -43,6 +44,7 @@ async function main(): Promise<number> {
         'pool-size': { type: 'string', default: '512Mi' },
         'settle-timeout': { type: 'string', default: '60' },
         'stop-on-violation': { type: 'boolean', default: false },
+        'log-dir': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -74,6 +76,7 @@ async function main(): Promise<number> {
     poolSize: values['pool-size'],
     settleTimeoutMs: settle * 1000,
     stopOnViolation: values['stop-on-violation'],
+    ...(values['log-dir'] ? { logDir: values['log-dir'] } : {}),
     log: (line) => process.stdout.write(`${line}\n`),
     signal: abort.signal,
   });
