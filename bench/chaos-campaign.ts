@@ -93,6 +93,8 @@ export interface Violation {
 
 export interface CampaignResult {
   seed: number;
+  /** The temp dir everything lived in (removed at the end unless something could not be released). */
+  dir: string;
   roundsRun: number;
   roundsSurvived: number;
   orphans: number;
@@ -102,6 +104,24 @@ export interface CampaignResult {
   violations: Violation[];
   /** How the campaign's own tear-down went (leftovers are a violation too). */
   cleanup: string[];
+}
+
+/** The summary `npm run chaos` prints (and the short test shows when it fails). */
+export function formatSummary(r: CampaignResult): string {
+  const kills = Object.entries(r.kills).map(([k, n]) => `${k} ×${n}`).join(', ') || 'none';
+  const lines = [
+    '',
+    `chaos summary (seed ${r.seed})`,
+    `  rounds survived: ${r.roundsSurvived} / ${r.roundsRun}`,
+    `  kills: ${kills}`,
+    `  orphans: ${r.orphans}`,
+    `  acknowledged writes: ${r.writesAcknowledged}, lost: ${r.writesLost}`,
+    `  violations: ${r.violations.length}`,
+    ...r.violations.map((v) => `    round ${v.round} [${v.kind}] ${v.detail.split('\n').join('\n      ')}`),
+    ...(r.cleanup.length > 0 ? ['  clean-up:', ...r.cleanup.map((c) => `    ${c}`)] : []),
+    '',
+  ];
+  return lines.join('\n');
 }
 
 // ───────────────────────────── the PRNG ─────────────────────────────
@@ -370,7 +390,7 @@ class Campaign {
   private readonly reported = new Set<string>();
 
   constructor(private readonly options: CampaignOptions) {
-    this.result = { seed: options.seed, roundsRun: 0, roundsSurvived: 0, orphans: 0, writesAcknowledged: 0, writesLost: 0, kills: {}, violations: [], cleanup: [] };
+    this.result = { seed: options.seed, dir: '', roundsRun: 0, roundsSurvived: 0, orphans: 0, writesAcknowledged: 0, writesLost: 0, kills: {}, violations: [], cleanup: [] };
     this.log = options.log ?? (() => undefined);
     this.poolSize = options.poolSize ?? '512Mi';
   }
@@ -401,6 +421,7 @@ class Campaign {
   async setUp(): Promise<void> {
     // Short: the nodes' sockets live deep under it and sun_path holds 107 bytes.
     this.dir = await mkdtemp(join(tmpdir(), 'chaos-'));
+    this.result.dir = this.dir;
     this.state = join(this.dir, 's');
     this.api = new ApiClient({ server: `unix://${join(this.state, 'api.sock')}`, timeoutMs: 15_000 });
     await mkdir(this.driverDir, { recursive: true });
@@ -434,11 +455,13 @@ class Campaign {
         if (line.includes('stowage is up')) ready();
       }, this.upLog);
       this.up = child;
+      const timeout = new AbortController();
       const outcome = await Promise.race([
         readyP.then(() => 'ready' as const),
         child.exited.then((e) => `exited (code ${e.code ?? ''}${e.signal ?? ''})`),
-        sleep(120_000).then(() => 'not ready within 120 s'),
+        sleep(120_000, undefined, { signal: timeout.signal }).then(() => 'not ready within 120 s', () => 'ready' as const),
       ]);
+      timeout.abort();
       if (outcome === 'ready') {
         this.upReady = true;
         return;

@@ -14,24 +14,7 @@
  * SIGINT exits at once (whatever is left stays under the printed temp dir).
  */
 import { parseArgs } from 'node:util';
-import { runCampaign, type CampaignResult } from './chaos-campaign.js';
-
-export function formatSummary(r: CampaignResult): string {
-  const kills = Object.entries(r.kills).map(([k, n]) => `${k} ×${n}`).join(', ') || 'none';
-  const lines = [
-    '',
-    `chaos summary (seed ${r.seed})`,
-    `  rounds survived: ${r.roundsSurvived} / ${r.roundsRun}`,
-    `  kills: ${kills}`,
-    `  orphans: ${r.orphans}`,
-    `  acknowledged writes: ${r.writesAcknowledged}, lost: ${r.writesLost}`,
-    `  violations: ${r.violations.length}`,
-    ...r.violations.map((v) => `    round ${v.round} [${v.kind}] ${v.detail.split('\n').join('\n      ')}`),
-    ...(r.cleanup.length > 0 ? ['  clean-up:', ...r.cleanup.map((c) => `    ${c}`)] : []),
-    '',
-  ];
-  return lines.join('\n');
-}
+import { formatSummary, runCampaign } from './chaos-campaign.js';
 
 async function main(): Promise<number> {
   let values;
