@@ -23,7 +23,7 @@ import type { Node, PersistentVolume, PersistentVolumeClaim, Pod } from '../../s
 import type { CSIDriver, VolumeAttachment } from '../../src/control/api/types/storage.js';
 import { releasePool } from '../../src/driver/backends/local/pool-release.js';
 import { needsRoot } from '../support/driver-harness.js';
-import { leftovers, mountCount, mountsUnder, releaseAllUnder } from '../support/host-state.js';
+import { killProcessesUnder, leftovers, mountCount, mountsUnder, releaseAllUnder } from '../support/host-state.js';
 import { runCaptured, type Ran } from '../support/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -92,13 +92,12 @@ class Cluster {
     up.stdout?.on('data', (c: Buffer) => (this.log += c.toString('utf8')));
     up.stderr?.on('data', (c: Buffer) => (this.log += c.toString('utf8')));
     this.exited = new Promise((r) => up.once('exit', () => r()));
-    await until('stowage up to start', 60_000, async () => {
-      if (up.exitCode !== null || up.signalCode !== null) throw new Error(`stowage up exited (${up.exitCode ?? up.signalCode}) before it was up:\n${this.log.slice(from)}`);
-      return this.log.slice(from).includes('stowage is up');
-    }).catch((err: unknown) => {
-      if (up.exitCode !== null) throw new Error(`stowage up exited (${up.exitCode}) before it was up:\n${this.log.slice(from)}`);
-      throw err;
-    });
+    const deadline = Date.now() + 60_000;
+    while (!this.log.slice(from).includes('stowage is up')) {
+      if (!this.running) throw new Error(`stowage up exited (${up.exitCode ?? up.signalCode}) before it was up:\n${this.log.slice(from)}`);
+      if (Date.now() > deadline) throw new Error(`stowage up not up within 60 s:\n${this.log.slice(from)}`);
+      await sleep(50);
+    }
   }
 
   get running(): boolean {
@@ -336,6 +335,8 @@ describe('`stowage up` restarts with work in every state', { skip: needsRoot, ti
   const dirs: string[] = [];
   after(async () => {
     for (const dir of dirs) {
+      // A failed row may leave its `up` (killed below) and its pods' containers running.
+      await killProcessesUnder(dir);
       await releaseAllUnder(dir);
       await releasePool(join(dir, 'nodes', NODE, 'pool')).catch(() => undefined);
       await rm(dir, { recursive: true, force: true });
