@@ -12,18 +12,18 @@
 // plane yet; when they are, they are rows of STATES like the others.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, describe, it } from 'node:test';
-import type { Node, PersistentVolume, PersistentVolumeClaim, Pod } from '../../src/control/api/types/core.js';
+import type { Event, Node, PersistentVolume, PersistentVolumeClaim, Pod } from '../../src/control/api/types/core.js';
 import type { CSIDriver, VolumeAttachment } from '../../src/control/api/types/storage.js';
 import { releasePool } from '../../src/driver/backends/local/pool-release.js';
 import { needsRoot } from '../support/driver-harness.js';
-import { killProcessesUnder, leftovers, mountCount, mountsUnder, releaseAllUnder } from '../support/host-state.js';
+import { killProcessesUnder, mountCount, mountsUnder, releaseAllUnder, settledLeftovers } from '../support/host-state.js';
 import { runCaptured, type Ran } from '../support/processes.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -328,7 +328,7 @@ async function finish(c: Cluster): Promise<void> {
   const code = await c.stop('SIGINT');
   assert.equal(code, 0, c.log);
   assert.match(c.log, /pool released/);
-  assert.deepEqual(leftovers(c.dir), [], 'nothing may stay mounted or attached');
+  assert.deepEqual(await settledLeftovers(c.dir), [], 'nothing may stay mounted or attached');
 }
 
 describe('`stowage up` restarts with work in every state', { skip: needsRoot, timeout: 600_000 }, () => {
@@ -364,4 +364,74 @@ describe('`stowage up` restarts with work in every state', { skip: needsRoot, ti
       }
     });
   }
+});
+
+/** The node's Ready condition. */
+async function readiness(c: Cluster): Promise<{ status?: string; reason?: string; message?: string } | undefined> {
+  return (await c.get<Node>('node', NODE))?.status?.conditions?.find((x) => x.type === 'Ready');
+}
+
+describe('`stowage up` with a node that cannot start', { skip: needsRoot, timeout: 300_000 }, () => {
+  let c: Cluster | undefined;
+  after(async () => {
+    if (c === undefined) return;
+    if (c.running) await c.stop('SIGKILL');
+    await killProcessesUnder(c.dir);
+    await releaseAllUnder(c.dir);
+    await releasePool(join(c.dir, 'nodes', NODE, 'pool')).catch(() => undefined);
+    await rm(c.dir, { recursive: true, force: true });
+  });
+
+  it('stays up, reports the node NotReady, retries it, and releases its pool on stop', async () => {
+    c = new Cluster(await mkdtemp(join(tmpdir(), 'stowage-rs-')));
+    // The driver's journals cannot be opened (a file where their directory goes): the node fails
+    // after its pool is mounted, the case that used to leave the pool behind.
+    const meta = join(c.dir, 'nodes', NODE, 'pool', 'meta');
+    mkdirSync(join(c.dir, 'nodes', NODE, 'pool'), { recursive: true });
+    writeFileSync(meta, 'not a directory\n');
+
+    await c.start();
+    await until('the node to be reported NotReady', 30_000, async () => (await readiness(c!))?.status === 'False');
+    const ready = await readiness(c);
+    assert.equal(ready?.reason, 'KubeletNotReady');
+    assert.match(ready?.message ?? '', /ENOTDIR/);
+    const events = await until('a FailedToStart event', 30_000, async () => {
+      const found = (await c!.list<Event>('events')).filter((e) => e.reason === 'FailedToStart' && e.involvedObject.kind === 'Node');
+      return found.length > 0 ? found : undefined;
+    });
+    assert.equal(events[0]?.type, 'Warning');
+    await c.apply('vol', claim('vol', '32Mi'));
+    await sleep(1_500);
+    assert.ok(c.running, 'stowage up keeps running');
+    assert.match(c.log, /attempts=2/, 'the node is tried again');
+
+    // Stopped while the node fails: the pool it mounted is released all the same.
+    assert.equal(await c.stop('SIGTERM'), 0, c.log);
+    assert.deepEqual(await settledLeftovers(c.dir), [], `the failed node's pool is released:\n${c.log.split('\n').filter((l) => !l.includes('GRPC call')).join('\n')}`);
+
+    // Restarted, still failing: up again; once the cause is gone, the next attempt starts the node.
+    await c.start();
+    assert.ok(c.running);
+    rmSync(meta);
+    await until('the node to be Ready', 60_000, async () => (await readiness(c!))?.status === 'True');
+    await c.bound('vol');
+    await finish(c);
+  });
+
+  it('a start interrupted once the pool is mounted releases it', async () => {
+    const d = new Cluster(await mkdtemp(join(tmpdir(), 'stowage-rs-')));
+    try {
+      const from = d.log.length;
+      const started = d.start().catch(() => undefined);
+      await until('up to start', 60_000, async () => d.up !== undefined);
+      await d.stopAt(/pool mounted/, 'SIGTERM', from);
+      await started;
+      assert.equal(d.up?.exitCode, 0, d.log);
+      assert.deepEqual(await settledLeftovers(d.dir), [], 'nothing may stay mounted or attached');
+    } finally {
+      if (d.running) await d.stop('SIGKILL');
+      await releaseAllUnder(d.dir);
+      await rm(d.dir, { recursive: true, force: true });
+    }
+  });
 });

@@ -185,3 +185,29 @@ export async function killProcessesUnder(dir: string): Promise<void> {
   const deadline = Date.now() + 5_000;
   while (Date.now() < deadline && pids.some(alive)) await new Promise((r) => setTimeout(r, 50));
 }
+
+/**
+ * Whether a loop device has been told to detach and waits for its last user to close it
+ * (LOOP_CLR_FD on a busy device sets autoclear; the driver never attaches with it). Once nothing
+ * under a test's dir is mounted in this namespace, such a device is held by another mount
+ * namespace — a container started elsewhere on the machine copies the host's mounts, the test's
+ * pool among them — and goes when that namespace does: released, not leaked.
+ */
+export function detachPending(device: string): boolean {
+  try {
+    return readFileSync(`/sys/block/${device.replace('/dev/', '')}/loop/autoclear`, 'utf8').trim() === '1';
+  } catch {
+    return false; // gone
+  }
+}
+
+/**
+ * leftovers(dir) once they have had up to timeoutMs to go, without loop devices whose detach is
+ * only waiting for another namespace to let go (see detachPending).
+ */
+export async function settledLeftovers(dir: string, timeoutMs = 5_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  while (leftovers(dir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (mountsUnder(dir).length > 0) return leftovers(dir);
+  return [...loopsUnder(dir).filter((l) => !detachPending(l.device)).map((l) => `loop ${l.device} -> ${l.backingFile}`)];
+}
