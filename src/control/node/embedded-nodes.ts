@@ -193,11 +193,6 @@ export class EmbeddedNodes {
     return [...this.tried];
   }
 
-  /** Whether the node failed to start and waits for its next attempt. */
-  isFailed(nodeName: string): boolean {
-    return this.failed.has(nodeName);
-  }
-
   /** Reports a failed start (log, event, Ready=False) and schedules the next attempt. */
   private startFailed(nodeName: string, err: unknown): void {
     if (this.stopped) {
