@@ -80,6 +80,8 @@ class Cluster {
   up: ChildProcess | undefined;
   /** Output of every `up` run on this dir, in order. */
   log = '';
+  /** What a row's enter() leaves for its converge() (paths known only before the restart). */
+  readonly memo = new Map<string, string>();
   private exited: Promise<void> = Promise.resolve();
 
   constructor(readonly dir: string) {}
@@ -275,11 +277,10 @@ async function podStartingConverges(c: Cluster): Promise<void> {
   assert.equal(exec.stdout, 'started\n', exec.stderr);
 }
 
-let deletedPodDir = '';
 async function deletingPod(c: Cluster): Promise<RegExp> {
   await c.apply('vol', claim('vol', '32Mi') + '---\n' + pod('user', 'vol'));
   const p = await c.podRunning('user');
-  deletedPodDir = c.podDir(p);
+  c.memo.set('podDir', c.podDir(p));
   const ran = await c.cli('delete', 'pod', 'user', '--no-wait');
   assert.equal(ran.code, 0, ran.stderr);
   return call('NodeUnpublishVolume');
@@ -287,7 +288,9 @@ async function deletingPod(c: Cluster): Promise<RegExp> {
 
 async function deletingPodConverges(c: Cluster): Promise<void> {
   await until('the pod to be gone', 60_000, async () => (await c.get<Pod>('pod', 'user')) === undefined);
-  assert.deepEqual(mountsUnder(deletedPodDir), [], 'unpublished');
+  const podDir = c.memo.get('podDir');
+  assert.ok(podDir !== undefined);
+  assert.deepEqual(mountsUnder(podDir), [], 'unpublished');
   const pvName = (await c.bound('vol')).spec.volumeName ?? '';
   await until('the volume to be unstaged', 30_000, async () => mountCount(c.stagingPath(pvName)) === 0);
 }
@@ -311,10 +314,13 @@ const STATES: Row[] = [
   { state: 'provisioning', signal: 'SIGKILL', enter: provisioning, converge: provisioningConverges },
   { state: 'provisioning', signal: 'SIGTERM', enter: provisioning, converge: provisioningConverges },
   { state: 'attaching', signal: 'SIGKILL', enter: attaching, converge: attachingConverges },
+  { state: 'attaching', signal: 'SIGTERM', enter: attaching, converge: attachingConverges },
   { state: 'pod starting', signal: 'SIGKILL', enter: podStarting, converge: podStartingConverges },
   { state: 'pod starting', signal: 'SIGTERM', enter: podStarting, converge: podStartingConverges },
   { state: 'deleting a pod', signal: 'SIGKILL', enter: deletingPod, converge: deletingPodConverges },
+  { state: 'deleting a pod', signal: 'SIGTERM', enter: deletingPod, converge: deletingPodConverges },
   { state: 'deleting a claim', signal: 'SIGKILL', enter: deletingClaim, converge: deletingClaimConverges },
+  { state: 'deleting a claim', signal: 'SIGTERM', enter: deletingClaim, converge: deletingClaimConverges },
   // 'snapshotting', 'resizing': once the control plane takes snapshots and resizes claims.
 ];
 
