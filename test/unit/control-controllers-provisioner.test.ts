@@ -98,6 +98,25 @@ describe('provisioner', () => {
   const register = () => store.create(csiDriverObject(DRIVER, driver.endpoint));
   const bound = (name: string) => waitFor(() => getClaim(name)?.status?.phase === 'Bound' && getClaim(name), `${name} Bound`);
 
+  it('deferLoops: nothing calls the driver until start(); what was queued meanwhile is then done', async () => {
+    const held = open(':memory:');
+    const deferred = startControllers(held, quiet, { resyncMs: 0, eventMaxDelayMs: 0, csiTimeoutMs: 2_000, maxDelayMs: 200, deferLoops: true });
+    try {
+      held.create(csiDriverObject(DRIVER, driver.endpoint));
+      held.create(storageClass(DRIVER, DRIVER));
+      held.create(claim('queued', { storageClassName: DRIVER }));
+      await sleep(200);
+      assert.equal(deferred.started, false);
+      assert.equal(creates.length, 0, 'no CreateVolume before start()');
+      deferred.start();
+      await waitFor(() => (held.get('persistentvolumeclaims', 'default', 'queued') as PersistentVolumeClaim | undefined)?.status?.phase === 'Bound', 'queued Bound');
+      assert.equal(creates.length, 1);
+    } finally {
+      await deferred.stop();
+      held.close();
+    }
+  });
+
   it('a registered driver whose socket does not exist yet: retried, never given up, provisioned once it listens', async () => {
     // As after a restart: the registration (from the last run) names a socket nobody serves yet.
     const dir = mkdtempSync(join(tmpdir(), 'stowage-later-'));
