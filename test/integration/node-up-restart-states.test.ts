@@ -10,9 +10,14 @@
 // same way: everything deleted, `up` stopped with SIGINT, the pool released, no mount or loop
 // device left under the row's state dir. Snapshotting and resizing are not done by the control
 // plane yet; when they are, they are rows of STATES like the others.
+//
+// Then the failures of start itself: a node whose driver cannot open (after its pool is mounted)
+// leaves `up` running, is reported NotReady with a FailedToStart event, is retried until the cause
+// is gone, and has its pool released when `up` stops meanwhile; a start interrupted by SIGTERM once
+// the pool is mounted releases it too.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
