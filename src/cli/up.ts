@@ -5,18 +5,19 @@
 //                                     and for the local backend its pool (pool/pool.img on pool/pool)
 //   plugins/<driver>/controller.sock  rbd, cephfs: the one Controller service
 //
-// Start order: the store, the API server, then each node — its driver listening and answering
-// Probe ready, registered, its agent running — and only then the controllers' loops, so that no
-// controller dials a node's socket before the node serves it (a claim left Pending by the last run
-// would otherwise be provisioned against a socket nobody listens on yet). A node that fails to start
-// does not stop `up`: it is reported NotReady and retried (embedded-nodes.ts). A start that fails as
-// a whole (or is interrupted) stops what it started and releases the pools it mounted.
+// Start order: the store, the API server, then the nodes — every node's driver listening,
+// answering Probe ready and registered, then every node's agent — and only then the controllers'
+// loops, so that no controller dials a node's socket before the node serves it (a claim left
+// Pending by the last run would otherwise be provisioned against a socket nobody listens on yet).
+// A node that fails to start does not stop `up`: it is reported NotReady and retried
+// (embedded-nodes.ts). A start that fails as a whole (or is interrupted) stops what it started
+// and releases the pools it mounted.
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { StorageClass } from '../control/api/types/storage.js';
 import { startControlPlane, type ControlPlane } from '../control/control-plane.js';
-import { declareEmbeddedNode, DRIVER_NAMES, EmbeddedNodes, nodeRoot, type EmbeddedBackend } from '../control/node/embedded-nodes.js';
+import { declareEmbeddedNode, declaredEmbeddedNodes, DRIVER_NAMES, EmbeddedNodes, nodeRoot, type EmbeddedBackend } from '../control/node/embedded-nodes.js';
 import type { Store } from '../control/store/store.js';
 import { releasePool } from '../driver/backends/local/pool-release.js';
 import { parseMountInfo } from '../driver/mount/mount.js';
@@ -179,13 +180,16 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
       nodes = new EmbeddedNodes({ plane, stateDir, backend, logLevel: flags.logLevel, logger: log });
       for (const name of nodeNames) declareEmbeddedNode(plane.store, name);
       await plane.store.flushed();
-      nodes.watch();
-      for (const name of nodeNames) {
-        const node = await nodes.ensure(name);
-        checkInterrupted();
+      // Every declared node (--nodes, and those joined in earlier runs): all drivers, then all agents.
+      const declared = [...new Set([...nodeNames, ...declaredEmbeddedNodes(plane.store)])];
+      const started = await nodes.startAll(declared);
+      checkInterrupted();
+      for (const [name, node] of started) {
         if (node === undefined) upLog.warn({ node: name }, 'node not ready: it is retried in the background (see the error above)');
         else upLog.info({ node: name, driver: nodes.driverName }, 'node ready');
       }
+      // Nodes joined from now on.
+      nodes.watch();
     }
     checkInterrupted();
     plane.controllers.start();

@@ -130,3 +130,84 @@ export function leftovers(dir: string): string[] {
     ...loopsUnder(dir).map((l) => `loop ${l.device} -> ${l.backingFile}`),
   ];
 }
+
+/**
+ * Processes whose command line names a path inside dir (a pod's container shim names its state
+ * directory), with all their descendants: what a failed test leaves running. A container keeps its
+ * volumes mounted in its own mount namespace, so a pool's loop device stays bound while it lives.
+ */
+export function processesUnder(dir: string): number[] {
+  const parent = new Map<number, number>();
+  const named: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const pid = Number(entry);
+    try {
+      // The command name (field 2) may hold spaces and parentheses: the fields after its last ')'.
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      parent.set(pid, Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+      const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (pid !== process.pid && args.some((a) => isUnder(a, dir))) named.push(pid);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found = new Set(named);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, ppid] of parent) {
+      if (!found.has(pid) && found.has(ppid)) {
+        found.add(pid);
+        grew = true;
+      }
+    }
+  }
+  return [...found];
+}
+
+/** SIGKILLs processesUnder(dir) and waits (up to 5 s) for them to be gone. */
+export async function killProcessesUnder(dir: string): Promise<void> {
+  const pids = processesUnder(dir);
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+  const alive = (pid: number): boolean => {
+    try {
+      return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); // a zombie has let go of everything
+    } catch {
+      return false;
+    }
+  };
+  const deadline = Date.now() + 5_000;
+  while (Date.now() < deadline && pids.some(alive)) await new Promise((r) => setTimeout(r, 50));
+}
+
+/**
+ * Whether a loop device has been told to detach and waits for its last user to close it
+ * (LOOP_CLR_FD on a busy device sets autoclear; the driver never attaches with it). Once nothing
+ * under a test's dir is mounted in this namespace, such a device is held by another mount
+ * namespace — a container started elsewhere on the machine copies the host's mounts, the test's
+ * pool among them — and goes when that namespace does: released, not leaked.
+ */
+export function detachPending(device: string): boolean {
+  try {
+    return readFileSync(`/sys/block/${device.replace('/dev/', '')}/loop/autoclear`, 'utf8').trim() === '1';
+  } catch {
+    return false; // gone
+  }
+}
+
+/**
+ * leftovers(dir) once they have had up to timeoutMs to go, without loop devices whose detach is
+ * only waiting for another namespace to let go (see detachPending).
+ */
+export async function settledLeftovers(dir: string, timeoutMs = 5_000): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs;
+  while (leftovers(dir).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  if (mountsUnder(dir).length > 0) return leftovers(dir);
+  return [...loopsUnder(dir).filter((l) => !detachPending(l.device)).map((l) => `loop ${l.device} -> ${l.backingFile}`)];
+}

@@ -4,7 +4,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigMap } from '../../src/control/api/types/core.js';
-import { ControllerLoop } from '../../src/control/controllers/controller.js';
+import { ControllerLoop, driverUnavailable, UNAVAILABLE_RETRY_MAX_MS } from '../../src/control/controllers/controller.js';
+import { NotFoundError, UnavailableError } from '../../src/csi/errors.js';
 import { Informer, InformerFactory, keyOf, splitKey } from '../../src/control/controllers/informer.js';
 import { ExponentialRateLimiter, WorkQueue } from '../../src/control/controllers/work-queue.js';
 import { ConflictError, ExpiredError } from '../../src/control/store/errors.js';
@@ -149,6 +150,56 @@ describe('controller loop', () => {
     await sleep(1);
     await loop.stop();
     assert.equal(inFlight, 0, 'stop() waited for the running sync');
+  });
+});
+
+describe('controller loop: an unreachable CSI driver', () => {
+  it('recognises UNAVAILABLE in an error or its causes, and nothing else', () => {
+    const down = new UnavailableError('connect ENOENT /x/csi.sock');
+    assert.equal(driverUnavailable(down), down);
+    assert.equal(driverUnavailable(new Error('DeleteVolume failed', { cause: down })), down);
+    assert.equal(driverUnavailable(new NotFoundError('no such volume')), undefined);
+    assert.equal(driverUnavailable(new Error('UNAVAILABLE in the text only')), undefined, 'never read from the message');
+    assert.equal(driverUnavailable('UNAVAILABLE'), undefined);
+  });
+
+  it('retries an `unavailable` outcome or a thrown UNAVAILABLE with backoff capped at UNAVAILABLE_RETRY_MAX_MS; other failures are not capped', async () => {
+    const attempts = new Map<string, number>();
+    const loop = new ControllerLoop({
+      name: 't',
+      logger: quiet,
+      sync: (key) => {
+        const n = (attempts.get(key) ?? 0) + 1;
+        attempts.set(key, n);
+        if (n >= 3) return undefined;
+        const down = new UnavailableError('connect ECONNREFUSED');
+        if (key === 'outcome') return { unavailable: down };
+        if (key === 'thrown') throw new Error('CreateVolume failed', { cause: down });
+        throw new NotFoundError('gone');
+      },
+    });
+    const caps: [string, number | undefined][] = [];
+    const addRateLimited = loop.queue.addRateLimited.bind(loop.queue);
+    loop.queue.addRateLimited = (key: string, capMs?: number): number => {
+      caps.push([key, capMs]);
+      return addRateLimited(key, capMs);
+    };
+    loop.start();
+    for (const key of ['outcome', 'thrown', 'other']) loop.enqueue(key);
+    await waitFor(() => [...attempts.values()].every((n) => n >= 3) && attempts.size === 3, 'three attempts of each key');
+    await settle(() => loop.idle);
+    await loop.stop();
+    for (const key of ['outcome', 'thrown']) assert.deepEqual(caps.filter(([k]) => k === key).map(([, cap]) => cap), [UNAVAILABLE_RETRY_MAX_MS, UNAVAILABLE_RETRY_MAX_MS], key);
+    assert.deepEqual(caps.filter(([k]) => k === 'other').map(([, cap]) => cap), [undefined, undefined]);
+    assert.equal(loop.queue.numRequeues('outcome'), 0, 'forgotten after the success');
+  });
+
+  it('caps the delay the work queue would otherwise grow to', () => {
+    const q = new WorkQueue({ baseDelayMs: 4_000 });
+    assert.equal(q.addRateLimited('k', 5_000), 4_000);
+    assert.equal(q.addRateLimited('k', 5_000), 5_000, 'not 8000');
+    assert.equal(q.addRateLimited('k'), 16_000, 'the failures still count');
+    q.shutDown();
   });
 });
 

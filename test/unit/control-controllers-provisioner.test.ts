@@ -4,6 +4,9 @@
 // or an error, concurrency, waiting for registration, deletion, and no leak when the claim goes
 // away mid-call.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { quantityValue } from '../../src/control/api/quantity.js';
@@ -20,6 +23,7 @@ import {
 } from '../../src/control/controllers/volume-util.js';
 import { open, type Store } from '../../src/control/store/store.js';
 import { DeadlineExceededError, ResourceExhaustedError } from '../../src/csi/errors.js';
+import { parseEndpoint } from '../../src/csi/endpoint.js';
 import type { CreateVolumeRequest, DeleteVolumeRequest } from '../../src/csi/types.js';
 import { claim, csiDriverObject, type FakeDriver, quiet, settle, startFakeDriver, storageClass, waitFor } from './control-controllers-helpers.js';
 
@@ -93,6 +97,46 @@ describe('provisioner', () => {
     store.list('events', { fieldSelector: `involvedObject.name=${name}` }).items.sort((a, b) => (a.metadata.resourceVersion ?? '').localeCompare(b.metadata.resourceVersion ?? '', 'en', { numeric: true }));
   const register = () => store.create(csiDriverObject(DRIVER, driver.endpoint));
   const bound = (name: string) => waitFor(() => getClaim(name)?.status?.phase === 'Bound' && getClaim(name), `${name} Bound`);
+
+  it('deferLoops: nothing calls the driver until start(); what was queued meanwhile is then done', async () => {
+    const held = open(':memory:');
+    const deferred = startControllers(held, quiet, { resyncMs: 0, eventMaxDelayMs: 0, csiTimeoutMs: 2_000, maxDelayMs: 200, deferLoops: true });
+    try {
+      held.create(csiDriverObject(DRIVER, driver.endpoint));
+      held.create(storageClass(DRIVER, DRIVER));
+      held.create(claim('queued', { storageClassName: DRIVER }));
+      await sleep(200);
+      assert.equal(deferred.started, false);
+      assert.equal(creates.length, 0, 'no CreateVolume before start()');
+      deferred.start();
+      await waitFor(() => (held.get('persistentvolumeclaims', 'default', 'queued') as PersistentVolumeClaim | undefined)?.status?.phase === 'Bound', 'queued Bound');
+      assert.equal(creates.length, 1);
+    } finally {
+      await deferred.stop();
+      held.close();
+    }
+  });
+
+  it('a registered driver whose socket does not exist yet: retried, never given up, provisioned once it listens', async () => {
+    // As after a restart: the registration (from the last run) names a socket nobody serves yet.
+    const dir = mkdtempSync(join(tmpdir(), 'stowage-later-'));
+    try {
+      const later = join(dir, 'csi.sock');
+      store.create(csiDriverObject(DRIVER, `unix://${later}`));
+      store.create(storageClass(DRIVER, DRIVER));
+      store.create(claim('early', { storageClassName: DRIVER }));
+      await waitFor(() => eventsAbout('early').some((e) => e.reason === 'ProvisioningFailed' && /code = Unavailable/.test(e.message ?? '')), 'an Unavailable ProvisioningFailed event');
+      await sleep(100);
+      assert.equal(creates.length, 0);
+      assert.equal(getClaim('early').status?.phase ?? 'Pending', 'Pending');
+      // The driver appears at that path (a symlink to the fake driver's socket is as good).
+      symlinkSync(parseEndpoint(driver.endpoint), later);
+      await bound('early');
+      assert.equal(creates.length, 1);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('calls CreateVolume as external-provisioner does and creates the PV the binder binds', async () => {
     register();

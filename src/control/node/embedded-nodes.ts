@@ -12,7 +12,9 @@
 // more and `up` starts it. Because the list is in the store, a restarted `up` brings every node back.
 //
 // A node starts in this order: its driver listens and answers Probe ready, it is registered
-// (CSIDriver, CSINode, Node labels), then its agent runs. A node that fails to start does not take
+// (CSIDriver, CSINode, Node labels), then its agent runs. startAll() starts several nodes at once
+// in two phases — every driver probed and registered, then every agent — as `up` does at start. A
+// node that fails to start does not take
 // `up` down: it is reported (a Warning event FailedToStart on the Node, its Ready condition False)
 // and started again with backoff (1 s doubling to 30 s) until it runs or `up` stops. Every node
 // whose start was attempted is remembered (attempted()), so that `up` can release its pool on stop
@@ -109,6 +111,20 @@ function checkSocketPath(socket: string): void {
   }
 }
 
+/** The embedded nodes declared in the store, by name. */
+export function declaredEmbeddedNodes(store: Store): string[] {
+  return store
+    .list('nodes')
+    .items.filter((n) => n.metadata.annotations?.[EMBEDDED_NODE_ANNOTATION] === 'true')
+    .map((n) => n.metadata.name ?? '');
+}
+
+/** Nodes started together: each reports when its driver phase is over; agents wait for all. */
+interface StartBatch {
+  plugins: Promise<void>[];
+  agents: Promise<void>;
+}
+
 /** Declares an embedded node (idempotent): `up` starts it. */
 export function declareEmbeddedNode(store: Store, nodeName: string): Node {
   const existing = store.get('nodes', undefined, nodeName);
@@ -166,14 +182,14 @@ export class EmbeddedNodes {
    * Starts the node if not running; resolves once its driver is registered and its agent runs, or
    * with undefined when this attempt failed (the node is then reported and retried with backoff).
    */
-  ensure(nodeName: string): Promise<RunningNode | undefined> {
+  ensure(nodeName: string, batch?: StartBatch): Promise<RunningNode | undefined> {
     let started = this.running.get(nodeName);
     if (started === undefined) {
       const pending = this.failed.get(nodeName);
       if (pending?.timer !== undefined) clearTimeout(pending.timer);
       if (pending !== undefined) pending.timer = undefined;
       if (!this.stopped) this.tried.add(nodeName);
-      started = this.start(nodeName).then(
+      started = this.start(nodeName, batch).then(
         (node) => {
           if (node !== undefined && this.failed.delete(nodeName)) this.log.info({ node: nodeName }, 'embedded node started after earlier failures');
           return node;
@@ -189,6 +205,21 @@ export class EmbeddedNodes {
     return started;
   }
 
+  /**
+   * Starts several nodes together, in two phases: every node's driver listening, answering Probe
+   * and registered first, then every node's agent. Resolves with each node (undefined: its start
+   * failed; it is reported and retried as by ensure()). Nodes already starting are left as they are.
+   */
+  async startAll(names: readonly string[]): Promise<Map<string, RunningNode | undefined>> {
+    let openAgents!: () => void;
+    const batch: StartBatch = { plugins: [], agents: new Promise<void>((r) => (openAgents = r)) };
+    // start() adds its driver phase to the batch before its first await.
+    const started = names.map((name) => [name, this.ensure(name, batch)] as const);
+    await Promise.all(batch.plugins);
+    openAgents();
+    return new Map(await Promise.all(started.map(async ([name, node]) => [name, await node] as const)));
+  }
+
   /** Nodes running or starting now. */
   names(): string[] {
     return [...this.running.keys()];
@@ -197,11 +228,6 @@ export class EmbeddedNodes {
   /** Every node whose start was attempted, whether it runs or failed: what `up` releases on stop. */
   attempted(): string[] {
     return [...this.tried];
-  }
-
-  /** Whether the node failed to start and waits for its next attempt. */
-  isFailed(nodeName: string): boolean {
-    return this.failed.has(nodeName);
   }
 
   /** Reports a failed start (log, event, Ready=False) and schedules the next attempt. */
@@ -263,7 +289,23 @@ export class EmbeddedNodes {
     return (this.running.get(nodeName) ?? Promise.resolve(undefined)).then((n) => n?.agent);
   }
 
-  private async start(nodeName: string): Promise<RunningNode | undefined> {
+  /** Starts a node; in a batch, its agent waits until every driver of the batch is done. */
+  private async start(nodeName: string, batch?: StartBatch): Promise<RunningNode | undefined> {
+    let driverPhaseOver = (): void => undefined;
+    batch?.plugins.push(new Promise<void>((r) => (driverPhaseOver = r)));
+    try {
+      return await this.startNode(nodeName, () => {
+        driverPhaseOver();
+        return batch?.agents;
+      });
+    } finally {
+      // A start that failed before its driver was registered.
+      driverPhaseOver();
+    }
+  }
+
+  /** The node's driver (probed, registered), then, once mayStartAgent() resolves, its agent. */
+  private async startNode(nodeName: string, mayStartAgent: () => Promise<void> | undefined): Promise<RunningNode | undefined> {
     if (this.stopped) return undefined;
     const { plane, stateDir, backend } = this.options;
     const driverName = this.driverName;
@@ -298,6 +340,8 @@ export class EmbeddedNodes {
         nodeName,
         ...(controllerEndpoint !== undefined ? { controllerEndpoint } : { controllerPerNode: true }),
       });
+      await mayStartAgent();
+      if (this.stopped) throw new Error('stopping');
       const runner = new ExecRunner(log.child({ component: 'runtime' }));
       const runtime = new PodRuntime({ rootDir: root, runner, logger: log.child({ component: 'runtime' }) });
       const agent = new NodeAgent({
