@@ -143,6 +143,16 @@ describe('API input: bodies', () => {
     assert.equal(store.get('persistentvolumeclaims', 'default', 'big'), undefined);
   });
 
+  it('refuses a metadata that is not an object with a 400 (found by the fuzz: it was a 500)', async () => {
+    const rv = store.resourceVersion;
+    for (const metadata of ['"x"', '5', '[]', 'true']) {
+      const body = `{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":${metadata},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}`;
+      assertStatus(await call(base, 'POST', PVCS, body), 400, 'BadRequest', /cannot unmarshal .* into Go struct field \.metadata of type v1\.ObjectMeta/);
+      assertStatus(await call(base, 'PATCH', `${PVCS}/data`, `{"metadata":${metadata}}`, MERGE), 400, 'BadRequest', /v1\.ObjectMeta/);
+    }
+    assert.equal(store.resourceVersion, rv);
+  });
+
   it('refuses DeleteOptions of the wrong shape with a 400', async () => {
     for (const body of ['null', '[]', '5', '"x"', '{"gracePeriodSeconds":"soon"}', '{"propagationPolicy":5}', '{"preconditions":"x"}', '{"preconditions":{"uid":7}}', '{"orphanDependents":"yes"}']) {
       assertStatus(await call(base, 'DELETE', `${PVCS}/data`, body), 400, 'BadRequest', undefined);

@@ -35,9 +35,18 @@ async function reply(store: Store, res: ServerResponse, code: number, body: unkn
   sendJson(res, code, body);
 }
 
+function typeName(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+/** The body as an object whose metadata is an object, as decoding into a Go struct demands. */
 function asObject(body: unknown): KubeObject {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('the request body must be a JSON object');
   const obj = body as KubeObject;
+  const metadata: unknown = obj.metadata;
+  if (metadata !== undefined && metadata !== null && (typeof metadata !== 'object' || Array.isArray(metadata))) {
+    throw new BadRequestError(`json: cannot unmarshal ${typeName(metadata)} into Go struct field .metadata of type v1.ObjectMeta`);
+  }
   obj.metadata ??= {};
   return obj;
 }
