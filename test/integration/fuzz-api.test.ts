@@ -140,6 +140,19 @@ function template(resource: ResourceInfo, name: string, namespace: string): Reco
       return { ...base, value: 1000 };
     case 'volumeattachments':
       return { ...base, spec: { attacher: 'local.csi.stowage.dev', nodeName: 'node-a', source: { persistentVolumeName: 'pv' } } };
+    case 'events':
+      return { ...base, involvedObject: { kind: 'Pod', name: 'p', namespace }, reason: 'Fuzz', message: 'm', type: 'Normal' };
+    case 'limitranges':
+      return { ...base, spec: { limits: [{ type: 'PersistentVolumeClaim', max: { storage: '10Gi' }, min: { storage: '1Mi' } }] } };
+    case 'volumesnapshots':
+      return { ...base, spec: { source: { persistentVolumeClaimName: 'seed' }, volumeSnapshotClassName: 'seed' } };
+    case 'volumesnapshotclasses':
+      return { ...base, driver: 'local.csi.stowage.dev', deletionPolicy: 'Delete' };
+    case 'volumesnapshotcontents':
+      return {
+        ...base,
+        spec: { driver: 'local.csi.stowage.dev', deletionPolicy: 'Delete', source: { snapshotHandle: 'h' }, volumeSnapshotRef: { name: 'seed', namespace: 'default' } },
+      };
     default:
       return base;
   }
@@ -261,19 +274,22 @@ const CONTENT_TYPES = [
 
 const request: fc.Arbitrary<FuzzRequest> = fc
   .record({
-    verb: fc.constantFrom<Verb>('POST', 'PUT', 'PATCH', 'PATCH', 'DELETE', 'LIST', 'WATCH', 'GET'),
+    verb: fc.constantFrom<Verb>('POST', 'POST', 'PUT', 'PATCH', 'PATCH', 'DELETE', 'LIST', 'WATCH', 'GET'),
     plural: fc.constantFrom(...RESOURCES.map((r) => r.plural)),
-    namespace: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('default', 'fuzz') }, { weight: 1, arbitrary: hostileString }),
-    name: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('seed', 'other', `${MARK}-a`) }, { weight: 2, arbitrary: hostileString }),
-    subresource: fc.constantFrom<FuzzRequest['subresource']>('', '', '', 'status', 'binding'),
+    namespace: fc.oneof({ weight: 6, arbitrary: fc.constantFrom('default', 'fuzz') }, { weight: 1, arbitrary: hostileString }),
+    name: fc.oneof({ weight: 6, arbitrary: fc.constantFrom('seed', 'seed', 'other', `${MARK}-a`) }, { weight: 2, arbitrary: hostileString }),
+    subresource: fc.constantFrom<FuzzRequest['subresource']>('', '', '', '', 'status', 'binding'),
+    typeChoice: fc.nat(99),
     type: fc.constantFrom(...CONTENT_TYPES),
     body: bodySpec,
-    query: queryParams,
+    query: fc.oneof(fc.constant<[string, string][]>([]), queryParams),
   })
   .map((r): FuzzRequest => {
     const writes = r.verb === 'POST' || r.verb === 'PUT' || r.verb === 'PATCH' || r.verb === 'DELETE';
-    // POST/PUT mostly JSON or YAML, PATCH mostly a patch type; every type now and then.
-    const contentType = r.verb === 'PATCH' || r.type.startsWith('application/vnd') || r.type === '' ? r.type : writes && r.type.includes('patch') ? 'application/json' : r.type;
+    // Mostly a type the verb takes, so that requests reach decoding and validation; any type now and then.
+    let contentType = r.type;
+    if (r.verb === 'PATCH' && r.typeChoice < 80) contentType = r.typeChoice < 45 ? 'application/merge-patch+json' : 'application/strategic-merge-patch+json';
+    else if (r.verb !== 'PATCH' && r.typeChoice < 90) contentType = r.typeChoice < 75 ? 'application/json' : 'application/yaml';
     return { verb: r.verb, plural: r.plural, namespace: r.namespace, name: r.name, subresource: r.subresource, contentType, body: writes ? r.body : { t: 'none' }, query: r.query };
   });
 
@@ -318,6 +334,19 @@ function describeRequest(r: FuzzRequest, body: string | Uint8Array | undefined):
   return `${r.verb} ${pathOf(r).slice(0, 300)} [${r.contentType}] ${text}`;
 }
 
+/** How often each verb got each status: printed after each property, to see what the fuzz reached. */
+const answers = new Map<string, number>();
+
+function printAnswers(label: string): void {
+  const byVerb = new Map<string, string[]>();
+  for (const [key, n] of [...answers.entries()].sort()) {
+    const [verb = '', code = ''] = key.split(' ');
+    byVerb.set(verb, [...(byVerb.get(verb) ?? []), `${code}×${n}`]);
+  }
+  process.stderr.write(`# fuzz-api ${label}: ${[...byVerb.entries()].map(([verb, codes]) => `${verb} ${codes.join(' ')}`).join('; ')}\n`);
+  answers.clear();
+}
+
 async function send(base: string, r: FuzzRequest, store: Store): Promise<void> {
   const body = bodyOf(r);
   const what = describeRequest(r, body);
@@ -330,6 +359,8 @@ async function send(base: string, r: FuzzRequest, store: Store): Promise<void> {
     // A request the server never answers is a failure too, not a hung run.
     signal: AbortSignal.any([controller.signal, AbortSignal.timeout(30_000)]),
   });
+  const key = `${r.verb} ${res.status}`;
+  answers.set(key, (answers.get(key) ?? 0) + 1);
   assert.ok(res.status < 500, `${what}: HTTP ${res.status}: ${res.status >= 500 ? await res.text() : ''}`);
   if (res.status === 200 && res.headers.get('content-length') === null) {
     // A watch stream (any GET of a collection with ?watch= other than "", "0" or "false", as in
@@ -419,8 +450,8 @@ describe('API fuzz', { timeout: Math.max(600_000, RUNS * 200) }, () => {
       for (const namespace of resource.namespaced ? ['default', 'fuzz'] : ['']) {
         try {
           store.create(template(resource, 'seed', namespace) as unknown as KubeObject);
-        } catch {
-          // a kind whose minimal object is not valid alone (fine: the fuzz creates others)
+        } catch (err) {
+          throw new Error(`the template of ${resource.plural} is not valid: ${(err as Error).message}`);
         }
       }
     }
@@ -444,6 +475,7 @@ describe('API fuzz', { timeout: Math.max(600_000, RUNS * 200) }, () => {
       { seed: SEED, numRuns: RUNS, endOnFailure: true },
     );
     await store.flushed();
+    printAnswers('single requests');
     assert.deepEqual(tmpEntriesWithMark(), before, 'nothing named after a request appeared in the temp dir');
     assert.deepEqual(readdirSync(cwdDir), [], 'nothing was written to the working directory');
     assert.deepEqual(
@@ -461,6 +493,7 @@ describe('API fuzz', { timeout: Math.max(600_000, RUNS * 200) }, () => {
       { seed: SEED + 1, numRuns: Math.max(1, Math.floor(RUNS / 4)), endOnFailure: true },
     );
     await store.flushed();
+    printAnswers('sequences');
     const seen = await assertConsistent(base, store);
     // Reopened from disk: exactly what was acknowledged.
     await server.close();
