@@ -153,6 +153,22 @@ describe('API input: bodies', () => {
     assert.equal(store.resourceVersion, rv);
   });
 
+  it('checks an emptyDir sizeLimit as a quantity, decoded and stored as kube-apiserver does (it used to reach the kubelet unchecked)', async () => {
+    const pod = (name: string, sizeLimit: unknown): unknown => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name },
+      spec: { containers: [{ name: 'c', image: 'busybox' }], volumes: [{ name: 'scratch', emptyDir: { sizeLimit } }] },
+    });
+    const PODS = '/api/v1/namespaces/default/pods';
+    const bad = await call(base, 'POST', PODS, pod('bad', '64 Mi'));
+    assertStatus(bad, 422, 'Invalid');
+    assert.equal(bad.body.details?.causes?.[0]?.field, 'spec.volumes[0].emptyDir.sizeLimit');
+    const spaced = await call<{ spec: { volumes: { emptyDir: { sizeLimit: string } }[] } }>(base, 'POST', PODS, pod('spaced', ' 65536Ki '));
+    assert.equal(spaced.status, 201, JSON.stringify(spaced.body));
+    assert.equal(spaced.body.spec.volumes[0]?.emptyDir.sizeLimit, '64Mi');
+  });
+
   it('refuses DeleteOptions of the wrong shape with a 400', async () => {
     for (const body of ['null', '[]', '5', '"x"', '{"gracePeriodSeconds":"soon"}', '{"propagationPolicy":5}', '{"preconditions":"x"}', '{"preconditions":{"uid":7}}', '{"orphanDependents":"yes"}']) {
       assertStatus(await call(base, 'DELETE', `${PVCS}/data`, body), 400, 'BadRequest', undefined);

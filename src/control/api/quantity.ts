@@ -235,6 +235,16 @@ export function bytesToQuantity(bytes: number): string {
   return formatQuantity({ nanos: BigInt(bytes) * NANOS_PER_UNIT, format: 'BinarySI' });
 }
 
+/** A quantity field's value as the API server stores it: canonical if it decodes, untouched (for validation to report) if not. */
+export function canonicalizeQuantityField<T>(value: T): T | string {
+  if (typeof value !== 'string' && typeof value !== 'number') return value;
+  try {
+    return formatQuantity(decodeQuantity(value));
+  } catch {
+    return value;
+  }
+}
+
 /**
  * Rewrites every valid quantity of a resource list in canonical form, as the API server stores
  * it (decoded as Quantity.UnmarshalJSON does: " 1Gi" becomes "1Gi"); invalid ones are left for
