@@ -169,6 +169,12 @@ describe('API input: bodies', () => {
     assert.equal(spaced.body.spec.volumes[0]?.emptyDir.sizeLimit, '64Mi');
   });
 
+  it('keeps a "__proto__" member of a merge patch as a member, for validation to see (it was silently dropped)', async () => {
+    const patched = await call(base, 'PATCH', `${PVCS}/data`, '{"metadata":{"labels":{"__proto__":{"x":"y"}}}}', MERGE);
+    assertStatus(patched, 422, 'Invalid');
+    assert.equal(patched.body.details?.causes?.[0]?.field, 'metadata.labels');
+  });
+
   it('refuses DeleteOptions of the wrong shape with a 400', async () => {
     for (const body of ['null', '[]', '5', '"x"', '{"gracePeriodSeconds":"soon"}', '{"propagationPolicy":5}', '{"preconditions":"x"}', '{"preconditions":{"uid":7}}', '{"orphanDependents":"yes"}']) {
       assertStatus(await call(base, 'DELETE', `${PVCS}/data`, body), 400, 'BadRequest', undefined);
