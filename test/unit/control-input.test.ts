@@ -212,7 +212,7 @@ describe('API input: query parameters', () => {
   });
 
   it('refuses malformed label selectors with a 400', async () => {
-    for (const selector of ['app in (a', '=x', 'a b', 'a=b=c', '!', 'a notin b', `${'x'.repeat(64)}=y`, 'a=(b)']) {
+    for (const selector of ['app in (a', '=x', 'a b', 'a=b=c', '!', 'a notin b', `${'x'.repeat(64)}=y`, 'a=(b)', 'a in ()', 'a notin ( )']) {
       assertStatus(await call(base, 'GET', `${PVCS}?labelSelector=${encodeURIComponent(selector)}`), 400, 'BadRequest', /unable to parse requirement|found|invalid/);
     }
   });

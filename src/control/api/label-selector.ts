@@ -57,6 +57,7 @@ function parseTerm(term: string): LabelRequirement {
   if (term.startsWith('!')) return { key: checkKey(term.slice(1).trim(), term), operator: 'DoesNotExist', values: [] };
   const set = /^(\S+)\s+(in|notin)\s*\((.*)\)$/.exec(term);
   if (set) {
+    if ((set[3] ?? '').trim() === '') throw new SelectorError(`unable to parse requirement: for 'in', 'notin' operators, values set can't be empty in "${term}"`);
     const values = (set[3] ?? '').split(',').map((v) => checkValue(v.trim(), term));
     return { key: checkKey(set[1] ?? '', term), operator: set[2] === 'in' ? 'In' : 'NotIn', values };
   }
