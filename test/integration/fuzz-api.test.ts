@@ -389,6 +389,8 @@ async function send(base: string, r: FuzzRequest, store: Store): Promise<void> {
       // Acknowledged write: its resourceVersion is newer than anything before the request (or unchanged, for a no-op).
       const rv = Number(obj.metadata.resourceVersion);
       assert.ok(Number.isSafeInteger(rv) && rv > 0, `${what}: resourceVersion ${obj.metadata.resourceVersion}`);
+      // A create is always a new write: newer than anything before it.
+      if (res.status === 201) assert.ok(rv > rvBefore, `${what}: created at resourceVersion ${rv}, not after ${rvBefore}`);
     }
   }
   const rvAfter = Number(store.resourceVersion);
