@@ -212,9 +212,15 @@ describe('API input: query parameters', () => {
   });
 
   it('refuses malformed label selectors with a 400', async () => {
-    for (const selector of ['app in (a', '=x', 'a b', 'a=b=c', '!', 'a notin b', `${'x'.repeat(64)}=y`, 'a=(b)', 'a in ()', 'a notin ( )']) {
+    for (const selector of ['app in (a', '=x', 'a b', 'a=b=c', '!', 'a notin b', `${'x'.repeat(64)}=y`, 'a=(b)', 'a in ()', 'a notin ( )', 'x>y', 'x<']) {
       assertStatus(await call(base, 'GET', `${PVCS}?labelSelector=${encodeURIComponent(selector)}`), 400, 'BadRequest', /unable to parse requirement|found|invalid/);
     }
+    // Kubernetes' Gt and Lt take integer values (and match integer labels only).
+    store.update({ ...pvc('b'), metadata: { name: 'b', namespace: 'default', labels: { gen: '7' } } });
+    store.update({ ...pvc('c'), metadata: { name: 'c', namespace: 'default', labels: { gen: 'x' } } });
+    const newer = await call<KubeList>(base, 'GET', `${PVCS}?labelSelector=${encodeURIComponent('gen>5')}`);
+    assert.equal(newer.status, 200);
+    assert.deepEqual(newer.body.items.map((i) => i.metadata.name), ['b']);
   });
 
   it('refuses malformed continue tokens, limits, resource versions and timeouts with a 400', async () => {
