@@ -2,8 +2,10 @@
 // strategic merge, and the types the server does not take), DELETE, /status and pods/binding for
 // every served kind, and list/watch query parameters, with generated hostile values: names,
 // namespaces, labels, sizes, quantities, documents nested past the limit, huge bodies, raw bytes,
-// wrong JSON types in every field. The store and the API server run in this process on a
-// throwaway state dir, as `stowage up` runs them.
+// wrong JSON types in every field. The control plane (store, API server and the storage
+// controllers, which react to whatever the fuzz gets accepted) runs in this process on a
+// throwaway state dir, as `stowage up` runs it; a controller that crashed on an accepted object
+// would take the process, and the test, down.
 //
 // Invariants: no request crashes the server or gets a 5xx; every answer is a valid metav1.Status
 // (code = HTTP status) or an object / list; the global resourceVersion never goes backwards and
@@ -21,6 +23,8 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import { groupVersions, type ResourceInfo } from '../../src/control/api/registry.js';
 import type { KubeObject, Status } from '../../src/control/api/types/meta.js';
+import { pino } from 'pino';
+import { type ControlPlane, startControlPlane } from '../../src/control/control-plane.js';
 import { type ApiServer, startApiServer } from '../../src/control/server/api-server.js';
 import { open, type Store } from '../../src/control/store/store.js';
 
@@ -433,8 +437,8 @@ function tmpEntriesWithMark(): string[] {
 describe('API fuzz', { timeout: Math.max(600_000, RUNS * 200) }, () => {
   let stateDir: string;
   let cwdDir: string;
+  let plane: ControlPlane;
   let store: Store;
-  let server: ApiServer;
   let base: string;
   const oldCwd = process.cwd();
 
@@ -444,9 +448,9 @@ describe('API fuzz', { timeout: Math.max(600_000, RUNS * 200) }, () => {
     cwdDir = join(stateDir, '..', `${stateDir.split('/').at(-1) ?? 'x'}-cwd`);
     mkdirSync(cwdDir);
     process.chdir(cwdDir);
-    store = open(join(stateDir, 'store.db'));
-    server = await startApiServer({ store, listen: 'http://127.0.0.1:0' });
-    base = server.url;
+    plane = await startControlPlane({ stateDir, listen: 'http://127.0.0.1:0', logger: pino({ level: 'silent' }), controllers: { resyncMs: 1000 } });
+    store = plane.store;
+    base = plane.url;
     store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'fuzz' } });
     for (const resource of RESOURCES) {
       for (const namespace of resource.namespaced ? ['default', 'fuzz'] : ['']) {
@@ -462,8 +466,7 @@ describe('API fuzz', { timeout: Math.max(600_000, RUNS * 200) }, () => {
 
   after(async () => {
     process.chdir(oldCwd);
-    await server.close();
-    store.close();
+    await plane.stop();
     rmSync(stateDir, { recursive: true, force: true });
     rmSync(cwdDir, { recursive: true, force: true });
   });
@@ -481,9 +484,9 @@ describe('API fuzz', { timeout: Math.max(600_000, RUNS * 200) }, () => {
     assert.deepEqual(tmpEntriesWithMark(), before, 'nothing named after a request appeared in the temp dir');
     assert.deepEqual(readdirSync(cwdDir), [], 'nothing was written to the working directory');
     assert.deepEqual(
-      readdirSync(stateDir).filter((n) => !/^store\.db(-wal|-shm)?$/.test(n)),
+      readdirSync(stateDir).filter((n) => !/^store\.db(-wal|-shm)?$/.test(n) && n !== 'server.json'),
       [],
-      'the state dir holds only the store',
+      'the state dir holds only the store (and the server.json of the running control plane)',
     );
   });
 
@@ -494,15 +497,20 @@ describe('API fuzz', { timeout: Math.max(600_000, RUNS * 200) }, () => {
       }),
       { seed: SEED + 1, numRuns: Math.max(1, Math.floor(RUNS / 4)), endOnFailure: true },
     );
-    await store.flushed();
     printAnswers('sequences');
+    // The controllers stop writing, so that what is compared holds still.
+    await plane.controllers.stop();
+    await store.flushed();
     const seen = await assertConsistent(base, store);
     // Reopened from disk: exactly what was acknowledged.
-    await server.close();
-    store.close();
-    store = open(join(stateDir, 'store.db'));
-    server = await startApiServer({ store, listen: 'http://127.0.0.1:0' });
-    base = server.url;
-    assert.deepEqual(await assertConsistent(base, store), seen);
+    await plane.stop();
+    const reopened = open(join(stateDir, 'store.db'));
+    const server: ApiServer = await startApiServer({ store: reopened, listen: 'http://127.0.0.1:0' });
+    try {
+      assert.deepEqual(await assertConsistent(server.url, reopened), seen);
+    } finally {
+      await server.close();
+      reopened.close();
+    }
   });
 });
