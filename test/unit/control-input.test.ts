@@ -296,6 +296,13 @@ describe('quantities exactly as resource.ParseQuantity', () => {
     for (const text of ['1e', '1Gii', '1mi', '1K', '.5i', '1Gi+', '1e99999999999999999999']) assert.throws(() => parseQuantity(text), { message: "unable to parse quantity's suffix" }, text);
   });
 
+  it('formats a quantity of 300 000 digits in linear time (the division loop took seconds)', () => {
+    const start = performance.now();
+    assert.equal(canonicalQuantity(`1${'0'.repeat(300_000)}e0`), '1e300000');
+    assert.equal(canonicalQuantity(`1${'0'.repeat(300_000)}`).length, 300_000 - 18 + 2);
+    assert.ok(performance.now() - start < 2000, `${performance.now() - start} ms`);
+  });
+
   it('accepts what Kubernetes accepts, with its canonical form', () => {
     const cases: [string, string][] = [
       ['+', '0'],
