@@ -238,6 +238,20 @@ describe('API input: query parameters', () => {
     assertStatus(await call(base, 'GET', `${PVCS}?watch=true&timeoutSeconds=abc`), 400, 'BadRequest', 'timeoutSeconds: strconv.ParseInt: parsing "abc": invalid syntax');
   });
 
+  it('keeps a watch open whose timeoutSeconds is beyond what a timer holds (it ended at once)', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${base}${PVCS}?watch=1&resourceVersion=${store.resourceVersion}&timeoutSeconds=99999999999`, { signal: controller.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body?.getReader();
+    assert.ok(reader);
+    store.create(pvc('later'));
+    const { value, done } = await reader.read();
+    assert.equal(done, false, 'the stream is still open');
+    assert.match(new TextDecoder().decode(value), /"later"/);
+    controller.abort();
+    await reader.cancel().catch(() => undefined);
+  });
+
   it('pages with limit and continue over a consistent snapshot', async () => {
     const first = await call<KubeList>(base, 'GET', `${PVCS}?limit=2`);
     assert.equal(first.status, 200);
