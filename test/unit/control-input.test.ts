@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseFieldSelector } from '../../src/control/api/field-selector.js';
 import { parseManifests } from '../../src/control/api/manifest.js';
 import { canonicalQuantity, parseQuantity, QUANTITY_FORMAT_MESSAGE } from '../../src/control/api/quantity.js';
@@ -244,6 +245,7 @@ describe('API input: query parameters', () => {
     assert.equal(res.status, 200);
     const reader = res.body?.getReader();
     assert.ok(reader);
+    await sleep(200);
     store.create(pvc('later'));
     const { value, done } = await reader.read();
     assert.equal(done, false, 'the stream is still open');
