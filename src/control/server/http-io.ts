@@ -51,7 +51,8 @@ export function parseBody(body: Buffer, type: string, types: readonly string[] =
       checkJsonTextDepth(text, 'the request body');
       return JSON.parse(text);
     }
-    const value: unknown = parseYaml(text, { maxAliasCount: 100 });
+    // Unknown tags are the client's mistake (validation reports the value), not warnings in the server's log.
+    const value: unknown = parseYaml(text, { maxAliasCount: 100, logLevel: 'error' });
     checkValueDepth(value, 'the request body');
     return value;
   } catch (err) {
