@@ -257,6 +257,10 @@ const queryParams = fc.array(
     fc.constantFrom('labelSelector', 'fieldSelector', 'limit', 'continue', 'resourceVersion', 'timeoutSeconds', 'gracePeriodSeconds', 'propagationPolicy', 'watch', 'dryRun', 'fieldManager', 'pretty'),
     fc.oneof(
       hostileString,
+      // Continue tokens of the right shape with hostile contents (version, resourceVersion, start key).
+      fc
+        .record({ v: fc.constantFrom('meta.k8s.io/v1', 'meta.k8s.io/v2', ''), rv: fc.oneof(fc.integer({ min: -2, max: 60 }), fc.constantFrom(2 ** 53, 1.5)), start: hostileString })
+        .map((token) => Buffer.from(JSON.stringify(token)).toString('base64url')),
       fc.constantFrom('metadata.name===x', 'metadata.name=seed', 'status.phase!=Bound', 'a in (b', 'app=db,!x', 'x notin (a,b)', '-1', '0', '1', '2', '99999999999999999999', 'Foreground', 'Orphan', 'eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiJhIn0', 'garbage', 'All', 'false', '1e3'),
     ),
   ),
