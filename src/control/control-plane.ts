@@ -10,7 +10,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type ApiServer, startApiServer } from './server/api-server.js';
-import { open, type Store } from './store/store.js';
+import { open, type Store, type StoreOptions } from './store/store.js';
 import { type ControllerOptions, type Controllers, startControllers } from './controllers/index.js';
 
 export interface ControlPlaneOptions {
@@ -22,6 +22,8 @@ export interface ControlPlaneOptions {
   logger: Logger;
   /** Tuning of the controllers (tests and the bench). */
   controllers?: ControllerOptions;
+  /** Tuning of the store (tests). */
+  store?: StoreOptions;
 }
 
 export interface ControlPlane {
@@ -56,7 +58,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const log = options.logger;
   const stateDir = options.stateDir;
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const store = open(join(stateDir, STORE_FILE));
+  const store = open(join(stateDir, STORE_FILE), options.store);
   const servers: ApiServer[] = [];
   let controllers: Controllers | undefined;
   const infoPath = join(stateDir, SERVER_INFO_FILE);

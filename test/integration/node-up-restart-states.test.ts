@@ -257,7 +257,7 @@ async function attaching(c: Cluster): Promise<RegExp> {
   assert.equal(deleted.code, 0, deleted.stderr);
   const annotations = JSON.stringify(registered.metadata.annotations ?? {});
   await c.apply('csidriver', `apiVersion: storage.k8s.io/v1\nkind: CSIDriver\nmetadata:\n  name: ${DRIVER}\n  annotations: ${annotations}\nspec:\n  attachRequired: true\n  podInfoOnMount: false\n  volumeLifecycleModes: [Persistent]\n`);
-  await c.apply('vol', claim('vol', '32Mi') + '---\n' + pod('user', 'vol'));
+  await c.apply('vol', `${claim('vol', '32Mi')}---\n${pod('user', 'vol')}`);
   return /INFO .*attaching/;
 }
 
@@ -269,7 +269,7 @@ async function attachingConverges(c: Cluster): Promise<void> {
 }
 
 async function podStarting(c: Cluster): Promise<RegExp> {
-  await c.apply('vol', claim('vol', '32Mi') + '---\n' + pod('user', 'vol'));
+  await c.apply('vol', `${claim('vol', '32Mi')}---\n${pod('user', 'vol')}`);
   return call('NodeStageVolume');
 }
 
@@ -283,7 +283,7 @@ async function podStartingConverges(c: Cluster): Promise<void> {
 }
 
 async function deletingPod(c: Cluster): Promise<RegExp> {
-  await c.apply('vol', claim('vol', '32Mi') + '---\n' + pod('user', 'vol'));
+  await c.apply('vol', `${claim('vol', '32Mi')}---\n${pod('user', 'vol')}`);
   const p = await c.podRunning('user');
   c.memo.set('podDir', c.podDir(p));
   const ran = await c.cli('delete', 'pod', 'user', '--no-wait');

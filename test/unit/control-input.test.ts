@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { parseFieldSelector } from '../../src/control/api/field-selector.js';
 import { parseManifests } from '../../src/control/api/manifest.js';
 import { canonicalQuantity, parseQuantity, QUANTITY_FORMAT_MESSAGE } from '../../src/control/api/quantity.js';
@@ -143,6 +144,38 @@ describe('API input: bodies', () => {
     assert.equal(store.get('persistentvolumeclaims', 'default', 'big'), undefined);
   });
 
+  it('refuses a metadata that is not an object with a 400 (found by the fuzz: it was a 500)', async () => {
+    const rv = store.resourceVersion;
+    for (const metadata of ['"x"', '5', '[]', 'true']) {
+      const body = `{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":${metadata},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}`;
+      assertStatus(await call(base, 'POST', PVCS, body), 400, 'BadRequest', /cannot unmarshal .* into Go struct field \.metadata of type v1\.ObjectMeta/);
+      assertStatus(await call(base, 'PATCH', `${PVCS}/data`, `{"metadata":${metadata}}`, MERGE), 400, 'BadRequest', /v1\.ObjectMeta/);
+    }
+    assert.equal(store.resourceVersion, rv);
+  });
+
+  it('checks an emptyDir sizeLimit as a quantity, decoded and stored as kube-apiserver does (it used to reach the kubelet unchecked)', async () => {
+    const pod = (name: string, sizeLimit: unknown): unknown => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name },
+      spec: { containers: [{ name: 'c', image: 'busybox' }], volumes: [{ name: 'scratch', emptyDir: { sizeLimit } }] },
+    });
+    const PODS = '/api/v1/namespaces/default/pods';
+    const bad = await call(base, 'POST', PODS, pod('bad', '64 Mi'));
+    assertStatus(bad, 422, 'Invalid');
+    assert.equal(bad.body.details?.causes?.[0]?.field, 'spec.volumes[0].emptyDir.sizeLimit');
+    const spaced = await call<{ spec: { volumes: { emptyDir: { sizeLimit: string } }[] } }>(base, 'POST', PODS, pod('spaced', ' 65536Ki '));
+    assert.equal(spaced.status, 201, JSON.stringify(spaced.body));
+    assert.equal(spaced.body.spec.volumes[0]?.emptyDir.sizeLimit, '64Mi');
+  });
+
+  it('keeps a "__proto__" member of a merge patch as a member, for validation to see (it was silently dropped)', async () => {
+    const patched = await call(base, 'PATCH', `${PVCS}/data`, '{"metadata":{"labels":{"__proto__":{"x":"y"}}}}', MERGE);
+    assertStatus(patched, 422, 'Invalid');
+    assert.equal(patched.body.details?.causes?.[0]?.field, 'metadata.labels');
+  });
+
   it('refuses DeleteOptions of the wrong shape with a 400', async () => {
     for (const body of ['null', '[]', '5', '"x"', '{"gracePeriodSeconds":"soon"}', '{"propagationPolicy":5}', '{"preconditions":"x"}', '{"preconditions":{"uid":7}}', '{"orphanDependents":"yes"}']) {
       assertStatus(await call(base, 'DELETE', `${PVCS}/data`, body), 400, 'BadRequest', undefined);
@@ -180,9 +213,15 @@ describe('API input: query parameters', () => {
   });
 
   it('refuses malformed label selectors with a 400', async () => {
-    for (const selector of ['app in (a', '=x', 'a b', 'a=b=c', '!', 'a notin b', `${'x'.repeat(64)}=y`, 'a=(b)']) {
+    for (const selector of ['app in (a', '=x', 'a b', 'a=b=c', '!', 'a notin b', `${'x'.repeat(64)}=y`, 'a=(b)', 'a in ()', 'a notin ( )', 'x>y', 'x<']) {
       assertStatus(await call(base, 'GET', `${PVCS}?labelSelector=${encodeURIComponent(selector)}`), 400, 'BadRequest', /unable to parse requirement|found|invalid/);
     }
+    // Kubernetes' Gt and Lt take integer values (and match integer labels only).
+    store.update({ ...pvc('b'), metadata: { name: 'b', namespace: 'default', labels: { gen: '7' } } });
+    store.update({ ...pvc('c'), metadata: { name: 'c', namespace: 'default', labels: { gen: 'x' } } });
+    const newer = await call<KubeList>(base, 'GET', `${PVCS}?labelSelector=${encodeURIComponent('gen>5')}`);
+    assert.equal(newer.status, 200);
+    assert.deepEqual(newer.body.items.map((i) => i.metadata.name), ['b']);
   });
 
   it('refuses malformed continue tokens, limits, resource versions and timeouts with a 400', async () => {
@@ -198,6 +237,21 @@ describe('API input: query parameters', () => {
     assertStatus(await call(base, 'GET', `${PVCS}?limit=99999999999999999999`), 400, 'BadRequest', /value out of range/);
     assertStatus(await call(base, 'GET', `${PVCS}?resourceVersion=abc`), 400, 'BadRequest', /^invalid resource version/);
     assertStatus(await call(base, 'GET', `${PVCS}?watch=true&timeoutSeconds=abc`), 400, 'BadRequest', 'timeoutSeconds: strconv.ParseInt: parsing "abc": invalid syntax');
+  });
+
+  it('keeps a watch open whose timeoutSeconds is beyond what a timer holds (it ended at once)', async () => {
+    const controller = new AbortController();
+    const res = await fetch(`${base}${PVCS}?watch=1&resourceVersion=${store.resourceVersion}&timeoutSeconds=99999999999`, { signal: controller.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body?.getReader();
+    assert.ok(reader);
+    await sleep(200);
+    store.create(pvc('later'));
+    const { value, done } = await reader.read();
+    assert.equal(done, false, 'the stream is still open');
+    assert.match(new TextDecoder().decode(value), /"later"/);
+    controller.abort();
+    await reader.cancel().catch(() => undefined);
   });
 
   it('pages with limit and continue over a consistent snapshot', async () => {
@@ -256,6 +310,13 @@ describe('quantities exactly as resource.ParseQuantity', () => {
       assert.throws(() => parseQuantity(text), { message: QUANTITY_FORMAT_MESSAGE }, JSON.stringify(text));
     }
     for (const text of ['1e', '1Gii', '1mi', '1K', '.5i', '1Gi+', '1e99999999999999999999']) assert.throws(() => parseQuantity(text), { message: "unable to parse quantity's suffix" }, text);
+  });
+
+  it('formats a quantity of 300 000 digits in linear time (the division loop took seconds)', () => {
+    const start = performance.now();
+    assert.equal(canonicalQuantity(`1${'0'.repeat(300_000)}e0`), '1e300000');
+    assert.equal(canonicalQuantity(`1${'0'.repeat(300_000)}`).length, 300_000 - 18 + 2);
+    assert.ok(performance.now() - start < 2000, `${performance.now() - start} ms`);
   });
 
   it('accepts what Kubernetes accepts, with its canonical form', () => {

@@ -5,7 +5,7 @@ import type { LabelSelector, LabelSelectorOperator } from './types/meta.js';
 
 export interface LabelRequirement {
   key: string;
-  operator: LabelSelectorOperator | 'Equals' | 'NotEquals';
+  operator: LabelSelectorOperator | 'Equals' | 'NotEquals' | 'GreaterThan' | 'LessThan';
   values: string[];
 }
 
@@ -57,6 +57,7 @@ function parseTerm(term: string): LabelRequirement {
   if (term.startsWith('!')) return { key: checkKey(term.slice(1).trim(), term), operator: 'DoesNotExist', values: [] };
   const set = /^(\S+)\s+(in|notin)\s*\((.*)\)$/.exec(term);
   if (set) {
+    if ((set[3] ?? '').trim() === '') throw new SelectorError(`unable to parse requirement: for 'in', 'notin' operators, values set can't be empty in "${term}"`);
     const values = (set[3] ?? '').split(',').map((v) => checkValue(v.trim(), term));
     return { key: checkKey(set[1] ?? '', term), operator: set[2] === 'in' ? 'In' : 'NotIn', values };
   }
@@ -64,6 +65,13 @@ function parseTerm(term: string): LabelRequirement {
   if (cmp) {
     const value = checkValue((cmp[3] ?? '').trim(), term);
     return { key: checkKey(cmp[1] ?? '', term), operator: cmp[2] === '!=' ? 'NotEquals' : 'Equals', values: [value] };
+  }
+  // "key>N" / "key<N": Kubernetes' Gt and Lt, for integer label values.
+  const order = /^([^=!<>\s]+)\s*(>|<)\s*(.*)$/.exec(term);
+  if (order) {
+    const value = (order[3] ?? '').trim();
+    if (!/^[+-]?[0-9]+$/.test(value)) throw new SelectorError(`unable to parse requirement: for 'Gt', 'Lt' operators, the value must be an integer in "${term}"`);
+    return { key: checkKey(order[1] ?? '', term), operator: order[2] === '>' ? 'GreaterThan' : 'LessThan', values: [value] };
   }
   return { key: checkKey(term, term), operator: 'Exists', values: [] };
 }
@@ -98,6 +106,13 @@ function satisfies(req: LabelRequirement, labels: Record<string, string>): boole
     case 'NotEquals':
     case 'NotIn':
       return !has || !req.values.includes(value ?? '');
+    case 'GreaterThan':
+    case 'LessThan': {
+      // Only labels whose value is an integer can match, as in Kubernetes.
+      if (!has || !/^[+-]?[0-9]+$/.test(value ?? '')) return false;
+      const [a, b] = [BigInt(value ?? '0'), BigInt(req.values[0] ?? '0')];
+      return req.operator === 'GreaterThan' ? a > b : a < b;
+    }
   }
 }
 

@@ -178,13 +178,15 @@ export function isQuantity(input: unknown): boolean {
 function formatDecimal(nanos: bigint, scientific: boolean): string {
   if (nanos === 0n) return '0';
   const sign = nanos < 0n ? '-' : '';
-  let mantissa = nanos < 0n ? -nanos : nanos;
-  // Largest exponent (a multiple of 3 from -9 up) that keeps the mantissa an integer.
-  let exponent = -9;
-  while (mantissa % 1000n === 0n && (scientific || exponent < 18)) {
-    mantissa /= 1000n;
-    exponent += 3;
-  }
+  const digits = (nanos < 0n ? -nanos : nanos).toString();
+  // Largest exponent (a multiple of 3 from -9 up; at most 18 with a suffix) that keeps the
+  // mantissa an integer: counted on the digits (dividing a huge BigInt by 1000 again and again
+  // would take quadratic time).
+  let zeros = 0;
+  while (zeros < digits.length - 1 && digits[digits.length - 1 - zeros] === '0') zeros++;
+  const groups = scientific ? Math.floor(zeros / 3) : Math.min(Math.floor(zeros / 3), 9);
+  const mantissa = digits.slice(0, digits.length - 3 * groups);
+  const exponent = -9 + 3 * groups;
   if (scientific) return `${sign}${mantissa}${exponent === 0 ? '' : `e${exponent}`}`;
   const suffix = Object.entries(DECIMAL_SUFFIXES).find(([, e]) => e === exponent)?.[0] ?? '';
   return `${sign}${mantissa}${suffix}`;
@@ -233,6 +235,16 @@ export function quantityValue(input: string | number): number {
 export function bytesToQuantity(bytes: number): string {
   if (!Number.isSafeInteger(bytes)) throw new QuantityError(`${bytes} is not a whole number of bytes`);
   return formatQuantity({ nanos: BigInt(bytes) * NANOS_PER_UNIT, format: 'BinarySI' });
+}
+
+/** A quantity field's value as the API server stores it: canonical if it decodes, untouched (for validation to report) if not. */
+export function canonicalizeQuantityField<T>(value: T): T | string {
+  if (typeof value !== 'string' && typeof value !== 'number') return value;
+  try {
+    return formatQuantity(decodeQuantity(value));
+  } catch {
+    return value;
+  }
 }
 
 /**

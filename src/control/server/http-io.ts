@@ -51,7 +51,8 @@ export function parseBody(body: Buffer, type: string, types: readonly string[] =
       checkJsonTextDepth(text, 'the request body');
       return JSON.parse(text);
     }
-    const value: unknown = parseYaml(text, { maxAliasCount: 100 });
+    // Unknown tags are the client's mistake (validation reports the value), not warnings in the server's log.
+    const value: unknown = parseYaml(text, { maxAliasCount: 100, logLevel: 'error' });
     checkValueDepth(value, 'the request body');
     return value;
   } catch (err) {
@@ -79,5 +80,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
     return;
   }
   // The rest of a body too large to read is not read: the connection cannot carry another request.
-  sendJson(res, status.code, status, err instanceof RequestEntityTooLargeError ? { Connection: 'close' } : {});
+  // A 503 (the store's disk is full) passes by itself: say when to try again, as Kubernetes does.
+  const headers: Record<string, string> = err instanceof RequestEntityTooLargeError ? { Connection: 'close' } : status.code === 503 ? { 'Retry-After': '1' } : {};
+  sendJson(res, status.code, status, headers);
 }

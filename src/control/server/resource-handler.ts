@@ -1,6 +1,8 @@
 // The verbs on resources: list/watch and create on collections; get, update (PUT), patch and
 // delete on items and their /status; POST on a pod's /binding. Request objects are checked against
-// the URL (kind, name, namespace) before the store sees them.
+// the URL (kind, name, namespace) before the store sees them. Lists page with ?limit and
+// ?continue (store/continue-token.ts); query parameters and DeleteOptions are read as
+// kube-apiserver reads them, a malformed one being a 400 (query.ts).
 //
 // Every answer waits for store.flushed(): a write is acknowledged only once it is durable, and a
 // read never shows a client a write that a crash could still take back (the store commits in
@@ -35,9 +37,18 @@ async function reply(store: Store, res: ServerResponse, code: number, body: unkn
   sendJson(res, code, body);
 }
 
+function typeName(value: unknown): string {
+  return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
+}
+
+/** The body as an object whose metadata is an object, as decoding into a Go struct demands. */
 function asObject(body: unknown): KubeObject {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new BadRequestError('the request body must be a JSON object');
   const obj = body as KubeObject;
+  const metadata: unknown = obj.metadata;
+  if (metadata !== undefined && metadata !== null && (typeof metadata !== 'object' || Array.isArray(metadata))) {
+    throw new BadRequestError(`json: cannot unmarshal ${typeName(metadata)} into Go struct field .metadata of type v1.ObjectMeta`);
+  }
   obj.metadata ??= {};
   return obj;
 }

@@ -60,7 +60,8 @@ export class WatchStreams {
     streaming = true;
     pump();
     res.on('close', finish);
-    if (timeoutSeconds !== undefined && timeoutSeconds > 0) timer = setTimeout(finish, timeoutSeconds * 1000);
+    // Node's timers hold at most 2^31-1 ms (longer ones fire at once): a longer timeout is as good as none.
+    if (timeoutSeconds !== undefined && timeoutSeconds > 0 && timeoutSeconds * 1000 < 2 ** 31) timer = setTimeout(finish, timeoutSeconds * 1000);
   }
 
   /** Ends every open watch (server shutdown). */

@@ -17,7 +17,8 @@ export type StatusReason =
   | 'RequestEntityTooLarge'
   | 'UnsupportedMediaType'
   | 'Invalid'
-  | 'InternalError';
+  | 'InternalError'
+  | 'ServiceUnavailable';
 
 export class ApiError extends Error {
   readonly code: number;
@@ -134,6 +135,17 @@ export class InvalidError extends ApiError {
 export class InternalError extends ApiError {
   constructor(message: string) {
     super(500, 'InternalError', `Internal error occurred: ${message}`);
+  }
+}
+
+/**
+ * A write refused because the store's disk has no room for it (see Store: the free space is
+ * checked before a write becomes visible to anyone). Nothing was written; reads still work, and
+ * writes resume by themselves once space is freed, so it is a 503 a client may retry.
+ */
+export class DiskFullError extends ApiError {
+  constructor(dir: string, free: number, needed: number) {
+    super(503, 'ServiceUnavailable', `the store's disk is full: ${free} bytes free in ${dir}, a write needs ${needed}; writes resume once space is freed (reads are served)`);
   }
 }
 

@@ -124,6 +124,11 @@ export class GarbageCollector {
     }
   }
 
+  /** Whether a collection is running (its writes are part of the write that set it off). */
+  get busy(): boolean {
+    return this.running;
+  }
+
   /** Forgets queued work (the store failed or is closing). */
   clear(): void {
     this.pending.clear();

@@ -15,6 +15,15 @@
 // commit fails, what they saw is no longer true, so the store fails for good: every later
 // operation throws StoreFailedError, flushed() rejects, and onFailure listeners are told (the
 // control plane stops serving). A restart reopens the file at its last committed state.
+//
+// A full disk is the one commit failure that can be seen coming: before a write joins the turn's
+// transaction, the free space of the store's filesystem is checked (statfs, a few microseconds)
+// against what the transaction will need, with a reserve. Too little, and the write is refused
+// with DiskFullError (503) before anyone sees it: the store stays healthy, reads are served, and
+// writes resume by themselves once space is freed. Only a disk filled by someone else between
+// that check and the commit still fails the store.
+import { statfsSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { parseFieldSelector, matchesFields } from '../api/field-selector.js';
 import { parseLabelSelector, matchesLabels, SelectorError } from '../api/label-selector.js';
 import type { ResourceInfo, ResourceName, ResourceTypeMap } from '../api/registry.js';
@@ -38,7 +47,7 @@ import {
 import { type BindOptions, boundPod } from './binding.js';
 import { compactedContinueError, type ContinueToken, decodeContinue, encodeContinue, keyAfter } from './continue-token.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
-import { AlreadyExistsError, BadRequestError, ConflictError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
+import { AlreadyExistsError, BadRequestError, ConflictError, DiskFullError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
 import { cloneData } from './json.js';
 import { FOREGROUND_FINALIZER, GarbageCollector, ORPHAN_FINALIZER, type PropagationPolicy } from './garbage-collector.js';
 import { type WatchFilter, type WatchHandler, WatchHub, translate } from './watch-hub.js';
@@ -55,6 +64,12 @@ export interface StoreOptions {
    * acknowledgements are not held back behind it. Default 50 ms.
    */
   maxTransactionMs?: number;
+  /**
+   * Free bytes a write must leave on the store's filesystem beyond what the open transaction
+   * needs (default 1 MiB); below that it is refused with DiskFullError. 0 turns the check off
+   * (the only protection left is then the fail-stop at a failed commit).
+   */
+  reserveBytes?: number;
 }
 
 export interface ListOptions {
@@ -118,6 +133,13 @@ const PROTECTED_NAMESPACES = new Set(['default', 'kube-system', 'kube-public']);
 const SYSTEM_NAMESPACES = ['default', 'kube-system'];
 const GENERATE_NAME_ATTEMPTS = 8;
 const DEFAULT_MAX_TRANSACTION_MS = 50;
+const DEFAULT_RESERVE_BYTES = 1024 * 1024;
+/**
+ * What a write may cost on disk per byte of its object: the object row, its event (the object,
+ * and for updates and deletions the previous state too), each as WAL pages, plus index pages.
+ */
+const DISK_BYTES_PER_OBJECT_BYTE = 4;
+const DISK_BYTES_PER_WRITE = 16 * 1024;
 
 function keyOf(resource: ResourceInfo, obj: KubeObject): ObjectKey {
   return { resource: resource.plural, namespace: obj.metadata.namespace ?? '', name: obj.metadata.name ?? '' };
@@ -181,6 +203,13 @@ export class Store {
   private readonly gc: GarbageCollector;
   private readonly retention: number;
   private readonly maxTransactionMs: number;
+  /** The directory whose filesystem holds the file (undefined: in memory). */
+  private readonly dir: string | undefined;
+  private readonly reserveBytes: number;
+  /** What the open transaction's writes will need on disk (estimated). */
+  private txBytes = 0;
+  /** Free bytes on the store's filesystem when the open transaction began. */
+  private txFree: number | undefined;
   private revision: number;
   /** A transaction is open: writes since the last commit are not durable yet. */
   private txOpen = false;
@@ -206,6 +235,8 @@ export class Store {
   constructor(path: string, options: StoreOptions = {}) {
     this.retention = Math.max(1, options.eventRetention ?? DEFAULT_EVENT_RETENTION);
     this.maxTransactionMs = Math.max(0, options.maxTransactionMs ?? DEFAULT_MAX_TRANSACTION_MS);
+    this.dir = path === ':memory:' || path === '' ? undefined : dirname(path);
+    this.reserveBytes = Math.max(0, options.reserveBytes ?? DEFAULT_RESERVE_BYTES);
     this.db = new Database(path);
     this.revision = this.db.counter(REVISION);
     this.committedRevision = this.revision;
@@ -454,10 +485,31 @@ export class Store {
     if (this.failure !== undefined) throw this.failure;
   }
 
+  /**
+   * Refuses a write (before anything of it is visible) when the store's filesystem has no room
+   * for it and the rest of the open transaction, plus the reserve. The free space is asked once
+   * per transaction (one statfs per turn of writes): within a turn only this store writes there.
+   */
+  private checkSpace(bytes: number): void {
+    if (this.dir === undefined || this.reserveBytes === 0) return;
+    if (!this.txOpen || this.txFree === undefined) {
+      try {
+        const fs = statfsSync(this.dir);
+        this.txFree = fs.bavail * fs.bsize;
+      } catch {
+        this.txFree = undefined;
+        return; // cannot tell: let the commit find out
+      }
+    }
+    const needed = (this.txOpen ? this.txBytes : 0) + bytes + this.reserveBytes;
+    if (this.txFree < needed) throw new DiskFullError(this.dir, this.txFree, needed);
+  }
+
   /** Opens the turn's transaction (and schedules its commit) unless one is open. */
   private openTransaction(): void {
     if (this.txOpen) return;
     this.db.begin();
+    this.txBytes = 0;
     this.txOpen = true;
     this.txStartedAt = performance.now();
     this.commitTimer = setImmediate(() => {
@@ -633,11 +685,22 @@ export class Store {
 
   /** The one write path: the object, its owner index and its event, as one step of the turn's transaction. */
   private commit(resource: ResourceInfo, type: EventRow['type'], obj: KubeObject, previous: KubeObject | undefined, previousBody?: string): KubeObject {
-    this.openTransaction();
     const rv = this.revision + 1;
+    const before = obj.metadata.resourceVersion;
     obj.metadata.resourceVersion = String(rv);
     const key = keyOf(resource, obj);
     const body = JSON.stringify(obj);
+    const cost = DISK_BYTES_PER_WRITE + DISK_BYTES_PER_OBJECT_BYTE * body.length;
+    try {
+      // The collector's writes finish a deletion already made (small; the reserve is for them):
+      // refusing one would leave the deletion half-done.
+      if (!this.gc.busy) this.checkSpace(cost);
+    } catch (err) {
+      obj.metadata.resourceVersion = before;
+      throw err;
+    }
+    this.openTransaction();
+    this.txBytes += cost;
     const event: EventRow = {
       rv,
       resource: resource.plural,

@@ -2,9 +2,9 @@
 // Kubernetes' rule that a pod's spec is immutable except for a few fields.
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
-import { canonicalizeResourceList } from '../quantity.js';
+import { canonicalizeQuantityField, canonicalizeResourceList } from '../quantity.js';
 import type { Container, Pod, Volume } from '../types/core.js';
-import { carryOver, validateLabel, validateLabels, validateResourceList, validateSubdomain, supportedValue } from '../validation/common.js';
+import { carryOver, validateLabel, validateLabels, validateQuantity, validateResourceList, validateSubdomain, supportedValue } from '../validation/common.js';
 import { child, duplicate, type FieldError, forbidden, index, invalid, notFound, required } from '../validation/field-errors.js';
 import { bool, int, kindSchema, resourceList, str, stringMap, strings } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
@@ -120,6 +120,8 @@ function validateVolumes(volumes: readonly Volume[]): FieldError[] {
     if (sources.length === 0) errs.push(required(p, 'must specify a volume type'));
     for (const extra of sources.slice(1)) errs.push(forbidden(child(p, extra), 'may not specify more than 1 volume type'));
     if (v.persistentVolumeClaim && !v.persistentVolumeClaim.claimName) errs.push(required(child(p, 'persistentVolumeClaim.claimName')));
+    // The kubelet sizes the volume from it: a quantity, as Kubernetes' type demands.
+    if (v.emptyDir?.sizeLimit !== undefined) errs.push(...validateQuantity(child(p, 'emptyDir.sizeLimit'), v.emptyDir.sizeLimit));
     if (v.hostPath) {
       if (!v.hostPath.path) errs.push(required(child(p, 'hostPath.path')));
       const type = v.hostPath.type;
@@ -194,7 +196,10 @@ export const podStrategy = defineStrategy<Pod>({
     spec.enableServiceLinks ??= true;
     spec.preemptionPolicy ??= 'PreemptLowerPriority';
     for (const c of [...(spec.containers ?? []), ...(spec.initContainers ?? [])]) defaultContainer(c);
-    for (const v of spec.volumes ?? []) if (v.hostPath) v.hostPath.type ??= '';
+    for (const v of spec.volumes ?? []) {
+      if (v.hostPath) v.hostPath.type ??= '';
+      if (v.emptyDir?.sizeLimit !== undefined) v.emptyDir.sizeLimit = canonicalizeQuantityField(v.emptyDir.sizeLimit);
+    }
   },
   validate(pod) {
     const spec = pod.spec;
