@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { InvalidArgumentError } from '../../src/csi/errors.js';
 import { NodePaths } from '../../src/driver/backends/node-paths.js';
@@ -121,6 +121,19 @@ describe('NodePaths: what a CO may name', () => {
 
   it('a component longer than NAME_MAX is INVALID_ARGUMENT before any lookup', () => {
     assert.throws(() => requirePath('target_path', join(root, 'x'.repeat(300))), InvalidArgumentError);
+  });
+
+  it('more than 256 components is INVALID_ARGUMENT before any lookup', () => {
+    assert.throws(() => requirePath('target_path', join(root, ...Array<string>(260).fill('a'))), /more than 256 components/);
+  });
+
+  it('deep paths resolve in few lookups (the fuzz test once found one that took minutes)', async () => {
+    const existing = join(root, ...Array<string>(200).fill('d'));
+    mkdirSync(existing, { recursive: true });
+    const wanted = join(existing, ...Array<string>(40).fill('m'));
+    const started = Date.now();
+    assert.equal(await paths.resolve('staging_target_path', requirePath('staging_target_path', join(t, 'root-link', relative(root, wanted)))), wanted);
+    assert.ok(Date.now() - started < 2_000, `took ${Date.now() - started} ms`);
   });
 });
 
