@@ -38,6 +38,7 @@ const ALLOWED = new Set([
   status.FAILED_PRECONDITION,
   status.ALREADY_EXISTS,
   status.OUT_OF_RANGE,
+  status.RESOURCE_EXHAUSTED,
 ]);
 
 /** System paths a request may name; none may appear, change or get a mount. */

@@ -20,7 +20,7 @@
  */
 import { lstat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { InvalidArgumentError } from '../../csi/errors.js';
+import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '../../csi/errors.js';
 import {
   ensureDirBeneath,
   ensureFileBeneath,
@@ -31,12 +31,15 @@ import {
   type BeneathPath,
   type PinnedPath,
 } from '../mount/beneath.js';
-import { hasErrorCode } from '../mount/syscalls.js';
+import { hasErrorCode, SyscallError } from '../mount/syscalls.js';
 
 export { DEFAULT_KUBELET_DIR } from '../defaults.js';
 
 /** What lstat says of a mount whose filesystem stopped answering: it is there, just broken. */
 const BROKEN_MOUNT_CODES = ['ENOTCONN', 'ESTALE', 'EIO'];
+
+/** The calls of the walk itself (mount/beneath.ts): their failures are about the CO's path, not the driver. */
+const WALK_CALLS = new Set(['open', 'openat', 'mkdirat', 'unlinkat', 'statx']);
 
 const isBeneath = (path: string, dir: string) => path.startsWith(dir === '/' ? '/' : `${dir}/`) && path !== dir;
 const isAtOrBeneath = (path: string, dir: string) => path === dir || isBeneath(path, dir);
@@ -156,6 +159,14 @@ export class NodePaths {
     } catch (e) {
       if (e instanceof UnsafePathError) {
         throw new InvalidArgumentError(`${path} is not safe to use: ${e.message} (symlinks are never followed beneath ${this.rootsText()})`, { cause: e });
+      }
+      // The path cannot be made or opened where the CO put it: inside a read-only volume, on a
+      // full filesystem, under a FUSE mount that stopped answering…
+      if (e instanceof SyscallError && WALK_CALLS.has(e.syscall)) {
+        const why = `${path} cannot be used: ${e.message}`;
+        if (hasErrorCode(e, 'ENOSPC', 'EDQUOT')) throw new ResourceExhaustedError(why, { cause: e });
+        if (hasErrorCode(e, 'ENAMETOOLONG', 'EINVAL')) throw new InvalidArgumentError(why, { cause: e });
+        if (hasErrorCode(e, 'EROFS', 'EACCES', 'EPERM', 'EBUSY', 'ENOTCONN', 'ESTALE', 'EIO', 'EEXIST', 'ENOENT')) throw new FailedPreconditionError(why, { cause: e });
       }
       throw e;
     }

@@ -155,7 +155,7 @@ export class RbdNode {
       if (!devices.includes(current.source)) {
         throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source}), not volume ${volumeId}`);
       }
-      await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at));
+      await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at, stagingPath));
     }
     const all = await this.stashes.list();
     const others = all.filter((s) => !(s.volumeId === volumeId && s.stagingPath === stagingPath));
