@@ -9,7 +9,7 @@
  * nothing was created or mounted outside the kubelet dir: a sentinel tree outside it, the pool's
  * layout and journals, a list of system paths and the mount table are as they were.
  *
- * Fixed seed and a bounded budget (at most 300 runs or 45 s of calls), so a failure reproduces:
+ * Fixed seed and a bounded budget (at most 1000 runs or 45 s of calls; about 5 s here), so a failure reproduces:
  * fast-check prints the seed and the shrunk counterexample.
  */
 import assert from 'node:assert/strict';
@@ -27,7 +27,7 @@ import { hostMounts, isUnder, loopsUnder } from '../support/host-state.js';
 
 // STOWAGE_FUZZ_SEED / STOWAGE_FUZZ_RUNS explore further by hand; the suite runs the fixed ones.
 const SEED = Number(process.env['STOWAGE_FUZZ_SEED'] ?? 0x5a17);
-const MAX_RUNS = Number(process.env['STOWAGE_FUZZ_RUNS'] ?? 300);
+const MAX_RUNS = Number(process.env['STOWAGE_FUZZ_RUNS'] ?? 1000);
 const TIME_LIMIT_MS = 45_000;
 
 /** What a Node RPC may answer to a malformed or hostile request; anything else is a bug. */
