@@ -9,8 +9,9 @@
  * nothing was created or mounted outside the kubelet dir: a sentinel tree outside it, the pool's
  * layout and journals, a list of system paths and the mount table are as they were.
  *
- * Fixed seed and a bounded budget (at most 1000 runs or 45 s of calls; about 5 s here), so a failure reproduces:
- * fast-check prints the seed and the shrunk counterexample.
+ * Fixed seed and a bounded budget (at most 1000 runs or 45 s of calls; about 5 s here), so a
+ * failure reproduces: fast-check prints the seed and the counterexample (not shrunk: every call
+ * changes the driver's state, so a shorter sequence would not mean the same).
  */
 import assert from 'node:assert/strict';
 import { existsSync, lstatSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
