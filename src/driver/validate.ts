@@ -12,6 +12,11 @@ const MAX_ID_BYTES = 128;
 const MAX_PATH_BYTES = 4096;
 /** NAME_MAX: no filesystem here takes a longer file name. */
 const MAX_NAME_BYTES = 255;
+/**
+ * A kubelet path has about ten components. Every lookup of a path walks all of them, and its
+ * resolution (node-paths.ts) looks up each prefix: thousands of components would cost millions.
+ */
+const MAX_PATH_COMPONENTS = 256;
 
 /** A name or ID: required, bounded, and never something a path could be built from unsafely. */
 export function requireIdentifier(field: string, value: string | undefined | null): string {
@@ -41,9 +46,11 @@ export function requirePath(field: string, value: string | undefined | null): st
   if (Buffer.byteLength(value) > MAX_PATH_BYTES) throw new InvalidArgumentError(`${field} is longer than ${MAX_PATH_BYTES} bytes`);
   if (!isAbsolute(value)) throw new InvalidArgumentError(`${field} "${value}" is not an absolute path`);
   if (value.split('/').includes('..')) throw new InvalidArgumentError(`${field} "${value}" contains ".."`);
-  if (value.split('/').some((part) => Buffer.byteLength(part) > MAX_NAME_BYTES)) {
+  const parts = value.split('/').filter((part) => part !== '');
+  if (parts.some((part) => Buffer.byteLength(part) > MAX_NAME_BYTES)) {
     throw new InvalidArgumentError(`${field} has a component longer than ${MAX_NAME_BYTES} bytes`);
   }
+  if (parts.length > MAX_PATH_COMPONENTS) throw new InvalidArgumentError(`${field} has more than ${MAX_PATH_COMPONENTS} components`);
   return normalize(value).replace(/\/+$/, '') || '/';
 }
 

@@ -85,9 +85,10 @@ export async function startNodeCluster(): Promise<NodeCluster> {
     plane,
     nodes,
     async addNode(name) {
-      const driver = await startTestDriver({ nodeId: name, poolSize: '2Gi', prefix: `stowage-${name}-` });
-      await registerDriver(plane.store, { endpoint: driver.endpoint, nodeName: name, controllerPerNode: true });
       const root = join(dir, 'nodes', name);
+      // The agent's kubelet root is where it stages and publishes: the driver must accept paths there.
+      const driver = await startTestDriver({ nodeId: name, poolSize: '2Gi', prefix: `stowage-${name}-`, args: ['--kubelet-dir', root] });
+      await registerDriver(plane.store, { endpoint: driver.endpoint, nodeName: name, controllerPerNode: true });
       const runtime = new PodRuntime({ rootDir: root, runner: new ExecRunner(logger), logger });
       const agent = newAgent(name, root, runtime);
       await agent.start();

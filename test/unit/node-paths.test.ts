@@ -8,13 +8,15 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { InvalidArgumentError } from '../../src/csi/errors.js';
+import { FailedPreconditionError, InvalidArgumentError } from '../../src/csi/errors.js';
 import { NodePaths } from '../../src/driver/backends/node-paths.js';
 import { ExecRunner } from '../../src/driver/mount/exec.js';
 import { Mounter, parseMountInfo } from '../../src/driver/mount/mount.js';
-import { umount2 } from '../../src/driver/mount/syscalls.js';
+import { mount, umount2 } from '../../src/driver/mount/syscalls.js';
+
+const MS_RDONLY = 0x1;
 import { requirePath } from '../../src/driver/validate.js';
 import { pino } from 'pino';
 
@@ -122,6 +124,19 @@ describe('NodePaths: what a CO may name', () => {
   it('a component longer than NAME_MAX is INVALID_ARGUMENT before any lookup', () => {
     assert.throws(() => requirePath('target_path', join(root, 'x'.repeat(300))), InvalidArgumentError);
   });
+
+  it('more than 256 components is INVALID_ARGUMENT before any lookup', () => {
+    assert.throws(() => requirePath('target_path', join(root, ...Array<string>(260).fill('a'))), /more than 256 components/);
+  });
+
+  it('deep paths resolve in few lookups (the fuzz test once found one that took minutes)', async () => {
+    const existing = join(root, ...Array<string>(200).fill('d'));
+    mkdirSync(existing, { recursive: true });
+    const wanted = join(existing, ...Array<string>(40).fill('m'));
+    const started = Date.now();
+    assert.equal(await paths.resolve('staging_target_path', requirePath('staging_target_path', join(t, 'root-link', relative(root, wanted)))), wanted);
+    assert.ok(Date.now() - started < 2_000, `took ${Date.now() - started} ms`);
+  });
 });
 
 describe('NodePaths: the work goes through fds, never through a swapped path', () => {
@@ -211,6 +226,20 @@ describe('NodePaths: the work goes through fds, never through a swapped path', (
     } finally {
       if (moved) await umount2(join(moved, 'b', 'mnt'), 0).catch(() => undefined);
       unswap();
+    }
+  });
+
+  it('a path inside a read-only volume is FAILED_PRECONDITION, not INTERNAL (found by the fuzz test)', { skip: !isRoot && 'needs root (mount)' }, async () => {
+    const ro = join(root, 'ro-volume');
+    mkdirSync(ro, { recursive: true });
+    await mount('tmpfs', ro, 'tmpfs', MS_RDONLY, 'size=1m');
+    try {
+      await assert.rejects(paths.ensureDir(join(ro, 'x', 'globalmount')), (e: unknown) => e instanceof FailedPreconditionError && /EROFS/.test(e.message));
+      await assert.rejects(paths.ensureFile(join(ro, 'dev')), (e: unknown) => e instanceof FailedPreconditionError);
+      // A target that vanished between ensureDir and the mount: FAILED_PRECONDITION too.
+      await assert.rejects(paths.withPinned(join(root, 'a', 'b', 'gone'), async () => undefined), (e: unknown) => e instanceof FailedPreconditionError);
+    } finally {
+      await umount2(ro, 0);
     }
   });
 

@@ -20,7 +20,7 @@
  */
 import { lstat, realpath } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve, sep } from 'node:path';
-import { InvalidArgumentError } from '../../csi/errors.js';
+import { FailedPreconditionError, InvalidArgumentError, ResourceExhaustedError } from '../../csi/errors.js';
 import {
   ensureDirBeneath,
   ensureFileBeneath,
@@ -31,12 +31,15 @@ import {
   type BeneathPath,
   type PinnedPath,
 } from '../mount/beneath.js';
-import { hasErrorCode } from '../mount/syscalls.js';
+import { hasErrorCode, SyscallError } from '../mount/syscalls.js';
 
 export { DEFAULT_KUBELET_DIR } from '../defaults.js';
 
 /** What lstat says of a mount whose filesystem stopped answering: it is there, just broken. */
 const BROKEN_MOUNT_CODES = ['ENOTCONN', 'ESTALE', 'EIO'];
+
+/** The calls of the walk itself (mount/beneath.ts): their failures are about the CO's path, not the driver. */
+const WALK_CALLS = new Set(['open', 'openat', 'mkdirat', 'unlinkat', 'statx']);
 
 const isBeneath = (path: string, dir: string) => path.startsWith(dir === '/' ? '/' : `${dir}/`) && path !== dir;
 const isAtOrBeneath = (path: string, dir: string) => path === dir || isBeneath(path, dir);
@@ -103,23 +106,42 @@ export class NodePaths {
     return full;
   }
 
-  /** realpath of dir, walking up to the deepest part that exists; the missing rest appended. */
+  /**
+   * realpath of dir's deepest part that exists, the missing rest appended. The deepest part is
+   * found by bisection over the prefixes (a prefix that fails makes every longer one fail): each
+   * realpath walks the whole prefix, so stepping up one level at a time would cost the square of
+   * the depth in realpath calls — the fuzz test found a deep path that kept the thread pool busy
+   * for minutes.
+   */
   private async canonicalParent(dir: string, refuse: (why: string) => InvalidArgumentError): Promise<string> {
-    const missing: string[] = [];
-    for (let d = dir; ; d = dirname(d)) {
-      try {
-        const real = await realpath(d);
-        return join(real, ...missing.reverse());
-      } catch (e) {
-        if (hasErrorCode(e, 'ENOTDIR')) throw refuse(`has a file where a directory must be (${d})`);
-        if (!hasErrorCode(e, 'ENOENT', 'ELOOP')) throw e;
-        // A dangling symlink also fails realpath with ENOENT: it is not "missing", it is a symlink.
-        const st = await lstat(d).catch(() => undefined);
-        if (st?.isSymbolicLink()) throw refuse(`goes through a symlink that leads nowhere (${d})`);
-        if (d === '/') throw refuse('cannot be resolved');
-        missing.push(basename(d));
+    const parts = dir.split('/').filter((p) => p !== '');
+    const prefix = (n: number) => `/${parts.slice(0, n).join('/')}`;
+    const attempt = async (n: number) => realpath(prefix(n)).then((real) => ({ real }), (error: unknown) => ({ error }));
+    const whole = await attempt(parts.length);
+    if ('real' in whole) return whole.real;
+    // Invariant: prefix(lo) resolves (lo = 0 is "/"), prefix(hi) fails.
+    let lo = 0;
+    let hi = parts.length;
+    let deepest = '/';
+    let failure = whole.error;
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >> 1;
+      const r = await attempt(mid);
+      if ('real' in r) {
+        lo = mid;
+        deepest = r.real;
+      } else {
+        hi = mid;
+        failure = r.error;
       }
     }
+    if (lo === 0) deepest = await realpath('/');
+    const first = prefix(hi);
+    if (hasErrorCode(failure, 'ENOTDIR')) throw refuse(`has a file where a directory must be (${prefix(lo)})`);
+    if (!hasErrorCode(failure, 'ENOENT', 'ELOOP')) throw failure;
+    // A dangling symlink fails realpath with ENOENT too: it is not "missing", it is a symlink.
+    if ((await lstat(first).catch(() => undefined))?.isSymbolicLink()) throw refuse(`goes through a symlink that leads nowhere (${first})`);
+    return join(deepest, ...parts.slice(lo));
   }
 
   /** The root a canonical path lies beneath, and its components below it. */
@@ -137,6 +159,14 @@ export class NodePaths {
     } catch (e) {
       if (e instanceof UnsafePathError) {
         throw new InvalidArgumentError(`${path} is not safe to use: ${e.message} (symlinks are never followed beneath ${this.rootsText()})`, { cause: e });
+      }
+      // The path cannot be made or opened where the CO put it: inside a read-only volume, on a
+      // full filesystem, under a FUSE mount that stopped answering…
+      if (e instanceof SyscallError && WALK_CALLS.has(e.syscall)) {
+        const why = `${path} cannot be used: ${e.message}`;
+        if (hasErrorCode(e, 'ENOSPC', 'EDQUOT')) throw new ResourceExhaustedError(why, { cause: e });
+        if (hasErrorCode(e, 'ENAMETOOLONG', 'EINVAL')) throw new InvalidArgumentError(why, { cause: e });
+        if (hasErrorCode(e, 'EROFS', 'EACCES', 'EPERM', 'EBUSY', 'ENOTCONN', 'ESTALE', 'EIO', 'EEXIST', 'ENOENT')) throw new FailedPreconditionError(why, { cause: e });
       }
       throw e;
     }

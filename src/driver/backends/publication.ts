@@ -111,7 +111,7 @@ export async function unpublish(
     if (!(await isOurs(current))) {
       throw new FailedPreconditionError(`${targetPath} holds another mount (${current.source}), not volume ${volumeId}`);
     }
-    await paths.viaParent(targetPath, (at) => mounter.unmount(at));
+    await paths.viaParent(targetPath, (at) => mounter.unmount(at, targetPath));
   }
   await paths.remove(targetPath);
 }

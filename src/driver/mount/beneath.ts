@@ -14,7 +14,8 @@
  * and statx on local directories do not wait on I/O (see syscalls.ts for the same rule).
  */
 import { constants as fsConstants, readlinkSync } from 'node:fs';
-import { AT_REMOVEDIR, close, fileStatOf, hasErrorCode, mkdirat, O, open, openat, unlinkat } from './syscalls.js';
+import { constants as osConstants } from 'node:os';
+import { AT_REMOVEDIR, close, fileStatOf, hasErrorCode, mkdirat, O, open, openat, SyscallError, unlinkat } from './syscalls.js';
 
 /** The walk met a symlink or a non-directory where a directory must be, or left the root. */
 export class UnsafePathError extends Error {
@@ -194,7 +195,7 @@ export async function withPinned<T>(p: BeneathPath, use: (pinned: PinnedPath) =>
   const parent = openParent(p, false);
   try {
     const fd = openLast(parent, p);
-    if (fd === undefined) throw Object.assign(new Error(`${display(p)} does not exist`), { code: 'ENOENT' });
+    if (fd === undefined) throw new SyscallError('openat', osConstants.errno.ENOENT, display(p));
     try {
       const { type } = fileStatOf(fd);
       if (type !== S_IFDIR && type !== S_IFREG) throw new UnsafePathError(display(p), `is ${typeName(type)}; a mount can only go on a directory or a file`);

@@ -198,13 +198,14 @@ export class Mounter {
    * Unmounts the topmost mount at target (one umount2 call). Not mounted or
    * missing is success; EBUSY becomes a MountBusyError. Symlinks are not
    * followed: target paths may sit in directories a workload can write.
+   * `name` is what errors call it (target may be a /proc/self/fd/… path).
    */
-  async unmount(target: string): Promise<void> {
+  async unmount(target: string, name = target): Promise<void> {
     try {
       await umount2(target, UMOUNT_NOFOLLOW);
     } catch (err) {
       if (hasErrorCode(err, 'EINVAL', 'ENOENT')) return; // EINVAL: not a mount point
-      if (hasErrorCode(err, 'EBUSY')) throw new MountBusyError(target, err);
+      if (hasErrorCode(err, 'EBUSY')) throw new MountBusyError(name, err);
       throw err;
     }
   }

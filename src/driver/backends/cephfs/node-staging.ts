@@ -236,7 +236,10 @@ export class CephfsNode {
     await this.opts.paths.ensureDir(s.stagingPath);
     await this.fuse.mount(s.credKey, s.target, secretKey, s.stagingPath, s.options, log);
     for (const b of binds) {
-      await this.opts.mounter.bindMount(s.stagingPath, b.mountPoint, { readonly: b.readonly });
+      // Put back where it was, through NodePaths like any publication (the path is walked afresh).
+      await this.opts.paths.withPinned(s.stagingPath, (source) =>
+        this.opts.paths.withPinned(b.mountPoint, (t) => this.opts.mounter.bindMount(source, t, { readonly: b.readonly })),
+      );
       log.info({ target: b.mountPoint, readonly: b.readonly }, 'publication restored');
     }
   }

@@ -500,7 +500,7 @@ export class LocalBackend implements Backend {
       if (!(await this.isMountOf(volume, current))) {
         throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source}), not volume ${volume.id}`);
       }
-      await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at));
+      await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at, stagingPath));
     }
     if (storage === 'image') {
       for (const device of await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage))) {

@@ -155,7 +155,7 @@ export class RbdNode {
       if (!devices.includes(current.source)) {
         throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source}), not volume ${volumeId}`);
       }
-      await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at));
+      await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at, stagingPath));
     }
     const all = await this.stashes.list();
     const others = all.filter((s) => !(s.volumeId === volumeId && s.stagingPath === stagingPath));
@@ -296,10 +296,14 @@ export class RbdNode {
     for (const m of mounts) {
       if (stagingPaths.has(m.mountPoint)) continue;
       if (s.accessType === 'block') {
-        await this.opts.mounter.bindMount(device, m.mountPoint, { readonly: m.readonly });
+        await this.opts.paths.withPinned(m.mountPoint, (t) => this.opts.mounter.bindMount(device, t, { readonly: m.readonly }));
       } else {
         const from = sharers.find((x) => x.accessType === 'mount')?.stagingPath;
-        if (from) await this.opts.mounter.bindMount(from, m.mountPoint, { readonly: m.readonly });
+        if (from) {
+          await this.opts.paths.withPinned(from, (source) =>
+            this.opts.paths.withPinned(m.mountPoint, (t) => this.opts.mounter.bindMount(source, t, { readonly: m.readonly })),
+          );
+        }
       }
       log.info({ target: m.mountPoint }, 'publication restored');
     }
