@@ -8,8 +8,12 @@
 //
 // The scheduler's filter is synchronous, so a lookup never waits: it answers what is known and
 // starts a refresh when the figure is missing or older than the TTL; when a refresh brings a new
-// figure, onChange() lets the scheduler try its pending pods again. Volumes created or deleted make
-// every figure of their driver stale (invalidate). A driver that cannot answer GetCapacity is no
+// figure, onChange() lets the scheduler try its pending pods again. A volume created or deleted
+// voids every figure of its driver (invalidate): the next lookup is 'pending' until the driver has
+// answered again, so a claim is never placed on the strength of the room a previous one took. (Like
+// kube-scheduler, nothing is reserved between placing a claim and its volume being made: claims
+// placed at the same moment can still meet a RESOURCE_EXHAUSTED, and are moved by the reschedule
+// path.) A driver that cannot answer GetCapacity is no
 // reason to keep pods off a node: its figure is "unknown" and the provisioner decides, as before.
 import type { Logger } from 'pino';
 import type { StorageClass } from '../api/types/storage.js';
@@ -28,6 +32,8 @@ interface Entry {
   answer: CapacityFigure | 'unknown' | undefined;
   at: number;
   refreshing: boolean;
+  /** Bumped by invalidate(): an answer asked before it is void. */
+  generation: number;
 }
 
 export interface StorageCapacityOptions {
@@ -65,18 +71,24 @@ export class StorageCapacity {
   lookup(driver: string, nodeName: string, sc: StorageClass, segments: Record<string, string>): CapacityAnswer {
     const key = `${driver}\u0000${nodeName}\u0000${sc.metadata.name ?? ''}`;
     let entry = this.entries.get(key);
-    if (entry === undefined) this.entries.set(key, (entry = { answer: undefined, at: Number.NEGATIVE_INFINITY, refreshing: false }));
+    if (entry === undefined) this.entries.set(key, (entry = { answer: undefined, at: Number.NEGATIVE_INFINITY, refreshing: false, generation: 0 }));
     if (!entry.refreshing && performance.now() - entry.at > this.ttlMs) this.refresh(entry, driver, nodeName, sc, segments);
     return entry.answer ?? 'pending';
   }
 
-  /** Volumes of the driver were created or deleted: every figure of it is asked again at next use. */
+  /** Volumes of the driver were created or deleted: every figure of it is void until asked again. */
   invalidate(driver: string): void {
-    for (const [key, entry] of this.entries) if (key.startsWith(`${driver}\u0000`)) entry.at = Number.NEGATIVE_INFINITY;
+    for (const [key, entry] of this.entries) {
+      if (!key.startsWith(`${driver}\u0000`)) continue;
+      entry.answer = undefined;
+      entry.at = Number.NEGATIVE_INFINITY;
+      entry.generation++;
+    }
   }
 
   private refresh(entry: Entry, driver: string, nodeName: string, sc: StorageClass, segments: Record<string, string>): void {
     entry.refreshing = true;
+    const generation = entry.generation;
     const client = this.options.registry.controllerClient(driver, nodeName);
     const asked =
       client === undefined
@@ -97,10 +109,15 @@ export class StorageCapacity {
         },
       )
       .then((answer) => {
+        entry.refreshing = false;
+        if (generation !== entry.generation) {
+          // Asked before a volume came or went: ask again.
+          this.options.onChange();
+          return;
+        }
         const changed = JSON.stringify(answer) !== JSON.stringify(entry.answer);
         entry.answer = answer;
         entry.at = performance.now();
-        entry.refreshing = false;
         if (changed) this.options.onChange();
       });
   }
