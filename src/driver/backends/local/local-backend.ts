@@ -96,6 +96,8 @@ export class LocalBackend implements Backend {
   readonly nodeId: string;
   readonly maxVolumesPerNode: number;
   private readonly admission = new AdmissionLock();
+  /** Creates admitted whose journal record is still being written: id → bytes. */
+  private readonly admitted = new Map<string, number>();
   /**
    * Subvolumes deleted whose data btrfs' cleaner may not have freed yet (it runs after a commit,
    * seconds later): until their qgroup is gone their exclusive bytes still count, or a volume
@@ -207,8 +209,7 @@ export class LocalBackend implements Backend {
   /** What CreateVolume would admit now: GetCapacity reports exactly this. */
   async capacity(): Promise<CapacityInfo> {
     await this.checkPoolHealthy();
-    const committed = await this.committedBytes();
-    const available = availableBytes({ usable: this.usableBytes, overcommit: this.overcommit, committed });
+    const available = availableBytes(this.figures(await this.committedBytes()));
     return {
       availableBytes: available,
       totalBytes: this.maximumVolumeBytes,
@@ -217,13 +218,36 @@ export class LocalBackend implements Backend {
     };
   }
 
-  async reserveCapacity(bytes: number, purpose: 'create' | 'expand', commit: () => Promise<void>): Promise<void> {
+  /**
+   * A create is checked and recorded in `admitted` under the lock, and its journal write (a durable
+   * put, waiting for the disk) runs after the lock is released, so that concurrent creates still
+   * share one fdatasync; until the record is in the journal, `admitted` counts it. An expansion
+   * (rare) holds the lock through its write: its record is already counted at the old size.
+   */
+  async reserveCapacity(request: { bytes: number; purpose: 'create' | 'expand'; volumeId: string }, commit: () => Promise<void>): Promise<void> {
+    const { bytes, purpose, volumeId } = request;
+    if (purpose === 'expand') {
+      await this.admission.run(async () => {
+        await this.checkPoolHealthy();
+        checkAdmission(this.figures(await this.committedBytes()), bytes, purpose);
+        await commit();
+      });
+      return;
+    }
     await this.admission.run(async () => {
       await this.checkPoolHealthy();
-      const committed = await this.committedBytes();
-      checkAdmission({ usable: this.usableBytes, overcommit: this.overcommit, committed }, bytes, purpose);
-      await commit();
+      checkAdmission(this.figures(await this.committedBytes()), bytes, purpose);
+      this.admitted.set(volumeId, bytes);
     });
+    try {
+      await commit();
+    } finally {
+      this.admitted.delete(volumeId);
+    }
+  }
+
+  private figures(committed: number) {
+    return { usable: this.usableBytes, overcommit: this.overcommit, committed };
   }
 
   /**
@@ -232,7 +256,13 @@ export class LocalBackend implements Backend {
    * the commit interval (30 s) behind writes to its source.
    */
   async committedBytes(): Promise<number> {
-    const volumes = this.volumes.list().then((all) => all.map((v) => v.capacityBytes));
+    const volumes = this.volumes.list().then((all) => {
+      const sizes = all.map((v) => v.capacityBytes);
+      // Creates admitted whose record is not in the journal yet (their durable write is under way).
+      const known = new Set(all.map((v) => v.id));
+      for (const [id, bytes] of this.admitted) if (!known.has(id)) sizes.push(bytes);
+      return sizes;
+    });
     const snapshots = this.snapshots.list().then((all) => Promise.all(all.map((s) => this.snapshotExclusiveBytes(s))));
     const dying = Promise.all([...this.dying].map((id) => this.dyingBytes(id)));
     return committedBytes({ volumeBytes: await volumes, snapshotExclusiveBytes: [...(await snapshots), ...(await dying)] });
