@@ -32,7 +32,6 @@ import {
   blockDeviceSize,
   checkFilesystem,
   filesystemStats,
-  type FilesystemStats,
   growFilesystem,
   extGrowthPending,
   growUnmountedExt,
@@ -489,6 +488,8 @@ export class LocalBackend implements Backend {
   }
 
   async controllerHealth(rec: VolumeRecord): Promise<VolumeHealth> {
+    const problem = await this.poolProblem();
+    if (problem !== undefined) return { abnormal: true, message: `volume ${rec.id} is on a failing pool: ${problem}` };
     const path = this.layout.volumePath(rec.id, storageFor(rec.accessType, rec.fsType));
     if (!(await exists(path))) return { abnormal: true, message: `backing storage ${path} is missing` };
     return { abnormal: false, message: 'volume is healthy' };
