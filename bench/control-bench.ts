@@ -79,7 +79,9 @@ async function main(): Promise<void> {
   process.once('SIGTERM', onSignal);
 
   try {
-    driver = spawnDriver({ dir, logLevel: 'warn', poolSize: '20Gi' });
+    // The pool promises no more than it holds (pool-capacity.ts): room for all n volumes at once.
+    const poolGiB = Math.max(20, Math.ceil((n * sizeBytes * 1.2) / 2 ** 30) + 2);
+    driver = spawnDriver({ dir, logLevel: 'warn', poolSize: `${poolGiB}Gi` });
     client = new CsiClient(driver.endpoint, { timeoutMs: 120_000 });
     await waitProbeReady(client);
     const cl = client;

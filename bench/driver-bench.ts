@@ -76,7 +76,10 @@ async function main(): Promise<void> {
   const warmup = Number(values.warmup);
   const began = performance.now();
   const dir = await mkdtemp(join(tmpdir(), 'stowage-bench-'));
-  const spec: DriverSpec = { dir, logLevel: values['log-level'], nodeFlags: values['node-flags'].split(' ').filter(Boolean) };
+  // The pool promises no more than it holds (pool-capacity.ts): it must hold every volume the
+  // phases keep at once, with room for btrfs' own needs. Sparse: it costs nothing until written.
+  const poolGiB = Math.ceil(((n * DIR_VOLUME_BYTES + nImage * IMAGE_VOLUME_BYTES) * 1.2) / (1024 * MiB)) + 2;
+  const spec: DriverSpec = { dir, poolSize: `${Math.max(20, poolGiB)}Gi`, logLevel: values['log-level'], nodeFlags: values['node-flags'].split(' ').filter(Boolean) };
   let driver: RunningDriver | undefined;
   let client: CsiClient | undefined;
   const rows: Row[] = [];

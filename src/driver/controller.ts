@@ -109,8 +109,8 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
   const describe = (s: { accessType: string; fsType: string }) => describeShape(s, backend.defaultFsType);
 
   /** The backend's pool admission, or just the write for backends without one (their storage enforces its own). */
-  const reserve = (bytes: number, purpose: 'create' | 'expand', commit: () => Promise<void>): Promise<void> =>
-    backend.reserveCapacity ? backend.reserveCapacity(bytes, purpose, commit) : commit();
+  const reserve = (bytes: number, purpose: 'create' | 'expand', volumeId: string, commit: () => Promise<void>): Promise<void> =>
+    backend.reserveCapacity ? backend.reserveCapacity({ bytes, purpose, volumeId }, commit) : commit();
 
   function sameSource(a: VolumeSource | undefined, b: VolumeSource | undefined): boolean {
     return (a?.kind ?? '') === (b?.kind ?? '') && (a?.id ?? '') === (b?.id ?? '');
@@ -205,7 +205,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           // It is also the capacity promise: admitted under the pool's lock, so concurrent creates
           // cannot together pass the limit, and from then on it counts (a retry is not re-admitted).
           const reserved = rec;
-          await reserve(capacityBytes, 'create', () => backend.volumes.put(reserved, true, op));
+          await reserve(capacityBytes, 'create', reserved.id, () => backend.volumes.put(reserved, true, op));
         }
         const done = rec;
         await inflight.with([volumeKey(done.id)], async () => {
@@ -327,7 +327,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         }
         let nodeExpansionRequired = false;
         // Only the growth needs admitting; the record's new size is the promise from then on.
-        await reserve(wanted - rec.capacityBytes, 'expand', async () => {
+        await reserve(wanted - rec.capacityBytes, 'expand', rec.id, async () => {
           ({ nodeExpansionRequired } = await backend.expandVolume(rec, wanted, op));
           rec.capacityBytes = wanted;
           await backend.volumes.put(rec, true, op);

@@ -95,7 +95,7 @@ describe('stowage CLI against `stowage up`', () => {
     assert.deepEqual(rows(sc.stdout)[0], ['NAME', 'PROVISIONER', 'RECLAIMPOLICY', 'VOLUMEBINDINGMODE', 'ALLOWVOLUMEEXPANSION', 'AGE']);
     assert.deepEqual(rows(sc.stdout)[1]?.slice(0, 5), ['local (default)', 'local.csi.stowage.dev', 'Delete', 'Immediate', 'true']);
     const drivers = await st('get', 'csidriver');
-    assert.deepEqual(rows(drivers.stdout)[1]?.slice(0, 7), ['local.csi.stowage.dev', 'false', 'false', 'false', '<unset>', 'false', 'Persistent']);
+    assert.deepEqual(rows(drivers.stdout)[1]?.slice(0, 7), ['local.csi.stowage.dev', 'false', 'false', 'true', '<unset>', 'false', 'Persistent']);
     const nodes = await st('get', 'csinode');
     assert.deepEqual(rows(nodes.stdout)[1]?.slice(0, 2), [NODE, '1']);
   });

@@ -1,7 +1,9 @@
 // Pool capacity as a user of `stowage up --pool-size 300Mi` sees it (issue 11, finding 4): ten 100Mi
 // claims → the ones that fit are Bound, the rest stay Pending with a ProvisioningFailed event carrying
 // the driver's RESOURCE_EXHAUSTED; a pod writing the bound volumes full gets EDQUOT, never ENOSPC;
-// and with the pool nearly full the node reports DiskPressure as the kubelet words it.
+// and with the pool nearly full the node reports DiskPressure as the kubelet words it. With two
+// nodes and a WaitForFirstConsumer class, the scheduler places claims only where GetCapacity admits
+// them, and a pod whose claim fits nowhere gets kube-scheduler's "did not have enough free storage".
 // Whatever happens, the `up` process is stopped and nothing stays mounted or attached.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -154,5 +156,97 @@ spec:
     );
     const running = await json<Pod>(['get', 'pod', 'filler']);
     assert.equal(running.status?.phase, 'Running');
+  });
+});
+
+describe('`stowage up --nodes 2 --pool-size 300Mi`: the scheduler places claims where they fit', () => {
+  let dir: string;
+  let up: ChildProcess | undefined;
+  let upLog = '';
+  let upExit: Promise<unknown> | undefined;
+  const st = (args: string[], stdin?: string): Promise<Ran> =>
+    runCaptured(process.execPath, [BIN, '--state-dir', dir, ...args], { cwd: ROOT, ...(stdin !== undefined ? { stdin } : {}) });
+  const pods = Array.from({ length: 5 }, (_, i) => `wpod-${i}`);
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stowage-upcap2-'));
+    up = spawn(process.execPath, [BIN, 'up', '--state-dir', dir, '--nodes', '2', '--pool-size', '300Mi'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    up.stdout?.on('data', (c: Buffer) => (upLog += c.toString('utf8')));
+    up.stderr?.on('data', (c: Buffer) => (upLog += c.toString('utf8')));
+    upExit = new Promise((resolve) => up?.once('exit', resolve));
+    let exited = false;
+    void upExit.then(() => (exited = true));
+    await until('stowage up to start', 90_000, async () => {
+      if (exited) throw new Error(`stowage up exited early:\n${upLog}`);
+      return upLog.includes('stowage is up') ? true : undefined;
+    });
+  });
+
+  after(async () => {
+    if (dir === undefined) return;
+    for (const p of pods) await st(['delete', 'pod', p, '--grace-period', '1']).catch(() => undefined);
+    await until('the pods to go', 60_000, async () => ((await st(['get', 'pods', '-o', 'json'])).stdout.includes('wpod-') ? undefined : true)).catch(() => undefined);
+    if (up && up.exitCode === null && up.signalCode === null) {
+      up.kill('SIGINT');
+      const timer = setTimeout(() => up?.kill('SIGKILL'), 40_000);
+      await upExit;
+      clearTimeout(timer);
+    }
+    await releaseAllUnder(dir);
+    for (const n of ['node-1', 'node-2']) await releasePool(join(dir, 'nodes', n, 'pool')).catch(() => undefined);
+    const left = leftovers(dir);
+    await rm(dir, { recursive: true, force: true });
+    assert.deepEqual(left, [], 'nothing may stay mounted or attached');
+  });
+
+  it('five pods with a 100Mi WaitForFirstConsumer claim each: two per node run, the fifth is unschedulable for want of storage', async () => {
+    const sc = `apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata: {name: wffc}
+provisioner: local.csi.stowage.dev
+volumeBindingMode: WaitForFirstConsumer
+reclaimPolicy: Delete
+`;
+    assert.equal((await st(['apply', '-f', '-'], sc)).code, 0);
+    const claimAndPod = (p: string) =>
+      [
+        claimYaml(`${p}-data`).replace('  accessModes: [ReadWriteOnce]', '  storageClassName: wffc\n  accessModes: [ReadWriteOnce]'),
+        `apiVersion: v1
+kind: Pod
+metadata: {name: ${p}, namespace: default}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: busybox
+    command: [sh, -c, "trap 'exit 0' TERM; sleep 600 & wait"]
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - {name: data, persistentVolumeClaim: {claimName: ${p}-data}}
+`,
+      ].join('---\n');
+    const listPods = async () => (JSON.parse((await st(['get', 'pods', '-o', 'json'])).stdout) as { items: Pod[] }).items;
+    // One at a time, as users arrive: capacity is not reserved between placing a claim and making
+    // its volume (kube-scheduler's race too), so pods applied at once could still meet a refusal.
+    for (const p of pods.slice(0, 4)) {
+      const applied = await st(['apply', '-f', '-'], claimAndPod(p));
+      assert.equal(applied.code, 0, applied.stderr);
+      await until(`${p} Running`, 90_000, async () => ((await listPods()).find((x) => x.metadata.name === p)?.status?.phase === 'Running' ? true : undefined));
+    }
+    assert.equal((await st(['apply', '-f', '-'], claimAndPod(pods[4]!))).code, 0);
+    const { placed, waiting } = await until('one pod unschedulable', 90_000, async () => {
+      const items = await listPods();
+      const placed = items.filter((p) => p.status?.phase === 'Running');
+      const waiting = items.filter((p) => p.status?.conditions?.some((c) => c.type === 'PodScheduled' && c.status === 'False'));
+      return placed.length === 4 && waiting.length === 1 ? { placed, waiting } : undefined;
+    });
+    const perNode = new Map<string, number>();
+    for (const p of placed) perNode.set(p.spec.nodeName ?? '', (perNode.get(p.spec.nodeName ?? '') ?? 0) + 1);
+    assert.deepEqual([...perNode.entries()].sort(), [['node-1', 2], ['node-2', 2]]);
+    const condition = waiting[0]!.status?.conditions?.find((c) => c.type === 'PodScheduled');
+    assert.equal(condition?.message, '0/2 nodes are available: 2 node(s) did not have enough free storage.');
+    // Its claim was never sent to a node, so no CreateVolume was refused: no ProvisioningFailed.
+    const events = (JSON.parse((await st(['get', 'events', '-o', 'json'])).stdout) as { items: Event[] }).items;
+    assert.ok(!events.some((e) => e.reason === 'ProvisioningFailed'), 'nothing was provisioned where it did not fit');
   });
 });

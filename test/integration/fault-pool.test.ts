@@ -73,6 +73,10 @@ describe('faults: the local pool fails under a running driver', { skip: needsRoo
       const s = await stats();
       assert.equal(s.volume_condition?.abnormal, true);
       assert.match(s.volume_condition?.message ?? '', new RegExp(`volume ${vol!.id} is on a failing pool: the pool at .* is read-only`));
+      // The controller side says the same (ControllerGetVolume / ListVolumes, for external-health-monitor).
+      const got = await ctl().ControllerGetVolume({ volume_id: vol!.id });
+      assert.equal(got.status?.volume_condition?.abnormal, true);
+      assert.match(got.status?.volume_condition?.message ?? '', /is on a failing pool: .* read-only/);
       assert.equal((await drv.client.identity.Probe({})).ready?.value, true, 'the driver still answers');
     } finally {
       await run('mount', ['-o', 'remount,rw', poolRoot()]);

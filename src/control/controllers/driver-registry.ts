@@ -292,9 +292,13 @@ export async function registerDriver(store: Store, options: RegisterDriverOption
     const plugin = await controllerClient.identity.GetPluginCapabilities({});
     const hasController = plugin.capabilities.some((c) => c.service?.type === 'CONTROLLER_SERVICE');
     let attachRequired = false;
+    let storageCapacity = false;
     if (hasController) {
       const caps = await controllerClient.controller.ControllerGetCapabilities({});
       attachRequired = caps.capabilities.some((c) => c.rpc?.type === 'PUBLISH_UNPUBLISH_VOLUME');
+      // A driver that answers GetCapacity has its capacity consulted by the scheduler (storage-capacity.ts),
+      // as external-provisioner's capacity feature and CSIStorageCapacity objects would.
+      storageCapacity = caps.capabilities.some((c) => c.rpc?.type === 'GET_CAPACITY');
     }
     const controllerEndpoint = hasController ? (options.controllerEndpoint ?? options.endpoint) : undefined;
 
@@ -309,10 +313,11 @@ export async function registerDriver(store: Store, options: RegisterDriverOption
           apiVersion: 'storage.k8s.io/v1',
           kind: 'CSIDriver',
           metadata: { name: driverName, annotations },
-          spec: { attachRequired, podInfoOnMount: false, volumeLifecycleModes: ['Persistent'] },
+          spec: { attachRequired, podInfoOnMount: false, storageCapacity, volumeLifecycleModes: ['Persistent'] },
         });
       } else {
-        store.update({ ...existing, metadata: { ...existing.metadata, annotations } });
+        // storageCapacity is mutable (attachRequired is not): a driver that learnt GetCapacity gets it.
+        store.update({ ...existing, metadata: { ...existing.metadata, annotations }, spec: { ...existing.spec, storageCapacity } });
       }
     });
 

@@ -8,7 +8,9 @@
 //              nodeSelector / required node affinity, CSI volume limits (CSINode allocatable.count),
 //              and volume binding: a bound claim's PV node affinity; an unbound WaitForFirstConsumer
 //              claim needs an Available PV that fits the node, or its class's provisioner listed in
-//              the node's CSINode and the class's allowedTopologies matched.
+//              the node's CSINode, the class's allowedTopologies matched and, for a driver whose
+//              CSIDriver sets storageCapacity, the driver's GetCapacity for the node admitting the
+//              claim's size (storage-capacity.ts: what CSIStorageCapacity objects tell kube-scheduler).
 //   Score      fewest pods on the node, then its name.
 //   PreBind    unbound WaitForFirstConsumer claims get volume.kubernetes.io/selected-node=<node>
 //              (the binder and provisioner take it from there); the pod is bound only once all its
@@ -38,6 +40,8 @@ import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import { type Informer, type InformerFactory, keyOf } from './informer.js';
 import { podIsFinished } from './protection.js';
+import { quantityValue } from '../api/quantity.js';
+import { capacityAdmits, StorageCapacity } from './storage-capacity.js';
 import {
   ANN_SELECTED_NODE,
   annotation,
@@ -61,6 +65,7 @@ export const REASON_VOLUME_NODE_CONFLICT = 'node(s) had volume node affinity con
 export const REASON_BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind";
 export const REASON_PV_NOT_EXIST = 'node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)';
 export const REASON_MAX_VOLUME_COUNT = 'node(s) exceed max volume count';
+export const REASON_NOT_ENOUGH_SPACE = 'node(s) did not have enough free storage';
 export const UNBOUND_IMMEDIATE = 'pod has unbound immediate PersistentVolumeClaims';
 /** Tolerating this taint also lets a pod onto an unschedulable node (as kube-scheduler allows). */
 const TAINT_UNSCHEDULABLE = 'node.kubernetes.io/unschedulable';
@@ -172,6 +177,9 @@ export class Scheduler {
   private readonly recorder: EventSink;
   private readonly log: Logger;
   private readonly failureMemoryMs: number;
+  private readonly capacity: StorageCapacity;
+  /** Set by a filter pass that met a capacity figure still being asked for. */
+  private capacityPending = false;
   /** Pods waiting (PreBind) for their claims, by key → the node chosen: counted as on that node. */
   private readonly assumed = new Map<string, string>();
   /** claim uid → node → until when provisioning there is avoided. */
@@ -183,6 +191,7 @@ export class Scheduler {
     this.recorder = options.recorder;
     this.log = options.logger.child({ controller: 'scheduler' });
     this.failureMemoryMs = options.provisioningFailureMemoryMs ?? 300_000;
+    this.capacity = new StorageCapacity({ registry: options.registry, logger: options.logger, onChange: () => this.enqueuePending() });
     this.loop = new ControllerLoop({
       name: 'scheduler',
       logger: options.logger,
@@ -230,8 +239,16 @@ export class Scheduler {
       for (const k of this.pods.indexKeys(IDX_PENDING_BY_CLAIM, claimKey(pvc))) this.loop.enqueue(k);
     };
     this.pvcs.addEventHandler({ add: claimChanged, update: (_old, pvc) => claimChanged(pvc), delete: claimChanged });
+    // A volume made or removed changes what its driver has left.
+    const capacityChanged = (pv: PersistentVolume): void => {
+      if (pv.spec.csi?.driver) this.capacity.invalidate(pv.spec.csi.driver);
+    };
     this.pvs.addEventHandler({
-      add: () => this.enqueuePending(),
+      add: (pv) => {
+        capacityChanged(pv);
+        this.enqueuePending();
+      },
+      delete: capacityChanged,
       update: (old, pv) => old !== pv && (old.spec.claimRef === undefined) !== (pv.spec.claimRef === undefined) && this.enqueuePending(),
     });
     this.classes.addEventHandler({ add: () => this.enqueuePending(), update: (old, sc) => old !== sc && this.enqueuePending() });
@@ -291,11 +308,14 @@ export class Scheduler {
 
     // Claims whose provisioning failed on their selected node (or whose node is gone) may move, if another node fits.
     let moving = new Set(claims.flatMap((c) => (c.pvc !== undefined && this.selectedNodeFailed(c.pvc) ? [c.name] : [])));
+    this.capacityPending = false;
     let result = this.filter(pod, claims, nodes, moving, true);
     if (result.feasible.length === 0 && moving.size > 0) {
       moving = new Set();
       result = this.filter(pod, claims, nodes, moving, false);
     }
+    // Capacity still being asked of a driver: decide once it is known (its arrival enqueues us too).
+    if (this.capacityPending) return { requeueAfterMs: 100 };
     if (result.feasible.length === 0) return this.unschedulable(pod, fitErrorMessage(nodes.length, result.reasons));
 
     const node = this.score(key, result.feasible);
@@ -401,7 +421,8 @@ export class Scheduler {
         continue;
       }
       if (avoidFailures && this.failedOn(pvc, nodeName)) return REASON_BIND_CONFLICT;
-      if (!this.claimFitsNode(pvc, sc, node)) return REASON_BIND_CONFLICT;
+      const why = this.claimFitsNode(pvc, sc, node);
+      if (why !== undefined) return why;
     }
     return undefined;
   }
@@ -419,18 +440,31 @@ export class Scheduler {
     return { kind: 'delayed', pvc, sc, prebound };
   }
 
-  /** Whether an unbound WaitForFirstConsumer claim can get a volume on the node. */
-  private claimFitsNode(pvc: PersistentVolumeClaim, sc: StorageClass, node: Node): boolean {
+  /** Why an unbound WaitForFirstConsumer claim cannot get a volume on the node, or undefined when it can. */
+  private claimFitsNode(pvc: PersistentVolumeClaim, sc: StorageClass, node: Node): string | undefined {
     const nodeName = node.metadata.name ?? '';
     const labels = node.metadata.labels;
     // An Available volume of the class that would satisfy the claim there (the binder will pick it).
     for (const pv of this.pvs.byIndex(IDX_PV_AVAILABLE_BY_CLASS, claimClass(pvc))) {
-      if (volumeSatisfiesClaim(pv, pvc) === undefined && selectorAccepts(pvc, pv) && volumeFitsNode(pv, nodeName, labels)) return true;
+      if (volumeSatisfiesClaim(pv, pvc) === undefined && selectorAccepts(pvc, pv) && volumeFitsNode(pv, nodeName, labels)) return undefined;
     }
-    if (sc.provisioner === NO_PROVISIONER) return false;
-    // Or provisioning: the driver runs on the node and the class allows its topology.
-    if (this.registry.nodeDriver(sc.provisioner, nodeName) === undefined) return false;
-    return topologyAllows(sc.allowedTopologies, labels);
+    if (sc.provisioner === NO_PROVISIONER) return REASON_BIND_CONFLICT;
+    // Or provisioning: the driver runs on the node and the class allows its topology...
+    const driver = this.registry.nodeDriver(sc.provisioner, nodeName);
+    if (driver === undefined) return REASON_BIND_CONFLICT;
+    if (!topologyAllows(sc.allowedTopologies, labels)) return REASON_BIND_CONFLICT;
+    // ...and, when the driver publishes capacity, has room for the claim there.
+    if (!this.capacity.tracks(sc.provisioner)) return undefined;
+    const segments = Object.fromEntries((driver.topologyKeys ?? []).flatMap((k) => (labels?.[k] !== undefined ? [[k, labels[k]]] : [])));
+    const answer = this.capacity.lookup(sc.provisioner, nodeName, sc, segments);
+    if (answer === 'pending') {
+      this.capacityPending = true;
+      return REASON_NOT_ENOUGH_SPACE;
+    }
+    if (answer === 'unknown') return undefined; // the provisioner will find out
+    const request = pvc.spec.resources?.requests?.['storage'];
+    const bytes = request === undefined ? 0 : quantityValue(request);
+    return capacityAdmits(answer, bytes) ? undefined : REASON_NOT_ENOUGH_SPACE;
   }
 
   /** CSI volume limits: the node's volumes per driver, plus this pod's new ones, against allocatable.count. */

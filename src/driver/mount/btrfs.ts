@@ -283,6 +283,22 @@ export async function qgroupUsage(path: string, subvolId?: number): Promise<Qgro
   return { referencedBytes: Number(referenced), exclusiveBytes: Number(exclusive), limitBytes: limited ? Number(maxReferenced) : null };
 }
 
+/** The sysfs directory of the btrfs filesystem containing path: /sys/fs/btrfs/<fsid>. */
+export function btrfsSysfsDir(path: string): Promise<string> {
+  return sysfsDir(path);
+}
+
+/**
+ * Referenced and exclusive bytes of level-0 qgroup `id` of the filesystem whose sysfs directory is
+ * given (btrfsSysfsDir): two sysfs reads, for callers that ask often. null when the qgroup does not
+ * exist (quotas off, or the kernel dropped it with its subvolume).
+ */
+export async function qgroupBytes(sysfs: string, id: number): Promise<{ referencedBytes: number; exclusiveBytes: number } | null> {
+  const [referenced, exclusive] = await Promise.all(['referenced', 'exclusive'].map((f) => readSysfs(`${sysfs}/qgroups/0_${id}/${f}`)));
+  if (referenced == null || exclusive == null) return null;
+  return { referencedBytes: Number(referenced), exclusiveBytes: Number(exclusive) };
+}
+
 /**
  * Bytes of file data the filesystem holds right now (allocation/data/bytes_used in sysfs: extents
  * in data block groups, each counted once however many subvolumes share it).

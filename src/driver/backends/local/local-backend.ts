@@ -22,6 +22,8 @@ import {
   setQgroupLimit,
   snapshotSubvolume,
   subvolumeId,
+  btrfsSysfsDir,
+  qgroupBytes,
 } from '../../mount/btrfs.js';
 import { CAP_SYS_RESOURCE, hasCapability } from '../../mount/capabilities.js';
 import type { CommandRunner } from '../../mount/exec.js';
@@ -98,14 +100,22 @@ export class LocalBackend implements Backend {
   readonly nodeId: string;
   readonly maxVolumesPerNode: number;
   private readonly admission = new AdmissionLock();
+  /** Creates admitted whose journal record is still being written: id → bytes. */
+  private readonly admitted = new Map<string, number>();
   /**
    * Subvolumes deleted whose data btrfs' cleaner may not have freed yet (it runs after a commit,
-   * seconds later): until their qgroup is gone their exclusive bytes still count, or a volume
-   * admitted into that space could be written full before it is free and hit ENOSPC (seen: a
-   * 100Mi volume created right after two full ones were deleted stopped at 19 MiB). Kept in
-   * memory: after a driver restart the cleaner has long finished.
+   * seconds later), by subvolume id, with what they may still hold (their size: qgroup figures lag
+   * until a commit, so they cannot be trusted to be low). They count until the kernel has dropped
+   * their qgroup, or a volume admitted into that space could be written full before it is free and
+   * hit ENOSPC (seen: a 100Mi volume created right after two full ones were deleted stopped at
+   * 19 MiB). A sweep every second, off the admission path, forgets the freed ones. Kept in memory:
+   * after a driver restart the cleaner has long finished.
    */
-  private readonly dying = new Set<number>();
+  private readonly dying = new Map<number, number>();
+  private sweep: NodeJS.Timeout | undefined;
+  private sysfs: Promise<string> | undefined;
+  /** Snapshots' exclusive bytes, read at most once a second (qgroup numbers move at commits anyway). */
+  private snapshotBytesCache: { at: number; bytes: Promise<number> } | undefined;
   private readonly overcommit: number;
 
   private constructor(
@@ -154,6 +164,7 @@ export class LocalBackend implements Backend {
   }
 
   async close(): Promise<void> {
+    if (this.sweep) clearInterval(this.sweep);
     // The pool stays mounted: staged volumes keep serving while the driver restarts.
   }
 
@@ -209,8 +220,7 @@ export class LocalBackend implements Backend {
   /** What CreateVolume would admit now: GetCapacity reports exactly this. */
   async capacity(): Promise<CapacityInfo> {
     await this.checkPoolHealthy();
-    const committed = await this.committedBytes();
-    const available = availableBytes({ usable: this.usableBytes, overcommit: this.overcommit, committed });
+    const available = availableBytes(this.figures(await this.committedBytes()));
     return {
       availableBytes: available,
       totalBytes: this.maximumVolumeBytes,
@@ -219,13 +229,37 @@ export class LocalBackend implements Backend {
     };
   }
 
-  async reserveCapacity(bytes: number, purpose: 'create' | 'expand', commit: () => Promise<void>): Promise<void> {
+  /**
+   * A create is checked and recorded in `admitted` under the lock, and its journal write (a durable
+   * put, waiting for the disk) runs after the lock is released, so that concurrent creates still
+   * share one fdatasync; until the record is in the journal, `admitted` counts it. An expansion
+   * (rare) holds the lock through its write: its record is already counted at the old size.
+   */
+  async reserveCapacity(request: { bytes: number; purpose: 'create' | 'expand'; volumeId: string }, commit: () => Promise<void>): Promise<void> {
+    const { bytes, purpose, volumeId } = request;
+    // The I/O is outside the lock (concurrent calls share it); only the sum and the check are in it.
+    await this.checkPoolHealthy();
+    const snapshotBytes = await this.snapshotBytes();
+    if (purpose === 'expand') {
+      await this.admission.run(async () => {
+        checkAdmission(this.figures(await this.promisedBytes(snapshotBytes)), bytes, purpose);
+        await commit();
+      });
+      return;
+    }
     await this.admission.run(async () => {
-      await this.checkPoolHealthy();
-      const committed = await this.committedBytes();
-      checkAdmission({ usable: this.usableBytes, overcommit: this.overcommit, committed }, bytes, purpose);
-      await commit();
+      checkAdmission(this.figures(await this.promisedBytes(snapshotBytes)), bytes, purpose);
+      this.admitted.set(volumeId, bytes);
     });
+    try {
+      await commit();
+    } finally {
+      this.admitted.delete(volumeId);
+    }
+  }
+
+  private figures(committed: number) {
+    return { usable: this.usableBytes, overcommit: this.overcommit, committed };
   }
 
   /**
@@ -234,30 +268,59 @@ export class LocalBackend implements Backend {
    * the commit interval (30 s) behind writes to its source.
    */
   async committedBytes(): Promise<number> {
-    const volumes = this.volumes.list().then((all) => all.map((v) => v.capacityBytes));
-    const snapshots = this.snapshots.list().then((all) => Promise.all(all.map((s) => this.snapshotExclusiveBytes(s))));
-    const dying = Promise.all([...this.dying].map((id) => this.dyingBytes(id)));
-    return committedBytes({ volumeBytes: await volumes, snapshotExclusiveBytes: [...(await snapshots), ...(await dying)] });
+    return this.promisedBytes(await this.snapshotBytes());
   }
 
-  /** What a deleted subvolume still holds; once the cleaner has dropped it (qgroup gone or empty), it is forgotten. */
-  private async dyingBytes(id: number): Promise<number> {
-    const q = await qgroupUsage(this.pool.root, id);
-    if (q === null || q.exclusiveBytes === 0) {
-      this.dying.delete(id);
-      return 0;
+  /** The in-memory part of the sum (journal, creates in flight, deleted subvolumes), plus the snapshots' bytes. */
+  private async promisedBytes(snapshotBytes: number): Promise<number> {
+    const all = await this.volumes.list();
+    const sizes = all.map((v) => v.capacityBytes);
+    // Creates admitted whose record is not in the journal yet (their durable write is under way).
+    const known = new Set(all.map((v) => v.id));
+    for (const [id, bytes] of this.admitted) if (!known.has(id)) sizes.push(bytes);
+    return committedBytes({ volumeBytes: sizes, snapshotExclusiveBytes: [snapshotBytes, ...this.dying.values()] });
+  }
+
+  private snapshotBytes(): Promise<number> {
+    const now = performance.now();
+    if (this.snapshotBytesCache === undefined || now - this.snapshotBytesCache.at > 1_000) {
+      const bytes = this.snapshots.list().then(async (all) => (await Promise.all(all.map((s) => this.snapshotExclusiveBytes(s)))).reduce((a, b) => a + b, 0));
+      this.snapshotBytesCache = { at: now, bytes };
+      bytes.catch(() => (this.snapshotBytesCache = undefined));
     }
-    return q.exclusiveBytes;
+    return this.snapshotBytesCache.bytes;
   }
 
-  /** Deletes a volume's or snapshot's subvolume, remembering it until the cleaner has freed it. */
-  private async deleteCounted(dir: string, name: string): Promise<void> {
+  /** Deletes a volume's or snapshot's subvolume, counting up to `bytes` of it until the cleaner has freed it. */
+  private async deleteCounted(dir: string, name: string, bytes: number): Promise<void> {
     const id = await subvolumeId(join(dir, name)).catch((e: unknown) => {
       if (hasErrorCode(e, 'ENOENT')) return undefined;
       throw e;
     });
     await deleteSubvolume(dir, name);
-    if (id !== undefined) this.dying.add(id);
+    this.snapshotBytesCache = undefined;
+    if (id === undefined) return;
+    this.dying.set(id, bytes);
+    this.sweep ??= setInterval(() => void this.sweepDying(), 1_000).unref();
+  }
+
+  /** Forgets deleted subvolumes the cleaner has dropped (qgroup gone, or empty once it lingers). */
+  private async sweepDying(): Promise<void> {
+    try {
+      this.sysfs ??= btrfsSysfsDir(this.pool.root);
+      const sysfs = await this.sysfs;
+      for (const id of [...this.dying.keys()]) {
+        const q = await qgroupBytes(sysfs, id);
+        if (q === null || (q.referencedBytes === 0 && q.exclusiveBytes === 0)) this.dying.delete(id);
+      }
+    } catch (err) {
+      this.sysfs = undefined;
+      this.opts.log.warn({ err }, 'cannot read the qgroups of deleted subvolumes');
+    }
+    if (this.dying.size === 0 && this.sweep) {
+      clearInterval(this.sweep);
+      this.sweep = undefined;
+    }
   }
 
   /**
@@ -362,7 +425,7 @@ export class LocalBackend implements Backend {
   async deleteVolume(rec: VolumeRecord, ctx: OpContext): Promise<void> {
     const storage = storageFor(rec.accessType, rec.fsType);
     if (storage === 'subvolume') {
-      await this.deleteCounted(this.layout.volumesDir, rec.id);
+      await this.deleteCounted(this.layout.volumesDir, rec.id, rec.capacityBytes);
     } else {
       await unlink(this.layout.volumePath(rec.id, storage)).catch(ignoreMissing);
       await unlink(`${this.layout.volumePath(rec.id, storage)}.tmp`).catch(ignoreMissing);
@@ -398,13 +461,14 @@ export class LocalBackend implements Backend {
         await rename(tmp, to);
       }
     }
+    this.snapshotBytesCache = undefined;
     ctx.log.debug({ snapshotId: snap.id, sourceVolumeId: source.id }, 'snapshot taken');
     return { sizeBytes: source.capacityBytes };
   }
 
   async deleteSnapshot(snap: SnapshotRecord, ctx: OpContext): Promise<void> {
     if (storageFor(snap.sourceAccessType, snap.sourceFsType) === 'subvolume') {
-      await this.deleteCounted(this.layout.snapshotsDir, snap.id);
+      await this.deleteCounted(this.layout.snapshotsDir, snap.id, snap.sizeBytes);
     } else {
       const image = this.layout.snapshotPath(snap.id, 'image');
       await unlink(image).catch(ignoreMissing);
@@ -427,6 +491,8 @@ export class LocalBackend implements Backend {
   }
 
   async controllerHealth(rec: VolumeRecord): Promise<VolumeHealth> {
+    const problem = await this.poolProblem();
+    if (problem !== undefined) return { abnormal: true, message: `volume ${rec.id} is on a failing pool: ${problem}` };
     const path = this.layout.volumePath(rec.id, storageFor(rec.accessType, rec.fsType));
     if (!(await exists(path))) return { abnormal: true, message: `backing storage ${path} is missing` };
     return { abnormal: false, message: 'volume is healthy' };

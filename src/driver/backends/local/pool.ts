@@ -7,6 +7,15 @@ import type { LoopDevices } from '../../mount/loop.js';
 import type { Mounter } from '../../mount/mount.js';
 import type { CommandRunner } from '../../mount/exec.js';
 
+/**
+ * max_inline=0: a small file's data goes to a data extent, never inline into the metadata tree.
+ * Why: the pool promises its data capacity (pool-capacity.ts), and metadata is stored twice (DUP)
+ * while a qgroup counts it once: two 100Mi volumes filled with 1 KiB files (inlined) ran the 300Mi
+ * pool's metadata out at 27.5 MiB of the second; with max_inline=0 both stopped at their quota
+ * (EDQUOT), as with larger files. The cost: a file under 4 KiB takes a 4 KiB block.
+ */
+export const POOL_MOUNT_OPTIONS = ['max_inline=0'];
+
 export interface PoolDeps {
   runner: CommandRunner;
   mounter: Mounter;
@@ -50,7 +59,7 @@ export async function openPool(dir: string, sizeBytes: number, deps: PoolDeps): 
       } else if (fs !== 'btrfs') {
         throw new Error(`${image} holds a ${fs} filesystem, not btrfs; refusing to format it`);
       }
-      await deps.mounter.mount(device, root, 'btrfs', []);
+      await deps.mounter.mount(device, root, 'btrfs', POOL_MOUNT_OPTIONS);
     } catch (e) {
       // A pool we could not mount must not leave its loop device behind when the driver exits.
       await deps.loops.detach(device).catch(() => undefined);

@@ -35,6 +35,14 @@ export function cephToCsi(e: unknown, where: CephErrorContext): CsiError {
       { cause: e },
     );
   }
+  // A connected client whose operation timed out reached the monitors: what did not answer is
+  // most likely an OSD (stopped, hung, or its PGs inactive). Still UNAVAILABLE: a retry may work.
+  if (e.code === 'ETIMEDOUT' && e.op !== 'rados_connect') {
+    return new UnavailableError(
+      `${cluster} did not answer in time: ${e.message} (an OSD or monitor is not responding, or placement groups are inactive; retry later)`,
+      { cause: e },
+    );
+  }
   switch (e.code) {
     case 'ETIMEDOUT':
     case 'ENOTCONN':
