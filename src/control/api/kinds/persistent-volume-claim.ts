@@ -31,7 +31,7 @@ const schema = kindSchema({
       dataSourceRef: typedReference,
     })
     .optional(),
-  status: z.looseObject({ phase: str, accessModes: strings, capacity: resourceList, allocatedResources: resourceList }).optional(),
+  status: z.looseObject({ phase: str, accessModes: strings, capacity: resourceList, allocatedResources: resourceList, allocatedResourceStatuses: z.record(z.string(), z.string()).optional() }).optional(),
 });
 
 const PHASES = ['Bound', 'Lost', 'Pending'] as const;
