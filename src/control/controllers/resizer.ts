@@ -55,7 +55,7 @@ export const CONDITION = {
   nodeError: 'NodeResizeError',
 } as const;
 
-const FS_RESIZE_PENDING_MESSAGE = 'Waiting for user to (re-)start a pod to finish file system resize of volume on node.';
+export const FS_RESIZE_PENDING_MESSAGE = 'Waiting for user to (re-)start a pod to finish file system resize of volume on node.';
 
 /** Bytes of a quantity, or undefined when it is not one. */
 export function bytesOf(q: string | undefined): number | undefined {

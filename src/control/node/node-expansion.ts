@@ -17,7 +17,7 @@ import { bytesToQuantity } from '../api/quantity.js';
 import type { PersistentVolume, PersistentVolumeClaim, PersistentVolumeClaimStatus, Pod } from '../api/types/core.js';
 import type { EventSink } from '../controllers/events.js';
 import { decodeSecret } from '../controllers/provisioner.js';
-import { bytesOf, CONDITION, hasCondition, infeasible, RESIZE_STATUS, resizeStatus, resizeStatusOf } from '../controllers/resizer.js';
+import { bytesOf, CONDITION, FS_RESIZE_PENDING_MESSAGE, hasCondition, infeasible, RESIZE_STATUS, resizeStatus, resizeStatusOf } from '../controllers/resizer.js';
 import { ANN_PRE_RESIZE_CAPACITY, annotation, isBoundToClaim } from '../controllers/volume-util.js';
 import { ConflictError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
@@ -54,7 +54,10 @@ export interface NodeExpansionOptions {
 }
 
 export class NodeExpansion {
-  /** Retry backoff per PV after a failed NodeExpandVolume (the only state kept in memory). */
+  /**
+   * Retry backoff per "<pod uid>/<pv>" after a failed NodeExpandVolume (the only state kept in
+   * memory): a new pod, whose stage may grow what the old publication could not, tries at once.
+   */
   private readonly backoff = new Map<string, { failures: number; notBefore: number }>();
 
   constructor(private readonly options: NodeExpansionOptions) {}
@@ -71,11 +74,12 @@ export class NodeExpansion {
     if (pvc === undefined || pv === undefined) return;
     const bytes = nodeExpansionFor(pvc, pv);
     const pvName = pv.metadata.name ?? '';
+    const key = `${pod.metadata.uid ?? ''}/${pvName}`;
     if (bytes === undefined) {
-      this.backoff.delete(pvName);
+      this.backoff.delete(key);
       return;
     }
-    const wait = this.backoff.get(pvName);
+    const wait = this.backoff.get(key);
     if (wait !== undefined && Date.now() < wait.notBefore) return;
     const csi = pv.spec.csi;
     if (csi === undefined) return;
@@ -86,16 +90,24 @@ export class NodeExpansion {
       await this.options.csi.expand({ pv, podUid: pod.metadata.uid ?? '', bytes, secrets });
     } catch (err) {
       const failures = (wait?.failures ?? 0) + 1;
-      this.backoff.set(pvName, { failures, notBefore: Date.now() + Math.min(BASE_RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS) });
+      this.backoff.set(key, { failures, notBefore: Date.now() + Math.min(BASE_RETRY_MS * 2 ** (failures - 1), MAX_RETRY_MS) });
       const message = err instanceof Error ? err.message : String(err);
       this.options.logger.warn({ pv: pvName, err: message, failures }, 'NodeExpandVolume failed; retrying');
       this.options.recorder.event(pod, 'Warning', 'VolumeResizeFailed', message);
+      // Still waiting for a node (a driver that can only grow it at the next stage says so: the
+      // pod must be restarted), with the node's error beside it.
       this.writeClaim(namespace, claimName, (c) =>
-        resizeStatus(c, { conditions: [{ type: CONDITION.nodeError, message }], state: infeasible((err as { cause?: unknown }).cause) ? RESIZE_STATUS.nodeInfeasible : RESIZE_STATUS.nodePending }),
+        resizeStatus(c, {
+          conditions: [
+            { type: CONDITION.fsResizePending, message: FS_RESIZE_PENDING_MESSAGE },
+            { type: CONDITION.nodeError, message },
+          ],
+          state: infeasible((err as { cause?: unknown }).cause) ? RESIZE_STATUS.nodeInfeasible : RESIZE_STATUS.nodePending,
+        }),
       );
       return;
     }
-    this.backoff.delete(pvName);
+    for (const k of this.backoff.keys()) if (k.endsWith(`/${pvName}`)) this.backoff.delete(k);
     // The PV first (see the header), then the claim's capacity: the size the filesystem now has.
     for (let i = 0; i < 5; i++) {
       const current = store.get('persistentvolumes', undefined, pvName);
