@@ -202,7 +202,7 @@ describe('volume expansion through the control plane', { skip: needsRoot, timeou
       assert.equal(pv?.spec.capacity?.['storage'], c.to, `${c.claim}: the PV's capacity`);
       assert.equal(pv?.metadata.annotations?.[ANN_PRE_RESIZE_CAPACITY], undefined, `${c.claim}: no pre-resize annotation left`);
       const r = reasons(cluster, c.claim);
-      assert.ok(r.includes('Resizing'), `${c.claim}: events ${r.join(', ')}`);
+      assert.ok(r.includes('ExternalExpanding') && r.includes('Resizing'), `${c.claim}: events ${r.join(', ')}`);
       if (c.node) {
         assert.ok(r.includes('FileSystemResizeRequired') && r.includes('FileSystemResizeSuccessful'), `${c.claim}: events ${r.join(', ')}`);
         assert.ok(reasons(cluster, `pod-${c.claim}`).includes('FileSystemResizeSuccessful'), `${c.claim}: the pod's events`);

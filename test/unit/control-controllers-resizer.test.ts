@@ -220,9 +220,16 @@ describe('resizer', () => {
     assert.deepEqual(c?.status?.allocatedResources, { storage: '2Gi' });
     assert.equal(pvOf(s)?.spec.capacity?.['storage'], '2Gi');
     assert.equal(pvOf(s)?.metadata.annotations?.[ANN_PRE_RESIZE_CAPACITY], undefined);
-    assert.deepEqual(reasons(s), ['Resizing', 'VolumeResizeSuccessful']);
-    assert.equal(events(s)[0]?.message, 'External resizer is resizing volume pv-c');
-    assert.equal(events(s)[0]?.source?.component, 'external-resizer');
+    assert.deepEqual(reasons(s), ['ExternalExpanding', 'Resizing', 'VolumeResizeSuccessful']);
+    assert.deepEqual(
+      events(s).map((e) => [e.source?.component, e.message]),
+      [
+        ['volume_expand', 'waiting for an external controller to expand this PVC'],
+        ['external-resizer', 'External resizer is resizing volume pv-c'],
+        ['external-resizer', 'Resize volume succeeded'],
+      ],
+    );
+    assert.equal(c?.metadata.annotations?.['volume.kubernetes.io/storage-resizer'], DRIVER);
   });
 
   it('leaves the claim waiting for the node when the driver says so; the binder keeps its capacity', async () => {
@@ -236,7 +243,7 @@ describe('resizer', () => {
     // The driver's larger answer is the PV's size.
     assert.equal(pvOf(s)?.spec.capacity?.['storage'], '3Gi');
     assert.equal(pvOf(s)?.metadata.annotations?.[ANN_PRE_RESIZE_CAPACITY], '1Gi');
-    assert.deepEqual(reasons(s), ['Resizing', 'FileSystemResizeRequired']);
+    assert.deepEqual(reasons(s), ['ExternalExpanding', 'Resizing', 'FileSystemResizeRequired']);
     assert.equal(nodeExpansionFor(c as PersistentVolumeClaim, pvOf(s) as PersistentVolume), 3 * GiB);
   });
 

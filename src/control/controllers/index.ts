@@ -122,7 +122,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
     ...backoff,
   });
-  const resizer = new Resizer({ store, informers, registry, recorder: events.recorder('external-resizer'), logger: log, ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }), ...backoff });
+  const resizer = new Resizer({ store, informers, registry, recorder: events.recorder('external-resizer'), expandRecorder: events.recorder('volume_expand'), logger: log, ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }), ...backoff });
 
   const loops = [binder.claims, binder.volumes, provisioner.loop, protection.claims, protection.volumes, attachDetach.loop, attacher.attachments, attacher.volumes, resizer.loop];
   if (scheduler !== undefined) loops.push(scheduler.loop);

@@ -2,7 +2,9 @@
 // bound claim whose spec.resources.requests.storage is above its PV's capacity (admission has
 // already checked that its class allows expansion and that it does not shrink) is expanded:
 //
-//   1. the claim says so: condition Resizing, status.allocatedResources = the request,
+//   1. the claim says so: annotation volume.kubernetes.io/storage-resizer and event
+//      ExternalExpanding (kube-controller-manager's expand controller hands a CSI volume to its
+//      external resizer), condition Resizing, status.allocatedResources = the request,
 //      allocatedResourceStatuses.storage = ControllerResizeInProgress, event Resizing;
 //   2. ControllerExpandVolume(volume handle, required_bytes = the request, the PV's
 //      controllerExpandSecretRef — the class's csi.storage.k8s.io/controller-expand-secret-*),
@@ -137,11 +139,16 @@ export function resizeDecision(pvc: PersistentVolumeClaim, pv: PersistentVolume 
   return { action: 'finish', nodeExpansion: annotation(pv, ANN_PRE_RESIZE_CAPACITY) !== undefined };
 }
 
+/** On a claim being expanded: the driver expected to do it (kube-controller-manager's expand controller sets it). */
+export const ANN_STORAGE_RESIZER = 'volume.kubernetes.io/storage-resizer';
+
 export interface ResizerOptions {
   store: Store;
   informers: InformerFactory;
   registry: DriverRegistry;
   recorder: EventSink;
+  /** Events of kube-controller-manager's expand controller (ExternalExpanding); default: recorder. */
+  expandRecorder?: EventSink;
   logger: Logger;
   /** Deadline of one ControllerExpandVolume call. Default 60 s. */
   timeoutMs?: number;
@@ -158,6 +165,7 @@ export class Resizer {
   private readonly pvs: Informer<PersistentVolume>;
   private readonly registry: DriverRegistry;
   private readonly recorder: EventSink;
+  private readonly expandRecorder: EventSink;
   private readonly log: Logger;
   private readonly timeoutMs: number;
 
@@ -165,6 +173,7 @@ export class Resizer {
     this.store = options.store;
     this.registry = options.registry;
     this.recorder = options.recorder;
+    this.expandRecorder = options.expandRecorder ?? options.recorder;
     this.log = options.logger.child({ controller: 'csi-resizer' });
     this.timeoutMs = options.timeoutMs ?? 60_000;
     const backoff = { ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }), ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }) };
@@ -215,6 +224,13 @@ export class Resizer {
 
     const pvName = pv.metadata.name ?? '';
     const requested = bytesToQuantity(decision.bytes);
+    // The expand controller's part: a CSI volume is left to its external resizer, named on the claim.
+    if (annotation(pvc, ANN_STORAGE_RESIZER) !== driver) {
+      const [ns = 'default', n = ''] = key.split('/');
+      const current = this.store.get('persistentvolumeclaims', ns, n);
+      if (current !== undefined) this.store.update(withAnnotations(current, { [ANN_STORAGE_RESIZER]: driver }));
+      this.expandRecorder.event(pvc, 'Normal', 'ExternalExpanding', 'waiting for an external controller to expand this PVC');
+    }
     if (resizeStatusOf(pvc) !== RESIZE_STATUS.controllerInProgress || !hasCondition(pvc, CONDITION.resizing)) {
       this.recorder.event(pvc, 'Normal', 'Resizing', `External resizer is resizing volume ${pvName}`);
     }
