@@ -12,7 +12,7 @@ import { type Controllers, startControllers } from '../../src/control/controller
 import { CONDITION, RESIZE_STATUS, resizeDecision, resizeStatus } from '../../src/control/controllers/resizer.js';
 import { ANN_PRE_RESIZE_CAPACITY } from '../../src/control/controllers/volume-util.js';
 import { nodeExpansionFor } from '../../src/control/node/node-expansion.js';
-import { ForbiddenError } from '../../src/control/store/errors.js';
+import { ForbiddenError, InvalidError } from '../../src/control/store/errors.js';
 import { open, type Store } from '../../src/control/store/store.js';
 import { OutOfRangeError } from '../../src/csi/errors.js';
 import type { ControllerExpandVolumeRequest } from '../../src/csi/types.js';
@@ -138,6 +138,23 @@ describe('admission of a grown claim', () => {
         if (t.grow) assert.equal((update() as PersistentVolumeClaim).spec.resources?.requests?.['storage'], '2Gi', t.name);
         else assert.throws(update, (err: unknown) => err instanceof ForbiddenError && err.code === 403, t.name);
       }
+    } finally {
+      store.close();
+    }
+  });
+});
+
+describe('validation of a claim\'s resize status', () => {
+  it('takes only Kubernetes\' ClaimResourceStatus values', () => {
+    const store = open(':memory:');
+    try {
+      const c = store.create(claim('v'));
+      const ok = store.update({ ...c, status: { phase: 'Pending', allocatedResources: { storage: '2Gi' }, allocatedResourceStatuses: { storage: 'NodeResizePending' } } }, { subresource: 'status' });
+      assert.equal(ok.status?.allocatedResourceStatuses?.['storage'], 'NodeResizePending');
+      assert.throws(
+        () => store.update({ ...ok, status: { ...ok.status, allocatedResourceStatuses: { storage: 'Resizing' } } }, { subresource: 'status' }),
+        (err: unknown) => err instanceof InvalidError && err.message.includes('status.allocatedResourceStatuses[storage]: Unsupported value: "Resizing"'),
+      );
     } finally {
       store.close();
     }
