@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { formatSummary, runCampaign } from './chaos-campaign.js';
 
 async function main(): Promise<number> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: typed by control flow from the parseArgs assignment below
   let values;
   try {
     ({ values } = parseArgs({

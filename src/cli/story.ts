@@ -2,8 +2,9 @@
 // it. A real `stowage up` (control plane, one node with its driver and agent) runs in a throwaway
 // state directory; the story applies a StorageClass and a PVC, then seed 003's pod (its container
 // writes `hello world` into the volume unless it finds it there), shows `get pod/pvc/pv` and the
-// kubelet's paths as seed 003 does, deletes the pod, recreates it and reads the file back, then
-// deletes everything and shows the volume gone — leaving nothing behind (no mounts, no loops).
+// kubelet's paths as seed 003 does, grows the claim while the pod runs (df in the pod), deletes the
+// pod, recreates it and reads the file back (on the grown filesystem), then deletes everything and
+// shows the volume gone — leaving nothing behind (no mounts, no loops).
 //
 // Two backends tell it: `local` (the default: a btrfs pool, no cluster needed) and `rbd`, which
 // first starts `stowage ceph-dev` (a one-node Ceph cluster) and then applies seed 000's objects —
@@ -112,6 +113,8 @@ spec:
 
 const NODE = 'demo-node';
 const MOUNT_PATH = '/usr/share/nginx/html';
+/** What the story grows its 1Gi claim to (the local node's 2Gi pool holds it). */
+const GROWN = '1536Mi';
 
 /**
  * Seed 003's pod.yaml, with a command: the embedded runtime records images but does not pull
@@ -327,6 +330,34 @@ export async function controlPlaneStory(options: StoryOptions = {}): Promise<voi
     const read = await run('exec', 'test-volumes', '--', 'cat', `${MOUNT_PATH}/index.html`);
     if (read.trim() !== 'hello world') throw new Error(`the pod read ${JSON.stringify(read)} from its volume, not "hello world"`);
 
+    // The claim grown while the pod runs (the class allows volume expansion): the resizer grows
+    // the volume, the node its ext4 filesystem — online where the driver may (CAP_SYS_RESOURCE),
+    // else at the next stage, which the pod's restart below brings.
+    out(`\nthe claim is grown from 1Gi to ${GROWN} while the pod runs:\n`);
+    await writeFile(join(dir, 'pvc-grown.yaml'), (ceph !== undefined ? RBD_PVC : PVC).replace('storage: 1Gi', `storage: ${GROWN}`));
+    await run('apply', '-f', 'pvc-grown.yaml');
+    const resized = await until(
+      `${claimName} to be expanded (or to wait for its node)`,
+      60_000,
+      async () => {
+        const claim = await api.find<PersistentVolumeClaim>(pvcs, 'default', claimName);
+        const st = claim?.status;
+        const done = st?.capacity?.['storage'] === GROWN && st.allocatedResourceStatuses === undefined;
+        const waiting = st?.conditions?.some((c) => c.type === 'NodeResizeError');
+        return done || waiting ? claim : undefined;
+      },
+      upFailed,
+    );
+    await run('get', 'pvc');
+    if (resized.status?.capacity?.['storage'] === GROWN) {
+      out(`\nthe filesystem grew online; the pod sees it:\n`);
+    } else {
+      out(
+        `\nthe volume has grown, its mounted ext4 not yet (${resized.status?.conditions?.map((c) => c.type).join(', ')}): the driver may not grow a mounted ext4 here (no CAP_SYS_RESOURCE), so, as Kubernetes says, the claim waits for the pod to be restarted — the next stage grows it\n`,
+      );
+    }
+    await run('exec', 'test-volumes', '--', 'df', '-h', MOUNT_PATH);
+
     await run('delete', 'pod', 'test-volumes');
     await run('get', 'pod');
     const leftovers = (await readdir(join(nodeRoot(dir, NODE), 'pods')).catch(() => [] as string[])).length;
@@ -338,6 +369,17 @@ export async function controlPlaneStory(options: StoryOptions = {}): Promise<voi
     await run('get', 'pod', '-o', 'wide');
     if (second.metadata.uid === uid) throw new Error('the recreated pod has the old uid');
     await podLog('found: hello world');
+    await until(
+      `${claimName} to show ${GROWN}`,
+      60_000,
+      async () => {
+        const claim = await api.find<PersistentVolumeClaim>(pvcs, 'default', claimName);
+        return claim?.status?.capacity?.['storage'] === GROWN && claim.status.conditions === undefined ? true : undefined;
+      },
+      upFailed,
+    );
+    await run('exec', 'test-volumes', '--', 'df', '-h', MOUNT_PATH);
+    await run('get', 'pvc');
     await run('describe', 'pvc', claimName);
 
     await run('delete', 'pod', 'test-volumes');
@@ -359,7 +401,7 @@ export async function controlPlaneStory(options: StoryOptions = {}): Promise<voi
         csi.close();
       }
     }
-    out('\npart 1 finished: the pod wrote into its volume, was deleted and recreated, read the same bytes, and everything was reclaimed\n');
+    out(`\npart 1 finished: the pod wrote into its volume, the claim grew to ${GROWN}, the pod was deleted and recreated, read the same bytes, and everything was reclaimed\n`);
   } catch (err) {
     const log = Buffer.concat(logChunks).toString('utf8');
     if (log) out(`\n--- stowage up log (last lines) ---\n${log.trim().split('\n').slice(-30).join('\n')}\n`);

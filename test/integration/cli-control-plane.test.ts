@@ -331,6 +331,10 @@ describe('the main job: npm run main (stowage demo)', () => {
       assert.match(r.stdout, /\n\$ stowage logs test-volumes\nwrote: hello world\n/);
       assert.match(r.stdout, /\n\$ stowage exec test-volumes -- cat \/usr\/share\/nginx\/html\/index\.html\nhello world\n/);
       assert.match(r.stdout, /\n\$ stowage logs test-volumes\nfound: hello world\n/);
+      // The claim grown while the pod ran; the recreated pod's df shows the grown ext4.
+      assert.match(r.stdout, /\n\$ stowage apply -f pvc-grown\.yaml\npersistentvolumeclaim\/local-pvc configured\n/);
+      assert.match(r.stdout, /\nlocal-pvc +Bound +pvc-[0-9a-f-]{36} +1536Mi +RWO +csi-local-sc +<unset> +\d+s\n/);
+      assert.match(r.stdout, /\n\$ stowage exec test-volumes -- df -h \/usr\/share\/nginx\/html\n.*\n\/dev\/loop\d+ +1\.[45]G /);
       assert.match(r.stdout, /\n\$ stowage delete pvc local-pvc\npersistentvolumeclaim "local-pvc" deleted\n\n\$ stowage get pod,pvc,pv\nNo resources found in default namespace\.\n\nthe driver holds 0 volume\(s\)\n/);
       // Part 2: one volume through the CSI calls, ending with none left.
       assert.match(r.stdout, /\[8\] DeleteVolume\n {4}\{"volumesLeft":0\}\n/);

@@ -8,8 +8,8 @@
 // line at which `up` is stopped (the moment a CSI call of that state starts, so the kill lands
 // while it is in flight or just after); `converge` checks the restarted `up`. Every row ends the
 // same way: everything deleted, `up` stopped with SIGINT, the pool released, no mount or loop
-// device left under the row's state dir. Snapshotting and resizing are not done by the control
-// plane yet; when they are, they are rows of STATES like the others.
+// device left under the row's state dir. Snapshotting is not done by the control plane yet; when
+// it is, it is rows of STATES like the others (resizing is).
 //
 // Then the failures of start itself: a node whose driver cannot open (after its pool is mounted)
 // leaves `up` running, is reported NotReady with a FailedToStart event, is retried until the cause
@@ -27,6 +27,7 @@ import { after, describe, it } from 'node:test';
 import type { Event, Node, PersistentVolume, PersistentVolumeClaim, Pod } from '../../src/control/api/types/core.js';
 import type { CSIDriver, VolumeAttachment } from '../../src/control/api/types/storage.js';
 import { releasePool } from '../../src/driver/backends/local/pool-release.js';
+import { CAP_SYS_RESOURCE, hasCapability } from '../support/csi-helpers.js';
 import { needsRoot } from '../support/driver-harness.js';
 import { killProcessesUnder, mountCount, mountsUnder, releaseAllUnder, settledLeftovers } from '../support/host-state.js';
 import { runCaptured, type Ran } from '../support/processes.js';
@@ -200,7 +201,7 @@ class Cluster {
   }
 }
 
-type State = 'pending' | 'provisioning' | 'attaching' | 'pod starting' | 'deleting a pod' | 'deleting a claim';
+type State = 'pending' | 'provisioning' | 'attaching' | 'pod starting' | 'deleting a pod' | 'deleting a claim' | 'resizing' | 'resizing on the node';
 
 interface Row {
   state: State;
@@ -313,6 +314,67 @@ async function deletingClaimConverges(c: Cluster): Promise<void> {
   assert.deepEqual(c.poolVolumes(), [], 'the storage is deleted too');
 }
 
+/** A running pod's claim grown (class `local`, btrfs subvolume): stopped while ControllerExpandVolume runs. */
+async function resizing(c: Cluster): Promise<RegExp> {
+  await c.apply('vol', `${claim('vol', '32Mi')}---\n${pod('user', 'vol')}`);
+  await c.podRunning('user');
+  await c.apply('vol', claim('vol', '64Mi'));
+  return call('ControllerExpandVolume');
+}
+
+async function resizingConverges(c: Cluster): Promise<void> {
+  // The restarted resizer finishes from the objects: PV and claim at the new size, nothing pending.
+  const grown = await until('the claim to be expanded', 60_000, async () => {
+    const pvc = await c.get<PersistentVolumeClaim>('pvc', 'vol');
+    return pvc?.status?.capacity?.['storage'] === '64Mi' && pvc.status.conditions === undefined && pvc.status.allocatedResourceStatuses === undefined ? pvc : undefined;
+  });
+  assert.equal((await c.get<PersistentVolume>('pv', grown.spec.volumeName ?? ''))?.spec.capacity?.['storage'], '64Mi');
+  await c.podRunning('user');
+  // The pod writes past the old size (the qgroup limit was raised once, to the new size).
+  const exec = await c.cli('exec', 'user', '--', 'dd', 'if=/dev/zero', 'of=/data/more', 'bs=1M', 'count=48', 'conv=fsync');
+  assert.equal(exec.code, 0, exec.stderr);
+}
+
+const EXT4_CLASS = `apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: ext4
+provisioner: ${DRIVER}
+parameters:
+  csi.storage.k8s.io/fstype: ext4
+allowVolumeExpansion: true
+`;
+
+/** An ext4 claim grown under its running pod: stopped while the node's NodeExpandVolume runs. */
+async function resizingOnNode(c: Cluster): Promise<RegExp> {
+  await c.apply('ext4', EXT4_CLASS);
+  await c.apply('vol', `${claim('vol', '32Mi').replace('spec:\n', 'spec:\n  storageClassName: ext4\n')}---\n${pod('user', 'vol')}`);
+  await c.podRunning('user');
+  await c.apply('vol', claim('vol', '64Mi').replace('spec:\n', 'spec:\n  storageClassName: ext4\n'));
+  return call('NodeExpandVolume');
+}
+
+async function resizingOnNodeConverges(c: Cluster): Promise<void> {
+  // Without CAP_SYS_RESOURCE the driver cannot grow a mounted ext4: the claim waits for the pod's
+  // restart, and the next stage grows it. With it, the restarted agent finishes online.
+  if (!hasCapability(CAP_SYS_RESOURCE)) {
+    await until('the node to try again and report it', 60_000, async () => (await c.get<PersistentVolumeClaim>('pvc', 'vol'))?.status?.conditions?.some((x) => x.type === 'NodeResizeError'));
+    assert.equal((await c.get<PersistentVolumeClaim>('pvc', 'vol'))?.status?.capacity?.['storage'], '32Mi');
+    const ran = await c.cli('delete', 'pod', 'user', '--timeout', '60s');
+    assert.equal(ran.code, 0, ran.stderr);
+    await c.apply('pod', pod('user', 'vol'));
+  }
+  await until('the claim to be expanded', 60_000, async () => {
+    const pvc = await c.get<PersistentVolumeClaim>('pvc', 'vol');
+    return pvc?.status?.capacity?.['storage'] === '64Mi' && pvc.status.conditions === undefined && pvc.status.allocatedResourceStatuses === undefined;
+  });
+  await c.podRunning('user');
+  const df = await c.cli('exec', 'user', '--', 'df', '-k', '/data');
+  assert.equal(df.code, 0, df.stderr);
+  const kib = Number(df.stdout.trim().split('\n').at(-1)?.trim().split(/\s+/)[1]);
+  assert.ok(kib > 40 * 1024 && kib <= 64 * 1024, `df in the pod: ${df.stdout}`);
+}
+
 const STATES: Row[] = [
   { state: 'pending', signal: 'SIGKILL', enter: pending, converge: pendingConverges },
   { state: 'pending', signal: 'SIGTERM', enter: pending, converge: pendingConverges },
@@ -326,7 +388,10 @@ const STATES: Row[] = [
   { state: 'deleting a pod', signal: 'SIGTERM', enter: deletingPod, converge: deletingPodConverges },
   { state: 'deleting a claim', signal: 'SIGKILL', enter: deletingClaim, converge: deletingClaimConverges },
   { state: 'deleting a claim', signal: 'SIGTERM', enter: deletingClaim, converge: deletingClaimConverges },
-  // 'snapshotting', 'resizing': once the control plane takes snapshots and resizes claims.
+  { state: 'resizing', signal: 'SIGKILL', enter: resizing, converge: resizingConverges },
+  { state: 'resizing', signal: 'SIGTERM', enter: resizing, converge: resizingConverges },
+  { state: 'resizing on the node', signal: 'SIGKILL', enter: resizingOnNode, converge: resizingOnNodeConverges },
+  // 'snapshotting': once the control plane takes snapshots.
 ];
 
 /** Deletes every pod and claim, stops `up` with SIGINT, and checks that the node let go of everything. */

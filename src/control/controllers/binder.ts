@@ -37,6 +37,7 @@ import {
   ANN_BETA_STORAGE_CLASS,
   ANN_BETA_STORAGE_PROVISIONER,
   ANN_PROVISIONED_BY,
+  ANN_PRE_RESIZE_CAPACITY,
   ANN_SELECTED_NODE,
   ANN_STORAGE_PROVISIONER,
   annotation,
@@ -407,7 +408,12 @@ export class Binder {
     }
     const status = claim.status ?? {};
     const accessModes = volume.spec.accessModes ?? [];
-    const capacity = volume.spec.capacity ?? {};
+    // As Kubernetes: the capacity is set when the claim becomes Bound, not after. Once bound, a PV
+    // larger than the claim's status means an expansion the node has not finished yet (resizer.ts);
+    // a PV the resizer grew but whose filesystem still has the old size says so in its pre-resize
+    // annotation.
+    const preResize = annotation(volume, ANN_PRE_RESIZE_CAPACITY);
+    const capacity = status.phase === 'Bound' ? (status.capacity ?? volume.spec.capacity ?? {}) : preResize !== undefined ? { storage: preResize } : (volume.spec.capacity ?? {});
     if (status.phase !== 'Bound' || JSON.stringify(status.accessModes ?? []) !== JSON.stringify(accessModes) || JSON.stringify(status.capacity ?? {}) !== JSON.stringify(capacity)) {
       claim = this.store.update({ ...claim, status: { ...status, phase: 'Bound', accessModes, capacity } }, { subresource: 'status' });
       this.log.debug({ claim: claimKey(claim), volume: volumeName }, 'bound');

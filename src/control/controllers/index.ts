@@ -1,6 +1,6 @@
 // All storage controllers of the embedded control plane, on one store: shared informers, the driver
 // registry, the event recorder, and the binder, provisioner, protection, scheduler, attach/detach
-// and attacher controllers.
+// attacher and resizer controllers.
 //
 // The informers (and with them the registry and the node agents' view of the store) run from the
 // start; the controllers' loops may be held back (`deferLoops`) until start(): `stowage up` starts
@@ -18,6 +18,7 @@ import { EventBroadcaster, type EventSink } from './events.js';
 import { InformerFactory } from './informer.js';
 import { ProtectionController } from './protection.js';
 import { Provisioner } from './provisioner.js';
+import { Resizer } from './resizer.js';
 import { Scheduler } from './scheduler.js';
 
 export interface ControllerOptions {
@@ -49,6 +50,7 @@ export interface Controllers {
   readonly scheduler: Scheduler | undefined;
   readonly attachDetach: AttachDetachController;
   readonly attacher: Attacher;
+  readonly resizer: Resizer;
   readonly events: EventBroadcaster;
   /** Whether every controller's queue is empty and no sync is running (retry timers may be pending). */
   idle(): boolean;
@@ -120,8 +122,9 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
     ...backoff,
   });
+  const resizer = new Resizer({ store, informers, registry, recorder: events.recorder('external-resizer'), expandRecorder: events.recorder('volume_expand'), logger: log, ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }), ...backoff });
 
-  const loops = [binder.claims, binder.volumes, provisioner.loop, protection.claims, protection.volumes, attachDetach.loop, attacher.attachments, attacher.volumes];
+  const loops = [binder.claims, binder.volumes, provisioner.loop, protection.claims, protection.volumes, attachDetach.loop, attacher.attachments, attacher.volumes, resizer.loop];
   if (scheduler !== undefined) loops.push(scheduler.loop);
   let started = false;
   // Loops held back are not busy: events are not kept waiting for them.
@@ -137,6 +140,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     scheduler?.start();
     attachDetach.start();
     attacher.start();
+    resizer.start();
     log.info('storage controllers started');
   };
   if (options.deferLoops !== true) start();
@@ -150,6 +154,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     scheduler,
     attachDetach,
     attacher,
+    resizer,
     events,
     idle: () => loopsIdle() && events.pending === 0,
     start,
@@ -159,7 +164,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     stop: () =>
       (stopping ??= (async () => {
         informers.stop();
-        await Promise.all([binder.stop(), provisioner.stop(), protection.stop(), scheduler?.stop(), attachDetach.stop(), attacher.stop()]);
+        await Promise.all([binder.stop(), provisioner.stop(), protection.stop(), scheduler?.stop(), attachDetach.stop(), attacher.stop(), resizer.stop()]);
         events.close();
         registry.close();
         log.info('storage controllers stopped');

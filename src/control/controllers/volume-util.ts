@@ -23,6 +23,12 @@ export const ANN_BETA_STORAGE_CLASS = 'volume.beta.kubernetes.io/storage-class';
 export const ANN_DELETION_SECRET_NAME = 'volume.kubernetes.io/provisioner-deletion-secret-name';
 export const ANN_DELETION_SECRET_NAMESPACE = 'volume.kubernetes.io/provisioner-deletion-secret-namespace';
 
+/**
+ * On a PV the resizer grew whose filesystem still needs growing on a node: the claim's capacity
+ * before the expansion (Kubernetes' AnnPreResizeCapacity); the node removes it once done.
+ */
+export const ANN_PRE_RESIZE_CAPACITY = 'volume.alpha.kubernetes.io/pre-resize-capacity';
+
 export const PVC_PROTECTION_FINALIZER = 'kubernetes.io/pvc-protection';
 export const PV_PROTECTION_FINALIZER = 'kubernetes.io/pv-protection';
 

@@ -227,6 +227,37 @@ export class NodeCsiVolumes {
     return targetPath;
   }
 
+  /**
+   * NodeExpandVolume on a published volume (online: volume_path = the pod's publish path, with the
+   * staging path); returns false, without calling, when the driver lacks the EXPAND_VOLUME node
+   * capability (nothing to do on the node).
+   */
+  async expand(input: { pv: PersistentVolume; podUid: string; bytes: number; secrets: Record<string, string> }): Promise<boolean> {
+    const csi = input.pv.spec.csi;
+    const pvName = input.pv.metadata.name ?? '';
+    if (csi === undefined) throw new Error(`PersistentVolume ${pvName} is not a CSI volume`);
+    const client = this.client(csi.driver);
+    const caps = await this.nodeCapabilities(client);
+    if (!caps.has('EXPAND_VOLUME')) return false;
+    const mode = input.pv.spec.accessModes?.[0] ?? 'ReadWriteOnce';
+    try {
+      await client.node.NodeExpandVolume(
+        {
+          volume_id: csi.volumeHandle,
+          volume_path: this.layout.publishPath(input.podUid, pvName),
+          ...(caps.has('STAGE_UNSTAGE_VOLUME') ? { staging_target_path: this.layout.stagingPath(pvName) } : {}),
+          capacity_range: { required_bytes: input.bytes },
+          volume_capability: { mount: { fs_type: csi.fsType ?? '', mount_flags: input.pv.spec.mountOptions ?? [] }, access_mode: { mode: csiAccessMode(mode, false) } },
+          secrets: input.secrets,
+        },
+        { timeoutMs: this.timeoutMs },
+      );
+    } catch (err) {
+      throw new VolumeOperationError('MountVolume.NodeExpandVolume', pvName, err);
+    }
+    return true;
+  }
+
   /** Published CSI volumes of a pod, from its vol_data.json records. */
   async publishedOf(podUid: string): Promise<VolumeRecord[]> {
     const dir = this.layout.podVolumesDir(podUid, CSI_PLUGIN_DIR);

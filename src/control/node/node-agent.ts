@@ -27,6 +27,7 @@ import type { Store } from '../store/store.js';
 import { NodeCsiVolumes } from './csi-volumes.js';
 import { diskPressureCondition, underDiskPressure } from './disk-pressure.js';
 import { NodeLayout } from './layout.js';
+import { NodeExpansion } from './node-expansion.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
 import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
 import type { ContainerMount, ContainerRuntime } from './runtime-api.js';
@@ -103,6 +104,7 @@ export class NodeAgent {
   private readonly runtime: ContainerRuntime;
   private readonly csi: NodeCsiVolumes;
   private readonly volumes: PodVolumes;
+  private readonly expansion: NodeExpansion;
   private readonly log: Logger;
   private readonly pollMs: number;
   private readonly restartBackoffMs: number;
@@ -134,6 +136,7 @@ export class NodeAgent {
     this.nodefsPath = options.nodefsPath ?? options.rootDir;
     this.layout = new NodeLayout(options.rootDir);
     this.csi = new NodeCsiVolumes({ layout: this.layout, nodeClient: (driver) => this.registry.nodeClient(driver, this.nodeName), logger: this.log });
+    this.expansion = new NodeExpansion({ store: this.store, recorder: this.recorder, csi: this.csi, nodeName: this.nodeName, logger: this.log });
     this.volumes = new PodVolumes(
       this.layout,
       options.mounter,
@@ -399,6 +402,8 @@ export class NodeAgent {
           publishSecrets: this.secrets(csi.nodePublishSecretRef),
         }),
       );
+      // A volume its resizer grew: NodeExpandVolume now that it is published (expansion finished here).
+      await this.pvLocks.run(pv.metadata.name ?? '', () => this.expansion.run(pod, claim.claimName));
       paths.set(volume.name, path);
     }
     await this.reportVolumesInUse();

@@ -22,6 +22,7 @@ export interface Reader {
 }
 
 const DEFAULT_CLASS_ANNOTATION = 'storageclass.kubernetes.io/is-default-class';
+const BETA_CLASS_ANNOTATION = 'volume.beta.kubernetes.io/storage-class';
 /** Characters of generated name suffixes: no vowels (no words), no look-alikes. */
 const NAME_ALPHABET = 'bcdfghjklmnpqrstvwxz2456789';
 
@@ -175,8 +176,11 @@ export function admitResize(reader: Reader, resource: ResourceInfo, pvc: Persist
   const next = pvc.spec.resources?.requests?.['storage'];
   const before = old.spec.resources?.requests?.['storage'];
   if (next === undefined || before === undefined || !isQuantity(next) || !isQuantity(before) || compareQuantities(next, before) <= 0) return;
-  const className = pvc.spec.storageClassName;
-  const sc = className ? (reader.get(STORAGE_CLASSES, '', className) as StorageClass | undefined) : undefined;
+  // As Kubernetes: the class (the beta annotation first) must be the same before and after, and
+  // allow expansion; a claim without a class cannot grow.
+  const classOf = (c: PersistentVolumeClaim): string => c.metadata.annotations?.[BETA_CLASS_ANNOTATION] ?? c.spec.storageClassName ?? '';
+  const className = classOf(pvc);
+  const sc = className && className === classOf(old) ? (reader.get(STORAGE_CLASSES, '', className) as StorageClass | undefined) : undefined;
   if (sc?.allowVolumeExpansion !== true) {
     throw new ForbiddenError(
       resource,

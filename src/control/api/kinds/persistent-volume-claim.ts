@@ -31,10 +31,11 @@ const schema = kindSchema({
       dataSourceRef: typedReference,
     })
     .optional(),
-  status: z.looseObject({ phase: str, accessModes: strings, capacity: resourceList, allocatedResources: resourceList }).optional(),
+  status: z.looseObject({ phase: str, accessModes: strings, capacity: resourceList, allocatedResources: resourceList, allocatedResourceStatuses: z.record(z.string(), z.string()).optional() }).optional(),
 });
 
 const PHASES = ['Bound', 'Lost', 'Pending'] as const;
+const RESIZE_STATUSES: readonly string[] = ['ControllerResizeInProgress', 'ControllerResizeInfeasible', 'NodeResizeInProgress', 'NodeResizeInfeasible', 'NodeResizePending'];
 const STORAGE = 'storage';
 
 function validateDataSource(path: string, ref: TypedObjectReference | undefined): FieldError[] {
@@ -83,6 +84,11 @@ export const persistentVolumeClaimStrategy = defineStrategy<PersistentVolumeClai
       errs.push(...validateAccessModes('status.accessModes', status.accessModes, ''));
     }
     errs.push(...validateResourceList('status.capacity', status.capacity));
+    errs.push(...validateResourceList('status.allocatedResources', status.allocatedResources));
+    // Where an expansion stands: Kubernetes' ClaimResourceStatus values only.
+    for (const [name, value] of Object.entries(status.allocatedResourceStatuses ?? {})) {
+      if (!RESIZE_STATUSES.includes(value)) errs.push(notSupported(key('status.allocatedResourceStatuses', name), value, RESIZE_STATUSES));
+    }
     return errs;
   },
   validateUpdate(pvc, old) {

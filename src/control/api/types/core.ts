@@ -236,6 +236,8 @@ export interface PersistentVolumeClaimStatus {
   capacity?: ResourceList;
   conditions?: PersistentVolumeClaimCondition[];
   allocatedResources?: ResourceList;
+  /** Where an expansion of each resource stands (ControllerResizeInProgress, NodeResizePending, …). */
+  allocatedResourceStatuses?: Record<string, string>;
 }
 
 export interface PersistentVolumeClaim extends KubeObject {
