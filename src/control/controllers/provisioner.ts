@@ -275,7 +275,8 @@ export class Provisioner implements VolumeDeleter {
     const sc = this.classes.get(claimClass(pvc));
     if (sc === undefined) return;
     const driverName = sc.provisioner;
-    const client = this.registry.controllerClient(driverName, annotation(pvc, ANN_SELECTED_NODE));
+    // A restore or clone of a volume served per node (local) is made on the node holding its source.
+    const client = this.registry.controllerClient(driverName, annotation(pvc, ANN_SELECTED_NODE) ?? this.dataSourceNode(pvc, driverName));
     // Not registered: the binder says so on the claim; registration requeues the claim.
     if (client === undefined) return;
     const pvName = volumeNameFor(pvc);
@@ -369,8 +370,8 @@ export class Provisioner implements VolumeDeleter {
     }));
     const provisionerSecretRef = secretReference(sc, 'provisioner', pvName, pvc);
     const secrets = provisionerSecretRef === undefined ? {} : this.readSecret(provisionerSecretRef);
-    const topology = this.topologyRequirement(pvc, sc, driverName);
     const source = this.contentSource(pvc, driverName);
+    const topology = this.topologyRequirement(pvc, sc, driverName);
     const request: CreateVolumeRequestInput = {
       name: pvName,
       capacity_range: { required_bytes: quantityValue(storage), limit_bytes: limit !== undefined && isQuantity(limit) ? quantityValue(limit) : 0 },
@@ -391,7 +392,12 @@ export class Provisioner implements VolumeDeleter {
 
   /** Where the volume must be accessible from: the selected node, the class's allowed topologies, or any node with the driver. */
   private topologyRequirement(pvc: PersistentVolumeClaim, sc: StorageClass, driverName: string): TopologyRequirementInput | undefined {
-    const selected = annotation(pvc, ANN_SELECTED_NODE);
+    const sourceNode = this.dataSourceNode(pvc, driverName);
+    const picked = annotation(pvc, ANN_SELECTED_NODE);
+    if (picked !== undefined && sourceNode !== undefined && picked !== sourceNode) {
+      throw new ProvisioningError(`the data source of this claim is on node "${sourceNode}": it can only be restored or cloned there, not on the selected node "${picked}"`);
+    }
+    const selected = picked ?? sourceNode;
     if (selected !== undefined) {
       const entry = this.registry.nodeDriver(driverName, selected);
       if (entry === undefined) {
@@ -452,6 +458,8 @@ export class Provisioner implements VolumeDeleter {
       if (pv?.spec.csi === undefined) throw new ProvisioningError(`source claim "${ref.name}" has no CSI volume`);
       if (pv.spec.csi.driver !== driverName) throw new ProvisioningError(`source claim "${ref.name}" is on driver ${pv.spec.csi.driver}, not ${driverName}`);
       if (claimClass(source) !== claimClass(pvc)) throw new ProvisioningError(`source claim "${ref.name}" has another StorageClass`);
+      const sourceSize = source.status?.capacity?.['storage'] ?? pv.spec.capacity?.['storage'];
+      if (sourceSize !== undefined && isQuantity(sourceSize)) this.checkRestoreSize(pvc, quantityValue(sourceSize), `the size ${quantityValue(sourceSize)} for the source PVC ${ref.name}`);
       return { volume: { volume_id: pv.spec.csi.volumeHandle } };
     }
     if (ref.kind === 'VolumeSnapshot' && ref.apiGroup === 'snapshot.storage.k8s.io') {
@@ -462,9 +470,39 @@ export class Provisioner implements VolumeDeleter {
       const handle = content?.status?.snapshotHandle ?? content?.spec.source.snapshotHandle;
       if (content === undefined || !handle) throw new ProvisioningError(`snapshot "${ref.name}" has no snapshot handle`);
       if (content.spec.driver !== driverName) throw new ProvisioningError(`snapshot "${ref.name}" was taken by driver ${content.spec.driver}, not ${driverName}`);
+      if (content.status?.restoreSize !== undefined) this.checkRestoreSize(pvc, content.status.restoreSize, `the size ${content.status.restoreSize} for the source snapshot ${ref.name}`);
       return { snapshot: { snapshot_id: handle } };
     }
     throw new ProvisioningError(`data source ${ref.apiGroup ? `${ref.apiGroup}/` : ''}${ref.kind} is not supported`);
+  }
+
+  /** A claim smaller than its data source is refused (external-provisioner's words). */
+  private checkRestoreSize(pvc: PersistentVolumeClaim, sourceBytes: number, what: string): void {
+    const storage = pvc.spec.resources?.requests?.['storage'];
+    const requested = storage !== undefined && isQuantity(storage) ? quantityValue(storage) : 0;
+    if (requested < sourceBytes) throw new ProvisioningError(`requested volume size ${requested} is less than ${what}`);
+  }
+
+  /**
+   * For drivers served per node (local volumes): the node holding the claim's data source, from
+   * the source claim's PV or the snapshot's content (stowage.dev/snapshot-node). Undefined otherwise.
+   */
+  private dataSourceNode(pvc: PersistentVolumeClaim, driverName: string): string | undefined {
+    const ref = pvc.spec.dataSourceRef ?? pvc.spec.dataSource;
+    if (ref === undefined || !this.registry.controllerPerNode(driverName)) return undefined;
+    const ns = pvc.metadata.namespace ?? 'default';
+    if (ref.kind === 'PersistentVolumeClaim' && !ref.apiGroup) {
+      const source = this.pvcs.getByName(ns, ref.name);
+      const pv = source?.spec.volumeName ? this.pvs.get(source.spec.volumeName) : undefined;
+      return pv === undefined ? undefined : this.volumeNode(pv);
+    }
+    if (ref.kind === 'VolumeSnapshot' && ref.apiGroup === 'snapshot.storage.k8s.io') {
+      const snap = this.store.get('volumesnapshots', ns, ref.name) as VolumeSnapshot | undefined;
+      const contentName = snap?.status?.boundVolumeSnapshotContentName;
+      const content = contentName ? (this.store.get('volumesnapshotcontents', undefined, contentName) as VolumeSnapshotContent | undefined) : undefined;
+      return content?.metadata.annotations?.['stowage.dev/snapshot-node'];
+    }
+    return undefined;
   }
 
   private persistentVolume(
