@@ -248,6 +248,13 @@ export class Provisioner implements VolumeDeleter {
       for (const k of this.pvcs.indexKeys(IDX_PENDING_BY_CLASS, sc.metadata.name ?? '')) this.loop.enqueue(k);
     };
     this.classes.addEventHandler({ add: classChanged, update: (old, sc) => old !== sc && classChanged(sc) });
+    // A snapshot that becomes ready: the claims restoring from it may go on.
+    options.informers.for('volumesnapshots').addEventHandler({
+      update: (old, vs) => {
+        if (old.status?.readyToUse === true || vs.status?.readyToUse !== true) return;
+        for (const pvc of this.pvcs.list()) if ((pvc.spec.dataSourceRef ?? pvc.spec.dataSource)?.name === vs.metadata.name && pvc.metadata.namespace === vs.metadata.namespace) consider(pvc);
+      },
+    });
   }
 
   start(): void {
