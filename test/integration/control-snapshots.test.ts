@@ -1,7 +1,8 @@
 // Snapshots, restores and clones end to end on the local backend: YAML applied to the embedded
 // control plane, two embedded nodes with real local drivers, real pods and mounts. A pod writes;
 // a VolumeSnapshot (default class) becomes readyToUse; the pod overwrites; a claim restored from
-// the snapshot shows the old bytes and a clone the current ones, both on the source's node; the
+// the snapshot shows the old bytes and a clone the current ones, both on the source's node (a
+// WaitForFirstConsumer restore too, with a FailedScheduling reason for a pod pinned elsewhere); the
 // snapshot's `get`/`describe` read as kubectl's; deleting it with policy Delete removes the
 // backend snapshot, with Retain keeps it.
 import assert from 'node:assert/strict';
@@ -14,6 +15,7 @@ import { parseManifests } from '../../src/control/api/manifest.js';
 import { resourceForName } from '../../src/control/api/registry.js';
 import type { PersistentVolumeClaim, Pod } from '../../src/control/api/types/core.js';
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../../src/control/api/types/snapshot.js';
+import { REASON_DATA_SOURCE_NODE } from '../../src/control/controllers/scheduler.js';
 import { needsRoot } from '../support/driver-harness.js';
 import { CLASS, deletePod, eventsFor, type NodeCluster, podNamed, shellPod, startNodeCluster, until } from '../support/node-cluster.js';
 
@@ -190,6 +192,27 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     await until(() => podLog(home, r2).includes('new-bytes'), 'the clone to show the new bytes');
     assert.doesNotMatch(podLog(home, r1), /new-bytes/);
 
+    // WaitForFirstConsumer: a pod that can only run on the other node cannot have the restore
+    // (FailedScheduling says why); one that may run anywhere is placed on the snapshot's node.
+    const other = home === 'node-a' ? 'node-b' : 'node-a';
+    apply(`
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: local-late
+provisioner: local.csi.stowage.dev
+volumeBindingMode: WaitForFirstConsumer
+---
+${RESTORE_YAML.split('---')[0]?.replace('name: restored', 'name: restored-late').replace(`storageClassName: ${CLASS}`, 'storageClassName: local-late')}`);
+    store.create({ ...shellPod('late-elsewhere', 'cat /data/f; while true; do sleep 0.2; done', { volumes: claimVolume('restored-late'), mounts: dataMount }), spec: { ...shellPod('x', 'true').spec, nodeSelector: { 'kubernetes.io/hostname': other }, volumes: claimVolume('restored-late') } });
+    const failed = await until(() => eventsFor(plane, 'late-elsewhere').find((e) => e.reason === 'FailedScheduling'), 'FailedScheduling for the pinned pod');
+    assert.match(failed.message ?? '', new RegExp(`^0/2 nodes are available: .*1 ${REASON_DATA_SOURCE_NODE.replace(/[()]/g, '\\$&')}`));
+    await deletePod(plane, 'late-elsewhere');
+    store.create(shellPod('late-anywhere', 'cat /data/f; while true; do sleep 0.2; done', { volumes: claimVolume('restored-late'), mounts: dataMount }));
+    const late = await running('late-anywhere');
+    assert.equal(late.spec.nodeName, home);
+    await until(() => podLog(home, late).includes('old-bytes'), 'the late restore to show the old bytes');
+
     // A restore smaller than the snapshot is refused with an event.
     apply(RESTORE_YAML.split('---')[0]?.replace('name: restored', 'name: too-small').replace('storage: 64Mi', 'storage: 16Mi') ?? '');
     const refused = await until(() => eventsFor(plane, 'too-small').find((e) => e.reason === 'ProvisioningFailed'), 'the small restore refused');
@@ -217,6 +240,6 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     assert.ok(await backendHas(home, keptHandle), 'still there: Retain');
     await cluster.nodes.get(home)?.driver.client.controller.DeleteSnapshot({ snapshot_id: keptHandle });
 
-    for (const name of ['writer', 'read-restored', 'read-cloned']) await deletePod(plane, name);
+    for (const name of ['writer', 'read-restored', 'read-cloned', 'late-anywhere']) await deletePod(plane, name);
   });
 });

@@ -33,6 +33,7 @@ import { AlreadyExistsError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import type { VolumeDeleter } from './binder.js';
 import { ControllerLoop, driverUnavailable, type SyncResult } from './controller.js';
+import { dataSourceNode } from './data-source.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
@@ -490,26 +491,8 @@ export class Provisioner implements VolumeDeleter {
     if (requested < sourceBytes) throw new ProvisioningError(`requested volume size ${requested} is less than ${what}`);
   }
 
-  /**
-   * For drivers served per node (local volumes): the node holding the claim's data source, from
-   * the source claim's PV or the snapshot's content (stowage.dev/snapshot-node). Undefined otherwise.
-   */
   private dataSourceNode(pvc: PersistentVolumeClaim, driverName: string): string | undefined {
-    const ref = pvc.spec.dataSourceRef ?? pvc.spec.dataSource;
-    if (ref === undefined || !this.registry.controllerPerNode(driverName)) return undefined;
-    const ns = pvc.metadata.namespace ?? 'default';
-    if (ref.kind === 'PersistentVolumeClaim' && !ref.apiGroup) {
-      const source = this.pvcs.getByName(ns, ref.name);
-      const pv = source?.spec.volumeName ? this.pvs.get(source.spec.volumeName) : undefined;
-      return pv === undefined ? undefined : this.volumeNode(pv);
-    }
-    if (ref.kind === 'VolumeSnapshot' && ref.apiGroup === 'snapshot.storage.k8s.io') {
-      const snap = this.store.get('volumesnapshots', ns, ref.name) as VolumeSnapshot | undefined;
-      const contentName = snap?.status?.boundVolumeSnapshotContentName;
-      const content = contentName ? (this.store.get('volumesnapshotcontents', undefined, contentName) as VolumeSnapshotContent | undefined) : undefined;
-      return content?.metadata.annotations?.['stowage.dev/snapshot-node'];
-    }
-    return undefined;
+    return dataSourceNode(pvc, driverName, this.registry, this.store);
   }
 
   private persistentVolume(

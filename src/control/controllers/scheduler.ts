@@ -34,6 +34,7 @@ import type { Node, NodeSelector, PersistentVolume, PersistentVolumeClaim, Pod, 
 import type { StorageClass, TopologySelectorTerm } from '../api/types/storage.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop, type SyncResult } from './controller.js';
+import { dataSourceNode } from './data-source.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import { type Informer, type InformerFactory, keyOf } from './informer.js';
@@ -61,6 +62,8 @@ export const REASON_VOLUME_NODE_CONFLICT = 'node(s) had volume node affinity con
 export const REASON_BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind";
 export const REASON_PV_NOT_EXIST = 'node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)';
 export const REASON_MAX_VOLUME_COUNT = 'node(s) exceed max volume count';
+/** Ours (no kube-scheduler counterpart): a claim restored or cloned from a source held by another node. */
+export const REASON_DATA_SOURCE_NODE = "node(s) didn't hold the data source of an unbound claim (local snapshots and volumes are restored and cloned on their own node)";
 export const UNBOUND_IMMEDIATE = 'pod has unbound immediate PersistentVolumeClaims';
 /** Tolerating this taint also lets a pod onto an unschedulable node (as kube-scheduler allows). */
 const TAINT_UNSCHEDULABLE = 'node.kubernetes.io/unschedulable';
@@ -401,6 +404,9 @@ export class Scheduler {
         continue;
       }
       if (avoidFailures && this.failedOn(pvc, nodeName)) return REASON_BIND_CONFLICT;
+      // A local snapshot or volume is restored or cloned only on the node that holds it.
+      const sourceNode = dataSourceNode(pvc, sc.provisioner, this.registry, this.store);
+      if (sourceNode !== undefined && sourceNode !== nodeName) return REASON_DATA_SOURCE_NODE;
       if (!this.claimFitsNode(pvc, sc, node)) return REASON_BIND_CONFLICT;
     }
     return undefined;

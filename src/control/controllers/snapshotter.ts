@@ -30,6 +30,7 @@ import type { PersistentVolume } from '../api/types/core.js';
 import type { VolumeSnapshotClass, VolumeSnapshotContent } from '../api/types/snapshot.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop, driverUnavailable, type SyncResult } from './controller.js';
+import { ANN_SNAPSHOT_NODE, volumeNodeOf } from './data-source.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
@@ -45,10 +46,8 @@ import {
   VSC_FINALIZER,
   withFinalizers,
 } from './snapshot-controller.js';
-import { isDeleting, nodeSelectorMatches } from './volume-util.js';
+import { isDeleting } from './volume-util.js';
 
-/** On a content: the node whose Controller service made the snapshot (per-node drivers only). */
-export const ANN_SNAPSHOT_NODE = 'stowage.dev/snapshot-node';
 const POLL_FIRST_MS = 200;
 const POLL_MAX_MS = 30_000;
 
@@ -145,13 +144,7 @@ export class Snapshotter {
     if (recorded) return recorded;
     const handle = content.spec.source.volumeHandle;
     const pv = handle ? this.pvs.byIndex(IDX_PV_BY_HANDLE, `${driver}|${handle}`)[0] : undefined;
-    const required = pv?.spec.nodeAffinity?.required;
-    if (required === undefined) return undefined;
-    for (const csiNode of this.registry.nodesWithDriver(driver)) {
-      const name = csiNode.metadata.name ?? '';
-      if (nodeSelectorMatches(required, name, this.store.get('nodes', undefined, name)?.metadata.labels)) return name;
-    }
-    return undefined;
+    return pv === undefined ? undefined : volumeNodeOf(pv, this.registry, this.store);
   }
 
   private async sync(name: string, signal: AbortSignal): Promise<SyncResult | void> {
