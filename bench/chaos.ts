@@ -17,6 +17,7 @@ import { parseArgs } from 'node:util';
 import { formatSummary, runCampaign } from './chaos-campaign.js';
 
 async function main(): Promise<number> {
+  // biome-ignore lint/suspicious/noImplicitAnyLet: TypeScript types it from the assignment below (control-flow typing).
   let values;
   try {
     ({ values } = parseArgs({
