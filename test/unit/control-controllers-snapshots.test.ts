@@ -309,4 +309,54 @@ describe('snapshots', () => {
     release = true;
     await waitFor(() => getClaim('r')?.status?.phase === 'Bound', 'r Bound', 15_000);
   });
+  it('a snapshot deleted while CreateSnapshot is in flight: the call finishes, then DeleteSnapshot; nothing is orphaned', async () => {
+    store.create(snapshotClass('cls'));
+    let release: () => void = () => undefined;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    behaviour = async () => {
+      await held;
+      return { ready: true };
+    };
+    await boundClaim('data');
+    const vs = store.create(volumeSnapshot('racy', { persistentVolumeClaimName: 'data' }, 'cls'));
+    await waitFor(() => snaps.length === 1, 'CreateSnapshot in flight');
+    store.delete('volumesnapshots', 'default', 'racy');
+    await waitFor(() => getVs('racy') === undefined, 'snapshot gone');
+    release();
+    await waitFor(() => getContent(`snapcontent-${vs.metadata.uid}`) === undefined, 'content gone');
+    assert.deepEqual(
+      snapDeletes.map((d) => d.snapshot_id),
+      [`id-snapshot-${vs.metadata.uid}`],
+    );
+  });
+
+  it('after a crash mid-CreateSnapshot, a restarted control plane finds the snapshot by name and deletes it', async () => {
+    store.create(snapshotClass('cls'));
+    let calls = 0;
+    behaviour = async () => {
+      calls++;
+      // The first call outlives the controllers (as a call in flight at a kill -9).
+      if (calls === 1) await sleep(300);
+      return { ready: true };
+    };
+    await boundClaim('data');
+    const vs = store.create(volumeSnapshot('crash', { persistentVolumeClaimName: 'data' }, 'cls'));
+    await waitFor(() => snaps.length === 1, 'CreateSnapshot in flight');
+    await ctl.stop();
+    const content = getContent(`snapcontent-${vs.metadata.uid}`);
+    assert.equal(content?.status?.snapshotHandle, undefined, 'no handle was recorded');
+    assert.equal(content?.metadata.annotations?.['snapshot.storage.kubernetes.io/volumesnapshot-being-created'], 'yes');
+    // While nothing runs, the user deletes the snapshot.
+    store.delete('volumesnapshots', 'default', 'crash');
+    await sleep(350);
+    ctl = startControllers(store, quiet, { resyncMs: 0, eventMaxDelayMs: 0, csiTimeoutMs: 2_000, maxDelayMs: 200 });
+    await waitFor(() => getVs('crash') === undefined && getContent(`snapcontent-${vs.metadata.uid}`) === undefined, 'snapshot and content gone');
+    assert.deepEqual(
+      snapDeletes.map((d) => d.snapshot_id),
+      [`id-snapshot-${vs.metadata.uid}`],
+    );
+    assert.equal(new Set(snaps.map((s) => s.name)).size, 1, 'the same name: one backend snapshot');
+  });
 });
