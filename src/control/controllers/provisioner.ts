@@ -188,6 +188,7 @@ export function volumeNameFor(pvc: PersistentVolumeClaim): string {
 
 const IDX_PENDING_BY_PROVISIONER = 'provisioner:pending-by-provisioner';
 const IDX_PENDING_BY_CLASS = 'provisioner:pending-by-class';
+const IDX_PENDING_BY_SNAPSHOT = 'provisioner:pending-by-snapshot';
 
 function isPending(pvc: PersistentVolumeClaim): boolean {
   return !pvc.spec.volumeName && !hasAnnotation(pvc, ANN_BIND_COMPLETED) && (pvc.status?.phase ?? 'Pending') === 'Pending';
@@ -250,10 +251,14 @@ export class Provisioner implements VolumeDeleter {
     };
     this.classes.addEventHandler({ add: classChanged, update: (old, sc) => old !== sc && classChanged(sc) });
     // A snapshot that becomes ready: the claims restoring from it may go on.
+    this.pvcs.addIndex(IDX_PENDING_BY_SNAPSHOT, (pvc) => {
+      const ref = pvc.spec.dataSourceRef ?? pvc.spec.dataSource;
+      return ref?.kind === 'VolumeSnapshot' && isPending(pvc) ? [`${pvc.metadata.namespace ?? 'default'}/${ref.name}`] : [];
+    });
     options.informers.for('volumesnapshots').addEventHandler({
       update: (old, vs) => {
         if (old.status?.readyToUse === true || vs.status?.readyToUse !== true) return;
-        for (const pvc of this.pvcs.list()) if ((pvc.spec.dataSourceRef ?? pvc.spec.dataSource)?.name === vs.metadata.name && pvc.metadata.namespace === vs.metadata.namespace) consider(pvc);
+        for (const pvc of this.pvcs.byIndex(IDX_PENDING_BY_SNAPSHOT, `${vs.metadata.namespace ?? 'default'}/${vs.metadata.name ?? ''}`)) consider(pvc);
       },
     });
   }
