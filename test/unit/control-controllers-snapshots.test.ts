@@ -359,4 +359,31 @@ describe('snapshots', () => {
     );
     assert.equal(new Set(snaps.map((s) => s.name)).size, 1, 'the same name: one backend snapshot');
   });
+  it("another driver's contents are left to its own (official) csi-snapshotter; the common controller still binds them", async () => {
+    const OTHER = 'other.csi.test';
+    store.create(snapshotClass('other-cls', { driver: OTHER }));
+    store.create({
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: 'other-pv' },
+      spec: { capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], storageClassName: '', csi: { driver: OTHER, volumeHandle: 'other-vol-1' } },
+    });
+    store.create(claim('other-claim', { storageClassName: '', volumeName: 'other-pv' }));
+    await waitFor(() => getClaim('other-claim')?.status?.phase === 'Bound', 'other-claim Bound');
+    const vs = store.create(volumeSnapshot('other-snap', { persistentVolumeClaimName: 'other-claim' }, 'other-cls'));
+    const name = `snapcontent-${vs.metadata.uid}`;
+    await waitFor(() => getContent(name), 'the content');
+    await idle();
+    const content = getContent(name);
+    assert.equal(content?.spec.driver, OTHER);
+    assert.equal(content?.spec.source.volumeHandle, 'other-vol-1');
+    assert.equal(content?.status, undefined, 'no status from us');
+    assert.ok(!(content?.metadata.finalizers ?? []).includes(VSC_FINALIZER), 'no finalizer from us');
+    assert.equal(snaps.length, 0);
+    // The other driver's sidecar reports the snapshot: the common controller takes it from there.
+    store.update({ ...(content as VolumeSnapshotContent), status: { snapshotHandle: 'other-snap-1', readyToUse: true, restoreSize: GiB, creationTime: 1e18 } }, { subresource: 'status' });
+    const done = await ready('other-snap');
+    assert.equal(done.status?.restoreSize, '1Gi');
+    assert.equal(done.status?.creationTime, '2001-09-09T01:46:40Z');
+  });
 });
