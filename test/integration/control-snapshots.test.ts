@@ -1,6 +1,7 @@
-// Snapshots, restores and clones end to end on the local backend: YAML applied to the embedded
-// control plane, two embedded nodes with real local drivers, real pods and mounts. A pod writes;
-// a VolumeSnapshot (default class) becomes readyToUse; the pod overwrites; a claim restored from
+// Snapshots, restores and clones end to end on the local backend, for btrfs (subvolumes), ext4 and
+// xfs (image files): YAML applied to the embedded control plane, two embedded nodes with real local
+// drivers, real pods and mounts. A pod writes; a VolumeSnapshot (default class) becomes
+// readyToUse; the pod overwrites; a claim restored from
 // the snapshot shows the old bytes and a clone the current ones, both on the source's node (a
 // WaitForFirstConsumer restore too, with a FailedScheduling reason for a pod pinned elsewhere); the
 // snapshot's `get`/`describe` read as kubectl's; deleting it with policy Delete removes the
@@ -17,9 +18,9 @@ import type { PersistentVolumeClaim, Pod } from '../../src/control/api/types/cor
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../../src/control/api/types/snapshot.js';
 import { REASON_DATA_SOURCE_NODE } from '../../src/control/controllers/scheduler.js';
 import { needsRoot } from '../support/driver-harness.js';
-import { CLASS, deletePod, eventsFor, type NodeCluster, podNamed, shellPod, startNodeCluster, until } from '../support/node-cluster.js';
+import { deletePod, eventsFor, type NodeCluster, podNamed, shellPod, startNodeCluster, until } from '../support/node-cluster.js';
 
-const YAML = `
+const SNAPSHOT_CLASSES = `
 apiVersion: snapshot.storage.k8s.io/v1
 kind: VolumeSnapshotClass
 metadata:
@@ -35,48 +36,39 @@ metadata:
   name: local-retain
 driver: local.csi.stowage.dev
 deletionPolicy: Retain
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata:
-  name: source
-spec:
-  storageClassName: ${CLASS}
-  accessModes: [ReadWriteOnce]
-  resources:
-    requests:
-      storage: 64Mi
 `;
 
-const RESTORE_YAML = `
+/** A StorageClass per filesystem (btrfs: subvolumes, the driver's default; ext4/xfs: image files), Immediate or WaitForFirstConsumer. */
+const storageClassYaml = (name: string, fsType: string, mode: 'Immediate' | 'WaitForFirstConsumer'): string => `
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: ${name}
+provisioner: local.csi.stowage.dev
+volumeBindingMode: ${mode}
+${fsType === 'btrfs' ? '' : `parameters:\n  csi.storage.k8s.io/fstype: ${fsType}\n`}`;
+
+const claimYaml = (name: string, className: string, size: string, source = ''): string => `
 apiVersion: v1
 kind: PersistentVolumeClaim
 metadata:
-  name: restored
+  name: ${name}
 spec:
-  storageClassName: ${CLASS}
-  dataSource:
+  storageClassName: ${className}
+${source}  accessModes: [ReadWriteOnce]
+  resources:
+    requests:
+      storage: ${size}
+`;
+
+const FROM_SNAPSHOT = `  dataSource:
     name: before
     kind: VolumeSnapshot
     apiGroup: snapshot.storage.k8s.io
-  accessModes: [ReadWriteOnce]
-  resources:
-    requests:
-      storage: 64Mi
----
-apiVersion: v1
-kind: PersistentVolumeClaim
-metadata:
-  name: cloned
-spec:
-  storageClassName: ${CLASS}
-  dataSourceRef:
+`;
+const FROM_CLAIM = `  dataSourceRef:
     name: source
     kind: PersistentVolumeClaim
-  accessModes: [ReadWriteOnce]
-  resources:
-    requests:
-      storage: 64Mi
 `;
 
 const snapshotYaml = (name: string, className?: string): string => `
@@ -88,6 +80,13 @@ spec:
 ${className === undefined ? '' : `  volumeSnapshotClassName: ${className}\n`}  source:
     persistentVolumeClaimName: source
 `;
+
+/** Each filesystem the local driver serves, at a size it can be made at (xfs needs 300 MiB). */
+const FILESYSTEMS = [
+  { fs: 'btrfs', size: '64Mi', bytes: 64 * 1024 * 1024, smaller: '16Mi', smallerBytes: 16 * 1024 * 1024 },
+  { fs: 'ext4', size: '64Mi', bytes: 64 * 1024 * 1024, smaller: '16Mi', smallerBytes: 16 * 1024 * 1024 },
+  { fs: 'xfs', size: '320Mi', bytes: 320 * 1024 * 1024, smaller: '300Mi', smallerBytes: 300 * 1024 * 1024 },
+] as const;
 
 const dataMount = [{ name: 'data', mountPath: '/data' }];
 const claimVolume = (claimName: string): NonNullable<Pod['spec']['volumes']> => [{ name: 'data', persistentVolumeClaim: { claimName } }];
@@ -104,12 +103,16 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     await cluster?.cleanup();
   });
 
-  it('snapshot → overwrite → restore shows the old bytes, clone the new; Delete removes the backend snapshot, Retain keeps it', async () => {
+  const apply = (text: string): void => {
+    for (const obj of parseManifests(text)) cluster.plane.store.create({ ...obj, metadata: { namespace: 'default', ...obj.metadata } });
+  };
+
+  for (const { fs, size, bytes, smaller, smallerBytes } of FILESYSTEMS) it(`${fs}: snapshot → overwrite → restore shows the old bytes, clone the new; Delete removes the backend snapshot, Retain keeps it`, async () => {
     const { plane } = cluster;
     const store = plane.store;
-    const apply = (text: string): void => {
-      for (const obj of parseManifests(text)) store.create({ ...obj, metadata: { namespace: 'default', ...obj.metadata } });
-    };
+    const cls = `local-${fs}`;
+    const lateClass = `local-late-${fs}`;
+    if (store.get('volumesnapshotclasses', undefined, 'local-snapshots') === undefined) apply(SNAPSHOT_CLASSES);
     const getClaim = (name: string) => store.get('persistentvolumeclaims', 'default', name) as PersistentVolumeClaim | undefined;
     const bound = (name: string) => until(() => getClaim(name)?.status?.phase === 'Bound' && getClaim(name), `claim ${name} Bound`);
     const getVs = (name: string) => store.get('volumesnapshots', 'default', name) as VolumeSnapshot | undefined;
@@ -129,14 +132,15 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     const backendHas = async (node: string, handle: string): Promise<boolean> => {
       const driver = cluster.nodes.get(node)?.driver;
       assert.ok(driver);
-      const inPool = existsSync(join(driver.localDir, 'pool', 'snapshots', handle));
+      const inPool = existsSync(join(driver.localDir, 'pool', 'snapshots', handle)) || existsSync(join(driver.localDir, 'pool', 'snapshots', `${handle}.img`));
       const listed = (await driver.client.controller.ListSnapshots({ snapshot_id: handle })).entries.length > 0;
       assert.equal(inPool, listed, 'the pool and ListSnapshots agree');
       return listed;
     };
 
     // 1. The classes and the source claim, as YAML; a pod writes the old bytes.
-    apply(YAML);
+    apply(storageClassYaml(cls, fs, 'Immediate'));
+    apply(claimYaml('source', cls, size));
     const source = await bound('source');
     const home = nodeOfPv(source.spec.volumeName ?? '');
     const trigger = '/data/.overwrite';
@@ -155,7 +159,7 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     apply(snapshotYaml('before'));
     const snap = await ready('before');
     assert.equal(snap.spec.volumeSnapshotClassName, 'local-snapshots', 'the default class of the source driver');
-    assert.equal(snap.status?.restoreSize, '64Mi');
+    assert.equal(snap.status?.restoreSize, size);
     assert.match(snap.status?.creationTime ?? '', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     const contentName = snap.status?.boundVolumeSnapshotContentName ?? '';
     assert.equal(contentName, `snapcontent-${snap.metadata.uid}`);
@@ -167,9 +171,9 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     // kubectl's columns and describe with events.
     const [header, row] = formatObjects(resourceForName('vs')!, [snap]).trimEnd().split('\n').map((l) => l.trim().split(/\s+/));
     assert.deepEqual(header, ['NAME', 'READYTOUSE', 'SOURCEPVC', 'SOURCESNAPSHOTCONTENT', 'RESTORESIZE', 'SNAPSHOTCLASS', 'SNAPSHOTCONTENT', 'CREATIONTIME', 'AGE']);
-    assert.deepEqual(row?.slice(0, 6), ['before', 'true', 'source', '64Mi', 'local-snapshots', contentName]);
+    assert.deepEqual(row?.slice(0, 6), ['before', 'true', 'source', size, 'local-snapshots', contentName]);
     const [, contentRow] = formatObjects(resourceForName('vsc')!, [content]).trimEnd().split('\n').map((l) => l.trim().split(/\s+/));
-    assert.deepEqual(contentRow?.slice(0, 8), [contentName, 'true', String(64 * 1024 * 1024), 'Delete', 'local.csi.stowage.dev', 'local-snapshots', 'before', 'default']);
+    assert.deepEqual(contentRow?.slice(0, 8), [contentName, 'true', String(bytes), 'Delete', 'local.csi.stowage.dev', 'local-snapshots', 'before', 'default']);
     const described = describeObject(resourceForName('vs')!, snap, { events: eventsFor(plane, 'before') });
     for (const reason of ['CreatingSnapshot', 'SnapshotCreated', 'SnapshotReady']) assert.match(described, new RegExp(`Normal\\s+${reason}\\s`), described);
 
@@ -178,7 +182,8 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     await until(() => readFileSync(join(target, 'f'), 'utf8') === 'new-bytes\n', 'the new bytes');
 
     // 4. A restore and a clone, on the source's node; pods read them.
-    apply(RESTORE_YAML);
+    apply(claimYaml('restored', cls, size, FROM_SNAPSHOT));
+    apply(claimYaml('cloned', cls, size, FROM_CLAIM));
     const restored = await bound('restored');
     const cloned = await bound('cloned');
     assert.equal(nodeOfPv(restored.spec.volumeName ?? ''), home, 'the restore is on the node holding the snapshot');
@@ -195,15 +200,8 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     // WaitForFirstConsumer: a pod that can only run on the other node cannot have the restore
     // (FailedScheduling says why); one that may run anywhere is placed on the snapshot's node.
     const other = home === 'node-a' ? 'node-b' : 'node-a';
-    apply(`
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: local-late
-provisioner: local.csi.stowage.dev
-volumeBindingMode: WaitForFirstConsumer
----
-${RESTORE_YAML.split('---')[0]?.replace('name: restored', 'name: restored-late').replace(`storageClassName: ${CLASS}`, 'storageClassName: local-late')}`);
+    apply(storageClassYaml(lateClass, fs, 'WaitForFirstConsumer'));
+    apply(claimYaml('restored-late', lateClass, size, FROM_SNAPSHOT));
     store.create({ ...shellPod('late-elsewhere', 'cat /data/f; while true; do sleep 0.2; done', { volumes: claimVolume('restored-late'), mounts: dataMount }), spec: { ...shellPod('x', 'true').spec, nodeSelector: { 'kubernetes.io/hostname': other }, volumes: claimVolume('restored-late') } });
     const failed = await until(() => eventsFor(plane, 'late-elsewhere').find((e) => e.reason === 'FailedScheduling'), 'FailedScheduling for the pinned pod');
     assert.match(failed.message ?? '', new RegExp(`^0/2 nodes are available: .*1 ${REASON_DATA_SOURCE_NODE.replace(/[()]/g, '\\$&')}`));
@@ -214,9 +212,9 @@ ${RESTORE_YAML.split('---')[0]?.replace('name: restored', 'name: restored-late')
     await until(() => podLog(home, late).includes('old-bytes'), 'the late restore to show the old bytes');
 
     // A restore smaller than the snapshot is refused with an event.
-    apply(RESTORE_YAML.split('---')[0]?.replace('name: restored', 'name: too-small').replace('storage: 64Mi', 'storage: 16Mi') ?? '');
+    apply(claimYaml('too-small', cls, smaller, FROM_SNAPSHOT));
     const refused = await until(() => eventsFor(plane, 'too-small').find((e) => e.reason === 'ProvisioningFailed'), 'the small restore refused');
-    assert.match(refused.message ?? '', /requested volume size 16777216 is less than the size 67108864 for the source snapshot before/);
+    assert.match(refused.message ?? '', new RegExp(`requested volume size ${smallerBytes} is less than the size ${bytes} for the source snapshot before`));
     store.delete('persistentvolumeclaims', 'default', 'too-small');
 
     // 5. Deleting the snapshot (policy Delete) removes the backend snapshot; restored data stays.
@@ -241,5 +239,9 @@ ${RESTORE_YAML.split('---')[0]?.replace('name: restored', 'name: restored-late')
     await cluster.nodes.get(home)?.driver.client.controller.DeleteSnapshot({ snapshot_id: keptHandle });
 
     for (const name of ['writer', 'read-restored', 'read-cloned', 'late-anywhere']) await deletePod(plane, name);
+    // The next filesystem's round reuses the names: everything of this one goes, storage included.
+    for (const name of ['restored', 'cloned', 'restored-late', 'source']) store.delete('persistentvolumeclaims', 'default', name);
+    await until(() => store.list('persistentvolumeclaims').items.length === 0 && store.list('persistentvolumes').items.length === 0, 'the claims and volumes gone');
+    for (const event of store.list('events').items) store.delete('events', event.metadata.namespace, event.metadata.name ?? '');
   });
 });
