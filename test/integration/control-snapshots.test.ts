@@ -1,11 +1,10 @@
 // Snapshots, restores and clones end to end on the local backend, for btrfs (subvolumes), ext4 and
 // xfs (image files): YAML applied to the embedded control plane, two embedded nodes with real local
-// drivers, real pods and mounts. A pod writes; a VolumeSnapshot (default class) becomes
-// readyToUse; the pod overwrites; a claim restored from
-// the snapshot shows the old bytes and a clone the current ones, both on the source's node (a
-// WaitForFirstConsumer restore too, with a FailedScheduling reason for a pod pinned elsewhere); the
-// snapshot's `get`/`describe` read as kubectl's; deleting it with policy Delete removes the
-// backend snapshot, with Retain keeps it.
+// drivers, real pods and mounts. A pod writes; a VolumeSnapshot (default class) becomes readyToUse;
+// the pod overwrites; a claim restored from the snapshot shows the old bytes and a clone the
+// current ones, both on the source's node (a WaitForFirstConsumer restore too, with a
+// FailedScheduling reason for a pod pinned elsewhere); the snapshot's `get`/`describe` read as
+// kubectl's; deleting it with policy Delete removes the backend snapshot, with Retain keeps it.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
