@@ -286,6 +286,11 @@ describe('snapshots', () => {
     assert.equal(getClaim('small')?.status?.phase ?? 'Pending', 'Pending');
     assert.equal(byName(getClaim('small') as PersistentVolumeClaim), undefined, 'no CreateVolume');
 
+    // A Block claim from a Filesystem snapshot needs the content's permission.
+    store.create(claim('as-block', { storageClassName: 'sc', volumeMode: 'Block', resources: { requests: { storage: '2Gi' } }, dataSource: snapRef }));
+    await waitFor(() => messages('as-block').some((m) => m.includes('modifies the mode of the source volume but does not have permission to do so')), 'as-block refused');
+    store.delete('persistentvolumeclaims', 'default', 'as-block');
+
     // While "small" still waits to restore from it, the snapshot stays.
     store.delete('volumesnapshots', 'default', 'snap');
     await waitFor(() => reasons('snap').includes('SnapshotDeletePending'), 'SnapshotDeletePending');

@@ -68,6 +68,9 @@ const SECRET_KINDS = {
 } as const;
 type SecretKind = keyof typeof SECRET_KINDS;
 
+/** On a VolumeSnapshotContent: a restore may change the volume mode (Filesystem ↔ Block). */
+const ANN_ALLOW_VOLUME_MODE_CHANGE = 'snapshot.storage.kubernetes.io/allow-volume-mode-change';
+
 /** Set on every provisioned PV's volumeAttributes, as external-provisioner does. */
 export const PROVISIONER_IDENTITY_ATTRIBUTE = 'storage.kubernetes.io/csiProvisionerIdentity';
 
@@ -483,6 +486,10 @@ export class Provisioner implements VolumeDeleter {
       const handle = content?.status?.snapshotHandle ?? content?.spec.source.snapshotHandle;
       if (content === undefined || !handle) throw new ProvisioningError(`snapshot "${ref.name}" has no snapshot handle`);
       if (content.spec.driver !== driverName) throw new ProvisioningError(`snapshot "${ref.name}" was taken by driver ${content.spec.driver}, not ${driverName}`);
+      const mode = pvc.spec.volumeMode ?? 'Filesystem';
+      if (content.spec.sourceVolumeMode !== undefined && content.spec.sourceVolumeMode !== mode && content.metadata.annotations?.[ANN_ALLOW_VOLUME_MODE_CHANGE] !== 'true') {
+        throw new ProvisioningError(`requested volume ${claimKey(pvc)} modifies the mode of the source volume but does not have permission to do so. ${ANN_ALLOW_VOLUME_MODE_CHANGE} annotation is not present on snapshotcontent ${content.metadata.name ?? ''}`);
+      }
       if (content.status?.restoreSize !== undefined) this.checkRestoreSize(pvc, content.status.restoreSize, `the size ${content.status.restoreSize} for the source snapshot ${ref.name}`);
       return { snapshot: { snapshot_id: handle } };
     }
