@@ -3,8 +3,9 @@
 // state directory; the story applies a StorageClass and a PVC, then seed 003's pod (its container
 // writes `hello world` into the volume unless it finds it there), shows `get pod/pvc/pv` and the
 // kubelet's paths as seed 003 does, grows the claim while the pod runs (df in the pod), deletes the
-// pod, recreates it and reads the file back (on the grown filesystem), then deletes everything and
-// shows the volume gone — leaving nothing behind (no mounts, no loops).
+// pod, recreates it and reads the file back (on the grown filesystem), snapshots the claim,
+// overwrites the file and shows a claim restored from the snapshot holding the old bytes, then
+// deletes everything and shows the volume gone — leaving nothing behind (no mounts, no loops).
 //
 // Two backends tell it: `local` (the default: a btrfs pool, no cluster needed) and `rbd`, which
 // first starts `stowage ceph-dev` (a one-node Ceph cluster) and then applies seed 000's objects —
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { CsiClient } from '../csi/client.js';
 import { releasePool } from '../driver/backends/local/pool-release.js';
 import type { PersistentVolumeClaim, Pod } from '../control/api/types/core.js';
+import type { VolumeSnapshot } from '../control/api/types/snapshot.js';
 import { CONTROLLER_ENDPOINT_ANNOTATION } from '../control/controllers/driver-registry.js';
 import { DRIVER_NAMES, nodeRoot, nodeSocket } from '../control/node/embedded-nodes.js';
 import { ApiClient, resolveResource } from './api-client.js';
@@ -113,7 +115,7 @@ spec:
 
 const NODE = 'demo-node';
 const MOUNT_PATH = '/usr/share/nginx/html';
-/** What the story grows its 1Gi claim to (the local node's 2Gi pool holds it). */
+/** What the story grows its 1Gi claim to (the local node's 4Gi pool holds it and its restore). */
 const GROWN = '1536Mi';
 
 /**
@@ -157,6 +159,124 @@ export interface StoryOptions {
   backend?: StoryBackend;
   keep?: boolean;
   out?: (text: string) => void;
+}
+
+/** A VolumeSnapshotClass for the story's driver (rbd: the cluster and the snapshotter secret). */
+function snapshotClass(driverName: string, ceph: DevClusterInfo | undefined): string {
+  const rbd = ceph === undefined ? '' : `parameters:
+  clusterID: ${ceph.clusterID}
+  csi.storage.k8s.io/snapshotter-secret-name: csi-rbd-secret
+  csi.storage.k8s.io/snapshotter-secret-namespace: default
+`;
+  return `apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata:
+  name: csi-snapclass
+  annotations:
+    snapshot.storage.kubernetes.io/is-default-class: "true"
+driver: ${driverName}
+deletionPolicy: Delete
+${rbd}`;
+}
+
+/** A snapshot of the claim, a claim restored from it, and a pod reading the restored volume. */
+function restoreObjects(claimName: string, storageClass: string): { snapshot: string; restore: string } {
+  return {
+    snapshot: `apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata:
+  name: ${claimName}-snapshot
+spec:
+  source:
+    persistentVolumeClaimName: ${claimName}
+`,
+    restore: `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: ${claimName}-restore
+spec:
+  storageClassName: ${storageClass}
+  dataSource:
+    name: ${claimName}-snapshot
+    kind: VolumeSnapshot
+    apiGroup: snapshot.storage.k8s.io
+  accessModes:
+    - ReadWriteOnce
+  resources:
+    requests:
+      storage: ${GROWN}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: restored
+spec:
+  volumes:
+  - name: data
+    persistentVolumeClaim:
+      claimName: ${claimName}-restore
+  containers:
+  - name: web
+    image: nginx
+    command:
+    - sh
+    - -c
+    - |
+      echo "restored: $(cat ${MOUNT_PATH}/index.html)"
+      trap 'exit 0' TERM
+      while true; do sleep 1; done
+    volumeMounts:
+    - name: data
+      subPath: test-volumes
+      mountPath: "${MOUNT_PATH}"
+`,
+  };
+}
+
+/**
+ * Snapshot → overwrite → restore: the claim is snapshotted (default VolumeSnapshotClass), the pod
+ * overwrites its file, and a claim restored from the snapshot shows the old bytes in a second pod;
+ * then the restore and the snapshot (deletionPolicy Delete) are deleted.
+ */
+async function snapshotAndRestore(ctx: {
+  dir: string;
+  api: ApiClient;
+  run: (...args: string[]) => Promise<string>;
+  claimName: string;
+  ceph: DevClusterInfo | undefined;
+  upFailed: () => string | undefined;
+  out: (text: string) => void;
+}): Promise<void> {
+  const { dir, api, run, claimName, ceph, upFailed, out } = ctx;
+  const snapName = `${claimName}-snapshot`;
+  const objects = restoreObjects(claimName, ceph === undefined ? 'csi-local-sc' : 'csi-rbd-sc');
+  out('\nsnapshot → restore: the claim is snapshotted, the pod overwrites its file, a claim restored from the snapshot has the old bytes\n');
+  await writeFile(join(dir, 'snapshotclass.yaml'), snapshotClass(ceph === undefined ? DRIVER_NAMES.local : DRIVER_NAMES.rbd, ceph));
+  await writeFile(join(dir, 'snapshot.yaml'), objects.snapshot);
+  await writeFile(join(dir, 'restore.yaml'), objects.restore);
+  await run('apply', '-f', 'snapshotclass.yaml');
+  await run('apply', '-f', 'snapshot.yaml');
+  const snapshots = resolveResource('volumesnapshots');
+  await until(`${snapName} to be readyToUse`, 120_000, async () => ((await api.find<VolumeSnapshot>(snapshots, 'default', snapName))?.status?.readyToUse ? true : undefined), upFailed);
+  await run('get', 'volumesnapshot');
+  await run('exec', 'test-volumes', '--', 'sh', '-c', `echo overwritten > ${MOUNT_PATH}/index.html`);
+  await run('exec', 'test-volumes', '--', 'cat', `${MOUNT_PATH}/index.html`);
+  await run('apply', '-f', 'restore.yaml');
+  const logs = await until('the restored pod to print its file', 120_000, async () => {
+    const child = spawn(process.execPath, [BIN, '--state-dir', dir, 'logs', 'restored'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const chunks: Buffer[] = [];
+    child.stdout.on('data', (c: Buffer) => chunks.push(c));
+    await new Promise((r) => child.once('close', r));
+    const t = Buffer.concat(chunks).toString('utf8');
+    return t.includes('restored: ') ? t : undefined;
+  }, upFailed);
+  out(`\n$ stowage logs restored\n${logs}`);
+  if (!logs.includes('restored: hello world')) throw new Error(`the restored claim does not hold the snapshot's bytes: ${logs.trim()}`);
+  await run('get', 'pvc', `${claimName}-restore`);
+  await run('delete', 'pod', 'restored');
+  await run('delete', 'pvc', `${claimName}-restore`);
+  await run('delete', 'volumesnapshot', snapName);
+  await until(`${snapName} and its content to be deleted`, 60_000, async () => ((await api.find(snapshots, 'default', snapName)) === undefined ? true : undefined), upFailed);
 }
 
 function sleep(ms: number): Promise<void> {
@@ -242,7 +362,7 @@ export async function controlPlaneStory(options: StoryOptions = {}): Promise<voi
       out(`\n$ cat ceph-csi-config.json     (seed 000's ceph-csi-config: clusterID → monitors)\n${config}\n`);
       upArgs.unshift('--backend', 'rbd', '--ceph-config', join(dir, 'ceph-csi-config.json'));
     } else {
-      upArgs.unshift('--pool-size', '2Gi');
+      upArgs.unshift('--pool-size', '4Gi');
     }
     out(`\n$ stowage up --state-dir ${dir} ${upArgs.join(' ')} &     (logs: ${logPath})\n`);
     up = spawn(process.execPath, [BIN, 'up', '--state-dir', dir, ...upArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -381,6 +501,7 @@ export async function controlPlaneStory(options: StoryOptions = {}): Promise<voi
     await run('exec', 'test-volumes', '--', 'df', '-h', MOUNT_PATH);
     await run('get', 'pvc');
     await run('describe', 'pvc', claimName);
+    await snapshotAndRestore({ dir, api, run, claimName, ceph, upFailed, out });
 
     await run('delete', 'pod', 'test-volumes');
     await run('delete', 'pvc', claimName);
@@ -401,7 +522,7 @@ export async function controlPlaneStory(options: StoryOptions = {}): Promise<voi
         csi.close();
       }
     }
-    out(`\npart 1 finished: the pod wrote into its volume, the claim grew to ${GROWN}, the pod was deleted and recreated, read the same bytes, and everything was reclaimed\n`);
+    out(`\npart 1 finished: the pod wrote into its volume, the claim grew to ${GROWN}, the pod was deleted and recreated, read the same bytes, a claim restored from a snapshot held the old bytes, and everything was reclaimed\n`);
   } catch (err) {
     const log = Buffer.concat(logChunks).toString('utf8');
     if (log) out(`\n--- stowage up log (last lines) ---\n${log.trim().split('\n').slice(-30).join('\n')}\n`);

@@ -8,8 +8,7 @@
 // line at which `up` is stopped (the moment a CSI call of that state starts, so the kill lands
 // while it is in flight or just after); `converge` checks the restarted `up`. Every row ends the
 // same way: everything deleted, `up` stopped with SIGINT, the pool released, no mount or loop
-// device left under the row's state dir. Snapshotting is not done by the control plane yet; when
-// it is, it is rows of STATES like the others (resizing is).
+// device left under the row's state dir. Snapshotting and resizing are rows of STATES like the others.
 //
 // Then the failures of start itself: a node whose driver cannot open (after its pool is mounted)
 // leaves `up` running, is reported NotReady with a FailedToStart event, is retried until the cause
@@ -201,7 +200,7 @@ class Cluster {
   }
 }
 
-type State = 'pending' | 'provisioning' | 'attaching' | 'pod starting' | 'deleting a pod' | 'deleting a claim' | 'resizing' | 'resizing on the node';
+type State = 'pending' | 'provisioning' | 'attaching' | 'pod starting' | 'deleting a pod' | 'deleting a claim' | 'resizing' | 'resizing on the node' | 'snapshotting';
 
 interface Row {
   state: State;
@@ -375,6 +374,41 @@ async function resizingOnNodeConverges(c: Cluster): Promise<void> {
   assert.ok(kib > 40 * 1024 && kib <= 64 * 1024, `df in the pod: ${df.stdout}`);
 }
 
+const SNAPSHOT_YAML = `apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata:
+  name: snaps
+  annotations:
+    snapshot.storage.kubernetes.io/is-default-class: "true"
+driver: ${DRIVER}
+deletionPolicy: Delete
+---
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata:
+  name: snap
+spec:
+  source:
+    persistentVolumeClaimName: vol
+`;
+
+async function snapshotting(c: Cluster): Promise<RegExp> {
+  await c.apply('vol', claim('vol', '32Mi'));
+  await c.bound('vol');
+  await c.apply('snap', SNAPSHOT_YAML);
+  return call('CreateSnapshot');
+}
+
+async function snapshottingConverges(c: Cluster): Promise<void> {
+  const snapshots = (): string[] => readdirSync(join(c.dir, 'nodes', NODE, 'pool', 'pool', 'snapshots'));
+  await until('the snapshot to be readyToUse', 60_000, async () => (await c.get<{ status?: { readyToUse?: boolean } }>('volumesnapshot', 'snap'))?.status?.readyToUse === true);
+  // The retried CreateSnapshot reuses the name snapshot-<uid>: exactly one backend snapshot.
+  assert.equal(snapshots().length, 1, `snapshots in the pool: ${snapshots().join(' ')}`);
+  const ran = await c.cli('delete', 'volumesnapshot', 'snap', '--timeout', '60s');
+  assert.equal(ran.code, 0, ran.stderr);
+  await until('the backend snapshot to be deleted', 60_000, async () => snapshots().length === 0 && (await c.list('volumesnapshotcontents')).length === 0);
+}
+
 const STATES: Row[] = [
   { state: 'pending', signal: 'SIGKILL', enter: pending, converge: pendingConverges },
   { state: 'pending', signal: 'SIGTERM', enter: pending, converge: pendingConverges },
@@ -391,7 +425,8 @@ const STATES: Row[] = [
   { state: 'resizing', signal: 'SIGKILL', enter: resizing, converge: resizingConverges },
   { state: 'resizing', signal: 'SIGTERM', enter: resizing, converge: resizingConverges },
   { state: 'resizing on the node', signal: 'SIGKILL', enter: resizingOnNode, converge: resizingOnNodeConverges },
-  // 'snapshotting': once the control plane takes snapshots.
+  { state: 'snapshotting', signal: 'SIGKILL', enter: snapshotting, converge: snapshottingConverges },
+  { state: 'snapshotting', signal: 'SIGTERM', enter: snapshotting, converge: snapshottingConverges },
 ];
 
 /** Deletes every pod and claim, stops `up` with SIGINT, and checks that the node let go of everything. */

@@ -1,6 +1,6 @@
 // All storage controllers of the embedded control plane, on one store: shared informers, the driver
-// registry, the event recorder, and the binder, provisioner, protection, scheduler, attach/detach
-// attacher and resizer controllers.
+// registry, the event recorder, and the binder, provisioner, protection, scheduler, attach/detach,
+// attacher, resizer, snapshot (common controller) and snapshotter controllers.
 //
 // The informers (and with them the registry and the node agents' view of the store) run from the
 // start; the controllers' loops may be held back (`deferLoops`) until start(): `stowage up` starts
@@ -20,6 +20,8 @@ import { ProtectionController } from './protection.js';
 import { Provisioner } from './provisioner.js';
 import { Resizer } from './resizer.js';
 import { Scheduler } from './scheduler.js';
+import { SnapshotController } from './snapshot-controller.js';
+import { Snapshotter } from './snapshotter.js';
 
 export interface ControllerOptions {
   /** Resync period of the informers (every object re-synced): the level-triggered safety net. Default 30 s; 0 disables. */
@@ -124,8 +126,22 @@ export function startControllers(store: Store, logger: Logger, options: Controll
   });
   const resizer = new Resizer({ store, informers, registry, recorder: events.recorder('external-resizer'), expandRecorder: events.recorder('volume_expand'), logger: log, ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }), ...backoff });
 
+  // Snapshots: the common controller and the per-driver snapshotter (either may be left out for the official one).
+  const snapshotController = new SnapshotController({ store, informers, recorder: events.recorder('snapshot-controller'), logger: log, ...backoff });
+  const snapshotter = new Snapshotter({
+    store,
+    informers,
+    registry,
+    recorder: events.recorder('csi-snapshotter'),
+    logger: log,
+    ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
+    ...backoff,
+  });
+  const extra = [snapshotController, snapshotter];
+
   const loops = [binder.claims, binder.volumes, provisioner.loop, protection.claims, protection.volumes, attachDetach.loop, attacher.attachments, attacher.volumes, resizer.loop];
   if (scheduler !== undefined) loops.push(scheduler.loop);
+  for (const c of extra) loops.push(...c.loops);
   let started = false;
   // Loops held back are not busy: events are not kept waiting for them.
   loopsIdle = () => !started || loops.every((l) => l.idle);
@@ -141,6 +157,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     attachDetach.start();
     attacher.start();
     resizer.start();
+    for (const c of extra) c.start();
     log.info('storage controllers started');
   };
   if (options.deferLoops !== true) start();
@@ -164,7 +181,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     stop: () =>
       (stopping ??= (async () => {
         informers.stop();
-        await Promise.all([binder.stop(), provisioner.stop(), protection.stop(), scheduler?.stop(), attachDetach.stop(), attacher.stop(), resizer.stop()]);
+        await Promise.all([binder.stop(), provisioner.stop(), protection.stop(), scheduler?.stop(), attachDetach.stop(), attacher.stop(), resizer.stop(), ...extra.map((c) => c.stop())]);
         events.close();
         registry.close();
         log.info('storage controllers stopped');

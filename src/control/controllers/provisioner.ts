@@ -33,6 +33,7 @@ import { AlreadyExistsError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import type { VolumeDeleter } from './binder.js';
 import { ControllerLoop, driverUnavailable, type SyncResult } from './controller.js';
+import { dataSourceNode } from './data-source.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
@@ -66,6 +67,9 @@ const SECRET_KINDS = {
   nodeExpand: 'node-expand-secret',
 } as const;
 type SecretKind = keyof typeof SECRET_KINDS;
+
+/** On a VolumeSnapshotContent: a restore may change the volume mode (Filesystem ↔ Block). */
+const ANN_ALLOW_VOLUME_MODE_CHANGE = 'snapshot.storage.kubernetes.io/allow-volume-mode-change';
 
 /** Set on every provisioned PV's volumeAttributes, as external-provisioner does. */
 export const PROVISIONER_IDENTITY_ATTRIBUTE = 'storage.kubernetes.io/csiProvisionerIdentity';
@@ -187,6 +191,7 @@ export function volumeNameFor(pvc: PersistentVolumeClaim): string {
 
 const IDX_PENDING_BY_PROVISIONER = 'provisioner:pending-by-provisioner';
 const IDX_PENDING_BY_CLASS = 'provisioner:pending-by-class';
+const IDX_PENDING_BY_SNAPSHOT = 'provisioner:pending-by-snapshot';
 
 function isPending(pvc: PersistentVolumeClaim): boolean {
   return !pvc.spec.volumeName && !hasAnnotation(pvc, ANN_BIND_COMPLETED) && (pvc.status?.phase ?? 'Pending') === 'Pending';
@@ -248,6 +253,17 @@ export class Provisioner implements VolumeDeleter {
       for (const k of this.pvcs.indexKeys(IDX_PENDING_BY_CLASS, sc.metadata.name ?? '')) this.loop.enqueue(k);
     };
     this.classes.addEventHandler({ add: classChanged, update: (old, sc) => old !== sc && classChanged(sc) });
+    // A snapshot that becomes ready: the claims restoring from it may go on.
+    this.pvcs.addIndex(IDX_PENDING_BY_SNAPSHOT, (pvc) => {
+      const ref = pvc.spec.dataSourceRef ?? pvc.spec.dataSource;
+      return ref?.kind === 'VolumeSnapshot' && isPending(pvc) ? [`${pvc.metadata.namespace ?? 'default'}/${ref.name}`] : [];
+    });
+    options.informers.for('volumesnapshots').addEventHandler({
+      update: (old, vs) => {
+        if (old.status?.readyToUse === true || vs.status?.readyToUse !== true) return;
+        for (const pvc of this.pvcs.byIndex(IDX_PENDING_BY_SNAPSHOT, `${vs.metadata.namespace ?? 'default'}/${vs.metadata.name ?? ''}`)) consider(pvc);
+      },
+    });
   }
 
   start(): void {
@@ -275,7 +291,8 @@ export class Provisioner implements VolumeDeleter {
     const sc = this.classes.get(claimClass(pvc));
     if (sc === undefined) return;
     const driverName = sc.provisioner;
-    const client = this.registry.controllerClient(driverName, annotation(pvc, ANN_SELECTED_NODE));
+    // A restore or clone of a volume served per node (local) is made on the node holding its source.
+    const client = this.registry.controllerClient(driverName, annotation(pvc, ANN_SELECTED_NODE) ?? this.dataSourceNode(pvc, driverName));
     // Not registered: the binder says so on the claim; registration requeues the claim.
     if (client === undefined) return;
     const pvName = volumeNameFor(pvc);
@@ -369,8 +386,8 @@ export class Provisioner implements VolumeDeleter {
     }));
     const provisionerSecretRef = secretReference(sc, 'provisioner', pvName, pvc);
     const secrets = provisionerSecretRef === undefined ? {} : this.readSecret(provisionerSecretRef);
-    const topology = this.topologyRequirement(pvc, sc, driverName);
     const source = this.contentSource(pvc, driverName);
+    const topology = this.topologyRequirement(pvc, sc, driverName);
     const request: CreateVolumeRequestInput = {
       name: pvName,
       capacity_range: { required_bytes: quantityValue(storage), limit_bytes: limit !== undefined && isQuantity(limit) ? quantityValue(limit) : 0 },
@@ -391,7 +408,12 @@ export class Provisioner implements VolumeDeleter {
 
   /** Where the volume must be accessible from: the selected node, the class's allowed topologies, or any node with the driver. */
   private topologyRequirement(pvc: PersistentVolumeClaim, sc: StorageClass, driverName: string): TopologyRequirementInput | undefined {
-    const selected = annotation(pvc, ANN_SELECTED_NODE);
+    const sourceNode = this.dataSourceNode(pvc, driverName);
+    const picked = annotation(pvc, ANN_SELECTED_NODE);
+    if (picked !== undefined && sourceNode !== undefined && picked !== sourceNode) {
+      throw new ProvisioningError(`the data source of this claim is on node "${sourceNode}": it can only be restored or cloned there, not on the selected node "${picked}"`);
+    }
+    const selected = picked ?? sourceNode;
     if (selected !== undefined) {
       const entry = this.registry.nodeDriver(driverName, selected);
       if (entry === undefined) {
@@ -452,6 +474,8 @@ export class Provisioner implements VolumeDeleter {
       if (pv?.spec.csi === undefined) throw new ProvisioningError(`source claim "${ref.name}" has no CSI volume`);
       if (pv.spec.csi.driver !== driverName) throw new ProvisioningError(`source claim "${ref.name}" is on driver ${pv.spec.csi.driver}, not ${driverName}`);
       if (claimClass(source) !== claimClass(pvc)) throw new ProvisioningError(`source claim "${ref.name}" has another StorageClass`);
+      const sourceSize = source.status?.capacity?.['storage'] ?? pv.spec.capacity?.['storage'];
+      if (sourceSize !== undefined && isQuantity(sourceSize)) this.checkRestoreSize(pvc, quantityValue(sourceSize), `the size ${quantityValue(sourceSize)} for the source PVC ${ref.name}`);
       return { volume: { volume_id: pv.spec.csi.volumeHandle } };
     }
     if (ref.kind === 'VolumeSnapshot' && ref.apiGroup === 'snapshot.storage.k8s.io') {
@@ -462,9 +486,25 @@ export class Provisioner implements VolumeDeleter {
       const handle = content?.status?.snapshotHandle ?? content?.spec.source.snapshotHandle;
       if (content === undefined || !handle) throw new ProvisioningError(`snapshot "${ref.name}" has no snapshot handle`);
       if (content.spec.driver !== driverName) throw new ProvisioningError(`snapshot "${ref.name}" was taken by driver ${content.spec.driver}, not ${driverName}`);
+      const mode = pvc.spec.volumeMode ?? 'Filesystem';
+      if (content.spec.sourceVolumeMode !== undefined && content.spec.sourceVolumeMode !== mode && content.metadata.annotations?.[ANN_ALLOW_VOLUME_MODE_CHANGE] !== 'true') {
+        throw new ProvisioningError(`requested volume ${claimKey(pvc)} modifies the mode of the source volume but does not have permission to do so. ${ANN_ALLOW_VOLUME_MODE_CHANGE} annotation is not present on snapshotcontent ${content.metadata.name ?? ''}`);
+      }
+      if (content.status?.restoreSize !== undefined) this.checkRestoreSize(pvc, content.status.restoreSize, `the size ${content.status.restoreSize} for the source snapshot ${ref.name}`);
       return { snapshot: { snapshot_id: handle } };
     }
     throw new ProvisioningError(`data source ${ref.apiGroup ? `${ref.apiGroup}/` : ''}${ref.kind} is not supported`);
+  }
+
+  /** A claim smaller than its data source is refused (external-provisioner's words). */
+  private checkRestoreSize(pvc: PersistentVolumeClaim, sourceBytes: number, what: string): void {
+    const storage = pvc.spec.resources?.requests?.['storage'];
+    const requested = storage !== undefined && isQuantity(storage) ? quantityValue(storage) : 0;
+    if (requested < sourceBytes) throw new ProvisioningError(`requested volume size ${requested} is less than ${what}`);
+  }
+
+  private dataSourceNode(pvc: PersistentVolumeClaim, driverName: string): string | undefined {
+    return dataSourceNode(pvc, driverName, this.registry, this.store);
   }
 
   private persistentVolume(

@@ -36,6 +36,7 @@ import type { Node, NodeSelector, PersistentVolume, PersistentVolumeClaim, Pod, 
 import type { StorageClass, TopologySelectorTerm } from '../api/types/storage.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop, type SyncResult } from './controller.js';
+import { dataSourceNode } from './data-source.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import { type Informer, type InformerFactory, keyOf } from './informer.js';
@@ -66,6 +67,8 @@ export const REASON_BIND_CONFLICT = "node(s) didn't find available persistent vo
 export const REASON_PV_NOT_EXIST = 'node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)';
 export const REASON_MAX_VOLUME_COUNT = 'node(s) exceed max volume count';
 export const REASON_NOT_ENOUGH_SPACE = 'node(s) did not have enough free storage';
+/** Ours (no kube-scheduler counterpart): a claim restored or cloned from a source held by another node. */
+export const REASON_DATA_SOURCE_NODE = "node(s) didn't hold the data source of an unbound claim (local snapshots and volumes are restored and cloned on their own node)";
 export const UNBOUND_IMMEDIATE = 'pod has unbound immediate PersistentVolumeClaims';
 /** Tolerating this taint also lets a pod onto an unschedulable node (as kube-scheduler allows). */
 const TAINT_UNSCHEDULABLE = 'node.kubernetes.io/unschedulable';
@@ -421,6 +424,9 @@ export class Scheduler {
         continue;
       }
       if (avoidFailures && this.failedOn(pvc, nodeName)) return REASON_BIND_CONFLICT;
+      // A local snapshot or volume is restored or cloned only on the node that holds it.
+      const sourceNode = dataSourceNode(pvc, sc.provisioner, this.registry, this.store);
+      if (sourceNode !== undefined && sourceNode !== nodeName) return REASON_DATA_SOURCE_NODE;
       const why = this.claimFitsNode(pvc, sc, node);
       if (why !== undefined) return why;
     }
