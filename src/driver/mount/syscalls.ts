@@ -16,6 +16,7 @@ import { constants as osConstants } from 'node:os';
 import { getSystemErrorMessage, getSystemErrorName } from 'node:util';
 import koffi from 'koffi';
 import type { LibraryHandle } from 'koffi';
+import { runAsync } from './native-async.js';
 
 type AsyncCallback = (err: unknown, result: number) => void;
 interface Binding {
@@ -98,14 +99,8 @@ function check(result: number, syscall: string, path?: string): number {
 }
 
 function callAsync(binding: Binding, args: unknown[], syscall: string, path?: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    binding.async(...args, (err: unknown, result: number) => {
-      if (err) reject(err instanceof Error ? err : new Error(String(err)));
-      // koffi ≥3.2 exposes the worker thread's errno inside the callback.
-      else if (result < 0) reject(new SyscallError(syscall, koffi.errno(), path));
-      else resolve(result);
-    });
-  });
+  // koffi ≥3.2 exposes the worker thread's errno inside the callback, where settle runs.
+  return runAsync<number>(binding, args, (result) => check(result, syscall, path));
 }
 
 /** Address of a buffer's bytes, for structs that point at other buffers. */

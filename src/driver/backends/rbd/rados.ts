@@ -11,6 +11,7 @@ import { constants as osConstants } from 'node:os';
 import { getSystemErrorMessage } from 'node:util';
 import koffi from 'koffi';
 import type { LibraryHandle } from 'koffi';
+import { runAsync } from '../../mount/native-async.js';
 import { monHost } from './cluster-config.js';
 
 /** A C pointer as koffi hands it out. */
@@ -125,9 +126,7 @@ export function isCephError(e: unknown, ...codes: string[]): e is CephError {
 
 /** Runs a binding on a worker thread. */
 export function callAsync(b: Binding, args: unknown[]): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    b.async(...args, (err: unknown, result: unknown) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(result)));
-  });
+  return runAsync<unknown>(b, args);
 }
 
 /** Throws CephError for a negative return. */
