@@ -92,6 +92,41 @@ export class ProvisioningError extends Error {
   }
 }
 
+/**
+ * What a failed provisioning attempt means, as external-provisioner's ProvisioningState says it:
+ *
+ *   finished      the driver answered: nothing is in progress (retried with backoff, same node);
+ *   inBackground  the volume may still be being made (timeout, UNAVAILABLE, ABORTED, cancelled,
+ *                 or not a gRPC answer at all): ask the same node again, with the same name, and
+ *                 never move the claim, or the volume made meanwhile would be orphaned;
+ *   noChange      failed before the driver was asked (a secret, a data source…): whatever an
+ *                 earlier attempt left in progress still is;
+ *   reschedule    final for the selected node (RESOURCE_EXHAUSTED, or the node is gone): the
+ *                 selected-node annotation is removed so that the scheduler picks a node again.
+ */
+export type ProvisioningState = 'finished' | 'inBackground' | 'noChange' | 'reschedule';
+
+/**
+ * external-provisioner's checkError(): a CreateVolume error's ProvisioningState. `mayReschedule`:
+ * the driver has topology and the claim a selected node (WaitForFirstConsumer), so another node
+ * may be asked.
+ */
+export function provisioningState(err: unknown, mayReschedule: boolean): ProvisioningState {
+  if (!(err instanceof CsiError)) return 'inBackground';
+  switch (err.code) {
+    case grpcStatus.RESOURCE_EXHAUSTED:
+      // CSI: "unable to provision in accessible_topology": may work elsewhere, or later here.
+      return mayReschedule ? 'reschedule' : 'inBackground';
+    case grpcStatus.CANCELLED:
+    case grpcStatus.DEADLINE_EXCEEDED:
+    case grpcStatus.UNAVAILABLE:
+    case grpcStatus.ABORTED:
+      return 'inBackground';
+    default:
+      return 'finished';
+  }
+}
+
 /** How Kubernetes prints a gRPC failure: `rpc error: code = NotFound desc = …`. */
 export function describeError(err: unknown): string {
   if (err instanceof CsiError) {
