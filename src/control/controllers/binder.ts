@@ -31,6 +31,7 @@ import { ControllerLoop, driverUnavailable, type SyncResult } from './controller
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
+import type { ControllerDescriptor } from './registry.js';
 import {
   ANN_BIND_COMPLETED,
   ANN_BOUND_BY_CONTROLLER,
@@ -60,8 +61,11 @@ import {
 
 /** Deletes the storage behind a volume whose reclaim policy is Delete (the provisioner does). */
 export interface VolumeDeleter {
-  /** 'yes' if it can delete this volume now, 'unregistered' if its driver is not reachable yet, 'no' if nothing can. */
-  canDelete(pv: PersistentVolume): 'yes' | 'unregistered' | 'no';
+  /**
+   * 'yes' if it can delete this volume now, 'unregistered' if its driver is not reachable yet, 'no'
+   * if nothing can, 'external' if an external provisioner does (csi-provisioner turned off).
+   */
+  canDelete(pv: PersistentVolume): 'yes' | 'unregistered' | 'no' | 'external';
   deleteVolume(pv: PersistentVolume, signal: AbortSignal): Promise<void>;
 }
 
@@ -503,6 +507,9 @@ export class Binder {
         // Deleted once its driver registers (the registry's change requeues it).
         this.recorder.event(pv, 'Warning', 'VolumeFailedDelete', `CSI driver "${pv.spec.csi?.driver ?? ''}" is not registered; the volume will be deleted when it is`);
         return;
+      case 'external':
+        // The sidecar that provisioned it deletes it (external-provisioner watches released volumes).
+        return;
       case 'yes':
         break;
     }
@@ -531,3 +538,22 @@ export class Binder {
   }
 }
 
+
+/** kube-controller-manager's persistentvolume-binder (registry.ts). */
+export const PERSISTENTVOLUME_BINDER: ControllerDescriptor = {
+  name: 'persistentvolume-binder',
+  description: "the PV controller: binds claims and volumes, hands claims to provisioners, reclaims released volumes",
+  init(ctx) {
+    const binder = new Binder({
+      store: ctx.store,
+      informers: ctx.informers,
+      registry: ctx.registry,
+      recorder: ctx.events.recorder('persistentvolume-controller'),
+      deleter: ctx.deleter,
+      logger: ctx.logger,
+      ...(ctx.concurrency === undefined ? {} : { volumeWorkers: ctx.concurrency }),
+      ...ctx.backoff,
+    });
+    return { loops: [binder.claims, binder.volumes], start: () => binder.start(), stop: () => binder.stop() };
+  },
+};

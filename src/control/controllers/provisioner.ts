@@ -36,6 +36,7 @@ import { ControllerLoop, driverUnavailable, type SyncResult } from './controller
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
+import type { ControllerDescriptor } from './registry.js';
 import {
   ANN_DELETION_SECRET_NAME,
   ANN_DELETION_SECRET_NAMESPACE,
@@ -125,6 +126,12 @@ export function provisioningState(err: unknown, mayReschedule: boolean): Provisi
     default:
       return 'finished';
   }
+}
+
+/** What one provisioning attempt came to; `error` unless the volume was provisioned. */
+export interface ProvisioningOutcome {
+  state: ProvisioningState;
+  error?: unknown;
 }
 
 /** How Kubernetes prints a gRPC failure: `rpc error: code = NotFound desc = …`. */
@@ -238,6 +245,11 @@ export class Provisioner implements VolumeDeleter {
   private readonly recorder: EventSink;
   private readonly log: Logger;
   private readonly timeoutMs: number;
+  /**
+   * Claims (by key, as they were) whose last CreateVolume may still be running on the driver (its ProvisioningState
+   * was inBackground), as external-provisioner's claimsInProgress: kept across noChange attempts.
+   */
+  private readonly inBackground = new Map<string, PersistentVolumeClaim>();
   /** external-provisioner's identity: "<start ms>-<random>-<name>"; kept in volumeAttributes. */
   private readonly identity = `${Date.now()}-${randomBytes(2).readUInt16BE() % 10000}-stowage`;
 
@@ -268,7 +280,12 @@ export class Provisioner implements VolumeDeleter {
     const consider = (pvc: PersistentVolumeClaim): void => {
       if (this.wants(pvc)) this.loop.enqueue(claimKey(pvc));
     };
-    this.pvcs.addEventHandler({ add: consider, update: (_old, pvc) => consider(pvc) });
+    this.pvcs.addEventHandler({
+      add: consider,
+      update: (_old, pvc) => consider(pvc),
+      // Its CreateVolume may still be running: finish it, and delete what it made.
+      delete: (pvc) => this.inBackground.get(claimKey(pvc))?.metadata.uid === pvc.metadata.uid && this.loop.enqueue(claimKey(pvc)),
+    });
     // A provisioned volume deleted before its claim was bound: provision again.
     this.pvs.addEventHandler({
       delete: (pv) => {
@@ -305,16 +322,70 @@ export class Provisioner implements VolumeDeleter {
   }
 
   private async sync(key: string, signal: AbortSignal): Promise<SyncResult | void> {
-    const pvc = this.pvcs.get(key);
-    if (pvc === undefined || !this.wants(pvc)) return;
+    let pvc = this.pvcs.get(key);
+    const pending = this.inBackground.get(key);
+    let gone = false;
+    if (pending !== undefined && pvc?.metadata.uid !== pending.metadata.uid) {
+      // The claim went away (or was recreated) while its CreateVolume may still be running: ask
+      // again with the claim as it was, so that the volume made meanwhile is found and deleted.
+      pvc = pending;
+      gone = true;
+    } else if (pvc === undefined || !this.wants(pvc)) return;
+    const outcome = await this.provision(key, pvc, signal);
+    switch (outcome.state) {
+      case 'finished':
+      case 'reschedule':
+        this.inBackground.delete(key);
+        // A claim recreated under the same name is provisioned next.
+        if (gone) this.loop.enqueue(key);
+        break;
+      case 'inBackground':
+        this.inBackground.set(key, pvc);
+        break;
+      case 'noChange':
+        break;
+    }
+    if (outcome.state === 'reschedule') this.reschedule(key, pvc);
+    if (outcome.error === undefined) return;
+    if (outcome.state === 'reschedule') return;
+    const unavailable = driverUnavailable(outcome.error);
+    if (unavailable !== undefined) return { unavailable };
+    throw outcome.error;
+  }
+
+  /**
+   * Gives up the claim's selected node, as external-provisioner does on ProvisioningReschedule:
+   * removes volume.kubernetes.io/selected-node, so that the scheduler picks a node again. The only
+   * way a claim leaves its node.
+   */
+  private reschedule(key: string, pvc: PersistentVolumeClaim): void {
+    const current = this.pvcs.get(key);
+    if (current === undefined || current.metadata.uid !== pvc.metadata.uid || annotation(current, ANN_SELECTED_NODE) === undefined) return;
+    const annotations = { ...current.metadata.annotations };
+    delete annotations[ANN_SELECTED_NODE];
+    this.store.update({ ...current, metadata: { ...current.metadata, annotations } });
+    this.log.info({ claim: key, node: annotation(pvc, ANN_SELECTED_NODE) }, 'provisioning failed for good on the selected node; rescheduling');
+  }
+
+  /** One provisioning attempt: its ProvisioningState and, unless it succeeded, the error. */
+  private async provision(key: string, pvc: PersistentVolumeClaim, signal: AbortSignal): Promise<ProvisioningOutcome> {
     const sc = this.classes.get(claimClass(pvc));
-    if (sc === undefined) return;
+    if (sc === undefined) return { state: 'noChange' };
     const driverName = sc.provisioner;
-    const client = this.registry.controllerClient(driverName, annotation(pvc, ANN_SELECTED_NODE));
-    // Not registered: the binder says so on the claim; registration requeues the claim.
-    if (client === undefined) return;
-    const pvName = volumeNameFor(pvc);
+    const selectedNode = annotation(pvc, ANN_SELECTED_NODE);
     const className = sc.metadata.name ?? '';
+    const failed = (state: ProvisioningState, err: unknown, message = `failed to provision volume with StorageClass "${className}": ${describeError(err)}`): ProvisioningOutcome => {
+      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', message);
+      return { state, error: err };
+    };
+    // As external-provisioner: a selected node that no longer exists is given up.
+    if (selectedNode !== undefined && this.nodes.get(selectedNode) === undefined) {
+      return failed('reschedule', new ProvisioningError(`nodes "${selectedNode}" not found`), `failed to get target node: nodes "${selectedNode}" not found`);
+    }
+    const client = this.registry.controllerClient(driverName, selectedNode);
+    // Not registered: the binder says so on the claim; registration requeues the claim.
+    if (client === undefined) return { state: 'noChange' };
+    const pvName = volumeNameFor(pvc);
 
     this.recorder.event(pvc, 'Normal', 'Provisioning', `External provisioner is provisioning volume for claim "${claimKey(pvc)}"`);
     let request: CreateVolumeRequestInput;
@@ -323,18 +394,16 @@ export class Provisioner implements VolumeDeleter {
       if (hasSelector(pvc)) throw new ProvisioningError('claim Selector is not supported');
       ({ request, provisionerSecretRef } = await this.createRequest(pvc, sc, driverName, pvName));
     } catch (err) {
-      if (signal.aborted) return;
-      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": ${describeError(err)}`);
-      const unavailable = driverUnavailable(err);
-      if (unavailable !== undefined) return { unavailable };
-      throw err;
+      if (signal.aborted) return { state: 'noChange' };
+      // Nothing was asked of the driver this time: an earlier attempt still in progress still is.
+      return failed('noChange', err);
     }
 
     // The store commits in groups (store.ts): the claim this volume is named after (its uid) and
     // the writes that handed it to us must be durable before the volume exists, or a crash could
     // leave a volume named after a claim that never was.
     await this.store.flushed();
-    if (signal.aborted) return;
+    if (signal.aborted) return { state: 'noChange' };
 
     let volume: Volume;
     try {
@@ -342,14 +411,36 @@ export class Provisioner implements VolumeDeleter {
       if (response.volume === null || !response.volume.volume_id) throw new ProvisioningError('the driver returned no volume');
       volume = response.volume;
     } catch (err) {
-      if (signal.aborted) return;
-      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": ${describeError(err)}`);
-      // Not listening yet (a restart), or gone: the same name is asked for again once it is back.
-      const unavailable = driverUnavailable(err);
-      if (unavailable !== undefined) return { unavailable };
-      throw err;
+      // Stopping: the call was cancelled, and may be running still; the next run asks again.
+      if (signal.aborted) return { state: 'inBackground' };
+      // Another node may be asked only if the driver has topology (the request named the
+      // selected node's) and the claim waits for its first consumer (it has a selected node).
+      const mayReschedule = selectedNode !== undefined && request.accessibility_requirements !== undefined;
+      return failed(provisioningState(err, mayReschedule), err);
     }
+    try {
+      await this.created(key, pvc, sc, driverName, pvName, client, request, provisionerSecretRef, volume, signal);
+    } catch (err) {
+      // CreateVolume answered: nothing is in progress any more.
+      return { state: 'finished', error: err };
+    }
+    return { state: 'finished' };
+  }
 
+  /** CreateVolume succeeded: the PersistentVolume, or the volume deleted again if the claim no longer wants it. */
+  private async created(
+    key: string,
+    pvc: PersistentVolumeClaim,
+    sc: StorageClass,
+    driverName: string,
+    pvName: string,
+    client: CsiClient,
+    request: CreateVolumeRequestInput,
+    provisionerSecretRef: SecretReference | undefined,
+    volume: Volume,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const className = sc.metadata.name ?? '';
     const requestedBytes = Number(request.capacity_range?.required_bytes ?? 0);
     const secrets = request.secrets ?? {};
     const current = this.pvcs.get(key);
@@ -601,3 +692,23 @@ export class Provisioner implements VolumeDeleter {
     this.log.debug({ volume: pv.metadata.name, volumeId: csi.volumeHandle }, 'DeleteVolume done');
   }
 }
+
+/** The external-provisioner sidecar (registry.ts); it also deletes released volumes for the binder. */
+export const CSI_PROVISIONER: ControllerDescriptor = {
+  name: 'csi-provisioner',
+  description: 'external-provisioner: CreateVolume and a PersistentVolume for claims, DeleteVolume for released volumes',
+  init(ctx) {
+    const p = new Provisioner({
+      store: ctx.store,
+      informers: ctx.informers,
+      registry: ctx.registry,
+      recorder: ctx.events.recorder('stowage-csi-provisioner'),
+      logger: ctx.logger,
+      ...(ctx.concurrency === undefined ? {} : { concurrency: ctx.concurrency }),
+      ...(ctx.csiTimeoutMs === undefined ? {} : { timeoutMs: ctx.csiTimeoutMs }),
+      ...ctx.backoff,
+    });
+    ctx.provideDeleter(p);
+    return { loops: [p.loop], start: () => p.start(), stop: () => p.stop() };
+  },
+};
