@@ -75,6 +75,8 @@ export interface BinderOptions {
   registry: DriverRegistry;
   recorder: EventSink;
   deleter: VolumeDeleter;
+  /** Whether this control plane's csi-provisioner runs; if not, every claim waits for an external one. Default true. */
+  provisionerInProcess?: boolean;
   logger: Logger;
   /** Concurrent volume syncs (deletions wait on the driver). Default 16. */
   volumeWorkers?: number;
@@ -130,6 +132,7 @@ export class Binder {
   private readonly registry: DriverRegistry;
   private readonly recorder: EventSink;
   private readonly deleter: VolumeDeleter;
+  private readonly provisionerInProcess: boolean;
   private readonly log: Logger;
 
   constructor(options: BinderOptions) {
@@ -137,6 +140,7 @@ export class Binder {
     this.registry = options.registry;
     this.recorder = options.recorder;
     this.deleter = options.deleter;
+    this.provisionerInProcess = options.provisionerInProcess !== false;
     this.log = options.logger.child({ controller: 'persistentvolume-binder' });
     const backoff = { ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }), ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }) };
     this.claims = new ControllerLoop({ name: 'persistentvolume-binder-claims', logger: options.logger, workers: 1, sync: (key) => this.syncClaim(key), ...backoff });
@@ -327,7 +331,16 @@ export class Binder {
     if (annotation(pvc, ANN_STORAGE_PROVISIONER) !== provisioner || annotation(pvc, ANN_BETA_STORAGE_PROVISIONER) !== provisioner) {
       pvc = this.store.update(protect(withAnnotations(pvc, { [ANN_STORAGE_PROVISIONER]: provisioner, [ANN_BETA_STORAGE_PROVISIONER]: provisioner })));
     }
-    if (!this.registry.isRegistered(provisioner)) {
+    if (!this.provisionerInProcess) {
+      // csi-provisioner is off (--controllers): an external one (the official sidecar) provisions.
+      this.recorder.event(
+        pvc,
+        'Normal',
+        'ExternalProvisioning',
+        `Waiting for a volume to be created either by the external provisioner '${provisioner}' or manually by the system administrator. ` +
+          'If volume creation is delayed, please verify that the provisioner is running and correctly registered.',
+      );
+    } else if (!this.registry.isRegistered(provisioner)) {
       this.recorder.event(
         pvc,
         'Normal',
@@ -550,6 +563,7 @@ export const PERSISTENTVOLUME_BINDER: ControllerDescriptor = {
       registry: ctx.registry,
       recorder: ctx.events.recorder('persistentvolume-controller'),
       deleter: ctx.deleter,
+      provisionerInProcess: ctx.enabled.includes('csi-provisioner'),
       logger: ctx.logger,
       ...(ctx.concurrency === undefined ? {} : { volumeWorkers: ctx.concurrency }),
       ...ctx.backoff,

@@ -85,6 +85,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     informers,
     registry,
     events,
+    enabled,
     backoff: { ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }), ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }) },
     concurrency: options.provisionerConcurrency,
     csiTimeoutMs: options.csiTimeoutMs,

@@ -40,6 +40,8 @@ export interface ControllerContext {
   readonly informers: InformerFactory;
   readonly registry: DriverRegistry;
   readonly events: EventBroadcaster;
+  /** The names of the controllers that run (--controllers), in start order. */
+  readonly enabled: readonly string[];
   /** Retry backoff of every loop (undefined: the loop's defaults). */
   readonly backoff: { baseDelayMs?: number; maxDelayMs?: number };
   /** CreateVolume/DeleteVolume/ControllerPublish calls in flight at once (undefined: default). */
