@@ -139,6 +139,36 @@ describe('provisioning failures and rescheduling (one Controller service per nod
     assert.ok(failed.some((e) => /rpc error: code = DeadlineExceeded/.test(e.message ?? '')), JSON.stringify(failed));
   });
 
+  it('a claim deleted while its CreateVolume may still run: the call is finished with the same name, then the volume deleted', async () => {
+    let done = false;
+    nodes.n1.behaviour = async (_req, n) => {
+      if (n === 1) {
+        await sleep(3 * TIMEOUT_MS);
+        done = true;
+      }
+    };
+    const c = store.create(claim('brief', { storageClassName: 'local' }, { annotations: { [ANN_SELECTED_NODE]: 'n1' } }));
+    await waitFor(() => eventsAbout('brief').some((e) => e.reason === 'ProvisioningFailed' && /DeadlineExceeded/.test(e.message ?? '')), 'the timeout');
+    store.delete('persistentvolumeclaims', 'default', 'brief');
+    await waitFor(() => getClaim('brief') === undefined, 'the claim to go');
+    await waitFor(() => done, 'node-1 to finish its CreateVolume');
+    await waitFor(() => nodes.n1.volumes.size === 0, 'the volume made in background to be deleted', 10_000);
+    assert.ok(nodes.n1.creates.length >= 2 && nodes.n1.creates.every((r) => r.name === `pvc-${c.metadata.uid}`));
+    await settle(() => ctl.idle());
+    assert.deepEqual(allVolumes(), []);
+    assert.equal(store.list('persistentvolumes').items.length, 0);
+  });
+
+  it('a selected node whose CSINode is gone is given up (selected-node removed), and the claim goes elsewhere', async () => {
+    store.delete('csinodes', undefined, 'n1');
+    const c = store.create(claim('data', { storageClassName: 'local' }, { annotations: { [ANN_SELECTED_NODE]: 'n1' } }));
+    await waitFor(() => getClaim('data')?.metadata.annotations?.[ANN_SELECTED_NODE] === undefined, 'selected-node removed');
+    assert.match(eventsAbout('data').find((e) => e.reason === 'ProvisioningFailed')?.message ?? '', /csinodes.storage.k8s.io "n1" not found/);
+    store.create(pod('app', ['data']));
+    assert.equal(await waitFor(() => getPod('app')?.spec.nodeName, 'the pod scheduled', 20_000), 'n2');
+    assert.deepEqual(allVolumes(), [`n2/pvc-${c.metadata.uid}`]);
+  });
+
   it('RESOURCE_EXHAUSTED on node-1 is final there: the selected node is given up and node-2 provisions', async () => {
     nodes.n1.behaviour = async () => {
       throw new ResourceExhaustedError('not enough pool capacity');

@@ -28,7 +28,7 @@ import type {
   SecretReference,
 } from '../api/types/core.js';
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../api/types/snapshot.js';
-import type { StorageClass } from '../api/types/storage.js';
+import type { CSINode, StorageClass } from '../api/types/storage.js';
 import { AlreadyExistsError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import type { VolumeDeleter } from './binder.js';
@@ -241,6 +241,7 @@ export class Provisioner implements VolumeDeleter {
   private readonly pvs: Informer<PersistentVolume>;
   private readonly classes: Informer<StorageClass>;
   private readonly nodes: Informer<Node>;
+  private readonly csiNodes: Informer<CSINode>;
   private readonly registry: DriverRegistry;
   private readonly recorder: EventSink;
   private readonly log: Logger;
@@ -271,6 +272,7 @@ export class Provisioner implements VolumeDeleter {
     this.pvs = options.informers.for('persistentvolumes');
     this.classes = options.informers.for('storageclasses');
     this.nodes = options.informers.for('nodes');
+    this.csiNodes = options.informers.for('csinodes');
 
     this.pvcs.addIndex(IDX_PENDING_BY_PROVISIONER, (pvc) => {
       const p = storageProvisioner(pvc);
@@ -378,9 +380,12 @@ export class Provisioner implements VolumeDeleter {
       this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', message);
       return { state, error: err };
     };
-    // As external-provisioner: a selected node that no longer exists is given up.
+    // As external-provisioner: a selected node that no longer exists (Node or CSINode) is given up.
     if (selectedNode !== undefined && this.nodes.get(selectedNode) === undefined) {
       return failed('reschedule', new ProvisioningError(`nodes "${selectedNode}" not found`), `failed to get target node: nodes "${selectedNode}" not found`);
+    }
+    if (selectedNode !== undefined && this.csiNodes.get(selectedNode) === undefined && this.registry.nodesWithDriver(driverName).length > 0) {
+      return failed('reschedule', new ProvisioningError(`csinodes.storage.k8s.io "${selectedNode}" not found`), `failed to provision volume with StorageClass "${className}": error generating accessibility requirements: csinodes.storage.k8s.io "${selectedNode}" not found`);
     }
     const client = this.registry.controllerClient(driverName, selectedNode);
     // Not registered: the binder says so on the claim; registration requeues the claim.
