@@ -15,7 +15,7 @@ import { open, type Store } from '../../src/control/store/store.js';
 import type { CreateVolumeRequest, DeleteVolumeRequest } from '../../src/csi/types.js';
 import { claim, csiDriverObject, type FakeDriver, quiet, settle, startFakeDriver, storageClass, volume, waitFor } from './control-controllers-helpers.js';
 
-const ALL = ['persistentvolume-binder', 'pv-protection', 'pvc-protection', 'attachdetach', 'csi-provisioner', 'csi-attacher', 'scheduler'];
+const ALL = ['csi-provisioner', 'persistentvolume-binder', 'pvc-protection', 'pv-protection', 'scheduler', 'attachdetach', 'csi-attacher'];
 
 describe('--controllers', () => {
   it("knows upstream's names, one descriptor each", () => {
@@ -29,6 +29,7 @@ describe('--controllers', () => {
     assert.deepEqual(parseControllers('*,-csi-provisioner'), ALL.filter((n) => n !== 'csi-provisioner'));
     assert.deepEqual(parseControllers(' * , -csi-provisioner , -csi-attacher '), ALL.filter((n) => n !== 'csi-provisioner' && n !== 'csi-attacher'));
     assert.deepEqual(parseControllers('scheduler,persistentvolume-binder'), ['persistentvolume-binder', 'scheduler'], 'start order, not the order given');
+    assert.deepEqual(parseControllers('csi-attacher,csi-provisioner'), ['csi-provisioner', 'csi-attacher']);
     assert.deepEqual(parseControllers(['*', '-scheduler']), ALL.filter((n) => n !== 'scheduler'), 'repeated flags add up');
     assert.deepEqual(parseControllers(''), [], 'nothing named, no *: nothing runs');
   });
@@ -41,7 +42,7 @@ describe('--controllers', () => {
   it('refuses unknown names (and -*) listing the known ones', () => {
     assert.throws(() => parseControllers('*,-csi-provisoner'), (err: unknown) => {
       assert.ok(err instanceof UnknownControllerError);
-      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: persistentvolume-binder, pv-protection, pvc-protection, attachdetach, csi-provisioner, csi-attacher, scheduler/);
+      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder, pvc-protection, pv-protection, scheduler, attachdetach, csi-attacher/);
       return true;
     });
     assert.throws(() => parseControllers('-*'), UnknownControllerError);

@@ -326,20 +326,24 @@ export class Provisioner implements VolumeDeleter {
   private async sync(key: string, signal: AbortSignal): Promise<SyncResult | void> {
     let pvc = this.pvcs.get(key);
     const pending = this.inBackground.get(key);
-    let gone = false;
-    if (pending !== undefined && pvc?.metadata.uid !== pending.metadata.uid) {
-      // The claim went away (or was recreated) while its CreateVolume may still be running: ask
-      // again with the claim as it was, so that the volume made meanwhile is found and deleted.
-      pvc = pending;
-      gone = true;
-    } else if (pvc === undefined || !this.wants(pvc)) return;
+    if (pending !== undefined && pvc?.metadata.uid === pending.metadata.uid && this.pvs.get(volumeNameFor(pending)) !== undefined) {
+      // Provisioned meanwhile: nothing is in progress any more.
+      this.inBackground.delete(key);
+      return;
+    }
+    // A claim whose CreateVolume may still be running that went away, was recreated, or no longer
+    // wants a volume (bound elsewhere, its selected node removed): the call is made again as it
+    // was, so that the volume it made is found, then given a PV or deleted (created()).
+    const finishing = pending !== undefined && (pvc === undefined || pvc.metadata.uid !== pending.metadata.uid || !this.wants(pvc));
+    if (finishing) pvc = pending;
+    else if (pvc === undefined || !this.wants(pvc)) return;
     const outcome = await this.provision(key, pvc, signal);
     switch (outcome.state) {
       case 'finished':
       case 'reschedule':
         this.inBackground.delete(key);
         // A claim recreated under the same name is provisioned next.
-        if (gone) this.loop.enqueue(key);
+        if (finishing) this.loop.enqueue(key);
         break;
       case 'inBackground':
         this.inBackground.set(key, pvc);
@@ -426,8 +430,9 @@ export class Provisioner implements VolumeDeleter {
     try {
       await this.created(key, pvc, sc, driverName, pvName, client, request, provisionerSecretRef, volume, signal);
     } catch (err) {
-      // CreateVolume answered: nothing is in progress any more.
-      return { state: 'finished', error: err };
+      // The volume exists but has no PV yet (or could not be deleted again): it must be asked for
+      // again even if the claim goes meanwhile, as a call in progress would be.
+      return { state: 'inBackground', error: err };
     }
     return { state: 'finished' };
   }
