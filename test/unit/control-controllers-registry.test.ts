@@ -3,6 +3,10 @@
 // that `*,-csi-provisioner` leaves a claim Pending with no CreateVolume (for the official sidecar to
 // provision) and a released CSI volume undeleted, while the rest of the control plane runs.
 import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PersistentVolume, PersistentVolumeClaim } from '../../src/control/api/types/core.js';
@@ -13,6 +17,7 @@ import { enabledControllers } from '../../src/cli/up.js';
 import { CliError } from '../../src/cli/errors.js';
 import { open, type Store } from '../../src/control/store/store.js';
 import type { CreateVolumeRequest, DeleteVolumeRequest } from '../../src/csi/types.js';
+import { runCaptured } from '../support/processes.js';
 import { claim, csiDriverObject, type FakeDriver, quiet, settle, startFakeDriver, storageClass, volume, waitFor } from './control-controllers-helpers.js';
 
 const ALL = ['csi-provisioner', 'persistentvolume-binder', 'pvc-protection', 'pv-protection', 'scheduler', 'attachdetach', 'csi-attacher'];
@@ -51,6 +56,30 @@ describe('--controllers', () => {
     // `stowage up` says so as a usage error, before starting anything.
     assert.throws(() => enabledControllers('*,nope'), (err: unknown) => err instanceof CliError && /^error: --controllers: "nope" is not in the list of known controllers: /.test(err.message));
     assert.deepEqual(enabledControllers(undefined), ALL);
+  });
+});
+
+describe('stowage up --controllers', () => {
+  const BIN = join(fileURLToPath(new URL('../../../', import.meta.url)), 'bin/stowage.js');
+
+  it('up --help lists every controller by name', async () => {
+    const ran = await runCaptured(process.execPath, [BIN, 'up', '--help']);
+    assert.equal(ran.code, 0);
+    assert.match(ran.stdout, /--controllers <list>/);
+    for (const c of CONTROLLERS) assert.match(ran.stdout, new RegExp(`^  ${c.name} +${c.description.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+  });
+
+  it('an unknown name stops up before it starts anything, naming the known ones', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stowage-controllers-flag-'));
+    try {
+      const state = join(dir, 'state');
+      const ran = await runCaptured(process.execPath, [BIN, 'up', '--state-dir', state, '--controllers', '*,-csi-provisoner']);
+      assert.equal(ran.code, 1);
+      assert.match(ran.stderr, /error: --controllers: "-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder, /);
+      assert.equal(existsSync(join(state, 'store.db')), false, 'nothing started');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
