@@ -246,6 +246,11 @@ export class Scheduler {
         // The provisioner gave the selected node up (external-provisioner's reschedule).
         const from = annotation(old, ANN_SELECTED_NODE);
         if (from !== undefined && annotation(pvc, ANN_SELECTED_NODE) === undefined && !pvc.spec.volumeName && old.metadata.uid === pvc.metadata.uid) this.selectedNodeGivenUp(pvc, from);
+        // Bound: nothing to remember about where it failed.
+        if (pvc.spec.volumeName) {
+          this.failures.delete(pvc.metadata.uid ?? '');
+          this.reschedules.delete(pvc.metadata.uid ?? '');
+        }
         claimChanged(pvc);
       },
       delete: (pvc) => {
