@@ -1,6 +1,7 @@
 // `stowage up`: the control plane and its nodes (a CSI driver and a node agent each), in the
 // foreground. The implementation (up.ts) loads the store, the controllers and the driver, so it is
-// imported only when run.
+// imported only when run. `--controllers` chooses the controllers as kube-controller-manager's flag
+// does (controllers/registry.ts); `up --help` lists them, reading the registry only then.
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
