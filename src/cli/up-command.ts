@@ -35,7 +35,7 @@ function controllersHelp(): string {
     '',
     "Controllers (--controllers, as kube-controller-manager's: '*' all, 'name' to enable, '-name' to disable;",
     "the first mention of a name decides; e.g. '*,-csi-provisioner' to run the official sidecar instead):",
-    ...CONTROLLERS.map((c) => `  ${c.name.padEnd(width)}  ${c.description}`),
+    ...CONTROLLERS.map((c) => `  ${c.name.padEnd(width)}  ${c.description}${c.aliases === undefined ? '' : ` (also: ${c.aliases.join(', ')})`}`),
   ].join('\n');
 }
 

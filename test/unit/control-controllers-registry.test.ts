@@ -20,7 +20,15 @@ import type { CreateVolumeRequest, DeleteVolumeRequest } from '../../src/csi/typ
 import { runCaptured } from '../support/processes.js';
 import { claim, csiDriverObject, type FakeDriver, quiet, settle, startFakeDriver, storageClass, volume, waitFor } from './control-controllers-helpers.js';
 
-const ALL = ['csi-provisioner', 'persistentvolume-binder', 'pvc-protection', 'pv-protection', 'scheduler', 'attachdetach', 'csi-attacher'];
+const ALL = [
+  'csi-provisioner',
+  'persistentvolume-binder-controller',
+  'persistentvolumeclaim-protection-controller',
+  'persistentvolume-protection-controller',
+  'scheduler',
+  'persistentvolume-attach-detach-controller',
+  'csi-attacher',
+];
 
 describe('--controllers', () => {
   it("knows upstream's names, one descriptor each", () => {
@@ -33,10 +41,21 @@ describe('--controllers', () => {
     assert.deepEqual(parseControllers('*'), ALL);
     assert.deepEqual(parseControllers('*,-csi-provisioner'), ALL.filter((n) => n !== 'csi-provisioner'));
     assert.deepEqual(parseControllers(' * , -csi-provisioner , -csi-attacher '), ALL.filter((n) => n !== 'csi-provisioner' && n !== 'csi-attacher'));
-    assert.deepEqual(parseControllers('scheduler,persistentvolume-binder'), ['persistentvolume-binder', 'scheduler'], 'start order, not the order given');
+    assert.deepEqual(parseControllers('scheduler,persistentvolume-binder-controller'), ['persistentvolume-binder-controller', 'scheduler'], 'start order, not the order given');
     assert.deepEqual(parseControllers('csi-attacher,csi-provisioner'), ['csi-provisioner', 'csi-attacher']);
     assert.deepEqual(parseControllers(['*', '-scheduler']), ALL.filter((n) => n !== 'scheduler'), 'repeated flags add up');
     assert.deepEqual(parseControllers(''), [], 'nothing named, no *: nothing runs');
+  });
+
+  it("accepts kube-controller-manager's older names as aliases", () => {
+    assert.deepEqual(parseControllers('persistentvolume-binder,pvc-protection,pv-protection,attachdetach'), [
+      'persistentvolume-binder-controller',
+      'persistentvolumeclaim-protection-controller',
+      'persistentvolume-protection-controller',
+      'persistentvolume-attach-detach-controller',
+    ]);
+    assert.deepEqual(parseControllers('*,-attachdetach'), ALL.filter((n) => n !== 'persistentvolume-attach-detach-controller'));
+    assert.deepEqual(parseControllers('-pv-protection,*,persistentvolume-protection-controller'), ALL.filter((n) => n !== 'persistentvolume-protection-controller'), 'an alias is the same controller');
   });
 
   it('the first mention of a name decides (kube-controller-manager\'s IsControllerEnabled)', () => {
@@ -47,11 +66,12 @@ describe('--controllers', () => {
   it('refuses unknown names (and -*) listing the known ones', () => {
     assert.throws(() => parseControllers('*,-csi-provisoner'), (err: unknown) => {
       assert.ok(err instanceof UnknownControllerError);
-      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder, pvc-protection, pv-protection, scheduler, attachdetach, csi-attacher/);
+      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder-controller, persistentvolumeclaim-protection-controller, persistentvolume-protection-controller, scheduler, persistentvolume-attach-detach-controller, csi-attacher \(or their older names: persistentvolume-binder, pvc-protection, pv-protection, attachdetach; /);
       return true;
     });
     assert.throws(() => parseControllers('-*'), UnknownControllerError);
     assert.throws(() => parseControllers('csi-snapshotter,persistentvolume-expander'), /"csi-snapshotter", "persistentvolume-expander" are not in the list/);
+    assert.throws(() => parseControllers('attachdetach-controller'), UnknownControllerError);
     assert.throws(() => startControllers(open(':memory:'), quiet, { controllers: 'nope' }), UnknownControllerError);
     // `stowage up` says so as a usage error, before starting anything.
     assert.throws(() => enabledControllers('*,nope'), (err: unknown) => err instanceof CliError && /^error: --controllers: "nope" is not in the list of known controllers: /.test(err.message));
@@ -66,7 +86,8 @@ describe('stowage up --controllers', () => {
     const ran = await runCaptured(process.execPath, [BIN, 'up', '--help']);
     assert.equal(ran.code, 0);
     assert.match(ran.stdout, /--controllers <list>/);
-    for (const c of CONTROLLERS) assert.match(ran.stdout, new RegExp(`^  ${c.name} +${c.description.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`, 'm'));
+    for (const c of CONTROLLERS) assert.ok(ran.stdout.split('\n').some((l) => l.startsWith(`  ${c.name} `) && l.includes(c.description)), c.name);
+    assert.match(ran.stdout, /persistentvolume-attach-detach-controller +VolumeAttachments.* \(also: attachdetach\)$/m);
   });
 
   it('an unknown name stops up before it starts anything, naming the known ones', async () => {
@@ -75,7 +96,7 @@ describe('stowage up --controllers', () => {
       const state = join(dir, 'state');
       const ran = await runCaptured(process.execPath, [BIN, 'up', '--state-dir', state, '--controllers', '*,-csi-provisoner']);
       assert.equal(ran.code, 1);
-      assert.match(ran.stderr, /error: --controllers: "-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder, /);
+      assert.match(ran.stderr, /error: --controllers: "-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder-controller, /);
       assert.equal(existsSync(join(state, 'store.db')), false, 'nothing started');
     } finally {
       rmSync(dir, { recursive: true, force: true });

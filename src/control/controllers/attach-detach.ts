@@ -337,7 +337,8 @@ function oldest(pods: readonly Pod[]): string {
 
 /** kube-controller-manager's attachdetach (registry.ts). */
 export const ATTACH_DETACH: ControllerDescriptor = {
-  name: 'attachdetach',
+  name: 'persistentvolume-attach-detach-controller',
+  aliases: ['attachdetach'],
   description: "VolumeAttachments for the volumes of pods on nodes, deleted once the node no longer uses them",
   init(ctx) {
     const c = new AttachDetachController({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder('attachdetach-controller'), logger: ctx.logger, ...ctx.backoff });

@@ -554,7 +554,8 @@ export class Binder {
 
 /** kube-controller-manager's persistentvolume-binder (registry.ts). */
 export const PERSISTENTVOLUME_BINDER: ControllerDescriptor = {
-  name: 'persistentvolume-binder',
+  name: 'persistentvolume-binder-controller',
+  aliases: ['persistentvolume-binder'],
   description: "the PV controller: binds claims and volumes, hands claims to provisioners, reclaims released volumes",
   init(ctx) {
     const binder = new Binder({

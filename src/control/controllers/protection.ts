@@ -163,7 +163,8 @@ export class ProtectionController {
 
 /** kube-controller-manager's pvc-protection (registry.ts). */
 export const PVC_PROTECTION: ControllerDescriptor = {
-  name: 'pvc-protection',
+  name: 'persistentvolumeclaim-protection-controller',
+  aliases: ['pvc-protection'],
   description: 'keeps a claim (finalizer kubernetes.io/pvc-protection) while a pod uses it',
   init(ctx) {
     const c = new ProtectionController({ store: ctx.store, informers: ctx.informers, logger: ctx.logger, volumes: false, ...ctx.backoff });
@@ -173,7 +174,8 @@ export const PVC_PROTECTION: ControllerDescriptor = {
 
 /** kube-controller-manager's pv-protection (registry.ts). */
 export const PV_PROTECTION: ControllerDescriptor = {
-  name: 'pv-protection',
+  name: 'persistentvolume-protection-controller',
+  aliases: ['pv-protection'],
   description: 'keeps a volume (finalizer kubernetes.io/pv-protection) while it is bound',
   init(ctx) {
     const c = new ProtectionController({ store: ctx.store, informers: ctx.informers, logger: ctx.logger, claims: false, ...ctx.backoff });

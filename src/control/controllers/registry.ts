@@ -4,16 +4,20 @@
 // only place that names them all, so a new controller (the snapshot controller, the snapshotter,
 // the resizer) is one file plus one line below.
 //
-// Names are upstream's where a counterpart exists:
-//   persistentvolume-binder  kube-controller-manager's PV controller: binds claims and volumes,
-//                            hands claims to provisioners, reclaims released volumes
-//   pv-protection            kube-controller-manager's: kubernetes.io/pv-protection finalizer
-//   pvc-protection           kube-controller-manager's: kubernetes.io/pvc-protection finalizer
-//   attachdetach             kube-controller-manager's: VolumeAttachments for pods' volumes
-//   csi-provisioner          the external-provisioner sidecar: CreateVolume / DeleteVolume
-//   csi-attacher             the external-attacher sidecar: ControllerPublish / Unpublish
-//   scheduler                the volume parts of kube-scheduler (no counterpart in the list
-//                            upstream: kube-scheduler is its own binary)
+// Names are upstream's where a counterpart exists: kube-controller-manager's current names, its
+// older short names accepted as aliases (as it accepts them), and the sidecars' names:
+//   persistentvolume-binder-controller           (persistentvolume-binder) the PV controller: binds
+//                                                claims and volumes, hands claims to provisioners,
+//                                                reclaims released volumes
+//   persistentvolumeclaim-protection-controller  (pvc-protection) kubernetes.io/pvc-protection
+//   persistentvolume-protection-controller       (pv-protection) kubernetes.io/pv-protection
+//   persistentvolume-attach-detach-controller    (attachdetach) VolumeAttachments for pods' volumes
+//   csi-provisioner                              the external-provisioner sidecar
+//   csi-attacher                                 the external-attacher sidecar
+//   scheduler                                    the volume parts of kube-scheduler (its own binary
+//                                                upstream, so not in kube-controller-manager's list)
+// The resizer to come is persistentvolume-expander-controller (persistentvolume-expander) and
+// csi-resizer, the snapshot controller snapshot-controller and csi-snapshotter.
 //
 // `stowage up --controllers LIST` chooses among them as kube-controller-manager's --controllers
 // does (parseControllers below): `*` all, `name` one, `-name` not that one; the first explicit
@@ -68,6 +72,8 @@ export interface RunningController {
 export interface ControllerDescriptor {
   /** The name `--controllers` knows it by (upstream's where there is one). */
   readonly name: string;
+  /** Other names `--controllers` accepts for it (upstream's older ones). */
+  readonly aliases?: readonly string[];
   /** What it plays in Kubernetes, for `up --help` and logs. */
   readonly description: string;
   /** Builds it: informer handlers and indexes are added now; nothing runs before start(). */
@@ -92,12 +98,16 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
 
 export const CONTROLLER_NAMES: readonly string[] = CONTROLLERS.map((c) => c.name);
 
+/** Every name and alias → the controller's name. */
+const CANONICAL: ReadonlyMap<string, string> = new Map(CONTROLLERS.flatMap((c) => [c.name, ...(c.aliases ?? [])].map((n) => [n, c.name] as const)));
+
 /** A --controllers value that names no known controller. */
 export class UnknownControllerError extends Error {
   constructor(names: readonly string[]) {
     super(
       `${names.map((n) => `"${n}"`).join(', ')} ${names.length === 1 ? 'is' : 'are'} not in the list of known controllers: ${CONTROLLER_NAMES.join(', ')} ` +
-        "(--controllers takes '*' for all, 'name' to enable, '-name' to disable, comma-separated)",
+        `(or their older names: ${CONTROLLERS.flatMap((c) => c.aliases ?? []).join(', ')}; ` +
+        "--controllers takes '*' for all, 'name' to enable, '-name' to disable, comma-separated)",
     );
     this.name = 'UnknownControllerError';
   }
@@ -114,16 +124,12 @@ export function parseControllers(value: string | readonly string[]): string[] {
     .flatMap((v) => v.split(','))
     .map((v) => v.trim())
     .filter((v) => v !== '');
-  const unknown = items.filter((i) => i !== '*' && !CONTROLLER_NAMES.includes(i.startsWith('-') ? i.slice(1) : i));
+  const unknown = items.filter((i) => i !== '*' && !CANONICAL.has(i.startsWith('-') ? i.slice(1) : i));
   if (unknown.length > 0) throw new UnknownControllerError(unknown);
   const star = items.includes('*');
-  return CONTROLLER_NAMES.filter((name) => {
-    for (const i of items) {
-      if (i === name) return true;
-      if (i === `-${name}`) return false;
-    }
-    return star;
-  });
+  // Each item as [controller name, enabled], aliases resolved.
+  const choices = items.filter((i) => i !== '*').map((i): [string | undefined, boolean] => (i.startsWith('-') ? [CANONICAL.get(i.slice(1)), false] : [CANONICAL.get(i), true]));
+  return CONTROLLER_NAMES.filter((name) => choices.find(([n]) => n === name)?.[1] ?? star);
 }
 
 /** A deleter for when no controller deletes volumes: CSI volumes are left to an external provisioner. */
