@@ -9,6 +9,15 @@
 // once the claim is committed (store.flushed()), so the uid it is named after survives a crash. Several CreateVolume calls run
 // at once (one per worker, 16 by default); one claim is never worked on twice at a time.
 //
+// Every attempt ends in a ProvisioningState, external-provisioner's: a timeout, UNAVAILABLE, ABORTED
+// or a cancelled call is `inBackground` (the volume may still be being made: the same node is asked
+// again with the same name, even if the claim goes away meanwhile, and the volume then deleted);
+// RESOURCE_EXHAUSTED for a claim with a selected node, or a selected node that is gone, is
+// `reschedule`: the provisioner removes volume.kubernetes.io/selected-node, which is the only thing
+// that makes the scheduler move a claim. Anything else is retried on the same node. Moving on any
+// failure, as before, orphaned `pvc-<uid>` on node-1 when its timed-out CreateVolume finished after
+// node-2 had made its own.
+//
 // It also deletes: the binder calls deleteVolume() for a released volume whose policy is Delete.
 import { randomBytes } from 'node:crypto';
 import { status as grpcStatus } from '@grpc/grpc-js';
