@@ -1,6 +1,8 @@
 // `stowage up`: the control plane and its nodes (a CSI driver and a node agent each), in the
 // foreground. The implementation (up.ts) loads the store, the controllers and the driver, so it is
-// imported only when run.
+// imported only when run. `--controllers` chooses the controllers as kube-controller-manager's flag
+// does (controllers/registry.ts); `up --help` lists them, reading the registry only then.
+import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { globalFlags } from './connection.js';
@@ -19,6 +21,22 @@ export interface UpFlags {
   localDriver: boolean;
   keepPool?: boolean;
   defaultStorageClass: boolean;
+  controllers: string;
+}
+
+/**
+ * The controllers `--controllers` knows, for `up --help`: read from the registry only when help is
+ * shown (it loads every controller, which other commands need not).
+ */
+function controllersHelp(): string {
+  const { CONTROLLERS } = createRequire(import.meta.url)('../control/controllers/registry.js') as typeof import('../control/controllers/registry.js');
+  const width = Math.max(...CONTROLLERS.map((c) => c.name.length));
+  return [
+    '',
+    "Controllers (--controllers, as kube-controller-manager's: '*' all, 'name' to enable, '-name' to disable;",
+    "the first mention of a name decides; e.g. '*,-csi-provisioner' to run the official sidecar instead):",
+    ...CONTROLLERS.map((c) => `  ${c.name.padEnd(width)}  ${c.description}${c.aliases === undefined ? '' : ` (also: ${c.aliases.join(', ')})`}`),
+  ].join('\n');
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -40,6 +58,8 @@ export function registerUpCommand(program: Command): void {
     .option('--no-local-driver', 'run the control plane only (no nodes, no driver)')
     .option('--no-default-storage-class', `do not create the StorageClass "${DEFAULT_STORAGE_CLASS}"`)
     .option('--keep-pool', 'leave the pool mounted at exit (it is released when no volume uses it)')
+    .option('--controllers <list>', "the controllers to run, comma-separated: '*' all, 'name' one, '-name' not that one (names below)", '*')
+    .addHelpText('after', controllersHelp)
     .action(async (flags: UpFlags, command: Command) => {
       const { runUp } = await import('./up.js');
       await runUp(flags, globalFlags(command));

@@ -17,6 +17,7 @@ import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { StorageClass } from '../control/api/types/storage.js';
 import { startControlPlane, type ControlPlane } from '../control/control-plane.js';
+import { parseControllers, UnknownControllerError } from '../control/controllers/registry.js';
 import { declareEmbeddedNode, declaredEmbeddedNodes, DRIVER_NAMES, EmbeddedNodes, nodeRoot, type EmbeddedBackend } from '../control/node/embedded-nodes.js';
 import type { Store } from '../control/store/store.js';
 import { releasePool } from '../driver/backends/local/pool-release.js';
@@ -91,6 +92,16 @@ export function embeddedNodeNames(flags: Pick<UpFlags, 'nodes' | 'nodeName'>): s
   return Array.from({ length: count }, (_, i) => `node-${i + 1}`);
 }
 
+/** --controllers, validated before anything starts: the names it enables, in start order. */
+export function enabledControllers(value: string | undefined): string[] {
+  try {
+    return parseControllers(value ?? '*');
+  } catch (err) {
+    if (err instanceof UnknownControllerError) throw new CliError(`error: --controllers: ${err.message}`);
+    throw err;
+  }
+}
+
 class Interrupted extends Error {
   constructor(signal: NodeJS.Signals) {
     super(`interrupted by ${signal}`);
@@ -103,6 +114,7 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
   const running = await readServerInfo(stateDir);
   if (running !== undefined) throw new CliError(`error: a control plane is already running in ${stateDir} (pid ${running.pid}, ${running.url})`);
   const backend = embeddedBackend(flags);
+  const controllers = enabledControllers(flags.controllers);
   const log = humanLogger(flags.logLevel);
   const upLog = log.child({ component: 'up' });
   const token = g.token ?? (process.env['STOWAGE_TOKEN'] || undefined);
@@ -166,7 +178,7 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
       ...(flags.listen && flags.listen.length > 0 ? { listen: flags.listen } : {}),
       ...(token ? { token } : {}),
       // Started below, once the nodes' drivers serve.
-      controllers: { deferLoops: true },
+      controllers: { deferLoops: true, controllers },
     });
     checkInterrupted();
     // The control plane stops serving when a commit fails; `up` must not linger half-alive.

@@ -30,6 +30,7 @@ import { ControllerLoop } from './controller.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
+import type { ControllerDescriptor } from './registry.js';
 import { podIsFinished } from './protection.js';
 import { podClaimNames } from './scheduler.js';
 import { claimRefKey, isDeleting } from './volume-util.js';
@@ -333,3 +334,14 @@ export class AttachDetachController {
 function oldest(pods: readonly Pod[]): string {
   return pods.map((p) => p.metadata.creationTimestamp ?? '').sort()[0] ?? '';
 }
+
+/** kube-controller-manager's attachdetach (registry.ts). */
+export const ATTACH_DETACH: ControllerDescriptor = {
+  name: 'persistentvolume-attach-detach-controller',
+  aliases: ['attachdetach'],
+  description: "VolumeAttachments for the volumes of pods on nodes, deleted once the node no longer uses them",
+  init(ctx) {
+    const c = new AttachDetachController({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder('attachdetach-controller'), logger: ctx.logger, ...ctx.backoff });
+    return { loops: [c.loop], start: () => c.start(), stop: () => c.stop() };
+  },
+};

@@ -31,6 +31,7 @@ import { ControllerLoop, driverUnavailable, type SyncResult } from './controller
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
+import type { ControllerDescriptor } from './registry.js';
 import { describeError } from './provisioner.js';
 import { isDeleting } from './volume-util.js';
 
@@ -342,3 +343,22 @@ export class Attacher {
     this.store.update({ ...pv, metadata: { ...pv.metadata, finalizers: (pv.metadata.finalizers ?? []).filter((f) => !drop.includes(f)) } });
   }
 }
+
+/** The external-attacher sidecar (registry.ts). */
+export const CSI_ATTACHER: ControllerDescriptor = {
+  name: 'csi-attacher',
+  description: 'external-attacher: ControllerPublishVolume / ControllerUnpublishVolume for VolumeAttachments',
+  init(ctx) {
+    const c = new Attacher({
+      store: ctx.store,
+      informers: ctx.informers,
+      registry: ctx.registry,
+      recorder: ctx.events.recorder('csi-attacher'),
+      logger: ctx.logger,
+      ...(ctx.concurrency === undefined ? {} : { concurrency: ctx.concurrency }),
+      ...(ctx.csiTimeoutMs === undefined ? {} : { timeoutMs: ctx.csiTimeoutMs }),
+      ...ctx.backoff,
+    });
+    return { loops: [c.attachments, c.volumes], start: () => c.start(), stop: () => c.stop() };
+  },
+};

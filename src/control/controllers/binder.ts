@@ -31,6 +31,7 @@ import { ControllerLoop, driverUnavailable, type SyncResult } from './controller
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
+import type { ControllerDescriptor } from './registry.js';
 import {
   ANN_BIND_COMPLETED,
   ANN_BOUND_BY_CONTROLLER,
@@ -61,8 +62,11 @@ import {
 
 /** Deletes the storage behind a volume whose reclaim policy is Delete (the provisioner does). */
 export interface VolumeDeleter {
-  /** 'yes' if it can delete this volume now, 'unregistered' if its driver is not reachable yet, 'no' if nothing can. */
-  canDelete(pv: PersistentVolume): 'yes' | 'unregistered' | 'no';
+  /**
+   * 'yes' if it can delete this volume now, 'unregistered' if its driver is not reachable yet, 'no'
+   * if nothing can, 'external' if an external provisioner does (csi-provisioner turned off).
+   */
+  canDelete(pv: PersistentVolume): 'yes' | 'unregistered' | 'no' | 'external';
   deleteVolume(pv: PersistentVolume, signal: AbortSignal): Promise<void>;
 }
 
@@ -72,6 +76,8 @@ export interface BinderOptions {
   registry: DriverRegistry;
   recorder: EventSink;
   deleter: VolumeDeleter;
+  /** Whether this control plane's csi-provisioner runs; if not, every claim waits for an external one. Default true. */
+  provisionerInProcess?: boolean;
   logger: Logger;
   /** Concurrent volume syncs (deletions wait on the driver). Default 16. */
   volumeWorkers?: number;
@@ -127,6 +133,7 @@ export class Binder {
   private readonly registry: DriverRegistry;
   private readonly recorder: EventSink;
   private readonly deleter: VolumeDeleter;
+  private readonly provisionerInProcess: boolean;
   private readonly log: Logger;
 
   constructor(options: BinderOptions) {
@@ -134,6 +141,7 @@ export class Binder {
     this.registry = options.registry;
     this.recorder = options.recorder;
     this.deleter = options.deleter;
+    this.provisionerInProcess = options.provisionerInProcess !== false;
     this.log = options.logger.child({ controller: 'persistentvolume-binder' });
     const backoff = { ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }), ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }) };
     this.claims = new ControllerLoop({ name: 'persistentvolume-binder-claims', logger: options.logger, workers: 1, sync: (key) => this.syncClaim(key), ...backoff });
@@ -324,7 +332,16 @@ export class Binder {
     if (annotation(pvc, ANN_STORAGE_PROVISIONER) !== provisioner || annotation(pvc, ANN_BETA_STORAGE_PROVISIONER) !== provisioner) {
       pvc = this.store.update(protect(withAnnotations(pvc, { [ANN_STORAGE_PROVISIONER]: provisioner, [ANN_BETA_STORAGE_PROVISIONER]: provisioner })));
     }
-    if (!this.registry.isRegistered(provisioner)) {
+    if (!this.provisionerInProcess) {
+      // csi-provisioner is off (--controllers): an external one (the official sidecar) provisions.
+      this.recorder.event(
+        pvc,
+        'Normal',
+        'ExternalProvisioning',
+        `Waiting for a volume to be created either by the external provisioner '${provisioner}' or manually by the system administrator. ` +
+          'If volume creation is delayed, please verify that the provisioner is running and correctly registered.',
+      );
+    } else if (!this.registry.isRegistered(provisioner)) {
       this.recorder.event(
         pvc,
         'Normal',
@@ -509,6 +526,9 @@ export class Binder {
         // Deleted once its driver registers (the registry's change requeues it).
         this.recorder.event(pv, 'Warning', 'VolumeFailedDelete', `CSI driver "${pv.spec.csi?.driver ?? ''}" is not registered; the volume will be deleted when it is`);
         return;
+      case 'external':
+        // The sidecar that provisioned it deletes it (external-provisioner watches released volumes).
+        return;
       case 'yes':
         break;
     }
@@ -537,3 +557,24 @@ export class Binder {
   }
 }
 
+
+/** kube-controller-manager's persistentvolume-binder (registry.ts). */
+export const PERSISTENTVOLUME_BINDER: ControllerDescriptor = {
+  name: 'persistentvolume-binder-controller',
+  aliases: ['persistentvolume-binder'],
+  description: "the PV controller: binds claims and volumes, hands claims to provisioners, reclaims released volumes",
+  init(ctx) {
+    const binder = new Binder({
+      store: ctx.store,
+      informers: ctx.informers,
+      registry: ctx.registry,
+      recorder: ctx.events.recorder('persistentvolume-controller'),
+      deleter: ctx.deleter,
+      provisionerInProcess: ctx.enabled.includes('csi-provisioner'),
+      logger: ctx.logger,
+      ...(ctx.concurrency === undefined ? {} : { volumeWorkers: ctx.concurrency }),
+      ...ctx.backoff,
+    });
+    return { loops: [binder.claims, binder.volumes], start: () => binder.start(), stop: () => binder.stop() };
+  },
+};

@@ -1,6 +1,7 @@
-// All storage controllers of the embedded control plane, on one store: shared informers, the driver
-// registry, the event recorder, and the binder, provisioner, protection, scheduler, attach/detach,
-// attacher, resizer, snapshot (common controller) and snapshotter controllers.
+// The storage controllers of the embedded control plane, on one store: shared informers, the driver
+// registry, the event recorder, and the controllers registry.ts lists (binder, protection,
+// attach/detach, provisioner, attacher, scheduler, resizer, snapshot controller, snapshotter), those chosen by `controllers` (the value of
+// `stowage up --controllers`, kube-controller-manager's syntax) built and started in its order.
 //
 // The informers (and with them the registry and the node agents' view of the store) run from the
 // start; the controllers' loops may be held back (`deferLoops`) until start(): `stowage up` starts
@@ -9,19 +10,13 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
-import type { PersistentVolumeClaim } from '../api/types/core.js';
-import { AttachDetachController } from './attach-detach.js';
-import { Attacher } from './attacher.js';
-import { Binder } from './binder.js';
+import type { VolumeDeleter } from './binder.js';
 import { DriverRegistry } from './driver-registry.js';
-import { EventBroadcaster, type EventSink } from './events.js';
+import { EventBroadcaster } from './events.js';
 import { InformerFactory } from './informer.js';
-import { ProtectionController } from './protection.js';
-import { Provisioner } from './provisioner.js';
-import { Resizer } from './resizer.js';
-import { Scheduler } from './scheduler.js';
-import { SnapshotController } from './snapshot-controller.js';
-import { Snapshotter } from './snapshotter.js';
+import { CONTROLLERS, type ControllerContext, EXTERNAL_DELETER, parseControllers, type RunningController } from './registry.js';
+
+export { CONTROLLER_NAMES, parseControllers, UnknownControllerError } from './registry.js';
 
 export interface ControllerOptions {
   /** Resync period of the informers (every object re-synced): the level-triggered safety net. Default 30 s; 0 disables. */
@@ -36,7 +31,12 @@ export interface ControllerOptions {
   maxDelayMs?: number;
   /** Longest an Event waits while the controllers are busy (they go first). Default 5000 ms; 0: written at once. */
   eventMaxDelayMs?: number;
-  /** Run the volume-aware pod scheduler (pods without spec.nodeName get a node). Default true. */
+  /**
+   * Which controllers run (registry.ts), as kube-controller-manager's --controllers: `*` all,
+   * `name` one, `-name` not that one. Default `*`.
+   */
+  controllers?: string | readonly string[];
+  /** Run the volume-aware pod scheduler (pods without spec.nodeName get a node). Default true; false is `-scheduler`. */
   scheduler?: boolean;
   /** Hold the controllers' loops back until Controllers.start() (informers run at once). Default false. */
   deferLoops?: boolean;
@@ -45,15 +45,9 @@ export interface ControllerOptions {
 export interface Controllers {
   readonly informers: InformerFactory;
   readonly registry: DriverRegistry;
-  readonly binder: Binder;
-  readonly provisioner: Provisioner;
-  readonly protection: ProtectionController;
-  /** Undefined when started with scheduler: false. */
-  readonly scheduler: Scheduler | undefined;
-  readonly attachDetach: AttachDetachController;
-  readonly attacher: Attacher;
-  readonly resizer: Resizer;
   readonly events: EventBroadcaster;
+  /** The names of the controllers that run, in start order. */
+  readonly enabled: readonly string[];
   /** Whether every controller's queue is empty and no sync is running (retry timers may be pending). */
   idle(): boolean;
   /** Starts the controllers' loops (with deferLoops; idempotent, and a no-op once stopped). */
@@ -64,6 +58,9 @@ export interface Controllers {
 }
 
 export function startControllers(store: Store, logger: Logger, options: ControllerOptions = {}): Controllers {
+  // Validated before anything starts: an unknown name throws UnknownControllerError.
+  // scheduler: false comes first, so it wins over anything the list says (the first mention decides).
+  const enabled = parseControllers([...(options.scheduler === false ? ['-scheduler'] : []), ...(typeof options.controllers === 'string' ? [options.controllers] : (options.controllers ?? ['*']))]);
   const log = logger.child({ component: 'controllers' });
   const informers = new InformerFactory(store, { resyncMs: options.resyncMs ?? 30_000, logger: log });
   const registry = new DriverRegistry({
@@ -81,67 +78,25 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     busy: () => !loopsIdle(),
     ...(options.eventMaxDelayMs === undefined ? {} : { maxDelayMs: options.eventMaxDelayMs }),
   });
-  const backoff = { ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }), ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }) };
-  // The scheduler hears of failed provisioning (to try another node for WaitForFirstConsumer claims).
-  let scheduler: Scheduler | undefined;
-  const provisionerEvents = events.recorder('stowage-csi-provisioner');
-  const provisionerRecorder: EventSink = {
-    event(obj, type, reason, message) {
-      provisionerEvents.event(obj, type, reason, message);
-      if (reason === 'ProvisioningFailed' && obj.kind === 'PersistentVolumeClaim') scheduler?.provisioningFailed(obj as PersistentVolumeClaim);
+  let deleter: VolumeDeleter = EXTERNAL_DELETER;
+  const ctx: ControllerContext = {
+    store,
+    logger: log,
+    informers,
+    registry,
+    events,
+    enabled,
+    backoff: { ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }), ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }) },
+    concurrency: options.provisionerConcurrency,
+    csiTimeoutMs: options.csiTimeoutMs,
+    // Resolved at each call: whichever controller provides it may be built after its users.
+    deleter: { canDelete: (pv) => deleter.canDelete(pv), deleteVolume: (pv, signal) => deleter.deleteVolume(pv, signal) },
+    provideDeleter: (d) => {
+      deleter = d;
     },
   };
-  const provisioner = new Provisioner({
-    store,
-    informers,
-    registry,
-    recorder: provisionerRecorder,
-    logger: log,
-    ...(options.provisionerConcurrency === undefined ? {} : { concurrency: options.provisionerConcurrency }),
-    ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
-    ...backoff,
-  });
-  const binder = new Binder({
-    store,
-    informers,
-    registry,
-    recorder: events.recorder('persistentvolume-controller'),
-    deleter: provisioner,
-    logger: log,
-    ...(options.provisionerConcurrency === undefined ? {} : { volumeWorkers: options.provisionerConcurrency }),
-    ...backoff,
-  });
-  const protection = new ProtectionController({ store, informers, logger: log, ...backoff });
-  if (options.scheduler !== false) scheduler = new Scheduler({ store, informers, registry, recorder: events.recorder('default-scheduler'), logger: log, ...backoff });
-  const attachDetach = new AttachDetachController({ store, informers, registry, recorder: events.recorder('attachdetach-controller'), logger: log, ...backoff });
-  const attacher = new Attacher({
-    store,
-    informers,
-    registry,
-    recorder: events.recorder('csi-attacher'),
-    logger: log,
-    ...(options.provisionerConcurrency === undefined ? {} : { concurrency: options.provisionerConcurrency }),
-    ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
-    ...backoff,
-  });
-  const resizer = new Resizer({ store, informers, registry, recorder: events.recorder('external-resizer'), expandRecorder: events.recorder('volume_expand'), logger: log, ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }), ...backoff });
-
-  // Snapshots: the common controller and the per-driver snapshotter (either may be left out for the official one).
-  const snapshotController = new SnapshotController({ store, informers, recorder: events.recorder('snapshot-controller'), logger: log, ...backoff });
-  const snapshotter = new Snapshotter({
-    store,
-    informers,
-    registry,
-    recorder: events.recorder('csi-snapshotter'),
-    logger: log,
-    ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
-    ...backoff,
-  });
-  const extra = [snapshotController, snapshotter];
-
-  const loops = [binder.claims, binder.volumes, provisioner.loop, protection.claims, protection.volumes, attachDetach.loop, attacher.attachments, attacher.volumes, resizer.loop];
-  if (scheduler !== undefined) loops.push(scheduler.loop);
-  for (const c of extra) loops.push(...c.loops);
+  const running: RunningController[] = CONTROLLERS.filter((c) => enabled.includes(c.name)).map((c) => c.init(ctx));
+  const loops = running.flatMap((c) => c.loops);
   let started = false;
   // Loops held back are not busy: events are not kept waiting for them.
   loopsIdle = () => !started || loops.every((l) => l.idle);
@@ -150,29 +105,16 @@ export function startControllers(store: Store, logger: Logger, options: Controll
   const start = (): void => {
     if (started || stopping !== undefined) return;
     started = true;
-    binder.start();
-    provisioner.start();
-    protection.start();
-    scheduler?.start();
-    attachDetach.start();
-    attacher.start();
-    resizer.start();
-    for (const c of extra) c.start();
-    log.info('storage controllers started');
+    for (const c of running) c.start();
+    log.info({ controllers: enabled }, 'storage controllers started');
   };
   if (options.deferLoops !== true) start();
 
   return {
     informers,
     registry,
-    binder,
-    provisioner,
-    protection,
-    scheduler,
-    attachDetach,
-    attacher,
-    resizer,
     events,
+    enabled,
     idle: () => loopsIdle() && events.pending === 0,
     start,
     get started() {
@@ -181,7 +123,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     stop: () =>
       (stopping ??= (async () => {
         informers.stop();
-        await Promise.all([binder.stop(), provisioner.stop(), protection.stop(), scheduler?.stop(), attachDetach.stop(), attacher.stop(), resizer.stop(), ...extra.map((c) => c.stop())]);
+        await Promise.all(running.map((c) => c.stop()));
         events.close();
         registry.close();
         log.info('storage controllers stopped');

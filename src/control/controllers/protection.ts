@@ -17,12 +17,17 @@ import type { KubeObject } from '../api/types/meta.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop } from './controller.js';
 import type { Informer, InformerFactory } from './informer.js';
+import type { ControllerDescriptor } from './registry.js';
 import { claimKey, isDeleting, PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER } from './volume-util.js';
 
 export interface ProtectionOptions {
   store: Store;
   informers: InformerFactory;
   logger: Logger;
+  /** Run the pvc-protection part (claims). Default true. */
+  claims?: boolean;
+  /** Run the pv-protection part (volumes). Default true. */
+  volumes?: boolean;
   /** How long a new claim may go without the finalizer before this controller adds it. Default 1000 ms. */
   claimFinalizerGraceMs?: number;
   baseDelayMs?: number;
@@ -65,6 +70,8 @@ export class ProtectionController {
   private readonly pods: Informer<Pod>;
   private readonly log: Logger;
   private readonly graceMs: number;
+  /** The loops this instance runs (pvc-protection, pv-protection or both). */
+  readonly loops: readonly ControllerLoop[];
 
   constructor(options: ProtectionOptions) {
     this.store = options.store;
@@ -76,6 +83,20 @@ export class ProtectionController {
     this.pvcs = options.informers.for('persistentvolumeclaims');
     this.pvs = options.informers.for('persistentvolumes');
     this.pods = options.informers.for('pods');
+    const claims = options.claims !== false;
+    const volumes = options.volumes !== false;
+    this.loops = [...(claims ? [this.claims] : []), ...(volumes ? [this.volumes] : [])];
+    if (claims) this.watchClaims();
+    if (volumes) {
+      const volumeNeedsWork = (pv: PersistentVolume): boolean => hasFinalizer(pv, PV_PROTECTION_FINALIZER) === isDeleting(pv);
+      this.pvs.addEventHandler({
+        add: (pv) => volumeNeedsWork(pv) && this.volumes.enqueue(pv.metadata.name ?? ''),
+        update: (_old, pv) => volumeNeedsWork(pv) && this.volumes.enqueue(pv.metadata.name ?? ''),
+      });
+    }
+  }
+
+  private watchClaims(): void {
     this.pods.addIndex(IDX_POD_CLAIMS, (pod) => (podIsFinished(pod) ? [] : podClaimKeys(pod)));
 
     // Work to do: a live object without its finalizer, or a deleted one still holding it.
@@ -87,11 +108,6 @@ export class ProtectionController {
       else this.claims.queue.addAfter(claimKey(pvc), this.graceMs);
     };
     this.pvcs.addEventHandler({ add: claimChanged, update: (_old, pvc) => claimChanged(pvc) });
-    const volumeNeedsWork = (pv: PersistentVolume): boolean => hasFinalizer(pv, PV_PROTECTION_FINALIZER) === isDeleting(pv);
-    this.pvs.addEventHandler({
-      add: (pv) => volumeNeedsWork(pv) && this.volumes.enqueue(pv.metadata.name ?? ''),
-      update: (_old, pv) => volumeNeedsWork(pv) && this.volumes.enqueue(pv.metadata.name ?? ''),
-    });
     // A pod that finishes or goes away may free the claims it used.
     const podChanged = (pod: Pod): void => {
       for (const k of podClaimKeys(pod)) {
@@ -103,12 +119,11 @@ export class ProtectionController {
   }
 
   start(): void {
-    this.claims.start();
-    this.volumes.start();
+    for (const loop of this.loops) loop.start();
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.claims.stop(), this.volumes.stop()]);
+    await Promise.all(this.loops.map((l) => l.stop()));
   }
 
   /** Whether a running (not finished) pod uses the claim. */
@@ -145,3 +160,25 @@ export class ProtectionController {
     this.store.update(withFinalizer(pv, PV_PROTECTION_FINALIZER, false));
   }
 }
+
+/** kube-controller-manager's pvc-protection (registry.ts). */
+export const PVC_PROTECTION: ControllerDescriptor = {
+  name: 'persistentvolumeclaim-protection-controller',
+  aliases: ['pvc-protection'],
+  description: 'keeps a claim (finalizer kubernetes.io/pvc-protection) while a pod uses it',
+  init(ctx) {
+    const c = new ProtectionController({ store: ctx.store, informers: ctx.informers, logger: ctx.logger, volumes: false, ...ctx.backoff });
+    return { loops: c.loops, start: () => c.start(), stop: () => c.stop() };
+  },
+};
+
+/** kube-controller-manager's pv-protection (registry.ts). */
+export const PV_PROTECTION: ControllerDescriptor = {
+  name: 'persistentvolume-protection-controller',
+  aliases: ['pv-protection'],
+  description: 'keeps a volume (finalizer kubernetes.io/pv-protection) while it is bound',
+  init(ctx) {
+    const c = new ProtectionController({ store: ctx.store, informers: ctx.informers, logger: ctx.logger, claims: false, ...ctx.backoff });
+    return { loops: c.loops, start: () => c.start(), stop: () => c.stop() };
+  },
+};

@@ -9,6 +9,15 @@
 // once the claim is committed (store.flushed()), so the uid it is named after survives a crash. Several CreateVolume calls run
 // at once (one per worker, 16 by default); one claim is never worked on twice at a time.
 //
+// Every attempt ends in a ProvisioningState, external-provisioner's: a timeout, UNAVAILABLE, ABORTED
+// or a cancelled call is `inBackground` (the volume may still be being made: the same node is asked
+// again with the same name, even if the claim goes away meanwhile, and the volume then deleted);
+// RESOURCE_EXHAUSTED for a claim with a selected node, or a selected node that is gone, is
+// `reschedule`: the provisioner removes volume.kubernetes.io/selected-node, which is the only thing
+// that makes the scheduler move a claim. Anything else is retried on the same node. Moving on any
+// failure, as before, orphaned `pvc-<uid>` on node-1 when its timed-out CreateVolume finished after
+// node-2 had made its own.
+//
 // It also deletes: the binder calls deleteVolume() for a released volume whose policy is Delete.
 import { randomBytes } from 'node:crypto';
 import { status as grpcStatus } from '@grpc/grpc-js';
@@ -28,7 +37,7 @@ import type {
   SecretReference,
 } from '../api/types/core.js';
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../api/types/snapshot.js';
-import type { StorageClass } from '../api/types/storage.js';
+import type { CSINode, StorageClass } from '../api/types/storage.js';
 import { AlreadyExistsError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import type { VolumeDeleter } from './binder.js';
@@ -37,6 +46,7 @@ import { dataSourceNode } from './data-source.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
+import type { ControllerDescriptor } from './registry.js';
 import {
   ANN_DELETION_SECRET_NAME,
   ANN_DELETION_SECRET_NAMESPACE,
@@ -94,6 +104,47 @@ export class ProvisioningError extends Error {
     super(message);
     this.name = 'ProvisioningError';
   }
+}
+
+/**
+ * What a failed provisioning attempt means, as external-provisioner's ProvisioningState says it:
+ *
+ *   finished      the driver answered: nothing is in progress (retried with backoff, same node);
+ *   inBackground  the volume may still be being made (timeout, UNAVAILABLE, ABORTED, cancelled,
+ *                 or not a gRPC answer at all): ask the same node again, with the same name, and
+ *                 never move the claim, or the volume made meanwhile would be orphaned;
+ *   noChange      failed before the driver was asked (a secret, a data source…): whatever an
+ *                 earlier attempt left in progress still is;
+ *   reschedule    final for the selected node (RESOURCE_EXHAUSTED, or the node is gone): the
+ *                 selected-node annotation is removed so that the scheduler picks a node again.
+ */
+export type ProvisioningState = 'finished' | 'inBackground' | 'noChange' | 'reschedule';
+
+/**
+ * external-provisioner's checkError(): a CreateVolume error's ProvisioningState. `mayReschedule`:
+ * the driver has topology and the claim a selected node (WaitForFirstConsumer), so another node
+ * may be asked.
+ */
+export function provisioningState(err: unknown, mayReschedule: boolean): ProvisioningState {
+  if (!(err instanceof CsiError)) return 'inBackground';
+  switch (err.code) {
+    case grpcStatus.RESOURCE_EXHAUSTED:
+      // CSI: "unable to provision in accessible_topology": may work elsewhere, or later here.
+      return mayReschedule ? 'reschedule' : 'inBackground';
+    case grpcStatus.CANCELLED:
+    case grpcStatus.DEADLINE_EXCEEDED:
+    case grpcStatus.UNAVAILABLE:
+    case grpcStatus.ABORTED:
+      return 'inBackground';
+    default:
+      return 'finished';
+  }
+}
+
+/** What one provisioning attempt came to; `error` unless the volume was provisioned. */
+export interface ProvisioningOutcome {
+  state: ProvisioningState;
+  error?: unknown;
 }
 
 /** How Kubernetes prints a gRPC failure: `rpc error: code = NotFound desc = …`. */
@@ -204,10 +255,16 @@ export class Provisioner implements VolumeDeleter {
   private readonly pvs: Informer<PersistentVolume>;
   private readonly classes: Informer<StorageClass>;
   private readonly nodes: Informer<Node>;
+  private readonly csiNodes: Informer<CSINode>;
   private readonly registry: DriverRegistry;
   private readonly recorder: EventSink;
   private readonly log: Logger;
   private readonly timeoutMs: number;
+  /**
+   * Claims (by key, as they were) whose last CreateVolume may still be running on the driver (its ProvisioningState
+   * was inBackground), as external-provisioner's claimsInProgress: kept across noChange attempts.
+   */
+  private readonly inBackground = new Map<string, PersistentVolumeClaim>();
   /** external-provisioner's identity: "<start ms>-<random>-<name>"; kept in volumeAttributes. */
   private readonly identity = `${Date.now()}-${randomBytes(2).readUInt16BE() % 10000}-stowage`;
 
@@ -229,6 +286,7 @@ export class Provisioner implements VolumeDeleter {
     this.pvs = options.informers.for('persistentvolumes');
     this.classes = options.informers.for('storageclasses');
     this.nodes = options.informers.for('nodes');
+    this.csiNodes = options.informers.for('csinodes');
 
     this.pvcs.addIndex(IDX_PENDING_BY_PROVISIONER, (pvc) => {
       const p = storageProvisioner(pvc);
@@ -238,7 +296,12 @@ export class Provisioner implements VolumeDeleter {
     const consider = (pvc: PersistentVolumeClaim): void => {
       if (this.wants(pvc)) this.loop.enqueue(claimKey(pvc));
     };
-    this.pvcs.addEventHandler({ add: consider, update: (_old, pvc) => consider(pvc) });
+    this.pvcs.addEventHandler({
+      add: consider,
+      update: (_old, pvc) => consider(pvc),
+      // Its CreateVolume may still be running: finish it, and delete what it made.
+      delete: (pvc) => this.inBackground.get(claimKey(pvc))?.metadata.uid === pvc.metadata.uid && this.loop.enqueue(claimKey(pvc)),
+    });
     // A provisioned volume deleted before its claim was bound: provision again.
     this.pvs.addEventHandler({
       delete: (pv) => {
@@ -286,17 +349,78 @@ export class Provisioner implements VolumeDeleter {
   }
 
   private async sync(key: string, signal: AbortSignal): Promise<SyncResult | void> {
-    const pvc = this.pvcs.get(key);
-    if (pvc === undefined || !this.wants(pvc)) return;
+    let pvc = this.pvcs.get(key);
+    const pending = this.inBackground.get(key);
+    if (pending !== undefined && pvc?.metadata.uid === pending.metadata.uid && this.pvs.get(volumeNameFor(pending)) !== undefined) {
+      // Provisioned meanwhile: nothing is in progress any more.
+      this.inBackground.delete(key);
+      return;
+    }
+    // A claim whose CreateVolume may still be running that went away, was recreated, or no longer
+    // wants a volume (bound elsewhere, its selected node removed): the call is made again as it
+    // was, so that the volume it made is found, then given a PV or deleted (created()).
+    const finishing = pending !== undefined && (pvc === undefined || pvc.metadata.uid !== pending.metadata.uid || !this.wants(pvc));
+    if (finishing) pvc = pending;
+    else if (pvc === undefined || !this.wants(pvc)) return;
+    const outcome = await this.provision(key, pvc, signal);
+    switch (outcome.state) {
+      case 'finished':
+      case 'reschedule':
+        this.inBackground.delete(key);
+        // A claim recreated under the same name is provisioned next.
+        if (finishing) this.loop.enqueue(key);
+        break;
+      case 'inBackground':
+        this.inBackground.set(key, pvc);
+        break;
+      case 'noChange':
+        break;
+    }
+    if (outcome.state === 'reschedule') this.reschedule(key, pvc);
+    if (outcome.error === undefined) return;
+    if (outcome.state === 'reschedule') return;
+    const unavailable = driverUnavailable(outcome.error);
+    if (unavailable !== undefined) return { unavailable };
+    throw outcome.error;
+  }
+
+  /**
+   * Gives up the claim's selected node, as external-provisioner does on ProvisioningReschedule:
+   * removes volume.kubernetes.io/selected-node, so that the scheduler picks a node again. The only
+   * way a claim leaves its node.
+   */
+  private reschedule(key: string, pvc: PersistentVolumeClaim): void {
+    const current = this.pvcs.get(key);
+    if (current === undefined || current.metadata.uid !== pvc.metadata.uid || annotation(current, ANN_SELECTED_NODE) === undefined) return;
+    const annotations = { ...current.metadata.annotations };
+    delete annotations[ANN_SELECTED_NODE];
+    this.store.update({ ...current, metadata: { ...current.metadata, annotations } });
+    this.log.info({ claim: key, node: annotation(pvc, ANN_SELECTED_NODE) }, 'provisioning failed for good on the selected node; rescheduling');
+  }
+
+  /** One provisioning attempt: its ProvisioningState and, unless it succeeded, the error. */
+  private async provision(key: string, pvc: PersistentVolumeClaim, signal: AbortSignal): Promise<ProvisioningOutcome> {
     const sc = this.classes.get(claimClass(pvc));
-    if (sc === undefined) return;
+    if (sc === undefined) return { state: 'noChange' };
     const driverName = sc.provisioner;
-    // A restore or clone of a volume served per node (local) is made on the node holding its source.
-    const client = this.registry.controllerClient(driverName, annotation(pvc, ANN_SELECTED_NODE) ?? this.dataSourceNode(pvc, driverName));
-    // Not registered: the binder says so on the claim; registration requeues the claim.
-    if (client === undefined) return;
-    const pvName = volumeNameFor(pvc);
+    const selectedNode = annotation(pvc, ANN_SELECTED_NODE);
     const className = sc.metadata.name ?? '';
+    const failed = (state: ProvisioningState, err: unknown, message = `failed to provision volume with StorageClass "${className}": ${describeError(err)}`): ProvisioningOutcome => {
+      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', message);
+      return { state, error: err };
+    };
+    // As external-provisioner: a selected node that no longer exists (Node or CSINode) is given up.
+    if (selectedNode !== undefined && this.nodes.get(selectedNode) === undefined) {
+      return failed('reschedule', new ProvisioningError(`nodes "${selectedNode}" not found`), `failed to get target node: nodes "${selectedNode}" not found`);
+    }
+    if (selectedNode !== undefined && this.csiNodes.get(selectedNode) === undefined && this.registry.nodesWithDriver(driverName).length > 0) {
+      return failed('reschedule', new ProvisioningError(`csinodes.storage.k8s.io "${selectedNode}" not found`), `failed to provision volume with StorageClass "${className}": error generating accessibility requirements: csinodes.storage.k8s.io "${selectedNode}" not found`);
+    }
+    // A restore or clone of a volume served per node (local) is made on the node holding its source.
+    const client = this.registry.controllerClient(driverName, selectedNode ?? this.dataSourceNode(pvc, driverName));
+    // Not registered: the binder says so on the claim; registration requeues the claim.
+    if (client === undefined) return { state: 'noChange' };
+    const pvName = volumeNameFor(pvc);
 
     this.recorder.event(pvc, 'Normal', 'Provisioning', `External provisioner is provisioning volume for claim "${claimKey(pvc)}"`);
     let request: CreateVolumeRequestInput;
@@ -305,18 +429,16 @@ export class Provisioner implements VolumeDeleter {
       if (hasSelector(pvc)) throw new ProvisioningError('claim Selector is not supported');
       ({ request, provisionerSecretRef } = await this.createRequest(pvc, sc, driverName, pvName));
     } catch (err) {
-      if (signal.aborted) return;
-      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": ${describeError(err)}`);
-      const unavailable = driverUnavailable(err);
-      if (unavailable !== undefined) return { unavailable };
-      throw err;
+      if (signal.aborted) return { state: 'noChange' };
+      // Nothing was asked of the driver this time: an earlier attempt still in progress still is.
+      return failed('noChange', err);
     }
 
     // The store commits in groups (store.ts): the claim this volume is named after (its uid) and
     // the writes that handed it to us must be durable before the volume exists, or a crash could
     // leave a volume named after a claim that never was.
     await this.store.flushed();
-    if (signal.aborted) return;
+    if (signal.aborted) return { state: 'noChange' };
 
     let volume: Volume;
     try {
@@ -324,14 +446,37 @@ export class Provisioner implements VolumeDeleter {
       if (response.volume === null || !response.volume.volume_id) throw new ProvisioningError('the driver returned no volume');
       volume = response.volume;
     } catch (err) {
-      if (signal.aborted) return;
-      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": ${describeError(err)}`);
-      // Not listening yet (a restart), or gone: the same name is asked for again once it is back.
-      const unavailable = driverUnavailable(err);
-      if (unavailable !== undefined) return { unavailable };
-      throw err;
+      // Stopping: the call was cancelled, and may be running still; the next run asks again.
+      if (signal.aborted) return { state: 'inBackground' };
+      // Another node may be asked only if the driver has topology (the request named the
+      // selected node's) and the claim waits for its first consumer (it has a selected node).
+      const mayReschedule = selectedNode !== undefined && request.accessibility_requirements !== undefined;
+      return failed(provisioningState(err, mayReschedule), err);
     }
+    try {
+      await this.created(key, pvc, sc, driverName, pvName, client, request, provisionerSecretRef, volume, signal);
+    } catch (err) {
+      // The volume exists but has no PV yet (or could not be deleted again): it must be asked for
+      // again even if the claim goes meanwhile, as a call in progress would be.
+      return { state: 'inBackground', error: err };
+    }
+    return { state: 'finished' };
+  }
 
+  /** CreateVolume succeeded: the PersistentVolume, or the volume deleted again if the claim no longer wants it. */
+  private async created(
+    key: string,
+    pvc: PersistentVolumeClaim,
+    sc: StorageClass,
+    driverName: string,
+    pvName: string,
+    client: CsiClient,
+    request: CreateVolumeRequestInput,
+    provisionerSecretRef: SecretReference | undefined,
+    volume: Volume,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const className = sc.metadata.name ?? '';
     const requestedBytes = Number(request.capacity_range?.required_bytes ?? 0);
     const secrets = request.secrets ?? {};
     const current = this.pvcs.get(key);
@@ -606,3 +751,23 @@ export class Provisioner implements VolumeDeleter {
     this.log.debug({ volume: pv.metadata.name, volumeId: csi.volumeHandle }, 'DeleteVolume done');
   }
 }
+
+/** The external-provisioner sidecar (registry.ts); it also deletes released volumes for the binder. */
+export const CSI_PROVISIONER: ControllerDescriptor = {
+  name: 'csi-provisioner',
+  description: 'external-provisioner: CreateVolume and a PersistentVolume for claims, DeleteVolume for released volumes',
+  init(ctx) {
+    const p = new Provisioner({
+      store: ctx.store,
+      informers: ctx.informers,
+      registry: ctx.registry,
+      recorder: ctx.events.recorder('stowage-csi-provisioner'),
+      logger: ctx.logger,
+      ...(ctx.concurrency === undefined ? {} : { concurrency: ctx.concurrency }),
+      ...(ctx.csiTimeoutMs === undefined ? {} : { timeoutMs: ctx.csiTimeoutMs }),
+      ...ctx.backoff,
+    });
+    ctx.provideDeleter(p);
+    return { loops: [p.loop], start: () => p.start(), stop: () => p.stop() };
+  },
+};

@@ -32,6 +32,7 @@ import { ConflictError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { readSecretData, volumeCapabilityOf } from './attacher.js';
 import { ControllerLoop, driverUnavailable, type SyncResult } from './controller.js';
+import type { ControllerDescriptor } from './registry.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
@@ -333,3 +334,23 @@ export class Resizer {
     return undefined;
   }
 }
+
+/** The external-resizer sidecar with kube-controller-manager's expand controller's part (registry.ts). */
+export const CSI_RESIZER: ControllerDescriptor = {
+  name: 'csi-resizer',
+  aliases: ['persistentvolume-expander-controller', 'persistentvolume-expander'],
+  description: 'external-resizer (with the expand controller): ControllerExpandVolume for grown claims, PVC resize conditions',
+  init(ctx) {
+    const c = new Resizer({
+      store: ctx.store,
+      informers: ctx.informers,
+      registry: ctx.registry,
+      recorder: ctx.events.recorder('external-resizer'),
+      expandRecorder: ctx.events.recorder('volume_expand'),
+      logger: ctx.logger,
+      ...(ctx.csiTimeoutMs === undefined ? {} : { timeoutMs: ctx.csiTimeoutMs }),
+      ...ctx.backoff,
+    });
+    return { loops: [c.loop], start: () => c.start(), stop: () => c.stop() };
+  },
+};

@@ -21,10 +21,14 @@
 // node(s) didn't match Pod's node affinity/selector." on the PodScheduled=False condition and a
 // FailedScheduling event; "Successfully assigned ns/pod to node" as the Scheduled event.
 //
-// A claim whose provisioning failed on its selected node (the provisioner's ProvisioningFailed,
-// passed in through provisioningFailed()) is moved to another feasible node, as Kubernetes does
-// when external-provisioner asks for a reschedule; with no other node it stays where it is and the
-// provisioner keeps retrying with backoff, so a pod never flaps between nodes nor gets stuck.
+// A claim keeps its selected node for as long as it has one: a CreateVolume that failed there may
+// still be running (a timeout), and a volume made meanwhile elsewhere would orphan it. It moves only
+// when its selected node is gone, or when the provisioner gave the node up (ProvisioningState
+// reschedule: RESOURCE_EXHAUSTED, and only then, external-provisioner removes the selected-node
+// annotation). The scheduler sees that removal on the claim: the node is avoided for that claim for
+// a while and the claim's pods get another feasible node; with no other node, the same one is
+// selected again after a backoff (kube-scheduler's pod backoff: 1 s doubling to 10 s), so a pod
+// neither flaps between nodes nor hammers a full one.
 //
 // Level-triggered: a sync recomputes everything from the informers; the only memory is which pods
 // wait for their claims on which node (so that counts include them) and recent provisioning
@@ -40,6 +44,7 @@ import { dataSourceNode } from './data-source.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import { type Informer, type InformerFactory, keyOf } from './informer.js';
+import type { ControllerDescriptor } from './registry.js';
 import { podIsFinished } from './protection.js';
 import { quantityValue } from '../api/quantity.js';
 import { capacityAdmits, StorageCapacity } from './storage-capacity.js';
@@ -81,6 +86,8 @@ export interface SchedulerOptions {
   logger: Logger;
   /** How long a node where a claim's provisioning failed is avoided for that claim. Default 5 min. */
   provisioningFailureMemoryMs?: number;
+  /** First wait before a claim given up by its only feasible node is sent there again (doubles per failure, up to 10 s). Default 1000 ms. */
+  rescheduleBackoffMs?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
 }
@@ -187,6 +194,9 @@ export class Scheduler {
   private readonly assumed = new Map<string, string>();
   /** claim uid → node → until when provisioning there is avoided. */
   private readonly failures = new Map<string, Map<string, number>>();
+  /** claim uid → how often its selected node was given up, and when last. */
+  private readonly reschedules = new Map<string, { count: number; at: number }>();
+  private readonly rescheduleBackoffMs: number;
 
   constructor(options: SchedulerOptions) {
     this.store = options.store;
@@ -195,6 +205,7 @@ export class Scheduler {
     this.log = options.logger.child({ controller: 'scheduler' });
     this.failureMemoryMs = options.provisioningFailureMemoryMs ?? 300_000;
     this.capacity = new StorageCapacity({ registry: options.registry, logger: options.logger, onChange: () => this.enqueuePending() });
+    this.rescheduleBackoffMs = options.rescheduleBackoffMs ?? 1_000;
     this.loop = new ControllerLoop({
       name: 'scheduler',
       logger: options.logger,
@@ -241,7 +252,25 @@ export class Scheduler {
     const claimChanged = (pvc: PersistentVolumeClaim): void => {
       for (const k of this.pods.indexKeys(IDX_PENDING_BY_CLAIM, claimKey(pvc))) this.loop.enqueue(k);
     };
-    this.pvcs.addEventHandler({ add: claimChanged, update: (_old, pvc) => claimChanged(pvc), delete: claimChanged });
+    this.pvcs.addEventHandler({
+      add: claimChanged,
+      update: (old, pvc) => {
+        // The provisioner gave the selected node up (external-provisioner's reschedule).
+        const from = annotation(old, ANN_SELECTED_NODE);
+        if (from !== undefined && annotation(pvc, ANN_SELECTED_NODE) === undefined && !pvc.spec.volumeName && old.metadata.uid === pvc.metadata.uid) this.selectedNodeGivenUp(pvc, from);
+        // Bound: nothing to remember about where it failed.
+        if (pvc.spec.volumeName) {
+          this.failures.delete(pvc.metadata.uid ?? '');
+          this.reschedules.delete(pvc.metadata.uid ?? '');
+        }
+        claimChanged(pvc);
+      },
+      delete: (pvc) => {
+        this.failures.delete(pvc.metadata.uid ?? '');
+        this.reschedules.delete(pvc.metadata.uid ?? '');
+        claimChanged(pvc);
+      },
+    });
     // A volume made or removed changes what its driver has left.
     const capacityChanged = (pv: PersistentVolume): void => {
       if (pv.spec.csi?.driver) this.capacity.invalidate(pv.spec.csi.driver);
@@ -266,18 +295,23 @@ export class Scheduler {
     return this.loop.stop();
   }
 
-  /**
-   * The provisioner could not provision the claim on its selected node: remember it, so that the
-   * pods waiting for the claim try another node if there is one.
-   */
-  provisioningFailed(pvc: PersistentVolumeClaim): void {
-    const node = annotation(pvc, ANN_SELECTED_NODE);
-    const uid = pvc.metadata.uid;
-    if (node === undefined || !uid) return;
+  /** The claim's selected node was given up: avoid it for that claim, and count the reschedule for the backoff. */
+  private selectedNodeGivenUp(pvc: PersistentVolumeClaim, node: string): void {
+    const uid = pvc.metadata.uid ?? '';
     let nodes = this.failures.get(uid);
     if (nodes === undefined) this.failures.set(uid, (nodes = new Map()));
     nodes.set(node, Date.now() + this.failureMemoryMs);
-    for (const k of this.pods.indexKeys(IDX_PENDING_BY_CLAIM, claimKey(pvc))) this.loop.enqueue(k);
+    const last = this.reschedules.get(uid);
+    this.reschedules.set(uid, { count: (last?.count ?? 0) + 1, at: Date.now() });
+    this.log.info({ claim: claimKey(pvc), node }, 'the provisioner gave up the selected node; choosing again');
+  }
+
+  /** How long to wait before sending a rescheduled claim back to a node that gave it up: 0 if not. */
+  private rescheduleWaitMs(pvc: PersistentVolumeClaim): number {
+    const r = this.reschedules.get(pvc.metadata.uid ?? '');
+    if (r === undefined) return 0;
+    const delay = Math.min(this.rescheduleBackoffMs * 2 ** Math.min(r.count - 1, 10), Math.max(this.rescheduleBackoffMs, 10_000));
+    return Math.max(0, r.at + delay - Date.now());
   }
 
   private enqueuePending(): void {
@@ -309,17 +343,25 @@ export class Scheduler {
     if (preFilter !== undefined) return this.unschedulable(pod, fitErrorMessage(nodes.length, new Map(), preFilter));
     if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
 
-    // Claims whose provisioning failed on their selected node (or whose node is gone) may move, if another node fits.
-    let moving = new Set(claims.flatMap((c) => (c.pvc !== undefined && this.selectedNodeFailed(c.pvc) ? [c.name] : [])));
+    // Claims whose selected node is gone may move, if another node fits. Nodes that gave a claim
+    // up (the provisioner removed its selected node) are avoided while another fits.
+    let moving = new Set(claims.flatMap((c) => (c.pvc !== undefined && this.selectedNodeGone(c.pvc) ? [c.name] : [])));
     this.capacityPending = false;
     let result = this.filter(pod, claims, nodes, moving, true);
-    if (result.feasible.length === 0 && moving.size > 0) {
+    let retrying = false;
+    if (result.feasible.length === 0) {
       moving = new Set();
       result = this.filter(pod, claims, nodes, moving, false);
+      retrying = true;
     }
     // Capacity still being asked of a driver: decide once it is known (its arrival enqueues us too).
     if (this.capacityPending) return { requeueAfterMs: 100 };
     if (result.feasible.length === 0) return this.unschedulable(pod, fitErrorMessage(nodes.length, result.reasons));
+    if (retrying) {
+      // Only nodes that gave a claim up fit: back to one of them, after a backoff.
+      const wait = Math.max(0, ...claims.map((c) => (c.pvc !== undefined && annotation(c.pvc, ANN_SELECTED_NODE) === undefined ? this.rescheduleWaitMs(c.pvc) : 0)));
+      if (wait > 0) return { requeueAfterMs: wait };
+    }
 
     const node = this.score(key, result.feasible);
     const nodeName = node.metadata.name ?? '';
@@ -333,7 +375,7 @@ export class Scheduler {
       waiting = true;
       if (pvc.spec.volumeName) continue; // binding in progress
       if (annotation(pvc, ANN_SELECTED_NODE) === nodeName) continue;
-      if (annotation(pvc, ANN_SELECTED_NODE) !== undefined) this.log.info({ pod: key, claim: claimKey(pvc), from: annotation(pvc, ANN_SELECTED_NODE), to: nodeName }, 'provisioning failed on the selected node; trying another');
+      if (annotation(pvc, ANN_SELECTED_NODE) !== undefined) this.log.info({ pod: key, claim: claimKey(pvc), from: annotation(pvc, ANN_SELECTED_NODE), to: nodeName }, 'the selected node is gone; trying another');
       this.store.update({ ...pvc, metadata: { ...pvc.metadata, annotations: { ...pvc.metadata.annotations, [ANN_SELECTED_NODE]: nodeName } } });
     }
     if (waiting) {
@@ -348,11 +390,11 @@ export class Scheduler {
     this.log.debug({ pod: key, node: nodeName }, 'scheduled');
   }
 
-  /** An unbound claim's selected node failed to provision it, or is gone: it may move. */
-  private selectedNodeFailed(pvc: PersistentVolumeClaim): boolean {
+  /** An unbound claim's selected node is gone: it may move (a node that exists is given up only by the provisioner). */
+  private selectedNodeGone(pvc: PersistentVolumeClaim): boolean {
     if (pvc.spec.volumeName) return false;
     const selected = annotation(pvc, ANN_SELECTED_NODE);
-    return selected !== undefined && (this.failedOn(pvc, selected) || this.nodes.get(selected) === undefined);
+    return selected !== undefined && this.nodes.get(selected) === undefined;
   }
 
   /** Why no node can take the pod whatever the node (Kubernetes' PreFilter), if so. */
@@ -565,3 +607,13 @@ export class Scheduler {
     this.store.update({ ...pod, status: { ...pod.status, conditions: [...conditions.filter((c) => c.type !== 'PodScheduled'), condition] } }, { subresource: 'status' });
   }
 }
+
+/** The volume parts of kube-scheduler (registry.ts). */
+export const SCHEDULER: ControllerDescriptor = {
+  name: 'scheduler',
+  description: 'kube-scheduler, volume-aware: a node for pods without one, selected-node for WaitForFirstConsumer claims',
+  init(ctx) {
+    const s = new Scheduler({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder(DEFAULT_SCHEDULER_NAME), logger: ctx.logger, ...ctx.backoff });
+    return { loops: [s.loop], start: () => s.start(), stop: () => s.stop() };
+  },
+};

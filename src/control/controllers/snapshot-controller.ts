@@ -32,6 +32,7 @@ import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from 
 import { AlreadyExistsError, NotFoundError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop, type SyncResult } from './controller.js';
+import type { ControllerDescriptor } from './registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
 import { isDeleting } from './volume-util.js';
@@ -401,3 +402,13 @@ export class SnapshotController {
     }
   }
 }
+
+/** The common snapshot controller (registry.ts): swap it for the official snapshot-controller with -snapshot-controller. */
+export const SNAPSHOT_CONTROLLER: ControllerDescriptor = {
+  name: 'snapshot-controller',
+  description: 'snapshot-controller: VolumeSnapshot → VolumeSnapshotContent, statuses, finalizers (never calls a driver)',
+  init(ctx) {
+    const c = new SnapshotController({ store: ctx.store, informers: ctx.informers, recorder: ctx.events.recorder('snapshot-controller'), logger: ctx.logger, ...ctx.backoff });
+    return { loops: c.loops, start: () => c.start(), stop: () => c.stop() };
+  },
+};

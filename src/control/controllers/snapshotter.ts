@@ -30,6 +30,7 @@ import type { PersistentVolume } from '../api/types/core.js';
 import type { VolumeSnapshotClass, VolumeSnapshotContent } from '../api/types/snapshot.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop, driverUnavailable, type SyncResult } from './controller.js';
+import type { ControllerDescriptor } from './registry.js';
 import { ANN_SNAPSHOT_NODE, volumeNodeOf } from './data-source.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
@@ -321,3 +322,21 @@ export class Snapshotter {
     this.store.update({ ...latest, status }, { subresource: 'status' });
   }
 }
+
+/** The csi-snapshotter sidecar (registry.ts): CreateSnapshot/DeleteSnapshot for contents of registered drivers. */
+export const CSI_SNAPSHOTTER: ControllerDescriptor = {
+  name: 'csi-snapshotter',
+  description: 'external-snapshotter sidecar: CreateSnapshot / DeleteSnapshot for VolumeSnapshotContents of registered drivers',
+  init(ctx) {
+    const c = new Snapshotter({
+      store: ctx.store,
+      informers: ctx.informers,
+      registry: ctx.registry,
+      recorder: ctx.events.recorder('csi-snapshotter'),
+      logger: ctx.logger,
+      ...(ctx.csiTimeoutMs === undefined ? {} : { timeoutMs: ctx.csiTimeoutMs }),
+      ...ctx.backoff,
+    });
+    return { loops: c.loops, start: () => c.start(), stop: () => c.stop() };
+  },
+};
