@@ -28,6 +28,9 @@ const ALL = [
   'scheduler',
   'persistentvolume-attach-detach-controller',
   'csi-attacher',
+  'csi-resizer',
+  'snapshot-controller',
+  'csi-snapshotter',
 ];
 
 describe('--controllers', () => {
@@ -48,6 +51,7 @@ describe('--controllers', () => {
   });
 
   it("accepts kube-controller-manager's older names as aliases", () => {
+    assert.deepEqual(parseControllers('persistentvolume-expander,persistentvolume-expander-controller'), ['csi-resizer'], 'the expand controller is the resizer here');
     assert.deepEqual(parseControllers('persistentvolume-binder,pvc-protection,pv-protection,attachdetach'), [
       'persistentvolume-binder-controller',
       'persistentvolumeclaim-protection-controller',
@@ -66,11 +70,11 @@ describe('--controllers', () => {
   it('refuses unknown names (and -*) listing the known ones', () => {
     assert.throws(() => parseControllers('*,-csi-provisoner'), (err: unknown) => {
       assert.ok(err instanceof UnknownControllerError);
-      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder-controller, persistentvolumeclaim-protection-controller, persistentvolume-protection-controller, scheduler, persistentvolume-attach-detach-controller, csi-attacher \(or their older names: persistentvolume-binder, pvc-protection, pv-protection, attachdetach; /);
+      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder-controller, persistentvolumeclaim-protection-controller, persistentvolume-protection-controller, scheduler, persistentvolume-attach-detach-controller, csi-attacher, csi-resizer, snapshot-controller, csi-snapshotter \(or their older names: persistentvolume-binder, pvc-protection, pv-protection, attachdetach, persistentvolume-expander-controller, persistentvolume-expander; /);
       return true;
     });
     assert.throws(() => parseControllers('-*'), UnknownControllerError);
-    assert.throws(() => parseControllers('csi-snapshotter,persistentvolume-expander'), /"csi-snapshotter", "persistentvolume-expander" are not in the list/);
+    assert.throws(() => parseControllers('csi-snapshoter,persistentvolume-expanders'), /"csi-snapshoter", "persistentvolume-expanders" are not in the list/);
     assert.throws(() => parseControllers('attachdetach-controller'), UnknownControllerError);
     assert.throws(() => startControllers(open(':memory:'), quiet, { controllers: 'nope' }), UnknownControllerError);
     // `stowage up` says so as a usage error, before starting anything.
