@@ -13,7 +13,7 @@ import { quantityValue } from '../../src/control/api/quantity.js';
 import type { Event, PersistentVolume, PersistentVolumeClaim } from '../../src/control/api/types/core.js';
 import type { CSINode } from '../../src/control/api/types/storage.js';
 import { type Controllers, startControllers } from '../../src/control/controllers/index.js';
-import { describeError, expandTemplate, PROVISIONER_IDENTITY_ATTRIBUTE, volumeNameFor } from '../../src/control/controllers/provisioner.js';
+import { describeError, expandTemplate, PROVISIONER_IDENTITY_ATTRIBUTE, PROVISIONING_FINALIZER, volumeNameFor } from '../../src/control/controllers/provisioner.js';
 import {
   ANN_DELETION_SECRET_NAME,
   ANN_DELETION_SECRET_NAMESPACE,
@@ -22,7 +22,7 @@ import {
   PV_PROTECTION_FINALIZER,
 } from '../../src/control/controllers/volume-util.js';
 import { open, type Store } from '../../src/control/store/store.js';
-import { DeadlineExceededError, ResourceExhaustedError } from '../../src/csi/errors.js';
+import { DeadlineExceededError, InvalidArgumentError, ResourceExhaustedError } from '../../src/csi/errors.js';
 import { parseEndpoint } from '../../src/csi/endpoint.js';
 import type { CreateVolumeRequest, DeleteVolumeRequest } from '../../src/csi/types.js';
 import { claim, csiDriverObject, type FakeDriver, quiet, settle, startFakeDriver, storageClass, waitFor } from './control-controllers-helpers.js';
@@ -350,12 +350,60 @@ describe('provisioner', () => {
     const c = store.create(claim('brief', { storageClassName: 'fast' }));
     await waitFor(() => creates.length === 1, 'CreateVolume to start');
     store.delete('persistentvolumeclaims', 'default', 'brief');
-    await waitFor(() => getClaim('brief') === undefined, 'the claim to go');
+    // It stays (being deleted) while a volume may be being made under its name.
+    await sleep(200);
+    assert.ok(getClaim('brief')?.metadata.deletionTimestamp, 'the claim waits for the call');
     release();
     await waitFor(() => deletes.length === 1, 'DeleteVolume');
     assert.equal(deletes[0]?.volume_id, `vol-pvc-${c.metadata.uid}`);
+    await waitFor(() => getClaim('brief') === undefined, 'the claim to go');
     await idle();
     assert.equal(store.list('persistentvolumes').items.length, 0);
+  });
+
+  // Found by the chaos campaign (issue 11): the volume made for a claim deleted while its
+  // CreateVolume ran was deleted only from memory, so a control plane stopped before the call's
+  // answer was acted on left it with neither claim nor PV, and nothing after a restart deleted it.
+  it('deletes the new volume when its claim went away during CreateVolume and the controllers restarted', async () => {
+    register();
+    store.create(storageClass('fast', DRIVER));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    behaviour = async () => gate;
+    const c = store.create(claim('brief', { storageClassName: 'fast' }));
+    await waitFor(() => creates.length === 1, 'CreateVolume to start');
+    assert.ok(getClaim('brief').metadata.finalizers?.includes(PROVISIONING_FINALIZER), 'the claim records the call before it is made');
+    // The control plane goes away with the call in flight; the driver finishes it anyway.
+    const stopped = ctl.stop();
+    store.delete('persistentvolumeclaims', 'default', 'brief');
+    release();
+    await stopped;
+    assert.ok(getClaim('brief') !== undefined, 'the claim stays while a volume may exist under its name');
+    ctl = startControllers(store, quiet, { resyncMs: 0, eventMaxDelayMs: 0, csiTimeoutMs: 2_000, maxDelayMs: 200 });
+    await waitFor(() => getClaim('brief') === undefined, 'the claim to go');
+    await idle();
+    assert.deepEqual(
+      deletes.map((d) => d.volume_id),
+      [`vol-pvc-${c.metadata.uid}`],
+      'the volume made for the deleted claim is deleted after the restart',
+    );
+    assert.equal(store.list('persistentvolumes').items.length, 0);
+  });
+
+  it('lets a provisioned claim go once its PV exists, and a claim the driver refused for good', async () => {
+    register();
+    store.create(storageClass('fast', DRIVER));
+    store.create(claim('kept', { storageClassName: 'fast' }));
+    await bound('kept');
+    await waitFor(() => !getClaim('kept').metadata.finalizers?.includes(PROVISIONING_FINALIZER), 'the finalizer to go once the PV exists');
+    behaviour = async () => {
+      throw new InvalidArgumentError('no such parameter');
+    };
+    store.create(claim('refused', { storageClassName: 'fast' }));
+    await waitFor(() => eventsAbout('refused').some((e) => e.reason === 'ProvisioningFailed'), 'the refusal');
+    store.delete('persistentvolumeclaims', 'default', 'refused');
+    await waitFor(() => getClaim('refused') === undefined, 'a claim whose volume was never made to go');
+    assert.equal(deletes.length, 0, 'nothing to delete: the driver made nothing');
   });
 
   it('clones from a bound claim of the same class', async () => {

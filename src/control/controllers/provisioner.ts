@@ -64,6 +64,20 @@ import {
   nodeSelectorMatches,
 } from './volume-util.js';
 
+/**
+ * Held on a claim from before its CreateVolume until its PV exists (or the volume made for it is
+ * deleted again): the durable record that a volume of this name may exist. Without it, a claim
+ * deleted while CreateVolume ran, with the control plane restarted before the call's answer was
+ * acted on, left a volume nothing would ever delete (external-provisioner#486 proposes the same).
+ * A claim being deleted that still holds it gets CreateVolume once more by the same name, to learn
+ * the volume's ID, then DeleteVolume.
+ */
+export const PROVISIONING_FINALIZER = 'provisioner.stowage.dev/volume-being-created';
+
+function holdsProvisioningFinalizer(pvc: PersistentVolumeClaim): boolean {
+  return pvc.metadata.finalizers?.includes(PROVISIONING_FINALIZER) === true;
+}
+
 const PREFIX = 'csi.storage.k8s.io/';
 export const PARAM_FSTYPE = `${PREFIX}fstype`;
 
@@ -294,7 +308,7 @@ export class Provisioner implements VolumeDeleter {
     });
     this.pvcs.addIndex(IDX_PENDING_BY_CLASS, (pvc) => (storageProvisioner(pvc) !== undefined && isPending(pvc) ? [claimClass(pvc)] : []));
     const consider = (pvc: PersistentVolumeClaim): void => {
-      if (this.wants(pvc)) this.loop.enqueue(claimKey(pvc));
+      if (this.wants(pvc) || holdsProvisioningFinalizer(pvc)) this.loop.enqueue(claimKey(pvc));
     };
     this.pvcs.addEventHandler({
       add: consider,
@@ -350,6 +364,13 @@ export class Provisioner implements VolumeDeleter {
 
   private async sync(key: string, signal: AbortSignal): Promise<SyncResult | void> {
     let pvc = this.pvcs.get(key);
+    if (pvc !== undefined && holdsProvisioningFinalizer(pvc)) {
+      const pv = this.pvs.get(volumeNameFor(pvc));
+      // Provisioned: the PV (and its reclaim policy) answers for the volume from now on.
+      if (pv !== undefined && pv.spec.claimRef?.uid === pvc.metadata.uid) return this.releaseClaim(pvc);
+      // Deleted before it got its PV: whatever CreateVolume made under its name is deleted first.
+      if (isDeleting(pvc)) return this.abandon(key, pvc, signal);
+    }
     const pending = this.inBackground.get(key);
     if (pending !== undefined && pvc?.metadata.uid === pending.metadata.uid && this.pvs.get(volumeNameFor(pending)) !== undefined) {
       // Provisioned meanwhile: nothing is in progress any more.
@@ -434,9 +455,17 @@ export class Provisioner implements VolumeDeleter {
       return failed('noChange', err);
     }
 
-    // The store commits in groups (store.ts): the claim this volume is named after (its uid) and
-    // the writes that handed it to us must be durable before the volume exists, or a crash could
-    // leave a volume named after a claim that never was.
+    // The claim records that a volume may now exist under this name (PROVISIONING_FINALIZER).
+    if (!isDeleting(pvc) && !holdsProvisioningFinalizer(pvc)) {
+      const current = this.store.get('persistentvolumeclaims', pvc.metadata.namespace, pvc.metadata.name ?? '');
+      if (current === undefined || current.metadata.uid !== pvc.metadata.uid || isDeleting(current)) return { state: 'noChange' };
+      if (!holdsProvisioningFinalizer(current)) {
+        this.store.update<PersistentVolumeClaim>({ ...current, metadata: { ...current.metadata, finalizers: [...(current.metadata.finalizers ?? []), PROVISIONING_FINALIZER] } });
+      }
+    }
+    // The store commits in groups (store.ts): the claim this volume is named after (its uid), its
+    // finalizer and the writes that handed it to us must be durable before the volume exists, or a
+    // crash could leave a volume named after a claim that never was, or that nothing remembers.
     await this.store.flushed();
     if (signal.aborted) return { state: 'noChange' };
 
@@ -479,13 +508,14 @@ export class Provisioner implements VolumeDeleter {
     const className = sc.metadata.name ?? '';
     const requestedBytes = Number(request.capacity_range?.required_bytes ?? 0);
     const secrets = request.secrets ?? {};
-    const current = this.pvcs.get(key);
-    if (current === undefined || current.metadata.uid !== pvc.metadata.uid || (current.spec.volumeName && current.spec.volumeName !== pvName)) {
+    const current = this.store.get('persistentvolumeclaims', pvc.metadata.namespace, pvc.metadata.name ?? '');
+    if (current === undefined || current.metadata.uid !== pvc.metadata.uid || isDeleting(current) || (current.spec.volumeName && current.spec.volumeName !== pvName)) {
       // Deleted, recreated or bound elsewhere while the driver worked: don't leave the volume behind.
       this.log.info({ claim: key, volumeId: volume.volume_id }, 'claim gone or bound elsewhere during provisioning; deleting the new volume');
       // Only once the change that makes it unwanted is durable.
       await this.store.flushed();
       await client.controller.DeleteVolume({ volume_id: volume.volume_id, secrets }, { timeoutMs: this.timeoutMs, signal });
+      if (current !== undefined && current.metadata.uid === pvc.metadata.uid) this.releaseClaim(current);
       return;
     }
     if (volume.capacity_bytes > 0 && volume.capacity_bytes < requestedBytes) {
@@ -508,6 +538,39 @@ export class Provisioner implements VolumeDeleter {
     }
     this.recorder.event(current, 'Normal', 'ProvisioningSucceeded', `Successfully provisioned volume ${pvName}`);
     this.log.debug({ claim: key, volume: pvName, volumeId: volume.volume_id }, 'provisioned');
+    // The PV is written (it commits before the finalizer's removal does): it answers for the volume now.
+    this.releaseClaim(current);
+  }
+
+  /** Drops PROVISIONING_FINALIZER from the claim as it is in the store now (a conflict is retried). */
+  private releaseClaim(pvc: PersistentVolumeClaim): void {
+    const current = this.store.get('persistentvolumeclaims', pvc.metadata.namespace, pvc.metadata.name ?? '');
+    if (current === undefined || current.metadata.uid !== pvc.metadata.uid || !holdsProvisioningFinalizer(current)) return;
+    this.store.update<PersistentVolumeClaim>({ ...current, metadata: { ...current.metadata, finalizers: (current.metadata.finalizers ?? []).filter((f) => f !== PROVISIONING_FINALIZER) } });
+  }
+
+  /**
+   * A claim deleted before its PV existed, whose CreateVolume may have made a volume: the call is
+   * made again by the same name (the driver answers with what it made, or makes it), the volume is
+   * deleted (created() sees the claim going), and the claim let go. A final refusal means nothing
+   * exists under the name; a class gone leaves nothing to ask.
+   */
+  private async abandon(key: string, pvc: PersistentVolumeClaim, signal: AbortSignal): Promise<SyncResult | void> {
+    this.inBackground.delete(key);
+    if (this.classes.get(claimClass(pvc)) === undefined) {
+      this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `StorageClass "${claimClass(pvc)}" not found: cannot check for a volume made for the deleted claim`);
+      return this.releaseClaim(pvc);
+    }
+    const outcome = await this.provision(key, pvc, signal);
+    if (outcome.state === 'finished' || outcome.state === 'reschedule') {
+      // Success deleted the volume and let go in created(); a final error made nothing.
+      if (outcome.error !== undefined && !signal.aborted) this.releaseClaim(pvc);
+      return;
+    }
+    if (outcome.error === undefined) return { requeue: true };
+    const unavailable = driverUnavailable(outcome.error);
+    if (unavailable !== undefined) return { unavailable };
+    throw outcome.error;
   }
 
   private async createRequest(
