@@ -31,7 +31,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -310,6 +310,11 @@ interface VolModel {
   doubt?: 'create' | 'delete' | 'expand';
   /** A restore: the snapshot it is made from. */
   fromSnapshot?: string;
+  /** Staged and published on the standalone driver (the harness plays the pod: it writes there). */
+  published: boolean;
+  pubDoubt?: 'publish' | 'unpublish';
+  /** Acknowledged writes (written through the publication and fsynced), also those a restore brought. */
+  files: Map<string, Content>;
 }
 
 interface SnapModel {
@@ -320,6 +325,8 @@ interface SnapModel {
   sourceBytes: number;
   life: Life;
   doubt?: 'create' | 'delete';
+  /** The source's acknowledged writes when the snapshot was cut. */
+  files: Map<string, Content>;
 }
 
 interface Unconverged {
@@ -680,7 +687,8 @@ class Campaign {
           this.claims.get(pod.claim)?.files.set(file, content);
           this.result.writesAcknowledged += 1;
         }
-        return `exec ${pod.name} ${code === 0 ? 'wrote' : 'failed'} ${file}`;
+        const why = code === 0 ? '' : ` (${ran.tail().split('\n').filter((l) => l.trim() !== '').at(-1)?.slice(0, 120) ?? `exit ${code ?? 'signal'}`})`;
+        return `exec ${pod.name} ${code === 0 ? 'wrote' : 'failed'} ${file}${why}`;
       }
       case 'delete-pod': {
         const pod = pick(rand, pods)!;
@@ -759,7 +767,7 @@ class Campaign {
   private async driverOp(rand: () => number): Promise<string> {
     const vols = this.live(this.vols).filter((v) => v.doubt === undefined);
     // A CO retries a CreateSnapshot cut short by the kill; it does not delete the source meanwhile.
-    const deletable = vols.filter((v) => ![...this.snaps.values()].some((s) => s.source === v.name && s.doubt !== undefined) && !this.live(this.vols).some((o) => o.doubt === 'create' && o.fromSnapshot !== undefined && this.snaps.get(o.fromSnapshot)?.source === v.name));
+    const deletable = vols.filter((v) => !v.published && v.pubDoubt === undefined && ![...this.snaps.values()].some((s) => s.source === v.name && s.doubt !== undefined) && !this.live(this.vols).some((o) => o.doubt === 'create' && o.fromSnapshot !== undefined && this.snaps.get(o.fromSnapshot)?.source === v.name));
     const snaps = this.live(this.snaps).filter((s) => s.doubt === undefined);
     const snapsDeletable = snaps.filter((s) => !this.live(this.vols).some((v) => v.doubt === 'create' && v.fromSnapshot === s.name));
     const op = weighted(rand, [
@@ -769,6 +777,9 @@ class Campaign {
       ['restore', snaps.length > 0 && this.live(this.vols).length < 6 ? 1 : 0],
       ['delete-snapshot', snapsDeletable.length > 0 ? 1.5 : 0],
       ['delete-volume', deletable.length > 0 ? 1.5 : 0],
+      ['publish', vols.some((v) => !v.published && v.pubDoubt === undefined) ? 2 : 0],
+      ['write', vols.some((v) => v.published && v.pubDoubt === undefined) ? 2 : 0],
+      ['unpublish', vols.some((v) => v.published && v.pubDoubt === undefined) ? 1.5 : 0],
     ]);
     let failed = '';
     const note = (err: unknown): void => {
@@ -779,7 +790,16 @@ class Campaign {
       case 'restore': {
         const snap = op === 'restore' ? pick(rand, snaps)! : undefined;
         const fs: Fs = snap ? snap.fs : rand() < 0.3 ? 'ext4' : '';
-        const v: VolModel = { name: this.name('v'), fs, bytes: snap ? snap.sourceBytes : (1 + Math.floor(rand() * 2)) * 16 * MiB, life: 'live', doubt: 'create', ...(snap ? { fromSnapshot: snap.name } : {}) };
+        const v: VolModel = {
+          name: this.name('v'),
+          fs,
+          bytes: snap ? snap.sourceBytes : (1 + Math.floor(rand() * 2)) * 16 * MiB,
+          life: 'live',
+          doubt: 'create',
+          published: false,
+          files: new Map(snap?.files ?? []),
+          ...(snap ? { fromSnapshot: snap.name } : {}),
+        };
         this.vols.set(v.name, v);
         try {
           await this.createVolume(v);
@@ -795,7 +815,7 @@ class Campaign {
       }
       case 'snapshot': {
         const src = pick(rand, vols)!;
-        const s: SnapModel = { name: this.name('s'), fs: src.fs, source: src.name, sourceBytes: src.bytes, life: 'live', doubt: 'create' };
+        const s: SnapModel = { name: this.name('s'), fs: src.fs, source: src.name, sourceBytes: src.bytes, life: 'live', doubt: 'create', files: new Map(src.files) };
         this.snaps.set(s.name, s);
         try {
           await this.createSnapshot(s);
@@ -837,6 +857,38 @@ class Campaign {
         }
         return `delete ${s.name}${failed}`;
       }
+      case 'publish': {
+        const v = pick(rand, vols.filter((x) => !x.published && x.pubDoubt === undefined))!;
+        v.pubDoubt = 'publish';
+        try {
+          await this.publish(v);
+          v.published = true;
+          delete v.pubDoubt;
+          await this.writeStandalone(v, rand);
+        } catch (err) {
+          note(err);
+          if (!csiInDoubt(err)) delete v.pubDoubt;
+        }
+        return `publish ${v.name}${failed}`;
+      }
+      case 'write': {
+        const v = pick(rand, vols.filter((x) => x.published && x.pubDoubt === undefined))!;
+        const file = await this.writeStandalone(v, rand).catch((err: unknown) => `failed: ${describe(err)}`);
+        return `write ${v.name} ${file}`;
+      }
+      case 'unpublish': {
+        const v = pick(rand, vols.filter((x) => x.published && x.pubDoubt === undefined))!;
+        v.pubDoubt = 'unpublish';
+        try {
+          await this.unpublish(v);
+          v.published = false;
+          delete v.pubDoubt;
+        } catch (err) {
+          note(err);
+          if (!csiInDoubt(err)) delete v.pubDoubt;
+        }
+        return `unpublish ${v.name}${failed}`;
+      }
       case 'delete-volume': {
         const v = pick(rand, deletable)!;
         v.doubt = 'delete';
@@ -853,6 +905,56 @@ class Campaign {
       default:
         return 'idle';
     }
+  }
+
+  private stagingOf(v: VolModel): string {
+    return join(this.driverDir, 'st', v.name);
+  }
+
+  private targetOf(v: VolModel): string {
+    return join(this.driverDir, 'tg', v.name, 'mount');
+  }
+
+  /** NodeStageVolume then NodePublishVolume, as a kubelet does (both idempotent: a retry is the same calls). */
+  private async publish(v: VolModel): Promise<true> {
+    const staging = this.stagingOf(v);
+    const target = this.targetOf(v);
+    await mkdir(staging, { recursive: true });
+    await mkdir(dirname(target), { recursive: true });
+    const cap = mountCap(v.fs);
+    await this.csi!.node.NodeStageVolume({ volume_id: v.id ?? '', staging_target_path: staging, volume_capability: cap, publish_context: {}, secrets: {}, volume_context: {} });
+    await this.csi!.node.NodePublishVolume({ volume_id: v.id ?? '', staging_target_path: staging, target_path: target, volume_capability: cap, readonly: false, publish_context: {}, secrets: {}, volume_context: {} });
+    return true;
+  }
+
+  private async unpublish(v: VolModel): Promise<true> {
+    await this.csi!.node.NodeUnpublishVolume({ volume_id: v.id ?? '', target_path: this.targetOf(v) });
+    await this.csi!.node.NodeUnstageVolume({ volume_id: v.id ?? '', staging_target_path: this.stagingOf(v) });
+    return true;
+  }
+
+  /** The harness as the pod: a file written through the publication and fsynced is acknowledged. */
+  private async writeStandalone(v: VolModel, rand: () => number): Promise<string> {
+    const file = `${this.name('w')}.dat`;
+    const content: Content = { token: `${file}-${Math.floor(rand() * 1e9).toString(36)}`, size: 1024 + Math.floor(rand() * 30_000) };
+    const path = join(this.targetOf(v), file);
+    const fh = await open(`${path}.tmp`, 'w');
+    try {
+      await fh.writeFile(expected(content));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(`${path}.tmp`, path);
+    const dir = await open(this.targetOf(v), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    v.files.set(file, content);
+    this.result.writesAcknowledged += 1;
+    return file;
   }
 
   /** True once the driver answered OK (the model then has the volume's ID). */
@@ -910,6 +1012,12 @@ class Campaign {
         await this.retry(`ControllerExpandVolume ${v.name}`, () => this.csi!.controller.ControllerExpandVolume({ volume_id: v.id ?? '', capacity_range: { required_bytes: v.bytes, limit_bytes: 0 }, volume_capability: mountCap(v.fs), secrets: {} }), r);
       }
       delete v.doubt;
+      if (v.pubDoubt === 'publish' && v.life === 'live') {
+        v.published = (await this.retry(`NodeStage/NodePublish ${v.name}`, () => this.publish(v), r)) === true;
+      } else if (v.pubDoubt === 'unpublish') {
+        v.published = (await this.retry(`NodeUnpublish/NodeUnstage ${v.name}`, () => this.unpublish(v), r)) !== true;
+      }
+      delete v.pubDoubt;
     }
     for (const s of this.snaps.values()) {
       if (s.doubt === 'create') {
@@ -1057,6 +1165,23 @@ class Campaign {
         const src = this.vols.get(s.source)?.id;
         if (got !== undefined && got.source !== src) this.violation(r, 'snapshot-source', `${s.name}: source ${got.source}, expected ${src ?? '?'}`);
       }
+      // Acknowledged writes: subvolumes and subvolume snapshots read straight from the pool, an
+      // ext4 volume through its publication while it has one (its snapshots once restored).
+      const pool = join(this.driverDir, 'local', 'pool');
+      const reads: [string, string | undefined, Map<string, Content>][] = [
+        ...wantVols.map((v): [string, string | undefined, Map<string, Content>] => [v.name, v.fs === '' ? join(pool, 'volumes', v.id ?? '?') : v.published ? this.targetOf(v) : undefined, v.files]),
+        ...wantSnaps.map((x): [string, string | undefined, Map<string, Content>] => [x.name, x.fs === '' ? join(pool, 'snapshots', x.id ?? '?') : undefined, x.files]),
+      ];
+      for (const [name, dir, files] of reads) {
+        if (dir === undefined) continue;
+        for (const [file, content] of files) {
+          const got = await readFile(join(dir, file)).catch(() => undefined);
+          if (got === undefined || !got.equals(expected(content))) {
+            this.result.writesLost += 1;
+            this.violation(r, 'acknowledged-write-lost', `standalone ${name}/${file}: ${got === undefined ? `missing in ${dir}` : `${got.length} bytes differ from the ${content.size} written`}`);
+          }
+        }
+      }
     } catch (err) {
       this.violation(r, 'check-failed', `standalone driver lists: ${describe(err)}`);
     }
@@ -1064,9 +1189,17 @@ class Campaign {
     // 5. Mounts, loop devices and processes: the pools, and what the Running pods need.
     const allowed = new Set<string>([join(this.driverDir, 'local', 'pool'), ...NODES.map((n) => join(this.nodeRoot(n), 'pool', 'pool'))]);
     const needed = new Set<string>();
+    for (const v of this.live(this.vols)) {
+      if (!v.published) continue;
+      for (const m of [this.stagingOf(v), this.targetOf(v)]) {
+        allowed.add(m);
+        needed.add(m);
+      }
+    }
     const pvByClaim = new Map(pvs.filter((pv) => pv.spec.claimRef).map((pv) => [pv.spec.claimRef?.name ?? '', pv.metadata.name ?? '']));
     const livePodUids = new Set<string>();
     const allowedLoops = new Set([join(this.driverDir, 'local', 'pool.img'), ...NODES.map((n) => join(this.nodeRoot(n), 'pool', 'pool.img'))]);
+    for (const v of this.live(this.vols)) if (v.published && v.fs === 'ext4') allowedLoops.add(join(this.driverDir, 'local', 'pool', 'volumes', `${v.id ?? '?'}.img`));
     /** claim → the staging path of a Running pod's node: where an ext4 volume's files can be read. */
     const stagedAt = new Map<string, string>();
     for (const p of pods) {
@@ -1090,6 +1223,7 @@ class Campaign {
     const mounts = mountsUnder(this.dir);
     const points = mounts.map((m) => m.mountPoint);
     for (const m of mounts) if (!allowed.has(m.mountPoint)) this.violation(r, 'leaked-mount', `${m.mountPoint} (${m.fsType} root=${m.root})`);
+    // (the needed ones below: a Running pod's, or a publication the standalone workload was acknowledged)
     for (const p of new Set(points)) if (points.filter((x) => x === p).length > 1) this.violation(r, 'stacked-mount', `${p} is mounted ${points.filter((x) => x === p).length} times`);
     for (const n of needed) if (!points.includes(n)) this.violation(r, 'missing-mount', `${n} (a Running pod's volume) is not mounted`);
     for (const l of loopsUnder(this.dir)) if (!allowedLoops.has(l.backingFile)) this.violation(r, 'leaked-loop', `${l.device} → ${l.backingFile}`);
@@ -1169,6 +1303,7 @@ class Campaign {
       }
     }
     if (this.csi !== undefined && this.driver?.alive()) {
+      for (const v of this.vols.values()) if (v.life !== 'gone' && v.id && (v.published || v.pubDoubt)) await this.unpublish(v).catch((err: unknown) => notes.push(`unpublishing ${v.name}: ${describe(err)}`));
       for (const s of this.snaps.values()) if (s.life !== 'gone' && s.id) await this.csi.controller.DeleteSnapshot({ snapshot_id: s.id, secrets: {} }).catch(() => undefined);
       for (const v of this.vols.values()) if (v.life !== 'gone' && v.id) await this.csi.controller.DeleteVolume({ volume_id: v.id, secrets: {} }).catch(() => undefined);
     }
