@@ -102,10 +102,11 @@ export class CephBenchSession {
     const cephConfig = join(this.drvDir, 'ceph-config.json');
     await writeFile(cephConfig, JSON.stringify([{ clusterID: info.clusterID, monitors: info.monitors }]));
     const socketPath = join(this.drvDir, 'csi.sock');
+    // The bench's staging and target paths are made in drvDir: it plays the kubelet's root.
     const endpoint = `unix://${socketPath}`;
     const proc = spawn(
       process.execPath,
-      [STOWAGE_BIN, 'driver', '--backend', backend, '--endpoint', endpoint, '--node-id', 'bench-node', '--ceph-config', cephConfig, ...args, '--log-level', logLevel],
+      [STOWAGE_BIN, 'driver', '--backend', backend, '--endpoint', endpoint, '--node-id', 'bench-node', '--ceph-config', cephConfig, '--kubelet-dir', this.drvDir, ...args, '--log-level', logLevel],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     this.proc = proc;

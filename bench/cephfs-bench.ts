@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
-import { DevCluster, type DevClusterInfo } from '../src/ceph/dev-cluster.js';
+import type { DevCluster, DevClusterInfo } from '../src/ceph/dev-cluster.js';
 import { monHost } from '../src/driver/backends/rbd/cluster-config.js';
 import { Rados } from '../src/driver/backends/rbd/rados.js';
 import { ExecRunner } from '../src/driver/mount/exec.js';
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   const { n, concurrency: c, nStage, stageConcurrency: cStage, writeBytes, logLevel } = parseCephBenchOptions(64);
   const began = performance.now();
   const session = await CephBenchSession.open('cephfs-bench', 'mounts', teardown);
-  const { root, drvDir, rawDir, cluster } = session;
+  const { drvDir, rawDir, cluster } = session;
   const measure = (count: number, conc: number, op: (i: number) => Promise<unknown>) => session.measure(count, conc, op);
 
   const rows: Row[] = [];

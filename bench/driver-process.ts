@@ -66,6 +66,9 @@ export function spawnDriver(spec: DriverSpec): RunningDriver {
     localDir,
     '--local-pool-size',
     spec.poolSize ?? '20Gi',
+    // Staging and target paths are made in the bench dir: it plays the kubelet's root.
+    '--kubelet-dir',
+    spec.dir,
     '--log-level',
     spec.logLevel ?? 'warn',
   ];

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { pino } from 'pino';
-import { DevCluster, type DevClusterInfo } from '../src/ceph/dev-cluster.js';
+import type { DevCluster, DevClusterInfo } from '../src/ceph/dev-cluster.js';
 import { monHost } from '../src/driver/backends/rbd/cluster-config.js';
 import { createImage, FEATURES, removeImage } from '../src/driver/backends/rbd/librbd.js';
 import { Rados, type IoCtx } from '../src/driver/backends/rbd/rados.js';

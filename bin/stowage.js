@@ -1,6 +1,19 @@
 #!/usr/bin/env node
 // Entry point for `npx stowage`; the compiled CLI lives in dist/ (built by `npm ci` via the prepare script).
-import module from 'node:module';
+//
+// The Node version is checked before anything else is loaded: dist/ imports what only Node 24 has
+// (node:util's getSystemErrorMessage among others), and under an older Node such an import fails
+// while the module graph is linked, with a SyntaxError that does not say which Node is needed. So
+// this file has no static import at all: every module comes through a dynamic import() after the
+// check. The machine's own Node (Debian's, 20) is the one most likely to run it by mistake.
+const MIN_NODE_MAJOR = 24;
+const foundNode = process.versions.node;
+if (Number(foundNode.split('.')[0]) < MIN_NODE_MAJOR) {
+  process.stderr.write(`stowage needs Node >= ${MIN_NODE_MAJOR} (found ${foundNode}); run npm ci or use node_modules/.bin/node\n`);
+  process.exit(1);
+}
+
+const { default: module } = await import('node:module');
 
 const isDriver = process.argv[2] === 'driver';
 if (isDriver) {

@@ -279,7 +279,7 @@ export class DevCluster {
   private async cephBatch(commands: string[]): Promise<void> {
     // In that mode ceph exits 0 whatever happens and reports each failure as "Error E…: …".
     const r = await this.runner.run('ceph', ['-c', this.paths.conf, '--connect-timeout', '30'], {
-      input: commands.join('\n') + '\n',
+      input: `${commands.join('\n')}\n`,
       timeoutMs: 60_000,
     });
     const errors = r.stderr.split('\n').filter((l) => /^Error [A-Z]/.test(l) || /^(no valid command|Invalid command)/.test(l));
@@ -520,7 +520,7 @@ export class DevCluster {
   /** Atomic (temp file + rename): a crash never leaves a half-written record. */
   private async writeState(s: StateFile): Promise<void> {
     const tmp = `${this.paths.state}.tmp`;
-    await writeSecret(tmp, JSON.stringify(s, null, 2) + '\n');
+    await writeSecret(tmp, `${JSON.stringify(s, null, 2)}\n`);
     await rename(tmp, this.paths.state);
   }
 
@@ -642,10 +642,10 @@ function freePort(): Promise<number> {
 
 /** Mount points strictly under dir, from /proc/self/mountinfo (octal escapes decoded). */
 export function mountPointsUnder(dir: string): string[] {
-  const unescape = (f: string) => f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+  const unescapeOctal = (f: string) => f.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
-    .map((line) => unescape(line.split(' ')[4] ?? ''))
+    .map((line) => unescapeOctal(line.split(' ')[4] ?? ''))
     .filter((mp) => mp.startsWith(`${dir}/`));
 }
 

@@ -34,7 +34,7 @@ export function registerCephDevCommand(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'warn')
     .action(async (flags: CommonFlags & { memstoreSize: string }) => {
       const info = await make(flags, flags.memstoreSize).up();
-      process.stdout.write(JSON.stringify(info) + '\n');
+      process.stdout.write(`${JSON.stringify(info)}\n`);
     });
 
   cmd
@@ -54,7 +54,7 @@ export function registerCephDevCommand(program: Command): void {
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'warn')
     .action(async (flags: CommonFlags & { json?: boolean }) => {
       const s = await make(flags).status();
-      process.stdout.write(flags.json ? JSON.stringify(s) + '\n' : formatStatus(s));
+      process.stdout.write(flags.json ? `${JSON.stringify(s)}\n` : formatStatus(s));
       process.exitCode = s.allRunning ? 0 : 1;
     });
 }
@@ -69,5 +69,5 @@ function formatStatus(s: DevClusterStatus): string {
   } else if (s.healthError) {
     lines.push(`  health: unknown (${s.healthError.split('\n')[0]})`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

@@ -1,7 +1,7 @@
 // The main job's second part: a local driver on a throwaway pool and one volume walked through
 // its whole life over the CSI socket, printing each step — what Kubernetes does, one call at a time.
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,16 +12,19 @@ export async function csiWalkthrough(flags: { fsType: string; keep?: boolean }):
   const dir = await mkdtemp(join(tmpdir(), 'stowage-demo-'));
   const socket = join(dir, 'csi.sock');
   const poolDir = join(dir, 'pool');
+  // What kubelet's root would be: the driver takes staging and target paths only beneath it.
+  const kubeletDir = join(dir, 'kubelet');
+  await mkdir(kubeletDir);
   const step = (n: number, what: string) => process.stdout.write(`\n[${n}] ${what}\n`);
   const show = (o: unknown) => process.stdout.write(`    ${JSON.stringify(o)}\n`);
 
   const bin = fileURLToPath(new URL('../../../bin/stowage.js', import.meta.url));
-  const args = [bin, 'driver', '--backend', 'local', '--endpoint', `unix://${socket}`, '--node-id', 'demo-node', '--local-dir', poolDir, '--local-pool-size', '2Gi', '--log-level', 'warn'];
+  const args = [bin, 'driver', '--backend', 'local', '--endpoint', `unix://${socket}`, '--node-id', 'demo-node', '--local-dir', poolDir, '--local-pool-size', '2Gi', '--kubelet-dir', kubeletDir, '--log-level', 'warn'];
   const driver = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
   const exited = new Promise<number | null>((resolve) => driver.once('exit', (code) => resolve(code)));
   const client = new CsiClient(`unix://${socket}`);
   try {
-    step(1, `started: stowage driver --backend local --local-dir ${poolDir}`);
+    step(1, `started: stowage driver --backend local --local-dir ${poolDir} --kubelet-dir ${kubeletDir}`);
     await client.waitForReady(10_000);
     show(await client.identity.GetPluginInfo({}));
     for (let i = 0; i < 100 && !(await client.identity.Probe({})).ready?.value; i++) await sleep(100);
@@ -38,8 +41,8 @@ export async function csiWalkthrough(flags: { fsType: string; keep?: boolean }):
     show(volume);
     const volumeId = volume!.volume_id;
 
-    const staging = join(dir, 'kubelet/plugins/kubernetes.io/csi/pv/demo-volume/globalmount');
-    const target = join(dir, 'kubelet/pods/demo-pod/volumes/kubernetes.io~csi/demo-volume/mount');
+    const staging = join(kubeletDir, 'plugins/kubernetes.io/csi/pv/demo-volume/globalmount');
+    const target = join(kubeletDir, 'pods/demo-pod/volumes/kubernetes.io~csi/demo-volume/mount');
     step(3, `NodeStageVolume → ${staging}`);
     await client.node.NodeStageVolume({ volume_id: volumeId, staging_target_path: staging, volume_capability: capability });
     step(4, `NodePublishVolume → ${target}`);

@@ -235,7 +235,7 @@ export async function controlPlaneStory(options: StoryOptions = {}): Promise<voi
       out(text);
       // The driver's cluster list: seed 000's ConfigMap ceph-csi-config, for this cluster.
       const config = JSON.stringify([{ clusterID: ceph.clusterID, monitors: ceph.monitors }], null, 2);
-      await writeFile(join(dir, 'ceph-csi-config.json'), config + '\n');
+      await writeFile(join(dir, 'ceph-csi-config.json'), `${config}\n`);
       out(`\n$ cat ceph-csi-config.json     (seed 000's ceph-csi-config: clusterID → monitors)\n${config}\n`);
       upArgs.unshift('--backend', 'rbd', '--ceph-config', join(dir, 'ceph-csi-config.json'));
     } else {

@@ -13,6 +13,7 @@ export interface UpFlags {
   backend: string;
   cephConfig?: string;
   poolSize: string;
+  localOvercommit: string;
   listen?: string[];
   logLevel: string;
   localDriver: boolean;
@@ -33,6 +34,7 @@ export function registerUpCommand(program: Command): void {
     .option('--backend <name>', 'the nodes\' driver: local (a btrfs pool per node), rbd or cephfs (a Ceph cluster, see --ceph-config)', 'local')
     .option('--ceph-config <file>', 'rbd and cephfs: ceph-csi\'s cluster list, [{"clusterID": ..., "monitors": ["host:port", ...]}]')
     .option('--pool-size <size>', 'local: size of each node\'s pool image when it is created', '20Gi')
+    .option('--local-overcommit <factor>', 'local: volumes may promise up to this many times each pool\'s usable size (1 = none)', '1')
     .option('--listen <address>', 'API address: unix:///path or http://127.0.0.1:PORT (repeatable; default unix://<state-dir>/api.sock)', collect)
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .option('--no-local-driver', 'run the control plane only (no nodes, no driver)')

@@ -4,6 +4,13 @@
 //   nodes/<node>/                     each node's kubelet root: plugins/<driver>/csi.sock, pods/,
 //                                     and for the local backend its pool (pool/pool.img on pool/pool)
 //   plugins/<driver>/controller.sock  rbd, cephfs: the one Controller service
+//
+// Start order: the store, the API server, then each node — its driver listening and answering
+// Probe ready, registered, its agent running — and only then the controllers' loops, so that no
+// controller dials a node's socket before the node serves it (a claim left Pending by the last run
+// would otherwise be provisioned against a socket nobody listens on yet). A node that fails to start
+// does not stop `up`: it is reported NotReady and retried (embedded-nodes.ts). A start that fails as
+// a whole (or is interrupted) stops what it started and releases the pools it mounted.
 import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
@@ -18,12 +25,21 @@ import { CliError } from './errors.js';
 import { DEFAULT_CLASS_ANNOTATION } from './format/columns.js';
 import { humanLogger } from './human-log.js';
 import { parseQuantity } from './quantity.js';
+import { parseOvercommit } from './driver-command.js';
 import { DEFAULT_STORAGE_CLASS, type UpFlags } from './up-command.js';
 
 /** The nodes' driver, from --backend, --ceph-config and --pool-size. */
-export function embeddedBackend(flags: Pick<UpFlags, 'backend' | 'cephConfig' | 'poolSize'>): EmbeddedBackend {
+export function embeddedBackend(flags: Pick<UpFlags, 'backend' | 'cephConfig' | 'poolSize'> & Partial<Pick<UpFlags, 'localOvercommit'>>): EmbeddedBackend {
   const kind = flags.backend ?? 'local';
-  if (kind === 'local') return { kind, poolBytes: parseQuantity(flags.poolSize) };
+  if (kind === 'local') {
+    let overcommit: number;
+    try {
+      overcommit = parseOvercommit(flags.localOvercommit ?? '1');
+    } catch (e) {
+      throw new CliError(`error: ${(e as Error).message}`);
+    }
+    return { kind, poolBytes: parseQuantity(flags.poolSize), overcommit };
+  }
   if (kind !== 'rbd' && kind !== 'cephfs') throw new CliError(`error: --backend must be one of ${Object.keys(DRIVER_NAMES).join(', ')}, not ${JSON.stringify(kind)}`);
   if (!flags.cephConfig) throw new CliError(`error: --backend ${kind} needs --ceph-config FILE (ceph-csi's cluster list: [{"clusterID": ..., "monitors": [...]}])`);
   return { kind, cephConfig: resolve(flags.cephConfig) };
@@ -97,7 +113,8 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
   let stopping: Promise<void> | undefined;
   const stop = (): Promise<void> =>
     (stopping ??= (async () => {
-      const started = nodes?.names() ?? [];
+      // Every node whose start was attempted: one that failed may have mounted its pool first.
+      const started = nodes?.attempted() ?? [];
       await nodes?.stop();
       await plane?.stop().catch((err: unknown) => log.error({ err }, 'control plane stop failed'));
       if (flags.keepPool || backend.kind !== 'local') return;
@@ -147,6 +164,8 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
       logger: log.child({ component: 'control-plane' }),
       ...(flags.listen && flags.listen.length > 0 ? { listen: flags.listen } : {}),
       ...(token ? { token } : {}),
+      // Started below, once the nodes' drivers serve.
+      controllers: { deferLoops: true },
     });
     checkInterrupted();
     // The control plane stops serving when a commit fails; `up` must not linger half-alive.
@@ -164,11 +183,12 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
       for (const name of nodeNames) {
         const node = await nodes.ensure(name);
         checkInterrupted();
-        if (node === undefined) throw new Error(`node ${name} could not start (see the log above)`);
-        upLog.info({ node: name, driver: nodes.driverName }, 'node ready');
+        if (node === undefined) upLog.warn({ node: name }, 'node not ready: it is retried in the background (see the error above)');
+        else upLog.info({ node: name, driver: nodes.driverName }, 'node ready');
       }
     }
     checkInterrupted();
+    plane.controllers.start();
     starting = false;
     upLog.info({ api: plane.url, stateDir }, 'stowage is up (Ctrl-C to stop)');
   } catch (err) {

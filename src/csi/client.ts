@@ -39,6 +39,20 @@ export interface CsiClientOptions {
 
 export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
 
+/**
+ * Each client owns its connection: grpc-js otherwise shares one connection per address between
+ * all channels of the process, with its reconnect backoff, so a client that dialled a plugin
+ * before it listened (a controller during a restart) made every later client of that socket fail
+ * at once with UNAVAILABLE until the backoff ran out — registration included. And a plugin is a
+ * local socket that comes back quickly after a restart: reconnecting is retried after at most 2 s
+ * rather than grpc's 120 s.
+ */
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  'grpc.use_local_subchannel_pool': 1,
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 2_000,
+};
+
 type Caller = (request: object, options?: CallOptions) => Promise<unknown>;
 
 export class CsiClient {
@@ -58,7 +72,7 @@ export class CsiClient {
    */
   constructor(endpoint: string, options: CsiClientOptions = {}) {
     this.socketPath = parseEndpoint(endpoint);
-    this.channel = new grpc.Client(`unix://${this.socketPath}`, grpc.credentials.createInsecure());
+    this.channel = new grpc.Client(`unix://${this.socketPath}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
     this.identity = this.callers(identityService);
     this.controller = this.callers(controllerService);

@@ -108,6 +108,10 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
   const describe = (s: { accessType: string; fsType: string }) => describeShape(s, backend.defaultFsType);
 
+  /** The backend's pool admission, or just the write for backends without one (their storage enforces its own). */
+  const reserve = (bytes: number, purpose: 'create' | 'expand', commit: () => Promise<void>): Promise<void> =>
+    backend.reserveCapacity ? backend.reserveCapacity(bytes, purpose, commit) : commit();
+
   function sameSource(a: VolumeSource | undefined, b: VolumeSource | undefined): boolean {
     return (a?.kind ?? '') === (b?.kind ?? '') && (a?.id ?? '') === (b?.id ?? '');
   }
@@ -142,7 +146,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         let sourceBytes = 0;
         if (source?.kind === 'snapshot') {
           const snap = await backend.snapshots.get(source.id, op);
-          if (!snap || snap.state !== 'ready') throw new NotFoundError(`snapshot ${source.id} does not exist`);
+          if (snap?.state !== 'ready') throw new NotFoundError(`snapshot ${source.id} does not exist`);
           const from = { accessType: snap.sourceAccessType, fsType: snap.sourceFsType };
           if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
             throw new InvalidArgumentError(`snapshot ${source.id} holds a ${describe(from)} volume; it cannot be restored as ${describe(shape)}`);
@@ -150,7 +154,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           sourceBytes = snap.sizeBytes;
         } else if (source?.kind === 'volume') {
           const from = await backend.volumes.get(source.id, op);
-          if (!from || from.state !== 'ready') throw new NotFoundError(`source volume ${source.id} does not exist`);
+          if (from?.state !== 'ready') throw new NotFoundError(`source volume ${source.id} does not exist`);
           if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
             throw new InvalidArgumentError(`volume ${source.id} is a ${describe(from)} volume; it cannot be cloned as ${describe(shape)}`);
           }
@@ -198,7 +202,10 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
             createdAt: new Date().toISOString(),
           };
           // The reservation is durable before any storage exists, so a crash never orphans storage.
-          await backend.volumes.put(rec, true, op);
+          // It is also the capacity promise: admitted under the pool's lock, so concurrent creates
+          // cannot together pass the limit, and from then on it counts (a retry is not re-admitted).
+          const reserved = rec;
+          await reserve(capacityBytes, 'create', () => backend.volumes.put(reserved, true, op));
         }
         const done = rec;
         await inflight.with([volumeKey(done.id)], async () => {
@@ -293,6 +300,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         const mine = backend.nodeTopology();
         if (!Object.entries(segments).every(([k, v]) => mine[k] === v)) return { available_capacity: 0 };
       }
+      // For the local backend: exactly what CreateVolume would admit now (see pool-capacity.ts).
       const c = await backend.capacity();
       return {
         available_capacity: c.availableBytes,
@@ -317,9 +325,13 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         if (wanted <= rec.capacityBytes) {
           return { capacity_bytes: rec.capacityBytes, node_expansion_required: false };
         }
-        const { nodeExpansionRequired } = await backend.expandVolume(rec, wanted, op);
-        rec.capacityBytes = wanted;
-        await backend.volumes.put(rec, true, op);
+        let nodeExpansionRequired = false;
+        // Only the growth needs admitting; the record's new size is the promise from then on.
+        await reserve(wanted - rec.capacityBytes, 'expand', async () => {
+          ({ nodeExpansionRequired } = await backend.expandVolume(rec, wanted, op));
+          rec.capacityBytes = wanted;
+          await backend.volumes.put(rec, true, op);
+        });
         ctx.log.info({ volumeId: id, capacityBytes: wanted }, 'volume expanded');
         return { capacity_bytes: wanted, node_expansion_required: nodeExpansionRequired };
       });
@@ -391,7 +403,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       requireCapability('LIST_SNAPSHOTS', 'GetSnapshot');
       const id = requireIdentifier('snapshot_id', req.snapshot_id);
       const snap = await backend.snapshots.get(id, opCtx(ctx, req.secrets));
-      if (!snap || snap.state !== 'ready') throw new NotFoundError(`snapshot ${id} does not exist`);
+      if (snap?.state !== 'ready') throw new NotFoundError(`snapshot ${id} does not exist`);
       return { snapshot: toWireSnapshot(snap) };
     },
   };

@@ -5,3 +5,5 @@ export type BackendKind = keyof typeof DRIVER_NAMES;
 
 export const DEFAULT_RBD_STATE_DIR = '/var/lib/stowage/rbd';
 export const DEFAULT_CEPHFS_STATE_DIR = '/var/lib/stowage/cephfs';
+/** Where a kubelet keeps staging and publish paths; the node service accepts paths only beneath it (--kubelet-dir). */
+export const DEFAULT_KUBELET_DIR = '/var/lib/kubelet';

@@ -1,11 +1,13 @@
 import { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR } from './defaults.js';
 import { pino, type Logger } from 'pino';
 import type { Server } from 'node:http';
+import { resolve } from 'node:path';
 import { UnavailableError } from '../csi/errors.js';
 import { startCsiServer, type CallContext, type CallInfo } from '../csi/server.js';
 import { BatchedStdout } from '../log/batched-stdout.js';
 import { runWithRequestLog } from '../log/request-log.js';
 import type { Backend } from './backends/backend.js';
+import { DEFAULT_KUBELET_DIR, NodePaths } from './backends/node-paths.js';
 import { controllerService } from './controller.js';
 import { identityService } from './identity.js';
 import { InFlight } from './inflight.js';
@@ -27,6 +29,8 @@ export interface DriverOptions {
   /** local backend: the pool directory and the size of pool.img. */
   localDir?: string;
   localPoolSizeBytes?: number;
+  /** local backend: how many times its usable size the pool may promise (1 = no overcommit). */
+  localOvercommit?: number;
   /** rbd and cephfs backends: ceph-csi's cluster list (JSON file). */
   cephConfig?: string;
   /** rbd backend: node state (stashes, rbd-fuse mounts); cephfs: stashes and ceph-fuse keyfiles. */
@@ -36,6 +40,11 @@ export interface DriverOptions {
   /** rbd backend: clones deeper than this are flattened. */
   maxCloneDepth?: number;
   maxVolumesPerNode: number;
+  /**
+   * Node service: the kubelet directories staging and target paths must lie beneath (default
+   * /var/lib/kubelet; `stowage up` gives each embedded node its own root).
+   */
+  kubeletDirs?: string[];
   metricsAddress?: string;
   logLevel: string;
   logger?: Logger;
@@ -67,6 +76,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     metrics = new DriverMetrics(opts.driverName);
   }
   const inflight = new InFlight();
+  const paths = new NodePaths((opts.kubeletDirs?.length ? opts.kubeletDirs : [DEFAULT_KUBELET_DIR]).map((d) => resolve(d)), ownPaths(opts).map((d) => resolve(d)));
 
   let opened: Backend | undefined;
   const backend = lazyBackend(opts.backend, () => opened);
@@ -84,9 +94,9 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       accessibilityConstraints: opts.backend === 'local',
     }),
     ...(opts.controller ? { controller: withRequestLogs(controllerService({ backend, inflight })) } : {}),
-    ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, ownPaths: ownPaths(opts) })) } : {}),
+    ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, paths })) } : {}),
   });
-  log.info({ endpoint: opts.endpoint, controller: opts.controller, node: opts.node }, 'CSI socket ready');
+  log.info({ endpoint: opts.endpoint, controller: opts.controller, node: opts.node, ...(opts.node ? { kubeletDirs: paths.roots } : {}) }, 'CSI socket ready');
 
   let metricsServer: Server | undefined;
   if (metrics && opts.metricsAddress) {
@@ -94,7 +104,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     log.info({ address: opts.metricsAddress }, 'metrics served at /metrics');
   }
 
-  const backendReady = openBackend(opts, { runner, mounter, loops, log }).then((b) => {
+  const backendReady = openBackend(opts, { runner, mounter, loops, log, paths }).then((b) => {
     opened = b;
   });
 
@@ -119,7 +129,7 @@ export { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR };
 
 async function openBackend(
   opts: DriverOptions,
-  deps: { runner: ExecRunner; mounter: Mounter; loops: LoopDevices; log: Logger },
+  deps: { runner: ExecRunner; mounter: Mounter; loops: LoopDevices; log: Logger; paths: NodePaths },
 ): Promise<Backend> {
   if (opts.backend === 'rbd') {
     if (!opts.cephConfig) throw new Error('the rbd backend needs --ceph-config');
@@ -165,6 +175,7 @@ async function openBackend(
   const b = await LocalBackend.open({
     dir: opts.localDir,
     poolSizeBytes: opts.localPoolSizeBytes,
+    overcommit: opts.localOvercommit ?? 1,
     nodeId: opts.nodeId,
     maxVolumesPerNode: opts.maxVolumesPerNode,
     ...deps,

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../csi/errors.js';
 import type { CallContext, NodeService } from '../csi/server.js';
 import type { Backend, Capability, VolumeRecord } from './backends/backend.js';
+import type { NodePaths } from './backends/node-paths.js';
 import { parseRange } from './capacity.js';
 import { nodeVolume, readyNodeVolume } from './volume-lookup.js';
 import type { InFlight } from './inflight.js';
@@ -12,8 +13,8 @@ export const NODE_CAPABILITIES = ['STAGE_UNSTAGE_VOLUME', 'GET_VOLUME_STATS', 'E
 export interface NodeDeps {
   backend: Backend;
   inflight: InFlight;
-  /** Paths the CO may never give us (the pool itself). */
-  ownPaths: string[];
+  /** Where staging, target and volume paths may be: beneath the kubelet directories, off our own storage. */
+  paths: NodePaths;
 }
 
 const volumeKey = (id: string) => `volume ${id}`;
@@ -23,14 +24,15 @@ const volumeKey = (id: string) => `volume ${id}`;
  * (bind into the pod's path), and their reverses, stats and expansion. Same order as the
  * controller: validate, lock, look up, work.
  */
-export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeService {
+export function nodeService({ backend, inflight, paths }: NodeDeps): NodeService {
   const opCtx = (ctx: CallContext, secrets: Record<string, string> | undefined) => ({ log: ctx.log, secrets: secrets ?? {} });
-  const path = (field: string, value: string | undefined) => requirePath(field, value, ownPaths);
+  /** Part of validation: well-formed (validate.ts), then beneath a kubelet directory and canonical (node-paths.ts). */
+  const path = (field: string, value: string | undefined) => paths.resolve(field, requirePath(field, value));
   /**
    * volume_path in stats and expansion names a path we published earlier. One that is relative
    * or doesn't exist can't be ours: NOT_FOUND, as csi-sanity expects, rather than INVALID_ARGUMENT.
    */
-  const volumePathOf = (value: string | undefined): string => {
+  const volumePathOf = (value: string | undefined): Promise<string> => {
     if (value && !value.startsWith('/') && !value.includes('\0')) throw new NotFoundError(`volume path ${value} does not exist`);
     return path('volume_path', value);
   };
@@ -66,7 +68,7 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
 
     async NodeStageVolume(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
-      const stagingPath = path('staging_target_path', req.staging_target_path);
+      const stagingPath = await path('staging_target_path', req.staging_target_path);
       const capability = parseCapability('volume_capability', req.volume_capability as WireCapability);
       const publishContext = requireStringMap('publish_context', req.publish_context);
       const volumeContext = requireStringMap('volume_context', req.volume_context);
@@ -82,7 +84,7 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
 
     async NodeUnstageVolume(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
-      const stagingPath = path('staging_target_path', req.staging_target_path);
+      const stagingPath = await path('staging_target_path', req.staging_target_path);
       return inflight.with([volumeKey(id)], async () => {
         await backend.unstage(id, stagingPath, opCtx(ctx, {}));
         ctx.log.info({ volumeId: id, stagingPath }, 'volume unstaged');
@@ -92,12 +94,12 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
 
     async NodePublishVolume(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
-      const targetPath = path('target_path', req.target_path);
+      const targetPath = await path('target_path', req.target_path);
       const capability = parseCapability('volume_capability', req.volume_capability as WireCapability);
       // We advertise STAGE_UNSTAGE_VOLUME: the spec's answer to a publish without a staging path
       // is FAILED_PRECONDITION ("Staging target path not set"), after the arguments are checked.
       if (!req.staging_target_path) throw new FailedPreconditionError('staging_target_path is required: stage the volume first');
-      const stagingPath = path('staging_target_path', req.staging_target_path);
+      const stagingPath = await path('staging_target_path', req.staging_target_path);
       return inflight.with([volumeKey(id)], async () => {
         const op = opCtx(ctx, req.secrets);
         const rec = await nodeVolume(backend, id, op, 'publish');
@@ -110,7 +112,7 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
 
     async NodeUnpublishVolume(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
-      const targetPath = path('target_path', req.target_path);
+      const targetPath = await path('target_path', req.target_path);
       return inflight.with([volumeKey(id)], async () => {
         await backend.unpublish(id, targetPath, opCtx(ctx, {}));
         ctx.log.info({ volumeId: id, targetPath }, 'volume unpublished');
@@ -122,7 +124,7 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
       const id = requireIdentifier('volume_id', req.volume_id);
       if (!req.volume_path) throw new InvalidArgumentError('volume_path is required');
       const rec = await readyNodeVolume(backend, id, opCtx(ctx, {}));
-      const volumePath = volumePathOf(req.volume_path);
+      const volumePath = await volumePathOf(req.volume_path);
       if (!(await pathExists(volumePath))) throw new NotFoundError(`volume path ${volumePath} does not exist`);
       const u = await backend.usage(rec, volumePath);
       const usage =
@@ -141,13 +143,13 @@ export function nodeService({ backend, inflight, ownPaths }: NodeDeps): NodeServ
     async NodeExpandVolume(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
       if (!req.volume_path) throw new InvalidArgumentError('volume_path is required');
-      const stagingPath = req.staging_target_path ? path('staging_target_path', req.staging_target_path) : '';
+      const stagingPath = req.staging_target_path ? await path('staging_target_path', req.staging_target_path) : '';
       if (req.capacity_range) parseRange('capacity_range', req.capacity_range);
       if (req.volume_capability) parseCapability('volume_capability', req.volume_capability as WireCapability);
       return inflight.with([volumeKey(id)], async () => {
         const op = opCtx(ctx, req.secrets);
         const rec = await nodeVolume(backend, id, op, 'expand');
-        const volumePath = volumePathOf(req.volume_path);
+        const volumePath = await volumePathOf(req.volume_path);
         if (!(await pathExists(volumePath))) throw new NotFoundError(`volume path ${volumePath} does not exist`);
         const { capacityBytes } = await backend.nodeExpand(rec, volumePath, stagingPath, op);
         ctx.log.info({ volumeId: id, capacityBytes }, 'volume expanded on node');

@@ -10,6 +10,8 @@ import type { AccessMode, Capability } from './backends/backend.js';
 /** CSI's size limit for names and IDs. */
 const MAX_ID_BYTES = 128;
 const MAX_PATH_BYTES = 4096;
+/** NAME_MAX: no filesystem here takes a longer file name. */
+const MAX_NAME_BYTES = 255;
 
 /** A name or ID: required, bounded, and never something a path could be built from unsafely. */
 export function requireIdentifier(field: string, value: string | undefined | null): string {
@@ -23,31 +25,26 @@ export function requireIdentifier(field: string, value: string | undefined | nul
   if (value.includes('/')) throw new InvalidArgumentError(`${field} "${value}" contains "/"`);
   if (value === '.' || value.includes('..')) throw new InvalidArgumentError(`${field} "${value}" contains ".."`);
   // Control characters in IDs only ever come from broken or hostile callers.
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
   if (/[\x00-\x1f\x7f]/.test(value)) throw new InvalidArgumentError(`${field} contains control characters`);
   return value;
 }
 
 /**
- * Directories no CO would ever hand a plugin as a staging or target path. Mounting over them
- * would take the node down, so they are refused whatever the caller says.
+ * Paths the CO gives us (staging, target, volume path): present, absolute, bounded, no NUL and no
+ * "..". Where they may point is the Node service's next check (backends/node-paths.ts): beneath
+ * the kubelet directories only, never at a symlink or the driver's own storage.
  */
-const FORBIDDEN_PATHS = ['/', '/bin', '/boot', '/dev', '/etc', '/lib', '/lib64', '/proc', '/root', '/run', '/sbin', '/sys', '/usr', '/var', '/home', '/tmp'];
-
-/** Paths the CO gives us (staging, target, volume path): absolute, normalized, not a system directory. */
-export function requirePath(field: string, value: string | undefined | null, refuseUnder: string[] = []): string {
+export function requirePath(field: string, value: string | undefined | null): string {
   if (value === undefined || value === null || value === '') throw new InvalidArgumentError(`${field} is required`);
   if (value.includes('\0')) throw new InvalidArgumentError(`${field} contains a NUL byte`);
   if (Buffer.byteLength(value) > MAX_PATH_BYTES) throw new InvalidArgumentError(`${field} is longer than ${MAX_PATH_BYTES} bytes`);
   if (!isAbsolute(value)) throw new InvalidArgumentError(`${field} "${value}" is not an absolute path`);
   if (value.split('/').includes('..')) throw new InvalidArgumentError(`${field} "${value}" contains ".."`);
-  const clean = normalize(value).replace(/\/+$/, '') || '/';
-  if (FORBIDDEN_PATHS.includes(clean)) throw new InvalidArgumentError(`${field} "${value}" is a system directory`);
-  for (const root of refuseUnder) {
-    if (clean === root || clean.startsWith(`${root}/`)) {
-      throw new InvalidArgumentError(`${field} "${value}" is inside the driver's own storage (${root})`);
-    }
+  if (value.split('/').some((part) => Buffer.byteLength(part) > MAX_NAME_BYTES)) {
+    throw new InvalidArgumentError(`${field} has a component longer than ${MAX_NAME_BYTES} bytes`);
   }
-  return clean;
+  return normalize(value).replace(/\/+$/, '') || '/';
 }
 
 const ACCESS_MODES: ReadonlySet<string> = new Set<AccessMode>([

@@ -14,7 +14,7 @@ import type { Backend, NodeCall, OpContext, VolumeRecord } from './backends/back
 /** A ready volume, for calls that do not hold its lock: anything unfinished is NOT_FOUND. */
 export async function readyVolume(backend: Backend, id: string, ctx: OpContext): Promise<VolumeRecord> {
   const rec = await backend.volumes.get(id, ctx);
-  if (!rec || rec.state !== 'ready') throw new NotFoundError(`volume ${id} does not exist`);
+  if (rec?.state !== 'ready') throw new NotFoundError(`volume ${id} does not exist`);
   return rec;
 }
 
@@ -34,7 +34,7 @@ export async function nodeVolume(backend: Backend, id: string, ctx: OpContext, c
 /** The same without the lock (NodeGetVolumeStats): anything unfinished is NOT_FOUND. */
 export async function readyNodeVolume(backend: Backend, id: string, ctx: OpContext): Promise<VolumeRecord> {
   const rec = await backend.nodeVolume(id, ctx, 'stats');
-  if (!rec || rec.state !== 'ready') throw new NotFoundError(`volume ${id} does not exist`);
+  if (rec?.state !== 'ready') throw new NotFoundError(`volume ${id} does not exist`);
   return rec;
 }
 

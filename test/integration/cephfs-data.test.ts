@@ -11,7 +11,7 @@ import { statfsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CsiError } from '../../src/csi/errors.js';
+import type { CsiError } from '../../src/csi/errors.js';
 import type { VolumeCapabilityInput } from '../../src/csi/types.js';
 import { fill, MiB, mountCap, pattern, sha256, status, uniqueName, writeSynced } from '../support/csi-helpers.js';
 import { useCephCluster } from '../support/ceph.js';

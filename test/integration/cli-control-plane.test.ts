@@ -246,7 +246,7 @@ describe('stowage CLI against `stowage up`', () => {
     assert.deepEqual(rows(all.stdout)[0]?.slice(0, 2), ['NAMESPACE', 'NAME']);
     const yaml = await st('get', 'sc', 'local', '-o', 'yaml');
     assert.match(yaml.stdout, /^allowVolumeExpansion: true\napiVersion: storage\.k8s\.io\/v1\nkind: StorageClass\nmetadata:\n/);
-    assert.match(yaml.stdout, /\n  creationTimestamp: "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"\n/, 'timestamps quoted as kubectl does');
+    assert.match(yaml.stdout, /\n {2}creationTimestamp: "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"\n/, 'timestamps quoted as kubectl does');
   });
 
   it('deletes by name and by manifest, waiting until the objects are gone', async () => {

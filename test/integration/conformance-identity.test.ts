@@ -105,7 +105,7 @@ for (const backend of backends) describe(`conformance: Identity service [${backe
     try {
       early = await startTestDriver({
         prefix: 'stowage-ide-',
-        async duringStartup(client) {
+        async duringStartup(client, dir) {
           for (let i = 0; i < 2000; i++) {
             // Probe must always answer OK (csi-sanity); readiness is in the field. Readiness only
             // goes one way, so calls between two not-ready Probes ran before the pool was ready.
@@ -115,7 +115,7 @@ for (const backend of backends) describe(`conformance: Identity service [${backe
               (e: { code?: number }) => status[e.code ?? -1] ?? String(e),
             );
             const stage = await client.node
-              .NodeStageVolume({ volume_id: 'v', staging_target_path: '/nonexistent/stg', volume_capability: mountCap() })
+              .NodeStageVolume({ volume_id: 'v', staging_target_path: join(dir, 'nonexistent', 'stg'), volume_capability: mountCap() })
               .then(
                 () => 'OK',
                 (e: { code?: number }) => status[e.code ?? -1] ?? String(e),

@@ -38,7 +38,9 @@ for (const backend of backends) describe(`conformance: snapshots, restores and c
   }
 
   before(async () => {
-    drv = await backend.start({ prefix: 'stowage-snap-' });
+    // Volumes without a capacity range are 1 GiB, and this suite keeps many: a pool that promises
+    // them all (the local pool admits no more than it holds, pool-capacity.ts).
+    drv = await backend.start({ prefix: 'stowage-snap-', poolSize: '16Gi' });
   });
 
   after(async () => {

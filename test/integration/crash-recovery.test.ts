@@ -182,7 +182,9 @@ describe('crash safety: kill -9 during creates, deletes and snapshots', { skip: 
   const extCap = mountCap('ext4');
 
   before(async () => {
-    drv = await startTestDriver({ prefix: 'stowage-crash-', logLevel: 'warn' });
+    // Many rounds of creates stay in the journal: a pool that promises them all (the local pool
+    // admits no more than it holds, pool-capacity.ts). Sparse: it costs nothing until written.
+    drv = await startTestDriver({ prefix: 'stowage-crash-', logLevel: 'warn', poolSize: '16Gi' });
   });
 
   after(async () => {
@@ -314,7 +316,7 @@ describe('crash safety: kill -9 during creates, deletes and snapshots', { skip: 
 
   it('DeleteSnapshot', async () => {
     const all = [...exp.snapshots];
-    for (let round = 0; all.length > 0; round++) {
+    while (all.length > 0) {
       const batch = all.splice(0, CONCURRENT);
       await crashRound(drv, next, batch.map(([, k]) => (c: CsiClient) => c.controller.DeleteSnapshot({ snapshot_id: k.id })));
       for (const [name, k] of batch) {

@@ -176,7 +176,7 @@ describe('block devices and mounts', { skip }, () => {
   it('gives concurrent ensureAttached calls for one file the same device', async () => {
     const image = await sparseFile('shared.img', 16 * MiB);
     const devices = await Promise.all(Array.from({ length: 4 }, () => loops.ensureAttached(image)));
-    devices.forEach((d) => attached.add(d));
+    for (const d of devices) attached.add(d);
     assert.equal(new Set(devices).size, 1);
     assert.deepEqual(await loops.devicesFor(image), [devices[0]]);
     await detach(devices[0] ?? '');

@@ -194,7 +194,7 @@ describe('node agents run pods with their volumes', { skip: needsRoot, timeout: 
     plane.store.create(shellPod('retries', 'exit 3', { nodeName: 'node-b', restartPolicy: 'OnFailure' }));
     const done = await until(() => podNamed(plane, 'once')?.status?.phase === 'Succeeded' && podNamed(plane, 'once'), 'pod once to succeed');
     const failed = await until(() => podNamed(plane, 'fails')?.status?.phase === 'Failed' && podNamed(plane, 'fails'), 'pod fails to fail');
-    const terminated = (p: Pod) => (p.status?.['containerStatuses'] as { state: { terminated?: { exitCode: number; reason: string } } }[])[0]?.state.terminated;
+    const terminated = (p: Pod) => ((p.status?.['containerStatuses'] ?? []) as { state: { terminated?: { exitCode: number; reason: string } } }[])[0]?.state.terminated;
     assert.deepEqual({ code: terminated(done)?.exitCode, reason: terminated(done)?.reason }, { code: 0, reason: 'Completed' });
     assert.deepEqual({ code: terminated(failed)?.exitCode, reason: terminated(failed)?.reason }, { code: 3, reason: 'Error' });
     const restarted = await until(() => {
@@ -228,7 +228,7 @@ describe('node agents run pods with their volumes', { skip: needsRoot, timeout: 
     const size = readFileSync(join(target, 'ticks'), 'utf8').length;
     await sleep(500);
     assert.ok(readFileSync(join(target, 'ticks'), 'utf8').length > size, 'the pod keeps writing into its volume');
-    assert.equal((podNamed(plane, 'survivor')?.status?.['containerStatuses'] as { restartCount: number }[])[0]?.restartCount, 0);
+    assert.equal(((podNamed(plane, 'survivor')?.status?.['containerStatuses'] ?? []) as { restartCount: number }[])[0]?.restartCount, 0);
     await deletePod(plane, 'survivor');
   });
 

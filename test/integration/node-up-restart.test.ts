@@ -103,7 +103,7 @@ describe('a pod outlives a killed `stowage up`', { skip: needsRoot, timeout: 300
       return p.status?.phase === 'Running' ? p : undefined;
     });
     const uid = first.metadata.uid ?? '';
-    const containerId = (first.status?.['containerStatuses'] as { containerID: string }[])[0]?.containerID;
+    const containerId = ((first.status?.['containerStatuses'] ?? []) as { containerID: string }[])[0]?.containerID;
     const pvName = JSON.parse((await cli(dir, 'get', 'pvc', 'keep', '-o', 'json')).stdout).spec.volumeName as string;
     const target = join(dir, 'nodes', NODE, 'pods', uid, 'volumes/kubernetes.io~csi', pvName, 'mount');
     await until('ticks to be written', 30_000, async () => readFileSync(join(target, 'ticks'), 'utf8').length > 0);
@@ -119,7 +119,7 @@ describe('a pod outlives a killed `stowage up`', { skip: needsRoot, timeout: 300
     await sleep(2_000);
     const after = await pod();
     assert.equal(after.status?.phase, 'Running');
-    const status = (after.status?.['containerStatuses'] as { containerID: string; restartCount: number }[])[0];
+    const status = ((after.status?.['containerStatuses'] ?? []) as { containerID: string; restartCount: number }[])[0];
     assert.equal(status?.containerID, containerId, 'the same container');
     assert.equal(status?.restartCount, 0, 'not restarted');
     const exec = await cli(dir, 'exec', 'ticker', '--', 'sh', '-c', 'test -s /data/ticks && echo ok');

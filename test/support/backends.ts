@@ -121,7 +121,7 @@ function rbd(ceph: CephFixture): TestBackendSpec {
     async volume(_drv, id) {
       if (id.length < 36) return undefined;
       const rec = await record<StoredVolume>(`csi.volume.${id.slice(-36)}`);
-      if (!rec || rec.state !== 'ready' || rec.id !== id) return undefined;
+      if (rec?.state !== 'ready' || rec.id !== id) return undefined;
       const images = (await ceph.images()).images;
       return {
         volume_id: rec.id,
@@ -134,7 +134,7 @@ function rbd(ceph: CephFixture): TestBackendSpec {
       const out: SnapshotView[] = [];
       for (const object of await ceph.objects('csi.snap.')) {
         const rec = await record<StoredSnapshot>(object);
-        if (!rec || rec.state !== 'ready') continue;
+        if (rec?.state !== 'ready') continue;
         if (filter.snapshot_id && rec.id !== filter.snapshot_id) continue;
         if (filter.source_volume_id && rec.sourceVolumeId !== filter.source_volume_id) continue;
         out.push({ snapshot_id: rec.id, source_volume_id: rec.sourceVolumeId, size_bytes: rec.sizeBytes, ready_to_use: true });
@@ -172,7 +172,7 @@ function cephfs(ceph: CephFixture): TestBackendSpec {
     async volume(_drv, id) {
       if (id.length < 36) return undefined;
       const rec = await record<StoredVolume>(`csi.volume.${id.slice(-36)}`);
-      if (!rec || rec.state !== 'ready' || rec.id !== id) return undefined;
+      if (rec?.state !== 'ready' || rec.id !== id) return undefined;
       const subvolumes = await ceph.subvolumes(rec.volumeContext['subvolumeGroup'] ?? 'csi');
       return {
         volume_id: rec.id,
@@ -185,7 +185,7 @@ function cephfs(ceph: CephFixture): TestBackendSpec {
       const out: SnapshotView[] = [];
       for (const object of await ceph.fsObjects('csi.snap.')) {
         const rec = await record<StoredSnapshot>(object);
-        if (!rec || rec.state !== 'ready') continue;
+        if (rec?.state !== 'ready') continue;
         if (filter.snapshot_id && rec.id !== filter.snapshot_id) continue;
         if (filter.source_volume_id && rec.sourceVolumeId !== filter.source_volume_id) continue;
         out.push({ snapshot_id: rec.id, source_volume_id: rec.sourceVolumeId, size_bytes: rec.sizeBytes, ready_to_use: true });

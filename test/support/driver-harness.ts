@@ -58,8 +58,9 @@ export interface TestDriverOptions {
   /**
    * Called as soon as the socket exists, before the pool is (necessarily) ready: to watch what a
    * CO sees while the driver starts. The harness then waits for Probe to say ready as usual.
+   * `dir` is the temp dir (the driver's --kubelet-dir: node paths must be beneath it).
    */
-  duringStartup?: (client: CsiClient) => Promise<void>;
+  duringStartup?: (client: CsiClient, dir: string) => Promise<void>;
 }
 
 export interface TestDriver {
@@ -214,6 +215,10 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
     '--node-id',
     nodeId,
     ...backendArgs,
+    // The temp dir plays the kubelet's root: staging and target paths are beneath it (stagingDir,
+    // targetDir), the pool and state dirs too, which the driver refuses as its own.
+    '--kubelet-dir',
+    dir,
     '--log-level',
     opts.logLevel ?? 'info',
     ...(metricsAddress ? ['--metrics-address', metricsAddress] : []),
@@ -353,7 +358,7 @@ export async function startTestDriver(opts: TestDriverOptions = {}): Promise<Tes
       }
       const early = new CsiClient(endpoint, { timeoutMs: 10_000 });
       try {
-        await opts.duringStartup(early);
+        await opts.duringStartup(early, dir);
       } finally {
         early.close();
       }

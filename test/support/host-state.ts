@@ -28,7 +28,7 @@ export interface HostLoop {
 }
 
 /** mountinfo escapes space, tab, newline and backslash as \ooo. */
-function unescape(field: string): string {
+function unescapeOctal(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
@@ -42,11 +42,11 @@ export function hostMounts(): HostMount[] {
       const r = right.split(' ');
       return {
         mountId: Number(f[0]),
-        root: unescape(f[3] ?? ''),
-        mountPoint: unescape(f[4] ?? ''),
+        root: unescapeOctal(f[3] ?? ''),
+        mountPoint: unescapeOctal(f[4] ?? ''),
         readonly: (f[5] ?? '').split(',').includes('ro'),
         fsType: r[0] ?? '',
-        source: unescape(r[1] ?? ''),
+        source: unescapeOctal(r[1] ?? ''),
         options: (f[5] ?? '').split(','),
         superOptions: (r[2] ?? '').split(','),
       };

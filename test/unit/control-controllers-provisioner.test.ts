@@ -185,8 +185,12 @@ describe('provisioner', () => {
   it('keeps up to 16 CreateVolume calls in flight', async () => {
     register();
     store.create(storageClass('fast', DRIVER));
+    // Each call holds its slot until 16 are in flight (or 2 s pass), so a slow machine that
+    // finishes a call before the next starts cannot hide the limit; more than 16 would still show.
     behaviour = async () => {
-      await sleep(30);
+      const began = performance.now();
+      while (inFlight < 16 && performance.now() - began < 2_000) await sleep(5);
+      await sleep(10);
     };
     for (let i = 0; i < 48; i++) store.create(claim(`c${i}`, { storageClassName: 'fast' }));
     await waitFor(() => store.list('persistentvolumeclaims', { fieldSelector: 'status.phase=Bound' }).items.length === 48, 'all bound');

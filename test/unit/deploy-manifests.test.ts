@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { parseEndpoint } from '../../src/csi/endpoint.js';
-import { DRIVER_NAMES } from '../../src/driver/defaults.js';
+import { DEFAULT_KUBELET_DIR, DRIVER_NAMES } from '../../src/driver/defaults.js';
 
 /** The default driver name of `--backend local` (src/cli/driver-command.ts). */
 const DRIVER_NAME = 'local.csi.stowage.dev';
@@ -285,6 +285,12 @@ function checkDriverContainer(ds: Obj): string[] {
     if (kubelet['mountPropagation'] !== 'Bidirectional') problems.push(`${KUBELET_DIR} is not mounted with Bidirectional propagation`);
   }
   if (!hostMount('/dev')) problems.push("driver container does not mount the host's /dev (loop devices)");
+  // The node service refuses paths outside its --kubelet-dir: each must be a host path mounted where kubelet sees it.
+  const kubeletDirs = c.args.flatMap((a, i) => (a.startsWith('--kubelet-dir=') ? [a.slice('--kubelet-dir='.length)] : a === '--kubelet-dir' ? [c.args[i + 1] ?? ''] : []));
+  for (const dir of kubeletDirs.length > 0 ? kubeletDirs : [DEFAULT_KUBELET_DIR]) {
+    const m = hostMount(dir);
+    if (!m || m['mountPath'] !== dir) problems.push(`driver --kubelet-dir ${dir} is not the host's ${dir} mounted at the same path: every staging and target path would be refused`);
+  }
 
   const localDir = flag(c.args, '--local-dir');
   if (!localDir) problems.push('driver container has no --local-dir');
@@ -499,7 +505,7 @@ describe('deploy/kubernetes manifests', () => {
     assert.match(checkSockets(registrar).join('\n'), /is not the socket's host path/);
   });
 
-  it('the driver container is privileged, with Bidirectional propagation on the kubelet dir and the pool', () => {
+  it('the driver container is privileged, with Bidirectional propagation on the kubelet dir and the pool, and --kubelet-dir is that dir', () => {
     const ds = onlyDaemonSet(base);
     assert.deepEqual(checkDriverContainer(ds), []);
 
@@ -511,6 +517,11 @@ describe('deploy/kubernetes manifests', () => {
     const why = checkDriverContainer(private_).join('\n');
     assert.match(why, /\/var\/lib\/kubelet is not mounted with Bidirectional/);
     assert.match(why, /--local-dir .* is not mounted Bidirectional/);
+    // A --kubelet-dir the container does not see at the same path: the node service would refuse every path.
+    const elsewhere = clone(ds);
+    const driver = arr(podSpecOf(elsewhere)['containers']).map(obj).find((c) => c['name'] === 'stowage')!;
+    driver['args'] = arr(driver['args']).map((a) => (String(a).startsWith('--kubelet-dir') ? '--kubelet-dir=/var/lib/k0s/kubelet' : a));
+    assert.match(checkDriverContainer(elsewhere).join('\n'), /--kubelet-dir \/var\/lib\/k0s\/kubelet is not the host's/);
   });
 
   it('the controller sidecars run per node: provisioner and snapshotter in node-deployment mode, no attacher, no leader election', () => {

@@ -48,7 +48,7 @@ describe('rbd volume IDs (ceph-csi format)', () => {
       good.replace('-0000000000000001-', '-000000000000001-'),
       good.replace('-0000000000000001-', '-00000000000000g1-'),
       good.replace(UUID, UUID.replace(/-/g, '_')),
-      '0001-0000--0000000000000001-' + UUID,
+      `0001-0000--0000000000000001-${UUID}`,
       'a'.repeat(129),
     ]) {
       assert.equal(decodeId(bad), undefined, `decodeId(${JSON.stringify(bad)})`);

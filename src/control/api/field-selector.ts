@@ -12,43 +12,77 @@ export interface FieldRequirement {
 }
 
 const COMMON_FIELDS = ['metadata.name', 'metadata.namespace'];
+/** Checked in this order at every position, so "a==b" is "a" == "b", not "a" = "=b". */
+const OPERATORS = ['!=', '==', '='] as const;
 
-/** Splits on unescaped commas; "\," "\=" and "\\" stand for themselves. */
-function splitUnescaped(text: string, separator: string): string[] {
-  const parts: string[] = [];
-  let current = '';
+/** Splits on commas not escaped by a backslash (the backslash stays, for unescapeValue). */
+function splitTerms(text: string): string[] {
+  const terms: string[] = [];
+  let start = 0;
+  let escaped = false;
   for (let i = 0; i < text.length; i++) {
-    const ch = text[i] ?? '';
-    if (ch === '\\' && i + 1 < text.length) {
-      current += ch + (text[i + 1] ?? '');
-      i += 1;
-    } else if (ch === separator) {
-      parts.push(current);
-      current = '';
-    } else {
-      current += ch;
+    const ch = text[i];
+    if (escaped) escaped = false;
+    else if (ch === '\\') escaped = true;
+    else if (ch === ',') {
+      terms.push(text.slice(start, i));
+      start = i + 1;
     }
   }
-  parts.push(current);
-  return parts;
+  terms.push(text.slice(start));
+  return terms;
 }
 
-function unescape(text: string): string {
-  return text.replace(/\\(.)/g, '$1');
+/** Splits a term at the first operator; the field side knows no escaping. */
+function splitTerm(term: string): [string, (typeof OPERATORS)[number], string] | undefined {
+  for (let i = 0; i < term.length; i++) {
+    for (const op of OPERATORS) if (term.startsWith(op, i)) return [term.slice(0, i), op, term.slice(i + op.length)];
+  }
+  return undefined;
 }
 
-export function parseFieldSelector(text: string | undefined, resource: ResourceInfo): FieldRequirement[] {
-  if (text === undefined || text.trim() === '') return [];
-  return splitUnescaped(text, ',').map((term) => {
-    const m = /^([^=!]+)(==|=|!=)(.*)$/.exec(term.trim());
-    if (!m) throw new SelectorError(`invalid field selector: "${term}"; expected field=value or field!=value`);
-    const field = (m[1] ?? '').trim();
-    if (!COMMON_FIELDS.includes(field) && !resource.fieldSelectors.includes(field)) {
-      const allowed = [...COMMON_FIELDS, ...resource.fieldSelectors].map((f) => `"${f}"`).join(', ');
-      throw new SelectorError(`field label not supported: "${field}" is not a known field selector for ${resource.plural}: only ${allowed}`);
+/** A value with "\\", "\\," and "\\=" escapes; a bare "," or "=" is an error, as in Kubernetes. */
+function unescapeValue(value: string): string {
+  if (!/[\\,=]/.test(value)) return value;
+  let out = '';
+  let escaped = false;
+  for (const ch of value) {
+    if (escaped) {
+      if (ch !== '\\' && ch !== ',' && ch !== '=') throw new SelectorError(`invalid field selector: invalid escape sequence: \\${ch}`);
+      out += ch;
+      escaped = false;
+    } else if (ch === '\\') {
+      escaped = true;
+    } else if (ch === ',' || ch === '=') {
+      // Go prints the rune with %v: its code point.
+      throw new SelectorError(`invalid field selector: unescaped character in value: ${ch.codePointAt(0) ?? 0}`);
+    } else {
+      out += ch;
     }
-    return { field, operator: m[2] === '!=' ? 'NotEquals' : 'Equals', value: unescape(m[3] ?? '') };
-  });
+  }
+  if (escaped) throw new SelectorError('invalid field selector: invalid escape sequence: \\');
+  return out;
+}
+
+/**
+ * Parses a field selector exactly as fields.ParseSelector does (terms split on unescaped commas,
+ * empty terms skipped, no trimming), then checks every field against what the resource supports
+ * ("field label not supported: X", as the API server's field label conversion answers).
+ */
+export function parseFieldSelector(text: string | undefined, resource: ResourceInfo): FieldRequirement[] {
+  if (text === undefined || text === '') return [];
+  const requirements: FieldRequirement[] = [];
+  for (const term of splitTerms(text).sort()) {
+    if (term === '') continue;
+    const split = splitTerm(term);
+    if (split === undefined) throw new SelectorError(`invalid selector: '${text}'; can't understand '${term}'`);
+    const [field, op, raw] = split;
+    requirements.push({ field, operator: op === '!=' ? 'NotEquals' : 'Equals', value: unescapeValue(raw) });
+  }
+  for (const { field } of requirements) {
+    if (!COMMON_FIELDS.includes(field) && !resource.fieldSelectors.includes(field)) throw new SelectorError(`field label not supported: ${field}`);
+  }
+  return requirements;
 }
 
 /** The selectable string value of a dotted field path: scalars as text, anything else "". */

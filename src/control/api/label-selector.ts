@@ -39,7 +39,10 @@ function splitTerms(text: string): string[] {
 }
 
 function checkKey(key: string, term: string): string {
-  if (!KEY.test(key) || key.length > 316) throw new SelectorError(`unable to parse requirement: invalid label key "${key}" in "${term}"`);
+  // A qualified name: an optional DNS-subdomain prefix (at most 253) and a name of at most 63.
+  const slash = key.lastIndexOf('/');
+  const tooLong = key.length - slash - 1 > 63 || slash > 253;
+  if (!KEY.test(key) || tooLong) throw new SelectorError(`unable to parse requirement: invalid label key "${key}" in "${term}"`);
   return key;
 }
 

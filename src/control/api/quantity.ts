@@ -28,12 +28,21 @@ export class QuantityError extends Error {
 }
 
 const NANOS_PER_UNIT = 1_000_000_000n;
-const SHAPE = /^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$/;
-const NUMBER = /^([+-]?)(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))$/;
 const BINARY_SUFFIXES = ['', 'Ki', 'Mi', 'Gi', 'Ti', 'Pi', 'Ei'] as const;
 const DECIMAL_SUFFIXES: Record<string, number> = { n: -9, u: -6, m: -3, '': 0, k: 3, M: 6, G: 9, T: 12, P: 15, E: 18 };
-/** Exponents beyond this are refused rather than turned into astronomically large BigInts. */
-const MAX_EXPONENT = 100;
+const SUFFIX_CHARS = 'eEinumkKMGTP';
+/** Kubernetes caps binary quantities at the largest int64 (a simple cap, as in ParseQuantity). */
+const MAX_BINARY_NANOS = (2n ** 63n - 1n) * NANOS_PER_UNIT;
+/**
+ * Values of 10^MAX_EXPONENT and beyond are refused rather than turned into astronomically large
+ * BigInts. Kubernetes would accept them (as a scale of up to 2^31); nothing measured in bytes,
+ * cores or objects comes anywhere near.
+ */
+const MAX_EXPONENT = 1000;
+
+function isDigit(ch: string | undefined): boolean {
+  return ch !== undefined && ch >= '0' && ch <= '9';
+}
 
 function pow(base: bigint, exponent: number): bigint {
   return base ** BigInt(exponent);
@@ -44,42 +53,116 @@ function ceilDiv(numerator: bigint, denominator: bigint): bigint {
   return numerator % denominator > 0n ? q + 1n : q;
 }
 
-/** Parses a quantity as Kubernetes does; JSON numbers are accepted like their decimal text. */
-export function parseQuantity(input: string | number): ParsedQuantity {
-  const text = typeof input === 'number' ? String(input) : input.trim();
-  const shape = SHAPE.exec(text);
-  if (!shape) throw new QuantityError(QUANTITY_FORMAT_MESSAGE);
-  const number = NUMBER.exec(shape[1] ?? '');
-  if (!number) throw new QuantityError(NUMERIC_MESSAGE);
-  const suffix = shape[2] ?? '';
+interface Scanned {
+  positive: boolean;
+  /** The number as written, sign and leading zeros included ("-01.5"): what the slow path parses. */
+  value: string;
+  /** Integer digits without leading zeros ("0" when none). */
+  num: string;
+  /** Fraction digits. */
+  denom: string;
+  suffix: string;
+}
 
-  let format: QuantityFormat;
-  let binaryPower = 0; // value multiplier 1024^binaryPower
-  let exponent = 0; // value multiplier 10^exponent
-  const binaryIndex = BINARY_SUFFIXES.indexOf(suffix as (typeof BINARY_SUFFIXES)[number]);
-  if (suffix !== '' && binaryIndex > 0) {
-    format = 'BinarySI';
-    binaryPower = binaryIndex;
-  } else if (suffix in DECIMAL_SUFFIXES) {
-    format = 'DecimalSI';
-    exponent = DECIMAL_SUFFIXES[suffix] ?? 0;
-  } else if (/^[eE][+-]?[0-9]+$/.test(suffix)) {
-    format = 'DecimalExponent';
-    exponent = Number(suffix.slice(1));
-    if (Math.abs(exponent) > MAX_EXPONENT) throw new QuantityError(NUMERIC_MESSAGE);
-  } else {
-    throw new QuantityError(SUFFIX_MESSAGE);
+/** apimachinery's parseQuantityString: a scanner, not a regular expression, with its quirks ("+", "." and "1." are numbers). */
+function scan(str: string): Scanned {
+  let positive = true;
+  let pos = 0;
+  const end = str.length;
+  if (str[0] === '-') {
+    positive = false;
+    pos++;
+  } else if (str[0] === '+') {
+    pos++;
   }
+  while (pos < end && str[pos] === '0') pos++;
+  if (pos >= end) return { positive, value: '0', num: '0', denom: '', suffix: '' };
+  let i = pos;
+  while (i < end && isDigit(str[i])) i++;
+  let num = str.slice(pos, i);
+  if (i >= end) return { positive, value: str, num, denom: '', suffix: '' };
+  pos = i;
+  if (num === '') num = '0';
+  let denom = '';
+  if (str[pos] === '.') {
+    pos++;
+    i = pos;
+    while (i < end && isDigit(str[i])) i++;
+    denom = str.slice(pos, i);
+    if (i >= end) return { positive, value: str, num, denom, suffix: '' };
+    pos = i;
+  }
+  const value = str.slice(0, pos);
+  const suffixStart = pos;
+  while (pos < end && SUFFIX_CHARS.includes(str[pos] ?? '')) pos++;
+  if (pos < end && (str[pos] === '-' || str[pos] === '+')) pos++;
+  while (pos < end && isDigit(str[pos])) pos++;
+  // A character that is neither a suffix letter, a sign nor a digit, or one out of that order.
+  if (pos < end) throw new QuantityError(QUANTITY_FORMAT_MESSAGE);
+  return { positive, value, num, denom, suffix: str.slice(suffixStart) };
+}
 
-  const sign = number[1] === '-' ? -1n : 1n;
-  const whole = number[2] ?? '0';
-  const fraction = number[3] ?? number[4] ?? '';
-  const mantissa = BigInt(whole + fraction);
-  // value = mantissa / 10^fraction.length * 1024^binaryPower * 10^exponent, in nano-units.
-  const tenPower = 9 + exponent - fraction.length;
-  let nanos = mantissa * pow(1024n, binaryPower);
-  nanos = tenPower >= 0 ? nanos * pow(10n, tenPower) : ceilDiv(nanos, pow(10n, -tenPower));
-  return { nanos: sign * nanos, format };
+/** quantitySuffixer.interpret: decimal and binary suffixes by table, then "e<int>"/"E<int>". */
+function interpret(suffix: string): { base: 2 | 10; exponent: number; format: QuantityFormat } {
+  const decimal = DECIMAL_SUFFIXES[suffix];
+  if (Object.hasOwn(DECIMAL_SUFFIXES, suffix) && decimal !== undefined) return { base: 10, exponent: decimal, format: 'DecimalSI' };
+  const binary = BINARY_SUFFIXES.indexOf(suffix as (typeof BINARY_SUFFIXES)[number]);
+  if (binary > 0) return { base: 2, exponent: binary * 10, format: 'BinarySI' };
+  if (suffix.length > 1 && (suffix[0] === 'e' || suffix[0] === 'E')) {
+    const digits = suffix.slice(1);
+    // strconv.ParseInt(…, 10, 64), then a cast to int32 (which wraps, as Go's does).
+    if (/^[+-]?[0-9]+$/.test(digits)) {
+      const parsed = BigInt(digits);
+      if (parsed >= -(2n ** 63n) && parsed < 2n ** 63n) return { base: 10, exponent: Number(BigInt.asIntN(32, parsed)), format: 'DecimalExponent' };
+    }
+  }
+  throw new QuantityError(SUFFIX_MESSAGE);
+}
+
+/**
+ * Parses a quantity exactly as Kubernetes' resource.ParseQuantity does: no surrounding space, an
+ * optional sign, digits with an optional fraction, then a suffix. JSON numbers are accepted like
+ * their decimal text. (A JSON *string* with surrounding space is trimmed by the API decoding
+ * first, as Quantity.UnmarshalJSON does: see decodeQuantity.)
+ */
+export function parseQuantity(input: string | number): ParsedQuantity {
+  const str = typeof input === 'number' ? String(input) : input;
+  if (str === '') throw new QuantityError(QUANTITY_FORMAT_MESSAGE);
+  if (str === '0') return { nanos: 0n, format: 'DecimalSI' };
+  const { positive, value, num, denom, suffix } = scan(str);
+  const { base, exponent, format: written } = interpret(suffix);
+  let format = written;
+  // Where Kubernetes takes its exact-decimal (slow) path, the number is parsed as written, and a
+  // number without a single digit ("." with a small suffix) is refused.
+  const slow = base === 2 ? denom !== '' || 15 - num.length - Math.floor((exponent * 3) / 10) - 1 < 0 : 18 - (num.length + denom.length) < 0 || exponent - denom.length < -9;
+  if (slow && !/[0-9]/.test(value)) throw new QuantityError(NUMERIC_MESSAGE);
+  if (base === 10 && exponent >= MAX_EXPONENT) throw new QuantityError(NUMERIC_MESSAGE);
+
+  const mantissa = BigInt(num + denom);
+  let nanos: bigint;
+  if (base === 2) {
+    // value = mantissa / 10^denom * 2^exponent, in nano-units, rounded up.
+    nanos = ceilDiv(mantissa * pow(2n, exponent) * NANOS_PER_UNIT, pow(10n, denom.length));
+  } else {
+    const tenPower = 9 + exponent - denom.length;
+    if (tenPower >= 0) nanos = mantissa * pow(10n, tenPower);
+    // Below 1n: rounded up to 1n, as Kubernetes does (so a tiny request still asks for something).
+    else if (-tenPower > num.length + denom.length) nanos = mantissa === 0n ? 0n : 1n;
+    else nanos = ceilDiv(mantissa, pow(10n, -tenPower));
+  }
+  if (format === 'BinarySI' && nanos > MAX_BINARY_NANOS) nanos = MAX_BINARY_NANOS;
+  if (format === 'BinarySI' && nanos > 0n && nanos < NANOS_PER_UNIT) format = 'DecimalSI';
+  return { nanos: positive ? nanos : -nanos, format };
+}
+
+/** A quantity as the API decodes it from JSON or YAML: surrounding white space trimmed, then parseQuantity. */
+export function decodeQuantity(input: string | number): ParsedQuantity {
+  return parseQuantity(typeof input === 'number' ? input : trimSpace(input));
+}
+
+/** Go's strings.TrimSpace: Unicode white space at both ends. */
+function trimSpace(text: string): string {
+  return text.replace(/^[\s\u0085]+|[\s\u0085]+$/gu, '');
 }
 
 export function isQuantity(input: unknown): boolean {
@@ -152,9 +235,18 @@ export function bytesToQuantity(bytes: number): string {
   return formatQuantity({ nanos: BigInt(bytes) * NANOS_PER_UNIT, format: 'BinarySI' });
 }
 
-/** Rewrites every valid quantity of a resource list in canonical form; invalid ones are left for validation. */
+/**
+ * Rewrites every valid quantity of a resource list in canonical form, as the API server stores
+ * it (decoded as Quantity.UnmarshalJSON does: " 1Gi" becomes "1Gi"); invalid ones are left for
+ * validation.
+ */
 export function canonicalizeResourceList(list: Record<string, string | number> | undefined): void {
   for (const [name, value] of Object.entries(list ?? {})) {
-    if (list && isQuantity(value)) list[name] = canonicalQuantity(value);
+    if (!list || (typeof value !== 'string' && typeof value !== 'number')) continue;
+    try {
+      list[name] = formatQuantity(decodeQuantity(value));
+    } catch {
+      // left as it is, for validation to report
+    }
   }
 }

@@ -27,7 +27,7 @@ import type { PersistentVolume, PersistentVolumeAccessMode, Secret, SecretRefere
 import type { KubeObject } from '../api/types/meta.js';
 import type { VolumeAttachment } from '../api/types/storage.js';
 import type { Store } from '../store/store.js';
-import { ControllerLoop, type SyncResult } from './controller.js';
+import { ControllerLoop, driverUnavailable, type SyncResult } from './controller.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
@@ -193,7 +193,7 @@ export class Attacher {
     } catch (err) {
       if (signal.aborted) return;
       this.attachFailed(va, err);
-      throw err;
+      return this.retryOrThrow(err);
     }
     if (!publish) {
       this.markAttached(name, {});
@@ -206,7 +206,7 @@ export class Attacher {
       this.addFinalizers(name, request.node_id ?? '');
     } catch (err) {
       this.attachFailed(this.vas.get(name) ?? va, err);
-      throw err;
+      return this.retryOrThrow(err);
     }
     // The finalizers (and the node ID detach will need) must be durable before the volume is attached.
     await this.store.flushed();
@@ -220,7 +220,7 @@ export class Attacher {
     } catch (err) {
       if (signal.aborted) return;
       this.attachFailed(this.vas.get(name) ?? va, err);
-      throw err;
+      return this.retryOrThrow(err);
     }
     this.log.debug({ attachment: name, volume: va.spec.source.persistentVolumeName, node: va.spec.nodeName }, 'ControllerPublishVolume done');
     // Deleted meanwhile: the detach path unpublishes it.
@@ -287,7 +287,14 @@ export class Attacher {
     this.store.update({ ...current, status: { ...current.status, attached: false, attachError: { time: rfc3339(), message } } }, { subresource: 'status' });
   }
 
-  private async detach(va: VolumeAttachment, signal: AbortSignal): Promise<void> {
+  /** An unreachable driver is a typed outcome (retried soon, see controller.ts); anything else is a failure. */
+  private retryOrThrow(err: unknown): SyncResult {
+    const unavailable = driverUnavailable(err);
+    if (unavailable !== undefined) return { unavailable };
+    throw err;
+  }
+
+  private async detach(va: VolumeAttachment, signal: AbortSignal): Promise<SyncResult | void> {
     const name = va.metadata.name ?? '';
     const driver = va.spec.attacher;
     const finalizer = attacherFinalizer(driver);
@@ -316,7 +323,7 @@ export class Attacher {
       this.recorder.event(va, 'Warning', 'FailedDetachVolume', `DetachVolume.Detach failed for volume "${pvName}" : ${message}`);
       const current = this.vas.get(name);
       if (current !== undefined) this.store.update({ ...current, status: { ...(current.status ?? { attached: true }), detachError: { time: rfc3339(), message } } }, { subresource: 'status' });
-      throw err;
+      return this.retryOrThrow(err);
     }
     this.log.debug({ attachment: name, volume: pvName, node: va.spec.nodeName }, 'ControllerUnpublishVolume done');
     const current = this.vas.get(name);

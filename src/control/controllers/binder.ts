@@ -27,7 +27,7 @@ import type { Node, PersistentVolume, PersistentVolumeClaim, PersistentVolumePha
 import type { StorageClass } from '../api/types/storage.js';
 import { NotFoundError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
-import { ControllerLoop, type SyncResult } from './controller.js';
+import { ControllerLoop, driverUnavailable, type SyncResult } from './controller.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
@@ -515,6 +515,8 @@ export class Binder {
     } catch (err) {
       if (signal.aborted) return;
       this.recorder.event(pv, 'Warning', 'VolumeFailedDelete', (err as Error).message);
+      const unavailable = driverUnavailable(err);
+      if (unavailable !== undefined) return { unavailable };
       throw err;
     }
     // The storage is gone: remove the PV object (pv-protection lets it go, as it is not Bound).

@@ -2,9 +2,20 @@
 // world match the object's current state (level-triggered: it is told only a key, never what
 // changed, so running it again is always safe). A sync that throws is retried with per-key
 // exponential backoff; one that succeeds resets the backoff.
+//
+// A sync that could not reach a CSI driver (UNAVAILABLE: the driver is not listening yet, is
+// restarting, or its socket is missing) says so with a typed outcome, `unavailable`, rather than
+// by throwing: that is a normal moment of a restart, not a failure of the object. It is retried
+// with the same per-key backoff, but never waits more than UNAVAILABLE_RETRY_MAX_MS, so a driver
+// that comes back is used again within seconds even after a long outage.
+import { status as grpcStatus } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { CsiError } from '../../csi/errors.js';
 import { ConflictError } from '../store/errors.js';
 import { type RateLimiterOptions, WorkQueue } from './work-queue.js';
+
+/** Longest wait between retries of a key whose driver was unavailable. */
+export const UNAVAILABLE_RETRY_MAX_MS = 5_000;
 
 /** What a sync may return instead of throwing. */
 export interface SyncResult {
@@ -12,6 +23,22 @@ export interface SyncResult {
   requeue?: boolean;
   /** Check again after this many ms (backoff reset). */
   requeueAfterMs?: number;
+  /**
+   * A CSI driver the sync needs could not be reached: retry with backoff capped at
+   * UNAVAILABLE_RETRY_MAX_MS. Carries the driver's error for the log.
+   */
+  unavailable?: CsiError;
+}
+
+/**
+ * The UNAVAILABLE error in err or its causes: a driver that cannot be reached (no listener, no
+ * socket, connection lost). Other codes are the driver's answer and are not unavailability.
+ */
+export function driverUnavailable(err: unknown): CsiError | undefined {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    if (e instanceof CsiError && e.code === grpcStatus.UNAVAILABLE) return e;
+  }
+  return undefined;
 }
 
 export type SyncFunction = (key: string, signal: AbortSignal) => Promise<SyncResult | void> | SyncResult | void;
@@ -89,7 +116,11 @@ export class ControllerLoop {
   private async process(key: string): Promise<void> {
     try {
       const result = await this.sync(key, this.abort.signal);
-      if (result?.requeue) {
+      if (result?.unavailable !== undefined) {
+        if (this.queue.isShuttingDown) return;
+        const delay = this.queue.addRateLimited(key, UNAVAILABLE_RETRY_MAX_MS);
+        this.log.info({ key, reason: result.unavailable.message, retryInMs: delay, attempts: this.queue.numRequeues(key) }, 'CSI driver unavailable; retrying');
+      } else if (result?.requeue) {
         this.queue.addRateLimited(key);
       } else {
         this.queue.forget(key);
@@ -97,6 +128,13 @@ export class ControllerLoop {
       }
     } catch (err) {
       if (this.queue.isShuttingDown) return;
+      // A sync that threw an unreachable driver's error is treated as if it had said so.
+      const unavailable = driverUnavailable(err);
+      if (unavailable !== undefined) {
+        const delay = this.queue.addRateLimited(key, UNAVAILABLE_RETRY_MAX_MS);
+        this.log.info({ key, reason: unavailable.message, retryInMs: delay, attempts: this.queue.numRequeues(key) }, 'CSI driver unavailable; retrying');
+        return;
+      }
       const delay = this.queue.addRateLimited(key);
       // A conflict only means another writer got there first: retry quietly.
       if (err instanceof ConflictError) this.log.debug({ key, retryInMs: delay }, 'conflict; retrying');

@@ -317,7 +317,7 @@ export async function registerDriver(store: Store, options: RegisterDriverOption
     });
 
     // The Node service: only when the plugin has one (NodeGetInfo answers).
-    let nodeInfo;
+    let nodeInfo: Awaited<ReturnType<typeof client.node.NodeGetInfo>>;
     try {
       nodeInfo = await client.node.NodeGetInfo({});
     } catch {

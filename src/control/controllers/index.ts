@@ -1,6 +1,11 @@
 // All storage controllers of the embedded control plane, on one store: shared informers, the driver
 // registry, the event recorder, and the binder, provisioner, protection, scheduler, attach/detach
 // and attacher controllers.
+//
+// The informers (and with them the registry and the node agents' view of the store) run from the
+// start; the controllers' loops may be held back (`deferLoops`) until start(): `stowage up` starts
+// them only once its nodes' drivers listen, so that no controller dials a socket nobody serves yet.
+// Keys queued meanwhile wait in the queues.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Store } from '../store/store.js';
@@ -30,6 +35,8 @@ export interface ControllerOptions {
   eventMaxDelayMs?: number;
   /** Run the volume-aware pod scheduler (pods without spec.nodeName get a node). Default true. */
   scheduler?: boolean;
+  /** Hold the controllers' loops back until Controllers.start() (informers run at once). Default false. */
+  deferLoops?: boolean;
 }
 
 export interface Controllers {
@@ -45,6 +52,10 @@ export interface Controllers {
   readonly events: EventBroadcaster;
   /** Whether every controller's queue is empty and no sync is running (retry timers may be pending). */
   idle(): boolean;
+  /** Starts the controllers' loops (with deferLoops; idempotent, and a no-op once stopped). */
+  start(): void;
+  /** Whether the loops run. */
+  readonly started: boolean;
   stop(): Promise<void>;
 }
 
@@ -112,17 +123,24 @@ export function startControllers(store: Store, logger: Logger, options: Controll
 
   const loops = [binder.claims, binder.volumes, provisioner.loop, protection.claims, protection.volumes, attachDetach.loop, attacher.attachments, attacher.volumes];
   if (scheduler !== undefined) loops.push(scheduler.loop);
-  loopsIdle = () => loops.every((l) => l.idle);
+  let started = false;
+  // Loops held back are not busy: events are not kept waiting for them.
+  loopsIdle = () => !started || loops.every((l) => l.idle);
   informers.start();
-  binder.start();
-  provisioner.start();
-  protection.start();
-  scheduler?.start();
-  attachDetach.start();
-  attacher.start();
-  log.info('storage controllers started');
-
   let stopping: Promise<void> | undefined;
+  const start = (): void => {
+    if (started || stopping !== undefined) return;
+    started = true;
+    binder.start();
+    provisioner.start();
+    protection.start();
+    scheduler?.start();
+    attachDetach.start();
+    attacher.start();
+    log.info('storage controllers started');
+  };
+  if (options.deferLoops !== true) start();
+
   return {
     informers,
     registry,
@@ -134,6 +152,10 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     attacher,
     events,
     idle: () => loopsIdle() && events.pending === 0,
+    start,
+    get started() {
+      return started;
+    },
     stop: () =>
       (stopping ??= (async () => {
         informers.stop();

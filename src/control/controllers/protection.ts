@@ -16,7 +16,7 @@ import type { PersistentVolume, PersistentVolumeClaim, Pod } from '../api/types/
 import type { KubeObject } from '../api/types/meta.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop } from './controller.js';
-import { type Informer, type InformerFactory } from './informer.js';
+import type { Informer, InformerFactory } from './informer.js';
 import { claimKey, isDeleting, PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER } from './volume-util.js';
 
 export interface ProtectionOptions {

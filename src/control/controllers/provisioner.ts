@@ -32,7 +32,7 @@ import type { StorageClass } from '../api/types/storage.js';
 import { AlreadyExistsError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import type { VolumeDeleter } from './binder.js';
-import { ControllerLoop, type SyncResult } from './controller.js';
+import { ControllerLoop, driverUnavailable, type SyncResult } from './controller.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
@@ -288,7 +288,10 @@ export class Provisioner implements VolumeDeleter {
       if (hasSelector(pvc)) throw new ProvisioningError('claim Selector is not supported');
       ({ request, provisionerSecretRef } = await this.createRequest(pvc, sc, driverName, pvName));
     } catch (err) {
+      if (signal.aborted) return;
       this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": ${describeError(err)}`);
+      const unavailable = driverUnavailable(err);
+      if (unavailable !== undefined) return { unavailable };
       throw err;
     }
 
@@ -306,6 +309,9 @@ export class Provisioner implements VolumeDeleter {
     } catch (err) {
       if (signal.aborted) return;
       this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', `failed to provision volume with StorageClass "${className}": ${describeError(err)}`);
+      // Not listening yet (a restart), or gone: the same name is asked for again once it is back.
+      const unavailable = driverUnavailable(err);
+      if (unavailable !== undefined) return { unavailable };
       throw err;
     }
 

@@ -100,9 +100,9 @@ export class WorkQueue {
     this.timers.set(key, { at, timer });
   }
 
-  /** Re-adds the key after its backoff delay; returns the delay. */
-  addRateLimited(key: string): number {
-    const delay = this.limiter.when(key);
+  /** Re-adds the key after its backoff delay (never longer than capMs, when given); returns the delay. */
+  addRateLimited(key: string, capMs?: number): number {
+    const delay = capMs === undefined ? this.limiter.when(key) : Math.min(this.limiter.when(key), capMs);
     this.addAfter(key, delay);
     return delay;
   }

@@ -128,13 +128,38 @@ export class NodeCsiVolumes {
   }
 
   private async stages(client: CsiClient): Promise<boolean> {
+    return (await this.nodeCapabilities(client)).has('STAGE_UNSTAGE_VOLUME');
+  }
+
+  private nodeCapabilities(client: CsiClient): Promise<Set<string>> {
     let caps = this.capabilities.get(client);
     if (caps === undefined) {
       caps = client.node.NodeGetCapabilities({}, { timeoutMs: 10_000 }).then((r) => new Set(r.capabilities.flatMap((c) => (c.rpc ? [String(c.rpc.type)] : []))));
       this.capabilities.set(client, caps);
       caps.catch(() => this.capabilities.delete(client));
     }
-    return (await caps).has('STAGE_UNSTAGE_VOLUME');
+    return caps;
+  }
+
+  /**
+   * The driver's word on a published volume's health (NodeGetVolumeStats' volume_condition), as the
+   * kubelet's volume stats calculator reads it; undefined when the driver does not report
+   * conditions (no GET_VOLUME_STATS + VOLUME_CONDITION node capability).
+   */
+  async volumeCondition(podUid: string, record: VolumeRecord): Promise<{ abnormal: boolean; message: string } | undefined> {
+    const client = this.client(record.driverName);
+    const caps = await this.nodeCapabilities(client);
+    if (!caps.has('GET_VOLUME_STATS') || !caps.has('VOLUME_CONDITION')) return undefined;
+    const res = await client.node.NodeGetVolumeStats(
+      {
+        volume_id: record.volumeHandle,
+        volume_path: this.layout.publishPath(podUid, record.pvName),
+        ...(record.stagingPath ? { staging_target_path: record.stagingPath } : {}),
+      },
+      { timeoutMs: 10_000 },
+    );
+    const c = res.volume_condition;
+    return c ? { abnormal: c.abnormal === true, message: c.message ?? '' } : undefined;
   }
 
   /** Stages (once per node) and publishes the PV for the pod; returns the target path. */

@@ -10,9 +10,17 @@
 //   - a pod runtime and a node agent with kubelet root <root> = <state>/nodes/<node>.
 // `stowage up --nodes N` creates the objects of N nodes; `stowage node join --name X` creates one
 // more and `up` starts it. Because the list is in the store, a restarted `up` brings every node back.
+//
+// A node starts in this order: its driver listens and answers Probe ready, it is registered
+// (CSIDriver, CSINode, Node labels), then its agent runs. A node that fails to start does not take
+// `up` down: it is reported (a Warning event FailedToStart on the Node, its Ready condition False)
+// and started again with backoff (1 s doubling to 30 s) until it runs or `up` stops. Every node
+// whose start was attempted is remembered (attempted()), so that `up` can release its pool on stop
+// even when the start failed after the pool was mounted.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { CsiClient } from '../../csi/client.js';
 import { DRIVER_NAMES } from '../../driver/defaults.js';
 import { startDriver, type DriverOptions, type RunningDriver } from '../../driver/driver.js';
 import { ExecRunner } from '../../driver/mount/exec.js';
@@ -20,7 +28,8 @@ import { Mounter } from '../../driver/mount/mount.js';
 import type { Node } from '../api/types/core.js';
 import type { ControlPlane } from '../control-plane.js';
 import { registerDriver } from '../controllers/driver-registry.js';
-import { AlreadyExistsError } from '../store/errors.js';
+import { rfc3339 } from '../api/time.js';
+import { AlreadyExistsError, ConflictError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { NodeAgent, type NodeAgentOptions } from './node-agent.js';
 import { PodRuntime } from './runtime/pod-runtime.js';
@@ -31,10 +40,18 @@ export { DRIVER_NAMES };
 
 /** Which driver the nodes run, and what it needs. */
 export type EmbeddedBackend =
-  | { kind: 'local'; /** Size of each node's pool.img when created. */ poolBytes: number }
+  | {
+      kind: 'local';
+      /** Size of each node's pool.img when created. */
+      poolBytes: number;
+      /** How many times its usable size each pool may promise (--local-overcommit; default 1). */
+      overcommit?: number;
+    }
   | { kind: 'rbd' | 'cephfs'; /** ceph-csi's cluster list: [{"clusterID", "monitors"}]. */ cephConfig: string; cephTimeoutSeconds?: number };
 /** sun_path holds 107 bytes plus NUL. */
 const MAX_SOCKET_PATH_BYTES = 107;
+/** How long a node's driver may take to answer Probe ready once its socket exists. */
+const PROBE_TIMEOUT_MS = 60_000;
 
 export interface EmbeddedNodesOptions {
   plane: ControlPlane;
@@ -44,6 +61,32 @@ export interface EmbeddedNodesOptions {
   logger: Logger;
   /** Agent tuning (tests, bench). */
   agent?: Partial<Pick<NodeAgentOptions, 'pollMs' | 'restartBackoffMs' | 'heartbeatMs' | 'baseDelayMs' | 'maxDelayMs'>>;
+  /** Delay before the first retry of a node that failed to start (doubles per failure). Default 1000 ms. */
+  retryBaseMs?: number;
+  /** Longest delay between retries of a node's start. Default 30 s. */
+  retryMaxMs?: number;
+}
+
+/** Waits until the plugin at socket answers Probe with ready (unset counts as ready, as the spec says). */
+export async function probeReady(socket: string, timeoutMs: number = PROBE_TIMEOUT_MS): Promise<void> {
+  const client = new CsiClient(`unix://${socket}`, { timeoutMs: 5_000 });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+      let why: string;
+      try {
+        const answer = await client.identity.Probe({});
+        if (answer.ready?.value !== false) return;
+        why = 'the plugin says it is not ready';
+      } catch (err) {
+        why = err instanceof Error ? err.message : String(err);
+      }
+      if (Date.now() + delay > deadline) throw new Error(`the CSI plugin at ${socket} is not ready after ${timeoutMs} ms: ${why}`);
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  } finally {
+    client.close();
+  }
 }
 
 export function nodeRoot(stateDir: string, nodeName: string): string {
@@ -93,6 +136,9 @@ interface RunningNode {
 
 export class EmbeddedNodes {
   private readonly running = new Map<string, Promise<RunningNode | undefined>>();
+  /** Nodes whose start failed: failures so far and the timer of the next attempt. */
+  private readonly failed = new Map<string, { failures: number; timer: NodeJS.Timeout | undefined }>();
+  private readonly tried = new Set<string>();
   private readonly log: Logger;
   private stopped = false;
   /** rbd / cephfs: the one Controller service, started with the first node. */
@@ -110,27 +156,107 @@ export class EmbeddedNodes {
     const consider = (node: Node): void => {
       if (node.metadata.annotations?.[EMBEDDED_NODE_ANNOTATION] !== 'true') return;
       const name = node.metadata.name ?? '';
-      if (!this.running.has(name)) void this.ensure(name);
+      // A node waiting for its retry is started by its timer, not by events (its own status among them).
+      if (!this.running.has(name) && !this.failed.has(name)) void this.ensure(name);
     };
     nodes.addEventHandler({ add: consider, update: (_o, n) => consider(n) });
   }
 
-  /** Starts the node if not running; resolves once its driver is registered and its agent runs. */
+  /**
+   * Starts the node if not running; resolves once its driver is registered and its agent runs, or
+   * with undefined when this attempt failed (the node is then reported and retried with backoff).
+   */
   ensure(nodeName: string): Promise<RunningNode | undefined> {
     let started = this.running.get(nodeName);
     if (started === undefined) {
-      started = this.start(nodeName).catch((err: unknown) => {
-        this.log.error({ err, node: nodeName }, 'embedded node failed to start');
-        this.running.delete(nodeName);
-        return undefined;
-      });
+      const pending = this.failed.get(nodeName);
+      if (pending?.timer !== undefined) clearTimeout(pending.timer);
+      if (pending !== undefined) pending.timer = undefined;
+      if (!this.stopped) this.tried.add(nodeName);
+      started = this.start(nodeName).then(
+        (node) => {
+          if (node !== undefined && this.failed.delete(nodeName)) this.log.info({ node: nodeName }, 'embedded node started after earlier failures');
+          return node;
+        },
+        (err: unknown) => {
+          this.running.delete(nodeName);
+          this.startFailed(nodeName, err);
+          return undefined;
+        },
+      );
       this.running.set(nodeName, started);
     }
     return started;
   }
 
+  /** Nodes running or starting now. */
   names(): string[] {
     return [...this.running.keys()];
+  }
+
+  /** Every node whose start was attempted, whether it runs or failed: what `up` releases on stop. */
+  attempted(): string[] {
+    return [...this.tried];
+  }
+
+  /** Whether the node failed to start and waits for its next attempt. */
+  isFailed(nodeName: string): boolean {
+    return this.failed.has(nodeName);
+  }
+
+  /** Reports a failed start (log, event, Ready=False) and schedules the next attempt. */
+  private startFailed(nodeName: string, err: unknown): void {
+    if (this.stopped) {
+      this.log.warn({ err, node: nodeName }, 'embedded node start abandoned: stopping');
+      return;
+    }
+    const entry = this.failed.get(nodeName) ?? { failures: 0, timer: undefined };
+    entry.failures += 1;
+    this.failed.set(nodeName, entry);
+    const base = this.options.retryBaseMs ?? 1_000;
+    const delay = Math.min(base * 2 ** (entry.failures - 1), this.options.retryMaxMs ?? 30_000);
+    const message = err instanceof Error ? err.message : String(err);
+    this.log.error({ err, node: nodeName, attempts: entry.failures, retryInMs: delay }, 'embedded node failed to start; retrying');
+    try {
+      this.reportNotReady(nodeName, message);
+    } catch (e) {
+      this.log.warn({ err: e, node: nodeName }, 'could not report the node NotReady');
+    }
+    entry.timer = setTimeout(() => {
+      entry.timer = undefined;
+      if (!this.stopped && this.failed.get(nodeName) === entry) void this.ensure(nodeName);
+    }, delay);
+    entry.timer.unref();
+  }
+
+  /** The Node's Ready condition False (as a kubelet that cannot run would leave it) and a Warning event. */
+  private reportNotReady(nodeName: string, message: string): void {
+    const { store } = this.options.plane;
+    let node: Node | undefined;
+    for (let i = 0; i < 5; i++) {
+      node = store.get('nodes', undefined, nodeName);
+      if (node === undefined) return;
+      const before = (node.status?.conditions ?? []).find((c) => c.type === 'Ready');
+      const now = rfc3339();
+      const ready = {
+        type: 'Ready',
+        status: 'False' as const,
+        reason: 'KubeletNotReady',
+        message: `stowage could not start the node: ${message}`,
+        lastHeartbeatTime: now,
+        lastTransitionTime: before?.status === 'False' && before.lastTransitionTime ? before.lastTransitionTime : now,
+      };
+      try {
+        node = store.update<Node>(
+          { ...node, status: { ...node.status, conditions: [...(node.status?.conditions ?? []).filter((c) => c.type !== 'Ready'), ready] } },
+          { subresource: 'status' },
+        );
+        break;
+      } catch (err) {
+        if (!(err instanceof ConflictError) || i === 4) throw err;
+      }
+    }
+    if (node !== undefined) this.options.plane.controllers.events.recorder('stowage-up').event(node, 'Warning', 'FailedToStart', `embedded node failed to start: ${message}; retrying`);
   }
 
   agent(nodeName: string): Promise<NodeAgent | undefined> {
@@ -155,11 +281,18 @@ export class EmbeddedNodes {
       // local: each node is its own storage, so it serves its own Controller calls too.
       controller: backend.kind === 'local',
       node: true,
-      ...(backend.kind === 'local' ? { localDir: join(root, 'pool'), localPoolSizeBytes: backend.poolBytes } : { stateDir: join(root, 'plugins', driverName, 'state') }),
+      // The node's kubelet root: its staging and publish paths are there, and only there.
+      kubeletDirs: [root],
+      ...(backend.kind === 'local'
+        ? { localDir: join(root, 'pool'), localPoolSizeBytes: backend.poolBytes, localOvercommit: backend.overcommit ?? 1 }
+        : { stateDir: join(root, 'plugins', driverName, 'state') }),
       logger: log.child({ component: 'driver' }),
     });
     try {
       await driver.backendReady;
+      // Serving, and saying so over its socket, before anyone is told where it is.
+      await probeReady(socket);
+      if (this.stopped) throw new Error('stopping');
       await registerDriver(plane.store, {
         endpoint: `unix://${socket}`,
         nodeName,
@@ -176,6 +309,8 @@ export class EmbeddedNodes {
         rootDir: root,
         runtime,
         mounter: new Mounter(runner),
+        // DiskPressure watches what fills up: the node's pool (local), else its kubelet root.
+        ...(backend.kind === 'local' ? { nodefsPath: join(root, 'pool', 'pool') } : {}),
         logger: log.child({ component: 'node-agent' }),
         ...this.options.agent,
       });
@@ -238,6 +373,7 @@ export class EmbeddedNodes {
    */
   async stop(): Promise<RunningDriver[]> {
     this.stopped = true;
+    for (const entry of this.failed.values()) if (entry.timer !== undefined) clearTimeout(entry.timer);
     const nodes = (await Promise.all(this.running.values())).filter((n): n is RunningNode => n !== undefined);
     await Promise.all(nodes.map((n) => n.agent.stop().catch((err: unknown) => this.log.error({ err, node: n.name }, 'node agent stop failed'))));
     await Promise.all(nodes.map((n) => n.driver.stop().catch((err: unknown) => this.log.error({ err, node: n.name }, 'driver stop failed'))));

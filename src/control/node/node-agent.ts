@@ -11,6 +11,7 @@
 import { readdir, rmdir } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
+import { filesystemStats } from '../../driver/mount/filesystem.js';
 import type { Mounter } from '../../driver/mount/mount.js';
 import type { Container, Node, PersistentVolume, PersistentVolumeClaim, Pod } from '../api/types/core.js';
 import type { CSIDriver, VolumeAttachment } from '../api/types/storage.js';
@@ -24,10 +25,11 @@ import { nodeSelectorMatches } from '../controllers/volume-util.js';
 import { ConflictError, NotFoundError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { NodeCsiVolumes } from './csi-volumes.js';
+import { diskPressureCondition, underDiskPressure } from './disk-pressure.js';
 import { NodeLayout } from './layout.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
 import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
-import type { ContainerMount, ContainerRuntime, ContainerStatus } from './runtime-api.js';
+import type { ContainerMount, ContainerRuntime } from './runtime-api.js';
 
 export interface NodeAgentOptions {
   store: Store;
@@ -44,8 +46,13 @@ export interface NodeAgentOptions {
   pollMs?: number;
   /** First container restart back-off; doubles per restart up to 5 min (Kubernetes: 10 s). */
   restartBackoffMs?: number;
-  /** Node heartbeat (Ready condition). Default 10 s. */
+  /** Node heartbeat (Ready and DiskPressure conditions). Default 10 s. */
   heartbeatMs?: number;
+  /**
+   * The filesystem whose free space decides DiskPressure (the kubelet's nodefs): the node's local
+   * pool when it has one. Default: the kubelet root.
+   */
+  nodefsPath?: string;
   /** Retry delays of failed syncs. */
   baseDelayMs?: number;
   maxDelayMs?: number;
@@ -60,10 +67,6 @@ class NotYet extends Error {}
 
 function finished(pod: Pod): boolean {
   return pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed';
-}
-
-function podRef(pod: Pod): string {
-  return `${pod.metadata.namespace ?? 'default'}/${pod.metadata.name ?? ''}`;
 }
 
 function rfc3339(date = new Date()): string {
@@ -104,12 +107,16 @@ export class NodeAgent {
   private readonly pollMs: number;
   private readonly restartBackoffMs: number;
   private readonly heartbeatMs: number;
+  private readonly nodefsPath: string;
   private readonly informers: InformerFactory;
   /** The pods bound to this node, by UID (kept by the informer's handlers). */
   private readonly pods = new Map<string, Pod>();
   private readonly pvLocks = new KeyedMutex();
   /** Last FailedMount message per pod, so a retry that fails the same way is not a new event. */
   private readonly lastVolumeError = new Map<string, string>();
+  /** Last abnormal volume condition reported per "<pod uid>/<pv>", so one fault is one event, not one per heartbeat. */
+  private readonly lastAbnormal = new Map<string, string>();
+  private checkingHealth = false;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -124,6 +131,7 @@ export class NodeAgent {
     this.pollMs = options.pollMs ?? 1000;
     this.restartBackoffMs = options.restartBackoffMs ?? 10_000;
     this.heartbeatMs = options.heartbeatMs ?? 10_000;
+    this.nodefsPath = options.nodefsPath ?? options.rootDir;
     this.layout = new NodeLayout(options.rootDir);
     this.csi = new NodeCsiVolumes({ layout: this.layout, nodeClient: (driver) => this.registry.nodeClient(driver, this.nodeName), logger: this.log });
     this.volumes = new PodVolumes(
@@ -575,8 +583,23 @@ export class NodeAgent {
     if (this.stopped) return;
     try {
       const now = rfc3339();
+      // statfs first (it is I/O); a filesystem that cannot answer leaves the condition as it was.
+      const pressure = await filesystemStats(this.nodefsPath).then(
+        (fs) => underDiskPressure(fs),
+        (err: unknown) => {
+          this.log.warn({ err, path: this.nodefsPath }, 'cannot read the node filesystem for DiskPressure');
+          return undefined;
+        },
+      );
+      let event: string | undefined;
       this.updateNode((node) => {
-        const before = (node.status?.conditions ?? []).find((c) => c.type === 'Ready');
+        let conditions = node.status?.conditions ?? [];
+        if (pressure !== undefined) {
+          const disk = diskPressureCondition(conditions.find((c) => c.type === 'DiskPressure'), pressure, now);
+          conditions = [...conditions.filter((c) => c.type !== 'DiskPressure'), disk.condition];
+          event = disk.event;
+        }
+        const before = conditions.find((c) => c.type === 'Ready');
         const ready = {
           type: 'Ready',
           status: 'True' as const,
@@ -587,7 +610,7 @@ export class NodeAgent {
         };
         return {
           ...node.status,
-          conditions: [...(node.status?.conditions ?? []).filter((c) => c.type !== 'Ready'), ready],
+          conditions: [...conditions.filter((c) => c.type !== 'Ready'), ready],
           addresses: [
             { type: 'InternalIP', address: HOST_IP },
             { type: 'Hostname', address: this.nodeName },
@@ -597,9 +620,60 @@ export class NodeAgent {
           nodeInfo: { kubeletVersion: 'stowage', containerRuntimeVersion: 'stowage://embedded', operatingSystem: 'linux', architecture: process.arch === 'x64' ? 'amd64' : process.arch },
         };
       });
+      if (event !== undefined) {
+        const node = this.store.get('nodes', undefined, this.nodeName);
+        if (node) this.recorder.event(node, 'Normal', event, `Node ${this.nodeName} status is now: ${event}`);
+      }
     } catch (err) {
       this.log.warn({ err }, 'node heartbeat failed');
     }
+    // Not awaited: a driver that hangs must not hold up the heartbeat (one check at a time).
+    if (!this.checkingHealth) {
+      this.checkingHealth = true;
+      void this.checkVolumeHealth()
+        .catch((err: unknown) => this.log.warn({ err }, 'volume health check failed'))
+        .finally(() => (this.checkingHealth = false));
+    }
+  }
+
+  /**
+   * The kubelet's volume health monitoring (CSIVolumeHealth): NodeGetVolumeStats for every
+   * published CSI volume of this node's pods; an abnormal condition becomes a Warning
+   * VolumeConditionAbnormal event "Volume <name>: <message>" on the pod, and on its claim (where
+   * external-health-monitor would put it). A driver that cannot answer is logged, not fatal.
+   */
+  private async checkVolumeHealth(): Promise<void> {
+    const seen = new Set<string>();
+    for (const [uid, pod] of this.pods) {
+      if (this.stopped) return;
+      for (const record of await this.csi.publishedOf(uid)) {
+        const key = `${uid}/${record.pvName}`;
+        seen.add(key);
+        let condition: { abnormal: boolean; message: string } | undefined;
+        try {
+          condition = await this.csi.volumeCondition(uid, record);
+        } catch (err) {
+          this.log.warn({ err, pv: record.pvName, pod: uid }, 'NodeGetVolumeStats failed');
+          continue;
+        }
+        if (!condition?.abnormal) {
+          this.lastAbnormal.delete(key);
+          continue;
+        }
+        if (this.lastAbnormal.get(key) === condition.message) continue;
+        this.lastAbnormal.set(key, condition.message);
+        const namespace = pod.metadata.namespace ?? 'default';
+        const volume = (pod.spec.volumes ?? []).find((v) => {
+          const claimName = v.persistentVolumeClaim?.claimName;
+          return claimName !== undefined && this.store.get('persistentvolumeclaims', namespace, claimName)?.spec.volumeName === record.pvName;
+        });
+        const name = volume?.name ?? record.pvName;
+        this.recorder.event(pod, 'Warning', 'VolumeConditionAbnormal', `Volume ${name}: ${condition.message}`);
+        const claim = volume?.persistentVolumeClaim ? this.store.get('persistentvolumeclaims', namespace, volume.persistentVolumeClaim.claimName) : undefined;
+        if (claim) this.recorder.event(claim, 'Warning', 'VolumeConditionAbnormal', condition.message);
+      }
+    }
+    for (const key of this.lastAbnormal.keys()) if (!seen.has(key)) this.lastAbnormal.delete(key);
   }
 
   /** Read-modify-write of this node's status; the Node is created if registration has not yet. */

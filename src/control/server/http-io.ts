@@ -1,7 +1,13 @@
 // Request bodies in, JSON out: size-limited body reading, JSON or YAML request bodies, and
 // responses (errors always as a Kubernetes Status).
+//
+// A body is refused before anything looks at its content when it is too large (413), of a media
+// type the verb does not take (415: protobuf among them, which this server does not speak), not
+// UTF-8 (400), or nested deeper than MAX_NESTING_DEPTH (400; see api/nesting.ts): nothing
+// recursive ever sees a hostile document.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
+import { checkJsonTextDepth, checkValueDepth, isStackOverflow, MAX_NESTING_DEPTH, NestingError } from '../api/nesting.js';
 import { BadRequestError, RequestEntityTooLargeError, toStatus, UnsupportedMediaTypeError } from '../store/errors.js';
 
 /** The Kubernetes API server's default request body limit. */
@@ -14,6 +20,9 @@ export function mediaType(req: IncomingMessage): string {
 }
 
 export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Promise<Buffer> {
+  // Refused from its header alone when it says so; otherwise counted as it arrives.
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > limit) throw new RequestEntityTooLargeError(limit);
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -24,21 +33,37 @@ export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Pr
   return Buffer.concat(chunks);
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
 /** Parses JSON (any +json type) or YAML text; `types` lists what the caller accepts. */
 export function parseBody(body: Buffer, type: string, types: readonly string[] = BODY_TYPES): unknown {
   if (!types.includes(type)) throw new UnsupportedMediaTypeError(type, types);
-  const text = body.toString('utf8');
-  if (text.trim() === '') throw new BadRequestError('the request has no body');
+  let text: string;
   try {
-    return type === 'application/yaml' ? parseYaml(text) : JSON.parse(text);
+    text = UTF8.decode(body);
+  } catch {
+    throw new BadRequestError('the request body is not valid UTF-8');
+  }
+  if (text.trim() === '') throw new BadRequestError('the request has no body');
+  const yaml = type === 'application/yaml';
+  try {
+    if (!yaml) {
+      checkJsonTextDepth(text, 'the request body');
+      return JSON.parse(text);
+    }
+    const value: unknown = parseYaml(text, { maxAliasCount: 100 });
+    checkValueDepth(value, 'the request body');
+    return value;
   } catch (err) {
-    throw new BadRequestError(`the request body is not valid ${type === 'application/yaml' ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
+    if (err instanceof NestingError) throw new BadRequestError(err.message);
+    if (isStackOverflow(err)) throw new BadRequestError(new NestingError('the request body', MAX_NESTING_DEPTH).message);
+    throw new BadRequestError(`the request body is not valid ${yaml ? 'YAML' : 'JSON'}: ${(err as Error).message}`);
   }
 }
 
-export function sendJson(res: ServerResponse, code: number, body: unknown): void {
+export function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(code, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
 
@@ -53,5 +78,6 @@ export function sendError(res: ServerResponse, err: unknown): void {
     res.destroy();
     return;
   }
-  sendJson(res, status.code, status);
+  // The rest of a body too large to read is not read: the connection cannot carry another request.
+  sendJson(res, status.code, status, err instanceof RequestEntityTooLargeError ? { Connection: 'close' } : {});
 }

@@ -10,9 +10,10 @@ import type { ResourceInfo } from '../api/registry.js';
 import type { KubeList, KubeObject } from '../api/types/meta.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError, UnsupportedMediaTypeError } from '../store/errors.js';
 import { parseBinding } from '../store/binding.js';
-import type { DeleteOptions, PropagationPolicy, Store } from '../store/store.js';
+import type { Store } from '../store/store.js';
 import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
 import { findDirective, mergePatch } from './merge-patch.js';
+import { boolParam, deleteOptions, intParam, listResourceVersion } from './query.js';
 import type { Route } from './routes.js';
 import type { WatchStreams } from './watch-stream.js';
 
@@ -32,10 +33,6 @@ export interface HandlerContext {
 async function reply(store: Store, res: ServerResponse, code: number, body: unknown): Promise<void> {
   await store.flushed();
   sendJson(res, code, body);
-}
-
-function isTrue(value: string | null): boolean {
-  return value === '1' || value === 'true';
 }
 
 function asObject(body: unknown): KubeObject {
@@ -66,14 +63,26 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
       ...(query.has('labelSelector') ? { labelSelector: query.get('labelSelector') ?? '' } : {}),
       ...(query.has('fieldSelector') ? { fieldSelector: query.get('fieldSelector') ?? '' } : {}),
     };
-    if (isTrue(query.get('watch'))) {
-      const timeout = query.get('timeoutSeconds');
+    if (boolParam(query, 'watch')) {
+      const timeout = intParam(query, 'timeoutSeconds');
       const resourceVersion = query.get('resourceVersion');
-      ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout === null ? undefined : Number(timeout), res);
+      ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout, res);
       return;
     }
-    const list = store.list(r.resource.plural, options);
-    const body: KubeList = { apiVersion: r.resource.apiVersion, kind: `${r.resource.kind}List`, metadata: { resourceVersion: list.resourceVersion }, items: list.items };
+    const limit = intParam(query, 'limit');
+    const resourceVersion = listResourceVersion(query);
+    const list = store.list(r.resource.plural, {
+      ...options,
+      ...(limit === undefined ? {} : { limit }),
+      ...(query.get('continue') ? { continue: query.get('continue') ?? '' } : {}),
+      ...(resourceVersion === undefined ? {} : { resourceVersion }),
+    });
+    const metadata = {
+      resourceVersion: list.resourceVersion,
+      ...(list.continue === undefined ? {} : { continue: list.continue }),
+      ...(list.remainingItemCount === undefined ? {} : { remainingItemCount: list.remainingItemCount }),
+    };
+    const body: KubeList = { apiVersion: r.resource.apiVersion, kind: `${r.resource.kind}List`, metadata, items: list.items };
     await reply(store, res, 200, body);
     return;
   }
@@ -84,23 +93,6 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
     return;
   }
   throw new MethodNotAllowedError(req.method ?? '', `the ${r.resource.plural} collection`);
-}
-
-function deleteOptions(body: Buffer, req: IncomingMessage, query: URLSearchParams): DeleteOptions {
-  const fromBody = (body.length > 0 ? parseBody(body, mediaType(req)) : {}) as {
-    propagationPolicy?: PropagationPolicy;
-    orphanDependents?: boolean;
-    preconditions?: { uid?: string; resourceVersion?: string };
-    gracePeriodSeconds?: number;
-  };
-  const graceText = query.get('gracePeriodSeconds');
-  const grace = graceText !== null && /^-?\d+$/.test(graceText) ? Number(graceText) : fromBody.gracePeriodSeconds;
-  const policy = query.get('propagationPolicy') ?? fromBody.propagationPolicy ?? (fromBody.orphanDependents === true ? 'Orphan' : undefined);
-  return {
-    ...(policy === undefined || policy === null ? {} : { propagationPolicy: policy as PropagationPolicy }),
-    ...(fromBody.preconditions === undefined ? {} : { preconditions: fromBody.preconditions }),
-    ...(typeof grace === 'number' && Number.isFinite(grace) ? { gracePeriodSeconds: grace } : {}),
-  };
 }
 
 export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
@@ -149,7 +141,9 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
     }
     case 'DELETE': {
       if (subresource !== undefined) throw new MethodNotAllowedError('DELETE', `${resource.plural}/${subresource}`);
-      const last = store.delete(resource.plural, r.namespace, name, deleteOptions(await readBody(req), req, query));
+      const body = await readBody(req);
+      const options = deleteOptions(body.length > 0 ? parseBody(body, mediaType(req)) : undefined, query);
+      const last = store.delete(resource.plural, r.namespace, name, options);
       // 200 once the object is gone; 202 while finalizers hold it.
       const pending = store.get(resource.plural, r.namespace, name)?.metadata.uid === last.metadata.uid;
       await reply(store, res, pending ? 202 : 200, last);

@@ -23,6 +23,8 @@ export class ApiError extends Error {
   readonly code: number;
   readonly reason: StatusReason;
   readonly details: StatusDetails | undefined;
+  /** A continue token the Status carries in its metadata (a 410 for a compacted list continue). */
+  listContinue: string | undefined;
 
   constructor(code: number, reason: StatusReason, message: string, details?: StatusDetails) {
     super(message);
@@ -103,7 +105,7 @@ export class ExpiredError extends ApiError {
 
 export class RequestEntityTooLargeError extends ApiError {
   constructor(limit: number) {
-    super(413, 'RequestEntityTooLarge', `the request body is larger than ${limit} bytes`);
+    super(413, 'RequestEntityTooLarge', `Request entity too large: limit is ${limit}`);
   }
 }
 
@@ -152,7 +154,7 @@ export function toStatus(err: unknown): Status {
   return {
     kind: 'Status',
     apiVersion: 'v1',
-    metadata: {},
+    metadata: e.listContinue === undefined ? {} : { continue: e.listContinue },
     status: 'Failure',
     message: e.message,
     reason: e.reason,

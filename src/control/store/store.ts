@@ -36,6 +36,7 @@ import {
   sameJson,
 } from './admission.js';
 import { type BindOptions, boundPod } from './binding.js';
+import { compactedContinueError, type ContinueToken, decodeContinue, encodeContinue, keyAfter } from './continue-token.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
 import { AlreadyExistsError, BadRequestError, ConflictError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
 import { cloneData } from './json.js';
@@ -63,10 +64,23 @@ export interface ListOptions {
   fieldSelector?: string;
 }
 
+export interface PageOptions {
+  /** At most this many items (> 0); the result then carries a continue token if more remain. */
+  limit?: number;
+  /** The token of the previous page (see continue-token.ts). */
+  continue?: string;
+  /** The request's resourceVersion: with a continue token, only "" or "0" are allowed. */
+  resourceVersion?: string;
+}
+
 export interface ListResult<T extends KubeObject = KubeObject> {
   items: T[];
   /** The store's resourceVersion at the time of the list: watch from here to miss nothing. */
   resourceVersion: string;
+  /** Set when a limit cut the list short: pass it back to get the next page. */
+  continue?: string;
+  /** How many items follow this page (only for lists without selectors, as Kubernetes). */
+  remainingItemCount?: number;
 }
 
 export interface UpdateOptions {
@@ -296,15 +310,34 @@ export class Store {
 
   list<R extends ResourceName>(resource: R, options?: ListOptions): ListResult<ResourceTypeMap[R]>;
   list(resource: string, options?: ListOptions): ListResult;
-  list(resource: string, options: ListOptions = {}): ListResult {
+  list(resource: string, options: ListOptions & PageOptions = {}): ListResult {
     this.usable();
     const r = resourceNamed(resource);
     const filter = this.filter(r, options);
-    const items = this.db
-      .list(r.plural, filter.namespace)
-      .map((body) => JSON.parse(body) as KubeObject)
-      .filter((o) => matchesLabels(filter.labels, o.metadata.labels) && matchesFields(filter.fields, o));
-    return { items, resourceVersion: String(this.revision) };
+    const token = options.continue ? decodeContinue(options.continue) : undefined;
+    if (token !== undefined && options.resourceVersion && options.resourceVersion !== '0') {
+      throw new BadRequestError('specifying resource version is not allowed when using continue');
+    }
+    // A continued list reads the snapshot of its first page (token.rv); -1 means "from now on".
+    const at = token === undefined || token.rv < 0 ? this.revision : token.rv;
+    let bodies = at === this.revision ? this.db.list(r.plural, filter.namespace) : this.bodiesAt(r, filter.namespace, at, token);
+    if (token !== undefined) bodies = bodies.filter((b) => keyAfter(r, JSON.parse(b) as KubeObject, token.start));
+    const limit = options.limit !== undefined && options.limit > 0 ? options.limit : undefined;
+    const items: KubeObject[] = [];
+    let i = 0;
+    for (; i < bodies.length && (limit === undefined || items.length < limit); i++) {
+      const o = JSON.parse(bodies[i] ?? '') as KubeObject;
+      if (matchesLabels(filter.labels, o.metadata.labels) && matchesFields(filter.fields, o)) items.push(o);
+    }
+    const last = items.at(-1);
+    const more = limit !== undefined && last !== undefined && i < bodies.length;
+    const selecting = filter.labels.length > 0 || filter.fields.length > 0;
+    return {
+      items,
+      resourceVersion: String(at),
+      ...(more ? { continue: encodeContinue(r, last, at) } : {}),
+      ...(more && !selecting ? { remainingItemCount: bodies.length - i } : {}),
+    };
   }
 
   // ---------------------------------------------------------------- writes
@@ -496,6 +529,32 @@ export class Store {
     }
   }
 
+  /**
+   * The stored bodies of a resource as they were at resourceVersion `at`, in list order: the
+   * current ones with every later event undone (from the event log, which must still reach back
+   * to `at`; otherwise the token is too old, as after an etcd compaction: 410 Expired).
+   */
+  private bodiesAt(resource: ResourceInfo, namespace: string | undefined, at: number, token: ContinueToken | undefined): string[] {
+    if (at > this.revision) throw new BadRequestError(`invalid continue token: continue key is not valid: resourceVersion ${at} is newer than the store's ${this.revision}`);
+    const oldest = this.db.oldestEvent();
+    if (oldest === undefined || at < oldest - 1) throw compactedContinueError(token);
+    const objects = new Map<string, string>();
+    const keyOfBody = (ns: string, body: string): string => `${ns}\u0000${(JSON.parse(body) as KubeObject).metadata.name ?? ''}`;
+    for (const body of this.db.list(resource.plural, namespace)) {
+      const obj = JSON.parse(body) as KubeObject;
+      objects.set(`${obj.metadata.namespace ?? ''}\u0000${obj.metadata.name ?? ''}`, body);
+    }
+    const events = this.db.eventsAfter(at, resource.plural);
+    for (let i = events.length - 1; i >= 0; i--) {
+      const e = events[i];
+      if (e === undefined || (namespace !== undefined && e.namespace !== namespace)) continue;
+      const key = keyOfBody(e.namespace, e.object);
+      if (e.type === 'ADDED') objects.delete(key);
+      else objects.set(key, e.previous ?? e.object);
+    }
+    return [...objects.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([, body]) => body);
+  }
+
   private read(resource: ResourceInfo, namespace: string, name: string): KubeObject | undefined {
     const body = this.db.get({ resource: resource.plural, namespace, name });
     return body === undefined ? undefined : (JSON.parse(body) as KubeObject);
@@ -585,7 +644,8 @@ export class Store {
       namespace: key.namespace,
       type,
       object: body,
-      previous: type === 'MODIFIED' && previous !== undefined ? (previousBody ?? JSON.stringify(previous)) : null,
+      // DELETED keeps the state before too, so that a continued list can rebuild its snapshot.
+      previous: type !== 'ADDED' && previous !== undefined ? (previousBody ?? JSON.stringify(previous)) : null,
     };
     let ownersChanged = false;
     this.step(() => {

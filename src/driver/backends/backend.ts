@@ -201,6 +201,13 @@ export interface Backend {
   newVolumeId(ctx: OpContext): Promise<string>;
   newSnapshotId(ctx: OpContext): Promise<string>;
   capacity(): Promise<CapacityInfo>;
+  /**
+   * Admission for a backend with a finite pool of its own (local): runs `commit` — the journal
+   * write after which `bytes` more count as promised — only if they fit, under one lock, so that
+   * concurrent calls cannot together overshoot. Otherwise throws RESOURCE_EXHAUSTED ('create') or
+   * OUT_OF_RANGE ('expand'). Backends whose storage system enforces its own quotas leave it out.
+   */
+  reserveCapacity?(bytes: number, purpose: 'create' | 'expand', commit: () => Promise<void>): Promise<void>;
   /** The largest volume the backend could ever create (a cheap, cached figure; no I/O). */
   readonly maximumVolumeBytes: number;
   /** Rounds a request up to what the backend allocates (e.g. 1 MiB, or an fs minimum). */

@@ -1,19 +1,21 @@
-import { mkdir, open, rmdir, stat, unlink } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename } from 'node:path';
 import { AlreadyExistsError, FailedPreconditionError } from '../../csi/errors.js';
 import type { LoopDevices } from '../mount/loop.js';
 import type { MountEntry, Mounter } from '../mount/mount.js';
 import type { AccessMode } from './backend.js';
+import type { NodePaths } from './node-paths.js';
 
 /**
  * NodePublish and NodeUnpublish as every backend whose staged state is a mount or a loop device
  * does them (local images and subvolumes, rbd over rbd-fuse): the rules for idempotency,
- * read-only publications and single writers live here once.
+ * read-only publications and single writers live here once. Target paths are created, mounted
+ * on and removed only through NodePaths (beneath the kubelet directories, no symlink followed).
  */
 
 export interface PublishDeps {
   mounter: Mounter;
   loops: LoopDevices;
+  paths: NodePaths;
 }
 
 export function isReadOnlyMode(mode: AccessMode): boolean {
@@ -62,10 +64,8 @@ export async function publishBlock(deps: PublishDeps, p: BlockPublication): Prom
     if (!ro) throw new FailedPreconditionError(`volume ${p.volumeId} is staged read-only; it cannot be published read-write`);
     device = await deps.loops.attach(p.file, { readonly: true });
   }
-  await mkdir(dirname(p.targetPath), { recursive: true });
-  const fh = await open(p.targetPath, 'a', 0o600);
-  await fh.close();
-  await deps.mounter.bindMount(device, p.targetPath, { readonly: ro });
+  await deps.paths.ensureFile(p.targetPath);
+  await deps.paths.withPinned(p.targetPath, (target) => deps.mounter.bindMount(device, target, { readonly: ro }));
 }
 
 export interface MountPublication {
@@ -89,8 +89,10 @@ export async function publishMount(deps: PublishDeps, p: MountPublication): Prom
     return;
   }
   await refuseSecondWriter(deps.mounter, p.accessMode, p.targetPath, (m) => m.mountPoint !== p.stagingPath && sameFs(m));
-  await mkdir(p.targetPath, { recursive: true });
-  await deps.mounter.bindMount(p.stagingPath, p.targetPath, { readonly: ro });
+  await deps.paths.ensureDir(p.targetPath);
+  await deps.paths.withPinned(p.stagingPath, (staging) =>
+    deps.paths.withPinned(p.targetPath, (target) => deps.mounter.bindMount(staging, target, { readonly: ro })),
+  );
 }
 
 /**
@@ -99,7 +101,7 @@ export async function publishMount(deps: PublishDeps, p: MountPublication): Prom
  * path was not made by us and is left alone.
  */
 export async function unpublish(
-  mounter: Mounter,
+  { mounter, paths }: { mounter: Mounter; paths: NodePaths },
   volumeId: string,
   targetPath: string,
   isOurs: (m: MountEntry) => Promise<boolean>,
@@ -109,16 +111,7 @@ export async function unpublish(
     if (!(await isOurs(current))) {
       throw new FailedPreconditionError(`${targetPath} holds another mount (${current.source}), not volume ${volumeId}`);
     }
-    await mounter.unmount(targetPath);
+    await paths.viaParent(targetPath, (at) => mounter.unmount(at));
   }
-  await rmdir(targetPath).catch(async (e: NodeJS.ErrnoException) => {
-    if (e.code === 'ENOTDIR') {
-      const st = await stat(targetPath).catch(() => undefined);
-      if (st?.isFile() && st.size === 0) {
-        await unlink(targetPath).catch((u: NodeJS.ErrnoException) => {
-          if (u.code !== 'ENOENT') throw u;
-        });
-      }
-    } else if (e.code !== 'ENOENT') throw e;
-  });
+  await paths.remove(targetPath);
 }

@@ -261,6 +261,8 @@ export async function quotaStatus(path: string): Promise<QuotaStatus | null> {
 export interface QgroupUsage {
   /** Bytes referenced by the subvolume, as of the last transaction commit. */
   referencedBytes: number;
+  /** Bytes referenced by this subvolume alone (shared with no other), as of the last commit. */
+  exclusiveBytes: number;
   /** Referenced-bytes limit, or null when none is set. */
   limitBytes: number | null;
 }
@@ -273,12 +275,22 @@ export interface QgroupUsage {
 export async function qgroupUsage(path: string, subvolId?: number): Promise<QgroupUsage | null> {
   const [dir, id] = await Promise.all([sysfsDir(path), subvolId ?? subvolumeId(path)]);
   const qgroup = `${dir}/qgroups/0_${id}`;
-  const [referenced, limitFlags, maxReferenced] = await Promise.all(
-    ['referenced', 'limit_flags', 'max_referenced'].map((f) => readSysfs(`${qgroup}/${f}`)),
+  const [referenced, exclusive, limitFlags, maxReferenced] = await Promise.all(
+    ['referenced', 'exclusive', 'limit_flags', 'max_referenced'].map((f) => readSysfs(`${qgroup}/${f}`)),
   );
-  if (referenced == null || limitFlags == null || maxReferenced == null) return null;
+  if (referenced == null || exclusive == null || limitFlags == null || maxReferenced == null) return null;
   const limited = (BigInt(limitFlags) & BTRFS_QGROUP_LIMIT_MAX_RFER) !== 0n;
-  return { referencedBytes: Number(referenced), limitBytes: limited ? Number(maxReferenced) : null };
+  return { referencedBytes: Number(referenced), exclusiveBytes: Number(exclusive), limitBytes: limited ? Number(maxReferenced) : null };
+}
+
+/**
+ * Bytes of file data the filesystem holds right now (allocation/data/bytes_used in sysfs: extents
+ * in data block groups, each counted once however many subvolumes share it).
+ */
+export async function dataBytesUsed(path: string): Promise<number> {
+  const used = await readSysfs(`${await sysfsDir(path)}/allocation/data/bytes_used`);
+  if (used === null) throw new Error(`no btrfs data allocation figures for ${path} in sysfs`);
+  return Number(used);
 }
 
 /**

@@ -11,6 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import type { PinnedPath } from './beneath.js';
 import type { CommandRunner } from './exec.js';
 import { AT_SYMLINK_NOFOLLOW, hasErrorCode, mount, mountSetattr, statxMount, umount2 } from './syscalls.js';
 
@@ -137,12 +138,16 @@ export class Mounter {
    * Mounts source on target. Options are mount(8)-style: flag options become
    * MS_* flags, fstab-only ones are dropped, the rest go to the filesystem as
    * data. 'bind'/'rbind' make it a bind mount with the per-mount flags applied.
+   *
+   * A PinnedPath target (mount/beneath.ts) is mounted on through its fd, so nothing swapped into
+   * the path meanwhile is followed; mount(8) only takes a path, so a helper gets the canonical one.
    */
-  async mount(source: string, target: string, fstype: string, options: string[], opts: MountOptions = {}): Promise<void> {
+  async mount(source: string, target: string | PinnedPath, fstype: string, options: string[], opts: MountOptions = {}): Promise<void> {
     if (!FSTYPE.test(fstype)) throw new RangeError(`invalid filesystem type ${JSON.stringify(fstype)}`);
     if (options.some((o) => USERSPACE_OPTION.test(o)) || this.hasMountHelper(fstype)) {
       const opt = options.length ? ['-o', options.join(',')] : [];
-      await this.runner.run('mount', ['-t', fstype, ...opt, '--', source, target], { secrets: opts.secrets ?? [] });
+      const path = typeof target === 'string' ? target : target.path;
+      await this.runner.run('mount', ['-t', fstype, ...opt, '--', source, path], { secrets: opts.secrets ?? [] });
       return;
     }
     let flags = 0;
@@ -156,7 +161,7 @@ export class Mounter {
       if (data.length) throw new RangeError(`bind mount of ${source} cannot take filesystem options: ${data.join(',')}`);
       await this.bind(source, target, flags);
     } else {
-      await mount(source, target, fstype, flags, data.length ? data.join(',') : null);
+      await mount(source, typeof target === 'string' ? target : target.fd, fstype, flags, data.length ? data.join(',') : null);
     }
   }
 
@@ -166,19 +171,25 @@ export class Mounter {
    * a remount replaces all per-mount flags, silently dropping nosuid/nodev/
    * noexec inherited from the source mount; setattr changes only RDONLY.
    */
-  async bindMount(source: string, target: string, opts: { readonly?: boolean } = {}): Promise<void> {
+  async bindMount(source: string | PinnedPath, target: string | PinnedPath, opts: { readonly?: boolean } = {}): Promise<void> {
     await this.bind(source, target, MS_BIND | (opts.readonly ? MS_RDONLY : 0));
   }
 
-  private async bind(source: string, target: string, flags: number): Promise<void> {
-    await mount(source, target, null, flags & (MS_BIND | MS_REC), null);
+  /**
+   * A pinned target is mounted on through its fd, and the new mount's flags are set (or it is
+   * undone) through the pinned parent: the target's own fd still names the directory under it.
+   */
+  private async bind(source: string | PinnedPath, target: string | PinnedPath, flags: number): Promise<void> {
+    const from = typeof source === 'string' ? source : source.fd;
+    const [onto, newMount] = typeof target === 'string' ? [target, target] : [target.fd, target.viaParent];
+    await mount(from, onto, null, flags & (MS_BIND | MS_REC), null);
     const [set, clear] = bindAttributes(flags);
     if (set === 0 && clear === 0) return;
     try {
-      await mountSetattr(target, set, clear, (flags & MS_REC) !== 0);
+      await mountSetattr(newMount, set, clear, (flags & MS_REC) !== 0, typeof target !== 'string');
     } catch (err) {
       // Never leave a writable mount where a read-only one was asked for.
-      await umount2(target, UMOUNT_NOFOLLOW).catch(() => {});
+      await umount2(newMount, UMOUNT_NOFOLLOW).catch(() => {});
       throw err;
     }
   }
@@ -286,7 +297,7 @@ export function mountInfoLine(text: string, mountId: number): MountEntry | undef
 }
 
 /** Undoes mountinfo's octal escapes (\040 space, \011 tab, \012 newline, \134 backslash). */
-function unescape(field: string): string {
+function unescapeOctal(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
@@ -307,12 +318,12 @@ export function parseMountInfo(text: string): MountEntry[] {
       mountId: Number(mountId),
       parentId: Number(parentId),
       majorMinor,
-      root: unescape(root),
-      mountPoint: unescape(mountPoint),
+      root: unescapeOctal(root),
+      mountPoint: unescapeOctal(mountPoint),
       options: opts,
       readonly: opts.includes('ro'),
       fsType,
-      source: unescape(source),
+      source: unescapeOctal(source),
       superOptions: superOptions ? superOptions.split(',') : [],
     });
   }

@@ -25,6 +25,10 @@ interface Binding {
 
 const DECLS = {
   open: 'int open(const char *path, int flags, uint32_t mode)',
+  // The *at calls walk CO-given paths one component at a time from a directory fd (mount/beneath.ts).
+  openat: 'int openat(int dirfd, const char *path, int flags, uint32_t mode)',
+  mkdirat: 'int mkdirat(int dirfd, const char *path, uint32_t mode)',
+  unlinkat: 'int unlinkat(int dirfd, const char *path, int flags)',
   close: 'int close(int fd)',
   // ioctl(2) is variadic; declaring a fixed third argument lets koffi call it
   // asynchronously (it cannot for variadic functions) and is ABI-safe for one
@@ -117,12 +121,30 @@ export const O = {
   CREAT: fsConstants.O_CREAT,
   EXCL: fsConstants.O_EXCL,
   DIRECTORY: fsConstants.O_DIRECTORY,
+  NOFOLLOW: fsConstants.O_NOFOLLOW,
   CLOEXEC: 0o2000000,
+  /** O_PATH: a handle on a place in the tree, not an open file (no read, no write, no device open). */
+  PATH: 0o10000000,
 } as const;
 
 /** open(2); O_CLOEXEC is always added so spawned commands never inherit the fd. */
 export function open(path: string, flags: number, mode = 0): number {
   return check(fn('open')(path, flags | O.CLOEXEC, mode), 'open', path);
+}
+
+/** openat(2), synchronous like open (it walks a local directory); O_CLOEXEC is always added. */
+export function openat(dirfd: number, path: string, flags: number, mode = 0): number {
+  return check(fn('openat')(dirfd, path, flags | O.CLOEXEC, mode), 'openat', path);
+}
+
+export function mkdirat(dirfd: number, path: string, mode: number): void {
+  check(fn('mkdirat')(dirfd, path, mode), 'mkdirat', path);
+}
+
+export const AT_REMOVEDIR = 0x200;
+
+export function unlinkat(dirfd: number, path: string, flags: number): void {
+  check(fn('unlinkat')(dirfd, path, flags), 'unlinkat', path);
 }
 
 export function close(fd: number): void {
@@ -199,12 +221,15 @@ export async function statfs(path: string): Promise<StatFs> {
   const buf = Buffer.alloc(STATFS_SIZE);
   await callAsync(fn('statfs'), [path, buf], 'statfs', path);
   const out = { frsize: Number(buf.readBigInt64LE(STATFS_FRSIZE_OFFSET)) } as StatFs;
-  STATFS_FIELDS.forEach((field, i) => (out[field] = Number(buf.readBigInt64LE(i * 8))));
+  STATFS_FIELDS.forEach((field, i) => {
+    out[field] = Number(buf.readBigInt64LE(i * 8));
+  });
   return out;
 }
 
 const AT_FDCWD = -100;
 export const AT_SYMLINK_NOFOLLOW = 0x100;
+const AT_EMPTY_PATH = 0x1000;
 // struct statx (include/uapi/linux/stat.h), the same on every architecture.
 const STATX_SIZE = 256;
 const STATX_MNT_ID = 0x1000;
@@ -212,6 +237,10 @@ const STATX_MASK_OFFSET = 0x00;
 const STATX_ATTRIBUTES_OFFSET = 0x08;
 const STATX_ATTRIBUTES_MASK_OFFSET = 0x38;
 const STATX_MNT_ID_OFFSET = 0x90;
+const STATX_TYPE = 0x1;
+const STATX_SIZE_MASK = 0x200;
+const STATX_MODE_OFFSET = 0x1c;
+const STATX_SIZE_OFFSET = 0x28;
 
 export interface StatxMount {
   /** STATX_ATTR_* bits set for this file. */
@@ -234,6 +263,16 @@ export async function statxMount(path: string, flags: number): Promise<StatxMoun
   };
 }
 
+/**
+ * The file type bits (S_IFMT) and size of what an fd refers to, an O_PATH fd included (statx with
+ * AT_EMPTY_PATH; synchronous: the fds are local directories and files, see mount/beneath.ts).
+ */
+export function fileStatOf(fd: number): { type: number; size: number } {
+  const buf = Buffer.alloc(STATX_SIZE);
+  check(fn('statx')(fd, '', AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_TYPE | STATX_SIZE_MASK, buf), 'statx');
+  return { type: buf.readUInt16LE(STATX_MODE_OFFSET) & fsConstants.S_IFMT, size: Number(buf.readBigUInt64LE(STATX_SIZE_OFFSET)) };
+}
+
 /** struct mount_attr { __u64 attr_set, attr_clr, propagation, userns_fd; } */
 const MOUNT_ATTR_SIZE = 32;
 
@@ -243,10 +282,10 @@ const AT_RECURSIVE = 0x8000;
  * mount_setattr(2) on the mount at path (and, if recursive, every mount below
  * it): sets/clears MOUNT_ATTR_* bits, leaving the others alone.
  */
-export async function mountSetattr(path: string, attrSet: number, attrClear: number, recursive: boolean): Promise<void> {
+export async function mountSetattr(path: string, attrSet: number, attrClear: number, recursive: boolean, noFollow = false): Promise<void> {
   const attr = Buffer.alloc(MOUNT_ATTR_SIZE);
   attr.writeBigUInt64LE(BigInt(attrSet), 0);
   attr.writeBigUInt64LE(BigInt(attrClear), 8);
-  const flags = recursive ? AT_RECURSIVE : 0;
+  const flags = (recursive ? AT_RECURSIVE : 0) | (noFollow ? AT_SYMLINK_NOFOLLOW : 0);
   await callAsync(fn('mountSetattr'), [AT_FDCWD, path, flags, attr, MOUNT_ATTR_SIZE], 'mount_setattr', path);
 }

@@ -31,7 +31,7 @@ export const csiNodeStrategy = defineStrategy<CSINode>({
       seen.add(d.name);
       if (!d.nodeID) errs.push(required(child(p, 'nodeID')));
       else if (d.nodeID.length > MAX_NODE_ID_LENGTH) errs.push(tooLong(child(p, 'nodeID'), MAX_NODE_ID_LENGTH));
-      (d.topologyKeys ?? []).forEach((k) => errs.push(...validateQualifiedName(child(p, 'topologyKeys'), k)));
+      for (const k of d.topologyKeys ?? []) errs.push(...validateQualifiedName(child(p, 'topologyKeys'), k));
       const count = d.allocatable?.count;
       if (count !== undefined && count < 0) errs.push(invalid(child(p, 'allocatable.count'), count, 'must be greater than or equal to 0'));
       return errs;

@@ -164,7 +164,9 @@ function validateContainer(c: Container, p: string, volumes: ReadonlySet<string>
 function withoutMutableFields(spec: Pod['spec'], old: Pod['spec']): Pod['spec'] {
   const copy = structuredClone(spec);
   const images = (list: Container[] | undefined, from: Container[] | undefined): void => {
-    if (list && from && list.length === from.length) list.forEach((c, i) => carryOver(c, from[i] ?? c, 'image'));
+    if (list && from && list.length === from.length) list.forEach((c, i) => {
+      carryOver(c, from[i] ?? c, 'image');
+    });
   };
   images(copy.containers, old.containers);
   images(copy.initContainers, old.initContainers);

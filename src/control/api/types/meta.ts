@@ -41,6 +41,7 @@ export interface KubeObject {
 export interface ListMeta {
   resourceVersion?: string;
   continue?: string;
+  remainingItemCount?: number;
 }
 
 export interface KubeList<T extends KubeObject = KubeObject> {

@@ -30,7 +30,6 @@ import { containerEnv, DEFAULT_PATH, readJsonSync, type LaunchFile } from './fil
 import { processStartTicks } from './proc.js';
 import type { InitReport } from './shim.js';
 
-const MS_RDONLY = 0x1;
 const MS_NOSUID = 0x2;
 const MS_NODEV = 0x4;
 const MS_NOEXEC = 0x8;

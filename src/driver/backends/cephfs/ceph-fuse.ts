@@ -65,8 +65,9 @@ export class CephFuse {
   }
 
   /**
-   * Mounts the subvolume at mountPoint. secretKey is needed unless the credential files of an
-   * earlier mount of this staging are still there (a repair).
+   * Mounts the subvolume at mountPoint, which the caller has made (through NodePaths: a staging
+   * path is never created here). secretKey is needed unless the credential files of an earlier
+   * mount of this staging are still there (a repair).
    */
   async mount(key: string, t: CephfsTarget, secretKey: string | undefined, mountPoint: string, options: string[], log: Logger): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
@@ -77,7 +78,6 @@ export class CephFuse {
         throw new Error(`cannot mount ${t.fsName}:${t.path} with ceph-fuse: no credentials left (stage the volume again)`);
       });
     }
-    await mkdir(mountPoint, { recursive: true });
     const args = [mountPoint, '-c', this.confPath(key), '--id', t.user, '--keyfile', this.keyfilePath(key), '-r', t.path];
     if (options.length > 0) args.push('-o', options.join(','));
     await this.runner.run('ceph-fuse', args, { timeoutMs: MOUNT_TIMEOUT_MS });

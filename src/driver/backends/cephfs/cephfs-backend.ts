@@ -39,6 +39,7 @@ import {
 } from '../../../csi/errors.js';
 import { CommandFailedError, CommandTimeoutError, type CommandRunner } from '../../mount/exec.js';
 import type { LoopDevices } from '../../mount/loop.js';
+import type { NodePaths } from '../node-paths.js';
 import type { Mounter } from '../../mount/mount.js';
 import type {
   Backend,
@@ -108,6 +109,8 @@ export interface CephfsBackendOptions {
   runner: CommandRunner;
   mounter: Mounter;
   loops: LoopDevices;
+  /** Where CO-given paths may be, and the only way the node side creates, mounts on and removes them. */
+  paths: NodePaths;
   log: Logger;
   /** Serve the node side (repairs staged volumes at open). */
   node: boolean;
@@ -150,6 +153,7 @@ export class CephfsBackend implements Backend {
       runner: opts.runner,
       mounter: opts.mounter,
       loops: opts.loops,
+      paths: opts.paths,
       timeoutSeconds: opts.timeoutSeconds,
     });
   }
@@ -484,7 +488,7 @@ export class CephfsBackend implements Backend {
     const cluster = this.cluster(id.clusterID);
     const c = this.creds(ctx, 'admin');
     const fsName = rec.volumeContext['fsName'] ?? rec.parameters['fsName'] ?? '';
-    let sessions;
+    let sessions: Awaited<ReturnType<typeof mdsSessionsUnder>>;
     try {
       sessions = await mdsSessionsUnder(this.opts.runner, { monitors: cluster.monitors, user: c.user, key: c.key, fsName, timeoutSeconds: this.opts.timeoutSeconds }, path);
     } catch (e) {

@@ -18,6 +18,7 @@ import type { CommandRunner } from '../../mount/exec.js';
 import { filesystemStats } from '../../mount/filesystem.js';
 import type { LoopDevices } from '../../mount/loop.js';
 import type { MountEntry, Mounter } from '../../mount/mount.js';
+import type { NodePaths } from '../node-paths.js';
 import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
 import { isReadOnlyMode, publishMount, unpublish } from '../publication.js';
 import { StashDir, type StashBase } from '../rbd/stash.js';
@@ -39,6 +40,7 @@ export interface CephfsNodeOptions {
   runner: CommandRunner;
   mounter: Mounter;
   loops: LoopDevices;
+  paths: NodePaths;
   timeoutSeconds: number;
 }
 
@@ -88,7 +90,7 @@ export class CephfsNode {
       await this.repair(mine, log, secretKey);
       return;
     }
-    await mkdir(stagingPath, { recursive: true });
+    await this.opts.paths.ensureDir(stagingPath);
     await this.stashes.put(stash);
     try {
       await this.fuse.mount(stash.credKey, target, secretKey, stagingPath, stash.options, log);
@@ -130,7 +132,7 @@ export class CephfsNode {
 
   async unpublish(volumeId: string, targetPath: string): Promise<void> {
     const all = await this.opts.mounter.mounts();
-    await unpublish(this.opts.mounter, volumeId, targetPath, async (m) => this.isPublicationOf(volumeId, m, all));
+    await unpublish(this.opts, volumeId, targetPath, async (m) => this.isPublicationOf(volumeId, m, all));
   }
 
   /** A mount is the volume's when it is a ceph-fuse mount of the same filesystem as one of its stagings. */
@@ -231,6 +233,7 @@ export class CephfsNode {
     for (const b of [...binds].reverse()) await this.fuse.detachLazily(b.mountPoint);
     if (staged) await this.fuse.detachLazily(s.stagingPath);
     await this.evictDeadClients(s, secretKey, log);
+    await this.opts.paths.ensureDir(s.stagingPath);
     await this.fuse.mount(s.credKey, s.target, secretKey, s.stagingPath, s.options, log);
     for (const b of binds) {
       await this.opts.mounter.bindMount(s.stagingPath, b.mountPoint, { readonly: b.readonly });

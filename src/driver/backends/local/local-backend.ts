@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { constants as fsConstants } from 'node:fs';
 import { access, mkdir, open, rename, stat, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -9,15 +10,18 @@ import {
   NotFoundError,
   OutOfRangeError,
   ResourceExhaustedError,
+  UnavailableError,
 } from '../../../csi/errors.js';
 import {
   createSubvolume,
+  dataBytesUsed,
   deleteSubvolume,
   isBtrfs,
   qgroupUsage,
   reflinkCopy,
   setQgroupLimit,
   snapshotSubvolume,
+  subvolumeId,
 } from '../../mount/btrfs.js';
 import { CAP_SYS_RESOURCE, hasCapability } from '../../mount/capabilities.js';
 import type { CommandRunner } from '../../mount/exec.js';
@@ -26,7 +30,6 @@ import {
   blockDeviceSize,
   checkFilesystem,
   filesystemStats,
-  type FilesystemStats,
   growFilesystem,
   extGrowthPending,
   growUnmountedExt,
@@ -51,15 +54,16 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
+import type { NodePaths } from '../node-paths.js';
 import { isDeviceBind, isReadOnlyMode, publishBlock, publishMount, unpublish } from '../publication.js';
 import { FileJournal } from './journal.js';
 import { PoolLayout, storageFor, type Storage } from './layout.js';
 import { openPool, type Pool } from './pool.js';
+import { AdmissionLock, availableBytes, checkAdmission, committedBytes, poolLimit, usableBytes } from './pool-capacity.js';
 
 export const TOPOLOGY_KEY = 'topology.stowage.dev/node';
 
 const MiB = 1024 * 1024;
-const POOL_STATS_TTL_MS = 250;
 /** mkfs.xfs refuses filesystems smaller than 300 MiB; ext4 needs a little room for its journal. */
 const MINIMUM_BY_FS: Record<string, number> = { xfs: 300 * MiB, ext4: 16 * MiB };
 const SUPPORTED_FS = new Set(['', 'btrfs', 'ext4', 'xfs']);
@@ -76,9 +80,13 @@ export interface LocalBackendOptions {
   poolSizeBytes: number;
   nodeId: string;
   maxVolumesPerNode: number;
+  /** How many times its usable size the pool may promise (--local-overcommit; 1 = none). */
+  overcommit?: number;
   runner: CommandRunner;
   mounter: Mounter;
   loops: LoopDevices;
+  /** Where CO-given paths may be, and the only way stage and publish create, mount on and remove them. */
+  paths: NodePaths;
   log: Logger;
 }
 
@@ -89,7 +97,16 @@ export class LocalBackend implements Backend {
   readonly defaultFsType = 'btrfs';
   readonly nodeId: string;
   readonly maxVolumesPerNode: number;
-  private statsCache: { at: number; stats: Promise<FilesystemStats> } | undefined;
+  private readonly admission = new AdmissionLock();
+  /**
+   * Subvolumes deleted whose data btrfs' cleaner may not have freed yet (it runs after a commit,
+   * seconds later): until their qgroup is gone their exclusive bytes still count, or a volume
+   * admitted into that space could be written full before it is free and hit ENOSPC (seen: a
+   * 100Mi volume created right after two full ones were deleted stopped at 19 MiB). Kept in
+   * memory: after a driver restart the cleaner has long finished.
+   */
+  private readonly dying = new Set<number>();
+  private readonly overcommit: number;
 
   private constructor(
     private readonly opts: LocalBackendOptions,
@@ -97,10 +114,13 @@ export class LocalBackend implements Backend {
     private readonly layout: PoolLayout,
     readonly volumes: FileJournal<VolumeRecord>,
     readonly snapshots: FileJournal<SnapshotRecord>,
-    private readonly poolBytes: number,
+    /** What the pool promises with no overcommit (pool-capacity.ts): measured once, at open. */
+    readonly usableBytes: number,
   ) {
     this.nodeId = opts.nodeId;
     this.maxVolumesPerNode = opts.maxVolumesPerNode;
+    this.overcommit = opts.overcommit ?? 1;
+    poolLimit(usableBytes, this.overcommit); // refuses a bad overcommit at start
   }
 
   static async open(opts: LocalBackendOptions): Promise<LocalBackend> {
@@ -109,8 +129,11 @@ export class LocalBackend implements Backend {
     for (const d of [layout.volumesDir, layout.snapshotsDir]) await mkdir(d, { recursive: true });
     const volumes = await FileJournal.open<VolumeRecord>(layout.volumeRecordsDir);
     const snapshots = await FileJournal.open<SnapshotRecord>(layout.snapshotRecordsDir);
-    const { totalBytes } = await filesystemStats(pool.root);
-    return new LocalBackend(opts, pool, layout, volumes, snapshots, totalBytes);
+    // The data capacity: what is stored plus what statfs says can still be (see pool-capacity.ts).
+    const [used, { availableBytes: free }] = await Promise.all([dataBytesUsed(pool.root), filesystemStats(pool.root)]);
+    const usable = usableBytes(used + free);
+    opts.log.info({ dataCapacityBytes: used + free, usableBytes: usable, overcommit: opts.overcommit ?? 1 }, 'pool capacity');
+    return new LocalBackend(opts, pool, layout, volumes, snapshots, usable);
   }
 
   get root(): string {
@@ -178,33 +201,102 @@ export class LocalBackend implements Backend {
     return randomUUID();
   }
 
-  /** The pool's size: no volume can be larger. Read once at open; the pool does not resize under us. */
+  /** The pool's limit (usable × overcommit): no volume can be larger. Measured at open; the pool does not resize under us. */
   get maximumVolumeBytes(): number {
-    return this.poolBytes;
+    return poolLimit(this.usableBytes, this.overcommit);
   }
 
+  /** What CreateVolume would admit now: GetCapacity reports exactly this. */
   async capacity(): Promise<CapacityInfo> {
-    const s = await this.poolStats();
+    await this.checkPoolHealthy();
+    const committed = await this.committedBytes();
+    const available = availableBytes({ usable: this.usableBytes, overcommit: this.overcommit, committed });
     return {
-      availableBytes: s.availableBytes,
-      totalBytes: s.totalBytes,
-      maximumVolumeSize: s.totalBytes,
+      availableBytes: available,
+      totalBytes: this.maximumVolumeBytes,
+      maximumVolumeSize: available,
       minimumVolumeSize: MiB,
     };
   }
 
+  async reserveCapacity(bytes: number, purpose: 'create' | 'expand', commit: () => Promise<void>): Promise<void> {
+    await this.admission.run(async () => {
+      await this.checkPoolHealthy();
+      const committed = await this.committedBytes();
+      checkAdmission({ usable: this.usableBytes, overcommit: this.overcommit, committed }, bytes, purpose);
+      await commit();
+    });
+  }
+
   /**
-   * statfs of the pool, reused for a short while: a burst of creates would otherwise each pay for
-   * one, and free space on a thin pool moves slowly compared with CO retries.
+   * Bytes promised: every volume record's size (in-flight `creating` ones too) and every snapshot's
+   * exclusive bytes. Qgroup numbers move at transaction commits, so a snapshot's share can lag up to
+   * the commit interval (30 s) behind writes to its source.
    */
-  private poolStats(): Promise<FilesystemStats> {
-    const now = performance.now();
-    if (!this.statsCache || now - this.statsCache.at > POOL_STATS_TTL_MS) {
-      const stats = filesystemStats(this.pool.root);
-      this.statsCache = { at: now, stats };
-      stats.catch(() => (this.statsCache = undefined));
+  async committedBytes(): Promise<number> {
+    const volumes = this.volumes.list().then((all) => all.map((v) => v.capacityBytes));
+    const snapshots = this.snapshots.list().then((all) => Promise.all(all.map((s) => this.snapshotExclusiveBytes(s))));
+    const dying = Promise.all([...this.dying].map((id) => this.dyingBytes(id)));
+    return committedBytes({ volumeBytes: await volumes, snapshotExclusiveBytes: [...(await snapshots), ...(await dying)] });
+  }
+
+  /** What a deleted subvolume still holds; once the cleaner has dropped it (qgroup gone or empty), it is forgotten. */
+  private async dyingBytes(id: number): Promise<number> {
+    const q = await qgroupUsage(this.pool.root, id);
+    if (q === null || q.exclusiveBytes === 0) {
+      this.dying.delete(id);
+      return 0;
     }
-    return this.statsCache.stats;
+    return q.exclusiveBytes;
+  }
+
+  /** Deletes a volume's or snapshot's subvolume, remembering it until the cleaner has freed it. */
+  private async deleteCounted(dir: string, name: string): Promise<void> {
+    const id = await subvolumeId(join(dir, name)).catch((e: unknown) => {
+      if (hasErrorCode(e, 'ENOENT')) return undefined;
+      throw e;
+    });
+    await deleteSubvolume(dir, name);
+    if (id !== undefined) this.dying.add(id);
+  }
+
+  /**
+   * UNAVAILABLE, naming the fault, when the pool cannot take writes: not mounted (a plain directory
+   * is not btrfs), mounted read-only (btrfs turns itself read-only after an I/O error on its
+   * device), or failing to answer statfs at all (EIO). Without it such calls ended in INTERNAL.
+   */
+  private async checkPoolHealthy(): Promise<void> {
+    const problem = await this.poolProblem();
+    if (problem !== undefined) throw new UnavailableError(problem);
+  }
+
+  /** What is wrong with the pool, in words, or undefined when it can take writes. */
+  private async poolProblem(): Promise<string | undefined> {
+    const root = this.pool.root;
+    try {
+      if (!(await isBtrfs(root))) return `the pool is not mounted at ${root} (its filesystem is gone from under the driver)`;
+      await access(root, fsConstants.W_OK);
+      return undefined;
+    } catch (e) {
+      if (hasErrorCode(e, 'EROFS')) {
+        return `the pool at ${root} is read-only (btrfs turns read-only after an I/O error on its device; see the kernel log)`;
+      }
+      return `the pool at ${root} cannot be used: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+    }
+  }
+
+  private async snapshotExclusiveBytes(snap: SnapshotRecord): Promise<number> {
+    const storage = storageFor(snap.sourceAccessType, snap.sourceFsType);
+    const path = this.layout.snapshotPath(snap.id, storage);
+    try {
+      if (storage === 'subvolume') return (await qgroupUsage(path))?.exclusiveBytes ?? 0;
+      // A reflinked image has no qgroup: its allocated bytes bound what it holds alone.
+      return (await stat(path)).blocks * 512;
+    } catch (e) {
+      // A snapshot still being taken (or half-deleted) has no storage yet: nothing to count.
+      if (hasErrorCode(e, 'ENOENT')) return 0;
+      throw e;
+    }
   }
 
   allocationSize(requestedBytes: number, cap: { accessType: AccessType; fsType: string }): number {
@@ -216,10 +308,7 @@ export class LocalBackend implements Backend {
   async createVolume(rec: VolumeRecord, ctx: OpContext): Promise<void> {
     const storage = storageFor(rec.accessType, rec.fsType);
     const path = this.layout.volumePath(rec.id, storage);
-    const cap = await this.capacity();
-    if (rec.capacityBytes > cap.availableBytes && !(await exists(path))) {
-      throw new ResourceExhaustedError(`the pool has ${cap.availableBytes} bytes free, ${rec.capacityBytes} requested`);
-    }
+    // Capacity was admitted with the record (reserveCapacity), before this point.
     const sourcePath = await this.sourcePath(rec, storage);
     if (storage === 'subvolume') {
       // Creating or snapshotting a subvolume is atomic: after a crash it either exists whole or not
@@ -273,7 +362,7 @@ export class LocalBackend implements Backend {
   async deleteVolume(rec: VolumeRecord, ctx: OpContext): Promise<void> {
     const storage = storageFor(rec.accessType, rec.fsType);
     if (storage === 'subvolume') {
-      await deleteSubvolume(this.layout.volumesDir, rec.id);
+      await this.deleteCounted(this.layout.volumesDir, rec.id);
     } else {
       await unlink(this.layout.volumePath(rec.id, storage)).catch(ignoreMissing);
       await unlink(`${this.layout.volumePath(rec.id, storage)}.tmp`).catch(ignoreMissing);
@@ -315,7 +404,7 @@ export class LocalBackend implements Backend {
 
   async deleteSnapshot(snap: SnapshotRecord, ctx: OpContext): Promise<void> {
     if (storageFor(snap.sourceAccessType, snap.sourceFsType) === 'subvolume') {
-      await deleteSubvolume(this.layout.snapshotsDir, snap.id);
+      await this.deleteCounted(this.layout.snapshotsDir, snap.id);
     } else {
       const image = this.layout.snapshotPath(snap.id, 'image');
       await unlink(image).catch(ignoreMissing);
@@ -327,7 +416,7 @@ export class LocalBackend implements Backend {
   async expandVolume(rec: VolumeRecord, newBytes: number): Promise<{ nodeExpansionRequired: boolean }> {
     const storage = storageFor(rec.accessType, rec.fsType);
     const path = this.layout.volumePath(rec.id, storage);
-    if (newBytes > this.poolBytes) throw new OutOfRangeError(`${newBytes} bytes is more than the whole pool (${this.poolBytes} bytes)`);
+    if (newBytes > this.maximumVolumeBytes) throw new OutOfRangeError(`${newBytes} bytes is more than the whole pool (${this.maximumVolumeBytes} bytes)`);
     if (storage === 'subvolume') {
       await setQgroupLimit(path, newBytes);
       return { nodeExpansionRequired: false };
@@ -357,14 +446,15 @@ export class LocalBackend implements Backend {
       await this.opts.loops.ensureAttached(path, { readonly });
       return;
     }
-    await mkdir(stagingPath, { recursive: true });
-    const current = await this.opts.mounter.mountAt(stagingPath);
+    const { paths, mounter } = this.opts;
+    await paths.ensureDir(stagingPath);
+    const current = await mounter.mountAt(stagingPath);
     if (storage === 'subvolume') {
       if (current) {
         if (isSubvolumeMount(current, volume.id)) return;
         throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
       }
-      await this.opts.mounter.bindMount(path, stagingPath, { readonly });
+      await paths.withPinned(stagingPath, (target) => mounter.bindMount(path, target, { readonly }));
       return;
     }
     if (current) {
@@ -390,7 +480,7 @@ export class LocalBackend implements Backend {
     // Restores and clones of an xfs volume carry its filesystem UUID, and xfs refuses (EINVAL) to
     // mount a second filesystem with a UUID already mounted: on one node that is the usual case.
     const flags = [...(readonly ? ['ro'] : []), ...(volume.fsType === 'xfs' ? ['nouuid'] : []), ...capability.mountFlags];
-    await this.opts.mounter.mount(device, stagingPath, volume.fsType, flags);
+    await paths.withPinned(stagingPath, (target) => mounter.mount(device, target, volume.fsType, flags));
     if (volume.fsType === 'xfs' && !readonly) {
       // xfs grows only while mounted; a no-op when the filesystem already fills the device.
       await growFilesystem(device, stagingPath, 'xfs', this.opts.runner);
@@ -410,7 +500,7 @@ export class LocalBackend implements Backend {
       if (!(await this.isMountOf(volume, current))) {
         throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source}), not volume ${volume.id}`);
       }
-      await this.opts.mounter.unmount(stagingPath);
+      await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at));
     }
     if (storage === 'image') {
       for (const device of await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage))) {
@@ -432,7 +522,7 @@ export class LocalBackend implements Backend {
 
   async unpublish(volumeId: string, targetPath: string): Promise<void> {
     const volume = await this.knownVolume(volumeId);
-    await unpublish(this.opts.mounter, volumeId, targetPath, (m) => this.isMountOf(volume, m));
+    await unpublish(this.opts, volumeId, targetPath, (m) => this.isMountOf(volume, m));
   }
 
   async nodeExpand(volume: VolumeRecord, volumePath: string, stagingPath: string): Promise<{ capacityBytes: number }> {
@@ -462,6 +552,18 @@ export class LocalBackend implements Backend {
   async usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage> {
     const storage = storageFor(volume.accessType, volume.fsType);
     const backing = this.layout.volumePath(volume.id, storage);
+    const problem = await this.poolProblem();
+    if (problem !== undefined) {
+      // The volume may still be mounted and readable (a bind mount keeps the filesystem alive):
+      // say what it holds if it can, and that it is not healthy.
+      const fs = volume.accessType === 'mount' ? await filesystemStats(volumePath).catch(() => undefined) : undefined;
+      return {
+        kind: volume.accessType === 'block' ? 'block' : 'filesystem',
+        totalBytes: volume.capacityBytes,
+        ...(fs ? { usedBytes: fs.usedBytes, availableBytes: fs.availableBytes } : {}),
+        health: { abnormal: true, message: `volume ${volume.id} is on a failing pool: ${problem}` },
+      };
+    }
     if (!(await exists(backing))) {
       return { kind: volume.accessType === 'block' ? 'block' : 'filesystem', totalBytes: 0, health: { abnormal: true, message: `backing storage ${backing} is missing` } };
     }

@@ -29,6 +29,7 @@ import {
 } from '../../mount/filesystem.js';
 import type { LoopDevices } from '../../mount/loop.js';
 import type { MountEntry, Mounter } from '../../mount/mount.js';
+import type { NodePaths } from '../node-paths.js';
 import { hasErrorCode, umount2 } from '../../mount/syscalls.js';
 import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
 import type { ClusterConfig } from './cluster-config.js';
@@ -41,6 +42,7 @@ export interface RbdNodeOptions {
   runner: CommandRunner;
   mounter: Mounter;
   loops: LoopDevices;
+  paths: NodePaths;
   timeoutSeconds: number;
   config: ClusterConfig;
 }
@@ -87,7 +89,7 @@ export class RbdNode {
     };
 
     if (capability.accessType === 'mount') {
-      await mkdir(stagingPath, { recursive: true });
+      await this.opts.paths.ensureDir(stagingPath);
       const current = await this.opts.mounter.mountAt(stagingPath);
       if (current) {
         // Checked before anything is touched: a refused stage must leave nothing of this volume behind.
@@ -135,7 +137,7 @@ export class RbdNode {
     }
     // Clones and restores of an xfs volume share its UUID; xfs refuses a second mount of one.
     const flags = [...(s.readonly ? ['ro'] : []), ...(s.fsType === 'xfs' ? ['nouuid'] : []), ...s.mountFlags];
-    await this.opts.mounter.mount(device, s.stagingPath, s.fsType, flags);
+    await this.opts.paths.withPinned(s.stagingPath, (target) => this.opts.mounter.mount(device, target, s.fsType, flags));
     if (s.fsType === 'xfs' && !s.readonly) await growFilesystem(device, s.stagingPath, 'xfs', runner);
   }
 
@@ -153,7 +155,7 @@ export class RbdNode {
       if (!devices.includes(current.source)) {
         throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source}), not volume ${volumeId}`);
       }
-      await this.opts.mounter.unmount(stagingPath);
+      await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at));
     }
     const all = await this.stashes.list();
     const others = all.filter((s) => !(s.volumeId === volumeId && s.stagingPath === stagingPath));
@@ -180,7 +182,7 @@ export class RbdNode {
   }
 
   async unpublish(volumeId: string, targetPath: string): Promise<void> {
-    await unpublish(this.opts.mounter, volumeId, targetPath, (m) => this.isPublicationOf(volumeId, m));
+    await unpublish(this.opts, volumeId, targetPath, (m) => this.isPublicationOf(volumeId, m));
   }
 
   private async isPublicationOf(volumeId: string, m: MountEntry): Promise<boolean> {

@@ -27,6 +27,7 @@ import {
 } from '../../../csi/errors.js';
 import type { CommandRunner } from '../../mount/exec.js';
 import type { LoopDevices } from '../../mount/loop.js';
+import type { NodePaths } from '../node-paths.js';
 import type { Mounter } from '../../mount/mount.js';
 import type {
   AccessMode,
@@ -45,7 +46,7 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
-import { ClusterConfig, type CephCluster } from './cluster-config.js';
+import type { ClusterConfig, CephCluster } from './cluster-config.js';
 import { Connections } from './connections.js';
 import { cephToCsi } from './errors.js';
 import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from './journal.js';
@@ -123,6 +124,8 @@ export interface RbdBackendOptions {
   runner: CommandRunner;
   mounter: Mounter;
   loops: LoopDevices;
+  /** Where CO-given paths may be, and the only way the node side creates, mounts on and removes them. */
+  paths: NodePaths;
   log: Logger;
   /** Serve the node side (repairs staged volumes at open). */
   node: boolean;
@@ -159,6 +162,7 @@ export class RbdBackend implements Backend {
       runner: opts.runner,
       mounter: opts.mounter,
       loops: opts.loops,
+      paths: opts.paths,
       timeoutSeconds: opts.timeoutSeconds,
       config: opts.config,
     });
