@@ -179,7 +179,9 @@ function startChild(args: string[], onLine?: (line: string) => void, logTo?: Wri
       for (const c of children) c.kill('SIGKILL');
     });
   }
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Their own process group: a Ctrl-C meant for the campaign must not stop them behind its back
+  // (the campaign's clean-up stops them in order); the exit hook above covers a campaign that dies.
+  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.add(proc);
   const lines: string[] = [];
   let partial = '';
@@ -476,7 +478,7 @@ class Campaign {
       await stopChild(child, 'SIGKILL', 1_000);
       const detail = `stowage up ${outcome} (attempt ${attempt}); its last lines:\n${child.tail()}`;
       if (round > 0) this.violation(round, 'up-restart-failed', detail);
-      if (attempt >= 5 || this.aborted) throw new Error(`stowage up would not start: ${detail}`);
+      if (attempt >= 10 || this.aborted) throw new Error(`stowage up would not start: ${detail}`);
       this.log(`  [harness] retrying \`stowage up\` after: ${outcome} — a product bug, counted as a violation`);
       await sleep(1_000);
     }
@@ -484,7 +486,7 @@ class Campaign {
 
   private async startDriver(round: number): Promise<void> {
     const socket = join(this.driverDir, 'csi.sock');
-    const child = startChild(['driver', '--backend', 'local', '--endpoint', `unix://${socket}`, '--node-id', 'chaos-standalone', '--local-dir', join(this.driverDir, 'local'), '--local-pool-size', this.poolSize, '--log-level', 'info'], undefined, this.driverLog);
+    const child = startChild(['driver', '--backend', 'local', '--endpoint', `unix://${socket}`, '--node-id', 'chaos-standalone', '--local-dir', join(this.driverDir, 'local'), '--local-pool-size', this.poolSize, '--kubelet-dir', this.kubeletDir, '--log-level', 'info'], undefined, this.driverLog);
     this.driver = child;
     this.csi?.close();
     this.csi = new CsiClient(`unix://${socket}`, { timeoutMs: 20_000 });
@@ -907,12 +909,17 @@ class Campaign {
     }
   }
 
+  /** The standalone driver's --kubelet-dir: its node service stages and publishes only beneath it. */
+  private get kubeletDir(): string {
+    return join(this.driverDir, 'k');
+  }
+
   private stagingOf(v: VolModel): string {
-    return join(this.driverDir, 'st', v.name);
+    return join(this.kubeletDir, 'st', v.name);
   }
 
   private targetOf(v: VolModel): string {
-    return join(this.driverDir, 'tg', v.name, 'mount');
+    return join(this.kubeletDir, 'tg', v.name, 'mount');
   }
 
   /** NodeStageVolume then NodePublishVolume, as a kubelet does (both idempotent: a retry is the same calls). */
@@ -1308,7 +1315,9 @@ class Campaign {
       for (const v of this.vols.values()) if (v.life !== 'gone' && v.id) await this.csi.controller.DeleteVolume({ volume_id: v.id, secrets: {} }).catch(() => undefined);
     }
     this.csi?.close();
-    await stopChild(this.up, 'SIGINT', 30_000).catch(() => undefined);
+    // SIGTERM (as SIGINT, it stops `up`, which releases unused pools): a SIGINT can be ignored by
+    // inheritance (a background job of a non-interactive shell).
+    await stopChild(this.up, 'SIGTERM', 30_000).catch(() => undefined);
     await stopChild(this.driver, 'SIGTERM', 30_000).catch(() => undefined);
     // Processes of our pods and shims under our state dir (nothing else is ever signalled).
     for (const p of [...processesMentioning(`chaos-pod:${basename(this.dir)}:`), ...processesMentioning(this.dir)]) {
