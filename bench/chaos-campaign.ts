@@ -23,7 +23,8 @@
  * Deterministic from the seed: each round's plan (which operations, which objects, which component
  * is killed, when, and how long it stays down) comes from a small PRNG seeded with (seed, round).
  * How far an operation got when the kill lands is timing and is not: a failing round prints its
- * seed and number, and `--seed S --from-round R` replays the same plans from there.
+ * seed and number, and the same seed re-runs the campaign up to it (`--from-round R` starts with
+ * round R's top-level draws — victim, kill moment, downtime — on a fresh system instead).
  *
  * Everything is removed at the end, also after a failure or SIGINT (the caller's AbortSignal):
  * objects through the API, `up` stopped (it releases its pools), leftover mounts and loop devices
