@@ -776,7 +776,7 @@ class Campaign {
     const op = weighted(rand, [
       ['create', this.live(this.vols).length < 6 ? 3 : 0],
       ['snapshot', vols.length > 0 && this.live(this.snaps).length < 6 ? 2 : 0],
-      ['expand', vols.length > 0 ? 2 : 0],
+      ['expand', vols.some((v) => v.bytes < 64 * MiB) ? 2 : 0],
       ['restore', snaps.length > 0 && this.live(this.vols).length < 6 ? 1 : 0],
       ['delete-snapshot', snapsDeletable.length > 0 ? 1.5 : 0],
       ['delete-volume', deletable.length > 0 ? 1.5 : 0],
@@ -833,7 +833,8 @@ class Campaign {
         return `snapshot ${s.name}←${src.name}${failed}`;
       }
       case 'expand': {
-        const v = pick(rand, vols)!;
+        // Bounded, so that volumes, their snapshots and restores keep fitting the small pool.
+        const v = pick(rand, vols.filter((x) => x.bytes < 64 * MiB))!;
         const to = v.bytes + 16 * MiB;
         try {
           await this.csi!.controller.ControllerExpandVolume({ volume_id: v.id ?? '', capacity_range: { required_bytes: to, limit_bytes: 0 }, volume_capability: mountCap(v.fs), secrets: {} });
@@ -988,7 +989,13 @@ class Campaign {
 
   // ── settling: in-doubt operations finished as a CO would, then convergence ──
 
-  private async retry<T>(what: string, fn: () => Promise<T>, r: number): Promise<T | undefined> {
+  /**
+   * Retries a call the kill cut short until the driver answers. A definite refusal of a retried
+   * create (e.g. RESOURCE_EXHAUSTED: the pool filled meanwhile) means it was never made, as a CO
+   * would conclude; the orphan check catches a driver that refuses a name it does have. Any other
+   * refusal, or no answer within a minute, is a violation.
+   */
+  private async retry<T>(what: string, fn: () => Promise<T>, r: number, create = false): Promise<T | undefined> {
     const deadline = Date.now() + 60_000;
     let last: unknown;
     while (Date.now() < deadline && !this.aborted) {
@@ -997,7 +1004,13 @@ class Campaign {
       } catch (err) {
         last = err;
         // A definite answer (not "unavailable", "aborted", a timeout…) will not change on retry.
-        if ((err instanceof CsiError && !csiInDoubt(err)) || (err instanceof ApiStatusError && !apiInDoubt(err))) break;
+        if ((err instanceof CsiError && !csiInDoubt(err)) || (err instanceof ApiStatusError && !apiInDoubt(err))) {
+          if (create) {
+            this.log(`  [harness] ${what}, retried after the kill: ${codeOf(err)} ${describe(err)} (not made)`);
+            return undefined;
+          }
+          break;
+        }
         await sleep(250);
       }
     }
@@ -1011,7 +1024,7 @@ class Campaign {
     // The standalone driver: retry what the kill cut short, until it answers.
     for (const v of this.vols.values()) {
       if (v.doubt === 'create') {
-        const ok = await this.retry(`CreateVolume ${v.name}`, () => this.createVolume(v), r);
+        const ok = await this.retry(`CreateVolume ${v.name}`, () => this.createVolume(v), r, true);
         if (ok === undefined) v.life = 'gone';
       } else if (v.doubt === 'delete') {
         await this.retry(`DeleteVolume ${v.name}`, () => this.csi!.controller.DeleteVolume({ volume_id: v.id ?? '', secrets: {} }), r);
@@ -1029,7 +1042,7 @@ class Campaign {
     }
     for (const s of this.snaps.values()) {
       if (s.doubt === 'create') {
-        const ok = await this.retry(`CreateSnapshot ${s.name}`, () => this.createSnapshot(s), r);
+        const ok = await this.retry(`CreateSnapshot ${s.name}`, () => this.createSnapshot(s), r, true);
         if (ok === undefined) s.life = 'gone';
       } else if (s.doubt === 'delete') {
         await this.retry(`DeleteSnapshot ${s.name}`, () => this.csi!.controller.DeleteSnapshot({ snapshot_id: s.id ?? '', secrets: {} }), r);
