@@ -461,10 +461,7 @@ class Campaign {
     for (let attempt = 1; ; attempt++) {
       let ready!: () => void;
       const readyP = new Promise<void>((r) => (ready = r));
-      const child = startChild(['up', '--state-dir', this.state, '--nodes', String(NODES.length), '--pool-size', this.poolSize, '--log-level', 'info'], (line) => {
-        if (line.includes('stowage is up')) ready();
-      }, this.upLog);
-      this.up = child;
+      const child = this.spawnUp(() => ready());
       const timeout = new AbortController();
       const outcome = await Promise.race([
         readyP.then(() => 'ready' as const),
@@ -485,10 +482,24 @@ class Campaign {
     }
   }
 
-  private async startDriver(round: number): Promise<void> {
+  private spawnUp(onReady?: () => void): Child {
+    const child = startChild(['up', '--state-dir', this.state, '--nodes', String(NODES.length), '--pool-size', this.poolSize, '--log-level', 'info'], (line) => {
+      if (line.includes('stowage is up')) onReady?.();
+    }, this.upLog);
+    this.up = child;
+    return child;
+  }
+
+  private spawnDriver(): Child {
     const socket = join(this.driverDir, 'csi.sock');
     const child = startChild(['driver', '--backend', 'local', '--endpoint', `unix://${socket}`, '--node-id', 'chaos-standalone', '--local-dir', join(this.driverDir, 'local'), '--local-pool-size', this.poolSize, '--kubelet-dir', this.kubeletDir, '--log-level', 'info'], undefined, this.driverLog);
     this.driver = child;
+    return child;
+  }
+
+  private async startDriver(round: number): Promise<void> {
+    const socket = join(this.driverDir, 'csi.sock');
+    const child = this.spawnDriver();
     this.csi?.close();
     this.csi = new CsiClient(`unix://${socket}`, { timeoutMs: 20_000 });
     const deadline = Date.now() + 60_000;
@@ -536,11 +547,24 @@ class Campaign {
     const cpRand = prng(Math.floor(rand() * 2 ** 32));
     const drvRand = prng(Math.floor(rand() * 2 ** 32));
     const done: string[] = [];
+    // A third of the time the restarted process is killed again while it starts (pools being
+    // mounted, journals rewritten, nodes registering), then started for good.
+    const again = rand() < 1 / 3 ? Math.floor(rand() * 1_500) : undefined;
     const killer = (async () => {
       await sleep(killAt);
       const what = await this.kill(victim, rand);
-      done.push(`kill ${what} at ${killAt} ms`);
       await sleep(downFor);
+      if (again !== undefined && (what === 'up' || what === 'driver')) {
+        const started = what === 'up' ? this.spawnUp() : this.spawnDriver();
+        await sleep(again);
+        const before = started.alive();
+        started.proc.kill('SIGKILL');
+        await started.exited;
+        this.count(`${what} while starting`);
+        done.push(`kill ${what} at ${killAt} ms, again ${again} ms into its restart${before ? '' : ' (it had exited)'}`);
+      } else {
+        done.push(`kill ${what} at ${killAt} ms`);
+      }
       await this.restart(what, r);
     })();
     const cpLane = (async () => {
