@@ -2,7 +2,16 @@
  * The chaos campaign (issue 11): a mixed workload on a real `stowage up --nodes 3` (a child process
  * on a temp state dir with small pools) and on a standalone `stowage driver` (its CSI socket), while
  * kill -9 hits one component at a random moment of every round; the component is then restarted,
- * the system is given time to converge, and invariants are checked:
+ * the system is given time to converge, and invariants are checked.
+ *
+ * The workload: claims (the default btrfs class and an ext4 one), pods that write a file, fsync it
+ * and print "ACK", `stowage exec` writes, deletions of pods and claims; on the standalone driver
+ * CreateVolume (btrfs or ext4), CreateSnapshot, restores, ControllerExpandVolume, NodeStage +
+ * NodePublish with writes through the publication, unpublish, DeleteSnapshot, DeleteVolume. The
+ * victims: `up` (its nodes' drivers run in its process), the standalone driver — either of them,
+ * a third of the time, killed again while it restarts — a container's shim, a container.
+ *
+ * The invariants:
  *
  *   - every object the API acknowledged (201) and we did not delete is still there;
  *   - every claim is Bound, or Pending with an event saying why;
