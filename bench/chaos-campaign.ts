@@ -559,8 +559,12 @@ class Campaign {
     // A third of the time the restarted process is killed again while it starts (pools being
     // mounted, journals rewritten, nodes registering), then started for good.
     const again = rand() < 1 / 3 ? Math.floor(rand() * 1_500) : undefined;
+    // A quarter of the kills of `up` land while a claim created and deleted just before is being
+    // provisioned: the volume made for a claim that is gone must not outlive the crash.
+    const race = victim === 'up' && rand() < 1 / 4 ? { deleteAfter: Math.floor(rand() * 40), killAfter: Math.floor(rand() * 40) } : undefined;
     const killer = (async () => {
       await sleep(killAt);
+      if (race !== undefined && this.upReady) done.push(await this.provisioningRace(race.deleteAfter, race.killAfter));
       const what = await this.kill(victim, rand);
       await sleep(downFor);
       if (again !== undefined && (what === 'up' || what === 'driver')) {
@@ -600,6 +604,27 @@ class Campaign {
   }
 
   // ── killing ──
+
+  /** A claim created, deleted `deleteAfter` ms later, and `up` killed `killAfter` ms after that (by the caller). */
+  private async provisioningRace(deleteAfter: number, killAfter: number): Promise<string> {
+    const m: ClaimModel = { name: this.name('c'), size: '16Mi', fs: 'btrfs', life: 'live', acked: false, files: new Map() };
+    this.claims.set(m.name, m);
+    try {
+      await this.api.create(PVCS, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: m.name, namespace: NS }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: m.size } } } });
+      m.acked = true;
+      await sleep(deleteAfter);
+      m.life = 'deleting';
+      await this.api.delete(PVCS, NS, m.name);
+    } catch (err) {
+      if (m.acked) m.doubt = 'delete';
+      else if (apiInDoubt(err)) {
+        m.life = 'live'; // whether it exists is settled after the round, as for any create in doubt
+        m.doubt = 'create';
+      } else m.life = 'gone';
+    }
+    await sleep(killAfter);
+    return `claim ${m.name} deleted ${deleteAfter} ms after its creation, up killed ${killAfter} ms later`;
+  }
 
   private async kill(victim: Victim, rand: () => number): Promise<Victim> {
     if (victim === 'shim' || victim === 'container') {
