@@ -313,6 +313,34 @@ describe('provisioner', () => {
     assert.equal(store.list('persistentvolumes').items.length, 0);
   });
 
+  // Found by the chaos campaign's provisioning race (issue 11): the volume made for a claim that
+  // went away is deleted only from memory, so a control plane killed between CreateVolume and that
+  // DeleteVolume leaves it with neither claim nor PV, and nothing after a restart deletes it.
+  // Recorded as a todo (it fails today) until the provisioner keeps that intent durably.
+  it('deletes the new volume when its claim went away during CreateVolume and the controllers restarted', { todo: 'volume made for a claim deleted across a restart leaks' }, async () => {
+    register();
+    store.create(storageClass('fast', DRIVER));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    behaviour = async () => gate;
+    const c = store.create(claim('brief', { storageClassName: 'fast' }));
+    await waitFor(() => creates.length === 1, 'CreateVolume to start');
+    // The control plane goes away with the call in flight; the driver finishes it anyway.
+    const stopped = ctl.stop();
+    store.delete('persistentvolumeclaims', 'default', 'brief');
+    release();
+    await stopped;
+    ctl = startControllers(store, quiet, { resyncMs: 0, eventMaxDelayMs: 0, csiTimeoutMs: 2_000, maxDelayMs: 200 });
+    await waitFor(() => getClaim('brief') === undefined, 'the claim to go');
+    await idle();
+    await sleep(500);
+    assert.deepEqual(
+      deletes.map((d) => d.volume_id),
+      [`vol-pvc-${c.metadata.uid}`],
+      'the volume made for the deleted claim is deleted after the restart',
+    );
+  });
+
   it('clones from a bound claim of the same class', async () => {
     register();
     store.create(storageClass('fast', DRIVER));
