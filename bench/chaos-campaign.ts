@@ -688,7 +688,9 @@ class Campaign {
   private async controlPlaneOp(rand: () => number): Promise<string> {
     const claims = this.live(this.claims);
     const pods = this.live(this.pods);
-    const podless = claims.filter((c) => ![...this.pods.values()].some((p) => p.claim === c.name && p.life !== 'gone'));
+    // Not a claim whose create is in doubt: a pod on a claim that turns out never to have been made
+    // stays Pending, rightly.
+    const podless = claims.filter((c) => c.doubt === undefined && ![...this.pods.values()].some((p) => p.claim === c.name && p.life !== 'gone'));
     const op = weighted(rand, [
       ['claim', claims.length < 6 ? 3 : 0],
       ['pod', podless.length > 0 && pods.length < 4 ? 3 : 0],
@@ -1158,7 +1160,8 @@ class Campaign {
     }
     for (const m of this.pods.values()) {
       const p = pods.get(m.name);
-      if (m.life === 'live' && p?.status?.phase !== 'Running') out.push({ text: `pod ${m.name} is ${p?.status?.phase ?? 'missing'}`, excused: p?.status?.phase === 'Pending' && waiting.has(m.claim) });
+      const claimGone = this.claims.get(m.claim)?.life === 'gone';
+      if (m.life === 'live' && p?.status?.phase !== 'Running') out.push({ text: `pod ${m.name} is ${p?.status?.phase ?? 'missing'}`, excused: p?.status?.phase === 'Pending' && (waiting.has(m.claim) || claimGone) });
       if (m.life === 'deleting' && p !== undefined) out.push({ text: `pod ${m.name} still there (${p.metadata.deletionTimestamp ? 'terminating' : 'not deleted'})`, excused: false });
     }
     return out;
