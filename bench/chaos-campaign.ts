@@ -2,7 +2,16 @@
  * The chaos campaign (issue 11): a mixed workload on a real `stowage up --nodes 3` (a child process
  * on a temp state dir with small pools) and on a standalone `stowage driver` (its CSI socket), while
  * kill -9 hits one component at a random moment of every round; the component is then restarted,
- * the system is given time to converge, and invariants are checked:
+ * the system is given time to converge, and invariants are checked.
+ *
+ * The workload: claims (the default btrfs class and an ext4 one), pods that write a file, fsync it
+ * and print "ACK", `stowage exec` writes, deletions of pods and claims; on the standalone driver
+ * CreateVolume (btrfs or ext4), CreateSnapshot, restores, ControllerExpandVolume, NodeStage +
+ * NodePublish with writes through the publication, unpublish, DeleteSnapshot, DeleteVolume. The
+ * victims: `up` (its nodes' drivers run in its process), the standalone driver — either of them,
+ * a third of the time, killed again while it restarts — a container's shim, a container.
+ *
+ * The invariants:
  *
  *   - every object the API acknowledged (201) and we did not delete is still there;
  *   - every claim is Bound, or Pending with an event saying why;
@@ -23,7 +32,8 @@
  * Deterministic from the seed: each round's plan (which operations, which objects, which component
  * is killed, when, and how long it stays down) comes from a small PRNG seeded with (seed, round).
  * How far an operation got when the kill lands is timing and is not: a failing round prints its
- * seed and number, and `--seed S --from-round R` replays the same plans from there.
+ * seed and number, and the same seed re-runs the campaign up to it (`--from-round R` starts with
+ * round R's top-level draws — victim, kill moment, downtime — on a fresh system instead).
  *
  * Everything is removed at the end, also after a failure or SIGINT (the caller's AbortSignal):
  * objects through the API, `up` stopped (it releases its pools), leftover mounts and loop devices
@@ -31,7 +41,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync, type WriteStream } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -179,7 +189,9 @@ function startChild(args: string[], onLine?: (line: string) => void, logTo?: Wri
       for (const c of children) c.kill('SIGKILL');
     });
   }
-  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Their own process group: a Ctrl-C meant for the campaign must not stop them behind its back
+  // (the campaign's clean-up stops them in order); the exit hook above covers a campaign that dies.
+  const proc = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   children.add(proc);
   const lines: string[] = [];
   let partial = '';
@@ -310,6 +322,11 @@ interface VolModel {
   doubt?: 'create' | 'delete' | 'expand';
   /** A restore: the snapshot it is made from. */
   fromSnapshot?: string;
+  /** Staged and published on the standalone driver (the harness plays the pod: it writes there). */
+  published: boolean;
+  pubDoubt?: 'publish' | 'unpublish';
+  /** Acknowledged writes (written through the publication and fsynced), also those a restore brought. */
+  files: Map<string, Content>;
 }
 
 interface SnapModel {
@@ -320,6 +337,8 @@ interface SnapModel {
   sourceBytes: number;
   life: Life;
   doubt?: 'create' | 'delete';
+  /** The source's acknowledged writes when the snapshot was cut. */
+  files: Map<string, Content>;
 }
 
 interface Unconverged {
@@ -451,10 +470,7 @@ class Campaign {
     for (let attempt = 1; ; attempt++) {
       let ready!: () => void;
       const readyP = new Promise<void>((r) => (ready = r));
-      const child = startChild(['up', '--state-dir', this.state, '--nodes', String(NODES.length), '--pool-size', this.poolSize, '--log-level', 'info'], (line) => {
-        if (line.includes('stowage is up')) ready();
-      }, this.upLog);
-      this.up = child;
+      const child = this.spawnUp(() => ready());
       const timeout = new AbortController();
       const outcome = await Promise.race([
         readyP.then(() => 'ready' as const),
@@ -469,16 +485,30 @@ class Campaign {
       await stopChild(child, 'SIGKILL', 1_000);
       const detail = `stowage up ${outcome} (attempt ${attempt}); its last lines:\n${child.tail()}`;
       if (round > 0) this.violation(round, 'up-restart-failed', detail);
-      if (attempt >= 5 || this.aborted) throw new Error(`stowage up would not start: ${detail}`);
+      if (attempt >= 10 || this.aborted) throw new Error(`stowage up would not start: ${detail}`);
       this.log(`  [harness] retrying \`stowage up\` after: ${outcome} — a product bug, counted as a violation`);
       await sleep(1_000);
     }
   }
 
+  private spawnUp(onReady?: () => void): Child {
+    const child = startChild(['up', '--state-dir', this.state, '--nodes', String(NODES.length), '--pool-size', this.poolSize, '--log-level', 'info'], (line) => {
+      if (line.includes('stowage is up')) onReady?.();
+    }, this.upLog);
+    this.up = child;
+    return child;
+  }
+
+  private spawnDriver(): Child {
+    const socket = join(this.driverDir, 'csi.sock');
+    const child = startChild(['driver', '--backend', 'local', '--endpoint', `unix://${socket}`, '--node-id', 'chaos-standalone', '--local-dir', join(this.driverDir, 'local'), '--local-pool-size', this.poolSize, '--kubelet-dir', this.kubeletDir, '--log-level', 'info'], undefined, this.driverLog);
+    this.driver = child;
+    return child;
+  }
+
   private async startDriver(round: number): Promise<void> {
     const socket = join(this.driverDir, 'csi.sock');
-    const child = startChild(['driver', '--backend', 'local', '--endpoint', `unix://${socket}`, '--node-id', 'chaos-standalone', '--local-dir', join(this.driverDir, 'local'), '--local-pool-size', this.poolSize, '--log-level', 'info'], undefined, this.driverLog);
-    this.driver = child;
+    const child = this.spawnDriver();
     this.csi?.close();
     this.csi = new CsiClient(`unix://${socket}`, { timeoutMs: 20_000 });
     const deadline = Date.now() + 60_000;
@@ -526,11 +556,28 @@ class Campaign {
     const cpRand = prng(Math.floor(rand() * 2 ** 32));
     const drvRand = prng(Math.floor(rand() * 2 ** 32));
     const done: string[] = [];
+    // A third of the time the restarted process is killed again while it starts (pools being
+    // mounted, journals rewritten, nodes registering), then started for good.
+    const again = rand() < 1 / 3 ? Math.floor(rand() * 1_500) : undefined;
+    // A quarter of the kills of `up` land while a claim created and deleted just before is being
+    // provisioned: the volume made for a claim that is gone must not outlive the crash.
+    const race = victim === 'up' && rand() < 1 / 4 ? { deleteAfter: Math.floor(rand() * 40), killAfter: Math.floor(rand() * 40) } : undefined;
     const killer = (async () => {
       await sleep(killAt);
+      if (race !== undefined && this.upReady) done.push(await this.provisioningRace(race.deleteAfter, race.killAfter));
       const what = await this.kill(victim, rand);
-      done.push(`kill ${what} at ${killAt} ms`);
       await sleep(downFor);
+      if (again !== undefined && (what === 'up' || what === 'driver')) {
+        const started = what === 'up' ? this.spawnUp() : this.spawnDriver();
+        await sleep(again);
+        const before = started.alive();
+        started.proc.kill('SIGKILL');
+        await started.exited;
+        this.count(`${what} while starting`);
+        done.push(`kill ${what} at ${killAt} ms, again ${again} ms into its restart${before ? '' : ' (it had exited)'}`);
+      } else {
+        done.push(`kill ${what} at ${killAt} ms`);
+      }
       await this.restart(what, r);
     })();
     const cpLane = (async () => {
@@ -557,6 +604,27 @@ class Campaign {
   }
 
   // ── killing ──
+
+  /** A claim created, deleted `deleteAfter` ms later, and `up` killed `killAfter` ms after that (by the caller). */
+  private async provisioningRace(deleteAfter: number, killAfter: number): Promise<string> {
+    const m: ClaimModel = { name: this.name('c'), size: '16Mi', fs: 'btrfs', life: 'live', acked: false, files: new Map() };
+    this.claims.set(m.name, m);
+    try {
+      await this.api.create(PVCS, { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: m.name, namespace: NS }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: m.size } } } });
+      m.acked = true;
+      await sleep(deleteAfter);
+      m.life = 'deleting';
+      await this.api.delete(PVCS, NS, m.name);
+    } catch (err) {
+      if (m.acked) m.doubt = 'delete';
+      else if (apiInDoubt(err)) {
+        m.life = 'live'; // whether it exists is settled after the round, as for any create in doubt
+        m.doubt = 'create';
+      } else m.life = 'gone';
+    }
+    await sleep(killAfter);
+    return `claim ${m.name} deleted ${deleteAfter} ms after its creation, up killed ${killAfter} ms later`;
+  }
 
   private async kill(victim: Victim, rand: () => number): Promise<Victim> {
     if (victim === 'shim' || victim === 'container') {
@@ -620,7 +688,9 @@ class Campaign {
   private async controlPlaneOp(rand: () => number): Promise<string> {
     const claims = this.live(this.claims);
     const pods = this.live(this.pods);
-    const podless = claims.filter((c) => ![...this.pods.values()].some((p) => p.claim === c.name && p.life !== 'gone'));
+    // Not a claim whose create is in doubt: a pod on a claim that turns out never to have been made
+    // stays Pending, rightly.
+    const podless = claims.filter((c) => c.doubt === undefined && ![...this.pods.values()].some((p) => p.claim === c.name && p.life !== 'gone'));
     const op = weighted(rand, [
       ['claim', claims.length < 6 ? 3 : 0],
       ['pod', podless.length > 0 && pods.length < 4 ? 3 : 0],
@@ -680,7 +750,8 @@ class Campaign {
           this.claims.get(pod.claim)?.files.set(file, content);
           this.result.writesAcknowledged += 1;
         }
-        return `exec ${pod.name} ${code === 0 ? 'wrote' : 'failed'} ${file}`;
+        const why = code === 0 ? '' : ` (${ran.tail().split('\n').filter((l) => l.trim() !== '').at(-1)?.slice(0, 120) ?? `exit ${code ?? 'signal'}`})`;
+        return `exec ${pod.name} ${code === 0 ? 'wrote' : 'failed'} ${file}${why}`;
       }
       case 'delete-pod': {
         const pod = pick(rand, pods)!;
@@ -759,16 +830,19 @@ class Campaign {
   private async driverOp(rand: () => number): Promise<string> {
     const vols = this.live(this.vols).filter((v) => v.doubt === undefined);
     // A CO retries a CreateSnapshot cut short by the kill; it does not delete the source meanwhile.
-    const deletable = vols.filter((v) => ![...this.snaps.values()].some((s) => s.source === v.name && s.doubt !== undefined) && !this.live(this.vols).some((o) => o.doubt === 'create' && o.fromSnapshot !== undefined && this.snaps.get(o.fromSnapshot)?.source === v.name));
+    const deletable = vols.filter((v) => !v.published && v.pubDoubt === undefined && ![...this.snaps.values()].some((s) => s.source === v.name && s.doubt !== undefined) && !this.live(this.vols).some((o) => o.doubt === 'create' && o.fromSnapshot !== undefined && this.snaps.get(o.fromSnapshot)?.source === v.name));
     const snaps = this.live(this.snaps).filter((s) => s.doubt === undefined);
     const snapsDeletable = snaps.filter((s) => !this.live(this.vols).some((v) => v.doubt === 'create' && v.fromSnapshot === s.name));
     const op = weighted(rand, [
       ['create', this.live(this.vols).length < 6 ? 3 : 0],
       ['snapshot', vols.length > 0 && this.live(this.snaps).length < 6 ? 2 : 0],
-      ['expand', vols.length > 0 ? 2 : 0],
+      ['expand', vols.some((v) => v.bytes < 64 * MiB) ? 2 : 0],
       ['restore', snaps.length > 0 && this.live(this.vols).length < 6 ? 1 : 0],
       ['delete-snapshot', snapsDeletable.length > 0 ? 1.5 : 0],
       ['delete-volume', deletable.length > 0 ? 1.5 : 0],
+      ['publish', vols.some((v) => !v.published && v.pubDoubt === undefined) ? 2 : 0],
+      ['write', vols.some((v) => v.published && v.pubDoubt === undefined) ? 2 : 0],
+      ['unpublish', vols.some((v) => v.published && v.pubDoubt === undefined) ? 1.5 : 0],
     ]);
     let failed = '';
     const note = (err: unknown): void => {
@@ -779,7 +853,16 @@ class Campaign {
       case 'restore': {
         const snap = op === 'restore' ? pick(rand, snaps)! : undefined;
         const fs: Fs = snap ? snap.fs : rand() < 0.3 ? 'ext4' : '';
-        const v: VolModel = { name: this.name('v'), fs, bytes: snap ? snap.sourceBytes : (1 + Math.floor(rand() * 2)) * 16 * MiB, life: 'live', doubt: 'create', ...(snap ? { fromSnapshot: snap.name } : {}) };
+        const v: VolModel = {
+          name: this.name('v'),
+          fs,
+          bytes: snap ? snap.sourceBytes : (1 + Math.floor(rand() * 2)) * 16 * MiB,
+          life: 'live',
+          doubt: 'create',
+          published: false,
+          files: new Map(snap?.files ?? []),
+          ...(snap ? { fromSnapshot: snap.name } : {}),
+        };
         this.vols.set(v.name, v);
         try {
           await this.createVolume(v);
@@ -795,7 +878,7 @@ class Campaign {
       }
       case 'snapshot': {
         const src = pick(rand, vols)!;
-        const s: SnapModel = { name: this.name('s'), fs: src.fs, source: src.name, sourceBytes: src.bytes, life: 'live', doubt: 'create' };
+        const s: SnapModel = { name: this.name('s'), fs: src.fs, source: src.name, sourceBytes: src.bytes, life: 'live', doubt: 'create', files: new Map(src.files) };
         this.snaps.set(s.name, s);
         try {
           await this.createSnapshot(s);
@@ -810,7 +893,8 @@ class Campaign {
         return `snapshot ${s.name}←${src.name}${failed}`;
       }
       case 'expand': {
-        const v = pick(rand, vols)!;
+        // Bounded, so that volumes, their snapshots and restores keep fitting the small pool.
+        const v = pick(rand, vols.filter((x) => x.bytes < 64 * MiB))!;
         const to = v.bytes + 16 * MiB;
         try {
           await this.csi!.controller.ControllerExpandVolume({ volume_id: v.id ?? '', capacity_range: { required_bytes: to, limit_bytes: 0 }, volume_capability: mountCap(v.fs), secrets: {} });
@@ -837,6 +921,38 @@ class Campaign {
         }
         return `delete ${s.name}${failed}`;
       }
+      case 'publish': {
+        const v = pick(rand, vols.filter((x) => !x.published && x.pubDoubt === undefined))!;
+        v.pubDoubt = 'publish';
+        try {
+          await this.publish(v);
+          v.published = true;
+          delete v.pubDoubt;
+          await this.writeStandalone(v, rand);
+        } catch (err) {
+          note(err);
+          if (!csiInDoubt(err)) delete v.pubDoubt;
+        }
+        return `publish ${v.name}${failed}`;
+      }
+      case 'write': {
+        const v = pick(rand, vols.filter((x) => x.published && x.pubDoubt === undefined))!;
+        const file = await this.writeStandalone(v, rand).catch((err: unknown) => `failed: ${describe(err)}`);
+        return `write ${v.name} ${file}`;
+      }
+      case 'unpublish': {
+        const v = pick(rand, vols.filter((x) => x.published && x.pubDoubt === undefined))!;
+        v.pubDoubt = 'unpublish';
+        try {
+          await this.unpublish(v);
+          v.published = false;
+          delete v.pubDoubt;
+        } catch (err) {
+          note(err);
+          if (!csiInDoubt(err)) delete v.pubDoubt;
+        }
+        return `unpublish ${v.name}${failed}`;
+      }
       case 'delete-volume': {
         const v = pick(rand, deletable)!;
         v.doubt = 'delete';
@@ -853,6 +969,61 @@ class Campaign {
       default:
         return 'idle';
     }
+  }
+
+  /** The standalone driver's --kubelet-dir: its node service stages and publishes only beneath it. */
+  private get kubeletDir(): string {
+    return join(this.driverDir, 'k');
+  }
+
+  private stagingOf(v: VolModel): string {
+    return join(this.kubeletDir, 'st', v.name);
+  }
+
+  private targetOf(v: VolModel): string {
+    return join(this.kubeletDir, 'tg', v.name, 'mount');
+  }
+
+  /** NodeStageVolume then NodePublishVolume, as a kubelet does (both idempotent: a retry is the same calls). */
+  private async publish(v: VolModel): Promise<true> {
+    const staging = this.stagingOf(v);
+    const target = this.targetOf(v);
+    await mkdir(staging, { recursive: true });
+    await mkdir(dirname(target), { recursive: true });
+    const cap = mountCap(v.fs);
+    await this.csi!.node.NodeStageVolume({ volume_id: v.id ?? '', staging_target_path: staging, volume_capability: cap, publish_context: {}, secrets: {}, volume_context: {} });
+    await this.csi!.node.NodePublishVolume({ volume_id: v.id ?? '', staging_target_path: staging, target_path: target, volume_capability: cap, readonly: false, publish_context: {}, secrets: {}, volume_context: {} });
+    return true;
+  }
+
+  private async unpublish(v: VolModel): Promise<true> {
+    await this.csi!.node.NodeUnpublishVolume({ volume_id: v.id ?? '', target_path: this.targetOf(v) });
+    await this.csi!.node.NodeUnstageVolume({ volume_id: v.id ?? '', staging_target_path: this.stagingOf(v) });
+    return true;
+  }
+
+  /** The harness as the pod: a file written through the publication and fsynced is acknowledged. */
+  private async writeStandalone(v: VolModel, rand: () => number): Promise<string> {
+    const file = `${this.name('w')}.dat`;
+    const content: Content = { token: `${file}-${Math.floor(rand() * 1e9).toString(36)}`, size: 1024 + Math.floor(rand() * 30_000) };
+    const path = join(this.targetOf(v), file);
+    const fh = await open(`${path}.tmp`, 'w');
+    try {
+      await fh.writeFile(expected(content));
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(`${path}.tmp`, path);
+    const dir = await open(this.targetOf(v), 'r');
+    try {
+      await dir.sync();
+    } finally {
+      await dir.close();
+    }
+    v.files.set(file, content);
+    this.result.writesAcknowledged += 1;
+    return file;
   }
 
   /** True once the driver answered OK (the model then has the volume's ID). */
@@ -878,7 +1049,13 @@ class Campaign {
 
   // ── settling: in-doubt operations finished as a CO would, then convergence ──
 
-  private async retry<T>(what: string, fn: () => Promise<T>, r: number): Promise<T | undefined> {
+  /**
+   * Retries a call the kill cut short until the driver answers. A definite refusal of a retried
+   * create (e.g. RESOURCE_EXHAUSTED: the pool filled meanwhile) means it was never made, as a CO
+   * would conclude; the orphan check catches a driver that refuses a name it does have. Any other
+   * refusal, or no answer within a minute, is a violation.
+   */
+  private async retry<T>(what: string, fn: () => Promise<T>, r: number, create = false): Promise<T | undefined> {
     const deadline = Date.now() + 60_000;
     let last: unknown;
     while (Date.now() < deadline && !this.aborted) {
@@ -887,7 +1064,13 @@ class Campaign {
       } catch (err) {
         last = err;
         // A definite answer (not "unavailable", "aborted", a timeout…) will not change on retry.
-        if ((err instanceof CsiError && !csiInDoubt(err)) || (err instanceof ApiStatusError && !apiInDoubt(err))) break;
+        if ((err instanceof CsiError && !csiInDoubt(err)) || (err instanceof ApiStatusError && !apiInDoubt(err))) {
+          if (create) {
+            this.log(`  [harness] ${what}, retried after the kill: ${codeOf(err)} ${describe(err)} (not made)`);
+            return undefined;
+          }
+          break;
+        }
         await sleep(250);
       }
     }
@@ -901,7 +1084,7 @@ class Campaign {
     // The standalone driver: retry what the kill cut short, until it answers.
     for (const v of this.vols.values()) {
       if (v.doubt === 'create') {
-        const ok = await this.retry(`CreateVolume ${v.name}`, () => this.createVolume(v), r);
+        const ok = await this.retry(`CreateVolume ${v.name}`, () => this.createVolume(v), r, true);
         if (ok === undefined) v.life = 'gone';
       } else if (v.doubt === 'delete') {
         await this.retry(`DeleteVolume ${v.name}`, () => this.csi!.controller.DeleteVolume({ volume_id: v.id ?? '', secrets: {} }), r);
@@ -910,10 +1093,16 @@ class Campaign {
         await this.retry(`ControllerExpandVolume ${v.name}`, () => this.csi!.controller.ControllerExpandVolume({ volume_id: v.id ?? '', capacity_range: { required_bytes: v.bytes, limit_bytes: 0 }, volume_capability: mountCap(v.fs), secrets: {} }), r);
       }
       delete v.doubt;
+      if (v.pubDoubt === 'publish' && v.life === 'live') {
+        v.published = (await this.retry(`NodeStage/NodePublish ${v.name}`, () => this.publish(v), r)) === true;
+      } else if (v.pubDoubt === 'unpublish') {
+        v.published = (await this.retry(`NodeUnpublish/NodeUnstage ${v.name}`, () => this.unpublish(v), r)) !== true;
+      }
+      delete v.pubDoubt;
     }
     for (const s of this.snaps.values()) {
       if (s.doubt === 'create') {
-        const ok = await this.retry(`CreateSnapshot ${s.name}`, () => this.createSnapshot(s), r);
+        const ok = await this.retry(`CreateSnapshot ${s.name}`, () => this.createSnapshot(s), r, true);
         if (ok === undefined) s.life = 'gone';
       } else if (s.doubt === 'delete') {
         await this.retry(`DeleteSnapshot ${s.name}`, () => this.csi!.controller.DeleteSnapshot({ snapshot_id: s.id ?? '', secrets: {} }), r);
@@ -971,7 +1160,8 @@ class Campaign {
     }
     for (const m of this.pods.values()) {
       const p = pods.get(m.name);
-      if (m.life === 'live' && p?.status?.phase !== 'Running') out.push({ text: `pod ${m.name} is ${p?.status?.phase ?? 'missing'}`, excused: p?.status?.phase === 'Pending' && waiting.has(m.claim) });
+      const claimGone = this.claims.get(m.claim)?.life === 'gone';
+      if (m.life === 'live' && p?.status?.phase !== 'Running') out.push({ text: `pod ${m.name} is ${p?.status?.phase ?? 'missing'}`, excused: p?.status?.phase === 'Pending' && (waiting.has(m.claim) || claimGone) });
       if (m.life === 'deleting' && p !== undefined) out.push({ text: `pod ${m.name} still there (${p.metadata.deletionTimestamp ? 'terminating' : 'not deleted'})`, excused: false });
     }
     return out;
@@ -1057,6 +1247,23 @@ class Campaign {
         const src = this.vols.get(s.source)?.id;
         if (got !== undefined && got.source !== src) this.violation(r, 'snapshot-source', `${s.name}: source ${got.source}, expected ${src ?? '?'}`);
       }
+      // Acknowledged writes: subvolumes and subvolume snapshots read straight from the pool, an
+      // ext4 volume through its publication while it has one (its snapshots once restored).
+      const pool = join(this.driverDir, 'local', 'pool');
+      const reads: [string, string | undefined, Map<string, Content>][] = [
+        ...wantVols.map((v): [string, string | undefined, Map<string, Content>] => [v.name, v.fs === '' ? join(pool, 'volumes', v.id ?? '?') : v.published ? this.targetOf(v) : undefined, v.files]),
+        ...wantSnaps.map((x): [string, string | undefined, Map<string, Content>] => [x.name, x.fs === '' ? join(pool, 'snapshots', x.id ?? '?') : undefined, x.files]),
+      ];
+      for (const [name, dir, files] of reads) {
+        if (dir === undefined) continue;
+        for (const [file, content] of files) {
+          const got = await readFile(join(dir, file)).catch(() => undefined);
+          if (got === undefined || !got.equals(expected(content))) {
+            this.result.writesLost += 1;
+            this.violation(r, 'acknowledged-write-lost', `standalone ${name}/${file}: ${got === undefined ? `missing in ${dir}` : `${got.length} bytes differ from the ${content.size} written`}`);
+          }
+        }
+      }
     } catch (err) {
       this.violation(r, 'check-failed', `standalone driver lists: ${describe(err)}`);
     }
@@ -1064,9 +1271,17 @@ class Campaign {
     // 5. Mounts, loop devices and processes: the pools, and what the Running pods need.
     const allowed = new Set<string>([join(this.driverDir, 'local', 'pool'), ...NODES.map((n) => join(this.nodeRoot(n), 'pool', 'pool'))]);
     const needed = new Set<string>();
+    for (const v of this.live(this.vols)) {
+      if (!v.published) continue;
+      for (const m of [this.stagingOf(v), this.targetOf(v)]) {
+        allowed.add(m);
+        needed.add(m);
+      }
+    }
     const pvByClaim = new Map(pvs.filter((pv) => pv.spec.claimRef).map((pv) => [pv.spec.claimRef?.name ?? '', pv.metadata.name ?? '']));
     const livePodUids = new Set<string>();
     const allowedLoops = new Set([join(this.driverDir, 'local', 'pool.img'), ...NODES.map((n) => join(this.nodeRoot(n), 'pool', 'pool.img'))]);
+    for (const v of this.live(this.vols)) if (v.published && v.fs === 'ext4') allowedLoops.add(join(this.driverDir, 'local', 'pool', 'volumes', `${v.id ?? '?'}.img`));
     /** claim → the staging path of a Running pod's node: where an ext4 volume's files can be read. */
     const stagedAt = new Map<string, string>();
     for (const p of pods) {
@@ -1090,6 +1305,7 @@ class Campaign {
     const mounts = mountsUnder(this.dir);
     const points = mounts.map((m) => m.mountPoint);
     for (const m of mounts) if (!allowed.has(m.mountPoint)) this.violation(r, 'leaked-mount', `${m.mountPoint} (${m.fsType} root=${m.root})`);
+    // (the needed ones below: a Running pod's, or a publication the standalone workload was acknowledged)
     for (const p of new Set(points)) if (points.filter((x) => x === p).length > 1) this.violation(r, 'stacked-mount', `${p} is mounted ${points.filter((x) => x === p).length} times`);
     for (const n of needed) if (!points.includes(n)) this.violation(r, 'missing-mount', `${n} (a Running pod's volume) is not mounted`);
     for (const l of loopsUnder(this.dir)) if (!allowedLoops.has(l.backingFile)) this.violation(r, 'leaked-loop', `${l.device} → ${l.backingFile}`);
@@ -1169,11 +1385,14 @@ class Campaign {
       }
     }
     if (this.csi !== undefined && this.driver?.alive()) {
+      for (const v of this.vols.values()) if (v.life !== 'gone' && v.id && (v.published || v.pubDoubt)) await this.unpublish(v).catch((err: unknown) => notes.push(`unpublishing ${v.name}: ${describe(err)}`));
       for (const s of this.snaps.values()) if (s.life !== 'gone' && s.id) await this.csi.controller.DeleteSnapshot({ snapshot_id: s.id, secrets: {} }).catch(() => undefined);
       for (const v of this.vols.values()) if (v.life !== 'gone' && v.id) await this.csi.controller.DeleteVolume({ volume_id: v.id, secrets: {} }).catch(() => undefined);
     }
     this.csi?.close();
-    await stopChild(this.up, 'SIGINT', 30_000).catch(() => undefined);
+    // SIGTERM (as SIGINT, it stops `up`, which releases unused pools): a SIGINT can be ignored by
+    // inheritance (a background job of a non-interactive shell).
+    await stopChild(this.up, 'SIGTERM', 30_000).catch(() => undefined);
     await stopChild(this.driver, 'SIGTERM', 30_000).catch(() => undefined);
     // Processes of our pods and shims under our state dir (nothing else is ever signalled).
     for (const p of [...processesMentioning(`chaos-pod:${basename(this.dir)}:`), ...processesMentioning(this.dir)]) {

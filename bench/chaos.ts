@@ -16,21 +16,20 @@
 import { parseArgs } from 'node:util';
 import { formatSummary, runCampaign } from './chaos-campaign.js';
 
+const OPTIONS = {
+  rounds: { type: 'string', default: '20' },
+  seed: { type: 'string', default: '1' },
+  'from-round': { type: 'string', default: '1' },
+  'pool-size': { type: 'string', default: '512Mi' },
+  'settle-timeout': { type: 'string', default: '60' },
+  'stop-on-violation': { type: 'boolean', default: false },
+  'log-dir': { type: 'string' },
+} as const;
+
 async function main(): Promise<number> {
-  // biome-ignore lint/suspicious/noImplicitAnyLet: typed by control flow from the parseArgs assignment below
-  let values;
+  let values: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
   try {
-    ({ values } = parseArgs({
-      options: {
-        rounds: { type: 'string', default: '20' },
-        seed: { type: 'string', default: '1' },
-        'from-round': { type: 'string', default: '1' },
-        'pool-size': { type: 'string', default: '512Mi' },
-        'settle-timeout': { type: 'string', default: '60' },
-        'stop-on-violation': { type: 'boolean', default: false },
-        'log-dir': { type: 'string' },
-      },
-    }));
+    ({ values } = parseArgs({ options: OPTIONS }));
   } catch (err) {
     process.stderr.write(`chaos: ${(err as Error).message}\n`);
     return 2;

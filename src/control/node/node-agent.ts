@@ -559,6 +559,11 @@ export class NodeAgent {
         await this.csi.unstage(record);
       });
     }
+    // Staging directories without a record, under the PV's lock: a setUp may be writing one.
+    const recorded = new Set(staged.map((r) => r.pvName));
+    for (const name of await this.csi.stagingNames()) {
+      if (!recorded.has(name)) await this.pvLocks.run(name, () => this.csi.forgetUnrecorded(name));
+    }
     await this.reportVolumesInUse();
   }
 
