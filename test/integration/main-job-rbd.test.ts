@@ -50,7 +50,7 @@ describe('the main job on Ceph RBD: stowage demo --part control-plane --backend 
       assert.match(r.stdout, /\n\$ stowage exec test-volumes -- cat \/usr\/share\/nginx\/html\/index\.html\nhello world\n/);
       assert.match(r.stdout, /\n\$ stowage logs test-volumes\nfound: hello world\n/);
       // Snapshot → overwrite → restore: the restored claim holds the old bytes.
-      assert.match(r.stdout, /\nrbd-pvc-snapshot +true +rbd-pvc +1Gi +csi-snapclass +snapcontent-[0-9a-f-]{36} /);
+      assert.match(r.stdout, /\nrbd-pvc-snapshot +true +rbd-pvc +1536Mi +csi-snapclass +snapcontent-[0-9a-f-]{36} /);
       assert.match(r.stdout, /\n\$ stowage logs restored\nrestored: hello world\n/);
       // Reclaim policy Delete: the image is gone from the pool.
       assert.match(r.stdout, /\n\$ stowage delete pvc rbd-pvc\npersistentvolumeclaim "rbd-pvc" deleted\n\n\$ stowage get pod,pvc,pv\nNo resources found in default namespace\.\n\n\$ rbd ls rbd\n\nthe pool rbd holds 0 image\(s\)\n/);
