@@ -138,6 +138,9 @@ export class ControllerLoop {
       const delay = this.queue.addRateLimited(key);
       // A conflict only means another writer got there first: retry quietly.
       if (err instanceof ConflictError) this.log.debug({ key, retryInMs: delay }, 'conflict; retrying');
+      // A driver's answer (a pool full, an argument refused) is the object's news, already an
+      // event on it: its code and words, not a stack trace at every retry.
+      else if (err instanceof CsiError) this.log.warn({ key, code: grpcStatus[err.code], reason: err.message, retryInMs: delay, attempts: this.queue.numRequeues(key) }, 'sync failed; retrying');
       else this.log.warn({ key, err, retryInMs: delay, attempts: this.queue.numRequeues(key) }, 'sync failed; retrying');
     }
   }
