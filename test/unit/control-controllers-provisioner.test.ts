@@ -403,6 +403,14 @@ describe('provisioner', () => {
     await waitFor(() => eventsAbout('refused').some((e) => e.reason === 'ProvisioningFailed'), 'the refusal');
     store.delete('persistentvolumeclaims', 'default', 'refused');
     await waitFor(() => getClaim('refused') === undefined, 'a claim whose volume was never made to go');
+    // A full pool is as final (external-provisioner's checkError): a Pending claim that does not fit goes when deleted.
+    behaviour = async () => {
+      throw new ResourceExhaustedError('the pool is full');
+    };
+    store.create(claim('too-big', { storageClassName: 'fast' }));
+    await waitFor(() => eventsAbout('too-big').some((e) => e.reason === 'ProvisioningFailed'), 'the refusal');
+    store.delete('persistentvolumeclaims', 'default', 'too-big');
+    await waitFor(() => getClaim('too-big') === undefined, 'a claim that never fitted to go');
     assert.equal(deletes.length, 0, 'nothing to delete: the driver made nothing');
   });
 

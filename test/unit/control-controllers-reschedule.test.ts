@@ -203,9 +203,9 @@ describe('provisioningState (external-provisioner classification of CreateVolume
       assert.equal(provisioningState(err, false), 'inBackground', err.message);
     }
   });
-  it('RESOURCE_EXHAUSTED: reschedule when the claim has a selected node and the driver has topology, else in background', () => {
+  it('RESOURCE_EXHAUSTED: reschedule when the claim has a selected node and the driver has topology, else final (nothing is in progress, as in external-provisioner checkError)', () => {
     assert.equal(provisioningState(new ResourceExhaustedError('full'), true), 'reschedule');
-    assert.equal(provisioningState(new ResourceExhaustedError('full'), false), 'inBackground');
+    assert.equal(provisioningState(new ResourceExhaustedError('full'), false), 'finished');
   });
   it('finished: any other answer of the driver', () => {
     for (const err of [new InvalidArgumentError('i'), new InternalError('x'), new FailedPreconditionError('f')]) assert.equal(provisioningState(err, true), 'finished');

@@ -143,8 +143,10 @@ export function provisioningState(err: unknown, mayReschedule: boolean): Provisi
   if (!(err instanceof CsiError)) return 'inBackground';
   switch (err.code) {
     case grpcStatus.RESOURCE_EXHAUSTED:
-      // CSI: "unable to provision in accessible_topology": may work elsewhere, or later here.
-      return mayReschedule ? 'reschedule' : 'inBackground';
+      // CSI: "unable to provision in accessible_topology": nothing is in progress. It may work on
+      // another node (reschedule); without one the attempt is final, retried later with backoff
+      // (external-provisioner's checkError).
+      return mayReschedule ? 'reschedule' : 'finished';
     case grpcStatus.CANCELLED:
     case grpcStatus.DEADLINE_EXCEEDED:
     case grpcStatus.UNAVAILABLE:
