@@ -142,6 +142,8 @@ function template(resource: ResourceInfo, name: string, namespace: string): Reco
       return { ...base, stringData: { key: 'value' } };
     case 'priorityclasses':
       return { ...base, value: 1000 };
+    case 'csistoragecapacities':
+      return { ...base, storageClassName: 'seed', capacity: '1Gi' };
     case 'volumeattachments':
       return { ...base, spec: { attacher: 'local.csi.stowage.dev', nodeName: 'node-a', source: { persistentVolumeName: 'pv' } } };
     case 'events':

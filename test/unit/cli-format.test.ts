@@ -168,6 +168,9 @@ describe('tables: the layout of kubectl get', () => {
     assert.deepEqual(headers('pod'), ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE']);
     assert.deepEqual(headers('pod', true), ['NAME', 'READY', 'STATUS', 'RESTARTS', 'AGE', 'IP', 'NODE', 'NOMINATED NODE', 'READINESS GATES']);
     assert.deepEqual(headers('node'), ['NAME', 'STATUS', 'ROLES', 'AGE', 'VERSION']);
+    assert.deepEqual(headers('csistoragecapacities'), ['NAME', 'STORAGECLASSNAME', 'CAPACITY', 'AGE']);
+    const capacity = { apiVersion: 'storage.k8s.io/v1', kind: 'CSIStorageCapacity', metadata: { name: 'csisc-a', namespace: 'default', creationTimestamp: ago(5 * MIN) }, storageClassName: 'fast', capacity: '1Gi' };
+    assert.deepEqual(tableRows(resource('csistoragecapacity'), [capacity], { now: NOW })[1], ['csisc-a', 'fast', '1Gi', '5m']);
     assert.deepEqual(headers('csidriver'), ['NAME', 'ATTACHREQUIRED', 'PODINFOONMOUNT', 'STORAGECAPACITY', 'TOKENREQUESTS', 'REQUIRESREPUBLISH', 'MODES', 'AGE']);
     assert.deepEqual(headers('csinode'), ['NAME', 'DRIVERS', 'AGE']);
     assert.deepEqual(headers('volumeattachment'), ['NAME', 'ATTACHER', 'PV', 'NODE', 'ATTACHED', 'AGE']);

@@ -31,6 +31,7 @@ const ALL = [
   'csi-resizer',
   'snapshot-controller',
   'csi-snapshotter',
+  'csi-capacity',
 ];
 
 describe('--controllers', () => {
@@ -70,7 +71,7 @@ describe('--controllers', () => {
   it('refuses unknown names (and -*) listing the known ones', () => {
     assert.throws(() => parseControllers('*,-csi-provisoner'), (err: unknown) => {
       assert.ok(err instanceof UnknownControllerError);
-      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder-controller, persistentvolumeclaim-protection-controller, persistentvolume-protection-controller, scheduler, persistentvolume-attach-detach-controller, csi-attacher, csi-resizer, snapshot-controller, csi-snapshotter \(or their older names: persistentvolume-binder, pvc-protection, pv-protection, attachdetach, persistentvolume-expander-controller, persistentvolume-expander; /);
+      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder-controller, persistentvolumeclaim-protection-controller, persistentvolume-protection-controller, scheduler, persistentvolume-attach-detach-controller, csi-attacher, csi-resizer, snapshot-controller, csi-snapshotter, csi-capacity \(or their older names: persistentvolume-binder, pvc-protection, pv-protection, attachdetach, persistentvolume-expander-controller, persistentvolume-expander; /);
       return true;
     });
     assert.throws(() => parseControllers('-*'), UnknownControllerError);

@@ -277,3 +277,36 @@ describe('control plane update rules', () => {
     assert.deepEqual(causes(() => store.update({ ...secret, data: { a: 'Yg==' } })), ['data: Forbidden: field is immutable when `immutable` is set']);
   });
 });
+
+describe('CSIStorageCapacity', () => {
+  let store: Store;
+  beforeEach(() => (store = open(':memory:')));
+  afterEach(() => store.close());
+
+  const capacity = (extra: Record<string, unknown>): KubeObject =>
+    ({ apiVersion: 'storage.k8s.io/v1', kind: 'CSIStorageCapacity', metadata: { name: 'csisc-a', namespace: 'default' }, ...extra }) as KubeObject;
+
+  it('is stored with its quantities canonical', () => {
+    const c = store.create(capacity({ storageClassName: 'fast', capacity: '1024Mi', maximumVolumeSize: '512Mi', nodeTopology: { matchLabels: { 'topology.stowage.dev/node': 'n1' } } }));
+    assert.equal((c as unknown as { capacity: string }).capacity, '1Gi');
+  });
+
+  it('refuses a missing or bad class name and bad quantities (422)', () => {
+    assert.deepEqual(causes(() => store.create(capacity({ capacity: '1Gi' }))), ['storageClassName: Required value']);
+    const errs = causes(() => store.create(capacity({ storageClassName: 'Bad_Name', capacity: 'lots', maximumVolumeSize: '-1Gi' })));
+    assert.equal(errs.length, 3, errs.join('\n'));
+    assert.match(errs[0] ?? '', /^storageClassName: Invalid value: "Bad_Name"/);
+    assert.match(errs[1] ?? '', /^capacity: Invalid value: "lots"/);
+    assert.match(errs[2] ?? '', /^maximumVolumeSize: Invalid value: "-1Gi": must be greater than or equal to 0/);
+  });
+
+  it('keeps storageClassName and nodeTopology, updates the figures', () => {
+    const c = store.create(capacity({ storageClassName: 'fast', capacity: '1Gi' })) as KubeObject & { capacity: string };
+    const updated = store.update({ ...c, capacity: '2Gi' }) as KubeObject & { capacity: string };
+    assert.equal(updated.capacity, '2Gi');
+    assert.deepEqual(
+      causes(() => store.update({ ...updated, storageClassName: 'slow' } as KubeObject)),
+      ['storageClassName: Invalid value: "slow": field is immutable'],
+    );
+  });
+});

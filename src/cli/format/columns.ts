@@ -5,7 +5,7 @@ import type { ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVol
 import type { KubeObject } from '../../control/api/types/meta.js';
 import type { PriorityClass } from '../../control/api/types/scheduling.js';
 import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from '../../control/api/types/snapshot.js';
-import type { CSIDriver, CSINode, StorageClass, VolumeAttachment } from '../../control/api/types/storage.js';
+import type { CSIDriver, CSINode, CSIStorageCapacity, StorageClass, VolumeAttachment } from '../../control/api/types/storage.js';
 import { accessModes, age, formatTable } from './table.js';
 
 export const DEFAULT_CLASS_ANNOTATION = 'storageclass.kubernetes.io/is-default-class';
@@ -130,6 +130,14 @@ const volumeAttachment = define<VolumeAttachment>(['NAME', 'ATTACHER', 'PV', 'NO
   o.spec?.source?.persistentVolumeName ?? '',
   o.spec?.nodeName ?? '',
   String(o.status?.attached ?? false),
+  age(o.metadata.creationTimestamp, now),
+]);
+
+// kubectl prints no maximumVolumeSize column: NAME, STORAGECLASSNAME, CAPACITY, AGE.
+const csiStorageCapacity = define<CSIStorageCapacity>(['NAME', 'STORAGECLASSNAME', 'CAPACITY', 'AGE'], (o, now) => [
+  o.metadata.name ?? '',
+  o.storageClassName ?? '',
+  o.capacity === undefined ? '<unset>' : String(o.capacity),
   age(o.metadata.creationTimestamp, now),
 ]);
 
@@ -307,6 +315,7 @@ const COLUMNS: Record<string, Columns> = {
   csidrivers: csiDriver,
   csinodes: csiNode,
   volumeattachments: volumeAttachment,
+  csistoragecapacities: csiStorageCapacity,
   events: event,
   pods: pod,
   nodes: node,

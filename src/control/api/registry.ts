@@ -3,7 +3,7 @@
 import type { ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret } from './types/core.js';
 import type { PriorityClass } from './types/scheduling.js';
 import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from './types/snapshot.js';
-import type { CSIDriver, CSINode, StorageClass, VolumeAttachment } from './types/storage.js';
+import type { CSIDriver, CSINode, CSIStorageCapacity, StorageClass, VolumeAttachment } from './types/storage.js';
 
 export interface ResourceInfo {
   /** API group; '' for the core group. */
@@ -38,6 +38,7 @@ export interface ResourceTypeMap {
   csidrivers: CSIDriver;
   csinodes: CSINode;
   volumeattachments: VolumeAttachment;
+  csistoragecapacities: CSIStorageCapacity;
   volumesnapshots: VolumeSnapshot;
   volumesnapshotclasses: VolumeSnapshotClass;
   volumesnapshotcontents: VolumeSnapshotContent;
@@ -145,6 +146,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
       hasStatus: true,
       fieldSelectors: ['spec.attacher', 'spec.nodeName', 'spec.source.persistentVolumeName'],
     },
+    { plural: 'csistoragecapacities', kind: 'CSIStorageCapacity', singular: 'csistoragecapacity', namespaced: true },
   ]),
   ...group('snapshot.storage.k8s.io', 'v1', [
     {

@@ -1,6 +1,6 @@
 // The storage controllers of the embedded control plane, on one store: shared informers, the driver
 // registry, the event recorder, and the controllers registry.ts lists (binder, protection,
-// attach/detach, provisioner, attacher, scheduler, resizer, snapshot controller, snapshotter), those chosen by `controllers` (the value of
+// attach/detach, provisioner, attacher, scheduler, resizer, snapshot controller, snapshotter, csi-capacity), those chosen by `controllers` (the value of
 // `stowage up --controllers`, kube-controller-manager's syntax) built and started in its order.
 //
 // The informers (and with them the registry and the node agents' view of the store) run from the

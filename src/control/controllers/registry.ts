@@ -21,6 +21,8 @@
 //                                                sidecar with the expand controller's part
 //   snapshot-controller                          the common snapshot controller
 //   csi-snapshotter                              the external-snapshotter sidecar
+//   csi-capacity                                 external-provisioner's capacity feature
+//                                                (--enable-capacity): CSIStorageCapacity objects
 //
 // `stowage up --controllers LIST` chooses among them as kube-controller-manager's --controllers
 // does (parseControllers below): `*` all, `name` one, `-name` not that one; the first explicit
@@ -31,6 +33,7 @@ import type { PersistentVolume } from '../api/types/core.js';
 import type { Store } from '../store/store.js';
 import { ATTACH_DETACH } from './attach-detach.js';
 import { CSI_ATTACHER } from './attacher.js';
+import { CSI_CAPACITY } from './csi-capacity.js';
 import { PERSISTENTVOLUME_BINDER, type VolumeDeleter } from './binder.js';
 import type { ControllerLoop } from './controller.js';
 import type { DriverRegistry } from './driver-registry.js';
@@ -103,6 +106,7 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   CSI_RESIZER,
   SNAPSHOT_CONTROLLER,
   CSI_SNAPSHOTTER,
+  CSI_CAPACITY,
 ];
 
 export const CONTROLLER_NAMES: readonly string[] = CONTROLLERS.map((c) => c.name);

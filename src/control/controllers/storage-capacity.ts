@@ -1,8 +1,9 @@
 // Storage capacity per (driver, node, StorageClass), for the scheduler: what kube-scheduler reads
 // from CSIStorageCapacity objects, which external-provisioner's capacity feature fills from the
 // driver's GetCapacity. Why: a WaitForFirstConsumer claim was sent to a node whose pool could not
-// hold it, and only the provisioning failure (RESOURCE_EXHAUSTED) moved it elsewhere. This control
-// plane has no CSIStorageCapacity kind, so the figures live here, in memory, asked of the driver's
+// hold it, and only the provisioning failure (RESOURCE_EXHAUSTED) moved it elsewhere. The figures
+// live here, in memory (the csi-capacity controller, csi-capacity.ts, publishes the same driver
+// answers as CSIStorageCapacity objects), asked of the driver's
 // Controller service (the node's own socket for a per-node controller) with the class parameters
 // and the node's topology, and only for drivers whose CSIDriver says `storageCapacity: true`.
 //

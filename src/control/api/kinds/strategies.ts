@@ -3,6 +3,7 @@ import type { ResourceInfo, ResourceName } from '../registry.js';
 import { configMapStrategy } from './config-map.js';
 import { csiDriverStrategy } from './csi-driver.js';
 import { csiNodeStrategy } from './csi-node.js';
+import { csiStorageCapacityStrategy } from './csi-storage-capacity.js';
 import { eventStrategy } from './event.js';
 import { limitRangeStrategy } from './limit-range.js';
 import { namespaceStrategy } from './namespace.js';
@@ -33,6 +34,7 @@ const STRATEGIES: Record<ResourceName, KindStrategy> = {
   csidrivers: csiDriverStrategy,
   csinodes: csiNodeStrategy,
   volumeattachments: volumeAttachmentStrategy,
+  csistoragecapacities: csiStorageCapacityStrategy,
   volumesnapshots: volumeSnapshotStrategy,
   volumesnapshotclasses: volumeSnapshotClassStrategy,
   volumesnapshotcontents: volumeSnapshotContentStrategy,

@@ -1,6 +1,6 @@
-// storage.k8s.io/v1 kinds: StorageClass, CSIDriver, CSINode, VolumeAttachment.
+// storage.k8s.io/v1 kinds: StorageClass, CSIDriver, CSINode, VolumeAttachment, CSIStorageCapacity.
 import type { PersistentVolumeReclaimPolicy, PersistentVolumeSpec } from './core.js';
-import type { KubeObject, Time } from './meta.js';
+import type { KubeObject, LabelSelector, Time } from './meta.js';
 
 export type VolumeBindingMode = 'Immediate' | 'WaitForFirstConsumer';
 
@@ -73,4 +73,18 @@ export interface VolumeAttachment extends KubeObject {
   kind: 'VolumeAttachment';
   spec: VolumeAttachmentSpec;
   status?: VolumeAttachmentStatus;
+}
+
+/**
+ * The room a driver reports for volumes of one class on the nodes a selector picks (what
+ * external-provisioner publishes from GetCapacity and kube-scheduler reads). No spec: its fields
+ * sit at the top level, as in Kubernetes.
+ */
+export interface CSIStorageCapacity extends KubeObject {
+  apiVersion: 'storage.k8s.io/v1';
+  kind: 'CSIStorageCapacity';
+  nodeTopology?: LabelSelector;
+  storageClassName: string;
+  capacity?: string;
+  maximumVolumeSize?: string;
 }

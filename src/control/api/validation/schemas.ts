@@ -9,7 +9,7 @@ export const int = z.number().int({ error: 'must be an integer' }).optional();
 export const strings = z.array(z.string()).optional();
 export const stringMap = z.record(z.string(), z.string()).optional();
 /** Kubernetes accepts quantities as JSON strings or numbers ("1Gi", 5, 0.5). */
-const quantity = z.union([z.string(), z.number()], { error: 'must be a quantity (a string such as "1Gi", or a number)' });
+export const quantity = z.union([z.string(), z.number()], { error: 'must be a quantity (a string such as "1Gi", or a number)' });
 export const resourceList = z.record(z.string(), quantity).optional();
 
 const objectMeta = z.looseObject({
