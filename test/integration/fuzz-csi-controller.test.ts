@@ -22,9 +22,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CsiError } from '../../src/csi/errors.js';
 import type { VolumeCapabilityInput } from '../../src/csi/types.js';
 import { blockCap, MiB, mountCap, status, uniqueName } from '../support/csi-helpers.js';
+import { checkedCall } from '../support/csi-fuzz.js';
 import { needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 0xc5117);
@@ -170,22 +170,7 @@ describe('fuzz: hostile Controller and Identity requests through the driver sock
     const services = drv.rawClient as unknown as Record<'controller' | 'identity', Record<string, (req: unknown, o?: unknown) => Promise<unknown>>>;
     const seen = new Map<string, number>();
     await fc.assert(
-      fc.asyncProperty(call, async ({ service, rpc, req }) => {
-        const clean = Object.fromEntries(Object.entries(req).filter(([, v]) => v !== undefined));
-        let code: status = status.OK;
-        let message = '';
-        try {
-          await services[service][rpc]!(clean, { timeoutMs: 30_000 });
-        } catch (e) {
-          assert.ok(e instanceof CsiError, `${rpc}: not a gRPC status: ${String(e)}`);
-          code = e.code;
-          message = e.message;
-        }
-        const key = `${rpc} ${status[code]}`;
-        seen.set(key, (seen.get(key) ?? 0) + 1);
-        assert.ok(ALLOWED.has(code), `${rpc}(${JSON.stringify(clean)}) → ${status[code]}: ${message}`);
-        assert.notEqual(drv.pid, undefined, 'the driver is still running');
-      }),
+      fc.asyncProperty(call, ({ service, rpc, req }) => checkedCall(services[service][rpc]!, rpc, req, ALLOWED, seen, () => drv.pid)),
       { seed: SEED, numRuns: RUNS, ...(TIME_LIMIT_MS === undefined ? {} : { interruptAfterTimeLimit: TIME_LIMIT_MS }), markInterruptAsFailure: false, endOnFailure: true },
     );
     t.diagnostic(`answers: ${[...seen].sort().map(([k, n]) => `${k}×${n}`).join(', ')}`);

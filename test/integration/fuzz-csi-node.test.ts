@@ -20,9 +20,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
-import { CsiError } from '../../src/csi/errors.js';
 import type { VolumeCapabilityInput } from '../../src/csi/types.js';
 import { blockCap, MiB, mountCap, status, uniqueName } from '../support/csi-helpers.js';
+import { checkedCall } from '../support/csi-fuzz.js';
 import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
 import { hostMounts, isUnder, loopsUnder } from '../support/host-state.js';
 
@@ -168,22 +168,7 @@ describe('fuzz: hostile Node requests through the driver socket [local]', { skip
     const node = drv.rawClient.node as unknown as Record<string, (req: unknown, o?: unknown) => Promise<unknown>>;
     const seen = new Map<string, number>();
     await fc.assert(
-      fc.asyncProperty(call, async ({ rpc, req }) => {
-        const clean = Object.fromEntries(Object.entries(req).filter(([, v]) => v !== undefined));
-        let code: status = status.OK;
-        let message = '';
-        try {
-          await node[rpc]!(clean, { timeoutMs: 30_000 });
-        } catch (e) {
-          assert.ok(e instanceof CsiError, `${rpc}: not a gRPC status: ${String(e)}`);
-          code = e.code;
-          message = e.message;
-        }
-        const key = `${rpc} ${status[code]}`;
-        seen.set(key, (seen.get(key) ?? 0) + 1);
-        assert.ok(ALLOWED.has(code), `${rpc}(${JSON.stringify(clean)}) → ${status[code]}: ${message}`);
-        assert.notEqual(drv.pid, undefined, 'the driver is still running');
-      }),
+      fc.asyncProperty(call, ({ rpc, req }) => checkedCall(node[rpc]!, rpc, req, ALLOWED, seen, () => drv.pid)),
       { seed: SEED, numRuns: MAX_RUNS, ...(TIME_LIMIT_MS === undefined ? {} : { interruptAfterTimeLimit: TIME_LIMIT_MS }), markInterruptAsFailure: false, endOnFailure: true },
     );
 
