@@ -3,6 +3,12 @@
  * costs a round of cephx with the monitors (~30 ms here), an RPC should not pay it every time.
  * A connection nobody used for `idleMs` is shut down; one whose connect failed is not kept, so the
  * next call tries again (the cluster may be back, or the secret fixed).
+ *
+ * A connection is never shut down under a call that still uses it: librados frees the client and
+ * its I/O contexts in rados_shutdown, and a call still running on a worker thread (an RPC whose
+ * caller gave up, a poll started just before the driver stopped) would then touch freed memory and
+ * take the whole process down. close() waits for the users to finish (their operations have
+ * librados timeouts); one still busy after that is left to the process's exit rather than freed.
  */
 import { createHash } from 'node:crypto';
 import { Rados, type ConnectOptions } from './rados.js';
@@ -11,6 +17,8 @@ interface Entry {
   conn: Promise<Rados>;
   users: number;
   lastUsed: number;
+  /** Resolved whenever users drops to 0. */
+  idle?: () => void;
 }
 
 export class Connections {
@@ -47,7 +55,20 @@ export class Connections {
     } finally {
       entry.users--;
       entry.lastUsed = Date.now();
+      if (entry.users === 0) entry.idle?.();
     }
+  }
+
+  /** Resolves once nobody uses the entry, or after waitMs (false: still in use). */
+  private drained(entry: Entry, waitMs: number): Promise<boolean> {
+    if (entry.users === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), waitMs);
+      entry.idle = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+    });
   }
 
   private async closeIdle(): Promise<void> {
@@ -60,11 +81,22 @@ export class Connections {
     }
   }
 
-  async close(): Promise<void> {
+  /**
+   * Refuses new calls, waits for running ones (up to twice the librados timeout and a little) and
+   * shuts the connections down. Returns how many were left open because a call still used them.
+   */
+  async close(waitMs = this.timeoutSeconds * 2_000 + 5_000): Promise<number> {
     this.closing = true;
     clearInterval(this.timer);
     const all = [...this.entries.values()];
     this.entries.clear();
-    await Promise.all(all.map((e) => e.conn.then((c) => c.shutdown()).catch(() => undefined)));
+    const left = await Promise.all(
+      all.map(async (e) => {
+        if (!(await this.drained(e, waitMs))) return 1;
+        await e.conn.then((c) => c.shutdown()).catch(() => undefined);
+        return 0;
+      }),
+    );
+    return left.reduce<number>((a, b) => a + b, 0);
   }
 }
