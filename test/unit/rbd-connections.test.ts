@@ -7,7 +7,12 @@ import { Connections } from '../../src/driver/backends/rbd/connections.js';
 import type { Rados } from '../../src/driver/backends/rbd/rados.js';
 
 function fakeRados(log: string[]): Rados {
-  return { shutdown: async () => void log.push('shutdown') } as unknown as Rados;
+  return {
+    shutdown: async () => {
+      log.push('shutdown');
+      return true;
+    },
+  } as unknown as Rados;
 }
 
 describe('Ceph connections at close', () => {

@@ -93,8 +93,8 @@ export class Connections {
     const left = await Promise.all(
       all.map(async (e) => {
         if (!(await this.drained(e, waitMs))) return 1;
-        await e.conn.then((c) => c.shutdown()).catch(() => undefined);
-        return 0;
+        const freed = await e.conn.then((c) => c.shutdown()).catch(() => true);
+        return freed ? 0 : 1;
       }),
     );
     return left.reduce<number>((a, b) => a + b, 0);

@@ -149,10 +149,45 @@ export interface ConnectOptions {
 export class Rados {
   private closed = false;
   private readonly ioctxs = new Map<number | string, Promise<IoCtx>>();
+  /**
+   * The client mgr commands go through. librados (16.x) times a mgr command out with
+   * rados_mon_op_timeout but leaves it registered with the MgrClient, pointing at the caller's
+   * buffers: a reply that comes later writes into freed memory and kills the process (seen:
+   * SIGSEGV in MgrClient::handle_command_reply when `fs subvolume create` took longer than the
+   * timeout on a busy mgr). So mgr commands run on a second client whose librados never gives up
+   * (rados_mon_op_timeout 0), and the caller's deadline is kept here instead: the caller gets
+   * ETIMEDOUT, the native call finishes whenever the mgr answers, its buffers alive until then.
+   */
+  private mgrHandle: Promise<Pointer> | undefined;
+  /** Native calls still running on either client: shutdown never frees a client under one. */
+  private running = 0;
+  private mgrRunning = 0;
+  private whenIdle: (() => void) | undefined;
 
-  private constructor(private readonly handle: Pointer) {}
+  private constructor(
+    private readonly handle: Pointer,
+    private readonly options: ConnectOptions,
+  ) {}
+
+  /** Mgr commands that may be left unanswered at once before new ones are refused (EAGAIN). */
+  static readonly MAX_UNANSWERED_MGR_COMMANDS = 4;
+
+  private async tracked<T>(call: Promise<T>): Promise<T> {
+    this.running++;
+    try {
+      return await call;
+    } finally {
+      this.running--;
+      if (this.running === 0) this.whenIdle?.();
+    }
+  }
 
   static async connect(o: ConnectOptions): Promise<Rados> {
+    return new Rados(await Rados.open(o, o.timeoutSeconds), o);
+  }
+
+  /** A connected rados_t; monOpTimeoutSeconds 0: librados never gives up on a command itself. */
+  private static async open(o: ConnectOptions, monOpTimeoutSeconds: number): Promise<Pointer> {
     const out: Pointer[] = [null];
     check(fn('create2')(out, 'ceph', `client.${o.user}`, 0n), 'rados_create2');
     const handle = out[0];
@@ -162,7 +197,7 @@ export class Rados {
       set('key', o.key);
       const t = String(o.timeoutSeconds);
       set('client_mount_timeout', t);
-      set('rados_mon_op_timeout', t);
+      set('rados_mon_op_timeout', String(monOpTimeoutSeconds));
       set('rados_osd_op_timeout', t);
       // librados logs to stderr by default; the driver's own logs say what matters.
       set('log_to_stderr', 'false');
@@ -175,12 +210,12 @@ export class Rados {
       await callAsync(fn('shutdown'), [handle]).catch(() => undefined);
       throw e;
     }
-    return new Rados(handle);
+    return handle;
   }
 
   /** The pool's ID, or undefined when there is no such pool. */
   async poolId(name: string): Promise<number | undefined> {
-    const r = await callAsync(fn('poolLookup'), [this.handle, name]);
+    const r = await this.tracked(callAsync(fn('poolLookup'), [this.handle, name]));
     const n = typeof r === 'bigint' ? Number(r) : (r as number);
     if (n === -osConstants.errno.ENOENT) return undefined;
     return check(n, `rados_pool_lookup ${name}`);
@@ -189,7 +224,7 @@ export class Rados {
   /** The pool's name, or undefined when there is no pool with that ID. */
   async poolName(id: number): Promise<string | undefined> {
     const buf = Buffer.alloc(512);
-    const r = (await callAsync(fn('poolReverseLookup'), [this.handle, BigInt(id), buf, buf.length])) as number;
+    const r = (await this.tracked(callAsync(fn('poolReverseLookup'), [this.handle, BigInt(id), buf, buf.length]))) as number;
     if (r === -osConstants.errno.ENOENT) return undefined;
     check(r, `rados_pool_reverse_lookup ${id}`);
     return buf.subarray(0, buf.indexOf(0)).toString('utf8');
@@ -229,11 +264,38 @@ export class Rados {
   }
 
   private async command(which: 'monCommand' | 'mgrCommand', cmd: Record<string, unknown>): Promise<CommandResult> {
+    if (which === 'monCommand') return this.nativeCommand(which, this.handle, cmd);
+    const op = `mgr command "${String(cmd['prefix'])}"`;
+    if (this.closed) throw new CephError(op, 108, 'the connection is shutting down');
+    if (this.mgrRunning >= Rados.MAX_UNANSWERED_MGR_COMMANDS) {
+      throw new CephError(op, osConstants.errno.EAGAIN, `${this.mgrRunning} earlier mgr commands are still unanswered`);
+    }
+    this.mgrHandle ??= this.tracked(Rados.open(this.options, 0));
+    this.mgrHandle.catch(() => (this.mgrHandle = undefined));
+    const handle = await this.mgrHandle;
+    this.mgrRunning++;
+    const native = this.nativeCommand(which, handle, cmd).finally(() => this.mgrRunning--);
+    native.catch(() => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new CephError(op, osConstants.errno.ETIMEDOUT, `no answer from the mgr within ${this.options.timeoutSeconds} s (the command may still complete)`)),
+        this.options.timeoutSeconds * 1000,
+      );
+    });
+    try {
+      return await Promise.race([native, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async nativeCommand(which: 'monCommand' | 'mgrCommand', handle: Pointer, cmd: Record<string, unknown>): Promise<CommandResult> {
     const outbuf: Pointer[] = [null];
     const outlen = [0];
     const outs: Pointer[] = [null];
     const outslen = [0];
-    const r = (await callAsync(fn(which), [this.handle, [JSON.stringify(cmd)], 1, null, 0, outbuf, outlen, outs, outslen])) as number;
+    const r = (await this.tracked(callAsync(fn(which), [handle, [JSON.stringify(cmd)], 1, null, 0, outbuf, outlen, outs, outslen]))) as number;
     const take = (p: Pointer, len: number): string => {
       if (!p) return '';
       try {
@@ -248,15 +310,32 @@ export class Rados {
     return { out, status };
   }
 
-  async shutdown(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Frees the clients once no native call runs on them (waiting up to waitMs). A call still
+   * running then (a mgr that never answered) keeps them allocated: false, and nothing is freed.
+   */
+  async shutdown(waitMs = this.options.timeoutSeconds * 2_000 + 5_000): Promise<boolean> {
+    if (this.closed) return true;
     this.closed = true;
+    if (this.running > 0) {
+      const idle = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), waitMs);
+        this.whenIdle = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+      });
+      if (!idle) return false;
+    }
     for (const io of this.ioctxs.values()) {
       const ctx = await io.catch(() => undefined);
       if (ctx) fn('ioctxDestroy')(ctx.handle);
     }
     this.ioctxs.clear();
+    const mgr = await this.mgrHandle?.catch(() => undefined);
+    if (mgr !== undefined) await callAsync(fn('shutdown'), [mgr]);
     await callAsync(fn('shutdown'), [this.handle]);
+    return true;
   }
 }
 
