@@ -169,7 +169,7 @@ export class Rados {
     private readonly options: ConnectOptions,
   ) {}
 
-  /** Mgr commands that may be left unanswered at once before new ones are refused (EAGAIN). */
+  /** Mgr commands that may be left unanswered at once before new ones are refused (ETIMEDOUT: the mgr is not answering). */
   static readonly MAX_UNANSWERED_MGR_COMMANDS = 4;
 
   private async tracked<T>(call: Promise<T>): Promise<T> {
@@ -268,7 +268,7 @@ export class Rados {
     const op = `mgr command "${String(cmd['prefix'])}"`;
     if (this.closed) throw new CephError(op, 108, 'the connection is shutting down');
     if (this.mgrRunning >= Rados.MAX_UNANSWERED_MGR_COMMANDS) {
-      throw new CephError(op, osConstants.errno.EAGAIN, `${this.mgrRunning} earlier mgr commands are still unanswered`);
+      throw new CephError(op, osConstants.errno.ETIMEDOUT, `${this.mgrRunning} earlier mgr commands are still unanswered; not sending another`);
     }
     this.mgrHandle ??= this.tracked(Rados.open(this.options, 0));
     this.mgrHandle.catch(() => (this.mgrHandle = undefined));
