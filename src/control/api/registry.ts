@@ -1,5 +1,6 @@
 // The resource registry: which kinds exist, and every name they go by — kind and apiVersion in
 // objects, group/version/plural in URLs, singular and short names on the command line.
+import type { Lease } from './types/coordination.js';
 import type { ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret } from './types/core.js';
 import type { PriorityClass } from './types/scheduling.js';
 import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from './types/snapshot.js';
@@ -43,6 +44,7 @@ export interface ResourceTypeMap {
   volumesnapshotclasses: VolumeSnapshotClass;
   volumesnapshotcontents: VolumeSnapshotContent;
   priorityclasses: PriorityClass;
+  leases: Lease;
 }
 
 export type ResourceName = keyof ResourceTypeMap;
@@ -171,6 +173,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
   ...group('scheduling.k8s.io', 'v1', [
     { plural: 'priorityclasses', kind: 'PriorityClass', singular: 'priorityclass', shortNames: ['pc'], namespaced: false },
   ]),
+  ...group('coordination.k8s.io', 'v1', [{ plural: 'leases', kind: 'Lease', singular: 'lease', namespaced: true }]),
 ];
 
 const byKind = new Map(RESOURCES.map((r) => [`${r.apiVersion}|${r.kind}`, r]));

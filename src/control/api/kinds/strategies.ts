@@ -5,6 +5,7 @@ import { csiDriverStrategy } from './csi-driver.js';
 import { csiNodeStrategy } from './csi-node.js';
 import { csiStorageCapacityStrategy } from './csi-storage-capacity.js';
 import { eventStrategy } from './event.js';
+import { leaseStrategy } from './lease.js';
 import { limitRangeStrategy } from './limit-range.js';
 import { namespaceStrategy } from './namespace.js';
 import { nodeStrategy } from './node.js';
@@ -39,6 +40,7 @@ const STRATEGIES: Record<ResourceName, KindStrategy> = {
   volumesnapshotclasses: volumeSnapshotClassStrategy,
   volumesnapshotcontents: volumeSnapshotContentStrategy,
   priorityclasses: priorityClassStrategy,
+  leases: leaseStrategy,
 };
 
 export function strategyFor(resource: ResourceInfo): KindStrategy {
