@@ -58,7 +58,8 @@ export function answerReview(review: ReviewResource, body: unknown): KubeObject 
       const hasResource = isObject(spec['resourceAttributes']);
       const hasNonResource = isObject(spec['nonResourceAttributes']);
       if (hasResource && hasNonResource) errs.push(invalid('spec.nonResourceAttributes', spec['nonResourceAttributes'], 'cannot be specified in combination with resourceAttributes'));
-      if (!hasResource && !hasNonResource) errs.push(invalid('spec.resourceAttributes', null, 'exactly one of nonResourceAttributes or resourceAttributes must be specified'));
+      // Kubernetes reports the nil attributes as the string "null".
+      if (!hasResource && !hasNonResource) errs.push(invalid('spec.resourceAttributes', 'null', 'exactly one of nonResourceAttributes or resourceAttributes must be specified'));
       if (errs.length > 0) throw new InvalidError(review.kind, review.group, String(metadata['name'] ?? ''), errs);
       return answer({ allowed: true });
     }

@@ -158,13 +158,14 @@ async function makeServing(ca: { certPem: string; keyPem: string }, names: Subje
   return { certPem: cert.toString('pem'), keyPem: await keyPem(keys.privateKey) };
 }
 
-/** Whether the stored serving certificate can be kept: its key's, signed by this CA, same names, not expiring. */
+/** Whether the stored serving certificate can be kept: its key's, signed by this CA, same names, valid now and not soon expiring. */
 function servingStillGood(certPem: string, servingKeyPem: string, caPem: string, names: SubjectNames, now: Date): boolean {
   try {
     const cert = new NodeX509(certPem);
     const ca = new NodeX509(caPem);
     if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey) || !cert.checkPrivateKey(createPrivateKey(servingKeyPem))) return false;
-    if (new Date(cert.validTo).getTime() - now.getTime() < RENEW_BEFORE_DAYS * DAY_MS) return false;
+    // Not yet valid (the clock went back) or expiring soon.
+    if (new Date(cert.validFrom).getTime() > now.getTime() || new Date(cert.validTo).getTime() - now.getTime() < RENEW_BEFORE_DAYS * DAY_MS) return false;
     return sameNames(certificateNames(certPem), names);
   } catch {
     return false;
