@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -128,6 +129,43 @@ describe('kubectl with the kubeconfig of `stowage up`', { skip: !existsSync(KUBE
 });
 
 describe('stowage up: listen addresses', () => {
+  it('serves https elsewhere when 6443 is taken, and the kubeconfig names where', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-port-'));
+    // Taken by this test unless something else already holds it: either way `up` must move.
+    const blocker = createServer();
+    await new Promise<void>((resolve) => {
+      blocker.once('error', () => resolve());
+      blocker.listen(6443, '127.0.0.1', () => resolve());
+    });
+    const up = spawn(process.execPath, [BIN, 'up', '--state-dir', dir, '--no-local-driver'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    up.stdout?.on('data', (c: Buffer) => (log += c.toString()));
+    up.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!/stowage is up/.test(log)) {
+        if (Date.now() > deadline || up.exitCode !== null) throw new Error(`stowage up did not start:\n${log}`);
+        await sleep(100);
+      }
+      assert.match(log, /the default API port is in use/);
+      const config = parse(await readFile(join(dir, 'kubeconfig'), 'utf8')) as Kubeconfig;
+      const server = config.clusters[0]?.cluster.server ?? '';
+      assert.match(server, /^https:\/\/127\.0\.0\.1:\d+$/);
+      assert.notEqual(server, 'https://127.0.0.1:6443');
+      const r = await runCaptured(KUBECTL, ['--kubeconfig', join(dir, 'kubeconfig'), 'get', 'ns', 'default', '-o', 'name'], { env: { HOME: dir } });
+      assert.equal(r.stdout, 'namespace/default\n', r.stderr);
+      // The CLI still goes through the socket.
+      const cli = await runCaptured(process.execPath, [BIN, '--state-dir', dir, 'get', 'sc']);
+      assert.equal(cli.code, 0, cli.stderr);
+    } finally {
+      const exited = new Promise((resolve) => up.once('exit', resolve));
+      if (up.exitCode === null) up.kill('SIGINT');
+      await exited;
+      blocker.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses plain http beyond loopback, in one line', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'stowage-listen-'));
     try {
