@@ -13,7 +13,9 @@ import { persistentVolumeClaimStrategy } from './persistent-volume-claim.js';
 import { persistentVolumeStrategy } from './persistent-volume.js';
 import { podStrategy } from './pod.js';
 import { priorityClassStrategy } from './priority-class.js';
+import { clusterRoleBindingStrategy, clusterRoleStrategy, roleBindingStrategy, roleStrategy } from './rbac.js';
 import { secretStrategy } from './secret.js';
+import { serviceAccountStrategy } from './service-account.js';
 import { storageClassStrategy } from './storage-class.js';
 import type { KindStrategy } from './strategy.js';
 import { volumeAttachmentStrategy } from './volume-attachment.js';
@@ -41,6 +43,11 @@ const STRATEGIES: Record<ResourceName, KindStrategy> = {
   volumesnapshotcontents: volumeSnapshotContentStrategy,
   priorityclasses: priorityClassStrategy,
   leases: leaseStrategy,
+  serviceaccounts: serviceAccountStrategy,
+  roles: roleStrategy,
+  clusterroles: clusterRoleStrategy,
+  rolebindings: roleBindingStrategy,
+  clusterrolebindings: clusterRoleBindingStrategy,
 };
 
 export function strategyFor(resource: ResourceInfo): KindStrategy {
