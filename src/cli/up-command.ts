@@ -24,6 +24,7 @@ export interface UpFlags {
   keepPool?: boolean;
   defaultStorageClass: boolean;
   controllers: string;
+  authorization: string;
 }
 
 /**
@@ -71,6 +72,7 @@ export function registerUpCommand(program: Command): void {
       `API address: https://HOST:PORT, unix:///path, or http://127.0.0.1:PORT (plain http: loopback only) (repeatable; default unix://<state-dir>/api.sock and ${DEFAULT_HTTPS_LISTEN})`,
       collect,
     )
+    .option('--authorization <mode>', 'who may do what besides the admin: AlwaysAllow (everyone with a token), or RBAC (ServiceAccount tokens get what their RoleBindings and ClusterRoleBindings grant)', 'AlwaysAllow')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .option('--no-local-driver', 'run the control plane only (no nodes, no driver)')
     .option('--no-default-storage-class', `do not create the StorageClass "${DEFAULT_STORAGE_CLASS}"`)

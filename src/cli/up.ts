@@ -25,6 +25,7 @@ import type { Store } from '../control/store/store.js';
 import { releasePool } from '../driver/backends/local/pool-release.js';
 import { parseMountInfo } from '../driver/mount/mount.js';
 import { ensureAdminToken } from '../control/server/admin-token.js';
+import type { AuthorizationMode } from '../control/server/rbac-authorizer.js';
 import { type GlobalFlags, readServerInfo, stateDirOf } from './connection.js';
 import { CliError } from './errors.js';
 import { DEFAULT_CLASS_ANNOTATION } from './format/columns.js';
@@ -88,6 +89,14 @@ async function poolUsers(poolRoot: string): Promise<string[]> {
   return users;
 }
 
+/** --authorization, as kube-apiserver's --authorization-mode names it (any case). */
+export function authorizationMode(value: string | undefined): AuthorizationMode {
+  const v = (value ?? 'AlwaysAllow').toLowerCase();
+  if (v === 'rbac') return 'RBAC';
+  if (v === 'alwaysallow') return 'AlwaysAllow';
+  throw new CliError(`error: --authorization must be AlwaysAllow or RBAC, not ${JSON.stringify(value)}`);
+}
+
 /** The nodes `up` declares: --nodes N gives node-1…node-N; one node is named by --node-name. */
 export function embeddedNodeNames(flags: Pick<UpFlags, 'nodes' | 'nodeName'>): string[] {
   const count = Number(flags.nodes ?? '1');
@@ -132,6 +141,7 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
   if (running !== undefined) throw new CliError(`error: a control plane is already running in ${stateDir} (pid ${running.pid}, ${running.url})`);
   const backend = embeddedBackend(flags);
   const controllers = enabledControllers(flags.controllers);
+  const authorization = authorizationMode(flags.authorization);
   const log = humanLogger(flags.logLevel);
   const upLog = log.child({ component: 'up' });
   // The admin's: --token (or $STOWAGE_TOKEN) when given, else the state directory's own.
@@ -197,6 +207,7 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
         logger: log.child({ component: 'control-plane' }),
         listen: addresses,
         token,
+        authorization,
         // Started below, once the nodes' drivers serve.
         controllers: { deferLoops: true, controllers },
       });

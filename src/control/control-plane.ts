@@ -13,6 +13,8 @@ import type { Logger } from 'pino';
 import { type ApiServer, startApiServer } from './server/api-server.js';
 import { parseListenAddress } from './server/listen-address.js';
 import { ensurePki } from './server/pki.js';
+import type { AuthorizationMode } from './server/rbac-authorizer.js';
+import { TokenSigner } from './server/service-account-tokens.js';
 import { open, type Store, type StoreOptions } from './store/store.js';
 import { type ControllerOptions, type Controllers, startControllers } from './controllers/index.js';
 
@@ -20,8 +22,10 @@ export interface ControlPlaneOptions {
   stateDir: string;
   /** Default `unix://<stateDir>/api.sock` (or http://127.0.0.1:0 when that path is too long for a socket). */
   listen?: string | readonly string[];
-  /** Bearer token every API request must carry (required for non-loopback TCP). */
+  /** The admin's bearer token, which every TCP request must carry (required for non-loopback TCP). */
   token?: string;
+  /** Who may do what besides the admin (default AlwaysAllow); RBAC: what their bindings grant. */
+  authorization?: AuthorizationMode;
   logger: Logger;
   /** Tuning of the controllers (tests and the bench). */
   controllers?: ControllerOptions;
@@ -73,6 +77,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     const httpsHosts = listen.map(parseListenAddress).flatMap((a) => (a.kind === 'tcp' && a.secure ? [a.host] : []));
     const pki = httpsHosts.length === 0 ? undefined : await ensurePki(stateDir, httpsHosts);
     if (pki?.renewed) log.info({ pki: join(stateDir, 'pki') }, 'made a new serving certificate');
+    // ServiceAccount tokens are bearer tokens too: only where the admin's token is required.
+    const tokenSigner = options.token === undefined ? undefined : await TokenSigner.forStateDir(stateDir);
     for (const address of listen) {
       servers.push(
         await startApiServer({
@@ -80,6 +86,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           listen: address,
           ...(options.token === undefined ? {} : { token: options.token }),
           ...(pki === undefined ? {} : { tls: { certPem: pki.certPem, keyPem: pki.keyPem } }),
+          ...(tokenSigner === undefined ? {} : { tokenSigner }),
+          ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
           logger: log,
         }),
       );

@@ -102,8 +102,12 @@ describe('self reviews: answers for the admin', () => {
         resourceRules: [
           { verbs: ['*'], apiGroups: ['*'], resources: ['*'] },
           { verbs: ['create'], apiGroups: ['authorization.k8s.io'], resources: ['selfsubjectaccessreviews', 'selfsubjectrulesreviews'] },
+          { verbs: ['create'], apiGroups: ['authentication.k8s.io'], resources: ['selfsubjectreviews'] },
         ],
-        nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }],
+        nonResourceRules: [
+          { verbs: ['*'], nonResourceURLs: ['*'] },
+          { verbs: ['get'], nonResourceURLs: ['/api', '/api/*', '/apis', '/apis/*', '/healthz', '/livez', '/readyz', '/version', '/version/', '/openapi', '/openapi/*'] },
+        ],
         incomplete: false,
       },
     },

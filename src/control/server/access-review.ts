@@ -1,16 +1,15 @@
 // "What may I do?": SelfSubjectAccessReview and SelfSubjectRulesReview (authorization.k8s.io/v1,
 // what `kubectl auth can-i` asks) and SelfSubjectReview (authentication.k8s.io/v1, `kubectl auth
-// whoami`). They are created and answered, never stored. Every authenticated caller here is the
-// admin (the token's holder, or the owner of the unix socket): it may do everything, as a
-// system:masters member may in Kubernetes.
+// whoami`). They are created and answered for the caller, never stored, by the same authorizer
+// that guards the caller's own requests (rbac-authorizer.ts): the admin may do everything.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { KubeObject } from '../api/types/meta.js';
 import { type FieldError, invalid } from '../api/validation/field-errors.js';
 import { BadRequestError, InvalidError, MethodNotAllowedError } from '../store/errors.js';
+import { ADMIN_USER, type UserInfo } from './auth.js';
 import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
-
-/** The identity every authenticated caller has. */
-export const ADMIN_USER = { username: 'system:admin', groups: ['system:masters', 'system:authenticated'] } as const;
+import { alwaysAllow, type Authorizer } from './rbac-authorizer.js';
+import type { RequestAttributes } from './request-attributes.js';
 
 interface ReviewResource {
   group: string;
@@ -40,8 +39,32 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
-/** The admin's answer to a review, or the error Kubernetes gives for a malformed one. */
-export function answerReview(review: ReviewResource, body: unknown): KubeObject {
+function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
+/** The attributes a SelfSubjectAccessReview asks about. */
+function reviewedAttributes(spec: Spec): RequestAttributes {
+  const r = spec['resourceAttributes'];
+  if (isObject(r)) {
+    return {
+      resourceRequest: true,
+      verb: str(r['verb']),
+      path: '',
+      apiGroup: str(r['group']),
+      apiVersion: str(r['version']),
+      namespace: str(r['namespace']),
+      resource: str(r['resource']),
+      subresource: str(r['subresource']),
+      name: str(r['name']),
+    };
+  }
+  const n = isObject(spec['nonResourceAttributes']) ? spec['nonResourceAttributes'] : {};
+  return { resourceRequest: false, verb: str(n['verb']), path: str(n['path']), apiGroup: '', apiVersion: '', namespace: '', resource: '', subresource: '', name: '' };
+}
+
+/** The answer to a caller's review, or the error Kubernetes gives for a malformed one. */
+export function answerReview(review: ReviewResource, body: unknown, user: UserInfo = ADMIN_USER, authorizer: Authorizer = alwaysAllow): KubeObject {
   if (!isObject(body)) throw new BadRequestError('the request body must be a JSON object');
   const apiVersion = `${review.group}/${review.version}`;
   if (body['apiVersion'] !== apiVersion || body['kind'] !== review.kind) {
@@ -52,7 +75,7 @@ export function answerReview(review: ReviewResource, body: unknown): KubeObject 
   const answer = (status: object, withSpec = true): KubeObject => ({ apiVersion, kind: review.kind, metadata, ...(withSpec ? { spec } : {}), status }) as KubeObject;
   switch (review.kind) {
     case 'SelfSubjectReview':
-      return answer({ userInfo: { username: ADMIN_USER.username, groups: [...ADMIN_USER.groups] } }, false);
+      return answer({ userInfo: { username: user.username, ...(user.uid === undefined ? {} : { uid: user.uid }), groups: [...user.groups] } }, false);
     case 'SelfSubjectAccessReview': {
       const errs: FieldError[] = [];
       const hasResource = isObject(spec['resourceAttributes']);
@@ -61,24 +84,17 @@ export function answerReview(review: ReviewResource, body: unknown): KubeObject 
       // Kubernetes reports the nil attributes as the string "null".
       if (!hasResource && !hasNonResource) errs.push(invalid('spec.resourceAttributes', 'null', 'exactly one of nonResourceAttributes or resourceAttributes must be specified'));
       if (errs.length > 0) throw new InvalidError(review.kind, review.group, String(metadata['name'] ?? ''), errs);
-      return answer({ allowed: true });
+      return answer({ allowed: authorizer.allowed(user, reviewedAttributes(spec)) });
     }
     default: {
       if (typeof spec['namespace'] !== 'string' || spec['namespace'] === '') throw new BadRequestError('no namespace on request');
-      return answer({
-        resourceRules: [
-          { verbs: ['*'], apiGroups: ['*'], resources: ['*'] },
-          { verbs: ['create'], apiGroups: ['authorization.k8s.io'], resources: ['selfsubjectaccessreviews', 'selfsubjectrulesreviews'] },
-        ],
-        nonResourceRules: [{ verbs: ['*'], nonResourceURLs: ['*'] }],
-        incomplete: false,
-      });
+      return answer({ ...authorizer.rulesFor(user, spec['namespace']), incomplete: false });
     }
   }
 }
 
-export async function handleReview(review: ReviewResource, req: IncomingMessage, res: ServerResponse): Promise<void> {
+export async function handleReview(review: ReviewResource, req: IncomingMessage, res: ServerResponse, user: UserInfo, authorizer: Authorizer): Promise<void> {
   if (req.method !== 'POST') throw new MethodNotAllowedError(req.method ?? '', review.plural);
   const body = parseBody(await readBody(req), mediaType(req));
-  sendJson(res, 201, answerReview(review, body));
+  sendJson(res, 201, answerReview(review, body, user, authorizer));
 }

@@ -10,12 +10,17 @@ import { pino, type Logger } from 'pino';
 import { ApiError, BadRequestError, UnauthorizedError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { handleReview, reviewForPath } from './access-review.js';
-import { bearerTokenChecker } from './auth.js';
+import { ADMIN_USER, authenticator, type UserInfo } from './auth.js';
 import { coreVersions, group, groupList, resourceList, versionInfo } from './discovery.js';
 import { sendError, sendJson, sendText } from './http-io.js';
 import { isLoopback, type ListenAddress, parseListenAddress } from './listen-address.js';
 import { handleCollection, handleItem, type HandlerContext } from './resource-handler.js';
+import { type AuthorizationMode, authorizerFor } from './rbac-authorizer.js';
+import { actingUser } from './impersonation.js';
+import { forbidden, requestAttributes } from './request-attributes.js';
 import { route } from './routes.js';
+import type { TokenSigner } from './service-account-tokens.js';
+import { handleTokenRequest, tokenRequestTarget } from './token-request.js';
 import { WatchStreams } from './watch-stream.js';
 
 /** Where kubectl looks when it has no kubeconfig at all. */
@@ -29,6 +34,10 @@ export interface ApiServerOptions {
   token?: string;
   /** The serving certificate and key (PEM), required for https:// (see pki.ts). */
   tls?: { certPem: string; keyPem: string };
+  /** Issues and verifies ServiceAccount tokens (TokenRequest); without it there are none. */
+  tokenSigner?: TokenSigner;
+  /** Who may do what beyond the admin; default AlwaysAllow (see rbac-authorizer.ts). */
+  authorization?: AuthorizationMode;
   logger?: Logger;
 }
 
@@ -41,6 +50,10 @@ export interface ApiServer {
 
 /** Paths anyone may read, as Kubernetes' system:public-info-viewer role allows. */
 const PUBLIC_PATHS = /^\/(healthz|readyz|livez|version)(\/|$)/;
+
+function throwUnauthorized(): never {
+  throw new UnauthorizedError();
+}
 
 async function removeStaleSocket(path: string): Promise<void> {
   const stat = await lstat(path).catch(() => undefined);
@@ -109,8 +122,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     throw new Error(`refusing to listen on ${listen} without a token: only loopback and unix sockets may be unauthenticated`);
   }
   if (tcp && address.secure && options.tls === undefined) throw new Error(`listening on ${listen} needs a serving certificate and key`);
-  // The unix socket's file mode is its authentication.
-  const authorized = tcp && options.token ? bearerTokenChecker(options.token) : () => true;
+  // The unix socket's file mode is its authentication: whoever opens it is the admin.
+  const authenticate = tcp && options.token ? authenticator(options.token, options.store, options.tokenSigner) : () => ADMIN_USER;
+  const mode = options.authorization ?? 'AlwaysAllow';
+  const authorizer = authorizerFor(mode, options.store);
   const log = options.logger ?? pino({ level: 'silent' });
   const watches = new WatchStreams();
   const ctx: HandlerContext = { store: options.store, watches };
@@ -118,11 +133,24 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (!PUBLIC_PATHS.test(url.pathname) && !authorized(req.headers.authorization)) throw new UnauthorizedError();
+    let user: UserInfo = ADMIN_USER;
+    if (!PUBLIC_PATHS.test(url.pathname)) {
+      user = authenticate(req.headers.authorization) ?? throwUnauthorized();
+      user = actingUser(user, req.headersDistinct, authorizer);
+      if (mode === 'RBAC') {
+        const attributes = requestAttributes(req.method ?? 'GET', url);
+        if (!authorizer.allowed(user, attributes)) throw forbidden(user, attributes);
+      }
+    }
     if (url.searchParams.has('dryRun')) throw new BadRequestError('dryRun is not supported by this server');
     const review = reviewForPath(url.pathname);
     if (review !== undefined) {
-      await handleReview(review, req, res);
+      await handleReview(review, req, res, user, authorizer);
+      return;
+    }
+    const tokenTarget = options.tokenSigner === undefined ? undefined : tokenRequestTarget(url.pathname);
+    if (tokenTarget !== undefined && options.tokenSigner !== undefined) {
+      await handleTokenRequest(options.store, options.tokenSigner, tokenTarget, req, res);
       return;
     }
     const r = route(url.pathname);

@@ -38,8 +38,13 @@ export function group(name: string): object {
 
 function apiResources(r: ResourceInfo): object[] {
   const main = { name: r.plural, singularName: r.singular, namespaced: r.namespaced, kind: r.kind, verbs: VERBS, ...(r.shortNames.length > 0 ? { shortNames: r.shortNames } : {}) };
-  if (!r.hasStatus) return [main];
-  return [main, { name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: STATUS_VERBS }];
+  const subresources: object[] = [];
+  if (r.hasStatus) subresources.push({ name: `${r.plural}/status`, singularName: '', namespaced: r.namespaced, kind: r.kind, verbs: STATUS_VERBS });
+  // TokenRequest (token-request.ts).
+  if (r.group === '' && r.plural === 'serviceaccounts') {
+    subresources.push({ name: 'serviceaccounts/token', singularName: '', namespaced: true, group: 'authentication.k8s.io', version: 'v1', kind: 'TokenRequest', verbs: ['create'] });
+  }
+  return [main, ...subresources];
 }
 
 export function resourceList(groupName: string, version: string): object {
