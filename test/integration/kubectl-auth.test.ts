@@ -1,7 +1,9 @@
 // The real kubectl (/usr/bin/kubectl) against `stowage up` with the kubeconfig it writes: https with
 // the control plane's own CA, the admin's bearer token, `auth can-i` and `auth whoami` answered by
 // the review resources, a Lease written and renewed the way leader election does it, a wrong token
-// refused as kube-apiserver refuses it, and plain http beyond loopback refused at start.
+// refused as kube-apiserver refuses it, and plain http beyond loopback refused at start. Then
+// `up --authorization RBAC`: a ServiceAccount, a Role and a RoleBinding applied with kubectl,
+// `kubectl create token`, and that token allowed what the binding grants and refused the rest.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
@@ -125,6 +127,97 @@ describe('kubectl with the kubeconfig of `stowage up`', { skip: !existsSync(KUBE
     const r = await kubectl(['get', 'ns'], wrong);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /^error: You must be logged in to the server \(Unauthorized\)$/m);
+  });
+});
+
+/** Starts `up` on a socket and a free https port; resolves once it is up. */
+async function startUp(state: string, extra: string[]): Promise<{ up: ChildProcess; log: () => string; stop: () => Promise<void> }> {
+  const up = spawn(process.execPath, [BIN, 'up', '--state-dir', state, '--no-local-driver', '--listen', `unix://${join(state, 'api.sock')}`, '--listen', 'https://127.0.0.1:0', ...extra], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let log = '';
+  up.stdout?.on('data', (c: Buffer) => (log += c.toString()));
+  up.stderr?.on('data', (c: Buffer) => (log += c.toString()));
+  const stop = async (): Promise<void> => {
+    if (up.exitCode !== null) return;
+    const exited = new Promise((resolve) => up.once('exit', resolve));
+    up.kill('SIGINT');
+    await exited;
+  };
+  const deadline = Date.now() + 30_000;
+  while (!/stowage is up/.test(log)) {
+    if (Date.now() > deadline || up.exitCode !== null) {
+      await stop();
+      throw new Error(`stowage up did not start:\n${log}`);
+    }
+    await sleep(100);
+  }
+  return { up, log: () => log, stop };
+}
+
+describe('kubectl against `stowage up --authorization RBAC`', { skip: !existsSync(KUBECTL) && 'no kubectl' }, () => {
+  let dir: string;
+  let stop: (() => Promise<void>) | undefined;
+  let kubeconfig: string;
+  const kubectl = (args: readonly string[], stdin?: string): Promise<Ran> =>
+    runCaptured(KUBECTL, ['--kubeconfig', kubeconfig, ...args], { env: { HOME: dir }, ...(stdin === undefined ? {} : { stdin }) });
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'stowage-rbac-'));
+    kubeconfig = join(dir, 'state', 'kubeconfig');
+    ({ stop } = await startUp(join(dir, 'state'), ['--authorization', 'RBAC']));
+  });
+  after(async () => {
+    await stop?.();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('a ServiceAccount token gets what its RoleBinding grants, and kube-apiserver\'s 403 for the rest', async () => {
+    const manifests = [
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'reader', namespace: 'default' } },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name: 'pvc-reader', namespace: 'default' },
+        rules: [{ apiGroups: [''], resources: ['persistentvolumeclaims'], verbs: ['get', 'list', 'watch'] }],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name: 'reader-pvcs', namespace: 'default' },
+        subjects: [{ kind: 'ServiceAccount', name: 'reader' }],
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pvc-reader' },
+      },
+    ];
+    // --validate=false: OpenAPI, which kubectl validates against, is served by another part of the API.
+    const applied = await kubectl(['apply', '--validate=false', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }));
+    assert.equal(applied.code, 0, applied.stderr);
+    assert.equal(applied.stdout, 'serviceaccount/reader created\nrole.rbac.authorization.k8s.io/pvc-reader created\nrolebinding.rbac.authorization.k8s.io/reader-pvcs created\n');
+
+    const created = await kubectl(['create', 'token', 'reader']);
+    assert.equal(created.code, 0, created.stderr);
+    const token = created.stdout.trim();
+    assert.match(token, /^[\w-]+\.[\w-]+\.[\w-]+$/);
+
+    const pvcs = await kubectl(['--token', token, 'get', 'pvc']);
+    assert.equal(pvcs.code, 0, pvcs.stderr);
+    assert.equal(pvcs.stderr, 'No resources found in default namespace.\n');
+    const pods = await kubectl(['--token', token, 'get', 'pods']);
+    assert.equal(pods.code, 1);
+    assert.equal(pods.stderr, 'Error from server (Forbidden): pods is forbidden: User "system:serviceaccount:default:reader" cannot list resource "pods" in API group "" in the namespace "default"\n');
+    assert.equal((await kubectl(['--token', token, 'auth', 'can-i', 'list', 'pvc'])).stdout, 'yes\n');
+    const no = await kubectl(['--token', token, 'auth', 'can-i', 'create', 'pvc']);
+    assert.equal(no.stdout, 'no\n');
+    assert.equal(no.code, 1);
+    const who = await kubectl(['--token', token, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}']);
+    assert.equal(who.stdout, 'system:serviceaccount:default:reader');
+    // The admin may ask on its behalf.
+    assert.equal((await kubectl(['auth', 'can-i', 'list', 'pvc', '--as', 'system:serviceaccount:default:reader'])).stdout, 'yes\n');
+    assert.equal((await kubectl(['auth', 'can-i', 'create', 'pods', '--as', 'system:serviceaccount:default:reader'])).stdout, 'no\n');
+    assert.equal((await kubectl(['auth', 'can-i', 'create', 'pods'])).stdout, 'yes\n', 'the admin kubeconfig is always allowed');
+
+    const short = await kubectl(['create', 'token', 'reader', '--duration', '1m']);
+    assert.equal(short.stderr, 'error: failed to create token: TokenRequest "reader" is invalid: spec.expirationSeconds: Invalid value: 60: may not specify a duration less than 10 minutes\n');
   });
 });
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
 import { kubeconfigServer, renderKubeconfig, writeKubeconfig } from '../../src/cli/kubeconfig.js';
-import { upListen } from '../../src/cli/up.js';
+import { authorizationMode, upListen } from '../../src/cli/up.js';
 
 describe('kubeconfig: the server it names', () => {
   const cases: [string[], string | undefined][] = [
@@ -59,4 +59,15 @@ describe('up: listen addresses', () => {
   it('takes --listen as given', () => {
     assert.deepEqual(upListen({ listen: ['https://0.0.0.0:7443'] }, '/state'), { listen: ['https://0.0.0.0:7443'], defaulted: false });
   });
+});
+
+describe('up: --authorization', () => {
+  const cases: [string | undefined, string][] = [
+    [undefined, 'AlwaysAllow'],
+    ['AlwaysAllow', 'AlwaysAllow'],
+    ['rbac', 'RBAC'],
+    ['RBAC', 'RBAC'],
+  ];
+  for (const [value, want] of cases) it(`${String(value)} → ${want}`, () => assert.equal(authorizationMode(value), want));
+  it('refuses other modes in one line', () => assert.throws(() => authorizationMode('Webhook'), { message: 'error: --authorization must be AlwaysAllow or RBAC, not "Webhook"' }));
 });
