@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { parse } from 'yaml';
+import { printKubeconfig } from '../../src/cli/kubeconfig-command.js';
 import { kubeconfigServer, renderKubeconfig, writeKubeconfig } from '../../src/cli/kubeconfig.js';
 import { authorizationMode, upListen } from '../../src/cli/up.js';
 
@@ -49,6 +50,14 @@ describe('kubeconfig: the file', () => {
     assert.equal(statSync(path).mode & 0o777, 0o600);
     assert.match(readFileSync(path, 'utf8'), /token: new/);
     assert.deepEqual(readdirSync(dir), ['kubeconfig'], 'no temporary file left');
+  });
+
+  it('is printed by `stowage kubeconfig`, which says where it would be when there is none', async () => {
+    let out = '';
+    await printKubeconfig(dir, { write: (t: string) => (out += t) } as unknown as NodeJS.WritableStream);
+    assert.equal(out, readFileSync(join(dir, 'kubeconfig'), 'utf8'));
+    const empty = join(dir, 'none');
+    await assert.rejects(printKubeconfig(empty), { message: `error: no kubeconfig in ${empty} (\`stowage up\` writes ${join(empty, 'kubeconfig')} when it serves https://)` });
   });
 });
 
