@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
+import { connect as tlsConnect } from 'node:tls';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { answerReview, REVIEW_RESOURCES } from '../../src/control/server/access-review.js';
@@ -205,6 +206,40 @@ describe('API server over https with a token', () => {
       leases.resources.map((r) => [r.name, r.namespaced]),
       [['leases', true]],
     );
+  });
+});
+
+describe('API server over https: closing', () => {
+  it('ends idle TLS connections, half-open ones and watches, and resolves promptly', async () => {
+    const store = open(':memory:');
+    const dir = mkdtempSync(join(tmpdir(), 'stowage-auth-close-'));
+    const pki = await ensurePki(dir, ['127.0.0.1']);
+    const server = await startApiServer({ store, listen: 'https://127.0.0.1:0', token: TOKEN, tls: { certPem: pki.certPem, keyPem: pki.keyPem } });
+    const port = Number(new URL(server.url).port);
+    try {
+      // A finished TLS handshake with no request, and a watch left open.
+      const idle = tlsConnect({ host: '127.0.0.1', port, ca: pki.caPem });
+      await new Promise((resolve) => idle.once('secureConnect', resolve));
+      idle.on('error', () => undefined);
+      const watching = new Promise<number>((resolve, reject) => {
+        const req = httpsRequest(`${server.url}/api/v1/namespaces?watch=true`, { ca: pki.caPem, headers: { authorization: `Bearer ${TOKEN}` } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('error', () => resolve(res.statusCode ?? 0));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const started = Date.now();
+      await server.close();
+      assert.ok(Date.now() - started < 2000, `close took ${Date.now() - started} ms`);
+      assert.equal(await watching, 200);
+      idle.destroy();
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

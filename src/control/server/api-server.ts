@@ -77,10 +77,11 @@ async function removeStaleSocket(path: string): Promise<void> {
  * and those would hold close() until the client gives up on them.
  */
 function trackConnections(server: Server): () => void {
-  // Keyed by the peer's address: over TLS the request's socket wraps the one 'connection' saw.
-  const sockets = new Map<Socket, string>();
-  const busy = new Set<string>();
-  const key = (s: Socket): string => `${s.remoteAddress ?? ''}|${s.remotePort ?? ''}`;
+  // Over TLS the request's socket wraps the one 'connection' saw: TCP connections are known by
+  // the peer's address and port (unique while open), unix socket connections by themselves.
+  const sockets = new Map<Socket, Socket | string>();
+  const busy = new Set<Socket | string>();
+  const key = (s: Socket): Socket | string => (s.remotePort === undefined ? s : `${s.remoteAddress ?? ''}|${s.remotePort}`);
   server.on('connection', (socket: Socket) => {
     const k = key(socket);
     sockets.set(socket, k);
