@@ -22,6 +22,7 @@ addGlobalFlags(program);
 if (process.argv[2] !== 'driver') {
   const commands = await Promise.all([
     import('./up-command.js'),
+    import('./kubeconfig-command.js'),
     import('./apply-command.js'),
     import('./get-command.js'),
     import('./describe-command.js'),
@@ -30,8 +31,9 @@ if (process.argv[2] !== 'driver') {
     import('./node-command.js'),
     import('./pod-commands.js'),
   ]);
-  const [up, apply, get, describe, del, demo, node, pods] = commands;
+  const [up, kubeconfig, apply, get, describe, del, demo, node, pods] = commands;
   up.registerUpCommand(program);
+  kubeconfig.registerKubeconfigCommand(program);
   apply.registerApplyCommand(program);
   get.registerGetCommand(program);
   describe.registerDescribeCommand(program);

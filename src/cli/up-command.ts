@@ -8,6 +8,8 @@ import type { Command } from 'commander';
 import { globalFlags } from './connection.js';
 
 export const DEFAULT_STORAGE_CLASS = 'local';
+/** kubectl's address by default (k3s's choice of port too); a free port when it is taken. */
+export const DEFAULT_HTTPS_LISTEN = 'https://127.0.0.1:6443';
 
 export interface UpFlags {
   nodeName?: string;
@@ -22,6 +24,7 @@ export interface UpFlags {
   keepPool?: boolean;
   defaultStorageClass: boolean;
   controllers: string;
+  authorization: string;
 }
 
 /**
@@ -39,6 +42,18 @@ function controllersHelp(): string {
   ].join('\n');
 }
 
+function authHelp(): string {
+  return [
+    '',
+    'Access: TCP listeners need the admin bearer token (<state-dir>/admin.token, or --token) for all but',
+    '/healthz, /readyz, /livez and /version; https:// is served with a certificate from the CA in',
+    '<state-dir>/pki/. `up` writes <state-dir>/kubeconfig (cluster and context "stowage", user "admin")',
+    'for kubectl: `kubectl --kubeconfig <state-dir>/kubeconfig get ns`, or print it with `stowage kubeconfig`.',
+    'The unix socket needs no token: only its owner may open it. ServiceAccount tokens (`kubectl create',
+    'token NAME`) are accepted too; with --authorization RBAC they get what their bindings grant.',
+  ].join('\n');
+}
+
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -53,13 +68,18 @@ export function registerUpCommand(program: Command): void {
     .option('--ceph-config <file>', 'rbd and cephfs: ceph-csi\'s cluster list, [{"clusterID": ..., "monitors": ["host:port", ...]}]')
     .option('--pool-size <size>', 'local: size of each node\'s pool image when it is created', '20Gi')
     .option('--local-overcommit <factor>', 'local: volumes may promise up to this many times each pool\'s usable size (1 = none)', '1')
-    .option('--listen <address>', 'API address: unix:///path or http://127.0.0.1:PORT (repeatable; default unix://<state-dir>/api.sock)', collect)
+    .option(
+      '--listen <address>',
+      `API address: https://HOST:PORT, unix:///path, or http://127.0.0.1:PORT (plain http: loopback only) (repeatable; default unix://<state-dir>/api.sock and ${DEFAULT_HTTPS_LISTEN})`,
+      collect,
+    )
+    .option('--authorization <mode>', 'who may do what besides the admin: AlwaysAllow (everyone with a token), or RBAC (ServiceAccount tokens get what their RoleBindings and ClusterRoleBindings grant)', 'AlwaysAllow')
     .option('--log-level <level>', 'trace, debug, info, warn or error', 'info')
     .option('--no-local-driver', 'run the control plane only (no nodes, no driver)')
     .option('--no-default-storage-class', `do not create the StorageClass "${DEFAULT_STORAGE_CLASS}"`)
     .option('--keep-pool', 'leave the pool mounted at exit (it is released when no volume uses it)')
     .option('--controllers <list>', "the controllers to run, comma-separated: '*' all, 'name' one, '-name' not that one (names below)", '*')
-    .addHelpText('after', controllersHelp)
+    .addHelpText('after', () => `${authHelp()}\n${controllersHelp()}`)
     .action(async (flags: UpFlags, command: Command) => {
       const { runUp } = await import('./up.js');
       await runUp(flags, globalFlags(command));

@@ -1,6 +1,8 @@
 // `stowage up` (see up-command.ts): the control plane and the embedded nodes in one foreground
 // process, with readable logs, until SIGINT/SIGTERM. State lives in --state-dir:
 //   store.db, api.sock, server.json   the control plane (clients find it through server.json)
+//   pki/, admin.token, kubeconfig      TLS for https:// listeners, the admin's token, and the
+//                                     kubeconfig for kubectl (all 0600)
 //   nodes/<node>/                     each node's kubelet root: plugins/<driver>/csi.sock, pods/,
 //                                     and for the local backend its pool (pool/pool.img on pool/pool)
 //   plugins/<driver>/controller.sock  rbd, cephfs: the one Controller service
@@ -16,19 +18,22 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { StorageClass } from '../control/api/types/storage.js';
-import { startControlPlane, type ControlPlane } from '../control/control-plane.js';
+import { type ControlPlane, defaultListen, startControlPlane } from '../control/control-plane.js';
 import { parseControllers, UnknownControllerError } from '../control/controllers/registry.js';
 import { declareEmbeddedNode, declaredEmbeddedNodes, DRIVER_NAMES, EmbeddedNodes, nodeRoot, type EmbeddedBackend } from '../control/node/embedded-nodes.js';
 import type { Store } from '../control/store/store.js';
 import { releasePool } from '../driver/backends/local/pool-release.js';
 import { parseMountInfo } from '../driver/mount/mount.js';
+import { ensureAdminToken } from '../control/server/admin-token.js';
+import type { AuthorizationMode } from '../control/server/rbac-authorizer.js';
 import { type GlobalFlags, readServerInfo, stateDirOf } from './connection.js';
 import { CliError } from './errors.js';
 import { DEFAULT_CLASS_ANNOTATION } from './format/columns.js';
 import { humanLogger } from './human-log.js';
+import { kubeconfigServer, writeKubeconfig } from './kubeconfig.js';
 import { parseQuantity } from './quantity.js';
 import { parseOvercommit } from './driver-command.js';
-import { DEFAULT_STORAGE_CLASS, type UpFlags } from './up-command.js';
+import { DEFAULT_HTTPS_LISTEN, DEFAULT_STORAGE_CLASS, type UpFlags } from './up-command.js';
 
 /** The nodes' driver, from --backend, --ceph-config and --pool-size. */
 export function embeddedBackend(flags: Pick<UpFlags, 'backend' | 'cephConfig' | 'poolSize'> & Partial<Pick<UpFlags, 'localOvercommit'>>): EmbeddedBackend {
@@ -84,6 +89,14 @@ async function poolUsers(poolRoot: string): Promise<string[]> {
   return users;
 }
 
+/** --authorization, as kube-apiserver's --authorization-mode names it (any case). */
+export function authorizationMode(value: string | undefined): AuthorizationMode {
+  const v = (value ?? 'AlwaysAllow').toLowerCase();
+  if (v === 'rbac') return 'RBAC';
+  if (v === 'alwaysallow') return 'AlwaysAllow';
+  throw new CliError(`error: --authorization must be AlwaysAllow or RBAC, not ${JSON.stringify(value)}`);
+}
+
 /** The nodes `up` declares: --nodes N gives node-1…node-N; one node is named by --node-name. */
 export function embeddedNodeNames(flags: Pick<UpFlags, 'nodes' | 'nodeName'>): string[] {
   const count = Number(flags.nodes ?? '1');
@@ -102,6 +115,19 @@ export function enabledControllers(value: string | undefined): string[] {
   }
 }
 
+/**
+ * What `up` listens on: --listen as given, else the unix socket (the CLI's) and https on
+ * 127.0.0.1:6443 (kubectl's, through the kubeconfig).
+ */
+export function upListen(flags: Pick<UpFlags, 'listen'>, stateDir: string): { listen: string[]; defaulted: boolean } {
+  if (flags.listen && flags.listen.length > 0) return { listen: flags.listen, defaulted: false };
+  return { listen: [defaultListen(stateDir), DEFAULT_HTTPS_LISTEN], defaulted: true };
+}
+
+function isAddressInUse(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException | undefined)?.code === 'EADDRINUSE';
+}
+
 class Interrupted extends Error {
   constructor(signal: NodeJS.Signals) {
     super(`interrupted by ${signal}`);
@@ -115,9 +141,12 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
   if (running !== undefined) throw new CliError(`error: a control plane is already running in ${stateDir} (pid ${running.pid}, ${running.url})`);
   const backend = embeddedBackend(flags);
   const controllers = enabledControllers(flags.controllers);
+  const authorization = authorizationMode(flags.authorization);
   const log = humanLogger(flags.logLevel);
   const upLog = log.child({ component: 'up' });
-  const token = g.token ?? (process.env['STOWAGE_TOKEN'] || undefined);
+  // The admin's: --token (or $STOWAGE_TOKEN) when given, else the state directory's own.
+  const token = g.token ?? (process.env['STOWAGE_TOKEN'] || undefined) ?? (await ensureAdminToken(stateDir));
+  const { listen, defaulted } = upListen(flags, stateDir);
 
   let plane: ControlPlane | undefined;
   let nodes: EmbeddedNodes | undefined;
@@ -172,15 +201,30 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
   process.on('SIGTERM', onSignal);
 
   try {
-    plane = await startControlPlane({
-      stateDir,
-      logger: log.child({ component: 'control-plane' }),
-      ...(flags.listen && flags.listen.length > 0 ? { listen: flags.listen } : {}),
-      ...(token ? { token } : {}),
-      // Started below, once the nodes' drivers serve.
-      controllers: { deferLoops: true, controllers },
-    });
+    const startPlane = (addresses: string[]): Promise<ControlPlane> =>
+      startControlPlane({
+        stateDir,
+        logger: log.child({ component: 'control-plane' }),
+        listen: addresses,
+        token,
+        authorization,
+        // Started below, once the nodes' drivers serve.
+        controllers: { deferLoops: true, controllers },
+      });
+    try {
+      plane = await startPlane(listen);
+    } catch (err) {
+      // The default port taken (another cluster on this machine): any free one; the kubeconfig names it.
+      if (!defaulted || !isAddressInUse(err)) throw err;
+      upLog.warn({ listen: DEFAULT_HTTPS_LISTEN }, 'the default API port is in use: serving https on another port (see the kubeconfig)');
+      plane = await startPlane(listen.map((l) => (l === DEFAULT_HTTPS_LISTEN ? 'https://127.0.0.1:0' : l)));
+    }
     checkInterrupted();
+    const server = kubeconfigServer(plane.urls);
+    if (server !== undefined) {
+      const path = await writeKubeconfig(stateDir, { server, token, ...(plane.caPem === undefined ? {} : { caPem: plane.caPem }) });
+      upLog.info({ kubeconfig: path, server, token: '***stripped***' }, 'wrote the admin kubeconfig (kubectl --kubeconfig FILE, or `stowage kubeconfig`)');
+    }
     // The control plane stops serving when a commit fails; `up` must not linger half-alive.
     plane.store.onFailure(() => {
       upLog.error('the control plane stopped after a failed store commit; exiting');

@@ -5,11 +5,16 @@
 // Listening: by default on the unix socket <stateDir>/api.sock (owner-only, so the file mode is the
 // authentication). Pass `listen` for anything else: "http://127.0.0.1:PORT" (PORT 0: any free
 // port), "unix:///path", or several addresses at once (e.g. the socket plus loopback HTTP for
-// kubectl). `url` is the first.
+// kubectl). `url` is the first. An https:// address is served with the serving certificate of
+// <stateDir>/pki/ (pki.ts), made for the hosts of every https address.
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { type ApiServer, startApiServer } from './server/api-server.js';
+import { parseListenAddress } from './server/listen-address.js';
+import { ensurePki } from './server/pki.js';
+import type { AuthorizationMode } from './server/rbac-authorizer.js';
+import { TokenSigner } from './server/service-account-tokens.js';
 import { open, type Store, type StoreOptions } from './store/store.js';
 import { type ControllerOptions, type Controllers, startControllers } from './controllers/index.js';
 
@@ -17,8 +22,10 @@ export interface ControlPlaneOptions {
   stateDir: string;
   /** Default `unix://<stateDir>/api.sock` (or http://127.0.0.1:0 when that path is too long for a socket). */
   listen?: string | readonly string[];
-  /** Bearer token every API request must carry (required for non-loopback TCP). */
+  /** The admin's bearer token, which every TCP request must carry (required for non-loopback TCP). */
   token?: string;
+  /** Who may do what besides the admin (default AlwaysAllow); RBAC: what their bindings grant. */
+  authorization?: AuthorizationMode;
   logger: Logger;
   /** Tuning of the controllers (tests and the bench). */
   controllers?: ControllerOptions;
@@ -31,6 +38,8 @@ export interface ControlPlane {
   url: string;
   /** Every address served. */
   urls: string[];
+  /** The CA (PEM) that signed the serving certificate of the https:// addresses, if any. */
+  caPem?: string;
   store: Store;
   controllers: Controllers;
   stop(): Promise<void>;
@@ -65,8 +74,23 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   try {
     const listen = options.listen === undefined ? [defaultListen(stateDir)] : typeof options.listen === 'string' ? [options.listen] : [...options.listen];
     if (listen.length === 0) throw new Error('startControlPlane: listen names no address');
+    const httpsHosts = listen.map(parseListenAddress).flatMap((a) => (a.kind === 'tcp' && a.secure ? [a.host] : []));
+    const pki = httpsHosts.length === 0 ? undefined : await ensurePki(stateDir, httpsHosts);
+    if (pki?.renewed) log.info({ pki: join(stateDir, 'pki') }, 'made a new serving certificate');
+    // ServiceAccount tokens are bearer tokens too: only where the admin's token is required.
+    const tokenSigner = options.token === undefined ? undefined : await TokenSigner.forStateDir(stateDir);
     for (const address of listen) {
-      servers.push(await startApiServer({ store, listen: address, ...(options.token === undefined ? {} : { token: options.token }), logger: log }));
+      servers.push(
+        await startApiServer({
+          store,
+          listen: address,
+          ...(options.token === undefined ? {} : { token: options.token }),
+          ...(pki === undefined ? {} : { tls: { certPem: pki.certPem, keyPem: pki.keyPem } }),
+          ...(tokenSigner === undefined ? {} : { tokenSigner }),
+          ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
+          logger: log,
+        }),
+      );
     }
     controllers = startControllers(store, log, options.controllers);
     const urls = servers.map((s) => s.url);
@@ -92,7 +116,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log.fatal({ err }, 'the store failed to commit; the control plane stops serving (restart it to recover)');
       void stop().catch((e: unknown) => log.error({ err: e }, 'control plane stop after store failure failed'));
     });
-    return { url: info.url, urls, store, controllers: running, stop };
+    return { url: info.url, urls, ...(pki === undefined ? {} : { caPem: pki.caPem }), store, controllers: running, stop };
   } catch (err) {
     await controllers?.stop().catch(() => undefined);
     await Promise.all(servers.map((s) => s.close().catch(() => undefined)));

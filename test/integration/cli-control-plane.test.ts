@@ -292,7 +292,7 @@ describe('stowage up: failures', () => {
     try {
       const r = await cli(['up', '--state-dir', dir, '--no-local-driver', '--listen', 'http://0.0.0.0:0']);
       assert.equal(r.code, 1);
-      assert.match(r.stderr, /^error: stowage up failed: refusing to listen on http:\/\/0\.0\.0\.0:0 without a token: [^\n]*\n$/);
+      assert.match(r.stderr, /^error: stowage up failed: refusing to serve plain http on http:\/\/0\.0\.0\.0:0: [^\n]*\n$/);
       assert.ok(!existsSync(join(dir, 'server.json')));
     } finally {
       await rm(dir, { recursive: true, force: true });

@@ -159,6 +159,18 @@ function template(resource: ResourceInfo, name: string, namespace: string): Reco
         ...base,
         spec: { driver: 'local.csi.stowage.dev', deletionPolicy: 'Delete', source: { snapshotHandle: 'h' }, volumeSnapshotRef: { name: 'seed', namespace: 'default' } },
       };
+    case 'leases':
+      return { ...base, spec: { holderIdentity: 'a', leaseDurationSeconds: 15, leaseTransitions: 0 } };
+    case 'roles':
+    case 'clusterroles':
+      return { ...base, rules: [{ verbs: ['get'], apiGroups: [''], resources: ['persistentvolumeclaims'] }] };
+    case 'rolebindings':
+    case 'clusterrolebindings':
+      return {
+        ...base,
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'seed' },
+        subjects: [{ kind: 'ServiceAccount', name: 'seed', namespace: namespace || 'default' }],
+      };
     default:
       return base;
   }

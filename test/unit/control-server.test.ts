@@ -229,7 +229,7 @@ describe('API server: resources', () => {
     assert.ok(pvcs?.verbs.includes('watch'));
     assert.ok(v1.body.resources.some((r) => r.name === 'persistentvolumeclaims/status'));
     const groups = await call<{ groups: { name: string }[] }>(base, 'GET', '/apis');
-    assert.deepEqual(groups.body.groups.map((g) => g.name), ['storage.k8s.io', 'snapshot.storage.k8s.io', 'scheduling.k8s.io']);
+    assert.deepEqual(groups.body.groups.map((g) => g.name), ['storage.k8s.io', 'snapshot.storage.k8s.io', 'scheduling.k8s.io', 'coordination.k8s.io', 'rbac.authorization.k8s.io', 'authentication.k8s.io', 'authorization.k8s.io']);
     const storage = await call<{ resources: { name: string; namespaced: boolean; shortNames?: string[] }[] }>(base, 'GET', '/apis/storage.k8s.io/v1');
     assert.deepEqual(storage.body.resources.find((r) => r.name === 'storageclasses'), {
       name: 'storageclasses',
@@ -272,11 +272,11 @@ describe('API server: access', () => {
     }
   });
 
-  it('refuses to listen beyond loopback without a token', async () => {
-    await assert.rejects(startApiServer({ store, listen: 'http://0.0.0.0:0' }), /refusing to listen on http:\/\/0\.0\.0\.0:0 without a token/);
-    await assert.rejects(startApiServer({ store, listen: 'tcp://127.0.0.1:1' }), /only http:\/\/ and unix:\/\//);
-    const server = await startApiServer({ store, listen: 'http://0.0.0.0:0', token: 't' });
-    await server.close();
+  it('refuses plain http beyond loopback, and https beyond loopback without a token', async () => {
+    await assert.rejects(startApiServer({ store, listen: 'http://0.0.0.0:0', token: 't' }), /refusing to serve plain http on http:\/\/0\.0\.0\.0:0: only loopback may be unencrypted/);
+    await assert.rejects(startApiServer({ store, listen: 'https://0.0.0.0:0' }), /refusing to listen on https:\/\/0\.0\.0\.0:0 without a token/);
+    await assert.rejects(startApiServer({ store, listen: 'https://127.0.0.1:0' }), /needs a serving certificate and key/);
+    await assert.rejects(startApiServer({ store, listen: 'tcp://127.0.0.1:1' }), /only https:\/\/, http:\/\/ and unix:\/\//);
     const v6 = await startApiServer({ store, listen: 'http://[::1]:0' }).catch(() => undefined);
     if (v6) {
       assert.match(v6.url, /^http:\/\/\[::1\]:\d+$/);

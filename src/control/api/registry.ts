@@ -1,6 +1,8 @@
 // The resource registry: which kinds exist, and every name they go by — kind and apiVersion in
 // objects, group/version/plural in URLs, singular and short names on the command line.
+import type { Lease } from './types/coordination.js';
 import type { ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret } from './types/core.js';
+import type { ClusterRole, ClusterRoleBinding, Role, RoleBinding, ServiceAccount } from './types/rbac.js';
 import type { PriorityClass } from './types/scheduling.js';
 import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from './types/snapshot.js';
 import type { CSIDriver, CSINode, CSIStorageCapacity, StorageClass, VolumeAttachment } from './types/storage.js';
@@ -43,6 +45,12 @@ export interface ResourceTypeMap {
   volumesnapshotclasses: VolumeSnapshotClass;
   volumesnapshotcontents: VolumeSnapshotContent;
   priorityclasses: PriorityClass;
+  leases: Lease;
+  serviceaccounts: ServiceAccount;
+  roles: Role;
+  clusterroles: ClusterRole;
+  rolebindings: RoleBinding;
+  clusterrolebindings: ClusterRoleBinding;
 }
 
 export type ResourceName = keyof ResourceTypeMap;
@@ -133,6 +141,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
       ],
     },
     { plural: 'limitranges', kind: 'LimitRange', singular: 'limitrange', shortNames: ['limits'], namespaced: true },
+    { plural: 'serviceaccounts', kind: 'ServiceAccount', singular: 'serviceaccount', shortNames: ['sa'], namespaced: true },
   ]),
   ...group('storage.k8s.io', 'v1', [
     { plural: 'storageclasses', kind: 'StorageClass', singular: 'storageclass', shortNames: ['sc'], namespaced: false, fieldSelectors: ['provisioner'] },
@@ -170,6 +179,13 @@ export const RESOURCES: readonly ResourceInfo[] = [
   ]),
   ...group('scheduling.k8s.io', 'v1', [
     { plural: 'priorityclasses', kind: 'PriorityClass', singular: 'priorityclass', shortNames: ['pc'], namespaced: false },
+  ]),
+  ...group('coordination.k8s.io', 'v1', [{ plural: 'leases', kind: 'Lease', singular: 'lease', namespaced: true }]),
+  ...group('rbac.authorization.k8s.io', 'v1', [
+    { plural: 'roles', kind: 'Role', singular: 'role', namespaced: true },
+    { plural: 'clusterroles', kind: 'ClusterRole', singular: 'clusterrole', namespaced: false },
+    { plural: 'rolebindings', kind: 'RoleBinding', singular: 'rolebinding', namespaced: true },
+    { plural: 'clusterrolebindings', kind: 'ClusterRoleBinding', singular: 'clusterrolebinding', namespaced: false },
   ]),
 ];
 

@@ -1,18 +1,26 @@
-// The control plane's HTTP API: Kubernetes REST paths and Status errors over node:http, on
-// loopback TCP (default) or a unix socket. Listening anywhere else requires a bearer token: the
-// server refuses to start without one.
+// The control plane's HTTP API: Kubernetes REST paths and Status errors over node:https (or plain
+// node:http on loopback when asked), or a unix socket. On TCP, a bearer token guards everything
+// but the public health and version paths; the unix socket's file mode is its authentication.
+// Listening beyond loopback requires TLS and a token: the server refuses to start without them.
 import { chmod, lstat, unlink } from 'node:fs/promises';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { ApiError, BadRequestError, UnauthorizedError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
-import { bearerTokenChecker } from './auth.js';
+import { handleReview, reviewForPath } from './access-review.js';
+import { ADMIN_USER, authenticator, type UserInfo } from './auth.js';
 import { coreVersions, group, groupList, resourceList, versionInfo } from './discovery.js';
 import { sendError, sendJson, sendText } from './http-io.js';
 import { isLoopback, type ListenAddress, parseListenAddress } from './listen-address.js';
 import { handleCollection, handleItem, type HandlerContext } from './resource-handler.js';
+import { type AuthorizationMode, authorizerFor } from './rbac-authorizer.js';
+import { actingUser } from './impersonation.js';
+import { forbidden, requestAttributes } from './request-attributes.js';
 import { route } from './routes.js';
+import type { TokenSigner } from './service-account-tokens.js';
+import { handleTokenRequest, tokenRequestTarget } from './token-request.js';
 import { WatchStreams } from './watch-stream.js';
 
 /** Where kubectl looks when it has no kubeconfig at all. */
@@ -20,15 +28,21 @@ export const DEFAULT_LISTEN = 'http://127.0.0.1:8080';
 
 export interface ApiServerOptions {
   store: Store;
-  /** "http://127.0.0.1:PORT" (PORT 0: any free port), "http://[::1]:PORT" or "unix:///path"; default DEFAULT_LISTEN. */
+  /** "https://HOST:PORT", "http://127.0.0.1:PORT" (PORT 0: any free port), "http://[::1]:PORT" or "unix:///path"; default DEFAULT_LISTEN. */
   listen?: string;
-  /** Required unless listening on loopback or a unix socket; then every API request needs it. */
+  /** Required unless listening on loopback or a unix socket; then every API request on TCP needs it. */
   token?: string;
+  /** The serving certificate and key (PEM), required for https:// (see pki.ts). */
+  tls?: { certPem: string; keyPem: string };
+  /** Issues and verifies ServiceAccount tokens (TokenRequest); without it there are none. */
+  tokenSigner?: TokenSigner;
+  /** Who may do what beyond the admin; default AlwaysAllow (see rbac-authorizer.ts). */
+  authorization?: AuthorizationMode;
   logger?: Logger;
 }
 
 export interface ApiServer {
-  /** The bound address, e.g. "http://127.0.0.1:41234" or "unix:///run/stowage/api.sock". */
+  /** The bound address, e.g. "https://127.0.0.1:6443", "http://127.0.0.1:41234" or "unix:///run/stowage/api.sock". */
   readonly url: string;
   /** Stops accepting, ends open watches, and resolves once every connection is closed. */
   close(): Promise<void>;
@@ -36,6 +50,10 @@ export interface ApiServer {
 
 /** Paths anyone may read, as Kubernetes' system:public-info-viewer role allows. */
 const PUBLIC_PATHS = /^\/(healthz|readyz|livez|version)(\/|$)/;
+
+function throwUnauthorized(): never {
+  throw new UnauthorizedError();
+}
 
 async function removeStaleSocket(path: string): Promise<void> {
   const stat = await lstat(path).catch(() => undefined);
@@ -59,21 +77,26 @@ async function removeStaleSocket(path: string): Promise<void> {
  * and those would hold close() until the client gives up on them.
  */
 function trackConnections(server: Server): () => void {
-  const sockets = new Set<Socket>();
-  const busy = new Set<Socket>();
+  // Over TLS the request's socket wraps the one 'connection' saw: TCP connections are known by
+  // the peer's address and port (unique while open), unix socket connections by themselves.
+  const sockets = new Map<Socket, Socket | string>();
+  const busy = new Set<Socket | string>();
+  const key = (s: Socket): Socket | string => (s.remotePort === undefined ? s : `${s.remoteAddress ?? ''}|${s.remotePort}`);
   server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
+    const k = key(socket);
+    sockets.set(socket, k);
     socket.once('close', () => {
       sockets.delete(socket);
-      busy.delete(socket);
+      busy.delete(k);
     });
   });
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    busy.add(req.socket);
-    res.once('close', () => busy.delete(req.socket));
+    const k = key(req.socket);
+    busy.add(k);
+    res.once('close', () => busy.delete(k));
   });
   return () => {
-    for (const socket of sockets) if (!busy.has(socket)) socket.destroy();
+    for (const [socket, k] of sockets) if (!busy.has(k)) socket.destroy();
   };
 }
 
@@ -92,10 +115,18 @@ function listenOn(server: Server, address: ListenAddress): Promise<void> {
 export async function startApiServer(options: ApiServerOptions): Promise<ApiServer> {
   const listen = options.listen ?? DEFAULT_LISTEN;
   const address = parseListenAddress(listen);
-  if (address.kind === 'tcp' && !isLoopback(address.host) && !options.token) {
+  const tcp = address.kind === 'tcp';
+  if (tcp && !address.secure && !isLoopback(address.host)) {
+    throw new Error(`refusing to serve plain http on ${listen}: only loopback may be unencrypted (use https://)`);
+  }
+  if (tcp && !isLoopback(address.host) && !options.token) {
     throw new Error(`refusing to listen on ${listen} without a token: only loopback and unix sockets may be unauthenticated`);
   }
-  const authorized = options.token ? bearerTokenChecker(options.token) : () => true;
+  if (tcp && address.secure && options.tls === undefined) throw new Error(`listening on ${listen} needs a serving certificate and key`);
+  // The unix socket's file mode is its authentication: whoever opens it is the admin.
+  const authenticate = tcp && options.token ? authenticator(options.token, options.store, options.tokenSigner) : () => ADMIN_USER;
+  const mode = options.authorization ?? 'AlwaysAllow';
+  const authorizer = authorizerFor(mode, options.store);
   const log = options.logger ?? pino({ level: 'silent' });
   const watches = new WatchStreams();
   const ctx: HandlerContext = { store: options.store, watches };
@@ -103,8 +134,26 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    if (!PUBLIC_PATHS.test(url.pathname) && !authorized(req.headers.authorization)) throw new UnauthorizedError();
+    let user: UserInfo = ADMIN_USER;
+    if (!PUBLIC_PATHS.test(url.pathname)) {
+      user = authenticate(req.headers.authorization) ?? throwUnauthorized();
+      user = actingUser(user, req.headersDistinct, authorizer);
+      if (mode === 'RBAC') {
+        const attributes = requestAttributes(req.method ?? 'GET', url);
+        if (!authorizer.allowed(user, attributes)) throw forbidden(user, attributes);
+      }
+    }
     if (url.searchParams.has('dryRun')) throw new BadRequestError('dryRun is not supported by this server');
+    const review = reviewForPath(url.pathname);
+    if (review !== undefined) {
+      await handleReview(review, req, res, user, authorizer);
+      return;
+    }
+    const tokenTarget = options.tokenSigner === undefined ? undefined : tokenRequestTarget(url.pathname);
+    if (tokenTarget !== undefined && options.tokenSigner !== undefined) {
+      await handleTokenRequest(options.store, options.tokenSigner, tokenTarget, req, res);
+      return;
+    }
     const r = route(url.pathname);
     switch (r.type) {
       case 'health':
@@ -134,14 +183,16 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     }
   };
 
-  const server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch(async (err: unknown) => {
       if (!(err instanceof ApiError) || err.code >= 500) log.error({ err, method: req.method, url: req.url }, 'API request failed');
       // An error can reveal store state too (AlreadyExists, Conflict): only committed state.
       await options.store.flushed().catch(() => undefined);
       sendError(res, err);
     });
-  });
+  };
+  const server: Server =
+    tcp && address.secure && options.tls ? (createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, onRequest) as unknown as Server) : createHttpServer(onRequest);
 
   const closeUnbusyConnections = trackConnections(server);
 
@@ -158,9 +209,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const port = typeof bound === 'object' && bound !== null ? bound.port : address.port;
     const host = address.host.includes(':') ? `[${address.host}]` : address.host;
     serverAddress = `${host}:${port}`;
-    url = `http://${serverAddress}`;
+    url = `${address.secure ? 'https' : 'http'}://${serverAddress}`;
   }
-  log.info({ url, authenticated: Boolean(options.token) }, 'API server listening');
+  log.info({ url, authenticated: address.kind === 'tcp' && Boolean(options.token) }, 'API server listening');
 
   return {
     url,

@@ -1,10 +1,10 @@
-// Where the API server listens: "http://HOST:PORT" (HOST an IP literal or localhost; PORT may be
-// 0) or "unix:///path". Anything but loopback or a unix socket is reachable from other machines,
-// so the server demands a token for it.
+// Where the API server listens: "https://HOST:PORT", "http://HOST:PORT" (HOST an IP literal or
+// localhost; PORT may be 0) or "unix:///path". Plain http is for loopback only: anything reachable
+// from other machines is served over TLS and demands a token (api-server.ts enforces both).
 import { isIP } from 'node:net';
 import { isAbsolute } from 'node:path';
 
-export type ListenAddress = { kind: 'tcp'; host: string; port: number } | { kind: 'unix'; path: string };
+export type ListenAddress = { kind: 'tcp'; secure: boolean; host: string; port: number } | { kind: 'unix'; path: string };
 
 export function parseListenAddress(listen: string): ListenAddress {
   if (listen.startsWith('unix://') || listen.startsWith('unix:')) {
@@ -16,14 +16,17 @@ export function parseListenAddress(listen: string): ListenAddress {
   try {
     url = new URL(listen);
   } catch {
-    throw new Error(`listen address "${listen}" is neither http://HOST:PORT nor unix:///path`);
+    throw new Error(`listen address "${listen}" is neither https://HOST:PORT, http://HOST:PORT nor unix:///path`);
   }
-  if (url.protocol !== 'http:') throw new Error(`listen address "${listen}": only http:// and unix:// are supported`);
-  if (url.pathname !== '/' || url.search !== '' || url.username !== '') throw new Error(`listen address "${listen}" must be just http://HOST:PORT`);
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`listen address "${listen}": only https://, http:// and unix:// are supported`);
+  const scheme = url.protocol.slice(0, -1);
+  if (url.pathname !== '/' || url.search !== '' || url.username !== '') throw new Error(`listen address "${listen}" must be just ${scheme}://HOST:PORT`);
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   if (host !== 'localhost' && isIP(host) === 0) throw new Error(`listen address "${listen}": HOST must be an IP address or localhost`);
-  if (url.port === '') throw new Error(`listen address "${listen}" has no port (use :0 for any free port)`);
-  return { kind: 'tcp', host, port: Number(url.port) };
+  // URL drops a scheme's default port (443 for https): an explicit one is still explicit.
+  const explicitDefault = url.port === '' && new RegExp(`:${scheme === 'https' ? 443 : 80}/?$`).test(listen);
+  if (url.port === '' && !explicitDefault) throw new Error(`listen address "${listen}" has no port (use :0 for any free port)`);
+  return { kind: 'tcp', secure: scheme === 'https', host, port: explicitDefault ? (scheme === 'https' ? 443 : 80) : Number(url.port) };
 }
 
 /** Whether a TCP host is reachable only from this machine. */

@@ -5,6 +5,7 @@ import { csiDriverStrategy } from './csi-driver.js';
 import { csiNodeStrategy } from './csi-node.js';
 import { csiStorageCapacityStrategy } from './csi-storage-capacity.js';
 import { eventStrategy } from './event.js';
+import { leaseStrategy } from './lease.js';
 import { limitRangeStrategy } from './limit-range.js';
 import { namespaceStrategy } from './namespace.js';
 import { nodeStrategy } from './node.js';
@@ -12,7 +13,9 @@ import { persistentVolumeClaimStrategy } from './persistent-volume-claim.js';
 import { persistentVolumeStrategy } from './persistent-volume.js';
 import { podStrategy } from './pod.js';
 import { priorityClassStrategy } from './priority-class.js';
+import { clusterRoleBindingStrategy, clusterRoleStrategy, roleBindingStrategy, roleStrategy } from './rbac.js';
 import { secretStrategy } from './secret.js';
+import { serviceAccountStrategy } from './service-account.js';
 import { storageClassStrategy } from './storage-class.js';
 import type { KindStrategy } from './strategy.js';
 import { volumeAttachmentStrategy } from './volume-attachment.js';
@@ -39,6 +42,12 @@ const STRATEGIES: Record<ResourceName, KindStrategy> = {
   volumesnapshotclasses: volumeSnapshotClassStrategy,
   volumesnapshotcontents: volumeSnapshotContentStrategy,
   priorityclasses: priorityClassStrategy,
+  leases: leaseStrategy,
+  serviceaccounts: serviceAccountStrategy,
+  roles: roleStrategy,
+  clusterroles: clusterRoleStrategy,
+  rolebindings: roleBindingStrategy,
+  clusterrolebindings: clusterRoleBindingStrategy,
 };
 
 export function strategyFor(resource: ResourceInfo): KindStrategy {
