@@ -1,0 +1,196 @@
+// A set of field paths, as structured-merge-diff's fieldpath.Set: a trie whose edges are path
+// elements written as in FieldsV1 ("f:name" a struct field or map key, "k:{…}" an associative
+// list item by its key fields, "v:…" a set item by value, "i:N" a list index), and whose nodes
+// say whether the path itself is in the set. Ownership of an object's fields is one of these per
+// manager; conflicts, pruning and ownership transfer are set operations on them.
+
+export type Path = readonly string[];
+
+export class FieldSet {
+  member = false;
+  readonly children = new Map<string, FieldSet>();
+
+  static of(...paths: Path[]): FieldSet {
+    const set = new FieldSet();
+    for (const p of paths) set.insert(p);
+    return set;
+  }
+
+  insert(path: Path): void {
+    let node: FieldSet = this;
+    for (const element of path) {
+      let next = node.children.get(element);
+      if (next === undefined) {
+        next = new FieldSet();
+        node.children.set(element, next);
+      }
+      node = next;
+    }
+    node.member = true;
+  }
+
+  /** The node at `path`, if any path in the set goes through it. */
+  at(path: Path): FieldSet | undefined {
+    let node: FieldSet | undefined = this;
+    for (const element of path) node = node?.children.get(element);
+    return node;
+  }
+
+  has(path: Path): boolean {
+    return this.at(path)?.member === true;
+  }
+
+  /** Whether some member lies strictly below `path`. */
+  hasBelow(path: Path): boolean {
+    const node = this.at(path);
+    return node !== undefined && !FieldSet.emptyChildren(node);
+  }
+
+  isEmpty(): boolean {
+    return !this.member && FieldSet.emptyChildren(this);
+  }
+
+  private static emptyChildren(node: FieldSet): boolean {
+    for (const child of node.children.values()) if (!child.isEmpty()) return false;
+    return true;
+  }
+
+  clone(): FieldSet {
+    return this.union(new FieldSet());
+  }
+
+  union(other: FieldSet): FieldSet {
+    const out = new FieldSet();
+    out.member = this.member || other.member;
+    for (const key of new Set([...this.children.keys(), ...other.children.keys()])) {
+      const a = this.children.get(key);
+      const b = other.children.get(key);
+      const merged = a === undefined ? (b as FieldSet).clone() : b === undefined ? a.clone() : a.union(b);
+      if (!merged.isEmpty()) out.children.set(key, merged);
+    }
+    return out;
+  }
+
+  /** Members of this set that are not members of `other` (a member of `other` removes only that path, not its children). */
+  difference(other: FieldSet): FieldSet {
+    const out = new FieldSet();
+    out.member = this.member && !other.member;
+    for (const [key, child] of this.children) {
+      const theirs = other.children.get(key);
+      const rest = theirs === undefined ? child.clone() : child.difference(theirs);
+      if (!rest.isEmpty()) out.children.set(key, rest);
+    }
+    return out;
+  }
+
+  intersection(other: FieldSet): FieldSet {
+    const out = new FieldSet();
+    out.member = this.member && other.member;
+    for (const [key, child] of this.children) {
+      const theirs = other.children.get(key);
+      if (theirs === undefined) continue;
+      const both = child.intersection(theirs);
+      if (!both.isEmpty()) out.children.set(key, both);
+    }
+    return out;
+  }
+
+  /** This set without anything at or below `prefix`. */
+  without(prefix: Path): FieldSet {
+    if (prefix.length === 0) return new FieldSet();
+    const out = this.clone();
+    out.at(prefix.slice(0, -1))?.children.delete(prefix[prefix.length - 1] as string);
+    return out.clone();
+  }
+
+  /** Only what lies at or below `prefix`. */
+  only(prefix: Path): FieldSet {
+    const node = this.at(prefix);
+    const out = new FieldSet();
+    if (node === undefined) return out;
+    let cursor = out;
+    for (const element of prefix) {
+      const next = new FieldSet();
+      cursor.children.set(element, next);
+      cursor = next;
+    }
+    cursor.member = node.member;
+    for (const [key, child] of node.children) cursor.children.set(key, child.clone());
+    return out.clone();
+  }
+
+  /** Every member path, parents before children, siblings in FieldsV1 order. */
+  members(): Path[] {
+    const out: Path[] = [];
+    const walk = (node: FieldSet, prefix: string[]): void => {
+      if (node.member) out.push(prefix);
+      for (const key of sortedKeys(node.children.keys())) walk(node.children.get(key) as FieldSet, [...prefix, key]);
+    };
+    walk(this, []);
+    return out;
+  }
+
+  equals(other: FieldSet): boolean {
+    return this.difference(other).isEmpty() && other.difference(this).isEmpty();
+  }
+}
+
+const RANK: Record<string, number> = { f: 0, k: 1, v: 2, i: 3 };
+
+/** Path elements in structured-merge-diff's order: fields, then keyed items, values, indexes. */
+export function sortedKeys(keys: Iterable<string>): string[] {
+  return [...keys].sort((a, b) => {
+    const ra = RANK[a[0] ?? ''] ?? 4;
+    const rb = RANK[b[0] ?? ''] ?? 4;
+    if (ra !== rb) return ra - rb;
+    if (ra === 3) return Number(a.slice(2)) - Number(b.slice(2));
+    return a < b ? -1 : a > b ? 1 : 0;
+  });
+}
+
+// ------------------------------------------------------------------ path elements
+
+export function fieldElement(name: string): string {
+  return `f:${name}`;
+}
+
+/** k:{"a":1,"b":"x"}: the item's key fields, sorted by name, as JSON. */
+export function keyElement(item: Record<string, unknown>, keys: readonly string[]): string {
+  const fields: Record<string, unknown> = {};
+  for (const k of [...keys].sort()) if (item[k] !== undefined) fields[k] = item[k];
+  return `k:${JSON.stringify(fields)}`;
+}
+
+export function valueElement(value: unknown): string {
+  return `v:${JSON.stringify(value)}`;
+}
+
+export function indexElement(i: number): string {
+  return `i:${i}`;
+}
+
+/** The key fields a k: element names. */
+export function keyFields(element: string): Record<string, unknown> {
+  return JSON.parse(element.slice(2)) as Record<string, unknown>;
+}
+
+/** A path as upstream prints it in conflicts: .spec.containers[name="c"].image, .metadata.finalizers[="x"]. */
+export function pathString(path: Path): string {
+  return path
+    .map((element) => {
+      const body = element.slice(2);
+      switch (element[0]) {
+        case 'f':
+          return `.${body}`;
+        case 'k':
+          return `[${Object.entries(keyFields(element))
+            .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+            .join(',')}]`;
+        case 'v':
+          return `[=${body}]`;
+        default:
+          return `[${body}]`;
+      }
+    })
+    .join('');
+}
