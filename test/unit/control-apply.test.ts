@@ -9,7 +9,7 @@ import { FieldSet, pathString } from '../../src/control/server/apply/field-set.j
 import { decodeFieldsV1, encodeFieldsV1 } from '../../src/control/server/apply/fields-v1.js';
 import { DEFAULT_LIST_TYPES } from '../../src/control/server/apply/list-types.js';
 import { capUpdateManagers, decodeManagedFields, encodeManagedFields, type Managed } from '../../src/control/server/apply/managed-fields.js';
-import { toFieldSet } from '../../src/control/server/apply/typed-value.js';
+import { checkNoDuplicates, toFieldSet } from '../../src/control/server/apply/typed-value.js';
 import { ApplyConflictError, apply, recordUpdate, type Scope } from '../../src/control/server/apply/updater.js';
 
 const scope = (plural: string, subresource?: string): Scope => ({ resource: resourceNamed(plural), listTypes: DEFAULT_LIST_TYPES, ...(subresource ? { subresource } : {}) });
@@ -82,6 +82,22 @@ describe('field sets of objects and their paths', () => {
       '.spec.tolerations',
     ]);
   });
+});
+
+describe('apply configurations that repeat an item', () => {
+  const cases: { name: string; spec: unknown; meta?: unknown; error?: string }[] = [
+    { name: 'a container name', spec: { containers: [{ name: 'c' }, { name: 'c' }] }, error: '.spec.containers: duplicate entries for key [name="c"]' },
+    { name: 'an env name inside a container', spec: { containers: [{ name: 'c', env: [{ name: 'E' }, { name: 'E', value: 'x' }] }] }, error: '.spec.containers[name="c"].env: duplicate entries for key [name="E"]' },
+    { name: 'a finalizer', spec: {}, meta: { finalizers: ['a/b', 'a/b'] }, error: '.metadata.finalizers: duplicate entries for value [="a/b"]' },
+    { name: 'nothing (an atomic list may repeat)', spec: { tolerations: [{ key: 'k' }, { key: 'k' }] } },
+  ];
+  for (const c of cases) {
+    it(`${c.error === undefined ? 'accepts' : 'refuses'} ${c.name}`, () => {
+      const check = (): void => checkNoDuplicates(scope('pods'), { metadata: c.meta ?? {}, spec: c.spec });
+      if (c.error === undefined) check();
+      else assert.throws(check, { message: c.error });
+    });
+  }
 });
 
 // ------------------------------------------------------------------ apply and update stories

@@ -131,6 +131,13 @@ describe('API server: server-side apply and managedFields', () => {
       message: 'the name of the object (other) does not match the name on the URL (c)',
     },
   ];
+  it('refuses an apply configuration that repeats a list key (400)', async () => {
+    const pod = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - {name: c, image: a}\n  - {name: c, image: b}\n';
+    const res = await apply<Status>('/api/v1/namespaces/default/pods/p', 'fieldManager=m', pod);
+    assert.equal(res.status, 400);
+    assert.equal(res.body.message, 'failed to create typed patch object (/v1, Kind=Pod): .spec.containers: duplicate entries for key [name="c"]');
+  });
+
   for (const r of refusals) {
     it(`refuses ${r.name} (${r.code})`, async () => {
       await apply(`${CMS}/c`, 'fieldManager=tool', cm('  a: "1"\n'));

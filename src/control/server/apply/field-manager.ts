@@ -11,6 +11,7 @@ import type { Store } from '../../store/store.js';
 import { boolParam } from '../query.js';
 import { DEFAULT_LIST_TYPES, type ListTypes } from './list-types.js';
 import { decodeManagedFields, encodeManagedFields, type Managed, ManagedFieldsError } from './managed-fields.js';
+import { checkNoDuplicates, DuplicateKeyError } from './typed-value.js';
 import { apply, recordUpdate, type Scope } from './updater.js';
 
 export const APPLY_PATCH = 'application/apply-patch+yaml';
@@ -171,7 +172,14 @@ export function applyPatch(db: Store, target: ApplyTarget, body: unknown, query:
     if (err instanceof ManagedFieldsError) throw new InternalError(`failed to decode managed fields: ${err.message}`);
     throw err;
   }
-  const merged = apply(scopeOf(resource, subresource), { manager, apiVersion: resource.apiVersion }, live, config, managed, force);
+  const scope = scopeOf(resource, subresource);
+  try {
+    checkNoDuplicates(scope, config);
+  } catch (err) {
+    if (err instanceof DuplicateKeyError) throw new BadRequestError(`failed to create typed patch object (${resource.group}/${resource.version}, Kind=${resource.kind}): ${err.message}`);
+    throw err;
+  }
+  const merged = apply(scope, { manager, apiVersion: resource.apiVersion }, live, config, managed, force);
   store(merged, managed);
   const keep = (next: KubeObject): void => store(next, managed);
   if (live === undefined) return { code: 201, object: db.create(merged, { manageFields: keep }) };

@@ -5,7 +5,7 @@
 // are as their ListType says (see list-types.ts).
 import type { ResourceInfo } from '../../api/registry.js';
 import { cloneData, jsonEqual } from '../../store/json.js';
-import { FieldSet, fieldElement, keyElement, keyFields, type Path, valueElement } from './field-set.js';
+import { FieldSet, fieldElement, keyElement, keyFields, type Path, pathString, valueElement } from './field-set.js';
 import type { ListType, ListTypes } from './list-types.js';
 
 export interface Schema {
@@ -19,20 +19,51 @@ function isMap(value: unknown): value is Obj {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** The items of a granular list by path element; undefined when the list is atomic (or its items do not fit its type). */
+function elementOf(item: unknown, type: ListType): string | undefined {
+  if (type.type === 'map') return isMap(item) ? keyElement(item, type.keys) : undefined;
+  return item !== null && typeof item === 'object' ? undefined : valueElement(item);
+}
+
+/**
+ * The items of a granular list by path element; undefined when the list is atomic, or its items
+ * do not fit its type or repeat a key (such a list is then handled whole).
+ */
 function itemsOf(list: readonly unknown[], type: ListType): Map<string, unknown> | undefined {
   if (type.type === 'atomic') return undefined;
   const items = new Map<string, unknown>();
   for (const item of list) {
-    if (type.type === 'map') {
-      if (!isMap(item)) return undefined;
-      items.set(keyElement(item, type.keys), item);
-    } else {
-      if (item !== null && typeof item === 'object') return undefined;
-      items.set(valueElement(item), item);
-    }
+    const element = elementOf(item, type);
+    if (element === undefined || items.has(element)) return undefined;
+    items.set(element, item);
   }
   return items;
+}
+
+export class DuplicateKeyError extends Error {}
+
+/** Refuses an apply configuration whose keyed list or set repeats an item, as structured-merge-diff does. */
+export function checkNoDuplicates(schema: Schema, value: unknown): void {
+  const walk = (v: unknown, path: string[], names: string[]): void => {
+    if (isMap(v)) {
+      for (const [k, child] of Object.entries(v)) walk(child, [...path, fieldElement(k)], [...names, k]);
+      return;
+    }
+    if (!Array.isArray(v)) return;
+    const type = schema.listTypes.listType(schema.resource, names);
+    if (type.type === 'atomic') return;
+    const seen = new Set<string>();
+    for (const item of v) {
+      const element = elementOf(item, type);
+      if (element === undefined) continue;
+      if (seen.has(element)) {
+        const what = type.type === 'map' ? 'key' : 'value';
+        throw new DuplicateKeyError(`${pathString(path)}: duplicate entries for ${what} ${pathString([element])}`);
+      }
+      seen.add(element);
+      if (isMap(item)) walk(item, [...path, element], names);
+    }
+  };
+  walk(value, [], []);
 }
 
 function granularItems(schema: Schema, names: readonly string[], value: unknown): Map<string, unknown> | undefined {
