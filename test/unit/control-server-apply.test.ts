@@ -70,6 +70,10 @@ describe('API server: server-side apply and managedFields', () => {
     assert.equal(again.body.metadata.labels, undefined);
     const got = await call('GET', `${CMS}/c`);
     assert.deepEqual(got.body.metadata.managedFields, again.body.metadata.managedFields, 'stored as answered');
+
+    const same = await apply(`${CMS}/c`, 'fieldManager=tool', cm('  a: "1"\n'));
+    assert.equal(same.status, 200);
+    assert.equal(same.body.metadata.resourceVersion, again.body.metadata.resourceVersion, 'an apply that changes nothing writes nothing');
   });
 
   it('answers a conflict with kube-apiserver\'s Status, and takes the field with force=true', async () => {

@@ -16,13 +16,8 @@ import { apply, recordUpdate, type Scope } from './updater.js';
 
 export const APPLY_PATCH = 'application/apply-patch+yaml';
 
-/** Where the apply code learns list types. */
-let listTypes: ListTypes = DEFAULT_LIST_TYPES;
-
-/** Replaces the list-type lookup (the kinds' schema annotations, once they exist). */
-export function useListTypes(lookup: ListTypes): void {
-  listTypes = lookup;
-}
+/** Where apply learns which lists are keyed, sets or atomic (the one line to point at the kinds' own schema annotations). */
+const listTypes: ListTypes = DEFAULT_LIST_TYPES;
 
 const MAX_MANAGER_LENGTH = 128;
 type OptionsKind = 'CreateOptions' | 'UpdateOptions' | 'PatchOptions';
