@@ -1,5 +1,6 @@
 // `stowage get -o yaml|json` leaves metadata.managedFields out, as kubectl does, and shows them
-// with --show-managed-fields: every write now records them, and they would drown the object.
+// with --show-managed-fields: every write now records them, and they would drown the object. The
+// CLI's own writes are recorded under its program name, "stowage".
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ApiClient } from '../../src/cli/api-client.js';
@@ -31,6 +32,14 @@ describe('stowage get and managedFields', () => {
     { args: ['configmap'], output: 'json', show: false, managed: false },
     { args: ['configmap'], output: 'json', show: true, managed: true },
   ];
+  it('writes as manager "stowage" (its User-Agent\'s program name)', async () => {
+    const client = new ApiClient({ server: server.url });
+    const resource = parseTargets(['configmap'])[0]?.resource;
+    assert.ok(resource);
+    const patched = await client.patch(resource, 'default', 'c', { data: { k: 'w' } });
+    assert.deepEqual(patched.metadata.managedFields?.map((e) => e.manager).sort(), ['seeder', 'stowage']);
+  });
+
   for (const c of cases) {
     it(`get ${c.args.join(' ')} -o ${c.output}${c.show ? ' --show-managed-fields' : ''}`, async () => {
       let text = '';
