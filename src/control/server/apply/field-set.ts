@@ -43,31 +43,31 @@ export class FieldSet {
   /** Whether some member lies strictly below `path`. */
   hasBelow(path: Path): boolean {
     const node = this.at(path);
-    return node !== undefined && !FieldSet.emptyChildren(node);
+    return node !== undefined && node.children.size > 0;
   }
+
+  // Every operation keeps the trie free of empty nodes (no member at or below them), so a node is
+  // empty exactly when it has no member flag and no children.
 
   isEmpty(): boolean {
-    return !this.member && FieldSet.emptyChildren(this);
-  }
-
-  private static emptyChildren(node: FieldSet): boolean {
-    for (const child of node.children.values()) if (!child.isEmpty()) return false;
-    return true;
+    return !this.member && this.children.size === 0;
   }
 
   clone(): FieldSet {
-    return this.union(new FieldSet());
+    const out = new FieldSet();
+    out.member = this.member;
+    for (const [key, child] of this.children) out.children.set(key, child.clone());
+    return out;
   }
 
   union(other: FieldSet): FieldSet {
     const out = new FieldSet();
     out.member = this.member || other.member;
-    for (const key of new Set([...this.children.keys(), ...other.children.keys()])) {
-      const a = this.children.get(key);
-      const b = other.children.get(key);
-      const merged = a === undefined ? (b as FieldSet).clone() : b === undefined ? a.clone() : a.union(b);
-      if (!merged.isEmpty()) out.children.set(key, merged);
+    for (const [key, child] of this.children) {
+      const theirs = other.children.get(key);
+      out.children.set(key, theirs === undefined ? child.clone() : child.union(theirs));
     }
+    for (const [key, child] of other.children) if (!this.children.has(key)) out.children.set(key, child.clone());
     return out;
   }
 
@@ -98,25 +98,28 @@ export class FieldSet {
   /** This set without anything at or below `prefix`. */
   without(prefix: Path): FieldSet {
     if (prefix.length === 0) return new FieldSet();
-    const out = this.clone();
-    out.at(prefix.slice(0, -1))?.children.delete(prefix[prefix.length - 1] as string);
-    return out.clone();
+    const [first, ...rest] = prefix as [string, ...string[]];
+    const child = this.children.get(first);
+    if (child === undefined) return this;
+    const out = new FieldSet();
+    out.member = this.member;
+    for (const [key, c] of this.children) if (key !== first) out.children.set(key, c.clone());
+    const kept = child.without(rest);
+    if (!kept.isEmpty()) out.children.set(first, kept);
+    return out;
   }
 
   /** Only what lies at or below `prefix`. */
   only(prefix: Path): FieldSet {
     const node = this.at(prefix);
-    const out = new FieldSet();
-    if (node === undefined) return out;
-    let cursor = out;
-    for (const element of prefix) {
-      const next = new FieldSet();
-      cursor.children.set(element, next);
-      cursor = next;
+    if (node === undefined) return new FieldSet();
+    let out = node.clone();
+    for (const element of [...prefix].reverse()) {
+      const parent = new FieldSet();
+      parent.children.set(element, out);
+      out = parent;
     }
-    cursor.member = node.member;
-    for (const [key, child] of node.children) cursor.children.set(key, child.clone());
-    return out.clone();
+    return out;
   }
 
   /** Every member path, parents before children, siblings in FieldsV1 order. */
