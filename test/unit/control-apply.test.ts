@@ -61,6 +61,34 @@ describe('FieldsV1', () => {
   }
 });
 
+describe('field set operations', () => {
+  const a = FieldSet.of(['f:data', 'f:x'], ['f:data', 'f:y'], ['f:metadata', 'f:labels'], ['f:metadata', 'f:labels', 'f:app'], ['f:status', 'f:phase']);
+  const b = FieldSet.of(['f:data', 'f:y'], ['f:data', 'f:z'], ['f:metadata', 'f:labels', 'f:app']);
+  const cases: { name: string; result: FieldSet; members: string[] }[] = [
+    { name: 'union', result: a.union(b), members: ['.data.x', '.data.y', '.data.z', '.metadata.labels', '.metadata.labels.app', '.status.phase'] },
+    { name: 'difference (a member removes only itself)', result: a.difference(FieldSet.of(['f:metadata', 'f:labels'], ['f:data', 'f:x'])), members: ['.data.y', '.metadata.labels.app', '.status.phase'] },
+    { name: 'intersection', result: a.intersection(b), members: ['.data.y', '.metadata.labels.app'] },
+    { name: 'without a prefix', result: a.without(['f:metadata']), members: ['.data.x', '.data.y', '.status.phase'] },
+    { name: 'only a prefix', result: a.only(['f:status']), members: ['.status.phase'] },
+    { name: 'difference to nothing', result: b.difference(b), members: [] },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      assert.deepEqual(c.result.members().map(pathString), c.members);
+      assert.equal(c.result.isEmpty(), c.members.length === 0);
+      assert.deepEqual(encodeFieldsV1(c.result), encodeFieldsV1(decodeFieldsV1(encodeFieldsV1(c.result))), 'no empty nodes left behind');
+    });
+  }
+  it('leaves its operands as they were', () => {
+    const before = JSON.stringify(encodeFieldsV1(a));
+    a.union(b);
+    a.difference(b);
+    a.without(['f:data']);
+    a.only(['f:data']);
+    assert.equal(JSON.stringify(encodeFieldsV1(a)), before);
+  });
+});
+
 describe('field sets of objects and their paths', () => {
   const pod = {
     metadata: { name: 'p', labels: { app: 'x' }, finalizers: ['a/b'] },
