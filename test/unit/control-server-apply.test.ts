@@ -187,6 +187,9 @@ describe('API server: server-side apply and managedFields', () => {
     assert.equal(status.body.status?.phase, 'Bound');
     assert.deepEqual(owners(status.body), ['agent/Apply/status', 'tool/Apply']);
     assert.deepEqual(status.body.metadata.managedFields?.find((e) => e.manager === 'agent')?.fieldsV1, { 'f:status': { 'f:phase': {} } });
+    const patched = await call('PATCH', `${PVCS}/d/status?fieldManager=binder`, { status: { phase: 'Lost' } }, { 'content-type': 'application/merge-patch+json' });
+    assert.deepEqual(owners(patched.body), ['tool/Apply', 'binder/Update/status'], 'the Update through /status took the phase, all the agent owned');
+    assert.deepEqual(patched.body.metadata.managedFields?.find((e) => e.manager === 'binder')?.fieldsV1, { 'f:status': { 'f:phase': {} } });
     assert.equal((await apply(`${PVCS}/none/status`, 'fieldManager=agent', 'apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: none\n')).status, 404);
   });
 });
