@@ -272,6 +272,46 @@ const stories: Story[] = [
     owners: { 'b/Apply': ['.spec.tolerations'] },
   },
   {
+    name: 'a label selector is atomic: owned whole, another value conflicts',
+    plural: 'persistentvolumeclaims',
+    steps: [
+      { apply: 'a', config: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'c' }, spec: { selector: { matchLabels: { tier: 'db' } } } } },
+      {
+        apply: 'b',
+        config: { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'c' }, spec: { selector: { matchLabels: { zone: 'a' } } } },
+        conflict: { message: 'Apply failed with 1 conflict: conflict with "a": .spec.selector', fields: ['.spec.selector'] },
+      },
+    ],
+    expect: { spec: { selector: { matchLabels: { tier: 'db' } } } },
+    owners: { 'a/Apply': ['.spec.selector'] },
+  },
+  {
+    name: 'a port without its protocol is keyed by the default protocol, TCP',
+    plural: 'pods',
+    steps: [
+      { apply: 'a', config: pod({ containers: [{ name: 'c', ports: [{ containerPort: 80, protocol: 'TCP', name: 'http' }] }] }) },
+      { apply: 'b', config: pod({ containers: [{ name: 'c', ports: [{ containerPort: 80, name: 'http' }] }] }) },
+    ],
+    expect: { spec: { containers: [{ name: 'c', ports: [{ containerPort: 80, protocol: 'TCP', name: 'http' }] }] } },
+    owners: {
+      'a/Apply': [
+        '.spec.containers[name="c"]',
+        '.spec.containers[name="c"].name',
+        '.spec.containers[name="c"].ports[containerPort=80,protocol="TCP"]',
+        '.spec.containers[name="c"].ports[containerPort=80,protocol="TCP"].containerPort',
+        '.spec.containers[name="c"].ports[containerPort=80,protocol="TCP"].name',
+        '.spec.containers[name="c"].ports[containerPort=80,protocol="TCP"].protocol',
+      ],
+      'b/Apply': [
+        '.spec.containers[name="c"]',
+        '.spec.containers[name="c"].name',
+        '.spec.containers[name="c"].ports[containerPort=80,protocol="TCP"]',
+        '.spec.containers[name="c"].ports[containerPort=80,protocol="TCP"].containerPort',
+        '.spec.containers[name="c"].ports[containerPort=80,protocol="TCP"].name',
+      ],
+    },
+  },
+  {
     name: 'status is not owned through the main resource of a kind with a status subresource',
     plural: 'persistentvolumeclaims',
     steps: [

@@ -142,6 +142,14 @@ describe('API server: server-side apply and managedFields', () => {
     assert.equal(res.body.message, 'failed to create typed patch object (/v1, Kind=Pod): .spec.containers: duplicate entries for key [name="c"]');
   });
 
+  it('re-applies a pod whose port leaves its protocol to the default without doubling the port', async () => {
+    const pod = 'apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  containers:\n  - name: c\n    image: a\n    ports:\n    - containerPort: 80\n';
+    assert.equal((await apply('/api/v1/namespaces/default/pods/p', 'fieldManager=m', pod)).status, 201);
+    const again = await apply<Obj & { spec: { containers: { ports: unknown[] }[] } }>('/api/v1/namespaces/default/pods/p', 'fieldManager=m', pod);
+    assert.equal(again.status, 200);
+    assert.deepEqual(again.body.spec.containers[0]?.ports, [{ containerPort: 80, protocol: 'TCP' }]);
+  });
+
   for (const r of refusals) {
     it(`refuses ${r.name} (${r.code})`, async () => {
       await apply(`${CMS}/c`, 'fieldManager=tool', cm('  a: "1"\n'));

@@ -157,10 +157,13 @@ export function fieldElement(name: string): string {
   return `f:${name}`;
 }
 
-/** k:{"a":1,"b":"x"}: the item's key fields, sorted by name, as JSON. */
-export function keyElement(item: Record<string, unknown>, keys: readonly string[]): string {
+/** k:{"a":1,"b":"x"}: the item's key fields (a missing one from `defaults`), sorted by name, as JSON. */
+export function keyElement(item: Record<string, unknown>, keys: readonly string[], defaults: Readonly<Record<string, unknown>> = {}): string {
   const fields: Record<string, unknown> = {};
-  for (const k of [...keys].sort()) if (item[k] !== undefined) fields[k] = item[k];
+  for (const k of [...keys].sort()) {
+    const value = item[k] ?? defaults[k];
+    if (value !== undefined) fields[k] = value;
+  }
   return `k:${JSON.stringify(fields)}`;
 }
 

@@ -8,16 +8,20 @@
 // built-in table below without touching the apply code.
 import type { ResourceInfo } from '../../api/registry.js';
 
-export type ListType = { type: 'atomic' } | { type: 'set' } | { type: 'map'; keys: readonly string[] };
+/** A "map" list's key fields; `defaults` fills a key field an item leaves out (ports' protocol is TCP). */
+export type ListType = { type: 'atomic' } | { type: 'set' } | { type: 'map'; keys: readonly string[]; defaults?: Readonly<Record<string, unknown>> };
 
 export interface ListTypes {
   /** The type of the list at `path`: the field names from the object's root, list items skipped (e.g. ["spec", "containers", "env"]). */
   listType(resource: ResourceInfo, path: readonly string[]): ListType;
+  /** Whether the struct or map at `path` is atomic (x-kubernetes-map-type: atomic): owned and replaced whole. Absent: none is. */
+  atomicMap?(resource: ResourceInfo, path: readonly string[]): boolean;
 }
 
 const ATOMIC: ListType = { type: 'atomic' };
 const SET: ListType = { type: 'set' };
 const byKeys = (...keys: string[]): ListType => ({ type: 'map', keys });
+const PORTS: ListType = { type: 'map', keys: ['containerPort', 'protocol'], defaults: { protocol: 'TCP' } };
 
 const CONTAINER_LISTS = ['containers', 'initContainers', 'ephemeralContainers'];
 
@@ -31,12 +35,21 @@ const TABLE = new Map<string, ListType>([
   ...CONTAINER_LISTS.flatMap((list): [string, ListType][] => [
     [`spec.${list}`, byKeys('name')],
     [`spec.${list}.env`, byKeys('name')],
-    [`spec.${list}.ports`, byKeys('containerPort', 'protocol')],
+    [`spec.${list}.ports`, PORTS],
     [`spec.${list}.volumeMounts`, byKeys('mountPath')],
     [`spec.${list}.volumeDevices`, byKeys('devicePath')],
   ]),
 ]);
 
+/** Upstream's atomic structs among the served kinds' fields (ObjectReference, LabelSelector, NodeSelector, TypedLocalObjectReference). */
+const ATOMIC_MAPS = new Set([
+  'persistentvolumes:spec.claimRef',
+  'persistentvolumes:spec.nodeAffinity.required',
+  'persistentvolumeclaims:spec.selector',
+  'persistentvolumeclaims:spec.dataSource',
+]);
+
 export const DEFAULT_LIST_TYPES: ListTypes = {
   listType: (_resource, path) => TABLE.get(path.join('.')) ?? ATOMIC,
+  atomicMap: (resource, path) => ATOMIC_MAPS.has(`${resource.plural}:${path.join('.')}`),
 };

@@ -20,7 +20,7 @@ function isMap(value: unknown): value is Obj {
 }
 
 function elementOf(item: unknown, type: ListType): string | undefined {
-  if (type.type === 'map') return isMap(item) ? keyElement(item, type.keys) : undefined;
+  if (type.type === 'map') return isMap(item) ? keyElement(item, type.keys, type.defaults) : undefined;
   return item !== null && typeof item === 'object' ? undefined : valueElement(item);
 }
 
@@ -44,7 +44,7 @@ export class DuplicateKeyError extends Error {}
 /** Refuses an apply configuration whose keyed list or set repeats an item, as structured-merge-diff does. */
 export function checkNoDuplicates(schema: Schema, value: unknown): void {
   const walk = (v: unknown, path: string[], names: string[]): void => {
-    if (isMap(v)) {
+    if (granularMap(schema, names, v)) {
       for (const [k, child] of Object.entries(v)) walk(child, [...path, fieldElement(k)], [...names, k]);
       return;
     }
@@ -66,6 +66,11 @@ export function checkNoDuplicates(schema: Schema, value: unknown): void {
   walk(value, [], []);
 }
 
+/** A map whose members are owned one by one: any but an atomic one (the object itself always is). */
+function granularMap(schema: Schema, names: readonly string[], value: unknown): value is Obj {
+  return isMap(value) && (names.length === 0 || schema.listTypes.atomicMap?.(schema.resource, names) !== true);
+}
+
 function granularItems(schema: Schema, names: readonly string[], value: unknown): Map<string, unknown> | undefined {
   if (!Array.isArray(value)) return undefined;
   return itemsOf(value, schema.listTypes.listType(schema.resource, names));
@@ -75,7 +80,7 @@ function granularItems(schema: Schema, names: readonly string[], value: unknown)
 export function toFieldSet(schema: Schema, value: unknown): FieldSet {
   const set = new FieldSet();
   const walk = (v: unknown, path: string[], names: string[]): void => {
-    if (isMap(v)) {
+    if (granularMap(schema, names, v)) {
       for (const [k, child] of Object.entries(v)) if (child !== undefined) walk(child, [...path, fieldElement(k)], [...names, k]);
       return;
     }
@@ -104,7 +109,7 @@ export function compare(schema: Schema, before: unknown, after: unknown): Compar
   const out: Comparison = { added: new FieldSet(), modified: new FieldSet(), removed: new FieldSet() };
   const all = (v: unknown, path: string[], names: string[], into: FieldSet): void => {
     if (path.length > 0) into.insert(path);
-    if (isMap(v)) {
+    if (granularMap(schema, names, v)) {
       for (const [k, child] of Object.entries(v)) if (child !== undefined) all(child, [...path, fieldElement(k)], [...names, k], into);
       return;
     }
@@ -116,7 +121,7 @@ export function compare(schema: Schema, before: unknown, after: unknown): Compar
       all(a ?? b, path, names, a === undefined ? out.added : out.removed);
       return;
     }
-    if (isMap(a) && isMap(b)) {
+    if (granularMap(schema, names, a) && granularMap(schema, names, b)) {
       for (const k of new Set([...Object.keys(a), ...Object.keys(b)])) walk(a[k], b[k], [...path, fieldElement(k)], [...names, k]);
       return;
     }
@@ -136,7 +141,7 @@ export function compare(schema: Schema, before: unknown, after: unknown): Compar
 export function merge(schema: Schema, live: unknown, config: unknown): unknown {
   const walk = (a: unknown, b: unknown, names: string[]): unknown => {
     if (b === undefined) return cloneData(a);
-    if (isMap(a) && isMap(b)) {
+    if (granularMap(schema, names, a) && granularMap(schema, names, b)) {
       const out: Obj = cloneData(a);
       for (const [k, child] of Object.entries(b)) if (child !== undefined) out[k] = walk(a[k], child, [...names, k]);
       return out;
