@@ -9,7 +9,7 @@ import { FieldSet, pathString } from '../../src/control/server/apply/field-set.j
 import { decodeFieldsV1, encodeFieldsV1 } from '../../src/control/server/apply/fields-v1.js';
 import { DEFAULT_LIST_TYPES } from '../../src/control/server/apply/list-types.js';
 import { capUpdateManagers, decodeManagedFields, encodeManagedFields, type Managed } from '../../src/control/server/apply/managed-fields.js';
-import { checkNoDuplicates, toFieldSet } from '../../src/control/server/apply/typed-value.js';
+import { checkNoDuplicates, mergeOrder, toFieldSet } from '../../src/control/server/apply/typed-value.js';
 import { ApplyConflictError, apply, recordUpdate, type Scope } from '../../src/control/server/apply/updater.js';
 
 const scope = (plural: string, subresource?: string): Scope => ({ resource: resourceNamed(plural), listTypes: DEFAULT_LIST_TYPES, ...(subresource ? { subresource } : {}) });
@@ -87,6 +87,21 @@ describe('field set operations', () => {
     a.only(['f:data']);
     assert.equal(JSON.stringify(encodeFieldsV1(a)), before);
   });
+});
+
+describe('merged list order', () => {
+  const cases: { live: string[]; config: string[]; merged: string[] }[] = [
+    { live: ['a', 'b'], config: ['c'], merged: ['a', 'b', 'c'] },
+    { live: ['a', 'b', 'c'], config: ['c', 'a'], merged: ['c', 'a', 'b'] },
+    { live: ['x', 'a', 'y', 'b'], config: ['b', 'a'], merged: ['x', 'b', 'a', 'y'] },
+    { live: [], config: ['b', 'a'], merged: ['b', 'a'] },
+    { live: ['a', 'b'], config: [], merged: ['a', 'b'] },
+  ];
+  for (const c of cases) {
+    it(`live [${c.live}] + applied [${c.config}] → [${c.merged}]`, () => {
+      assert.deepEqual(mergeOrder(c.live, c.config), c.merged);
+    });
+  }
 });
 
 describe('field sets of objects and their paths', () => {

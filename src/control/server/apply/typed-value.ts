@@ -137,6 +137,47 @@ export function compare(schema: Schema, before: unknown, after: unknown): Compar
   return out;
 }
 
+/**
+ * The order of a merged list, as structured-merge-diff orders it: the configuration's items in
+ * its order, the live object's other items where they were relative to them.
+ */
+export function mergeOrder(live: readonly string[], config: readonly string[]): string[] {
+  const inConfig = new Set(config);
+  const out: string[] = [];
+  const emitted = new Set<string>();
+  const emit = (element: string): void => {
+    out.push(element);
+    emitted.add(element);
+  };
+  let l = 0;
+  let c = 0;
+  while (l < live.length || c < config.length) {
+    const lk = live[l];
+    const ck = config[c];
+    if (lk !== undefined && emitted.has(lk)) l++;
+    else if (lk !== undefined && ck !== undefined) {
+      if (lk === ck) {
+        emit(lk);
+        l++;
+        c++;
+      } else if (inConfig.has(lk)) {
+        emit(ck);
+        c++;
+      } else {
+        emit(lk);
+        l++;
+      }
+    } else if (lk !== undefined) {
+      emit(lk);
+      l++;
+    } else if (ck !== undefined) {
+      if (!emitted.has(ck)) emit(ck);
+      c++;
+    }
+  }
+  return out;
+}
+
 /** `config` merged into `live`: maps and granular lists merge member by member, anything else is replaced. */
 export function merge(schema: Schema, live: unknown, config: unknown): unknown {
   const walk = (a: unknown, b: unknown, names: string[]): unknown => {
@@ -151,10 +192,9 @@ export function merge(schema: Schema, live: unknown, config: unknown): unknown {
       const itemsA = itemsOf(a, type);
       const itemsB = itemsOf(b, type);
       if (itemsA !== undefined && itemsB !== undefined) {
-        const merged = new Map<string, unknown>();
-        for (const [element, item] of itemsA) merged.set(element, cloneData(item));
-        for (const [element, item] of itemsB) merged.set(element, walk(itemsA.get(element), item, names));
-        return [...merged.values()];
+        return mergeOrder([...itemsA.keys()], [...itemsB.keys()]).map((element) =>
+          itemsB.has(element) ? walk(itemsA.get(element), itemsB.get(element), names) : cloneData(itemsA.get(element)),
+        );
       }
     }
     return cloneData(b);
