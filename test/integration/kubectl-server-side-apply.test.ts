@@ -121,8 +121,12 @@ describe('kubectl apply --server-side', { skip: existsSync(KUBECTL) ? false : `$
     assert.deepEqual((await live()).data, { a: '10', c: '3' });
 
     const yaml = await kubectl('get', 'configmap', 'app', '-o', 'yaml', '--show-managed-fields');
-    assert.match(yaml.stdout, /\n {2}managedFields:\n {2}- apiVersion: v1\n {4}fieldsType: FieldsV1\n {4}fieldsV1:\n {6}f:data:\n {8}f:a: \{\}\n {8}f:c: \{\}\n/);
-    assert.match(yaml.stdout, /\n {4}manager: deployer\n {4}operation: Apply\n {4}time: "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"\n/);
+    assert.match(yaml.stdout, /\n {2}managedFields:\n {2}- apiVersion: v1\n/);
+    // Entries in kube-apiserver's order (Apply, then oldest first), keys sorted as kubectl prints them.
+    assert.match(
+      yaml.stdout,
+      /\n {2}- apiVersion: v1\n {4}fieldsType: FieldsV1\n {4}fieldsV1:\n {6}f:data:\n {8}f:a: \{\}\n {8}f:c: \{\}\n {6}f:metadata:\n {8}f:labels:\n {10}f:app: \{\}\n {4}manager: deployer\n {4}operation: Apply\n {4}time: "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"\n/,
+    );
     const plain = await kubectl('get', 'configmap', 'app', '-o', 'yaml');
     assert.doesNotMatch(plain.stdout, /managedFields/);
   });

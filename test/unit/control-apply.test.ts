@@ -407,6 +407,28 @@ describe('apply and update', () => {
     assert.equal([...old.values()][0]?.time, '2000-01-01T00:00:00Z', 'a no-op update leaves the entry as it was');
   });
 
+  it('lists entries as kube-apiserver does: Apply before Update, then by time (seconds), manager, apiVersion, subresource', () => {
+    const entry = (manager: string, operation: 'Apply' | 'Update', time: string, subresource?: string) => ({
+      manager,
+      operation,
+      apiVersion: 'v1',
+      time,
+      fieldsType: 'FieldsV1' as const,
+      fieldsV1: { 'f:data': { [`f:${manager}${subresource ?? ''}`]: {} } },
+      ...(subresource ? { subresource } : {}),
+    });
+    const wire = [
+      entry('z', 'Update', '2024-01-01T00:00:01Z'),
+      entry('b', 'Update', '2024-01-01T00:00:00Z', 'status'),
+      entry('b', 'Update', '2024-01-01T00:00:00Z'),
+      entry('y', 'Apply', '2024-01-01T00:00:09Z'),
+      entry('a', 'Update', '2024-01-01T00:00:00Z'),
+      entry('x', 'Apply', '2024-01-01T00:00:05Z'),
+    ];
+    const order = encodeManagedFields(decodeManagedFields(wire)).map((e) => `${e.manager}/${e.operation}${e.subresource ? `/${e.subresource}` : ''}`);
+    assert.deepEqual(order, ['x/Apply', 'y/Apply', 'a/Update', 'b/Update', 'b/Update/status', 'z/Update']);
+  });
+
   it('an apply to an object nobody owns yet conflicts with "before-first-apply"', () => {
     const s = scope('configmaps');
     const live = cm({ x: '1' }) as unknown as KubeObject;

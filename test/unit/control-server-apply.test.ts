@@ -36,7 +36,8 @@ describe('API server: server-side apply and managedFields', () => {
     return { status: res.status, body: (await res.json()) as T };
   };
   const apply = <T = Obj>(path: string, query: string, yaml: string): Promise<Reply<T>> => call<T>('PATCH', `${path}?${query}`, yaml, { 'content-type': APPLY });
-  const owners = (obj: Obj): string[] => (obj.metadata.managedFields ?? []).map((e) => `${e.manager}/${e.operation}${e.subresource ? `/${e.subresource}` : ''}`);
+  /** The entries' managers, sorted (their order depends on the second each write fell in). */
+  const owners = (obj: Obj): string[] => (obj.metadata.managedFields ?? []).map((e) => `${e.manager}/${e.operation}${e.subresource ? `/${e.subresource}` : ''}`).sort();
   const cm = (data: string, extra = ''): string => `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n${extra}data:\n${data}`;
 
   beforeEach(async () => {
@@ -80,7 +81,7 @@ describe('API server: server-side apply and managedFields', () => {
     await apply(`${CMS}/c`, 'fieldManager=tool', cm('  a: "1"\n', '  labels:\n    app: web\n'));
     const label = await call('PATCH', `${CMS}/c?fieldManager=kubectl-label`, { metadata: { labels: { app: 'db' } } }, { 'content-type': 'application/merge-patch+json' });
     assert.equal(label.status, 200);
-    assert.deepEqual(owners(label.body), ['tool/Apply', 'kubectl-label/Update']);
+    assert.deepEqual(owners(label.body), ['kubectl-label/Update', 'tool/Apply']);
 
     const conflict = await apply<Status>(`${CMS}/c`, 'fieldManager=tool', cm('  a: "1"\n', '  labels:\n    app: web\n'));
     assert.equal(conflict.status, 409);
@@ -196,7 +197,7 @@ describe('API server: server-side apply and managedFields', () => {
     assert.deepEqual(owners(status.body), ['agent/Apply/status', 'tool/Apply']);
     assert.deepEqual(status.body.metadata.managedFields?.find((e) => e.manager === 'agent')?.fieldsV1, { 'f:status': { 'f:phase': {} } });
     const patched = await call('PATCH', `${PVCS}/d/status?fieldManager=binder`, { status: { phase: 'Lost' } }, { 'content-type': 'application/merge-patch+json' });
-    assert.deepEqual(owners(patched.body), ['tool/Apply', 'binder/Update/status'], 'the Update through /status took the phase, all the agent owned');
+    assert.deepEqual(owners(patched.body), ['binder/Update/status', 'tool/Apply'], 'the Update through /status took the phase, all the agent owned');
     assert.deepEqual(patched.body.metadata.managedFields?.find((e) => e.manager === 'binder')?.fieldsV1, { 'f:status': { 'f:phase': {} } });
     assert.equal((await apply(`${PVCS}/none/status`, 'fieldManager=agent', 'apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: none\n')).status, 404);
   });
