@@ -151,7 +151,7 @@ export function apply(scope: Scope, writer: Writer, live: KubeObject | undefined
     let owned = new FieldSet();
     for (const m of managed.values()) owned = owned.union(m.set);
     const gone = last.set.difference(owned);
-    removeFields(merged as unknown as Record<string, unknown>, prunable(gone, owned, last.set));
+    removeFields(merged as unknown as Record<string, unknown>, prunable(gone, owned));
   }
   transfer(scope, base, merged, managed, id, force);
   if (!jsonEqual(base, merged)) {
@@ -166,7 +166,7 @@ export function apply(scope: Scope, writer: Writer, live: KubeObject | undefined
  * The paths of `gone` to remove: not one with an owned field below it (the owner keeps it), and
  * not the key fields of a list item that stays.
  */
-function prunable(gone: FieldSet, owned: FieldSet, last: FieldSet): Path[] {
+function prunable(gone: FieldSet, owned: FieldSet): Path[] {
   return gone.members().filter((path) => {
     if (owned.hasBelow(path)) return false;
     const parent = path[path.length - 2];
@@ -177,6 +177,6 @@ function prunable(gone: FieldSet, owned: FieldSet, last: FieldSet): Path[] {
       const isKey = Object.hasOwn(JSON.parse(parent.slice(2)) as object, leaf.slice(2));
       if (isKey && !itemRemoved) return false;
     }
-    return last.has(path);
+    return true;
   });
 }
