@@ -184,6 +184,18 @@ describe('API server: server-side apply and managedFields', () => {
     assert.deepEqual(replaced.body.metadata.managedFields, given, 'valid managedFields in an update replace the stored ones');
   });
 
+  it('ignores managedFields that do not decode, on create and on update', async () => {
+    for (const garbage of [{ x: { y: 1 } }, [{ manager: 'x', operation: 'Bogus', apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: {} }], [{ fieldsV1: 'f:data' }], 'text']) {
+      await call('DELETE', `${CMS}/g`);
+      const created = await call('POST', `${CMS}?fieldManager=maker`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'g', managedFields: garbage }, data: { k: 'v' } });
+      assert.equal(created.status, 201);
+      assert.deepEqual(created.body.metadata.managedFields?.map((e) => [e.manager, e.fieldsV1]), [['maker', { 'f:data': { '.': {}, 'f:k': {} } }]]);
+      const updated = await call('PUT', `${CMS}/g?fieldManager=editor`, { ...created.body, metadata: { ...created.body.metadata, managedFields: garbage }, data: { k: 'w' } });
+      assert.equal(updated.status, 200);
+      assert.deepEqual(updated.body.metadata.managedFields?.map((e) => e.manager).sort(), ['editor', 'maker'], 'the stored entries stand, plus the update');
+    }
+  });
+
   it('keeps status out of the main resource\'s ownership and applies /status with subresource "status"', async () => {
     const pvc = 'apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: d\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\nstatus:\n  phase: Bound\n';
     const created = await apply(`${PVCS}/d`, 'fieldManager=tool', pvc);

@@ -34,7 +34,7 @@ export interface Scope extends Schema {
 
 /** The fields a write through `scope` may own: status only through /status, never status on the main resource of a kind with the subresource. */
 export function ownable(scope: Scope, set: FieldSet): FieldSet {
-  const rest = set.difference(STRIPPED);
+  const rest = set.difference(STRIPPED).without(['f:metadata', 'f:managedFields']);
   if (scope.subresource === 'status') return rest.only(['f:status']);
   return scope.resource.hasStatus ? rest.without(['f:status']) : rest;
 }
@@ -110,8 +110,8 @@ function entryOf(scope: Scope, writer: Writer, operation: 'Apply' | 'Update'): O
  * changed, nothing recorded.
  */
 export function recordUpdate(scope: Scope, writer: Writer, before: KubeObject | undefined, after: KubeObject, managed: Managed): void {
-  const old = before === undefined ? emptyLike(after) : withoutManagedFields(before);
-  const c = transfer(scope, old, withoutManagedFields(after), managed, undefined, true);
+  // managedFields themselves are an atomic list nobody owns (STRIPPED): compared, never recorded.
+  const c = transfer(scope, before ?? emptyLike(after), after, managed, undefined, true);
   const taken = c.modified.union(c.added);
   if (!taken.isEmpty()) {
     const entry = entryOf(scope, writer, 'Update');
