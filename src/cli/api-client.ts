@@ -4,6 +4,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import { resourceForName, type ResourceInfo } from '../control/api/registry.js';
 import type { KubeList, KubeObject, Status } from '../control/api/types/meta.js';
+import { USER_AGENT } from './version.js';
 
 export interface ApiClientOptions {
   /** "http://127.0.0.1:8080", "http://[::1]:8080" or "unix:///path/api.sock". */
@@ -109,7 +110,7 @@ export class ApiClient {
   /** One request; resolves with the parsed JSON body of a 2xx answer, rejects with ApiStatusError otherwise. */
   async request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-    const headers: Record<string, string | number> = { Accept: 'application/json' };
+    const headers: Record<string, string | number> = { Accept: 'application/json', 'User-Agent': USER_AGENT };
     if (payload !== undefined) {
       headers['Content-Type'] = contentType;
       headers['Content-Length'] = payload.length;

@@ -16,6 +16,7 @@ interface GetFlags {
   selector?: string;
   fieldSelector?: string;
   headers: boolean;
+  showManagedFields?: boolean;
 }
 
 const OUTPUTS = ['wide', 'yaml', 'json', 'name'];
@@ -62,6 +63,7 @@ export function registerGetCommand(program: Command): void {
     .option('-l, --selector <selector>', 'label selector, e.g. app=db,tier!=cache')
     .option('--field-selector <selector>', 'field selector, e.g. status.phase=Bound')
     .option('--no-headers', 'print tables without the header row')
+    .option('--show-managed-fields', 'keep metadata.managedFields in -o yaml/json (left out by default, as kubectl does)')
     .action(
       clientAction(async (kind: string, names: string[], flags: GetFlags, command: Command) => {
         const g = globalFlags(command);
@@ -74,6 +76,13 @@ export function registerGetCommand(program: Command): void {
         await runGet(client, requests, { ...flags, namespace, out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
       }),
     );
+}
+
+/** kubectl leaves managedFields out of -o yaml/json unless --show-managed-fields. */
+function withoutManagedFields(obj: KubeObject): KubeObject {
+  if (obj.metadata.managedFields === undefined) return obj;
+  const { managedFields: _managedFields, ...metadata } = obj.metadata;
+  return { ...obj, metadata };
 }
 
 export interface GetOptions extends GetFlags {
@@ -113,7 +122,8 @@ export async function runGet(client: ApiClient, requests: readonly Request[], op
   const single = requests.length === 1 && (requests[0]?.names.length ?? 0) === 1;
   if (options.output === 'yaml' || options.output === 'json') {
     if (all.length > 0 || !single) {
-      const value = single && all.length === 1 ? all[0] : asList(all);
+      const shown = options.showManagedFields ? all : all.map(withoutManagedFields);
+      const value = single && shown.length === 1 ? shown[0] : asList(shown);
       options.out(options.output === 'yaml' ? toYaml(value) : toJson(value));
     }
   } else if (options.output === 'name') {

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { addGlobalFlags } from './connection.js';
 import { registerDriverCommand } from './driver-command.js';
 import { CliError, exitCodeOf } from './errors.js';
+import { CLI_VERSION } from './version.js';
 
 /** kubectl spells boolean flags --wait=false and --no-headers=true; commander knows --no-wait and --no-headers. */
 function normalizeBooleanFlags(argv: readonly string[]): string[] {
@@ -15,7 +16,7 @@ function normalizeBooleanFlags(argv: readonly string[]): string[] {
 }
 
 const program = new Command();
-program.name('stowage').description('Kubernetes-style persistent storage: CSI driver and embedded control plane').version('0.1.0');
+program.name('stowage').description('Kubernetes-style persistent storage: CSI driver and embedded control plane').version(CLI_VERSION);
 addGlobalFlags(program);
 // The driver is a long-running daemon whose memory counts: when it is what runs, none of the
 // client commands (and the YAML, validation and table code they bring) is loaded.

@@ -13,6 +13,7 @@ import type { KubeList, KubeObject } from '../api/types/meta.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError, UnsupportedMediaTypeError } from '../store/errors.js';
 import { parseBinding } from '../store/binding.js';
 import type { Store } from '../store/store.js';
+import { APPLY_PATCH, applyPatch, trackUpdate, updateManager } from './apply/field-manager.js';
 import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
 import { findDirective, mergePatch } from './merge-patch.js';
 import { boolParam, deleteOptions, intParam, listResourceVersion } from './query.js';
@@ -24,7 +25,7 @@ type ItemRoute = Extract<Route, { type: 'item' }>;
 
 const MERGE_PATCH = 'application/merge-patch+json';
 const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
-const PATCH_TYPES = [MERGE_PATCH, STRATEGIC_MERGE_PATCH];
+const PATCH_TYPES = [MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH];
 
 export interface HandlerContext {
   store: Store;
@@ -100,7 +101,8 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
   if (req.method === 'POST') {
     const obj = asObject(parseBody(await readBody(req), mediaType(req)));
     checkAgainstUrl(obj, r.resource, namespace);
-    await reply(store, res, 201, store.create(obj));
+    const manageFields = trackUpdate(r.resource, updateManager('CreateOptions', query, req.headers['user-agent']));
+    await reply(store, res, 201, store.create(obj, { manageFields }));
     return;
   }
   throw new MethodNotAllowedError(req.method ?? '', `the ${r.resource.plural} collection`);
@@ -134,12 +136,20 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       if (obj.metadata.name !== name) {
         throw new BadRequestError(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`);
       }
-      await reply(store, res, 200, store.update(obj, updateOptions));
+      const manageFields = trackUpdate(resource, updateManager('UpdateOptions', query, req.headers['user-agent']), subresource);
+      await reply(store, res, 200, store.update(obj, { ...updateOptions, manageFields }));
       return;
     }
     case 'PATCH': {
       const type = mediaType(req);
       if (!PATCH_TYPES.includes(type)) throw new UnsupportedMediaTypeError(type, PATCH_TYPES);
+      if (type === APPLY_PATCH) {
+        // Server-side apply: YAML (or JSON) body, may create the object (see apply/field-manager.ts).
+        const applied = applyPatch(store, { resource, namespace: r.namespace, name, ...updateOptions }, parseBody(await readBody(req), 'application/yaml'), query);
+        await reply(store, res, applied.code, applied.object);
+        return;
+      }
+      const manageFields = trackUpdate(resource, updateManager('PatchOptions', query, req.headers['user-agent']), subresource);
       const patch = parseBody(await readBody(req), type, PATCH_TYPES);
       if (type === STRATEGIC_MERGE_PATCH) {
         const directive = findDirective(patch);
@@ -147,7 +157,7 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       }
       const patched = asObject(mergePatch(current(), patch));
       if (patched.metadata.name !== name) throw new BadRequestError('a patch may not change metadata.name');
-      await reply(store, res, 200, store.update(patched, updateOptions));
+      await reply(store, res, 200, store.update(patched, { ...updateOptions, manageFields }));
       return;
     }
     case 'DELETE': {

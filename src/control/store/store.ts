@@ -98,7 +98,12 @@ export interface ListResult<T extends KubeObject = KubeObject> {
   remainingItemCount?: number;
 }
 
-export interface UpdateOptions {
+export interface CreateOptions {
+  /** Called with the object about to be stored (and the stored one on update), to set its metadata.managedFields. */
+  manageFields?: (next: KubeObject, old: KubeObject | undefined) => void;
+}
+
+export interface UpdateOptions extends CreateOptions {
   /** 'status' writes only .status (and ignores everything else), like PUT …/status. */
   subresource?: 'status';
 }
@@ -377,7 +382,7 @@ export class Store {
    * Creates the object; returns it as stored (uid, resourceVersion, defaults…). The result type
    * keeps the input's type and adds full metadata, so object literals need no annotation.
    */
-  create<T extends KubeObject>(input: T): T & KubeObject {
+  create<T extends KubeObject>(input: T, options: CreateOptions = {}): T & KubeObject {
     this.usable();
     const resource = resourceOfObject(input);
     const obj = decodeInput(input, resource);
@@ -385,6 +390,7 @@ export class Store {
     prepareCreate(obj, resource);
     admitNamespace(this.reader, resource, obj);
     if (resource.plural === 'persistentvolumeclaims') admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
+    options.manageFields?.(obj, undefined);
     for (let attempt = 1; this.db.get(keyOf(resource, obj)) !== undefined; attempt++) {
       if (!generated || attempt >= GENERATE_NAME_ATTEMPTS) throw new AlreadyExistsError(resource, obj.metadata.name ?? '');
       obj.metadata.name = generateName(obj.metadata.generateName ?? '');
@@ -413,6 +419,7 @@ export class Store {
     if (resource.plural === 'persistentvolumeclaims' && options.subresource === undefined) {
       admitResize(this.reader, resource, next as PersistentVolumeClaim, old as PersistentVolumeClaim);
     }
+    options.manageFields?.(next, old);
     return this.commitUpdate(resource, next, old, oldBody) as T & KubeObject;
   }
 

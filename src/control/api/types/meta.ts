@@ -15,6 +15,17 @@ export interface OwnerReference {
   blockOwnerDeletion?: boolean;
 }
 
+/** Who set which fields, and how (server-side apply's bookkeeping; see server/apply/). */
+export interface ManagedFieldsEntry {
+  manager?: string;
+  operation?: 'Apply' | 'Update';
+  apiVersion?: string;
+  time?: Time;
+  fieldsType?: 'FieldsV1';
+  fieldsV1?: Record<string, unknown>;
+  subresource?: string;
+}
+
 export interface ObjectMeta {
   name?: string;
   generateName?: string;
@@ -29,6 +40,7 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   ownerReferences?: OwnerReference[];
   finalizers?: string[];
+  managedFields?: ManagedFieldsEntry[];
 }
 
 /** Any object the API serves. Kind-specific interfaces extend it. */
