@@ -5,16 +5,23 @@ import { canonicalizeResourceList } from '../quantity.js';
 import type { Node } from '../types/core.js';
 import { validateQualifiedName, validateResourceList, supportedValue } from '../validation/common.js';
 import { child, index, required } from '../validation/field-errors.js';
-import { bool, kindSchema, resourceList, str } from '../validation/schemas.js';
+import { atomic, bool, conditions, kindSchema, mergeByKey, resourceList, str } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
 
 const TAINT_EFFECTS = ['NoExecute', 'NoSchedule', 'PreferNoSchedule'] as const;
 
 const schema = kindSchema({
   spec: z
-    .looseObject({ podCIDR: str, providerID: str, unschedulable: bool, taints: z.array(z.looseObject({ key: str, value: str, effect: str })).optional() })
+    .looseObject({ podCIDR: str, providerID: str, unschedulable: bool, taints: atomic(z.array(z.looseObject({ key: str, value: str, effect: str }))).optional() })
     .optional(),
-  status: z.looseObject({ capacity: resourceList, allocatable: resourceList }).optional(),
+  status: z
+    .looseObject({
+      capacity: resourceList,
+      allocatable: resourceList,
+      conditions: conditions(),
+      addresses: mergeByKey(z.array(z.looseObject({ type: str, address: str })), 'type').optional(),
+    })
+    .optional(),
 });
 
 export const nodeStrategy = defineStrategy<Node>({

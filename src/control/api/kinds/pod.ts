@@ -6,7 +6,7 @@ import { canonicalizeQuantityField, canonicalizeResourceList } from '../quantity
 import type { Container, Pod, Volume } from '../types/core.js';
 import { carryOver, validateLabel, validateLabels, validateQuantity, validateResourceList, validateSubdomain, supportedValue } from '../validation/common.js';
 import { child, duplicate, type FieldError, forbidden, index, invalid, notFound, required } from '../validation/field-errors.js';
-import { bool, int, kindSchema, resourceList, str, stringMap, strings } from '../validation/schemas.js';
+import { atomic, bool, conditions, int, kindSchema, mergeByKey, resourceList, str, stringMap } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
 
 /** Every volume source a pod volume may have; exactly one must be set. */
@@ -56,28 +56,39 @@ const container = z.looseObject({
   name: str,
   image: str,
   imagePullPolicy: str,
-  command: strings,
-  args: strings,
-  ports: z.array(z.looseObject({ name: str, containerPort: int, hostPort: int, protocol: str })).optional(),
+  command: atomic(z.array(z.string())).optional(),
+  args: atomic(z.array(z.string())).optional(),
+  ports: mergeByKey(z.array(z.looseObject({ name: str, containerPort: int, hostPort: int, protocol: str })), 'containerPort', ['containerPort', 'protocol']).optional(),
+  env: mergeByKey(z.array(z.looseObject({ name: str, value: str, valueFrom: z.looseObject({}).optional() })), 'name').optional(),
+  envFrom: atomic(z.array(z.looseObject({ prefix: str }))).optional(),
   resources: z.looseObject({ requests: resourceList, limits: resourceList }).optional(),
-  volumeMounts: z.array(z.looseObject({ name: str, mountPath: str, readOnly: bool, subPath: str, mountPropagation: str })).optional(),
-  volumeDevices: z.array(z.looseObject({ name: str, devicePath: str })).optional(),
+  volumeMounts: mergeByKey(z.array(z.looseObject({ name: str, mountPath: str, readOnly: bool, subPath: str, mountPropagation: str })), 'mountPath').optional(),
+  volumeDevices: mergeByKey(z.array(z.looseObject({ name: str, devicePath: str })), 'devicePath').optional(),
 });
 
 const schema = kindSchema({
   spec: z
     .looseObject({
-      containers: z.array(container).optional(),
-      initContainers: z.array(container).optional(),
-      volumes: z
-        .array(
+      containers: mergeByKey(z.array(container), 'name').optional(),
+      initContainers: mergeByKey(z.array(container), 'name').optional(),
+      volumes: mergeByKey(
+        z.array(
           z.looseObject({
             name: str,
             persistentVolumeClaim: z.looseObject({ claimName: str, readOnly: bool }).optional(),
             hostPath: z.looseObject({ path: str, type: str }).optional(),
           }),
-        )
-        .optional(),
+        ),
+        'name',
+        ['name'],
+        true,
+      ).optional(),
+      imagePullSecrets: mergeByKey(z.array(z.looseObject({ name: str })), 'name').optional(),
+      topologySpreadConstraints: mergeByKey(
+        z.array(z.looseObject({ maxSkew: int, topologyKey: str, whenUnsatisfiable: str })),
+        'topologyKey',
+        ['topologyKey', 'whenUnsatisfiable'],
+      ).optional(),
       nodeName: str,
       nodeSelector: stringMap,
       restartPolicy: str,
@@ -86,10 +97,10 @@ const schema = kindSchema({
       schedulerName: str,
       priorityClassName: str,
       priority: int,
-      tolerations: z.array(z.looseObject({ key: str, operator: str, value: str, effect: str, tolerationSeconds: int })).optional(),
+      tolerations: atomic(z.array(z.looseObject({ key: str, operator: str, value: str, effect: str, tolerationSeconds: int }))).optional(),
     })
     .optional(),
-  status: z.looseObject({ phase: str }).optional(),
+  status: z.looseObject({ phase: str, conditions: conditions() }).optional(),
 });
 
 function defaultContainer(c: Container): void {
