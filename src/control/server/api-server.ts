@@ -5,7 +5,7 @@ import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { ApiError, BadRequestError, UnauthorizedError } from '../store/errors.js';
+import { ApiError, UnauthorizedError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { bearerTokenChecker } from './auth.js';
 import { coreVersions, group, groupList, resourceList, versionInfo } from './discovery.js';
@@ -104,7 +104,6 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     if (!PUBLIC_PATHS.test(url.pathname) && !authorized(req.headers.authorization)) throw new UnauthorizedError();
-    if (url.searchParams.has('dryRun')) throw new BadRequestError('dryRun is not supported by this server');
     const r = route(url.pathname);
     switch (r.type) {
       case 'health':

@@ -1,5 +1,7 @@
 // The verbs on resources: list/watch and create on collections; get, update (PUT), patch and
-// delete on items and their /status; POST on a pod's /binding. Request objects are checked against
+// delete on items and their /status; POST on a pod's /binding. Writes take ?dryRun=All and
+// ?fieldValidation (write-options.ts, field-validation.ts); patches come as JSON merge patch,
+// strategic merge patch (built-in kinds only, as upstream) or JSON patch. Request objects are checked against
 // the URL (kind, name, namespace) before the store sees them. Lists page with ?limit and
 // ?continue (store/continue-token.ts); query parameters and DeleteOptions are read as
 // kube-apiserver reads them, a malformed one being a 400 (query.ts).
@@ -14,7 +16,13 @@ import { BadRequestError, MethodNotAllowedError, NotFoundError, UnsupportedMedia
 import { parseBinding } from '../store/binding.js';
 import type { Store } from '../store/store.js';
 import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
-import { findDirective, mergePatch } from './merge-patch.js';
+import { patchMetaFor, supportsStrategicMerge } from '../api/patch-meta.js';
+import { strategyFor } from '../api/kinds/strategies.js';
+import { checkFields, setWarnings } from './field-validation.js';
+import { applyJsonPatch, decodeJsonPatch } from './json-patch.js';
+import { mergePatch } from './merge-patch.js';
+import { strategicMergePatch } from './strategic-merge-patch.js';
+import { writeQuery } from './write-options.js';
 import { boolParam, deleteOptions, intParam, listResourceVersion } from './query.js';
 import type { Route } from './routes.js';
 import type { WatchStreams } from './watch-stream.js';
@@ -24,7 +32,10 @@ type ItemRoute = Extract<Route, { type: 'item' }>;
 
 const MERGE_PATCH = 'application/merge-patch+json';
 const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
-const PATCH_TYPES = [MERGE_PATCH, STRATEGIC_MERGE_PATCH];
+const JSON_PATCH = 'application/json-patch+json';
+const PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH];
+/** What kube-apiserver takes for custom resources: no strategic merge patch. */
+const CUSTOM_RESOURCE_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH];
 
 export interface HandlerContext {
   store: Store;
@@ -98,9 +109,13 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
     return;
   }
   if (req.method === 'POST') {
+    const options = writeQuery(query, 'CreateOptions');
     const obj = asObject(parseBody(await readBody(req), mediaType(req)));
     checkAgainstUrl(obj, r.resource, namespace);
-    await reply(store, res, 201, store.create(obj));
+    const warnings = checkFields(strategyFor(r.resource).schema, obj, options.fieldValidation);
+    const created = store.create(obj, { dryRun: options.dryRun });
+    setWarnings(res, warnings);
+    await reply(store, res, 201, created);
     return;
   }
   throw new MethodNotAllowedError(req.method ?? '', `the ${r.resource.plural} collection`);
@@ -117,8 +132,9 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
   };
   if (subresource === 'binding') {
     if (req.method !== 'POST') throw new MethodNotAllowedError(req.method ?? '', `${resource.plural}/binding`);
+    const { dryRun } = writeQuery(query, 'CreateOptions');
     const { nodeName, options } = parseBinding(parseBody(await readBody(req), mediaType(req)), name);
-    store.bindPod(r.namespace, name, nodeName, options);
+    store.bindPod(r.namespace, name, nodeName, { ...options, dryRun });
     await reply(store, res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
     return;
   }
@@ -129,25 +145,34 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       await reply(store, res, 200, current());
       return;
     case 'PUT': {
+      const options = writeQuery(query, 'UpdateOptions');
       const obj = asObject(parseBody(await readBody(req), mediaType(req)));
       checkAgainstUrl(obj, resource, r.namespace);
       if (obj.metadata.name !== name) {
         throw new BadRequestError(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`);
       }
-      await reply(store, res, 200, store.update(obj, updateOptions));
+      const warnings = checkFields(strategyFor(resource).schema, obj, options.fieldValidation);
+      const updated = store.update(obj, { ...updateOptions, dryRun: options.dryRun });
+      setWarnings(res, warnings);
+      await reply(store, res, 200, updated);
       return;
     }
     case 'PATCH': {
+      const options = writeQuery(query, 'PatchOptions');
       const type = mediaType(req);
-      if (!PATCH_TYPES.includes(type)) throw new UnsupportedMediaTypeError(type, PATCH_TYPES);
-      const patch = parseBody(await readBody(req), type, PATCH_TYPES);
-      if (type === STRATEGIC_MERGE_PATCH) {
-        const directive = findDirective(patch);
-        if (directive !== undefined) throw new BadRequestError(`strategic merge patch directive "${directive}" is not supported; send a merge patch (application/merge-patch+json)`);
-      }
-      const patched = asObject(mergePatch(current(), patch));
+      const accepted = supportsStrategicMerge(resource) ? PATCH_TYPES : CUSTOM_RESOURCE_PATCH_TYPES;
+      if (!accepted.includes(type)) throw new UnsupportedMediaTypeError(type, accepted);
+      const patch = parseBody(await readBody(req), type, accepted);
+      let patchedBody: unknown;
+      if (type === JSON_PATCH) patchedBody = applyJsonPatch(current(), decodeJsonPatch(patch));
+      else if (type === STRATEGIC_MERGE_PATCH) patchedBody = strategicMergePatch(current(), patch, patchMetaFor(resource));
+      else patchedBody = mergePatch(current(), patch);
+      const patched = asObject(patchedBody);
       if (patched.metadata.name !== name) throw new BadRequestError('a patch may not change metadata.name');
-      await reply(store, res, 200, store.update(patched, updateOptions));
+      const warnings = checkFields(strategyFor(resource).schema, patched, options.fieldValidation);
+      const updated = store.update(patched, { ...updateOptions, dryRun: options.dryRun });
+      setWarnings(res, warnings);
+      await reply(store, res, 200, updated);
       return;
     }
     case 'DELETE': {
@@ -155,8 +180,10 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       const body = await readBody(req);
       const options = deleteOptions(body.length > 0 ? parseBody(body, mediaType(req)) : undefined, query);
       const last = store.delete(resource.plural, r.namespace, name, options);
-      // 200 once the object is gone; 202 while finalizers hold it.
-      const pending = store.get(resource.plural, r.namespace, name)?.metadata.uid === last.metadata.uid;
+      // 200 once the object is gone; 202 while finalizers hold it (a dry run: would hold it).
+      const pending = options.dryRun
+        ? last.metadata.deletionTimestamp !== undefined
+        : store.get(resource.plural, r.namespace, name)?.metadata.uid === last.metadata.uid;
       await reply(store, res, pending ? 202 : 200, last);
       return;
     }

@@ -1,0 +1,83 @@
+// Server-side field validation (?fieldValidation=Ignore|Warn|Strict), as kube-apiserver does it:
+// fields the kind does not have are refused with Strict (400 "strict decoding error: unknown field
+// \"spec.foo\""), reported with Warn as `Warning: 299 - "unknown field \"spec.foo\""` headers on a
+// successful answer, and dropped silently with Ignore.
+//
+// Which fields exist comes from the kinds' zod schemas; only objects marked closed
+// (validation/schemas.ts: every kind's top level, ObjectMeta, and the few others described in full)
+// can have unknown fields. Inside the rest, everything is taken as known.
+import type { ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import { isClosed } from '../api/validation/schemas.js';
+import { BadRequestError } from '../store/errors.js';
+import type { FieldValidation } from './write-options.js';
+
+interface Definition {
+  type: string;
+  innerType?: z.ZodType;
+  in?: z.ZodType;
+  element?: z.ZodType;
+  shape?: Record<string, z.ZodType>;
+  getter?: () => z.ZodType;
+  options?: z.ZodType[];
+}
+
+function definition(schema: z.ZodType): Definition {
+  return schema.def as unknown as Definition;
+}
+
+/** The schema under optional/default/pipe/lazy wrappers, and whether any layer is closed. */
+function unwrap(schema: z.ZodType): { schema: z.ZodType; closed: boolean } {
+  let current = schema;
+  let closed = isClosed(current);
+  for (;;) {
+    const def = definition(current);
+    const next = def.innerType ?? def.in ?? def.getter?.();
+    if (next === undefined) return { schema: current, closed };
+    current = next;
+    closed ||= isClosed(current);
+  }
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** The paths ("spec.foo", "spec.containers[0].bar") of fields the schema says the kind lacks. */
+export function unknownFields(schema: z.ZodType, value: unknown, path = ''): string[] {
+  const { schema: inner, closed } = unwrap(schema);
+  const def = definition(inner);
+  const out: string[] = [];
+  if (def.type === 'array' && def.element !== undefined && Array.isArray(value)) {
+    const element = def.element;
+    value.forEach((item, i) => {
+      out.push(...unknownFields(element, item, `${path}[${i}]`));
+    });
+  } else if (def.type === 'object' && def.shape !== undefined && isObject(value)) {
+    const shape = def.shape;
+    for (const [k, v] of Object.entries(value)) {
+      const fieldPath = path === '' ? k : `${path}.${k}`;
+      const field = Object.hasOwn(shape, k) ? shape[k] : undefined;
+      if (field !== undefined) out.push(...unknownFields(field, v, fieldPath));
+      else if (closed) out.push(fieldPath);
+    }
+  }
+  return out;
+}
+
+/**
+ * Applies the directive to an object about to be written: throws for Strict, returns the warnings
+ * to send for Warn (none for Ignore).
+ */
+export function checkFields(schema: z.ZodType, obj: unknown, directive: FieldValidation): string[] {
+  if (directive === 'Ignore') return [];
+  const problems = unknownFields(schema, obj).map((p) => `unknown field ${JSON.stringify(p)}`);
+  if (problems.length === 0) return [];
+  if (directive === 'Strict') throw new BadRequestError(`strict decoding error: ${problems.join(', ')}`);
+  return problems;
+}
+
+/** Sets the Warning headers on a response about to be sent. */
+export function setWarnings(res: ServerResponse, warnings: readonly string[]): void {
+  if (warnings.length > 0) res.setHeader('Warning', warnings.map((w) => `299 - ${JSON.stringify(w)}`));
+}
