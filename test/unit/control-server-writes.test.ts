@@ -235,6 +235,17 @@ describe('API server: writes', () => {
       assert.equal(res.status, 200, JSON.stringify(res.body));
     });
 
+    it('knows every pod spec and container field: a typo is refused, a pod read back passes', async () => {
+      const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'a:1', imagePullPolicy: 'Always' }], hostNetwork: false } };
+      const typo = await call(base, 'POST', `${PODS}?fieldValidation=Strict`, { ...pod, spec: { ...pod.spec, containers: [{ name: 'a', image: 'a:1', imagPullPolicy: 'Always' }], restartPolicyy: 'Never' } });
+      assert.equal(typo.status, 400);
+      assert.equal(typo.body.message, 'strict decoding error: unknown field "spec.containers[0].imagPullPolicy", unknown field "spec.restartPolicyy"');
+      assert.equal((await call(base, 'POST', `${PODS}?fieldValidation=Strict`, pod)).status, 201);
+      const current = (await call(base, 'GET', `${PODS}/p`)).body;
+      const res = await call(base, 'PUT', `${PODS}/p?fieldValidation=Strict`, current);
+      assert.equal(res.status, 200, JSON.stringify(res.body));
+    });
+
     it('refuses an unknown directive (422)', async () => {
       const res = await call(base, 'POST', `${PVCS}?fieldValidation=Loud`, pvc('l'));
       assert.equal(res.status, 422);

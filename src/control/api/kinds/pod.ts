@@ -6,7 +6,7 @@ import { canonicalizeQuantityField, canonicalizeResourceList } from '../quantity
 import type { Container, Pod, Volume } from '../types/core.js';
 import { carryOver, validateLabel, validateLabels, validateQuantity, validateResourceList, validateSubdomain, supportedValue } from '../validation/common.js';
 import { child, duplicate, type FieldError, forbidden, index, invalid, notFound, required } from '../validation/field-errors.js';
-import { atomic, bool, conditions, int, kindSchema, mergeByKey, resourceList, str, stringMap } from '../validation/schemas.js';
+import { atomic, bool, closed, conditions, int, kindSchema, mergeByKey, resourceList, str, stringMap } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
 
 /** Every volume source a pod volume may have; exactly one must be set. */
@@ -52,7 +52,12 @@ const PHASES = ['Failed', 'Pending', 'Running', 'Succeeded', 'Unknown'] as const
 const TOLERATION_OPERATORS = ['Equal', 'Exists'] as const;
 const TAINT_EFFECTS = ['NoExecute', 'NoSchedule', 'PreferNoSchedule'] as const;
 
-const container = z.looseObject({
+/** A part of the pod this server does not look into: any object. */
+const opaque = z.looseObject({}).optional();
+
+// Every field of Kubernetes' Container and PodSpec is named (closed): ?fieldValidation can tell a
+// typo from a field.
+const container = closed(z.looseObject({
   name: str,
   image: str,
   imagePullPolicy: str,
@@ -64,11 +69,24 @@ const container = z.looseObject({
   resources: z.looseObject({ requests: resourceList, limits: resourceList }).optional(),
   volumeMounts: mergeByKey(z.array(z.looseObject({ name: str, mountPath: str, readOnly: bool, subPath: str, mountPropagation: str })), 'mountPath').optional(),
   volumeDevices: mergeByKey(z.array(z.looseObject({ name: str, devicePath: str })), 'devicePath').optional(),
-});
+  workingDir: str,
+  resizePolicy: atomic(z.array(z.looseObject({ resourceName: str, restartPolicy: str }))).optional(),
+  restartPolicy: str,
+  livenessProbe: opaque,
+  readinessProbe: opaque,
+  startupProbe: opaque,
+  lifecycle: opaque,
+  terminationMessagePath: str,
+  terminationMessagePolicy: str,
+  securityContext: opaque,
+  stdin: bool,
+  stdinOnce: bool,
+  tty: bool,
+}));
 
 const schema = kindSchema({
-  spec: z
-    .looseObject({
+  spec: closed(
+    z.looseObject({
       containers: mergeByKey(z.array(container), 'name').optional(),
       initContainers: mergeByKey(z.array(container), 'name').optional(),
       volumes: mergeByKey(
@@ -98,8 +116,34 @@ const schema = kindSchema({
       priorityClassName: str,
       priority: int,
       tolerations: atomic(z.array(z.looseObject({ key: str, operator: str, value: str, effect: str, tolerationSeconds: int }))).optional(),
-    })
-    .optional(),
+      ephemeralContainers: mergeByKey(z.array(z.looseObject({ name: str })), 'name').optional(),
+      hostAliases: mergeByKey(z.array(z.looseObject({ ip: str, hostnames: atomic(z.array(z.string())).optional() })), 'ip').optional(),
+      readinessGates: atomic(z.array(z.looseObject({ conditionType: str }))).optional(),
+      resourceClaims: mergeByKey(z.array(z.looseObject({ name: str })), 'name', ['name'], true).optional(),
+      schedulingGates: mergeByKey(z.array(z.looseObject({ name: str })), 'name').optional(),
+      affinity: opaque,
+      automountServiceAccountToken: bool,
+      dnsConfig: opaque,
+      dnsPolicy: str,
+      enableServiceLinks: bool,
+      hostIPC: bool,
+      hostNetwork: bool,
+      hostPID: bool,
+      hostUsers: bool,
+      hostname: str,
+      os: opaque,
+      overhead: resourceList,
+      preemptionPolicy: str,
+      resources: opaque,
+      runtimeClassName: str,
+      securityContext: opaque,
+      serviceAccount: str,
+      serviceAccountName: str,
+      setHostnameAsFQDN: bool,
+      shareProcessNamespace: bool,
+      subdomain: str,
+    }),
+  ).optional(),
   status: z.looseObject({ phase: str, conditions: conditions() }).optional(),
 });
 

@@ -78,12 +78,12 @@ const objectMeta = closed(z.looseObject({
   managedFields: atomic(z.array(z.looseObject({ manager: str, operation: str, apiVersion: str, time: str, fieldsType: str, subresource: str }))).optional(),
 }));
 
-export const labelSelector = z
-  .looseObject({
+export const labelSelector = closed(
+  z.looseObject({
     matchLabels: stringMap,
-    matchExpressions: z.array(z.looseObject({ key: str, operator: str, values: strings })).optional(),
-  })
-  .optional();
+    matchExpressions: atomic(z.array(closed(z.looseObject({ key: str, operator: str, values: atomic(z.array(z.string())).optional() })))).optional(),
+  }),
+).optional();
 
 const nodeSelectorRequirements = z.array(z.looseObject({ key: str, operator: str, values: strings })).optional();
 
@@ -93,9 +93,7 @@ export const nodeSelector = z
   })
   .optional();
 
-export const objectReference = z
-  .looseObject({ apiVersion: str, kind: str, namespace: str, name: str, uid: str, resourceVersion: str, fieldPath: str })
-  .optional();
+export const objectReference = closed(z.looseObject({ apiVersion: str, kind: str, namespace: str, name: str, uid: str, resourceVersion: str, fieldPath: str })).optional();
 
 export const secretReference = z.looseObject({ name: str, namespace: str }).optional();
 
