@@ -212,7 +212,9 @@ describe('API server: writes', () => {
     it('Strict refuses an unknown field with kube-apiserver\'s message', async () => {
       const res = await call(base, 'POST', `${PVCS}?fieldValidation=Strict`, unknown);
       assert.equal(res.status, 400);
-      assert.equal(res.body.message, 'strict decoding error: unknown field "spec.foo"');
+      assert.equal(res.body.message, 'PersistentVolumeClaim in version "v1" cannot be handled as a PersistentVolumeClaim: strict decoding error: unknown field "spec.foo"');
+      const patch = await call(base, 'PATCH', `${PVCS}/u?fieldValidation=Strict`, { spec: { foo: 'bar' } }, MERGE);
+      assert.equal(patch.status, 404);
       assert.equal(store.get('persistentvolumeclaims', 'default', 'u'), undefined);
     });
 
@@ -239,11 +241,14 @@ describe('API server: writes', () => {
       const pod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p' }, spec: { containers: [{ name: 'a', image: 'a:1', imagePullPolicy: 'Always' }], hostNetwork: false } };
       const typo = await call(base, 'POST', `${PODS}?fieldValidation=Strict`, { ...pod, spec: { ...pod.spec, containers: [{ name: 'a', image: 'a:1', imagPullPolicy: 'Always' }], restartPolicyy: 'Never' } });
       assert.equal(typo.status, 400);
-      assert.equal(typo.body.message, 'strict decoding error: unknown field "spec.containers[0].imagPullPolicy", unknown field "spec.restartPolicyy"');
+      assert.equal(typo.body.message, 'Pod in version "v1" cannot be handled as a Pod: strict decoding error: unknown field "spec.containers[0].imagPullPolicy", unknown field "spec.restartPolicyy"');
       assert.equal((await call(base, 'POST', `${PODS}?fieldValidation=Strict`, pod)).status, 201);
       const current = (await call(base, 'GET', `${PODS}/p`)).body;
       const res = await call(base, 'PUT', `${PODS}/p?fieldValidation=Strict`, current);
       assert.equal(res.status, 200, JSON.stringify(res.body));
+      const patched = await call(base, 'PATCH', `${PODS}/p?fieldValidation=Strict`, { spec: { containers: [{ name: 'a', imagPullPolicy: 'Never' }] } }, SMP);
+      assert.equal(patched.status, 400);
+      assert.equal(patched.body.message, 'strict decoding error: unknown field "spec.containers[0].imagPullPolicy"');
     });
 
     it('refuses an unknown directive (422)', async () => {

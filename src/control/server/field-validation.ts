@@ -1,6 +1,7 @@
 // Server-side field validation (?fieldValidation=Ignore|Warn|Strict), as kube-apiserver does it:
 // fields the kind does not have are refused with Strict (400 "strict decoding error: unknown field
-// \"spec.foo\""), reported with Warn as `Warning: 299 - "unknown field \"spec.foo\""` headers on a
+// \"spec.foo\"", which a create or update reports as a body that cannot be decoded: `Pod in version
+// "v1" cannot be handled as a Pod: strict decoding error: …`), reported with Warn as `Warning: 299 - "unknown field \"spec.foo\""` headers on a
 // successful answer, and dropped silently with Ignore.
 //
 // Which fields exist comes from the kinds' zod schemas; only objects marked closed
@@ -8,6 +9,7 @@
 // can have unknown fields. Inside the rest, everything is taken as known.
 import type { ServerResponse } from 'node:http';
 import type { z } from 'zod';
+import type { ResourceInfo } from '../api/registry.js';
 import { isClosed } from '../api/validation/schemas.js';
 import { BadRequestError } from '../store/errors.js';
 import type { FieldValidation } from './write-options.js';
@@ -67,13 +69,18 @@ export function unknownFields(schema: z.ZodType, value: unknown, path = ''): str
 
 /**
  * Applies the directive to an object about to be written: throws for Strict, returns the warnings
- * to send for Warn (none for Ignore).
+ * to send for Warn (none for Ignore). `decoded` names the kind for a request body (create,
+ * update): the error then says, as kube-apiserver's decoder does, that the body could not be
+ * handled as that kind; a patch's error does not.
  */
-export function checkFields(schema: z.ZodType, obj: unknown, directive: FieldValidation): string[] {
+export function checkFields(schema: z.ZodType, obj: unknown, directive: FieldValidation, decoded?: ResourceInfo): string[] {
   if (directive === 'Ignore') return [];
   const problems = unknownFields(schema, obj).map((p) => `unknown field ${JSON.stringify(p)}`);
   if (problems.length === 0) return [];
-  if (directive === 'Strict') throw new BadRequestError(`strict decoding error: ${problems.join(', ')}`);
+  if (directive === 'Strict') {
+    const prefix = decoded === undefined ? '' : `${decoded.kind} in version ${JSON.stringify(decoded.version)} cannot be handled as a ${decoded.kind}: `;
+    throw new BadRequestError(`${prefix}strict decoding error: ${problems.join(', ')}`);
+  }
   return problems;
 }
 

@@ -112,7 +112,7 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
     const options = writeQuery(query, 'CreateOptions');
     const obj = asObject(parseBody(await readBody(req), mediaType(req)));
     checkAgainstUrl(obj, r.resource, namespace);
-    const warnings = checkFields(strategyFor(r.resource).schema, obj, options.fieldValidation);
+    const warnings = checkFields(strategyFor(r.resource).schema, obj, options.fieldValidation, r.resource);
     const created = store.create(obj, { dryRun: options.dryRun });
     setWarnings(res, warnings);
     await reply(store, res, 201, created);
@@ -151,7 +151,7 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       if (obj.metadata.name !== name) {
         throw new BadRequestError(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`);
       }
-      const warnings = checkFields(strategyFor(resource).schema, obj, options.fieldValidation);
+      const warnings = checkFields(strategyFor(resource).schema, obj, options.fieldValidation, resource);
       const updated = store.update(obj, { ...updateOptions, dryRun: options.dryRun });
       setWarnings(res, warnings);
       await reply(store, res, 200, updated);
