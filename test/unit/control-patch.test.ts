@@ -313,13 +313,16 @@ describe('unknown fields', () => {
     assert.deepEqual(unknownFields(schema, obj), ['extra', 'metadata.bogus', 'spec.foo']);
   });
 
-  it('Strict refuses, Warn warns, Ignore ignores', () => {
+  it('Strict refuses, Warn drops and warns, Ignore drops', () => {
     const obj = { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'c' }, spec: { foo: 1 } };
     const err = thrown(() => checkFields(schema, obj, 'Strict'));
     assert.equal(err.code, 400);
     assert.equal(err.message, 'strict decoding error: unknown field "spec.foo"');
-    assert.deepEqual(checkFields(schema, obj, 'Warn'), ['unknown field "spec.foo"']);
-    assert.deepEqual(checkFields(schema, obj, 'Ignore'), []);
+    assert.equal(obj.spec.foo, 1, 'Strict changes nothing');
+    assert.deepEqual(checkFields(schema, structuredClone(obj), 'Warn'), ['unknown field "spec.foo"']);
+    const ignored = structuredClone(obj);
+    assert.deepEqual(checkFields(schema, ignored, 'Ignore'), []);
+    assert.deepEqual(ignored.spec, {}, 'Ignore drops the field');
   });
 
   it('finds nothing unknown in an object the server wrote (round trip)', () => {

@@ -218,16 +218,21 @@ describe('API server: writes', () => {
       assert.equal(store.get('persistentvolumeclaims', 'default', 'u'), undefined);
     });
 
-    it('Warn writes and warns in a Warning header; Ignore (and no directive) just writes', async () => {
+    it('Warn (also the default) drops the field and warns in a Warning header; Ignore drops it silently', async () => {
       const res = await call(base, 'POST', `${PVCS}?fieldValidation=Warn`, unknown);
       assert.equal(res.status, 201);
       assert.equal(res.headers.get('warning'), '299 - "unknown field \\"spec.foo\\""');
-      const patch = await call(base, 'PATCH', `${PVCS}/u?fieldValidation=Warn`, { metadata: { labelz: { a: 'b' } } }, MERGE);
+      assert.equal(res.body.spec.foo, undefined);
+      assert.equal((store.get('persistentvolumeclaims', 'default', 'u')?.spec as Record<string, unknown>).foo, undefined);
+      const patch = await call(base, 'PATCH', `${PVCS}/u`, { metadata: { labelz: { a: 'b' } } }, MERGE);
       assert.equal(patch.status, 200);
-      assert.match(patch.headers.get('warning') ?? '', /unknown field \\"metadata.labelz\\"/);
-      const ignored = await call(base, 'PUT', `${PVCS}/u?fieldValidation=Ignore`, (await call(base, 'GET', `${PVCS}/u`)).body);
+      assert.equal(patch.headers.get('warning'), '299 - "unknown field \\"metadata.labelz\\""');
+      const ignored = await call(base, 'PUT', `${PVCS}/u?fieldValidation=Ignore`, { ...patch.body, spec: { ...patch.body.spec, bar: 1 } });
       assert.equal(ignored.status, 200);
       assert.equal(ignored.headers.get('warning'), null);
+      const stored = store.get('persistentvolumeclaims', 'default', 'u') as unknown as { metadata: Record<string, unknown>; spec: Record<string, unknown> };
+      assert.equal(stored.metadata.labelz, undefined);
+      assert.equal(stored.spec.bar, undefined);
     });
 
     it('Strict passes an object read back from the server (kubectl edit / apply round trips)', async () => {

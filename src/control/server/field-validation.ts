@@ -1,12 +1,14 @@
-// Server-side field validation (?fieldValidation=Ignore|Warn|Strict), as kube-apiserver does it:
-// fields the kind does not have are refused with Strict (400 "strict decoding error: unknown field
-// \"spec.foo\"", which a create or update reports as a body that cannot be decoded: `Pod in version
-// "v1" cannot be handled as a Pod: strict decoding error: …`), reported with Warn as `Warning: 299 - "unknown field \"spec.foo\""` headers on a
-// successful answer, and dropped silently with Ignore.
+// Server-side field validation (?fieldValidation=Ignore|Warn|Strict), as kube-apiserver does it.
+// A field the kind does not have is:
+//   - Strict: refused, 400 `strict decoding error: unknown field "spec.foo"` (a create or update
+//     says it as the decoder does: `Pod in version "v1" cannot be handled as a Pod: strict …`);
+//   - Warn (the default): dropped, with a `Warning: 299 - "unknown field \"spec.foo\""` header;
+//   - Ignore: dropped silently.
+// Dropped, because decoding into Kubernetes' types keeps only the fields they have.
 //
 // Which fields exist comes from the kinds' zod schemas; only objects marked closed
-// (validation/schemas.ts: every kind's top level, ObjectMeta, and the few others described in full)
-// can have unknown fields. Inside the rest, everything is taken as known.
+// (validation/schemas.ts: every kind's top level, ObjectMeta, PodSpec, Container, …) can have
+// unknown fields. Inside the rest, everything is taken as known and kept.
 import type { ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import type { ResourceInfo } from '../api/registry.js';
@@ -21,7 +23,6 @@ interface Definition {
   element?: z.ZodType;
   shape?: Record<string, z.ZodType>;
   getter?: () => z.ZodType;
-  options?: z.ZodType[];
 }
 
 function definition(schema: z.ZodType): Definition {
@@ -45,38 +46,43 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** The paths ("spec.foo", "spec.containers[0].bar") of fields the schema says the kind lacks. */
-export function unknownFields(schema: z.ZodType, value: unknown, path = ''): string[] {
+/**
+ * The paths ("spec.foo", "spec.containers[0].bar") of fields the schema says the kind lacks, in
+ * document order; with `drop`, they are also removed from the value.
+ */
+export function unknownFields(schema: z.ZodType, value: unknown, drop = false, path = ''): string[] {
   const { schema: inner, closed } = unwrap(schema);
   const def = definition(inner);
   const out: string[] = [];
   if (def.type === 'array' && def.element !== undefined && Array.isArray(value)) {
     const element = def.element;
     value.forEach((item, i) => {
-      out.push(...unknownFields(element, item, `${path}[${i}]`));
+      out.push(...unknownFields(element, item, drop, `${path}[${i}]`));
     });
   } else if (def.type === 'object' && def.shape !== undefined && isObject(value)) {
     const shape = def.shape;
     for (const [k, v] of Object.entries(value)) {
       const fieldPath = path === '' ? k : `${path}.${k}`;
       const field = Object.hasOwn(shape, k) ? shape[k] : undefined;
-      if (field !== undefined) out.push(...unknownFields(field, v, fieldPath));
-      else if (closed) out.push(fieldPath);
+      if (field !== undefined) out.push(...unknownFields(field, v, drop, fieldPath));
+      else if (closed) {
+        out.push(fieldPath);
+        if (drop) delete value[k];
+      }
     }
   }
   return out;
 }
 
 /**
- * Applies the directive to an object about to be written: throws for Strict, returns the warnings
- * to send for Warn (none for Ignore). `decoded` names the kind for a request body (create,
- * update): the error then says, as kube-apiserver's decoder does, that the body could not be
- * handled as that kind; a patch's error does not.
+ * Applies the directive to an object about to be written: throws for Strict; otherwise drops the
+ * unknown fields and returns the warnings to send (none for Ignore). `decoded` names the kind for
+ * a request body (create, update), whose error then says it could not be handled as that kind; a
+ * patch's error does not.
  */
 export function checkFields(schema: z.ZodType, obj: unknown, directive: FieldValidation, decoded?: ResourceInfo): string[] {
-  if (directive === 'Ignore') return [];
-  const problems = unknownFields(schema, obj).map((p) => `unknown field ${JSON.stringify(p)}`);
-  if (problems.length === 0) return [];
+  const problems = unknownFields(schema, obj, directive !== 'Strict').map((p) => `unknown field ${JSON.stringify(p)}`);
+  if (problems.length === 0 || directive === 'Ignore') return [];
   if (directive === 'Strict') {
     const prefix = decoded === undefined ? '' : `${decoded.kind} in version ${JSON.stringify(decoded.version)} cannot be handled as a ${decoded.kind}: `;
     throw new BadRequestError(`${prefix}strict decoding error: ${problems.join(', ')}`);
@@ -84,7 +90,7 @@ export function checkFields(schema: z.ZodType, obj: unknown, directive: FieldVal
   return problems;
 }
 
-/** Sets the Warning headers on a response about to be sent. */
+/** Sets the Warning headers (code 299, as kube-apiserver sends them) on a response about to be sent. */
 export function setWarnings(res: ServerResponse, warnings: readonly string[]): void {
   if (warnings.length > 0) res.setHeader('Warning', warnings.map((w) => `299 - ${JSON.stringify(w)}`));
 }

@@ -10,7 +10,7 @@ export type FieldValidation = 'Ignore' | 'Warn' | 'Strict';
 
 export interface WriteQuery {
   dryRun: boolean;
-  /** Absent means Ignore here: kubectl asks for Strict or Warn itself when it wants them. */
+  /** Absent means Warn, kube-apiserver's default. */
   fieldValidation: FieldValidation;
 }
 
@@ -26,5 +26,5 @@ export function writeQuery(query: URLSearchParams, kind: OptionsKind, bodyDryRun
     errs.push(notSupported('fieldValidation', fieldValidation, FIELD_VALIDATION_VALUES));
   }
   if (errs.length > 0) throw new InvalidError(kind, 'meta.k8s.io', '', errs);
-  return { dryRun: dryRun.length > 0, fieldValidation: fieldValidation === '' ? 'Ignore' : (fieldValidation as FieldValidation) };
+  return { dryRun: dryRun.length > 0, fieldValidation: fieldValidation === '' ? 'Warn' : (fieldValidation as FieldValidation) };
 }
