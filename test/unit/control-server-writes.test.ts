@@ -223,7 +223,8 @@ describe('API server: writes', () => {
       assert.equal(res.status, 201);
       assert.equal(res.headers.get('warning'), '299 - "unknown field \\"spec.foo\\""');
       assert.equal(res.body.spec.foo, undefined);
-      assert.equal((store.get('persistentvolumeclaims', 'default', 'u')?.spec as Record<string, unknown>).foo, undefined);
+      assert.equal((store.get('persistentvolumeclaims', 'default', 'u')?.spec as Record<string, unknown> | undefined)?.foo, undefined);
+      assert.ok(store.get('persistentvolumeclaims', 'default', 'u'));
       const patch = await call(base, 'PATCH', `${PVCS}/u`, { metadata: { labelz: { a: 'b' } } }, MERGE);
       assert.equal(patch.status, 200);
       assert.equal(patch.headers.get('warning'), '299 - "unknown field \\"metadata.labelz\\""');
