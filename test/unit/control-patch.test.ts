@@ -8,7 +8,7 @@ import { strategyFor } from '../../src/control/api/kinds/strategies.js';
 import { patchMetaFor, supportsStrategicMerge } from '../../src/control/api/patch-meta.js';
 import { type ResourceInfo, resourceForName } from '../../src/control/api/registry.js';
 import { ApiError } from '../../src/control/store/errors.js';
-import { checkFields, unknownFields } from '../../src/control/server/field-validation.js';
+import { checkFields, duplicateFields, unknownFields } from '../../src/control/server/field-validation.js';
 import { applyJsonPatch, decodeJsonPatch, MAX_OPERATIONS, type Operation } from '../../src/control/server/json-patch.js';
 import { strategicMergePatch } from '../../src/control/server/strategic-merge-patch.js';
 
@@ -334,5 +334,25 @@ describe('unknown fields', () => {
       status: { phase: 'Pending' },
     };
     assert.deepEqual(unknownFields(schema, stored), []);
+  });
+
+  const duplicates: { text: string; expect: string[] }[] = [
+    { text: '{"a":1,"b":2}', expect: [] },
+    { text: '{"metadata":{"name":"a","name":"b"},"data":{"k":"1"}}', expect: ['metadata.name'] },
+    { text: '{"spec":{"containers":[{"name":"a"},{"name":"b","image":"x","image":"y"}]}}', expect: ['spec.containers[1].image'] },
+    { text: '{"a":{"x":1},"a":{"x":1}}', expect: ['a'] },
+    { text: '{"s":"a,\\"b\\":{","s":1, "q\\"x":1, "q\\"x":2}', expect: ['s', 'q"x'] },
+    { text: '[{"a":1},{"a":1}]', expect: [] },
+  ];
+  for (const d of duplicates) {
+    it(`finds duplicate members in ${d.text}`, () => {
+      assert.deepEqual(duplicateFields(d.text), d.expect);
+    });
+  }
+
+  it('reports duplicates before unknown fields, as kube-apiserver does', () => {
+    const text = '{"apiVersion":"v1","kind":"PersistentVolumeClaim","metadata":{"name":"a","name":"c"},"spec":{"foo":1}}';
+    const err = thrown(() => checkFields(schema, JSON.parse(text), 'Strict', PVCS, duplicateFields(text)));
+    assert.equal(err.message, 'PersistentVolumeClaim in version "v1" cannot be handled as a PersistentVolumeClaim: strict decoding error: duplicate field "metadata.name", unknown field "spec.foo"');
   });
 });

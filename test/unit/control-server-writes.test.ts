@@ -257,6 +257,16 @@ describe('API server: writes', () => {
       assert.equal(patched.body.message, 'strict decoding error: unknown field "spec.containers[0].imagPullPolicy"');
     });
 
+    it('warns of a field given twice, and keeps the last', async () => {
+      const text = '{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"twice"},"data":{"k":"first","k":"last"}}';
+      const res = await fetch(`${base}/api/v1/namespaces/default/configmaps`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text });
+      assert.equal(res.status, 201);
+      assert.equal(res.headers.get('warning'), '299 - "duplicate field \\"data.k\\""');
+      assert.deepEqual(store.get('configmaps', 'default', 'twice')?.data, { k: 'last' });
+      const strict = await fetch(`${base}/api/v1/namespaces/default/configmaps?fieldValidation=Strict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: text.replace('twice', 'strict') });
+      assert.equal(strict.status, 400);
+    });
+
     it('refuses an unknown directive (422)', async () => {
       const res = await call(base, 'POST', `${PVCS}?fieldValidation=Loud`, pvc('l'));
       assert.equal(res.status, 422);

@@ -4,7 +4,8 @@
 //     says it as the decoder does: `Pod in version "v1" cannot be handled as a Pod: strict …`);
 //   - Warn (the default): dropped, with a `Warning: 299 - "unknown field \"spec.foo\""` header;
 //   - Ignore: dropped silently.
-// Dropped, because decoding into Kubernetes' types keeps only the fields they have.
+// Dropped, because decoding into Kubernetes' types keeps only the fields they have. A field given
+// twice in a JSON body is a `duplicate field "metadata.name"` the same way (the last one counts).
 //
 // Which fields exist comes from the kinds' zod schemas; only objects marked closed
 // (validation/schemas.ts: every kind's top level, ObjectMeta, PodSpec, Container, …) can have
@@ -74,14 +75,78 @@ export function unknownFields(schema: z.ZodType, value: unknown, drop = false, p
   return out;
 }
 
+interface ObjectFrame {
+  kind: 'object';
+  path: string;
+  keys: Set<string>;
+  expectKey: boolean;
+  lastKey: string;
+}
+
+interface ArrayFrame {
+  kind: 'array';
+  path: string;
+  index: number;
+}
+
+/**
+ * The paths of members given more than once in a JSON text (already known to be valid JSON), in
+ * document order. One pass over the text, whatever it holds.
+ */
+export function duplicateFields(text: string): string[] {
+  const out: string[] = [];
+  const stack: (ObjectFrame | ArrayFrame)[] = [];
+  const valuePath = (): string => {
+    const top = stack.at(-1);
+    if (top === undefined) return '';
+    if (top.kind === 'array') return `${top.path}[${top.index}]`;
+    return top.path === '' ? top.lastKey : `${top.path}.${top.lastKey}`;
+  };
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      const start = i;
+      let escaped = false;
+      for (i++; i < text.length && text[i] !== '"'; i++) {
+        if (text[i] === '\\') {
+          escaped = true;
+          i++;
+        }
+      }
+      const top = stack.at(-1);
+      if (top?.kind === 'object' && top.expectKey) {
+        const key = escaped ? (JSON.parse(text.slice(start, i + 1)) as string) : text.slice(start + 1, i);
+        top.expectKey = false;
+        top.lastKey = key;
+        if (top.keys.has(key)) out.push(valuePath());
+        top.keys.add(key);
+      }
+    } else if (c === '{') {
+      stack.push({ kind: 'object', path: valuePath(), keys: new Set(), expectKey: true, lastKey: '' });
+    } else if (c === '[') {
+      stack.push({ kind: 'array', path: valuePath(), index: 0 });
+    } else if (c === '}' || c === ']') {
+      stack.pop();
+    } else if (c === ',') {
+      const top = stack.at(-1);
+      if (top?.kind === 'array') top.index++;
+      else if (top?.kind === 'object') top.expectKey = true;
+    }
+  }
+  return out;
+}
+
 /**
  * Applies the directive to an object about to be written: throws for Strict; otherwise drops the
  * unknown fields and returns the warnings to send (none for Ignore). `decoded` names the kind for
  * a request body (create, update), whose error then says it could not be handled as that kind; a
- * patch's error does not.
+ * patch's error does not. `duplicates` are duplicateFields() of the body.
  */
-export function checkFields(schema: z.ZodType, obj: unknown, directive: FieldValidation, decoded?: ResourceInfo): string[] {
-  const problems = unknownFields(schema, obj, directive !== 'Strict').map((p) => `unknown field ${JSON.stringify(p)}`);
+export function checkFields(schema: z.ZodType, obj: unknown, directive: FieldValidation, decoded?: ResourceInfo, duplicates: readonly string[] = []): string[] {
+  const problems = [
+    ...duplicates.map((p) => `duplicate field ${JSON.stringify(p)}`),
+    ...unknownFields(schema, obj, directive !== 'Strict').map((p) => `unknown field ${JSON.stringify(p)}`),
+  ];
   if (problems.length === 0 || directive === 'Ignore') return [];
   if (directive === 'Strict') {
     const prefix = decoded === undefined ? '' : `${decoded.kind} in version ${JSON.stringify(decoded.version)} cannot be handled as a ${decoded.kind}: `;

@@ -18,11 +18,11 @@ import type { Store } from '../store/store.js';
 import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
 import { patchMetaFor, supportsStrategicMerge } from '../api/patch-meta.js';
 import { strategyFor } from '../api/kinds/strategies.js';
-import { checkFields, setWarnings } from './field-validation.js';
+import { checkFields, duplicateFields, setWarnings } from './field-validation.js';
 import { applyJsonPatch, decodeJsonPatch } from './json-patch.js';
 import { mergePatch } from './merge-patch.js';
 import { strategicMergePatch } from './strategic-merge-patch.js';
-import { writeQuery } from './write-options.js';
+import { type FieldValidation, writeQuery } from './write-options.js';
 import { boolParam, deleteOptions, intParam, listResourceVersion } from './query.js';
 import type { Route } from './routes.js';
 import type { WatchStreams } from './watch-stream.js';
@@ -76,6 +76,11 @@ function checkAgainstUrl(obj: KubeObject, resource: ResourceInfo, namespace: str
   obj.metadata.namespace = namespace;
 }
 
+/** Members given twice in a JSON body (YAML bodies with them do not parse at all). */
+function jsonDuplicates(req: IncomingMessage, body: Buffer, directive: FieldValidation): string[] {
+  return directive === 'Ignore' || mediaType(req) !== 'application/json' ? [] : duplicateFields(body.toString('utf8'));
+}
+
 export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
   const { store } = ctx;
   const namespace = r.namespace;
@@ -110,9 +115,10 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
   }
   if (req.method === 'POST') {
     const options = writeQuery(query, 'CreateOptions');
-    const obj = asObject(parseBody(await readBody(req), mediaType(req)));
+    const body = await readBody(req);
+    const obj = asObject(parseBody(body, mediaType(req)));
     checkAgainstUrl(obj, r.resource, namespace);
-    const warnings = checkFields(strategyFor(r.resource).schema, obj, options.fieldValidation, r.resource);
+    const warnings = checkFields(strategyFor(r.resource).schema, obj, options.fieldValidation, r.resource, jsonDuplicates(req, body, options.fieldValidation));
     const created = store.create(obj, { dryRun: options.dryRun });
     setWarnings(res, warnings);
     await reply(store, res, 201, created);
@@ -146,12 +152,13 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       return;
     case 'PUT': {
       const options = writeQuery(query, 'UpdateOptions');
-      const obj = asObject(parseBody(await readBody(req), mediaType(req)));
+      const body = await readBody(req);
+      const obj = asObject(parseBody(body, mediaType(req)));
       checkAgainstUrl(obj, resource, r.namespace);
       if (obj.metadata.name !== name) {
         throw new BadRequestError(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`);
       }
-      const warnings = checkFields(strategyFor(resource).schema, obj, options.fieldValidation, resource);
+      const warnings = checkFields(strategyFor(resource).schema, obj, options.fieldValidation, resource, jsonDuplicates(req, body, options.fieldValidation));
       const updated = store.update(obj, { ...updateOptions, dryRun: options.dryRun });
       setWarnings(res, warnings);
       await reply(store, res, 200, updated);
