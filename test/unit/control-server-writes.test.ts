@@ -204,6 +204,23 @@ describe('API server: writes', () => {
       const malformed = await call(base, 'PATCH', `${PVCS}/t`, { op: 'add' }, JSON_PATCH);
       assert.equal(malformed.status, 400);
     });
+
+    it('refuses a patch that makes the object another one (name, namespace, kind), as kube-apiserver', async () => {
+      await call(base, 'POST', PVCS, pvc('n'));
+      const cases: [unknown, Record<string, string>, string][] = [
+        [{ metadata: { name: 'other' } }, MERGE, 'the name of the object (other) does not match the name on the URL (n)'],
+        [[{ op: 'copy', from: '/metadata/name', path: '/metadata/namespace' }], JSON_PATCH, 'the namespace of the object (n) does not match the namespace on the request (default)'],
+        [{ $patch: 'delete' }, SMP, 'the name of the object () does not match the name on the URL (n)'],
+      ];
+      for (const [patch, headers, message] of cases) {
+        const res = await call(base, 'PATCH', `${PVCS}/n`, patch, headers);
+        assert.equal(res.status, 400, message);
+        assert.equal(res.body.message, message);
+      }
+      const kind = await call(base, 'PATCH', `${PVCS}/n`, { kind: 'ConfigMap' }, MERGE);
+      assert.equal(kind.status, 400);
+      assert.ok(store.get('persistentvolumeclaims', 'default', 'n'));
+    });
   });
 
   describe('fieldValidation', () => {

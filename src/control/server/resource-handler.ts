@@ -175,7 +175,15 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       else if (type === STRATEGIC_MERGE_PATCH) patchedBody = strategicMergePatch(current(), patch, patchMetaFor(resource));
       else patchedBody = mergePatch(current(), patch);
       const patched = asObject(patchedBody);
-      if (patched.metadata.name !== name) throw new BadRequestError('a patch may not change metadata.name');
+      // What a patch made of the object must still be the object of the URL (kube-apiserver's checkName).
+      if (patched.metadata.name !== name) {
+        throw new BadRequestError(`the name of the object (${patched.metadata.name ?? ''}) does not match the name on the URL (${name})`);
+      }
+      const patchedNamespace = patched.metadata.namespace;
+      if (r.namespace !== undefined && patchedNamespace && patchedNamespace !== r.namespace) {
+        throw new BadRequestError(`the namespace of the object (${patchedNamespace}) does not match the namespace on the request (${r.namespace})`);
+      }
+      checkAgainstUrl(patched, resource, r.namespace);
       const warnings = checkFields(strategyFor(resource).schema, patched, options.fieldValidation);
       const updated = store.update(patched, { ...updateOptions, dryRun: options.dryRun });
       setWarnings(res, warnings);
