@@ -114,6 +114,20 @@ describe('strategic merge patch', () => {
       expect: ['b=b:1', 'a=a:2'],
     },
     {
+      name: '$setElementOrder keeps the server\'s own elements where the live list has them',
+      original: pod({ containers: [{ name: 'a' }, { name: 'x' }, { name: 'b' }] }),
+      patch: { spec: { '$setElementOrder/containers': [{ name: 'b' }, { name: 'a' }, { name: 'c' }], containers: [{ name: 'c' }] } },
+      want: (o) => (o.spec as { containers: { name: string }[] }).containers.map((c) => c.name),
+      expect: ['x', 'b', 'a', 'c'],
+    },
+    {
+      name: '$setElementOrder orders a set-merged list of scalars',
+      original: pod({}, { finalizers: ['a', 'b'] }),
+      patch: { metadata: { '$setElementOrder/finalizers': ['c', 'b', 'a'], finalizers: ['c'] } },
+      want: (o) => (o.metadata as { finalizers: unknown }).finalizers,
+      expect: ['c', 'b', 'a'],
+    },
+    {
       name: 'a {$patch: replace} element replaces the whole list',
       original: two,
       patch: { spec: { containers: [{ $patch: 'replace' }, { name: 'z', image: 'z:1' }] } },

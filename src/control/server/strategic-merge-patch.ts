@@ -107,7 +107,8 @@ function mergeMap(original: JsonMap | undefined, patch: JsonMap, meta: PatchMeta
     const field = k.slice(SET_ELEMENT_ORDER.length);
     if (!Array.isArray(order)) throw badRequest(`invalid patch format for $setElementOrder list: ${goValue(order)}`);
     const list = out[field];
-    if (Array.isArray(list)) setMember(out, field, orderElements(list, order, meta.field(field)));
+    const live = original !== undefined && Array.isArray(original[field]) ? (original[field] as unknown[]) : [];
+    if (Array.isArray(list)) setMember(out, field, orderElements(list, order, live, meta.field(field)));
   }
   return out;
 }
@@ -171,29 +172,48 @@ function mergeList(original: readonly unknown[], patch: readonly unknown[], meta
 }
 
 /**
- * "$setElementOrder/<list>": the elements the order names take, in that order, the places such
- * elements held; elements it does not name (the server's own) stay where they are.
+ * "$setElementOrder/<list>", as apimachinery orders: the elements the order names (the patch's)
+ * sorted by it, the others (the server's own) in their live order, then the two merged, each
+ * server element placed before the first patch element that follows it in the live list.
  */
-function orderElements(list: readonly unknown[], order: readonly unknown[], meta: PatchMeta): unknown[] {
+function orderElements(list: readonly unknown[], order: readonly unknown[], live: readonly unknown[], meta: PatchMeta): unknown[] {
   const mergeKey = meta.mergeKey;
   const keyOf = (item: unknown): string => identity(mergeKey !== undefined && isObject(item) ? item[mergeKey] : item);
-  const ranks = new Map<string, number>();
-  order.forEach((o, i) => {
-    if (!ranks.has(keyOf(o))) ranks.set(keyOf(o), i);
-  });
-  const rank = (item: unknown): number => ranks.get(keyOf(item)) ?? -1;
-  const slots: number[] = [];
-  const named: unknown[] = [];
-  list.forEach((item, i) => {
-    if (rank(item) >= 0) {
-      slots.push(i);
-      named.push(item);
+  const ranksIn = (items: readonly unknown[]): Map<string, number> => {
+    const ranks = new Map<string, number>();
+    items.forEach((o, i) => {
+      if (!ranks.has(keyOf(o))) ranks.set(keyOf(o), i);
+    });
+    return ranks;
+  };
+  const wanted = ranksIn(order);
+  const liveRank = ranksIn(live);
+  const patchItems = list.filter((item) => wanted.has(keyOf(item)));
+  const serverItems = list.filter((item) => !wanted.has(keyOf(item)));
+  patchItems.sort((a, b) => (wanted.get(keyOf(a)) ?? 0) - (wanted.get(keyOf(b)) ?? 0));
+  const out: unknown[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < serverItems.length || j < patchItems.length) {
+    const left = serverItems[i];
+    const right = patchItems[j];
+    if (j >= patchItems.length) {
+      out.push(left);
+      i++;
+    } else if (i >= serverItems.length) {
+      out.push(right);
+      j++;
+    } else {
+      const l = liveRank.get(keyOf(left));
+      const r = liveRank.get(keyOf(right));
+      if (l !== undefined && r !== undefined && l < r) {
+        out.push(left);
+        i++;
+      } else {
+        out.push(right);
+        j++;
+      }
     }
-  });
-  named.sort((a, b) => rank(a) - rank(b));
-  const out = [...list];
-  slots.forEach((slot, i) => {
-    out[slot] = named[i];
-  });
+  }
   return out;
 }
