@@ -138,7 +138,12 @@ describe('API server: writes', () => {
       const res = await call(base, 'DELETE', `${PVCS}/x?dryRun=Yes`);
       assert.equal(res.status, 422);
       assert.equal(res.body.reason, 'Invalid');
-      assert.equal(res.body.message, 'DeleteOptions "" is invalid: dryRun: Unsupported value: ["Yes"]: supported values: "All"');
+      assert.equal(res.body.message, 'DeleteOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Yes"}: supported values: "All"');
+      assert.deepEqual(res.body.details, {
+        group: 'meta.k8s.io',
+        kind: 'DeleteOptions',
+        causes: [{ reason: 'FieldValueNotSupported', message: 'Unsupported value: []string{"Yes"}: supported values: "All"', field: 'dryRun' }],
+      });
       const patch = await call(base, 'PATCH', `${PVCS}/x?dryRun=`, {}, MERGE);
       assert.equal(patch.status, 422);
     });
@@ -287,7 +292,7 @@ describe('API server: writes', () => {
     it('refuses an unknown directive (422)', async () => {
       const res = await call(base, 'POST', `${PVCS}?fieldValidation=Loud`, pvc('l'));
       assert.equal(res.status, 422);
-      assert.equal(res.body.message, 'CreateOptions "" is invalid: fieldValidation: Unsupported value: "Loud": supported values: "", "Ignore", "Strict", "Warn"');
+      assert.equal(res.body.message, 'CreateOptions.meta.k8s.io "" is invalid: fieldValidation: Unsupported value: "Loud": supported values: "", "Ignore", "Strict", "Warn"');
     });
   });
 });

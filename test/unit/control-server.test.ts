@@ -178,7 +178,7 @@ describe('API server: resources', () => {
     assert.equal(directive.body.message, 'unknown patch type: explode in map: map[$patch:explode]');
     const dryRun = await call<Status>(base, 'POST', `${PVCS}?dryRun=Some`, pvc('dry'));
     assert.equal(dryRun.status, 422);
-    assert.equal(dryRun.body.message, 'CreateOptions "" is invalid: dryRun: Unsupported value: ["Some"]: supported values: "All"');
+    assert.equal(dryRun.body.message, 'CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Some"}: supported values: "All"');
     assert.equal((await call<Status>(base, 'POST', `${PVCS}`, 'not json')).status, 400);
     assert.equal((await call<Status>(base, 'DELETE', PVCS)).status, 405);
   });
