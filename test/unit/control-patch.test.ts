@@ -294,6 +294,11 @@ describe('JSON patch (RFC 6902 appendix A)', () => {
     });
   }
 
+  it('answers 422 for an operation without a path (it is not the root)', () => {
+    const err = thrown(() => applyJsonPatch({ a: 1 }, decodeJsonPatch([{ op: 'add', value: { b: 2 } }])));
+    assert.equal(err.code, 422);
+  });
+
   it('answers 400 for a body that is not a list of operations', () => {
     const err = thrown(() => decodeJsonPatch({ op: 'add' }));
     assert.equal(err.code, 400);

@@ -45,7 +45,8 @@ export function decodeJsonPatch(body: unknown): Operation[] {
   }
   return body.map((raw: unknown) => {
     if (!isObject(raw)) throw new BadRequestError(`json: cannot unmarshal ${Array.isArray(raw) ? 'array' : typeof raw} into Go value of type jsonpatch.Operation`);
-    const op: Operation = { op: typeof raw.op === 'string' ? raw.op : '', path: typeof raw.path === 'string' ? raw.path : '' };
+    // A missing path is not the document's root (""): it is no pointer at all, and fails to apply.
+    const op: Operation = { op: typeof raw.op === 'string' ? raw.op : '', path: typeof raw.path === 'string' ? raw.path : '(missing path)' };
     if (typeof raw.from === 'string') op.from = raw.from;
     if (Object.hasOwn(raw, 'value')) op.value = raw.value;
     return op;
