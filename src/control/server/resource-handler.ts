@@ -1,10 +1,10 @@
 // The verbs on resources: list/watch and create on collections; get, update (PUT), patch and
 // delete on items and their /status; POST on a pod's /binding. Writes take ?dryRun=All and
 // ?fieldValidation (write-options.ts, field-validation.ts); patches come as JSON merge patch,
-// strategic merge patch (built-in kinds only, as upstream) or JSON patch. Request objects are checked against
-// the URL (kind, name, namespace) before the store sees them. Lists page with ?limit and
-// ?continue (store/continue-token.ts); query parameters and DeleteOptions are read as
-// kube-apiserver reads them, a malformed one being a 400 (query.ts).
+// strategic merge patch (built-in kinds only, as upstream) or JSON patch. Request objects, and
+// patched ones, are checked against the URL (kind, name, namespace) before the store sees them.
+// Lists page with ?limit and ?continue (store/continue-token.ts); query parameters and
+// DeleteOptions are read as kube-apiserver reads them, a malformed one being a 400 (query.ts).
 //
 // Every answer waits for store.flushed(): a write is acknowledged only once it is durable, and a
 // read never shows a client a write that a crash could still take back (the store commits in
