@@ -162,6 +162,17 @@ describe('kubectl writes', { skip: existsSync(KUBECTL) ? false : `${KUBECTL} is 
     assert.equal(store.get('configmaps', 'default', 'settings')?.data?.m, 'edited');
   });
 
+  it('labels and applies with --dry-run=server, changing nothing', async () => {
+    const before = store.get('configmaps', 'default', 'settings');
+    const rv = store.resourceVersion;
+    assert.match(await ok(['label', 'configmap', 'settings', 'dry=run', '--dry-run=server']), /configmap\/settings labeled \(server dry run\)/);
+    const file = manifest('cm.yaml', configMap('    app: other', '  mode: dry'));
+    const applied = await ok(['apply', '--validate=false', '--dry-run=server', '-f', file, '-o', 'jsonpath={.data.mode} {.metadata.labels.app}']);
+    assert.equal(applied, 'dry other');
+    assert.deepEqual(store.get('configmaps', 'default', 'settings'), before);
+    assert.equal(store.resourceVersion, rv);
+  });
+
   it('creates and deletes with --dry-run=server, storing nothing', async () => {
     const created = await ok(['create', '--validate=false', 'configmap', 'draft', '--from-literal=a=b', '--dry-run=server', '-o', 'jsonpath={.metadata.uid}']);
     assert.match(created, /^[0-9a-f-]{36}$/);
