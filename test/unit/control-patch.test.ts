@@ -211,8 +211,12 @@ describe('strategic merge patch', () => {
       name: '$retainKeys without a key the patch sets',
       patch: { spec: { volumes: [{ name: 'v', $retainKeys: ['name'], emptyDir: {} }] } },
       code: 422,
-      message: "patch content doesn't match retainKeys list: map[$retainKeys:[name] emptyDir:map[] name:v]",
+      message: 'the server rejected our request due to an error in our request',
     },
+    { name: 'a non-list $deleteFromPrimitiveList', patch: { metadata: { '$deleteFromPrimitiveList/finalizers': 'x' } }, code: 400, message: 'invalid patch format of primitive list' },
+    { name: 'maps in a set-merged list', patch: { metadata: { finalizers: [{ a: 1 }] } }, code: 400, message: 'invalid patch format of primitive list' },
+    { name: 'a non-list $setElementOrder', patch: { spec: { '$setElementOrder/containers': 5 } }, code: 400, message: 'invalid patch format of setElementOrder list' },
+    { name: 'a non-list $retainKeys', patch: { spec: { volumes: [{ name: 'v', $retainKeys: 'name' }] } }, code: 400, message: 'invalid patch format of retainKeys' },
     { name: 'a patch that is not an object', patch: [1], code: 400, message: 'json: cannot unmarshal array into Go value of type map[string]interface {}' },
   ];
   for (const e of errors) {

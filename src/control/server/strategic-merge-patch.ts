@@ -4,8 +4,10 @@
 // directives kubectl sends are honoured: "$patch" (replace, delete, merge) in a map or a list
 // element, "$setElementOrder/<list>", "$retainKeys" and "$deleteFromPrimitiveList/<list>".
 //
-// The metadata comes from the kinds' schemas (api/patch-meta.ts). A malformed patch is a 400 as
-// kube-apiserver words it; "$retainKeys" that leaves out a key the patch sets is a 422.
+// The metadata comes from the kinds' schemas (api/patch-meta.ts). A malformed patch is a 400 in
+// apimachinery's words ("invalid patch format of primitive list", …); "$retainKeys" that leaves out
+// a key the patch sets is kube-apiserver's generic 422. Where kube-apiserver answers a 500 (an
+// unknown "$patch", an element without its merge key), this server answers a 400 with the same words.
 import type { PatchMeta } from '../api/patch-meta.js';
 import { ApiError, BadRequestError } from '../store/errors.js';
 
@@ -70,10 +72,11 @@ function mergeMap(original: JsonMap | undefined, patch: JsonMap, meta: PatchMeta
 
   if (Object.hasOwn(patch, RETAIN_KEYS)) {
     const retain = patch[RETAIN_KEYS];
-    if (!Array.isArray(retain) || retain.some((k) => typeof k !== 'string')) throw badRequest(`doc is not a valid JSON: invalid $retainKeys: ${goValue(retain)}`);
+    if (!Array.isArray(retain) || retain.some((k) => typeof k !== 'string')) throw badRequest('invalid patch format of retainKeys');
     for (const k of Object.keys(patch)) {
       if (!k.startsWith('$') && !retain.includes(k)) {
-        throw new ApiError(422, 'Invalid', `patch content doesn't match retainKeys list: ${goValue(patch)}`);
+        // kube-apiserver's generic 422 for apimachinery's ErrPatchContentNotMatchRetainKeys.
+        throw new ApiError(422, 'Invalid', 'the server rejected our request due to an error in our request', {});
       }
     }
     for (const k of Object.keys(out)) if (!retain.includes(k)) delete out[k];
@@ -82,7 +85,7 @@ function mergeMap(original: JsonMap | undefined, patch: JsonMap, meta: PatchMeta
   for (const [k, v] of Object.entries(patch)) {
     if (!k.startsWith(DELETE_FROM_PRIMITIVE_LIST)) continue;
     const field = k.slice(DELETE_FROM_PRIMITIVE_LIST.length);
-    if (!Array.isArray(v)) throw badRequest(`invalid patch format for primitive list: ${goValue(v)}`);
+    if (!Array.isArray(v)) throw badRequest('invalid patch format of primitive list');
     const current = out[field];
     const gone = new Set(v.map(identity));
     if (Array.isArray(current)) setMember(out, field, current.filter((item) => !gone.has(identity(item))));
@@ -105,7 +108,7 @@ function mergeMap(original: JsonMap | undefined, patch: JsonMap, meta: PatchMeta
   for (const [k, order] of Object.entries(patch)) {
     if (!k.startsWith(SET_ELEMENT_ORDER)) continue;
     const field = k.slice(SET_ELEMENT_ORDER.length);
-    if (!Array.isArray(order)) throw badRequest(`invalid patch format for $setElementOrder list: ${goValue(order)}`);
+    if (!Array.isArray(order)) throw badRequest('invalid patch format of setElementOrder list');
     const list = out[field];
     const live = original !== undefined && Array.isArray(original[field]) ? (original[field] as unknown[]) : [];
     if (Array.isArray(list)) setMember(out, field, orderElements(list, order, live, meta.field(field)));
@@ -135,7 +138,7 @@ function mergeList(original: readonly unknown[], patch: readonly unknown[], meta
     const out = [...original];
     const present = new Set(original.map(identity));
     for (const p of patch) {
-      if (isObject(p) || Array.isArray(p)) throw badRequest(`invalid patch format for primitive list: ${goValue(patch)}`);
+      if (isObject(p) || Array.isArray(p)) throw badRequest('invalid patch format of primitive list');
       if (!present.has(identity(p))) out.push(p);
       present.add(identity(p));
     }
