@@ -135,6 +135,13 @@ describe('strategic merge patch', () => {
       expect: [{ name: 'z', image: 'z:1' }],
     },
     {
+      name: 'deletions apply before the rest of the patch list, whatever their place in it',
+      original: two,
+      patch: { spec: { containers: [{ name: 'b', image: 'b:3' }, { name: 'b', $patch: 'delete' }] } },
+      want: (o) => (o.spec as { containers: { name: string; image: string }[] }).containers.map((c) => `${c.name}=${c.image}`),
+      expect: ['a=a:1', 'b=b:3'],
+    },
+    {
       name: 'an atomic list (tolerations) is replaced',
       original: two,
       patch: { spec: { tolerations: [{ key: 'y', operator: 'Exists' }] } },
@@ -217,6 +224,7 @@ describe('strategic merge patch', () => {
     { name: 'maps in a set-merged list', patch: { metadata: { finalizers: [{ a: 1 }] } }, code: 400, message: 'invalid patch format of primitive list' },
     { name: 'a non-list $setElementOrder', patch: { spec: { '$setElementOrder/containers': 5 } }, code: 400, message: 'invalid patch format of setElementOrder list' },
     { name: 'a non-list $retainKeys', patch: { spec: { volumes: [{ name: 'v', $retainKeys: 'name' }] } }, code: 400, message: 'invalid patch format of retainKeys' },
+    { name: '$patch: merge in a list', patch: { spec: { containers: [{ name: 'a', $patch: 'merge' }] } }, code: 400, message: 'merging lists cannot yet be specified in the patch' },
     { name: 'a patch that is not an object', patch: [1], code: 400, message: 'json: cannot unmarshal array into Go value of type map[string]interface {}' },
   ];
   for (const e of errors) {

@@ -12,7 +12,6 @@ import type { PatchMeta } from '../api/patch-meta.js';
 import { ApiError, BadRequestError } from '../store/errors.js';
 
 const PATCH = '$patch';
-const HOLE = Symbol('deleted element');
 const RETAIN_KEYS = '$retainKeys';
 const SET_ELEMENT_ORDER = '$setElementOrder/';
 const DELETE_FROM_PRIMITIVE_LIST = '$deleteFromPrimitiveList/';
@@ -129,9 +128,8 @@ function mergeList(original: readonly unknown[], patch: readonly unknown[], meta
     return patch.map((p) => (isObject(p) ? mergeMap(undefined, p, items) : structuredClone(p)));
   }
   // A "{$patch: replace}" element: the rest of the patch list is the new list.
-  if (patch.some((p) => isObject(p) && p[PATCH] === 'replace' && Object.keys(p).length === 1)) {
-    return patch.filter((p) => !(isObject(p) && p[PATCH] === 'replace' && Object.keys(p).length === 1)).map((p) => (isObject(p) ? mergeMap(undefined, p, items) : structuredClone(p)));
-  }
+  const isReplace = (p: unknown): boolean => isObject(p) && p[PATCH] === 'replace';
+  if (patch.some(isReplace)) return patch.filter((p) => !isReplace(p)).map((p) => (isObject(p) ? mergeMap(undefined, p, items) : structuredClone(p)));
   const mergeKey = meta.mergeKey;
   if (mergeKey === undefined) {
     // Scalars merged as a set: the original's order, then what the patch adds.
@@ -144,34 +142,41 @@ function mergeList(original: readonly unknown[], patch: readonly unknown[], meta
     }
     return out;
   }
-  // Elements by the identity of their merge key; a deleted one leaves a hole, dropped at the end.
-  const out: (unknown | typeof HOLE)[] = [...original];
-  const positions = new Map<string, number[]>();
+  // As apimachinery: the "$patch: delete" elements first (by merge key), then the rest merged in.
+  const deleted = new Set<string>();
+  const rest: JsonMap[] = [];
+  for (const p of patch) {
+    if (!isObject(p)) throw badRequest(`invalid patch: element ${goValue(p)} of a list merged by ${mergeKey} is not a map`);
+    if (!Object.hasOwn(p, PATCH)) {
+      if (!Object.hasOwn(p, mergeKey)) throw badRequest(`map: ${goValue(p)} does not contain declared merge key: ${mergeKey}`);
+      rest.push(p);
+    } else if (p[PATCH] === 'delete') {
+      if (!Object.hasOwn(p, mergeKey)) throw badRequest(`map: ${goValue(p)} does not contain declared merge key: ${mergeKey}`);
+      deleted.add(identity(p[mergeKey]));
+    } else if (p[PATCH] === 'merge') {
+      throw badRequest('merging lists cannot yet be specified in the patch');
+    } else {
+      throw badRequest(`unknown patch type: ${goValue(p[PATCH])} in map: ${goValue(p)}`);
+    }
+  }
+  // The first element with each merge key is the one a patch element merges into.
+  const out: unknown[] = original.filter((o) => !(isObject(o) && deleted.has(identity(o[mergeKey]))));
+  const positions = new Map<string, number>();
   out.forEach((o, i) => {
     if (!isObject(o)) return;
     const id = identity(o[mergeKey]);
-    const seen = positions.get(id);
-    if (seen === undefined) positions.set(id, [i]);
-    else seen.push(i);
+    if (!positions.has(id)) positions.set(id, i);
   });
-  for (const p of patch) {
-    if (!isObject(p)) throw badRequest(`invalid patch: element ${goValue(p)} of a list merged by ${mergeKey} is not a map`);
-    if (!Object.hasOwn(p, mergeKey)) throw badRequest(`map: ${goValue(p)} does not contain declared merge key: ${mergeKey}`);
+  for (const p of rest) {
     const id = identity(p[mergeKey]);
-    const at = positions.get(id) ?? [];
-    if (p[PATCH] === 'delete') {
-      for (const i of at) out[i] = HOLE;
-      positions.delete(id);
-      continue;
-    }
-    const first = at[0];
-    if (first !== undefined) out[first] = mergeMap(out[first] as JsonMap, p, items);
+    const at = positions.get(id);
+    if (at !== undefined) out[at] = mergeMap(out[at] as JsonMap, p, items);
     else {
-      positions.set(id, [out.length]);
+      positions.set(id, out.length);
       out.push(mergeMap(undefined, p, items));
     }
   }
-  return out.filter((o) => o !== HOLE);
+  return out;
 }
 
 /**
