@@ -273,6 +273,7 @@ describe('JSON patch (RFC 6902 appendix A)', () => {
     { name: 'A.14 unescapes ~01 as ~1', doc: { '/': 9, '~1': 10 }, ops: [{ op: 'test', path: '/~01', value: 10 }], expect: { '/': 9, '~1': 10 } },
     { name: 'A.16 appends with "-"', doc: { foo: ['bar'] }, ops: [{ op: 'add', path: '/foo/-', value: ['abc', 'def'] }], expect: { foo: ['bar', ['abc', 'def']] } },
     { name: 'unescapes ~1 as /', doc: { metadata: { annotations: { 'a/b': 'x' } } }, ops: [{ op: 'remove', path: '/metadata/annotations/a~1b' }], expect: { metadata: { annotations: {} } } },
+    { name: 'counts a negative index from the end, as evanphx/json-patch', doc: { f: ['a', 'b', 'c'] }, ops: [{ op: 'remove', path: '/f/-1' }, { op: 'replace', path: '/f/-2', value: 'z' }], expect: { f: ['z', 'b'] } },
     { name: 'copies a value', doc: { a: { x: 1 } }, ops: [{ op: 'copy', from: '/a', path: '/b' }], expect: { a: { x: 1 }, b: { x: 1 } } },
   ];
   for (const c of ok) {

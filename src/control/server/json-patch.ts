@@ -63,10 +63,18 @@ export function parsePointer(pointer: string): string[] {
     .map((t) => t.replaceAll('~1', '/').replaceAll('~0', '~'));
 }
 
+/**
+ * An array index token. As evanphx/json-patch (which kube-apiserver uses with its default of
+ * negative indices on), "-n" counts from the end.
+ */
 function arrayIndex(token: string, length: number, forInsert: boolean, pointer: string): number {
   if (forInsert && token === '-') return length;
-  if (!/^(0|[1-9][0-9]*)$/.test(token)) throw new JsonPatchError(`Unable to access invalid index: ${token}: ${pointer}`);
-  const i = Number(token);
+  if (!/^-?(0|[1-9][0-9]*)$/.test(token)) throw new JsonPatchError(`Unable to access invalid index: ${token}: ${pointer}`);
+  let i = Number(token);
+  if (i < 0) {
+    if (i < -length) throw new JsonPatchError(`Unable to access invalid index: ${i}: ${pointer}`);
+    i += length;
+  }
   if (i > length || (!forInsert && i === length)) throw new JsonPatchError(`Unable to access invalid index: ${i}: ${pointer}`);
   return i;
 }
