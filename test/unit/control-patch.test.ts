@@ -47,6 +47,7 @@ describe('patch metadata from the schemas', () => {
     { path: ['metadata', 'ownerReferences'], strategies: ['merge'], mergeKey: 'uid', listType: 'map' },
     { path: ['status', 'conditions'], strategies: ['merge'], mergeKey: 'type', listType: 'map' },
     { path: ['spec', 'nodeSelector'], strategies: [] },
+    { path: ['status', 'podIPs'], strategies: ['merge'], mergeKey: 'ip', listType: 'atomic' },
   ];
   for (const c of cases) {
     it(`pods ${c.path.join('.')}`, () => {

@@ -52,6 +52,8 @@ const PHASES = ['Failed', 'Pending', 'Running', 'Succeeded', 'Unknown'] as const
 const TOLERATION_OPERATORS = ['Equal', 'Exists'] as const;
 const TAINT_EFFECTS = ['NoExecute', 'NoSchedule', 'PreferNoSchedule'] as const;
 
+const ATOMIC_MERGED_BY_IP = { 'x-kubernetes-list-type': 'atomic', 'x-kubernetes-patch-merge-key': 'ip', 'x-kubernetes-patch-strategy': 'merge' };
+
 /** A part of the pod this server does not look into: any object. */
 const opaque = z.looseObject({}).optional();
 
@@ -144,7 +146,15 @@ const schema = kindSchema({
       subdomain: str,
     }),
   ).optional(),
-  status: z.looseObject({ phase: str, conditions: conditions() }).optional(),
+  status: z
+    .looseObject({
+      phase: str,
+      conditions: conditions(),
+      // Upstream's odd pair: merged by ip for patches, atomic for server-side apply.
+      podIPs: z.array(z.looseObject({ ip: str })).meta(ATOMIC_MERGED_BY_IP).optional(),
+      hostIPs: z.array(z.looseObject({ ip: str })).meta(ATOMIC_MERGED_BY_IP).optional(),
+    })
+    .optional(),
 });
 
 function defaultContainer(c: Container): void {
