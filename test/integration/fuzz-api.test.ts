@@ -179,6 +179,7 @@ type BodySpec =
   | { t: 'text'; text: string }
   | { t: 'huge'; size: number }
   | { t: 'jsonPatch'; ops: { op: string; path: string; from: string; value: unknown }[] }
+  | { t: 'directives'; value: unknown }
   | { t: 'none' };
 
 interface FuzzRequest {
@@ -229,6 +230,8 @@ function bodyOf(r: FuzzRequest): string | Uint8Array | undefined {
       return JSON.stringify({ ...template(resource, r.name, r.namespace), extra: 'x'.repeat(b.size) });
     case 'jsonPatch':
       return JSON.stringify(b.ops);
+    case 'directives':
+      return JSON.stringify(b.value);
     case 'none':
       return undefined;
   }
@@ -268,6 +271,17 @@ const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
         { maxLength: 6 },
       )
       .map((ops): BodySpec => ({ t: 'jsonPatch', ops })),
+  },
+  // Strategic-merge directives and list fields at any depth, with hostile values.
+  {
+    weight: 2,
+    arbitrary: fc
+      .object({
+        key: fc.constantFrom('$patch', '$retainKeys', '$setElementOrder/containers', '$setElementOrder/finalizers', '$deleteFromPrimitiveList/finalizers', 'metadata', 'spec', 'status', 'containers', 'finalizers', 'conditions', 'name', 'type', 'volumes', 'labels'),
+        values: [hostileValue, fc.constantFrom('replace', 'delete', 'merge', null), fc.constant([{ $patch: 'replace' }]), fc.constant([{ name: 'a', $patch: 'delete' }])],
+        maxDepth: 4,
+      })
+      .map((value): BodySpec => ({ t: 'directives', value })),
   },
   { weight: 1, arbitrary: fc.constant<BodySpec>({ t: 'none' }) },
 );
