@@ -152,6 +152,13 @@ describe('kubectl writes', { skip: existsSync(KUBECTL) ? false : `${KUBECTL} is 
     assert.match(diff.stdout, /\n\+ {2}mode: slow\n/);
     assert.deepEqual(store.get('configmaps', 'default', 'settings'), before);
     assert.equal(store.resourceVersion, rv);
+    // An object that does not exist yet: a dry-run create.
+    const fresh = manifest('new.yaml', 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: fresh\ndata:\n  a: b\n');
+    const created = await kubectl(['diff', '-f', fresh]);
+    assert.equal(created.code, 1, created.stderr);
+    assert.match(created.stdout, /\n\+ {2}name: fresh\n/);
+    assert.equal(store.get('configmaps', 'default', 'fresh'), undefined);
+    assert.equal(store.resourceVersion, rv);
   });
 
   it('edits through KUBE_EDITOR', async () => {
