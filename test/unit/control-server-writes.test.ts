@@ -289,6 +289,13 @@ describe('API server: writes', () => {
       assert.equal(strict.status, 400);
     });
 
+    it('knows a VolumeSnapshot spec in full (a custom resource upstream, whose schema prunes unknown fields)', async () => {
+      const vs = { apiVersion: 'snapshot.storage.k8s.io/v1', kind: 'VolumeSnapshot', metadata: { name: 'v' }, spec: { source: { persistentVolumeClaimName: 'c', pvcName: 'x' }, volumeSnapshotClassName: 'k' } };
+      const res = await call(base, 'POST', `${SNAPSHOTS}?fieldValidation=Strict`, vs);
+      assert.equal(res.status, 400);
+      assert.equal(res.body.message, 'VolumeSnapshot in version "v1" cannot be handled as a VolumeSnapshot: strict decoding error: unknown field "spec.source.pvcName"');
+    });
+
     it('refuses an unknown directive (422)', async () => {
       const res = await call(base, 'POST', `${PVCS}?fieldValidation=Loud`, pvc('l'));
       assert.equal(res.status, 422);
