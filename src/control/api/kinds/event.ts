@@ -19,7 +19,7 @@ const schema = kindSchema({
   count: int,
   reportingComponent: str,
   reportingInstance: str,
-  eventTime: z.union([z.string(), z.null()]).optional(),
+  eventTime: str,
   series: z.looseObject({ count: int, lastObservedTime: str }).optional(),
   action: str,
   related: objectReference,
