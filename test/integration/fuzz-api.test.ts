@@ -1,5 +1,5 @@
 // Property-based fuzzing of every write path of the API (issue 11): POST, PUT, PATCH (merge,
-// strategic merge, and the types the server does not take), DELETE, /status and pods/binding for
+// strategic merge, JSON patch, and the types the server does not take), DELETE, /status and pods/binding for
 // every served kind, and list/watch query parameters, with generated hostile values: names,
 // namespaces, labels, sizes, quantities, documents nested past the limit, huge bodies, raw bytes,
 // wrong JSON types in every field. The control plane (store, API server and the storage
@@ -190,6 +190,8 @@ type BodySpec =
   | { t: 'bytes'; bytes: number[] }
   | { t: 'text'; text: string }
   | { t: 'huge'; size: number }
+  | { t: 'jsonPatch'; ops: { op: string; path: string; from: string; value: unknown }[] }
+  | { t: 'directives'; value: unknown }
   | { t: 'none' };
 
 interface FuzzRequest {
@@ -238,6 +240,10 @@ function bodyOf(r: FuzzRequest): string | Uint8Array | undefined {
       return b.text;
     case 'huge':
       return JSON.stringify({ ...template(resource, r.name, r.namespace), extra: 'x'.repeat(b.size) });
+    case 'jsonPatch':
+      return JSON.stringify(b.ops);
+    case 'directives':
+      return JSON.stringify(b.value);
     case 'none':
       return undefined;
   }
@@ -263,19 +269,45 @@ const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
   },
   // Over the 3 MiB limit, or just under it.
   { weight: 1, arbitrary: fc.constantFrom(3 * 1024 * 1024 + 10, 3 * 1024 * 1024 - 400).map((size): BodySpec => ({ t: 'huge', size })) },
+  // JSON patch operations on the kinds' fields (pointers escaped or not, "-", past the end).
+  {
+    weight: 2,
+    arbitrary: fc
+      .array(
+        fc.record({
+          op: fc.constantFrom('add', 'remove', 'replace', 'move', 'copy', 'test', 'frobnicate'),
+          path: fc.oneof(fc.constantFrom<readonly string[]>(...FIELD_PATHS).map((p) => `/${p.join('/')}`), fc.constantFrom('', '/', '/metadata/finalizers/-', '/metadata/labels/a~1b', '/spec/x/7', '/metadata/~2'), hostileString),
+          from: fc.constantFrom<readonly string[]>(...FIELD_PATHS).map((p) => `/${p.join('/')}`),
+          value: hostileValue,
+        }),
+        { maxLength: 6 },
+      )
+      .map((ops): BodySpec => ({ t: 'jsonPatch', ops })),
+  },
+  // Strategic-merge directives and list fields at any depth, with hostile values.
+  {
+    weight: 2,
+    arbitrary: fc
+      .object({
+        key: fc.constantFrom('$patch', '$retainKeys', '$setElementOrder/containers', '$setElementOrder/finalizers', '$deleteFromPrimitiveList/finalizers', 'metadata', 'spec', 'status', 'containers', 'finalizers', 'conditions', 'name', 'type', 'volumes', 'labels'),
+        values: [hostileValue, fc.constantFrom('replace', 'delete', 'merge', null), fc.constant([{ $patch: 'replace' }]), fc.constant([{ name: 'a', $patch: 'delete' }])],
+        maxDepth: 4,
+      })
+      .map((value): BodySpec => ({ t: 'directives', value })),
+  },
   { weight: 1, arbitrary: fc.constant<BodySpec>({ t: 'none' }) },
 );
 
 const queryParams = fc.array(
   fc.tuple(
-    fc.constantFrom('labelSelector', 'fieldSelector', 'limit', 'continue', 'resourceVersion', 'timeoutSeconds', 'gracePeriodSeconds', 'propagationPolicy', 'watch', 'dryRun', 'fieldManager', 'pretty'),
+    fc.constantFrom('labelSelector', 'fieldSelector', 'limit', 'continue', 'resourceVersion', 'timeoutSeconds', 'gracePeriodSeconds', 'propagationPolicy', 'watch', 'dryRun', 'fieldValidation', 'fieldManager', 'pretty'),
     fc.oneof(
       hostileString,
       // Continue tokens of the right shape with hostile contents (version, resourceVersion, start key).
       fc
         .record({ v: fc.constantFrom('meta.k8s.io/v1', 'meta.k8s.io/v2', ''), rv: fc.oneof(fc.integer({ min: -2, max: 60 }), fc.constantFrom(2 ** 53, 1.5)), start: hostileString })
         .map((token) => Buffer.from(JSON.stringify(token)).toString('base64url')),
-      fc.constantFrom('metadata.name===x', 'metadata.name=seed', 'status.phase!=Bound', 'a in (b', 'app=db,!x', 'x notin (a,b)', '-1', '0', '1', '2', '99999999999999999999', 'Foreground', 'Orphan', 'eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiJhIn0', 'garbage', 'All', 'false', '1e3'),
+      fc.constantFrom('metadata.name===x', 'metadata.name=seed', 'status.phase!=Bound', 'a in (b', 'app=db,!x', 'x notin (a,b)', '-1', '0', '1', '2', '99999999999999999999', 'Foreground', 'Orphan', 'eyJ2IjoibWV0YS5rOHMuaW8vdjEiLCJydiI6MSwic3RhcnQiOiJhIn0', 'garbage', 'All', 'false', '1e3', 'Strict', 'Warn', 'Ignore'),
     ),
   ),
   { maxLength: 3 },
@@ -310,7 +342,9 @@ const request: fc.Arbitrary<FuzzRequest> = fc
     const writes = r.verb === 'POST' || r.verb === 'PUT' || r.verb === 'PATCH' || r.verb === 'DELETE';
     // Mostly a type the verb takes, so that requests reach decoding and validation; any type now and then.
     let contentType = r.type;
-    if (r.verb === 'PATCH' && r.typeChoice < 80) contentType = r.typeChoice < 45 ? 'application/merge-patch+json' : 'application/strategic-merge-patch+json';
+    if (r.verb === 'PATCH' && r.typeChoice < 80) {
+      contentType = r.typeChoice < 35 ? 'application/merge-patch+json' : r.typeChoice < 60 ? 'application/strategic-merge-patch+json' : 'application/json-patch+json';
+    }
     else if (r.verb !== 'PATCH' && r.typeChoice < 90) contentType = r.typeChoice < 75 ? 'application/json' : 'application/yaml';
     return { verb: r.verb, plural: r.plural, namespace: r.namespace, name: r.name, subresource: r.subresource, contentType, body: writes ? r.body : { t: 'none' }, query: r.query };
   });
@@ -407,7 +441,9 @@ async function send(base: string, r: FuzzRequest, store: Store): Promise<void> {
   } else if (r.subresource !== 'binding') {
     const obj = parsed as KubeObject;
     assert.equal(typeof obj.metadata, 'object', `${what}: metadata`);
-    if (r.verb !== 'GET' && res.status < 300) {
+    // A dry run answers what it would have written: the stored resourceVersion, or none for a create.
+    const dryRun = new URLSearchParams(r.query).has('dryRun');
+    if (r.verb !== 'GET' && res.status < 300 && !dryRun) {
       // Acknowledged write: its resourceVersion is newer than anything before the request (or unchanged, for a no-op).
       const rv = Number(obj.metadata.resourceVersion);
       assert.ok(Number.isSafeInteger(rv) && rv > 0, `${what}: resourceVersion ${obj.metadata.resourceVersion}`);

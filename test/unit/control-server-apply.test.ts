@@ -185,7 +185,12 @@ describe('API server: server-side apply and managedFields', () => {
   });
 
   it('ignores managedFields that do not decode, on create and on update', async () => {
-    for (const garbage of [{ x: { y: 1 } }, [{ manager: 'x', operation: 'Bogus', apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: {} }], [{ fieldsV1: 'f:data' }], 'text']) {
+    // Not a list at all does not decode into ObjectMeta: refused, as kube-apiserver's decoder refuses it.
+    for (const notAList of [{ x: { y: 1 } }, 'text']) {
+      const refused = await call('POST', `${CMS}?fieldManager=maker`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'g', managedFields: notAList }, data: { k: 'v' } });
+      assert.ok(refused.status >= 400 && refused.status < 500, `a managedFields of ${JSON.stringify(notAList)} is a 4xx, got ${refused.status}`);
+    }
+    for (const garbage of [[{ manager: 'x', operation: 'Bogus', apiVersion: 'v1', fieldsType: 'FieldsV1', fieldsV1: {} }], [{ fieldsV1: 'f:data' }]]) {
       await call('DELETE', `${CMS}/g`);
       const created = await call('POST', `${CMS}?fieldManager=maker`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'g', managedFields: garbage }, data: { k: 'v' } });
       assert.equal(created.status, 201);

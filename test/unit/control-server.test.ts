@@ -172,10 +172,13 @@ describe('API server: resources', () => {
     const wrongName = await call<Status>(base, 'PUT', `${PVCS}/other`, first.body);
     assert.equal(wrongName.status, 400);
     assert.equal((await call<Status>(base, 'GET', '/api/v1/widgets')).status, 404);
-    assert.equal((await call<Status>(base, 'PATCH', `${PVCS}/a`, [{ op: 'add' }], { 'content-type': 'application/json-patch+json' })).status, 415);
-    const directive = await call<Status>(base, 'PATCH', `${PVCS}/a`, { metadata: { '$setElementOrder/finalizers': [] } }, { 'content-type': 'application/strategic-merge-patch+json' });
+    assert.equal((await call<Status>(base, 'PATCH', `${PVCS}/a`, [{ op: 'add' }], { 'content-type': 'application/json-patch+json' })).status, 422);
+    const directive = await call<Status>(base, 'PATCH', `${PVCS}/a`, { metadata: { $patch: 'explode' } }, { 'content-type': 'application/strategic-merge-patch+json' });
     assert.equal(directive.status, 400);
-    assert.equal((await call<Status>(base, 'POST', `${PVCS}?dryRun=All`, pvc('dry'))).status, 400);
+    assert.equal(directive.body.message, 'unknown patch type: explode in map: map[$patch:explode]');
+    const dryRun = await call<Status>(base, 'POST', `${PVCS}?dryRun=Some`, pvc('dry'));
+    assert.equal(dryRun.status, 422);
+    assert.equal(dryRun.body.message, 'CreateOptions.meta.k8s.io "" is invalid: dryRun: Unsupported value: []string{"Some"}: supported values: "All"');
     assert.equal((await call<Status>(base, 'POST', `${PVCS}`, 'not json')).status, 400);
     assert.equal((await call<Status>(base, 'DELETE', PVCS)).status, 405);
   });

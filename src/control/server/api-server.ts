@@ -7,7 +7,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { ApiError, BadRequestError, UnauthorizedError } from '../store/errors.js';
+import { ApiError, UnauthorizedError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { handleReview, reviewForPath } from './access-review.js';
 import { ADMIN_USER, authenticator, type UserInfo } from './auth.js';
@@ -143,7 +143,6 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         if (!authorizer.allowed(user, attributes)) throw forbidden(user, attributes);
       }
     }
-    if (url.searchParams.has('dryRun')) throw new BadRequestError('dryRun is not supported by this server');
     const review = reviewForPath(url.pathname);
     if (review !== undefined) {
       await handleReview(review, req, res, user, authorizer);

@@ -1,7 +1,6 @@
-// JSON merge patch (RFC 7386), which is also how Stowage applies strategic merge patches: a list
-// in the patch replaces the whole list, and strategic-merge directives ("$patch",
-// "$setElementOrder/…", "$retainKeys", "$deleteFromPrimitiveList/…") are refused rather than
-// half-applied.
+// JSON merge patch (RFC 7386, application/merge-patch+json): maps merge recursively, null
+// deletes a member, and anything else (lists included) replaces what was there. Strategic merge
+// patch, which merges lists, is strategic-merge-patch.ts.
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -17,22 +16,4 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
     else Object.defineProperty(out, k, { value: mergePatch(Object.hasOwn(out, k) ? out[k] : undefined, v), enumerable: true, writable: true, configurable: true });
   }
   return out;
-}
-
-/** The first strategic-merge directive in a patch, if any. */
-export function findDirective(patch: unknown): string | undefined {
-  if (Array.isArray(patch)) {
-    for (const item of patch) {
-      const found = findDirective(item);
-      if (found !== undefined) return found;
-    }
-    return undefined;
-  }
-  if (!isObject(patch)) return undefined;
-  for (const [k, v] of Object.entries(patch)) {
-    if (k.startsWith('$')) return k;
-    const found = findDirective(v);
-    if (found !== undefined) return found;
-  }
-  return undefined;
 }

@@ -4,6 +4,7 @@
 import type { PropagationPolicy } from '../store/garbage-collector.js';
 import { BadRequestError } from '../store/errors.js';
 import type { DeleteOptions } from '../store/store.js';
+import { writeQuery } from './write-options.js';
 
 const INT64_MAX = 2n ** 63n - 1n;
 const INT64_MIN = -(2n ** 63n);
@@ -57,7 +58,8 @@ export function deleteOptions(body: unknown, query: URLSearchParams): DeleteOpti
   if (propagationPolicy !== undefined && propagationPolicy !== null && typeof propagationPolicy !== 'string') throw wrongType('propagationPolicy', 'string', propagationPolicy);
   if (orphanDependents !== undefined && orphanDependents !== null && typeof orphanDependents !== 'boolean') throw wrongType('orphanDependents', 'boolean', orphanDependents);
   if (gracePeriodSeconds !== undefined && gracePeriodSeconds !== null && !Number.isSafeInteger(gracePeriodSeconds)) throw wrongType('gracePeriodSeconds', 'integer', gracePeriodSeconds);
-  if (dryRun !== undefined && dryRun !== null && (!Array.isArray(dryRun) || dryRun.length > 0)) throw new BadRequestError('dryRun is not supported by this server');
+  if (dryRun !== undefined && dryRun !== null && (!Array.isArray(dryRun) || dryRun.some((v) => typeof v !== 'string'))) throw wrongType('dryRun', 'array of strings', dryRun);
+  const write = writeQuery(query, 'DeleteOptions', Array.isArray(dryRun) ? (dryRun as string[]) : []);
   let pre: DeleteOptions['preconditions'];
   if (preconditions !== undefined && preconditions !== null) {
     if (!isObject(preconditions)) throw wrongType('preconditions', 'object', preconditions);
@@ -72,5 +74,6 @@ export function deleteOptions(body: unknown, query: URLSearchParams): DeleteOpti
     ...(policy === undefined ? {} : { propagationPolicy: policy as PropagationPolicy }),
     ...(pre === undefined ? {} : { preconditions: pre }),
     ...(grace === undefined ? {} : { gracePeriodSeconds: grace }),
+    ...(write.dryRun ? { dryRun: true } : {}),
   };
 }

@@ -1,8 +1,10 @@
 // The verbs on resources: list/watch and create on collections; get, update (PUT), patch and
-// delete on items and their /status; POST on a pod's /binding. Request objects are checked against
-// the URL (kind, name, namespace) before the store sees them. Lists page with ?limit and
-// ?continue (store/continue-token.ts); query parameters and DeleteOptions are read as
-// kube-apiserver reads them, a malformed one being a 400 (query.ts).
+// delete on items and their /status; POST on a pod's /binding. Writes take ?dryRun=All and
+// ?fieldValidation (write-options.ts, field-validation.ts); patches come as JSON merge patch,
+// strategic merge patch (built-in kinds only, as upstream) or JSON patch. Request objects, and
+// patched ones, are checked against the URL (kind, name, namespace) before the store sees them.
+// Lists page with ?limit and ?continue (store/continue-token.ts); query parameters and
+// DeleteOptions are read as kube-apiserver reads them, a malformed one being a 400 (query.ts).
 //
 // Every answer waits for store.flushed(): a write is acknowledged only once it is durable, and a
 // read never shows a client a write that a crash could still take back (the store commits in
@@ -15,7 +17,13 @@ import { parseBinding } from '../store/binding.js';
 import type { Store } from '../store/store.js';
 import { APPLY_PATCH, applyPatch, trackUpdate, updateManager } from './apply/field-manager.js';
 import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
-import { findDirective, mergePatch } from './merge-patch.js';
+import { patchMetaFor, supportsStrategicMerge } from '../api/patch-meta.js';
+import { strategyFor } from '../api/kinds/strategies.js';
+import { checkFields, duplicateFields, setWarnings } from './field-validation.js';
+import { applyJsonPatch, decodeJsonPatch } from './json-patch.js';
+import { mergePatch } from './merge-patch.js';
+import { strategicMergePatch } from './strategic-merge-patch.js';
+import { type FieldValidation, writeQuery } from './write-options.js';
 import { boolParam, deleteOptions, intParam, listResourceVersion } from './query.js';
 import type { Route } from './routes.js';
 import type { WatchStreams } from './watch-stream.js';
@@ -25,7 +33,10 @@ type ItemRoute = Extract<Route, { type: 'item' }>;
 
 const MERGE_PATCH = 'application/merge-patch+json';
 const STRATEGIC_MERGE_PATCH = 'application/strategic-merge-patch+json';
-const PATCH_TYPES = [MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH];
+const JSON_PATCH = 'application/json-patch+json';
+const PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, STRATEGIC_MERGE_PATCH, APPLY_PATCH];
+/** What kube-apiserver takes for custom resources: no strategic merge patch. */
+const CUSTOM_RESOURCE_PATCH_TYPES = [JSON_PATCH, MERGE_PATCH, APPLY_PATCH];
 
 export interface HandlerContext {
   store: Store;
@@ -66,6 +77,11 @@ function checkAgainstUrl(obj: KubeObject, resource: ResourceInfo, namespace: str
   obj.metadata.namespace = namespace;
 }
 
+/** Members given twice in a JSON body (YAML bodies with them do not parse at all). */
+function jsonDuplicates(req: IncomingMessage, body: Buffer, directive: FieldValidation): string[] {
+  return directive === 'Ignore' || mediaType(req) !== 'application/json' ? [] : duplicateFields(body.toString('utf8'));
+}
+
 export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, req: IncomingMessage, res: ServerResponse, query: URLSearchParams): Promise<void> {
   const { store } = ctx;
   const namespace = r.namespace;
@@ -99,10 +115,15 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
     return;
   }
   if (req.method === 'POST') {
-    const obj = asObject(parseBody(await readBody(req), mediaType(req)));
+    const options = writeQuery(query, 'CreateOptions');
+    const body = await readBody(req);
+    const obj = asObject(parseBody(body, mediaType(req)));
     checkAgainstUrl(obj, r.resource, namespace);
     const manageFields = trackUpdate(r.resource, updateManager('CreateOptions', query, req.headers['user-agent']));
-    await reply(store, res, 201, store.create(obj, { manageFields }));
+    const warnings = checkFields(strategyFor(r.resource).schema, obj, options.fieldValidation, r.resource, jsonDuplicates(req, body, options.fieldValidation));
+    const created = store.create(obj, { dryRun: options.dryRun, manageFields });
+    setWarnings(res, warnings);
+    await reply(store, res, 201, created);
     return;
   }
   throw new MethodNotAllowedError(req.method ?? '', `the ${r.resource.plural} collection`);
@@ -119,8 +140,9 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
   };
   if (subresource === 'binding') {
     if (req.method !== 'POST') throw new MethodNotAllowedError(req.method ?? '', `${resource.plural}/binding`);
+    const { dryRun } = writeQuery(query, 'CreateOptions');
     const { nodeName, options } = parseBinding(parseBody(await readBody(req), mediaType(req)), name);
-    store.bindPod(r.namespace, name, nodeName, options);
+    store.bindPod(r.namespace, name, nodeName, { ...options, dryRun });
     await reply(store, res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
     return;
   }
@@ -131,33 +153,51 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       await reply(store, res, 200, current());
       return;
     case 'PUT': {
-      const obj = asObject(parseBody(await readBody(req), mediaType(req)));
+      const options = writeQuery(query, 'UpdateOptions');
+      const body = await readBody(req);
+      const obj = asObject(parseBody(body, mediaType(req)));
       checkAgainstUrl(obj, resource, r.namespace);
       if (obj.metadata.name !== name) {
         throw new BadRequestError(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`);
       }
       const manageFields = trackUpdate(resource, updateManager('UpdateOptions', query, req.headers['user-agent']), subresource);
-      await reply(store, res, 200, store.update(obj, { ...updateOptions, manageFields }));
+      const warnings = checkFields(strategyFor(resource).schema, obj, options.fieldValidation, resource, jsonDuplicates(req, body, options.fieldValidation));
+      const updated = store.update(obj, { ...updateOptions, dryRun: options.dryRun, manageFields });
+      setWarnings(res, warnings);
+      await reply(store, res, 200, updated);
       return;
     }
     case 'PATCH': {
+      const options = writeQuery(query, 'PatchOptions');
       const type = mediaType(req);
-      if (!PATCH_TYPES.includes(type)) throw new UnsupportedMediaTypeError(type, PATCH_TYPES);
+      const accepted = supportsStrategicMerge(resource) ? PATCH_TYPES : CUSTOM_RESOURCE_PATCH_TYPES;
+      if (!accepted.includes(type)) throw new UnsupportedMediaTypeError(type, accepted);
       if (type === APPLY_PATCH) {
         // Server-side apply: YAML (or JSON) body, may create the object (see apply/field-manager.ts).
-        const applied = applyPatch(store, { resource, namespace: r.namespace, name, ...updateOptions }, parseBody(await readBody(req), 'application/yaml'), query);
+        const applied = applyPatch(store, { resource, namespace: r.namespace, name, ...updateOptions, dryRun: options.dryRun }, parseBody(await readBody(req), 'application/yaml'), query);
         await reply(store, res, applied.code, applied.object);
         return;
       }
       const manageFields = trackUpdate(resource, updateManager('PatchOptions', query, req.headers['user-agent']), subresource);
-      const patch = parseBody(await readBody(req), type, PATCH_TYPES);
-      if (type === STRATEGIC_MERGE_PATCH) {
-        const directive = findDirective(patch);
-        if (directive !== undefined) throw new BadRequestError(`strategic merge patch directive "${directive}" is not supported; send a merge patch (application/merge-patch+json)`);
+      const patch = parseBody(await readBody(req), type, accepted);
+      let patchedBody: unknown;
+      if (type === JSON_PATCH) patchedBody = applyJsonPatch(current(), decodeJsonPatch(patch));
+      else if (type === STRATEGIC_MERGE_PATCH) patchedBody = strategicMergePatch(current(), patch, patchMetaFor(resource));
+      else patchedBody = mergePatch(current(), patch);
+      const patched = asObject(patchedBody);
+      // What a patch made of the object must still be the object of the URL (kube-apiserver's checkName).
+      if (patched.metadata.name !== name) {
+        throw new BadRequestError(`the name of the object (${patched.metadata.name ?? ''}) does not match the name on the URL (${name})`);
       }
-      const patched = asObject(mergePatch(current(), patch));
-      if (patched.metadata.name !== name) throw new BadRequestError('a patch may not change metadata.name');
-      await reply(store, res, 200, store.update(patched, { ...updateOptions, manageFields }));
+      const patchedNamespace = patched.metadata.namespace;
+      if (r.namespace !== undefined && patchedNamespace && patchedNamespace !== r.namespace) {
+        throw new BadRequestError(`the namespace of the object (${patchedNamespace}) does not match the namespace on the request (${r.namespace})`);
+      }
+      checkAgainstUrl(patched, resource, r.namespace);
+      const warnings = checkFields(strategyFor(resource).schema, patched, options.fieldValidation);
+      const updated = store.update(patched, { ...updateOptions, dryRun: options.dryRun, manageFields });
+      setWarnings(res, warnings);
+      await reply(store, res, 200, updated);
       return;
     }
     case 'DELETE': {
@@ -165,8 +205,10 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
       const body = await readBody(req);
       const options = deleteOptions(body.length > 0 ? parseBody(body, mediaType(req)) : undefined, query);
       const last = store.delete(resource.plural, r.namespace, name, options);
-      // 200 once the object is gone; 202 while finalizers hold it.
-      const pending = store.get(resource.plural, r.namespace, name)?.metadata.uid === last.metadata.uid;
+      // 200 once the object is gone; 202 while finalizers hold it (a dry run: would hold it).
+      const pending = options.dryRun
+        ? last.metadata.deletionTimestamp !== undefined
+        : store.get(resource.plural, r.namespace, name)?.metadata.uid === last.metadata.uid;
       await reply(store, res, pending ? 202 : 200, last);
       return;
     }

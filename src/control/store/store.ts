@@ -98,7 +98,17 @@ export interface ListResult<T extends KubeObject = KubeObject> {
   remainingItemCount?: number;
 }
 
-export interface CreateOptions {
+/**
+ * dryRun=All: the write runs in full (decoding, defaulting, validation, admission, preconditions)
+ * and returns what it would store, but nothing is stored, no resourceVersion is taken and no
+ * watcher hears of it. As in kube-apiserver, a dry-run create answers without a resourceVersion
+ * and a dry-run update or delete with the stored one.
+ */
+export interface WriteOptions {
+  dryRun?: boolean;
+}
+
+export interface CreateOptions extends WriteOptions {
   /** Called with the object about to be stored (and the stored one on update), to set its metadata.managedFields. */
   manageFields?: (next: KubeObject, old: KubeObject | undefined) => void;
 }
@@ -108,7 +118,7 @@ export interface UpdateOptions extends CreateOptions {
   subresource?: 'status';
 }
 
-export interface DeleteOptions {
+export interface DeleteOptions extends WriteOptions {
   preconditions?: { uid?: string; resourceVersion?: string };
   /** Default Background. */
   propagationPolicy?: PropagationPolicy;
@@ -395,7 +405,7 @@ export class Store {
       if (!generated || attempt >= GENERATE_NAME_ATTEMPTS) throw new AlreadyExistsError(resource, obj.metadata.name ?? '');
       obj.metadata.name = generateName(obj.metadata.generateName ?? '');
     }
-    return this.commit(resource, 'ADDED', obj, undefined) as T & KubeObject;
+    return this.commit(resource, 'ADDED', obj, undefined, undefined, options.dryRun) as T & KubeObject;
   }
 
   /**
@@ -420,19 +430,19 @@ export class Store {
       admitResize(this.reader, resource, next as PersistentVolumeClaim, old as PersistentVolumeClaim);
     }
     options.manageFields?.(next, old);
-    return this.commitUpdate(resource, next, old, oldBody) as T & KubeObject;
+    return this.commitUpdate(resource, next, old, oldBody, options.dryRun) as T & KubeObject;
   }
 
   /**
    * The pods/binding subresource: sets spec.nodeName of a pod that has none (and PodScheduled
    * True), the one spec change a pod allows (see binding.ts). ConflictError if already bound.
    */
-  bindPod(namespace: string | undefined, name: string, nodeName: string, options: BindOptions = {}): Pod {
+  bindPod(namespace: string | undefined, name: string, nodeName: string, options: BindOptions & WriteOptions = {}): Pod {
     this.usable();
     const resource = resourceNamed('pods');
     const old = this.read(resource, namespaceOf(resource, namespace), name);
     if (old === undefined) throw new NotFoundError(resource, name);
-    return this.commitUpdate(resource, boundPod(old, resource, nodeName, options), old) as Pod;
+    return this.commitUpdate(resource, boundPod(old, resource, nodeName, options), old, undefined, options.dryRun) as Pod;
   }
 
   /**
@@ -657,7 +667,7 @@ export class Store {
       next.metadata.deletionTimestamp = rfc3339(new Date(Date.now() + graceful * 1000));
       next.metadata.deletionGracePeriodSeconds = graceful;
       next.metadata.generation = (next.metadata.generation ?? 0) + 1;
-      return this.commit(resource, 'MODIFIED', next, old);
+      return this.commit(resource, 'MODIFIED', next, old, undefined, options.dryRun);
     }
     const finalizers = new Set(next.metadata.finalizers ?? []);
     if (policy === 'Foreground') finalizers.add(FOREGROUND_FINALIZER);
@@ -665,14 +675,15 @@ export class Store {
     if (finalizers.size > 0) next.metadata.finalizers = [...finalizers];
     let result: KubeObject;
     if (isFinalized(resource, next)) {
-      result = this.commit(resource, 'DELETED', next, old);
+      result = this.commit(resource, 'DELETED', next, old, undefined, options.dryRun);
     } else {
       next.metadata.deletionTimestamp = rfc3339();
       next.metadata.deletionGracePeriodSeconds = 0;
       next.metadata.generation = (next.metadata.generation ?? 0) + 1;
       if (resource.plural === 'namespaces') (next as Namespace).status = { ...(next as Namespace).status, phase: 'Terminating' };
-      result = this.commit(resource, 'MODIFIED', next, old);
+      result = this.commit(resource, 'MODIFIED', next, old, undefined, options.dryRun);
     }
+    if (options.dryRun) return result;
     this.gc.collect();
     // The collector may already have finished the deletion (Orphan, Foreground without dependents).
     const current = this.read(resource, namespace, name);
@@ -680,18 +691,27 @@ export class Store {
   }
 
   /** Writes a prepared update: nothing if unchanged, a removal if it finalizes a terminating object. */
-  private commitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject, oldBody?: string): KubeObject {
+  private commitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject, oldBody?: string, dryRun = false): KubeObject {
     if (sameJson(next, old)) return old;
     if (next.metadata.deletionTimestamp !== undefined && isFinalized(resource, next)) {
-      const removed = this.commit(resource, 'DELETED', next, old);
-      this.gc.collect();
+      const removed = this.commit(resource, 'DELETED', next, old, undefined, dryRun);
+      if (!dryRun) this.gc.collect();
       return removed;
     }
-    return this.commit(resource, 'MODIFIED', next, old, oldBody);
+    return this.commit(resource, 'MODIFIED', next, old, oldBody, dryRun);
   }
 
-  /** The one write path: the object, its owner index and its event, as one step of the turn's transaction. */
-  private commit(resource: ResourceInfo, type: EventRow['type'], obj: KubeObject, previous: KubeObject | undefined, previousBody?: string): KubeObject {
+  /**
+   * The one write path: the object, its owner index and its event, as one step of the turn's
+   * transaction. A dry run stops here, before anything is written or published: the object keeps
+   * the resourceVersion it was read with (none for a creation).
+   */
+  private commit(resource: ResourceInfo, type: EventRow['type'], obj: KubeObject, previous: KubeObject | undefined, previousBody?: string, dryRun = false): KubeObject {
+    if (dryRun) {
+      if (previous?.metadata.resourceVersion === undefined) delete obj.metadata.resourceVersion;
+      else obj.metadata.resourceVersion = previous.metadata.resourceVersion;
+      return obj;
+    }
     const rv = this.revision + 1;
     const before = obj.metadata.resourceVersion;
     obj.metadata.resourceVersion = String(rv);

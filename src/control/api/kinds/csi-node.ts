@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { CSINode } from '../types/storage.js';
 import { immutable, validateDriverName, validateQualifiedName } from '../validation/common.js';
 import { child, duplicate, type FieldError, index, invalid, required, tooLong } from '../validation/field-errors.js';
-import { int, kindSchema, str, strings } from '../validation/schemas.js';
+import { atomic, int, kindSchema, mergeByKey, str } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
 
 const MAX_NODE_ID_LENGTH = 192;
@@ -11,7 +11,7 @@ const MAX_NODE_ID_LENGTH = 192;
 const schema = kindSchema({
   spec: z
     .looseObject({
-      drivers: z.array(z.looseObject({ name: str, nodeID: str, topologyKeys: strings, allocatable: z.looseObject({ count: int }).optional() })).optional(),
+      drivers: mergeByKey(z.array(z.looseObject({ name: str, nodeID: str, topologyKeys: atomic(z.array(z.string())).optional(), allocatable: z.looseObject({ count: int }).optional() })), 'name').optional(),
     })
     .optional(),
 });

@@ -19,6 +19,10 @@ const schema = kindSchema({
   count: int,
   reportingComponent: str,
   reportingInstance: str,
+  eventTime: str,
+  series: z.looseObject({ count: int, lastObservedTime: str }).optional(),
+  action: str,
+  related: objectReference,
 });
 
 export const eventStrategy = defineStrategy<Event>({

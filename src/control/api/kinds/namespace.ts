@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { Namespace } from '../types/core.js';
 import { carryOver, validateQualifiedName, supportedValue } from '../validation/common.js';
 import { isDNS1123Label } from '../validation/names.js';
-import { kindSchema, str, strings } from '../validation/schemas.js';
+import { atomic, conditions, kindSchema, str } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
 
 /** The spec finalizer Kubernetes puts on every namespace. */
@@ -13,8 +13,8 @@ export const NAMESPACE_FINALIZER = 'kubernetes';
 const PHASES = ['Active', 'Terminating'] as const;
 
 const schema = kindSchema({
-  spec: z.looseObject({ finalizers: strings }).optional(),
-  status: z.looseObject({ phase: str }).optional(),
+  spec: z.looseObject({ finalizers: atomic(z.array(z.string())).optional() }).optional(),
+  status: z.looseObject({ phase: str, conditions: conditions() }).optional(),
 });
 
 export const namespaceStrategy = defineStrategy<Namespace>({

@@ -5,16 +5,31 @@ import { canonicalizeResourceList } from '../quantity.js';
 import type { Node } from '../types/core.js';
 import { validateQualifiedName, validateResourceList, supportedValue } from '../validation/common.js';
 import { child, index, required } from '../validation/field-errors.js';
-import { bool, kindSchema, resourceList, str } from '../validation/schemas.js';
+import { atomic, bool, closed, conditions, kindSchema, mergeAsSet, mergeByKey, resourceList, str } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
 
 const TAINT_EFFECTS = ['NoExecute', 'NoSchedule', 'PreferNoSchedule'] as const;
 
 const schema = kindSchema({
-  spec: z
-    .looseObject({ podCIDR: str, providerID: str, unschedulable: bool, taints: z.array(z.looseObject({ key: str, value: str, effect: str })).optional() })
+  spec: closed(
+    z.looseObject({
+      podCIDR: str,
+      podCIDRs: mergeAsSet(z.array(z.string())).optional(),
+      providerID: str,
+      unschedulable: bool,
+      taints: atomic(z.array(z.looseObject({ key: str, value: str, effect: str, timeAdded: str }))).optional(),
+      configSource: z.looseObject({}).optional(),
+      externalID: str,
+    }),
+  ).optional(),
+  status: z
+    .looseObject({
+      capacity: resourceList,
+      allocatable: resourceList,
+      conditions: conditions(),
+      addresses: mergeByKey(z.array(z.looseObject({ type: str, address: str })), 'type').optional(),
+    })
     .optional(),
-  status: z.looseObject({ capacity: resourceList, allocatable: resourceList }).optional(),
 });
 
 export const nodeStrategy = defineStrategy<Node>({

@@ -13,15 +13,15 @@ import {
   validateSubdomain,
   validateVolumeMode, supportedValue } from '../validation/common.js';
 import { child, type FieldError, forbidden, key, notSupported, required } from '../validation/field-errors.js';
-import { kindSchema, labelSelector, resourceList, str, strings } from '../validation/schemas.js';
+import { atomic, closed, conditions, kindSchema, labelSelector, resourceList, str } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
 
 const typedReference = z.looseObject({ apiGroup: str, kind: str, name: str, namespace: str }).optional();
 
 const schema = kindSchema({
-  spec: z
-    .looseObject({
-      accessModes: strings,
+  spec: closed(
+    z.looseObject({
+      accessModes: atomic(z.array(z.string())).optional(),
       selector: labelSelector,
       resources: z.looseObject({ requests: resourceList, limits: resourceList }).optional(),
       volumeName: str,
@@ -29,9 +29,19 @@ const schema = kindSchema({
       volumeMode: str,
       dataSource: typedReference,
       dataSourceRef: typedReference,
+      volumeAttributesClassName: str,
+    }),
+  ).optional(),
+  status: z
+    .looseObject({
+      phase: str,
+      accessModes: atomic(z.array(z.string())).optional(),
+      capacity: resourceList,
+      conditions: conditions(),
+      allocatedResources: resourceList,
+      allocatedResourceStatuses: z.record(z.string(), z.string()).optional(),
     })
     .optional(),
-  status: z.looseObject({ phase: str, accessModes: strings, capacity: resourceList, allocatedResources: resourceList, allocatedResourceStatuses: z.record(z.string(), z.string()).optional() }).optional(),
 });
 
 const PHASES = ['Bound', 'Lost', 'Pending'] as const;

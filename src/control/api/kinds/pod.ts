@@ -6,7 +6,7 @@ import { canonicalizeQuantityField, canonicalizeResourceList } from '../quantity
 import type { Container, Pod, Volume } from '../types/core.js';
 import { carryOver, validateLabel, validateLabels, validateQuantity, validateResourceList, validateSubdomain, supportedValue } from '../validation/common.js';
 import { child, duplicate, type FieldError, forbidden, index, invalid, notFound, required } from '../validation/field-errors.js';
-import { bool, int, kindSchema, resourceList, str, stringMap, strings } from '../validation/schemas.js';
+import { atomic, bool, closed, conditions, int, kindSchema, mergeByKey, resourceList, str, stringMap } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
 
 /** Every volume source a pod volume may have; exactly one must be set. */
@@ -52,32 +52,63 @@ const PHASES = ['Failed', 'Pending', 'Running', 'Succeeded', 'Unknown'] as const
 const TOLERATION_OPERATORS = ['Equal', 'Exists'] as const;
 const TAINT_EFFECTS = ['NoExecute', 'NoSchedule', 'PreferNoSchedule'] as const;
 
-const container = z.looseObject({
+const ATOMIC_MERGED_BY_IP = { 'x-kubernetes-list-type': 'atomic', 'x-kubernetes-patch-merge-key': 'ip', 'x-kubernetes-patch-strategy': 'merge' };
+
+/** A part of the pod this server does not look into: any object. */
+const opaque = z.looseObject({}).optional();
+
+// Every field of Kubernetes' Container and PodSpec is named (closed): ?fieldValidation can tell a
+// typo from a field.
+const container = closed(z.looseObject({
   name: str,
   image: str,
   imagePullPolicy: str,
-  command: strings,
-  args: strings,
-  ports: z.array(z.looseObject({ name: str, containerPort: int, hostPort: int, protocol: str })).optional(),
+  command: atomic(z.array(z.string())).optional(),
+  args: atomic(z.array(z.string())).optional(),
+  ports: mergeByKey(z.array(z.looseObject({ name: str, containerPort: int, hostPort: int, protocol: str })), 'containerPort', ['containerPort', 'protocol']).optional(),
+  env: mergeByKey(z.array(z.looseObject({ name: str, value: str, valueFrom: z.looseObject({}).optional() })), 'name').optional(),
+  envFrom: atomic(z.array(z.looseObject({ prefix: str }))).optional(),
   resources: z.looseObject({ requests: resourceList, limits: resourceList }).optional(),
-  volumeMounts: z.array(z.looseObject({ name: str, mountPath: str, readOnly: bool, subPath: str, mountPropagation: str })).optional(),
-  volumeDevices: z.array(z.looseObject({ name: str, devicePath: str })).optional(),
-});
+  volumeMounts: mergeByKey(z.array(z.looseObject({ name: str, mountPath: str, readOnly: bool, subPath: str, mountPropagation: str })), 'mountPath').optional(),
+  volumeDevices: mergeByKey(z.array(z.looseObject({ name: str, devicePath: str })), 'devicePath').optional(),
+  workingDir: str,
+  resizePolicy: atomic(z.array(z.looseObject({ resourceName: str, restartPolicy: str }))).optional(),
+  restartPolicy: str,
+  livenessProbe: opaque,
+  readinessProbe: opaque,
+  startupProbe: opaque,
+  lifecycle: opaque,
+  terminationMessagePath: str,
+  terminationMessagePolicy: str,
+  securityContext: opaque,
+  stdin: bool,
+  stdinOnce: bool,
+  tty: bool,
+}));
 
 const schema = kindSchema({
-  spec: z
-    .looseObject({
-      containers: z.array(container).optional(),
-      initContainers: z.array(container).optional(),
-      volumes: z
-        .array(
+  spec: closed(
+    z.looseObject({
+      containers: mergeByKey(z.array(container), 'name').optional(),
+      initContainers: mergeByKey(z.array(container), 'name').optional(),
+      volumes: mergeByKey(
+        z.array(
           z.looseObject({
             name: str,
             persistentVolumeClaim: z.looseObject({ claimName: str, readOnly: bool }).optional(),
             hostPath: z.looseObject({ path: str, type: str }).optional(),
           }),
-        )
-        .optional(),
+        ),
+        'name',
+        ['name'],
+        true,
+      ).optional(),
+      imagePullSecrets: mergeByKey(z.array(z.looseObject({ name: str })), 'name').optional(),
+      topologySpreadConstraints: mergeByKey(
+        z.array(z.looseObject({ maxSkew: int, topologyKey: str, whenUnsatisfiable: str })),
+        'topologyKey',
+        ['topologyKey', 'whenUnsatisfiable'],
+      ).optional(),
       nodeName: str,
       nodeSelector: stringMap,
       restartPolicy: str,
@@ -86,10 +117,44 @@ const schema = kindSchema({
       schedulerName: str,
       priorityClassName: str,
       priority: int,
-      tolerations: z.array(z.looseObject({ key: str, operator: str, value: str, effect: str, tolerationSeconds: int })).optional(),
+      tolerations: atomic(z.array(z.looseObject({ key: str, operator: str, value: str, effect: str, tolerationSeconds: int }))).optional(),
+      ephemeralContainers: mergeByKey(z.array(z.looseObject({ name: str })), 'name').optional(),
+      hostAliases: mergeByKey(z.array(z.looseObject({ ip: str, hostnames: atomic(z.array(z.string())).optional() })), 'ip').optional(),
+      readinessGates: atomic(z.array(z.looseObject({ conditionType: str }))).optional(),
+      resourceClaims: mergeByKey(z.array(z.looseObject({ name: str })), 'name', ['name'], true).optional(),
+      schedulingGates: mergeByKey(z.array(z.looseObject({ name: str })), 'name').optional(),
+      affinity: opaque,
+      automountServiceAccountToken: bool,
+      dnsConfig: opaque,
+      dnsPolicy: str,
+      enableServiceLinks: bool,
+      hostIPC: bool,
+      hostNetwork: bool,
+      hostPID: bool,
+      hostUsers: bool,
+      hostname: str,
+      os: opaque,
+      overhead: resourceList,
+      preemptionPolicy: str,
+      resources: opaque,
+      runtimeClassName: str,
+      securityContext: opaque,
+      serviceAccount: str,
+      serviceAccountName: str,
+      setHostnameAsFQDN: bool,
+      shareProcessNamespace: bool,
+      subdomain: str,
+    }),
+  ).optional(),
+  status: z
+    .looseObject({
+      phase: str,
+      conditions: conditions(),
+      // Upstream's odd pair: merged by ip for patches, atomic for server-side apply.
+      podIPs: z.array(z.looseObject({ ip: str })).meta(ATOMIC_MERGED_BY_IP).optional(),
+      hostIPs: z.array(z.looseObject({ ip: str })).meta(ATOMIC_MERGED_BY_IP).optional(),
     })
     .optional(),
-  status: z.looseObject({ phase: str }).optional(),
 });
 
 function defaultContainer(c: Container): void {

@@ -3,18 +3,19 @@ import { z } from 'zod';
 import type { VolumeSnapshot } from '../types/snapshot.js';
 import { immutable, validateSubdomain } from '../validation/common.js';
 import { type FieldError, forbidden, required } from '../validation/field-errors.js';
-import { kindSchema, str } from '../validation/schemas.js';
+import { closed, kindSchema, str } from '../validation/schemas.js';
 import { defineStrategy } from './strategy.js';
 
 const ONE_SOURCE = 'exactly one of persistentVolumeClaimName and volumeSnapshotContentName must be set';
 
 const schema = kindSchema({
-  spec: z
-    .looseObject({
-      source: z.looseObject({ persistentVolumeClaimName: str, volumeSnapshotContentName: str }).optional(),
+  // The CRD's whole spec (snapshot.storage.k8s.io/v1): closed, so field validation sees typos.
+  spec: closed(
+    z.looseObject({
+      source: closed(z.looseObject({ persistentVolumeClaimName: str, volumeSnapshotContentName: str })).optional(),
       volumeSnapshotClassName: str,
-    })
-    .optional(),
+    }),
+  ).optional(),
   status: z.looseObject({ boundVolumeSnapshotContentName: str, creationTime: str, restoreSize: str }).optional(),
 });
 

@@ -9,7 +9,7 @@ import { errorBody, errorMessage, type FieldError, forbidden, invalid, required,
 import { ApiError, BadRequestError, InternalError, NotFoundError } from '../../store/errors.js';
 import type { Store } from '../../store/store.js';
 import { boolParam } from '../query.js';
-import { DEFAULT_LIST_TYPES, type ListTypes } from './list-types.js';
+import { type ListTypes, SCHEMA_LIST_TYPES } from './list-types.js';
 import { decodeManagedFields, encodeManagedFields, type Managed, ManagedFieldsError } from './managed-fields.js';
 import { checkNoDuplicates, DuplicateKeyError } from './typed-value.js';
 import { apply, recordUpdate, type Scope } from './updater.js';
@@ -17,7 +17,7 @@ import { apply, recordUpdate, type Scope } from './updater.js';
 export const APPLY_PATCH = 'application/apply-patch+yaml';
 
 /** Where apply learns which lists are keyed, sets or atomic (the one line to point at the kinds' own schema annotations). */
-const listTypes: ListTypes = DEFAULT_LIST_TYPES;
+const listTypes: ListTypes = SCHEMA_LIST_TYPES;
 
 const MAX_MANAGER_LENGTH = 128;
 type OptionsKind = 'CreateOptions' | 'UpdateOptions' | 'PatchOptions';
@@ -118,6 +118,8 @@ export interface ApplyTarget {
   namespace: string | undefined;
   name: string;
   subresource?: 'status';
+  /** dryRun=All: everything runs, nothing is stored. */
+  dryRun?: boolean;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -177,6 +179,7 @@ export function applyPatch(db: Store, target: ApplyTarget, body: unknown, query:
   const merged = apply(scope, { manager, apiVersion: resource.apiVersion }, live, config, managed, force);
   store(merged, managed);
   const keep = (next: KubeObject): void => store(next, managed);
-  if (live === undefined) return { code: 201, object: db.create(merged, { manageFields: keep }) };
-  return { code: 200, object: db.update(merged, { ...(subresource ? { subresource } : {}), manageFields: keep }) };
+  const dryRun = target.dryRun === true;
+  if (live === undefined) return { code: 201, object: db.create(merged, { manageFields: keep, dryRun }) };
+  return { code: 200, object: db.update(merged, { ...(subresource ? { subresource } : {}), manageFields: keep, dryRun }) };
 }

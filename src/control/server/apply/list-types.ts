@@ -6,6 +6,7 @@
 //
 // The lookup is an injected interface so the kinds' own schema annotations can replace the small
 // built-in table below without touching the apply code.
+import { patchMetaFor } from '../../api/patch-meta.js';
 import type { ResourceInfo } from '../../api/registry.js';
 
 /** A "map" list's key fields; `defaults` fills a key field an item leaves out (ports' protocol is TCP). */
@@ -52,4 +53,28 @@ const ATOMIC_MAPS = new Set([
 export const DEFAULT_LIST_TYPES: ListTypes = {
   listType: (_resource, path) => TABLE.get(path.join('.')) ?? ATOMIC,
   atomicMap: (resource, path) => ATOMIC_MAPS.has(`${resource.plural}:${path.join('.')}`),
+};
+
+/**
+ * The list types the kinds' schemas declare (api/patch-meta.ts: the same x-kubernetes-* meta that
+ * strategic merge patch and OpenAPI read): a merge key makes an associative list, a merge strategy
+ * without one or list type "set" a set, list type "atomic" an atomic list. Where the schemas say
+ * nothing, the built-in table above decides. Ports keep their protocol key and its TCP default,
+ * which strategic merge patch's single merge key cannot say.
+ */
+export const SCHEMA_LIST_TYPES: ListTypes = {
+  listType(resource, path) {
+    let meta = patchMetaFor(resource);
+    path.forEach((name, i) => {
+      meta = meta.field(name);
+      if (i < path.length - 1 && meta.items().known) meta = meta.items();
+    });
+    if (meta.listType === 'atomic') return ATOMIC;
+    if (meta.listType === 'set') return SET;
+    const key = meta.mergeKey;
+    if (key !== undefined) return path[path.length - 1] === 'ports' && key === 'containerPort' ? PORTS : byKeys(key);
+    if (meta.strategies.includes('merge')) return SET;
+    return DEFAULT_LIST_TYPES.listType(resource, path);
+  },
+  atomicMap: DEFAULT_LIST_TYPES.atomicMap,
 };
