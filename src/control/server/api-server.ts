@@ -12,6 +12,7 @@ import { coreVersions, group, groupList, resourceList, versionInfo } from './dis
 import { sendError, sendJson, sendText } from './http-io.js';
 import { isLoopback, type ListenAddress, parseListenAddress } from './listen-address.js';
 import { handleCollection, handleItem, type HandlerContext } from './resource-handler.js';
+import { serveOpenApi } from './openapi-serve.js';
 import { route } from './routes.js';
 import { WatchStreams } from './watch-stream.js';
 
@@ -124,6 +125,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         return;
       case 'resources':
         sendJson(res, 200, resourceList(r.group, r.version));
+        return;
+      case 'openapi':
+        serveOpenApi(req, res, r.version, r.path, url.searchParams);
         return;
       case 'collection':
         await handleCollection(ctx, r, req, res, url.searchParams);

@@ -62,8 +62,8 @@ export function parseBody(body: Buffer, type: string, types: readonly string[] =
   }
 }
 
-export function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+export function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}, pretty = false): void {
+  const text = pretty ? `${JSON.stringify(body, null, 2)}\n` : JSON.stringify(body);
   res.writeHead(code, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
@@ -83,4 +83,55 @@ export function sendError(res: ServerResponse, err: unknown): void {
   // A 503 (the store's disk is full) passes by itself: say when to try again, as Kubernetes does.
   const headers: Record<string, string> = err instanceof RequestEntityTooLargeError ? { Connection: 'close' } : status.code === 503 ? { 'Retry-After': '1' } : {};
   sendJson(res, status.code, status, headers);
+}
+
+/** One media range of an Accept header: "application/json;as=Table;v=v1;g=meta.k8s.io". */
+export interface MediaRange {
+  type: string;
+  params: Record<string, string>;
+}
+
+/** The media ranges of an Accept header, in the client's order, without those it refuses (q=0). */
+export function acceptedTypes(header: string | undefined): MediaRange[] {
+  if (header === undefined || header.trim() === '') return [{ type: '*/*', params: {} }];
+  const out: MediaRange[] = [];
+  for (const part of header.split(',')) {
+    const [type = '', ...rest] = part.split(';').map((s) => s.trim());
+    const params: Record<string, string> = {};
+    for (const p of rest) {
+      const eq = p.indexOf('=');
+      if (eq > 0) params[p.slice(0, eq).trim().toLowerCase()] = p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    }
+    if (params['q'] !== undefined && Number(params['q']) === 0) continue;
+    if (type !== '') out.push({ type: type.toLowerCase(), params });
+  }
+  return out;
+}
+
+/** Whether a range admits plain JSON: application/json without a conversion, application/*, or * / *. */
+export function admitsJson(range: MediaRange): boolean {
+  if (range.type === '*/*' || range.type === 'application/*') return true;
+  return range.type === 'application/json' && range.params['as'] === undefined;
+}
+
+/** pretty=true (or any true value): indented JSON, as kube-apiserver's ?pretty. */
+export function isPretty(query: URLSearchParams): boolean {
+  const value = query.get('pretty');
+  return value !== null && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
+}
+
+/** The groups/versions of meta.k8s.io whose Table this server can answer with. */
+const TABLE_VERSIONS = ['v1', 'v1beta1'];
+
+/**
+ * The Table apiVersion ("meta.k8s.io/v1") when the client's first acceptable media range asks for
+ * `as=Table`; undefined when plain JSON comes first (or nothing else is offered).
+ */
+export function tableVersion(req: IncomingMessage): string | undefined {
+  for (const range of acceptedTypes(req.headers.accept)) {
+    if (admitsJson(range)) return undefined;
+    const { as, g, v } = range.params;
+    if (range.type === 'application/json' && as === 'Table' && g === 'meta.k8s.io' && v !== undefined && TABLE_VERSIONS.includes(v)) return `meta.k8s.io/${v}`;
+  }
+  return undefined;
 }

@@ -8,12 +8,13 @@
 // read never shows a client a write that a crash could still take back (the store commits in
 // groups, see store.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { buildTable, INCLUDE_OBJECT_VALUES, type IncludeObject } from '../api/printers/table.js';
 import type { ResourceInfo } from '../api/registry.js';
 import type { KubeList, KubeObject } from '../api/types/meta.js';
 import { BadRequestError, MethodNotAllowedError, NotFoundError, UnsupportedMediaTypeError } from '../store/errors.js';
 import { parseBinding } from '../store/binding.js';
 import type { Store } from '../store/store.js';
-import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
+import { isPretty, mediaType, parseBody, readBody, sendJson, tableVersion } from './http-io.js';
 import { findDirective, mergePatch } from './merge-patch.js';
 import { boolParam, deleteOptions, intParam, listResourceVersion } from './query.js';
 import type { Route } from './routes.js';
@@ -35,6 +36,27 @@ export interface HandlerContext {
 async function reply(store: Store, res: ServerResponse, code: number, body: unknown): Promise<void> {
   await store.flushed();
   sendJson(res, code, body);
+}
+
+/** A read's answer: a meta.k8s.io Table when the Accept header asks for one, else the objects. */
+interface ReadFormat {
+  table: { apiVersion: string; includeObject: IncludeObject } | undefined;
+  pretty: boolean;
+}
+
+function readFormat(req: IncomingMessage, query: URLSearchParams): ReadFormat {
+  const pretty = isPretty(query);
+  const apiVersion = tableVersion(req);
+  if (apiVersion === undefined) return { table: undefined, pretty };
+  const include = query.get('includeObject') || 'Metadata';
+  if (!INCLUDE_OBJECT_VALUES.includes(include as IncludeObject)) throw new BadRequestError(`unrecognized includeObject value: ${JSON.stringify(include)}`);
+  return { table: { apiVersion, includeObject: include as IncludeObject }, pretty };
+}
+
+/** Sends a read's answer once what it reflects is committed. */
+async function replyRead(store: Store, res: ServerResponse, body: unknown, format: ReadFormat): Promise<void> {
+  await store.flushed();
+  sendJson(res, 200, body, {}, format.pretty);
 }
 
 function typeName(value: unknown): string {
@@ -74,10 +96,20 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
       ...(query.has('labelSelector') ? { labelSelector: query.get('labelSelector') ?? '' } : {}),
       ...(query.has('fieldSelector') ? { fieldSelector: query.get('fieldSelector') ?? '' } : {}),
     };
+    const format = readFormat(req, query);
     if (boolParam(query, 'watch')) {
       const timeout = intParam(query, 'timeoutSeconds');
       const resourceVersion = query.get('resourceVersion');
-      ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout, res);
+      const table = format.table;
+      // As kube-apiserver: each event's object is a one-row Table; only the first carries the columns.
+      const transform =
+        table === undefined
+          ? undefined
+          : (obj: KubeObject, first: boolean) => {
+              const t = buildTable(r.resource, [obj], { ...table, metadata: { resourceVersion: obj.metadata.resourceVersion ?? '' } });
+              return first ? t : { ...t, columnDefinitions: [] };
+            };
+      ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout, res, transform);
       return;
     }
     const limit = intParam(query, 'limit');
@@ -93,8 +125,12 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
       ...(list.continue === undefined ? {} : { continue: list.continue }),
       ...(list.remainingItemCount === undefined ? {} : { remainingItemCount: list.remainingItemCount }),
     };
+    if (format.table !== undefined) {
+      await replyRead(store, res, buildTable(r.resource, list.items, { ...format.table, metadata }), format);
+      return;
+    }
     const body: KubeList = { apiVersion: r.resource.apiVersion, kind: `${r.resource.kind}List`, metadata, items: list.items };
-    await reply(store, res, 200, body);
+    await replyRead(store, res, body, format);
     return;
   }
   if (req.method === 'POST') {
@@ -125,9 +161,13 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
   const updateOptions = subresource === 'status' ? { subresource } : {};
 
   switch (req.method) {
-    case 'GET':
-      await reply(store, res, 200, current());
+    case 'GET': {
+      const format = readFormat(req, query);
+      const obj = current();
+      const rv = obj.metadata.resourceVersion;
+      await replyRead(store, res, format.table === undefined ? obj : buildTable(resource, [obj], { ...format.table, metadata: rv === undefined ? {} : { resourceVersion: rv } }), format);
       return;
+    }
     case 'PUT': {
       const obj = asObject(parseBody(await readBody(req), mediaType(req)));
       checkAgainstUrl(obj, resource, r.namespace);

@@ -7,12 +7,16 @@
 // so that a client never sees a change that a crash could take back.
 import type { ServerResponse } from 'node:http';
 import type { ResourceInfo } from '../api/registry.js';
+import type { KubeObject, WatchEvent } from '../api/types/meta.js';
 import type { Store, WatchOptions } from '../store/store.js';
+
+/** What a stream sends for an event's object instead of the object (a Table, for as=Table). */
+export type WatchTransform = (object: KubeObject, first: boolean) => unknown;
 
 export class WatchStreams {
   private readonly open = new Set<() => void>();
 
-  serve(store: Store, resource: ResourceInfo, options: WatchOptions, timeoutSeconds: number | undefined, res: ServerResponse): void {
+  serve(store: Store, resource: ResourceInfo, options: WatchOptions, timeoutSeconds: number | undefined, res: ServerResponse, transform?: WatchTransform): void {
     // The initial events arrive inside store.watch(), before the headers may be sent: subscribing
     // first lets an Expired or BadRequest error still become a plain error response.
     let queued: string[] = [];
@@ -41,8 +45,15 @@ export class WatchStreams {
         },
       );
     };
+    let first = true;
+    const encode = (event: WatchEvent): unknown => {
+      if (transform === undefined) return event;
+      const object = transform(event.object, first);
+      first = false;
+      return { type: event.type, object };
+    };
     const unsubscribe = store.watch(resource.plural, options, (event) => {
-      queued.push(`${JSON.stringify(event)}\n`);
+      queued.push(`${JSON.stringify(encode(event))}\n`);
       pump();
     });
     let timer: NodeJS.Timeout | undefined;
