@@ -254,6 +254,19 @@ describe('the real kubectl against the API server', { skip }, () => {
     assert.doesNotMatch(again.stderr, /warning/i);
   });
 
+  it('re-applies a snapshot kind: no strategic merge patch for it, the v2 protobuf it then asks for is refused, and it falls back to a merge patch', async () => {
+    const vs = (label: string): string =>
+      `apiVersion: snapshot.storage.k8s.io/v1\nkind: VolumeSnapshot\nmetadata:\n  name: snap0\n  labels: {try: "${label}"}\nspec:\n  source: {persistentVolumeClaimName: data}\n`;
+    await ok(['apply', '-f', '-'], vs('1'));
+    const r = await kubectl(['apply', '-f', '-', '-v=6'], vs('2'));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /GET [^ ]*\/openapi\/v2\?timeout=\d+s 406 Not Acceptable/);
+    assert.match(r.stderr, /PATCH [^ ]*volumesnapshots\/snap0\?fieldManager=kubectl-client-side-apply&fieldValidation=Strict 200/);
+    assert.match(r.stdout, /volumesnapshot\.snapshot\.storage\.k8s\.io\/snap0 configured/);
+    assert.equal((await kubectl(['apply', '-f', '-'], vs('3'))).stderr, '', 'nothing to warn about at the default verbosity');
+    assert.match(await ok(['get', 'vs', 'snap0', '-o', 'jsonpath={.metadata.labels.try}']), /^3$/);
+  });
+
   it('asks the server to refuse an unknown field with --validate=strict', async () => {
     const bad = 'apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: odd\nspec:\n  bogus: 1\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n';
     const r = await kubectl(['apply', '-f', '-', '--validate=strict', '-v=6'], bad);
