@@ -109,7 +109,15 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
               const t = buildTable(r.resource, [obj], { ...table, metadata: { resourceVersion: obj.metadata.resourceVersion ?? '' } });
               return first ? t : { ...t, columnDefinitions: [] };
             };
-      ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout, res, transform);
+      // A bookmark's object: the kind (or an empty Table) with only metadata.resourceVersion.
+      const bookmark = !boolParam(query, 'allowWatchBookmarks')
+        ? undefined
+        : (rv: string) =>
+            table === undefined
+              ? { kind: r.resource.kind, apiVersion: r.resource.apiVersion, metadata: { resourceVersion: rv } }
+              : { kind: 'Table', apiVersion: table.apiVersion, metadata: { resourceVersion: rv }, columnDefinitions: [], rows: [] };
+      const stream = { ...(transform === undefined ? {} : { transform }), ...(bookmark === undefined ? {} : { bookmark }) };
+      ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout, res, stream);
       return;
     }
     const limit = intParam(query, 'limit');
