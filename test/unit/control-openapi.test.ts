@@ -8,7 +8,8 @@ import { z } from 'zod';
 import { groupVersions, RESOURCES, resourceForName } from '../../src/control/api/registry.js';
 import { type ApiServer, startApiServer } from '../../src/control/server/api-server.js';
 import { openApiV3Document, swaggerDocument } from '../../src/control/server/openapi.js';
-import { definitionName, openApiSchema } from '../../src/control/server/openapi-schemas.js';
+import { FIELD_DESCRIPTIONS, fieldAt } from '../../src/control/server/openapi-descriptions.js';
+import { definitionName, kindDefinition, openApiSchema } from '../../src/control/server/openapi-schemas.js';
 import { open, type Store } from '../../src/control/store/store.js';
 
 type Doc = Record<string, unknown> & {
@@ -68,8 +69,8 @@ describe('OpenAPI generation', () => {
     const spec = prop(pvc, 'spec');
     assert.equal(spec.type, 'object');
     assert.equal(spec.additionalProperties, undefined, 'known fields only');
-    assert.deepEqual(prop(spec, 'accessModes'), { type: 'array', items: { type: 'string' } });
-    assert.deepEqual(prop(prop(spec, 'resources'), 'requests'), { type: 'object', additionalProperties: { $ref: '#/components/schemas/io.k8s.apimachinery.pkg.api.resource.Quantity' } });
+    assert.deepEqual({ ...prop(spec, 'accessModes'), description: undefined }, { type: 'array', items: { type: 'string' }, description: undefined });
+    assert.deepEqual({ ...prop(prop(spec, 'resources'), 'requests'), description: undefined }, { description: undefined, type: 'object', additionalProperties: { $ref: '#/components/schemas/io.k8s.apimachinery.pkg.api.resource.Quantity' } });
     assert.equal(prop(pvc, 'apiVersion').type, 'string');
     assert.equal(pvc.required, undefined, 'apiVersion and kind are not required');
     assert.ok(schemas['io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta']);
@@ -96,6 +97,19 @@ describe('OpenAPI generation', () => {
       assert.equal(containers?.['description'], 'The containers.');
       assert.equal(out.properties['labels']?.['description'], 'Labels.');
     }
+  });
+
+  it('describes the main fields of the storage kinds, each description on a field the schema has', () => {
+    for (const [kind, fields] of Object.entries(FIELD_DESCRIPTIONS)) {
+      const r = RESOURCES.find((x) => x.kind === kind);
+      assert.ok(r, kind);
+      const schema = kindDefinition(r, 'v3');
+      for (const [path, description] of Object.entries(fields)) {
+        assert.equal(fieldAt(schema, path)?.description, description, `${kind}.${path}`);
+      }
+    }
+    const pvc = kindDefinition(resource('pvc'), 'v3');
+    assert.match(String(fieldAt(pvc, 'spec.resources.requests')?.description), /minimum amount/);
   });
 
   // kubectl looks for a PATCH operation with the object's GVK and a fieldValidation query parameter.

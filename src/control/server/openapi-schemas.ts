@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { strategyFor } from '../api/kinds/strategies.js';
 import type { ResourceInfo } from '../api/registry.js';
 import { objectMeta, quantity } from '../api/validation/schemas.js';
+import { describeFields } from './openapi-descriptions.js';
 
 export type JsonSchema = { [key: string]: unknown };
 
@@ -138,6 +139,7 @@ export function gvkExtension(resource: ResourceInfo, kind: string = resource.kin
 /** The schema of a served kind, with its x-kubernetes-group-version-kind. */
 export function kindDefinition(resource: ResourceInfo, flavor: Flavor): JsonSchema {
   const schema = openApiSchema(strategyFor(resource).schema, flavor);
+  describeFields(resource.kind, schema);
   const properties = (schema['properties'] ?? {}) as JsonSchema;
   describeTop(properties, 'apiVersion', API_VERSION_DESCRIPTION);
   describeTop(properties, 'kind', KIND_DESCRIPTION);
