@@ -11,12 +11,12 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { buildTable, INCLUDE_OBJECT_VALUES, type IncludeObject } from '../api/printers/table.js';
 import type { ResourceInfo } from '../api/registry.js';
 import type { KubeList, KubeObject } from '../api/types/meta.js';
-import { BadRequestError, MethodNotAllowedError, NotFoundError, UnsupportedMediaTypeError } from '../store/errors.js';
+import { ApiError, BadRequestError, MethodNotAllowedError, NotFoundError, TooLargeResourceVersionError, UnsupportedMediaTypeError } from '../store/errors.js';
 import { parseBinding } from '../store/binding.js';
 import type { Store } from '../store/store.js';
 import { isPretty, mediaType, parseBody, readBody, sendJson, tableVersion } from './http-io.js';
 import { findDirective, mergePatch } from './merge-patch.js';
-import { boolParam, deleteOptions, intParam, listResourceVersion } from './query.js';
+import { boolParam, deleteOptions, intParam, listResourceVersion, type ResourceVersionMatch, resourceVersionMatch } from './query.js';
 import type { Route } from './routes.js';
 import type { WatchStreams } from './watch-stream.js';
 
@@ -59,6 +59,27 @@ async function replyRead(store: Store, res: ServerResponse, body: unknown, forma
   sendJson(res, 200, body, {}, format.pretty);
 }
 
+/** How long a list waits for the store to reach a resourceVersion it asks for, as kube-apiserver's watch cache. */
+const TOO_LARGE_WAIT_MS = 3000;
+
+/**
+ * Where a list with ?resourceVersionMatch reads: NotOlderThan N waits (3 s at most) for the store
+ * to reach N, then reads now; Exact N reads the snapshot at N (from the event log, through the
+ * same path as a continued list: a continue token at N from the start), 410 once the log no
+ * longer reaches back that far.
+ */
+async function versionedRead(store: Store, match: ResourceVersionMatch | undefined, resourceVersion: string | undefined): Promise<string | undefined> {
+  if (match === undefined || resourceVersion === undefined || resourceVersion === '' || resourceVersion === '0') return undefined;
+  const wanted = Number(resourceVersion);
+  const deadline = Date.now() + TOO_LARGE_WAIT_MS;
+  while (Number(store.resourceVersion) < wanted) {
+    if (Date.now() >= deadline) throw new TooLargeResourceVersionError(wanted, Number(store.resourceVersion));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (match !== 'Exact' || wanted === Number(store.resourceVersion)) return undefined;
+  return Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv: wanted, start: '\u0000' })).toString('base64url');
+}
+
 function typeName(value: unknown): string {
   return value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
 }
@@ -97,7 +118,9 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
       ...(query.has('fieldSelector') ? { fieldSelector: query.get('fieldSelector') ?? '' } : {}),
     };
     const format = readFormat(req, query);
-    if (boolParam(query, 'watch')) {
+    const watch = boolParam(query, 'watch');
+    const match = resourceVersionMatch(query, watch);
+    if (watch) {
       const timeout = intParam(query, 'timeoutSeconds');
       const resourceVersion = query.get('resourceVersion');
       const table = format.table;
@@ -122,12 +145,21 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
     }
     const limit = intParam(query, 'limit');
     const resourceVersion = listResourceVersion(query);
-    const list = store.list(r.resource.plural, {
+    const exactAt = await versionedRead(store, match, resourceVersion);
+    const listOptions = {
       ...options,
       ...(limit === undefined ? {} : { limit }),
       ...(query.get('continue') ? { continue: query.get('continue') ?? '' } : {}),
-      ...(resourceVersion === undefined ? {} : { resourceVersion }),
-    });
+      ...(resourceVersion === undefined || exactAt !== undefined ? {} : { resourceVersion }),
+      ...(exactAt === undefined ? {} : { continue: exactAt }),
+    };
+    let list: ReturnType<Store['list']>;
+    try {
+      list = store.list(r.resource.plural, listOptions);
+    } catch (err) {
+      if (exactAt !== undefined && err instanceof ApiError && err.code === 410) throw new ApiError(410, 'Expired', 'The resourceVersion for the provided list is too old.');
+      throw err;
+    }
     const metadata = {
       resourceVersion: list.resourceVersion,
       ...(list.continue === undefined ? {} : { continue: list.continue }),

@@ -17,6 +17,7 @@ export type StatusReason =
   | 'RequestEntityTooLarge'
   | 'UnsupportedMediaType'
   | 'NotAcceptable'
+  | 'Timeout'
   | 'Invalid'
   | 'InternalError'
   | 'ServiceUnavailable';
@@ -121,6 +122,16 @@ export class UnsupportedMediaTypeError extends ApiError {
 export class NotAcceptableError extends ApiError {
   constructor(supported: readonly string[]) {
     super(406, 'NotAcceptable', `only the following media types are accepted: ${supported.join(', ')}`);
+  }
+}
+
+/** A list at a resourceVersion the store has not reached (storage.NewTooLargeResourceVersionError). */
+export class TooLargeResourceVersionError extends ApiError {
+  constructor(requested: number, current: number) {
+    super(504, 'Timeout', `Too large resource version: ${requested}, current: ${current}`, {
+      causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+      retryAfterSeconds: 1,
+    });
   }
 }
 
