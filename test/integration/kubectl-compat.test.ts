@@ -1,4 +1,5 @@
-// The real kubectl (v1.32) against the API server, unchanged and without --validate=false: it
+// The real kubectl (the one on PATH, and 1.32) against the API server, unchanged and without
+// --validate=false: it
 // downloads the OpenAPI v3 documents, finds the fieldValidation parameter and sends
 // fieldValidation=Strict, applies the seeds' objects, explains kinds from the schemas, and prints
 // the server's Table responses with exactly the columns and cells `stowage get` prints, -o wide
@@ -14,7 +15,11 @@ import { promisify } from 'node:util';
 import { type ApiServer, startApiServer } from '../../src/control/server/api-server.js';
 import { open, type Store } from '../../src/control/store/store.js';
 
-const KUBECTL = '/usr/bin/kubectl';
+/**
+ * The kubectl a user runs, and kubectl 1.32 itself where it is installed beside it: the Cloud SDK's
+ * /usr/bin/kubectl is a dispatcher that runs the release matching the server's version.
+ */
+const KUBECTLS = [process.env['STOWAGE_KUBECTL'] ?? '/usr/bin/kubectl', '/usr/lib/google-cloud-sdk/bin/kubectl.1.32'].filter((k, i, all) => existsSync(k) && all.indexOf(k) === i);
 const run = promisify(execFile);
 
 function repoRoot(): string {
@@ -184,9 +189,8 @@ function cells(table: string): string[] {
     .sort();
 }
 
-const skip = existsSync(KUBECTL) ? false : 'kubectl is not installed';
-
-describe('the real kubectl against the API server', { skip }, () => {
+if (KUBECTLS.length === 0) describe('the real kubectl against the API server', { skip: 'kubectl is not installed' }, () => undefined);
+for (const KUBECTL of KUBECTLS) describe(`the real kubectl (${KUBECTL}) against the API server`, () => {
   let store: Store;
   let server: ApiServer;
   let dir: string;
@@ -277,7 +281,7 @@ describe('the real kubectl against the API server', { skip }, () => {
 
   it('applies the seeds\' objects of served kinds unchanged', async () => {
     for (const file of SEED_FILES) await ok(['apply', '-f', join(SEEDS, file)]);
-    await ok(['create', 'namespace', 'again']);
+    await ok(['apply', '-f', '-'], 'apiVersion: v1\nkind: Namespace\nmetadata: {name: again}\n');
     for (const file of SEED_FILES_ELSEWHERE) await ok(['apply', '-n', 'again', '-f', join(SEEDS, file)]);
     assert.match(await ok(['get', 'pvc', 'rbd-pvc']), /rbd-pvc\s+Pending/);
     assert.match(await ok(['get', 'sc']), /csi-rbd-sc\s+csi\.block\.bigtera\.com/);
