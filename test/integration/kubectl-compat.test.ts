@@ -1,9 +1,8 @@
 // The real kubectl (the one on PATH, and 1.32) against the API server, unchanged and without
-// --validate=false: it
-// downloads the OpenAPI v3 documents, finds the fieldValidation parameter and sends
-// fieldValidation=Strict, applies the seeds' objects, explains kinds from the schemas, and prints
-// the server's Table responses with exactly the columns and cells `stowage get` prints, -o wide
-// and -w included. Skipped where kubectl is not installed.
+// --validate=false: it downloads the OpenAPI v3 documents, finds the fieldValidation parameter and
+// sends fieldValidation=Strict, applies the seeds' objects, explains kinds from the schemas, and
+// prints the server's Table responses with exactly the columns and cells `stowage get` prints,
+// -o wide and -w included. Skipped where kubectl is not installed.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
