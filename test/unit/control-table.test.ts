@@ -152,6 +152,33 @@ describe('Tables over HTTP', () => {
     assert.equal(second?.object.rows[0]?.cells[0], 'two');
   });
 
+  it("answers client-go's metadata client with PartialObjectMetadata, for list, get and watch", async () => {
+    const accept = (as: string) => `application/vnd.kubernetes.protobuf;as=${as};g=meta.k8s.io;v=v1,application/json;as=${as};g=meta.k8s.io;v=v1,application/json`;
+    type Partial = { kind: string; apiVersion: string; metadata: { name?: string; resourceVersion?: string }; items?: Partial[] };
+    const list = await get<Partial>(CMS, accept('PartialObjectMetadataList'));
+    assert.equal(list.body.kind, 'PartialObjectMetadataList');
+    assert.equal(list.body.apiVersion, 'meta.k8s.io/v1');
+    assert.match(list.body.metadata.resourceVersion ?? '', /^\d+$/);
+    assert.deepEqual(list.body.items?.map((i) => [i.kind, i.metadata.name]), [
+      ['PartialObjectMetadata', 'one'],
+      ['PartialObjectMetadata', 'two'],
+    ]);
+    assert.equal('data' in (list.body.items?.[0] ?? {}), false, 'metadata only');
+    const one = await get<Partial>(`${CMS}/one`, accept('PartialObjectMetadata'));
+    assert.deepEqual([one.body.kind, one.body.apiVersion, one.body.metadata.name], ['PartialObjectMetadata', 'meta.k8s.io/v1', 'one']);
+    // A list cannot be answered as a single object's metadata: the JSON list it also accepts.
+    assert.equal((await get<Partial>(CMS, accept('PartialObjectMetadata'))).body.kind, 'ConfigMapList');
+
+    const controller = new AbortController();
+    const res = await fetch(`${server.url}${CMS}?watch=1`, { headers: { accept: accept('PartialObjectMetadata') }, signal: controller.signal });
+    const reader = res.body?.getReader();
+    assert.ok(reader);
+    const { value } = await reader.read();
+    controller.abort();
+    const event = JSON.parse(new TextDecoder().decode(value).split('\n')[0] ?? '') as { type: string; object: Partial };
+    assert.deepEqual([event.type, event.object.kind, event.object.metadata.name], ['ADDED', 'PartialObjectMetadata', 'one']);
+  });
+
   it('indents JSON with ?pretty=true', async () => {
     const pretty = await get<unknown>(`${CMS}/one?pretty=true`);
     assert.match(pretty.text, /^\{\n {2}"apiVersion": "v1",\n/);

@@ -120,18 +120,34 @@ export function isPretty(query: URLSearchParams): boolean {
   return value !== null && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
 }
 
-/** The groups/versions of meta.k8s.io whose Table this server can answer with. */
-const TABLE_VERSIONS = ['v1', 'v1beta1'];
+/** The meta.k8s.io versions of the conversions this server answers with. */
+const META_VERSIONS = ['v1', 'v1beta1'];
+
+/** What a client may ask a read to be converted to (kube-apiserver's `as=` media type parameter). */
+export type ConversionKind = 'Table' | 'PartialObjectMetadata' | 'PartialObjectMetadataList';
+
+export interface Conversion {
+  as: ConversionKind;
+  /** "meta.k8s.io/v1" or "meta.k8s.io/v1beta1". */
+  apiVersion: string;
+}
 
 /**
- * The Table apiVersion ("meta.k8s.io/v1") when the client's first acceptable media range asks for
- * `as=Table`; undefined when plain JSON comes first (or nothing else is offered).
+ * The conversion the client's first acceptable JSON media range asks for, among those the
+ * request can be answered with (`allowed`); undefined when plain JSON comes first or nothing else
+ * fits. Protobuf and unknown conversions are passed over, as ranges this server cannot produce.
  */
-export function tableVersion(req: IncomingMessage): string | undefined {
+export function conversion(req: IncomingMessage, allowed: readonly ConversionKind[]): Conversion | undefined {
   for (const range of acceptedTypes(req.headers.accept)) {
     if (admitsJson(range)) return undefined;
     const { as, g, v } = range.params;
-    if (range.type === 'application/json' && as === 'Table' && g === 'meta.k8s.io' && v !== undefined && TABLE_VERSIONS.includes(v)) return `meta.k8s.io/${v}`;
+    if (range.type !== 'application/json' || g !== 'meta.k8s.io' || v === undefined || !META_VERSIONS.includes(v)) continue;
+    if (allowed.includes(as as ConversionKind)) return { as: as as ConversionKind, apiVersion: `meta.k8s.io/${v}` };
   }
   return undefined;
+}
+
+/** The Table apiVersion ("meta.k8s.io/v1") when the client asks for a Table first. */
+export function tableVersion(req: IncomingMessage): string | undefined {
+  return conversion(req, ['Table'])?.apiVersion;
 }

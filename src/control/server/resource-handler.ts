@@ -14,7 +14,7 @@ import type { KubeList, KubeObject } from '../api/types/meta.js';
 import { ApiError, BadRequestError, MethodNotAllowedError, NotFoundError, TooLargeResourceVersionError, UnsupportedMediaTypeError } from '../store/errors.js';
 import { parseBinding } from '../store/binding.js';
 import type { Store } from '../store/store.js';
-import { isPretty, mediaType, parseBody, readBody, sendJson, tableVersion } from './http-io.js';
+import { type ConversionKind, conversion, isPretty, mediaType, parseBody, readBody, sendJson } from './http-io.js';
 import { findDirective, mergePatch } from './merge-patch.js';
 import { boolParam, deleteOptions, intParam, listResourceVersion, type ResourceVersionMatch, resourceVersionMatch } from './query.js';
 import type { Route } from './routes.js';
@@ -38,19 +38,29 @@ async function reply(store: Store, res: ServerResponse, code: number, body: unkn
   sendJson(res, code, body);
 }
 
-/** A read's answer: a meta.k8s.io Table when the Accept header asks for one, else the objects. */
+/**
+ * A read's answer: a meta.k8s.io Table when the Accept header asks for one, the objects' metadata
+ * alone (PartialObjectMetadata[List], as client-go's metadata client asks), else the objects.
+ */
 interface ReadFormat {
   table: { apiVersion: string; includeObject: IncludeObject } | undefined;
+  /** The apiVersion of PartialObjectMetadata answers. */
+  partial: string | undefined;
   pretty: boolean;
 }
 
-function readFormat(req: IncomingMessage, query: URLSearchParams): ReadFormat {
+function readFormat(req: IncomingMessage, query: URLSearchParams, allowed: readonly ConversionKind[]): ReadFormat {
   const pretty = isPretty(query);
-  const apiVersion = tableVersion(req);
-  if (apiVersion === undefined) return { table: undefined, pretty };
+  const asked = conversion(req, allowed);
+  if (asked === undefined) return { table: undefined, partial: undefined, pretty };
+  if (asked.as !== 'Table') return { table: undefined, partial: asked.apiVersion, pretty };
   const include = query.get('includeObject') || 'Metadata';
   if (!INCLUDE_OBJECT_VALUES.includes(include as IncludeObject)) throw new BadRequestError(`unrecognized includeObject value: ${JSON.stringify(include)}`);
-  return { table: { apiVersion, includeObject: include as IncludeObject }, pretty };
+  return { table: { apiVersion: asked.apiVersion, includeObject: include as IncludeObject }, partial: undefined, pretty };
+}
+
+function partialObject(obj: KubeObject, apiVersion: string): object {
+  return { kind: 'PartialObjectMetadata', apiVersion, metadata: obj.metadata };
 }
 
 /** Sends a read's answer once what it reflects is committed. */
@@ -117,28 +127,33 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
       ...(query.has('labelSelector') ? { labelSelector: query.get('labelSelector') ?? '' } : {}),
       ...(query.has('fieldSelector') ? { fieldSelector: query.get('fieldSelector') ?? '' } : {}),
     };
-    const format = readFormat(req, query);
     const watch = boolParam(query, 'watch');
+    const format = readFormat(req, query, watch ? ['Table', 'PartialObjectMetadata'] : ['Table', 'PartialObjectMetadataList']);
     const match = resourceVersionMatch(query, watch);
     if (watch) {
       const timeout = intParam(query, 'timeoutSeconds');
       const resourceVersion = query.get('resourceVersion');
       const table = format.table;
       // As kube-apiserver: each event's object is a one-row Table; only the first carries the columns.
+      const partial = format.partial;
       const transform =
-        table === undefined
-          ? undefined
-          : (obj: KubeObject, first: boolean) => {
+        table !== undefined
+          ? (obj: KubeObject, first: boolean) => {
               const t = buildTable(r.resource, [obj], { ...table, metadata: { resourceVersion: obj.metadata.resourceVersion ?? '' } });
               return first ? t : { ...t, columnDefinitions: [] };
-            };
+            }
+          : partial !== undefined
+            ? (obj: KubeObject) => partialObject(obj, partial)
+            : undefined;
       // A bookmark's object: the kind (or an empty Table) with only metadata.resourceVersion.
       const bookmark = !boolParam(query, 'allowWatchBookmarks')
         ? undefined
         : (rv: string) =>
-            table === undefined
-              ? { kind: r.resource.kind, apiVersion: r.resource.apiVersion, metadata: { resourceVersion: rv } }
-              : { kind: 'Table', apiVersion: table.apiVersion, metadata: { resourceVersion: rv }, columnDefinitions: [], rows: [] };
+            table !== undefined
+              ? { kind: 'Table', apiVersion: table.apiVersion, metadata: { resourceVersion: rv }, columnDefinitions: [], rows: [] }
+              : partial !== undefined
+                ? { kind: 'PartialObjectMetadata', apiVersion: partial, metadata: { resourceVersion: rv } }
+                : { kind: r.resource.kind, apiVersion: r.resource.apiVersion, metadata: { resourceVersion: rv } };
       const stream = { ...(transform === undefined ? {} : { transform }), ...(bookmark === undefined ? {} : { bookmark }) };
       ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout, res, stream);
       return;
@@ -167,6 +182,11 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
     };
     if (format.table !== undefined) {
       await replyRead(store, res, buildTable(r.resource, list.items, { ...format.table, metadata }), format);
+      return;
+    }
+    if (format.partial !== undefined) {
+      const partial = format.partial;
+      await replyRead(store, res, { kind: 'PartialObjectMetadataList', apiVersion: partial, metadata, items: list.items.map((o) => partialObject(o, partial)) }, format);
       return;
     }
     const body: KubeList = { apiVersion: r.resource.apiVersion, kind: `${r.resource.kind}List`, metadata, items: list.items };
@@ -202,10 +222,16 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
 
   switch (req.method) {
     case 'GET': {
-      const format = readFormat(req, query);
+      const format = readFormat(req, query, ['Table', 'PartialObjectMetadata']);
       const obj = current();
       const rv = obj.metadata.resourceVersion;
-      await replyRead(store, res, format.table === undefined ? obj : buildTable(resource, [obj], { ...format.table, metadata: rv === undefined ? {} : { resourceVersion: rv } }), format);
+      const body =
+        format.table !== undefined
+          ? buildTable(resource, [obj], { ...format.table, metadata: rv === undefined ? {} : { resourceVersion: rv } })
+          : format.partial !== undefined
+            ? partialObject(obj, format.partial)
+            : obj;
+      await replyRead(store, res, body, format);
       return;
     }
     case 'PUT': {
