@@ -1,5 +1,6 @@
-// Request bodies in, JSON out: size-limited body reading, JSON or YAML request bodies, and
-// responses (errors always as a Kubernetes Status).
+// Request bodies in, JSON out: size-limited body reading, JSON or YAML request bodies, responses
+// (errors always as a Kubernetes Status), and the Accept header's media ranges, which may ask for
+// a read converted to a Table or to PartialObjectMetadata (`as=…;g=meta.k8s.io;v=…`).
 //
 // A body is refused before anything looks at its content when it is too large (413), of a media
 // type the verb does not take (415: protobuf among them, which this server does not speak), not

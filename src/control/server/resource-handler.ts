@@ -2,7 +2,9 @@
 // delete on items and their /status; POST on a pod's /binding. Request objects are checked against
 // the URL (kind, name, namespace) before the store sees them. Lists page with ?limit and
 // ?continue (store/continue-token.ts); query parameters and DeleteOptions are read as
-// kube-apiserver reads them, a malformed one being a 400 (query.ts).
+// kube-apiserver reads them, a malformed one being a 400 (query.ts). Reads answer as the Accept
+// header asks: a meta.k8s.io Table (what kubectl get prints), PartialObjectMetadata (client-go's
+// metadata client), or the objects themselves; ?pretty indents them.
 //
 // Every answer waits for store.flushed(): a write is acknowledged only once it is durable, and a
 // read never shows a client a write that a crash could still take back (the store commits in
