@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { groupVersions, RESOURCES, resourceForName } from '../../src/control/api/registry.js';
 import { type ApiServer, startApiServer } from '../../src/control/server/api-server.js';
 import { openApiV3Document, swaggerDocument } from '../../src/control/server/openapi.js';
-import { FIELD_DESCRIPTIONS, fieldAt } from '../../src/control/server/openapi-descriptions.js';
+import { FIELD_DESCRIPTIONS, fieldAt, OBJECT_META_DESCRIPTIONS } from '../../src/control/server/openapi-descriptions.js';
 import { definitionName, kindDefinition, openApiSchema } from '../../src/control/server/openapi-schemas.js';
 import { open, type Store } from '../../src/control/store/store.js';
 
@@ -108,6 +108,8 @@ describe('OpenAPI generation', () => {
         assert.equal(fieldAt(schema, path)?.description, description, `${kind}.${path}`);
       }
     }
+    const meta = v3('v1').components.schemas['io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta'] ?? {};
+    for (const [path, description] of Object.entries(OBJECT_META_DESCRIPTIONS)) assert.equal(fieldAt(meta, path)?.description, description, `ObjectMeta.${path}`);
     const pvc = kindDefinition(resource('pvc'), 'v3');
     assert.match(String(fieldAt(pvc, 'spec.resources.requests')?.description), /minimum amount/);
   });

@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { strategyFor } from '../api/kinds/strategies.js';
 import type { ResourceInfo } from '../api/registry.js';
 import { objectMeta, quantity } from '../api/validation/schemas.js';
-import { describeFields } from './openapi-descriptions.js';
+import { describeFields, fieldAt, OBJECT_META_DESCRIPTIONS } from './openapi-descriptions.js';
 
 export type JsonSchema = { [key: string]: unknown };
 
@@ -178,16 +178,22 @@ export function described(flavor: Flavor, name: string, description: string): Js
   return flavor === 'v3' ? { description, allOf: [{ $ref: ref(flavor, name) }] } : { description, $ref: ref(flavor, name) };
 }
 
+function objectMetaDefinition(flavor: Flavor): JsonSchema {
+  const schema = openApiSchema(objectMeta, flavor);
+  for (const [path, description] of Object.entries(OBJECT_META_DESCRIPTIONS)) {
+    const field = fieldAt(schema, path);
+    if (field !== undefined) field.description ??= description;
+  }
+  return { description: 'ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.', ...schema };
+}
+
 /** The apimachinery types every group's document refers to. */
 export function metaDefinitions(flavor: Flavor): Record<string, JsonSchema> {
   const string = (description: string): JsonSchema => ({ description, type: 'string' });
   const int = (description: string): JsonSchema => ({ description, type: 'integer', format: 'int64' });
   const typeMeta = { apiVersion: string(API_VERSION_DESCRIPTION), kind: string(KIND_DESCRIPTION) };
   return {
-    [OBJECT_META]: {
-      description: 'ObjectMeta is metadata that all persisted resources must have, which includes all objects users must create.',
-      ...openApiSchema(objectMeta, flavor),
-    },
+    [OBJECT_META]: objectMetaDefinition(flavor),
     [LIST_META]: {
       description: 'ListMeta describes metadata that synthetic resources must have, including lists and various status objects.',
       type: 'object',
