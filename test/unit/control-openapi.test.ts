@@ -143,6 +143,25 @@ describe('OpenAPI generation', () => {
     assert.ok(v3('v1').paths['/api/v1/persistentvolumeclaims'], 'list across namespaces');
   });
 
+  it('resolves every reference within its own document', () => {
+    const refs = (node: unknown, out: Set<string> = new Set()): Set<string> => {
+      if (Array.isArray(node)) for (const n of node) refs(n, out);
+      else if (node !== null && typeof node === 'object') {
+        for (const [k, v] of Object.entries(node)) {
+          if (k === '$ref' && typeof v === 'string') out.add(v);
+          else refs(v, out);
+        }
+      }
+      return out;
+    };
+    for (const gv of groupVersions()) {
+      const doc = openApiV3Document(gv) as Doc;
+      for (const r of refs(doc)) assert.ok(r.startsWith('#/components/schemas/') && doc.components.schemas[r.slice(21)], `${gv.group}/${gv.version}: ${r}`);
+    }
+    const v2 = swaggerDocument() as { definitions: Record<string, unknown> };
+    for (const r of refs(v2)) assert.ok(r.startsWith('#/definitions/') && v2.definitions[r.slice(14)], `v2: ${r}`);
+  });
+
   it('writes Swagger 2.0 with definitions, inline parameters and no OpenAPI 3 constructs', () => {
     const doc = swaggerDocument() as { swagger: string; definitions: Record<string, Record<string, unknown>>; paths: Record<string, Record<string, { parameters: { name: string; in: string; type: string }[]; consumes: string[] }>> };
     assert.equal(doc.swagger, '2.0');
