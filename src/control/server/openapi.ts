@@ -103,22 +103,27 @@ interface Operation {
   responses: Record<string, string>;
 }
 
+const STATUS_TEXT: Record<string, string> = { '200': 'OK', '201': 'Created', '202': 'Accepted' };
+
 function operation(op: Operation, resource: ResourceInfo, opId: string, flavor: Flavor): JsonSchema {
   const { tag } = groupTag(resource);
   const schemaRef = (name: string): JsonSchema => ({ $ref: ref(flavor, name) });
   const responses: JsonSchema = {};
   for (const [code, name] of Object.entries(op.responses)) {
-    const description = code === '200' ? 'OK' : code === '201' ? 'Created' : code === '202' ? 'Accepted' : 'Unauthorized';
+    const description = STATUS_TEXT[code] ?? code;
     responses[code] = flavor === 'v3' ? { description, content: { 'application/json': { schema: schemaRef(name) } } } : { description, schema: schemaRef(name) };
   }
   responses['401'] = { description: 'Unauthorized' };
   const parameters = op.params.map((p) => encodeParameter(p, flavor));
   const out: JsonSchema = { tags: [tag], description: op.description, operationId: opId };
+  const body = op.body;
   if (flavor === 'v3') {
-    if (op.body) out['requestBody'] = { content: Object.fromEntries(op.body.types.map((t) => [t, { schema: schemaRef(op.body?.name ?? '') }])), required: op.method !== 'delete' };
+    if (body) out['requestBody'] = { content: Object.fromEntries(body.types.map((t) => [t, { schema: schemaRef(body.name) }])), required: op.method !== 'delete' };
   } else {
-    if (op.body) parameters.unshift({ name: 'body', in: 'body', ...(op.method === 'delete' ? {} : { required: true }), schema: schemaRef(op.body.name) });
-    if (op.body) out['consumes'] = op.body.types;
+    if (body) {
+      parameters.unshift({ name: 'body', in: 'body', ...(op.method === 'delete' ? {} : { required: true }), schema: schemaRef(body.name) });
+      out['consumes'] = body.types;
+    }
     out['produces'] = ['application/json'];
     out['schemes'] = ['https'];
   }
