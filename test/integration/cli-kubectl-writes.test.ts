@@ -1,9 +1,8 @@
 // The real kubectl (/usr/bin/kubectl, v1.32) writing through the API server the way users do:
 // apply twice (the second apply is a strategic merge patch computed from last-applied), label,
 // annotate, patch --type json|merge|strategic, diff (a server-side dry-run patch), edit through
-// KUBE_EDITOR, and --dry-run=server creates and deletes. kubectl validates client-side from
-// OpenAPI, which this server does not serve yet: apply, create and edit get --validate=false for
-// that alone.
+// KUBE_EDITOR, and --dry-run=server creates and deletes, all with kubectl's default validation
+// (server-side, fieldValidation=Strict, found through the OpenAPI v3 documents).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -90,9 +89,9 @@ describe('kubectl writes', { skip: existsSync(KUBECTL) ? false : `${KUBECTL} is 
 
   it('applies twice: the second apply changes and removes labels as last-applied says', async () => {
     const file = manifest('cm.yaml', configMap('    app: web\n    tier: gold', '  mode: fast'));
-    assert.match(await ok(['apply', '--validate=false', '-f', file]), /configmap\/settings created/);
+    assert.match(await ok(['apply', '-f', file]), /configmap\/settings created/);
     manifest('cm.yaml', configMap('    app: api', '  mode: fast'));
-    assert.match(await ok(['apply', '--validate=false', '-f', file]), /configmap\/settings configured/);
+    assert.match(await ok(['apply', '-f', file]), /configmap\/settings configured/);
     const stored = store.get('configmaps', 'default', 'settings');
     assert.deepEqual(stored?.metadata.labels, { app: 'api' });
     assert.match(stored?.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration'] ?? '', /"app":"api"/);
@@ -102,9 +101,9 @@ describe('kubectl writes', { skip: existsSync(KUBECTL) ? false : `${KUBECTL} is 
     const claim = (labels: string): string =>
       `apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n  labels:\n${labels}\nspec:\n  accessModes: [ReadWriteOnce]\n  resources:\n    requests:\n      storage: 1Gi\n`;
     const file = manifest('pvc.yaml', claim('    a: "1"'));
-    await ok(['apply', '--validate=false', '-f', file]);
+    await ok(['apply', '-f', file]);
     manifest('pvc.yaml', claim('    b: "2"'));
-    assert.match(await ok(['apply', '--validate=false', '-f', file]), /persistentvolumeclaim\/data configured/);
+    assert.match(await ok(['apply', '-f', file]), /persistentvolumeclaim\/data configured/);
     assert.deepEqual(store.get('persistentvolumeclaims', 'default', 'data')?.metadata.labels, { b: '2' });
   });
 
@@ -112,9 +111,9 @@ describe('kubectl writes', { skip: existsSync(KUBECTL) ? false : `${KUBECTL} is 
     const pod = (image: string): string =>
       `apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n  - name: main\n    image: ${image}\n  - name: sidecar\n    image: proxy:1\n`;
     const file = manifest('pod.yaml', pod('web:1'));
-    await ok(['apply', '--validate=false', '-f', file]);
+    await ok(['apply', '-f', file]);
     manifest('pod.yaml', pod('web:2'));
-    await ok(['apply', '--validate=false', '-f', file]);
+    await ok(['apply', '-f', file]);
     const containers = store.get('pods', 'default', 'web')?.spec.containers ?? [];
     assert.deepEqual(containers.map((c) => `${c.name}=${c.image}`), ['main=web:2', 'sidecar=proxy:1']);
   });
@@ -165,7 +164,7 @@ describe('kubectl writes', { skip: existsSync(KUBECTL) ? false : `${KUBECTL} is 
     const editor = join(dir, 'editor.sh');
     writeFileSync(editor, '#!/bin/sh\nsed -i \'s/^  m: "2"$/  m: edited/\' "$1"\n');
     chmodSync(editor, 0o755);
-    assert.match(await ok(['edit', '--validate=false', 'configmap', 'settings'], { KUBE_EDITOR: editor }), /configmap\/settings edited/);
+    assert.match(await ok(['edit', 'configmap', 'settings'], { KUBE_EDITOR: editor }), /configmap\/settings edited/);
     assert.equal(store.get('configmaps', 'default', 'settings')?.data?.m, 'edited');
   });
 
@@ -174,14 +173,14 @@ describe('kubectl writes', { skip: existsSync(KUBECTL) ? false : `${KUBECTL} is 
     const rv = store.resourceVersion;
     assert.match(await ok(['label', 'configmap', 'settings', 'dry=run', '--dry-run=server']), /configmap\/settings labeled \(server dry run\)/);
     const file = manifest('cm.yaml', configMap('    app: other', '  mode: dry'));
-    const applied = await ok(['apply', '--validate=false', '--dry-run=server', '-f', file, '-o', 'jsonpath={.data.mode} {.metadata.labels.app}']);
+    const applied = await ok(['apply', '--dry-run=server', '-f', file, '-o', 'jsonpath={.data.mode} {.metadata.labels.app}']);
     assert.equal(applied, 'dry other');
     assert.deepEqual(store.get('configmaps', 'default', 'settings'), before);
     assert.equal(store.resourceVersion, rv);
   });
 
   it('creates and deletes with --dry-run=server, storing nothing', async () => {
-    const created = await ok(['create', '--validate=false', 'configmap', 'draft', '--from-literal=a=b', '--dry-run=server', '-o', 'jsonpath={.metadata.uid}']);
+    const created = await ok(['create', 'configmap', 'draft', '--from-literal=a=b', '--dry-run=server', '-o', 'jsonpath={.metadata.uid}']);
     assert.match(created, /^[0-9a-f-]{36}$/);
     assert.equal(store.get('configmaps', 'default', 'draft'), undefined);
     assert.match(await ok(['delete', 'configmap', 'settings', '--dry-run=server']), /configmap "settings" deleted \(server dry run\)/);

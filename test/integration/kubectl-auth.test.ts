@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { stringify } from 'yaml';
 import { parse } from 'yaml';
 import { runCaptured, type Ran } from '../support/processes.js';
 
@@ -106,15 +107,15 @@ describe('kubectl with the kubeconfig of `stowage up`', { skip: !existsSync(KUBE
         metadata: { name: 'stowage-test-leader', namespace: 'kube-system' },
         spec: { holderIdentity: holder, leaseDurationSeconds: 15, acquireTime: '2026-01-02T03:04:05.000006Z', renewTime: '2026-01-02T03:04:05.000006Z', leaseTransitions: transitions },
       });
-    const created = await kubectl(['create', '--validate=false', '-f', '-'], kubeconfig, lease('a', 0));
+    const created = await kubectl(['create', '-f', '-'], kubeconfig, lease('a', 0));
     assert.equal(created.code, 0, created.stderr);
     assert.equal(created.stdout, 'lease.coordination.k8s.io/stowage-test-leader created\n');
-    const replaced = await kubectl(['replace', '--validate=false', '-f', '-'], kubeconfig, lease('b', 1));
+    const replaced = await kubectl(['replace', '-f', '-'], kubeconfig, lease('b', 1));
     assert.equal(replaced.code, 0, replaced.stderr);
     const got = await kubectl(['get', 'lease', '-n', 'kube-system', 'stowage-test-leader', '-o', 'jsonpath={.spec.holderIdentity} {.spec.leaseTransitions} {.spec.renewTime}']);
     assert.equal(got.code, 0, got.stderr);
     assert.equal(got.stdout, 'b 1 2026-01-02T03:04:05.000006Z');
-    const bad = await kubectl(['create', '--validate=false', '-f', '-'], kubeconfig, lease('c', -1).replace('stowage-test-leader', 'bad'));
+    const bad = await kubectl(['create', '-f', '-'], kubeconfig, lease('c', -1).replace('stowage-test-leader', 'bad'));
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /spec\.leaseTransitions: Invalid value: -1: must be greater than or equal to 0/);
   });
@@ -189,8 +190,7 @@ describe('kubectl against `stowage up --authorization RBAC`', { skip: !existsSyn
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'pvc-reader' },
       },
     ];
-    // --validate=false: OpenAPI, which kubectl validates against, is served by another part of the API.
-    const applied = await kubectl(['apply', '--validate=false', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: manifests }));
+    const applied = await kubectl(['apply', '-f', '-'], manifests.map((m) => stringify(m)).join('---\n'));
     assert.equal(applied.code, 0, applied.stderr);
     assert.equal(applied.stdout, 'serviceaccount/reader created\nrole.rbac.authorization.k8s.io/pvc-reader created\nrolebinding.rbac.authorization.k8s.io/reader-pvcs created\n');
 

@@ -2,8 +2,6 @@
 // `kubectl apply --server-side` creates, changes and prunes; another manager's `kubectl label` or
 // `kubectl patch` makes a re-apply conflict until --force-conflicts; --field-manager shares
 // ownership; `kubectl get -o yaml --show-managed-fields` shows the entries.
-// kubectl's client-side validation needs the OpenAPI document, which this server does not serve
-// yet: applies pass --validate=false.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,7 +41,7 @@ describe('kubectl apply --server-side', { skip: existsSync(KUBECTL) ? false : `$
     writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'app', labels }, data }));
     return file;
   };
-  const apply = (file: string, ...flags: string[]): ReturnType<typeof kubectl> => kubectl('apply', '--server-side', '--validate=false', ...flags, '-f', file);
+  const apply = (file: string, ...flags: string[]): ReturnType<typeof kubectl> => kubectl('apply', '--server-side', ...flags, '-f', file);
   const live = async (): Promise<ConfigMap> => JSON.parse((await kubectl('get', 'configmap', 'app', '-o', 'json', '--show-managed-fields')).stdout) as ConfigMap;
   const managers = (cm: ConfigMap): string[] => (cm.metadata.managedFields ?? []).map((e) => `${e.manager}/${e.operation}`).sort();
 

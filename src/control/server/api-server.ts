@@ -18,6 +18,7 @@ import { handleCollection, handleItem, type HandlerContext } from './resource-ha
 import { type AuthorizationMode, authorizerFor } from './rbac-authorizer.js';
 import { actingUser } from './impersonation.js';
 import { forbidden, requestAttributes } from './request-attributes.js';
+import { serveOpenApi } from './openapi-serve.js';
 import { route } from './routes.js';
 import type { TokenSigner } from './service-account-tokens.js';
 import { handleTokenRequest, tokenRequestTarget } from './token-request.js';
@@ -172,6 +173,9 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         return;
       case 'resources':
         sendJson(res, 200, resourceList(r.group, r.version));
+        return;
+      case 'openapi':
+        serveOpenApi(req, res, r.version, r.path, url.searchParams);
         return;
       case 'collection':
         await handleCollection(ctx, r, req, res, url.searchParams);

@@ -1,5 +1,6 @@
-// Request bodies in, JSON out: size-limited body reading, JSON or YAML request bodies, and
-// responses (errors always as a Kubernetes Status).
+// Request bodies in, JSON out: size-limited body reading, JSON or YAML request bodies, responses
+// (errors always as a Kubernetes Status), and the Accept header's media ranges, which may ask for
+// a read converted to a Table or to PartialObjectMetadata (`as=…;g=meta.k8s.io;v=…`).
 //
 // A body is refused before anything looks at its content when it is too large (413), of a media
 // type the verb does not take (415: protobuf among them, which this server does not speak), not
@@ -62,8 +63,8 @@ export function parseBody(body: Buffer, type: string, types: readonly string[] =
   }
 }
 
-export function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
+export function sendJson(res: ServerResponse, code: number, body: unknown, headers: Record<string, string> = {}, pretty = false): void {
+  const text = pretty ? `${JSON.stringify(body, null, 2)}\n` : JSON.stringify(body);
   res.writeHead(code, { 'Content-Type': 'application/json', 'Cache-Control': 'no-cache, private', 'Content-Length': Buffer.byteLength(text), ...headers });
   res.end(text);
 }
@@ -83,4 +84,71 @@ export function sendError(res: ServerResponse, err: unknown): void {
   // A 503 (the store's disk is full) passes by itself: say when to try again, as Kubernetes does.
   const headers: Record<string, string> = err instanceof RequestEntityTooLargeError ? { Connection: 'close' } : status.code === 503 ? { 'Retry-After': '1' } : {};
   sendJson(res, status.code, status, headers);
+}
+
+/** One media range of an Accept header: "application/json;as=Table;v=v1;g=meta.k8s.io". */
+export interface MediaRange {
+  type: string;
+  params: Record<string, string>;
+}
+
+/** The media ranges of an Accept header, in the client's order, without those it refuses (q=0). */
+export function acceptedTypes(header: string | undefined): MediaRange[] {
+  if (header === undefined || header.trim() === '') return [{ type: '*/*', params: {} }];
+  const out: MediaRange[] = [];
+  for (const part of header.split(',')) {
+    const [type = '', ...rest] = part.split(';').map((s) => s.trim());
+    const params: Record<string, string> = {};
+    for (const p of rest) {
+      const eq = p.indexOf('=');
+      if (eq > 0) params[p.slice(0, eq).trim().toLowerCase()] = p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1');
+    }
+    if (params['q'] !== undefined && Number(params['q']) === 0) continue;
+    if (type !== '') out.push({ type: type.toLowerCase(), params });
+  }
+  return out;
+}
+
+/** Whether a range admits plain JSON: application/json without a conversion, application/*, or * / *. */
+export function admitsJson(range: MediaRange): boolean {
+  if (range.type === '*/*' || range.type === 'application/*') return true;
+  return range.type === 'application/json' && range.params['as'] === undefined;
+}
+
+/** pretty=true (or any true value): indented JSON, as kube-apiserver's ?pretty. */
+export function isPretty(query: URLSearchParams): boolean {
+  const value = query.get('pretty');
+  return value !== null && value !== '' && value !== '0' && value.toLowerCase() !== 'false';
+}
+
+/** The meta.k8s.io versions of the conversions this server answers with. */
+const META_VERSIONS = ['v1', 'v1beta1'];
+
+/** What a client may ask a read to be converted to (kube-apiserver's `as=` media type parameter). */
+export type ConversionKind = 'Table' | 'PartialObjectMetadata' | 'PartialObjectMetadataList';
+
+export interface Conversion {
+  as: ConversionKind;
+  /** "meta.k8s.io/v1" or "meta.k8s.io/v1beta1". */
+  apiVersion: string;
+}
+
+/**
+ * The conversion the client's first acceptable JSON media range asks for, among those the
+ * request can be answered with (`allowed`); undefined when plain JSON comes first or nothing else
+ * fits. Protobuf and unknown conversions are passed over, as ranges this server cannot produce.
+ */
+export function conversion(req: IncomingMessage, allowed: readonly ConversionKind[]): Conversion | undefined {
+  for (const range of acceptedTypes(req.headers.accept)) {
+    if (admitsJson(range)) return undefined;
+    const { as, g, v } = range.params;
+    if (range.type !== 'application/json' || g !== 'meta.k8s.io' || v === undefined || !META_VERSIONS.includes(v)) continue;
+    if (allowed.includes(as as ConversionKind)) return { as: as as ConversionKind, apiVersion: `meta.k8s.io/${v}` };
+  }
+  return undefined;
+}
+
+/** The Table apiVersion ("meta.k8s.io/v1") when the client asks for a Table first. */
+export function tableVersion(req: IncomingMessage): string | undefined {
+  return conversion(req, ['Table'])?.apiVersion;
 }

@@ -1,8 +1,9 @@
 // Query parameters and DeleteOptions bodies, read as kube-apiserver reads them: a malformed one is
 // a 400 naming it, never silently ignored (a list with ?limit=abc must not quietly return
 // everything) and never a crash.
+import { type FieldError, forbidden, notSupported } from '../api/validation/field-errors.js';
 import type { PropagationPolicy } from '../store/garbage-collector.js';
-import { BadRequestError } from '../store/errors.js';
+import { BadRequestError, InvalidError } from '../store/errors.js';
 import type { DeleteOptions } from '../store/store.js';
 import { writeQuery } from './write-options.js';
 
@@ -76,4 +77,48 @@ export function deleteOptions(body: unknown, query: URLSearchParams): DeleteOpti
     ...(grace === undefined ? {} : { gracePeriodSeconds: grace }),
     ...(write.dryRun ? { dryRun: true } : {}),
   };
+}
+
+export type ResourceVersionMatch = 'Exact' | 'NotOlderThan';
+
+const MATCH = 'resourceVersionMatch';
+
+/**
+ * ?resourceVersionMatch, checked by kube-apiserver's ValidateListOptions rules (a 422 for a
+ * meta.k8s.io ListOptions): it needs a resourceVersion and no continue token; a list takes Exact
+ * or NotOlderThan (Exact not with "0"); a watch takes it only with sendInitialEvents, which this
+ * server refuses as kube-apiserver does without the WatchList feature.
+ */
+export function resourceVersionMatch(query: URLSearchParams, watch: boolean): ResourceVersionMatch | undefined {
+  const match = query.get(MATCH) ?? '';
+  const resourceVersion = query.get('resourceVersion') ?? '';
+  const hasContinue = (query.get('continue') ?? '') !== '';
+  const initialEvents = query.has('sendInitialEvents');
+  const errs: FieldError[] = [];
+  if (watch) {
+    if (initialEvents) {
+      if (match !== 'NotOlderThan') errs.push(forbidden(MATCH, 'sendInitialEvents requires setting resourceVersionMatch to NotOlderThan'));
+      errs.push(forbidden('sendInitialEvents', 'sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled'));
+    }
+    if (match !== '') {
+      if (!initialEvents) errs.push(forbidden(MATCH, 'resourceVersionMatch is forbidden for watch unless sendInitialEvents is provided'));
+      if (match !== 'NotOlderThan') errs.push(notSupported(MATCH, match, ['NotOlderThan']));
+      if (hasContinue) errs.push(forbidden(MATCH, 'resourceVersionMatch is forbidden when continue is provided'));
+    }
+  } else {
+    if (match !== '') {
+      if (resourceVersion === '') errs.push(forbidden(MATCH, 'resourceVersionMatch is forbidden unless resourceVersion is provided'));
+      if (hasContinue) errs.push(forbidden(MATCH, 'resourceVersionMatch is forbidden when continue is provided'));
+      if (match !== 'Exact' && match !== 'NotOlderThan') errs.push(notSupported(MATCH, match, ['Exact', 'NotOlderThan', '']));
+      if (match === 'Exact' && resourceVersion === '0') errs.push(forbidden(MATCH, 'resourceVersionMatch "exact" is forbidden for resourceVersion "0"'));
+    }
+    if (initialEvents) errs.push(forbidden('sendInitialEvents', 'sendInitialEvents is forbidden for list'));
+  }
+  if (errs.length > 0) {
+    const err = new InvalidError('ListOptions', 'meta.k8s.io', '', errs);
+    // kube-apiserver names the kind with its group here: ListOptions.meta.k8s.io "" is invalid: …
+    err.message = err.message.replace(/^ListOptions /, 'ListOptions.meta.k8s.io ');
+    throw err;
+  }
+  return match === '' ? undefined : (match as ResourceVersionMatch);
 }

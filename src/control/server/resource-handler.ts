@@ -5,18 +5,21 @@
 // patched ones, are checked against the URL (kind, name, namespace) before the store sees them.
 // Lists page with ?limit and ?continue (store/continue-token.ts); query parameters and
 // DeleteOptions are read as kube-apiserver reads them, a malformed one being a 400 (query.ts).
+// Reads answer as the Accept header asks: a meta.k8s.io Table (what kubectl get prints),
+// PartialObjectMetadata (client-go's metadata client), or the objects themselves; ?pretty indents them.
 //
 // Every answer waits for store.flushed(): a write is acknowledged only once it is durable, and a
 // read never shows a client a write that a crash could still take back (the store commits in
 // groups, see store.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { buildTable, INCLUDE_OBJECT_VALUES, type IncludeObject } from '../api/printers/table.js';
 import type { ResourceInfo } from '../api/registry.js';
 import type { KubeList, KubeObject } from '../api/types/meta.js';
-import { BadRequestError, MethodNotAllowedError, NotFoundError, UnsupportedMediaTypeError } from '../store/errors.js';
+import { ApiError, BadRequestError, MethodNotAllowedError, NotFoundError, TooLargeResourceVersionError, UnsupportedMediaTypeError } from '../store/errors.js';
 import { parseBinding } from '../store/binding.js';
 import type { Store } from '../store/store.js';
 import { APPLY_PATCH, applyPatch, trackUpdate, updateManager } from './apply/field-manager.js';
-import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
+import { type ConversionKind, conversion, isPretty, mediaType, parseBody, readBody, sendJson } from './http-io.js';
 import { patchMetaFor, supportsStrategicMerge } from '../api/patch-meta.js';
 import { strategyFor } from '../api/kinds/strategies.js';
 import { checkFields, duplicateFields, setWarnings } from './field-validation.js';
@@ -24,7 +27,7 @@ import { applyJsonPatch, decodeJsonPatch } from './json-patch.js';
 import { mergePatch } from './merge-patch.js';
 import { strategicMergePatch } from './strategic-merge-patch.js';
 import { type FieldValidation, writeQuery } from './write-options.js';
-import { boolParam, deleteOptions, intParam, listResourceVersion } from './query.js';
+import { boolParam, deleteOptions, intParam, listResourceVersion, type ResourceVersionMatch, resourceVersionMatch } from './query.js';
 import type { Route } from './routes.js';
 import type { WatchStreams } from './watch-stream.js';
 
@@ -47,6 +50,58 @@ export interface HandlerContext {
 async function reply(store: Store, res: ServerResponse, code: number, body: unknown): Promise<void> {
   await store.flushed();
   sendJson(res, code, body);
+}
+
+/**
+ * A read's answer: a meta.k8s.io Table when the Accept header asks for one, the objects' metadata
+ * alone (PartialObjectMetadata[List], as client-go's metadata client asks), else the objects.
+ */
+interface ReadFormat {
+  table: { apiVersion: string; includeObject: IncludeObject } | undefined;
+  /** The apiVersion of PartialObjectMetadata answers. */
+  partial: string | undefined;
+  pretty: boolean;
+}
+
+function readFormat(req: IncomingMessage, query: URLSearchParams, allowed: readonly ConversionKind[]): ReadFormat {
+  const pretty = isPretty(query);
+  const asked = conversion(req, allowed);
+  if (asked === undefined) return { table: undefined, partial: undefined, pretty };
+  if (asked.as !== 'Table') return { table: undefined, partial: asked.apiVersion, pretty };
+  const include = query.get('includeObject') || 'Metadata';
+  if (!INCLUDE_OBJECT_VALUES.includes(include as IncludeObject)) throw new BadRequestError(`unrecognized includeObject value: ${JSON.stringify(include)}`);
+  return { table: { apiVersion: asked.apiVersion, includeObject: include as IncludeObject }, partial: undefined, pretty };
+}
+
+function partialObject(obj: KubeObject, apiVersion: string): object {
+  return { kind: 'PartialObjectMetadata', apiVersion, metadata: obj.metadata };
+}
+
+/** Sends a read's answer once what it reflects is committed. */
+async function replyRead(store: Store, res: ServerResponse, body: unknown, format: ReadFormat): Promise<void> {
+  await store.flushed();
+  sendJson(res, 200, body, {}, format.pretty);
+}
+
+/** How long a list waits for the store to reach a resourceVersion it asks for, as kube-apiserver's watch cache. */
+const TOO_LARGE_WAIT_MS = 3000;
+
+/**
+ * Where a list with ?resourceVersionMatch reads: NotOlderThan N waits (3 s at most) for the store
+ * to reach N, then reads now; Exact N reads the snapshot at N (from the event log, through the
+ * same path as a continued list: a continue token at N from the start), 410 once the log no
+ * longer reaches back that far.
+ */
+async function versionedRead(store: Store, match: ResourceVersionMatch | undefined, resourceVersion: string | undefined): Promise<string | undefined> {
+  if (match === undefined || resourceVersion === undefined || resourceVersion === '' || resourceVersion === '0') return undefined;
+  const wanted = Number(resourceVersion);
+  const deadline = Date.now() + TOO_LARGE_WAIT_MS;
+  while (Number(store.resourceVersion) < wanted) {
+    if (Date.now() >= deadline) throw new TooLargeResourceVersionError(wanted, Number(store.resourceVersion));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  if (match !== 'Exact' || wanted === Number(store.resourceVersion)) return undefined;
+  return Buffer.from(JSON.stringify({ v: 'meta.k8s.io/v1', rv: wanted, start: '\u0000' })).toString('base64url');
 }
 
 function typeName(value: unknown): string {
@@ -91,27 +146,70 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
       ...(query.has('labelSelector') ? { labelSelector: query.get('labelSelector') ?? '' } : {}),
       ...(query.has('fieldSelector') ? { fieldSelector: query.get('fieldSelector') ?? '' } : {}),
     };
-    if (boolParam(query, 'watch')) {
+    const watch = boolParam(query, 'watch');
+    const format = readFormat(req, query, watch ? ['Table', 'PartialObjectMetadata'] : ['Table', 'PartialObjectMetadataList']);
+    const match = resourceVersionMatch(query, watch);
+    if (watch) {
       const timeout = intParam(query, 'timeoutSeconds');
       const resourceVersion = query.get('resourceVersion');
-      ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout, res);
+      const table = format.table;
+      // As kube-apiserver: each event's object is a one-row Table; only the first carries the columns.
+      const partial = format.partial;
+      const transform =
+        table !== undefined
+          ? (obj: KubeObject, first: boolean) => {
+              const t = buildTable(r.resource, [obj], { ...table, metadata: { resourceVersion: obj.metadata.resourceVersion ?? '' } });
+              return first ? t : { ...t, columnDefinitions: [] };
+            }
+          : partial !== undefined
+            ? (obj: KubeObject) => partialObject(obj, partial)
+            : undefined;
+      // A bookmark's object: the kind (or an empty Table) with only metadata.resourceVersion.
+      const bookmark = !boolParam(query, 'allowWatchBookmarks')
+        ? undefined
+        : (rv: string) =>
+            table !== undefined
+              ? { kind: 'Table', apiVersion: table.apiVersion, metadata: { resourceVersion: rv }, columnDefinitions: [], rows: [] }
+              : partial !== undefined
+                ? { kind: 'PartialObjectMetadata', apiVersion: partial, metadata: { resourceVersion: rv } }
+                : { kind: r.resource.kind, apiVersion: r.resource.apiVersion, metadata: { resourceVersion: rv } };
+      const stream = { ...(transform === undefined ? {} : { transform }), ...(bookmark === undefined ? {} : { bookmark }) };
+      ctx.watches.serve(store, r.resource, { ...options, ...(resourceVersion === null ? {} : { resourceVersion }) }, timeout, res, stream);
       return;
     }
     const limit = intParam(query, 'limit');
     const resourceVersion = listResourceVersion(query);
-    const list = store.list(r.resource.plural, {
+    const exactAt = await versionedRead(store, match, resourceVersion);
+    const listOptions = {
       ...options,
       ...(limit === undefined ? {} : { limit }),
       ...(query.get('continue') ? { continue: query.get('continue') ?? '' } : {}),
-      ...(resourceVersion === undefined ? {} : { resourceVersion }),
-    });
+      ...(resourceVersion === undefined || exactAt !== undefined ? {} : { resourceVersion }),
+      ...(exactAt === undefined ? {} : { continue: exactAt }),
+    };
+    let list: ReturnType<Store['list']>;
+    try {
+      list = store.list(r.resource.plural, listOptions);
+    } catch (err) {
+      if (exactAt !== undefined && err instanceof ApiError && err.code === 410) throw new ApiError(410, 'Expired', 'The resourceVersion for the provided list is too old.');
+      throw err;
+    }
     const metadata = {
       resourceVersion: list.resourceVersion,
       ...(list.continue === undefined ? {} : { continue: list.continue }),
       ...(list.remainingItemCount === undefined ? {} : { remainingItemCount: list.remainingItemCount }),
     };
+    if (format.table !== undefined) {
+      await replyRead(store, res, buildTable(r.resource, list.items, { ...format.table, metadata }), format);
+      return;
+    }
+    if (format.partial !== undefined) {
+      const partial = format.partial;
+      await replyRead(store, res, { kind: 'PartialObjectMetadataList', apiVersion: partial, metadata, items: list.items.map((o) => partialObject(o, partial)) }, format);
+      return;
+    }
     const body: KubeList = { apiVersion: r.resource.apiVersion, kind: `${r.resource.kind}List`, metadata, items: list.items };
-    await reply(store, res, 200, body);
+    await replyRead(store, res, body, format);
     return;
   }
   if (req.method === 'POST') {
@@ -149,9 +247,19 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
   const updateOptions = subresource === 'status' ? { subresource } : {};
 
   switch (req.method) {
-    case 'GET':
-      await reply(store, res, 200, current());
+    case 'GET': {
+      const format = readFormat(req, query, ['Table', 'PartialObjectMetadata']);
+      const obj = current();
+      const rv = obj.metadata.resourceVersion;
+      const body =
+        format.table !== undefined
+          ? buildTable(resource, [obj], { ...format.table, metadata: rv === undefined ? {} : { resourceVersion: rv } })
+          : format.partial !== undefined
+            ? partialObject(obj, format.partial)
+            : obj;
+      await replyRead(store, res, body, format);
       return;
+    }
     case 'PUT': {
       const options = writeQuery(query, 'UpdateOptions');
       const body = await readBody(req);

@@ -4,6 +4,7 @@
 //   /api/v1/namespaces/{ns}/pods/{name}/binding                 a pod's binding (POST a v1 Binding)
 //   /apis/{group}/{version}/...                                the same for a group
 //   /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version}   discovery
+//   /openapi/v2, /openapi/v3[/api/v1 | /apis/{group}/{version}]   OpenAPI documents
 import { resourceForPath, type ResourceInfo } from '../api/registry.js';
 import { NoResourceError } from '../store/errors.js';
 
@@ -14,6 +15,7 @@ export type Route =
   | { type: 'groups' }
   | { type: 'group'; group: string }
   | { type: 'resources'; group: string; version: string }
+  | { type: 'openapi'; version: 'v2' | 'v3'; path: string }
   | { type: 'collection'; resource: ResourceInfo; namespace: string | undefined }
   | { type: 'item'; resource: ResourceInfo; namespace: string | undefined; name: string; subresource: 'status' | 'binding' | undefined };
 
@@ -53,6 +55,7 @@ export function route(pathname: string): Route {
   const [root, a, b, ...rest] = segments;
   if (root !== undefined && HEALTH.has(root)) return { type: 'health' };
   if (root === 'version' && a === undefined) return { type: 'version' };
+  if (root === 'openapi' && (a === 'v2' || a === 'v3')) return { type: 'openapi', version: a, path: [b, ...rest].filter((s) => s !== undefined).join('/') };
   if (root === 'api') {
     if (a === undefined) return { type: 'coreVersions' };
     if (a !== 'v1') throw new NoResourceError();

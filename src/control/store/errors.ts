@@ -16,6 +16,8 @@ export type StatusReason =
   | 'Expired'
   | 'RequestEntityTooLarge'
   | 'UnsupportedMediaType'
+  | 'NotAcceptable'
+  | 'Timeout'
   | 'Invalid'
   | 'InternalError'
   | 'ServiceUnavailable';
@@ -113,6 +115,23 @@ export class RequestEntityTooLargeError extends ApiError {
 export class UnsupportedMediaTypeError extends ApiError {
   constructor(contentType: string, supported: readonly string[]) {
     super(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${supported.join(', ')} (got "${contentType}")`);
+  }
+}
+
+/** A response in none of the media types the client accepts (kube-apiserver's NewNotAcceptableError). */
+export class NotAcceptableError extends ApiError {
+  constructor(supported: readonly string[]) {
+    super(406, 'NotAcceptable', `only the following media types are accepted: ${supported.join(', ')}`);
+  }
+}
+
+/** A list at a resourceVersion the store has not reached (storage.NewTooLargeResourceVersionError). */
+export class TooLargeResourceVersionError extends ApiError {
+  constructor(requested: number, current: number) {
+    super(504, 'Timeout', `Too large resource version: ${requested}, current: ${current}`, {
+      causes: [{ reason: 'ResourceVersionTooLarge', message: 'Too large resource version' }],
+      retryAfterSeconds: 1,
+    });
   }
 }
 

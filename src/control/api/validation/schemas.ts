@@ -60,7 +60,7 @@ export const stringMap = z.record(z.string(), z.string()).optional();
 export const quantity = z.union([z.string(), z.number()], { error: 'must be a quantity (a string such as "1Gi", or a number)' });
 export const resourceList = z.record(z.string(), quantity).optional();
 
-const objectMeta = closed(z.looseObject({
+export const objectMeta = closed(z.looseObject({
   name: str,
   generateName: str,
   namespace: str,
