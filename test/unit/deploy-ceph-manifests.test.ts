@@ -49,19 +49,21 @@ const LEADER_FLAGS = ['leader-election', 'leader-election-namespace', 'leader-el
 const CLIENT_FLAGS = ['kubeconfig', 'kube-api-qps', 'kube-api-burst', 'version', 'feature-gates', 'http-endpoint', 'metrics-path', 'timeout'];
 
 /**
- * registry.k8s.io/sig-storage/<name>:<version> → what that version accepts. Written from each
- * sidecar's flag definitions (external-provisioner v6.4, external-resizer v2.3, external-snapshotter
- * v8.7, node-driver-registrar v2.17, livenessprobe v2.20). An allow-list, not the full list: a flag
- * missing here must be looked up in that version's source before it is added.
+ * registry.k8s.io/sig-storage/<name>:<version> → what that version accepts. Written from the flag
+ * definitions in each sidecar's cmd/<name>/main.go and its README (the sources at hand were of the
+ * pinned release line or somewhat older; the pinned releases' CHANGELOGs name no removed flag, and
+ * flags removed earlier — --enable-leader-election, --leader-election-type, --connection-timeout of
+ * the provisioner — are left out). An allow-list, not the full list: before adding a flag or
+ * bumping a version, look the flag up in that version's source.
  */
 const SIDECARS: Record<string, Sidecar> = {
   'csi-provisioner': {
     version: 'v6.4.0',
     apiClient: true,
-    deprecated: [],
+    deprecated: ['metrics-address'],
     flags: [
-      'csi-address', ...LOG_FLAGS, ...LEADER_FLAGS, ...CLIENT_FLAGS, 'master',
-      'volume-name-prefix', 'volume-name-uuid-length', 'retry-interval-start', 'retry-interval-max', 'worker-threads',
+      'csi-address', ...LOG_FLAGS, ...LEADER_FLAGS, ...CLIENT_FLAGS, 'master', 'metrics-address', 'enable-pprof',
+      'kube-api-capacity-qps', 'kube-api-capacity-burst', 'volume-name-prefix', 'volume-name-uuid-length', 'retry-interval-start', 'retry-interval-max', 'worker-threads',
       'cloning-protection-threads', 'default-fstype', 'extra-create-metadata', 'strict-topology', 'immediate-topology',
       'enable-capacity', 'capacity-ownerref-level', 'capacity-threads', 'capacity-poll-interval', 'capacity-for-immediate-binding',
       'node-deployment', 'node-deployment-immediate-binding', 'node-deployment-base-delay', 'node-deployment-max-delay',
@@ -80,9 +82,9 @@ const SIDECARS: Record<string, Sidecar> = {
   'csi-snapshotter': {
     version: 'v8.7.0',
     apiClient: true,
-    deprecated: [],
+    deprecated: ['metrics-address'],
     flags: [
-      'csi-address', ...LOG_FLAGS, ...LEADER_FLAGS, ...CLIENT_FLAGS,
+      'csi-address', ...LOG_FLAGS, ...LEADER_FLAGS, ...CLIENT_FLAGS, 'metrics-address',
       'resync-period', 'snapshot-name-prefix', 'snapshot-name-uuid-length', 'groupsnapshot-name-prefix', 'groupsnapshot-name-uuid-length',
       'retry-interval-start', 'retry-interval-max', 'worker-threads', 'extra-create-metadata', 'node-deployment',
     ],
@@ -376,6 +378,8 @@ function checkSidecarFlags(w: Obj, opts: { refuseDeprecated: boolean }): string[
       if (!sidecar.flags.includes(f.name)) problems.push(`${idOf(w)} ${c.name}: --${f.name} is not a flag of ${name} ${sidecar.version}`);
       else if (opts.refuseDeprecated && sidecar.deprecated.includes(f.name)) problems.push(`${idOf(w)} ${c.name}: --${f.name} is deprecated in ${name} ${sidecar.version}`);
     }
+    // csi-provisioner and csi-snapshotter refuse to start with both.
+    if (flagOn(c.args, 'node-deployment') && flagOn(c.args, 'leader-election')) problems.push(`${idOf(w)} ${c.name}: --node-deployment and --leader-election together`);
     if (c.args.some((a) => !a.startsWith('-'))) problems.push(`${idOf(w)} ${c.name}: an argument is not a --flag=value: ${c.args.filter((a) => !a.startsWith('-')).join(' ')}`);
   }
   return problems;
@@ -768,7 +772,7 @@ describe('deploy/ manifests rendered by kubectl kustomize', () => {
     for (const [dir, objs] of rendered) for (const w of workloads(objs)) assert.deepEqual(checkSidecarFlags(w, { refuseDeprecated: false }), [], `${relative(DEPLOY, dir)} ${idOf(w)}`);
     const dep = clone(byKind(baseOf('rbd'), 'Deployment')[0]!);
     const prov = containersOf(dep).find((c) => sidecarOf(c) === 'csi-provisioner')!;
-    prov.raw['args'] = [...prov.args, '--enable-leader-election', '--leader-election-type=leases'];
+    prov.raw['args'] = [...prov.args, '--enable-leader-election', '--leader-election-type=leases', '--node-deployment=true'];
     const snap = containersOf(dep).find((c) => sidecarOf(c) === 'csi-snapshotter')!;
     snap.raw['image'] = `${SIDECAR_REGISTRY}csi-snapshotter:latest`;
     const probe = containersOf(dep).find((c) => sidecarOf(c) === 'livenessprobe')!;
@@ -776,6 +780,7 @@ describe('deploy/ manifests rendered by kubectl kustomize', () => {
     const why = checkSidecarFlags(dep, { refuseDeprecated: true }).join('\n');
     assert.match(why, /csi-provisioner: --enable-leader-election is not a flag of csi-provisioner v6\.4\.0/);
     assert.match(why, /--leader-election-type is not a flag/);
+    assert.match(why, /csi-provisioner: --node-deployment and --leader-election together/);
     assert.match(why, /csi-snapshotter:latest, but the flags were checked against csi-snapshotter:v8\.7\.0/);
     assert.match(why, /--health-port is deprecated in livenessprobe v2\.20\.0/);
   });
