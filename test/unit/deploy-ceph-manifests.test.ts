@@ -714,6 +714,35 @@ describe('deploy/ manifests rendered by kubectl kustomize', () => {
     assert.match(checkReferences(examples, baseOf('rbd')).join('\n'), /node-stage-secret-name names Secret default\/csi-rbd-secret, which is not defined/);
   });
 
+  it('the rbd ConfigMap and examples are seed 000\'s, but for the driver name and the secret\'s namespace', () => {
+    const seed = (file: string) => parseDocs(readFileSync(join(ROOT, 'test', 'fixtures', 'seeds', file), 'utf8'), file)[0]!;
+    const base = baseOf('rbd');
+    const examples = examplesOf('rbd');
+    assert.deepEqual(obj(byKind(base, 'ConfigMap')[0]!['data']), obj(seed('000-csi-config-map.yaml')['data']), 'config.json is the seed\'s cluster list');
+    assert.equal(nameOf(byKind(base, 'ConfigMap')[0]!), nameOf(seed('000-csi-config-map.yaml')));
+    assert.deepEqual(byKind(examples, 'PersistentVolumeClaim')[0], seed('000-pvc.yaml'));
+    // The seed's class, with our provisioner and the secret in the driver's namespace instead of default.
+    const ns = namespaceOf(byKind(examples, 'Secret')[0]!)!;
+    const expected = seed('000-storageclass.yaml');
+    expected['provisioner'] = DRIVER_NAMES.rbd;
+    const params = obj(expected['parameters']);
+    for (const k of Object.keys(params)) if (k.endsWith('-secret-namespace')) params[k] = ns;
+    assert.deepEqual(byKind(examples, 'StorageClass')[0], expected);
+    const secret = byKind(examples, 'Secret')[0]!;
+    assert.equal(nameOf(secret), nameOf(seed('000-secret.yaml')));
+    assert.deepEqual(Object.keys(obj(secret['stringData'])).sort(), Object.keys(obj(seed('000-secret.yaml')['stringData'])).sort());
+    // Every class parameter is one the backend takes (the snapshot class's clusterID names the config's cluster).
+    const clusterIDs = (JSON.parse(String(obj(byKind(base, 'ConfigMap')[0]!['data'])['config.json'])) as { clusterID: string }[]).map((c) => c.clusterID);
+    for (const backend of CEPH_BACKENDS) {
+      const config = JSON.parse(String(obj(byKind(baseOf(backend), 'ConfigMap')[0]!['data'])['config.json'])) as { clusterID: string }[];
+      for (const o of [...byKind(examplesOf(backend), 'StorageClass'), ...byKind(examplesOf(backend), 'VolumeSnapshotClass')]) {
+        const id = str(obj(o['parameters'])['clusterID']);
+        assert.ok(id !== undefined && config.some((c) => c.clusterID === id), `${idOf(o)}: clusterID ${String(id)} is in ${backend}'s ceph-csi-config`);
+      }
+    }
+    assert.deepEqual(clusterIDs, ['bf27339d-a4fc-42db-a9af-3f3fed8e1f2c']);
+  });
+
   it('the driver name is the same in the CSIDriver, both pods, the registrar path and the example classes', () => {
     for (const backend of CEPH_BACKENDS) assert.deepEqual(checkDriverName([...baseOf(backend), ...examplesOf(backend)], DRIVER_NAMES[backend]), [], backend);
     const bad = clone([...baseOf('cephfs'), ...examplesOf('cephfs')]);
