@@ -657,6 +657,77 @@ async function sendToServer(objs: Obj[]): Promise<{ problems: string[]; sent: nu
   return { problems, sent };
 }
 
+/**
+ * The fields of the workload kinds our API server does not validate yet (Deployment, DaemonSet),
+ * from Kubernetes' apps/v1 and core/v1 types: a misspelt key (`mountPropogation`) or value
+ * (`Bidirectionnal`) that kubectl kustomize passes through unchanged is caught here.
+ */
+const WORKLOAD_FIELDS: Record<string, string[]> = {
+  Deployment: ['replicas', 'selector', 'template', 'strategy', 'minReadySeconds', 'revisionHistoryLimit', 'paused', 'progressDeadlineSeconds'],
+  DaemonSet: ['selector', 'template', 'updateStrategy', 'minReadySeconds', 'revisionHistoryLimit'],
+  podSpec: [
+    'volumes', 'initContainers', 'containers', 'ephemeralContainers', 'restartPolicy', 'terminationGracePeriodSeconds', 'activeDeadlineSeconds',
+    'dnsPolicy', 'nodeSelector', 'serviceAccountName', 'automountServiceAccountToken', 'nodeName', 'hostNetwork', 'hostPID', 'hostIPC',
+    'shareProcessNamespace', 'securityContext', 'imagePullSecrets', 'hostname', 'subdomain', 'affinity', 'schedulerName', 'tolerations',
+    'hostAliases', 'priorityClassName', 'priority', 'dnsConfig', 'readinessGates', 'runtimeClassName', 'enableServiceLinks',
+    'preemptionPolicy', 'overhead', 'topologySpreadConstraints', 'setHostnameAsFQDN', 'os', 'hostUsers', 'schedulingGates', 'resourceClaims',
+  ],
+  container: [
+    'name', 'image', 'command', 'args', 'workingDir', 'ports', 'envFrom', 'env', 'resources', 'resizePolicy', 'restartPolicy', 'volumeMounts',
+    'volumeDevices', 'livenessProbe', 'readinessProbe', 'startupProbe', 'lifecycle', 'terminationMessagePath', 'terminationMessagePolicy',
+    'imagePullPolicy', 'securityContext', 'stdin', 'stdinOnce', 'tty',
+  ],
+  securityContext: [
+    'capabilities', 'privileged', 'seLinuxOptions', 'windowsOptions', 'runAsUser', 'runAsGroup', 'runAsNonRoot', 'readOnlyRootFilesystem',
+    'allowPrivilegeEscalation', 'procMount', 'seccompProfile', 'appArmorProfile',
+  ],
+  volumeMount: ['name', 'readOnly', 'recursiveReadOnly', 'mountPath', 'subPath', 'mountPropagation', 'subPathExpr'],
+  volume: ['name', 'hostPath', 'emptyDir', 'configMap', 'secret', 'projected', 'persistentVolumeClaim', 'downwardAPI', 'csi', 'ephemeral'],
+  port: ['name', 'containerPort', 'hostPort', 'protocol', 'hostIP'],
+};
+const MOUNT_PROPAGATION = ['None', 'HostToContainer', 'Bidirectional'];
+const HOST_PATH_TYPES = ['', 'DirectoryOrCreate', 'Directory', 'FileOrCreate', 'File', 'Socket', 'CharDevice', 'BlockDevice'];
+
+function checkWorkloadFields(w: Obj): string[] {
+  const problems: string[] = [];
+  const unknown = (where: string, o: Obj, fields: string[]) => {
+    for (const k of Object.keys(o)) if (!fields.includes(k)) problems.push(`${idOf(w)}: ${where} has no field ${k}`);
+  };
+  unknown('spec', obj(w['spec']), WORKLOAD_FIELDS[kindOf(w)] ?? []);
+  const spec = podSpecOf(w);
+  unknown('the pod spec', spec, WORKLOAD_FIELDS['podSpec']!);
+  const volumes = arr(spec['volumes']).map(obj);
+  for (const v of volumes) {
+    unknown(`volume ${String(v['name'])}`, v, WORKLOAD_FIELDS['volume']!);
+    if (Object.keys(v).length !== 2) problems.push(`${idOf(w)}: volume ${String(v['name'])} must have exactly one source`);
+    const type = obj(v['hostPath'])['type'];
+    if (type !== undefined && !HOST_PATH_TYPES.includes(String(type))) problems.push(`${idOf(w)}: volume ${String(v['name'])} has hostPath type ${String(type)}`);
+  }
+  for (const c of containersOf(w)) {
+    unknown(`container ${c.name}`, c.raw, WORKLOAD_FIELDS['container']!);
+    unknown(`container ${c.name}'s securityContext`, obj(c.raw['securityContext']), WORKLOAD_FIELDS['securityContext']!);
+    for (const p of arr(c.raw['ports']).map(obj)) unknown(`container ${c.name}'s port ${String(p['name'])}`, p, WORKLOAD_FIELDS['port']!);
+    for (const m of mountsOf(c)) {
+      unknown(`container ${c.name}'s mount ${String(m['name'])}`, m, WORKLOAD_FIELDS['volumeMount']!);
+      const prop = m['mountPropagation'];
+      if (prop !== undefined && !MOUNT_PROPAGATION.includes(String(prop))) problems.push(`${idOf(w)}: container ${c.name} mounts ${String(m['name'])} with propagation ${String(prop)}`);
+      if (prop === 'Bidirectional' && obj(c.raw['securityContext'])['privileged'] !== true) problems.push(`${idOf(w)}: container ${c.name} uses Bidirectional propagation without being privileged (the API server refuses it)`);
+    }
+    for (const probe of ['livenessProbe', 'readinessProbe']) {
+      const port = obj(obj(c.raw[probe])['httpGet'])['port'];
+      if (typeof port === 'string' && !containersOf(w).some((x) => arr(x.raw['ports']).some((p) => obj(p)['name'] === port))) {
+        problems.push(`${idOf(w)}: container ${c.name}'s ${probe} names port ${port}, which no container declares`);
+      }
+    }
+  }
+  const names = containersOf(w).map((c) => c.name);
+  if (new Set(names).size !== names.length) problems.push(`${idOf(w)}: two containers share a name`);
+  const selector = obj(obj(obj(w['spec'])['selector'])['matchLabels']);
+  const labels = obj(obj(obj(obj(w['spec'])['template'])['metadata'])['labels']);
+  for (const [k, v] of Object.entries(selector)) if (labels[k] !== v) problems.push(`${idOf(w)}: the selector ${k}=${String(v)} does not match the pod template's labels`);
+  return problems;
+}
+
 // ------------------------------------------------------------------ the tests
 
 const dirs = kustomizationDirs();
@@ -694,6 +765,21 @@ describe('deploy/ manifests rendered by kubectl kustomize', () => {
     assert.match(why, /apps\/v1beta1 Deployment is not a kind/);
     assert.match(why, /CSIDriver\/stowage-rbd\/rbd\.csi\.stowage\.dev: cluster-scoped, but has a namespace/);
     assert.match(why, /ConfigMap\/ceph-csi-config: namespaced, but has no namespace/);
+  });
+
+  it('Deployments and DaemonSets (which our API server does not validate yet) use only Kubernetes\' field names and values', () => {
+    for (const [dir, objs] of rendered) for (const w of workloads(objs)) assert.deepEqual(checkWorkloadFields(w), [], `${relative(DEPLOY, dir)} ${idOf(w)}`);
+    const ds = clone(byKind(baseOf('rbd'), 'DaemonSet')[0]!);
+    const d = driverOf(ds)!;
+    d.raw['volumeMounts'] = mountsOf(d).map((m) => (m['name'] === 'state-dir' ? { name: 'state-dir', mountPath: m['mountPath'], mountPropogation: 'Bidirectional' } : m['name'] === 'kubelet-dir' ? { ...m, mountPropagation: 'Bidirectionnal' } : m));
+    const reg = containersOf(ds).find((c) => sidecarOf(c) === 'csi-node-driver-registrar')!;
+    reg.raw['volumeMounts'] = [...mountsOf(reg), { name: 'kubelet-dir', mountPath: KUBELET_DIR, mountPropagation: 'Bidirectional' }];
+    obj(obj(obj(ds['spec'])['template'])['metadata'])['labels'] = { app: 'other' };
+    const why = checkWorkloadFields(ds).join('\n');
+    assert.match(why, /container stowage's mount state-dir has no field mountPropogation/);
+    assert.match(why, /mounts kubelet-dir with propagation Bidirectionnal/);
+    assert.match(why, /node-driver-registrar uses Bidirectional propagation without being privileged/);
+    assert.match(why, /the selector app\.kubernetes\.io\/name=stowage-rbd does not match/);
   });
 
   it('names agree: accounts, roles, ConfigMaps, volumes, namespaces and the secrets the classes name all exist', () => {
