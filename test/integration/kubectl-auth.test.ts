@@ -29,7 +29,7 @@ interface Kubeconfig {
   'current-context': string;
 }
 
-describe('kubectl with the kubeconfig of `stowage up`', { skip: !existsSync(KUBECTL) && 'no kubectl' }, () => {
+describe('kubectl with the kubeconfig of `stowage up`', () => {
   let dir: string;
   let up: ChildProcess | undefined;
   let upLog = '';
@@ -156,7 +156,7 @@ async function startUp(state: string, extra: string[]): Promise<{ up: ChildProce
   return { up, log: () => log, stop };
 }
 
-describe('kubectl against `stowage up --authorization RBAC`', { skip: !existsSync(KUBECTL) && 'no kubectl' }, () => {
+describe('kubectl against `stowage up --authorization RBAC`', () => {
   let dir: string;
   let stop: (() => Promise<void>) | undefined;
   let kubeconfig: string;

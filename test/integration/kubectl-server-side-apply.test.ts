@@ -4,7 +4,7 @@
 // ownership; `kubectl get -o yaml --show-managed-fields` shows the entries.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -21,7 +21,7 @@ interface ConfigMap {
   data?: Record<string, string>;
 }
 
-describe('kubectl apply --server-side', { skip: existsSync(KUBECTL) ? false : `${KUBECTL} is not installed` }, () => {
+describe('kubectl apply --server-side', () => {
   let store: Store;
   let server: ApiServer;
   let dir: string;
