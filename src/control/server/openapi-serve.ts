@@ -14,7 +14,7 @@ const YEAR_MS = 365 * 24 * 3600 * 1000;
 
 const JSON_TYPE = 'application/json';
 /** kube-openapi's protobuf media type, and the older spelling client-go still sends (answered with the new one). */
-export const PROTOBUF_TYPE = 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf';
+const PROTOBUF_TYPE = 'application/com.github.proto-openapi.spec.v2.v1.0+protobuf';
 const PROTOBUF_TYPE_DEPRECATED = 'application/com.github.proto-openapi.spec.v2@v1.0+protobuf';
 
 function acceptsJson(req: IncomingMessage): boolean {
