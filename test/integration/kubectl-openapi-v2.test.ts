@@ -33,6 +33,14 @@ items:
   kind: ConfigMap
   metadata: {name: settings, namespace: default}
   data: {mode: fast}
+- apiVersion: v1
+  kind: PersistentVolume
+  metadata: {name: disk}
+  spec:
+    capacity: {storage: 2Gi}
+    accessModes: [ReadWriteOnce]
+    persistentVolumeReclaimPolicy: Retain
+    hostPath: {path: /tmp/disk}
 `;
 
 const LIST_WITH_UNKNOWN_FIELD = `
@@ -108,11 +116,12 @@ for (const KUBECTL of KUBECTLS) describe(`kubectl client-side validation against
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('applies a kind: List of a PVC and a ConfigMap, validated against the protobuf v2 document: created, then unchanged', async () => {
+  it('applies a kind: List of a PVC, a ConfigMap and a PV, validated against the protobuf v2 document: created, then unchanged', async () => {
     const first = await kubectl(['apply', '-f', '-', '-v=6'], LIST);
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stdout, /persistentvolumeclaim\/data created/);
     assert.match(first.stdout, /configmap\/settings created/);
+    assert.match(first.stdout, /persistentvolume\/disk created/);
     assert.match(first.stderr, /GET \S+\/openapi\/v2\S* 200 OK/, 'kubectl validated the items itself, from /openapi/v2');
     const second = await ok(['apply', '-f', '-'], LIST);
     assert.match(second, /persistentvolumeclaim\/data unchanged/);
@@ -121,12 +130,15 @@ for (const KUBECTL of KUBECTLS) describe(`kubectl client-side validation against
   });
 
   it('applies back what `get -o yaml` printed (a List with status, managedFields and resourceVersions)', async () => {
-    const backup = await ok(['get', 'pvc,cm', '-o', 'yaml']);
+    const backup = await ok(['get', 'pv,pvc,cm', '-o', 'yaml']);
     assert.match(backup, /^kind: List$/m);
+    // Fields the server sets itself must be in the schemas kubectl validates the items against.
+    assert.match(backup, /lastPhaseTransitionTime/);
     const r = await kubectl(['apply', '-f', '-'], backup);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /persistentvolumeclaim\/data (configured|unchanged)/);
     assert.match(r.stdout, /configmap\/settings (configured|unchanged)/);
+    assert.match(r.stdout, /persistentvolume\/disk (configured|unchanged)/);
   });
 
   it('reports an unknown field in a List item before sending anything', async () => {
