@@ -79,7 +79,7 @@ const schema = kindSchema({
       ...Object.fromEntries(PV_SOURCES.filter((s) => !['hostPath', 'nfs', 'local', 'csi'].includes(s)).map((s) => [s, opaque])),
     })
     .optional(),
-  status: z.looseObject({ phase: str, message: str, reason: str }).optional(),
+  status: z.looseObject({ phase: str, message: str, reason: str, lastPhaseTransitionTime: str }).optional(),
 });
 
 /** The volume source part of a spec, for the immutability check. */
