@@ -2,7 +2,8 @@
 // state directory's own PKI and admin token for its own server), the TLS failures worded as
 // kubectl words them, and the real `stowage` binary (`get pvc`) against an in-process API server
 // serving https with a CA made by pki.ts: through --kubeconfig, through --server with
-// --certificate-authority, refused with one line for a wrong CA, and a watch stream over https.
+// --certificate-authority, refused with one line for a wrong CA, and a watch stream over https;
+// then against a control plane in a state directory, whose CA and admin token it finds itself.
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,9 +14,12 @@ import { ApiClient, type ClientWatchEvent, ConnectionError, resolveResource, tls
 import { connectionOptions, type GlobalFlags } from '../../src/cli/connection.js';
 import { renderKubeconfig } from '../../src/cli/kubeconfig.js';
 import type { KubeObject } from '../../src/control/api/types/meta.js';
+import { type ControlPlane, startControlPlane } from '../../src/control/control-plane.js';
+import { ensureAdminToken } from '../../src/control/server/admin-token.js';
 import { type ApiServer, startApiServer } from '../../src/control/server/api-server.js';
 import { ensurePki } from '../../src/control/server/pki.js';
 import { open, type Store } from '../../src/control/store/store.js';
+import { pino } from 'pino';
 import { runCaptured } from '../support/processes.js';
 
 const BIN = fileURLToPath(new URL('../../../bin/stowage.js', import.meta.url));
@@ -206,4 +210,33 @@ describe('the client and the CLI against an https API server', () => {
     assert.equal(both.code, 1);
     assert.equal(both.stderr, 'error: specifying a root certificates file with the insecure flag is not allowed\n');
   });
+});
+
+describe('the CLI against the state directory\'s own https control plane', () => {
+  let stateDir: string;
+  let plane: ControlPlane;
+
+  before(async () => {
+    stateDir = mkdtempSync(join(tmpdir(), 'stowage-https-state-'));
+    const token = await ensureAdminToken(stateDir);
+    plane = await startControlPlane({ stateDir, listen: ['https://127.0.0.1:0'], token, logger: pino({ level: 'silent' }), controllers: { resyncMs: 0 } });
+    const client = new ApiClient({ server: plane.url, token, caPem: plane.caPem ?? '' });
+    await client.create(resolveResource('pvc'), { apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'in-state', namespace: 'default' }, spec: { accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } } } as KubeObject);
+  });
+  after(async () => {
+    await plane.stop();
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const runs: { name: string; args: () => string[] }[] = [
+    { name: '--state-dir alone', args: () => ['--state-dir', stateDir, 'get', 'pvc'] },
+    { name: '--state-dir with --server naming its https address', args: () => ['--state-dir', stateDir, '--server', plane.url, 'get', 'pvc'] },
+  ];
+  for (const r of runs) {
+    it(`${r.name}: trusts pki/ca.crt and sends admin.token`, async () => {
+      const ran = await runCaptured(process.execPath, [BIN, ...r.args()], { env: { STOWAGE_TOKEN: '' } });
+      assert.equal(ran.stderr, '');
+      assert.match(ran.stdout, /\nin-state\s+Pending/);
+    });
+  }
 });
