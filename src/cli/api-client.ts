@@ -5,6 +5,7 @@
 // certificate problem as kubectl does).
 import { type ClientRequest, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { getCACertificates } from 'node:tls';
 import { resourceForName, type ResourceInfo } from '../control/api/registry.js';
 import type { KubeList, KubeObject, Status } from '../control/api/types/meta.js';
 import { USER_AGENT } from './version.js';
@@ -13,7 +14,7 @@ export interface ApiClientOptions {
   /** "https://127.0.0.1:6443", "http://127.0.0.1:8080", "http://[::1]:8080" or "unix:///path/api.sock". */
   server: string;
   token?: string;
-  /** PEM of the CA(s) an https:// server's certificate must chain to; the system's CAs when absent. */
+  /** PEM of the CA(s) an https:// server's certificate must chain to; the system's (and Node's bundled) CAs when absent. */
   caPem?: string;
   /** https:// without verifying the server's certificate (kubectl's --insecure-skip-tls-verify); refused together with caPem. */
   insecureSkipTlsVerify?: boolean;
@@ -131,6 +132,17 @@ export function tlsProblem(err: NodeJS.ErrnoException, host: string): string | u
   }
 }
 
+let trustedByDefault: string[] | undefined;
+
+/**
+ * The CAs an https:// server is checked against when none is given: the operating system's store
+ * (where update-ca-certificates puts a local CA, which kubectl trusts) and Node's bundled roots.
+ */
+function defaultCas(): string[] {
+  trustedByDefault ??= [...new Set([...getCACertificates('system'), ...getCACertificates('default')])];
+  return trustedByDefault;
+}
+
 /** The resource a user names on the command line ("pvc", "pv", "storageclasses", "sc"…). */
 export function resolveResource(name: string): ResourceInfo {
   const r = resourceForName(name);
@@ -158,7 +170,7 @@ export class ApiClient {
   private readonly target: Target;
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
-  private readonly tls: { ca?: string; rejectUnauthorized: boolean };
+  private readonly tls: { ca?: string | string[]; rejectUnauthorized: boolean };
 
   constructor(options: ApiClientOptions) {
     this.server = options.server;
@@ -167,7 +179,8 @@ export class ApiClient {
     this.timeoutMs = options.timeoutMs ?? 30_000;
     // kubectl's rule: a CA and skipping verification contradict each other.
     if (options.insecureSkipTlsVerify && options.caPem !== undefined) throw new ConnectionError('specifying a root certificates file with the insecure flag is not allowed');
-    this.tls = { ...(options.caPem === undefined ? {} : { ca: options.caPem }), rejectUnauthorized: !options.insecureSkipTlsVerify };
+    const ca = options.caPem ?? (this.target.tls && !options.insecureSkipTlsVerify ? defaultCas() : undefined);
+    this.tls = { ...(ca === undefined ? {} : { ca }), rejectUnauthorized: !options.insecureSkipTlsVerify };
   }
 
   /** Starts a request over the server's transport (https, http or a unix socket). */

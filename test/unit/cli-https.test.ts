@@ -196,6 +196,17 @@ describe('the client and the CLI against an https API server', () => {
     assert.match(ran.stdout, /\nover-tls\s+Pending/);
   });
 
+  it('without a CA it trusts the system\'s store (SSL_CERT_FILE), as kubectl does', async () => {
+    const emptyDir = join(dir, 'no-certs');
+    mkdirSync(emptyDir, { recursive: true });
+    const env = { SSL_CERT_FILE: caFile, SSL_CERT_DIR: emptyDir };
+    const ran = await runCaptured(process.execPath, [BIN, '--state-dir', join(dir, 'no-state'), '--server', server.url, '--token', TOKEN, 'get', 'pvc'], { env });
+    assert.equal(ran.stderr, '');
+    assert.match(ran.stdout, /\nover-tls\s+Pending/);
+    const without = await stowage('--server', server.url, '--token', TOKEN, 'get', 'pvc');
+    assert.equal(without.stderr, `error: ${UNKNOWN_AUTHORITY}\n`);
+  });
+
   it('a wrong CA fails with one line naming the certificate problem, and prints no token', async () => {
     const ran = await stowage('--server', server.url, '--certificate-authority', otherCaFile, '--token', TOKEN, 'get', 'pvc');
     assert.equal(ran.code, 1);
