@@ -136,7 +136,9 @@ export async function connect(flags: GlobalFlags): Promise<ApiClient> {
   return new ApiClient(await connectionOptions(flags));
 }
 
-/** The namespace for namespaced objects: -n, else "default". */
-export function namespaceOf(flags: GlobalFlags): string {
-  return flags.namespace || DEFAULT_NAMESPACE;
+/** The namespace for namespaced objects: -n, else the --kubeconfig context's, else "default" (kubectl's order). */
+export async function namespaceOf(flags: GlobalFlags): Promise<string> {
+  if (flags.namespace) return flags.namespace;
+  const fromKubeconfig = flags.kubeconfig === undefined ? undefined : (await readKubeconfig(flags.kubeconfig)).namespace;
+  return fromKubeconfig || DEFAULT_NAMESPACE;
 }

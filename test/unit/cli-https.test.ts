@@ -190,6 +190,15 @@ describe('the client and the CLI against an https API server', () => {
     assert.match(ran.stdout, /^NAME\s+STATUS.*\nover-tls\s+Pending/);
   });
 
+  it('takes the kubeconfig context\'s namespace unless -n says otherwise', async () => {
+    const path = join(dir, 'kubeconfig-elsewhere');
+    writeFileSync(path, renderKubeconfig({ server: server.url, caPem, token: TOKEN }).replace('namespace: default', 'namespace: elsewhere'), { mode: 0o600 });
+    const there = await stowage('--kubeconfig', path, 'get', 'pvc');
+    assert.equal(`${there.stdout}${there.stderr}`, 'No resources found in elsewhere namespace.\n');
+    const here = await stowage('--kubeconfig', path, '-n', 'default', 'get', 'pvc');
+    assert.match(here.stdout, /\nover-tls\s+Pending/);
+  });
+
   it('`stowage --server https://… --certificate-authority FILE --token T get pvc` works', async () => {
     const ran = await stowage('--server', server.url, '--certificate-authority', caFile, '--token', TOKEN, 'get', 'pvc');
     assert.equal(ran.stderr, '');
