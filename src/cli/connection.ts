@@ -21,6 +21,7 @@ export interface GlobalFlags {
   token?: string;
   namespace?: string;
   kubeconfig?: string;
+  context?: string;
   certificateAuthority?: string;
   insecureSkipTlsVerify?: boolean;
 }
@@ -49,6 +50,7 @@ export function addGlobalFlags(program: Command): void {
     .option('--server <url>', 'the control plane\'s API: http://HOST:PORT or unix:///path (overrides --state-dir discovery)')
     .option('--token <token>', 'bearer token for the API (default $STOWAGE_TOKEN)')
     .option('--kubeconfig <file>', 'a kubeconfig whose current context names the server, its CA and the token (flags override it)')
+    .option('--context <name>', 'the --kubeconfig context to use (default its current-context)')
     .option('--certificate-authority <file>', 'the CA (PEM) an https:// server\'s certificate must chain to')
     .option('--insecure-skip-tls-verify', 'do not verify the https:// server\'s certificate (insecure)')
     .option('-n, --namespace <namespace>', 'the namespace of namespaced objects (default "default")');
@@ -119,7 +121,8 @@ async function stateDirTrust(dir: string, info: ServerInfo | undefined, server: 
 export async function connectionOptions(flags: GlobalFlags): Promise<ApiClientOptions> {
   const flagToken = flags.token ?? (process.env['STOWAGE_TOKEN'] || undefined);
   const flagCa = flags.certificateAuthority === undefined ? undefined : await readCa(flags.certificateAuthority);
-  const kc: KubeconfigTarget | undefined = flags.kubeconfig === undefined ? undefined : await readKubeconfig(flags.kubeconfig);
+  if (flags.context !== undefined && flags.kubeconfig === undefined) throw new CliError('error: --context needs --kubeconfig');
+  const kc: KubeconfigTarget | undefined = flags.kubeconfig === undefined ? undefined : await readKubeconfig(flags.kubeconfig, flags.context);
   const dir = stateDirOf(flags);
   const info = await readServerInfo(dir);
   const server = flags.server || kc?.server || info?.url;
@@ -139,6 +142,6 @@ export async function connect(flags: GlobalFlags): Promise<ApiClient> {
 /** The namespace for namespaced objects: -n, else the --kubeconfig context's, else "default" (kubectl's order). */
 export async function namespaceOf(flags: GlobalFlags): Promise<string> {
   if (flags.namespace) return flags.namespace;
-  const fromKubeconfig = flags.kubeconfig === undefined ? undefined : (await readKubeconfig(flags.kubeconfig)).namespace;
+  const fromKubeconfig = flags.kubeconfig === undefined ? undefined : (await readKubeconfig(flags.kubeconfig, flags.context)).namespace;
   return fromKubeconfig || DEFAULT_NAMESPACE;
 }

@@ -37,6 +37,8 @@ export async function readKubeconfig(path: string, contextName?: string): Promis
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
+    // kubectl's (Go's) words for a kubeconfig that is not there.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new CliError(`error: stat ${path}: no such file or directory`);
     throw new CliError(`error: cannot read kubeconfig ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   let raw: RawConfig;
@@ -48,7 +50,7 @@ export async function readKubeconfig(path: string, contextName?: string): Promis
   const name = contextName ?? str(raw['current-context']);
   if (name === undefined) throw new CliError(`error: kubeconfig ${path} names no current-context`);
   const context = pick(raw.contexts, name);
-  if (context === undefined) throw new CliError(`error: context "${name}" does not exist`);
+  if (context === undefined) throw new CliError(`Error in configuration: context was not found for specified context: ${name}`);
   const clusterName = context.context?.cluster;
   const cluster = pick(raw.clusters, clusterName)?.cluster;
   const server = str(cluster?.['server']);

@@ -75,6 +75,15 @@ describe('which server, token and CA a command uses', () => {
       ].join('\n'),
     );
     writeFileSync(
+      join(dir, 'kc-two.yaml'),
+      [
+        'clusters: [{name: one, cluster: {server: "https://10.0.0.1:6443"}}, {name: two, cluster: {server: "https://10.0.0.2:6443"}}]',
+        'users: [{name: u1, user: {token: t1}}, {name: u2, user: {token: t2}}]',
+        'contexts: [{name: first, context: {cluster: one, user: u1}}, {name: second, context: {cluster: two, user: u2}}]',
+        'current-context: first',
+      ].join('\n'),
+    );
+    writeFileSync(
       join(dir, 'kc-insecure.yaml'),
       'clusters: [{name: c, cluster: {server: "https://10.0.0.9:6443", insecure-skip-tls-verify: true}}]\nusers: [{name: u, user: {token: t}}]\ncontexts: [{name: x, context: {cluster: c, user: u}}]\ncurrent-context: x\n',
     );
@@ -91,6 +100,8 @@ describe('which server, token and CA a command uses', () => {
     { name: '--kubeconfig pointing at the state dir\'s server: the state dir\'s CA, the kubeconfig\'s token', flags: () => ({ stateDir: stateDir(), kubeconfig: join(dir, 'kc.yaml'), server: STATE_URL }), want: { server: STATE_URL, token: 'kc-token', caPem: 'STATE-CA' } },
     { name: '--kubeconfig with files: CA and token file relative to the kubeconfig', flags: () => ({ stateDir: join(dir, 'none'), kubeconfig: join(dir, 'kc-files.yaml') }), want: { server: 'https://10.0.0.9:6443', token: 'kc-file-token', caPem: 'KC-FILE-CA' } },
     { name: '--insecure-skip-tls-verify drops the kubeconfig\'s CA', flags: () => ({ stateDir: stateDir(), kubeconfig: join(dir, 'kc.yaml'), insecureSkipTlsVerify: true }), want: { server: 'https://10.0.0.9:6443', token: 'kc-token', insecureSkipTlsVerify: true } },
+    { name: 'the current context of several', flags: () => ({ stateDir: stateDir(), kubeconfig: join(dir, 'kc-two.yaml') }), want: { server: 'https://10.0.0.1:6443', token: 't1' } },
+    { name: '--context picks another', flags: () => ({ stateDir: stateDir(), kubeconfig: join(dir, 'kc-two.yaml'), context: 'second' }), want: { server: 'https://10.0.0.2:6443', token: 't2' } },
     { name: 'the kubeconfig\'s insecure-skip-tls-verify', flags: () => ({ stateDir: stateDir(), kubeconfig: join(dir, 'kc-insecure.yaml') }), want: { server: 'https://10.0.0.9:6443', token: 't', insecureSkipTlsVerify: true } },
   ];
   for (const c of cases) it(c.name, async () => assert.deepEqual(await connectionOptions(c.flags()), c.want));
@@ -98,7 +109,9 @@ describe('which server, token and CA a command uses', () => {
   const failures: { name: string; flags: () => GlobalFlags; message: RegExp }[] = [
     { name: 'no control plane and no server', flags: () => ({ stateDir: join(dir, 'none') }), message: /^error: no control plane running in / },
     { name: 'an unreadable CA file', flags: () => ({ stateDir: stateDir(), server: STATE_URL, certificateAuthority: join(dir, 'missing.crt') }), message: /^error: unable to read certificate-authority .*missing\.crt for the server due to ENOENT$/ },
-    { name: 'a missing kubeconfig', flags: () => ({ kubeconfig: join(dir, 'missing.yaml') }), message: /^error: cannot read kubeconfig .*missing\.yaml: ENOENT$/ },
+    { name: 'a context the kubeconfig lacks', flags: () => ({ kubeconfig: join(dir, 'kc-two.yaml'), context: 'third' }), message: /^Error in configuration: context was not found for specified context: third$/ },
+    { name: '--context without --kubeconfig', flags: () => ({ stateDir: stateDir(), context: 'first' }), message: /^error: --context needs --kubeconfig$/ },
+    { name: 'a missing kubeconfig', flags: () => ({ kubeconfig: join(dir, 'missing.yaml') }), message: /^error: stat \/.*\/missing\.yaml: no such file or directory$/ },
   ];
   for (const f of failures) it(`refused: ${f.name}`, async () => assert.rejects(connectionOptions(f.flags()), { message: f.message }));
 
