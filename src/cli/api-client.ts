@@ -5,6 +5,7 @@
 // certificate problem as kubectl does).
 import { type ClientRequest, request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { isIP } from 'node:net';
 import { getCACertificates } from 'node:tls';
 import { resourceForName, type ResourceInfo } from '../control/api/registry.js';
 import type { KubeList, KubeObject, Status } from '../control/api/types/meta.js';
@@ -77,9 +78,13 @@ export class ApiStatusError extends Error {
 
 /** The server could not be reached (or answered something that is not HTTP/JSON). */
 export class ConnectionError extends Error {
-  constructor(message: string) {
+  /** The message is kubectl's whole line ("Unable to connect to the server: …"), printed without "error: ". */
+  readonly verbatim: boolean;
+
+  constructor(message: string, verbatim = false) {
     super(message);
     this.name = 'ConnectionError';
+    this.verbatim = verbatim;
   }
 }
 
@@ -102,6 +107,27 @@ function parseServer(server: string): Target {
   return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? (tls ? 443 : 80) : Number(url.port), tls };
 }
 
+/** IPv6 in Go's (compressed) spelling, IPv4 and names as they are. */
+function goIp(ip: string): string {
+  if (!ip.includes(':')) return ip;
+  try {
+    return new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  } catch {
+    return ip;
+  }
+}
+
+/** Go's x509.HostnameError: the names the certificate is valid for (its IP SANs for an IP host, else its DNS SANs). */
+function nameMismatch(host: string, subjectAltName: string): string {
+  const entries = subjectAltName.split(', ').filter((e) => e !== '');
+  if (isIP(host) !== 0) {
+    const ips = entries.filter((e) => e.startsWith('IP Address:')).map((e) => goIp(e.slice('IP Address:'.length)));
+    return ips.length === 0 ? `cannot validate certificate for ${host} because it doesn't contain any IP SANs` : `certificate is valid for ${ips.join(', ')}, not ${host}`;
+  }
+  const names = entries.filter((e) => e.startsWith('DNS:')).map((e) => e.slice('DNS:'.length));
+  return names.length === 0 ? `certificate is not valid for any names, but wanted to match ${host}` : `certificate is valid for ${names.join(', ')}, not ${host}`;
+}
+
 /**
  * A TLS failure in Go's words, as kubectl prints it after "Unable to connect to the server: ";
  * undefined for errors that are not about the server's certificate or the TLS handshake.
@@ -119,7 +145,7 @@ export function tlsProblem(err: NodeJS.ErrnoException, host: string): string | u
     case 'CERT_NOT_YET_VALID':
       return 'tls: failed to verify certificate: x509: certificate has expired or is not yet valid';
     case 'ERR_TLS_CERT_ALTNAME_INVALID':
-      return `tls: failed to verify certificate: x509: certificate is not valid for ${host}`;
+      return `tls: failed to verify certificate: x509: ${nameMismatch(host, (err as { cert?: { subjectaltname?: string } }).cert?.subjectaltname ?? '')}`;
     case 'ERR_SSL_WRONG_VERSION_NUMBER':
     case 'ERR_SSL_PACKET_LENGTH_TOO_LONG':
       return 'http: server gave HTTP response to HTTPS client';
@@ -248,7 +274,7 @@ export class ApiClient {
   private connectionError(err: NodeJS.ErrnoException): ConnectionError {
     const where = this.target.socketPath ?? `${this.target.host}:${this.target.port}`;
     const tls = this.target.tls ? tlsProblem(err, this.target.host) : undefined;
-    if (tls !== undefined) return new ConnectionError(`Unable to connect to the server: ${tls}`);
+    if (tls !== undefined) return new ConnectionError(`Unable to connect to the server: ${tls}`, true);
     if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') {
       return new ConnectionError(`the connection to the server ${where} was refused - is the control plane running (stowage up)?`);
     }
