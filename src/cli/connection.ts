@@ -47,7 +47,7 @@ export function stateDirOf(flags: GlobalFlags): string {
 export function addGlobalFlags(program: Command): void {
   program
     .option('--state-dir <dir>', 'the state directory of `stowage up`, where clients find the control plane (default $STOWAGE_STATE_DIR or ~/.stowage)')
-    .option('--server <url>', 'the control plane\'s API: http://HOST:PORT or unix:///path (overrides --state-dir discovery)')
+    .option('--server <url>', 'the control plane\'s API: https://HOST:PORT, http://HOST:PORT or unix:///path (overrides --state-dir and --kubeconfig)')
     .option('--token <token>', 'bearer token for the API (default $STOWAGE_TOKEN)')
     .option('--kubeconfig <file>', 'a kubeconfig whose current context names the server, its CA and the token (flags override it)')
     .option('--context <name>', 'the --kubeconfig context to use (default its current-context)')
