@@ -325,6 +325,8 @@ export class ApiClient {
         endStream = resolve;
         failStream = reject;
       });
+      // A caller that only ever stops the watch must not meet an unhandled rejection.
+      done.catch(() => undefined);
       // Until the server answers, a failure rejects the open; after, it ends the stream.
       const fail = (err: Error): void => {
         if (!opened) rejectOpen(err);
