@@ -102,12 +102,10 @@ export class Reflector<T extends KubeObject = KubeObject> {
         if (this.stopped) break;
         this.options.onError?.(err);
         needList = true;
-        if (isGone(err)) {
-          this.expired += 1;
-          this.notify();
-          continue;
-        }
-        await this.sleep(this.options.backoffMs ?? 1000);
+        const gone = isGone(err);
+        if (gone) this.expired += 1;
+        this.notify();
+        if (!gone) await this.sleep(this.options.backoffMs ?? 1000);
       }
     }
   }

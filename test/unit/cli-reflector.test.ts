@@ -2,7 +2,8 @@
 // on a scripted client), then through real HTTPS API servers on one store: the cache follows
 // creates, updates and deletes while it watches; a watch from a version older than the store's
 // event history (kept to 5 events here) gets 410 Expired and makes it relist and end with the
-// server's contents; BOOKMARK events advance its version so that the same history loss does not.
+// server's contents; a server restart makes it back off and relist; BOOKMARK events advance its
+// version so that the same history loss does not.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -154,6 +155,30 @@ describe('reflector against https API servers', () => {
     // And it goes on watching from there: a change after the relist reaches the cache.
     await c.create(cms, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'after-relist', namespace: 'default', labels: { app: 'watched' } } });
     await r.until((x) => x.cache.has('default/after-relist'));
+  });
+
+  it('rides out a restart of the API server: backs off, relists, and has what changed while it was down', async () => {
+    const pki = await ensurePki(dir, ['127.0.0.1']);
+    const tls = { certPem: pki.certPem, keyPem: pki.keyPem };
+    let restarting = await startApiServer({ store, listen: 'https://127.0.0.1:0', token: TOKEN, tls });
+    const url = restarting.url;
+    const errors: unknown[] = [];
+    const r = reflector(restarting, { namespace: 'restart', backoffMs: 50, onError: (e) => errors.push(e) });
+    store.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'restart' } });
+    store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'before', namespace: 'restart' } });
+    await r.until((x) => x.cache.has('restart/before'));
+    await restarting.close();
+    store.delete('configmaps', 'restart', 'before');
+    store.create({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'while-down', namespace: 'restart' } });
+    await r.until(() => errors.length > 0);
+    restarting = await startApiServer({ store, listen: url, token: TOKEN, tls });
+    try {
+      await r.until((x) => x.lists >= 2 && x.cache.has('restart/while-down') && !x.cache.has('restart/before'));
+      assert.deepEqual([...r.cache.keys()], ['restart/while-down']);
+    } finally {
+      await r.stop();
+      await restarting.close();
+    }
   });
 
   it('moves its version with BOOKMARK events, so the same history loss needs no relist', async () => {
