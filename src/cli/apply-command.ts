@@ -23,7 +23,7 @@ export function registerApplyCommand(program: Command): void {
         const errors = [...manifests.errors];
         if (manifests.objects.length > 0) {
           const client = await connect(g);
-          const placement = { namespace: namespaceOf(g), explicit: Boolean(g.namespace) };
+          const placement = { namespace: await namespaceOf(g), explicit: Boolean(g.namespace) };
           errors.push(...(await applyAll(client, manifests.objects, placement, (line) => process.stdout.write(`${line}\n`))));
         } else if (errors.length === 0) {
           throw new CliError('error: no objects passed to apply');

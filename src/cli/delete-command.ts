@@ -92,7 +92,7 @@ export function registerDeleteCommand(program: Command): void {
     .action(
       clientAction(async (kind: string | undefined, names: string[], flags: DeleteFlags, command: Command) => {
         const g = globalFlags(command);
-        const namespace = namespaceOf(g);
+        const namespace = await namespaceOf(g);
         const timeoutMs = parseDuration(flags.timeout);
         const errors: string[] = [];
         let client: ApiClient | undefined;

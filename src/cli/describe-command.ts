@@ -40,7 +40,7 @@ export function registerDescribeCommand(program: Command): void {
         const g = globalFlags(command);
         const requests = parseTargets([kind, ...names]);
         const client = await connect(g);
-        const namespace = namespaceOf(g);
+        const namespace = await namespaceOf(g);
         const texts: string[] = [];
         const errors: string[] = [];
         for (const { resource, names: wanted } of requests) {

@@ -1,7 +1,7 @@
 // How the client commands fail: one line on stderr, worded as kubectl words it, and a non-zero
 // exit. Commands throw CliError (or let ApiStatusError / ConnectionError through); main.ts prints
 // errorLine(err) and exits with its code.
-import { ApiStatusError } from './api-client.js';
+import { ApiStatusError, ConnectionError } from './api-client.js';
 
 /** An error whose message is already the line to print. */
 export class CliError extends Error {
@@ -47,6 +47,7 @@ function oneLine(text: string): string {
 export function errorLine(err: unknown, context?: string): string {
   if (err instanceof CliError) return err.message;
   if (err instanceof ApiStatusError) return statusLine(err, context);
+  if (err instanceof ConnectionError && err.verbatim) return oneLine(err.message);
   // ConnectionError, ResourceTypeError, ManifestError and anything unexpected: kubectl's "error: …".
   const message = err instanceof Error ? err.message : String(err);
   return `error: ${oneLine(context ? `${context}: ${message}` : message)}`;

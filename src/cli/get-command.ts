@@ -72,7 +72,7 @@ export function registerGetCommand(program: Command): void {
         }
         const requests = parseTargets([kind, ...names]);
         const client = await connect(g);
-        const namespace = namespaceOf(g);
+        const namespace = await namespaceOf(g);
         await runGet(client, requests, { ...flags, namespace, out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s) });
       }),
     );

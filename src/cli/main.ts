@@ -11,6 +11,8 @@ function normalizeBooleanFlags(argv: readonly string[]): string[] {
     if (a === '--wait=false') return ['--no-wait'];
     if (a === '--no-headers=true') return ['--no-headers'];
     if (a === '--no-headers=false') return [];
+    if (a === '--insecure-skip-tls-verify=true') return ['--insecure-skip-tls-verify'];
+    if (a === '--insecure-skip-tls-verify=false') return [];
     return [a];
   });
 }

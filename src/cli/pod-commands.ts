@@ -20,7 +20,7 @@ async function podAndRuntime(command: Command, name: string): Promise<{ pod: Pod
   const client = await connect(g);
   let pod: Pod;
   try {
-    pod = await client.get<Pod>(PODS, namespaceOf(g), name);
+    pod = await client.get<Pod>(PODS, await namespaceOf(g), name);
   } catch (err) {
     if (err instanceof ApiStatusError) throw new CliError(errorLine(err));
     throw err;

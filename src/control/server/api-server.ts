@@ -40,6 +40,8 @@ export interface ApiServerOptions {
   /** Who may do what beyond the admin; default AlwaysAllow (see rbac-authorizer.ts). */
   authorization?: AuthorizationMode;
   logger?: Logger;
+  /** How often a quiet watch with allowWatchBookmarks gets a BOOKMARK; default a minute (tests shorten it). */
+  watchBookmarkIntervalMs?: number;
 }
 
 export interface ApiServer {
@@ -129,7 +131,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const mode = options.authorization ?? 'AlwaysAllow';
   const authorizer = authorizerFor(mode, options.store);
   const log = options.logger ?? pino({ level: 'silent' });
-  const watches = new WatchStreams();
+  const watches = new WatchStreams(options.watchBookmarkIntervalMs);
   const ctx: HandlerContext = { store: options.store, watches };
   let serverAddress = '';
 
