@@ -1,8 +1,9 @@
-// kubectl 1.32's typed create commands send their objects as Kubernetes protobuf (kubectl 1.31
-// sent JSON): namespace, configmap, secret generic|tls|docker-registry, serviceaccount, role,
-// rolebinding, clusterrole, clusterrolebinding, priorityclass and token. Each one runs here against
-// the API server, is checked to have sent protobuf (so the test cannot pass on JSON), and what was
-// stored is read back. Skipped only where the Cloud SDK's kubectl 1.32 is not installed.
+// kubectl 1.32's typed commands send their objects as Kubernetes protobuf (kubectl 1.31 sent
+// JSON): create namespace, configmap, secret generic|tls|docker-registry, serviceaccount, role,
+// rolebinding, clusterrole, clusterrolebinding, priorityclass and token; auth reconcile (create,
+// then update); auth can-i and whoami. Each runs here against an API server with a token and RBAC,
+// is checked to have sent protobuf (so the test cannot pass on JSON), and what was stored or
+// answered is checked. Skipped only where the Cloud SDK's kubectl 1.32 is not installed.
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,23 +18,27 @@ import { type Ran, runCaptured } from '../support/processes.js';
 const KUBECTL = process.env['STOWAGE_KUBECTL_132'] ?? '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
 const SKIP = existsSync(KUBECTL) ? false : `kubectl 1.32 is not installed at ${KUBECTL}`;
 const SENT_PROTOBUF = /Content-Type: application\/vnd\.kubernetes\.protobuf/;
+const ADMIN_TOKEN = 'protobuf-test-admin-token';
 
 type Stored = Record<string, unknown> & { data?: Record<string, string>; metadata: { name?: string } };
 
-describe('kubectl 1.32 creates with protobuf bodies', { skip: SKIP }, () => {
+describe("kubectl 1.32's protobuf request bodies", { skip: SKIP }, () => {
   let store: Store;
   let server: ApiServer;
   let dir: string;
   let env: Record<string, string>;
+  /** The ServiceAccount team/bot's token, from `create token`. */
+  let botToken = '';
 
   /** Runs kubectl at -v=8 (request headers on stderr) and asserts it succeeded and sent protobuf. */
   const create = async (args: string[]): Promise<Ran> => {
-    const r = await runCaptured(KUBECTL, [...args, '-v=8'], { env });
+    const r = await kubectl(args);
     assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr.split('\n').filter((l) => !l.startsWith('I')).join('\n')}`);
     assert.match(r.stderr, SENT_PROTOBUF, `kubectl ${args.join(' ')} sent protobuf`);
     assert.match(r.stderr, /Accept: application\/vnd\.kubernetes\.protobuf,application\/json/);
     return r;
   };
+  const kubectl = (args: string[]): Promise<Ran> => runCaptured(KUBECTL, [...args, '-v=8'], { env });
   const stored = (plural: string, namespace: string | undefined, name: string): Stored => {
     const obj = store.get(plural, namespace, name);
     assert.ok(obj !== undefined, `${plural} ${name} was stored`);
@@ -44,15 +49,18 @@ describe('kubectl 1.32 creates with protobuf bodies', { skip: SKIP }, () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'stowage-kubectl-pb-'));
     store = open(':memory:');
-    server = await startApiServer({ store, listen: 'http://127.0.0.1:0', tokenSigner: await TokenSigner.forStateDir(dir) });
+    // https, as `stowage up` serves: kubectl sends a bearer token over TLS only.
+    const pki = await ensurePki(join(dir, 'state'), ['127.0.0.1']);
+    const tls = { certPem: pki.certPem, keyPem: pki.keyPem };
+    server = await startApiServer({ store, listen: 'https://127.0.0.1:0', tls, token: ADMIN_TOKEN, tokenSigner: await TokenSigner.forStateDir(dir), authorization: 'RBAC' });
     const kubeconfig = join(dir, 'kubeconfig');
     writeFileSync(
       kubeconfig,
       [
         'apiVersion: v1',
         'kind: Config',
-        `clusters: [{name: stowage, cluster: {server: "${server.url}"}}]`,
-        'users: [{name: me, user: {}}]',
+        `clusters: [{name: stowage, cluster: {server: "${server.url}", certificate-authority-data: ${Buffer.from(pki.caPem).toString('base64')}}}]`,
+        `users: [{name: me, user: {token: ${ADMIN_TOKEN}}}]`,
         'contexts: [{name: stowage, context: {cluster: stowage, user: me, namespace: team}}]',
         'current-context: stowage',
         '',
@@ -130,5 +138,33 @@ describe('kubectl 1.32 creates with protobuf bodies', { skip: SKIP }, () => {
     assert.equal(claims.sub, 'system:serviceaccount:team:bot');
     assert.deepEqual(claims.aud, ['a1', 'a2']);
     assert.equal(claims.exp - claims.iat, 7200);
+    botToken = (await create(['create', 'token', 'bot'])).stdout.trim();
+  });
+
+  it('auth can-i and whoami: a ServiceAccount token gets what its RoleBinding grants, and nothing more', async () => {
+    assert.ok(botToken !== '', 'the token test ran first');
+    const as = ['--token', botToken];
+    assert.equal((await create([...as, 'auth', 'can-i', 'list', 'pods'])).stdout, 'yes\n');
+    const no = await kubectl([...as, 'auth', 'can-i', 'create', 'pods']);
+    assert.equal(no.code, 1);
+    assert.equal(no.stdout, 'no\n');
+    assert.match(no.stderr, SENT_PROTOBUF);
+    assert.equal((await create([...as, 'auth', 'whoami', '-o', 'jsonpath={.status.userInfo.username}'])).stdout, 'system:serviceaccount:team:bot');
+    assert.match((await create([...as, 'auth', 'can-i', '--list'])).stdout, /^pods\s+\[\]\s+\[\]\s+\[get list\]$/m);
+  });
+
+  it('auth reconcile creates a Role, then updates it (PUT) when a rule is missing', async () => {
+    const file = join(dir, 'rbac.yaml');
+    const role = (verbs: string): string =>
+      `apiVersion: rbac.authorization.k8s.io/v1\nkind: Role\nmetadata: {name: rec, namespace: team}\nrules: [{apiGroups: [""], resources: [pods], verbs: [${verbs}]}]\n`;
+    writeFileSync(file, role('get'));
+    assert.match((await create(['auth', 'reconcile', '-f', file])).stdout, /role\.rbac\.authorization\.k8s\.io\/rec reconciled/);
+    writeFileSync(file, role('watch'));
+    const updated = await create(['auth', 'reconcile', '-f', file]);
+    assert.match(updated.stderr, /\] PUT https:\/\/\S+\/namespaces\/team\/roles\/rec\n/);
+    assert.deepEqual(stored('roles', 'team', 'rec')['rules'], [
+      { apiGroups: [''], resources: ['pods'], verbs: ['get'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['watch'] },
+    ]);
   });
 });

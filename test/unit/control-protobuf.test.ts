@@ -128,6 +128,48 @@ const KUBECTL_BODIES: { command: string; hex: string; json: Record<string, unkno
     hex: '6b3873000a280a1861757468656e7469636174696f6e2e6b38732e696f2f7631120c546f6b656e5265717565737412250a100a0012001a0022002a00320038004200120b0a0261310a02613220901c1a040a0012001a002200',
     json: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['a1', 'a2'], expirationSeconds: 3600 } },
   },
+  {
+    // The Role as this server answered its GET (uid, resourceVersion, times, managed fields), a rule added.
+    command: 'auth reconcile -f role.yaml (PUT of an existing Role)',
+    hex: '6b3873000a240a1c726261632e617574686f72697a6174696f6e2e6b38732e696f2f76311204526f6c6512d4010aa3010a0372656312001a047465616d22002a2462313633663632322d663566332d343730612d386330362d3232363530666537666636623201343801420808a5b3d4d80610008a015c0a0c6b75626563746c2e312e333212065570646174651a1c726261632e617574686f72697a6174696f6e2e6b38732e696f2f7631220808a5b3d4d806100032084669656c647356313a100a0e7b22663a72756c6573223a7b7d7d4200121a0a036765740a046c6973740a05776174636812001a04706f647312100a0664656c65746512001a04706f64731a002200',
+    json: {
+      apiVersion: `${RBAC}/v1`,
+      kind: 'Role',
+      metadata: {
+        name: 'rec',
+        namespace: 'team',
+        uid: 'b163f622-f5f3-470a-8c06-22650fe7ff6b',
+        resourceVersion: '4',
+        generation: 1,
+        creationTimestamp: '2026-12-06T08:15:33Z',
+        managedFields: [{ manager: 'kubectl.1.32', operation: 'Update', apiVersion: `${RBAC}/v1`, time: '2026-12-06T08:15:33Z', fieldsType: 'FieldsV1', fieldsV1: { 'f:rules': {} } }],
+      },
+      rules: [
+        { verbs: ['get', 'list', 'watch'], apiGroups: [''], resources: ['pods'] },
+        { verbs: ['delete'], apiGroups: [''], resources: ['pods'] },
+      ],
+    },
+  },
+  {
+    command: 'auth can-i list pods -n team',
+    hex: '6b3873000a320a17617574686f72697a6174696f6e2e6b38732e696f2f7631121753656c665375626a656374416363657373526576696577123a0a100a0012001a0022002a00320038004200121c0a1a0a047465616d12046c6973741a0022002a04706f647332003a001a08080012001a0020001a002200',
+    json: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: { namespace: 'team', verb: 'list', resource: 'pods' } } },
+  },
+  {
+    command: 'auth can-i get /healthz',
+    hex: '6b3873000a320a17617574686f72697a6174696f6e2e6b38732e696f2f7631121753656c665375626a656374416363657373526576696577122f0a100a0012001a0022002a003200380042001211120f0a082f6865616c74687a12036765741a08080012001a0020001a002200',
+    json: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { nonResourceAttributes: { path: '/healthz', verb: 'get' } } },
+  },
+  {
+    command: 'auth can-i --list -n team',
+    hex: '6b3873000a310a17617574686f72697a6174696f6e2e6b38732e696f2f7631121653656c665375626a65637452756c657352657669657712200a100a0012001a0022002a0032003800420012060a047465616d1a04180022001a002200',
+    json: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectRulesReview', spec: { namespace: 'team' } },
+  },
+  {
+    command: 'auth whoami',
+    hex: '6b3873000a2d0a1861757468656e7469636174696f6e2e6b38732e696f2f7631121153656c665375626a656374526576696577121a0a100a0012001a0022002a0032003800420012060a040a0012001a002200',
+    json: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+  },
 ];
 
 describe('protobuf bodies: what kubectl 1.32 sends', () => {
@@ -215,6 +257,22 @@ describe('protobuf bodies: hand-built objects', () => {
       json: { apiVersion: `${RBAC}/v1`, kind: 'ClusterRole', metadata: { name: 'agg' }, aggregationRule: { clusterRoleSelectors: [{ matchExpressions: [{ key: 'tier', operator: 'In', values: ['a', 'b'] }] }] } },
     },
     {
+      name: 'SelfSubjectAccessReview: empty resource attributes are still there (a pointer), selectors decode',
+      body: envelope('authorization.k8s.io/v1', 'SelfSubjectAccessReview', [
+        ...bytes(2, bytes(1, [...bytes(8, [...bytes(1, 'spec.nodeName=n1')]), ...bytes(9, bytes(2, [...bytes(1, 'app'), ...bytes(2, 'Exists')]))])),
+      ]),
+      json: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        spec: { resourceAttributes: { fieldSelector: { rawSelector: 'spec.nodeName=n1' }, labelSelector: { requirements: [{ key: 'app', operator: 'Exists' }] } } },
+      },
+    },
+    {
+      name: 'SelfSubjectAccessReview: an empty resourceAttributes message is kept',
+      body: envelope('authorization.k8s.io/v1', 'SelfSubjectAccessReview', [...bytes(2, bytes(1, []))]),
+      json: { apiVersion: 'authorization.k8s.io/v1', kind: 'SelfSubjectAccessReview', spec: { resourceAttributes: {} } },
+    },
+    {
       name: 'TokenRequest: a bound object reference (the proto names its fields aPIVersion and uID)',
       body: envelope('authentication.k8s.io/v1', 'TokenRequest', [...bytes(2, [...bytes(3, [...bytes(1, 'Pod'), ...bytes(2, 'v1'), ...bytes(3, 'p'), ...bytes(4, 'u')])])]),
       json: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { boundObjectRef: { kind: 'Pod', apiVersion: 'v1', name: 'p', uid: 'u' } } },
@@ -284,6 +342,15 @@ describe('protobuf bodies through the API server', () => {
     const role = await post('/apis/rbac.authorization.k8s.io/v1/namespaces/team/roles', hex(KUBECTL_BODIES[6]!.hex));
     assert.equal(role.status, 201);
     assert.deepEqual(role.body['rules'], [{ verbs: ['get', 'list'], apiGroups: [''], resources: ['pods', 'configmaps'], resourceNames: ['x'] }]);
+  });
+
+  it('answers the reviews `kubectl auth can-i` and `auth whoami` send', async () => {
+    const can = await post('/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', hex(KUBECTL_BODIES.find((c) => c.command === 'auth can-i list pods -n team')!.hex));
+    assert.equal(can.status, 201);
+    assert.deepEqual(can.body['status'], { allowed: true });
+    const who = await post('/apis/authentication.k8s.io/v1/selfsubjectreviews', hex(KUBECTL_BODIES.find((c) => c.command === 'auth whoami')!.hex));
+    assert.equal(who.status, 201);
+    assert.equal((who.body['status'] as { userInfo: { username: string } }).userInfo.username, 'system:admin');
   });
 
   it('a malformed body is a 400 Status, never a 500', async () => {

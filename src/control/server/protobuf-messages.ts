@@ -1,7 +1,8 @@
 // The protobuf messages kubectl's typed commands send (`kubectl create namespace|configmap|secret|
-// serviceaccount|token|priorityclass|role|rolebinding|clusterrole|clusterrolebinding`), as tables
+// serviceaccount|token|priorityclass|role|rolebinding|clusterrole|clusterrolebinding`, `kubectl
+// auth reconcile|can-i|whoami`), as tables
 // of field number → JSON name and type. Field numbers are those of k8s.io/api's generated.proto
-// (core/v1, rbac/v1, scheduling/v1, authentication/v1) and k8s.io/apimachinery's
+// (core/v1, rbac/v1, scheduling/v1, authentication/v1, authorization/v1) and k8s.io/apimachinery's
 // pkg/apis/meta/v1/generated.proto; the JSON names are the Go types' json tags.
 //
 // Why tables and not a .proto for protobufjs: the decoder must also know which zero values the
@@ -184,6 +185,39 @@ const clusterRole = message('ClusterRole', {
 const roleBinding = message('RoleBinding', { 1: metadata, 2: subjects, 3: roleRefField });
 const clusterRoleBinding = message('ClusterRoleBinding', { 1: metadata, 2: subjects, 3: roleRefField });
 
+// k8s.io/api/authorization/v1 and authentication/v1's reviews (`kubectl auth can-i`, `auth whoami`):
+// only what the caller asks; the status the server fills in is not read.
+
+const selectorAttributes = (name: string, requirement: MessageSpec): MessageSpec =>
+  message(name, { 1: str('rawSelector'), 2: { name: 'requirements', type: requirement, repeated: true } });
+
+const resourceAttributes = message('ResourceAttributes', {
+  1: str('namespace'),
+  2: str('verb'),
+  3: str('group'),
+  4: str('version'),
+  5: str('resource'),
+  6: str('subresource'),
+  7: str('name'),
+  8: { name: 'fieldSelector', keep: true, type: selectorAttributes('FieldSelectorAttributes', message('FieldSelectorRequirement', { 1: str('key', true), 2: str('operator', true), 3: strings('values') })) },
+  9: { name: 'labelSelector', keep: true, type: selectorAttributes('LabelSelectorAttributes', labelSelectorRequirement) },
+});
+
+const selfSubjectAccessReview = message('SelfSubjectAccessReview', {
+  1: metadata,
+  2: {
+    name: 'spec',
+    keep: true,
+    type: message('SelfSubjectAccessReviewSpec', {
+      1: { name: 'resourceAttributes', type: resourceAttributes, keep: true },
+      2: { name: 'nonResourceAttributes', type: message('NonResourceAttributes', { 1: str('path'), 2: str('verb') }), keep: true },
+    }),
+  },
+});
+
+const selfSubjectRulesReview = message('SelfSubjectRulesReview', { 1: metadata, 2: { name: 'spec', keep: true, type: message('SelfSubjectRulesReviewSpec', { 1: str('namespace') }) } });
+const selfSubjectReview = message('SelfSubjectReview', { 1: metadata });
+
 const RBAC = 'rbac.authorization.k8s.io/v1';
 
 /** The messages decoded, by "apiVersion kind" (the runtime.Unknown envelope's typeMeta). */
@@ -198,4 +232,7 @@ export const PROTOBUF_KINDS: ReadonlyMap<string, MessageSpec> = new Map([
   [`${RBAC} RoleBinding`, roleBinding],
   [`${RBAC} ClusterRole`, clusterRole],
   [`${RBAC} ClusterRoleBinding`, clusterRoleBinding],
+  ['authorization.k8s.io/v1 SelfSubjectAccessReview', selfSubjectAccessReview],
+  ['authorization.k8s.io/v1 SelfSubjectRulesReview', selfSubjectRulesReview],
+  ['authentication.k8s.io/v1 SelfSubjectReview', selfSubjectReview],
 ]);
