@@ -23,6 +23,14 @@ export interface Field {
 
 /** Reads one varint at `pos`: its value and the position after it. At most 10 bytes, as the format allows. */
 export function readVarint(buf: Uint8Array, pos: number): [bigint, number] {
+  // The common short varint (under 2^28: tags, lengths, small integers) without BigInt arithmetic.
+  let small = 0;
+  for (let i = 0; i < 4; i++) {
+    if (pos + i >= buf.length) throw new ProtobufError('truncated varint');
+    const byte = buf[pos + i]!;
+    small |= (byte & 0x7f) << (7 * i);
+    if ((byte & 0x80) === 0) return [BigInt(small), pos + i + 1];
+  }
   let value = 0n;
   for (let i = 0; i < 10; i++) {
     if (pos >= buf.length) throw new ProtobufError('truncated varint');
@@ -33,26 +41,43 @@ export function readVarint(buf: Uint8Array, pos: number): [bigint, number] {
   throw new ProtobufError('varint longer than 10 bytes');
 }
 
+/** A field key or length: a varint that must fit in 32 bits (without BigInt arithmetic). */
+function readUint32(buf: Uint8Array, pos: number, what: string): [number, number] {
+  let value = 0;
+  for (let i = 0; i < 5; i++) {
+    if (pos >= buf.length) throw new ProtobufError('truncated varint');
+    const byte = buf[pos++]!;
+    value += (byte & 0x7f) * 2 ** (7 * i);
+    if ((byte & 0x80) === 0) {
+      if (value > 0xffffffff) break;
+      return [value, pos];
+    }
+  }
+  throw new ProtobufError(`${what} is not a 32-bit varint`);
+}
+
+const NO_BYTES = new Uint8Array();
+
 /** The fields of one message, in wire order (a repeated or re-sent field appears as often as it was sent). */
 export function* fields(buf: Uint8Array): Generator<Field> {
   let pos = 0;
   while (pos < buf.length) {
-    const [key, afterKey] = readVarint(buf, pos);
+    const [key, afterKey] = readUint32(buf, pos, 'a field key');
     pos = afterKey;
-    const number = Number(key >> 3n);
-    const wireType = Number(key & 7n);
+    const number = Math.floor(key / 8);
+    const wireType = key % 8;
     if (number < 1 || number > 536870911) throw new ProtobufError(`invalid field number ${number}`);
     switch (wireType) {
       case WIRE_VARINT: {
         const [varint, next] = readVarint(buf, pos);
         pos = next;
-        yield { number, wireType, varint, bytes: new Uint8Array() };
+        yield { number, wireType, varint, bytes: NO_BYTES };
         break;
       }
       case WIRE_BYTES: {
-        const [length, start] = readVarint(buf, pos);
-        if (length > BigInt(buf.length - start)) throw new ProtobufError(`field ${number} is ${length} bytes long but only ${buf.length - start} remain`);
-        pos = start + Number(length);
+        const [length, start] = readUint32(buf, pos, `the length of field ${number}`);
+        if (length > buf.length - start) throw new ProtobufError(`field ${number} is ${length} bytes long but only ${buf.length - start} remain`);
+        pos = start + length;
         yield { number, wireType, varint: 0n, bytes: buf.subarray(start, pos) };
         break;
       }
