@@ -231,6 +231,11 @@ describe('protobuf bodies: hand-built objects', () => {
       json: { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'low' }, value: -5, globalDefault: true },
     },
     {
+      name: 'a label named __proto__ is a label, as JSON.parse makes it',
+      body: envelope('v1', 'ConfigMap', [...bytes(1, [...bytes(1, 'p'), ...entry(11, '__proto__', 'x'), ...entry(11, 'a', 'b')])]),
+      json: JSON.parse('{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"p","labels":{"__proto__":"x","a":"b"}}}') as Record<string, unknown>,
+    },
+    {
       name: 'PriorityClass: value 0',
       body: envelope('scheduling.k8s.io/v1', 'PriorityClass', [...bytes(1, bytes(1, 'zero')), ...num(2, 0)]),
       json: { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'zero' }, value: 0 },

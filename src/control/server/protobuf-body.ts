@@ -6,8 +6,8 @@
 // Decoding is bounded: the body is already size-limited, every read is bounds-checked
 // (protobuf-wire.ts), and the message tables are not recursive, so nesting is as deep as the
 // deepest table (ClusterRole → AggregationRule → LabelSelector → requirement). Anything malformed
-// is a BadRequestError (400) naming what was wrong; a kind without a table is a 415 for the
-// endpoint (see protobufKinds) or a 400 when the envelope names another kind than the URL's.
+// is a BadRequestError (400) naming what was wrong. Endpoints of kinds without a table do not take
+// protobuf at all (a 415: http-io.ts bodyTypesFor); an envelope naming such a kind is a 400.
 import { rfc3339 } from '../api/time.js';
 import { checkJsonTextDepth, NestingError } from '../api/nesting.js';
 import { BadRequestError } from '../store/errors.js';
@@ -70,7 +70,8 @@ function decodeMessage(buf: Uint8Array, spec: MessageSpec, path: string): Record
     if (field.map === true) {
       const [key, value] = decodeMapEntry(expectWire(f, WIRE_BYTES, at).bytes, field, at);
       const map = (out[field.name] ??= {}) as Record<string, unknown>;
-      map[key] = value;
+      // An own property whatever the key ("__proto__" included), as JSON.parse makes it.
+      Object.defineProperty(map, key, { value, enumerable: true, writable: true, configurable: true });
     } else if (field.repeated === true) {
       ((out[field.name] ??= []) as unknown[]).push(decodeValue(f, field, at) ?? null);
     } else {
