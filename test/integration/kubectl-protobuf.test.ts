@@ -75,11 +75,17 @@ describe("kubectl 1.32's protobuf request bodies", { skip: SKIP }, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('create namespace, configmap --from-literal, serviceaccount', async () => {
+  it('create namespace, configmap --from-literal and --from-file (binary), serviceaccount', async () => {
     assert.match((await create(['create', 'namespace', 'team'])).stdout, /^namespace\/team created$/m);
     assert.equal(stored('namespaces', undefined, 'team').metadata.name, 'team');
     await create(['create', 'configmap', 'cfg', '--from-literal=a=1', '--from-literal=b=two words']);
     assert.deepEqual(stored('configmaps', 'team', 'cfg')['data'], { a: '1', b: 'two words' });
+    // A file that is not UTF-8 goes to binaryData (protobuf bytes), and comes back byte for byte.
+    const blob = Buffer.from([0x00, 0xff, 0xfe, 0x80, 0x41, 0x0a]);
+    writeFileSync(join(dir, 'blob.bin'), blob);
+    await create(['create', 'configmap', 'bin', `--from-file=blob=${join(dir, 'blob.bin')}`]);
+    const bin = stored('configmaps', 'team', 'bin') as Stored & { binaryData?: Record<string, string> };
+    assert.deepEqual(Buffer.from(bin.binaryData?.['blob'] ?? '', 'base64'), blob);
     await create(['create', 'serviceaccount', 'bot']);
     assert.equal(stored('serviceaccounts', 'team', 'bot').metadata.name, 'bot');
   });
