@@ -7,7 +7,7 @@ import type { KubeObject } from '../api/types/meta.js';
 import { type FieldError, invalid } from '../api/validation/field-errors.js';
 import { BadRequestError, InvalidError, MethodNotAllowedError } from '../store/errors.js';
 import { ADMIN_USER, type UserInfo } from './auth.js';
-import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
+import { bodyTypesFor, mediaType, parseBody, readBody, sendJson } from './http-io.js';
 import { alwaysAllow, type Authorizer } from './rbac-authorizer.js';
 import type { RequestAttributes } from './request-attributes.js';
 
@@ -95,6 +95,6 @@ export function answerReview(review: ReviewResource, body: unknown, user: UserIn
 
 export async function handleReview(review: ReviewResource, req: IncomingMessage, res: ServerResponse, user: UserInfo, authorizer: Authorizer): Promise<void> {
   if (req.method !== 'POST') throw new MethodNotAllowedError(req.method ?? '', review.plural);
-  const body = parseBody(await readBody(req), mediaType(req));
+  const body = parseBody(await readBody(req), mediaType(req), bodyTypesFor(`${review.group}/${review.version}`, review.kind));
   sendJson(res, 201, answerReview(review, body, user, authorizer));
 }

@@ -3,17 +3,23 @@
 // a read converted to a Table or to PartialObjectMetadata (`as=…;g=meta.k8s.io;v=…`).
 //
 // A body is refused before anything looks at its content when it is too large (413), of a media
-// type the verb does not take (415: protobuf among them, which this server does not speak), not
-// UTF-8 (400), or nested deeper than MAX_NESTING_DEPTH (400; see api/nesting.ts): nothing
+// type the verb does not take (415: protobuf too, except for the kinds kubectl's typed commands
+// send that way, decoded by protobuf-body.ts), not UTF-8 (400), or nested deeper than MAX_NESTING_DEPTH (400; see api/nesting.ts): nothing
 // recursive ever sees a hostile document.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { parse as parseYaml } from 'yaml';
 import { checkJsonTextDepth, checkValueDepth, isStackOverflow, MAX_NESTING_DEPTH, NestingError } from '../api/nesting.js';
 import { BadRequestError, RequestEntityTooLargeError, toStatus, UnsupportedMediaTypeError } from '../store/errors.js';
+import { decodeProtobufBody, decodesProtobuf, PROTOBUF } from './protobuf-body.js';
 
 /** The Kubernetes API server's default request body limit. */
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
 const BODY_TYPES = ['application/json', 'application/yaml'];
+
+/** What a create or update of a kind takes: JSON and YAML, and protobuf for the kinds decoded from it. */
+export function bodyTypesFor(apiVersion: string, kind: string): readonly string[] {
+  return decodesProtobuf(apiVersion, kind) ? [...BODY_TYPES, PROTOBUF] : BODY_TYPES;
+}
 
 /** The media type of a request, lower-cased, without parameters ("application/json"). */
 export function mediaType(req: IncomingMessage): string {
@@ -36,9 +42,10 @@ export async function readBody(req: IncomingMessage, limit = MAX_BODY_BYTES): Pr
 
 const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
 
-/** Parses JSON (any +json type) or YAML text; `types` lists what the caller accepts. */
+/** Parses JSON (any +json type), YAML text or a Kubernetes protobuf object; `types` lists what the caller accepts. */
 export function parseBody(body: Buffer, type: string, types: readonly string[] = BODY_TYPES): unknown {
   if (!types.includes(type)) throw new UnsupportedMediaTypeError(type, types);
+  if (type === PROTOBUF) return decodeProtobufBody(body);
   let text: string;
   try {
     text = UTF8.decode(body);

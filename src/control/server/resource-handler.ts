@@ -19,7 +19,7 @@ import { ApiError, BadRequestError, MethodNotAllowedError, NotFoundError, TooLar
 import { parseBinding } from '../store/binding.js';
 import type { Store } from '../store/store.js';
 import { APPLY_PATCH, applyPatch, trackUpdate, updateManager } from './apply/field-manager.js';
-import { type ConversionKind, conversion, isPretty, mediaType, parseBody, readBody, sendJson } from './http-io.js';
+import { bodyTypesFor, type ConversionKind, conversion, isPretty, mediaType, parseBody, readBody, sendJson } from './http-io.js';
 import { patchMetaFor, supportsStrategicMerge } from '../api/patch-meta.js';
 import { strategyFor } from '../api/kinds/strategies.js';
 import { checkFields, duplicateFields, setWarnings } from './field-validation.js';
@@ -215,7 +215,7 @@ export async function handleCollection(ctx: HandlerContext, r: CollectionRoute, 
   if (req.method === 'POST') {
     const options = writeQuery(query, 'CreateOptions');
     const body = await readBody(req);
-    const obj = asObject(parseBody(body, mediaType(req)));
+    const obj = asObject(parseBody(body, mediaType(req), bodyTypesFor(r.resource.apiVersion, r.resource.kind)));
     checkAgainstUrl(obj, r.resource, namespace);
     const manageFields = trackUpdate(r.resource, updateManager('CreateOptions', query, req.headers['user-agent']));
     const warnings = checkFields(strategyFor(r.resource).schema, obj, options.fieldValidation, r.resource, jsonDuplicates(req, body, options.fieldValidation));
@@ -263,7 +263,7 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
     case 'PUT': {
       const options = writeQuery(query, 'UpdateOptions');
       const body = await readBody(req);
-      const obj = asObject(parseBody(body, mediaType(req)));
+      const obj = asObject(parseBody(body, mediaType(req), bodyTypesFor(resource.apiVersion, resource.kind)));
       checkAgainstUrl(obj, resource, r.namespace);
       if (obj.metadata.name !== name) {
         throw new BadRequestError(`the name of the object (${obj.metadata.name ?? ''}) does not match the name on the URL (${name})`);

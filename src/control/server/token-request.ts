@@ -8,7 +8,7 @@ import { rfc3339 } from '../api/time.js';
 import { invalid } from '../api/validation/field-errors.js';
 import { BadRequestError, InvalidError, MethodNotAllowedError, NotFoundError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
-import { mediaType, parseBody, readBody, sendJson } from './http-io.js';
+import { bodyTypesFor, mediaType, parseBody, readBody, sendJson } from './http-io.js';
 import { API_AUDIENCE, DEFAULT_EXPIRATION_SECONDS, MAX_EXPIRATION_SECONDS, MIN_EXPIRATION_SECONDS, type TokenSigner } from './service-account-tokens.js';
 
 const API_VERSION = 'authentication.k8s.io/v1';
@@ -71,7 +71,7 @@ export async function handleTokenRequest(
 ): Promise<void> {
   if (req.method !== 'POST') throw new MethodNotAllowedError(req.method ?? '', 'serviceaccounts/token');
   const raw = await readBody(req);
-  const body = raw.length === 0 ? undefined : parseBody(raw, mediaType(req));
+  const body = raw.length === 0 ? undefined : parseBody(raw, mediaType(req), bodyTypesFor(API_VERSION, 'TokenRequest'));
   const answer = answerTokenRequest(store, signer, target, body);
   await store.flushed();
   sendJson(res, 201, answer);
