@@ -61,7 +61,7 @@ import { Connections } from '../rbd/connections.js';
 import { cephToCsi } from '../rbd/errors.js';
 import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from '../rbd/journal.js';
 import { CephError, isCephError, type IoCtx, type Rados } from '../rbd/rados.js';
-import { decodeId, encodeId, type CsiIdentifier } from '../rbd/volume-id.js';
+import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from '../rbd/volume-id.js';
 import type { CephfsTarget } from './ceph-fuse.js';
 import { FsMap, type CephFilesystem } from './fs-map.js';
 import { mdsSessionsUnder } from './mds-sessions.js';
@@ -263,9 +263,13 @@ export class CephfsBackend implements Backend {
       withNamePool: async (ctx, use) => {
         const source = ctx.sourceVolumeId ? decodeId(ctx.sourceVolumeId) : undefined;
         if (!source) return undefined; // not one of our volumes: the source lookup answers NOT_FOUND
-        return this.withIdFs(source, ctx, 'journal', async (fs, rados) =>
-          use(await this.journalIo(rados, fs), (uuid) => encodeId({ clusterID: source.clusterID, poolId: source.poolId, uuid })),
-        );
+        // The source's ID names cluster and filesystem; a VolumeSnapshotClass may repeat them, never contradict them.
+        const p = ctx.parameters ?? {};
+        requireAgreement('clusterID', p['clusterID'], source.clusterID, `the cluster of source volume ${ctx.sourceVolumeId}`, SNAPSHOT_BESIDE_SOURCE);
+        return this.withIdFs(source, ctx, 'journal', async (fs, rados) => {
+          requireAgreement('fsName', p['fsName'], fs.name, `the filesystem of source volume ${ctx.sourceVolumeId}`, SNAPSHOT_BESIDE_SOURCE);
+          return use(await this.journalIo(rados, fs), (uuid) => encodeId({ clusterID: source.clusterID, poolId: source.poolId, uuid }));
+        });
       },
     };
   }
@@ -304,10 +308,12 @@ export class CephfsBackend implements Backend {
       if (k.startsWith('csi.storage.k8s.io/')) continue;
       if (!known.has(k)) throw new InvalidArgumentError(`parameter "${k}" is not known to the cephfs backend (it takes ${[...known].join(', ')})`);
     }
+    // A snapshot's cluster and filesystem are its source volume's, named by the source's ID: a
+    // VolumeSnapshotClass without parameters is legal (the journal lookup checks any it has).
+    if (kind === 'snapshot') return;
     const clusterID = params['clusterID'];
     if (!clusterID) throw new InvalidArgumentError('parameter clusterID is required');
     this.cluster(clusterID);
-    if (kind === 'snapshot') return;
     if (!params['fsName']) throw new InvalidArgumentError('parameter fsName is required (the CephFS filesystem volumes are made in)');
     const group = params['subvolumeGroup'];
     if (group !== undefined && !/^[A-Za-z0-9_.-]+$/.test(group)) throw new InvalidArgumentError(`parameter subvolumeGroup "${group}" may only hold letters, digits, "_", "." and "-"`);
@@ -405,6 +411,16 @@ export class CephfsBackend implements Backend {
    * starts it over.
    */
   private async cloneInto(rec: VolumeRecord, sv: Subvolumes, name: string, pool: string | undefined, ctx: OpContext): Promise<void> {
+    // The mgr clones within one filesystem of one cluster.
+    const from = this.parse(rec.source!.id);
+    const to = this.parse(rec.id);
+    const what = `source ${rec.source!.kind} ${rec.source!.id}`;
+    const why = "a clone is made in its source's filesystem";
+    requireAgreement('clusterID', to.clusterID, from.clusterID, `the cluster of ${what}`, why);
+    if (from.poolId !== to.poolId) {
+      const names = await this.withCluster(from.clusterID, ctx, 'journal', async (rados) => (await this.fsMap.byId(from.clusterID, rados, from.poolId))?.name);
+      requireAgreement('fsName', sv.fsName, names ?? `fscid ${from.poolId}`, `the filesystem of ${what}`, why);
+    }
     const src = await this.sourceOf(rec, name, ctx);
     const srcSv = sv.inGroup(src.group);
     let status = await sv.cloneStatus(name);
@@ -507,11 +523,6 @@ export class CephfsBackend implements Backend {
 
   async createSnapshot(snap: SnapshotRecord, source: VolumeRecord, ctx: OpContext): Promise<{ sizeBytes: number }> {
     const sid = this.parse(snap.id);
-    const fsName = snap.parameters['fsName'];
-    const sourceFs = source.volumeContext['fsName'];
-    if (fsName !== undefined && sourceFs !== undefined && fsName !== sourceFs) {
-      throw new InvalidArgumentError(`parameter fsName "${fsName}": snapshots live in their source volume's filesystem (${sourceFs})`);
-    }
     const subvolume = this.subvolumeOf(source);
     const group = this.groupOf(source);
     const snapName = `${SNAPSHOT_LAYOUT.imagePrefix}${sid.uuid}`;
