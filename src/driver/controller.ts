@@ -48,6 +48,10 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
     log: ctx.log,
     secrets: secrets ?? {},
     ...extra,
+    // A getter: the call's signal (and its deadline timer) is only made for work that waits on it.
+    get signal() {
+      return ctx.signal;
+    },
   });
   /** Not advertised, so not served: UNIMPLEMENTED rather than a half-working answer. */
   const requireCapability = (cap: ControllerCapability, rpc: string) => {

@@ -24,7 +24,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import {
   AbortedError,
@@ -66,7 +65,8 @@ import type { CephfsTarget } from './ceph-fuse.js';
 import { FsMap, type CephFilesystem } from './fs-map.js';
 import { mdsSessionsUnder } from './mds-sessions.js';
 import { CephfsNode } from './node-staging.js';
-import { Subvolumes, volumesModuleOff } from './subvolumes.js';
+import { pollUntil } from './poll.js';
+import { Subvolumes, volumesModuleOff, type CloneStatus } from './subvolumes.js';
 
 const MiB = 1024 * 1024;
 /** Sizes round up to 4 MiB, as ceph-csi rounds CephFS quotas. */
@@ -76,8 +76,14 @@ const SUPPORTED_FS = new Set(['', DEFAULT_FS]);
 export const DEFAULT_SUBVOLUME_GROUP = 'csi';
 /** ceph-csi keeps the cephfs journal in this RADOS namespace of the metadata pool. */
 export const JOURNAL_NAMESPACE = 'csi';
-/** How long CreateVolume waits for a fresh clone before answering ABORTED (small clones finish in that time). */
-const CLONE_WAIT_MS = 2_000;
+/**
+ * CreateVolume waits for a clone while its caller waits (until the call's gRPC deadline or
+ * cancel), but never longer than this: then ABORTED, and the CO's retry waits on.
+ */
+const CLONE_WAIT_LIMIT_MS = 10 * 60_000;
+/** DeleteVolume waits this long for a cancelled clone to stop (the mgr stops it within seconds). */
+const CANCEL_WAIT_LIMIT_MS = 30_000;
+const running = (s: CloneStatus | undefined) => s?.state === 'pending' || s?.state === 'in-progress';
 
 /** ceph-csi's cephfs StorageClass parameters that this driver honours or knowingly ignores. */
 const VOLUME_PARAMETERS = new Set(['clusterID', 'fsName', 'pool', 'subvolumeGroup', 'mounter', 'fuseMountOptions', 'kernelMountOptions']);
@@ -406,9 +412,11 @@ export class CephfsBackend implements Backend {
   }
 
   /**
-   * Starts the clone (once), then reports its state: ABORTED while the mgr copies, done when
-   * complete (grown to the requested size). A failed clone is removed and reported; the retry
-   * starts it over.
+   * Starts the clone (once: the journal reserved the name and its ID first, so a clone whose
+   * caller went away is found again by a retry, or removed by DeleteVolume of that ID), then
+   * waits for the mgr to copy it while the caller waits: OK once complete (grown to the requested
+   * size), ABORTED if the caller gives up first (the clone goes on; a retry waits on). A failed
+   * clone is removed and reported; the retry starts it over.
    */
   private async cloneInto(rec: VolumeRecord, sv: Subvolumes, name: string, pool: string | undefined, ctx: OpContext): Promise<void> {
     // The mgr clones within one filesystem of one cluster.
@@ -423,8 +431,7 @@ export class CephfsBackend implements Backend {
     }
     const src = await this.sourceOf(rec, name, ctx);
     const srcSv = sv.inGroup(src.group);
-    let status = await sv.cloneStatus(name);
-    if (!status) {
+    if (!(await sv.cloneStatus(name))) {
       if (src.temporary) await srcSv.snapshotCreate(src.subvolume, src.snap);
       try {
         await sv.clone(src.group, src.subvolume, src.snap, name, pool);
@@ -433,17 +440,20 @@ export class CephfsBackend implements Backend {
         if (!isCephError(e, 'EEXIST')) throw e;
       }
       ctx.log.info({ volumeId: rec.id, from: `${src.group}/${src.subvolume}@${src.snap}`, to: name }, 'cephfs clone started');
-      const deadline = Date.now() + CLONE_WAIT_MS;
-      do {
-        await sleep(200);
-        status = await sv.cloneStatus(name);
-      } while (status && (status.state === 'pending' || status.state === 'in-progress') && Date.now() < deadline);
     }
+    const started = Date.now();
+    // Asked at most once a second: a small clone is done in seconds, and each second late is the caller's.
+    const waited = await pollUntil(() => sv.cloneStatus(name), (s) => !running(s), { signal: ctx.signal, limitMs: CLONE_WAIT_LIMIT_MS, maxIntervalMs: 1_000 });
+    const status = waited.value;
+    ctx.log.debug({ volumeId: rec.id, clone: name, state: status?.state, seconds: (Date.now() - started) / 1000, polls: waited.polls }, 'waited for a cephfs clone');
     if (!status) throw new InternalError(`the clone ${name} of ${src.subvolume}@${src.snap} vanished after it was started`);
     switch (status.state) {
       case 'pending':
       case 'in-progress':
-        throw new AbortedError(`volume ${rec.id} is being cloned from ${src.subvolume}@${src.snap} by the mgr (${status.state}); retry CreateVolume`);
+        throw new AbortedError(
+          `volume ${rec.id} is still being cloned from ${src.subvolume}@${src.snap} by the mgr (${status.state}) after ${waited.gaveUp === 'caller' ? 'the caller stopped waiting' : `${CLONE_WAIT_LIMIT_MS / 1000} s`}; ` +
+            'a retry of CreateVolume waits on, DeleteVolume of this ID cancels and removes it',
+        );
       case 'failed':
       case 'canceled': {
         ctx.log.warn({ volumeId: rec.id, clone: name, state: status.state, failure: status.failure }, 'removing a failed cephfs clone');
@@ -468,10 +478,14 @@ export class CephfsBackend implements Backend {
     await this.withIdFs(id, ctx, 'admin', async (fs, rados) => {
       const sv = new Subvolumes(rados, fs.name, this.groupOf(rec));
       if (rec.source) {
+        // A clone whose CreateVolume caller gave up: cancelled, and once the mgr has stopped
+        // copying, removed like any subvolume (its source snapshot is no longer pinned).
         const st = await sv.cloneStatus(name).catch(() => undefined);
-        if (st && (st.state === 'pending' || st.state === 'in-progress')) {
-          ctx.log.info({ volumeId: rec.id, clone: name }, 'canceling a clone still in progress');
+        if (running(st)) {
+          ctx.log.info({ volumeId: rec.id, clone: name, state: st?.state }, 'cancelling a clone still in progress');
           await sv.cloneCancel(name);
+          const stopped = await pollUntil(() => sv.cloneStatus(name), (s) => !running(s), { signal: ctx.signal, limitMs: CANCEL_WAIT_LIMIT_MS });
+          if (!stopped.settled) throw new AbortedError(`the clone ${name} of volume ${rec.id} was cancelled but is still ${stopped.value?.state}; retry DeleteVolume`);
         }
       }
       try {
@@ -486,9 +500,17 @@ export class CephfsBackend implements Backend {
         // A clone cut short may have left its temporary snapshot on the source.
         const from = await this.volumes.get(rec.source.id, ctx).catch(() => undefined);
         const srcSv = new Subvolumes(rados, fs.name, from ? this.groupOf(from) : this.groupOf(rec));
-        await srcSv.snapshotRemove(from ? this.subvolumeOf(from) : this.subvolumeOfId(rec.source.id), name).catch((e: unknown) => {
-          if (!isCephError(e, 'EAGAIN', 'EWOULDBLOCK')) throw e;
-        });
+        // EAGAIN: still the source of a clone the mgr has not let go of yet; never left pinned.
+        const srcName = from ? this.subvolumeOf(from) : this.subvolumeOfId(rec.source.id);
+        const removed = await pollUntil(
+          () => srcSv.snapshotRemove(srcName, name).then(() => true, (e: unknown) => {
+            if (isCephError(e, 'EAGAIN', 'EWOULDBLOCK')) return false;
+            throw e;
+          }),
+          (done) => done,
+          { signal: ctx.signal, limitMs: CANCEL_WAIT_LIMIT_MS },
+        );
+        if (!removed.settled) throw new AbortedError(`the temporary snapshot ${srcName}@${name} of volume ${rec.id}'s clone still has clones pending; retry DeleteVolume`);
       }
     });
     ctx.log.debug({ volumeId: rec.id, subvolume: name }, 'cephfs subvolume removed');
