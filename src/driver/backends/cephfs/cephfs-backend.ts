@@ -14,8 +14,9 @@
  *                    subvolume with its last snapshot
  * - restore / clone  `fs subvolume snapshot clone` (a clone of a volume goes through a temporary
  *                    snapshot of the source named after the new subvolume). Clones are copied by
- *                    the mgr in the background: while one is pending or in progress CreateVolume
- *                    answers ABORTED and the CO retries; a failed one is removed and reported.
+ *                    the mgr in the background: CreateVolume waits for it while its caller waits
+ *                    (ABORTED once the caller is gone; a retry waits on, DeleteVolume of the ID
+ *                    cancels and removes it); a failed one is removed and reported.
  * - expansion        `fs subvolume resize` (online: the mount sees the new quota; no node step)
  *
  * Provisioning uses the adminID/adminKey secrets, mounting userID/userKey (adminID/adminKey when
