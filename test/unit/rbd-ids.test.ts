@@ -5,9 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ClusterConfig, monHost } from '../../src/driver/backends/rbd/cluster-config.js';
+import { ClusterConfig, monHost } from '../../src/driver/backends/ceph/cluster-config.js';
 import { InvalidArgumentError } from '../../src/csi/errors.js';
-import { decodeId, encodeId, requireAgreement } from '../../src/driver/backends/rbd/volume-id.js';
+import { decodeId, encodeId, requireAgreement } from '../../src/driver/backends/ceph/volume-id.js';
 
 const FSID = 'f640c054-52a1-46a5-b091-85c5ba706ba9';
 const UUID = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';

@@ -3,9 +3,9 @@
  * journaled the way ceph-csi's cephfs driver does it, so its StorageClasses, secrets and volume IDs
  * work unchanged:
  *
- * - volume ID        0001-<len>-<clusterID>-<fscid, 16 hex>-<uuid> (../rbd/volume-id.ts; the
+ * - volume ID        0001-<len>-<clusterID>-<fscid, 16 hex>-<uuid> (../ceph/volume-id.ts; the
  *                    location is the filesystem ID, not a pool)
- * - journal          ceph-csi's omap layout (../rbd/journal.ts) in the filesystem's metadata pool,
+ * - journal          ceph-csi's omap layout (../ceph/journal.ts) in the filesystem's metadata pool,
  *                    RADOS namespace "csi": csi.volumes.default, csi.volume.<uuid>, csi.snaps.default…
  * - volume           subvolume csi-vol-<uuid> in group `subvolumeGroup` (default csi, created when
  *                    missing), quota = the size; `pool` sets the data pool layout
@@ -56,12 +56,12 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
-import type { CephCluster, ClusterConfig } from '../rbd/cluster-config.js';
-import { Connections } from '../rbd/connections.js';
-import { cephToCsi } from '../rbd/errors.js';
-import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from '../rbd/journal.js';
-import { CephError, isCephError, type IoCtx, type Rados } from '../rbd/rados.js';
-import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from '../rbd/volume-id.js';
+import type { CephCluster, ClusterConfig } from '../ceph/cluster-config.js';
+import { Connections } from '../ceph/connections.js';
+import { cephToCsi } from '../ceph/errors.js';
+import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from '../ceph/journal.js';
+import { CephError, isCephError, type IoCtx, type Rados } from '../ceph/rados.js';
+import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from '../ceph/volume-id.js';
 import type { CephfsTarget } from './ceph-fuse.js';
 import { FsMap, type CephFilesystem } from './fs-map.js';
 import { mdsSessionsUnder } from './mds-sessions.js';
@@ -677,7 +677,7 @@ interface ErrorWhere {
   user?: string;
 }
 
-/** Ceph failures of this backend as gRPC statuses (../rbd/errors.ts plus what the mgr says). */
+/** Ceph failures of this backend as gRPC statuses (../ceph/errors.ts plus what the mgr says). */
 export function cephfsError(e: unknown, where: ErrorWhere): CsiError {
   if (e instanceof CsiError) return e;
   const off = volumesModuleOff(e, where.clusterID);

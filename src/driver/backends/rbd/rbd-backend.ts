@@ -46,10 +46,10 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
-import type { ClusterConfig, CephCluster } from './cluster-config.js';
-import { Connections } from './connections.js';
-import { cephToCsi } from './errors.js';
-import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from './journal.js';
+import type { ClusterConfig, CephCluster } from '../ceph/cluster-config.js';
+import { Connections } from '../ceph/connections.js';
+import { cephToCsi } from '../ceph/errors.js';
+import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from '../ceph/journal.js';
 import {
   cloneImage,
   createImage,
@@ -65,8 +65,8 @@ import {
   type TrashEntry,
 } from './librbd.js';
 import { RbdNode } from './node-staging.js';
-import { isCephError, type IoCtx, type Rados } from './rados.js';
-import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from './volume-id.js';
+import { isCephError, type IoCtx, type Rados } from '../ceph/rados.js';
+import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from '../ceph/volume-id.js';
 
 const MiB = 1024 * 1024;
 /** Images are made of 4 MiB objects (order 22); sizes are rounded up to whole objects. */
