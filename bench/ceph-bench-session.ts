@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util';
 import { DevCluster, type DevClusterInfo } from '../src/ceph/dev-cluster.js';
 import { missingCephPackages } from '../src/ceph/packages.js';
 import { CsiClient } from '../src/csi/client.js';
-import type { Rados } from '../src/driver/backends/rbd/rados.js';
+import type { Rados } from '../src/driver/backends/ceph/rados.js';
 import { STOWAGE_BIN, waitProbeReady } from './driver-process.js';
 import { measure as measureOps, type OpStats } from './raw-ops.js';
 

@@ -48,6 +48,10 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
     log: ctx.log,
     secrets: secrets ?? {},
     ...extra,
+    // A getter: the call's signal (and its deadline timer) is only made for work that waits on it.
+    get signal() {
+      return ctx.signal;
+    },
   });
   /** Not advertised, so not served: UNIMPLEMENTED rather than a half-working answer. */
   const requireCapability = (cap: ControllerCapability, rpc: string) => {
@@ -116,6 +120,16 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
     return (a?.kind ?? '') === (b?.kind ?? '') && (a?.id ?? '') === (b?.id ?? '');
   }
 
+  /**
+   * The first parameter of `asked` that `made` (a volume's parameters) does not have with that
+   * value; both ways when `both`. The sidecars' csi.storage.k8s.io/* keys describe the CO's
+   * objects, not the volume: they never count.
+   */
+  function differingParameter(made: Record<string, string>, asked: Record<string, string>, both: boolean): string | undefined {
+    const keys = both ? new Set([...Object.keys(made), ...Object.keys(asked)]) : new Set(Object.keys(asked));
+    return [...keys].sort().find((k) => !k.startsWith('csi.storage.k8s.io/') && made[k] !== asked[k]);
+  }
+
   return {
     async ControllerGetCapabilities() {
       const served = backend.controllerCapabilities;
@@ -172,9 +186,11 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
             (range.limit === 0 || rec.capacityBytes <= range.limit) &&
             rec.accessType === shape.accessType &&
             rec.fsType === shape.fsType &&
-            sameSource(rec.source, source);
+            sameSource(rec.source, source) &&
+            // The spec lists parameters among what makes a same-named request incompatible.
+            differingParameter(rec.parameters, parameters, true) === undefined;
           if (rec.state === 'ready') {
-            if (!fits) throw new AlreadyExistsError(`volume "${name}" already exists (${rec.id}) with a different size, type or source`);
+            if (!fits) throw new AlreadyExistsError(`volume "${name}" already exists (${rec.id}) with a different size, type, source or parameters`);
             return { volume: toWireVolume(rec) };
           }
           if (!fits) {
@@ -250,6 +266,16 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       const caps = parseCapabilities('volume_capabilities', req.volume_capabilities as WireCapability[]);
       const parameters = requireStringMap('parameters', req.parameters);
       const rec = await readyVolume(backend, id, opCtx(ctx, req.secrets));
+      // Confirmed means all of it: parameters and a volume context the volume was not made with are not.
+      const param = differingParameter(rec.parameters, parameters, false);
+      if (param !== undefined) {
+        return { message: `volume ${id} was created with parameter ${param} ${JSON.stringify(rec.parameters[param] ?? null)}, not ${JSON.stringify(parameters[param] ?? null)}` };
+      }
+      const volumeContext = requireStringMap('volume_context', req.volume_context);
+      const mismatch = Object.keys(volumeContext).find((k) => volumeContext[k] !== rec.volumeContext[k]);
+      if (mismatch !== undefined) {
+        return { message: `volume_context ${mismatch} ${JSON.stringify(volumeContext[mismatch])} is not volume ${id}'s (${JSON.stringify(rec.volumeContext[mismatch] ?? null)})` };
+      }
       const fsType = rec.fsType || backend.defaultFsType;
       for (const cap of caps) {
         const why =
@@ -263,7 +289,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       }
       return {
         confirmed: {
-          volume_context: req.volume_context ?? {},
+          volume_context: volumeContext,
           volume_capabilities: req.volume_capabilities,
           parameters,
           mutable_parameters: req.mutable_parameters ?? {},

@@ -133,7 +133,7 @@ async function openBackend(
 ): Promise<Backend> {
   if (opts.backend === 'rbd') {
     if (!opts.cephConfig) throw new Error('the rbd backend needs --ceph-config');
-    const { ClusterConfig } = await import('./backends/rbd/cluster-config.js');
+    const { ClusterConfig } = await import('./backends/ceph/cluster-config.js');
     const config = await ClusterConfig.load(opts.cephConfig);
     // Loaded only for rbd: it brings koffi bindings to librados and librbd.
     const { RbdBackend } = await import('./backends/rbd/rbd-backend.js');
@@ -152,7 +152,7 @@ async function openBackend(
   }
   if (opts.backend === 'cephfs') {
     if (!opts.cephConfig) throw new Error('the cephfs backend needs --ceph-config');
-    const { ClusterConfig } = await import('./backends/rbd/cluster-config.js');
+    const { ClusterConfig } = await import('./backends/ceph/cluster-config.js');
     const config = await ClusterConfig.load(opts.cephConfig);
     // Loaded only for cephfs: it brings koffi bindings to librados and libcephfs.
     const { CephfsBackend } = await import('./backends/cephfs/cephfs-backend.js');

@@ -141,6 +141,15 @@ for (const backend of backends) describe(`conformance: Controller service (volum
         status.ALREADY_EXISTS,
         'another fs type',
       );
+      // Parameters count too (local takes none, so there is nothing to differ in).
+      const other: Record<string, Record<string, string>> = { rbd: { imageFeatures: 'layering,exclusive-lock' }, cephfs: { subvolumeGroup: 'csi-other' } };
+      const parameters = other[backend.name];
+      if (parameters) {
+        const e = await expectCode(create({ name, capacity_range: { required_bytes: 32 * MiB, limit_bytes: 32 * MiB }, parameters }), status.ALREADY_EXISTS, 'other parameters');
+        assert.match(e.message, /parameters/);
+      }
+      // The sidecars' information (--extra-create-metadata) describes the PVC, not the volume.
+      await create({ name, capacity_range: { required_bytes: 32 * MiB, limit_bytes: 32 * MiB }, parameters: { 'csi.storage.k8s.io/pvc/name': 'claim' } });
     });
 
     it('same name, different content source → ALREADY_EXISTS', async () => {
@@ -339,6 +348,19 @@ for (const backend of backends) describe(`conformance: Controller service (volum
         assert.equal(res.confirmed, null, `${what} must not be confirmed`);
         assert.ok(res.message.length > 0, `${what}: a message should say why`);
       }
+      // Confirmed means all of the request: parameters and a volume context the volume was not made with are not.
+      const others: [string, { parameters?: Record<string, string>; volume_context?: Record<string, string> }, RegExp][] = [
+        ['a parameter it was not created with', { parameters: { colour: 'blue' } }, /parameter colour null, not "blue"/],
+        ['a volume context that is not its own', { volume_context: { ...vol.volume_context, colour: 'blue' } }, /volume_context colour "blue"/],
+      ];
+      for (const [what, extra, re] of others) {
+        const res = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()], ...extra });
+        assert.equal(res.confirmed, null, `${what} must not be confirmed`);
+        assert.match(res.message, re, what);
+      }
+      const own = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()], volume_context: vol.volume_context });
+      assert.ok(own.confirmed, `its own volume context: ${own.message}`);
+      assert.deepEqual(own.confirmed.volume_context, vol.volume_context);
     });
 
     it('unknown volume → NOT_FOUND; no id or no capabilities → INVALID_ARGUMENT', async () => {

@@ -19,7 +19,7 @@ import { CsiError } from '../../src/csi/errors.js';
 import type { CreateVolumeRequestInput } from '../../src/csi/types.js';
 import { blockCap, MiB, mountCap, pattern, readAt, sha256, status, uniqueName, writeAt, writeSynced } from '../support/csi-helpers.js';
 import { trashList, trashMove, TrashState, trashStateSet } from '../../src/driver/backends/rbd/librbd.js';
-import { Rados } from '../../src/driver/backends/rbd/rados.js';
+import { Rados } from '../../src/driver/backends/ceph/rados.js';
 import { useCephCluster } from '../support/ceph.js';
 import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
 import { hostMounts, mountAt } from '../support/host-state.js';

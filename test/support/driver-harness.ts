@@ -6,7 +6,8 @@
  *
  * With the rbd backend the client plays the CO's part for credentials and classes: every call
  * that carries secrets gets the cluster's userID/userKey (merged under any the test passes), and
- * CreateVolume / CreateSnapshot get the StorageClass parameters clusterID and pool (same merge).
+ * CreateVolume gets the StorageClass parameters clusterID and pool (same merge). CreateSnapshot
+ * gets none, as from a VolumeSnapshotClass without parameters: the source volume's ID says where.
  * `rawClient` sends requests exactly as written.
  *
  * cleanup() leaves nothing behind even after a failed test: it stops the process, unmounts
@@ -156,7 +157,6 @@ function coClient(raw: CsiClient, ceph: CephFixture, backend: TestBackend = 'rbd
         const r = { ...req };
         if (WITH_SECRETS.has(name)) r['secrets'] = { ...secrets(), ...((req['secrets'] as object | undefined) ?? {}) };
         if (name === 'CreateVolume') r['parameters'] = { ...(cephfs ? ceph.cephfsParameters : ceph.parameters), ...((req['parameters'] as object | undefined) ?? {}) };
-        if (name === 'CreateSnapshot') r['parameters'] = { clusterID: ceph.info.clusterID, ...((req['parameters'] as object | undefined) ?? {}) };
         if (cephfs && name === 'CreateVolume' && req['volume_content_source']) return retryAborted(() => call(r, o));
         return call(r, o);
       };

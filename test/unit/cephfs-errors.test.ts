@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { cephfsError } from '../../src/driver/backends/cephfs/cephfs-backend.js';
 import { parseSessions } from '../../src/driver/backends/cephfs/mds-sessions.js';
-import { CephError } from '../../src/driver/backends/rbd/rados.js';
+import { CephError } from '../../src/driver/backends/ceph/rados.js';
 
 const where = { clusterID: 'c1', monitors: ['10.0.0.1:6789'], user: 'admin' };
 

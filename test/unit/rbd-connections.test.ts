@@ -3,8 +3,8 @@
 // (seen as a test process dying mid-suite with its dev cluster left running).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Connections } from '../../src/driver/backends/rbd/connections.js';
-import type { Rados } from '../../src/driver/backends/rbd/rados.js';
+import { Connections } from '../../src/driver/backends/ceph/connections.js';
+import type { Rados } from '../../src/driver/backends/ceph/rados.js';
 
 function fakeRados(log: string[]): Rados {
   return {

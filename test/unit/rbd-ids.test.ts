@@ -1,11 +1,13 @@
 /**
  * The rbd backend's pure parts: ceph-csi volume IDs (strict decoding: anything malformed is "not
- * ours", never a crash) and the ceph-csi cluster list.
+ * ours", never a crash), parameters that must agree with what an ID says, and the ceph-csi
+ * cluster list.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ClusterConfig, monHost } from '../../src/driver/backends/rbd/cluster-config.js';
-import { decodeId, encodeId } from '../../src/driver/backends/rbd/volume-id.js';
+import { ClusterConfig, monHost } from '../../src/driver/backends/ceph/cluster-config.js';
+import { InvalidArgumentError } from '../../src/csi/errors.js';
+import { decodeId, encodeId, requireAgreement } from '../../src/driver/backends/ceph/volume-id.js';
 
 const FSID = 'f640c054-52a1-46a5-b091-85c5ba706ba9';
 const UUID = '1b4e28ba-2fa1-11d2-883f-0016d3cca427';
@@ -59,6 +61,25 @@ describe('rbd volume IDs (ceph-csi format)', () => {
     assert.throws(() => encodeId({ clusterID: FSID, poolId: 1, uuid: 'not-a-uuid' }), RangeError);
     assert.throws(() => encodeId({ clusterID: FSID, poolId: -1, uuid: UUID }), RangeError);
     assert.throws(() => encodeId({ clusterID: 'c'.repeat(80), poolId: 1, uuid: UUID }), RangeError);
+  });
+});
+
+describe('parameters that repeat what an ID says', () => {
+  it('absent or equal is fine; anything else is INVALID_ARGUMENT naming both values', () => {
+    const table: [string | undefined, boolean][] = [
+      [undefined, true],
+      ['main', true],
+      ['other', false],
+      ['', false],
+      ['Main', false],
+    ];
+    for (const [given, ok] of table) {
+      const call = () => requireAgreement('clusterID', given, 'main', 'the cluster of source volume v', 'why');
+      if (ok) assert.doesNotThrow(call, String(given));
+      else {
+        assert.throws(call, (e: unknown) => e instanceof InvalidArgumentError && e.message.includes(`"${given}"`) && e.message.includes('"main"'), String(given));
+      }
+    }
   });
 });
 

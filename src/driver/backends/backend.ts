@@ -120,6 +120,11 @@ export interface OpContext {
   parameters?: Record<string, string>;
   /** CreateSnapshot: the source volume, whose pool holds the snapshot's journal on rbd. */
   sourceVolumeId?: string;
+  /**
+   * Aborted when the caller is gone (its gRPC deadline passed, or it cancelled): work that waits
+   * (a CephFS clone) waits until then at most. Absent outside an RPC.
+   */
+  readonly signal?: AbortSignal;
 }
 
 export interface StageRequest {

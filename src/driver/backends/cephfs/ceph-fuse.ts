@@ -17,7 +17,7 @@ import type { Logger } from 'pino';
 import type { CommandRunner } from '../../mount/exec.js';
 import type { Mounter } from '../../mount/mount.js';
 import { hasErrorCode, umount2 } from '../../mount/syscalls.js';
-import { monHost } from '../rbd/cluster-config.js';
+import { monHost } from '../ceph/cluster-config.js';
 
 export interface CephfsTarget {
   clusterID: string;

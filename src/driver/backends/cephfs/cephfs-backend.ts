@@ -3,9 +3,9 @@
  * journaled the way ceph-csi's cephfs driver does it, so its StorageClasses, secrets and volume IDs
  * work unchanged:
  *
- * - volume ID        0001-<len>-<clusterID>-<fscid, 16 hex>-<uuid> (../rbd/volume-id.ts; the
+ * - volume ID        0001-<len>-<clusterID>-<fscid, 16 hex>-<uuid> (../ceph/volume-id.ts; the
  *                    location is the filesystem ID, not a pool)
- * - journal          ceph-csi's omap layout (../rbd/journal.ts) in the filesystem's metadata pool,
+ * - journal          ceph-csi's omap layout (../ceph/journal.ts) in the filesystem's metadata pool,
  *                    RADOS namespace "csi": csi.volumes.default, csi.volume.<uuid>, csi.snaps.default…
  * - volume           subvolume csi-vol-<uuid> in group `subvolumeGroup` (default csi, created when
  *                    missing), quota = the size; `pool` sets the data pool layout
@@ -14,8 +14,9 @@
  *                    subvolume with its last snapshot
  * - restore / clone  `fs subvolume snapshot clone` (a clone of a volume goes through a temporary
  *                    snapshot of the source named after the new subvolume). Clones are copied by
- *                    the mgr in the background: while one is pending or in progress CreateVolume
- *                    answers ABORTED and the CO retries; a failed one is removed and reported.
+ *                    the mgr in the background: CreateVolume waits for it while its caller waits
+ *                    (ABORTED once the caller is gone; a retry waits on, DeleteVolume of the ID
+ *                    cancels and removes it); a failed one is removed and reported.
  * - expansion        `fs subvolume resize` (online: the mount sees the new quota; no node step)
  *
  * Provisioning uses the adminID/adminKey secrets, mounting userID/userKey (adminID/adminKey when
@@ -24,7 +25,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import {
   AbortedError,
@@ -56,17 +56,18 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
-import type { CephCluster, ClusterConfig } from '../rbd/cluster-config.js';
-import { Connections } from '../rbd/connections.js';
-import { cephToCsi } from '../rbd/errors.js';
-import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from '../rbd/journal.js';
-import { CephError, isCephError, type IoCtx, type Rados } from '../rbd/rados.js';
-import { decodeId, encodeId, type CsiIdentifier } from '../rbd/volume-id.js';
+import type { CephCluster, ClusterConfig } from '../ceph/cluster-config.js';
+import { Connections } from '../ceph/connections.js';
+import { cephToCsi } from '../ceph/errors.js';
+import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from '../ceph/journal.js';
+import { CephError, isCephError, type IoCtx, type Rados } from '../ceph/rados.js';
+import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from '../ceph/volume-id.js';
 import type { CephfsTarget } from './ceph-fuse.js';
 import { FsMap, type CephFilesystem } from './fs-map.js';
 import { mdsSessionsUnder } from './mds-sessions.js';
 import { CephfsNode } from './node-staging.js';
-import { Subvolumes, volumesModuleOff } from './subvolumes.js';
+import { pollUntil } from './poll.js';
+import { Subvolumes, volumesModuleOff, type CloneStatus } from './subvolumes.js';
 
 const MiB = 1024 * 1024;
 /** Sizes round up to 4 MiB, as ceph-csi rounds CephFS quotas. */
@@ -76,8 +77,14 @@ const SUPPORTED_FS = new Set(['', DEFAULT_FS]);
 export const DEFAULT_SUBVOLUME_GROUP = 'csi';
 /** ceph-csi keeps the cephfs journal in this RADOS namespace of the metadata pool. */
 export const JOURNAL_NAMESPACE = 'csi';
-/** How long CreateVolume waits for a fresh clone before answering ABORTED (small clones finish in that time). */
-const CLONE_WAIT_MS = 2_000;
+/**
+ * CreateVolume waits for a clone while its caller waits (until the call's gRPC deadline or
+ * cancel), but never longer than this: then ABORTED, and the CO's retry waits on.
+ */
+const CLONE_WAIT_LIMIT_MS = 10 * 60_000;
+/** DeleteVolume waits this long for a cancelled clone to stop (the mgr stops it within seconds). */
+const CANCEL_WAIT_LIMIT_MS = 30_000;
+const running = (s: CloneStatus | undefined) => s?.state === 'pending' || s?.state === 'in-progress';
 
 /** ceph-csi's cephfs StorageClass parameters that this driver honours or knowingly ignores. */
 const VOLUME_PARAMETERS = new Set(['clusterID', 'fsName', 'pool', 'subvolumeGroup', 'mounter', 'fuseMountOptions', 'kernelMountOptions']);
@@ -263,9 +270,13 @@ export class CephfsBackend implements Backend {
       withNamePool: async (ctx, use) => {
         const source = ctx.sourceVolumeId ? decodeId(ctx.sourceVolumeId) : undefined;
         if (!source) return undefined; // not one of our volumes: the source lookup answers NOT_FOUND
-        return this.withIdFs(source, ctx, 'journal', async (fs, rados) =>
-          use(await this.journalIo(rados, fs), (uuid) => encodeId({ clusterID: source.clusterID, poolId: source.poolId, uuid })),
-        );
+        // The source's ID names cluster and filesystem; a VolumeSnapshotClass may repeat them, never contradict them.
+        const p = ctx.parameters ?? {};
+        requireAgreement('clusterID', p['clusterID'], source.clusterID, `the cluster of source volume ${ctx.sourceVolumeId}`, SNAPSHOT_BESIDE_SOURCE);
+        return this.withIdFs(source, ctx, 'journal', async (fs, rados) => {
+          requireAgreement('fsName', p['fsName'], fs.name, `the filesystem of source volume ${ctx.sourceVolumeId}`, SNAPSHOT_BESIDE_SOURCE);
+          return use(await this.journalIo(rados, fs), (uuid) => encodeId({ clusterID: source.clusterID, poolId: source.poolId, uuid }));
+        });
       },
     };
   }
@@ -304,10 +315,12 @@ export class CephfsBackend implements Backend {
       if (k.startsWith('csi.storage.k8s.io/')) continue;
       if (!known.has(k)) throw new InvalidArgumentError(`parameter "${k}" is not known to the cephfs backend (it takes ${[...known].join(', ')})`);
     }
+    // A snapshot's cluster and filesystem are its source volume's, named by the source's ID: a
+    // VolumeSnapshotClass without parameters is legal (the journal lookup checks any it has).
+    if (kind === 'snapshot') return;
     const clusterID = params['clusterID'];
     if (!clusterID) throw new InvalidArgumentError('parameter clusterID is required');
     this.cluster(clusterID);
-    if (kind === 'snapshot') return;
     if (!params['fsName']) throw new InvalidArgumentError('parameter fsName is required (the CephFS filesystem volumes are made in)');
     const group = params['subvolumeGroup'];
     if (group !== undefined && !/^[A-Za-z0-9_.-]+$/.test(group)) throw new InvalidArgumentError(`parameter subvolumeGroup "${group}" may only hold letters, digits, "_", "." and "-"`);
@@ -400,15 +413,26 @@ export class CephfsBackend implements Backend {
   }
 
   /**
-   * Starts the clone (once), then reports its state: ABORTED while the mgr copies, done when
-   * complete (grown to the requested size). A failed clone is removed and reported; the retry
-   * starts it over.
+   * Starts the clone (once: the journal reserved the name and its ID first, so a clone whose
+   * caller went away is found again by a retry, or removed by DeleteVolume of that ID), then
+   * waits for the mgr to copy it while the caller waits: OK once complete (grown to the requested
+   * size), ABORTED if the caller gives up first (the clone goes on; a retry waits on). A failed
+   * clone is removed and reported; the retry starts it over.
    */
   private async cloneInto(rec: VolumeRecord, sv: Subvolumes, name: string, pool: string | undefined, ctx: OpContext): Promise<void> {
+    // The mgr clones within one filesystem of one cluster.
+    const from = this.parse(rec.source!.id);
+    const to = this.parse(rec.id);
+    const what = `source ${rec.source!.kind} ${rec.source!.id}`;
+    const why = "a clone is made in its source's filesystem";
+    requireAgreement('clusterID', to.clusterID, from.clusterID, `the cluster of ${what}`, why);
+    if (from.poolId !== to.poolId) {
+      const names = await this.withCluster(from.clusterID, ctx, 'journal', async (rados) => (await this.fsMap.byId(from.clusterID, rados, from.poolId))?.name);
+      requireAgreement('fsName', sv.fsName, names ?? `fscid ${from.poolId}`, `the filesystem of ${what}`, why);
+    }
     const src = await this.sourceOf(rec, name, ctx);
     const srcSv = sv.inGroup(src.group);
-    let status = await sv.cloneStatus(name);
-    if (!status) {
+    if (!(await sv.cloneStatus(name))) {
       if (src.temporary) await srcSv.snapshotCreate(src.subvolume, src.snap);
       try {
         await sv.clone(src.group, src.subvolume, src.snap, name, pool);
@@ -417,17 +441,21 @@ export class CephfsBackend implements Backend {
         if (!isCephError(e, 'EEXIST')) throw e;
       }
       ctx.log.info({ volumeId: rec.id, from: `${src.group}/${src.subvolume}@${src.snap}`, to: name }, 'cephfs clone started');
-      const deadline = Date.now() + CLONE_WAIT_MS;
-      do {
-        await sleep(200);
-        status = await sv.cloneStatus(name);
-      } while (status && (status.state === 'pending' || status.state === 'in-progress') && Date.now() < deadline);
     }
+    const started = Date.now();
+    // Asked every half second at first, then once a second: a small clone is done in seconds and each
+    // second late is the caller's, while the mgr's volumes module serves one command at a time.
+    const waited = await pollUntil(() => sv.cloneStatus(name), (s) => !running(s), { signal: ctx.signal, limitMs: CLONE_WAIT_LIMIT_MS, firstIntervalMs: 500, maxIntervalMs: 1_000 });
+    const status = waited.value;
+    ctx.log.debug({ volumeId: rec.id, clone: name, state: status?.state, seconds: (Date.now() - started) / 1000, polls: waited.polls }, 'waited for a cephfs clone');
     if (!status) throw new InternalError(`the clone ${name} of ${src.subvolume}@${src.snap} vanished after it was started`);
     switch (status.state) {
       case 'pending':
       case 'in-progress':
-        throw new AbortedError(`volume ${rec.id} is being cloned from ${src.subvolume}@${src.snap} by the mgr (${status.state}); retry CreateVolume`);
+        throw new AbortedError(
+          `volume ${rec.id} is still being cloned from ${src.subvolume}@${src.snap} by the mgr (${status.state}) after ${waited.gaveUp === 'caller' ? 'the caller stopped waiting' : `${CLONE_WAIT_LIMIT_MS / 1000} s`}; ` +
+            'a retry of CreateVolume waits on, DeleteVolume of this ID cancels and removes it',
+        );
       case 'failed':
       case 'canceled': {
         ctx.log.warn({ volumeId: rec.id, clone: name, state: status.state, failure: status.failure }, 'removing a failed cephfs clone');
@@ -452,10 +480,14 @@ export class CephfsBackend implements Backend {
     await this.withIdFs(id, ctx, 'admin', async (fs, rados) => {
       const sv = new Subvolumes(rados, fs.name, this.groupOf(rec));
       if (rec.source) {
+        // A clone whose CreateVolume caller gave up: cancelled, and once the mgr has stopped
+        // copying, removed like any subvolume (its source snapshot is no longer pinned).
         const st = await sv.cloneStatus(name).catch(() => undefined);
-        if (st && (st.state === 'pending' || st.state === 'in-progress')) {
-          ctx.log.info({ volumeId: rec.id, clone: name }, 'canceling a clone still in progress');
+        if (running(st)) {
+          ctx.log.info({ volumeId: rec.id, clone: name, state: st?.state }, 'cancelling a clone still in progress');
           await sv.cloneCancel(name);
+          const stopped = await pollUntil(() => sv.cloneStatus(name), (s) => !running(s), { signal: ctx.signal, limitMs: CANCEL_WAIT_LIMIT_MS });
+          if (!stopped.settled) throw new AbortedError(`the clone ${name} of volume ${rec.id} was cancelled but is still ${stopped.value?.state}; retry DeleteVolume`);
         }
       }
       try {
@@ -470,9 +502,17 @@ export class CephfsBackend implements Backend {
         // A clone cut short may have left its temporary snapshot on the source.
         const from = await this.volumes.get(rec.source.id, ctx).catch(() => undefined);
         const srcSv = new Subvolumes(rados, fs.name, from ? this.groupOf(from) : this.groupOf(rec));
-        await srcSv.snapshotRemove(from ? this.subvolumeOf(from) : this.subvolumeOfId(rec.source.id), name).catch((e: unknown) => {
-          if (!isCephError(e, 'EAGAIN', 'EWOULDBLOCK')) throw e;
-        });
+        // EAGAIN: still the source of a clone the mgr has not let go of yet; never left pinned.
+        const srcName = from ? this.subvolumeOf(from) : this.subvolumeOfId(rec.source.id);
+        const removed = await pollUntil(
+          () => srcSv.snapshotRemove(srcName, name).then(() => true, (e: unknown) => {
+            if (isCephError(e, 'EAGAIN', 'EWOULDBLOCK')) return false;
+            throw e;
+          }),
+          (done) => done,
+          { signal: ctx.signal, limitMs: CANCEL_WAIT_LIMIT_MS },
+        );
+        if (!removed.settled) throw new AbortedError(`the temporary snapshot ${srcName}@${name} of volume ${rec.id}'s clone still has clones pending; retry DeleteVolume`);
       }
     });
     ctx.log.debug({ volumeId: rec.id, subvolume: name }, 'cephfs subvolume removed');
@@ -507,11 +547,6 @@ export class CephfsBackend implements Backend {
 
   async createSnapshot(snap: SnapshotRecord, source: VolumeRecord, ctx: OpContext): Promise<{ sizeBytes: number }> {
     const sid = this.parse(snap.id);
-    const fsName = snap.parameters['fsName'];
-    const sourceFs = source.volumeContext['fsName'];
-    if (fsName !== undefined && sourceFs !== undefined && fsName !== sourceFs) {
-      throw new InvalidArgumentError(`parameter fsName "${fsName}": snapshots live in their source volume's filesystem (${sourceFs})`);
-    }
     const subvolume = this.subvolumeOf(source);
     const group = this.groupOf(source);
     const snapName = `${SNAPSHOT_LAYOUT.imagePrefix}${sid.uuid}`;
@@ -643,7 +678,7 @@ interface ErrorWhere {
   user?: string;
 }
 
-/** Ceph failures of this backend as gRPC statuses (../rbd/errors.ts plus what the mgr says). */
+/** Ceph failures of this backend as gRPC statuses (../ceph/errors.ts plus what the mgr says). */
 export function cephfsError(e: unknown, where: ErrorWhere): CsiError {
   if (e instanceof CsiError) return e;
   const off = volumesModuleOff(e, where.clusterID);

@@ -4,7 +4,7 @@
  * parameter may name). Read from the monitors' `fs dump`; an fscid never changes meaning while the
  * filesystem exists, so answers are cached per cluster for a while, and a miss is asked again.
  */
-import type { Rados } from '../rbd/rados.js';
+import type { Rados } from '../ceph/rados.js';
 
 export interface CephFilesystem {
   fscid: number;

@@ -14,8 +14,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import koffi from 'koffi';
 import type { LibraryHandle } from 'koffi';
 import type { CommandRunner } from '../../mount/exec.js';
-import { monHost } from '../rbd/cluster-config.js';
-import { callAsync, check, CephError, type Binding, type Pointer } from '../rbd/rados.js';
+import { monHost } from '../ceph/cluster-config.js';
+import { callAsync, check, CephError, type Binding, type Pointer } from '../ceph/rados.js';
 
 const DECLS = {
   create: 'int ceph_create(_Out_ void **cmount, const char *id)',

@@ -2,7 +2,7 @@
  * The cephfs backend's node side: NodeStage mounts the subvolume with ceph-fuse at the staging
  * path (ceph-fuse.ts), NodePublish bind-mounts that into the pod's path (publication.ts, as every
  * backend does), and their reverses undo it. What the secret-less calls need (the record, the
- * mount target, the options) is stashed per staging before anything is mounted (../rbd/stash.ts).
+ * mount target, the options) is stashed per staging before anything is mounted (../ceph/stash.ts).
  *
  * A restarted node plugin repairs stagings whose ceph-fuse died (ENOTCONN / ESTALE), as
  * ceph-csi's fuse recovery does: the dead staging mount and every bind of it are detached,
@@ -21,7 +21,7 @@ import type { MountEntry, Mounter } from '../../mount/mount.js';
 import type { NodePaths } from '../node-paths.js';
 import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
 import { isReadOnlyMode, publishMount, unpublish } from '../publication.js';
-import { StashDir, type StashBase } from '../rbd/stash.js';
+import { StashDir, type StashBase } from '../ceph/stash.js';
 import { CEPH_FUSE_FSTYPE, CephFuse, type CephfsTarget } from './ceph-fuse.js';
 import { evictSessions, mdsSessionsUnder } from './mds-sessions.js';
 

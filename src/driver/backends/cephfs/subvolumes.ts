@@ -10,7 +10,7 @@
  * subvolume keeps it, rm with force ignores a missing one.
  */
 import { FailedPreconditionError } from '../../../csi/errors.js';
-import { CephError, isCephError, type Rados } from '../rbd/rados.js';
+import { CephError, isCephError, type Rados } from '../ceph/rados.js';
 
 export interface SubvolumeInfo {
   /** Bytes, or undefined for no quota ("infinite"). */

@@ -5,7 +5,7 @@
  */
 import koffi from 'koffi';
 import type { LibraryHandle, TypeObject } from 'koffi';
-import { callAsync, check, isCephError, type Binding, type IoCtx, type Pointer } from './rados.js';
+import { callAsync, check, isCephError, type Binding, type IoCtx, type Pointer } from '../ceph/rados.js';
 
 const DECLS = {
   optsCreate: 'void rbd_image_options_create(_Out_ void **opts)',

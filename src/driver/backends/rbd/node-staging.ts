@@ -32,9 +32,9 @@ import type { MountEntry, Mounter } from '../../mount/mount.js';
 import type { NodePaths } from '../node-paths.js';
 import { hasErrorCode, umount2 } from '../../mount/syscalls.js';
 import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
-import type { ClusterConfig } from './cluster-config.js';
+import type { ClusterConfig } from '../ceph/cluster-config.js';
 import { FuseMounts, type FuseTarget } from './fuse.js';
-import { StashDir, type Stash } from './stash.js';
+import { StashDir, type Stash } from '../ceph/stash.js';
 import { isDeviceBind, isReadOnlyMode, publishBlock, publishMount, unpublish } from '../publication.js';
 
 export interface RbdNodeOptions {

@@ -46,10 +46,10 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
-import type { ClusterConfig, CephCluster } from './cluster-config.js';
-import { Connections } from './connections.js';
-import { cephToCsi } from './errors.js';
-import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from './journal.js';
+import type { ClusterConfig, CephCluster } from '../ceph/cluster-config.js';
+import { Connections } from '../ceph/connections.js';
+import { cephToCsi } from '../ceph/errors.js';
+import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from '../ceph/journal.js';
 import {
   cloneImage,
   createImage,
@@ -65,8 +65,8 @@ import {
   type TrashEntry,
 } from './librbd.js';
 import { RbdNode } from './node-staging.js';
-import { isCephError, type IoCtx, type Rados } from './rados.js';
-import { decodeId, encodeId, type CsiIdentifier } from './volume-id.js';
+import { isCephError, type IoCtx, type Rados } from '../ceph/rados.js';
+import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from '../ceph/volume-id.js';
 
 const MiB = 1024 * 1024;
 /** Images are made of 4 MiB objects (order 22); sizes are rounded up to whole objects. */
@@ -254,7 +254,13 @@ export class RbdBackend implements Backend {
       withNamePool: async (ctx, use) => {
         const source = ctx.sourceVolumeId ? decodeId(ctx.sourceVolumeId) : undefined;
         if (!source) return undefined; // not one of our volumes: the source lookup answers NOT_FOUND
-        return this.withIdPool(source, ctx, (io) => use(io, (uuid) => encodeId({ clusterID: source.clusterID, poolId: source.poolId, uuid })));
+        // The source's ID names cluster and pool; a VolumeSnapshotClass may repeat them, never contradict them.
+        const p = ctx.parameters ?? {};
+        requireAgreement('clusterID', p['clusterID'], source.clusterID, `the cluster of source volume ${ctx.sourceVolumeId}`, SNAPSHOT_BESIDE_SOURCE);
+        return this.withIdPool(source, ctx, (io) => {
+          requireAgreement('pool', p['pool'], io.poolName, `the pool of source volume ${ctx.sourceVolumeId}`, SNAPSHOT_BESIDE_SOURCE);
+          return use(io, (uuid) => encodeId({ clusterID: source.clusterID, poolId: source.poolId, uuid }));
+        });
       },
     };
   }
@@ -278,10 +284,12 @@ export class RbdBackend implements Backend {
       if (k.startsWith('csi.storage.k8s.io/')) continue;
       if (!known.has(k)) throw new InvalidArgumentError(`parameter "${k}" is not known to the rbd backend (it takes ${[...known].join(', ')})`);
     }
+    // A snapshot's cluster and pool are its source volume's, named by the source's ID: a
+    // VolumeSnapshotClass without parameters is legal (the journal lookup checks any it has).
+    if (kind === 'snapshot') return;
     const clusterID = params['clusterID'];
     if (!clusterID) throw new InvalidArgumentError('parameter clusterID is required');
     this.cluster(clusterID);
-    if (kind === 'snapshot') return;
     if (!params['pool']) throw new InvalidArgumentError('parameter pool is required');
     const format = params['imageFormat'];
     if (format !== undefined && format !== '2') throw new InvalidArgumentError(`parameter imageFormat "${format}" is not supported (only 2)`);
@@ -422,6 +430,8 @@ export class RbdBackend implements Backend {
   ): Promise<void> {
     const source = rec.source!;
     const src = this.parse(source.id);
+    // librbd clones across pools, never across clusters.
+    requireAgreement('clusterID', clusterID, src.clusterID, `the cluster of source ${source.kind} ${source.id}`, 'a clone is made in its source\'s cluster');
     const opts = {
       features: features | FEATURES['layering']! | FEATURES['deep-flatten']!,
       order: OBJECT_ORDER,
@@ -612,10 +622,6 @@ export class RbdBackend implements Backend {
   async createSnapshot(snap: SnapshotRecord, source: VolumeRecord, ctx: OpContext): Promise<{ sizeBytes: number }> {
     const sid = this.parse(snap.id);
     const src = this.parse(source.id);
-    const pool = snap.parameters['pool'];
-    if (pool !== undefined && pool !== (source.volumeContext['pool'] ?? pool)) {
-      throw new InvalidArgumentError(`parameter pool "${pool}": snapshots live in their source volume's pool (${source.volumeContext['pool']})`);
-    }
     const snapImage = `${SNAPSHOT_LAYOUT.imagePrefix}${sid.uuid}`;
     const srcImage = source.volumeContext['imageName'] ?? `${VOLUME_LAYOUT.imagePrefix}${src.uuid}`;
     const size = await this.withIdPool(sid, ctx, async (io) => {

@@ -161,7 +161,12 @@ export class Rados {
   private mgrHandle: Promise<Pointer> | undefined;
   /** Native calls still running on either client: shutdown never frees a client under one. */
   private running = 0;
-  private mgrRunning = 0;
+  /**
+   * Mgr commands whose caller's deadline passed while librados still waits for the answer. Only
+   * these count against MAX_UNANSWERED_MGR_COMMANDS: commands within their deadline are simply
+   * concurrent (a CO creating volumes side by side), not unanswered.
+   */
+  private mgrAbandoned = 0;
   private whenIdle: (() => void) | undefined;
 
   private constructor(
@@ -267,21 +272,28 @@ export class Rados {
     if (which === 'monCommand') return this.nativeCommand(which, this.handle, cmd);
     const op = `mgr command "${String(cmd['prefix'])}"`;
     if (this.closed) throw new CephError(op, 108, 'the connection is shutting down');
-    if (this.mgrRunning >= Rados.MAX_UNANSWERED_MGR_COMMANDS) {
-      throw new CephError(op, osConstants.errno.ETIMEDOUT, `${this.mgrRunning} earlier mgr commands are still unanswered; not sending another`);
+    if (this.mgrAbandoned >= Rados.MAX_UNANSWERED_MGR_COMMANDS) {
+      throw new CephError(op, osConstants.errno.ETIMEDOUT, `${this.mgrAbandoned} earlier mgr commands are still unanswered past their deadline; not sending another`);
     }
     this.mgrHandle ??= this.tracked(Rados.open(this.options, 0));
     this.mgrHandle.catch(() => (this.mgrHandle = undefined));
     const handle = await this.mgrHandle;
-    this.mgrRunning++;
-    const native = this.nativeCommand(which, handle, cmd).finally(() => this.mgrRunning--);
+    let settled = false;
+    let abandoned = false;
+    const native = this.nativeCommand(which, handle, cmd).finally(() => {
+      settled = true;
+      if (abandoned) this.mgrAbandoned--;
+    });
     native.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new CephError(op, osConstants.errno.ETIMEDOUT, `no answer from the mgr within ${this.options.timeoutSeconds} s (the command may still complete)`)),
-        this.options.timeoutSeconds * 1000,
-      );
+      timer = setTimeout(() => {
+        if (!settled) {
+          abandoned = true;
+          this.mgrAbandoned++;
+        }
+        reject(new CephError(op, osConstants.errno.ETIMEDOUT, `no answer from the mgr within ${this.options.timeoutSeconds} s (the command may still complete)`));
+      }, this.options.timeoutSeconds * 1000);
     });
     try {
       return await Promise.race([native, deadline]);

@@ -12,6 +12,8 @@
  * case hex) is not an ID this driver issued, and the lookups that get it answer NOT_FOUND.
  */
 
+import { InvalidArgumentError } from '../../../csi/errors.js';
+
 export const ID_VERSION = 1;
 /** CSI's limit on IDs. */
 const MAX_ID_BYTES = 128;
@@ -53,4 +55,16 @@ export function decodeId(text: string): CsiIdentifier | undefined {
 
 function hex(n: number, width: number): string {
   return n.toString(16).padStart(width, '0');
+}
+
+/** Why a snapshot's parameters must agree with its source's ID (both backends). */
+export const SNAPSHOT_BESIDE_SOURCE = 'a snapshot is taken where its source volume is';
+
+/**
+ * A request parameter that repeats what an ID already says (cluster, pool, filesystem) must say
+ * the same: absent is fine, anything else is INVALID_ARGUMENT naming both values.
+ */
+export function requireAgreement(parameter: string, given: string | undefined, actual: string, what: string, why: string): void {
+  if (given === undefined || given === actual) return;
+  throw new InvalidArgumentError(`parameter ${parameter} "${given}" does not match ${what} ("${actual}"): ${why}`);
 }

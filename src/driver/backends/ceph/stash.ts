@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VolumeRecord } from '../backend.js';
-import type { FuseTarget } from './fuse.js';
+import type { FuseTarget } from '../rbd/fuse.js';
 
 export interface Stash {
   version: 1;
