@@ -104,13 +104,15 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     log.info({ address: opts.metricsAddress }, 'metrics served at /metrics');
   }
 
-  const backendReady = openBackend(opts, { runner, mounter, loops, log, paths }).then((b) => {
+  const stoppers: (() => void)[] = [];
+  const backendReady = openBackend(opts, { runner, mounter, loops, log, paths, stoppers }).then((b) => {
     opened = b;
   });
 
   return {
     backendReady,
     async stop() {
+      for (const stop of stoppers) stop();
       await server.stop();
       await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()));
       await opened?.close();
@@ -129,12 +131,15 @@ export { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR };
 
 async function openBackend(
   opts: DriverOptions,
-  deps: { runner: ExecRunner; mounter: Mounter; loops: LoopDevices; log: Logger; paths: NodePaths },
+  deps: { runner: ExecRunner; mounter: Mounter; loops: LoopDevices; log: Logger; paths: NodePaths; stoppers: (() => void)[] },
 ): Promise<Backend> {
+  const { stoppers, ...backendDeps } = deps;
   if (opts.backend === 'rbd') {
     if (!opts.cephConfig) throw new Error('the rbd backend needs --ceph-config');
     const { ClusterConfig } = await import('./backends/ceph/cluster-config.js');
     const config = await ClusterConfig.load(opts.cephConfig);
+    // ceph-csi's ConfigMap is edited in place (a monitor moved, a cluster added): follow it.
+    stoppers.push(config.follow(opts.cephConfig, deps.log));
     // Loaded only for rbd: it brings koffi bindings to librados and librbd.
     const { RbdBackend } = await import('./backends/rbd/rbd-backend.js');
     const b = await RbdBackend.open({
@@ -145,7 +150,7 @@ async function openBackend(
       timeoutSeconds: opts.cephTimeoutSeconds ?? 10,
       maxCloneDepth: opts.maxCloneDepth ?? 4,
       node: opts.node,
-      ...deps,
+      ...backendDeps,
     });
     deps.log.info({ clusters: config.clusters.map((c) => c.clusterID), stateDir: opts.stateDir }, 'rbd backend ready');
     return b;
@@ -154,6 +159,7 @@ async function openBackend(
     if (!opts.cephConfig) throw new Error('the cephfs backend needs --ceph-config');
     const { ClusterConfig } = await import('./backends/ceph/cluster-config.js');
     const config = await ClusterConfig.load(opts.cephConfig);
+    stoppers.push(config.follow(opts.cephConfig, deps.log));
     // Loaded only for cephfs: it brings koffi bindings to librados and libcephfs.
     const { CephfsBackend } = await import('./backends/cephfs/cephfs-backend.js');
     const stateDir = opts.stateDir ?? DEFAULT_CEPHFS_STATE_DIR;
@@ -164,7 +170,7 @@ async function openBackend(
       maxVolumesPerNode: opts.maxVolumesPerNode,
       timeoutSeconds: opts.cephTimeoutSeconds ?? 10,
       node: opts.node,
-      ...deps,
+      ...backendDeps,
     });
     deps.log.info({ clusters: config.clusters.map((c) => c.clusterID), stateDir }, 'cephfs backend ready');
     return b;
@@ -178,7 +184,7 @@ async function openBackend(
     overcommit: opts.localOvercommit ?? 1,
     nodeId: opts.nodeId,
     maxVolumesPerNode: opts.maxVolumesPerNode,
-    ...deps,
+    ...backendDeps,
   });
   deps.log.info({ root: b.root }, 'local backend ready');
   return b;

@@ -8,7 +8,9 @@
  * use (cephFS, readAffinity, ...) are ignored; settings it cannot honour (an rbd radosNamespace)
  * are refused at start rather than silently dropped.
  */
+import { type FSWatcher, watch } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { InvalidArgumentError } from '../../../csi/errors.js';
 
 export interface CephCluster {
@@ -33,11 +35,64 @@ export function monHost(monitors: string[]): string {
     .join(',');
 }
 
+/** What a running driver says when the file it follows changes. */
+export interface ConfigReloadLog {
+  info(obj: object, msg: string): void;
+  error(obj: object, msg: string): void;
+}
+
 export class ClusterConfig {
-  private readonly byId: Map<string, CephCluster>;
+  private byId: Map<string, CephCluster>;
 
   constructor(clusters: CephCluster[]) {
     this.byId = new Map(clusters.map((c) => [c.clusterID, c]));
+  }
+
+  /**
+   * Follows the file: when it changes, the new list replaces this one in place (every backend
+   * holding this object sees it at its next call). Kubernetes updates a mounted ConfigMap by
+   * swapping a symlink in its directory, so the directory is watched (fs.watch), with a periodic
+   * re-read as the safety net for events the watch misses. A file that no longer parses or
+   * cannot be read leaves the last good list in use and is logged. Returns the stopper.
+   */
+  follow(file: string, log: ConfigReloadLog, pollMs = 30_000): () => void {
+    let last = JSON.stringify(this.clusters);
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    const reload = async (): Promise<void> => {
+      let next: ClusterConfig;
+      try {
+        next = await ClusterConfig.load(file);
+      } catch (e) {
+        log.error({ file, err: (e as Error).message }, 'the ceph config changed but cannot be used; keeping the clusters it had');
+        return;
+      }
+      const text = JSON.stringify(next.clusters);
+      if (stopped || text === last) return;
+      last = text;
+      this.byId = next.byId;
+      log.info({ file, clusters: next.clusters.map((c) => c.clusterID) }, 'ceph config reloaded');
+    };
+    const soon = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => void reload(), 200);
+      timer.unref();
+    };
+    let watcher: FSWatcher | undefined;
+    try {
+      watcher = watch(dirname(file), { persistent: false }, soon);
+      watcher.on('error', () => watcher?.close());
+    } catch {
+      // No inotify (or the directory went away): the periodic re-read still follows the file.
+    }
+    const poll = setInterval(() => void reload(), pollMs);
+    poll.unref();
+    return () => {
+      stopped = true;
+      clearTimeout(timer);
+      clearInterval(poll);
+      watcher?.close();
+    };
   }
 
   static async load(file: string): Promise<ClusterConfig> {
