@@ -21,6 +21,20 @@ export interface ApiClientOptions {
   insecureSkipTlsVerify?: boolean;
   /** Per-request timeout; default 30 s. */
   timeoutMs?: number;
+  /** Sent as ?fieldValidation on creates, updates and patches (kubectl's --validate); the server's default (Warn) when absent. */
+  fieldValidation?: 'Strict' | 'Warn' | 'Ignore';
+  /** Called with the text of each `Warning: 299 - "…"` header an answer carries (kubectl prints "Warning: <text>"). */
+  onWarning?: (text: string) => void;
+}
+
+/** The texts of RFC 7234 warning headers as kube-apiserver sends them: `299 - "unknown field \"x\""`. */
+export function warningTexts(header: string | string[] | undefined): string[] {
+  const values = header === undefined ? [] : Array.isArray(header) ? header : [header];
+  const out: string[] = [];
+  for (const value of values) {
+    for (const m of value.matchAll(/\d{3} \S+ "((?:[^"\\]|\\.)*)"/g)) out.push((m[1] ?? '').replace(/\\(.)/g, '$1'));
+  }
+  return out;
 }
 
 export interface ListOptions {
@@ -197,9 +211,13 @@ export class ApiClient {
   private readonly token: string | undefined;
   private readonly timeoutMs: number;
   private readonly tls: { ca?: string | string[]; rejectUnauthorized: boolean };
+  private readonly fieldValidation: ApiClientOptions['fieldValidation'];
+  private readonly onWarning: ((text: string) => void) | undefined;
 
   constructor(options: ApiClientOptions) {
     this.server = options.server;
+    this.fieldValidation = options.fieldValidation;
+    this.onWarning = options.onWarning;
     this.target = parseServer(options.server);
     this.token = options.token;
     this.timeoutMs = options.timeoutMs ?? 30_000;
@@ -225,6 +243,9 @@ export class ApiClient {
   /** One request; resolves with the parsed JSON body of a 2xx answer, rejects with ApiStatusError otherwise. */
   async request<T = unknown>(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<T> {
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    if (this.fieldValidation !== undefined && (method === 'POST' || method === 'PUT' || method === 'PATCH')) {
+      path = `${path}${path.includes('?') ? '&' : '?'}fieldValidation=${this.fieldValidation}`;
+    }
     const headers = this.headers();
     if (payload !== undefined) {
       headers['Content-Type'] = contentType;
@@ -236,6 +257,7 @@ export class ApiClient {
         r.on('data', (c: Buffer) => chunks.push(c));
         r.on('end', () => resolve({ status: r.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), type: r.headers['content-type'] ?? '' }));
         r.on('error', reject);
+        if (this.onWarning !== undefined) for (const text of warningTexts(r.headers['warning'])) this.onWarning(text);
       });
       req.on('timeout', () => req.destroy(new ConnectionError(`the server ${this.server} did not answer ${method} ${path} within ${this.timeoutMs / 1000}s`)));
       req.on('error', (err: NodeJS.ErrnoException) => reject(err instanceof ConnectionError ? err : this.connectionError(err)));

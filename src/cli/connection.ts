@@ -134,9 +134,12 @@ export async function connectionOptions(flags: GlobalFlags): Promise<ApiClientOp
   return { server, ...(token ? { token } : {}), ...(caPem === undefined ? {} : { caPem }), ...(insecure ? { insecureSkipTlsVerify: true } : {}) };
 }
 
-/** A client for the control plane the flags point at; a one-line CliError when there is none. */
-export async function connect(flags: GlobalFlags): Promise<ApiClient> {
-  return new ApiClient(await connectionOptions(flags));
+/**
+ * A client for the control plane the flags point at; a one-line CliError when there is none. The
+ * server's warnings go to stderr as kubectl prints them ("Warning: …").
+ */
+export async function connect(flags: GlobalFlags, extra: Pick<ApiClientOptions, 'fieldValidation'> = {}): Promise<ApiClient> {
+  return new ApiClient({ ...(await connectionOptions(flags)), ...extra, onWarning: (text) => process.stderr.write(`Warning: ${text}\n`) });
 }
 
 /** The namespace for namespaced objects: -n, else the --kubeconfig context's, else "default" (kubectl's order). */
