@@ -163,6 +163,11 @@ describe('doctor: Ceph clusters from --ceph-config', () => {
       for (const [check, status] of Object.entries(c.expect)) assert.equal(byCheck(rs, check).status, status, check);
       if (c.finding) assert.match(byCheck(rs, c.finding[0]).finding, c.finding[1]);
       if (!c.creds) assert.equal(deps.ran.length, 0, 'nothing talks to the cluster without credentials');
+      else {
+        assert.deepEqual(deps.ran.find((a) => a.includes('version') && a.includes('-m')), [
+          'ceph', '-m', '[v1:10.0.0.1:6789],[v2:10.0.0.2:3300,v1:10.0.0.2:6789]', '--id', 'admin', '--keyfile', '/etc/ceph/admin.key', '--connect-timeout', '10', '--format', 'json', 'version',
+        ]);
+      }
       for (const argv of deps.ran.filter((a) => a.includes('-m'))) {
         assert.ok(argv.includes('--keyfile'), 'the key travels as a file path');
         assert.ok(!argv.some((a) => a.startsWith('--key=') || a === '--key'), 'never the key itself');
@@ -228,6 +233,13 @@ describe('doctor: stale mounts and leftover loop devices', () => {
     assert.deepEqual(rs.map(formatLine), [
       'FAIL  stale mount /var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/pv1/mount: fuse.ceph-fuse from ceph-fuse: Transport endpoint is not connected (its fuse daemon is gone) (fix: umount -l /var/lib/kubelet/pods/u1/volumes/kubernetes.io~csi/pv1/mount (kubelet then stages and publishes it again))',
     ]);
+  });
+  it('a mount whose stat hangs is reported as not answering', async () => {
+    const deps = fake({ files: { '/proc/self/mountinfo': mountinfo } });
+    deps.reader.statError = (p) => (p === '/srv/state/nodes/n1/pool/pool' ? new Promise(() => {}) : Promise.resolve(undefined));
+    const rs = await checkStaleMounts(deps, ['/srv/state'], 20);
+    assert.equal(rs[0]?.status, 'FAIL');
+    assert.match(rs[0]?.finding ?? '', /stat does not return within 20 ms/);
   });
   it('no stale mount is one ok line', async () => {
     const rs = await checkStaleMounts(fake({ files: { '/proc/self/mountinfo': mountinfo }, exist: ['/srv/state/nodes/n1/pool/pool'] }), ['/srv/state']);

@@ -2,6 +2,7 @@
 // when credentials are given (a user and a keyfile path: the key itself never travels in argv or
 // logs), the cluster's version against the client's and whether the mgr `volumes` module that
 // cephfs provisioning needs is on. Without credentials the line says what was not checked.
+import { monHost } from '../../driver/backends/ceph/cluster-config.js';
 import type { Backend, CheckResult, DoctorDeps } from './types.js';
 import { result } from './types.js';
 import { clientVersion, parseCephVersion } from './ceph-tools.js';
@@ -75,7 +76,7 @@ export async function checkCephClusters(deps: DoctorDeps, configFile: string, cr
 }
 
 async function clusterDetails(deps: DoctorDeps, c: ClusterEntry, creds: CephCredentials, client: string | undefined, backend: Backend | undefined): Promise<CheckResult[]> {
-  const base = ['-m', c.monitors.join(','), '--id', creds.user, '--keyfile', creds.keyfile, '--connect-timeout', '10', '--format', 'json'];
+  const base = ['-m', monHost(c.monitors), '--id', creds.user, '--keyfile', creds.keyfile, '--connect-timeout', '10', '--format', 'json'];
   const out: CheckResult[] = [];
   try {
     const v = parseCephVersion((await deps.runner.run('ceph', [...base, 'version'], { timeoutMs: 20_000 })).stdout);
