@@ -65,13 +65,13 @@ describe('doctor: kernel modules', () => {
   const cases: { name: string; host: FakeHost; backend?: 'local' | 'rbd' | 'cephfs'; expect: Record<string, string>; mounters: RegExp }[] = [
     {
       name: 'all loaded',
-      host: { files: { '/proc/modules': 'rbd 1 0 - Live\nnbd 1 0 - Live\nceph 1 0 - Live\nfuse 1 0 - Live\nloop 1 0 - Live\n' } },
+      host: { files: { '/proc/modules': 'rbd 1 0 - Live\nnbd 1 0 - Live\nceph 1 0 - Live\nfuse 1 0 - Live\nloop 1 0 - Live\n' }, exist: ['/dev/fuse'] },
       expect: { rbd: 'ok', nbd: 'ok', ceph: 'ok', fuse: 'ok', loop: 'ok' },
       mounters: /usable: rbd-fuse, krbd, rbd-nbd, kernel cephfs, ceph-fuse, local \(loop\)$/,
     },
     {
       name: 'builtin fuse in /sys/module, rbd loadable by modinfo, the rest missing: warn unless the backend needs it',
-      host: { dirs: { '/sys/module': ['fuse', 'loop'] }, commands: { 'modinfo -F filename rbd': { stdout: '/lib/modules/x/rbd.ko' }, modinfo: { exitCode: 1 } } },
+      host: { dirs: { '/sys/module': ['fuse', 'loop'] }, exist: ['/dev/fuse'], commands: { 'modinfo -F filename rbd': { stdout: '/lib/modules/x/rbd.ko' }, modinfo: { exitCode: 1 } } },
       backend: 'rbd',
       expect: { rbd: 'ok', nbd: 'warn', ceph: 'warn', fuse: 'ok', loop: 'ok' },
       mounters: /unusable: rbd-nbd, kernel cephfs$/,
@@ -84,6 +84,13 @@ describe('doctor: kernel modules', () => {
       mounters: /^usable: local \(loop\)/,
     },
     {
+      name: 'fuse loaded but no /dev/fuse (a container without /dev): the fuse mounters are unusable',
+      host: { dirs: { '/sys/module': ['fuse', 'loop'] }, commands: { modinfo: { exitCode: 1 } } },
+      backend: 'cephfs',
+      expect: { fuse: 'ok', 'device /dev/fuse': 'FAIL' },
+      mounters: /^usable: local \(loop\); unusable: rbd-fuse, krbd, rbd-nbd, kernel cephfs, ceph-fuse$/,
+    },
+    {
       name: 'no modinfo: modules.dep and modules.builtin of the running kernel decide',
       host: {
         files: {
@@ -91,6 +98,7 @@ describe('doctor: kernel modules', () => {
           '/lib/modules/6.1.0-test/modules.dep': 'kernel/drivers/block/rbd.ko.xz: kernel/net/ceph/libceph.ko.xz\nkernel/drivers/block/nbd.ko:\n',
           '/lib/modules/6.1.0-test/modules.builtin': 'kernel/fs/fuse/fuse.ko\n',
         },
+        exist: ['/dev/fuse'],
       },
       backend: 'local',
       expect: { rbd: 'ok', nbd: 'ok', ceph: 'warn', fuse: 'ok', loop: 'FAIL' },
@@ -100,9 +108,9 @@ describe('doctor: kernel modules', () => {
   for (const c of cases) {
     it(c.name, async () => {
       const rs = await checkModules(fake(c.host), c.backend);
-      for (const [m, status] of Object.entries(c.expect)) assert.equal(byCheck(rs, `kernel module ${m}`).status, status, m);
+      for (const [m, status] of Object.entries(c.expect)) assert.equal(byCheck(rs, m.startsWith('device') ? m : `kernel module ${m}`).status, status, m);
       assert.match(byCheck(rs, 'mounters').finding, c.mounters);
-      for (const r of rs.filter((x) => x.status !== 'ok')) assert.match(r.fix, /modprobe|install/);
+      for (const r of rs.filter((x) => x.status !== 'ok')) assert.match(r.fix, r.check === 'device /dev/fuse' ? /mknod \/dev\/fuse c 10 229/ : /modprobe|install/);
     });
   }
 });
@@ -158,7 +166,7 @@ describe('doctor: Ceph clusters from --ceph-config', () => {
   ];
   for (const c of cases) {
     it(c.name, async () => {
-      const deps = fake({ ...c.host, files: { '/etc/ceph-csi-config/config.json': config } });
+      const deps = fake({ ...c.host, files: { '/etc/ceph-csi-config/config.json': config, '/etc/ceph/admin.key': 'AQD…==\n' } });
       const rs = await checkCephClusters(deps, '/etc/ceph-csi-config/config.json', c.creds ? { user: 'admin', keyfile: '/etc/ceph/admin.key' } : undefined, 'cephfs');
       for (const [check, status] of Object.entries(c.expect)) assert.equal(byCheck(rs, check).status, status, check);
       if (c.finding) assert.match(byCheck(rs, c.finding[0]).finding, c.finding[1]);
@@ -175,10 +183,16 @@ describe('doctor: Ceph clusters from --ceph-config', () => {
     });
   }
   it('an always-on volumes module (Octopus and later) is ok', async () => {
-    const deps = fake({ files: { '/c.json': config }, commands: { 'ceph --version': { stdout: 'ceph version 18.2.4 (x)' }, ceph: { stdout: '{"version":"ceph version 18.2.4 (x)","always_on_modules":["volumes"],"enabled_modules":[]}' } } });
+    const deps = fake({ files: { '/c.json': config, '/k': 'key' }, commands: { 'ceph --version': { stdout: 'ceph version 18.2.4 (x)' }, ceph: { stdout: '{"version":"ceph version 18.2.4 (x)","always_on_modules":["volumes"],"enabled_modules":[]}' } } });
     const rs = await checkCephClusters(deps, '/c.json', { user: 'u', keyfile: '/k' }, 'cephfs');
     assert.equal(byCheck(rs, 'ceph cluster b mgr volumes').status, 'ok');
     assert.equal(byCheck(rs, 'ceph cluster b version').status, 'ok');
+  });
+  it('an unreadable keyfile is one FAIL line and nothing is run', async () => {
+    const deps = fake({ files: { '/c.json': config }, commands: { ceph: { stdout: '{}' } } });
+    const rs = await checkCephClusters(deps, '/c.json', { user: 'u', keyfile: '/missing.key' }, 'rbd');
+    assert.deepEqual(rs.map((r) => `${r.status} ${r.check}`), ['FAIL ceph credentials']);
+    assert.equal(deps.ran.length, 0);
   });
   it('an unreadable or malformed config is one FAIL line', async () => {
     assert.equal((await checkCephClusters(fake({}), '/nope.json', undefined, 'rbd'))[0]?.status, 'FAIL');

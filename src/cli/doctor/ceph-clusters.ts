@@ -51,6 +51,9 @@ export async function checkCephClusters(deps: DoctorDeps, configFile: string, cr
     return [result('ceph config', 'FAIL', `${configFile}: ${(e as Error).message}`, 'fix the ceph-csi-config ConfigMap\'s config.json')];
   }
   if (clusters.length === 0) return [result('ceph config', 'FAIL', `${configFile} lists no clusters`, 'add {"clusterID": ..., "monitors": [...]} for each cluster')];
+  if (creds && (await deps.reader.readText(creds.keyfile)) === undefined) {
+    return [result('ceph credentials', 'FAIL', `--ceph-keyfile ${creds.keyfile} cannot be read`, 'give a file holding the key of --ceph-user (the secret\'s userKey)')];
+  }
   const client = creds ? await clientVersion(deps) : undefined;
   const out: CheckResult[] = [];
   for (const c of clusters) {

@@ -66,6 +66,11 @@ export async function checkModules(deps: DoctorDeps, backend: Backend | undefine
       out.push(result(`kernel module ${m}`, blocks ? 'FAIL' : 'warn', `not loaded and not shipped with this kernel: ${users} unusable`, fix));
     }
   }
+  // The fuse mounters open /dev/fuse: a container without it cannot use them even with the module loaded.
+  if (states.get('fuse') !== 'missing' && (await deps.reader.statError('/dev/fuse')) !== undefined) {
+    states.set('fuse', 'missing');
+    out.push(result('device /dev/fuse', backend === 'rbd' || backend === 'cephfs' ? 'FAIL' : 'warn', 'missing: rbd-fuse and ceph-fuse cannot mount', 'give the plugin /dev (hostPath) or `mknod /dev/fuse c 10 229`'));
+  }
   const usable = MOUNTERS.filter(([, m]) => states.get(m) !== 'missing').map(([name]) => name);
   const unusable = MOUNTERS.filter(([, m]) => states.get(m) === 'missing').map(([name]) => name);
   out.push(
