@@ -33,8 +33,9 @@ if (process.argv[2] !== 'driver') {
     import('./demo-command.js'),
     import('./node-command.js'),
     import('./pod-commands.js'),
+    import('./doctor-command.js'),
   ]);
-  const [up, kubeconfig, apply, get, describe, del, demo, node, pods] = commands;
+  const [up, kubeconfig, apply, get, describe, del, demo, node, pods, doctor] = commands;
   up.registerUpCommand(program);
   kubeconfig.registerKubeconfigCommand(program);
   apply.registerApplyCommand(program);
@@ -44,6 +45,7 @@ if (process.argv[2] !== 'driver') {
   demo.registerDemoCommand(program);
   node.registerNodeCommand(program);
   pods.registerPodCommands(program);
+  doctor.registerDoctorCommand(program);
 }
 registerDriverCommand(program);
 if (process.argv[2] !== 'driver') (await import('./ceph-dev-command.js')).registerCephDevCommand(program);
