@@ -7,11 +7,12 @@
 //   - a provisioned volume is created with it; this controller adds it to any other at once. A deleted object keeps its finalizer, and so stays
 // (Terminating), while it is in use:
 //   - a PVC is in use while a Pod in its namespace that has not finished (phase not Succeeded or
-//     Failed) names it in spec.volumes[].persistentVolumeClaim.claimName (or owns it as an
-//     ephemeral volume's claim, "<pod>-<volume>");
+//     Failed) names it in spec.volumes[].persistentVolumeClaim.claimName, or owns it as an
+//     ephemeral volume's claim "<pod>-<volume>" (a same-named claim it does not own is not in use);
 //   - a PV is in use while it is Bound.
 // Once not in use, the finalizer is removed and the store completes the deletion.
 import type { Logger } from 'pino';
+import { isControlledBy, podVolumeClaims } from '../api/pod-claims.js';
 import type { PersistentVolume, PersistentVolumeClaim, Pod } from '../api/types/core.js';
 import type { KubeObject } from '../api/types/meta.js';
 import type { Store } from '../store/store.js';
@@ -39,12 +40,7 @@ const IDX_POD_CLAIMS = 'protection:running-pods-by-claim';
 /** Keys ("ns/claim") of the claims a pod uses. */
 export function podClaimKeys(pod: Pod): string[] {
   const ns = pod.metadata.namespace ?? 'default';
-  const keys: string[] = [];
-  for (const v of pod.spec?.volumes ?? []) {
-    if (v.persistentVolumeClaim?.claimName) keys.push(`${ns}/${v.persistentVolumeClaim.claimName}`);
-    else if (v['ephemeral'] !== undefined) keys.push(`${ns}/${pod.metadata.name ?? ''}-${v.name}`);
-  }
-  return keys;
+  return podVolumeClaims(pod).map((c) => `${ns}/${c.claimName}`);
 }
 
 export function podIsFinished(pod: Pod): boolean {
@@ -140,7 +136,12 @@ export class ProtectionController {
       return;
     }
     if (!has) return;
-    const users = this.pods.indexKeys(IDX_POD_CLAIMS, key);
+    // A generic ephemeral volume uses its claim only if the pod owns it (upstream's podUsesPVC): a
+    // user's claim that happens to have the name is not kept by a pod that may never use it.
+    const users = this.pods.indexKeys(IDX_POD_CLAIMS, key).filter((k) => {
+      const pod = this.pods.get(k);
+      return pod !== undefined && podVolumeClaims(pod).some((c) => c.claimName === pvc.metadata.name && (!c.ephemeral || isControlledBy(pvc, pod)));
+    });
     if (users.length > 0) {
       this.log.debug({ claim: key, pods: users }, 'claim is in use; keeping it until its pods finish');
       return;

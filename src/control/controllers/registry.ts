@@ -14,6 +14,8 @@
 //   persistentvolume-attach-detach-controller    (attachdetach) VolumeAttachments for pods' volumes
 //   csi-provisioner                              the external-provisioner sidecar
 //   csi-attacher                                 the external-attacher sidecar
+//   ephemeral-volume-controller                  (ephemeral-volume) claims "<pod>-<volume>" for
+//                                                generic ephemeral volumes, owned by the pod
 //   scheduler                                    the volume parts of kube-scheduler (its own binary
 //                                                upstream, so not in kube-controller-manager's list)
 //   csi-resizer                                  (persistentvolume-expander-controller,
@@ -39,6 +41,7 @@ import type { ControllerLoop } from './controller.js';
 import type { DriverRegistry } from './driver-registry.js';
 import type { EventBroadcaster } from './events.js';
 import type { InformerFactory } from './informer.js';
+import { EPHEMERAL_VOLUME } from './ephemeral-volume.js';
 import { PV_PROTECTION, PVC_PROTECTION } from './protection.js';
 import { CSI_PROVISIONER } from './provisioner.js';
 import { CSI_RESIZER } from './resizer.js';
@@ -100,6 +103,7 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   PERSISTENTVOLUME_BINDER,
   PVC_PROTECTION,
   PV_PROTECTION,
+  EPHEMERAL_VOLUME,
   SCHEDULER,
   ATTACH_DETACH,
   CSI_ATTACHER,

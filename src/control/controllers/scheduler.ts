@@ -5,7 +5,8 @@
 //   PreFilter  every PVC the pod names exists and is not being deleted; an unbound claim whose class
 //              binds Immediately makes the pod wait ("pod has unbound immediate PersistentVolumeClaims").
 //   Filter     per node, first failure wins: unschedulable, untolerated NoSchedule/NoExecute taint,
-//              nodeSelector / required node affinity, CSI volume limits (CSINode allocatable.count),
+//              nodeSelector / required node affinity, a ReadWriteOncePod claim another placed pod
+//              already uses (VolumeRestrictions), CSI volume limits (CSINode allocatable.count),
 //              and volume binding: a bound claim's PV node affinity; an unbound WaitForFirstConsumer
 //              claim needs an Available PV that fits the node, or its class's provisioner listed in
 //              the node's CSINode, the class's allowedTopologies matched and, for a driver whose
@@ -35,6 +36,7 @@
 // failures, and losing either only costs a less even spread or one more retry.
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
+import { ephemeralClaimConflict, podVolumeClaims } from '../api/pod-claims.js';
 import { rfc3339 } from '../api/time.js';
 import type { Node, NodeSelector, PersistentVolume, PersistentVolumeClaim, Pod, Taint, Toleration } from '../api/types/core.js';
 import type { StorageClass, TopologySelectorTerm } from '../api/types/storage.js';
@@ -72,6 +74,8 @@ export const REASON_BIND_CONFLICT = "node(s) didn't find available persistent vo
 export const REASON_PV_NOT_EXIST = 'node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)';
 export const REASON_MAX_VOLUME_COUNT = 'node(s) exceed max volume count';
 export const REASON_NOT_ENOUGH_SPACE = 'node(s) did not have enough free storage';
+/** VolumeRestrictions: a ReadWriteOncePod claim is already used by a pod on a node. */
+export const REASON_RWOP_CONFLICT = 'node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode';
 /** Ours (no kube-scheduler counterpart): a claim restored or cloned from a source held by another node. */
 export const REASON_DATA_SOURCE_NODE = "node(s) didn't hold the data source of an unbound claim (local snapshots and volumes are restored and cloned on their own node)";
 export const UNBOUND_IMMEDIATE = 'pod has unbound immediate PersistentVolumeClaims';
@@ -95,6 +99,7 @@ export interface SchedulerOptions {
 const IDX_PENDING = 'scheduler:pending';
 const IDX_PENDING_BY_CLAIM = 'scheduler:pending-by-claim';
 const IDX_ACTIVE_BY_NODE = 'scheduler:active-by-node';
+const IDX_ACTIVE_BY_CLAIM = 'scheduler:active-by-claim';
 const IDX_PV_AVAILABLE_BY_CLASS = 'scheduler:available-by-class';
 const IDX_PV_BY_CLAIM_UID = 'scheduler:by-claim-uid';
 
@@ -167,12 +172,12 @@ export function fitErrorMessage(numNodes: number, reasons: ReadonlyMap<string, n
 
 /** The pod's claims: persistentVolumeClaim volumes and generic ephemeral volumes ("<pod>-<volume>"). */
 export function podClaimNames(pod: Pod): { name: string; ephemeral: boolean }[] {
-  const out: { name: string; ephemeral: boolean }[] = [];
-  for (const v of pod.spec?.volumes ?? []) {
-    if (v.persistentVolumeClaim?.claimName) out.push({ name: v.persistentVolumeClaim.claimName, ephemeral: false });
-    else if (v['ephemeral'] !== undefined) out.push({ name: `${pod.metadata.name ?? ''}-${v.name}`, ephemeral: true });
-  }
-  return out;
+  return podVolumeClaims(pod).map((c) => ({ name: c.claimName, ephemeral: c.ephemeral }));
+}
+
+/** A claim only one pod may use at a time (access mode ReadWriteOncePod). */
+function readWriteOncePod(pvc: PersistentVolumeClaim): boolean {
+  return (pvc.spec.accessModes ?? []).includes('ReadWriteOncePod');
 }
 
 export class Scheduler {
@@ -226,6 +231,7 @@ export class Scheduler {
       return podClaimNames(pod).map((c) => `${ns}/${c.name}`);
     });
     this.pods.addIndex(IDX_ACTIVE_BY_NODE, (pod) => (pod.spec?.nodeName && !podIsFinished(pod) ? [pod.spec.nodeName] : []));
+    this.pods.addIndex(IDX_ACTIVE_BY_CLAIM, (pod) => (pod.spec?.nodeName && !podIsFinished(pod) ? podClaimNames(pod).map((c) => `${pod.metadata.namespace ?? 'default'}/${c.name}`) : []));
     this.pvs.addIndex(IDX_PV_AVAILABLE_BY_CLASS, (pv) => (pv.spec.claimRef === undefined && !isDeleting(pv) ? [pv.spec.storageClassName ?? ''] : []));
     this.pvs.addIndex(IDX_PV_BY_CLAIM_UID, (pv) => (pv.spec.claimRef?.uid ? [pv.spec.claimRef.uid] : []));
 
@@ -405,9 +411,8 @@ export class Scheduler {
         return c.ephemeral ? `waiting for ephemeral volume controller to create the persistentvolumeclaim "${c.name}"` : `persistentvolumeclaim "${c.name}" not found`;
       }
       if (isDeleting(pvc)) return `persistentvolumeclaim "${c.name}" is being deleted`;
-      if (c.ephemeral && !(pvc.metadata.ownerReferences ?? []).some((o) => o.uid === pod.metadata.uid)) {
-        return `PVC ${claimKey(pvc)} was not created for pod ${keyOf(pod)} (pod is not owner)`;
-      }
+      const notOurs = c.ephemeral ? ephemeralClaimConflict(pod, pvc) : undefined;
+      if (notOurs !== undefined) return notOurs;
     }
     for (const c of claims) {
       const pvc = c.pvc;
@@ -439,6 +444,7 @@ export class Scheduler {
     const taint = untoleratedTaint(node, tolerations);
     if (taint !== undefined) return `node(s) had untolerated taint {${taint.key}: ${taint.value ?? ''}}`;
     if (!podMatchesNode(pod, node)) return REASON_AFFINITY;
+    if (this.readWriteOncePodInUse(pod, claims)) return REASON_RWOP_CONFLICT;
 
     const plans: { name: string; plan: ClaimPlan }[] = [];
     for (const c of claims) {
@@ -473,6 +479,11 @@ export class Scheduler {
       if (why !== undefined) return why;
     }
     return undefined;
+  }
+
+  /** Kubernetes' VolumeRestrictions for ReadWriteOncePod: another pod placed on a node already uses one of the pod's RWOP claims. */
+  private readWriteOncePodInUse(pod: Pod, claims: readonly PodClaim[]): boolean {
+    return claims.some((c) => c.pvc !== undefined && readWriteOncePod(c.pvc) && this.pods.indexKeys(IDX_ACTIVE_BY_CLAIM, claimKey(c.pvc)).some((k) => k !== keyOf(pod)));
   }
 
   /** A claim's binding state, or the reason (for every node) it cannot be used. */

@@ -8,6 +8,7 @@
 // from disk (vol_data.json records, the runtime's state), never from memory, so a restarted agent
 // finds the volumes and containers a previous one left, keeps those its pods still use and cleans
 // up the rest. A volume is unstaged only when no pod on the node publishes or still wants it.
+import { ephemeralClaimConflict, podVolumeClaims, type VolumeClaim, volumeClaim } from '../api/pod-claims.js';
 import { readdir, rmdir } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
@@ -334,7 +335,7 @@ export class NodeAgent {
       if (base === undefined) throw new Error(`volumeMount "${m.name}" names no volume of the pod`);
       const hostPath = m.subPath ? await resolveSubPath(base, m.subPath) : base;
       const volume = pod.spec.volumes?.find((v) => v.name === m.name);
-      const readOnly = m.readOnly === true || volume?.persistentVolumeClaim?.readOnly === true;
+      const readOnly = m.readOnly === true || (volume !== undefined && volumeClaim(pod, volume)?.readOnly === true);
       out.push({ hostPath, containerPath: m.mountPath, readOnly });
     }
     return out;
@@ -372,13 +373,13 @@ export class NodeAgent {
     const namespace = pod.metadata.namespace ?? 'default';
     const paths = new Map<string, string>();
     for (const volume of pod.spec.volumes ?? []) {
-      const claim = volume.persistentVolumeClaim;
+      const claim = volumeClaim(pod, volume);
       if (claim === undefined) {
         const path = await this.volumes.setUp(uid, namespace, volume);
         if (path !== undefined) paths.set(volume.name, path);
         continue;
       }
-      const pv = this.boundVolume(pod, claim.claimName);
+      const pv = this.boundVolume(pod, claim);
       const csi = pv.spec.csi;
       if (csi === undefined) {
         if (pv.spec.hostPath !== undefined) {
@@ -391,7 +392,7 @@ export class NodeAgent {
       this.checkMultiAttach(pod, pv);
       this.checkNodeAffinity(pv);
       const publishContext = this.attachment(pv);
-      const readOnly = claim.readOnly === true || csi.readOnly === true;
+      const readOnly = claim.readOnly || csi.readOnly === true;
       const path = await this.pvLocks.run(pv.metadata.name ?? '', () =>
         this.csi.setUp({
           pv,
@@ -410,11 +411,13 @@ export class NodeAgent {
     return paths;
   }
 
-  private boundVolume(pod: Pod, claimName: string): PersistentVolume {
+  private boundVolume(pod: Pod, { claimName, ephemeral }: VolumeClaim): PersistentVolume {
     const namespace = pod.metadata.namespace ?? 'default';
     const pvc = this.store.get('persistentvolumeclaims', namespace, claimName) as PersistentVolumeClaim | undefined;
     if (pvc === undefined) throw new NotYet(`persistentvolumeclaim "${claimName}" not found`);
     if (pvc.metadata.deletionTimestamp !== undefined) throw new PodVolumeError(`persistentvolumeclaim "${claimName}" is being deleted`);
+    const notOurs = ephemeral ? ephemeralClaimConflict(pod, pvc) : undefined;
+    if (notOurs !== undefined) throw new PodVolumeError(notOurs);
     if (pvc.status?.phase !== 'Bound' || !pvc.spec.volumeName) throw new NotYet(`persistentvolumeclaim "${claimName}" is not bound yet`);
     const pv = this.store.get('persistentvolumes', undefined, pvc.spec.volumeName);
     if (pv === undefined) throw new NotYet(`persistentvolume "${pvc.spec.volumeName}" not found`);
@@ -446,7 +449,7 @@ export class NodeAgent {
           p.spec.nodeName !== this.nodeName &&
           !finished(p) &&
           p.metadata.namespace === claim?.namespace &&
-          (p.spec.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === claim?.name),
+          podVolumeClaims(p).some((c) => c.claimName === claim?.name),
       );
     if (users.length === 0) return;
     const names = users.map((p) => p.metadata.name ?? '').join(', ');
@@ -539,9 +542,8 @@ export class NodeAgent {
     const wanted = new Set<string>();
     for (const pod of this.pods.values()) {
       if (pod.metadata.deletionTimestamp !== undefined || finished(pod)) continue;
-      for (const v of pod.spec.volumes ?? []) {
-        if (v.persistentVolumeClaim === undefined) continue;
-        const pvc = this.store.get('persistentvolumeclaims', pod.metadata.namespace ?? 'default', v.persistentVolumeClaim.claimName);
+      for (const c of podVolumeClaims(pod)) {
+        const pvc = this.store.get('persistentvolumeclaims', pod.metadata.namespace ?? 'default', c.claimName);
         if (pvc?.spec.volumeName) wanted.add(pvc.spec.volumeName);
       }
     }
@@ -674,12 +676,13 @@ export class NodeAgent {
         this.lastAbnormal.set(key, condition.message);
         const namespace = pod.metadata.namespace ?? 'default';
         const volume = (pod.spec.volumes ?? []).find((v) => {
-          const claimName = v.persistentVolumeClaim?.claimName;
+          const claimName = volumeClaim(pod, v)?.claimName;
           return claimName !== undefined && this.store.get('persistentvolumeclaims', namespace, claimName)?.spec.volumeName === record.pvName;
         });
         const name = volume?.name ?? record.pvName;
         this.recorder.event(pod, 'Warning', 'VolumeConditionAbnormal', `Volume ${name}: ${condition.message}`);
-        const claim = volume?.persistentVolumeClaim ? this.store.get('persistentvolumeclaims', namespace, volume.persistentVolumeClaim.claimName) : undefined;
+        const claimName = volume === undefined ? undefined : volumeClaim(pod, volume)?.claimName;
+        const claim = claimName === undefined ? undefined : this.store.get('persistentvolumeclaims', namespace, claimName);
         if (claim) this.recorder.event(claim, 'Warning', 'VolumeConditionAbnormal', condition.message);
       }
     }

@@ -185,6 +185,17 @@ function validateVolumes(volumes: readonly Volume[]): FieldError[] {
     if (sources.length === 0) errs.push(required(p, 'must specify a volume type'));
     for (const extra of sources.slice(1)) errs.push(forbidden(child(p, extra), 'may not specify more than 1 volume type'));
     if (v.persistentVolumeClaim && !v.persistentVolumeClaim.claimName) errs.push(required(child(p, 'persistentVolumeClaim.claimName')));
+    // Kubernetes' validateEphemeralVolumeSource: a template is required, its metadata holds only labels and annotations.
+    if (v.ephemeral !== undefined) {
+      const template = v.ephemeral.volumeClaimTemplate;
+      if (template === undefined || template === null) errs.push(required(child(p, 'ephemeral.volumeClaimTemplate')));
+      else {
+        if (template.spec === undefined || template.spec === null) errs.push(required(child(p, 'ephemeral.volumeClaimTemplate.spec')));
+        for (const field of Object.keys(template.metadata ?? {})) {
+          if (field !== 'labels' && field !== 'annotations') errs.push(forbidden(child(p, `ephemeral.volumeClaimTemplate.metadata.${field}`), 'field not allowed in an ephemeral volume template'));
+        }
+      }
+    }
     // The kubelet sizes the volume from it: a quantity, as Kubernetes' type demands.
     if (v.emptyDir?.sizeLimit !== undefined) errs.push(...validateQuantity(child(p, 'emptyDir.sizeLimit'), v.emptyDir.sizeLimit));
     if (v.hostPath) {

@@ -290,6 +290,8 @@ export interface Volume {
   persistentVolumeClaim?: { claimName: string; readOnly?: boolean };
   hostPath?: HostPathVolumeSource;
   emptyDir?: { medium?: string; sizeLimit?: Quantity };
+  /** A generic ephemeral volume: the ephemeral-volume controller makes claim "<pod>-<volume>" from the template. */
+  ephemeral?: { volumeClaimTemplate?: { metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> }; spec: PersistentVolumeClaim['spec'] } };
   [source: string]: unknown;
 }
 
