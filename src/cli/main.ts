@@ -34,8 +34,9 @@ if (process.argv[2] !== 'driver') {
     import('./node-command.js'),
     import('./pod-commands.js'),
     import('./doctor-command.js'),
+    import('./down-command.js'),
   ]);
-  const [up, kubeconfig, apply, get, describe, del, demo, node, pods, doctor] = commands;
+  const [up, kubeconfig, apply, get, describe, del, demo, node, pods, doctor, down] = commands;
   up.registerUpCommand(program);
   kubeconfig.registerKubeconfigCommand(program);
   apply.registerApplyCommand(program);
@@ -46,6 +47,7 @@ if (process.argv[2] !== 'driver') {
   node.registerNodeCommand(program);
   pods.registerPodCommands(program);
   doctor.registerDoctorCommand(program);
+  down.registerDownCommand(program);
 }
 registerDriverCommand(program);
 if (process.argv[2] !== 'driver') (await import('./ceph-dev-command.js')).registerCephDevCommand(program);

@@ -76,7 +76,7 @@ export function ensureDefaultStorageClass(store: Store, log: Logger): void {
  * (staged or published volumes) and loop devices backed by its image files. The pool can be
  * released only when there is none.
  */
-async function poolUsers(poolRoot: string): Promise<string[]> {
+export async function poolUsers(poolRoot: string): Promise<string[]> {
   const mounts = parseMountInfo(await readFile('/proc/self/mountinfo', 'utf8'));
   const root = mounts.findLast((m) => m.mountPoint === poolRoot);
   if (root === undefined) return [];

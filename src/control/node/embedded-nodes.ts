@@ -67,6 +67,11 @@ export interface EmbeddedNodesOptions {
   retryBaseMs?: number;
   /** Longest delay between retries of a node's start. Default 30 s. */
   retryMaxMs?: number;
+  /**
+   * Run node agents (default true). `stowage down` starts the drivers only: it tears down what the
+   * agents set up, through the same drivers, without starting anyone's pods.
+   */
+  agents?: boolean;
 }
 
 /** Waits until the plugin at socket answers Probe with ready (unset counts as ready, as the spec says). */
@@ -147,7 +152,8 @@ export function declareEmbeddedNode(store: Store, nodeName: string): Node {
 interface RunningNode {
   name: string;
   driver: RunningDriver;
-  agent: NodeAgent;
+  /** Undefined when the nodes run without agents (`stowage down`). */
+  agent: NodeAgent | undefined;
 }
 
 export class EmbeddedNodes {
@@ -342,6 +348,10 @@ export class EmbeddedNodes {
       });
       await mayStartAgent();
       if (this.stopped) throw new Error('stopping');
+      if (this.options.agents === false) {
+        log.info({ root, endpoint: `unix://${socket}`, driver: driverName }, 'node driver started (no agent)');
+        return { name: nodeName, driver, agent: undefined };
+      }
       const runner = new ExecRunner(log.child({ component: 'runtime' }));
       const runtime = new PodRuntime({ rootDir: root, runner, logger: log.child({ component: 'runtime' }) });
       const agent = new NodeAgent({
@@ -419,7 +429,7 @@ export class EmbeddedNodes {
     this.stopped = true;
     for (const entry of this.failed.values()) if (entry.timer !== undefined) clearTimeout(entry.timer);
     const nodes = (await Promise.all(this.running.values())).filter((n): n is RunningNode => n !== undefined);
-    await Promise.all(nodes.map((n) => n.agent.stop().catch((err: unknown) => this.log.error({ err, node: n.name }, 'node agent stop failed'))));
+    await Promise.all(nodes.map((n) => n.agent?.stop().catch((err: unknown) => this.log.error({ err, node: n.name }, 'node agent stop failed'))));
     await Promise.all(nodes.map((n) => n.driver.stop().catch((err: unknown) => this.log.error({ err, node: n.name }, 'driver stop failed'))));
     const controller = await this.controller?.catch(() => undefined);
     await controller?.stop().catch((err: unknown) => this.log.error({ err }, 'CSI controller stop failed'));
