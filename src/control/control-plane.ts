@@ -7,6 +7,7 @@
 // port), "unix:///path", or several addresses at once (e.g. the socket plus loopback HTTP for
 // kubectl). `url` is the first. An https:// address is served with the serving certificate of
 // <stateDir>/pki/ (pki.ts), made for the hosts of every https address.
+import { VolumeStatsCache } from './node/volume-stats.js';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -42,6 +43,8 @@ export interface ControlPlane {
   caPem?: string;
   store: Store;
   controllers: Controllers;
+  /** The node agents' volume stats, served as the kubelets' metrics (/metrics, nodes/{n}/proxy/metrics). */
+  volumeStats: VolumeStatsCache;
   stop(): Promise<void>;
 }
 
@@ -69,6 +72,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const store = open(join(stateDir, STORE_FILE), options.store);
   const servers: ApiServer[] = [];
+  const volumeStats = new VolumeStatsCache();
   let controllers: Controllers | undefined;
   const infoPath = join(stateDir, SERVER_INFO_FILE);
   try {
@@ -88,6 +92,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           ...(pki === undefined ? {} : { tls: { certPem: pki.certPem, keyPem: pki.keyPem } }),
           ...(tokenSigner === undefined ? {} : { tokenSigner }),
           ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
+          metrics: (node) => volumeStats.render(node).then((text) => text ?? ''),
           logger: log,
         }),
       );
@@ -116,7 +121,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log.fatal({ err }, 'the store failed to commit; the control plane stops serving (restart it to recover)');
       void stop().catch((e: unknown) => log.error({ err: e }, 'control plane stop after store failure failed'));
     });
-    return { url: info.url, urls, ...(pki === undefined ? {} : { caPem: pki.caPem }), store, controllers: running, stop };
+    return { url: info.url, urls, ...(pki === undefined ? {} : { caPem: pki.caPem }), store, controllers: running, volumeStats, stop };
   } catch (err) {
     await controllers?.stop().catch(() => undefined);
     await Promise.all(servers.map((s) => s.close().catch(() => undefined)));

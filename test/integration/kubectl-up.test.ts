@@ -50,12 +50,15 @@ spec:
     persistentVolumeClaim: {claimName: data}
 `;
 
-/** The cells of a table line (columns are separated by at least three spaces). */
+/**
+ * The cells of a table, cut where the header's columns start (kubectl pads columns with at least
+ * three spaces; an empty cell, such as a PV's REASON, leaves only spaces where it is).
+ */
 function rows(table: string): string[][] {
-  return table
-    .trimEnd()
-    .split('\n')
-    .map((l) => l.split(/ {3,}/));
+  const lines = table.trimEnd().split('\n');
+  const header = lines[0] ?? '';
+  const starts = [0, ...[...header.matchAll(/ {3,}(?=\S)/g)].map((m) => (m.index ?? 0) + m[0].length)];
+  return lines.map((line) => starts.map((start, i) => line.slice(start, starts[i + 1] ?? line.length).trim()));
 }
 
 /** The table without its AGE column (wherever it is: a node's AGE comes before VERSION), which ticks between two reads. */
@@ -141,6 +144,12 @@ describe('kubectl drives `stowage up` with the kubeconfig it wrote', () => {
     assert.deepEqual(header, ['NAME', 'STATUS', 'VOLUME', 'CAPACITY', 'ACCESS MODES', 'STORAGECLASS', 'VOLUMEATTRIBUTESCLASS', 'AGE']);
     assert.deepEqual(row?.slice(0, 6), ['data', 'Bound', pv, '64Mi', 'RWO', 'local']);
     assert.equal(await ok('apply', '-f', file), 'persistentvolumeclaim/data unchanged\npod/writer unchanged\n');
+  });
+
+  it('kubectl get --raw reads the kubelet volume stats of the claim through the node proxy', async () => {
+    await until('the node to report the claim\'s volume stats', async () =>
+      (await ok('get', '--raw', `/api/v1/nodes/${NODE}/proxy/metrics`)).includes('kubelet_volume_stats_capacity_bytes{namespace="default",persistentvolumeclaim="data"}'),
+    );
   });
 
   it('describe shows the claim, who uses it and the provisioning events', async () => {

@@ -73,6 +73,7 @@ export async function startNodeCluster(): Promise<NodeCluster> {
       runtime,
       mounter: new Mounter(new ExecRunner(logger)),
       logger,
+      volumeStats: plane.volumeStats,
       pollMs: 200,
       restartBackoffMs: 300,
       heartbeatMs: 2_000,

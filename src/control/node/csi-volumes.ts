@@ -12,6 +12,7 @@ import { CsiError } from '../../csi/errors.js';
 import type { PersistentVolume } from '../api/types/core.js';
 import { csiAccessMode } from '../controllers/provisioner.js';
 import { CSI_PLUGIN_DIR, type NodeLayout, VOL_DATA } from './layout.js';
+import { statsFromUsage } from './volume-stats.js';
 
 /** What vol_data.json says about a staged or published volume. */
 export interface VolumeRecord {
@@ -142,14 +143,14 @@ export class NodeCsiVolumes {
   }
 
   /**
-   * The driver's word on a published volume's health (NodeGetVolumeStats' volume_condition), as the
-   * kubelet's volume stats calculator reads it; undefined when the driver does not report
-   * conditions (no GET_VOLUME_STATS + VOLUME_CONDITION node capability).
+   * NodeGetVolumeStats of a published volume, as the kubelet's volume stats calculator reads it:
+   * its usage (bytes and inodes) and, when the driver reports VOLUME_CONDITION, its health.
+   * Undefined when the driver does not serve GET_VOLUME_STATS.
    */
-  async volumeCondition(podUid: string, record: VolumeRecord): Promise<{ abnormal: boolean; message: string } | undefined> {
+  async volumeStats(podUid: string, record: VolumeRecord): Promise<{ usage: ReturnType<typeof statsFromUsage>; condition: { abnormal: boolean; message: string } | undefined } | undefined> {
     const client = this.client(record.driverName);
     const caps = await this.nodeCapabilities(client);
-    if (!caps.has('GET_VOLUME_STATS') || !caps.has('VOLUME_CONDITION')) return undefined;
+    if (!caps.has('GET_VOLUME_STATS')) return undefined;
     const res = await client.node.NodeGetVolumeStats(
       {
         volume_id: record.volumeHandle,
@@ -158,8 +159,8 @@ export class NodeCsiVolumes {
       },
       { timeoutMs: 10_000 },
     );
-    const c = res.volume_condition;
-    return c ? { abnormal: c.abnormal === true, message: c.message ?? '' } : undefined;
+    const c = caps.has('VOLUME_CONDITION') ? res.volume_condition : undefined;
+    return { usage: statsFromUsage(res.usage ?? []), condition: c ? { abnormal: c.abnormal === true, message: c.message ?? '' } : undefined };
   }
 
   /** Stages (once per node) and publishes the PV for the pod; returns the target path. */

@@ -366,6 +366,7 @@ export class EmbeddedNodes {
         // DiskPressure watches what fills up: the node's pool (local), else its kubelet root.
         ...(backend.kind === 'local' ? { nodefsPath: join(root, 'pool', 'pool') } : {}),
         logger: log.child({ component: 'node-agent' }),
+        volumeStats: plane.volumeStats,
         ...this.options.agent,
       });
       await agent.start();

@@ -8,6 +8,7 @@
 // from disk (vol_data.json records, the runtime's state), never from memory, so a restarted agent
 // finds the volumes and containers a previous one left, keeps those its pods still use and cleans
 // up the rest. A volume is unstaged only when no pod on the node publishes or still wants it.
+import type { VolumeStats, VolumeStatsCache } from './volume-stats.js';
 import { ephemeralClaimConflict, podVolumeClaims, type VolumeClaim, volumeClaim } from '../api/pod-claims.js';
 import { readdir, rmdir } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
@@ -59,6 +60,8 @@ export interface NodeAgentOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   workers?: number;
+  /** Where the heartbeat's volume stats go (the kubelet_volume_stats_* metrics); none: not kept. */
+  volumeStats?: VolumeStatsCache;
 }
 
 const MAX_RESTART_BACKOFF_MS = 300_000;
@@ -120,6 +123,7 @@ export class NodeAgent {
   /** Last abnormal volume condition reported per "<pod uid>/<pv>", so one fault is one event, not one per heartbeat. */
   private readonly lastAbnormal = new Map<string, string>();
   private checkingHealth = false;
+  private readonly volumeStats: VolumeStatsCache | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -135,6 +139,7 @@ export class NodeAgent {
     this.restartBackoffMs = options.restartBackoffMs ?? 10_000;
     this.heartbeatMs = options.heartbeatMs ?? 10_000;
     this.nodefsPath = options.nodefsPath ?? options.rootDir;
+    this.volumeStats = options.volumeStats;
     this.layout = new NodeLayout(options.rootDir);
     this.csi = new NodeCsiVolumes({ layout: this.layout, nodeClient: (driver) => this.registry.nodeClient(driver, this.nodeName), logger: this.log });
     this.expansion = new NodeExpansion({ store: this.store, recorder: this.recorder, csi: this.csi, nodeName: this.nodeName, logger: this.log });
@@ -649,44 +654,52 @@ export class NodeAgent {
   }
 
   /**
-   * The kubelet's volume health monitoring (CSIVolumeHealth): NodeGetVolumeStats for every
-   * published CSI volume of this node's pods; an abnormal condition becomes a Warning
+   * The kubelet's volume stats and health monitoring (CSIVolumeHealth): NodeGetVolumeStats for
+   * every published CSI volume of this node's pods. Usage goes to the volume stats cache (the
+   * kubelet_volume_stats_* metrics, by claim); an abnormal condition becomes a Warning
    * VolumeConditionAbnormal event "Volume <name>: <message>" on the pod, and on its claim (where
-   * external-health-monitor would put it). A driver that cannot answer is logged, not fatal.
+   * external-health-monitor would put it), once per fault. A driver that cannot answer is logged,
+   * not fatal; its volumes drop out of the metrics until it answers again.
    */
   private async checkVolumeHealth(): Promise<void> {
     const seen = new Set<string>();
+    const collected = new Map<string, VolumeStats>();
     for (const [uid, pod] of this.pods) {
       if (this.stopped) return;
+      const namespace = pod.metadata.namespace ?? 'default';
       for (const record of await this.csi.publishedOf(uid)) {
         const key = `${uid}/${record.pvName}`;
         seen.add(key);
-        let condition: { abnormal: boolean; message: string } | undefined;
+        let stats: Awaited<ReturnType<NodeCsiVolumes['volumeStats']>>;
         try {
-          condition = await this.csi.volumeCondition(uid, record);
+          stats = await this.csi.volumeStats(uid, record);
         } catch (err) {
           this.log.warn({ err, pv: record.pvName, pod: uid }, 'NodeGetVolumeStats failed');
           continue;
         }
+        const volume = (pod.spec.volumes ?? []).find((v) => {
+          const claimName = volumeClaim(pod, v)?.claimName;
+          return claimName !== undefined && this.store.get('persistentvolumeclaims', namespace, claimName)?.spec.volumeName === record.pvName;
+        });
+        const claimName = volume === undefined ? undefined : volumeClaim(pod, volume)?.claimName;
+        if (stats !== undefined && claimName !== undefined) {
+          collected.set(`${namespace}/${claimName}`, { namespace, claim: claimName, ...stats.usage, ...(stats.condition ? { abnormal: stats.condition.abnormal } : {}) });
+        }
+        const condition = stats?.condition;
         if (!condition?.abnormal) {
           this.lastAbnormal.delete(key);
           continue;
         }
         if (this.lastAbnormal.get(key) === condition.message) continue;
         this.lastAbnormal.set(key, condition.message);
-        const namespace = pod.metadata.namespace ?? 'default';
-        const volume = (pod.spec.volumes ?? []).find((v) => {
-          const claimName = volumeClaim(pod, v)?.claimName;
-          return claimName !== undefined && this.store.get('persistentvolumeclaims', namespace, claimName)?.spec.volumeName === record.pvName;
-        });
         const name = volume?.name ?? record.pvName;
         this.recorder.event(pod, 'Warning', 'VolumeConditionAbnormal', `Volume ${name}: ${condition.message}`);
-        const claimName = volume === undefined ? undefined : volumeClaim(pod, volume)?.claimName;
         const claim = claimName === undefined ? undefined : this.store.get('persistentvolumeclaims', namespace, claimName);
         if (claim) this.recorder.event(claim, 'Warning', 'VolumeConditionAbnormal', condition.message);
       }
     }
     for (const key of this.lastAbnormal.keys()) if (!seen.has(key)) this.lastAbnormal.delete(key);
+    this.volumeStats?.replace(this.nodeName, [...collected.values()]);
   }
 
   /** Read-modify-write of this node's status; the Node is created if registration has not yet. */

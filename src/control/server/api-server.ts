@@ -7,7 +7,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
-import { ApiError, UnauthorizedError } from '../store/errors.js';
+import { resourceForName, type ResourceInfo } from '../api/registry.js';
+import { ApiError, NoResourceError, NotFoundError, UnauthorizedError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { handleReview, reviewForPath } from './access-review.js';
 import { ADMIN_USER, authenticator, type UserInfo } from './auth.js';
@@ -42,6 +43,8 @@ export interface ApiServerOptions {
   logger?: Logger;
   /** How often a quiet watch with allowWatchBookmarks gets a BOOKMARK; default a minute (tests shorten it). */
   watchBookmarkIntervalMs?: number;
+  /** The kubelets' metrics in Prometheus text: one node's, or every node's (undefined); none: 404. */
+  metrics?: (node: string | undefined) => Promise<string | undefined>;
 }
 
 export interface ApiServer {
@@ -179,6 +182,15 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       case 'openapi':
         serveOpenApi(req, res, r.version, r.path, url.searchParams);
         return;
+      case 'metrics': {
+        if (options.metrics === undefined) throw new NoResourceError();
+        // As the node proxy: a node that does not exist is the API's 404.
+        if (r.node !== undefined && options.store.get('nodes', undefined, r.node) === undefined) throw new NotFoundError(resourceForName('nodes') as ResourceInfo, r.node);
+        const text = (await options.metrics(r.node)) ?? '';
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+        res.end(text);
+        return;
+      }
       case 'collection':
         await handleCollection(ctx, r, req, res, url.searchParams);
         return;

@@ -5,6 +5,7 @@
 //   /apis/{group}/{version}/...                                the same for a group
 //   /api, /api/v1, /apis, /apis/{group}, /apis/{group}/{version}   discovery
 //   /openapi/v2, /openapi/v3[/api/v1 | /apis/{group}/{version}]   OpenAPI documents
+//   /metrics, /api/v1/nodes/{node}/proxy/metrics                the kubelets' volume stats metrics
 import { resourceForPath, type ResourceInfo } from '../api/registry.js';
 import { NoResourceError } from '../store/errors.js';
 
@@ -16,6 +17,8 @@ export type Route =
   | { type: 'group'; group: string }
   | { type: 'resources'; group: string; version: string }
   | { type: 'openapi'; version: 'v2' | 'v3'; path: string }
+  /** /metrics (every node's kubelet volume stats) or /api/v1/nodes/{node}/proxy/metrics (the kubelet's, through the node proxy). */
+  | { type: 'metrics'; node: string | undefined }
   | { type: 'collection'; resource: ResourceInfo; namespace: string | undefined }
   | { type: 'item'; resource: ResourceInfo; namespace: string | undefined; name: string; subresource: 'status' | 'binding' | undefined };
 
@@ -55,6 +58,8 @@ export function route(pathname: string): Route {
   const [root, a, b, ...rest] = segments;
   if (root !== undefined && HEALTH.has(root)) return { type: 'health' };
   if (root === 'version' && a === undefined) return { type: 'version' };
+  if (root === 'metrics' && a === undefined) return { type: 'metrics', node: undefined };
+  if (root === 'api' && a === 'v1' && b === 'nodes' && rest.length === 3 && rest[1] === 'proxy' && rest[2] === 'metrics') return { type: 'metrics', node: rest[0] };
   if (root === 'openapi' && (a === 'v2' || a === 'v3')) return { type: 'openapi', version: a, path: [b, ...rest].filter((s) => s !== undefined).join('/') };
   if (root === 'api') {
     if (a === undefined) return { type: 'coreVersions' };
