@@ -94,6 +94,18 @@ class KeyedMutex {
   }
 }
 
+/** A claim used as a device must be a Block volume and one used as a mount a Filesystem one (the kubelet's check). */
+function checkVolumeMode(pod: Pod, name: string, pv: PersistentVolume): void {
+  const mode = pv.spec.volumeMode ?? 'Filesystem';
+  const containers = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
+  if (mode !== 'Filesystem' && containers.some((c) => (c.volumeMounts ?? []).some((m) => m.name === name))) {
+    throw new PodVolumeError(`volume ${name} has volumeMode ${mode}, but is specified in volumeMounts`);
+  }
+  if (mode !== 'Block' && containers.some((c) => (c.volumeDevices ?? []).some((d) => d.name === name))) {
+    throw new PodVolumeError(`volume ${name} has volumeMode ${mode}, but is specified in volumeDevices`);
+  }
+}
+
 export class NodeAgent {
   readonly nodeName: string;
   readonly layout: NodeLayout;
@@ -337,6 +349,13 @@ export class NodeAgent {
       const readOnly = m.readOnly === true || volume?.persistentVolumeClaim?.readOnly === true;
       out.push({ hostPath, containerPath: m.mountPath, readOnly });
     }
+    // Raw block: the published device file, bound onto a file at devicePath in the container.
+    for (const d of container.volumeDevices ?? []) {
+      const hostPath = paths.get(d.name);
+      if (hostPath === undefined) throw new Error(`volumeDevice "${d.name}" names no volume of the pod`);
+      const volume = pod.spec.volumes?.find((v) => v.name === d.name);
+      out.push({ hostPath, containerPath: d.devicePath, readOnly: volume?.persistentVolumeClaim?.readOnly === true });
+    }
     return out;
   }
 
@@ -388,6 +407,7 @@ export class NodeAgent {
         }
         throw new PodVolumeError(`volume "${volume.name}": PersistentVolume ${pv.metadata.name ?? ''} has no CSI or hostPath source the embedded node agent can mount`);
       }
+      checkVolumeMode(pod, volume.name, pv);
       this.checkMultiAttach(pod, pv);
       this.checkNodeAffinity(pv);
       const publishContext = this.attachment(pv);

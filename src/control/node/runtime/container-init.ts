@@ -13,15 +13,16 @@
 //
 // The root: an overlay whose lower layer is the host's root filesystem (read through, never
 // written) and whose upper layer is in the attempt's dir, so a write to /etc lands in the state dir;
-// /proc for the container's own PID namespace; the host's /dev (with a private /dev/shm) and /sys
-// (read-only); a private tmpfs on /tmp; each volume bound at its mountPath, read-only ones really
-// read-only (every mount below them too). Mount points are made inside the overlay, i.e. in the
+// /proc for the container's own PID namespace; a /dev of its own (tmpfs with the default devices, as
+// runc makes it) and the host's /sys (read-only); a private tmpfs on /tmp; each volume bound at its
+// mountPath, read-only ones really read-only (every mount below them too), and each raw block
+// volume's device file bound onto a file at its devicePath. Mount points are made inside the overlay, i.e. in the
 // upper layer, never on the host. Only the root filesystem is seen through: other host mounts
 // (/boot, a separate /home…) appear as their empty mount point directories.
 //
 // It tells the shim how the start went on fd 3 (one JSON line), closes it, and execs the command.
 // Usage: node container-init.js <attempt dir>   (cwd: the attempt dir)
-import { accessSync, closeSync, constants as fsConstants, lstatSync, mkdirSync, readlinkSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, lstatSync, mkdirSync, readlinkSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
@@ -117,15 +118,38 @@ function mountPoint(source: string, target: string): void {
   }
 }
 
+/** The device nodes every container gets, as runc gives them (bound from the host's). */
+const DEFAULT_DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+/**
+ * The container's /dev: a tmpfs of its own with the default devices, /dev/pts, /dev/shm and the
+ * fd links, as runc builds it; never the host's /dev, so the node's disks and loop devices (the
+ * pool's) are not in it, and a raw block volume's device file (volumeDevices) is made here, not on
+ * the host's devtmpfs.
+ */
+function buildDev(dev: string): void {
+  mount('tmpfs', dev, 'tmpfs', MS_NOSUID, 'mode=755,size=65536k');
+  for (const name of DEFAULT_DEVICES) {
+    const target = join(dev, name);
+    writeFileSync(target, '', { flag: 'a' });
+    mount(`/dev/${name}`, target, null, MS_BIND, null);
+  }
+  mkdirSync(join(dev, 'pts'));
+  mount('/dev/pts', join(dev, 'pts'), null, MS_BIND | MS_REC, null);
+  symlinkSync('pts/ptmx', join(dev, 'ptmx'));
+  symlinkSync('/proc/self/fd', join(dev, 'fd'));
+  for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) symlinkSync(`/proc/self/fd/${fd}`, join(dev, name));
+  mkdirSync(join(dev, 'shm'));
+  mount('shm', join(dev, 'shm'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777,size=65536k');
+}
+
 function buildRoot(dir: string, launch: LaunchFile): void {
   const { spec } = launch;
   const root = join(dir, 'rootfs');
   // Relative upper/work (cwd is the attempt dir): the state dir's path never meets the option parser's commas.
   mount('overlay', root, 'overlay', 0, 'lowerdir=/,upperdir=upper,workdir=work');
   mount('proc', join(root, 'proc'), 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC, null);
-  mount('/dev', join(root, 'dev'), null, MS_BIND | MS_REC, null);
-  mkdirSync(join(root, 'dev', 'shm'), { recursive: true });
-  mount('shm', join(root, 'dev', 'shm'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777,size=65536k');
+  buildDev(join(root, 'dev'));
   mount('/sys', join(root, 'sys'), null, MS_BIND | MS_REC, null);
   makeReadOnlyRecursive(join(root, 'sys'));
   mkdirSync(join(root, 'tmp'), { recursive: true });
