@@ -27,6 +27,7 @@ import type { Store } from '../store/store.js';
 import { NodeCsiVolumes } from './csi-volumes.js';
 import { diskPressureCondition, underDiskPressure } from './disk-pressure.js';
 import { NodeLayout } from './layout.js';
+import { initRestartPolicy, nextInitStep } from './init-containers.js';
 import { NodeExpansion } from './node-expansion.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
 import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
@@ -267,6 +268,16 @@ export class NodeAgent {
       throw err;
     }
 
+    const init = await this.syncInitContainers(pod, paths);
+    if (!init.done) {
+      const waiting = pod.spec.containers.map((container) => ({ container, status: undefined, waiting: { reason: 'PodInitializing' } }));
+      const updated = await this.writeStatus(pod, waiting, true, init.views);
+      if (updated?.status?.phase === 'Failed') {
+        this.loop.enqueue(uid);
+        return;
+      }
+      return { requeueAfterMs: init.checkInMs ?? this.pollMs };
+    }
     const views: ContainerView[] = [];
     let nextCheck: number | undefined;
     for (const container of pod.spec.containers) {
@@ -274,7 +285,7 @@ export class NodeAgent {
       views.push(view.view);
       if (view.checkInMs !== undefined) nextCheck = Math.min(nextCheck ?? Infinity, view.checkInMs);
     }
-    const updated = await this.writeStatus(pod, views, true);
+    const updated = await this.writeStatus(pod, views, true, init.views);
     const phase = updated?.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') {
       // Finished: release the volumes now; the pod object stays with its status.
@@ -284,12 +295,40 @@ export class NodeAgent {
     return { requeueAfterMs: nextCheck ?? this.pollMs };
   }
 
+  /**
+   * The init containers, one at a time in order (init-containers.ts decides the step): done once
+   * all have completed; otherwise the current one is started, restarted or watched.
+   */
+  private async syncInitContainers(pod: Pod, paths: Map<string, string>): Promise<{ done: boolean; views: ContainerView[]; checkInMs?: number }> {
+    const inits = pod.spec.initContainers ?? [];
+    const uid = pod.metadata.uid ?? '';
+    const statuses = await Promise.all(inits.map((c) => this.runtime.status(uid, c.name)));
+    const step = nextInitStep(pod, statuses);
+    if (step.kind === 'done') return { done: true, views: inits.map((container, i) => ({ container, status: statuses[i] })) };
+    const views: ContainerView[] = [];
+    let checkInMs: number | undefined;
+    for (const [i, container] of inits.entries()) {
+      if (i < step.index || (i === step.index && step.kind === 'failed')) views.push({ container, status: statuses[i] });
+      else if (i > step.index) views.push({ container, status: undefined, waiting: { reason: 'PodInitializing' } });
+      else {
+        const synced = await this.syncContainer(pod, container, paths, initRestartPolicy(pod));
+        views.push(synced.view);
+        checkInMs = synced.checkInMs;
+      }
+    }
+    return { done: false, views, ...(checkInMs === undefined ? {} : { checkInMs }) };
+  }
+
   /** Starts, restarts (with back-off) or leaves a container, and says what it is doing. */
-  private async syncContainer(pod: Pod, container: Container, paths: Map<string, string>): Promise<{ view: ContainerView; checkInMs?: number }> {
+  private async syncContainer(
+    pod: Pod,
+    container: Container,
+    paths: Map<string, string>,
+    policy: NonNullable<Pod['spec']['restartPolicy']> = pod.spec.restartPolicy ?? 'Always',
+  ): Promise<{ view: ContainerView; checkInMs?: number }> {
     const uid = pod.metadata.uid ?? '';
     const current = await this.runtime.status(uid, container.name);
     if (current?.state === 'running' || current?.state === 'unknown') return { view: { container, status: current }, checkInMs: this.pollMs };
-    const policy = pod.spec.restartPolicy ?? 'Always';
     if (current !== undefined) {
       const restart = policy === 'Always' || (policy === 'OnFailure' && current.exitCode !== 0);
       if (!restart) return { view: { container, status: current } };
@@ -363,17 +402,31 @@ export class NodeAgent {
   private async views(pod: Pod, reason: string, message: string): Promise<ContainerView[]> {
     const uid = pod.metadata.uid ?? '';
     const out: ContainerView[] = [];
+    // A pod with init containers: the app containers wait for them (PodInitializing), as in the kubelet.
+    const initializing = (pod.spec.initContainers ?? []).length > 0 ? { reason: 'PodInitializing' } : undefined;
     for (const container of pod.spec.containers) {
       const status = await this.runtime.status(uid, container.name).catch(() => undefined);
-      out.push(status?.state === 'running' ? { container, status } : { container, status, waiting: { reason, message } });
+      out.push(status?.state === 'running' ? { container, status } : { container, status, waiting: initializing ?? { reason, message } });
     }
     return out;
   }
 
-  private async writeStatus(pod: Pod, views: ContainerView[], volumesReady: boolean): Promise<Pod | undefined> {
+  /** The init containers as the runtime has them (those never started wait with PodInitializing). */
+  private async initViews(pod: Pod): Promise<ContainerView[]> {
+    const uid = pod.metadata.uid ?? '';
+    const out: ContainerView[] = [];
+    for (const container of pod.spec.initContainers ?? []) {
+      const status = await this.runtime.status(uid, container.name).catch(() => undefined);
+      out.push(status === undefined ? { container, status, waiting: { reason: 'PodInitializing' } } : { container, status });
+    }
+    return out;
+  }
+
+  private async writeStatus(pod: Pod, views: ContainerView[], volumesReady: boolean, initViews?: ContainerView[]): Promise<Pod | undefined> {
     const latest = this.store.get('pods', pod.metadata.namespace, pod.metadata.name ?? '');
     if (latest === undefined || latest.metadata.uid !== pod.metadata.uid) return undefined;
-    const status = computePodStatus({ pod: latest, views, volumesReady, hostIP: HOST_IP });
+    const inits = initViews ?? (await this.initViews(pod));
+    const status = computePodStatus({ pod: latest, views, initViews: inits, volumesReady, hostIP: HOST_IP });
     if (isDeepStrictEqual(status, latest.status)) return latest;
     try {
       return this.store.update<Pod>({ ...latest, status }, { subresource: 'status' });
@@ -548,7 +601,7 @@ export class NodeAgent {
   }
 
   private async containerNames(uid: string, pod: Pod | undefined): Promise<string[]> {
-    const names = new Set((pod?.spec.containers ?? []).map((c) => c.name));
+    const names = new Set([...(pod?.spec.initContainers ?? []), ...(pod?.spec.containers ?? [])].map((c) => c.name));
     const dir = `${this.layout.podDir(uid)}/containers`;
     for (const name of await readdir(dir).catch(() => [] as string[])) names.add(name);
     return [...names];
