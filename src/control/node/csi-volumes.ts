@@ -14,6 +14,7 @@ import type { CsiClient } from '../../csi/client.js';
 import { CsiError } from '../../csi/errors.js';
 import type { PersistentVolume } from '../api/types/core.js';
 import { csiAccessMode } from '../controllers/provisioner.js';
+import { type FsGroupPolicy, fsGroupApplies, setVolumeOwnership } from './volume-ownership.js';
 import { CSI_PLUGIN_DIR, type NodeLayout, VOL_DATA } from './layout.js';
 
 /** What vol_data.json says about a staged or published volume. */
@@ -105,6 +106,10 @@ export interface PublishInput {
   publishContext: Record<string, string>;
   stageSecrets: Record<string, string>;
   publishSecrets: Record<string, string>;
+  /** The pod's fsGroup, its change policy and the CSIDriver's fsGroupPolicy (volume-ownership.ts). */
+  fsGroup?: number;
+  fsGroupChangePolicy?: string;
+  fsGroupPolicy?: FsGroupPolicy;
 }
 
 export class DriverNotOnNodeError extends Error {
@@ -262,6 +267,13 @@ export class NodeCsiVolumes {
       );
     } catch (err) {
       throw new VolumeOperationError(publishOp, pvName, err);
+    }
+    if (input.fsGroup !== undefined && fsGroupApplies(input.fsGroupPolicy, pv, input.readOnly)) {
+      try {
+        await setVolumeOwnership(targetPath, input.fsGroup, input.fsGroupChangePolicy);
+      } catch (err) {
+        throw new VolumeOperationError(publishOp, pvName, new Error(`applyFSGroup failed for vol ${csi.volumeHandle}: ${err instanceof Error ? err.message : String(err)}`));
+      }
     }
     this.publishedNow.add(`${podUid}/${pvName}`);
     return targetPath;

@@ -31,7 +31,9 @@ import { initRestartPolicy, nextInitStep } from './init-containers.js';
 import { NodeExpansion } from './node-expansion.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
 import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
-import type { ContainerMount, ContainerRuntime } from './runtime-api.js';
+import type { ContainerMount, ContainerRuntime, ContainerUser } from './runtime-api.js';
+import { containerUser, podSecurityContext } from './security-context.js';
+import type { FsGroupPolicy } from './volume-ownership.js';
 
 export interface NodeAgentOptions {
   store: Store;
@@ -348,8 +350,10 @@ export class NodeAgent {
       return { view: { container, status: current, waiting: { reason: 'CreateContainerError', message } } };
     }
     let mounts: ContainerMount[];
+    let user: ContainerUser | undefined;
     try {
       mounts = await this.containerMounts(pod, container, paths);
+      user = containerUser(pod, container);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.recorder.event(pod, 'Warning', 'Failed', `Error: ${message}`);
@@ -370,6 +374,7 @@ export class NodeAgent {
       env,
       ...(typeof container['workingDir'] === 'string' ? { workingDir: container['workingDir'] } : {}),
       mounts,
+      ...(user ? { user } : {}),
       attempt,
     });
     this.recorder.event(pod, 'Normal', 'Created', `Created container ${container.name}`);
@@ -446,7 +451,7 @@ export class NodeAgent {
     for (const volume of pod.spec.volumes ?? []) {
       const claim = volume.persistentVolumeClaim;
       if (claim === undefined) {
-        const path = await this.volumes.setUp(uid, namespace, volume);
+        const path = await this.volumes.setUp(uid, namespace, volume, podSecurityContext(pod).fsGroup);
         if (path !== undefined) paths.set(volume.name, path);
         continue;
       }
@@ -473,6 +478,7 @@ export class NodeAgent {
           publishContext,
           stageSecrets: this.secrets(csi.nodeStageSecretRef),
           publishSecrets: this.secrets(csi.nodePublishSecretRef),
+          ...this.fsGroupOf(pod, csi.driver),
         }),
       );
       // A volume its resizer grew: NodeExpandVolume now that it is published (expansion finished here).
@@ -481,6 +487,14 @@ export class NodeAgent {
     }
     await this.reportVolumesInUse();
     return paths;
+  }
+
+  /** What SetVolumeOwnership needs for a pod's CSI volume: the pod's fsGroup and the driver's policy. */
+  private fsGroupOf(pod: Pod, driver: string): { fsGroup?: number; fsGroupChangePolicy?: string; fsGroupPolicy?: FsGroupPolicy } {
+    const sc = podSecurityContext(pod);
+    if (sc.fsGroup === undefined) return {};
+    const policy = (this.registry.csiDriver(driver) as CSIDriver | undefined)?.spec?.fsGroupPolicy;
+    return { fsGroup: sc.fsGroup, ...(sc.fsGroupChangePolicy ? { fsGroupChangePolicy: sc.fsGroupChangePolicy } : {}), ...(policy ? { fsGroupPolicy: policy } : {}) };
   }
 
   private boundVolume(pod: Pod, claimName: string): PersistentVolume {

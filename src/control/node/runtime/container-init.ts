@@ -205,8 +205,10 @@ function main(dir: string): void {
   let file: string;
   let env: Record<string, string>;
   let argv: string[];
+  let user: LaunchFile['spec']['user'];
   try {
     const launch = readJsonSync<LaunchFile>(join(dir, 'launch.json'));
+    user = launch.spec.user;
     argv = launch.spec.command;
     if (argv.length === 0) throw new Error('no command specified');
     for (const m of launch.spec.mounts) {
@@ -220,6 +222,19 @@ function main(dir: string): void {
     file = findExecutable(argv[0]!, env.PATH ?? DEFAULT_PATH);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`stowage: cannot start container: ${message}\n`);
+    report({ ok: false, message });
+    process.exit(128);
+  }
+  try {
+    // Last, once the root is built: groups, then group, then user (after setuid nothing else may change).
+    if (user !== undefined) {
+      process.setgroups!(user.groups);
+      process.setgid!(user.gid);
+      process.setuid!(user.uid);
+    }
+  } catch (err) {
+    const message = `cannot run as the securityContext's user: ${err instanceof Error ? err.message : String(err)}`;
     process.stderr.write(`stowage: cannot start container: ${message}\n`);
     report({ ok: false, message });
     process.exit(128);

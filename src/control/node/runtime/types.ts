@@ -10,6 +10,14 @@ export interface ContainerMount {
   readOnly: boolean;
 }
 
+/** Who the command runs as (resolved by the agent from the securityContext); absent: root. */
+export interface ContainerUser {
+  uid: number;
+  gid: number;
+  /** Supplementary groups (the primary group, fsGroup, supplementalGroups). */
+  groups: number[];
+}
+
 export interface ContainerSpec {
   podUid: string;
   namespace: string;
@@ -23,6 +31,7 @@ export interface ContainerSpec {
   /** Inside the container; "/" when unset (there is no image WORKDIR). Created if missing, as runc does. */
   workingDir?: string;
   mounts: ContainerMount[];
+  user?: ContainerUser;
   /** The restart count: each attempt has its own log file (<attempt>.log) and its own writable layer. */
   attempt: number;
 }
