@@ -117,6 +117,7 @@ export class NodeAgent {
   private readonly registry: DriverRegistry;
   private readonly recorder: EventSink;
   private readonly runtime: ContainerRuntime;
+  private readonly mounter: Mounter;
   private readonly csi: NodeCsiVolumes;
   private readonly volumes: PodVolumes;
   private readonly expansion: NodeExpansion;
@@ -143,6 +144,7 @@ export class NodeAgent {
     this.registry = options.registry;
     this.recorder = options.recorder;
     this.runtime = options.runtime;
+    this.mounter = options.mounter;
     this.informers = options.informers;
     this.log = options.logger.child({ node: options.nodeName });
     this.pollMs = options.pollMs ?? 1000;
@@ -391,6 +393,15 @@ export class NodeAgent {
       const hostPath = m.subPath ? await resolveSubPath(base, m.subPath) : base;
       const volume = pod.spec.volumes?.find((v) => v.name === m.name);
       const readOnly = m.readOnly === true || volume?.persistentVolumeClaim?.readOnly === true;
+      if (m.mountPropagation === 'Bidirectional') {
+        throw new Error(`volumeMount "${m.name}": mountPropagation Bidirectional is not supported by the embedded runtime (a container cannot mount onto the node)`);
+      }
+      if (m.mountPropagation === 'HostToContainer') {
+        // The kubelet keeps its root rshared; here the volume's own mount (a CSI publish, a tmpfs) is made shared.
+        if (await this.mounter.isMountPoint(base)) await this.mounter.makeShared(base);
+        out.push({ hostPath, containerPath: m.mountPath, readOnly, propagation: 'HostToContainer' });
+        continue;
+      }
       out.push({ hostPath, containerPath: m.mountPath, readOnly });
     }
     // Raw block: the published device file, bound onto a file at devicePath in the container.

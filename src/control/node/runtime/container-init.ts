@@ -1,5 +1,7 @@
-// The first process of a container, run by the shim under `unshare --mount --propagation private
-// --uts` in a PID namespace of its own: it is PID 1 there and alone in a private mount namespace.
+// The first process of a container, run by the shim under `unshare --mount --propagation unchanged
+// --uts` in a PID namespace of its own: it is PID 1 there and alone in a mount namespace whose
+// mounts it first turns into slaves of the node's (nothing it mounts ever reaches the node; what
+// the node mounts may come in, which only HostToContainer volumes keep: the others are private).
 // It builds the container's root, then replaces itself (execve) with the container's command, which
 // thus stays PID 1 as in a Kubernetes container: a PID 1 without a SIGTERM handler ignores SIGTERM
 // and is SIGKILLed after the grace period, exactly as there.
@@ -36,6 +38,8 @@ const MS_NODEV = 0x4;
 const MS_NOEXEC = 0x8;
 const MS_BIND = 0x1000;
 const MS_REC = 0x4000;
+const MS_PRIVATE = 0x40000;
+const MS_SLAVE = 0x80000;
 const MNT_DETACH = 0x2;
 const MOUNT_ATTR_RDONLY = 0x1;
 const AT_FDCWD = -100;
@@ -146,6 +150,8 @@ function buildDev(dev: string): void {
 function buildRoot(dir: string, launch: LaunchFile): void {
   const { spec } = launch;
   const root = join(dir, 'rootfs');
+  // Before anything is mounted: every copy of the node's mounts becomes a slave (receives, never sends).
+  mount(null, '/', null, MS_REC | MS_SLAVE, null);
   // Relative upper/work (cwd is the attempt dir): the state dir's path never meets the option parser's commas.
   mount('overlay', root, 'overlay', 0, 'lowerdir=/,upperdir=upper,workdir=work');
   mount('proc', join(root, 'proc'), 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC, null);
@@ -161,6 +167,8 @@ function buildRoot(dir: string, launch: LaunchFile): void {
     const target = resolveInRoot(root, m.containerPath);
     mountPoint(m.hostPath, target);
     mount(m.hostPath, target, null, MS_BIND | MS_REC, null);
+    // A bind of a slave is a slave of the same master: HostToContainer keeps that, None cuts it.
+    mount(null, target, null, MS_REC | (m.propagation === 'HostToContainer' ? MS_SLAVE : MS_PRIVATE), null);
     if (m.readOnly) makeReadOnlyRecursive(target);
   }
 

@@ -8,6 +8,11 @@ export interface ContainerMount {
   /** Absolute path inside the container. */
   containerPath: string;
   readOnly: boolean;
+  /**
+   * mountPropagation: None (default; private), HostToContainer (rslave: mounts the node makes below
+   * a shared hostPath later appear in the container). Bidirectional is refused by the agent.
+   */
+  propagation?: 'None' | 'HostToContainer';
 }
 
 /** Who the command runs as (resolved by the agent from the securityContext); absent: root. */
