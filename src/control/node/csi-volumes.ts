@@ -2,8 +2,11 @@
 // NodePublishVolume once per pod, and the reverse. Each step writes its vol_data.json record
 // before the CSI call, so that after a crash (or once the PV object is gone) the agent still knows
 // which driver and volume handle to unpublish and unstage; a record is removed only after the
-// undoing call succeeded.
-import { mkdir, readdir, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
+// undoing call succeeded. Raw block volumes (volumeDevices) go where the kubelet's CSI block
+// mapper puts them: staged at plugins/kubernetes.io/csi/volumeDevices/staging/<pv>, published to a
+// file at .../publish/<pv>/<pod uid>, recorded at .../<pv>/data/vol_data.json, and each pod's use
+// recorded (before the publish) by the symlink pods/<uid>/volumeDevices/kubernetes.io~csi/<pv>.
+import { mkdir, readdir, readFile, rename, rm, rmdir, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -11,6 +14,7 @@ import type { CsiClient } from '../../csi/client.js';
 import { CsiError } from '../../csi/errors.js';
 import type { PersistentVolume } from '../api/types/core.js';
 import { csiAccessMode } from '../controllers/provisioner.js';
+import { type FsGroupPolicy, fsGroupApplies, setVolumeOwnership } from './volume-ownership.js';
 import { CSI_PLUGIN_DIR, type NodeLayout, VOL_DATA } from './layout.js';
 import { statsFromUsage } from './volume-stats.js';
 
@@ -22,6 +26,8 @@ export interface VolumeRecord {
   /** Published records: the pod, and whether the driver staged it (unstage needed later). */
   podUid?: string;
   stagingPath?: string;
+  /** A raw block volume (volumeDevices): the block layout, and a block capability. */
+  block?: boolean;
 }
 
 /** A failed mount or unmount step, worded as the kubelet words it in FailedMount events. */
@@ -46,6 +52,12 @@ const CODE_NAMES = new Map<number, string>(
 export function describeCause(cause: unknown): string {
   if (cause instanceof CsiError) return `rpc error: code = ${CODE_NAMES.get(cause.code) ?? cause.code} desc = ${cause.message}`;
   return cause instanceof Error ? cause.message : String(cause);
+}
+
+async function rmdirQuiet(path: string): Promise<void> {
+  await rmdir(path).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT' && err.code !== 'ENOTEMPTY') throw err;
+  });
 }
 
 async function writeRecord(path: string, record: VolumeRecord): Promise<void> {
@@ -95,6 +107,10 @@ export interface PublishInput {
   publishContext: Record<string, string>;
   stageSecrets: Record<string, string>;
   publishSecrets: Record<string, string>;
+  /** The pod's fsGroup, its change policy and the CSIDriver's fsGroupPolicy (volume-ownership.ts). */
+  fsGroup?: number;
+  fsGroupChangePolicy?: string;
+  fsGroupPolicy?: FsGroupPolicy;
 }
 
 export class DriverNotOnNodeError extends Error {
@@ -132,6 +148,21 @@ export class NodeCsiVolumes {
     return (await this.nodeCapabilities(client)).has('STAGE_UNSTAGE_VOLUME');
   }
 
+  /**
+   * The CSI access mode for a PV, as the kubelet's CSI client picks it: ReadWriteOncePod becomes
+   * SINGLE_NODE_SINGLE_WRITER (and ReadWriteOnce SINGLE_NODE_MULTI_WRITER) only when the driver
+   * advertises the SINGLE_NODE_MULTI_WRITER node capability; otherwise SINGLE_NODE_WRITER.
+   */
+  private async accessMode(client: CsiClient, pv: PersistentVolume): Promise<ReturnType<typeof csiAccessMode>> {
+    const multiWriter = (await this.nodeCapabilities(client)).has('SINGLE_NODE_MULTI_WRITER');
+    return csiAccessMode(pv.spec.accessModes?.[0] ?? 'ReadWriteOnce', multiWriter);
+  }
+
+  /** Where a published volume is: the pod's mount dir, or the block publish file. */
+  targetPath(podUid: string, record: { pvName: string; block?: boolean }): string {
+    return record.block ? this.layout.blockPublishPath(record.pvName, podUid) : this.layout.publishPath(podUid, record.pvName);
+  }
+
   private nodeCapabilities(client: CsiClient): Promise<Set<string>> {
     let caps = this.capabilities.get(client);
     if (caps === undefined) {
@@ -154,7 +185,7 @@ export class NodeCsiVolumes {
     const res = await client.node.NodeGetVolumeStats(
       {
         volume_id: record.volumeHandle,
-        volume_path: this.layout.publishPath(podUid, record.pvName),
+        volume_path: this.targetPath(podUid, record),
         ...(record.stagingPath ? { staging_target_path: record.stagingPath } : {}),
       },
       { timeoutMs: 10_000 },
@@ -170,22 +201,27 @@ export class NodeCsiVolumes {
     const pvName = pv.metadata.name ?? '';
     if (csi === undefined) throw new Error(`PersistentVolume ${pvName} is not a CSI volume`);
     const block = pv.spec.volumeMode === 'Block';
-    if (block) throw new VolumeOperationError('MapVolume.SetUpDevice', pvName, new Error('raw block volumes in pods (volumeDevices) are not supported by the embedded node agent yet'));
-    const targetPath = this.layout.publishPath(podUid, pvName);
+    const targetPath = block ? this.layout.blockPublishPath(pvName, podUid) : this.layout.publishPath(podUid, pvName);
     if (this.publishedNow.has(`${podUid}/${pvName}`)) return targetPath;
     const client = this.client(csi.driver);
-    const mode = pv.spec.accessModes?.[0] ?? 'ReadWriteOnce';
-    const capability = {
-      mount: { fs_type: csi.fsType ?? '', mount_flags: pv.spec.mountOptions ?? [] },
-      access_mode: { mode: csiAccessMode(mode, false) },
-    };
-    const base: VolumeRecord = { driverName: csi.driver, volumeHandle: csi.volumeHandle, pvName };
+    const access_mode = { mode: await this.accessMode(client, pv) };
+    const capability = block ? { block: {}, access_mode } : { mount: { fs_type: csi.fsType ?? '', mount_flags: pv.spec.mountOptions ?? [] }, access_mode };
+    // The kubelet's words: a block volume is set up by MapVolume.SetUpDevice (stage and publish).
+    const stageOp = block ? 'MapVolume.SetUpDevice' : 'MountVolume.MountDevice';
+    const publishOp = block ? 'MapVolume.SetUpDevice' : 'MountVolume.SetUp';
+    const base: VolumeRecord = { driverName: csi.driver, volumeHandle: csi.volumeHandle, pvName, ...(block ? { block: true } : {}) };
     let stagingPath: string | undefined;
     if (await this.stages(client)) {
-      stagingPath = this.layout.stagingPath(pvName);
+      stagingPath = block ? this.layout.blockStagingPath(pvName) : this.layout.stagingPath(pvName);
+    }
+    if (block && !this.stagedNow.has(pvName)) {
+      // The block record says how to undo the staging and every pod's publish; it exists even for
+      // a driver that does not stage.
+      await writeRecord(join(this.layout.blockDataDir(pvName), VOL_DATA), { ...base, ...(stagingPath ? { stagingPath } : {}) });
+      if (stagingPath === undefined) this.stagedNow.add(pvName);
     }
     if (stagingPath !== undefined && !this.stagedNow.has(pvName)) {
-      await writeRecord(join(this.layout.stagingDir(pvName), VOL_DATA), base);
+      if (!block) await writeRecord(join(this.layout.stagingDir(pvName), VOL_DATA), base);
       await mkdir(stagingPath, { recursive: true, mode: 0o750 });
       try {
         await client.node.NodeStageVolume(
@@ -200,11 +236,20 @@ export class NodeCsiVolumes {
           { timeoutMs: this.timeoutMs },
         );
       } catch (err) {
-        throw new VolumeOperationError('MountVolume.MountDevice', pvName, err);
+        throw new VolumeOperationError(stageOp, pvName, err);
       }
       this.stagedNow.add(pvName);
     }
-    await writeRecord(join(this.layout.publishDir(podUid, pvName), VOL_DATA), { ...base, podUid, ...(stagingPath ? { stagingPath } : {}) });
+    if (block) {
+      // The pod's record: its device map symlink, made before the publish it records.
+      const link = this.layout.podDevicePath(podUid, pvName);
+      await mkdir(dirname(link), { recursive: true, mode: 0o750 });
+      await symlink(targetPath, link).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'EEXIST') throw err;
+      });
+    } else {
+      await writeRecord(join(this.layout.publishDir(podUid, pvName), VOL_DATA), { ...base, podUid, ...(stagingPath ? { stagingPath } : {}) });
+    }
     // The CO creates the target's parent; the driver creates the target itself (CSI spec).
     await mkdir(dirname(targetPath), { recursive: true, mode: 0o750 });
     try {
@@ -222,7 +267,14 @@ export class NodeCsiVolumes {
         { timeoutMs: this.timeoutMs },
       );
     } catch (err) {
-      throw new VolumeOperationError('MountVolume.SetUp', pvName, err);
+      throw new VolumeOperationError(publishOp, pvName, err);
+    }
+    if (input.fsGroup !== undefined && fsGroupApplies(input.fsGroupPolicy, pv, input.readOnly)) {
+      try {
+        await setVolumeOwnership(targetPath, input.fsGroup, input.fsGroupChangePolicy);
+      } catch (err) {
+        throw new VolumeOperationError(publishOp, pvName, new Error(`applyFSGroup failed for vol ${csi.volumeHandle}: ${err instanceof Error ? err.message : String(err)}`));
+      }
     }
     this.publishedNow.add(`${podUid}/${pvName}`);
     return targetPath;
@@ -240,15 +292,16 @@ export class NodeCsiVolumes {
     const client = this.client(csi.driver);
     const caps = await this.nodeCapabilities(client);
     if (!caps.has('EXPAND_VOLUME')) return false;
-    const mode = input.pv.spec.accessModes?.[0] ?? 'ReadWriteOnce';
+    const block = input.pv.spec.volumeMode === 'Block';
+    const access_mode = { mode: await this.accessMode(client, input.pv) };
     try {
       await client.node.NodeExpandVolume(
         {
           volume_id: csi.volumeHandle,
-          volume_path: this.layout.publishPath(input.podUid, pvName),
-          ...(caps.has('STAGE_UNSTAGE_VOLUME') ? { staging_target_path: this.layout.stagingPath(pvName) } : {}),
+          volume_path: this.targetPath(input.podUid, { pvName, block }),
+          ...(caps.has('STAGE_UNSTAGE_VOLUME') ? { staging_target_path: block ? this.layout.blockStagingPath(pvName) : this.layout.stagingPath(pvName) } : {}),
           capacity_range: { required_bytes: input.bytes },
-          volume_capability: { mount: { fs_type: csi.fsType ?? '', mount_flags: input.pv.spec.mountOptions ?? [] }, access_mode: { mode: csiAccessMode(mode, false) } },
+          volume_capability: block ? { block: {}, access_mode } : { mount: { fs_type: csi.fsType ?? '', mount_flags: input.pv.spec.mountOptions ?? [] }, access_mode },
           secrets: input.secrets,
         },
         { timeoutMs: this.timeoutMs },
@@ -268,17 +321,33 @@ export class NodeCsiVolumes {
       const record = await readRecord(join(dir, name, VOL_DATA));
       if (record !== undefined) out.push({ ...record, pvName: name });
     }
+    // Raw block: the pod's device map symlinks, with what the volume's block record says.
+    for (const name of await readdir(this.layout.podDeviceDir(podUid)).catch(() => [] as string[])) {
+      const record = await readRecord(join(this.layout.blockDataDir(name), VOL_DATA));
+      if (record !== undefined) out.push({ ...record, pvName: name, podUid, block: true });
+      else this.log.warn({ pv: name, pod: podUid }, 'raw block volume of a pod has no record; cannot unpublish it');
+    }
     return out;
   }
 
   /** Unpublishes one of a pod's volumes and forgets it. Idempotent. */
   async tearDown(podUid: string, record: VolumeRecord): Promise<void> {
-    const targetPath = this.layout.publishPath(podUid, record.pvName);
+    const targetPath = this.targetPath(podUid, record);
     this.publishedNow.delete(`${podUid}/${record.pvName}`);
     try {
       await this.client(record.driverName).node.NodeUnpublishVolume({ volume_id: record.volumeHandle, target_path: targetPath }, { timeoutMs: this.timeoutMs });
     } catch (err) {
-      throw new VolumeOperationError('UnmountVolume.TearDown', record.pvName, err);
+      throw new VolumeOperationError(record.block ? 'UnmapVolume.TearDownDevice' : 'UnmountVolume.TearDown', record.pvName, err);
+    }
+    if (record.block) {
+      // The driver removed the target file; then the pod's symlink (its record) goes.
+      await unlink(this.layout.podDevicePath(podUid, record.pvName)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+      await rmdirQuiet(this.layout.podDeviceDir(podUid));
+      await rmdirQuiet(dirname(this.layout.podDeviceDir(podUid)));
+      this.log.debug({ pv: record.pvName, pod: podUid }, 'block volume unpublished');
+      return;
     }
     // The driver removed the target; the record goes last (only once nothing is mounted).
     await removeRecordDir(this.layout.publishDir(podUid, record.pvName), 'mount');
@@ -298,12 +367,23 @@ export class NodeCsiVolumes {
       const record = await readRecord(join(this.layout.stagingDir(name), VOL_DATA));
       if (record !== undefined) out.push({ ...record, pvName: name });
     }
+    for (const name of await this.blockNames()) {
+      const record = await readRecord(join(this.layout.blockDataDir(name), VOL_DATA));
+      if (record !== undefined) out.push({ ...record, pvName: name, block: true });
+    }
     return out;
+  }
+
+  /** PV names with a raw block directory (plugins/kubernetes.io/csi/volumeDevices/<pv>). */
+  private async blockNames(): Promise<string[]> {
+    const names = await readdir(this.layout.blockRoot).catch(() => [] as string[]);
+    return names.filter((n) => n !== 'staging' && n !== 'publish');
   }
 
   /** PV names with a staging directory, with or without a record. */
   async stagingNames(): Promise<string[]> {
-    return readdir(this.layout.stagingRoot).catch(() => [] as string[]);
+    const names = await readdir(this.layout.stagingRoot).catch(() => [] as string[]);
+    return [...new Set([...names, ...(await this.blockNames())])];
   }
 
   /**
@@ -313,13 +393,45 @@ export class NodeCsiVolumes {
    */
   async forgetUnrecorded(pvName: string): Promise<void> {
     const dir = this.layout.stagingDir(pvName);
-    if ((await readRecord(join(dir, VOL_DATA))) !== undefined) return;
-    await removeRecordDir(dir, 'globalmount').catch((err: unknown) => this.log.warn({ pv: pvName, err }, 'staging directory without a record left in place'));
+    if ((await readRecord(join(dir, VOL_DATA))) === undefined) {
+      await removeRecordDir(dir, 'globalmount').catch((err: unknown) => this.log.warn({ pv: pvName, err }, 'staging directory without a record left in place'));
+    }
+    if ((await readRecord(join(this.layout.blockDataDir(pvName), VOL_DATA))) === undefined) {
+      await this.removeBlockDirs(pvName).catch((err: unknown) => this.log.warn({ pv: pvName, err }, 'raw block directories without a record left in place'));
+    }
+  }
+
+  /** A raw block volume's node directories, empty ones only (a leftover device file stops it). */
+  private async removeBlockDirs(pvName: string): Promise<void> {
+    await rmdir(this.layout.blockStagingPath(pvName)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw new Error(`${this.layout.blockStagingPath(pvName)} is still in use or not empty (${err.code ?? err.message}); leaving it`);
+    });
+    await rmdirQuiet(this.layout.blockPublishDir(pvName));
+    const data = this.layout.blockDataDir(pvName);
+    await rm(join(data, VOL_DATA), { force: true });
+    await rm(join(data, `${VOL_DATA}.tmp`), { force: true });
+    await rmdirQuiet(data);
+    await rmdirQuiet(dirname(data));
   }
 
   /** Unstages a PV no pod on this node uses any more. Idempotent. */
   async unstage(record: VolumeRecord): Promise<void> {
     this.stagedNow.delete(record.pvName);
+    if (record.block) {
+      if (record.stagingPath !== undefined) {
+        try {
+          await this.client(record.driverName).node.NodeUnstageVolume(
+            { volume_id: record.volumeHandle, staging_target_path: this.layout.blockStagingPath(record.pvName) },
+            { timeoutMs: this.timeoutMs },
+          );
+        } catch (err) {
+          throw new VolumeOperationError('UnmapVolume.TearDownDevice', record.pvName, err);
+        }
+      }
+      await this.removeBlockDirs(record.pvName);
+      this.log.debug({ pv: record.pvName }, 'block volume unstaged');
+      return;
+    }
     try {
       await this.client(record.driverName).node.NodeUnstageVolume(
         { volume_id: record.volumeHandle, staging_target_path: this.layout.stagingPath(record.pvName) },

@@ -5,6 +5,10 @@
 //   plugins/kubernetes.io/csi/pv/<pv>/vol_data.json    what was staged (written before the call)
 //   pods/<uid>/volumes/kubernetes.io~csi/<pv>/mount    NodePublishVolume's target path
 //   pods/<uid>/volumes/kubernetes.io~csi/<pv>/vol_data.json
+//   plugins/kubernetes.io/csi/volumeDevices/staging/<pv>          raw block: NodeStageVolume's staging path
+//   plugins/kubernetes.io/csi/volumeDevices/publish/<pv>/<uid>    raw block: NodePublishVolume's target (a file)
+//   plugins/kubernetes.io/csi/volumeDevices/<pv>/data/vol_data.json  raw block: what was staged
+//   pods/<uid>/volumeDevices/kubernetes.io~csi/<pv>               raw block: symlink to the pod's target
 //   pods/<uid>/volumes/kubernetes.io~empty-dir/<name>  emptyDir (tmpfs for medium: Memory)
 //   pods/<uid>/volumes/kubernetes.io~configmap/<name>  configMap files
 //   pods/<uid>/volumes/kubernetes.io~secret/<name>     secret files (on tmpfs, never on disk)
@@ -45,6 +49,35 @@ export class NodeLayout {
 
   stagingPath(pvName: string): string {
     return join(this.stagingDir(pvName), 'globalmount');
+  }
+
+  /** Raw block volumes (volumeDevices), where the kubelet's CSI block mapper puts them. */
+  get blockRoot(): string {
+    return join(this.root, 'plugins', 'kubernetes.io', 'csi', 'volumeDevices');
+  }
+
+  blockStagingPath(pvName: string): string {
+    return join(this.blockRoot, 'staging', safeComponent('PersistentVolume name', pvName));
+  }
+
+  blockPublishDir(pvName: string): string {
+    return join(this.blockRoot, 'publish', safeComponent('PersistentVolume name', pvName));
+  }
+
+  blockPublishPath(pvName: string, uid: string): string {
+    return join(this.blockPublishDir(pvName), safeComponent('pod UID', uid));
+  }
+
+  blockDataDir(pvName: string): string {
+    return join(this.blockRoot, safeComponent('PersistentVolume name', pvName), 'data');
+  }
+
+  podDeviceDir(uid: string): string {
+    return join(this.podDir(uid), 'volumeDevices', CSI_PLUGIN_DIR);
+  }
+
+  podDevicePath(uid: string, pvName: string): string {
+    return join(this.podDeviceDir(uid), safeComponent('PersistentVolume name', pvName));
   }
 
   podDir(uid: string): string {

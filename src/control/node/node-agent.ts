@@ -29,10 +29,13 @@ import type { Store } from '../store/store.js';
 import { NodeCsiVolumes } from './csi-volumes.js';
 import { diskPressureCondition, underDiskPressure } from './disk-pressure.js';
 import { NodeLayout } from './layout.js';
+import { initRestartPolicy, nextInitStep } from './init-containers.js';
 import { NodeExpansion } from './node-expansion.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
 import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
-import type { ContainerMount, ContainerRuntime } from './runtime-api.js';
+import type { ContainerMount, ContainerRuntime, ContainerUser } from './runtime-api.js';
+import { containerUser, podSecurityContext } from './security-context.js';
+import type { FsGroupPolicy } from './volume-ownership.js';
 
 export interface NodeAgentOptions {
   store: Store;
@@ -98,6 +101,18 @@ class KeyedMutex {
   }
 }
 
+/** A claim used as a device must be a Block volume and one used as a mount a Filesystem one (the kubelet's check). */
+function checkVolumeMode(pod: Pod, name: string, pv: PersistentVolume): void {
+  const mode = pv.spec.volumeMode ?? 'Filesystem';
+  const containers = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
+  if (mode !== 'Filesystem' && containers.some((c) => (c.volumeMounts ?? []).some((m) => m.name === name))) {
+    throw new PodVolumeError(`volume ${name} has volumeMode ${mode}, but is specified in volumeMounts`);
+  }
+  if (mode !== 'Block' && containers.some((c) => (c.volumeDevices ?? []).some((d) => d.name === name))) {
+    throw new PodVolumeError(`volume ${name} has volumeMode ${mode}, but is specified in volumeDevices`);
+  }
+}
+
 export class NodeAgent {
   readonly nodeName: string;
   readonly layout: NodeLayout;
@@ -106,6 +121,7 @@ export class NodeAgent {
   private readonly registry: DriverRegistry;
   private readonly recorder: EventSink;
   private readonly runtime: ContainerRuntime;
+  private readonly mounter: Mounter;
   private readonly csi: NodeCsiVolumes;
   private readonly volumes: PodVolumes;
   private readonly expansion: NodeExpansion;
@@ -133,6 +149,7 @@ export class NodeAgent {
     this.registry = options.registry;
     this.recorder = options.recorder;
     this.runtime = options.runtime;
+    this.mounter = options.mounter;
     this.informers = options.informers;
     this.log = options.logger.child({ node: options.nodeName });
     this.pollMs = options.pollMs ?? 1000;
@@ -261,6 +278,16 @@ export class NodeAgent {
       throw err;
     }
 
+    const init = await this.syncInitContainers(pod, paths);
+    if (!init.done) {
+      const waiting = pod.spec.containers.map((container) => ({ container, status: undefined, waiting: { reason: 'PodInitializing' } }));
+      const updated = await this.writeStatus(pod, waiting, true, init.views);
+      if (updated?.status?.phase === 'Failed') {
+        this.loop.enqueue(uid);
+        return;
+      }
+      return { requeueAfterMs: init.checkInMs ?? this.pollMs };
+    }
     const views: ContainerView[] = [];
     let nextCheck: number | undefined;
     for (const container of pod.spec.containers) {
@@ -268,7 +295,7 @@ export class NodeAgent {
       views.push(view.view);
       if (view.checkInMs !== undefined) nextCheck = Math.min(nextCheck ?? Infinity, view.checkInMs);
     }
-    const updated = await this.writeStatus(pod, views, true);
+    const updated = await this.writeStatus(pod, views, true, init.views);
     const phase = updated?.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') {
       // Finished: release the volumes now; the pod object stays with its status.
@@ -278,12 +305,40 @@ export class NodeAgent {
     return { requeueAfterMs: nextCheck ?? this.pollMs };
   }
 
+  /**
+   * The init containers, one at a time in order (init-containers.ts decides the step): done once
+   * all have completed; otherwise the current one is started, restarted or watched.
+   */
+  private async syncInitContainers(pod: Pod, paths: Map<string, string>): Promise<{ done: boolean; views: ContainerView[]; checkInMs?: number }> {
+    const inits = pod.spec.initContainers ?? [];
+    const uid = pod.metadata.uid ?? '';
+    const statuses = await Promise.all(inits.map((c) => this.runtime.status(uid, c.name)));
+    const step = nextInitStep(pod, statuses);
+    if (step.kind === 'done') return { done: true, views: inits.map((container, i) => ({ container, status: statuses[i] })) };
+    const views: ContainerView[] = [];
+    let checkInMs: number | undefined;
+    for (const [i, container] of inits.entries()) {
+      if (i < step.index || (i === step.index && step.kind === 'failed')) views.push({ container, status: statuses[i] });
+      else if (i > step.index) views.push({ container, status: undefined, waiting: { reason: 'PodInitializing' } });
+      else {
+        const synced = await this.syncContainer(pod, container, paths, initRestartPolicy(pod));
+        views.push(synced.view);
+        checkInMs = synced.checkInMs;
+      }
+    }
+    return { done: false, views, ...(checkInMs === undefined ? {} : { checkInMs }) };
+  }
+
   /** Starts, restarts (with back-off) or leaves a container, and says what it is doing. */
-  private async syncContainer(pod: Pod, container: Container, paths: Map<string, string>): Promise<{ view: ContainerView; checkInMs?: number }> {
+  private async syncContainer(
+    pod: Pod,
+    container: Container,
+    paths: Map<string, string>,
+    policy: NonNullable<Pod['spec']['restartPolicy']> = pod.spec.restartPolicy ?? 'Always',
+  ): Promise<{ view: ContainerView; checkInMs?: number }> {
     const uid = pod.metadata.uid ?? '';
     const current = await this.runtime.status(uid, container.name);
     if (current?.state === 'running' || current?.state === 'unknown') return { view: { container, status: current }, checkInMs: this.pollMs };
-    const policy = pod.spec.restartPolicy ?? 'Always';
     if (current !== undefined) {
       const restart = policy === 'Always' || (policy === 'OnFailure' && current.exitCode !== 0);
       if (!restart) return { view: { container, status: current } };
@@ -303,8 +358,10 @@ export class NodeAgent {
       return { view: { container, status: current, waiting: { reason: 'CreateContainerError', message } } };
     }
     let mounts: ContainerMount[];
+    let user: ContainerUser | undefined;
     try {
       mounts = await this.containerMounts(pod, container, paths);
+      user = containerUser(pod, container);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.recorder.event(pod, 'Warning', 'Failed', `Error: ${message}`);
@@ -325,6 +382,7 @@ export class NodeAgent {
       env,
       ...(typeof container['workingDir'] === 'string' ? { workingDir: container['workingDir'] } : {}),
       mounts,
+      ...(user ? { user } : {}),
       attempt,
     });
     this.recorder.event(pod, 'Normal', 'Created', `Created container ${container.name}`);
@@ -341,7 +399,23 @@ export class NodeAgent {
       const hostPath = m.subPath ? await resolveSubPath(base, m.subPath) : base;
       const volume = pod.spec.volumes?.find((v) => v.name === m.name);
       const readOnly = m.readOnly === true || (volume !== undefined && volumeClaim(pod, volume)?.readOnly === true);
+      if (m.mountPropagation === 'Bidirectional') {
+        throw new Error(`volumeMount "${m.name}": mountPropagation Bidirectional is not supported by the embedded runtime (a container cannot mount onto the node)`);
+      }
+      if (m.mountPropagation === 'HostToContainer') {
+        // The kubelet keeps its root rshared; here the volume's own mount (a CSI publish, a tmpfs) is made shared.
+        if (await this.mounter.isMountPoint(base)) await this.mounter.makeShared(base);
+        out.push({ hostPath, containerPath: m.mountPath, readOnly, propagation: 'HostToContainer' });
+        continue;
+      }
       out.push({ hostPath, containerPath: m.mountPath, readOnly });
+    }
+    // Raw block: the published device file, bound onto a file at devicePath in the container.
+    for (const d of container.volumeDevices ?? []) {
+      const hostPath = paths.get(d.name);
+      if (hostPath === undefined) throw new Error(`volumeDevice "${d.name}" names no volume of the pod`);
+      const volume = pod.spec.volumes?.find((v) => v.name === d.name);
+      out.push({ hostPath, containerPath: d.devicePath, readOnly: volume !== undefined && volumeClaim(pod, volume)?.readOnly === true });
     }
     return out;
   }
@@ -350,17 +424,31 @@ export class NodeAgent {
   private async views(pod: Pod, reason: string, message: string): Promise<ContainerView[]> {
     const uid = pod.metadata.uid ?? '';
     const out: ContainerView[] = [];
+    // A pod with init containers: the app containers wait for them (PodInitializing), as in the kubelet.
+    const initializing = (pod.spec.initContainers ?? []).length > 0 ? { reason: 'PodInitializing' } : undefined;
     for (const container of pod.spec.containers) {
       const status = await this.runtime.status(uid, container.name).catch(() => undefined);
-      out.push(status?.state === 'running' ? { container, status } : { container, status, waiting: { reason, message } });
+      out.push(status?.state === 'running' ? { container, status } : { container, status, waiting: initializing ?? { reason, message } });
     }
     return out;
   }
 
-  private async writeStatus(pod: Pod, views: ContainerView[], volumesReady: boolean): Promise<Pod | undefined> {
+  /** The init containers as the runtime has them (those never started wait with PodInitializing). */
+  private async initViews(pod: Pod): Promise<ContainerView[]> {
+    const uid = pod.metadata.uid ?? '';
+    const out: ContainerView[] = [];
+    for (const container of pod.spec.initContainers ?? []) {
+      const status = await this.runtime.status(uid, container.name).catch(() => undefined);
+      out.push(status === undefined ? { container, status, waiting: { reason: 'PodInitializing' } } : { container, status });
+    }
+    return out;
+  }
+
+  private async writeStatus(pod: Pod, views: ContainerView[], volumesReady: boolean, initViews?: ContainerView[]): Promise<Pod | undefined> {
     const latest = this.store.get('pods', pod.metadata.namespace, pod.metadata.name ?? '');
     if (latest === undefined || latest.metadata.uid !== pod.metadata.uid) return undefined;
-    const status = computePodStatus({ pod: latest, views, volumesReady, hostIP: HOST_IP });
+    const inits = initViews ?? (await this.initViews(pod));
+    const status = computePodStatus({ pod: latest, views, initViews: inits, volumesReady, hostIP: HOST_IP });
     if (isDeepStrictEqual(status, latest.status)) return latest;
     try {
       return this.store.update<Pod>({ ...latest, status }, { subresource: 'status' });
@@ -380,7 +468,7 @@ export class NodeAgent {
     for (const volume of pod.spec.volumes ?? []) {
       const claim = volumeClaim(pod, volume);
       if (claim === undefined) {
-        const path = await this.volumes.setUp(uid, namespace, volume);
+        const path = await this.volumes.setUp(uid, namespace, volume, podSecurityContext(pod).fsGroup);
         if (path !== undefined) paths.set(volume.name, path);
         continue;
       }
@@ -394,6 +482,7 @@ export class NodeAgent {
         }
         throw new PodVolumeError(`volume "${volume.name}": PersistentVolume ${pv.metadata.name ?? ''} has no CSI or hostPath source the embedded node agent can mount`);
       }
+      checkVolumeMode(pod, volume.name, pv);
       this.checkMultiAttach(pod, pv);
       this.checkNodeAffinity(pv);
       const publishContext = this.attachment(pv);
@@ -406,6 +495,7 @@ export class NodeAgent {
           publishContext,
           stageSecrets: this.secrets(csi.nodeStageSecretRef),
           publishSecrets: this.secrets(csi.nodePublishSecretRef),
+          ...this.fsGroupOf(pod, csi.driver),
         }),
       );
       // A volume its resizer grew: NodeExpandVolume now that it is published (expansion finished here).
@@ -414,6 +504,14 @@ export class NodeAgent {
     }
     await this.reportVolumesInUse();
     return paths;
+  }
+
+  /** What SetVolumeOwnership needs for a pod's CSI volume: the pod's fsGroup and the driver's policy. */
+  private fsGroupOf(pod: Pod, driver: string): { fsGroup?: number; fsGroupChangePolicy?: string; fsGroupPolicy?: FsGroupPolicy } {
+    const sc = podSecurityContext(pod);
+    if (sc.fsGroup === undefined) return {};
+    const policy = (this.registry.csiDriver(driver) as CSIDriver | undefined)?.spec?.fsGroupPolicy;
+    return { fsGroup: sc.fsGroup, ...(sc.fsGroupChangePolicy ? { fsGroupChangePolicy: sc.fsGroupChangePolicy } : {}), ...(policy ? { fsGroupPolicy: policy } : {}) };
   }
 
   private boundVolume(pod: Pod, { claimName, ephemeral }: VolumeClaim): PersistentVolume {
@@ -536,7 +634,7 @@ export class NodeAgent {
   }
 
   private async containerNames(uid: string, pod: Pod | undefined): Promise<string[]> {
-    const names = new Set((pod?.spec.containers ?? []).map((c) => c.name));
+    const names = new Set([...(pod?.spec.initContainers ?? []), ...(pod?.spec.containers ?? [])].map((c) => c.name));
     const dir = `${this.layout.podDir(uid)}/containers`;
     for (const name of await readdir(dir).catch(() => [] as string[])) names.add(name);
     return [...names];

@@ -1,6 +1,7 @@
 // A pod's status as the kubelet reports it, computed from what the runtime says about each
-// container: phase, conditions and containerStatuses.
+// container: phase, conditions, initContainerStatuses and containerStatuses.
 import type { Container, Pod, PodStatus } from '../api/types/core.js';
+import { incompleteInits, nextInitStep } from './init-containers.js';
 import type { ContainerStatus } from './runtime-api.js';
 
 export interface ContainerView {
@@ -33,9 +34,11 @@ function terminated(s: ContainerStatus): Record<string, unknown> {
   };
 }
 
-function containerStatus(pod: Pod, view: ContainerView): Record<string, unknown> {
+function containerStatus(pod: Pod, view: ContainerView, init = false): Record<string, unknown> {
   const s = view.status;
   const running = s?.state === 'running';
+  // An init container is ready once it has completed (the kubelet's word for "done").
+  const ready = init ? s?.state === 'exited' && s.exitCode === 0 && view.waiting === undefined : running;
   let state: Record<string, unknown>;
   if (view.waiting !== undefined || s === undefined) state = { waiting: view.waiting ?? { reason: 'ContainerCreating' } };
   else if (running) state = { running: { ...(s.startedAt ? { startedAt: seconds(s.startedAt) } : {}) } };
@@ -47,7 +50,7 @@ function containerStatus(pod: Pod, view: ContainerView): Record<string, unknown>
     image: view.container.image ?? '',
     imageID: '',
     ...(s ? { containerID: `stowage://${uid}/${view.container.name}/${s.attempt}` } : {}),
-    ready: running,
+    ready,
     started: running,
     restartCount,
     state,
@@ -80,13 +83,14 @@ export function podPhase(pod: Pod, views: readonly ContainerView[]): NonNullable
   return 'Succeeded';
 }
 
-function condition(previous: Condition[] | undefined, type: string, ok: boolean, now: string, reason?: string): Condition {
+function condition(previous: Condition[] | undefined, type: string, ok: boolean, now: string, reason?: string, message?: string): Condition {
   const status = ok ? 'True' : 'False';
   const before = previous?.find((c) => c.type === type);
   return {
     type,
     status,
     ...(reason && !ok ? { reason } : {}),
+    ...(message && !ok ? { message } : {}),
     lastTransitionTime: before?.status === status && before.lastTransitionTime ? before.lastTransitionTime : now,
   };
 }
@@ -94,6 +98,8 @@ function condition(previous: Condition[] | undefined, type: string, ok: boolean,
 export interface StatusInput {
   pod: Pod;
   views: ContainerView[];
+  /** The init containers, in spec order (absent or empty when the pod has none). */
+  initViews?: ContainerView[];
   /** Volumes are set up (else the pod waits in ContainerCreating). */
   volumesReady: boolean;
   hostIP: string;
@@ -104,7 +110,13 @@ export function computePodStatus(input: StatusInput): PodStatus {
   const { pod, views } = input;
   const now = input.now ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   const previous = pod.status?.conditions;
-  const phase = podPhase(pod, views);
+  const initViews = input.initViews ?? [];
+  const initStatuses = initViews.map((v) => v.status);
+  const step = nextInitStep(pod, initStatuses);
+  // Kubernetes' getPhase: Pending until every init container has completed, Failed when one
+  // failed under restartPolicy Never.
+  const phase = step.kind === 'failed' ? 'Failed' : step.kind === 'run' ? 'Pending' : podPhase(pod, views);
+  const incomplete = incompleteInits(pod.spec.initContainers ?? [], initStatuses);
   const allRunning = views.length > 0 && views.every((v) => v.status?.state === 'running' && v.waiting === undefined);
   const finished = phase === 'Succeeded' || phase === 'Failed';
   const notReadyReason = finished ? 'PodCompleted' : 'ContainersNotReady';
@@ -114,7 +126,7 @@ export function computePodStatus(input: StatusInput): PodStatus {
     phase,
     conditions: [
       condition(previous, 'PodReadyToStartContainers', input.volumesReady, now),
-      condition(previous, 'Initialized', true, now),
+      condition(previous, 'Initialized', step.kind === 'done', now, 'ContainersNotInitialized', `containers with incomplete status: [${incomplete.join(' ')}]`),
       condition(previous, 'Ready', allRunning, now, notReadyReason),
       condition(previous, 'ContainersReady', allRunning, now, notReadyReason),
       scheduled ?? { type: 'PodScheduled', status: 'True', lastTransitionTime: now },
@@ -125,6 +137,7 @@ export function computePodStatus(input: StatusInput): PodStatus {
     podIP: input.hostIP,
     podIPs: [{ ip: input.hostIP }],
     startTime: pod.status?.startTime ?? now,
+    ...(initViews.length > 0 ? { initContainerStatuses: initViews.map((v) => containerStatus(pod, v, true)) } : {}),
     containerStatuses: views.map((v) => containerStatus(pod, v)),
     qosClass: pod.status?.['qosClass'] ?? 'BestEffort',
   };

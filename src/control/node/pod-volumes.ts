@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Mounter } from '../../driver/mount/mount.js';
 import type { ConfigMap, Secret, Volume } from '../api/types/core.js';
 import { quantityValue } from '../api/quantity.js';
+import { rootNeedsChange, setVolumeOwnership } from './volume-ownership.js';
 import { CONFIG_MAP_PLUGIN_DIR, EMPTY_DIR_PLUGIN_DIR, type NodeLayout, SECRET_PLUGIN_DIR } from './layout.js';
 
 /** A volume the pod spec asks for that cannot be set up; the message goes into a FailedMount event. */
@@ -105,13 +106,13 @@ export class PodVolumes {
   ) {}
 
   /** Sets up one non-PVC volume of a pod and returns its path on the host; undefined for PVC volumes. */
-  async setUp(uid: string, namespace: string, volume: Volume): Promise<string | undefined> {
+  async setUp(uid: string, namespace: string, volume: Volume, fsGroup?: number): Promise<string | undefined> {
     if (volume.persistentVolumeClaim !== undefined) return undefined;
     if (volume.hostPath !== undefined) {
       await checkHostPath(volume.hostPath.path, volume.hostPath.type ?? '');
       return volume.hostPath.path;
     }
-    if (volume.emptyDir !== undefined) return this.emptyDir(uid, volume.name, volume.emptyDir);
+    if (volume.emptyDir !== undefined) return this.emptyDir(uid, volume.name, volume.emptyDir, fsGroup);
     const configMap = volume['configMap'] as ConfigMapVolumeSource | undefined;
     if (configMap !== undefined) {
       const cm = this.lookups.configMap(namespace, configMap.name ?? '');
@@ -133,7 +134,7 @@ export class PodVolumes {
     throw new PodVolumeError(`volume "${volume.name}": volume type ${kinds.join(', ') || '(none)'} is not supported by the embedded node agent`);
   }
 
-  private async emptyDir(uid: string, name: string, source: { medium?: string; sizeLimit?: string }): Promise<string> {
+  private async emptyDir(uid: string, name: string, source: { medium?: string; sizeLimit?: string }, fsGroup: number | undefined): Promise<string> {
     const path = this.layout.volumeDir(uid, EMPTY_DIR_PLUGIN_DIR, name);
     await mkdir(path, { recursive: true, mode: 0o777 });
     if (source.medium === 'Memory') {
@@ -144,8 +145,10 @@ export class PodVolumes {
     } else if (source.medium !== undefined && source.medium !== '') {
       throw new PodVolumeError(`emptyDir medium ${JSON.stringify(source.medium)} is not supported (use "" or "Memory")`);
     }
-    // emptyDir is world-writable, as in Kubernetes.
-    await chmod(path, 0o777);
+    // emptyDir is world-writable, as in Kubernetes; with the pod's fsGroup it gets that group too
+    // (the walk only when its root does not have it yet: this runs at every sync).
+    await chmod(path, fsGroup === undefined ? 0o777 : 0o2777);
+    if (fsGroup !== undefined && (await rootNeedsChange(path, fsGroup))) await setVolumeOwnership(path, fsGroup, undefined);
     return path;
   }
 

@@ -3,7 +3,7 @@
 import type { ChildProcess } from 'node:child_process';
 import type { ContainerSpec, ContainerStatus } from './runtime/types.js';
 
-export type { ContainerMount, ContainerSpec, ContainerStatus } from './runtime/types.js';
+export type { ContainerMount, ContainerSpec, ContainerStatus, ContainerUser } from './runtime/types.js';
 
 export interface ContainerRuntime {
   startContainer(spec: ContainerSpec): Promise<ContainerStatus>;

@@ -44,6 +44,7 @@ const MS_NODIRATIME = 0x800;
 const MS_BIND = 0x1000;
 const MS_REC = 0x4000;
 const MS_SILENT = 0x8000;
+const MS_SHARED = 0x100000;
 const MS_RELATIME = 0x200000;
 const MS_STRICTATIME = 0x1000000;
 const MS_LAZYTIME = 0x2000000;
@@ -208,6 +209,14 @@ export class Mounter {
       if (hasErrorCode(err, 'EBUSY')) throw new MountBusyError(name, err);
       throw err;
     }
+  }
+
+  /**
+   * Makes the mount at path a shared one (MS_SHARED): mounts made below it later propagate to its
+   * copies in other mount namespaces that are its slaves (a container's HostToContainer volume).
+   */
+  async makeShared(path: string): Promise<void> {
+    await mount(null, path, null, MS_SHARED, null);
   }
 
   /** Usually one statx call; broken mounts (ENOTCONN…) are looked up in mountinfo instead. */

@@ -232,6 +232,26 @@ function podStatus(o: Pod): { ready: string; status: string; restarts: string } 
   const restarts = statuses.reduce((n, s) => n + (s.restartCount ?? 0), 0);
   let status = o.status?.reason || o.status?.phase || 'Pending';
   let running = false;
+  // Init containers first, as kubectl: the first one not completed says Init:<reason> or Init:i/n.
+  const inits = (o.status?.['initContainerStatuses'] as ContainerStatusView[] | undefined) ?? [];
+  let initRestarts = 0;
+  let initializing = false;
+  for (const [i, c] of inits.entries()) {
+    initRestarts += c.restartCount ?? 0;
+    const terminated = c.state?.terminated;
+    const waiting = c.state?.waiting?.reason;
+    if (terminated && (terminated.exitCode ?? 0) === 0) continue;
+    if (terminated) status = terminated.reason ? `Init:${terminated.reason}` : terminated.signal ? `Init:Signal:${terminated.signal}` : `Init:ExitCode:${terminated.exitCode ?? 0}`;
+    else if (waiting && waiting !== 'PodInitializing') status = `Init:${waiting}`;
+    else status = `Init:${i}/${o.spec?.initContainers?.length ?? inits.length}`;
+    initializing = true;
+    break;
+  }
+  const initialized = o.status?.conditions?.some((c) => c.type === 'Initialized' && c.status === 'True') === true;
+  if (initializing && !initialized) {
+    if (o.metadata.deletionTimestamp) status = 'Terminating';
+    return { ready: `${ready}/${total}`, status, restarts: String(initRestarts) };
+  }
   for (const c of [...statuses].reverse()) {
     const waiting = c.state?.waiting?.reason;
     const terminated = c.state?.terminated;

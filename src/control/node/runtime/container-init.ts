@@ -1,5 +1,7 @@
-// The first process of a container, run by the shim under `unshare --mount --propagation private
-// --uts` in a PID namespace of its own: it is PID 1 there and alone in a private mount namespace.
+// The first process of a container, run by the shim under `unshare --mount --propagation unchanged
+// --uts` in a PID namespace of its own: it is PID 1 there and alone in a mount namespace whose
+// mounts it first turns into slaves of the node's (nothing it mounts ever reaches the node; what
+// the node mounts may come in, which only HostToContainer volumes keep: the others are private).
 // It builds the container's root, then replaces itself (execve) with the container's command, which
 // thus stays PID 1 as in a Kubernetes container: a PID 1 without a SIGTERM handler ignores SIGTERM
 // and is SIGKILLed after the grace period, exactly as there.
@@ -13,15 +15,16 @@
 //
 // The root: an overlay whose lower layer is the host's root filesystem (read through, never
 // written) and whose upper layer is in the attempt's dir, so a write to /etc lands in the state dir;
-// /proc for the container's own PID namespace; the host's /dev (with a private /dev/shm) and /sys
-// (read-only); a private tmpfs on /tmp; each volume bound at its mountPath, read-only ones really
-// read-only (every mount below them too). Mount points are made inside the overlay, i.e. in the
+// /proc for the container's own PID namespace; a /dev of its own (tmpfs with the default devices, as
+// runc makes it) and the host's /sys (read-only); a private tmpfs on /tmp; each volume bound at its
+// mountPath, read-only ones really read-only (every mount below them too), and each raw block
+// volume's device file bound onto a file at its devicePath. Mount points are made inside the overlay, i.e. in the
 // upper layer, never on the host. Only the root filesystem is seen through: other host mounts
 // (/boot, a separate /home…) appear as their empty mount point directories.
 //
 // It tells the shim how the start went on fd 3 (one JSON line), closes it, and execs the command.
 // Usage: node container-init.js <attempt dir>   (cwd: the attempt dir)
-import { accessSync, closeSync, constants as fsConstants, lstatSync, mkdirSync, readlinkSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { accessSync, closeSync, constants as fsConstants, lstatSync, mkdirSync, readlinkSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, isAbsolute, join, posix } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import koffi from 'koffi';
@@ -35,6 +38,8 @@ const MS_NODEV = 0x4;
 const MS_NOEXEC = 0x8;
 const MS_BIND = 0x1000;
 const MS_REC = 0x4000;
+const MS_PRIVATE = 0x40000;
+const MS_SLAVE = 0x80000;
 const MNT_DETACH = 0x2;
 const MOUNT_ATTR_RDONLY = 0x1;
 const AT_FDCWD = -100;
@@ -117,15 +122,40 @@ function mountPoint(source: string, target: string): void {
   }
 }
 
+/** The device nodes every container gets, as runc gives them (bound from the host's). */
+const DEFAULT_DEVICES = ['null', 'zero', 'full', 'random', 'urandom', 'tty'];
+
+/**
+ * The container's /dev: a tmpfs of its own with the default devices, /dev/pts, /dev/shm and the
+ * fd links, as runc builds it; never the host's /dev, so the node's disks and loop devices (the
+ * pool's) are not in it, and a raw block volume's device file (volumeDevices) is made here, not on
+ * the host's devtmpfs.
+ */
+function buildDev(dev: string): void {
+  mount('tmpfs', dev, 'tmpfs', MS_NOSUID, 'mode=755,size=65536k');
+  for (const name of DEFAULT_DEVICES) {
+    const target = join(dev, name);
+    writeFileSync(target, '', { flag: 'a' });
+    mount(`/dev/${name}`, target, null, MS_BIND, null);
+  }
+  mkdirSync(join(dev, 'pts'));
+  mount('/dev/pts', join(dev, 'pts'), null, MS_BIND | MS_REC, null);
+  symlinkSync('pts/ptmx', join(dev, 'ptmx'));
+  symlinkSync('/proc/self/fd', join(dev, 'fd'));
+  for (const [fd, name] of ['stdin', 'stdout', 'stderr'].entries()) symlinkSync(`/proc/self/fd/${fd}`, join(dev, name));
+  mkdirSync(join(dev, 'shm'));
+  mount('shm', join(dev, 'shm'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777,size=65536k');
+}
+
 function buildRoot(dir: string, launch: LaunchFile): void {
   const { spec } = launch;
   const root = join(dir, 'rootfs');
+  // Before anything is mounted: every copy of the node's mounts becomes a slave (receives, never sends).
+  mount(null, '/', null, MS_REC | MS_SLAVE, null);
   // Relative upper/work (cwd is the attempt dir): the state dir's path never meets the option parser's commas.
   mount('overlay', root, 'overlay', 0, 'lowerdir=/,upperdir=upper,workdir=work');
   mount('proc', join(root, 'proc'), 'proc', MS_NOSUID | MS_NODEV | MS_NOEXEC, null);
-  mount('/dev', join(root, 'dev'), null, MS_BIND | MS_REC, null);
-  mkdirSync(join(root, 'dev', 'shm'), { recursive: true });
-  mount('shm', join(root, 'dev', 'shm'), 'tmpfs', MS_NOSUID | MS_NODEV, 'mode=1777,size=65536k');
+  buildDev(join(root, 'dev'));
   mount('/sys', join(root, 'sys'), null, MS_BIND | MS_REC, null);
   makeReadOnlyRecursive(join(root, 'sys'));
   mkdirSync(join(root, 'tmp'), { recursive: true });
@@ -137,6 +167,8 @@ function buildRoot(dir: string, launch: LaunchFile): void {
     const target = resolveInRoot(root, m.containerPath);
     mountPoint(m.hostPath, target);
     mount(m.hostPath, target, null, MS_BIND | MS_REC, null);
+    // A bind of a slave is a slave of the same master: HostToContainer keeps that, None cuts it.
+    mount(null, target, null, MS_REC | (m.propagation === 'HostToContainer' ? MS_SLAVE : MS_PRIVATE), null);
     if (m.readOnly) makeReadOnlyRecursive(target);
   }
 
@@ -181,8 +213,10 @@ function main(dir: string): void {
   let file: string;
   let env: Record<string, string>;
   let argv: string[];
+  let user: LaunchFile['spec']['user'];
   try {
     const launch = readJsonSync<LaunchFile>(join(dir, 'launch.json'));
+    user = launch.spec.user;
     argv = launch.spec.command;
     if (argv.length === 0) throw new Error('no command specified');
     for (const m of launch.spec.mounts) {
@@ -196,6 +230,19 @@ function main(dir: string): void {
     file = findExecutable(argv[0]!, env.PATH ?? DEFAULT_PATH);
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`stowage: cannot start container: ${message}\n`);
+    report({ ok: false, message });
+    process.exit(128);
+  }
+  try {
+    // Last, once the root is built: groups, then group, then user (after setuid nothing else may change).
+    if (user !== undefined) {
+      process.setgroups!(user.groups);
+      process.setgid!(user.gid);
+      process.setuid!(user.uid);
+    }
+  } catch (err) {
+    const message = `cannot run as the securityContext's user: ${err instanceof Error ? err.message : String(err)}`;
     process.stderr.write(`stowage: cannot start container: ${message}\n`);
     report({ ok: false, message });
     process.exit(128);

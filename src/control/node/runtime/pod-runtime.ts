@@ -7,7 +7,7 @@
 // Not done: images (recorded, never pulled: the root is the host's), cgroups (no limits, so no
 // OOMKilled), network namespaces (containers share the node's network, as hostNetwork pods do).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { readFile, readdir, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +98,9 @@ export class PodRuntime {
     await this.assertNothingMountedUnder(adir);
     await rm(adir, { recursive: true, force: true });
     mkdirs(join(adir, 'upper'), join(adir, 'work'), join(adir, 'rootfs'), join(cdir, 'logs'));
+    // The overlay's root directory takes the upper layer's mode: as a root's, so a container running
+    // as another user (securityContext.runAsUser) can walk its own filesystem.
+    chmodSync(join(adir, 'upper'), 0o755);
     const launch: LaunchFile = { spec, logPath: logFile(cdir, spec.attempt) };
     writeJsonAtomic(join(adir, 'launch.json'), launch);
     writeJsonAtomic(join(cdir, 'current.json'), { attempt: spec.attempt } satisfies CurrentFile);
@@ -342,7 +345,10 @@ export class PodRuntime {
     if (!state || !launch || state.phase !== 'running' || !isSameProcess(state.pid, state.pidStartTicks)) {
       throw new ContainerNotRunningError(podUid, containerName);
     }
-    const args = ['--target', String(state.pid), '--mount', '--uts', '--pid', '--root', '--wd', '--', ...command];
+    // As the container's user (kubectl exec runs as the container does): setpriv in the container's root.
+    const user = launch.spec.user;
+    const as = user ? ['setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), ...(user.groups.length > 0 ? ['--groups', user.groups.join(',')] : ['--clear-groups']), '--'] : [];
+    const args = ['--target', String(state.pid), '--mount', '--uts', '--pid', '--root', '--wd', '--', ...as, ...command];
     return spawn(findTool('nsenter'), args, { stdio, env: containerEnv(launch.spec) });
   }
 

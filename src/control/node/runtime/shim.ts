@@ -64,7 +64,9 @@ function main(dir: string): void {
   // and execs the init, which execs the command: the command is that PID 1, our child.
   const unshare = koffi.load('libc.so.6').func('int unshare(int flags)');
   if ((unshare(CLONE_NEWPID) as number) < 0) throw new SyscallError('unshare(CLONE_NEWPID)', koffi.errno());
-  const args = ['--mount', '--propagation', 'private', '--uts', '--', process.execPath, ...LOW_MEMORY_NODE_FLAGS, init, dir];
+  // Propagation unchanged: the init makes every mount a slave first, so that a HostToContainer
+  // volume keeps receiving what the node mounts below it (private would cut that link).
+  const args = ['--mount', '--propagation', 'unchanged', '--uts', '--', process.execPath, ...LOW_MEMORY_NODE_FLAGS, init, dir];
   const child = spawn(findTool('unshare'), args, {
     cwd: dir,
     stdio: ['ignore', logFd, logFd, 'pipe'],

@@ -8,6 +8,19 @@ export interface ContainerMount {
   /** Absolute path inside the container. */
   containerPath: string;
   readOnly: boolean;
+  /**
+   * mountPropagation: None (default; private), HostToContainer (rslave: mounts the node makes below
+   * a shared hostPath later appear in the container). Bidirectional is refused by the agent.
+   */
+  propagation?: 'None' | 'HostToContainer';
+}
+
+/** Who the command runs as (resolved by the agent from the securityContext); absent: root. */
+export interface ContainerUser {
+  uid: number;
+  gid: number;
+  /** Supplementary groups (the primary group, fsGroup, supplementalGroups). */
+  groups: number[];
 }
 
 export interface ContainerSpec {
@@ -23,6 +36,7 @@ export interface ContainerSpec {
   /** Inside the container; "/" when unset (there is no image WORKDIR). Created if missing, as runc does. */
   workingDir?: string;
   mounts: ContainerMount[];
+  user?: ContainerUser;
   /** The restart count: each attempt has its own log file (<attempt>.log) and its own writable layer. */
   attempt: number;
 }

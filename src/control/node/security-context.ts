@@ -1,0 +1,61 @@
+// The identity a container's process runs with, from the pod's and the container's securityContext
+// as the CRI runtime resolves it: runAsUser (the container's over the pod's; default root),
+// runAsGroup (else the user's primary group in the root filesystem's /etc/passwd, else 0), and as
+// supplementary groups the primary group, the pod's fsGroup and its supplementalGroups. The
+// containers run over the node's own root filesystem, so /etc/passwd is read from the host.
+import { readFileSync } from 'node:fs';
+import type { Container, Pod } from '../api/types/core.js';
+import type { ContainerUser } from './runtime-api.js';
+
+interface SecurityContext {
+  runAsUser?: number;
+  runAsGroup?: number;
+  runAsNonRoot?: boolean;
+  fsGroup?: number;
+  fsGroupChangePolicy?: string;
+  supplementalGroups?: number[];
+}
+
+export function podSecurityContext(pod: Pod): SecurityContext {
+  return (pod.spec['securityContext'] as SecurityContext | undefined) ?? {};
+}
+
+/** The primary group of uid in a passwd file, if it has the user. */
+export function passwdGroup(uid: number, passwd: string): number | undefined {
+  for (const line of passwd.split('\n')) {
+    const fields = line.split(':');
+    if (fields.length >= 4 && Number(fields[2]) === uid && fields[2] !== '') return Number(fields[3]);
+  }
+  return undefined;
+}
+
+function readPasswd(): string {
+  try {
+    return readFileSync('/etc/passwd', 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+/** A container that must not run as root but would: the kubelet's CreateContainerConfigError message. */
+export class RunAsRootError extends Error {}
+
+/** undefined: nothing is set, the process runs as root with root's groups, as before. */
+export function containerUser(pod: Pod, container: Container, passwd: () => string = readPasswd): ContainerUser | undefined {
+  const p = podSecurityContext(pod);
+  const c = (container['securityContext'] as SecurityContext | undefined) ?? {};
+  const runAsUser = c.runAsUser ?? p.runAsUser;
+  const runAsGroup = c.runAsGroup ?? p.runAsGroup;
+  if ((c.runAsNonRoot ?? p.runAsNonRoot) === true && (runAsUser ?? 0) === 0) {
+    throw new RunAsRootError(
+      runAsUser === undefined
+        ? 'container has runAsNonRoot and image will run as root'
+        : `container's runAsUser breaks non-root policy (pod: "${pod.metadata.name ?? ''}_${pod.metadata.namespace ?? 'default'}(${pod.metadata.uid ?? ''})", container: ${container.name})`,
+    );
+  }
+  const extra = [...(p.fsGroup === undefined ? [] : [p.fsGroup]), ...(p.supplementalGroups ?? [])];
+  if (runAsUser === undefined && runAsGroup === undefined && extra.length === 0) return undefined;
+  const uid = runAsUser ?? 0;
+  const gid = runAsGroup ?? passwdGroup(uid, passwd()) ?? 0;
+  return { uid, gid, groups: [...new Set([gid, ...extra])] };
+}
