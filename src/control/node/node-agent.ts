@@ -32,7 +32,8 @@ import { NodeLayout } from './layout.js';
 import { initRestartPolicy, nextInitStep } from './init-containers.js';
 import { NodeExpansion } from './node-expansion.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
-import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
+import { localVolumePath, PodVolumeError, PodVolumes, resolveSubPath, unsupportedSource } from './pod-volumes.js';
+import { PV_SOURCES } from '../api/kinds/persistent-volume.js';
 import type { ContainerMount, ContainerRuntime, ContainerUser } from './runtime-api.js';
 import { containerUser, podSecurityContext } from './security-context.js';
 import type { FsGroupPolicy } from './volume-ownership.js';
@@ -480,7 +481,14 @@ export class NodeAgent {
           paths.set(volume.name, path ?? pv.spec.hostPath.path);
           continue;
         }
-        throw new PodVolumeError(`volume "${volume.name}": PersistentVolume ${pv.metadata.name ?? ''} has no CSI or hostPath source the embedded node agent can mount`);
+        if (pv.spec.local !== undefined) {
+          // A local PV is a path on its node: the node affinity must name this node, the path must be there.
+          this.checkNodeAffinity(pv);
+          paths.set(volume.name, await localVolumePath(pv));
+          continue;
+        }
+        const kind = Object.keys(pv.spec).find((k) => (PV_SOURCES as readonly string[]).includes(k)) ?? '(none)';
+        throw new PodVolumeError(`volume "${volume.name}": PersistentVolume ${pv.metadata.name ?? ''}: ${unsupportedSource(kind)}`);
       }
       checkVolumeMode(pod, volume.name, pv);
       this.checkMultiAttach(pod, pv);

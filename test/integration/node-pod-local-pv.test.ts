@@ -1,0 +1,99 @@
+// Local PersistentVolumes (seed 002's `local:` with required node affinity) and volume types this
+// machine cannot mount, end to end: a WaitForFirstConsumer claim binds to the local PV of the one
+// node it lives on, the scheduler sends the pod there, and the pod writes into the node's directory;
+// seed 003's nfs PV leaves its pod ContainerCreating with one FailedMount event that says why (no
+// NFS client here), not a generic refusal — and so does an inline nfs volume.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { PersistentVolume, PersistentVolumeClaim, Pod } from '../../src/control/api/types/core.js';
+import { needsRoot } from '../support/driver-harness.js';
+import { deletePod, eventsFor, type NodeCluster, podNamed, shellPod, startNodeCluster, until } from '../support/node-cluster.js';
+
+describe('local PVs and volumes this machine cannot mount', { skip: needsRoot, timeout: 300_000 }, () => {
+  let cluster: NodeCluster;
+
+  before(async () => {
+    cluster = await startNodeCluster();
+    await cluster.addNode('node-a');
+    await cluster.addNode('node-b');
+  });
+
+  after(async () => {
+    await cluster?.cleanup();
+  });
+
+  it('binds a WaitForFirstConsumer claim to the local PV of its node, and the pod runs there on that directory', async () => {
+    const { plane } = cluster;
+    const disk = join(cluster.dir, 'node-b-disk');
+    mkdirSync(disk);
+    plane.store.create({ apiVersion: 'storage.k8s.io/v1', kind: 'StorageClass', metadata: { name: 'local-storage' }, provisioner: 'kubernetes.io/no-provisioner', volumeBindingMode: 'WaitForFirstConsumer' });
+    plane.store.create<PersistentVolume>({
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: 'local-b' },
+      spec: {
+        capacity: { storage: '1Gi' },
+        accessModes: ['ReadWriteOnce'],
+        persistentVolumeReclaimPolicy: 'Retain',
+        storageClassName: 'local-storage',
+        local: { path: disk },
+        nodeAffinity: { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In', values: ['node-b'] }] }] } },
+      },
+    });
+    plane.store.create<PersistentVolumeClaim>({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'local-claim', namespace: 'default' },
+      spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-storage', resources: { requests: { storage: '500Mi' } } },
+    });
+    plane.store.create(shellPod('local-user', 'echo on-node-b > /data/where; while true; do sleep 0.2; done', { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'local-claim' } }], mounts: [{ name: 'data', mountPath: '/data' }] }));
+    const pod = await until(() => {
+      const p = podNamed(plane, 'local-user') as Pod | undefined;
+      return p?.status?.phase === 'Running' ? p : undefined;
+    }, 'the pod to run');
+    assert.equal(pod.spec.nodeName, 'node-b', 'the scheduler sent the pod where its volume is');
+    assert.equal((plane.store.get('persistentvolumeclaims', 'default', 'local-claim') as PersistentVolumeClaim).spec.volumeName, 'local-b');
+    await until(() => existsSync(join(disk, 'where')), 'the pod to write into the node\'s directory');
+    assert.equal(readFileSync(join(disk, 'where'), 'utf8'), 'on-node-b\n');
+    await deletePod(plane, 'local-user');
+    assert.equal(readFileSync(join(disk, 'where'), 'utf8'), 'on-node-b\n', 'a local volume keeps its data');
+  });
+
+  it("leaves seed 003's nfs PV and an inline nfs volume ContainerCreating with one clear FailedMount event", async () => {
+    const { plane } = cluster;
+    plane.store.create<PersistentVolume>({
+      apiVersion: 'v1',
+      kind: 'PersistentVolume',
+      metadata: { name: 'nfs-pv' },
+      spec: { storageClassName: 'manual', capacity: { storage: '1Gi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', nfs: { path: '/data/k8s', server: '10.151.30.11' } },
+    });
+    plane.store.create<PersistentVolumeClaim>({
+      apiVersion: 'v1',
+      kind: 'PersistentVolumeClaim',
+      metadata: { name: 'nfs-pvc', namespace: 'default' },
+      spec: { storageClassName: 'manual', accessModes: ['ReadWriteOnce'], resources: { requests: { storage: '1Gi' } } },
+    });
+    plane.store.create(shellPod('nfs-user', 'sleep 100', { volumes: [{ name: 'data', persistentVolumeClaim: { claimName: 'nfs-pvc' } }], mounts: [{ name: 'data', mountPath: '/data' }] }));
+    plane.store.create(shellPod('nfs-inline', 'sleep 100', { volumes: [{ name: 'share', nfs: { server: '10.0.0.1', path: '/export' } }], mounts: [{ name: 'share', mountPath: '/share' }] }));
+    for (const [pod, volume, prefix] of [
+      ['nfs-user', 'data', 'PersistentVolume nfs-pv: '],
+      ['nfs-inline', 'share', ''],
+    ] as const) {
+      const events = await until(() => {
+        const e = eventsFor(plane, pod).filter((x) => x.reason === 'FailedMount');
+        return e.length > 0 ? e : undefined;
+      }, `${pod}'s FailedMount event`);
+      assert.equal(events[0]?.message, `volume "${volume}": ${prefix}nfs volumes cannot be mounted here: they need the kernel's NFS client (the nfs module and mount.nfs), which this machine does not have`);
+      const status = podNamed(plane, pod)?.status as { phase?: string; containerStatuses?: { state?: { waiting?: { reason?: string } } }[] } | undefined;
+      assert.equal(status?.phase, 'Pending');
+      assert.equal(status?.containerStatuses?.[0]?.state?.waiting?.reason, 'ContainerCreating');
+    }
+    // Retried, but the same failure is not a new event each time.
+    await new Promise((r) => setTimeout(r, 3_000));
+    for (const pod of ['nfs-user', 'nfs-inline']) assert.equal(eventsFor(plane, pod).filter((x) => x.reason === 'FailedMount').length, 1, `${pod}: one event`);
+    await deletePod(plane, 'nfs-user');
+    await deletePod(plane, 'nfs-inline');
+  });
+});
