@@ -7,6 +7,7 @@
 // file at .../publish/<pv>/<pod uid>, recorded at .../<pv>/data/vol_data.json, and each pod's use
 // recorded (before the publish) by the symlink pods/<uid>/volumeDevices/kubernetes.io~csi/<pv>.
 import { mkdir, readdir, readFile, rename, rm, rmdir, symlink, unlink, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import type { Logger } from 'pino';
@@ -28,6 +29,8 @@ export interface VolumeRecord {
   stagingPath?: string;
   /** A raw block volume (volumeDevices): the block layout, and a block capability. */
   block?: boolean;
+  /** A CSI ephemeral inline volume: pvName is the pod volume's name, never staged. */
+  ephemeral?: boolean;
 }
 
 /** A failed mount or unmount step, worded as the kubelet words it in FailedMount events. */
@@ -111,6 +114,43 @@ export interface PublishInput {
   fsGroup?: number;
   fsGroupChangePolicy?: string;
   fsGroupPolicy?: FsGroupPolicy;
+  /** The pod's identity for the driver, when its CSIDriver sets podInfoOnMount (podInfoAttributes). */
+  podInfo?: Record<string, string>;
+}
+
+/** A CSI ephemeral inline volume (`csi:` in the pod spec) to publish for a pod. */
+export interface InlineInput {
+  podUid: string;
+  /** The pod volume's name: the inline volume's directory, as the kubelet names it. */
+  volumeName: string;
+  driver: string;
+  fsType: string;
+  readOnly: boolean;
+  /** volumeAttributes, with the pod's info merged in when the CSIDriver asks for it. */
+  volumeContext: Record<string, string>;
+  publishSecrets: Record<string, string>;
+  fsGroup?: number;
+  fsGroupChangePolicy?: string;
+  fsGroupPolicy?: FsGroupPolicy;
+}
+
+/**
+ * The volume_context keys the kubelet adds for a driver whose CSIDriver sets podInfoOnMount
+ * (csi.storage.k8s.io/ephemeral says whether the volume is an inline one).
+ */
+export function podInfoAttributes(pod: { metadata: { name?: string; namespace?: string; uid?: string }; spec: { serviceAccountName?: string } }, ephemeral: boolean): Record<string, string> {
+  return {
+    'csi.storage.k8s.io/pod.name': pod.metadata.name ?? '',
+    'csi.storage.k8s.io/pod.namespace': pod.metadata.namespace ?? 'default',
+    'csi.storage.k8s.io/pod.uid': pod.metadata.uid ?? '',
+    'csi.storage.k8s.io/serviceAccount.name': pod.spec.serviceAccountName ?? 'default',
+    'csi.storage.k8s.io/ephemeral': String(ephemeral),
+  };
+}
+
+/** The kubelet's handle of an inline volume: "csi-" and the SHA-256 of the pod UID and the volume name. */
+export function inlineVolumeHandle(podUid: string, volumeName: string): string {
+  return `csi-${createHash('sha256').update(`${podUid}${volumeName}`).digest('hex')}`;
 }
 
 export class DriverNotOnNodeError extends Error {
@@ -262,7 +302,7 @@ export class NodeCsiVolumes {
           volume_capability: capability,
           readonly: input.readOnly,
           secrets: input.publishSecrets,
-          volume_context: csi.volumeAttributes ?? {},
+          volume_context: { ...(csi.volumeAttributes ?? {}), ...input.podInfo },
         },
         { timeoutMs: this.timeoutMs },
       );
@@ -328,6 +368,47 @@ export class NodeCsiVolumes {
       else this.log.warn({ pv: name, pod: podUid }, 'raw block volume of a pod has no record; cannot unpublish it');
     }
     return out;
+  }
+
+  /**
+   * Publishes a CSI ephemeral inline volume: no staging (the kubelet never stages them), the
+   * kubelet's generated handle, the record written first so teardown finds it after a crash.
+   */
+  async setUpInline(input: InlineInput): Promise<string> {
+    const targetPath = this.layout.publishPath(input.podUid, input.volumeName);
+    if (this.publishedNow.has(`${input.podUid}/${input.volumeName}`)) return targetPath;
+    const client = this.client(input.driver);
+    const volumeHandle = inlineVolumeHandle(input.podUid, input.volumeName);
+    const multiWriter = (await this.nodeCapabilities(client)).has('SINGLE_NODE_MULTI_WRITER');
+    await writeRecord(join(this.layout.publishDir(input.podUid, input.volumeName), VOL_DATA), { driverName: input.driver, volumeHandle, pvName: input.volumeName, podUid: input.podUid, ephemeral: true });
+    await mkdir(dirname(targetPath), { recursive: true, mode: 0o750 });
+    try {
+      await client.node.NodePublishVolume(
+        {
+          volume_id: volumeHandle,
+          publish_context: {},
+          target_path: targetPath,
+          volume_capability: { mount: { fs_type: input.fsType, mount_flags: [] }, access_mode: { mode: multiWriter ? 'SINGLE_NODE_MULTI_WRITER' : 'SINGLE_NODE_WRITER' } },
+          readonly: input.readOnly,
+          secrets: input.publishSecrets,
+          volume_context: input.volumeContext,
+        },
+        { timeoutMs: this.timeoutMs },
+      );
+    } catch (err) {
+      throw new VolumeOperationError('MountVolume.SetUp', input.volumeName, err);
+    }
+    // As for a ReadWriteOnce PV whose fsType is the inline volume's (fsGroupApplies).
+    const inlineAsPv = { metadata: {}, spec: { accessModes: ['ReadWriteOnce' as const], csi: { driver: input.driver, volumeHandle, fsType: input.fsType } } } as unknown as PersistentVolume;
+    if (input.fsGroup !== undefined && fsGroupApplies(input.fsGroupPolicy, inlineAsPv, input.readOnly)) {
+      try {
+        await setVolumeOwnership(targetPath, input.fsGroup, input.fsGroupChangePolicy);
+      } catch (err) {
+        throw new VolumeOperationError('MountVolume.SetUp', input.volumeName, new Error(`applyFSGroup failed for vol ${volumeHandle}: ${err instanceof Error ? err.message : String(err)}`));
+      }
+    }
+    this.publishedNow.add(`${input.podUid}/${input.volumeName}`);
+    return targetPath;
   }
 
   /** Unpublishes one of a pod's volumes and forgets it. Idempotent. */

@@ -26,7 +26,7 @@ import { decodeSecret } from '../controllers/provisioner.js';
 import { nodeSelectorMatches } from '../controllers/volume-util.js';
 import { ConflictError, NotFoundError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
-import { NodeCsiVolumes } from './csi-volumes.js';
+import { NodeCsiVolumes, podInfoAttributes } from './csi-volumes.js';
 import { diskPressureCondition, underDiskPressure } from './disk-pressure.js';
 import { NodeLayout } from './layout.js';
 import { initRestartPolicy, nextInitStep } from './init-containers.js';
@@ -66,6 +66,15 @@ export interface NodeAgentOptions {
   workers?: number;
   /** Where the heartbeat's volume stats go (the kubelet_volume_stats_* metrics); none: not kept. */
   volumeStats?: VolumeStatsCache;
+}
+
+/** A pod's `csi:` volume (core/v1 CSIVolumeSource). */
+interface InlineCsiSource {
+  driver: string;
+  readOnly?: boolean;
+  fsType?: string;
+  volumeAttributes?: Record<string, string>;
+  nodePublishSecretRef?: { name?: string };
 }
 
 const MAX_RESTART_BACKOFF_MS = 300_000;
@@ -468,6 +477,11 @@ export class NodeAgent {
     const paths = new Map<string, string>();
     for (const volume of pod.spec.volumes ?? []) {
       const claim = volumeClaim(pod, volume);
+      const inline = volume['csi'] as InlineCsiSource | undefined;
+      if (inline !== undefined) {
+        paths.set(volume.name, await this.setUpInline(pod, volume.name, inline));
+        continue;
+      }
       if (claim === undefined) {
         const path = await this.volumes.setUp(uid, namespace, volume, podSecurityContext(pod).fsGroup);
         if (path !== undefined) paths.set(volume.name, path);
@@ -504,6 +518,7 @@ export class NodeAgent {
           stageSecrets: this.secrets(csi.nodeStageSecretRef),
           publishSecrets: this.secrets(csi.nodePublishSecretRef),
           ...this.fsGroupOf(pod, csi.driver),
+          ...(this.podInfoOnMount(csi.driver) ? { podInfo: podInfoAttributes(pod, false) } : {}),
         }),
       );
       // A volume its resizer grew: NodeExpandVolume now that it is published (expansion finished here).
@@ -512,6 +527,38 @@ export class NodeAgent {
     }
     await this.reportVolumesInUse();
     return paths;
+  }
+
+  /** Whether the driver's CSIDriver asks for the pod's identity in NodePublishVolume's volume_context. */
+  private podInfoOnMount(driver: string): boolean {
+    return (this.registry.csiDriver(driver) as CSIDriver | undefined)?.spec?.podInfoOnMount === true;
+  }
+
+  /**
+   * A CSI ephemeral inline volume (`csi:` in the pod spec): only for a driver whose CSIDriver lists
+   * the Ephemeral lifecycle mode — refused otherwise in the kubelet's words — published with its
+   * attributes and, when the CSIDriver asks, the pod's identity with csi.storage.k8s.io/ephemeral.
+   */
+  private async setUpInline(pod: Pod, volumeName: string, source: InlineCsiSource): Promise<string> {
+    const csiDriver = this.registry.csiDriver(source.driver) as CSIDriver | undefined;
+    const modes = csiDriver?.spec?.volumeLifecycleModes ?? ['Persistent'];
+    if (csiDriver === undefined || !modes.includes('Ephemeral')) {
+      const why = csiDriver === undefined ? 'no CSIDriver object' : `only supports [${modes.map((m) => JSON.stringify(m)).join(' ')}]`;
+      throw new PodVolumeError(`MountVolume.NewMounter initialization failed for volume "${volumeName}" : volume mode "Ephemeral" not supported by driver ${source.driver} (${why})`);
+    }
+    const uid = pod.metadata.uid ?? '';
+    return this.pvLocks.run(`inline/${uid}/${volumeName}`, () =>
+      this.csi.setUpInline({
+        podUid: uid,
+        volumeName,
+        driver: source.driver,
+        fsType: source.fsType ?? '',
+        readOnly: source.readOnly === true,
+        volumeContext: { ...(source.volumeAttributes ?? {}), ...(csiDriver.spec?.podInfoOnMount ? podInfoAttributes(pod, true) : {}) },
+        publishSecrets: source.nodePublishSecretRef?.name ? this.secrets({ name: source.nodePublishSecretRef.name, namespace: pod.metadata.namespace ?? 'default' }) : {},
+        ...this.fsGroupOf(pod, source.driver),
+      }),
+    );
   }
 
   /** What SetVolumeOwnership needs for a pod's CSI volume: the pod's fsGroup and the driver's policy. */

@@ -185,6 +185,8 @@ function validateVolumes(volumes: readonly Volume[]): FieldError[] {
     if (sources.length === 0) errs.push(required(p, 'must specify a volume type'));
     for (const extra of sources.slice(1)) errs.push(forbidden(child(p, extra), 'may not specify more than 1 volume type'));
     if (v.persistentVolumeClaim && !v.persistentVolumeClaim.claimName) errs.push(required(child(p, 'persistentVolumeClaim.claimName')));
+    const inline = v['csi'] as { driver?: string } | undefined;
+    if (inline !== undefined && !inline.driver) errs.push(required(child(p, 'csi.driver')));
     // Kubernetes' validateEphemeralVolumeSource: a template is required, its metadata holds only labels and annotations.
     if (v.ephemeral !== undefined) {
       const template = v.ephemeral.volumeClaimTemplate;
