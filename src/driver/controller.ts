@@ -390,7 +390,19 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           };
           await backend.snapshots.put(snap, true, op);
         }
-        const { sizeBytes } = await backend.createSnapshot(snap, source, op);
+        const cut = snap;
+        let sizeBytes: number;
+        try {
+          ({ sizeBytes } = await backend.createSnapshot(cut, source, op));
+        } catch (e) {
+          // As for volumes: a refusal no retry will change leaves no half-cut record (the CO never
+          // got its ID, so no DeleteSnapshot would ever remove it, and it would hold the name).
+          if (e instanceof CsiError && FINAL_CODES.has(e.code)) {
+            await backend.deleteSnapshot(cut, op);
+            await backend.snapshots.remove(cut.id, op);
+          }
+          throw e;
+        }
         snap.sizeBytes = sizeBytes;
         snap.state = 'ready';
         await backend.snapshots.put(snap, true, op);

@@ -9,7 +9,7 @@ import { status } from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { ControllerCallers } from '../../src/csi/client.js';
-import { NotFoundError } from '../../src/csi/errors.js';
+import { InvalidArgumentError, NotFoundError } from '../../src/csi/errors.js';
 import type { VolumeCapabilityInput } from '../../src/csi/types.js';
 import { startHarness, outcome, codeName, type Harness } from '../support/csi-call.js';
 import { FAKE_TOPOLOGY_KEY, FakeBackend } from '../support/fake-backend.js';
@@ -551,6 +551,37 @@ describe('driver controller: snapshots', async () => {
       call: (c) => c.CreateSnapshot({ name: 'orphan', source_volume_id: 'vol-nope' }),
       code: status.NOT_FOUND,
       after: (b) => assert.equal(b.snapshots.records.size, 1),
+    },
+    {
+      name: 'a snapshot the backend refuses for good leaves no half-cut record behind',
+      before: (b) => b.faults.failNext('createSnapshot', new InvalidArgumentError('the source cannot be snapshotted')),
+      call: (c) => c.CreateSnapshot({ name: 'refused', source_volume_id: 'vol-a' }),
+      code: status.INVALID_ARGUMENT,
+      message: /cannot be snapshotted/,
+      after: (b) => {
+        assert.deepEqual([...b.snapshots.records.keys()], ['snap-a'], 'no record that no DeleteSnapshot can ever name');
+        assert.deepEqual([...b.snapshotStorage.keys()], ['snap-a']);
+      },
+    },
+    {
+      name: 'a snapshot that failed for now keeps its record, and the retry finishes it',
+      before: (b) => b.faults.failNext('createSnapshot', new Error('cluster busy')),
+      call: async (c) => {
+        const first = await outcome(c.CreateSnapshot({ name: 'later', source_volume_id: 'vol-a' }));
+        assert.equal(codeName(first.code), 'INTERNAL');
+        return c.CreateSnapshot({ name: 'later', source_volume_id: 'vol-a' });
+      },
+      code: status.OK,
+      after: (b) => assert.deepEqual([...b.snapshots.records.values()].filter((s) => s.name === 'later').map((s) => s.state), ['ready']),
+    },
+    {
+      name: 'a name freed by a refused snapshot can be used for another volume',
+      before: (b) => b.faults.failNext('createSnapshot', new InvalidArgumentError('no')),
+      call: async (c) => {
+        await outcome(c.CreateSnapshot({ name: 'reuse', source_volume_id: 'vol-a' }));
+        return c.CreateSnapshot({ name: 'reuse', source_volume_id: 'vol-blk' });
+      },
+      code: status.OK,
     },
     { name: 'DeleteSnapshot of an unknown ID is OK', call: (c) => c.DeleteSnapshot({ snapshot_id: 'snap-nope' }), code: status.OK },
     {
