@@ -111,6 +111,9 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
   }
 
   const describe = (s: { accessType: string; fsType: string }) => describeShape(s, backend.defaultFsType);
+  /** Same access type and, for mount, the same filesystem: '' is the backend's default, so it equals naming it. */
+  const sameShape = (a: { accessType: string; fsType: string }, b: { accessType: string; fsType: string }) =>
+    a.accessType === b.accessType && (a.accessType !== 'mount' || (a.fsType || backend.defaultFsType) === (b.fsType || backend.defaultFsType));
 
   /** The backend's pool admission, or just the write for backends without one (their storage enforces its own). */
   const reserve = (bytes: number, purpose: 'create' | 'expand', volumeId: string, commit: () => Promise<void>): Promise<void> =>
@@ -162,14 +165,14 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           const snap = await backend.snapshots.get(source.id, op);
           if (snap?.state !== 'ready') throw new NotFoundError(`snapshot ${source.id} does not exist`);
           const from = { accessType: snap.sourceAccessType, fsType: snap.sourceFsType };
-          if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
+          if (!sameShape(from, shape)) {
             throw new InvalidArgumentError(`snapshot ${source.id} holds a ${describe(from)} volume; it cannot be restored as ${describe(shape)}`);
           }
           sourceBytes = snap.sizeBytes;
         } else if (source?.kind === 'volume') {
           const from = await backend.volumes.get(source.id, op);
           if (from?.state !== 'ready') throw new NotFoundError(`source volume ${source.id} does not exist`);
-          if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
+          if (!sameShape(from, shape)) {
             throw new InvalidArgumentError(`volume ${source.id} is a ${describe(from)} volume; it cannot be cloned as ${describe(shape)}`);
           }
           sourceBytes = from.capacityBytes;
@@ -184,8 +187,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           const fits =
             rec.capacityBytes >= range.required &&
             (range.limit === 0 || rec.capacityBytes <= range.limit) &&
-            rec.accessType === shape.accessType &&
-            rec.fsType === shape.fsType &&
+            sameShape(rec, shape) &&
             sameSource(rec.source, source) &&
             // The spec lists parameters among what makes a same-named request incompatible.
             differingParameter(rec.parameters, parameters, true) === undefined;

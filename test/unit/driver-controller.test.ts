@@ -338,6 +338,35 @@ describe('driver controller: CreateVolume idempotency, capacity and sources', as
       message: /raw block/,
     },
     {
+      name: 'a restore naming the default fs type of a snapshot made without one is the same filesystem',
+      call: (c) => c.CreateVolume({ name: 'r', volume_capabilities: [mount('SINGLE_NODE_WRITER', 'ext4')], volume_content_source: { snapshot: { snapshot_id: 'snap-a' } } }),
+      code: status.OK,
+    },
+    {
+      name: 'a clone naming the default fs type of a volume made without one is the same filesystem',
+      call: (c) => c.CreateVolume({ name: 'r', volume_capabilities: [mount('SINGLE_NODE_WRITER', 'ext4')], volume_content_source: { volume: { volume_id: 'vol-a' } } }),
+      code: status.OK,
+    },
+    {
+      name: 'a restore as another filesystem than the snapshot holds is INVALID_ARGUMENT',
+      call: (c) => c.CreateVolume({ name: 'r', volume_capabilities: [mount('SINGLE_NODE_WRITER', 'xfs')], volume_content_source: { snapshot: { snapshot_id: 'snap-a' } } }),
+      code: status.INVALID_ARGUMENT,
+      message: /holds a ext4 filesystem volume; it cannot be restored as xfs filesystem/,
+    },
+    {
+      name: 'the same name naming the default fs type it was made with is the same volume',
+      before: (b) => b.addVolume({ id: 'vol-x', name: 'x' }),
+      call: (c) => c.CreateVolume({ name: 'x', volume_capabilities: [mount('SINGLE_NODE_WRITER', 'ext4')] }),
+      code: status.OK,
+      after: (_b, r) => assert.equal(volumeIdOf(r), 'vol-x'),
+    },
+    {
+      name: 'the same name with another fs type is ALREADY_EXISTS',
+      before: (b) => b.addVolume({ id: 'vol-x', name: 'x' }),
+      call: (c) => c.CreateVolume({ name: 'x', volume_capabilities: [mount('SINGLE_NODE_WRITER', 'xfs')] }),
+      code: status.ALREADY_EXISTS,
+    },
+    {
       name: 'requisite topology the backend does not serve is RESOURCE_EXHAUSTED',
       call: create('far', { accessibility_requirements: { requisite: [{ segments: { [FAKE_TOPOLOGY_KEY]: 'elsewhere' } }] } }),
       code: status.RESOURCE_EXHAUSTED,
