@@ -495,6 +495,13 @@ describe('driver controller: delete, expand, validate, get', async () => {
       code: status.NOT_FOUND,
     },
     {
+      name: 'ControllerGetVolume reports the backend health of a volume whose storage vanished',
+      before: (b) => b.storage.delete('vol-a'),
+      call: (c) => c.ControllerGetVolume({ volume_id: 'vol-a' }),
+      code: status.OK,
+      after: (_b, r) => assert.deepEqual((r as { status: { volume_condition: unknown } }).status.volume_condition, { abnormal: true, message: 'volume vol-a has no data' }),
+    },
+    {
       name: 'GetCapacity is the pool less what is promised',
       call: (c) => c.GetCapacity({}),
       code: status.OK,
@@ -747,6 +754,24 @@ describe('driver controller: in-flight calls', () => {
     assert.ok(b.volumes.records.has('vol-a'), 'the refused delete did nothing');
     await c.DeleteVolume({ volume_id: 'vol-a' });
     assert.ok(!b.volumes.records.has('vol-a'), 'the lock was released');
+  });
+
+  it('while a volume is restored from a snapshot, that snapshot cannot be deleted; others can', async () => {
+    const b = new FakeBackend();
+    seeded(b);
+    b.addSnapshot({ id: 'snap-b', sourceVolumeId: 'vol-a' });
+    h.use(b);
+    const c = h.client.controller;
+    const hold = b.faults.blockNext('createVolume');
+    const restore = c.CreateVolume({ name: 'restored', volume_capabilities: [mount()], volume_content_source: { snapshot: { snapshot_id: 'snap-a' } } });
+    await hold.reached;
+    const refused = await outcome(c.DeleteSnapshot({ snapshot_id: 'snap-a' }));
+    assert.equal(codeName(refused.code), 'ABORTED', refused.details);
+    assert.match(refused.details, /snapshot snap-a/);
+    await c.DeleteSnapshot({ snapshot_id: 'snap-b' });
+    hold.release();
+    await restore;
+    assert.ok(b.snapshots.records.has('snap-a') && !b.snapshots.records.has('snap-b'));
   });
 
   it('a failed call releases its locks', async () => {
