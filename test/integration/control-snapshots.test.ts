@@ -126,6 +126,12 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
       const path = cluster.nodes.get(node)?.runtime.logPath(pod.metadata.uid ?? '', 'main') ?? '';
       return existsSync(path) ? readFileSync(path, 'utf8') : '';
     };
+    /** Waits for a pod's log to show text; a timeout says what the log did show, and the pod's state. */
+    const logShows = (node: string, pod: Pod, text: string, what: string) =>
+      until(() => podLog(node, pod).includes(text), what).catch((e: Error) => {
+        const now = podNamed(plane, pod.metadata.name ?? '');
+        throw new Error(`${e.message}; the log holds ${JSON.stringify(podLog(node, pod))}; pod status ${JSON.stringify(now?.status ?? {})}`);
+      });
     const running = (name: string) => until(() => podNamed(plane, name)?.status?.phase === 'Running' && podNamed(plane, name), `pod ${name} Running`);
     /** Whether the backend still has the snapshot: in the node's pool, and as ListSnapshots says. */
     const backendHas = async (node: string, handle: string): Promise<boolean> => {
@@ -192,8 +198,8 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     const [r1, r2] = await Promise.all([running('read-restored'), running('read-cloned')]);
     assert.equal(r1.spec.nodeName, home);
     assert.equal(r2.spec.nodeName, home);
-    await until(() => podLog(home, r1).includes('old-bytes'), 'the restored claim to show the old bytes');
-    await until(() => podLog(home, r2).includes('new-bytes'), 'the clone to show the new bytes');
+    await logShows(home, r1, 'old-bytes', 'the restored claim to show the old bytes');
+    await logShows(home, r2, 'new-bytes', 'the clone to show the new bytes');
     assert.doesNotMatch(podLog(home, r1), /new-bytes/);
 
     // WaitForFirstConsumer: a pod that can only run on the other node cannot have the restore
@@ -208,7 +214,7 @@ describe('snapshots, restores and clones on the local backend', { skip: needsRoo
     store.create(shellPod('late-anywhere', 'cat /data/f; while true; do sleep 0.2; done', { volumes: claimVolume('restored-late'), mounts: dataMount }));
     const late = await running('late-anywhere');
     assert.equal(late.spec.nodeName, home);
-    await until(() => podLog(home, late).includes('old-bytes'), 'the late restore to show the old bytes');
+    await logShows(home, late, 'old-bytes', 'the late restore to show the old bytes');
 
     // A restore smaller than the snapshot is refused with an event.
     apply(claimYaml('too-small', cls, smaller, FROM_SNAPSHOT));
