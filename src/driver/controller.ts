@@ -231,9 +231,15 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
             await backend.createVolume(done, op);
           } catch (e) {
             // A refusal that no retry will change: undo the reservation rather than leave it half-done.
+            // The caller hears the refusal either way: a cleanup that fails too is logged, and the
+            // record stays 'creating' for a retry (or DeleteVolume) to finish undoing.
             if (e instanceof CsiError && FINAL_CODES.has(e.code)) {
-              await backend.deleteVolume(done, op);
-              await backend.volumes.remove(done.id, op);
+              try {
+                await backend.deleteVolume(done, op);
+                await backend.volumes.remove(done.id, op);
+              } catch (cleanup) {
+                ctx.log.warn({ volumeId: done.id, err: (cleanup as Error).message }, 'could not undo a refused volume; a retry or DeleteVolume will');
+              }
             }
             throw e;
           }
@@ -400,8 +406,12 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           // As for volumes: a refusal no retry will change leaves no half-cut record (the CO never
           // got its ID, so no DeleteSnapshot would ever remove it, and it would hold the name).
           if (e instanceof CsiError && FINAL_CODES.has(e.code)) {
-            await backend.deleteSnapshot(cut, op);
-            await backend.snapshots.remove(cut.id, op);
+            try {
+              await backend.deleteSnapshot(cut, op);
+              await backend.snapshots.remove(cut.id, op);
+            } catch (cleanup) {
+              ctx.log.warn({ snapshotId: cut.id, err: (cleanup as Error).message }, 'could not undo a refused snapshot; a retry or DeleteSnapshot will');
+            }
           }
           throw e;
         }

@@ -390,6 +390,17 @@ describe('driver controller: CreateVolume idempotency, capacity and sources', as
         assert.equal(b.storage.size, 2, 'no storage left');
       },
     },
+    {
+      name: 'a final refusal whose undoing fails too still answers the refusal, and leaves the record for a retry',
+      before: (b) => {
+        b.faults.failNext('createVolume', new NotFoundError('source snapshot snap-a has no data'));
+        b.faults.failNext('deleteVolume', new Error('pool unreachable'));
+      },
+      call: create('stuck', { volume_content_source: { snapshot: { snapshot_id: 'snap-a' } } }),
+      code: status.NOT_FOUND,
+      message: /has no data/,
+      after: (b) => assert.equal([...b.volumes.records.values()].find((v) => v.name === 'stuck')?.state, 'creating'),
+    },
   ]);
 
   it('a retry after a transient backend failure returns the volume the first call reserved', async () => {
