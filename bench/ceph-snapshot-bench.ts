@@ -325,8 +325,13 @@ async function main(): Promise<void> {
   } finally {
     await session.finish(failure);
   }
-  if (failure) throw failure;
-  printReport(rows, o, { seconds: (performance.now() - began) / 1000, clusterUpSeconds });
+  // What was measured before a failure is still a figure (e.g. which call gave up at this concurrency).
+  if (rows.length > 0 || !failure) printReport(rows, o, { seconds: (performance.now() - began) / 1000, clusterUpSeconds });
+  if (failure) {
+    const current = rows.length > 0 ? 'the rows above were measured; the next one failed' : 'nothing was measured';
+    process.stderr.write(`ceph-snapshot-bench FAILED (${current}): ${failure instanceof Error ? failure.message : String(failure)}\n`);
+    process.exitCode = 1;
+  }
 }
 
 function printReport(rows: Row[], o: Options, run: { seconds: number; clusterUpSeconds: number }): void {
