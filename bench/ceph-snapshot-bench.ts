@@ -5,7 +5,7 @@
  * (ops/s, p50/p95 latency, driver/raw ratio).
  *
  *   node dist/bench/ceph-snapshot-bench.js [--backend rbd|cephfs|both] [--n 16] [--concurrency 8]
- *                                          [--log-level warn]
+ *                                          [--ceph-timeout 10] [--log-level warn]
  *
  * Per backend, N operations, each from its own source volume (64 MiB, empty: what is measured is
  * the control path, not a data copy):
@@ -18,6 +18,9 @@
  *   rados_mgr_command binding).
  * - cephfs CreateVolume from snapshot vs `fs subvolume snapshot clone`, then `fs clone status`
  *   polled until complete on the driver's own schedule (0.5 s, x1.5, at most 1 s apart).
+ *
+ * --ceph-timeout is the driver's --ceph-timeout (its default, 10 s, unless given) and the raw
+ * connection's: how long one Ceph call (a mgr command among them) may go unanswered.
  *
  * Everything lives in one temp dir with its own cluster; volumes, snapshots, images and
  * subvolumes are deleted at the end (and checked gone), the driver stopped and the cluster taken
@@ -67,6 +70,7 @@ interface Options {
   n: number;
   c: number;
   logLevel: string;
+  cephTimeout: number;
 }
 
 function options(): Options {
@@ -76,14 +80,16 @@ function options(): Options {
       n: { type: 'string', default: '16' },
       concurrency: { type: 'string', default: '8' },
       'log-level': { type: 'string', default: 'warn' },
+      'ceph-timeout': { type: 'string', default: '10' },
     },
   });
   const b = values.backend;
   if (b !== 'rbd' && b !== 'cephfs' && b !== 'both') throw new Error(`--backend must be rbd, cephfs or both, not ${b}`);
   const n = Number(values.n);
   const c = Number(values.concurrency);
-  if (!Number.isInteger(n) || n < 1 || !Number.isInteger(c) || c < 1) throw new Error('--n and --concurrency must be positive integers');
-  return { backends: b === 'both' ? ['rbd', 'cephfs'] : [b], n, c, logLevel: values['log-level'] };
+  const cephTimeout = Number(values['ceph-timeout']);
+  if (![n, c, cephTimeout].every((x) => Number.isInteger(x) && x >= 1)) throw new Error('--n, --concurrency and --ceph-timeout must be positive integers');
+  return { backends: b === 'both' ? ['rbd', 'cephfs'] : [b], n, c, logLevel: values['log-level'], cephTimeout };
 }
 
 /** Nothing of this bench is mounted, but unmount whatever is under root anyway; then the cluster goes. */
@@ -121,7 +127,7 @@ async function benchRbd(session: CephBenchSession, info: DevClusterInfo, rados: 
   const { n, c } = o;
   const stateDir = join(session.drvDir, 'rbd-state');
   await mkdir(stateDir, { recursive: true });
-  const cl = await session.startDriver('rbd', info, ['--rbd-state-dir', stateDir], o.logLevel);
+  const cl = await session.startDriver('rbd', info, ['--rbd-state-dir', stateDir, '--ceph-timeout', String(o.cephTimeout)], o.logLevel);
   const secrets = { userID: info.userID, userKey: info.userKey };
   const parameters = { clusterID: info.clusterID, pool: info.pool };
   const cap = { mount: { fs_type: 'ext4', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' as const } };
@@ -208,7 +214,7 @@ async function benchCephfs(session: CephBenchSession, info: DevClusterInfo, rado
   const { n, c } = o;
   const stateDir = join(session.drvDir, 'cephfs-state');
   await mkdir(stateDir, { recursive: true });
-  const cl = await session.startDriver('cephfs', info, ['--cephfs-state-dir', stateDir], o.logLevel);
+  const cl = await session.startDriver('cephfs', info, ['--cephfs-state-dir', stateDir, '--ceph-timeout', String(o.cephTimeout)], o.logLevel);
   const secrets = { adminID: info.userID, adminKey: info.userKey, userID: info.userID, userKey: info.userKey };
   const parameters = { clusterID: info.clusterID, fsName: info.fsName };
   const cap = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' as const } };
@@ -315,7 +321,7 @@ async function main(): Promise<void> {
     const info = await session.cluster.up();
     clusterUpSeconds = (performance.now() - t0) / 1000;
     await mkdir(session.drvDir, { recursive: true, mode: 0o700 });
-    const rados = (session.rados = await Rados.connect({ monitors: info.monitors, user: info.userID, key: info.userKey, timeoutSeconds: 10 }));
+    const rados = (session.rados = await Rados.connect({ monitors: info.monitors, user: info.userID, key: info.userKey, timeoutSeconds: o.cephTimeout }));
     for (const b of o.backends) {
       if (b === 'rbd') await benchRbd(session, info, rados, o, rows);
       else await benchCephfs(session, info, rados, o, rows);
@@ -341,7 +347,7 @@ function printReport(rows: Row[], o: Options, run: { seconds: number; clusterUpS
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
   const line = (cols: string[]) => cols.map((col, i) => (i >= 3 && i <= 5 ? col.padStart(widths[i]!) : col.padEnd(widths[i]!))).join('  ').trimEnd();
   const out: string[] = [''];
-  out.push(`stowage ceph snapshot bench: one-node dev Ceph (memstore OSD) on this machine; n=${o.n} per row, concurrency ${o.c}, 64 MiB empty sources, each op its own source`);
+  out.push(`stowage ceph snapshot bench: one-node dev Ceph (memstore OSD) on this machine; n=${o.n} per row, concurrency ${o.c}, Ceph call timeout ${o.cephTimeout} s, 64 MiB empty sources, each op its own source`);
   out.push(line(header));
   for (const t of table) out.push(line(t));
   out.push('');
