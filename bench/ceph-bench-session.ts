@@ -101,7 +101,8 @@ export class CephBenchSession {
     await mkdir(this.drvDir, { recursive: true, mode: 0o700 });
     const cephConfig = join(this.drvDir, 'ceph-config.json');
     await writeFile(cephConfig, JSON.stringify([{ clusterID: info.clusterID, monitors: info.monitors }]));
-    const socketPath = join(this.drvDir, 'csi.sock');
+    // One socket per backend: a bench may run the rbd driver, stop it, then the cephfs one.
+    const socketPath = join(this.drvDir, `csi-${backend}.sock`);
     // The bench's staging and target paths are made in drvDir: it plays the kubelet's root.
     const endpoint = `unix://${socketPath}`;
     const proc = spawn(
@@ -150,7 +151,8 @@ export class CephBenchSession {
     process.removeListener('SIGTERM', this.onSignal);
   }
 
-  private async stopDriver(): Promise<void> {
+  /** Stops the driver started last (SIGTERM, SIGKILL after 20 s); another may be started after. */
+  async stopDriver(): Promise<void> {
     this.client?.close();
     this.client = undefined;
     const p = this.proc;
