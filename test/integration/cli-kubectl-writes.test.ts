@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { type ApiServer, startApiServer } from '../../src/control/server/api-server.js';
 import { open, type Store } from '../../src/control/store/store.js';
+import { writeKubeconfig } from '../support/kubeconfig.js';
 
 const KUBECTL = '/usr/bin/kubectl';
 const run = promisify(execFile);
@@ -32,26 +33,7 @@ describe('kubectl writes', () => {
     store = open(':memory:');
     server = await startApiServer({ store, listen: 'http://127.0.0.1:0' });
     dir = mkdtempSync(join(tmpdir(), 'stowage-kubectl-'));
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters:',
-        '- name: stowage',
-        '  cluster:',
-        `    server: ${server.url}`,
-        'contexts:',
-        '- name: stowage',
-        '  context: {cluster: stowage, user: me, namespace: default}',
-        'users:',
-        '- name: me',
-        '  user: {}',
-        'current-context: stowage',
-        '',
-      ].join('\n'),
-    );
+    const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: server.url });
     // Its own HOME: kubectl's discovery cache stays in the test's directory.
     env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: kubeconfig };
   });

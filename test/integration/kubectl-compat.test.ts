@@ -5,7 +5,7 @@
 // -o wide and -w included. Skipped where kubectl is not installed.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { type ApiServer, startApiServer } from '../../src/control/server/api-server.js';
 import { open, type Store } from '../../src/control/store/store.js';
+import { writeKubeconfig } from '../support/kubeconfig.js';
 
 /**
  * The kubectl a user runs, and kubectl 1.32 itself where it is installed beside it: the Cloud SDK's
@@ -221,19 +222,7 @@ for (const KUBECTL of KUBECTLS) describe(`the real kubectl (${KUBECTL}) against 
     store = open(':memory:');
     server = await startApiServer({ store, listen: 'http://127.0.0.1:0' });
     dir = mkdtempSync(join(tmpdir(), 'stowage-kubectl-'));
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        `clusters: [{name: stowage, cluster: {server: "${server.url}"}}]`,
-        'users: [{name: me, user: {}}]',
-        'contexts: [{name: stowage, context: {cluster: stowage, user: me, namespace: default}}]',
-        'current-context: stowage',
-        '',
-      ].join('\n'),
-    );
+    const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: server.url });
     // Its own HOME: kubectl's discovery and OpenAPI caches stay in the test's directory.
     env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: kubeconfig };
   });

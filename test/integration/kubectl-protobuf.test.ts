@@ -14,6 +14,7 @@ import { ensurePki } from '../../src/control/server/pki.js';
 import { TokenSigner } from '../../src/control/server/service-account-tokens.js';
 import { open, type Store } from '../../src/control/store/store.js';
 import { type Ran, runCaptured } from '../support/processes.js';
+import { writeKubeconfig } from '../support/kubeconfig.js';
 
 const KUBECTL = process.env['STOWAGE_KUBECTL_132'] ?? '/usr/lib/google-cloud-sdk/bin/kubectl.1.32';
 const SKIP = existsSync(KUBECTL) ? false : `kubectl 1.32 is not installed at ${KUBECTL}`;
@@ -53,19 +54,7 @@ describe("kubectl 1.32's protobuf request bodies", { skip: SKIP }, () => {
     const pki = await ensurePki(join(dir, 'state'), ['127.0.0.1']);
     const tls = { certPem: pki.certPem, keyPem: pki.keyPem };
     server = await startApiServer({ store, listen: 'https://127.0.0.1:0', tls, token: ADMIN_TOKEN, tokenSigner: await TokenSigner.forStateDir(dir), authorization: 'RBAC' });
-    const kubeconfig = join(dir, 'kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        `clusters: [{name: stowage, cluster: {server: "${server.url}", certificate-authority-data: ${Buffer.from(pki.caPem).toString('base64')}}}]`,
-        `users: [{name: me, user: {token: ${ADMIN_TOKEN}}}]`,
-        'contexts: [{name: stowage, context: {cluster: stowage, user: me, namespace: team}}]',
-        'current-context: stowage',
-        '',
-      ].join('\n'),
-    );
+    const kubeconfig = writeKubeconfig(join(dir, 'kubeconfig'), { server: server.url, caPem: pki.caPem, token: ADMIN_TOKEN, namespace: 'team' });
     env = { PATH: process.env['PATH'] ?? '/usr/bin:/bin', HOME: dir, KUBECONFIG: kubeconfig };
   });
 

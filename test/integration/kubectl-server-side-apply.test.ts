@@ -12,6 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import type { ManagedFieldsEntry } from '../../src/control/api/types/meta.js';
 import { type ApiServer, startApiServer } from '../../src/control/server/api-server.js';
 import { open, type Store } from '../../src/control/store/store.js';
+import { writeKubeconfig } from '../support/kubeconfig.js';
 
 const KUBECTL = '/usr/bin/kubectl';
 const run = promisify(execFile);
@@ -49,25 +50,7 @@ describe('kubectl apply --server-side', () => {
     dir = mkdtempSync(join(tmpdir(), 'stowage-ssa-'));
     store = open(':memory:');
     server = await startApiServer({ store, listen: 'http://127.0.0.1:0' });
-    writeFileSync(
-      join(dir, 'config'),
-      [
-        'apiVersion: v1',
-        'kind: Config',
-        'clusters:',
-        '- name: test',
-        '  cluster:',
-        `    server: ${server.url}`,
-        'users:',
-        '- name: test',
-        '  user: {}',
-        'contexts:',
-        '- name: test',
-        '  context: {cluster: test, user: test, namespace: default}',
-        'current-context: test',
-        '',
-      ].join('\n'),
-    );
+    writeKubeconfig(join(dir, 'config'), { server: server.url });
   });
   after(async () => {
     await server.close();
