@@ -1,4 +1,5 @@
 import {
+  AbortedError,
   AlreadyExistsError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -231,14 +232,16 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
             await backend.createVolume(done, op);
           } catch (e) {
             // A refusal that no retry will change: undo the reservation rather than leave it half-done.
-            // The caller hears the refusal either way: a cleanup that fails too is logged, and the
-            // record stays 'creating' for a retry (or DeleteVolume) to finish undoing.
+            // A final code tells the CO that nothing exists under the name (it may move the claim to
+            // another node, or forget a deleted one): only once the undoing is done. Until then
+            // the answer is ABORTED, so that the CO calls again by the same name, which finishes it.
             if (e instanceof CsiError && FINAL_CODES.has(e.code)) {
               try {
                 await backend.deleteVolume(done, op);
                 await backend.volumes.remove(done.id, op);
               } catch (cleanup) {
-                ctx.log.warn({ volumeId: done.id, err: (cleanup as Error).message }, 'could not undo a refused volume; a retry or DeleteVolume will');
+                ctx.log.warn({ volumeId: done.id, err: (cleanup as Error).message }, 'could not undo a refused volume; answering ABORTED so that the CO retries');
+                throw new AbortedError(`volume "${name}" was refused (${e.message}) and undoing its reservation failed (${(cleanup as Error).message}); call again to finish`);
               }
             }
             throw e;
@@ -410,7 +413,8 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
               await backend.deleteSnapshot(cut, op);
               await backend.snapshots.remove(cut.id, op);
             } catch (cleanup) {
-              ctx.log.warn({ snapshotId: cut.id, err: (cleanup as Error).message }, 'could not undo a refused snapshot; a retry or DeleteSnapshot will');
+              ctx.log.warn({ snapshotId: cut.id, err: (cleanup as Error).message }, 'could not undo a refused snapshot; answering ABORTED so that the CO retries');
+              throw new AbortedError(`snapshot "${cut.name}" was refused (${e.message}) and undoing it failed (${(cleanup as Error).message}); call again to finish`);
             }
           }
           throw e;

@@ -391,15 +391,36 @@ describe('driver controller: CreateVolume idempotency, capacity and sources', as
       },
     },
     {
-      name: 'a final refusal whose undoing fails too still answers the refusal, and leaves the record for a retry',
+      // A final code would tell the CO that nothing exists under the name: it may then ask another
+      // node, or forget a claim deleted meanwhile, and the record would never be removed.
+      name: 'a final refusal whose undoing fails is ABORTED (retry), naming both, and keeps the record for the retry',
       before: (b) => {
         b.faults.failNext('createVolume', new NotFoundError('source snapshot snap-a has no data'));
         b.faults.failNext('deleteVolume', new Error('pool unreachable'));
       },
       call: create('stuck', { volume_content_source: { snapshot: { snapshot_id: 'snap-a' } } }),
+      code: status.ABORTED,
+      message: /has no data.*pool unreachable/,
+      after: (b) => assert.equal([...b.volumes.records.values()].find((v) => v.name === 'stuck')?.state, 'creating'),
+    },
+    {
+      name: 'the retry after an undoing that failed is refused again and undoes it: the refusal, and nothing left',
+      before: (b) => {
+        b.faults.failNext('createVolume', new NotFoundError('source snapshot snap-a has no data'));
+        b.faults.failNext('createVolume', new NotFoundError('source snapshot snap-a has no data'));
+        b.faults.failNext('deleteVolume', new Error('pool unreachable'));
+      },
+      call: async (c) => {
+        const req = { name: 'stuck', volume_capabilities: [mount()], volume_content_source: { snapshot: { snapshot_id: 'snap-a' } } };
+        assert.equal(codeName((await outcome(c.CreateVolume(req))).code), 'ABORTED');
+        return c.CreateVolume(req);
+      },
       code: status.NOT_FOUND,
       message: /has no data/,
-      after: (b) => assert.equal([...b.volumes.records.values()].find((v) => v.name === 'stuck')?.state, 'creating'),
+      after: (b) => {
+        assert.equal([...b.volumes.records.values()].find((v) => v.name === 'stuck'), undefined, 'no record left');
+        assert.equal(b.storage.size, 2, 'no storage left');
+      },
     },
   ]);
 
@@ -609,6 +630,23 @@ describe('driver controller: snapshots', async () => {
         assert.deepEqual([...b.snapshots.records.keys()], ['snap-a'], 'no record that no DeleteSnapshot can ever name');
         assert.deepEqual([...b.snapshotStorage.keys()], ['snap-a']);
       },
+    },
+    {
+      name: 'a snapshot refusal whose undoing fails is ABORTED (retry), and the retry answers the refusal with nothing left',
+      before: (b) => {
+        b.faults.failNext('createSnapshot', new InvalidArgumentError('the source cannot be snapshotted'));
+        b.faults.failNext('createSnapshot', new InvalidArgumentError('the source cannot be snapshotted'));
+        b.faults.failNext('deleteSnapshot', new Error('pool unreachable'));
+      },
+      call: async (c) => {
+        const first = await outcome(c.CreateSnapshot({ name: 'refused', source_volume_id: 'vol-a' }));
+        assert.equal(codeName(first.code), 'ABORTED');
+        assert.match(first.details, /cannot be snapshotted.*pool unreachable/);
+        return c.CreateSnapshot({ name: 'refused', source_volume_id: 'vol-a' });
+      },
+      code: status.INVALID_ARGUMENT,
+      message: /cannot be snapshotted/,
+      after: (b) => assert.deepEqual([...b.snapshots.records.keys()], ['snap-a']),
     },
     {
       name: 'a snapshot that failed for now keeps its record, and the retry finishes it',
