@@ -1,4 +1,5 @@
 import {
+  AbortedError,
   AlreadyExistsError,
   FailedPreconditionError,
   InvalidArgumentError,
@@ -111,6 +112,9 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
   }
 
   const describe = (s: { accessType: string; fsType: string }) => describeShape(s, backend.defaultFsType);
+  /** Same access type and, for mount, the same filesystem: '' is the backend's default, so it equals naming it. */
+  const sameShape = (a: { accessType: string; fsType: string }, b: { accessType: string; fsType: string }) =>
+    a.accessType === b.accessType && (a.accessType !== 'mount' || (a.fsType || backend.defaultFsType) === (b.fsType || backend.defaultFsType));
 
   /** The backend's pool admission, or just the write for backends without one (their storage enforces its own). */
   const reserve = (bytes: number, purpose: 'create' | 'expand', volumeId: string, commit: () => Promise<void>): Promise<void> =>
@@ -162,14 +166,14 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           const snap = await backend.snapshots.get(source.id, op);
           if (snap?.state !== 'ready') throw new NotFoundError(`snapshot ${source.id} does not exist`);
           const from = { accessType: snap.sourceAccessType, fsType: snap.sourceFsType };
-          if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
+          if (!sameShape(from, shape)) {
             throw new InvalidArgumentError(`snapshot ${source.id} holds a ${describe(from)} volume; it cannot be restored as ${describe(shape)}`);
           }
           sourceBytes = snap.sizeBytes;
         } else if (source?.kind === 'volume') {
           const from = await backend.volumes.get(source.id, op);
           if (from?.state !== 'ready') throw new NotFoundError(`source volume ${source.id} does not exist`);
-          if (from.accessType !== shape.accessType || (shape.accessType === 'mount' && from.fsType !== shape.fsType)) {
+          if (!sameShape(from, shape)) {
             throw new InvalidArgumentError(`volume ${source.id} is a ${describe(from)} volume; it cannot be cloned as ${describe(shape)}`);
           }
           sourceBytes = from.capacityBytes;
@@ -184,8 +188,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           const fits =
             rec.capacityBytes >= range.required &&
             (range.limit === 0 || rec.capacityBytes <= range.limit) &&
-            rec.accessType === shape.accessType &&
-            rec.fsType === shape.fsType &&
+            sameShape(rec, shape) &&
             sameSource(rec.source, source) &&
             // The spec lists parameters among what makes a same-named request incompatible.
             differingParameter(rec.parameters, parameters, true) === undefined;
@@ -229,9 +232,17 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
             await backend.createVolume(done, op);
           } catch (e) {
             // A refusal that no retry will change: undo the reservation rather than leave it half-done.
+            // A final code tells the CO that nothing exists under the name (it may move the claim to
+            // another node, or forget a deleted one): only once the undoing is done. Until then
+            // the answer is ABORTED, so that the CO calls again by the same name, which finishes it.
             if (e instanceof CsiError && FINAL_CODES.has(e.code)) {
-              await backend.deleteVolume(done, op);
-              await backend.volumes.remove(done.id, op);
+              try {
+                await backend.deleteVolume(done, op);
+                await backend.volumes.remove(done.id, op);
+              } catch (cleanup) {
+                ctx.log.warn({ volumeId: done.id, err: (cleanup as Error).message }, 'could not undo a refused volume; answering ABORTED so that the CO retries');
+                throw new AbortedError(`volume "${name}" was refused (${e.message}) and undoing its reservation failed (${(cleanup as Error).message}); call again to finish`);
+              }
             }
             throw e;
           }
@@ -390,7 +401,24 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           };
           await backend.snapshots.put(snap, true, op);
         }
-        const { sizeBytes } = await backend.createSnapshot(snap, source, op);
+        const cut = snap;
+        let sizeBytes: number;
+        try {
+          ({ sizeBytes } = await backend.createSnapshot(cut, source, op));
+        } catch (e) {
+          // As for volumes: a refusal no retry will change leaves no half-cut record (the CO never
+          // got its ID, so no DeleteSnapshot would ever remove it, and it would hold the name).
+          if (e instanceof CsiError && FINAL_CODES.has(e.code)) {
+            try {
+              await backend.deleteSnapshot(cut, op);
+              await backend.snapshots.remove(cut.id, op);
+            } catch (cleanup) {
+              ctx.log.warn({ snapshotId: cut.id, err: (cleanup as Error).message }, 'could not undo a refused snapshot; answering ABORTED so that the CO retries');
+              throw new AbortedError(`snapshot "${cut.name}" was refused (${e.message}) and undoing it failed (${(cleanup as Error).message}); call again to finish`);
+            }
+          }
+          throw e;
+        }
         snap.sizeBytes = sizeBytes;
         snap.state = 'ready';
         await backend.snapshots.put(snap, true, op);

@@ -8,6 +8,7 @@ import { BatchedStdout } from '../log/batched-stdout.js';
 import { runWithRequestLog } from '../log/request-log.js';
 import type { Backend } from './backends/backend.js';
 import { DEFAULT_KUBELET_DIR, NodePaths } from './backends/node-paths.js';
+import { BACKENDS } from './backends/registry.js';
 import { controllerService } from './controller.js';
 import { identityService } from './identity.js';
 import { InFlight } from './inflight.js';
@@ -76,7 +77,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     metrics = new DriverMetrics(opts.driverName);
   }
   const inflight = new InFlight();
-  const paths = new NodePaths((opts.kubeletDirs?.length ? opts.kubeletDirs : [DEFAULT_KUBELET_DIR]).map((d) => resolve(d)), ownPaths(opts).map((d) => resolve(d)));
+  const paths = new NodePaths((opts.kubeletDirs?.length ? opts.kubeletDirs : [DEFAULT_KUBELET_DIR]).map((d) => resolve(d)), BACKENDS[opts.backend].ownPaths(opts).map((d) => resolve(d)));
 
   let opened: Backend | undefined;
   const backend = lazyBackend(opts.backend, () => opened);
@@ -90,8 +91,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       version: DRIVER_VERSION,
       backend,
       servesController: opts.controller,
-      // rbd volumes are reachable from every node: no accessibility constraints to advertise.
-      accessibilityConstraints: opts.backend === 'local',
+      accessibilityConstraints: BACKENDS[opts.backend].accessibilityConstraints,
     }),
     ...(opts.controller ? { controller: withRequestLogs(controllerService({ backend, inflight })) } : {}),
     ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, paths })) } : {}),
@@ -105,7 +105,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   }
 
   const stoppers: (() => void)[] = [];
-  const backendReady = openBackend(opts, { runner, mounter, loops, log, paths, stoppers }).then((b) => {
+  const backendReady = BACKENDS[opts.backend].open(opts, { runner, mounter, loops, log, paths, stoppers }).then((b) => {
     opened = b;
   });
 
@@ -121,74 +121,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   };
 }
 
-/** Paths a CO may never hand the node service: the backend's own storage. */
-function ownPaths(opts: DriverOptions): string[] {
-  if (opts.backend === 'local') return [opts.localDir ?? ''];
-  return [opts.stateDir ?? (opts.backend === 'cephfs' ? DEFAULT_CEPHFS_STATE_DIR : DEFAULT_RBD_STATE_DIR)];
-}
-
 export { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR };
-
-async function openBackend(
-  opts: DriverOptions,
-  deps: { runner: ExecRunner; mounter: Mounter; loops: LoopDevices; log: Logger; paths: NodePaths; stoppers: (() => void)[] },
-): Promise<Backend> {
-  const { stoppers, ...backendDeps } = deps;
-  if (opts.backend === 'rbd') {
-    if (!opts.cephConfig) throw new Error('the rbd backend needs --ceph-config');
-    const { ClusterConfig } = await import('./backends/ceph/cluster-config.js');
-    const config = await ClusterConfig.load(opts.cephConfig);
-    // ceph-csi's ConfigMap is edited in place (a monitor moved, a cluster added): follow it.
-    stoppers.push(config.follow(opts.cephConfig, deps.log));
-    // Loaded only for rbd: it brings koffi bindings to librados and librbd.
-    const { RbdBackend } = await import('./backends/rbd/rbd-backend.js');
-    const b = await RbdBackend.open({
-      config,
-      stateDir: opts.stateDir ?? DEFAULT_RBD_STATE_DIR,
-      nodeId: opts.nodeId,
-      maxVolumesPerNode: opts.maxVolumesPerNode,
-      timeoutSeconds: opts.cephTimeoutSeconds ?? 10,
-      maxCloneDepth: opts.maxCloneDepth ?? 4,
-      node: opts.node,
-      ...backendDeps,
-    });
-    deps.log.info({ clusters: config.clusters.map((c) => c.clusterID), stateDir: opts.stateDir }, 'rbd backend ready');
-    return b;
-  }
-  if (opts.backend === 'cephfs') {
-    if (!opts.cephConfig) throw new Error('the cephfs backend needs --ceph-config');
-    const { ClusterConfig } = await import('./backends/ceph/cluster-config.js');
-    const config = await ClusterConfig.load(opts.cephConfig);
-    stoppers.push(config.follow(opts.cephConfig, deps.log));
-    // Loaded only for cephfs: it brings koffi bindings to librados and libcephfs.
-    const { CephfsBackend } = await import('./backends/cephfs/cephfs-backend.js');
-    const stateDir = opts.stateDir ?? DEFAULT_CEPHFS_STATE_DIR;
-    const b = await CephfsBackend.open({
-      config,
-      stateDir,
-      nodeId: opts.nodeId,
-      maxVolumesPerNode: opts.maxVolumesPerNode,
-      timeoutSeconds: opts.cephTimeoutSeconds ?? 10,
-      node: opts.node,
-      ...backendDeps,
-    });
-    deps.log.info({ clusters: config.clusters.map((c) => c.clusterID), stateDir }, 'cephfs backend ready');
-    return b;
-  }
-  if (!opts.localDir || opts.localPoolSizeBytes === undefined) throw new Error('the local backend needs --local-dir');
-  // Loaded after the socket is up: a CO sees the socket sooner, and Probe says not-ready meanwhile.
-  const { LocalBackend } = await import('./backends/local/local-backend.js');
-  const b = await LocalBackend.open({
-    dir: opts.localDir,
-    poolSizeBytes: opts.localPoolSizeBytes,
-    overcommit: opts.localOvercommit ?? 1,
-    nodeId: opts.nodeId,
-    maxVolumesPerNode: opts.maxVolumesPerNode,
-    ...backendDeps,
-  });
-  deps.log.info({ root: b.root }, 'local backend ready');
-  return b;
-}
 
 /** Runs every handler of a service with its call's logger as the request log (see log/request-log.ts). */
 function withRequestLogs<S extends object>(service: S): S {

@@ -129,18 +129,25 @@ for (const backend of backends) describe(`conformance: Controller service (volum
 
     it('same name, incompatible arguments → ALREADY_EXISTS', async () => {
       const name = uniqueName('clash');
-      await create({ name, capacity_range: { required_bytes: 32 * MiB, limit_bytes: 32 * MiB } });
+      const first = await create({ name, capacity_range: { required_bytes: 32 * MiB, limit_bytes: 32 * MiB } });
       await expectCode(
         create({ name, capacity_range: { required_bytes: 64 * MiB, limit_bytes: 64 * MiB } }),
         status.ALREADY_EXISTS,
         'different size',
       );
       if (backend.block) await expectCode(create({ name, volume_capabilities: [blockCap()], capacity_range: { required_bytes: 32 * MiB } }), status.ALREADY_EXISTS, 'block instead of mount');
-      await expectCode(
-        create({ name, volume_capabilities: [mountCap(backend.namedFs)], capacity_range: { required_bytes: 32 * MiB } }),
-        status.ALREADY_EXISTS,
-        'another fs type',
-      );
+      if (backend.namedFs === backend.defaultFs) {
+        // Naming the backend's default filesystem is the shape the first call asked for: compatible, the same volume (CSI: OK).
+        const same = await create({ name, volume_capabilities: [mountCap(backend.namedFs)], capacity_range: { required_bytes: 32 * MiB, limit_bytes: 32 * MiB } });
+        assert.equal(same.volume_id, first.volume_id, 'the default fs named explicitly is the same volume');
+      } else {
+        await expectCode(
+          create({ name, volume_capabilities: [mountCap(backend.namedFs)], capacity_range: { required_bytes: 32 * MiB } }),
+          status.ALREADY_EXISTS,
+          'another fs type',
+        );
+      }
+      if (backend.deviceFs) await expectCode(create({ name, volume_capabilities: [mountCap('xfs')], capacity_range: { required_bytes: 32 * MiB } }), status.ALREADY_EXISTS, 'xfs instead of the default fs');
       // Parameters count too (local takes none, so there is nothing to differ in).
       const other: Record<string, Record<string, string>> = { rbd: { imageFeatures: 'layering,exclusive-lock' }, cephfs: { subvolumeGroup: 'csi-other' } };
       const parameters = other[backend.name];

@@ -4,7 +4,9 @@
 // ABORTED or a cancelled call means the volume may still be being made there: the provisioner asks
 // the same node again with the same name and the claim stays. Here with one Controller service per
 // node (as `stowage up --nodes N --backend local`), where moving a claim whose CreateVolume was
-// still running on node-1 left `pvc-<uid>` orphaned on node-1 once node-2 had made its own.
+// still running on node-1 left `pvc-<uid>` orphaned on node-1 once node-2 had made its own. An
+// Immediate claim there has no scheduler to choose its node: the provisioner chooses it once and
+// writes it on the claim, so that a retry after a timeout or a restart asks the same node.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -193,6 +195,133 @@ describe('provisioning failures and rescheduling (one Controller service per nod
     await settle(() => ctl.idle());
     assert.deepEqual(allVolumes(), [`n1/pvc-${c.metadata.uid}`]);
     assert.equal(nodes.n2.creates.length, 0);
+  });
+});
+
+describe('Immediate claims on a driver whose nodes serve their own volumes: the node is chosen once, durably', () => {
+  // Without a selected node, CreateVolume went to the driver's controller endpoint: the socket of
+  // whichever node registered last, which a restart of `up` (nodes register side by side) or a
+  // node joining changes. A call cut short on node-1 (kill -9, or a timeout) was then asked again
+  // of node-2: a second volume, and node-1's `pvc-<uid>` had no PV (the chaos campaign, seed 11).
+  let store: Store;
+  let ctl: Controllers;
+  let nodes: Record<'n1' | 'n2', NodeStorage>;
+  const start = () => startControllers(store, quiet, { resyncMs: 0, eventMaxDelayMs: 0, csiTimeoutMs: TIMEOUT_MS, maxDelayMs: 200 });
+  /** As registerDriver() does for the node that registers last. */
+  const controllerEndpointOn = (node: 'n1' | 'n2') => {
+    const d = store.get('csidrivers', undefined, DRIVER) as CSIDriver;
+    store.update<CSIDriver>({ ...d, metadata: { ...d.metadata, annotations: { ...d.metadata.annotations, 'stowage.dev/controller-endpoint': nodes[node].driver.endpoint } } });
+  };
+
+  beforeEach(async () => {
+    store = open(':memory:');
+    nodes = { n1: await nodeStorage('n1'), n2: await nodeStorage('n2') };
+    store.create<CSIDriver>({
+      apiVersion: 'storage.k8s.io/v1',
+      kind: 'CSIDriver',
+      metadata: { name: DRIVER, annotations: { [CONTROLLER_PER_NODE_ANNOTATION]: 'true', 'stowage.dev/controller-endpoint': nodes.n1.driver.endpoint } },
+      spec: { attachRequired: false },
+    });
+    for (const name of ['n1', 'n2'] as const) {
+      store.create({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels: { [KEY]: name, 'kubernetes.io/hostname': name } } });
+      store.create<CSINode>({
+        apiVersion: 'storage.k8s.io/v1',
+        kind: 'CSINode',
+        metadata: { name, annotations: { [NODE_ENDPOINTS_ANNOTATION]: JSON.stringify({ [DRIVER]: nodes[name].driver.endpoint }) } },
+        spec: { drivers: [{ name: DRIVER, nodeID: name, topologyKeys: [KEY] }] },
+      });
+    }
+    store.create(storageClass('now', DRIVER, { volumeBindingMode: 'Immediate' }));
+    ctl = start();
+  });
+
+  afterEach(async () => {
+    await ctl.stop();
+    store.close();
+    await nodes.n1.driver.stop();
+    await nodes.n2.driver.stop();
+  });
+
+  const getClaim = (name: string) => store.get('persistentvolumeclaims', 'default', name) as PersistentVolumeClaim | undefined;
+  const eventsAbout = (name: string): Event[] => store.list('events', { fieldSelector: `involvedObject.name=${name}` }).items;
+  const allVolumes = () => [...[...nodes.n1.volumes].map((v) => `n1/${v}`), ...[...nodes.n2.volumes].map((v) => `n2/${v}`)];
+  const pvHandles = () => store.list('persistentvolumes').items.map((pv) => (pv as { spec: { csi?: { volumeHandle: string } } }).spec.csi?.volumeHandle);
+
+  it('the control plane killed during CreateVolume and restarted with the controller endpoint on another node: the same node is asked again, one volume in all', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    nodes.n1.behaviour = async (_req, n) => {
+      if (n === 1) await held;
+    };
+    const c = store.create(claim('data', { storageClassName: 'now' }));
+    await waitFor(() => nodes.n1.creates.length === 1, 'CreateVolume on node-1');
+    // The crash: the provisioner and what it remembered are gone; node-1 finishes what it started.
+    await ctl.stop();
+    controllerEndpointOn('n2');
+    release();
+    await waitFor(() => nodes.n1.volumes.size === 1, 'node-1 to make the volume');
+    ctl = start();
+    await waitFor(() => getClaim('data')?.status?.phase === 'Bound', 'the claim bound');
+    await settle(() => ctl.idle());
+
+    assert.deepEqual(allVolumes(), [`n1/pvc-${c.metadata.uid}`], 'one volume, on node-1, none orphaned');
+    assert.deepEqual(pvHandles(), [`n1/pvc-${c.metadata.uid}`]);
+    assert.equal(nodes.n2.creates.length, 0, 'node-2 was never asked');
+    assert.equal(getClaim('data')?.metadata.annotations?.[ANN_SELECTED_NODE], 'n1', 'the node chosen is on the claim');
+  });
+
+  it('a CreateVolume timed out on node-1 while node-2 registered last: asked again of node-1, one volume in all', async () => {
+    let done = false;
+    nodes.n1.behaviour = async (_req, n) => {
+      if (n === 1) {
+        await sleep(3 * TIMEOUT_MS);
+        done = true;
+      }
+    };
+    const c = store.create(claim('data', { storageClassName: 'now' }));
+    await waitFor(() => eventsAbout('data').some((e) => e.reason === 'ProvisioningFailed' && /DeadlineExceeded/.test(e.message ?? '')), 'the timeout');
+    controllerEndpointOn('n2');
+    await waitFor(() => done, 'node-1 to finish its CreateVolume');
+    await waitFor(() => getClaim('data')?.status?.phase === 'Bound', 'the claim bound');
+    await settle(() => ctl.idle());
+
+    assert.deepEqual(allVolumes(), [`n1/pvc-${c.metadata.uid}`]);
+    assert.deepEqual(pvHandles(), [`n1/pvc-${c.metadata.uid}`]);
+    assert.equal(nodes.n2.creates.length, 0);
+  });
+
+  it('a claim deleted while its CreateVolume ran, the control plane restarted with the endpoint elsewhere: the volume made on node-1 is found and deleted', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    nodes.n1.behaviour = async (_req, n) => {
+      if (n === 1) await held;
+    };
+    store.create(claim('brief', { storageClassName: 'now' }));
+    await waitFor(() => nodes.n1.creates.length === 1, 'CreateVolume on node-1');
+    await ctl.stop();
+    store.delete('persistentvolumeclaims', 'default', 'brief');
+    controllerEndpointOn('n2');
+    release();
+    await waitFor(() => nodes.n1.volumes.size === 1, 'node-1 to make the volume');
+    ctl = start();
+    await waitFor(() => getClaim('brief') === undefined, 'the claim to go');
+    await settle(() => ctl.idle());
+
+    assert.deepEqual(allVolumes(), []);
+    assert.equal(store.list('persistentvolumes').items.length, 0);
+  });
+
+  it('RESOURCE_EXHAUSTED on the node chosen for an Immediate claim: retried there with backoff, as before (no scheduler moves it)', async () => {
+    nodes.n1.behaviour = async (_req, n) => {
+      if (n <= 2) throw new ResourceExhaustedError('not enough pool capacity');
+    };
+    const c = store.create(claim('data', { storageClassName: 'now' }));
+    await waitFor(() => getClaim('data')?.status?.phase === 'Bound', 'the claim bound');
+    await settle(() => ctl.idle());
+    assert.deepEqual(allVolumes(), [`n1/pvc-${c.metadata.uid}`]);
+    assert.equal(nodes.n1.creates.length, 3);
+    assert.equal(nodes.n2.creates.length, 0);
+    assert.equal(getClaim('data')?.metadata.annotations?.[ANN_SELECTED_NODE], 'n1');
   });
 });
 

@@ -16,7 +16,10 @@
 // `reschedule`: the provisioner removes volume.kubernetes.io/selected-node, which is the only thing
 // that makes the scheduler move a claim. Anything else is retried on the same node. Moving on any
 // failure, as before, orphaned `pvc-<uid>` on node-1 when its timed-out CreateVolume finished after
-// node-2 had made its own.
+// node-2 had made its own. For the same reason an Immediate claim of a driver whose nodes each make
+// their own volumes gets its node written on it (selected-node, as external-provisioner's
+// --node-deployment owner does) before its first CreateVolume: the driver's controller endpoint,
+// where such claims went, is whichever node registered last and changes across restarts.
 //
 // It also deletes: the binder calls deleteVolume() for a released volume whose policy is Delete.
 import { randomBytes } from 'node:crypto';
@@ -161,6 +164,8 @@ export function provisioningState(err: unknown, mayReschedule: boolean): Provisi
 export interface ProvisioningOutcome {
   state: ProvisioningState;
   error?: unknown;
+  /** The claim as the attempt saw it (with the node it chose): what a call in background is finished with. */
+  claim?: PersistentVolumeClaim;
 }
 
 /** How Kubernetes prints a gRPC failure: `rpc error: code = NotFound desc = …`. */
@@ -394,7 +399,7 @@ export class Provisioner implements VolumeDeleter {
         if (finishing) this.loop.enqueue(key);
         break;
       case 'inBackground':
-        this.inBackground.set(key, pvc);
+        this.inBackground.set(key, outcome.claim ?? pvc);
         break;
       case 'noChange':
         break;
@@ -422,15 +427,20 @@ export class Provisioner implements VolumeDeleter {
   }
 
   /** One provisioning attempt: its ProvisioningState and, unless it succeeded, the error. */
-  private async provision(key: string, pvc: PersistentVolumeClaim, signal: AbortSignal): Promise<ProvisioningOutcome> {
+  private async provision(key: string, claimed: PersistentVolumeClaim, signal: AbortSignal): Promise<ProvisioningOutcome> {
+    let pvc = claimed;
     const sc = this.classes.get(claimClass(pvc));
     if (sc === undefined) return { state: 'noChange' };
     const driverName = sc.provisioner;
+    // A driver whose nodes each make their own volumes: a claim without a selected node is given one
+    // here, before its first CreateVolume, and keeps it (see ownerNode()).
+    const owned = annotation(pvc, ANN_SELECTED_NODE) === undefined ? this.ownerNode(pvc, driverName) : undefined;
+    if (owned !== undefined) pvc = { ...pvc, metadata: { ...pvc.metadata, annotations: { ...pvc.metadata.annotations, [ANN_SELECTED_NODE]: owned } } };
     const selectedNode = annotation(pvc, ANN_SELECTED_NODE);
     const className = sc.metadata.name ?? '';
     const failed = (state: ProvisioningState, err: unknown, message = `failed to provision volume with StorageClass "${className}": ${describeError(err)}`): ProvisioningOutcome => {
       this.recorder.event(pvc, 'Warning', 'ProvisioningFailed', message);
-      return { state, error: err };
+      return { state, error: err, claim: pvc };
     };
     // As external-provisioner: a selected node that no longer exists (Node or CSINode) is given up.
     if (selectedNode !== undefined && this.nodes.get(selectedNode) === undefined) {
@@ -457,17 +467,29 @@ export class Provisioner implements VolumeDeleter {
       return failed('noChange', err);
     }
 
-    // The claim records that a volume may now exist under this name (PROVISIONING_FINALIZER).
-    if (!isDeleting(pvc) && !holdsProvisioningFinalizer(pvc)) {
+    // The claim records that a volume may now exist under this name (PROVISIONING_FINALIZER), and,
+    // when this attempt chose it, on which node (selected-node).
+    if (!isDeleting(pvc) && (!holdsProvisioningFinalizer(pvc) || owned !== undefined)) {
       const current = this.store.get('persistentvolumeclaims', pvc.metadata.namespace, pvc.metadata.name ?? '');
       if (current === undefined || current.metadata.uid !== pvc.metadata.uid || isDeleting(current)) return { state: 'noChange' };
-      if (!holdsProvisioningFinalizer(current)) {
-        this.store.update<PersistentVolumeClaim>({ ...current, metadata: { ...current.metadata, finalizers: [...(current.metadata.finalizers ?? []), PROVISIONING_FINALIZER] } });
+      const pinned = annotation(current, ANN_SELECTED_NODE);
+      // Another writer chose a node meanwhile: its update brings the claim back here.
+      if (owned !== undefined && pinned !== undefined && pinned !== owned) return { state: 'noChange' };
+      if (!holdsProvisioningFinalizer(current) || (owned !== undefined && pinned === undefined)) {
+        this.store.update<PersistentVolumeClaim>({
+          ...current,
+          metadata: {
+            ...current.metadata,
+            ...(owned === undefined ? {} : { annotations: { ...current.metadata.annotations, [ANN_SELECTED_NODE]: owned } }),
+            finalizers: holdsProvisioningFinalizer(current) ? current.metadata.finalizers : [...(current.metadata.finalizers ?? []), PROVISIONING_FINALIZER],
+          },
+        });
       }
     }
     // The store commits in groups (store.ts): the claim this volume is named after (its uid), its
-    // finalizer and the writes that handed it to us must be durable before the volume exists, or a
-    // crash could leave a volume named after a claim that never was, or that nothing remembers.
+    // finalizer, its node and the writes that handed it to us must be durable before the volume
+    // exists, or a crash could leave a volume named after a claim that never was, that nothing
+    // remembers, or that the next attempt looks for on another node.
     await this.store.flushed();
     if (signal.aborted) return { state: 'noChange' };
 
@@ -478,10 +500,12 @@ export class Provisioner implements VolumeDeleter {
       volume = response.volume;
     } catch (err) {
       // Stopping: the call was cancelled, and may be running still; the next run asks again.
-      if (signal.aborted) return { state: 'inBackground' };
+      if (signal.aborted) return { state: 'inBackground', claim: pvc };
       // Another node may be asked only if the driver has topology (the request named the
-      // selected node's) and the claim waits for its first consumer (it has a selected node).
-      const mayReschedule = selectedNode !== undefined && request.accessibility_requirements !== undefined;
+      // selected node's) and the claim waits for its first consumer (the scheduler selected its
+      // node and chooses again). A node this provisioner chose for an Immediate claim is kept:
+      // nothing would choose better, and RESOURCE_EXHAUSTED is retried there with backoff.
+      const mayReschedule = selectedNode !== undefined && request.accessibility_requirements !== undefined && sc.volumeBindingMode === 'WaitForFirstConsumer';
       return failed(provisioningState(err, mayReschedule), err);
     }
     try {
@@ -489,9 +513,32 @@ export class Provisioner implements VolumeDeleter {
     } catch (err) {
       // The volume exists but has no PV yet (or could not be deleted again): it must be asked for
       // again even if the claim goes meanwhile, as a call in progress would be.
-      return { state: 'inBackground', error: err };
+      return { state: 'inBackground', error: err, claim: pvc };
     }
     return { state: 'finished' };
+  }
+
+  /**
+   * The node an Immediate claim of a driver whose nodes each serve their own volumes
+   * (CONTROLLER_PER_NODE_ANNOTATION) is made on, as external-provisioner's --node-deployment
+   * instance that becomes the claim's owner sets selected-node to its own node: the node holding
+   * its data source, else the one behind the driver's controller endpoint (where such claims have
+   * always gone), else the first node listing the driver. Written on the claim before the first
+   * CreateVolume, so a retry, after a timeout or a restart, asks the same node: the controller
+   * endpoint is whichever node registered last, which a restart or a node joining changes.
+   * Undefined for other drivers (one Controller service for all) and claims that already have a node.
+   */
+  private ownerNode(pvc: PersistentVolumeClaim, driverName: string): string | undefined {
+    if (!this.registry.controllerPerNode(driverName)) return undefined;
+    const source = this.dataSourceNode(pvc, driverName);
+    if (source !== undefined) return source;
+    const endpoint = this.registry.controllerEndpoint(driverName);
+    const candidates = this.registry
+      .nodesWithDriver(driverName)
+      .map((n) => n.metadata.name ?? '')
+      .filter((n) => n !== '' && this.nodes.get(n) !== undefined)
+      .sort();
+    return candidates.find((n) => this.registry.nodeEndpoint(driverName, n) === endpoint) ?? candidates[0];
   }
 
   /** CreateVolume succeeded: the PersistentVolume, or the volume deleted again if the claim no longer wants it. */
