@@ -1,7 +1,8 @@
 // mountPropagation end to end through YAML and the CLI: a mount the node makes below a volume after
 // the container started appears inside a container that mounted the volume with HostToContainer,
-// and not inside one with the default (None); Bidirectional is refused with a clear reason
-// (containers here cannot mount onto the node).
+// and not inside one with the default (None); Bidirectional is refused with a clear reason: by the
+// API, as Kubernetes does, unless the container is privileged, and then by the node (containers
+// here cannot mount onto the node).
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -23,7 +24,7 @@ spec:
       storage: 64Mi
 `;
 
-const pod = (name: string, propagation?: string): string => `apiVersion: v1
+const pod = (name: string, propagation?: string, privileged = false): string => `apiVersion: v1
 kind: Pod
 metadata:
   name: ${name}
@@ -32,7 +33,7 @@ spec:
   containers:
   - name: main
     image: busybox
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]${privileged ? '\n    securityContext: {privileged: true}' : ''}
     volumeMounts:
     - name: data
       mountPath: /data${propagation ? `\n      mountPropagation: ${propagation}` : ''}
@@ -92,8 +93,9 @@ describe('mountPropagation', { skip: needsRoot, timeout: 300_000 }, () => {
     assert.equal((await up.cli('delete', 'pod', 'follower', 'isolated')).code, 0);
   });
 
-  it('refuses Bidirectional with a reason', async () => {
-    await up.apply(pod('both', 'Bidirectional'));
+  it('refuses Bidirectional with a reason: the API for an unprivileged container, the node for a privileged one', async () => {
+    await assert.rejects(up.apply(pod('both', 'Bidirectional')), /spec\.containers\[0\]\.volumeMounts\[0\]\.mountPropagation: Forbidden: Bidirectional mount propagation is available only to privileged containers/);
+    await up.apply(pod('both', 'Bidirectional', true));
     const waiting = await until('CreateContainerConfigError', 60_000, async () => {
       const p = await up.pod('both');
       const s = ((p?.status?.['containerStatuses'] ?? []) as { state: { waiting?: { reason: string; message: string } } }[])[0];

@@ -230,6 +230,8 @@ function validateContainer(c: Container, p: string, volumes: ReadonlySet<string>
     else if (!volumes.has(m.name)) errs.push(notFound(child(mp, 'name'), m.name));
     if (!m.mountPath) errs.push(required(child(mp, 'mountPath')));
     errs.push(...supportedValue(child(mp, 'mountPropagation'), m.mountPropagation, PROPAGATIONS));
+    const privileged = (c['securityContext'] as { privileged?: boolean } | undefined)?.privileged === true;
+    if (m.mountPropagation === 'Bidirectional' && !privileged) errs.push(forbidden(child(mp, 'mountPropagation'), 'Bidirectional mount propagation is available only to privileged containers'));
   });
   (c.volumeDevices ?? []).forEach((d, i) => {
     const dp = index(child(p, 'volumeDevices'), i);
