@@ -5,7 +5,7 @@
 // too, a claim without an fsType is left alone as the kubelet leaves it, an emptyDir gets the
 // group, and fsGroupChangePolicy OnRootMismatch skips the walk when the root already matches.
 import assert from 'node:assert/strict';
-import { chownSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { needsRoot } from '../support/driver-harness.js';
@@ -98,6 +98,8 @@ describe('securityContext: runAsUser, runAsGroup, fsGroup, supplementalGroups', 
     assert.equal(await exec('id -u'), '1000');
     assert.equal(await exec('id -g'), '3000');
     assert.deepEqual((await exec('id -G')).split(/\s+/).sort(), ['2000', '3000', '4000']);
+    const passwdHome = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[2] === '1000')?.[5];
+    assert.equal(await exec('echo $HOME'), passwdHome || '/', 'HOME is the user\'s, not root\'s');
 
     const data = await target(first.metadata.uid ?? '', 'owned');
     await until('the pod to create its file', 30_000, async () => statSync(join(data, 'dir-first'), { throwIfNoEntry: false }));
