@@ -31,6 +31,13 @@ spec:
       storage: 64Mi
 ---
 apiVersion: v1
+kind: Secret
+metadata:
+  name: token
+stringData:
+  token: s3cret
+---
+apiVersion: v1
 kind: PersistentVolumeClaim
 metadata:
   name: plain
@@ -56,8 +63,12 @@ spec:
   - name: main
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; touch /data/${name}; mkdir -p /data/dir-${name}; touch /scratch/made; while true; do sleep 0.2; done"]
-    volumeMounts: [{name: data, mountPath: /data}, {name: other, mountPath: /other}, {name: scratch, mountPath: /scratch}]
+    volumeMounts: [{name: data, mountPath: /data}, {name: other, mountPath: /other}, {name: scratch, mountPath: /scratch}, {name: token, mountPath: /token}]
   volumes:
+  - name: token
+    secret:
+      secretName: token
+      defaultMode: 0440
   - name: data
     persistentVolumeClaim:
       claimName: owned
@@ -116,6 +127,7 @@ describe('securityContext: runAsUser, runAsGroup, fsGroup, supplementalGroups', 
     assert.notEqual(await exec('touch /other/x 2>/dev/null && echo wrote || echo denied'), 'wrote', 'and user 1000 cannot write to it');
 
     assert.equal(await exec('stat -c %g /scratch/made'), '2000', 'emptyDir files belong to the fsGroup');
+    assert.equal(await exec('cat /token/token'), 's3cret', 'a 0440 secret file is readable through the fsGroup');
     // A file the pod's fsGroup does not own, put there behind its back, for the next two pods.
     writeFileSync(join(data, 'foreign'), 'x', { mode: 0o600 });
     chownSync(join(data, 'foreign'), 0, 0);
