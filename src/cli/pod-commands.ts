@@ -34,7 +34,9 @@ async function podAndRuntime(command: Command, name: string): Promise<{ pod: Pod
 function containerOf(pod: Pod, wanted: string | undefined): string {
   const names = pod.spec.containers.map((c) => c.name);
   if (wanted !== undefined) {
-    if (!names.includes(wanted)) throw new CliError(`error: container ${wanted} is not valid for pod ${pod.metadata.name ?? ''}`);
+    // -c may name an init container too, as kubectl's logs and exec allow.
+    const valid = [...(pod.spec.initContainers ?? []).map((c) => c.name), ...names];
+    if (!valid.includes(wanted)) throw new CliError(`error: container ${wanted} is not valid for pod ${pod.metadata.name ?? ''}`);
     return wanted;
   }
   if (names.length > 1) process.stderr.write(`Defaulted container "${names[0] ?? ''}" out of: ${names.join(', ')}\n`);
@@ -42,7 +44,8 @@ function containerOf(pod: Pod, wanted: string | undefined): string {
 }
 
 function restartCount(pod: Pod, container: string): number {
-  const statuses = (pod.status?.['containerStatuses'] as { name: string; restartCount?: number }[] | undefined) ?? [];
+  type Counted = { name: string; restartCount?: number }[];
+  const statuses = [...((pod.status?.['initContainerStatuses'] as Counted | undefined) ?? []), ...((pod.status?.['containerStatuses'] as Counted | undefined) ?? [])];
   return statuses.find((s) => s.name === container)?.restartCount ?? 0;
 }
 

@@ -1,7 +1,8 @@
 // Raw block volumes end to end through YAML and the CLI on the local backend: a Block claim used
 // as `volumeDevices` is staged and published at the kubelet's volumeDevices paths, the device is at
 // devicePath inside the container (a block device, not a file), a pattern written with dd through
-// `stowage exec` is read back by a new pod after the first is deleted, and teardown unpublishes,
+// `stowage exec` is read back by a new pod after the first is deleted (and after `up` is killed
+// and restarted: the pod and its device are adopted), and teardown unpublishes,
 // unstages and detaches the volume's loop device. A Block claim in volumeMounts is refused as the
 // kubelet refuses it.
 import assert from 'node:assert/strict';
@@ -9,7 +10,7 @@ import { existsSync, lstatSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { needsRoot } from '../support/driver-harness.js';
-import { loopsUnder, mountAt } from '../support/host-state.js';
+import { loopsUnder, mountAt, mountsUnder } from '../support/host-state.js';
 import { startUp, until, type UpSession } from '../support/up-session.js';
 
 const CLAIM = `apiVersion: v1
@@ -93,10 +94,21 @@ describe('raw block volumes (volumeDevices) in pods', { skip: needsRoot, timeout
     assert.equal(loopsUnder(up.dir).length, loopsBefore, 'the volume\'s loop device is detached');
 
     await up.apply(pod('reader'));
-    await running('reader');
+    const reader = await running('reader');
     const read = await up.cli('exec', 'reader', '--', 'sh', '-c', `dd if=/dev/xvda bs=4096 count=1 2>/dev/null | head -c ${PATTERN.length}`);
     assert.equal(read.stdout, PATTERN, read.stderr);
+
+    // `up` killed: the pod keeps its device; a new `up` adopts both, and teardown still works.
+    await up.restart('SIGKILL');
+    const adopted = await running('reader');
+    const containerId = (p: typeof reader) => ((p.status?.['containerStatuses'] ?? []) as { containerID?: string }[])[0]?.containerID;
+    assert.equal(containerId(adopted), containerId(reader), 'the same container, not restarted');
+    const again = await up.cli('exec', 'reader', '--', 'sh', '-c', `dd if=/dev/xvda bs=4096 count=1 2>/dev/null | head -c ${PATTERN.length}`);
+    assert.equal(again.stdout, PATTERN, again.stderr);
+    const readerPublish = join(root, 'plugins/kubernetes.io/csi/volumeDevices/publish', pvName, reader.metadata.uid ?? '');
+    assert.equal(mountsUnder(readerPublish).length, 1, 'published once, not stacked by the adopting agent');
     assert.equal((await up.cli('delete', 'pod', 'reader')).code, 0);
+    assert.equal(mountAt(readerPublish), undefined);
     assert.equal(loopsUnder(up.dir).length, loopsBefore);
   });
 

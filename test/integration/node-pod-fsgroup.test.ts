@@ -5,7 +5,7 @@
 // too, a claim without an fsType is left alone as the kubelet leaves it, an emptyDir gets the
 // group, and fsGroupChangePolicy OnRootMismatch skips the walk when the root already matches.
 import assert from 'node:assert/strict';
-import { chownSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { needsRoot } from '../support/driver-harness.js';
@@ -29,6 +29,13 @@ spec:
   resources:
     requests:
       storage: 64Mi
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: token
+stringData:
+  token: s3cret
 ---
 apiVersion: v1
 kind: PersistentVolumeClaim
@@ -56,8 +63,12 @@ spec:
   - name: main
     image: busybox
     command: ["sh", "-c", "trap 'exit 0' TERM; touch /data/${name}; mkdir -p /data/dir-${name}; touch /scratch/made; while true; do sleep 0.2; done"]
-    volumeMounts: [{name: data, mountPath: /data}, {name: other, mountPath: /other}, {name: scratch, mountPath: /scratch}]
+    volumeMounts: [{name: data, mountPath: /data}, {name: other, mountPath: /other}, {name: scratch, mountPath: /scratch}, {name: token, mountPath: /token}]
   volumes:
+  - name: token
+    secret:
+      secretName: token
+      defaultMode: 0440
   - name: data
     persistentVolumeClaim:
       claimName: owned
@@ -98,6 +109,8 @@ describe('securityContext: runAsUser, runAsGroup, fsGroup, supplementalGroups', 
     assert.equal(await exec('id -u'), '1000');
     assert.equal(await exec('id -g'), '3000');
     assert.deepEqual((await exec('id -G')).split(/\s+/).sort(), ['2000', '3000', '4000']);
+    const passwdHome = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => l.split(':')).find((f) => f[2] === '1000')?.[5];
+    assert.equal(await exec('echo $HOME'), passwdHome || '/', 'HOME is the user\'s, not root\'s');
 
     const data = await target(first.metadata.uid ?? '', 'owned');
     await until('the pod to create its file', 30_000, async () => statSync(join(data, 'dir-first'), { throwIfNoEntry: false }));
@@ -114,6 +127,7 @@ describe('securityContext: runAsUser, runAsGroup, fsGroup, supplementalGroups', 
     assert.notEqual(await exec('touch /other/x 2>/dev/null && echo wrote || echo denied'), 'wrote', 'and user 1000 cannot write to it');
 
     assert.equal(await exec('stat -c %g /scratch/made'), '2000', 'emptyDir files belong to the fsGroup');
+    assert.equal(await exec('cat /token/token'), 's3cret', 'a 0440 secret file is readable through the fsGroup');
     // A file the pod's fsGroup does not own, put there behind its back, for the next two pods.
     writeFileSync(join(data, 'foreign'), 'x', { mode: 0o600 });
     chownSync(join(data, 'foreign'), 0, 0);

@@ -91,6 +91,8 @@ describe('initContainers', { skip: needsRoot, timeout: 300_000 }, () => {
     assert.ok(seen.has('Init:1/2'), `Init:1/2 shown while the second runs (seen: ${[...seen].join(', ')})`);
     const logs = await up.cli('logs', 'ordered');
     assert.equal(logs.stdout, 'first\nfirst\nsecond\n', 'the app saw both init containers\' files, in order');
+    const initLogs = await up.cli('logs', 'ordered', '-c', 'first');
+    assert.equal(initLogs.code, 0, `logs -c names an init container, as in kubectl: ${initLogs.stderr}`);
     const pod = await up.pod('ordered');
     const inits = (pod?.status?.['initContainerStatuses'] ?? []) as { name: string; ready: boolean; state: { terminated?: { exitCode: number; reason: string } } }[];
     assert.deepEqual(

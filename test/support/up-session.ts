@@ -23,6 +23,8 @@ export interface UpSession {
   /** Writes the YAML to a file and applies it; throws with stderr when apply fails. */
   apply(yaml: string): Promise<void>;
   pod(name: string): Promise<Pod | undefined>;
+  /** Kills `up` with the signal (its pods keep running) and starts a new one on the same state dir. */
+  restart(signal: NodeJS.Signals): Promise<void>;
   /** Stops `up` and returns what is left mounted or attached under the state dir (should be nothing). */
   stop(): Promise<string[]>;
 }
@@ -40,9 +42,18 @@ export async function until<T>(what: string, timeoutMs: number, probe: () => Pro
 export async function startUp(prefix: string, node = 'pod-node'): Promise<UpSession> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   let log = '';
-  const up: ChildProcess = spawn(process.execPath, [BIN, 'up', '--state-dir', dir, '--pool-size', '2Gi', '--node-name', node], { stdio: ['ignore', 'pipe', 'pipe'] });
-  up.stdout?.on('data', (c: Buffer) => (log += c.toString('utf8')));
-  up.stderr?.on('data', (c: Buffer) => (log += c.toString('utf8')));
+  let up!: ChildProcess;
+  const launch = async (): Promise<void> => {
+    log = '';
+    up = spawn(process.execPath, [BIN, 'up', '--state-dir', dir, '--pool-size', '2Gi', '--node-name', node], { stdio: ['ignore', 'pipe', 'pipe'] });
+    up.stdout?.on('data', (c: Buffer) => (log += c.toString('utf8')));
+    up.stderr?.on('data', (c: Buffer) => (log += c.toString('utf8')));
+    try {
+      await until('stowage up to start', 90_000, async () => log.includes('stowage is up'));
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n${log}`);
+    }
+  };
   const cli = (...args: string[]): Promise<Ran> => runCaptured(process.execPath, [BIN, '--state-dir', dir, ...args], { cwd: dir });
   let stopped = false;
   const session: UpSession = {
@@ -58,6 +69,11 @@ export async function startUp(prefix: string, node = 'pod-node'): Promise<UpSess
     async pod(name) {
       const ran = await cli('get', 'pod', name, '-o', 'json');
       return ran.code === 0 ? (JSON.parse(ran.stdout) as Pod) : undefined;
+    },
+    async restart(signal) {
+      up.kill(signal);
+      await new Promise((r) => up.once('exit', r));
+      await launch();
     },
     async stop() {
       if (stopped) return leftovers(dir);
@@ -77,10 +93,10 @@ export async function startUp(prefix: string, node = 'pod-node'): Promise<UpSess
     },
   };
   try {
-    await until('stowage up to start', 90_000, async () => log.includes('stowage is up'));
+    await launch();
   } catch (err) {
     await session.stop();
-    throw new Error(`${(err as Error).message}\n${log}`);
+    throw err;
   }
   return session;
 }

@@ -21,12 +21,12 @@ describe('containerUser', () => {
   const c = (sc?: Record<string, unknown>): Container => ({ name: 'main', ...(sc ? { securityContext: sc } : {}) });
   const cases: [string, Record<string, unknown> | undefined, Container, ReturnType<typeof containerUser>][] = [
     ['nothing set: root as before', undefined, c(), undefined],
-    ['pod-level user, group, fsGroup, supplementalGroups', { runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000] }, c(), { uid: 1000, gid: 3000, groups: [3000, 2000, 4000] }],
-    ['the container overrides the pod', { runAsUser: 1000, runAsGroup: 3000 }, c({ runAsUser: 5000 }), { uid: 5000, gid: 3000, groups: [3000] }],
-    ['no runAsGroup: the passwd primary group', { runAsUser: 1000 }, c(), { uid: 1000, gid: 1001, groups: [1001] }],
-    ['a user not in passwd: group 0', { runAsUser: 777 }, c(), { uid: 777, gid: 0, groups: [0] }],
+    ['pod-level user, group, fsGroup, supplementalGroups', { runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, supplementalGroups: [4000] }, c(), { uid: 1000, gid: 3000, groups: [3000, 2000, 4000], home: '/home/alice' }],
+    ['the container overrides the pod', { runAsUser: 1000, runAsGroup: 3000 }, c({ runAsUser: 5000 }), { uid: 5000, gid: 3000, groups: [3000], home: '/' }],
+    ['no runAsGroup: the passwd primary group and home', { runAsUser: 1000 }, c(), { uid: 1000, gid: 1001, groups: [1001], home: '/home/alice' }],
+    ['a user not in passwd: group 0, HOME /', { runAsUser: 777 }, c(), { uid: 777, gid: 0, groups: [0], home: '/' }],
     ['fsGroup alone: root with the extra group', { fsGroup: 2000 }, c(), { uid: 0, gid: 0, groups: [0, 2000] }],
-    ['runAsNonRoot with a user is fine', { runAsNonRoot: true, runAsUser: 1000 }, c(), { uid: 1000, gid: 1001, groups: [1001] }],
+    ['runAsNonRoot with a user is fine', { runAsNonRoot: true, runAsUser: 1000 }, c(), { uid: 1000, gid: 1001, groups: [1001], home: '/home/alice' }],
   ];
   for (const [name, psc, container, want] of cases) {
     it(name, () => assert.deepEqual(containerUser(pod(psc), container, () => PASSWD), want));

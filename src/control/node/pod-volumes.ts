@@ -156,14 +156,14 @@ export class PodVolumes {
         ...[...Object.entries(cm?.data ?? {})].map(([k, v]) => [k, Buffer.from(v, 'utf8')] as [string, Buffer]),
         ...decoded(cm?.binaryData),
       ]);
-      return this.projected(uid, CONFIG_MAP_PLUGIN_DIR, volume.name, files, configMap, false);
+      return this.projected(uid, CONFIG_MAP_PLUGIN_DIR, volume.name, files, configMap, false, fsGroup);
     }
     const secret = volume['secret'] as SecretVolumeSource | undefined;
     if (secret !== undefined) {
       const s = this.lookups.secret(namespace, secret.secretName ?? '');
       if (s === undefined && secret.optional !== true) throw new PodVolumeError(`secret "${secret.secretName ?? ''}" not found`);
       const files = new Map([...decoded(s?.data), ...Object.entries(s?.stringData ?? {}).map(([k, v]) => [k, Buffer.from(v, 'utf8')] as [string, Buffer])]);
-      return this.projected(uid, SECRET_PLUGIN_DIR, volume.name, files, secret, true);
+      return this.projected(uid, SECRET_PLUGIN_DIR, volume.name, files, secret, true, fsGroup);
     }
     const kinds = Object.keys(volume).filter((k) => k !== 'name');
     throw new PodVolumeError(`volume "${volume.name}": ${unsupportedSource(kinds[0] ?? '(none)')}`);
@@ -191,7 +191,7 @@ export class PodVolumes {
    * configMap and secret volumes: the keys (or the listed items) as files, written atomically each
    * time the pod is synced. Secrets live on a tmpfs, never on the node's disk.
    */
-  private async projected(uid: string, plugin: string, name: string, files: Map<string, Buffer>, source: ProjectedSource, memory: boolean): Promise<string> {
+  private async projected(uid: string, plugin: string, name: string, files: Map<string, Buffer>, source: ProjectedSource, memory: boolean, fsGroup: number | undefined): Promise<string> {
     const path = this.layout.volumeDir(uid, plugin, name);
     await mkdir(path, { recursive: true, mode: 0o755 });
     if (memory && !(await this.mounter.isMountPoint(path))) await this.mounter.mount('tmpfs', path, 'tmpfs', ['mode=0755', 'size=16m']);
@@ -217,6 +217,8 @@ export class PodVolumes {
       await writeFile(tmp, file.data, { mode: file.mode });
       await rename(tmp, target);
     }
+    // As the kubelet does for these read-only volumes: the pod's fsGroup may read them.
+    if (fsGroup !== undefined) await setVolumeOwnership(path, fsGroup, undefined, true);
     return path;
   }
 

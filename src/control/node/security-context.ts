@@ -20,13 +20,18 @@ export function podSecurityContext(pod: Pod): SecurityContext {
   return (pod.spec['securityContext'] as SecurityContext | undefined) ?? {};
 }
 
-/** The primary group of uid in a passwd file, if it has the user. */
-export function passwdGroup(uid: number, passwd: string): number | undefined {
+/** The passwd entry of uid (primary group, home), if the file has the user. */
+function passwdEntry(uid: number, passwd: string): { gid: number; home: string } | undefined {
   for (const line of passwd.split('\n')) {
     const fields = line.split(':');
-    if (fields.length >= 4 && Number(fields[2]) === uid && fields[2] !== '') return Number(fields[3]);
+    if (fields.length >= 6 && fields[2] !== '' && Number(fields[2]) === uid) return { gid: Number(fields[3]), home: fields[5] ?? '' };
   }
   return undefined;
+}
+
+/** The primary group of uid in a passwd file, if it has the user. */
+export function passwdGroup(uid: number, passwd: string): number | undefined {
+  return passwdEntry(uid, passwd)?.gid;
 }
 
 function readPasswd(): string {
@@ -56,6 +61,9 @@ export function containerUser(pod: Pod, container: Container, passwd: () => stri
   const extra = [...(p.fsGroup === undefined ? [] : [p.fsGroup]), ...(p.supplementalGroups ?? [])];
   if (runAsUser === undefined && runAsGroup === undefined && extra.length === 0) return undefined;
   const uid = runAsUser ?? 0;
-  const gid = runAsGroup ?? passwdGroup(uid, passwd()) ?? 0;
-  return { uid, gid, groups: [...new Set([gid, ...extra])] };
+  const entry = passwdEntry(uid, passwd());
+  const gid = runAsGroup ?? entry?.gid ?? 0;
+  // HOME as the runtime sets it for a user: its passwd home, else "/".
+  const home = uid === 0 ? undefined : entry?.home || '/';
+  return { uid, gid, groups: [...new Set([gid, ...extra])], ...(home === undefined ? {} : { home }) };
 }

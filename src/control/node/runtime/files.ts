@@ -47,7 +47,7 @@ export const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/
 
 /** The command's environment: the spec's env over PATH, HOSTNAME (the pod's name) and HOME, as a runtime sets them. */
 export function containerEnv(spec: ContainerSpec): Record<string, string> {
-  return { PATH: DEFAULT_PATH, HOSTNAME: spec.podName, HOME: '/root', ...spec.env };
+  return { PATH: DEFAULT_PATH, HOSTNAME: spec.podName, HOME: spec.user?.home ?? '/root', ...spec.env };
 }
 
 export function containersDir(rootDir: string, podUid: string): string {

@@ -21,6 +21,8 @@ export interface ContainerUser {
   gid: number;
   /** Supplementary groups (the primary group, fsGroup, supplementalGroups). */
   groups: number[];
+  /** HOME for a user other than root (its passwd home, else "/"); root keeps /root. */
+  home?: string;
 }
 
 export interface ContainerSpec {
