@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { Mounter } from '../../driver/mount/mount.js';
 import type { ConfigMap, Secret, Volume } from '../api/types/core.js';
 import { quantityValue } from '../api/quantity.js';
+import { sourceKinds, unsupportedReason } from './unsupported-volumes.js';
 import { rootNeedsChange, setVolumeOwnership } from './volume-ownership.js';
 import { CONFIG_MAP_PLUGIN_DIR, EMPTY_DIR_PLUGIN_DIR, type NodeLayout, SECRET_PLUGIN_DIR } from './layout.js';
 
@@ -130,8 +131,9 @@ export class PodVolumes {
       const files = new Map([...decoded(s?.data), ...Object.entries(s?.stringData ?? {}).map(([k, v]) => [k, Buffer.from(v, 'utf8')] as [string, Buffer])]);
       return this.projected(uid, SECRET_PLUGIN_DIR, volume.name, files, secret, true, fsGroup);
     }
-    const kinds = Object.keys(volume).filter((k) => k !== 'name');
-    throw new PodVolumeError(`volume "${volume.name}": volume type ${kinds.join(', ') || '(none)'} is not supported by the embedded node agent`);
+    const kinds = sourceKinds(volume);
+    if (kinds.length === 0) throw new PodVolumeError(`volume "${volume.name}": no volume source`);
+    throw new PodVolumeError(`MountVolume.SetUp failed for volume "${volume.name}" : ${unsupportedReason(kinds[0] ?? '')}`);
   }
 
   private async emptyDir(uid: string, name: string, source: { medium?: string; sizeLimit?: string }, fsGroup: number | undefined): Promise<string> {
