@@ -98,6 +98,16 @@ class KeyedMutex {
   }
 }
 
+/**
+ * The claim a pod volume uses: a persistentVolumeClaim, or for a generic ephemeral volume the claim
+ * "<pod>-<volume>" its controller makes (owned by the pod: boundVolume checks).
+ */
+function podClaim(pod: Pod, volume: NonNullable<Pod['spec']['volumes']>[number]): { claimName: string; readOnly?: boolean; ephemeral?: boolean } | undefined {
+  if (volume.persistentVolumeClaim !== undefined) return volume.persistentVolumeClaim;
+  if (volume['ephemeral'] !== undefined) return { claimName: `${pod.metadata.name ?? ''}-${volume.name}`, ephemeral: true };
+  return undefined;
+}
+
 /** PersistentVolumeSpec fields that are not a volume source. */
 const PV_SPEC_FIELDS = ['capacity', 'accessModes', 'claimRef', 'persistentVolumeReclaimPolicy', 'storageClassName', 'mountOptions', 'volumeMode', 'nodeAffinity', 'volumeAttributesClassName'];
 
@@ -415,7 +425,7 @@ export class NodeAgent {
       if (base === undefined) throw new Error(`volumeMount "${m.name}" names no volume of the pod`);
       const hostPath = m.subPath ? await resolveSubPath(base, m.subPath) : base;
       const volume = pod.spec.volumes?.find((v) => v.name === m.name);
-      const readOnly = m.readOnly === true || volume?.persistentVolumeClaim?.readOnly === true;
+      const readOnly = m.readOnly === true || (volume ? podClaim(pod, volume)?.readOnly === true : false);
       if (m.mountPropagation === 'Bidirectional') {
         throw new Error(`volumeMount "${m.name}": mountPropagation Bidirectional is not supported by the embedded runtime (a container cannot mount onto the node)`);
       }
@@ -432,7 +442,7 @@ export class NodeAgent {
       const hostPath = paths.get(d.name);
       if (hostPath === undefined) throw new Error(`volumeDevice "${d.name}" names no volume of the pod`);
       const volume = pod.spec.volumes?.find((v) => v.name === d.name);
-      out.push({ hostPath, containerPath: d.devicePath, readOnly: volume?.persistentVolumeClaim?.readOnly === true });
+      out.push({ hostPath, containerPath: d.devicePath, readOnly: volume ? podClaim(pod, volume)?.readOnly === true : false });
     }
     return out;
   }
@@ -483,13 +493,13 @@ export class NodeAgent {
     const namespace = pod.metadata.namespace ?? 'default';
     const paths = new Map<string, string>();
     for (const volume of pod.spec.volumes ?? []) {
-      const claim = volume.persistentVolumeClaim;
+      const claim = podClaim(pod, volume);
       if (claim === undefined) {
         const path = await this.volumes.setUp(uid, namespace, volume, podSecurityContext(pod).fsGroup);
         if (path !== undefined) paths.set(volume.name, path);
         continue;
       }
-      const pv = this.boundVolume(pod, claim.claimName);
+      const pv = this.boundVolume(pod, claim.claimName, claim.ephemeral === true);
       const csi = pv.spec.csi;
       if (csi === undefined) {
         if (pv.spec.hostPath !== undefined) {
@@ -539,10 +549,14 @@ export class NodeAgent {
     return { fsGroup: sc.fsGroup, ...(sc.fsGroupChangePolicy ? { fsGroupChangePolicy: sc.fsGroupChangePolicy } : {}), ...(policy ? { fsGroupPolicy: policy } : {}) };
   }
 
-  private boundVolume(pod: Pod, claimName: string): PersistentVolume {
+  private boundVolume(pod: Pod, claimName: string, ephemeral = false): PersistentVolume {
     const namespace = pod.metadata.namespace ?? 'default';
     const pvc = this.store.get('persistentvolumeclaims', namespace, claimName) as PersistentVolumeClaim | undefined;
     if (pvc === undefined) throw new NotYet(`persistentvolumeclaim "${claimName}" not found`);
+    if (ephemeral && !(pvc.metadata.ownerReferences ?? []).some((o) => o.uid === pod.metadata.uid && o.controller === true)) {
+      // The kubelet's words for a generic ephemeral volume whose claim another pod or user made.
+      throw new PodVolumeError(`PVC ${namespace}/${claimName} was not created for pod ${namespace}/${pod.metadata.name ?? ''} (pod is not owner)`);
+    }
     if (pvc.metadata.deletionTimestamp !== undefined) throw new PodVolumeError(`persistentvolumeclaim "${claimName}" is being deleted`);
     if (pvc.status?.phase !== 'Bound' || !pvc.spec.volumeName) throw new NotYet(`persistentvolumeclaim "${claimName}" is not bound yet`);
     const pv = this.store.get('persistentvolumes', undefined, pvc.spec.volumeName);
@@ -575,7 +589,7 @@ export class NodeAgent {
           p.spec.nodeName !== this.nodeName &&
           !finished(p) &&
           p.metadata.namespace === claim?.namespace &&
-          (p.spec.volumes ?? []).some((v) => v.persistentVolumeClaim?.claimName === claim?.name),
+          (p.spec.volumes ?? []).some((v) => podClaim(p, v)?.claimName === claim?.name),
       );
     if (users.length === 0) return;
     const names = users.map((p) => p.metadata.name ?? '').join(', ');
@@ -669,8 +683,9 @@ export class NodeAgent {
     for (const pod of this.pods.values()) {
       if (pod.metadata.deletionTimestamp !== undefined || finished(pod)) continue;
       for (const v of pod.spec.volumes ?? []) {
-        if (v.persistentVolumeClaim === undefined) continue;
-        const pvc = this.store.get('persistentvolumeclaims', pod.metadata.namespace ?? 'default', v.persistentVolumeClaim.claimName);
+        const claim = podClaim(pod, v);
+        if (claim === undefined) continue;
+        const pvc = this.store.get('persistentvolumeclaims', pod.metadata.namespace ?? 'default', claim.claimName);
         if (pvc?.spec.volumeName) wanted.add(pvc.spec.volumeName);
       }
     }
@@ -803,12 +818,13 @@ export class NodeAgent {
         this.lastAbnormal.set(key, condition.message);
         const namespace = pod.metadata.namespace ?? 'default';
         const volume = (pod.spec.volumes ?? []).find((v) => {
-          const claimName = v.persistentVolumeClaim?.claimName;
+          const claimName = podClaim(pod, v)?.claimName;
           return claimName !== undefined && this.store.get('persistentvolumeclaims', namespace, claimName)?.spec.volumeName === record.pvName;
         });
         const name = volume?.name ?? record.pvName;
         this.recorder.event(pod, 'Warning', 'VolumeConditionAbnormal', `Volume ${name}: ${condition.message}`);
-        const claim = volume?.persistentVolumeClaim ? this.store.get('persistentvolumeclaims', namespace, volume.persistentVolumeClaim.claimName) : undefined;
+        const claimName = volume ? podClaim(pod, volume)?.claimName : undefined;
+        const claim = claimName ? this.store.get('persistentvolumeclaims', namespace, claimName) : undefined;
         if (claim) this.recorder.event(claim, 'Warning', 'VolumeConditionAbnormal', condition.message);
       }
     }
