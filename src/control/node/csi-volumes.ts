@@ -6,6 +6,7 @@
 // mapper puts them: staged at plugins/kubernetes.io/csi/volumeDevices/staging/<pv>, published to a
 // file at .../publish/<pv>/<pod uid>, recorded at .../<pv>/data/vol_data.json, and each pod's use
 // recorded (before the publish) by the symlink pods/<uid>/volumeDevices/kubernetes.io~csi/<pv>.
+import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, rmdir, symlink, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { status } from '@grpc/grpc-js';
@@ -110,6 +111,17 @@ export interface PublishInput {
   fsGroup?: number;
   fsGroupChangePolicy?: string;
   fsGroupPolicy?: FsGroupPolicy;
+}
+
+export interface InlineInput {
+  podUid: string;
+  volumeName: string;
+  driver: string;
+  fsType?: string;
+  readOnly: boolean;
+  /** The inline volumeAttributes, plus the pod info keys when the CSIDriver asks for them. */
+  volumeContext: Record<string, string>;
+  secrets: Record<string, string>;
 }
 
 export class DriverNotOnNodeError extends Error {
@@ -276,6 +288,34 @@ export class NodeCsiVolumes {
       }
     }
     this.publishedNow.add(`${podUid}/${pvName}`);
+    return targetPath;
+  }
+
+  /**
+   * A CSI ephemeral inline volume (`csi:` in the pod spec): NodePublishVolume only (no staging),
+   * with the kubelet's volume handle ("csi-" + sha256(pod uid + volume name)) and the inline
+   * attributes, at pods/<uid>/volumes/kubernetes.io~csi/<volume>/mount; its record makes it
+   * unpublished with the pod like any other. The caller checked the driver allows Ephemeral.
+   */
+  async setUpInline(input: InlineInput): Promise<string> {
+    const { podUid, volumeName } = input;
+    const targetPath = this.layout.publishPath(podUid, volumeName);
+    if (this.publishedNow.has(`${podUid}/${volumeName}`)) return targetPath;
+    const client = this.client(input.driver);
+    const volumeHandle = `csi-${createHash('sha256').update(`${podUid}${volumeName}`).digest('hex')}`;
+    const multiWriter = (await this.nodeCapabilities(client)).has('SINGLE_NODE_MULTI_WRITER');
+    const capability = { mount: { fs_type: input.fsType ?? '', mount_flags: [] }, access_mode: { mode: csiAccessMode('ReadWriteOnce', multiWriter) } };
+    await writeRecord(join(this.layout.publishDir(podUid, volumeName), VOL_DATA), { driverName: input.driver, volumeHandle, pvName: volumeName, podUid });
+    await mkdir(dirname(targetPath), { recursive: true, mode: 0o750 });
+    try {
+      await client.node.NodePublishVolume(
+        { volume_id: volumeHandle, publish_context: {}, target_path: targetPath, volume_capability: capability, readonly: input.readOnly, secrets: input.secrets, volume_context: input.volumeContext },
+        { timeoutMs: this.timeoutMs },
+      );
+    } catch (err) {
+      throw new VolumeOperationError('MountVolume.SetUp', volumeName, err);
+    }
+    this.publishedNow.add(`${podUid}/${volumeName}`);
     return targetPath;
   }
 

@@ -108,6 +108,15 @@ function podClaim(pod: Pod, volume: NonNullable<Pod['spec']['volumes']>[number])
   return undefined;
 }
 
+/** A pod's `csi:` volume (CSI ephemeral inline). */
+interface InlineCsiSource {
+  driver: string;
+  fsType?: string;
+  readOnly?: boolean;
+  volumeAttributes?: Record<string, string>;
+  nodePublishSecretRef?: { name?: string };
+}
+
 /** PersistentVolumeSpec fields that are not a volume source. */
 const PV_SPEC_FIELDS = ['capacity', 'accessModes', 'claimRef', 'persistentVolumeReclaimPolicy', 'storageClassName', 'mountOptions', 'volumeMode', 'nodeAffinity', 'volumeAttributesClassName'];
 
@@ -493,6 +502,11 @@ export class NodeAgent {
     const namespace = pod.metadata.namespace ?? 'default';
     const paths = new Map<string, string>();
     for (const volume of pod.spec.volumes ?? []) {
+      const inline = volume['csi'] as InlineCsiSource | undefined;
+      if (inline !== undefined) {
+        paths.set(volume.name, await this.inlineVolume(pod, volume.name, inline));
+        continue;
+      }
       const claim = podClaim(pod, volume);
       if (claim === undefined) {
         const path = await this.volumes.setUp(uid, namespace, volume, podSecurityContext(pod).fsGroup);
@@ -539,6 +553,41 @@ export class NodeAgent {
     }
     await this.reportVolumesInUse();
     return paths;
+  }
+
+  /**
+   * A CSI ephemeral inline volume, for a driver whose CSIDriver lists Ephemeral in
+   * volumeLifecycleModes (refused otherwise, with the kubelet's words). With podInfoOnMount the
+   * volume context carries the pod's name, namespace, uid, service account and
+   * csi.storage.k8s.io/ephemeral "true", as the kubelet adds them.
+   */
+  private async inlineVolume(pod: Pod, name: string, source: InlineCsiSource): Promise<string> {
+    const driver = this.registry.csiDriver(source.driver) as CSIDriver | undefined;
+    const modes = driver?.spec?.volumeLifecycleModes ?? ['Persistent'];
+    if (!modes.includes('Ephemeral')) {
+      throw new PodVolumeError(`MountVolume.NewMounter initialization failed for volume "${name}" : volume mode "Ephemeral" not supported by driver ${source.driver} (only supports ${JSON.stringify(modes)})`);
+    }
+    const podInfo: Record<string, string> = driver?.spec?.podInfoOnMount
+      ? {
+          'csi.storage.k8s.io/pod.name': pod.metadata.name ?? '',
+          'csi.storage.k8s.io/pod.namespace': pod.metadata.namespace ?? 'default',
+          'csi.storage.k8s.io/pod.uid': pod.metadata.uid ?? '',
+          'csi.storage.k8s.io/serviceAccount.name': pod.spec.serviceAccountName ?? 'default',
+          'csi.storage.k8s.io/ephemeral': 'true',
+        }
+      : {};
+    const namespace = pod.metadata.namespace ?? 'default';
+    return this.pvLocks.run(`${pod.metadata.uid ?? ''}/${name}`, () =>
+      this.csi.setUpInline({
+        podUid: pod.metadata.uid ?? '',
+        volumeName: name,
+        driver: source.driver,
+        ...(source.fsType ? { fsType: source.fsType } : {}),
+        readOnly: source.readOnly === true,
+        volumeContext: { ...(source.volumeAttributes ?? {}), ...podInfo },
+        secrets: source.nodePublishSecretRef?.name ? this.secrets({ name: source.nodePublishSecretRef.name, namespace }) : {},
+      }),
+    );
   }
 
   /** What SetVolumeOwnership needs for a pod's CSI volume: the pod's fsGroup and the driver's policy. */
