@@ -2,8 +2,10 @@
 // published at the kubelet's volumeDevices paths with a block capability, recorded (block record,
 // the pod's device symlink) so that publishedOf/staged find it again and teardown undoes it; and
 // the access mode the kubelet picks: ReadWriteOncePod as SINGLE_NODE_SINGLE_WRITER only when the
-// driver advertises SINGLE_NODE_MULTI_WRITER, SINGLE_NODE_WRITER otherwise.
+// driver advertises SINGLE_NODE_MULTI_WRITER, SINGLE_NODE_WRITER otherwise; and a CSI ephemeral
+// inline volume, published without staging under the kubelet's volume handle.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -96,6 +98,23 @@ describe('CSI volumes on the node', () => {
     assert.equal(existsSync(join(root, 'plugins/kubernetes.io/csi/volumeDevices/staging/raw')), false);
     assert.equal(existsSync(join(root, 'plugins/kubernetes.io/csi/volumeDevices/publish/raw')), false);
     assert.deepEqual(await volumes.staged(), []);
+  });
+
+  it('publishes a CSI ephemeral inline volume with the kubelet\'s handle and no staging, and unpublishes it with the pod', async () => {
+    const { layout, calls, volumes } = await volumesWith(['STAGE_UNSTAGE_VOLUME']);
+    const target = await volumes.setUpInline({ podUid: 'pod-9', volumeName: 'scratch', driver: 'd.example', fsType: '', readOnly: false, volumeContext: { size: '1Gi' }, publishSecrets: {} });
+    assert.equal(target, join(layout.root, 'pods/pod-9/volumes/kubernetes.io~csi/scratch/mount'));
+    const handle = `csi-${createHash('sha256').update('pod-9scratch').digest('hex')}`;
+    assert.deepEqual(
+      calls.map((c) => [c.rpc, c.req['volume_id'], c.req['staging_target_path'], c.req['target_path'], c.req['volume_context']]),
+      [['NodePublishVolume', handle, undefined, target, { size: '1Gi' }]],
+    );
+    const [published] = await volumes.publishedOf('pod-9');
+    assert.deepEqual(published, { driverName: 'd.example', volumeHandle: handle, pvName: 'scratch', podUid: 'pod-9', ephemeral: true });
+    assert.deepEqual(await volumes.staged(), [], 'nothing staged');
+    await volumes.tearDown('pod-9', published!);
+    assert.deepEqual(calls.at(-1)?.rpc, 'NodeUnpublishVolume');
+    assert.deepEqual(await volumes.publishedOf('pod-9'), []);
   });
 
   const modes: [string, string[], NonNullable<PersistentVolume['spec']['accessModes']>, string][] = [

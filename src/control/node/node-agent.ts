@@ -10,7 +10,7 @@
 // up the rest. A volume is unstaged only when no pod on the node publishes or still wants it.
 import type { VolumeStats, VolumeStatsCache } from './volume-stats.js';
 import { ephemeralClaimConflict, podVolumeClaims, type VolumeClaim, volumeClaim } from '../api/pod-claims.js';
-import { readdir, rmdir } from 'node:fs/promises';
+import { readdir, rmdir, stat } from 'node:fs/promises';
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { filesystemStats } from '../../driver/mount/filesystem.js';
@@ -32,11 +32,11 @@ import { NodeLayout } from './layout.js';
 import { initRestartPolicy, nextInitStep } from './init-containers.js';
 import { NodeExpansion } from './node-expansion.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
-import { localVolumePath, PodVolumeError, PodVolumes, resolveSubPath, unsupportedSource } from './pod-volumes.js';
-import { PV_SOURCES } from '../api/kinds/persistent-volume.js';
+import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
 import type { ContainerMount, ContainerRuntime, ContainerUser } from './runtime-api.js';
 import { containerUser, podSecurityContext } from './security-context.js';
-import type { FsGroupPolicy } from './volume-ownership.js';
+import { sourceKinds, unsupportedReason } from './unsupported-volumes.js';
+import { type FsGroupPolicy, rootNeedsChange, setVolumeOwnership } from './volume-ownership.js';
 
 export interface NodeAgentOptions {
   store: Store;
@@ -109,6 +109,28 @@ class KeyedMutex {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
+}
+
+/** PersistentVolumeSpec fields that are not a volume source. */
+const PV_SPEC_FIELDS = ['capacity', 'accessModes', 'claimRef', 'persistentVolumeReclaimPolicy', 'storageClassName', 'mountOptions', 'volumeMode', 'nodeAffinity', 'volumeAttributesClassName'];
+
+/**
+ * A local PersistentVolume (`local.path` on this node, which its required node affinity names):
+ * used where it is, as the kubelet's local volume plugin binds it. A missing path is the kubelet's
+ * NewMounter error; a block device serves a Block PV (volumeDevices), never a Filesystem one (the
+ * agent does not format disks). fsGroup as for other volumes, when the root does not have it yet.
+ */
+async function localVolume(pv: PersistentVolume, path: string, fsGroup: number | undefined): Promise<string> {
+  const pvName = pv.metadata.name ?? '';
+  const info = await stat(path).catch(() => undefined);
+  if (info === undefined) throw new PodVolumeError(`MountVolume.NewMounter initialization failed for volume "${pvName}" : path "${path}" does not exist`);
+  const block = pv.spec.volumeMode === 'Block';
+  if (block && !info.isBlockDevice()) throw new PodVolumeError(`MapVolume.SetUpDevice failed for volume "${pvName}" : local path "${path}" is not a block device`);
+  if (!block && !info.isDirectory()) {
+    throw new PodVolumeError(`MountVolume.SetUp failed for volume "${pvName}" : local path "${path}" is not a directory (the embedded node agent does not format or mount local disks)`);
+  }
+  if (!block && fsGroup !== undefined && (await rootNeedsChange(path, fsGroup))) await setVolumeOwnership(path, fsGroup, undefined);
+  return path;
 }
 
 /** A claim used as a device must be a Block volume and one used as a mount a Filesystem one (the kubelet's check). */
@@ -495,14 +517,15 @@ export class NodeAgent {
           paths.set(volume.name, path ?? pv.spec.hostPath.path);
           continue;
         }
-        if (pv.spec.local !== undefined) {
-          // A local PV is a path on its node: the node affinity must name this node, the path must be there.
-          this.checkNodeAffinity(pv);
-          paths.set(volume.name, await localVolumePath(pv));
+        checkVolumeMode(pod, volume.name, pv);
+        this.checkNodeAffinity(pv);
+        const local = pv.spec['local'] as { path?: string } | undefined;
+        if (local?.path !== undefined) {
+          paths.set(volume.name, await localVolume(pv, local.path, claim.readOnly === true ? undefined : podSecurityContext(pod).fsGroup));
           continue;
         }
-        const kind = Object.keys(pv.spec).find((k) => (PV_SOURCES as readonly string[]).includes(k)) ?? '(none)';
-        throw new PodVolumeError(`volume "${volume.name}": PersistentVolume ${pv.metadata.name ?? ''}: ${unsupportedSource(kind)}`);
+        const kinds = sourceKinds(pv.spec, PV_SPEC_FIELDS);
+        throw new PodVolumeError(`MountVolume.SetUp failed for volume "${pv.metadata.name ?? ''}" : ${unsupportedReason(kinds[0] ?? '(none)')}`);
       }
       checkVolumeMode(pod, volume.name, pv);
       this.checkMultiAttach(pod, pv);

@@ -4,8 +4,9 @@ import { chmod, lstat, mkdir, readdir, realpath, rename, rm, rmdir, stat, writeF
 import { dirname, isAbsolute, join, relative, sep } from 'node:path';
 import type { Logger } from 'pino';
 import type { Mounter } from '../../driver/mount/mount.js';
-import type { ConfigMap, PersistentVolume, Secret, Volume } from '../api/types/core.js';
+import type { ConfigMap, Secret, Volume } from '../api/types/core.js';
 import { quantityValue } from '../api/quantity.js';
+import { sourceKinds, unsupportedReason } from './unsupported-volumes.js';
 import { rootNeedsChange, setVolumeOwnership } from './volume-ownership.js';
 import { CONFIG_MAP_PLUGIN_DIR, EMPTY_DIR_PLUGIN_DIR, type NodeLayout, SECRET_PLUGIN_DIR } from './layout.js';
 
@@ -35,41 +36,6 @@ export type SecretVolumeSource = ProjectedSource & { secretName?: string };
 export interface PodVolumeLookups {
   configMap(namespace: string, name: string): ConfigMap | undefined;
   secret(namespace: string, name: string): Secret | undefined;
-}
-
-/**
- * What each volume type the embedded node agent cannot mount needs, so the FailedMount event says
- * why rather than only that: most need kernel support or hardware this kind of machine lacks.
- */
-const NEEDS: Readonly<Record<string, string>> = {
-  nfs: "the kernel's NFS client (the nfs module and mount.nfs), which this machine does not have",
-  iscsi: 'an iSCSI initiator (iscsiadm and the iscsi_tcp module), which this machine does not have',
-  fc: 'Fibre Channel host bus adapters, which this machine does not have',
-  rbd: 'the kernel rbd module, which this machine does not have; use the CSI driver rbd.csi.stowage.dev (ceph-csi compatible) instead',
-  cephfs: 'the kernel ceph module, which this machine does not have; use the CSI driver cephfs.csi.stowage.dev (ceph-csi compatible) instead',
-  glusterfs: "the GlusterFS client, which this machine does not have (and Kubernetes removed the in-tree glusterfs plugin in v1.26)",
-};
-
-/** The sentence for a volume type the agent cannot set up (pod volumes and PV sources alike). */
-export function unsupportedSource(kind: string): string {
-  const needs = NEEDS[kind];
-  return needs === undefined
-    ? `volume type ${kind} is not supported by the embedded node agent (it mounts CSI, local, hostPath, emptyDir, configMap, secret and ephemeral volumes)`
-    : `${kind} volumes cannot be mounted here: they need ${needs}`;
-}
-
-/**
- * A local PV's path on this node (the kubelet's local volume plugin): a directory, used in place;
- * the kubelet's words when it is missing. Its node affinity is checked by the caller.
- */
-export async function localVolumePath(pv: PersistentVolume): Promise<string> {
-  const path = pv.spec.local?.path ?? '';
-  const info = await stat(path).catch(() => undefined);
-  if (info === undefined) throw new PodVolumeError(`MountVolume.NewMounter initialization failed for volume "${pv.metadata.name ?? ''}" : path "${path}" does not exist`);
-  if (!info.isDirectory()) {
-    throw new PodVolumeError(`MountVolume.NewMounter initialization failed for volume "${pv.metadata.name ?? ''}" : path "${path}" is not a directory (local block devices are not supported by the embedded node agent)`);
-  }
-  return path;
 }
 
 /** hostPath `type` checks, with the kubelet's wording. */
@@ -165,8 +131,9 @@ export class PodVolumes {
       const files = new Map([...decoded(s?.data), ...Object.entries(s?.stringData ?? {}).map(([k, v]) => [k, Buffer.from(v, 'utf8')] as [string, Buffer])]);
       return this.projected(uid, SECRET_PLUGIN_DIR, volume.name, files, secret, true, fsGroup);
     }
-    const kinds = Object.keys(volume).filter((k) => k !== 'name');
-    throw new PodVolumeError(`volume "${volume.name}": ${unsupportedSource(kinds[0] ?? '(none)')}`);
+    const kinds = sourceKinds(volume);
+    if (kinds.length === 0) throw new PodVolumeError(`volume "${volume.name}": no volume source`);
+    throw new PodVolumeError(`MountVolume.SetUp failed for volume "${volume.name}" : ${unsupportedReason(kinds[0] ?? '')}`);
   }
 
   private async emptyDir(uid: string, name: string, source: { medium?: string; sizeLimit?: string }, fsGroup: number | undefined): Promise<string> {

@@ -18,7 +18,7 @@ import { bool, kindSchema, nodeSelector, objectReference, resourceList, secretRe
 import { defineStrategy } from './strategy.js';
 
 /** Every volume source a PV may have; exactly one must be set. */
-export const PV_SOURCES = [
+const PV_SOURCES = [
   'gcePersistentDisk',
   'awsElasticBlockStore',
   'hostPath',
