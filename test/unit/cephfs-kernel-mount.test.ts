@@ -5,7 +5,7 @@
 // checked (INVALID_ARGUMENT). This machine has no ceph module: ceph-fuse stays what the
 // integration tests mount with.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -115,6 +115,14 @@ describe('kernel cephfs mounter', () => {
       assert.deepEqual(await readdir(keyDir), []);
     });
   }
+
+  it('at start, secret files a killed driver left mid-mount are removed', async () => {
+    const left = join(dir, 'left');
+    await mkdir(left, { recursive: true });
+    for (const n of ['ceph-1.secret', 'krbd-2.key']) await writeFile(join(left, n), 'x');
+    await new CephKernelMount({ runner: new RecordingRunner(), mounter: mounterShowing(undefined), keyDir: left, host: LOADED }).sweepSecretFiles();
+    assert.deepEqual(await readdir(left), ['krbd-2.key']);
+  });
 
   it('a mount command that returns without a ceph mount there is an error, not a success', async () => {
     const k = new CephKernelMount({ runner: new RecordingRunner(), mounter: mounterShowing(undefined), keyDir, host: LOADED });

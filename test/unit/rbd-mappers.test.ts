@@ -5,7 +5,7 @@
 // saying how to load it, and malformed options → INVALID_ARGUMENT. This machine has neither
 // module, so nothing here maps for real; rbd-fuse stays what the integration tests stage with.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -269,6 +269,14 @@ describe('rbd kernel mappers', () => {
       }
     });
   }
+
+  it('at start, keyfiles a killed driver left mid-map are removed (its own kind only)', async () => {
+    const left = join(dir, 'left');
+    await mkdir(left, { recursive: true });
+    for (const n of ['krbd-1.key', 'nbd-2.key', 'notes.txt']) await writeFile(join(left, n), 'x');
+    await new KernelMapper('krbd', { runner: new RecordingRunner(), keyDir: left, host: LOADED }).sweepKeyfiles();
+    assert.deepEqual((await readdir(left)).sort(), ['nbd-2.key', 'notes.txt']);
+  });
 
   it('health: a mapped image is fine, an unmapped one names itself', async () => {
     const runner = new RecordingRunner(rbdScript({ listed: { krbd: krbdListed } }));

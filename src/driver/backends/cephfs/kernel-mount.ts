@@ -11,7 +11,7 @@
  * (or load with modprobe): otherwise FAILED_PRECONDITION before anything is touched.
  */
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { DeadlineExceededError, NotFoundError, PermissionDeniedError, UnavailableError } from '../../../csi/errors.js';
@@ -75,6 +75,12 @@ export class CephKernelMount {
     const m = await this.opts.mounter.mountAt(mountPoint);
     if (m?.fsType !== CEPH_KERNEL_FSTYPE) throw new Error(`mount -t ceph returned without mounting ${what} at ${mountPoint}`);
     log.info({ mountPoint, fsName: t.fsName, path: t.path }, 'cephfs mounted with the kernel client');
+  }
+
+  /** Removes secret files a driver killed in the middle of a mount left (called at start, before any mount). */
+  async sweepSecretFiles(): Promise<void> {
+    const names = await readdir(this.opts.keyDir).catch(() => [] as string[]);
+    for (const n of names) if (n.startsWith('ceph-') && n.endsWith('.secret')) await rm(join(this.opts.keyDir, n), { force: true });
   }
 
   /** 'ok', 'broken' (stat fails: ESTALE, EIO, a blocklisted client) or 'absent'. */

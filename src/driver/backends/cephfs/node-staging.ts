@@ -227,6 +227,7 @@ export class CephfsNode {
    * are logged, not fatal: one broken volume must not keep the node plugin down.
    */
   async repairAll(log: Logger): Promise<void> {
+    await this.kernel.sweepSecretFiles();
     for (const s of await this.stashes.list()) {
       try {
         // A kernel mount outlives the driver and needs a secret to be remade: NodeStage's retry does that.

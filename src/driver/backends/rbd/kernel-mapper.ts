@@ -16,7 +16,7 @@
  *   lacks → FAILED_PRECONDITION naming them.
  */
 import { randomUUID } from 'node:crypto';
-import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Logger } from 'pino';
 import {
@@ -182,6 +182,12 @@ export class KernelMapper implements ImageMapper {
     throw new FailedPreconditionError(
       `volume ${t.volumeId} is staged read-write through ${this.kind}; a read-only block publication needs a read-only stage (or mounter "fuse")`,
     );
+  }
+
+  /** Removes keyfiles a driver killed in the middle of a map left (called at start, before any map). */
+  async sweepKeyfiles(): Promise<void> {
+    const names = await readdir(this.opts.keyDir).catch(() => [] as string[]);
+    for (const n of names) if (n.startsWith(`${this.kind}-`) && n.endsWith('.key')) await rm(join(this.opts.keyDir, n), { force: true });
   }
 
   // ------------------------------------------------------------------ helpers

@@ -286,6 +286,7 @@ export class RbdNode {
    * Failures are logged, not fatal: one broken volume must not keep the node plugin down.
    */
   async repairAll(log: Logger): Promise<void> {
+    for (const m of Object.values(this.kernelMappers)) await m.sweepKeyfiles();
     const stashes = await this.stashes.list();
     const done = new Set<string>();
     for (const s of stashes) {
