@@ -253,6 +253,13 @@ describe('rbd kernel mappers', () => {
     });
   }
 
+  it('release of a device noted at map time but no longer listed (its rbd-nbd died): unmapped best effort', async () => {
+    const runner = new RecordingRunner(rbdScript({ unmap: (cmd, args) => new CommandFailedError(cmd, args, 22, 'rbd-nbd: /dev/nbd3 is not mapped') }));
+    const m = new KernelMapper('nbd', { runner, keyDir, host: LOADED });
+    await m.release(target({ device: '/dev/nbd3' }), [], log);
+    assert.deepEqual(runner.lines(), ['rbd device list --format json --device-type nbd', 'rbd unmap /dev/nbd3 --device-type nbd']);
+  });
+
   const unmapFailures: { name: string; unmap: Script; code?: status }[] = [
     { name: 'already unmapped is success', unmap: (cmd, args) => new CommandFailedError(cmd, args, 22, 'rbd: /dev/rbd0: not a mapped image or snapshot') },
     { name: 'busy → FAILED_PRECONDITION', unmap: (cmd, args) => new CommandFailedError(cmd, args, 16, 'rbd: sysfs write failed\nrbd: unmap failed: (16) Device or resource busy'), code: status.FAILED_PRECONDITION },

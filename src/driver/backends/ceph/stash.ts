@@ -26,6 +26,8 @@ export interface Stash {
   /** The class's mapOptions / unmapOptions for that mapper. */
   mapOptions?: string[];
   unmapOptions?: string[];
+  /** The kernel device it was mapped to (krbd, rbd-nbd), noted once mapped: a dead rbd-nbd's device is no longer listed. */
+  device?: string;
   accessType: 'mount' | 'block';
   /** Resolved: never '' (the backend's default filled in). '' for block. */
   fsType: string;

@@ -155,7 +155,14 @@ export class KernelMapper implements ImageMapper {
   async release(t: MapTarget, others: MapTarget[], log: Logger): Promise<void> {
     if (others.some((o) => o.volumeId === t.volumeId || (o.fuse.pool === t.fuse.pool && o.fuse.image === t.fuse.image))) return;
     const spec = `${t.fuse.pool}/${t.fuse.image}`;
-    for (const { device } of await this.devices(t)) {
+    const listed = (await this.devices(t)).map((d) => d.device);
+    // The device noted at map time, no longer listed (its rbd-nbd died): unmapped too, best effort.
+    if (t.device && !listed.includes(t.device) && (await this.moduleLoaded())) {
+      await this.unmap(t.device, t.unmapOptions ?? []).catch((e: unknown) =>
+        log.warn({ image: spec, device: t.device, err: (e as Error).message }, 'could not unmap a device no longer listed as the image\'s'),
+      );
+    }
+    for (const device of listed) {
       try {
         await this.unmap(device, t.unmapOptions ?? []);
       } catch (e) {

@@ -23,6 +23,8 @@ export interface MapTarget {
   /** This mapper's mapOptions / unmapOptions (already parsed and checked). */
   mapOptions?: string[];
   unmapOptions?: string[];
+  /** The device a kernel mapper mapped it to, as noted in the stash after the map. */
+  device?: string;
 }
 
 export interface MappedDevice {

@@ -88,8 +88,13 @@ export class RbdNode {
     return kind === 'fuse' ? this.fuseMapper : this.kernelMappers[kind];
   }
 
+  /**
+   * The image's devices on this node. A kernel mapping's device noted in the stash counts too: an
+   * rbd-nbd whose daemon died is no longer listed, and its staging must still unmount and unstage.
+   */
   private async devicesOf(s: Stash): Promise<string[]> {
-    return (await this.mapper(s).devices(s)).map((d) => d.device);
+    const listed = (await this.mapper(s).devices(s)).map((d) => d.device);
+    return s.device && !listed.includes(s.device) ? [...listed, s.device] : listed;
   }
 
   async stashedVolume(volumeId: string): Promise<VolumeRecord | undefined> {
@@ -147,6 +152,10 @@ export class RbdNode {
   /** Mapped device, filesystem: whatever of it is missing. */
   private async bringUp(s: Stash, secretKey: string | undefined, log: Logger): Promise<void> {
     const device = await this.mapper(s).map(s, secretKey, s.readonly, log);
+    if ((s.mapper ?? 'fuse') !== 'fuse' && s.device !== device) {
+      s.device = device;
+      await this.stashes.put(s);
+    }
     if (s.accessType === 'block') return;
     if (await this.opts.mounter.mountAt(s.stagingPath)) return;
     await this.mountFilesystem(s, device, log);
