@@ -224,8 +224,27 @@ describe('cephfs: data through published volumes', { skip: needsRoot, timeout: 3
     const staging = a.stagingDir(uniqueName('stg'));
     const e = await a.client.node.NodeStageVolume({ volume_id: vol.volume_id, staging_target_path: staging, volume_capability: RWX }).then(() => undefined, (x: unknown) => x as CsiError);
     assert.equal(e?.code, status.FAILED_PRECONDITION);
-    assert.match(e!.message, /kernel|fuse/);
+    // Names the module, how to load it, and the mounter that works here.
+    assert.match(e!.message, /mounter "kernel" \(the kernel CephFS client\) needs the ceph kernel module/);
+    assert.match(e!.message, /`modprobe ceph`/);
+    assert.match(e!.message, /mounter "fuse" \(ceph-fuse\)/);
     assert.equal(mountAt(staging), undefined);
+    // Refused before anything was touched: the CO's unstage finds nothing to undo.
+    await a.client.node.NodeUnstageVolume({ volume_id: vol.volume_id, staging_target_path: staging });
+    // Malformed kernelMountOptions never make a volume.
+    const bad = await a.client.controller
+      .CreateVolume({
+        name: uniqueName('cfsd-badopt'),
+        volume_capabilities: [RWX],
+        capacity_range: { required_bytes: 16 * MiB },
+        parameters: { mounter: 'kernel', kernelMountOptions: 'noatime,,ro' },
+      })
+      .then(
+        () => undefined,
+        (x: unknown) => x as CsiError,
+      );
+    assert.equal(bad?.code, status.INVALID_ARGUMENT);
+    assert.match(bad!.message, /kernelMountOptions: empty option/);
     await a.client.controller.DeleteVolume({ volume_id: vol.volume_id });
   });
 });

@@ -115,6 +115,24 @@ describe('doctor: kernel modules', () => {
   }
 });
 
+describe('doctor: the mounters the driver picks for a class without mounter', () => {
+  const cases: [string, FakeHost, RegExp][] = [
+    ['rbd and ceph loaded: krbd and the kernel client', { files: { '/proc/modules': 'rbd 1 0 - Live\nceph 1 0 - Live\nfuse 1 0 - Live\n' }, exist: ['/dev/fuse'] }, /rbd → krbd \(rbd module loaded\); cephfs → kernel \(ceph module loaded\)$/],
+    [
+      'rbd only loadable, no ceph: the fuse mounters (the driver needs the module loaded)',
+      { dirs: { '/sys/module': ['fuse'] }, exist: ['/dev/fuse'], commands: { 'modinfo -F filename rbd': { stdout: '/lib/modules/x/rbd.ko' }, modinfo: { exitCode: 1 } } },
+      /rbd → rbd-fuse \(rbd module not loaded\); cephfs → ceph-fuse \(ceph module not loaded\)$/,
+    ],
+  ];
+  for (const [name, host, re] of cases) {
+    it(name, async () => {
+      const r = byCheck(await checkModules(fake(host), 'rbd'), 'default mounters');
+      assert.equal(r.status, 'ok');
+      assert.match(r.finding, re);
+    });
+  }
+});
+
 describe('doctor: Ceph client tools and libraries', () => {
   const ldcache = '\tlibrados.so.2 (libc6,x86-64) => /lib/librados.so.2\n\tlibrbd.so.1 (libc6,x86-64) => /lib/librbd.so.1\n';
   it('reports tools on PATH, libraries in the loader cache and the client version', async () => {

@@ -1,7 +1,7 @@
 // Kernel modules the mounters need (seed 000: `rbd map` fails on a kernel without rbd): each of
 // rbd, nbd, ceph, fuse and loop is loaded (/proc/modules, /sys/module), loadable (modinfo, or the
 // kernel's modules.dep/modules.builtin when modinfo is absent) or missing, and from that which
-// mounters this node can use.
+// mounters this node can use and which the driver picks when a class names none.
 import type { Backend, CheckResult, DoctorDeps } from './types.js';
 import { result } from './types.js';
 
@@ -81,5 +81,10 @@ export async function checkModules(deps: DoctorDeps, backend: Backend | undefine
       'load the modules above',
     ),
   );
+  // What the driver picks for a class without `mounter` (a module merely loadable does not count:
+  // the driver looks for /sys/bus/rbd and /sys/module/ceph, i.e. loaded).
+  const rbdDefault = states.get('rbd') === 'loaded' ? 'krbd (rbd module loaded)' : 'rbd-fuse (rbd module not loaded)';
+  const cephfsDefault = states.get('ceph') === 'loaded' ? 'kernel (ceph module loaded)' : 'ceph-fuse (ceph module not loaded)';
+  out.push(result('default mounters', 'ok', `a class without mounter gets: rbd → ${rbdDefault}; cephfs → ${cephfsDefault}`));
   return out;
 }

@@ -40,6 +40,8 @@ export interface BlockPublication {
   attached: { device: string; readonly: boolean }[];
   /** The backing file, for a read-only device when only a read-write one is staged. */
   file: string;
+  /** How to get that read-only device when it is not a loop device on `file` (rbd's mappers). */
+  readOnlyDevice?: () => Promise<string>;
   targetPath: string;
   accessMode: AccessMode;
   readonly: boolean;
@@ -48,7 +50,7 @@ export interface BlockPublication {
 /** Binds the volume's loop device node onto the target file (which publish creates). */
 export async function publishBlock(deps: PublishDeps, p: BlockPublication): Promise<void> {
   const ro = p.readonly || isReadOnlyMode(p.accessMode);
-  if (p.attached.length === 0) throw new FailedPreconditionError(`volume ${p.volumeId} is not staged on this node (no loop device)`);
+  if (p.attached.length === 0) throw new FailedPreconditionError(`volume ${p.volumeId} is not staged on this node (no block device)`);
   const current = await deps.mounter.mountAt(p.targetPath);
   if (current) {
     const mine = p.attached.find((l) => isDeviceBind(current, l.device));
@@ -62,7 +64,7 @@ export async function publishBlock(deps: PublishDeps, p: BlockPublication): Prom
   let device = p.attached.find((l) => l.readonly === ro)?.device;
   if (!device) {
     if (!ro) throw new FailedPreconditionError(`volume ${p.volumeId} is staged read-only; it cannot be published read-write`);
-    device = await deps.loops.attach(p.file, { readonly: true });
+    device = p.readOnlyDevice ? await p.readOnlyDevice() : await deps.loops.attach(p.file, { readonly: true });
   }
   await deps.paths.ensureFile(p.targetPath);
   await deps.paths.withPinned(p.targetPath, (target) => deps.mounter.bindMount(device, target, { readonly: ro }));

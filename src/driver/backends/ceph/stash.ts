@@ -11,6 +11,7 @@ import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { VolumeRecord } from '../backend.js';
 import type { FuseTarget } from '../rbd/fuse.js';
+import type { MapperKind } from '../rbd/map-options.js';
 
 export interface Stash {
   version: 1;
@@ -18,8 +19,15 @@ export interface Stash {
   stagingPath: string;
   volume: VolumeRecord;
   fuse: FuseTarget;
-  /** The rbd-fuse mount's key (see FuseMounts.key). */
+  /** The rbd-fuse mount's key (see FuseMounts.key); for every mapper, the image's share key. */
   fuseKey: string;
+  /** How the image became a block device here (absent in stashes older than the choice: fuse). */
+  mapper?: MapperKind;
+  /** The class's mapOptions / unmapOptions for that mapper. */
+  mapOptions?: string[];
+  unmapOptions?: string[];
+  /** The kernel device it was mapped to (krbd, rbd-nbd), noted once mapped: a dead rbd-nbd's device is no longer listed. */
+  device?: string;
   accessType: 'mount' | 'block';
   /** Resolved: never '' (the backend's default filled in). '' for block. */
   fsType: string;

@@ -24,7 +24,6 @@
  * ceph-fuse in a 0600 keyfile; never an argv or a log line.
  */
 import { randomUUID } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import {
   AbortedError,
@@ -65,7 +64,8 @@ import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiI
 import type { CephfsTarget } from './ceph-fuse.js';
 import { FsMap, type CephFilesystem } from './fs-map.js';
 import { mdsSessionsUnder } from './mds-sessions.js';
-import { CephfsNode } from './node-staging.js';
+import { moduleLoaded, realHostProbe } from '../ceph/kernel-module.js';
+import { CephfsNode, type CephfsMounterChoice, type CephfsMounterKind } from './node-staging.js';
 import { pollUntil } from './poll.js';
 import { Subvolumes, volumesModuleOff, type CloneStatus } from './subvolumes.js';
 
@@ -90,6 +90,8 @@ const running = (s: CloneStatus | undefined) => s?.state === 'pending' || s?.sta
 const VOLUME_PARAMETERS = new Set(['clusterID', 'fsName', 'pool', 'subvolumeGroup', 'mounter', 'fuseMountOptions', 'kernelMountOptions']);
 const SNAPSHOT_PARAMETERS = new Set(['clusterID', 'fsName']);
 const MOUNTERS = new Set(['fuse', 'kernel']);
+/** Parameters a volume carries to the node in its volume context, as ceph-csi's do. */
+const NODE_PARAMETERS = ['mounter', 'fuseMountOptions', 'kernelMountOptions'] as const;
 
 /** Like rbd: the list-style RPCs carry no secrets to read the journal with. */
 const CEPHFS_CONTROLLER_CAPABILITIES: readonly ControllerCapability[] = [
@@ -326,6 +328,8 @@ export class CephfsBackend implements Backend {
     if (group !== undefined && !/^[A-Za-z0-9_.-]+$/.test(group)) throw new InvalidArgumentError(`parameter subvolumeGroup "${group}" may only hold letters, digits, "_", "." and "-"`);
     const mounter = params['mounter'];
     if (mounter !== undefined && !MOUNTERS.has(mounter)) throw new InvalidArgumentError(`parameter mounter "${mounter}" is not one of ${[...MOUNTERS].join(', ')}`);
+    mountOptionList(params['fuseMountOptions'], 'fuseMountOptions');
+    mountOptionList(params['kernelMountOptions'], 'kernelMountOptions');
   }
 
   unsupportedCapability(cap: Capability): string | undefined {
@@ -385,7 +389,7 @@ export class CephfsBackend implements Backend {
         subvolumeGroup: group,
         subvolumePath: path,
         ...(pool ? { pool } : {}),
-        ...(rec.parameters['mounter'] ? { mounter: rec.parameters['mounter'] } : {}),
+        ...Object.fromEntries(NODE_PARAMETERS.filter((k) => rec.parameters[k] !== undefined).map((k) => [k, rec.parameters[k]!])),
       };
       ctx.log.debug({ volumeId: rec.id, fsName: fs.name, subvolume: name, path }, 'cephfs subvolume ready');
       return true;
@@ -624,8 +628,7 @@ export class CephfsBackend implements Backend {
 
   async stage(req: StageRequest, ctx: OpContext): Promise<void> {
     const id = this.parse(req.volume.id);
-    const mounter = req.volume.volumeContext['mounter'] ?? req.volumeContext['mounter'] ?? req.volume.parameters['mounter'] ?? 'fuse';
-    if (mounter === 'kernel') throw new FailedPreconditionError(await kernelMounterMessage());
+    const choice = await this.mounterChoice(req);
     const c = this.creds(ctx, 'mount');
     const cluster = this.cluster(id.clusterID);
     const vc = { ...req.volumeContext, ...req.volume.volumeContext };
@@ -640,12 +643,25 @@ export class CephfsBackend implements Backend {
       ({ fsName, path } = found);
     }
     const target: CephfsTarget = { clusterID: id.clusterID, monitors: cluster.monitors, fsName, path, user: c.user };
-    const extra = (req.volume.parameters['fuseMountOptions'] ?? '').split(',').map((o) => o.trim()).filter((o) => o !== '');
     try {
-      await this.node.stage(req, target, c.key, extra, ctx.log);
+      await this.node.stage(req, target, c.key, choice, ctx.log);
     } catch (e) {
       throw fuseError(e, { clusterID: id.clusterID, monitors: cluster.monitors, user: c.user, what: `${fsName}:${path}` });
     }
+  }
+
+  /**
+   * The client a NodeStage mounts with: the class's `mounter` (the volume's context, the CO's, or
+   * the record's parameters) or, when none, ceph-csi's choice: the kernel client where the ceph
+   * module is loaded, ceph-fuse elsewhere; with that client's options from the class.
+   */
+  private async mounterChoice(req: StageRequest): Promise<CephfsMounterChoice> {
+    const param = (k: string) => req.volume.volumeContext[k] ?? req.volumeContext[k] ?? req.volume.parameters[k];
+    const asked = param('mounter');
+    if (asked !== undefined && !MOUNTERS.has(asked)) throw new InvalidArgumentError(`mounter "${asked}" is not one of ${[...MOUNTERS].join(', ')}`);
+    const kind: CephfsMounterKind = asked === 'kernel' || asked === 'fuse' ? asked : (await moduleLoaded(realHostProbe, 'ceph')) ? 'kernel' : 'fuse';
+    const options = mountOptionList(param(kind === 'kernel' ? 'kernelMountOptions' : 'fuseMountOptions'), kind === 'kernel' ? 'kernelMountOptions' : 'fuseMountOptions');
+    return { kind, options };
   }
 
   async unstage(volumeId: string, stagingPath: string, ctx: OpContext): Promise<void> {
@@ -709,13 +725,13 @@ function fuseError(e: unknown, where: ErrorWhere & { what: string }): CsiError {
   return cephfsError(e, where);
 }
 
-/** Why mounter "kernel" cannot be used on this node. */
-async function kernelMounterMessage(): Promise<string> {
-  const filesystems = await readFile('/proc/filesystems', 'utf8').catch(() => '');
-  const release = (await readFile('/proc/sys/kernel/osrelease', 'utf8').catch(() => '')).trim();
-  if (!/\tceph\n/.test(filesystems)) {
-    return `mounter "kernel" needs the ceph kernel module, which this node's kernel${release ? ` (${release})` : ''} does not have (no "ceph" in /proc/filesystems): use mounter "fuse" (ceph-fuse)`;
+/** A fuseMountOptions / kernelMountOptions value as a list; INVALID_ARGUMENT for empty or malformed options. */
+export function mountOptionList(text: string | undefined, name: string): string[] {
+  if (text === undefined) return [];
+  const list = text.split(',').map((o) => o.trim());
+  for (const o of list) {
+    if (o === '') throw new InvalidArgumentError(`parameter ${name}: empty option in "${text}"`);
+    if (!/^[A-Za-z0-9_.-]+(=[^\s,=][^\s,]*)?$/.test(o)) throw new InvalidArgumentError(`parameter ${name}: malformed option "${o}" (expected name or name=value)`);
   }
-  return 'mounter "kernel" is not implemented by this driver: use mounter "fuse" (ceph-fuse)';
+  return list;
 }
-

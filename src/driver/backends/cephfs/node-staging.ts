@@ -1,13 +1,14 @@
 /**
- * The cephfs backend's node side: NodeStage mounts the subvolume with ceph-fuse at the staging
- * path (ceph-fuse.ts), NodePublish bind-mounts that into the pod's path (publication.ts, as every
+ * The cephfs backend's node side: NodeStage mounts the subvolume at the staging path with
+ * ceph-fuse (ceph-fuse.ts) or the kernel client (kernel-mount.ts), as the class's `mounter` says
+ * (absent: kernel where the ceph module is loaded, else fuse; kept in the stash), NodePublish bind-mounts that into the pod's path (publication.ts, as every
  * backend does), and their reverses undo it. What the secret-less calls need (the record, the
  * mount target, the options) is stashed per staging before anything is mounted (../ceph/stash.ts).
  *
  * A restarted node plugin repairs stagings whose ceph-fuse died (ENOTCONN / ESTALE), as
  * ceph-csi's fuse recovery does: the dead staging mount and every bind of it are detached,
  * ceph-fuse is mounted again with the kept credentials, and the publications are bound again
- * at the same targets with the same read-only flag.
+ * at the same targets with the same read-only flag. A kernel mount has no process to die.
  */
 import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -22,7 +23,9 @@ import type { NodePaths } from '../node-paths.js';
 import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
 import { isReadOnlyMode, publishMount, unpublish } from '../publication.js';
 import { StashDir, type StashBase } from '../ceph/stash.js';
+import type { HostProbe } from '../ceph/kernel-module.js';
 import { CEPH_FUSE_FSTYPE, CephFuse, type CephfsTarget } from './ceph-fuse.js';
+import { CEPH_KERNEL_FSTYPE, CephKernelMount } from './kernel-mount.js';
 import { evictSessions, mdsSessionsUnder } from './mds-sessions.js';
 
 export interface CephfsStash extends StashBase {
@@ -30,9 +33,23 @@ export interface CephfsStash extends StashBase {
   target: CephfsTarget;
   /** Name of the credential files (CephFuse.key). */
   credKey: string;
-  /** ceph-fuse -o options: ro, the capability's mount flags, the class's fuseMountOptions. */
+  /** -o options: ro, the capability's mount flags, the class's fuseMountOptions or kernelMountOptions. */
   options: string[];
   readonly: boolean;
+  /** Which client mounted it (absent in stashes older than the choice: fuse). */
+  mounter?: CephfsMounterKind;
+}
+
+export type CephfsMounterKind = 'fuse' | 'kernel';
+
+/** The client a staging uses and the class's options for it. */
+export interface CephfsMounterChoice {
+  kind: CephfsMounterKind;
+  options: string[];
+}
+
+function fsTypeOf(s: Pick<CephfsStash, 'mounter'>): string {
+  return s.mounter === 'kernel' ? CEPH_KERNEL_FSTYPE : CEPH_FUSE_FSTYPE;
 }
 
 export interface CephfsNodeOptions {
@@ -42,10 +59,13 @@ export interface CephfsNodeOptions {
   loops: LoopDevices;
   paths: NodePaths;
   timeoutSeconds: number;
+  /** How the kernel client's module check looks at the host (tests). */
+  host?: HostProbe;
 }
 
 export class CephfsNode {
   private fuse!: CephFuse;
+  private kernel!: CephKernelMount;
   private stashes!: StashDir<CephfsStash>;
 
   constructor(private readonly opts: CephfsNodeOptions) {}
@@ -55,6 +75,7 @@ export class CephfsNode {
     await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
     const root = await realpath(this.opts.stateDir);
     this.fuse = new CephFuse(join(root, 'fuse'), this.opts.runner, this.opts.mounter, this.opts.timeoutSeconds);
+    this.kernel = new CephKernelMount({ runner: this.opts.runner, mounter: this.opts.mounter, keyDir: join(root, 'keys'), ...(this.opts.host ? { host: this.opts.host } : {}) });
     this.stashes = new StashDir<CephfsStash>(join(root, 'stage'));
   }
 
@@ -64,9 +85,22 @@ export class CephfsNode {
 
   // ------------------------------------------------------------------ stage / unstage
 
-  async stage(req: StageRequest, target: CephfsTarget, secretKey: string, extraOptions: string[], log: Logger): Promise<void> {
+  /** 'ok', 'broken' or 'absent', asked of the client that mounted the staging. */
+  private state(s: CephfsStash): Promise<'ok' | 'broken' | 'absent'> {
+    return s.mounter === 'kernel' ? this.kernel.state(s.stagingPath) : this.fuse.state(s.stagingPath);
+  }
+
+  private async mountWith(s: CephfsStash, secretKey: string | undefined, log: Logger): Promise<void> {
+    if (s.mounter !== 'kernel') return this.fuse.mount(s.credKey, s.target, secretKey, s.stagingPath, s.options, log);
+    if (secretKey === undefined) throw new FailedPreconditionError(`cannot remount ${s.target.fsName}:${s.target.path} with the kernel client without the node-stage secret: stage the volume again`);
+    await this.kernel.mount(s.target, secretKey, s.stagingPath, s.options, log);
+  }
+
+  async stage(req: StageRequest, target: CephfsTarget, secretKey: string, choice: CephfsMounterChoice, log: Logger): Promise<void> {
     const { volume, stagingPath, capability } = req;
     const readonly = isReadOnlyMode(capability.accessMode);
+    const prior = await this.stashes.get(volume.id, stagingPath);
+    const kind = prior ? (prior.mounter ?? 'fuse') : choice.kind;
     const stash: CephfsStash = {
       version: 1,
       volumeId: volume.id,
@@ -74,26 +108,28 @@ export class CephfsNode {
       volume,
       target,
       credKey: this.fuse.key(volume.id, stagingPath),
-      options: [...(readonly ? ['ro'] : []), ...capability.mountFlags, ...extraOptions],
+      options: [...(readonly ? ['ro'] : []), ...capability.mountFlags, ...choice.options],
       readonly,
+      mounter: kind,
     };
     // Looked at before mkdir: on a staging whose ceph-fuse died, mkdir itself fails (ENOTCONN).
     const current = await this.opts.mounter.mountAt(stagingPath);
     if (current) {
       // Checked before anything is touched: a refused stage must leave nothing of this volume behind.
-      const mine = await this.stashes.get(volume.id, stagingPath);
-      if (!mine || current.fsType !== CEPH_FUSE_FSTYPE) {
+      if (!prior || current.fsType !== fsTypeOf(prior)) {
         throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source} ${current.fsType})`);
       }
-      if ((await this.fuse.state(stagingPath)) === 'ok') return;
-      // Staged here before, but its ceph-fuse died: mount it again (with the fresh secret).
-      await this.repair(mine, log, secretKey);
+      if ((await this.state(prior)) === 'ok') return;
+      // Staged here before, but its client died: mount it again (with the fresh secret).
+      await this.repair(prior, log, secretKey);
       return;
     }
+    // The kernel client's module is checked before the staging path or the stash is touched.
+    if (kind === 'kernel') await this.kernel.requireModule();
     await this.opts.paths.ensureDir(stagingPath);
     await this.stashes.put(stash);
     try {
-      await this.fuse.mount(stash.credKey, target, secretKey, stagingPath, stash.options, log);
+      await this.mountWith(stash, secretKey, log);
     } catch (e) {
       // Leave nothing half-done: the CO retries from scratch.
       await this.unstage(volume.id, stagingPath, log).catch((u: unknown) =>
@@ -112,10 +148,11 @@ export class CephfsNode {
       return;
     }
     if (current) {
-      if (current.fsType !== CEPH_FUSE_FSTYPE) {
+      if (current.fsType !== fsTypeOf(stash)) {
         throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source} ${current.fsType}), not volume ${volumeId}`);
       }
-      await this.fuse.unmount(stagingPath, log);
+      if (stash.mounter === 'kernel') await this.opts.paths.viaParent(stagingPath, (at) => this.opts.mounter.unmount(at, stagingPath));
+      else await this.fuse.unmount(stagingPath, log);
     }
     await this.fuse.removeCredentials(stash.credKey);
     await this.stashes.remove(volumeId, stagingPath);
@@ -135,12 +172,13 @@ export class CephfsNode {
     await unpublish(this.opts, volumeId, targetPath, async (m) => this.isPublicationOf(volumeId, m, all));
   }
 
-  /** A mount is the volume's when it is a ceph-fuse mount of the same filesystem as one of its stagings. */
+  /** A mount is the volume's when it is a mount of the same filesystem as one of its stagings. */
   private async isPublicationOf(volumeId: string, m: MountEntry, all: MountEntry[]): Promise<boolean> {
-    if (m.fsType !== CEPH_FUSE_FSTYPE) return false;
     for (const s of await this.stashes.ofVolume(volumeId)) {
+      if (m.fsType !== fsTypeOf(s)) continue;
       const staged = all.findLast((x) => x.mountPoint === s.stagingPath);
-      if (staged && staged.majorMinor === m.majorMinor) return true;
+      // The root too: the kernel client may share one superblock between subvolumes of a filesystem.
+      if (staged && staged.majorMinor === m.majorMinor && staged.root === m.root) return true;
     }
     return false;
   }
@@ -153,19 +191,23 @@ export class CephfsNode {
     const all = await this.opts.mounter.mounts();
     const mount = all.findLast((m) => m.mountPoint === volumePath);
     if (mount && !(await this.isPublicationOf(volume.id, mount, all))) throw new NotFoundError(`volume ${volume.id} is not at ${volumePath}`);
-    const fuseState = await this.fuse.state(stash.stagingPath);
+    const fuseState = await this.state(stash);
+    const client = stash.mounter === 'kernel' ? 'kernel cephfs' : 'ceph-fuse';
     const broken = mount ? await this.opts.mounter.isCorrupted(volumePath) : false;
     const health: VolumeHealth =
       fuseState !== 'ok' || broken
         ? {
             abnormal: true,
-            message: `the ceph-fuse mount of ${stash.target.fsName}:${stash.target.path} at ${stash.stagingPath} is ${fuseState === 'ok' ? 'broken' : fuseState} (ceph-fuse is not serving it; the node plugin remounts it when restarted)`,
+            message:
+              stash.mounter === 'kernel'
+                ? `the ${client} mount of ${stash.target.fsName}:${stash.target.path} at ${stash.stagingPath} is ${fuseState === 'ok' ? 'broken' : fuseState} (NodeStage again remounts it)`
+                : `the ${client} mount of ${stash.target.fsName}:${stash.target.path} at ${stash.stagingPath} is ${fuseState === 'ok' ? 'broken' : fuseState} (ceph-fuse is not serving it; the node plugin remounts it when restarted)`,
           }
         : mount
           ? { abnormal: false, message: 'volume is mounted and healthy' }
           : { abnormal: true, message: `${volumePath} is not mounted` };
     if (health.abnormal && (fuseState !== 'ok' || broken)) return { kind: 'filesystem', totalBytes: volume.capacityBytes, health };
-    // ceph-fuse reports the subvolume's quota as the size (client_quota_df); inodes have no fixed
+    // Both clients report the subvolume's quota as the size (ceph-fuse: client_quota_df); inodes have no fixed
     // count on CephFS, so none are reported.
     const fs = await filesystemStats(volumePath);
     return { kind: 'filesystem', totalBytes: fs.totalBytes, usedBytes: fs.usedBytes, availableBytes: fs.availableBytes, health };
@@ -185,9 +227,11 @@ export class CephfsNode {
    * are logged, not fatal: one broken volume must not keep the node plugin down.
    */
   async repairAll(log: Logger): Promise<void> {
+    await this.kernel.sweepSecretFiles();
     for (const s of await this.stashes.list()) {
       try {
-        if ((await this.fuse.state(s.stagingPath)) !== 'ok') await this.repair(s, log);
+        // A kernel mount outlives the driver and needs a secret to be remade: NodeStage's retry does that.
+        if (s.mounter !== 'kernel' && (await this.fuse.state(s.stagingPath)) !== 'ok') await this.repair(s, log);
       } catch (e) {
         log.error({ err: (e as Error).message, volumeId: s.volumeId, stagingPath: s.stagingPath }, 'could not repair a staged cephfs volume');
       }
@@ -228,13 +272,13 @@ export class CephfsNode {
     const all = await this.opts.mounter.mounts();
     const staged = all.findLast((m) => m.mountPoint === s.stagingPath);
     // Publications: binds of the dead filesystem elsewhere, with their read-only flags.
-    const binds = staged ? all.filter((m) => m.majorMinor === staged.majorMinor && m.mountPoint !== s.stagingPath) : [];
-    log.warn({ volumeId: s.volumeId, stagingPath: s.stagingPath, publications: binds.map((b) => b.mountPoint) }, 'repairing a broken ceph-fuse staging');
+    const binds = staged ? all.filter((m) => m.majorMinor === staged.majorMinor && m.root === staged.root && m.mountPoint !== s.stagingPath) : [];
+    log.warn({ volumeId: s.volumeId, stagingPath: s.stagingPath, publications: binds.map((b) => b.mountPoint) }, 'repairing a broken cephfs staging');
     for (const b of [...binds].reverse()) await this.fuse.detachLazily(b.mountPoint);
     if (staged) await this.fuse.detachLazily(s.stagingPath);
-    await this.evictDeadClients(s, secretKey, log);
+    if (s.mounter !== 'kernel') await this.evictDeadClients(s, secretKey, log);
     await this.opts.paths.ensureDir(s.stagingPath);
-    await this.fuse.mount(s.credKey, s.target, secretKey, s.stagingPath, s.options, log);
+    await this.mountWith(s, secretKey, log);
     for (const b of binds) {
       // Put back where it was, through NodePaths like any publication (the path is walked afresh).
       await this.opts.paths.withPinned(s.stagingPath, (source) =>

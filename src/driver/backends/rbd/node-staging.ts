@@ -1,18 +1,18 @@
 /**
- * The rbd backend's node side: an image becomes a block device through an rbd-fuse mount (fuse.ts)
- * and a loop device on the image's file, then a filesystem mounted at the staging path (mount
- * volumes) or the loop device itself (block volumes). Publishing binds that into the pod's path.
+ * The rbd backend's node side: an image becomes a block device through one of three mappers
+ * (mapper.ts: krbd or rbd-nbd in kernel-mapper.ts, rbd-fuse + a loop device in fuse-mapper.ts),
+ * then a filesystem mounted at the staging path (mount volumes) or the device itself (block
+ * volumes). Publishing binds that into the pod's path. The mapper is chosen at NodeStage from the
+ * class's `mounter` (map-options.ts) and kept in the stash, so every later call uses the same one.
  *
  * Every step can be redone: stage writes the stash first and each later step checks before it
  * acts; unstage reverses the steps and removes the stash last. A restarted driver repairs what a
  * dead rbd-fuse broke (repairAll): the mount is remade and the loop device, the staging mount and
- * the publications above it are rebuilt on the fresh file.
- *
- * The kernel paths (krbd when /sys/bus/rbd exists, rbd-nbd with the nbd module) are not taken on
- * this node type: rbd-fuse works everywhere FUSE does, which is what the driver is built for here.
+ * the publications above it are rebuilt on the fresh file. A krbd device outlives the driver; a
+ * dead rbd-nbd is not reattached (yet): its staging reports abnormal health.
  */
-import { basename, dirname, join } from 'node:path';
-import { mkdir, open, realpath, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { mkdir, open, realpath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../../../csi/errors.js';
 import { CAP_SYS_RESOURCE, hasCapability } from '../../mount/capabilities.js';
@@ -34,6 +34,10 @@ import { hasErrorCode, umount2 } from '../../mount/syscalls.js';
 import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
 import type { ClusterConfig } from '../ceph/cluster-config.js';
 import { FuseMounts, type FuseTarget } from './fuse.js';
+import { FuseMapper } from './fuse-mapper.js';
+import { KernelMapper, type MapperHost } from './kernel-mapper.js';
+import type { ImageMapper } from './mapper.js';
+import type { MapperKind } from './map-options.js';
 import { StashDir, type Stash } from '../ceph/stash.js';
 import { isDeviceBind, isReadOnlyMode, publishBlock, publishMount, unpublish } from '../publication.js';
 
@@ -45,6 +49,15 @@ export interface RbdNodeOptions {
   paths: NodePaths;
   timeoutSeconds: number;
   config: ClusterConfig;
+  /** How the kernel mappers look at the host (tests). */
+  mapperHost?: MapperHost;
+}
+
+/** The mapper a staging uses and its options (map-options.ts). */
+export interface MapperChoice {
+  kind: MapperKind;
+  mapOptions: string[];
+  unmapOptions: string[];
 }
 
 const MNT_DETACH = 0x2;
@@ -52,6 +65,8 @@ const UMOUNT_NOFOLLOW = 0x8;
 
 export class RbdNode {
   private fuse!: FuseMounts;
+  private fuseMapper!: FuseMapper;
+  private kernelMappers!: Record<'krbd' | 'nbd', KernelMapper>;
   private stashes!: StashDir;
 
   constructor(private readonly opts: RbdNodeOptions) {}
@@ -61,7 +76,25 @@ export class RbdNode {
     await mkdir(this.opts.stateDir, { recursive: true, mode: 0o700 });
     const root = await realpath(this.opts.stateDir);
     this.fuse = new FuseMounts(join(root, 'fuse'), this.opts.runner, this.opts.mounter, this.opts.timeoutSeconds);
+    this.fuseMapper = new FuseMapper(this.fuse, this.opts.loops);
+    const kernel = { runner: this.opts.runner, keyDir: join(root, 'keys'), ...(this.opts.mapperHost ? { host: this.opts.mapperHost } : {}) };
+    this.kernelMappers = { krbd: new KernelMapper('krbd', kernel), nbd: new KernelMapper('nbd', kernel) };
     this.stashes = new StashDir(join(root, 'stage'));
+  }
+
+  /** The mapper of a staging (stashes from before the choice existed used rbd-fuse). */
+  private mapper(s: Pick<Stash, 'mapper'>): ImageMapper {
+    const kind = s.mapper ?? 'fuse';
+    return kind === 'fuse' ? this.fuseMapper : this.kernelMappers[kind];
+  }
+
+  /**
+   * The image's devices on this node. A kernel mapping's device noted in the stash counts too: an
+   * rbd-nbd whose daemon died is no longer listed, and its staging must still unmount and unstage.
+   */
+  private async devicesOf(s: Stash): Promise<string[]> {
+    const listed = (await this.mapper(s).devices(s)).map((d) => d.device);
+    return s.device && !listed.includes(s.device) ? [...listed, s.device] : listed;
   }
 
   async stashedVolume(volumeId: string): Promise<VolumeRecord | undefined> {
@@ -70,11 +103,13 @@ export class RbdNode {
 
   // ------------------------------------------------------------------ stage / unstage
 
-  async stage(req: StageRequest, target: FuseTarget, secretKey: string, log: Logger, defaultFs: string): Promise<void> {
+  async stage(req: StageRequest, target: FuseTarget, secretKey: string, log: Logger, defaultFs: string, choice: MapperChoice): Promise<void> {
     const { volume, stagingPath, capability } = req;
     const readonly = isReadOnlyMode(capability.accessMode);
     const fuseKey = this.fuse.key(target);
-    const file = this.fuse.imageFile(fuseKey, target.image);
+    // A staging made before keeps its mapper: a retried NodeStage must find what it made.
+    const prior = await this.stashes.get(volume.id, stagingPath);
+    const kind = prior ? (prior.mapper ?? 'fuse') : choice.kind;
     const stash: Stash = {
       version: 1,
       volumeId: volume.id,
@@ -82,6 +117,8 @@ export class RbdNode {
       volume,
       fuse: target,
       fuseKey,
+      mapper: kind,
+      ...(kind === 'fuse' ? {} : { mapOptions: choice.mapOptions, unmapOptions: choice.unmapOptions }),
       accessType: capability.accessType,
       fsType: capability.accessType === 'block' ? '' : volume.fsType || defaultFs,
       mountFlags: capability.mountFlags,
@@ -93,10 +130,10 @@ export class RbdNode {
       const current = await this.opts.mounter.mountAt(stagingPath);
       if (current) {
         // Checked before anything is touched: a refused stage must leave nothing of this volume behind.
-        if ((await this.stashes.get(volume.id, stagingPath)) && (await this.devicesOf(file)).includes(current.source)) return;
+        if (prior && (await this.devicesOf(prior)).includes(current.source)) return;
         throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
       }
-    } else if ((await this.stashes.get(volume.id, stagingPath)) && (await this.devicesOf(file)).length > 0) {
+    } else if (prior && (await this.devicesOf(prior)).length > 0) {
       return;
     }
 
@@ -112,10 +149,13 @@ export class RbdNode {
     }
   }
 
-  /** rbd-fuse mount, loop device, filesystem: whatever of it is missing. */
+  /** Mapped device, filesystem: whatever of it is missing. */
   private async bringUp(s: Stash, secretKey: string | undefined, log: Logger): Promise<void> {
-    const file = await this.fuse.ensure(s.fuse, secretKey, log);
-    const device = (await this.devicesOf(file))[0] ?? (await this.opts.loops.attach(file, { readonly: s.readonly }));
+    const device = await this.mapper(s).map(s, secretKey, s.readonly, log);
+    if ((s.mapper ?? 'fuse') !== 'fuse' && s.device !== device) {
+      s.device = device;
+      await this.stashes.put(s);
+    }
     if (s.accessType === 'block') return;
     if (await this.opts.mounter.mountAt(s.stagingPath)) return;
     await this.mountFilesystem(s, device, log);
@@ -149,8 +189,7 @@ export class RbdNode {
       if (current) throw new FailedPreconditionError(`${stagingPath} holds a mount (${current.source}) that is not volume ${volumeId}'s`);
       return;
     }
-    const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
-    const devices = await this.devicesOf(file);
+    const devices = await this.devicesOf(stash);
     if (current) {
       if (!devices.includes(current.source)) {
         throw new FailedPreconditionError(`${stagingPath} holds another mount (${current.source}), not volume ${volumeId}`);
@@ -159,10 +198,9 @@ export class RbdNode {
     }
     const all = await this.stashes.list();
     const others = all.filter((s) => !(s.volumeId === volumeId && s.stagingPath === stagingPath));
-    if (!others.some((s) => s.volumeId === volumeId)) {
-      for (const d of devices) await this.opts.loops.detach(d);
-    }
-    if (!others.some((s) => s.fuseKey === stash.fuseKey)) await this.fuse.release(stash.fuseKey, log);
+    // Those of the same mapper only: each mapper knows what it shares between stagings.
+    const kind = stash.mapper ?? 'fuse';
+    await this.mapper(stash).release(stash, others.filter((s) => (s.mapper ?? 'fuse') === kind), log);
     await this.stashes.remove(volumeId, stagingPath);
   }
 
@@ -174,8 +212,8 @@ export class RbdNode {
     if (!stash) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
     const common = { volumeId: volume.id, targetPath, accessMode: capability.accessMode, readonly };
     if (capability.accessType === 'block') {
-      const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
-      await publishBlock(this.opts, { ...common, file, attached: await this.attachmentsOf(file) });
+      const mapper = this.mapper(stash);
+      await publishBlock(this.opts, { ...common, file: '', attached: await mapper.devices(stash), readOnlyDevice: () => mapper.readOnlyDevice(stash) });
     } else {
       await publishMount(this.opts, { ...common, stagingPath });
     }
@@ -187,7 +225,7 @@ export class RbdNode {
 
   private async isPublicationOf(volumeId: string, m: MountEntry): Promise<boolean> {
     for (const s of await this.stashes.ofVolume(volumeId)) {
-      const devices = await this.devicesOf(this.fuse.imageFile(s.fuseKey, s.fuse.image));
+      const devices = await this.devicesOf(s);
       if (s.accessType === 'block' ? devices.some((d) => isDeviceBind(m, d)) : devices.includes(m.source)) return true;
     }
     return false;
@@ -198,14 +236,11 @@ export class RbdNode {
   async expand(volume: VolumeRecord, volumePath: string, stagingPath: string, log: Logger): Promise<{ capacityBytes: number }> {
     const stash = (stagingPath ? await this.stashes.get(volume.id, stagingPath) : undefined) ?? (await this.stashes.ofVolume(volume.id))[0];
     if (!stash) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
-    const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
-    // rbd-fuse runs with attr_timeout=0: this stat asks it, and it asks librbd, for the new size.
-    const size = (await stat(file)).size;
-    const devices = await this.devicesOf(file);
+    const devices = await this.devicesOf(stash);
     const device = devices[0];
-    if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (no loop device)`);
-    for (const d of devices) await this.opts.loops.refreshCapacity(d);
-    log.debug({ volumeId: volume.id, size, device }, 'loop device resized');
+    if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (its image is not mapped)`);
+    for (const d of devices) await this.mapper(stash).refresh(stash, d);
+    log.debug({ volumeId: volume.id, device, size: await blockDeviceSize(device) }, 'mapped device resized');
     if (stash.accessType === 'block') return { capacityBytes: await blockDeviceSize(device) };
     const runner = this.opts.runner;
     if (stash.fsType === 'ext4') {
@@ -226,18 +261,17 @@ export class RbdNode {
     const kind = volume.accessType === 'block' ? 'block' : 'filesystem';
     const stash = stashes[0];
     if (!stash) return { kind, totalBytes: 0, health: { abnormal: true, message: `volume ${volume.id} is not staged on this node` } };
-    const file = this.fuse.imageFile(stash.fuseKey, stash.fuse.image);
-    const fuseState = await this.fuse.state(stash.fuseKey);
+    const problem = await this.mapper(stash).problem(stash);
     const mount = await this.opts.mounter.mountAt(volumePath);
     if (mount && !(await this.isPublicationOf(volume.id, mount))) throw new NotFoundError(`volume ${volume.id} is not at ${volumePath}`);
     const health: VolumeHealth =
-      fuseState !== 'ok'
-        ? { abnormal: true, message: `the rbd-fuse mount of image ${stash.fuse.pool}/${stash.fuse.image} is ${fuseState}` }
+      problem !== undefined
+        ? { abnormal: true, message: problem }
         : mount
           ? { abnormal: false, message: 'volume is mounted and healthy' }
           : { abnormal: true, message: `${volumePath} is not mounted` };
     if (volume.accessType === 'block') {
-      const [device] = await this.devicesOf(file);
+      const [device] = await this.devicesOf(stash);
       return { kind: 'block', totalBytes: device ? await blockDeviceSize(device) : 0, health };
     }
     const fs = await filesystemStats(volumePath);
@@ -261,11 +295,16 @@ export class RbdNode {
    * Failures are logged, not fatal: one broken volume must not keep the node plugin down.
    */
   async repairAll(log: Logger): Promise<void> {
+    for (const m of Object.values(this.kernelMappers)) await m.sweepKeyfiles();
     const stashes = await this.stashes.list();
     const done = new Set<string>();
     for (const s of stashes) {
       try {
-        await this.repair(s, stashes, done, log);
+        if ((s.mapper ?? 'fuse') === 'fuse') await this.repair(s, stashes.filter((x) => (x.mapper ?? 'fuse') === 'fuse'), done, log);
+        else if (s.accessType === 'mount' && !(await this.opts.mounter.mountAt(s.stagingPath)) && (await this.devicesOf(s)).length > 0) {
+          // A kernel mapping outlives the driver; only a staging mount lost meanwhile is remade.
+          await this.bringUp(s, undefined, log);
+        }
       } catch (e) {
         log.error({ err: (e as Error).message, volumeId: s.volumeId, stagingPath: s.stagingPath }, 'could not repair a staged rbd volume');
       }
@@ -273,9 +312,8 @@ export class RbdNode {
   }
 
   private async repair(s: Stash, all: Stash[], done: Set<string>, log: Logger): Promise<void> {
-    const file = this.fuse.imageFile(s.fuseKey, s.fuse.image);
     const state = await this.fuse.state(s.fuseKey);
-    const oldDevices = await this.devicesOf(file);
+    const oldDevices = await this.devicesOf(s);
     const healthy = state === 'ok' && oldDevices.length > 0 && (await Promise.all(oldDevices.map(readable))).every(Boolean);
     if (healthy) {
       if (s.accessType === 'mount' && !(await this.opts.mounter.mountAt(s.stagingPath))) await this.bringUp(s, undefined, log);
@@ -290,8 +328,8 @@ export class RbdNode {
     for (const d of oldDevices) await this.opts.loops.detach(d);
     const sharers = all.filter((x) => x.fuseKey === s.fuseKey);
     for (const x of sharers) await this.bringUp(x, undefined, log);
-    const [device] = await this.devicesOf(file);
-    if (!device) throw new Error(`no loop device on ${file} after the repair`);
+    const [device] = await this.devicesOf(s);
+    if (!device) throw new Error(`no loop device on ${this.fuseMapper.file(s)} after the repair`);
     const stagingPaths = new Set(sharers.map((x) => x.stagingPath));
     for (const m of mounts) {
       if (stagingPaths.has(m.mountPoint)) continue;
@@ -307,27 +345,6 @@ export class RbdNode {
       }
       log.info({ target: m.mountPoint }, 'publication restored');
     }
-  }
-
-  // ------------------------------------------------------------------ helpers
-
-  /**
-   * Loop devices on the image's file. After its rbd-fuse mount was replaced, the kernel names an
-   * old device's file relative to the detached mount, so a device recorded in sysfs by image name
-   * under our fuse directory counts too.
-   */
-  private async devicesOf(file: string): Promise<string[]> {
-    return (await this.attachmentsOf(file)).map((l) => l.device);
-  }
-
-  private async attachmentsOf(file: string): Promise<{ device: string; readonly: boolean }[]> {
-    const image = basename(file);
-    return (await this.opts.loops.list())
-      .filter((l) => {
-        const b = l.backingFile.replace(/ \(deleted\)$/, '');
-        return b === file || (b.endsWith(`/${image}`) && (b === `/${image}` || b.startsWith(`${dirname(dirname(file))}/`)));
-      })
-      .map((l) => ({ device: l.device, readonly: l.readonly }));
   }
 }
 

@@ -2,8 +2,8 @@
  * The rbd backend: volumes are RBD images in Ceph pools, named and journaled the way ceph-csi
  * does it (volume-id.ts, journal.ts), so ceph-csi's StorageClasses, secrets and volume IDs work
  * unchanged. The controller side talks to Ceph through librados/librbd (rados.ts, librbd.ts) with
- * the credentials of each call; the node side (node-staging.ts) maps images with rbd-fuse and a
- * loop device.
+ * the credentials of each call; the node side (node-staging.ts) maps images with krbd, rbd-nbd or
+ * rbd-fuse and a loop device, as the class's `mounter` says (map-options.ts).
  *
  * Images and snapshots (clone v2, as ceph-csi does since 3.x):
  * - volume            image csi-vol-<uuid>, features from imageFeatures (default layering)
@@ -64,7 +64,9 @@ import {
   type ParentSpec,
   type TrashEntry,
 } from './librbd.js';
-import { RbdNode } from './node-staging.js';
+import { defaultMapper } from './kernel-mapper.js';
+import { mapperOfParameter, optionsFor, parseMapOptions } from './map-options.js';
+import { RbdNode, type MapperChoice } from './node-staging.js';
 import { isCephError, type IoCtx, type Rados } from '../ceph/rados.js';
 import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from '../ceph/volume-id.js';
 
@@ -86,12 +88,13 @@ const VOLUME_PARAMETERS = new Set([
   'imageFormat',
   'dataPool',
   'mounter',
-  // krbd / rbd-nbd map options: meaningless for rbd-fuse, accepted so ceph-csi classes work.
+  // krbd / rbd-nbd map options (rbd-fuse takes none), in ceph-csi's format.
   'mapOptions',
   'unmapOptions',
 ]);
 const SNAPSHOT_PARAMETERS = new Set(['clusterID', 'pool']);
-const MOUNTERS = new Set(['rbd', 'rbd-nbd', 'fuse']);
+/** Parameters a volume carries to the node in its volume context, as ceph-csi's do. */
+const NODE_PARAMETERS = ['mounter', 'mapOptions', 'unmapOptions'] as const;
 /** Feature → the features it needs (rbd refuses the others). */
 const FEATURE_NEEDS: Record<string, string[]> = {
   layering: [],
@@ -293,10 +296,9 @@ export class RbdBackend implements Backend {
     if (!params['pool']) throw new InvalidArgumentError('parameter pool is required');
     const format = params['imageFormat'];
     if (format !== undefined && format !== '2') throw new InvalidArgumentError(`parameter imageFormat "${format}" is not supported (only 2)`);
-    const mounter = params['mounter'];
-    if (mounter !== undefined && !MOUNTERS.has(mounter)) {
-      throw new InvalidArgumentError(`parameter mounter "${mounter}" is not one of ${[...MOUNTERS].join(', ')}`);
-    }
+    mapperOfParameter(params['mounter']);
+    parseMapOptions(params['mapOptions'], 'mapOptions');
+    parseMapOptions(params['unmapOptions'], 'unmapOptions');
     this.features(params);
   }
 
@@ -384,6 +386,7 @@ export class RbdBackend implements Backend {
         imageName: image,
         imageFeatures: rec.parameters['imageFeatures'] ?? 'layering',
         ...(dataPool ? { dataPool } : {}),
+        ...Object.fromEntries(NODE_PARAMETERS.filter((k) => rec.parameters[k] !== undefined).map((k) => [k, rec.parameters[k]!])),
       };
       ctx.log.debug({ volumeId: rec.id, pool: io.poolName, image }, 'rbd image ready');
       return true;
@@ -706,11 +709,26 @@ export class RbdBackend implements Backend {
     pool ??= await this.withIdPool(id, ctx, async (io) => io.poolName);
     if (!pool) throw new NotFoundError(`the pool of volume ${req.volume.id} does not exist`);
     const image = req.volume.volumeContext['imageName'] ?? `${VOLUME_LAYOUT.imagePrefix}${id.uuid}`;
+    const choice = await this.mapperChoice(req);
     try {
-      await this.node.stage(req, { clusterID: id.clusterID, monitors: cluster.monitors, pool, image, user: c.user }, c.key, ctx.log, this.defaultFsType);
+      await this.node.stage(req, { clusterID: id.clusterID, monitors: cluster.monitors, pool, image, user: c.user }, c.key, ctx.log, this.defaultFsType, choice);
     } catch (e) {
       throw cephToCsi(e, { clusterID: id.clusterID, monitors: cluster.monitors, user: c.user });
     }
+  }
+
+  /**
+   * The mapper a NodeStage uses: the class's `mounter` (the volume's context, the CO's, or the
+   * record's parameters, in that order) or, when none, krbd on a kernel with the rbd bus and
+   * rbd-fuse elsewhere; with its map options. Malformed values are INVALID_ARGUMENT here too: a
+   * static PV's volume attributes never went through CreateVolume.
+   */
+  private async mapperChoice(req: StageRequest): Promise<MapperChoice> {
+    const param = (k: string) => req.volume.volumeContext[k] ?? req.volumeContext[k] ?? req.volume.parameters[k];
+    const kind = mapperOfParameter(param('mounter')) ?? (await defaultMapper());
+    const mapOptions = optionsFor(kind, parseMapOptions(param('mapOptions'), 'mapOptions'));
+    const unmapOptions = optionsFor(kind, parseMapOptions(param('unmapOptions'), 'unmapOptions'));
+    return { kind, mapOptions, unmapOptions };
   }
 
   async unstage(volumeId: string, stagingPath: string, ctx: OpContext): Promise<void> {
