@@ -2,13 +2,17 @@
 // machine cannot mount, end to end: a WaitForFirstConsumer claim binds to the local PV of the one
 // node it lives on, the scheduler sends the pod there, and the pod writes into the node's directory;
 // seed 003's nfs PV leaves its pod ContainerCreating with one FailedMount event that says why (no
-// NFS client here), not a generic refusal — and so does an inline nfs volume.
+// NFS client here), not a generic refusal — and so does an inline nfs volume. A Block local PV (a
+// device on the node) is served through volumeDevices, and a directory one gets the pod's fsGroup.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { PersistentVolume, PersistentVolumeClaim, Pod } from '../../src/control/api/types/core.js';
 import { needsRoot } from '../support/driver-harness.js';
+import { detachIfOurs } from '../support/host-state.js';
 import { deletePod, eventsFor, type NodeCluster, podNamed, shellPod, startNodeCluster, until } from '../support/node-cluster.js';
 
 describe('local PVs and volumes this machine cannot mount', { skip: needsRoot, timeout: 300_000 }, () => {
@@ -59,6 +63,60 @@ describe('local PVs and volumes this machine cannot mount', { skip: needsRoot, t
     assert.equal(readFileSync(join(disk, 'where'), 'utf8'), 'on-node-b\n');
     await deletePod(plane, 'local-user');
     assert.equal(readFileSync(join(disk, 'where'), 'utf8'), 'on-node-b\n', 'a local volume keeps its data');
+  });
+
+  it('serves a Block local PV (a device on the node) through volumeDevices, and gives a directory one the fsGroup', async () => {
+    const { plane } = cluster;
+    const image = join(cluster.dir, 'node-a-disk.img');
+    writeFileSync(image, '');
+    truncateSync(image, 16 * 1024 * 1024);
+    const { stdout } = await promisify(execFile)('losetup', ['-f', '--show', image]);
+    const device = stdout.trim();
+    const dir = join(cluster.dir, 'node-a-dir');
+    mkdirSync(dir);
+    try {
+      const onNodeA = { required: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'kubernetes.io/hostname', operator: 'In' as const, values: ['node-a'] }] }] } };
+      const localPv = (name: string, path: string, volumeMode: 'Block' | 'Filesystem'): PersistentVolume => ({
+        apiVersion: 'v1',
+        kind: 'PersistentVolume',
+        metadata: { name },
+        spec: { capacity: { storage: '16Mi' }, accessModes: ['ReadWriteOnce'], persistentVolumeReclaimPolicy: 'Retain', storageClassName: 'local-storage', volumeMode, local: { path }, nodeAffinity: onNodeA },
+      });
+      const localClaim = (name: string, pv: string, volumeMode: 'Block' | 'Filesystem'): PersistentVolumeClaim => ({
+        apiVersion: 'v1',
+        kind: 'PersistentVolumeClaim',
+        metadata: { name, namespace: 'default' },
+        spec: { accessModes: ['ReadWriteOnce'], storageClassName: 'local-storage', volumeMode, volumeName: pv, resources: { requests: { storage: '16Mi' } } },
+      });
+      plane.store.create(localPv('local-raw', device, 'Block'));
+      plane.store.create(localPv('local-dir', dir, 'Filesystem'));
+      plane.store.create(localClaim('raw-claim', 'local-raw', 'Block'));
+      plane.store.create(localClaim('dir-claim', 'local-dir', 'Filesystem'));
+      const pod = shellPod('local-both', "printf local-raw-pattern | dd of=/dev/xvdb bs=512 count=1 conv=sync 2>/dev/null; touch /data/made; while true; do sleep 0.2; done", {
+        volumes: [
+          { name: 'raw', persistentVolumeClaim: { claimName: 'raw-claim' } },
+          { name: 'data', persistentVolumeClaim: { claimName: 'dir-claim' } },
+        ],
+        mounts: [{ name: 'data', mountPath: '/data' }],
+        nodeName: 'node-a',
+      });
+      const main = pod.spec.containers[0]!;
+      main.volumeDevices = [{ name: 'raw', devicePath: '/dev/xvdb' }];
+      pod.spec['securityContext'] = { fsGroup: 2345 };
+      plane.store.create(pod);
+      const running = await until(() => {
+        const p = podNamed(plane, 'local-both') as Pod | undefined;
+        return p?.status?.phase === 'Running' ? p : undefined;
+      }, 'the pod to run');
+      assert.equal(running.spec.nodeName, 'node-a');
+      await until(() => existsSync(join(dir, 'made')), 'the pod to write into the directory');
+      assert.equal(statSync(dir).gid, 2345, 'the local directory has the pod\'s fsGroup');
+      assert.equal(statSync(join(dir, 'made')).gid, 2345, 'and what the pod makes there');
+      await until(() => readFileSync(device).subarray(0, 17).toString() === 'local-raw-pattern', 'the pattern on the node\'s device');
+      await deletePod(plane, 'local-both');
+    } finally {
+      await detachIfOurs(device, cluster.dir);
+    }
   });
 
   it("leaves seed 003's nfs PV and an inline nfs volume ContainerCreating with one clear FailedMount event", async () => {
