@@ -37,14 +37,18 @@ export function defaultTemplate(template: PodTemplateSpec | undefined): void {
 
 /**
  * The template's pod validation under spec.template, plus what apps/v1 and batch/v1 add: the
- * labels valid, the restart policy one of `restartPolicies`.
+ * labels valid, the restart policy one of `restartPolicies`. A StatefulSet's template skips the
+ * pod's own validation (`podSpec: false`), as upstream's ValidatePodTemplateSpecForStatefulSet
+ * does: its mounts name volumes that only the claim templates will provide.
  */
-export function validateTemplate(template: PodTemplateSpec | undefined, restartPolicies: readonly string[]): FieldError[] {
+export function validateTemplate(template: PodTemplateSpec | undefined, restartPolicies: readonly string[], { podSpec = true } = {}): FieldError[] {
   if (template === undefined) return [required('spec.template')];
-  const errs = podStrategy
-    .validate(asPod(template))
-    .filter((e) => !e.field.startsWith('status.'))
-    .map((e) => ({ ...e, field: `spec.template.${e.field}` }));
+  const errs = !podSpec
+    ? []
+    : podStrategy
+        .validate(asPod(template))
+        .filter((e) => !e.field.startsWith('status.'))
+        .map((e) => ({ ...e, field: `spec.template.${e.field}` }));
   errs.push(...validateLabels('spec.template.metadata.labels', template.metadata?.labels));
   const policy = template.spec?.restartPolicy;
   if (policy !== undefined && !restartPolicies.includes(policy)) errs.push(notSupported('spec.template.spec.restartPolicy', policy, restartPolicies));

@@ -103,7 +103,7 @@ export const statefulSetStrategy = defineStrategy<StatefulSet>({
     errs.push(...validateNonNegative('spec.minReadySeconds', spec.minReadySeconds));
     errs.push(...validateNonNegative('spec.ordinals.start', spec.ordinals?.start));
     errs.push(...validateSelector(spec.selector, spec.template, 'statefulset'));
-    errs.push(...validateTemplate(spec.template, ['Always']));
+    errs.push(...validateTemplate(spec.template, ['Always'], { podSpec: false }));
     (spec.volumeClaimTemplates ?? []).forEach((t, i) => {
       const p = index('spec.volumeClaimTemplates', i);
       if (!t.metadata?.name) errs.push(required(child(p, 'metadata.name')));
