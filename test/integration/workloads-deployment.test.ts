@@ -3,7 +3,9 @@
 // container itself cannot start: the seed gives nginx no command and images are not pulled); a
 // multi-document file with a Service applies everything else and exits non-zero with kubectl's
 // words, through both stowage and the real kubectl; a rolling update makes a new ReplicaSet
-// (pod-template-hash) and `kubectl rollout status` waits for it; kubectl prints the columns.
+// (pod-template-hash) and `kubectl rollout status` waits for it; kubectl prints the columns. Also a
+// Job that writes into a claim runs to Complete (`kubectl wait`), and a DaemonSet puts one pod on
+// the node.
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
@@ -43,7 +45,7 @@ spec:
         command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
 `;
 
-describe('Deployments and ReplicaSets', { skip: needsRoot, timeout: 600_000 }, () => {
+describe('Deployments, ReplicaSets, Jobs and DaemonSets', { skip: needsRoot, timeout: 600_000 }, () => {
   let up: Up;
 
   before(async () => {
@@ -125,5 +127,76 @@ describe('Deployments and ReplicaSets', { skip: needsRoot, timeout: 600_000 }, (
     const deploy = rows((await up.kubectl('get', 'deploy', 'web')).stdout);
     assert.deepEqual(deploy[1]?.slice(0, 4), ['web', '2/2', '2', '2']);
     assert.match(await up.ok('get', 'events'), /ScalingReplicaSet\s+.*Scaled down replica set web-[a-z0-9]+ from 1 to 0/);
+  });
+
+  it('runs a Job that writes into a claim to Complete; kubectl waits for the condition and prints its columns', async () => {
+    const file = join(up.dir, 'job.yaml');
+    await writeFile(
+      file,
+      `apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: results}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 32Mi}}
+---
+apiVersion: batch/v1
+kind: Job
+metadata: {name: fill}
+spec:
+  completions: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: main
+        image: busybox
+        command: [sh, -c, "echo run >> /data/runs"]
+        volumeMounts: [{name: data, mountPath: /data}]
+      volumes:
+      - name: data
+        persistentVolumeClaim: {claimName: results}
+`,
+    );
+    await up.ok('apply', '-f', file);
+    const waited = await up.kubectl('wait', '--for=condition=complete', 'job/fill', '--timeout=90s');
+    assert.equal(waited.code, 0, waited.stderr);
+    assert.equal(waited.stdout, 'job.batch/fill condition met\n');
+    const [header, row] = rows((await up.kubectl('get', 'job', 'fill')).stdout);
+    assert.deepEqual(header, ['NAME', 'STATUS', 'COMPLETIONS', 'DURATION', 'AGE']);
+    assert.deepEqual(row?.slice(0, 3), ['fill', 'Complete', '2/2']);
+    assert.equal(await up.field('job', 'fill', '.status.succeeded'), '2');
+    await up.ok('delete', 'job', 'fill');
+    await up.until('the job\'s pods to go with it', async () => (await up.ok('get', 'pods', '-o', 'name')).trim() === '');
+  });
+
+  it('puts one DaemonSet pod on the node, bound there by the scheduler', async () => {
+    const file = join(up.dir, 'ds.yaml');
+    await writeFile(
+      file,
+      `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: agent}
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      terminationGracePeriodSeconds: 2
+      containers:
+      - name: main
+        image: busybox
+        command: [sh, -c, "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+`,
+    );
+    await up.ok('apply', '-f', file);
+    await up.until('the daemon pod to run', async () => (await up.field('ds', 'agent', '.status.numberReady')) === '1');
+    const [header, row] = rows((await up.kubectl('get', 'ds', 'agent')).stdout);
+    assert.deepEqual(header, ['NAME', 'DESIRED', 'CURRENT', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'NODE SELECTOR', 'AGE']);
+    assert.deepEqual(row?.slice(0, 7), ['agent', '1', '1', '1', '1', '1', '<none>']);
+    const pod = (await up.ok('get', 'pods', '-o', 'name')).trim().split('\n').find((n) => n.startsWith('pod/agent-'))?.slice('pod/'.length) ?? '';
+    assert.equal(await up.field('pod', pod, '.spec.nodeName'), up.node);
+    await up.ok('delete', 'ds', 'agent');
+    await up.until('the daemon pod to go', async () => (await up.stowage('get', 'pod', pod)).code !== 0);
   });
 });

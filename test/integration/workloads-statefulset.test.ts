@@ -3,12 +3,16 @@
 // file written by pod 1 survives `delete pod web-1` (the recreated pod reads it); scaling to 1
 // keeps the claims under Retain and deletes them under whenScaled: Delete; kubectl lists the set
 // with kubectl's columns, scales it through the scale subresource, waits on `rollout status`, and
-// `delete --cascade=orphan` leaves the pods running.
+// `delete --cascade=orphan` leaves the pods running. And on two nodes, a deleted replica is made
+// again on the node its node-local volume lives on.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import type { StatefulSet } from '../../src/control/api/types/apps.js';
+import type { PersistentVolume, Pod } from '../../src/control/api/types/core.js';
 import { needsRoot } from '../support/driver-harness.js';
+import { CLASS, type NodeCluster, podNamed, startNodeCluster, until } from '../support/node-cluster.js';
 import { startUp, type Up } from '../support/stowage-up.js';
 
 function statefulSet(name: string, whenScaled: 'Retain' | 'Delete', replicas = 3): string {
@@ -144,5 +148,63 @@ describe('StatefulSets with volumeClaimTemplates on the local backend', { skip: 
     await up.ok('delete', 'sts', 'web');
     await up.until('web\'s pods to be gone', async () => !(await exists('pod', 'web-0')) && !(await exists('pod', 'web-1')));
     assert.equal(await claimPhase('data-web-0'), 'Bound', 'whenDeleted: Retain keeps the claims');
+  });
+});
+
+describe('a StatefulSet replica on two nodes', { skip: needsRoot, timeout: 300_000 }, () => {
+  let cluster: NodeCluster;
+
+  before(async () => {
+    cluster = await startNodeCluster();
+    await cluster.addNode('node-a');
+    await cluster.addNode('node-b');
+  });
+
+  after(async () => {
+    await cluster?.cleanup();
+  });
+
+  it('comes back on the node of its local volume after its pod is deleted', async () => {
+    const { plane } = cluster;
+    const set: StatefulSet = {
+      apiVersion: 'apps/v1',
+      kind: 'StatefulSet',
+      metadata: { name: 'pinned', namespace: 'default' },
+      spec: {
+        replicas: 2,
+        podManagementPolicy: 'Parallel',
+        selector: { matchLabels: { app: 'pinned' } },
+        template: {
+          metadata: { labels: { app: 'pinned' } },
+          spec: { terminationGracePeriodSeconds: 1, containers: [{ name: 'main', image: 'busybox', command: ['sh', '-c', "trap 'exit 0' TERM; while true; do sleep 0.2; done"], volumeMounts: [{ name: 'data', mountPath: '/data' }] }] },
+        },
+        volumeClaimTemplates: [{ apiVersion: 'v1', kind: 'PersistentVolumeClaim', metadata: { name: 'data' }, spec: { accessModes: ['ReadWriteOnce'], storageClassName: CLASS, resources: { requests: { storage: '32Mi' } } } }],
+      },
+    };
+    plane.store.create(set);
+    const running = (name: string): Promise<Pod> => until(() => {
+      const pod = podNamed(plane, name);
+      return pod?.status?.phase === 'Running' ? pod : undefined;
+    }, `${name} to run`);
+    const homeOf = (ordinal: number): string | undefined => {
+      const pvName = plane.store.get('persistentvolumeclaims', 'default', `data-pinned-${ordinal}`)?.spec.volumeName ?? '';
+      const pv = plane.store.get('persistentvolumes', undefined, pvName) as PersistentVolume | undefined;
+      return pv?.spec.nodeAffinity?.required?.nodeSelectorTerms[0]?.matchExpressions?.[0]?.values?.[0];
+    };
+    for (const i of [0, 1]) {
+      const pod = await running(`pinned-${i}`);
+      assert.equal(pod.spec.nodeName, homeOf(i), `pinned-${i} runs where its volume is`);
+    }
+    for (const i of [0, 1]) {
+      const before = podNamed(plane, `pinned-${i}`);
+      plane.store.delete('pods', 'default', `pinned-${i}`);
+      const again = await until(() => {
+        const pod = podNamed(plane, `pinned-${i}`);
+        return pod !== undefined && pod.metadata.uid !== before?.metadata.uid && pod.status?.phase === 'Running' ? pod : undefined;
+      }, `pinned-${i} to be made again`);
+      assert.equal(again.spec.nodeName, homeOf(i), `the new pinned-${i} is back on its volume's node`);
+    }
+    plane.store.delete('statefulsets', 'default', 'pinned');
+    await until(() => podNamed(plane, 'pinned-0') === undefined && podNamed(plane, 'pinned-1') === undefined, 'the set\'s pods to go');
   });
 });

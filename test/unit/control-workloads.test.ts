@@ -1,17 +1,20 @@
 // The workload controllers' decisions on in-memory objects: the StatefulSet plan (ordered start,
 // Parallel, failed pods replaced, scale-down from the top, claims' owners under each retention
-// policy), the Deployment's rolling-update arithmetic, the ReplicaSet's deletion order, and the
-// workload kinds' defaults and validation as the API applies them.
+// policy), the Deployment's rolling-update arithmetic, the ReplicaSet's deletion order, the Job's
+// completions and failures, where a DaemonSet runs, and the workload kinds' defaults and
+// validation as the API applies them.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { deploymentStrategy } from '../../src/control/api/kinds/deployment.js';
 import { jobStrategy } from '../../src/control/api/kinds/job.js';
 import { statefulSetStrategy } from '../../src/control/api/kinds/stateful-set.js';
-import type { Deployment, ReplicaSet, StatefulSet } from '../../src/control/api/types/apps.js';
+import type { DaemonSet, Deployment, ReplicaSet, StatefulSet } from '../../src/control/api/types/apps.js';
 import type { Job } from '../../src/control/api/types/batch.js';
-import type { PersistentVolumeClaim, Pod } from '../../src/control/api/types/core.js';
+import type { Node, PersistentVolumeClaim, Pod } from '../../src/control/api/types/core.js';
 import { errorMessage } from '../../src/control/api/validation/field-errors.js';
+import { newDaemonPod, shouldRun } from '../../src/control/controllers/daemonset.js';
 import { planRollingUpdate } from '../../src/control/controllers/deployment.js';
+import { planJob } from '../../src/control/controllers/job.js';
 import { deletionOrder } from '../../src/control/controllers/replicaset.js';
 import { claimOwners, newStatefulSetPod, planStatefulSet, revisionOf, type StatefulSetAction } from '../../src/control/controllers/statefulset.js';
 
@@ -240,5 +243,85 @@ describe('workload kinds: defaults and validation', () => {
     assert.equal(job.spec.completions, 1);
     assert.equal(job.spec.backoffLimit, 6);
     assert.deepEqual(jobStrategy.validate(job), []);
+  });
+});
+
+describe('planJob', () => {
+  const job = (spec: Partial<Job['spec']> = {}, status: Job['status'] = undefined): Job => ({
+    apiVersion: 'batch/v1',
+    kind: 'Job',
+    metadata: { name: 'j', namespace: 'default', uid: 'job-uid' },
+    spec: { completions: 3, parallelism: 2, backoffLimit: 1, template: { spec: { containers: [{ name: 'c' }], restartPolicy: 'Never' } }, ...spec },
+    ...(status ? { status } : {}),
+  });
+  const pod = (phase: 'Running' | 'Succeeded' | 'Failed', restartCount = 0): Pod => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: `p-${phase}-${Math.random()}` },
+    spec: { containers: [] },
+    status: { phase, containerStatuses: [{ restartCount }] },
+  });
+  const NOW = Date.parse('2026-01-01T00:00:10Z');
+
+  it('starts parallelism pods, never more than the completions still missing', () => {
+    assert.equal(planJob(job(), [], NOW).create, 2);
+    assert.equal(planJob(job(), [pod('Succeeded'), pod('Succeeded')], NOW).create, 1);
+    assert.equal(planJob(job(), [pod('Running'), pod('Running')], NOW).create, 0);
+  });
+
+  it('completes at `completions` successes with upstream\'s reason, and sets completionTime', () => {
+    const plan = planJob(job(), [pod('Succeeded'), pod('Succeeded'), pod('Succeeded')], NOW);
+    assert.equal(plan.finished?.condition.type, 'Complete');
+    assert.equal(plan.finished?.condition.reason, 'CompletionsReached');
+    assert.equal(plan.status.succeeded, 3);
+    assert.equal(plan.status.completionTime, '2026-01-01T00:00:10Z');
+  });
+
+  it('fails past backoffLimit, counting failed pods (Never) or restarts (OnFailure), and stops what runs', () => {
+    const running = pod('Running');
+    const never = planJob(job(), [pod('Failed'), pod('Failed'), running], NOW);
+    assert.equal(never.finished?.condition.reason, 'BackoffLimitExceeded');
+    assert.deepEqual(never.remove, [running]);
+    const onFailure = job({ template: { spec: { containers: [{ name: 'c' }], restartPolicy: 'OnFailure' } } });
+    assert.equal(planJob(onFailure, [pod('Running', 2)], NOW).finished?.condition.type, 'Failed');
+    assert.equal(planJob(onFailure, [pod('Running', 1)], NOW).finished, undefined);
+  });
+
+  it('fails once activeDeadlineSeconds have passed since startTime', () => {
+    const plan = planJob(job({ activeDeadlineSeconds: 5 }, { startTime: '2026-01-01T00:00:00Z' }), [pod('Running')], NOW);
+    assert.equal(plan.finished?.condition.reason, 'DeadlineExceeded');
+  });
+
+  it('without completions, is done once one pod succeeded and none runs', () => {
+    const plan = planJob(job({ completions: undefined, parallelism: 2 }), [pod('Succeeded')], NOW);
+    assert.equal(plan.finished?.condition.type, 'Complete');
+  });
+});
+
+describe('DaemonSet placement', () => {
+  const ds = (nodeSelector?: Record<string, string>): DaemonSet => ({
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name: 'agent', namespace: 'default', uid: 'ds-uid' },
+    spec: { selector: { matchLabels: { app: 'agent' } }, template: { metadata: { labels: { app: 'agent' } }, spec: { containers: [{ name: 'c' }], ...(nodeSelector ? { nodeSelector } : {}) } } },
+  });
+  const node = (name: string, labels: Record<string, string> = {}, taints: Node['spec'] = {}): Node => ({ apiVersion: 'v1', kind: 'Node', metadata: { name, labels }, spec: taints });
+
+  const cases: [string, DaemonSet, Node, boolean][] = [
+    ['any node without a selector', ds(), node('a'), true],
+    ['a node matching the nodeSelector', ds({ disk: 'ssd' }), node('a', { disk: 'ssd' }), true],
+    ['not a node that does not match it', ds({ disk: 'ssd' }), node('a', { disk: 'hdd' }), false],
+    ['not a node with an untolerated NoSchedule taint', ds(), node('a', {}, { taints: [{ key: 'dedicated', value: 'db', effect: 'NoSchedule' }] }), false],
+    ['an unschedulable node (daemon pods tolerate it)', ds(), node('a', {}, { unschedulable: true, taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }] }), true],
+  ];
+  for (const [name, set, n, expected] of cases) {
+    it(name, () => assert.equal(shouldRun(set, n), expected));
+  }
+
+  it('pins its pod to the node by a metadata.name affinity, as upstream does', () => {
+    const pod = newDaemonPod(ds(), 'node-b', 'rev');
+    assert.deepEqual(pod.spec.affinity, { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchFields: [{ key: 'metadata.name', operator: 'In', values: ['node-b'] }] }] } } });
+    assert.equal(pod.spec.nodeName, undefined);
+    assert.ok(pod.spec.tolerations?.some((t) => t.key === 'node.kubernetes.io/not-ready' && t.effect === 'NoExecute'));
   });
 });
