@@ -167,7 +167,7 @@ spec:
     assert.deepEqual(row?.slice(0, 3), ['fill', 'Complete', '2/2']);
     assert.equal(await up.field('job', 'fill', '.status.succeeded'), '2');
     await up.ok('delete', 'job', 'fill');
-    await up.until('the job\'s pods to go with it', async () => (await up.ok('get', 'pods', '-o', 'name')).trim() === '');
+    await up.until('the job\'s pods to go with it', async () => !(await up.ok('get', 'pods', '-o', 'name')).includes('pod/fill-'));
   });
 
   it('puts one DaemonSet pod on the node, bound there by the scheduler', async () => {
