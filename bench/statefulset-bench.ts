@@ -57,7 +57,8 @@ async function main(): Promise<void> {
     // ---- raw: the CSI calls N replicas need, straight to the driver, one after the other
     const csi = new CsiClient(`unix://${nodeSocket(dir, NODE)}`);
     const capability = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' as const } };
-    const rawDir = join(dir, 'raw');
+    // Beneath the node's kubelet directory: the only place its node service accepts paths.
+    const rawDir = join(nodeRoot(dir, NODE), 'bench-raw');
     const made: { id: string; staging: string; target: string }[] = [];
     const r0 = performance.now();
     for (let i = 0; i < n; i++) {
