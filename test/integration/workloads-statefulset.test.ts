@@ -3,7 +3,7 @@
 // file written by pod 1 survives `delete pod web-1` (the recreated pod reads it); scaling to 1
 // keeps the claims under Retain and deletes them under whenScaled: Delete; kubectl lists the set
 // with kubectl's columns, scales it through the scale subresource, waits on `rollout status`, and
-// `delete --cascade=orphan` leaves the pods running. And on two nodes, a deleted replica is made
+// `delete --cascade=orphan` leaves the pods running (a set made again adopts them). And on two nodes, a deleted replica is made
 // again on the node its node-local volume lives on.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -137,13 +137,20 @@ describe('StatefulSets with volumeClaimTemplates on the local backend', { skip: 
     assert.equal(await claimPhase('data-db-0'), 'Bound', 'the claim of the pod that stays is kept');
   });
 
-  it('delete --cascade=orphan keeps the pods; a background delete takes them', async () => {
+  it('delete --cascade=orphan keeps the pods, a new set adopts them; a background delete takes them', async () => {
     const orphan = await up.kubectl('delete', 'sts', 'db', '--cascade=orphan');
     assert.equal(orphan.code, 0, orphan.stderr);
     await up.until('db to be gone', async () => !(await exists('sts', 'db')));
     assert.equal(await podPhase('db-0'), 'Running', 'the orphaned pod keeps running');
     assert.equal(await up.field('pod', 'db-0', '.metadata.ownerReferences'), '', 'and has no owner any more');
-    await up.ok('delete', 'pod', 'db-0');
+    // The set made again adopts the pod it left behind instead of replacing it.
+    const uid = await up.field('pod', 'db-0', '.metadata.uid');
+    await up.ok('apply', '-f', join(up.dir, 'db.yaml'));
+    await up.until('db-0 to be adopted', async () => (await up.field('pod', 'db-0', '.metadata.ownerReferences[0].kind')) === 'StatefulSet');
+    assert.equal(await up.field('pod', 'db-0', '.metadata.uid'), uid, 'the same pod, not a new one');
+    await up.until('db-1 to run again', async () => (await podPhase('db-1')) === 'Running');
+    await up.ok('delete', 'sts', 'db');
+    await up.until('db\'s pods to go with it', async () => !(await exists('pod', 'db-0')) && !(await exists('pod', 'db-1')));
 
     await up.ok('delete', 'sts', 'web');
     await up.until('web\'s pods to be gone', async () => !(await exists('pod', 'web-0')) && !(await exists('pod', 'web-1')));

@@ -9,6 +9,7 @@
 //
 // planStatefulSet is the pure decision (unit-tested); the controller carries its actions out.
 import type { Logger } from 'pino';
+import { selectorMatches } from '../api/label-selector.js';
 import type { StatefulSet, StatefulSetStatus } from '../api/types/apps.js';
 import type { PersistentVolumeClaim, Pod, Volume } from '../api/types/core.js';
 import type { OwnerReference } from '../api/types/meta.js';
@@ -18,7 +19,7 @@ import { ControllerLoop, type SyncResult } from './controller.js';
 import type { EventSink } from './events.js';
 import { type Informer, keyOf, splitKey } from './informer.js';
 import type { ControllerDescriptor } from './registry.js';
-import { controllerOf, indexPodsByController, isAvailable, isFinished, isRunningAndReady, isTerminating, podFromTemplate, podsOwnedBy, templateHash, untilAvailable } from './workload-util.js';
+import { controllerOf, controllerRef, indexPodsByController, isAvailable, isFinished, isRunningAndReady, isTerminating, podFromTemplate, podsOwnedBy, templateHash, untilAvailable } from './workload-util.js';
 
 export const POD_NAME_LABEL = 'statefulset.kubernetes.io/pod-name';
 export const POD_INDEX_LABEL = 'apps.kubernetes.io/pod-index';
@@ -313,7 +314,10 @@ export class StatefulSetController {
             store.create(action.pod);
             events.event(set, 'Normal', 'SuccessfulCreate', `create Pod ${name} in StatefulSet ${setName} successful`);
           } catch (err) {
-            if (err instanceof AlreadyExistsError) break;
+            if (err instanceof AlreadyExistsError) {
+              this.adopt(set, namespace, name);
+              break;
+            }
             events.event(set, 'Warning', 'FailedCreate', `create Pod ${name} in StatefulSet ${setName} failed error: ${(err as Error).message}`);
             throw err;
           }
@@ -338,6 +342,16 @@ export class StatefulSetController {
       store.update({ ...current, status: { ...current.status, ...plan.status } }, { subresource: 'status' });
     }
     return plan.requeueAfterMs === undefined ? undefined : { requeueAfterMs: plan.requeueAfterMs };
+  }
+
+  /**
+   * A pod of this name already there: if nothing controls it and the selector matches it (a set
+   * deleted with --cascade=orphan and made again), it becomes this set's (ClaimPods' adoption).
+   */
+  private adopt(set: StatefulSet, namespace: string | undefined, name: string): void {
+    const pod = this.o.pods.getByName(namespace, name);
+    if (pod === undefined || controllerOf(pod) !== undefined || isTerminating(pod) || !selectorMatches(set.spec.selector, pod.metadata.labels)) return;
+    this.o.store.update({ ...pod, metadata: { ...pod.metadata, ownerReferences: [...(pod.metadata.ownerReferences ?? []), controllerRef(set)] } });
   }
 
   start(): void {
