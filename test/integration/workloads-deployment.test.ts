@@ -127,6 +127,13 @@ describe('Deployments, ReplicaSets, Jobs and DaemonSets', { skip: needsRoot, tim
     const deploy = rows((await up.kubectl('get', 'deploy', 'web')).stdout);
     assert.deepEqual(deploy[1]?.slice(0, 4), ['web', '2/2', '2', '2']);
     assert.match(await up.ok('get', 'events'), /ScalingReplicaSet\s+.*Scaled down replica set web-[a-z0-9]+ from 1 to 0/);
+    // kubectl scale goes through the deployment's scale subresource; the new set follows.
+    const scaled = await up.kubectl('scale', 'deploy', 'web', '--replicas=3');
+    assert.equal(scaled.code, 0, scaled.stderr);
+    assert.equal(scaled.stdout, 'deployment.apps/web scaled\n');
+    const third = await up.kubectl('rollout', 'status', 'deploy/web', '--timeout=90s');
+    assert.equal(third.code, 0, third.stderr);
+    assert.deepEqual(rows((await up.kubectl('get', 'deploy', 'web')).stdout)[1]?.slice(0, 4), ['web', '3/3', '3', '3']);
   });
 
   it('runs a Job that writes into a claim to Complete; kubectl waits for the condition and prints its columns', async () => {
