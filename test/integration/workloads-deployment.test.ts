@@ -134,6 +134,13 @@ describe('Deployments, ReplicaSets, Jobs and DaemonSets', { skip: needsRoot, tim
     const third = await up.kubectl('rollout', 'status', 'deploy/web', '--timeout=90s');
     assert.equal(third.code, 0, third.stderr);
     assert.deepEqual(rows((await up.kubectl('get', 'deploy', 'web')).stdout)[1]?.slice(0, 4), ['web', '3/3', '3', '3']);
+    // Foreground: kubectl returns once the deployment is gone, which is only after its sets and
+    // their pods (blockOwnerDeletion) are.
+    const gone = await up.kubectl('delete', 'deploy', 'web', '--cascade=foreground', '--timeout=90s');
+    assert.equal(gone.code, 0, gone.stderr);
+    assert.equal(gone.stdout, 'deployment.apps "web" deleted\n');
+    assert.doesNotMatch(await up.ok('get', 'pods', '-o', 'name'), /pod\/web-/, 'no pod of the deployment left');
+    assert.doesNotMatch(await up.ok('get', 'rs', '-o', 'name'), /web-/, 'no ReplicaSet left');
   });
 
   it('runs a Job that writes into a claim to Complete; kubectl waits for the condition and prints its columns', async () => {
