@@ -79,13 +79,16 @@ export interface Placement {
   explicit: boolean;
 }
 
-/** The registry entry of a manifest object, or kubectl's "resource mapping not found" error. */
+/**
+ * The registry entry of a manifest object, or kubectl's "resource mapping not found" error with
+ * its second line (applyAll reports it and goes on with the other documents, as kubectl does).
+ */
 export function mapResource(item: SourcedObject): ResourceInfo {
   const { object, source } = item;
   const r = resourceForKind(object.apiVersion, object.kind);
   if (r === undefined) {
     throw new CliError(
-      `error: resource mapping not found for name: "${object.metadata.name ?? ''}" namespace: "${object.metadata.namespace ?? ''}" from "${source}": no matches for kind "${object.kind}" in version "${object.apiVersion}"`,
+      `error: resource mapping not found for name: "${object.metadata.name ?? ''}" namespace: "${object.metadata.namespace ?? ''}" from "${source}": no matches for kind "${object.kind}" in version "${object.apiVersion}"\nensure CRDs are installed first`,
     );
   }
   return r;

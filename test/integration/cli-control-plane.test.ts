@@ -218,7 +218,7 @@ describe('stowage CLI against `stowage up`', () => {
       [[...s, 'delete', 'pvc', 'nope'], /^Error from server \(NotFound\): persistentvolumeclaims "nope" not found\n$/],
       [[...s, 'apply', '-f', 'missing.yaml'], /^error: the path "missing\.yaml" does not exist\n$/],
       [[...s, 'apply', '-f', '002-hostpath-pod.yaml'], /^error: error parsing 002-hostpath-pod\.yaml: document 1: Tabs are not allowed as indentation at line \d+, column \d+\n$/],
-      [[...s, 'apply', '-f', '002-deployment-nginx.yaml'], /^error: resource mapping not found for name: "nginx-deployment" namespace: "" from "002-deployment-nginx\.yaml": no matches for kind "Deployment" in version "apps\/v1"\n$/],
+      [[...s, 'apply', '-f', '004-disk-attacher-service.yaml'], /^error: resource mapping not found for name: "csi-disk-attacher" namespace: "" from "004-disk-attacher-service\.yaml": no matches for kind "Service" in version "v1"\nensure CRDs are installed first\n$/],
       [[...s, 'get', 'pvc', '-o', 'table'], /^error: unable to match a printer suitable for the output format "table", allowed formats are: wide,yaml,json,name\n$/],
       [['--state-dir', join(dir, 'nothing'), 'get', 'pvc'], new RegExp(`^error: no control plane running in ${join(dir, 'nothing')} \\(start one with \`stowage up\`\\)\\n$`)],
       [['--server', 'http://127.0.0.1:1', 'get', 'pvc'], /^error: the connection to the server 127\.0\.0\.1:1 was refused - is the control plane running \(stowage up\)\?\n$/],

@@ -171,6 +171,20 @@ function template(resource: ResourceInfo, name: string, namespace: string): Reco
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'seed' },
         subjects: [{ kind: 'ServiceAccount', name: 'seed', namespace: namespace || 'default' }],
       };
+    case 'statefulsets':
+    case 'deployments':
+    case 'replicasets':
+    case 'daemonsets':
+      return {
+        ...base,
+        spec: {
+          ...(resource.plural === 'daemonsets' ? {} : { replicas: 1 }),
+          selector: { matchLabels: { app: name } },
+          template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'c', image: 'busybox', command: ['true'] }] } },
+        },
+      };
+    case 'jobs':
+      return { ...base, spec: { template: { spec: { restartPolicy: 'Never', containers: [{ name: 'c', image: 'busybox', command: ['true'] }] } } } };
     default:
       return base;
   }

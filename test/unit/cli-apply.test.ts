@@ -138,12 +138,12 @@ describe('apply and the client against an API server', () => {
     await applyAll(client, set.objects, { namespace: 'default', explicit: false }, (l) => again.push(l));
     assert.ok(again.every((l) => l.endsWith(' unchanged')), again.join('\n'));
 
-    const bad = await readManifests(['003-nfs-pvc.yaml', '002-deployment-nginx.yaml', '002-priorityclass.yaml'].map((f) => join(SEEDS, f)));
+    const bad = await readManifests(['003-nfs-pvc.yaml', '002-endpoints-kube-controller-manager.yaml', '002-priorityclass.yaml'].map((f) => join(SEEDS, f)));
     const refused = await applyAll(client, bad.objects, { namespace: 'default', explicit: false }, () => assert.fail('nothing applies'));
     assert.deepEqual(refused, [
       'The PersistentVolumeClaim "nfs-pvc" is invalid: spec.accessModes[0]: Unsupported value: "ReadwriteOnce": supported values: "ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"',
-      `error: resource mapping not found for name: "nginx-deployment" namespace: "" from "${join(SEEDS, '002-deployment-nginx.yaml')}": no matches for kind "Deployment" in version "apps/v1"`,
-      `error: resource mapping not found for name: "high-priority" namespace: "" from "${join(SEEDS, '002-priorityclass.yaml')}": no matches for kind "PriorityClass" in version "v1"`,
+      `error: resource mapping not found for name: "kube-controller-manager" namespace: "kube-system" from "${join(SEEDS, '002-endpoints-kube-controller-manager.yaml')}": no matches for kind "Endpoints" in version "v1"\nensure CRDs are installed first`,
+      `error: resource mapping not found for name: "high-priority" namespace: "" from "${join(SEEDS, '002-priorityclass.yaml')}": no matches for kind "PriorityClass" in version "v1"\nensure CRDs are installed first`,
     ]);
   });
 

@@ -45,11 +45,8 @@ const APPLY = [
   '004-storageclass.yaml',
   '004-disk-pvc.yaml',
 ];
-/** Same names as earlier fixtures (the seed shows the same objects twice). */
-const APPLY_SEPARATELY = ['002-rook-test-pvc.yaml', '002-rook-test-pod.yaml'];
-const TABS = ['002-deployment-httpserver-nodeselector.yaml', '002-pod-priority.yaml', '002-hostpath-pod.yaml'];
-const UNSERVED = [
-  '002-calico-ippool.yaml',
+/** The seeds' apps/v1 Deployments (several share a name: each is tried as a dry run). */
+const WORKLOADS = [
   '002-deployment-httpserver-resources.yaml',
   '002-deployment-httpserver.yaml',
   '002-deployment-nginx-emptydir.yaml',
@@ -57,14 +54,21 @@ const UNSERVED = [
   '002-deployment-nginx-pod-affinity.yaml',
   '002-deployment-nginx-tolerations.yaml',
   '002-deployment-nginx.yaml',
+  '004-disk-deployment.yaml',
+];
+/** Same names as earlier fixtures (the seed shows the same objects twice). */
+const APPLY_SEPARATELY = ['002-rook-test-pvc.yaml', '002-rook-test-pod.yaml'];
+const TABS = ['002-deployment-httpserver-nodeselector.yaml', '002-pod-priority.yaml', '002-hostpath-pod.yaml'];
+const UNSERVED = [
+  '002-calico-ippool.yaml',
   '002-endpoints-kube-controller-manager.yaml',
   '002-endpoints-kube-scheduler.yaml',
   '002-priorityclass.yaml',
   '004-disk-attacher-service.yaml',
-  '004-disk-attacher-statefulset.yaml',
-  '004-disk-deployment.yaml',
-  '004-disk-plugin-daemonset.yaml',
   '004-disk-provisioner-service.yaml',
+  // apps/v1beta1, removed from Kubernetes in 1.16: refused as kube-apiserver refuses it.
+  '004-disk-attacher-statefulset.yaml',
+  '004-disk-plugin-daemonset.yaml',
   '004-disk-provisioner-statefulset.yaml',
 ];
 const TYPO = '003-nfs-pvc.yaml';
@@ -73,7 +77,7 @@ const BROKEN_SPLIT = '003-flexvolume-pod.yaml';
 describe('seed fixtures', () => {
   it('every fixture file is classified by this test', () => {
     const files = readdirSync(FIXTURES).filter((f) => f.endsWith('.yaml')).sort();
-    const known = [...APPLY, ...APPLY_SEPARATELY, ...TABS, ...UNSERVED, TYPO, BROKEN_SPLIT].sort();
+    const known = [...APPLY, ...WORKLOADS, ...APPLY_SEPARATELY, ...TABS, ...UNSERVED, TYPO, BROKEN_SPLIT].sort();
     assert.deepEqual(files, known);
   });
 
@@ -111,6 +115,24 @@ describe('seed fixtures', () => {
         }
       }
       assert.equal(store.get('persistentvolumeclaims', 'default', 'rook-ceph')?.spec.resources?.requests?.['storage'], '10Mi');
+    } finally {
+      store.close();
+    }
+  });
+
+  it('the workloads apply unchanged, with Kubernetes defaults', () => {
+    const store = open(':memory:');
+    try {
+      for (const file of WORKLOADS) {
+        for (const obj of load(file)) {
+          const stored = store.create(obj, { dryRun: true }) as KubeObject & { spec: { template: { spec: { restartPolicy?: string } } } };
+          assert.equal(stored.spec.template.spec.restartPolicy, 'Always', `${file}: the pod template defaulted`);
+        }
+      }
+      const [deployment] = load('004-disk-deployment.yaml');
+      const stored = store.create(deployment as KubeObject) as KubeObject & { spec: { replicas?: number; strategy?: unknown } };
+      assert.equal(stored.spec.replicas, 1);
+      assert.deepEqual(stored.spec.strategy, { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: '25%', maxSurge: '25%' } });
     } finally {
       store.close();
     }

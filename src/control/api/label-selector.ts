@@ -124,3 +124,22 @@ export function matchesLabels(requirements: readonly LabelRequirement[], labels:
 export function selectorMatches(selector: LabelSelector, labels: Record<string, string> | undefined): boolean {
   return matchesLabels(requirementsOf(selector), labels);
 }
+
+/**
+ * A structured selector as text, as apimachinery's LabelSelectorAsSelector(...).String() writes
+ * it ("app=web,tier in (a,b)"): requirements sorted by key, values sorted. Scale's status.selector
+ * and kubectl's SELECTOR columns.
+ */
+export function selectorString(selector: LabelSelector | undefined): string {
+  if (selector === undefined) return '';
+  const parts: [string, string][] = Object.entries(selector.matchLabels ?? {}).map(([k, v]) => [k, `${k}=${v}`]);
+  for (const e of selector.matchExpressions ?? []) {
+    const values = [...(e.values ?? [])].sort().join(',');
+    const text = e.operator === 'In' ? `${e.key} in (${values})` : e.operator === 'NotIn' ? `${e.key} notin (${values})` : e.operator === 'Exists' ? e.key : `!${e.key}`;
+    parts.push([e.key, text]);
+  }
+  return parts
+    .sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    .map(([, t]) => t)
+    .join(',');
+}

@@ -1,5 +1,7 @@
 // The resource registry: which kinds exist, and every name they go by — kind and apiVersion in
 // objects, group/version/plural in URLs, singular and short names on the command line.
+import type { DaemonSet, Deployment, ReplicaSet, StatefulSet } from './types/apps.js';
+import type { Job } from './types/batch.js';
 import type { Lease } from './types/coordination.js';
 import type { ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret } from './types/core.js';
 import type { ClusterRole, ClusterRoleBinding, Role, RoleBinding, ServiceAccount } from './types/rbac.js';
@@ -23,6 +25,8 @@ export interface ResourceInfo {
   hasStatus: boolean;
   /** Field selectors beyond metadata.name and metadata.namespace (see field-selector.ts). */
   fieldSelectors: readonly string[];
+  /** Whether it has the scale subresource (autoscaling/v1 Scale of spec.replicas; scale.ts). */
+  hasScale?: boolean;
 }
 
 /** The object type behind each resource name, for typed Store calls. */
@@ -51,6 +55,11 @@ export interface ResourceTypeMap {
   clusterroles: ClusterRole;
   rolebindings: RoleBinding;
   clusterrolebindings: ClusterRoleBinding;
+  statefulsets: StatefulSet;
+  deployments: Deployment;
+  replicasets: ReplicaSet;
+  daemonsets: DaemonSet;
+  jobs: Job;
 }
 
 export type ResourceName = keyof ResourceTypeMap;
@@ -62,6 +71,7 @@ interface Entry {
   shortNames?: string[];
   namespaced: boolean;
   hasStatus?: boolean;
+  hasScale?: boolean;
   fieldSelectors?: string[];
 }
 
@@ -77,6 +87,7 @@ function group(groupName: string, version: string, entries: Entry[]): ResourceIn
     namespaced: e.namespaced,
     hasStatus: e.hasStatus ?? false,
     fieldSelectors: e.fieldSelectors ?? [],
+    hasScale: e.hasScale ?? false,
   }));
 }
 
@@ -177,6 +188,13 @@ export const RESOURCES: readonly ResourceInfo[] = [
       hasStatus: true,
     },
   ]),
+  ...group('apps', 'v1', [
+    { plural: 'statefulsets', kind: 'StatefulSet', singular: 'statefulset', shortNames: ['sts'], namespaced: true, hasStatus: true, hasScale: true },
+    { plural: 'deployments', kind: 'Deployment', singular: 'deployment', shortNames: ['deploy'], namespaced: true, hasStatus: true, hasScale: true },
+    { plural: 'replicasets', kind: 'ReplicaSet', singular: 'replicaset', shortNames: ['rs'], namespaced: true, hasStatus: true, hasScale: true, fieldSelectors: ['status.replicas'] },
+    { plural: 'daemonsets', kind: 'DaemonSet', singular: 'daemonset', shortNames: ['ds'], namespaced: true, hasStatus: true },
+  ]),
+  ...group('batch', 'v1', [{ plural: 'jobs', kind: 'Job', singular: 'job', namespaced: true, hasStatus: true }]),
   ...group('scheduling.k8s.io', 'v1', [
     { plural: 'priorityclasses', kind: 'PriorityClass', singular: 'priorityclass', shortNames: ['pc'], namespaced: false },
   ]),

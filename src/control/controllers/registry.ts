@@ -25,6 +25,11 @@
 //   csi-snapshotter                              the external-snapshotter sidecar
 //   csi-capacity                                 external-provisioner's capacity feature
 //                                                (--enable-capacity): CSIStorageCapacity objects
+//   statefulset-controller                       (statefulset) pods and claims of StatefulSets
+//   replicaset-controller                        (replicaset) pods of ReplicaSets
+//   deployment-controller                        (deployment) ReplicaSets of Deployments, rolled
+//   daemonset-controller                         (daemonset) a pod of a DaemonSet per fitting node
+//   job-controller                               (job) pods of Jobs, run to completion
 //
 // `stowage up --controllers LIST` chooses among them as kube-controller-manager's --controllers
 // does (parseControllers below): `*` all, `name` one, `-name` not that one; the first explicit
@@ -47,6 +52,11 @@ import { CSI_PROVISIONER } from './provisioner.js';
 import { CSI_RESIZER } from './resizer.js';
 import { SCHEDULER } from './scheduler.js';
 import { SNAPSHOT_CONTROLLER } from './snapshot-controller.js';
+import { STATEFULSET } from './statefulset.js';
+import { REPLICASET } from './replicaset.js';
+import { DEPLOYMENT } from './deployment.js';
+import { DAEMONSET } from './daemonset.js';
+import { JOB } from './job.js';
 import { CSI_SNAPSHOTTER } from './snapshotter.js';
 
 /** What every controller is built from: the one store, informers, driver registry and event recorder. */
@@ -111,6 +121,11 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   SNAPSHOT_CONTROLLER,
   CSI_SNAPSHOTTER,
   CSI_CAPACITY,
+  STATEFULSET,
+  REPLICASET,
+  DEPLOYMENT,
+  DAEMONSET,
+  JOB,
 ];
 
 export const CONTROLLER_NAMES: readonly string[] = CONTROLLERS.map((c) => c.name);

@@ -11,6 +11,7 @@ import { resourceForName, type ResourceInfo } from '../api/registry.js';
 import { ApiError, NoResourceError, NotFoundError, UnauthorizedError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { handleReview, reviewForPath } from './access-review.js';
+import { isCrdList, sendEmptyCrdList } from './crd-list.js';
 import { ADMIN_USER, authenticator, type UserInfo } from './auth.js';
 import { coreVersions, group, groupList, resourceList, versionInfo } from './discovery.js';
 import { sendError, sendJson, sendText } from './http-io.js';
@@ -157,6 +158,10 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     const tokenTarget = options.tokenSigner === undefined ? undefined : tokenRequestTarget(url.pathname);
     if (tokenTarget !== undefined && options.tokenSigner !== undefined) {
       await handleTokenRequest(options.store, options.tokenSigner, tokenTarget, req, res);
+      return;
+    }
+    if (isCrdList(req, url.pathname)) {
+      sendEmptyCrdList(res, options.store.resourceVersion);
       return;
     }
     const r = route(url.pathname);

@@ -35,6 +35,8 @@ const BUILT_IN_PACKAGES: Record<string, string> = {
   'scheduling.k8s.io': 'scheduling',
   'coordination.k8s.io': 'coordination',
   'rbac.authorization.k8s.io': 'rbac',
+  apps: 'apps',
+  batch: 'batch',
 };
 
 /** True for kinds that upstream are CustomResourceDefinitions (the external-snapshotter's). */

@@ -1,5 +1,5 @@
 // The verbs on resources: list/watch and create on collections; get, update (PUT), patch and
-// delete on items and their /status; POST on a pod's /binding. Writes take ?dryRun=All and
+// delete on items and their /status; POST on a pod's /binding; /scale (scale.ts). Writes take ?dryRun=All and
 // ?fieldValidation (write-options.ts, field-validation.ts); patches come as JSON merge patch,
 // strategic merge patch (built-in kinds only, as upstream) or JSON patch. Request objects, and
 // patched ones, are checked against the URL (kind, name, namespace) before the store sees them.
@@ -29,6 +29,7 @@ import { strategicMergePatch } from './strategic-merge-patch.js';
 import { type FieldValidation, writeQuery } from './write-options.js';
 import { boolParam, deleteOptions, intParam, listResourceVersion, type ResourceVersionMatch, resourceVersionMatch } from './query.js';
 import type { Route } from './routes.js';
+import { handleScale } from './scale.js';
 import type { WatchStreams } from './watch-stream.js';
 
 type CollectionRoute = Extract<Route, { type: 'collection' }>;
@@ -242,6 +243,10 @@ export async function handleItem(ctx: HandlerContext, r: ItemRoute, req: Incomin
     const { nodeName, options } = parseBinding(parseBody(await readBody(req), mediaType(req)), name);
     store.bindPod(r.namespace, name, nodeName, { ...options, dryRun });
     await reply(store, res, 201, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', code: 201 });
+    return;
+  }
+  if (subresource === 'scale') {
+    await handleScale(store, resource, r.namespace, name, req, res, query);
     return;
   }
   const updateOptions = subresource === 'status' ? { subresource } : {};

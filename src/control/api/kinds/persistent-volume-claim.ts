@@ -18,8 +18,8 @@ import { defineStrategy } from './strategy.js';
 
 const typedReference = z.looseObject({ apiGroup: str, kind: str, name: str, namespace: str }).optional();
 
-const schema = kindSchema({
-  spec: closed(
+/** A claim's spec; also the spec of a StatefulSet's volumeClaimTemplates. */
+export const pvcSpecSchema = closed(
     z.looseObject({
       accessModes: atomic(z.array(z.string())).optional(),
       selector: labelSelector,
@@ -31,7 +31,10 @@ const schema = kindSchema({
       dataSourceRef: typedReference,
       volumeAttributesClassName: str,
     }),
-  ).optional(),
+  );
+
+const schema = kindSchema({
+  spec: pvcSpecSchema.optional(),
   status: z
     .looseObject({
       phase: str,

@@ -86,8 +86,8 @@ const container = closed(z.looseObject({
   tty: bool,
 }));
 
-const schema = kindSchema({
-  spec: closed(
+/** A pod's spec; also the spec of the workloads' pod templates (pod-template.ts). */
+export const podSpecSchema = closed(
     z.looseObject({
       containers: mergeByKey(z.array(container), 'name').optional(),
       initContainers: mergeByKey(z.array(container), 'name').optional(),
@@ -145,7 +145,10 @@ const schema = kindSchema({
       shareProcessNamespace: bool,
       subdomain: str,
     }),
-  ).optional(),
+  );
+
+const schema = kindSchema({
+  spec: podSpecSchema.optional(),
   status: z
     .looseObject({
       phase: str,

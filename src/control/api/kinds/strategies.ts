@@ -2,6 +2,11 @@
 import type { ResourceInfo, ResourceName } from '../registry.js';
 import { configMapStrategy } from './config-map.js';
 import { csiDriverStrategy } from './csi-driver.js';
+import { daemonSetStrategy } from './daemon-set.js';
+import { deploymentStrategy } from './deployment.js';
+import { jobStrategy } from './job.js';
+import { replicaSetStrategy } from './replica-set.js';
+import { statefulSetStrategy } from './stateful-set.js';
 import { csiNodeStrategy } from './csi-node.js';
 import { csiStorageCapacityStrategy } from './csi-storage-capacity.js';
 import { eventStrategy } from './event.js';
@@ -48,6 +53,11 @@ const STRATEGIES: Record<ResourceName, KindStrategy> = {
   clusterroles: clusterRoleStrategy,
   rolebindings: roleBindingStrategy,
   clusterrolebindings: clusterRoleBindingStrategy,
+  statefulsets: statefulSetStrategy,
+  deployments: deploymentStrategy,
+  replicasets: replicaSetStrategy,
+  daemonsets: daemonSetStrategy,
+  jobs: jobStrategy,
 };
 
 export function strategyFor(resource: ResourceInfo): KindStrategy {

@@ -9,6 +9,7 @@ import type { PriorityClass } from '../types/scheduling.js';
 import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from '../types/snapshot.js';
 import type { CSIDriver, CSINode, CSIStorageCapacity, StorageClass, VolumeAttachment } from '../types/storage.js';
 import { accessModes, age } from './values.js';
+import { daemonSetColumns, deploymentColumns, jobColumns, replicaSetColumns, statefulSetColumns } from './workload-columns.js';
 
 export const DEFAULT_CLASS_ANNOTATION = 'storageclass.kubernetes.io/is-default-class';
 const BETA_DEFAULT_CLASS_ANNOTATION = 'storageclass.beta.kubernetes.io/is-default-class';
@@ -425,6 +426,11 @@ const COLUMNS: Record<string, KindColumns> = {
   volumesnapshots: volumeSnapshot,
   volumesnapshotclasses: volumeSnapshotClass,
   volumesnapshotcontents: volumeSnapshotContent,
+  statefulsets: statefulSetColumns,
+  deployments: deploymentColumns,
+  replicasets: replicaSetColumns,
+  daemonsets: daemonSetColumns,
+  jobs: jobColumns,
 };
 
 /** The columns of a resource; NAME and AGE for a kind without its own. */
