@@ -198,6 +198,11 @@ export class NodeCsiVolumes {
     return csiAccessMode(pv.spec.accessModes?.[0] ?? 'ReadWriteOnce', multiWriter);
   }
 
+  /** Whether this agent has set the PV up for the pod since it started (stage and publish done). */
+  isSetUp(podUid: string, pvName: string): boolean {
+    return this.publishedNow.has(`${podUid}/${pvName}`);
+  }
+
   /** Where a published volume is: the pod's mount dir, or the block publish file. */
   targetPath(podUid: string, record: { pvName: string; block?: boolean }): string {
     return record.block ? this.layout.blockPublishPath(record.pvName, podUid) : this.layout.publishPath(podUid, record.pvName);
@@ -498,6 +503,12 @@ export class NodeCsiVolumes {
   /** Unstages a PV no pod on this node uses any more. Idempotent. */
   async unstage(record: VolumeRecord): Promise<void> {
     this.stagedNow.delete(record.pvName);
+    // The record as it is now, not as a caller listed it before waiting for the PV's lock: another
+    // pod's teardown may have unstaged the volume meanwhile — and the volume may since have been
+    // deleted, so a second NodeUnstageVolume would be NOT_FOUND for ever (its pod stuck Terminating).
+    const recordPath = join(record.block ? this.layout.blockDataDir(record.pvName) : this.layout.stagingDir(record.pvName), VOL_DATA);
+    const current = await readRecord(recordPath);
+    if (current === undefined || current.volumeHandle !== record.volumeHandle) return;
     if (record.block) {
       if (record.stagingPath !== undefined) {
         try {

@@ -497,6 +497,7 @@ export class NodeAgent {
     const uid = pod.metadata.uid ?? '';
     const namespace = pod.metadata.namespace ?? 'default';
     const paths = new Map<string, string>();
+    let newlySetUp = false;
     for (const volume of pod.spec.volumes ?? []) {
       const claim = volumeClaim(pod, volume);
       const inline = volume['csi'] as InlineCsiSource | undefined;
@@ -528,6 +529,15 @@ export class NodeAgent {
         throw new PodVolumeError(`MountVolume.SetUp failed for volume "${pv.metadata.name ?? ''}" : ${unsupportedReason(kinds[0] ?? '(none)')}`);
       }
       checkVolumeMode(pod, volume.name, pv);
+      const pvName = pv.metadata.name ?? '';
+      if (this.csi.isSetUp(uid, pvName)) {
+        // Set up by this agent already (the kubelet's actual state of the world): a running pod's
+        // periodic sync only looks for a resize, it does not redo the checks nor rescan the node.
+        paths.set(volume.name, this.csi.targetPath(uid, { pvName, block: pv.spec.volumeMode === 'Block' }));
+        await this.pvLocks.run(pvName, () => this.expansion.run(pod, claim.claimName));
+        continue;
+      }
+      newlySetUp = true;
       this.checkMultiAttach(pod, pv);
       this.checkNodeAffinity(pv);
       const publishContext = this.attachment(pv);
@@ -548,7 +558,7 @@ export class NodeAgent {
       await this.pvLocks.run(pv.metadata.name ?? '', () => this.expansion.run(pod, claim.claimName));
       paths.set(volume.name, path);
     }
-    await this.reportVolumesInUse();
+    if (newlySetUp) await this.reportVolumesInUse();
     return paths;
   }
 
