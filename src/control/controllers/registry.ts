@@ -45,7 +45,7 @@ import { EPHEMERAL_VOLUME } from './ephemeral-volume.js';
 import { PV_PROTECTION, PVC_PROTECTION } from './protection.js';
 import { CSI_PROVISIONER } from './provisioner.js';
 import { CSI_RESIZER } from './resizer.js';
-import { SCHEDULER } from './scheduler.js';
+import { SCHEDULER } from '../scheduler/scheduler.js';
 import { SNAPSHOT_CONTROLLER } from './snapshot-controller.js';
 import { CSI_SNAPSHOTTER } from './snapshotter.js';
 
