@@ -16,7 +16,7 @@
 //   csi-attacher                                 the external-attacher sidecar
 //   ephemeral-volume-controller                  (ephemeral-volume) claims "<pod>-<volume>" for
 //                                                generic ephemeral volumes, owned by the pod
-//   scheduler                                    the volume parts of kube-scheduler (its own binary
+//   scheduler                                    kube-scheduler, src/control/scheduler/ (its own binary
 //                                                upstream, so not in kube-controller-manager's list)
 //   csi-resizer                                  (persistentvolume-expander-controller,
 //                                                persistentvolume-expander) the external-resizer
