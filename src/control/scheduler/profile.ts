@@ -6,10 +6,12 @@
 //
 // The default profile is kube-scheduler's default plugin set, as far as Stowage has the plugins, in
 // its order (Filter order decides which reason a node is counted under) and with its default score
-// weights: TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1, NodeResourcesBalancedAllocation 1.
+// weights: TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1, NodeResourcesBalancedAllocation 1,
+// ImageLocality 1.
 import type { Plugin } from './framework.js';
 import type { PluginContext } from './plugin-context.js';
 import { DefaultBinder } from './plugins/default-binder.js';
+import { ImageLocality } from './plugins/image-locality.js';
 import { NodeAffinity } from './plugins/node-affinity.js';
 import { NodeName } from './plugins/node-name.js';
 import { NodePorts } from './plugins/node-ports.js';
@@ -35,6 +37,7 @@ export const PLUGINS: Readonly<Record<string, (ctx: PluginContext) => Plugin>> =
   NodeVolumeLimits: (ctx) => new NodeVolumeLimits(ctx),
   VolumeBinding: (ctx) => new VolumeBinding(ctx),
   NodeResourcesBalancedAllocation: () => new NodeResourcesBalancedAllocation(),
+  ImageLocality: (ctx) => new ImageLocality(ctx),
   DefaultBinder: (ctx) => new DefaultBinder(ctx),
 };
 
@@ -57,6 +60,7 @@ export const DEFAULT_PROFILE: ProfileConfig = {
     { name: 'NodeVolumeLimits' },
     { name: 'VolumeBinding' },
     { name: 'NodeResourcesBalancedAllocation', weight: 1 },
+    { name: 'ImageLocality', weight: 1 },
     { name: 'DefaultBinder' },
   ],
 };
