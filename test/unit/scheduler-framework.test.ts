@@ -69,7 +69,7 @@ describe('Framework', () => {
       { plugin: byName({ a: 0, b: 70 }, false), weight: 1 },
     ]);
     const totals = fw.runScore(new CycleState(), podOf('p', [ctr('c')]), [info(node('a')), info(node('b'))]);
-    assert.deepEqual(Object.fromEntries(totals), { a: 200, b: 170 });
+    assert.deepEqual(totals, [200, 170]);
   });
 
   it('defaultNormalizeScore: scaled to the highest, or reversed', () => {

@@ -186,14 +186,14 @@ export class Framework {
     return SUCCESS;
   }
 
-  /** Each node's total: every Score plugin's normalized score times its weight. */
-  runScore(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Map<string, number> {
-    const totals = new Map<string, number>(nodes.map((n) => [n.name, 0]));
+  /** Each node's total (in the nodes' order): every Score plugin's normalized score times its weight. */
+  runScore(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): number[] {
+    const totals = new Array<number>(nodes.length).fill(0);
     for (const { plugin, weight } of this.scorers) {
       if (state.skipScore.has(plugin.name)) continue;
       const scores: NodeScore[] = nodes.map((n) => ({ name: n.name, score: plugin.score(state, pod, n) }));
       plugin.normalizeScore?.(state, pod, scores);
-      for (const s of scores) totals.set(s.name, (totals.get(s.name) ?? 0) + s.score * weight);
+      for (let i = 0; i < scores.length; i++) totals[i] = (totals[i] as number) + (scores[i] as NodeScore).score * weight;
     }
     return totals;
   }

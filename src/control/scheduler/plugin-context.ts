@@ -19,8 +19,6 @@ export interface PluginContext {
   readonly pvcs: Informer<PersistentVolumeClaim>;
   readonly pvs: Informer<PersistentVolume>;
   readonly classes: Informer<StorageClass>;
-  /** Pods reserved on a node while they wait for PreBind (pod key → node). */
-  readonly assumed: ReadonlyMap<string, string>;
   /** Another attempt for one pod. */
   enqueue(key: string): void;
   /** Another attempt for every pod still waiting for a node. */
@@ -30,6 +28,3 @@ export interface PluginContext {
   /** First wait before a claim given up by its only feasible node is sent there again. */
   readonly rescheduleBackoffMs: number;
 }
-
-/** The pods bound to or assumed on a node (not finished), as the scheduler counts them. */
-export const IDX_ACTIVE_BY_NODE = 'scheduler:active-by-node';

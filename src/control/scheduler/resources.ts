@@ -99,8 +99,19 @@ export function containerRequests(c: Container, nonZero: boolean): Resources {
   return r;
 }
 
-/** Kubernetes' PodRequests (see the header). */
+// Informer objects are replaced, never changed in place: a pod object's requests are computed once.
+const cache = new WeakMap<Pod, Resources>();
+const nonZeroCache = new WeakMap<Pod, Resources>();
+
+/** Kubernetes' PodRequests (see the header). Do not modify the result: it is shared. */
 export function podRequests(pod: Pod, nonZero = false): Resources {
+  const memo = nonZero ? nonZeroCache : cache;
+  let r = memo.get(pod);
+  if (r === undefined) memo.set(pod, (r = computePodRequests(pod, nonZero)));
+  return r;
+}
+
+function computePodRequests(pod: Pod, nonZero: boolean): Resources {
   const total = emptyResources();
   for (const c of pod.spec.containers ?? []) addTo(total, containerRequests(c, nonZero));
   const init = emptyResources();

@@ -12,10 +12,11 @@
 // PodScheduled=False condition and a FailedScheduling event; "Successfully assigned ns/pod to node"
 // as the Scheduled event.
 //
-// Level-triggered: an attempt recomputes everything from the informers. Which pods are assumed on
-// which node (waiting in PreBind for their claims) and the plugins' own memory (VolumeBinding's
-// provisioning failures) are the only state, and losing either costs a less even spread or one
-// more retry. Pods go back to the queue on the events that can make them fit: a node added or
+// Level-triggered: an attempt recomputes everything from the informers and the cache (cache.ts:
+// per node, the pods counted there and their summed requests, kept from pod events). Which pods
+// are assumed on which node (waiting in PreBind for their claims) and the plugins' own memory
+// (VolumeBinding's provisioning failures) are the only state, and losing either costs a less even
+// spread or one more retry. Pods go back to the queue on the events that can make them fit: a node added or
 // changed (not its heartbeats), a pod deleted or finished, and each plugin's own (claims, volumes,
 // classes, CSI drivers for VolumeBinding).
 import { isDeepStrictEqual } from 'node:util';
@@ -30,10 +31,11 @@ import { type InformerFactory, keyOf } from '../controllers/informer.js';
 import { podIsFinished } from '../controllers/protection.js';
 import type { ControllerDescriptor } from '../controllers/registry.js';
 import { isDeleting } from '../controllers/volume-util.js';
+import { SchedulerCache } from './cache.js';
 import { addClaimIndexes } from './claims.js';
 import { CycleState, Framework, type Plugin, type Status } from './framework.js';
 import { NodeInfo } from './node-info.js';
-import { IDX_ACTIVE_BY_NODE, type PluginContext } from './plugin-context.js';
+import type { PluginContext } from './plugin-context.js';
 import { DEFAULT_SCHEDULER_NAME, PLUGINS, PROFILES, type ProfileConfig } from './profile.js';
 
 export { DEFAULT_SCHEDULER_NAME } from './profile.js';
@@ -66,6 +68,16 @@ export function fitErrorMessage(numNodes: number, reasons: ReadonlyMap<string, n
   return msg;
 }
 
+/**
+ * kube-scheduler's numFeasibleNodesToFind with the default percentageOfNodesToScore (adaptive):
+ * every node up to 100; above, 50% minus 1% per 125 nodes (at least 5%), and never fewer than 100.
+ */
+export function numFeasibleNodesToFind(numNodes: number): number {
+  if (numNodes < 100) return numNodes;
+  const percentage = Math.max(5, 50 - Math.trunc(numNodes / 125));
+  return Math.max(100, Math.trunc((numNodes * percentage) / 100));
+}
+
 /** Each reason of each rejected node, counted (FitError's histogram). */
 export function reasonCounts(statuses: Iterable<Status>): Map<string, number> {
   const counts = new Map<string, number>();
@@ -79,8 +91,12 @@ export class Scheduler {
   private readonly log: Logger;
   private readonly recorder: EventSink;
   private readonly profiles = new Map<string, Framework>();
-  /** Pods reserved on a node while they wait for PreBind (their claims), by key → node. */
-  private readonly assumed = new Map<string, string>();
+  /** Per node, the pods bound or assumed there (Reserve, while they wait in PreBind) and their requests. */
+  private readonly cache = new SchedulerCache();
+  /** Where the next attempt starts looking (kube-scheduler's nextStartNodeIndex). */
+  private nextStartNodeIndex = 0;
+  /** Node names in order, dropped when a node is added or deleted. */
+  private nodeNames: string[] | undefined;
 
   constructor(options: SchedulerOptions) {
     this.log = options.logger.child({ controller: 'scheduler' });
@@ -104,7 +120,6 @@ export class Scheduler {
       pvcs: options.informers.for('persistentvolumeclaims'),
       pvs: options.informers.for('persistentvolumes'),
       classes: options.informers.for('storageclasses'),
-      assumed: this.assumed,
       enqueue: (key) => this.loop.enqueue(key),
       enqueuePending: () => this.enqueuePending(),
       provisioningFailureMemoryMs: options.provisioningFailureMemoryMs ?? 300_000,
@@ -113,7 +128,6 @@ export class Scheduler {
 
     const needs = (pod: Pod): boolean => this.needsScheduling(pod);
     pods.addIndex(IDX_PENDING, (pod) => (needs(pod) ? [''] : []));
-    pods.addIndex(IDX_ACTIVE_BY_NODE, (pod) => (pod.spec?.nodeName && !podIsFinished(pod) ? [pod.spec.nodeName] : []));
     addClaimIndexes(this.ctx, needs);
 
     // Plugins: built once by name, shared by the profiles that list them.
@@ -131,9 +145,14 @@ export class Scheduler {
       this.profiles.set(profile.schedulerName, new Framework(profile.schedulerName, plugins));
     }
 
+    const counted = (pod: Pod): string | undefined => (pod.spec?.nodeName && !podIsFinished(pod) ? pod.spec.nodeName : undefined);
     pods.addEventHandler({
-      add: (pod) => needs(pod) && this.loop.enqueue(keyOf(pod)),
+      add: (pod) => {
+        this.cache.setBound(keyOf(pod), pod, counted(pod));
+        if (needs(pod)) this.loop.enqueue(keyOf(pod));
+      },
       update: (old, pod) => {
+        this.cache.setBound(keyOf(pod), pod, counted(pod));
         // Our own status writes (PodScheduled=False) change only status: no new attempt for them.
         const changed = old === pod || !isDeepStrictEqual(old.spec, pod.spec) || !isDeepStrictEqual(old.metadata.labels, pod.metadata.labels) || old.metadata.deletionTimestamp !== pod.metadata.deletionTimestamp;
         if (needs(pod) && changed) this.loop.enqueue(keyOf(pod));
@@ -141,16 +160,23 @@ export class Scheduler {
         if (old.spec?.nodeName && !podIsFinished(old) && podIsFinished(pod)) this.enqueuePending();
       },
       delete: (pod) => {
-        this.assumed.delete(keyOf(pod));
+        this.cache.setBound(keyOf(pod), undefined, undefined);
+        this.cache.forget(keyOf(pod));
         if (pod.spec?.nodeName) this.enqueuePending();
       },
     });
     nodes.addEventHandler({
-      add: () => this.enqueuePending(),
+      add: () => {
+        this.nodeNames = undefined;
+        this.enqueuePending();
+      },
       // Heartbeats do not change where pods fit; allocatable, spec and labels do.
       update: (old, node) =>
         (old === node || !isDeepStrictEqual(old.spec, node.spec) || !isDeepStrictEqual(old.metadata.labels, node.metadata.labels) || !isDeepStrictEqual(old.status?.allocatable, node.status?.allocatable)) && this.enqueuePending(),
-      delete: () => this.enqueuePending(),
+      delete: () => {
+        this.nodeNames = undefined;
+        this.enqueuePending();
+      },
     });
   }
 
@@ -172,40 +198,41 @@ export class Scheduler {
     return this.loop.stop();
   }
 
-  private enqueuePending(): void {
-    for (const k of this.ctx.pods.indexKeys(IDX_PENDING, '')) this.loop.enqueue(k);
+  /** The nodes by name (the order is kept between node additions and deletions; objects are current). */
+  private sortedNodes(): Node[] {
+    if (this.nodeNames === undefined) this.nodeNames = this.ctx.nodes.list().map((n) => n.metadata.name ?? '').sort((a, b) => a.localeCompare(b));
+    const out: Node[] = [];
+    for (const name of this.nodeNames) {
+      const n = this.ctx.nodes.get(name);
+      if (n !== undefined) out.push(n);
+    }
+    return out;
   }
 
-  /** The node with the pods counted on it: bound and not finished, and assumed there (never the pod itself). */
-  private nodeInfo(node: Node, podKey: string): NodeInfo {
-    const name = node.metadata.name ?? '';
-    const pods = this.ctx.pods.byIndex(IDX_ACTIVE_BY_NODE, name).filter((p) => keyOf(p) !== podKey);
-    for (const [k, n] of this.assumed) {
-      if (n !== name || k === podKey) continue;
-      const p = this.ctx.pods.get(k);
-      if (p !== undefined && !p.spec.nodeName) pods.push(p);
-    }
-    return new NodeInfo(node, pods);
+  private enqueuePending(): void {
+    for (const k of this.ctx.pods.indexKeys(IDX_PENDING, '')) this.loop.enqueue(k);
   }
 
   private sync(key: string): SyncResult | void {
     const pod = this.ctx.pods.get(key);
     const fw = pod === undefined ? undefined : this.profileFor(pod);
     if (pod === undefined || fw === undefined || !this.needsScheduling(pod)) {
-      this.assumed.delete(key);
+      this.cache.forget(key);
       return;
     }
     const state = new CycleState();
-    const nodes = this.ctx.nodes.list().sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+    const nodes = this.sortedNodes();
 
     const pre = fw.runPreFilter(state, pod);
     if (pre.code === 'Error') throw new Error(`${pre.plugin ?? 'PreFilter'}: ${pre.reasons.join(', ')}`);
     if (pre.code !== 'Success') return this.unschedulable(pod, fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')));
     if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
 
-    const infos = nodes.map((n) => this.nodeInfo(n, key));
-    let result = this.filter(fw, state, pod, infos);
-    if (result.feasible.length === 0 && fw.runPostFilter(state, pod, result.statuses)) result = this.filter(fw, state, pod, infos);
+    const infos = nodes.map((n) => new NodeInfo(n, this.cache.node(n.metadata.name ?? ''), key));
+    const start = this.nextStartNodeIndex % infos.length;
+    let result = this.filter(fw, state, pod, infos, start);
+    if (result.feasible.length === 0 && fw.runPostFilter(state, pod, result.statuses)) result = this.filter(fw, state, pod, infos, start);
+    this.nextStartNodeIndex = (start + result.processed) % infos.length;
     // A plugin could not decide yet (a capacity figure still being asked for): decide once it can.
     if (state.retryAfterMs !== undefined) return { requeueAfterMs: state.retryAfterMs };
     if (result.feasible.length === 0) return this.unschedulable(pod, fitErrorMessage(nodes.length, reasonCounts(result.statuses.values())));
@@ -214,16 +241,16 @@ export class Scheduler {
     const nodeName = chosen.name;
 
     // Reserve: counted on the node from now on, until bound or given up.
-    this.assumed.set(key, nodeName);
+    this.cache.assume(key, pod, nodeName);
     const reserved = fw.runReserve(state, pod, nodeName);
     if (reserved.code !== 'Success') {
-      this.assumed.delete(key);
+      this.cache.forget(key);
       throw new Error(`${reserved.plugin ?? 'Reserve'}: ${reserved.reasons.join(', ')}`);
     }
     const permit = fw.runPermit(state, pod, nodeName);
     if (permit.code !== 'Success') {
       fw.runUnreserve(state, pod, nodeName);
-      this.assumed.delete(key);
+      this.cache.forget(key);
       if (permit.code === 'Wait') return { requeueAfterMs: permit.retryAfterMs ?? 1_000 };
       return this.unschedulable(pod, permit.reasons.join(', '));
     }
@@ -234,51 +261,63 @@ export class Scheduler {
     }
     if (preBind.code !== 'Success') {
       fw.runUnreserve(state, pod, nodeName);
-      this.assumed.delete(key);
+      this.cache.forget(key);
       throw new Error(`${preBind.plugin ?? 'PreBind'}: ${preBind.reasons.join(', ')}`);
     }
     const bound = fw.runBind(state, pod, nodeName);
     if (bound.code !== 'Success') {
       fw.runUnreserve(state, pod, nodeName);
-      this.assumed.delete(key);
+      this.cache.forget(key);
       throw new Error(`${bound.plugin ?? 'Bind'}: ${bound.reasons.join(', ')}`);
     }
-    this.assumed.delete(key);
+    // Still assumed there until the informer shows the binding (the cache then counts it as bound).
     this.recorder.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
     this.log.debug({ pod: key, node: nodeName }, 'scheduled');
   }
 
-  /** Filter over every node: the feasible ones, and each other node's status. */
-  private filter(fw: Framework, state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): { feasible: NodeInfo[]; statuses: Map<string, Status> } {
+  /**
+   * Filter over the nodes, from `start` round the list (kube-scheduler's nextStartNodeIndex), until
+   * enough feasible nodes are found (numFeasibleNodesToFind): the feasible ones, each rejected node's
+   * status, and how many nodes were looked at.
+   */
+  private filter(fw: Framework, state: CycleState, pod: Pod, nodes: readonly NodeInfo[], start: number): { feasible: NodeInfo[]; statuses: Map<string, Status>; processed: number } {
     const feasible: NodeInfo[] = [];
     const statuses = new Map<string, Status>();
-    for (const node of nodes) {
+    const wanted = numFeasibleNodesToFind(nodes.length);
+    let processed = 0;
+    while (processed < nodes.length && feasible.length < wanted) {
+      const node = nodes[(start + processed) % nodes.length] as NodeInfo;
+      processed++;
       const s = fw.runFilter(state, pod, node);
       if (s.code === 'Success') feasible.push(node);
       else if (s.code === 'Error') throw new Error(`${s.plugin ?? 'Filter'} on node ${node.name}: ${s.reasons.join(', ')}`);
       else statuses.set(node.name, s);
     }
-    return { feasible, statuses };
+    return { feasible, statuses, processed };
   }
 
-  /** The highest total score; ties: fewest pods, then the name (nodes come sorted by name). */
+  /** The highest total score; ties: fewest pods, then the name. */
   private pick(fw: Framework, state: CycleState, pod: Pod, feasible: readonly NodeInfo[]): NodeInfo {
     if (feasible.length === 1) return feasible[0] as NodeInfo;
     const pre = fw.runPreScore(state, pod, feasible);
     if (pre.code !== 'Success') throw new Error(`${pre.plugin ?? 'PreScore'}: ${pre.reasons.join(', ')}`);
     const totals = fw.runScore(state, pod, feasible);
-    let best = feasible[0] as NodeInfo;
-    for (const node of feasible.slice(1)) {
-      const d = (totals.get(node.name) ?? 0) - (totals.get(best.name) ?? 0);
-      if (d > 0 || (d === 0 && node.pods.length < best.pods.length)) best = node;
+    let best = 0;
+    for (let i = 1; i < feasible.length; i++) {
+      const d = (totals[i] as number) - (totals[best] as number);
+      if (d < 0) continue;
+      const node = feasible[i] as NodeInfo;
+      const other = feasible[best] as NodeInfo;
+      const fewer = node.podCount - other.podCount;
+      if (d > 0 || fewer < 0 || (fewer === 0 && node.name < other.name)) best = i;
     }
-    return best;
+    return feasible[best] as NodeInfo;
   }
 
   /** PodScheduled=False (reason Unschedulable) and a FailedScheduling event. */
   private unschedulable(pod: Pod, message: string): SyncResult | void {
     const key = keyOf(pod);
-    this.assumed.delete(key);
+    this.cache.forget(key);
     this.recorder.event(pod, 'Warning', 'FailedScheduling', message);
     this.log.debug({ pod: key, message }, 'unschedulable');
     const conditions = pod.status?.conditions ?? [];

@@ -5,7 +5,7 @@
 // Stowage's node agents do not report images yet, so today every node scores 0 unless its Node
 // object lists them (hand-written or hollow nodes).
 import type { Node, Pod } from '../../api/types/core.js';
-import { type CycleState, MAX_NODE_SCORE, type PreScorePlugin, type ScorePlugin, SUCCESS, type Status } from '../framework.js';
+import { type CycleState, MAX_NODE_SCORE, type PreScorePlugin, type ScorePlugin, SKIP, SUCCESS, type Status } from '../framework.js';
 import type { NodeInfo } from '../node-info.js';
 import type { PluginContext } from '../plugin-context.js';
 
@@ -19,8 +19,14 @@ export function normalizedImageName(name: string): string {
   return name.lastIndexOf(':') <= name.lastIndexOf('/') ? `${name}:latest` : name;
 }
 
+/** Node objects are replaced, never changed in place: their image lists are read once. */
+const imagesOf = new WeakMap<Node, Map<string, number>>();
+
 function nodeImages(node: Node): Map<string, number> {
+  const known = imagesOf.get(node);
+  if (known !== undefined) return known;
   const out = new Map<string, number>();
+  imagesOf.set(node, out);
   const images = (node.status as { images?: { names?: string[]; sizeBytes?: number }[] } | undefined)?.images ?? [];
   for (const img of images) for (const n of img.names ?? []) out.set(n, img.sizeBytes ?? 0);
   return out;
@@ -47,11 +53,14 @@ export class ImageLocality implements PreScorePlugin, ScorePlugin {
   preScore(state: CycleState, pod: Pod): Status {
     const images = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].map((c) => normalizedImageName(c.image ?? ''));
     const nodes = this.ctx.nodes.list();
+    const unique = [...new Set(images)];
     const nodesWith = new Map<string, number>();
     for (const n of nodes) {
       const held = nodeImages(n);
-      for (const img of new Set(images)) if (held.has(img)) nodesWith.set(img, (nodesWith.get(img) ?? 0) + 1);
+      if (held.size === 0) continue;
+      for (const img of unique) if (held.has(img)) nodesWith.set(img, (nodesWith.get(img) ?? 0) + 1);
     }
+    if (nodesWith.size === 0) return SKIP; // no node holds any of them: every node would score 0
     state.write(STATE_KEY, { images, nodesWith, totalNodes: nodes.length } satisfies Spread);
     return SUCCESS;
   }

@@ -29,7 +29,7 @@ interface Shortfall {
 export function fitShortfalls(request: Resources, node: NodeInfo): Shortfall[] {
   const out: Shortfall[] = [];
   const alloc = node.allocatable;
-  if (alloc.pods !== undefined && node.pods.length + 1 > alloc.pods) out.push({ reason: REASON_TOO_MANY_PODS, unresolvable: false });
+  if (alloc.pods !== undefined && node.podCount + 1 > alloc.pods) out.push({ reason: REASON_TOO_MANY_PODS, unresolvable: false });
   if (isZero(request)) return out;
   const used = node.requested;
   const check = (name: string, want: number, have: number | undefined, inUse: number): void => {
