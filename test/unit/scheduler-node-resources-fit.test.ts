@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { CycleState } from '../../src/control/scheduler/framework.js';
 import { balancedScore } from '../../src/control/scheduler/plugins/node-resources-balanced-allocation.js';
-import { leastRequestedScore, NodeResourcesFit } from '../../src/control/scheduler/plugins/node-resources-fit.js';
+import { leastRequestedScore, mostRequestedScore, NodeResourcesFit } from '../../src/control/scheduler/plugins/node-resources-fit.js';
+import type { ScoringStrategy } from '../../src/control/scheduler/plugins/scoring-strategy.js';
 import { NodeResourcesBalancedAllocation } from '../../src/control/scheduler/plugins/node-resources-balanced-allocation.js';
 import { ctr, info, node, podOf, podRequesting } from './scheduler-helpers.js';
 
@@ -86,5 +87,37 @@ describe('NodeResourcesBalancedAllocation', () => {
     assert.equal(plugin.preScore(state, p).code, 'Success');
     const n = node('n', { allocatable: { cpu: '1', memory: '1000Mi' } });
     assert.equal(plugin.score(state, p, info(n)), 80); // |0.5 - 0.1| / 2 = 0.2
+  });
+});
+
+describe('NodeResourcesFit: scoring strategies', () => {
+  const n = node('n', { allocatable: { cpu: '4', memory: '4000Mi', 'example.com/gpu': '4' } });
+  const on = [podRequesting('a', { cpu: '1', memory: '1000Mi' })];
+  const p = podRequesting('p', { cpu: '1', memory: '1000Mi', 'example.com/gpu': '1' });
+  const scoreWith = (scoringStrategy: ScoringStrategy): number => {
+    const plugin = new NodeResourcesFit({ scoringStrategy });
+    const state = new CycleState();
+    plugin.preScore(state, p);
+    return plugin.score(state, p, info(n, on));
+  };
+  const cases: { name: string; strategy: ScoringStrategy; want: number }[] = [
+    // cpu and memory half used with the pod: 50 either way
+    { name: 'LeastAllocated (default)', strategy: {}, want: 50 },
+    { name: 'MostAllocated', strategy: { type: 'MostAllocated' }, want: 50 },
+    { name: 'MostAllocated over the gpu only', strategy: { type: 'MostAllocated', resources: [{ name: 'example.com/gpu', weight: 1 }] }, want: 25 },
+    { name: 'LeastAllocated weighted 3:1 cpu and gpu', strategy: { resources: [{ name: 'cpu', weight: 3 }, { name: 'example.com/gpu', weight: 1 }] }, want: 56 }, // (50*3 + 75) / 4
+    // shape 0→0, 100→10 (bin-packing): 50% utilization → 50
+    { name: 'RequestedToCapacityRatio, rising shape', strategy: { type: 'RequestedToCapacityRatio', requestedToCapacityRatio: { shape: [{ utilization: 0, score: 0 }, { utilization: 100, score: 10 }] } }, want: 50 },
+    // shape 0→10, 100→0 (spreading); 40→8 between: at 50% → 8*10 + (0-80)*(50-40)/60 = 80 - 13 = 67
+    {
+      name: 'RequestedToCapacityRatio, broken shape',
+      strategy: { type: 'RequestedToCapacityRatio', requestedToCapacityRatio: { shape: [{ utilization: 0, score: 10 }, { utilization: 40, score: 8 }, { utilization: 100, score: 0 }] } },
+      want: 67,
+    },
+  ];
+  for (const c of cases) it(c.name, () => assert.equal(scoreWith(c.strategy), c.want));
+
+  it('mostRequestedScore counts a request above capacity as full', () => {
+    assert.deepEqual([mostRequestedScore(0, 100), mostRequestedScore(30, 100), mostRequestedScore(300, 100), mostRequestedScore(5, 0)], [0, 30, 100, 0]);
   });
 });

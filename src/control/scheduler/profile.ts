@@ -2,7 +2,7 @@
 // the plugins it runs, in order, with a weight for those that score. A pod is scheduled by the
 // profile named in its spec.schedulerName (empty: default-scheduler); pods naming a scheduler no
 // profile has are left alone, for that scheduler. A second profile is one more entry in PROFILES
-// (or SchedulerOptions.profiles); plugins are built once by name from PLUGINS and shared.
+// (or SchedulerOptions.profiles); plugins are built once per (name, args) from PLUGINS and shared.
 //
 // The default profile is kube-scheduler's default plugin set, as far as Stowage has the plugins, in
 // its order (Filter order decides which reason a node is counted under) and with its default score
@@ -16,7 +16,7 @@ import { NodeAffinity } from './plugins/node-affinity.js';
 import { NodeName } from './plugins/node-name.js';
 import { NodePorts } from './plugins/node-ports.js';
 import { NodeResourcesBalancedAllocation } from './plugins/node-resources-balanced-allocation.js';
-import { NodeResourcesFit } from './plugins/node-resources-fit.js';
+import { NodeResourcesFit, type NodeResourcesFitArgs } from './plugins/node-resources-fit.js';
 import { NodeUnschedulable } from './plugins/node-unschedulable.js';
 import { NodeVolumeLimits } from './plugins/node-volume-limits.js';
 import { TaintToleration } from './plugins/taint-toleration.js';
@@ -26,13 +26,13 @@ import { VolumeRestrictions } from './plugins/volume-restrictions.js';
 export const DEFAULT_SCHEDULER_NAME = 'default-scheduler';
 
 /** The in-tree plugin registry: name → how it is built. */
-export const PLUGINS: Readonly<Record<string, (ctx: PluginContext) => Plugin>> = {
+export const PLUGINS: Readonly<Record<string, (ctx: PluginContext, args: Record<string, unknown>) => Plugin>> = {
   NodeUnschedulable: () => new NodeUnschedulable(),
   NodeName: () => new NodeName(),
   TaintToleration: () => new TaintToleration(),
   NodeAffinity: () => new NodeAffinity(),
   NodePorts: () => new NodePorts(),
-  NodeResourcesFit: () => new NodeResourcesFit(),
+  NodeResourcesFit: (_ctx, args) => new NodeResourcesFit(args as NodeResourcesFitArgs),
   VolumeRestrictions: (ctx) => new VolumeRestrictions(ctx),
   NodeVolumeLimits: (ctx) => new NodeVolumeLimits(ctx),
   VolumeBinding: (ctx) => new VolumeBinding(ctx),
@@ -43,8 +43,8 @@ export const PLUGINS: Readonly<Record<string, (ctx: PluginContext) => Plugin>> =
 
 export interface ProfileConfig {
   schedulerName: string;
-  /** In order; weight applies to Score (default 1). */
-  plugins: readonly { name: string; weight?: number }[];
+  /** In order; weight applies to Score (default 1); args as kube-scheduler's pluginConfig (e.g. NodeResourcesFit's scoringStrategy). */
+  plugins: readonly { name: string; weight?: number; args?: Record<string, unknown> }[];
 }
 
 export const DEFAULT_PROFILE: ProfileConfig = {

@@ -133,12 +133,14 @@ export class Scheduler {
     // Plugins: built once by name, shared by the profiles that list them.
     const built = new Map<string, Plugin>();
     for (const profile of options.profiles ?? PROFILES) {
-      const plugins = profile.plugins.map(({ name, weight }) => {
-        let plugin = built.get(name);
+      const plugins = profile.plugins.map(({ name, weight, args }) => {
+        // Plugins with args of their own are built for them (a plugin's event handlers may then run twice).
+        const id = args === undefined ? name : `${name} ${JSON.stringify(args)}`;
+        let plugin = built.get(id);
         if (plugin === undefined) {
           const factory = PLUGINS[name];
           if (factory === undefined) throw new Error(`scheduler profile ${profile.schedulerName}: unknown plugin ${name}`);
-          built.set(name, (plugin = factory(this.ctx)));
+          built.set(id, (plugin = factory(this.ctx, args ?? {})));
         }
         return weight === undefined ? { plugin } : { plugin, weight };
       });

@@ -5,13 +5,20 @@
 // than the whole node is UnschedulableAndUnresolvable (no preemption could help), else
 // Unschedulable. A node without allocatable figures takes anything (resources.ts).
 //
-// Score is the default LeastAllocated strategy over cpu and memory (weight 1 each), with the
-// non-zero defaults for containers that request nothing: per resource (allocatable - requested)
-// * 100 / allocatable, then the weighted mean. Resources a node does not report are left out.
+// Score is the scoring strategy of the plugin's args (scoring-strategy.ts), by default
+// LeastAllocated over cpu and memory (weight 1 each), with the non-zero defaults for containers
+// that request nothing: per resource (allocatable - requested) * 100 / allocatable, then the
+// weighted mean. Resources a node does not report are left out.
 import type { Pod } from '../../api/types/core.js';
-import { type CycleState, type FilterPlugin, MAX_NODE_SCORE, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, SUCCESS, type Status } from '../framework.js';
+import { type CycleState, type FilterPlugin, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, SUCCESS, type Status } from '../framework.js';
 import type { NodeInfo } from '../node-info.js';
 import { isZero, podRequests, type Resources } from '../resources.js';
+import { type ScoringStrategy, strategyScorer } from './scoring-strategy.js';
+
+/** kube-scheduler's NodeResourcesFitArgs (the part Stowage reads). */
+export interface NodeResourcesFitArgs {
+  scoringStrategy?: ScoringStrategy;
+}
 
 export const REASON_TOO_MANY_PODS = 'Too many pods';
 export const insufficient = (resource: string): string => `Insufficient ${resource}`;
@@ -42,14 +49,15 @@ export function fitShortfalls(request: Resources, node: NodeInfo): Shortfall[] {
   return out;
 }
 
-/** Kubernetes' leastRequestedScore for one resource. */
-export function leastRequestedScore(requested: number, capacity: number): number {
-  if (capacity === 0 || requested > capacity) return 0;
-  return Math.floor(((capacity - requested) * MAX_NODE_SCORE) / capacity);
-}
+export { leastRequestedScore, mostRequestedScore } from './scoring-strategy.js';
 
 export class NodeResourcesFit implements PreFilterPlugin, FilterPlugin, PreScorePlugin, ScorePlugin {
   readonly name = 'NodeResourcesFit';
+  private readonly scorer: (request: Resources, node: NodeInfo) => number;
+
+  constructor(args: NodeResourcesFitArgs = {}) {
+    this.scorer = strategyScorer(args.scoringStrategy);
+  }
 
   preFilter(state: CycleState, pod: Pod): Status {
     state.write(STATE_REQUESTS, podRequests(pod));
@@ -70,19 +78,6 @@ export class NodeResourcesFit implements PreFilterPlugin, FilterPlugin, PreScore
   }
 
   score(state: CycleState, pod: Pod, node: NodeInfo): number {
-    const request = state.read<Resources>(STATE_SCORE_REQUESTS) ?? podRequests(pod, true);
-    const used = node.nonZeroRequested;
-    const alloc = node.allocatable;
-    let total = 0;
-    let weights = 0;
-    for (const [have, want] of [
-      [alloc.milliCPU, request.milliCPU + used.milliCPU],
-      [alloc.memory, request.memory + used.memory],
-    ] as const) {
-      if (have === undefined || have === 0) continue;
-      total += leastRequestedScore(want, have);
-      weights += 1;
-    }
-    return weights === 0 ? 0 : Math.floor(total / weights);
+    return this.scorer(state.read<Resources>(STATE_SCORE_REQUESTS) ?? podRequests(pod, true), node);
   }
 }
