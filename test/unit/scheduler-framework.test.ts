@@ -91,6 +91,7 @@ describe('Scheduler profiles', () => {
   let store: Store;
   let informers: InformerFactory;
   let scheduler: Scheduler;
+  const events: string[] = [];
 
   beforeEach(() => {
     store = open(':memory:');
@@ -98,7 +99,9 @@ describe('Scheduler profiles', () => {
     const registry = new DriverRegistry({ csiDrivers: informers.for('csidrivers'), csiNodes: informers.for('csinodes'), logger: quiet });
     // A second profile: the default plugins without taint checks.
     const lenient = { schedulerName: 'lenient-scheduler', plugins: DEFAULT_PROFILE.plugins.filter((p) => p.name !== 'TaintToleration') };
-    scheduler = new Scheduler({ store, informers, registry, recorder: { event: () => undefined }, logger: quiet, profiles: [DEFAULT_PROFILE, lenient] });
+    events.length = 0;
+    const sink = (component: string) => ({ event: (obj: { metadata: { name?: string } }, _t: string, reason: string) => events.push(`${component} ${reason} ${obj.metadata.name}`) });
+    scheduler = new Scheduler({ store, informers, registry, recorder: sink('default-scheduler'), recorderFor: sink, logger: quiet, profiles: [DEFAULT_PROFILE, lenient] });
     store.create(node('tainted', { taints: [{ key: 'dedicated', value: 'db', effect: 'NoSchedule' }] }));
     informers.start();
     scheduler.start();
@@ -123,5 +126,7 @@ describe('Scheduler profiles', () => {
     const foreign = get('foreign');
     assert.equal(foreign?.spec.nodeName, undefined);
     assert.equal(foreign?.status?.conditions?.find((c) => c.type === 'PodScheduled'), undefined);
+    // Each profile reports its own events, under its schedulerName.
+    assert.deepEqual([...new Set(events)].sort(), ['default-scheduler FailedScheduling strict', 'lenient-scheduler Scheduled lenient']);
   });
 });

@@ -45,7 +45,10 @@ export interface SchedulerOptions {
   store: Store;
   informers: InformerFactory;
   registry: DriverRegistry;
+  /** Events of the default profile (and of the others, without recorderFor). */
   recorder: EventSink;
+  /** Each profile's events, reported by its schedulerName, as kube-scheduler does. */
+  recorderFor?: (schedulerName: string) => EventSink;
   logger: Logger;
   /** The profiles to run (default PROFILES: default-scheduler). */
   profiles?: readonly ProfileConfig[];
@@ -89,7 +92,7 @@ export class Scheduler {
   readonly loop: ControllerLoop;
   private readonly ctx: PluginContext;
   private readonly log: Logger;
-  private readonly recorder: EventSink;
+  private readonly recorders = new Map<string, EventSink>();
   private readonly profiles = new Map<string, Framework>();
   /** Per node, the pods bound or assumed there (Reserve, while they wait in PreBind) and their requests. */
   private readonly cache = new SchedulerCache();
@@ -100,7 +103,12 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.log = options.logger.child({ controller: 'scheduler' });
-    this.recorder = options.recorder;
+    const recorderFor = options.recorderFor;
+    const recorder = (name: string): EventSink => {
+      let r = this.recorders.get(name);
+      if (r === undefined) this.recorders.set(name, (r = name === DEFAULT_SCHEDULER_NAME || recorderFor === undefined ? options.recorder : recorderFor(name)));
+      return r;
+    };
     this.loop = new ControllerLoop({
       name: 'scheduler',
       logger: options.logger,
@@ -145,6 +153,7 @@ export class Scheduler {
         return weight === undefined ? { plugin } : { plugin, weight };
       });
       this.profiles.set(profile.schedulerName, new Framework(profile.schedulerName, plugins));
+      recorder(profile.schedulerName);
     }
 
     const counted = (pod: Pod): string | undefined => (pod.spec?.nodeName && !podIsFinished(pod) ? pod.spec.nodeName : undefined);
@@ -180,6 +189,10 @@ export class Scheduler {
         this.enqueuePending();
       },
     });
+  }
+
+  private recorderOf(fw: Framework | undefined): EventSink {
+    return this.recorders.get(fw?.schedulerName ?? DEFAULT_SCHEDULER_NAME) ?? this.ctx.recorder;
   }
 
   /** The profile for a pod (empty schedulerName: default-scheduler), if it is ours. */
@@ -273,7 +286,7 @@ export class Scheduler {
       throw new Error(`${bound.plugin ?? 'Bind'}: ${bound.reasons.join(', ')}`);
     }
     // Still assumed there until the informer shows the binding (the cache then counts it as bound).
-    this.recorder.event(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
+    this.recorderOf(fw).event(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
     this.log.debug({ pod: key, node: nodeName }, 'scheduled');
   }
 
@@ -320,7 +333,7 @@ export class Scheduler {
   private unschedulable(pod: Pod, message: string): SyncResult | void {
     const key = keyOf(pod);
     this.cache.forget(key);
-    this.recorder.event(pod, 'Warning', 'FailedScheduling', message);
+    this.recorderOf(this.profileFor(pod)).event(pod, 'Warning', 'FailedScheduling', message);
     this.log.debug({ pod: key, message }, 'unschedulable');
     const conditions = pod.status?.conditions ?? [];
     const current = conditions.find((c) => c.type === 'PodScheduled');
@@ -341,7 +354,7 @@ export const SCHEDULER: ControllerDescriptor = {
   name: 'scheduler',
   description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes), selected-node for WaitForFirstConsumer claims',
   init(ctx) {
-    const s = new Scheduler({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder(DEFAULT_SCHEDULER_NAME), logger: ctx.logger, ...ctx.backoff });
+    const s = new Scheduler({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder(DEFAULT_SCHEDULER_NAME), recorderFor: (name) => ctx.events.recorder(name), logger: ctx.logger, ...ctx.backoff });
     return { loops: [s.loop], start: () => s.start(), stop: () => s.stop() };
   },
 };
