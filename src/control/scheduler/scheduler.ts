@@ -243,11 +243,20 @@ export class Scheduler {
     if (pre.code !== 'Success') return this.unschedulable(pod, fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')));
     if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
 
-    const infos = nodes.map((n) => new NodeInfo(n, this.cache.node(n.metadata.name ?? ''), key));
-    const start = this.nextStartNodeIndex % infos.length;
-    let result = this.filter(fw, state, pod, infos, start);
-    if (result.feasible.length === 0 && fw.runPostFilter(state, pod, result.statuses)) result = this.filter(fw, state, pod, infos, start);
-    this.nextStartNodeIndex = (start + result.processed) % infos.length;
+    // NodeInfos are made for the nodes looked at only (above 100 nodes, not all are).
+    const infos: (NodeInfo | undefined)[] = new Array(nodes.length);
+    const infoAt = (i: number): NodeInfo => {
+      let info = infos[i];
+      if (info === undefined) {
+        const n = nodes[i] as Node;
+        infos[i] = info = new NodeInfo(n, this.cache.node(n.metadata.name ?? ''), key);
+      }
+      return info;
+    };
+    const start = this.nextStartNodeIndex % nodes.length;
+    let result = this.filter(fw, state, pod, nodes.length, infoAt, start);
+    if (result.feasible.length === 0 && fw.runPostFilter(state, pod, result.statuses)) result = this.filter(fw, state, pod, nodes.length, infoAt, start);
+    this.nextStartNodeIndex = (start + result.processed) % nodes.length;
     // A plugin could not decide yet (a capacity figure still being asked for): decide once it can.
     if (state.retryAfterMs !== undefined) return { requeueAfterMs: state.retryAfterMs };
     if (result.feasible.length === 0) return this.unschedulable(pod, fitErrorMessage(nodes.length, reasonCounts(result.statuses.values())));
@@ -295,13 +304,13 @@ export class Scheduler {
    * enough feasible nodes are found (numFeasibleNodesToFind): the feasible ones, each rejected node's
    * status, and how many nodes were looked at.
    */
-  private filter(fw: Framework, state: CycleState, pod: Pod, nodes: readonly NodeInfo[], start: number): { feasible: NodeInfo[]; statuses: Map<string, Status>; processed: number } {
+  private filter(fw: Framework, state: CycleState, pod: Pod, count: number, nodeAt: (i: number) => NodeInfo, start: number): { feasible: NodeInfo[]; statuses: Map<string, Status>; processed: number } {
     const feasible: NodeInfo[] = [];
     const statuses = new Map<string, Status>();
-    const wanted = numFeasibleNodesToFind(nodes.length);
+    const wanted = numFeasibleNodesToFind(count);
     let processed = 0;
-    while (processed < nodes.length && feasible.length < wanted) {
-      const node = nodes[(start + processed) % nodes.length] as NodeInfo;
+    while (processed < count && feasible.length < wanted) {
+      const node = nodeAt((start + processed) % count);
       processed++;
       const s = fw.runFilter(state, pod, node);
       if (s.code === 'Success') feasible.push(node);
