@@ -1,10 +1,11 @@
 // Resource fit through the whole control plane (store, informers, scheduler, events), as a user
 // sees it: a pod asking more CPU than any node has stays Pending with kube-scheduler's "0/3 nodes
 // are available: 3 Insufficient cpu." on PodScheduled and a FailedScheduling event, and is placed
-// once a node big enough joins; pods with requests go to the least allocated node.
+// once a node big enough joins; pods with requests go to the least allocated node; a node refused
+// by an earlier plugin (cordoned, tainted) is counted under that plugin's reason only.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import type { Event, Pod } from '../../src/control/api/types/core.js';
+import type { Event, Node, Pod } from '../../src/control/api/types/core.js';
 import { type Controllers, startControllers } from '../../src/control/controllers/index.js';
 import { open, type Store } from '../../src/control/store/store.js';
 import { quiet, settle, waitFor } from './control-controllers-helpers.js';
@@ -43,6 +44,18 @@ describe('scheduler: NodeResourcesFit end to end', () => {
 
     store.create(node('n4', { allocatable: { cpu: '8', memory: '8Gi', pods: '110' } }));
     assert.equal(await waitFor(() => getPod('huge')?.spec.nodeName, 'huge placed'), 'n4');
+  });
+
+  it('each node is counted under the first plugin that refuses it, in kube-scheduler\'s order', async () => {
+    // n1: cordoned (NodeUnschedulable runs before NodeResourcesFit); n2: tainted (TaintToleration
+    // too); n3: only short of cpu and memory (both counted).
+    const n1 = store.get('nodes', undefined, 'n1') as Node;
+    store.update({ ...n1, spec: { ...n1.spec, unschedulable: true } });
+    const n2 = store.get('nodes', undefined, 'n2') as Node;
+    store.update({ ...n2, spec: { ...n2.spec, taints: [{ key: 'dedicated', value: 'db', effect: 'NoSchedule' }] } });
+    store.create(podRequesting('big', { cpu: '6', memory: '9Gi' }));
+    const cond = await waitFor(() => (condition('big')?.status === 'False' ? condition('big') : undefined), 'big refused');
+    assert.equal(cond.message, '0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 1 node(s) had untolerated taint {dedicated: db}, 1 node(s) were unschedulable.');
   });
 
   it('requests add up on a node; the least allocated node is chosen', async () => {
