@@ -1,6 +1,7 @@
 // kube-scheduler's scheduling cycle on the framework (framework.ts): a pod with no spec.nodeName
 // whose spec.schedulerName names one of our profiles (profile.ts; empty: default-scheduler) gets a
-// node. Per attempt: PreFilter; Filter over every node (first failing plugin decides each node);
+// node. Per attempt: PreFilter; Filter over the nodes (first failing plugin decides each node;
+// above 100 nodes only until enough fit, kube-scheduler's numFeasibleNodesToFind);
 // if none passes, PostFilter and, when a plugin relaxed something, Filter again; PreScore and Score
 // over the feasible nodes (weighted sum; ties go to the node with fewest pods, then to the name,
 // where kube-scheduler picks at random: placements stay reproducible); Reserve (the pod is assumed
@@ -16,9 +17,9 @@
 // per node, the pods counted there and their summed requests, kept from pod events). Which pods
 // are assumed on which node (waiting in PreBind for their claims) and the plugins' own memory
 // (VolumeBinding's provisioning failures) are the only state, and losing either costs a less even
-// spread or one more retry. Pods go back to the queue on the events that can make them fit: a node added or
-// changed (not its heartbeats), a pod deleted or finished, and each plugin's own (claims, volumes,
-// classes, CSI drivers for VolumeBinding).
+// spread or one more retry. Pods go back to the queue on the events that can make them fit: a
+// node added or changed (not its heartbeats), a pod deleted or finished, and each plugin's own
+// (claims, volumes, classes, CSI drivers for VolumeBinding).
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { rfc3339 } from '../api/time.js';
