@@ -22,6 +22,7 @@ import { NodeVolumeLimits } from './plugins/node-volume-limits.js';
 import { TaintToleration } from './plugins/taint-toleration.js';
 import { VolumeBinding } from './plugins/volume-binding.js';
 import { VolumeRestrictions } from './plugins/volume-restrictions.js';
+import { VolumeZone } from './plugins/volume-zone.js';
 
 export const DEFAULT_SCHEDULER_NAME = 'default-scheduler';
 
@@ -36,6 +37,7 @@ export const PLUGINS: Readonly<Record<string, (ctx: PluginContext, args: Record<
   VolumeRestrictions: (ctx) => new VolumeRestrictions(ctx),
   NodeVolumeLimits: (ctx) => new NodeVolumeLimits(ctx),
   VolumeBinding: (ctx) => new VolumeBinding(ctx),
+  VolumeZone: (ctx) => new VolumeZone(ctx),
   NodeResourcesBalancedAllocation: () => new NodeResourcesBalancedAllocation(),
   ImageLocality: (ctx) => new ImageLocality(ctx),
   DefaultBinder: (ctx) => new DefaultBinder(ctx),
@@ -59,6 +61,7 @@ export const DEFAULT_PROFILE: ProfileConfig = {
     { name: 'VolumeRestrictions' },
     { name: 'NodeVolumeLimits' },
     { name: 'VolumeBinding' },
+    { name: 'VolumeZone' },
     { name: 'NodeResourcesBalancedAllocation', weight: 1 },
     { name: 'ImageLocality', weight: 1 },
     { name: 'DefaultBinder' },
