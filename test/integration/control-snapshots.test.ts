@@ -15,7 +15,7 @@ import { parseManifests } from '../../src/control/api/manifest.js';
 import { resourceForName } from '../../src/control/api/registry.js';
 import type { PersistentVolumeClaim, Pod } from '../../src/control/api/types/core.js';
 import type { VolumeSnapshot, VolumeSnapshotContent } from '../../src/control/api/types/snapshot.js';
-import { REASON_DATA_SOURCE_NODE } from '../../src/control/controllers/scheduler.js';
+import { REASON_DATA_SOURCE_NODE } from '../../src/control/scheduler/plugins/volume-binding.js';
 import { needsRoot } from '../support/driver-harness.js';
 import { deletePod, eventsFor, type NodeCluster, podNamed, shellPod, startNodeCluster, until } from '../support/node-cluster.js';
 

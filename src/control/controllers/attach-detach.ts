@@ -32,7 +32,7 @@ import type { EventSink } from './events.js';
 import type { Informer, InformerFactory } from './informer.js';
 import type { ControllerDescriptor } from './registry.js';
 import { podIsFinished } from './protection.js';
-import { podClaimNames } from './scheduler.js';
+import { podClaimNames } from '../scheduler/claims.js';
 import { claimRefKey, isDeleting } from './volume-util.js';
 
 /** The in-tree plugin name Kubernetes gives every CSI volume. */

@@ -13,7 +13,8 @@ import { ControllerLoop, type SyncResult } from './controller.js';
 import type { EventSink } from './events.js';
 import { type Informer, keyOf } from './informer.js';
 import type { ControllerDescriptor } from './registry.js';
-import { podMatchesNode, untoleratedTaint } from './scheduler.js';
+import { podMatchesNode } from '../scheduler/plugins/node-affinity.js';
+import { untoleratedTaint } from '../scheduler/plugins/taint-toleration.js';
 import { scaledValue } from '../api/kinds/deployment.js';
 import { controllerOf, indexPodsByController, isAvailable, isFinished, isReady, isTerminating, podFromTemplate, podsOwnedBy, templateHash } from './workload-util.js';
 

@@ -16,7 +16,7 @@
 //   csi-attacher                                 the external-attacher sidecar
 //   ephemeral-volume-controller                  (ephemeral-volume) claims "<pod>-<volume>" for
 //                                                generic ephemeral volumes, owned by the pod
-//   scheduler                                    the volume parts of kube-scheduler (its own binary
+//   scheduler                                    kube-scheduler, src/control/scheduler/ (its own binary
 //                                                upstream, so not in kube-controller-manager's list)
 //   csi-resizer                                  (persistentvolume-expander-controller,
 //                                                persistentvolume-expander) the external-resizer
@@ -50,7 +50,7 @@ import { EPHEMERAL_VOLUME } from './ephemeral-volume.js';
 import { PV_PROTECTION, PVC_PROTECTION } from './protection.js';
 import { CSI_PROVISIONER } from './provisioner.js';
 import { CSI_RESIZER } from './resizer.js';
-import { SCHEDULER } from './scheduler.js';
+import { SCHEDULER } from '../scheduler/scheduler.js';
 import { SNAPSHOT_CONTROLLER } from './snapshot-controller.js';
 import { STATEFULSET } from './statefulset.js';
 import { REPLICASET } from './replicaset.js';

@@ -35,6 +35,7 @@ import { computePodStatus, type ContainerView } from './pod-status.js';
 import { PodVolumeError, PodVolumes, resolveSubPath } from './pod-volumes.js';
 import type { ContainerMount, ContainerRuntime, ContainerUser } from './runtime-api.js';
 import { containerUser, podSecurityContext } from './security-context.js';
+import { DEFAULT_MAX_PODS, machineResources } from './node-resources.js';
 import { sourceKinds, unsupportedReason } from './unsupported-volumes.js';
 import { type FsGroupPolicy, rootNeedsChange, setVolumeOwnership } from './volume-ownership.js';
 
@@ -787,8 +788,12 @@ export class NodeAgent {
     try {
       const now = rfc3339();
       // statfs first (it is I/O); a filesystem that cannot answer leaves the condition as it was.
+      let nodefsBytes: number | undefined;
       const pressure = await filesystemStats(this.nodefsPath).then(
-        (fs) => underDiskPressure(fs),
+        (fs) => {
+          nodefsBytes = fs.totalBytes;
+          return underDiskPressure(fs);
+        },
         (err: unknown) => {
           this.log.warn({ err, path: this.nodefsPath }, 'cannot read the node filesystem for DiskPressure');
           return undefined;
@@ -802,6 +807,7 @@ export class NodeAgent {
           conditions = [...conditions.filter((c) => c.type !== 'DiskPressure'), disk.condition];
           event = disk.event;
         }
+        const machine = machineResources(nodefsBytes);
         const before = conditions.find((c) => c.type === 'Ready');
         const ready = {
           type: 'Ready',
@@ -818,8 +824,9 @@ export class NodeAgent {
             { type: 'InternalIP', address: HOST_IP },
             { type: 'Hostname', address: this.nodeName },
           ],
-          capacity: { pods: '110', ...node.status?.capacity },
-          allocatable: { pods: '110', ...node.status?.allocatable },
+          // The machine's figures (node-resources.ts) win; pods and extended resources set by hand stay.
+          capacity: { pods: DEFAULT_MAX_PODS, ...node.status?.capacity, ...machine },
+          allocatable: { pods: DEFAULT_MAX_PODS, ...node.status?.allocatable, ...machine },
           nodeInfo: { kubeletVersion: 'stowage', containerRuntimeVersion: 'stowage://embedded', operatingSystem: 'linux', architecture: process.arch === 'x64' ? 'amd64' : process.arch },
         };
       });

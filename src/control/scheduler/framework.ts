@@ -1,0 +1,244 @@
+// kube-scheduler's scheduling framework, the shape every placement rule plugs into: one plugin per
+// rule, each implementing some of the extension points below, run in a profile's order for one
+// scheduling attempt with a CycleState that lives for that attempt only.
+//
+//   PreFilter       once per pod: a rejection stops the attempt ("0/N nodes are available: <msg>.")
+//   Filter          per node, in order, the first non-Success status decides the node
+//   PostFilter      no node passed (Kubernetes: preemption; here: VolumeBinding relaxes a soft rule)
+//   PreScore/Score  per feasible node, 0..100 after NormalizeScore, times the plugin's weight
+//   Reserve         the pod is assumed on the node (counted there) until bound or given up
+//   Permit          Wait delays the bind (the reservation is undone, the attempt retried later)
+//   PreBind         Wait keeps the reservation until something else happens (claims bound)
+//   Bind            the pods/binding subresource
+//
+// Status codes are Kubernetes': Success, Error, Unschedulable (preemption might help),
+// UnschedulableAndUnresolvable (it would not), Wait, Skip (the plugin has nothing to say for this
+// pod, and its Filter/Score are not run). Reasons are the strings FitError counts per node.
+import type { Pod } from '../api/types/core.js';
+import type { NodeInfo } from './node-info.js';
+
+export type Code = 'Success' | 'Error' | 'Unschedulable' | 'UnschedulableAndUnresolvable' | 'Wait' | 'Skip';
+
+export interface Status {
+  readonly code: Code;
+  readonly reasons: readonly string[];
+  /** The plugin that returned it (set by the framework). */
+  plugin?: string;
+  /** Wait: try again after this long. */
+  readonly retryAfterMs?: number;
+}
+
+export const SUCCESS: Status = Object.freeze({ code: 'Success', reasons: [] });
+export const SKIP: Status = Object.freeze({ code: 'Skip', reasons: [] });
+export const MAX_NODE_SCORE = 100;
+
+export function unschedulable(...reasons: string[]): Status {
+  return { code: 'Unschedulable', reasons };
+}
+export function unresolvable(...reasons: string[]): Status {
+  return { code: 'UnschedulableAndUnresolvable', reasons };
+}
+export function waitFor(retryAfterMs?: number): Status {
+  return retryAfterMs === undefined ? { code: 'Wait', reasons: [] } : { code: 'Wait', reasons: [], retryAfterMs };
+}
+export function isSuccess(s: Status): boolean {
+  return s.code === 'Success';
+}
+
+/** Data plugins share within one attempt, and the attempt-wide "decide later" a Filter may ask for. */
+export class CycleState {
+  private readonly data = new Map<string, unknown>();
+  /** Set when a plugin could not decide yet (a figure still being fetched): retry instead of failing. */
+  retryAfterMs: number | undefined;
+  /** Plugins whose PreFilter/PreScore returned Skip: their Filter/Score are not run. */
+  readonly skipFilter = new Set<string>();
+  readonly skipScore = new Set<string>();
+
+  read<T>(key: string): T | undefined {
+    return this.data.get(key) as T | undefined;
+  }
+  write(key: string, value: unknown): void {
+    this.data.set(key, value);
+  }
+  retryAfter(ms: number): void {
+    this.retryAfterMs = this.retryAfterMs === undefined ? ms : Math.min(this.retryAfterMs, ms);
+  }
+}
+
+export interface Plugin {
+  readonly name: string;
+}
+export interface PreFilterPlugin extends Plugin {
+  preFilter(state: CycleState, pod: Pod): Status;
+}
+export interface FilterPlugin extends Plugin {
+  filter(state: CycleState, pod: Pod, node: NodeInfo): Status;
+}
+export interface PostFilterPlugin extends Plugin {
+  /** Success with `filterAgain`: the plugin relaxed something in the state; the nodes are filtered once more. */
+  postFilter(state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>): { status: Status; filterAgain?: boolean };
+}
+export interface PreScorePlugin extends Plugin {
+  preScore(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Status;
+}
+export interface NodeScore {
+  readonly name: string;
+  score: number;
+}
+export interface ScorePlugin extends Plugin {
+  score(state: CycleState, pod: Pod, node: NodeInfo): number;
+  /** Scales the raw scores into 0..MAX_NODE_SCORE (in place). */
+  normalizeScore?(state: CycleState, pod: Pod, scores: NodeScore[]): void;
+}
+export interface ReservePlugin extends Plugin {
+  reserve(state: CycleState, pod: Pod, nodeName: string): Status;
+  unreserve(state: CycleState, pod: Pod, nodeName: string): void;
+}
+export interface PermitPlugin extends Plugin {
+  permit(state: CycleState, pod: Pod, nodeName: string): Status;
+}
+export interface PreBindPlugin extends Plugin {
+  preBind(state: CycleState, pod: Pod, nodeName: string): Status;
+}
+export interface BindPlugin extends Plugin {
+  bind(state: CycleState, pod: Pod, nodeName: string): Status;
+}
+
+/** Kubernetes' DefaultNormalizeScore: scale to the highest score (reverse: fewer is better). */
+export function defaultNormalizeScore(scores: NodeScore[], reverse: boolean): void {
+  let max = 0;
+  for (const s of scores) if (s.score > max) max = s.score;
+  if (max === 0) {
+    if (reverse) for (const s of scores) s.score = MAX_NODE_SCORE;
+    return;
+  }
+  for (const s of scores) {
+    const scaled = Math.floor((MAX_NODE_SCORE * s.score) / max);
+    s.score = reverse ? MAX_NODE_SCORE - scaled : scaled;
+  }
+}
+
+function has<K extends string>(p: Plugin, method: K): p is Plugin & Record<K, (...args: never[]) => unknown> {
+  return typeof (p as unknown as Record<string, unknown>)[method] === 'function';
+}
+
+/** One profile's plugins, run at each extension point in order. */
+export class Framework {
+  private readonly preFilters: PreFilterPlugin[];
+  private readonly filters: FilterPlugin[];
+  private readonly postFilters: PostFilterPlugin[];
+  private readonly preScores: PreScorePlugin[];
+  private readonly scorers: { plugin: ScorePlugin; weight: number }[];
+  private readonly reservers: ReservePlugin[];
+  private readonly permits: PermitPlugin[];
+  private readonly preBinders: PreBindPlugin[];
+  private readonly binders: BindPlugin[];
+
+  constructor(
+    readonly schedulerName: string,
+    plugins: readonly { plugin: Plugin; weight?: number }[],
+  ) {
+    const all = plugins.map((p) => p.plugin);
+    this.preFilters = all.filter((p): p is PreFilterPlugin => has(p, 'preFilter'));
+    this.filters = all.filter((p): p is FilterPlugin => has(p, 'filter'));
+    this.postFilters = all.filter((p): p is PostFilterPlugin => has(p, 'postFilter'));
+    this.preScores = all.filter((p): p is PreScorePlugin => has(p, 'preScore'));
+    this.scorers = plugins.filter((p) => has(p.plugin, 'score')).map((p) => ({ plugin: p.plugin as ScorePlugin, weight: p.weight ?? 1 }));
+    this.reservers = all.filter((p): p is ReservePlugin => has(p, 'reserve'));
+    this.permits = all.filter((p): p is PermitPlugin => has(p, 'permit'));
+    this.preBinders = all.filter((p): p is PreBindPlugin => has(p, 'preBind'));
+    this.binders = all.filter((p): p is BindPlugin => has(p, 'bind'));
+  }
+
+  /** The first PreFilter that does not succeed (Skip: that plugin's Filter is left out). */
+  runPreFilter(state: CycleState, pod: Pod): Status {
+    for (const p of this.preFilters) {
+      const s = p.preFilter(state, pod);
+      if (s.code === 'Skip') state.skipFilter.add(p.name);
+      else if (s.code !== 'Success') return { ...s, plugin: p.name };
+    }
+    return SUCCESS;
+  }
+
+  /** The first Filter that rejects the node, or Success. */
+  runFilter(state: CycleState, pod: Pod, node: NodeInfo): Status {
+    for (const p of this.filters) {
+      if (state.skipFilter.has(p.name)) continue;
+      const s = p.filter(state, pod, node);
+      if (s.code !== 'Success') return { ...s, plugin: p.name };
+    }
+    return SUCCESS;
+  }
+
+  /** Whether a PostFilter plugin asks for the nodes to be filtered again. */
+  runPostFilter(state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>): boolean {
+    let again = false;
+    for (const p of this.postFilters) if (p.postFilter(state, pod, statuses).filterAgain) again = true;
+    return again;
+  }
+
+  runPreScore(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Status {
+    for (const p of this.preScores) {
+      const s = p.preScore(state, pod, nodes);
+      if (s.code === 'Skip') state.skipScore.add(p.name);
+      else if (s.code !== 'Success') return { ...s, plugin: p.name };
+    }
+    return SUCCESS;
+  }
+
+  /** Each node's total (in the nodes' order): every Score plugin's normalized score times its weight. */
+  runScore(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): number[] {
+    const totals = new Array<number>(nodes.length).fill(0);
+    for (const { plugin, weight } of this.scorers) {
+      if (state.skipScore.has(plugin.name)) continue;
+      const scores: NodeScore[] = nodes.map((n) => ({ name: n.name, score: plugin.score(state, pod, n) }));
+      plugin.normalizeScore?.(state, pod, scores);
+      for (let i = 0; i < scores.length; i++) totals[i] = (totals[i] as number) + (scores[i] as NodeScore).score * weight;
+    }
+    return totals;
+  }
+
+  runReserve(state: CycleState, pod: Pod, nodeName: string): Status {
+    for (const [i, p] of this.reservers.entries()) {
+      const s = p.reserve(state, pod, nodeName);
+      if (s.code !== 'Success') {
+        for (const q of this.reservers.slice(0, i + 1).reverse()) q.unreserve(state, pod, nodeName);
+        return { ...s, plugin: p.name };
+      }
+    }
+    return SUCCESS;
+  }
+
+  runUnreserve(state: CycleState, pod: Pod, nodeName: string): void {
+    for (const p of [...this.reservers].reverse()) p.unreserve(state, pod, nodeName);
+  }
+
+  /** The first Permit that does not allow the pod (Wait: the longest wait asked). */
+  runPermit(state: CycleState, pod: Pod, nodeName: string): Status {
+    let wait: Status | undefined;
+    for (const p of this.permits) {
+      const s = p.permit(state, pod, nodeName);
+      if (s.code === 'Wait') {
+        if (wait === undefined || (s.retryAfterMs ?? 0) > (wait.retryAfterMs ?? 0)) wait = { ...s, plugin: p.name };
+      } else if (s.code !== 'Success') return { ...s, plugin: p.name };
+    }
+    return wait ?? SUCCESS;
+  }
+
+  runPreBind(state: CycleState, pod: Pod, nodeName: string): Status {
+    for (const p of this.preBinders) {
+      const s = p.preBind(state, pod, nodeName);
+      if (s.code !== 'Success') return { ...s, plugin: p.name };
+    }
+    return SUCCESS;
+  }
+
+  /** The first binder that does not Skip binds. */
+  runBind(state: CycleState, pod: Pod, nodeName: string): Status {
+    for (const p of this.binders) {
+      const s = p.bind(state, pod, nodeName);
+      if (s.code !== 'Skip') return { ...s, plugin: p.name };
+    }
+    return { code: 'Error', reasons: ['no bind plugin bound the pod'] };
+  }
+}

@@ -1,0 +1,87 @@
+// kube-scheduler's NodeInfo for one attempt: a node with the pods counted on it (bound and not
+// finished, plus pods assumed there while they wait for PreBind) and what they take, never the pod
+// being scheduled itself. Built from the scheduler's cache (cache.ts: sums kept up to date, so a
+// node costs nothing to look at) or, in tests, from a list of pods.
+import type { Node, Pod } from '../api/types/core.js';
+import type { NodePods } from './cache.js';
+import { type Allocatable, addTo, emptyResources, nodeAllocatable, podRequests, type Resources } from './resources.js';
+
+export class NodeInfo {
+  readonly name: string;
+  private podsCache: readonly Pod[] | undefined;
+  private requestedCache: Resources | undefined;
+  private nonZeroCache: Resources | undefined;
+  private allocatableCache: Allocatable | undefined;
+  private readonly cached: NodePods | undefined;
+  /** The pod being scheduled, counted in `cached` (assumed there by an earlier attempt). */
+  private readonly self: Pod | undefined;
+
+  constructor(
+    readonly node: Node,
+    pods: readonly Pod[] | NodePods,
+    /** The key of the pod being scheduled, left out of the figures. */
+    excludeKey?: string,
+  ) {
+    this.name = node.metadata.name ?? '';
+    if (Array.isArray(pods)) this.podsCache = pods as readonly Pod[];
+    else {
+      this.cached = pods as NodePods;
+      this.self = excludeKey === undefined ? undefined : this.cached.pods.get(excludeKey);
+    }
+  }
+
+  /** The other pods on the node. */
+  get pods(): readonly Pod[] {
+    if (this.podsCache === undefined) {
+      const self = this.self;
+      this.podsCache = [...(this.cached?.pods.values() ?? [])].filter((p) => p !== self);
+    }
+    return this.podsCache;
+  }
+
+  get podCount(): number {
+    if (this.podsCache !== undefined || this.cached === undefined) return this.pods.length;
+    return this.cached.pods.size - (this.self === undefined ? 0 : 1);
+  }
+
+  /** The pods' requests as they are (NodeResourcesFit's filter). Read only. */
+  get requested(): Resources {
+    if (this.requestedCache === undefined) this.requestedCache = this.figures(false);
+    return this.requestedCache;
+  }
+
+  /** The pods' requests with the non-zero defaults (scoring). Read only. */
+  get nonZeroRequested(): Resources {
+    if (this.nonZeroCache === undefined) this.nonZeroCache = this.figures(true);
+    return this.nonZeroCache;
+  }
+
+  get allocatable(): Allocatable {
+    if (this.allocatableCache === undefined) {
+      let a = allocatables.get(this.node);
+      if (a === undefined) allocatables.set(this.node, (a = nodeAllocatable(this.node)));
+      this.allocatableCache = a;
+    }
+    return this.allocatableCache;
+  }
+
+  private figures(nonZero: boolean): Resources {
+    const total = emptyResources();
+    if (this.cached === undefined) {
+      for (const p of this.pods) addTo(total, podRequests(p, nonZero));
+      return total;
+    }
+    const sums = nonZero ? this.cached.nonZeroRequested : this.cached.requested;
+    if (this.self === undefined) return sums;
+    addTo(total, sums);
+    const mine = podRequests(this.self, nonZero);
+    total.milliCPU -= mine.milliCPU;
+    total.memory -= mine.memory;
+    total.ephemeralStorage -= mine.ephemeralStorage;
+    for (const [k, v] of mine.scalar) total.scalar.set(k, (total.scalar.get(k) ?? 0) - v);
+    return total;
+  }
+}
+
+/** Node objects are replaced, never changed in place: their figures are parsed once. */
+const allocatables = new WeakMap<Node, Allocatable>();

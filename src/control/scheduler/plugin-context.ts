@@ -1,0 +1,30 @@
+// What every scheduler plugin is built from: the scheduler's informers and the calls that put pods
+// back into the queue. Plugins are built once per scheduler and shared by its profiles, so a
+// plugin's informer indexes and event handlers (its "events to register") exist once.
+import type { Logger } from 'pino';
+import type { Node, PersistentVolume, PersistentVolumeClaim, Pod } from '../api/types/core.js';
+import type { StorageClass } from '../api/types/storage.js';
+import type { Store } from '../store/store.js';
+import type { DriverRegistry } from '../controllers/driver-registry.js';
+import type { EventSink } from '../controllers/events.js';
+import type { Informer } from '../controllers/informer.js';
+
+export interface PluginContext {
+  readonly store: Store;
+  readonly registry: DriverRegistry;
+  readonly recorder: EventSink;
+  readonly logger: Logger;
+  readonly pods: Informer<Pod>;
+  readonly nodes: Informer<Node>;
+  readonly pvcs: Informer<PersistentVolumeClaim>;
+  readonly pvs: Informer<PersistentVolume>;
+  readonly classes: Informer<StorageClass>;
+  /** Another attempt for one pod. */
+  enqueue(key: string): void;
+  /** Another attempt for every pod still waiting for a node. */
+  enqueuePending(): void;
+  /** How long a node where a claim's provisioning failed is avoided for that claim. */
+  readonly provisioningFailureMemoryMs: number;
+  /** First wait before a claim given up by its only feasible node is sent there again. */
+  readonly rescheduleBackoffMs: number;
+}

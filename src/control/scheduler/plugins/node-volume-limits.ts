@@ -1,0 +1,70 @@
+// NodeVolumeLimits (CSI): the node's volumes per driver, plus the pod's new ones, against the
+// driver's CSINode allocatable.count ("node(s) exceed max volume count"). Volumes are counted by
+// unique handle (a claim still to be provisioned by its uid), over the pods bound or assumed there.
+import type { Pod } from '../../api/types/core.js';
+import { keyOf } from '../../controllers/informer.js';
+import { type ClaimPlan, podClaimNames, podClaims, planClaim } from '../claims.js';
+import { type CycleState, type FilterPlugin, SUCCESS, type Status, unschedulable } from '../framework.js';
+import type { NodeInfo } from '../node-info.js';
+import type { PluginContext } from '../plugin-context.js';
+
+export const REASON_MAX_VOLUME_COUNT = 'node(s) exceed max volume count';
+
+/** Adds a claim's volume (driver → unique ids) to a tally. */
+export function addVolume(tally: Map<string, Set<string>>, plan: ClaimPlan): void {
+  let driver: string | undefined;
+  let id: string;
+  const pv = plan.kind === 'bound' ? plan.pv : plan.prebound;
+  if (pv !== undefined) {
+    driver = pv.spec.csi?.driver;
+    id = `${driver ?? ''}^${pv.spec.csi?.volumeHandle ?? ''}`;
+  } else if (plan.kind === 'delayed') {
+    driver = plan.sc.provisioner;
+    id = `claim:${plan.pvc.metadata.uid ?? ''}`;
+  } else return;
+  if (driver === undefined) return;
+  let set = tally.get(driver);
+  if (set === undefined) tally.set(driver, (set = new Set()));
+  set.add(id);
+}
+
+export class NodeVolumeLimits implements FilterPlugin {
+  readonly name = 'NodeVolumeLimits';
+  constructor(private readonly ctx: PluginContext) {}
+
+  filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
+    const wanted = new Map<string, Set<string>>();
+    for (const c of podClaims(this.ctx, state, pod)) {
+      if (c.pvc === undefined) continue;
+      const plan = planClaim(this.ctx, c.pvc);
+      // A claim no node can use is VolumeBinding's to report.
+      if (typeof plan === 'string') return SUCCESS;
+      addVolume(wanted, plan);
+    }
+    if (wanted.size === 0) return SUCCESS;
+    const limits = new Map<string, number>();
+    for (const driver of wanted.keys()) {
+      const count = this.ctx.registry.nodeDriver(driver, node.name)?.allocatable?.count;
+      if (count !== undefined) limits.set(driver, count);
+    }
+    if (limits.size === 0) return SUCCESS;
+    const used = new Map<string, Set<string>>();
+    const key = keyOf(pod);
+    for (const p of node.pods) {
+      if (keyOf(p) === key) continue;
+      const ns = p.metadata.namespace ?? 'default';
+      for (const c of podClaimNames(p)) {
+        const pvc = this.ctx.pvcs.getByName(ns, c.name);
+        if (pvc === undefined) continue;
+        const plan = planClaim(this.ctx, pvc);
+        if (typeof plan !== 'string') addVolume(used, plan);
+      }
+    }
+    for (const [driver, limit] of limits) {
+      const all = new Set([...(used.get(driver) ?? []), ...(wanted.get(driver) ?? [])]);
+      const added = [...(wanted.get(driver) ?? [])].filter((v) => !(used.get(driver) ?? new Set()).has(v)).length;
+      if (added > 0 && all.size > limit) return unschedulable(REASON_MAX_VOLUME_COUNT);
+    }
+    return SUCCESS;
+  }
+}

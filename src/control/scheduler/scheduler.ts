@@ -1,0 +1,370 @@
+// kube-scheduler's scheduling cycle on the framework (framework.ts): a pod with no spec.nodeName
+// whose spec.schedulerName names one of our profiles (profile.ts; empty: default-scheduler) gets a
+// node. Per attempt: PreFilter; Filter over the nodes (first failing plugin decides each node;
+// above 100 nodes only until enough fit, kube-scheduler's numFeasibleNodesToFind);
+// if none passes, PostFilter and, when a plugin relaxed something, Filter again; PreScore and Score
+// over the feasible nodes (weighted sum; ties go to the node with fewest pods, then to the name,
+// where kube-scheduler picks at random: placements stay reproducible); Reserve (the pod is assumed
+// on the node: counted there by every plugin); Permit; PreBind; Bind.
+//
+// Messages are Kubernetes': "0/3 nodes are available: 1 node(s) had untolerated taint {k: v}, 2
+// node(s) didn't match Pod's node affinity/selector." (FitError: each node's reasons counted, the
+// counts sorted; a PreFilter rejection is "0/N nodes are available: <message>.") on the
+// PodScheduled=False condition and a FailedScheduling event; "Successfully assigned ns/pod to node"
+// as the Scheduled event.
+//
+// Level-triggered: an attempt recomputes everything from the informers and the cache (cache.ts:
+// per node, the pods counted there and their summed requests, kept from pod events). Which pods
+// are assumed on which node (waiting in PreBind for their claims) and the plugins' own memory
+// (VolumeBinding's provisioning failures) are the only state, and losing either costs a less even
+// spread or one more retry. Pods go back to the queue on the events that can make them fit: a
+// node added or changed (not its heartbeats), a pod deleted or finished, and each plugin's own
+// (claims, volumes, classes, CSI drivers for VolumeBinding).
+import { isDeepStrictEqual } from 'node:util';
+import type { Logger } from 'pino';
+import { rfc3339 } from '../api/time.js';
+import type { Node, Pod } from '../api/types/core.js';
+import type { Store } from '../store/store.js';
+import { ControllerLoop, type SyncResult } from '../controllers/controller.js';
+import type { DriverRegistry } from '../controllers/driver-registry.js';
+import type { EventSink } from '../controllers/events.js';
+import { type InformerFactory, keyOf } from '../controllers/informer.js';
+import { podIsFinished } from '../controllers/protection.js';
+import type { ControllerDescriptor } from '../controllers/registry.js';
+import { isDeleting } from '../controllers/volume-util.js';
+import { SchedulerCache } from './cache.js';
+import { addClaimIndexes } from './claims.js';
+import { CycleState, Framework, type Plugin, type Status } from './framework.js';
+import { NodeInfo } from './node-info.js';
+import type { PluginContext } from './plugin-context.js';
+import { DEFAULT_SCHEDULER_NAME, PLUGINS, PROFILES, type ProfileConfig } from './profile.js';
+
+export { DEFAULT_SCHEDULER_NAME } from './profile.js';
+export { podClaimNames } from './claims.js';
+
+export interface SchedulerOptions {
+  store: Store;
+  informers: InformerFactory;
+  registry: DriverRegistry;
+  /** Events of the default profile (and of the others, without recorderFor). */
+  recorder: EventSink;
+  /** Each profile's events, reported by its schedulerName, as kube-scheduler does. */
+  recorderFor?: (schedulerName: string) => EventSink;
+  logger: Logger;
+  /** The profiles to run (default PROFILES: default-scheduler). */
+  profiles?: readonly ProfileConfig[];
+  /** How long a node where a claim's provisioning failed is avoided for that claim. Default 5 min. */
+  provisioningFailureMemoryMs?: number;
+  /** First wait before a claim given up by its only feasible node is sent there again (doubles per failure, up to 10 s). Default 1000 ms. */
+  rescheduleBackoffMs?: number;
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+}
+
+const IDX_PENDING = 'scheduler:pending';
+
+/** Kubernetes' FitError text: "0/N nodes are available: <prefilter>. <count reason, …>." */
+export function fitErrorMessage(numNodes: number, reasons: ReadonlyMap<string, number>, preFilter?: string): string {
+  let msg = `0/${numNodes} nodes are available:`;
+  if (preFilter !== undefined) msg += ` ${preFilter}.`;
+  const histogram = [...reasons].map(([reason, n]) => `${n} ${reason}`).sort();
+  if (histogram.length > 0) msg += ` ${histogram.join(', ')}.`;
+  return msg;
+}
+
+/**
+ * kube-scheduler's numFeasibleNodesToFind with the default percentageOfNodesToScore (adaptive):
+ * every node up to 100; above, 50% minus 1% per 125 nodes (at least 5%), and never fewer than 100.
+ */
+export function numFeasibleNodesToFind(numNodes: number): number {
+  if (numNodes < 100) return numNodes;
+  const percentage = Math.max(5, 50 - Math.trunc(numNodes / 125));
+  return Math.max(100, Math.trunc((numNodes * percentage) / 100));
+}
+
+/** Each reason of each rejected node, counted (FitError's histogram). */
+export function reasonCounts(statuses: Iterable<Status>): Map<string, number> {
+  const counts = new Map<string, number>();
+  for (const s of statuses) for (const r of s.reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
+  return counts;
+}
+
+export class Scheduler {
+  readonly loop: ControllerLoop;
+  private readonly ctx: PluginContext;
+  private readonly log: Logger;
+  private readonly recorders = new Map<string, EventSink>();
+  private readonly profiles = new Map<string, Framework>();
+  /** Per node, the pods bound or assumed there (Reserve, while they wait in PreBind) and their requests. */
+  private readonly cache = new SchedulerCache();
+  /** Where the next attempt starts looking (kube-scheduler's nextStartNodeIndex). */
+  private nextStartNodeIndex = 0;
+  /** Node names in order, dropped when a node is added or deleted. */
+  private nodeNames: string[] | undefined;
+
+  constructor(options: SchedulerOptions) {
+    this.log = options.logger.child({ controller: 'scheduler' });
+    const recorderFor = options.recorderFor;
+    const recorder = (name: string): EventSink => {
+      let r = this.recorders.get(name);
+      if (r === undefined) this.recorders.set(name, (r = name === DEFAULT_SCHEDULER_NAME || recorderFor === undefined ? options.recorder : recorderFor(name)));
+      return r;
+    };
+    this.loop = new ControllerLoop({
+      name: 'scheduler',
+      logger: options.logger,
+      sync: (key) => this.sync(key),
+      ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }),
+      ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }),
+    });
+    const pods = options.informers.for('pods');
+    const nodes = options.informers.for('nodes');
+    this.ctx = {
+      store: options.store,
+      registry: options.registry,
+      recorder: options.recorder,
+      logger: this.log,
+      pods,
+      nodes,
+      pvcs: options.informers.for('persistentvolumeclaims'),
+      pvs: options.informers.for('persistentvolumes'),
+      classes: options.informers.for('storageclasses'),
+      enqueue: (key) => this.loop.enqueue(key),
+      enqueuePending: () => this.enqueuePending(),
+      provisioningFailureMemoryMs: options.provisioningFailureMemoryMs ?? 300_000,
+      rescheduleBackoffMs: options.rescheduleBackoffMs ?? 1_000,
+    };
+
+    const needs = (pod: Pod): boolean => this.needsScheduling(pod);
+    pods.addIndex(IDX_PENDING, (pod) => (needs(pod) ? [''] : []));
+    addClaimIndexes(this.ctx, needs);
+
+    // Plugins: built once by name, shared by the profiles that list them.
+    const built = new Map<string, Plugin>();
+    for (const profile of options.profiles ?? PROFILES) {
+      const plugins = profile.plugins.map(({ name, weight, args }) => {
+        // Plugins with args of their own are built for them (a plugin's event handlers may then run twice).
+        const id = args === undefined ? name : `${name} ${JSON.stringify(args)}`;
+        let plugin = built.get(id);
+        if (plugin === undefined) {
+          const factory = PLUGINS[name];
+          if (factory === undefined) throw new Error(`scheduler profile ${profile.schedulerName}: unknown plugin ${name}`);
+          built.set(id, (plugin = factory(this.ctx, args ?? {})));
+        }
+        return weight === undefined ? { plugin } : { plugin, weight };
+      });
+      this.profiles.set(profile.schedulerName, new Framework(profile.schedulerName, plugins));
+      recorder(profile.schedulerName);
+    }
+
+    const counted = (pod: Pod): string | undefined => (pod.spec?.nodeName && !podIsFinished(pod) ? pod.spec.nodeName : undefined);
+    pods.addEventHandler({
+      add: (pod) => {
+        this.cache.setBound(keyOf(pod), pod, counted(pod));
+        if (needs(pod)) this.loop.enqueue(keyOf(pod));
+      },
+      update: (old, pod) => {
+        this.cache.setBound(keyOf(pod), pod, counted(pod));
+        // Our own status writes (PodScheduled=False) change only status: no new attempt for them.
+        const changed = old === pod || !isDeepStrictEqual(old.spec, pod.spec) || !isDeepStrictEqual(old.metadata.labels, pod.metadata.labels) || old.metadata.deletionTimestamp !== pod.metadata.deletionTimestamp;
+        if (needs(pod) && changed) this.loop.enqueue(keyOf(pod));
+        // A pod that finished frees its node's resources and volume slots.
+        if (old.spec?.nodeName && !podIsFinished(old) && podIsFinished(pod)) this.enqueuePending();
+      },
+      delete: (pod) => {
+        this.cache.setBound(keyOf(pod), undefined, undefined);
+        this.cache.forget(keyOf(pod));
+        if (pod.spec?.nodeName) this.enqueuePending();
+      },
+    });
+    nodes.addEventHandler({
+      add: () => {
+        this.nodeNames = undefined;
+        this.enqueuePending();
+      },
+      // Heartbeats do not change where pods fit; allocatable, spec and labels do.
+      update: (old, node) =>
+        (old === node || !isDeepStrictEqual(old.spec, node.spec) || !isDeepStrictEqual(old.metadata.labels, node.metadata.labels) || !isDeepStrictEqual(old.status?.allocatable, node.status?.allocatable)) && this.enqueuePending(),
+      delete: () => {
+        this.nodeNames = undefined;
+        this.enqueuePending();
+      },
+    });
+  }
+
+  private recorderOf(fw: Framework | undefined): EventSink {
+    return this.recorders.get(fw?.schedulerName ?? DEFAULT_SCHEDULER_NAME) ?? this.ctx.recorder;
+  }
+
+  /** The profile for a pod (empty schedulerName: default-scheduler), if it is ours. */
+  profileFor(pod: Pod): Framework | undefined {
+    return this.profiles.get(pod.spec?.schedulerName || DEFAULT_SCHEDULER_NAME);
+  }
+
+  /** Waiting for a node: not bound, ours, not finished, not being deleted. */
+  needsScheduling(pod: Pod): boolean {
+    return !pod.spec?.nodeName && this.profileFor(pod) !== undefined && !isDeleting(pod) && !podIsFinished(pod);
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  stop(): Promise<void> {
+    return this.loop.stop();
+  }
+
+  /** The nodes by name (the order is kept between node additions and deletions; objects are current). */
+  private sortedNodes(): Node[] {
+    if (this.nodeNames === undefined) this.nodeNames = this.ctx.nodes.list().map((n) => n.metadata.name ?? '').sort((a, b) => a.localeCompare(b));
+    const out: Node[] = [];
+    for (const name of this.nodeNames) {
+      const n = this.ctx.nodes.get(name);
+      if (n !== undefined) out.push(n);
+    }
+    return out;
+  }
+
+  private enqueuePending(): void {
+    for (const k of this.ctx.pods.indexKeys(IDX_PENDING, '')) this.loop.enqueue(k);
+  }
+
+  private sync(key: string): SyncResult | void {
+    const pod = this.ctx.pods.get(key);
+    const fw = pod === undefined ? undefined : this.profileFor(pod);
+    if (pod === undefined || fw === undefined || !this.needsScheduling(pod)) {
+      this.cache.forget(key);
+      return;
+    }
+    const state = new CycleState();
+    const nodes = this.sortedNodes();
+
+    const pre = fw.runPreFilter(state, pod);
+    if (pre.code === 'Error') throw new Error(`${pre.plugin ?? 'PreFilter'}: ${pre.reasons.join(', ')}`);
+    if (pre.code !== 'Success') return this.unschedulable(pod, fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')));
+    if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
+
+    // NodeInfos are made for the nodes looked at only (above 100 nodes, not all are).
+    const infos: (NodeInfo | undefined)[] = new Array(nodes.length);
+    const infoAt = (i: number): NodeInfo => {
+      let info = infos[i];
+      if (info === undefined) {
+        const n = nodes[i] as Node;
+        infos[i] = info = new NodeInfo(n, this.cache.node(n.metadata.name ?? ''), key);
+      }
+      return info;
+    };
+    const start = this.nextStartNodeIndex % nodes.length;
+    let result = this.filter(fw, state, pod, nodes.length, infoAt, start);
+    if (result.feasible.length === 0 && fw.runPostFilter(state, pod, result.statuses)) result = this.filter(fw, state, pod, nodes.length, infoAt, start);
+    this.nextStartNodeIndex = (start + result.processed) % nodes.length;
+    // A plugin could not decide yet (a capacity figure still being asked for): decide once it can.
+    if (state.retryAfterMs !== undefined) return { requeueAfterMs: state.retryAfterMs };
+    if (result.feasible.length === 0) return this.unschedulable(pod, fitErrorMessage(nodes.length, reasonCounts(result.statuses.values())));
+
+    const chosen = this.pick(fw, state, pod, result.feasible);
+    const nodeName = chosen.name;
+
+    // Reserve: counted on the node from now on, until bound or given up.
+    this.cache.assume(key, pod, nodeName);
+    const reserved = fw.runReserve(state, pod, nodeName);
+    if (reserved.code !== 'Success') {
+      this.cache.forget(key);
+      throw new Error(`${reserved.plugin ?? 'Reserve'}: ${reserved.reasons.join(', ')}`);
+    }
+    const permit = fw.runPermit(state, pod, nodeName);
+    if (permit.code !== 'Success') {
+      fw.runUnreserve(state, pod, nodeName);
+      this.cache.forget(key);
+      if (permit.code === 'Wait') return { requeueAfterMs: permit.retryAfterMs ?? 1_000 };
+      return this.unschedulable(pod, permit.reasons.join(', '));
+    }
+    const preBind = fw.runPreBind(state, pod, nodeName);
+    if (preBind.code === 'Wait') {
+      this.log.debug({ pod: key, node: nodeName }, "waiting for the pod's claims to be bound");
+      return preBind.retryAfterMs === undefined ? undefined : { requeueAfterMs: preBind.retryAfterMs };
+    }
+    if (preBind.code !== 'Success') {
+      fw.runUnreserve(state, pod, nodeName);
+      this.cache.forget(key);
+      throw new Error(`${preBind.plugin ?? 'PreBind'}: ${preBind.reasons.join(', ')}`);
+    }
+    const bound = fw.runBind(state, pod, nodeName);
+    if (bound.code !== 'Success') {
+      fw.runUnreserve(state, pod, nodeName);
+      this.cache.forget(key);
+      throw new Error(`${bound.plugin ?? 'Bind'}: ${bound.reasons.join(', ')}`);
+    }
+    // Still assumed there until the informer shows the binding (the cache then counts it as bound).
+    this.recorderOf(fw).event(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
+    this.log.debug({ pod: key, node: nodeName }, 'scheduled');
+  }
+
+  /**
+   * Filter over the nodes, from `start` round the list (kube-scheduler's nextStartNodeIndex), until
+   * enough feasible nodes are found (numFeasibleNodesToFind): the feasible ones, each rejected node's
+   * status, and how many nodes were looked at.
+   */
+  private filter(fw: Framework, state: CycleState, pod: Pod, count: number, nodeAt: (i: number) => NodeInfo, start: number): { feasible: NodeInfo[]; statuses: Map<string, Status>; processed: number } {
+    const feasible: NodeInfo[] = [];
+    const statuses = new Map<string, Status>();
+    const wanted = numFeasibleNodesToFind(count);
+    let processed = 0;
+    while (processed < count && feasible.length < wanted) {
+      const node = nodeAt((start + processed) % count);
+      processed++;
+      const s = fw.runFilter(state, pod, node);
+      if (s.code === 'Success') feasible.push(node);
+      else if (s.code === 'Error') throw new Error(`${s.plugin ?? 'Filter'} on node ${node.name}: ${s.reasons.join(', ')}`);
+      else statuses.set(node.name, s);
+    }
+    return { feasible, statuses, processed };
+  }
+
+  /** The highest total score; ties: fewest pods, then the name. */
+  private pick(fw: Framework, state: CycleState, pod: Pod, feasible: readonly NodeInfo[]): NodeInfo {
+    if (feasible.length === 1) return feasible[0] as NodeInfo;
+    const pre = fw.runPreScore(state, pod, feasible);
+    if (pre.code !== 'Success') throw new Error(`${pre.plugin ?? 'PreScore'}: ${pre.reasons.join(', ')}`);
+    const totals = fw.runScore(state, pod, feasible);
+    let best = 0;
+    for (let i = 1; i < feasible.length; i++) {
+      const d = (totals[i] as number) - (totals[best] as number);
+      if (d < 0) continue;
+      const node = feasible[i] as NodeInfo;
+      const other = feasible[best] as NodeInfo;
+      const fewer = node.podCount - other.podCount;
+      if (d > 0 || fewer < 0 || (fewer === 0 && node.name < other.name)) best = i;
+    }
+    return feasible[best] as NodeInfo;
+  }
+
+  /** PodScheduled=False (reason Unschedulable) and a FailedScheduling event. */
+  private unschedulable(pod: Pod, message: string): SyncResult | void {
+    const key = keyOf(pod);
+    this.cache.forget(key);
+    this.recorderOf(this.profileFor(pod)).event(pod, 'Warning', 'FailedScheduling', message);
+    this.log.debug({ pod: key, message }, 'unschedulable');
+    const conditions = pod.status?.conditions ?? [];
+    const current = conditions.find((c) => c.type === 'PodScheduled');
+    if (current?.status === 'False' && current.reason === 'Unschedulable' && current.message === message) return;
+    const condition = {
+      type: 'PodScheduled',
+      status: 'False',
+      reason: 'Unschedulable',
+      message,
+      lastTransitionTime: current?.status === 'False' ? (current.lastTransitionTime ?? rfc3339()) : rfc3339(),
+    };
+    this.ctx.store.update({ ...pod, status: { ...pod.status, conditions: [...conditions.filter((c) => c.type !== 'PodScheduled'), condition] } }, { subresource: 'status' });
+  }
+}
+
+/** kube-scheduler (registry.ts). */
+export const SCHEDULER: ControllerDescriptor = {
+  name: 'scheduler',
+  description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes), selected-node for WaitForFirstConsumer claims',
+  init(ctx) {
+    const s = new Scheduler({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder(DEFAULT_SCHEDULER_NAME), recorderFor: (name) => ctx.events.recorder(name), logger: ctx.logger, ...ctx.backoff });
+    return { loops: [s.loop], start: () => s.start(), stop: () => s.stop() };
+  },
+};
