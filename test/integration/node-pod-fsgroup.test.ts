@@ -1,9 +1,8 @@
 // securityContext end to end through YAML and the CLI: the container's process runs with
 // runAsUser / runAsGroup and fsGroup + supplementalGroups as its groups (`id` through `stowage
-// exec`), a claim whose CSIDriver's fsGroupPolicy allows it (the default ReadWriteOnceWithFSType:
-// an ext4 RWO volume) belongs to the fsGroup with setgid directories so what the pod creates does
-// too, a claim without an fsType is left alone as the kubelet leaves it, an emptyDir gets the
-// group, and fsGroupChangePolicy OnRootMismatch skips the walk when the root already matches.
+// exec`), a claim belongs to the fsGroup as its CSIDriver's fsGroupPolicy says (File, as `up`
+// registers its drivers: an ext4 volume and a subvolume without an fsType alike) with setgid
+// directories so what the pod creates does too, an emptyDir gets the group, and fsGroupChangePolicy OnRootMismatch skips the walk when the root already matches.
 import assert from 'node:assert/strict';
 import { chownSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -122,9 +121,12 @@ describe('securityContext: runAsUser, runAsGroup, fsGroup, supplementalGroups', 
     assert.equal(statSync(join(data, 'dir-first')).gid, 2000);
     assert.equal(statSync(join(data, 'lost+found')).gid, 2000, 'what was there before got the group too');
 
+    // The embedded nodes register their drivers with fsGroupPolicy File, as deploy/'s CSIDriver
+    // manifests do: a volume without an fsType (a btrfs subvolume of the default class) gets it too.
+    // (ReadWriteOnceWithFSType and None are table-tested in node-security-context.)
     const other = statSync(await target(first.metadata.uid ?? '', 'plain'));
-    assert.notEqual(other.gid, 2000, 'a volume without fsType is left alone (fsGroupPolicy ReadWriteOnceWithFSType)');
-    assert.notEqual(await exec('touch /other/x 2>/dev/null && echo wrote || echo denied'), 'wrote', 'and user 1000 cannot write to it');
+    assert.equal(other.gid, 2000, 'a volume without fsType gets the fsGroup too (fsGroupPolicy File)');
+    assert.equal(await exec('touch /other/x 2>/dev/null && echo wrote || echo denied'), 'wrote', 'and user 1000 can write to it through the group');
 
     assert.equal(await exec('stat -c %g /scratch/made'), '2000', 'emptyDir files belong to the fsGroup');
     assert.equal(await exec('cat /token/token'), 's3cret', 'a 0440 secret file is readable through the fsGroup');

@@ -253,6 +253,12 @@ export interface RegisterDriverOptions {
   timeoutMs?: number;
   /** Each node serves the Controller service for its own storage (see CONTROLLER_PER_NODE_ANNOTATION). */
   controllerPerNode?: boolean;
+  /**
+   * The CSIDriver's fsGroupPolicy when registration creates it (its deployment's choice: Stowage's
+   * manifests say File for all three drivers, as ceph-csi's do). Default: the API's default,
+   * ReadWriteOnceWithFSType. An existing CSIDriver keeps its own (the field is immutable).
+   */
+  fsGroupPolicy?: 'File' | 'ReadWriteOnceWithFSType' | 'None';
 }
 
 export interface RegisteredDriver {
@@ -313,7 +319,7 @@ export async function registerDriver(store: Store, options: RegisterDriverOption
           apiVersion: 'storage.k8s.io/v1',
           kind: 'CSIDriver',
           metadata: { name: driverName, annotations },
-          spec: { attachRequired, podInfoOnMount: false, storageCapacity, volumeLifecycleModes: ['Persistent'] },
+          spec: { attachRequired, podInfoOnMount: false, storageCapacity, volumeLifecycleModes: ['Persistent'], ...(options.fsGroupPolicy ? { fsGroupPolicy: options.fsGroupPolicy } : {}) },
         });
       } else {
         // storageCapacity is mutable (attachRequired is not): a driver that learnt GetCapacity gets it.

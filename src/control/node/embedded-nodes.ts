@@ -344,6 +344,8 @@ export class EmbeddedNodes {
       await registerDriver(plane.store, {
         endpoint: `unix://${socket}`,
         nodeName,
+        // As deploy/'s CSIDriver manifests say: fsGroup applies to every volume (btrfs subvolumes have no fsType).
+        fsGroupPolicy: 'File',
         ...(controllerEndpoint !== undefined ? { controllerEndpoint } : { controllerPerNode: true }),
       });
       await mayStartAgent();
