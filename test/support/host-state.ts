@@ -117,8 +117,21 @@ export async function detachIfOurs(device: string, dir: string): Promise<void> {
   await run('losetup', ['-d', device]).catch(() => undefined);
 }
 
-/** Unmounts everything under dir (innermost first) and detaches its loop devices: a failed test's clean-up. */
+/**
+ * Unmounts everything under dir (innermost first) and detaches its loop devices: a failed test's
+ * clean-up. Loop devices on image files inside a pool are detached first, while the pool is still
+ * mounted: once it is unmounted the kernel names their backing files relative to the detached
+ * mount ("/volumes/x.img"), nothing says they were under dir any more, and they would keep the
+ * pool's filesystem — and its own loop device — alive for good.
+ */
 export async function releaseAllUnder(dir: string): Promise<void> {
+  // Deepest backing file first: volume images inside a pool before the pool's own image.
+  const byDepth = loopsUnder(dir).sort((a, b) => b.backingFile.split('/').length - a.backingFile.split('/').length);
+  for (const l of byDepth) {
+    // A staged image is mounted from its loop device: unmount those first, then detach.
+    for (const m of hostMounts().filter((x) => x.source === l.device).reverse()) await unmount(m.mountPoint).catch(() => undefined);
+    await detachIfOurs(l.device, dir);
+  }
   for (const m of mountsUnder(dir).reverse()) await unmount(m.mountPoint).catch(() => undefined);
   for (const l of loopsUnder(dir)) await detachIfOurs(l.device, dir);
 }
