@@ -351,13 +351,14 @@ export class NodeAgent {
       const hostPath = m.subPath ? await resolveSubPath(base, m.subPath) : base;
       const volume = pod.spec.volumes?.find((v) => v.name === m.name);
       const readOnly = m.readOnly === true || (volume !== undefined && volumeClaim(pod, volume)?.readOnly === true);
-      if (m.mountPropagation === 'Bidirectional') {
-        throw new Error(`volumeMount "${m.name}": mountPropagation Bidirectional is not supported by the embedded runtime (a container cannot mount onto the node)`);
+      if (m.mountPropagation === 'Bidirectional' && (container['securityContext'] as { privileged?: boolean } | undefined)?.privileged !== true) {
+        // The API refuses it already; a pod written before that check is refused here, as the kubelet would.
+        throw new Error(`volumeMount "${m.name}": Bidirectional mount propagation is available only to privileged containers`);
       }
-      if (m.mountPropagation === 'HostToContainer') {
+      if (m.mountPropagation === 'HostToContainer' || m.mountPropagation === 'Bidirectional') {
         // The kubelet keeps its root rshared; here the volume's own mount (a CSI publish, a tmpfs) is made shared.
         if (await this.mounter.isMountPoint(base)) await this.mounter.makeShared(base);
-        out.push({ hostPath, containerPath: m.mountPath, readOnly, propagation: 'HostToContainer' });
+        out.push({ hostPath, containerPath: m.mountPath, readOnly, propagation: m.mountPropagation });
         continue;
       }
       out.push({ hostPath, containerPath: m.mountPath, readOnly });
