@@ -1,7 +1,9 @@
 // The first process of a container, run by the shim under `unshare --mount --propagation unchanged
 // --uts` in a PID namespace of its own: it is PID 1 there and alone in a mount namespace whose
-// mounts it first turns into slaves of the node's (nothing it mounts ever reaches the node; what
-// the node mounts may come in, which only HostToContainer volumes keep: the others are private).
+// mounts it first turns into slaves of the node's (nothing it mounts reaches the node, except below
+// a Bidirectional volume — a privileged container's, attached as a peer of the node's mount; what
+// the node mounts may come in, which only HostToContainer and Bidirectional volumes keep: the others
+// are private).
 // It builds the container's root, then replaces itself (execve) with the container's command, which
 // thus stays PID 1 as in a Kubernetes container: a PID 1 without a SIGTERM handler ignores SIGTERM
 // and is SIGKILLed after the grace period, exactly as there.
@@ -32,6 +34,7 @@ import { SyscallError } from '../../../driver/mount/syscalls.js';
 import { containerEnv, DEFAULT_PATH, readJsonSync, type LaunchFile } from './files.js';
 import { processStartTicks } from './proc.js';
 import type { InitReport } from './shim.js';
+import type { ContainerMount } from './types.js';
 
 const MS_NOSUID = 0x2;
 const MS_NODEV = 0x4;
@@ -49,6 +52,12 @@ const SIGPIPE = 13;
 const SIGXFSZ = 25;
 /** pivot_root has no glibc wrapper: syscall(2) with the architecture's number. */
 const SYS_PIVOT_ROOT: Partial<Record<NodeJS.Architecture, number>> = { x64: 155, arm64: 41, riscv64: 41, ia32: 217, arm: 218, ppc64: 203, s390x: 217 };
+/** open_tree(2) and move_mount(2) (Linux 5.2): the same numbers on every architecture. */
+const SYS_OPEN_TREE = 428;
+const SYS_MOVE_MOUNT = 429;
+const OPEN_TREE_CLONE = 0x1;
+const OPEN_TREE_CLOEXEC = 0x80000;
+const MOVE_MOUNT_F_EMPTY_PATH = 0x4;
 const REPORT_FD = 3;
 /** Linux's HOST_NAME_MAX; Kubernetes truncates pod hostnames to 63 likewise. */
 const HOSTNAME_MAX = 63;
@@ -150,6 +159,16 @@ function buildDev(dev: string): void {
 function buildRoot(dir: string, launch: LaunchFile): void {
   const { spec } = launch;
   const root = join(dir, 'rootfs');
+  // Bidirectional volumes: a detached copy of each, taken while the namespace's copies are still
+  // peers of the node's mounts — it stays a peer, so what the container mounts below it reaches the
+  // node (the kubelet's rshared). Attached below the container's root once that is built.
+  const peers = new Map<ContainerMount, number>();
+  for (const m of launch.spec.mounts) {
+    if (m.propagation !== 'Bidirectional') continue;
+    const fd = Number(sys.syscall(SYS_OPEN_TREE, 'int', AT_FDCWD, 'str', m.hostPath, 'uint', OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE));
+    check(fd, 'open_tree', m.hostPath);
+    peers.set(m, fd);
+  }
   // Before anything is mounted: every copy of the node's mounts becomes a slave (receives, never sends).
   mount(null, '/', null, MS_REC | MS_SLAVE, null);
   // Relative upper/work (cwd is the attempt dir): the state dir's path never meets the option parser's commas.
@@ -166,9 +185,14 @@ function buildRoot(dir: string, launch: LaunchFile): void {
   for (const m of mounts) {
     const target = resolveInRoot(root, m.containerPath);
     mountPoint(m.hostPath, target);
-    mount(m.hostPath, target, null, MS_BIND | MS_REC, null);
-    // A bind of a slave is a slave of the same master: HostToContainer keeps that, None cuts it.
-    mount(null, target, null, MS_REC | (m.propagation === 'HostToContainer' ? MS_SLAVE : MS_PRIVATE), null);
+    const peer = peers.get(m);
+    if (peer !== undefined) {
+      check(Number(sys.syscall(SYS_MOVE_MOUNT, 'int', peer, 'str', '', 'int', AT_FDCWD, 'str', target, 'uint', MOVE_MOUNT_F_EMPTY_PATH)), 'move_mount', target);
+    } else {
+      mount(m.hostPath, target, null, MS_BIND | MS_REC, null);
+      // A bind of a slave is a slave of the same master: HostToContainer keeps that, None cuts it.
+      mount(null, target, null, MS_REC | (m.propagation === 'HostToContainer' ? MS_SLAVE : MS_PRIVATE), null);
+    }
     if (m.readOnly) makeReadOnlyRecursive(target);
   }
 

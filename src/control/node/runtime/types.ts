@@ -10,9 +10,10 @@ export interface ContainerMount {
   readOnly: boolean;
   /**
    * mountPropagation: None (default; private), HostToContainer (rslave: mounts the node makes below
-   * a shared hostPath later appear in the container). Bidirectional is refused by the agent.
+   * a shared mount later appear in the container), Bidirectional (rshared, a peer of the node's
+   * mount: what the container mounts below it appears on the node too; privileged containers only).
    */
-  propagation?: 'None' | 'HostToContainer';
+  propagation?: 'None' | 'HostToContainer' | 'Bidirectional';
 }
 
 /** Who the command runs as (resolved by the agent from the securityContext); absent: root. */
