@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 # kubectl: the API compatibility tests drive the real one; Debian's kubernetes-client where none is on PATH.
-for tool in mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs losetup:util-linux blkid:util-linux kubectl:kubernetes-client; do
+# chromium: the web console's browser tests drive it (playwright-core with Debian's executable).
+for tool in mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs losetup:util-linux blkid:util-linux kubectl:kubernetes-client chromium:chromium; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
