@@ -40,6 +40,12 @@ export interface ControllerOptions {
   scheduler?: boolean;
   /** Hold the controllers' loops back until Controllers.start() (informers run at once). Default false. */
   deferLoops?: boolean;
+  /** node-lifecycle-controller: how long a node may stay silent before it is Unknown. Default 40 s. */
+  nodeMonitorGracePeriodMs?: number;
+  /** node-lifecycle-controller: how often every node is looked at. Default 5 s. */
+  nodeMonitorPeriodMs?: number;
+  /** Hold the leader-election Leases kube-controller-manager and kube-scheduler in kube-system (`up`). Default false. */
+  leaderElection?: boolean;
 }
 
 export interface Controllers {
@@ -93,6 +99,10 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     deleter: { canDelete: (pv) => deleter.canDelete(pv), deleteVolume: (pv, signal) => deleter.deleteVolume(pv, signal) },
     provideDeleter: (d) => {
       deleter = d;
+    },
+    nodeLifecycle: {
+      ...(options.nodeMonitorGracePeriodMs === undefined ? {} : { gracePeriodMs: options.nodeMonitorGracePeriodMs }),
+      ...(options.nodeMonitorPeriodMs === undefined ? {} : { monitorPeriodMs: options.nodeMonitorPeriodMs }),
     },
   };
   const running: RunningController[] = CONTROLLERS.filter((c) => enabled.includes(c.name)).map((c) => c.init(ctx));
