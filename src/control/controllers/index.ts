@@ -14,6 +14,7 @@ import type { VolumeDeleter } from './binder.js';
 import { DriverRegistry } from './driver-registry.js';
 import { EventBroadcaster } from './events.js';
 import { InformerFactory } from './informer.js';
+import { LeaderLease } from './leader-lease.js';
 import { CONTROLLERS, type ControllerContext, EXTERNAL_DELETER, parseControllers, type RunningController } from './registry.js';
 
 export { CONTROLLER_NAMES, parseControllers, UnknownControllerError } from './registry.js';
@@ -112,9 +113,15 @@ export function startControllers(store: Store, logger: Logger, options: Controll
   loopsIdle = () => !started || loops.every((l) => l.idle);
   informers.start();
   let stopping: Promise<void> | undefined;
+  // The leader-election Leases (leader-lease.ts): the scheduler's only when it runs.
+  const leases =
+    options.leaderElection === true
+      ? ['kube-controller-manager', ...(enabled.includes('scheduler') ? ['kube-scheduler'] : [])].map((name) => new LeaderLease({ store, name, logger: log }))
+      : [];
   const start = (): void => {
     if (started || stopping !== undefined) return;
     started = true;
+    for (const l of leases) l.start();
     for (const c of running) c.start();
     log.info({ controllers: enabled }, 'storage controllers started');
   };
@@ -133,6 +140,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     stop: () =>
       (stopping ??= (async () => {
         informers.stop();
+        for (const l of leases) l.stop();
         await Promise.all(running.map((c) => c.stop()));
         events.close();
         registry.close();
