@@ -158,6 +158,9 @@ describe('node lifecycle: leases, NotReady, taints and eviction', { skip: needsR
       return row[1] === 'Ready' && taints === '';
     });
     await up.until('the evicted pod to be gone', async () => (await up.kubectl('get', 'pod', first.metadata.name ?? '')).code !== 0);
+    const nodeEvents = await kubectl('get', 'events', '--field-selector', `involvedObject.kind=Node,involvedObject.name=${lost}`, '-o', 'jsonpath={range .items[*]}{.reason}|{.source.component}{"\\n"}{end}');
+    assert.match(nodeEvents, /^NodeNotReady\|node-controller$/m);
+    assert.match(nodeEvents, /^NodeReady\|kubelet$/m, 'the agent says it is back');
   });
 
   it('kubectl taint … :NoExecute evicts a pod that does not tolerate it, at once', async () => {

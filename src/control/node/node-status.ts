@@ -77,6 +77,8 @@ export class NodeStatusManager {
         }
         const resources = machineResources(nodefsBytes);
         const before = conditions.find((c) => c.type === 'Ready');
+        // The kubelet's NodeReady event when Ready becomes True (first post, or back from Unknown/False).
+        if (before?.status !== 'True') events.push('NodeReady');
         const ready = {
           type: 'Ready',
           status: 'True' as const,
