@@ -10,7 +10,7 @@ import type { Lease } from '../../src/control/api/types/coordination.js';
 import type { Node, NodeCondition, Pod, Taint, Toleration } from '../../src/control/api/types/core.js';
 import { InformerFactory } from '../../src/control/controllers/informer.js';
 import { LeaderLease } from '../../src/control/controllers/leader-lease.js';
-import { desiredTaints, NodeLifecycleController } from '../../src/control/controllers/node-lifecycle.js';
+import { desiredTaints, NodeLifecycleController, zoneModes } from '../../src/control/controllers/node-lifecycle.js';
 import { evictionTime, TaintEvictionController } from '../../src/control/controllers/taint-eviction.js';
 import { microTime, renewNodeLease } from '../../src/control/node/node-lease.js';
 import { memAvailableBytes, pressureCondition, processCount, underPidPressure } from '../../src/control/node/node-pressure.js';
@@ -76,6 +76,7 @@ describe('node-lifecycle-controller', () => {
 
   it("a silent node's conditions become Unknown in Kubernetes' words, with the unreachable taints, an event and its pods not ready", () => {
     store.create(readyNode('n1', T0, [{ type: 'MemoryPressure', status: 'False', reason: 'KubeletHasSufficientMemory', lastHeartbeatTime: at(T0) }]));
+    store.create(readyNode('n2', T0 + 60_000));
     const p = store.create(runningPod('web', 'n1'));
     store.update({ ...p, status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] } }, { subresource: 'status' });
     clock = T0 + GRACE + 1;
@@ -116,6 +117,7 @@ describe('node-lifecycle-controller', () => {
 
   it('taints go when the node is back, and other taints are left alone', () => {
     store.create(readyNode('n1', T0, [], { taints: [{ key: 'dedicated', value: 'db', effect: 'NoSchedule' }] }));
+    store.create(readyNode('n2', T0 + 60_000));
     clock = T0 + GRACE + 1;
     c.syncNode('n1');
     assert.deepEqual(taints('n1'), ['dedicated:NoSchedule', 'node.kubernetes.io/unreachable:NoSchedule', 'node.kubernetes.io/unreachable:NoExecute']);
@@ -125,6 +127,37 @@ describe('node-lifecycle-controller', () => {
     c.syncNode('n1');
     assert.deepEqual(taints('n1'), ['dedicated:NoSchedule']);
   });
+
+  it('no node Ready at all: Unknown and NoSchedule, but no NoExecute taint (master disruption mode), and one left is removed', () => {
+    store.create(readyNode('n1', T0));
+    store.create(readyNode('n2', T0, [], { taints: [{ key: 'node.kubernetes.io/unreachable', effect: 'NoExecute', timeAdded: at(T0) }] }));
+    clock = T0 + GRACE + 1;
+    c.syncNode('n1');
+    c.syncNode('n2');
+    for (const n of ['n1', 'n2']) {
+      assert.equal(cond(n, 'Ready')?.status, 'Unknown');
+      assert.deepEqual(taints(n), ['node.kubernetes.io/unreachable:NoSchedule'], n);
+    }
+  });
+
+  const zones: { name: string; ready: number; notReady: number; want: string }[] = [
+    { name: 'all Ready', ready: 3, notReady: 0, want: 'add' },
+    { name: 'one of two down', ready: 1, notReady: 1, want: 'add' },
+    { name: 'none Ready', ready: 0, notReady: 2, want: 'remove' },
+    { name: '3 of 5 down: partial disruption', ready: 2, notReady: 3, want: 'keep' },
+    { name: '3 of 10 down: below 55%', ready: 7, notReady: 3, want: 'add' },
+    { name: '2 of 3 down: not more than 2', ready: 1, notReady: 2, want: 'add' },
+    { name: '36 of 60 down: a large zone', ready: 24, notReady: 36, want: 'add' },
+  ];
+  for (const row of zones) {
+    it(`zone state: ${row.name} → ${row.want}`, () => {
+      const nodes: Node[] = [];
+      for (let i = 0; i < row.ready + row.notReady; i++) {
+        nodes.push({ apiVersion: 'v1', kind: 'Node', metadata: { name: `z${i}` }, status: { conditions: [{ type: 'Ready', status: i < row.ready ? 'True' : 'Unknown' }] } });
+      }
+      assert.deepEqual([...zoneModes(nodes).values()], [row.want]);
+    });
+  }
 
   const table: { name: string; conditions: [string, NodeCondition['status']][]; unschedulable?: boolean; want: string[] }[] = [
     { name: 'Ready', conditions: [['Ready', 'True']], want: [] },

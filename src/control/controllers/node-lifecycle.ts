@@ -13,6 +13,11 @@
 //     NoExecute (the NoExecute one with timeAdded), memory-pressure, disk-pressure, pid-pressure,
 //     network-unavailable (their conditions True) and unschedulable (spec.unschedulable), all
 //     NoSchedule. They go when their cause does; taints of anyone else are left alone.
+//   - disruption (upstream's zone states, zones from topology.kubernetes.io/region and zone): when
+//     no node anywhere is Ready, the controller assumes it is the one cut off ("master disruption
+//     mode") and removes the not-ready/unreachable NoExecute taints instead of adding them; a zone
+//     of at most 50 nodes with more than 2 not Ready and at least 55% of them (partial disruption)
+//     gets no new ones. So a single-node `up` never evicts its own pods for a lost node.
 // The pods themselves are evicted by the taint-eviction-controller (taint-eviction.ts).
 import type { Logger } from 'pino';
 import { rfc3339 } from '../api/time.js';
@@ -47,6 +52,40 @@ const MANAGED_KEYS = new Set([TAINT_NOT_READY, TAINT_UNREACHABLE, TAINT_UNSCHEDU
 /** The conditions the kubelet posts and the controller turns Unknown. */
 const KUBELET_CONDITIONS = ['MemoryPressure', 'DiskPressure', 'PIDPressure', 'Ready'];
 const POD_NODE_INDEX = 'node-lifecycle/nodeName';
+/** Upstream's --unhealthy-zone-threshold and --large-cluster-size-threshold defaults. */
+const UNHEALTHY_ZONE_THRESHOLD = 0.55;
+const LARGE_CLUSTER_THRESHOLD = 50;
+
+/** What may happen to a node's not-ready/unreachable NoExecute taints: added, only kept, or removed. */
+export type NoExecuteMode = 'add' | 'keep' | 'remove';
+
+/** A node's zone key, as upstream's GetZoneKey (region and zone labels). */
+function zoneOf(node: Node): string {
+  const labels = node.metadata.labels ?? {};
+  return `${labels['topology.kubernetes.io/region'] ?? ''}:\0:${labels['topology.kubernetes.io/zone'] ?? ''}`;
+}
+
+/**
+ * The NoExecute mode of every zone (ComputeZoneState and handleDisruption): no Ready node at all →
+ * remove everywhere; a zone in partial disruption (more than 2 nodes not Ready, at least 55%)
+ * of at most 50 nodes → keep (no new taints); otherwise add.
+ */
+export function zoneModes(nodes: readonly Node[], ready: (n: Node) => boolean = (n) => n.status?.conditions?.find((x) => x.type === 'Ready')?.status === 'True'): Map<string, NoExecuteMode> {
+  const counts = new Map<string, { ready: number; notReady: number }>();
+  for (const n of nodes) {
+    const c = counts.get(zoneOf(n)) ?? { ready: 0, notReady: 0 };
+    if (ready(n)) c.ready++;
+    else c.notReady++;
+    counts.set(zoneOf(n), c);
+  }
+  const modes = new Map<string, NoExecuteMode>();
+  const allDown = nodes.length > 0 && [...counts.values()].every((c) => c.ready === 0);
+  for (const [zone, c] of counts) {
+    const partial = c.notReady > 2 && c.notReady / (c.ready + c.notReady) >= UNHEALTHY_ZONE_THRESHOLD && c.ready > 0;
+    modes.set(zone, allDown ? 'remove' : partial && c.ready + c.notReady <= LARGE_CLUSTER_THRESHOLD ? 'keep' : 'add');
+  }
+  return modes;
+}
 
 function ms(time: string | undefined): number | undefined {
   if (time === undefined) return undefined;
@@ -93,19 +132,20 @@ export function unknownConditions(node: Node, now: number): NodeCondition[] | un
  * The node's taints as they should be: the ones this controller manages derived from its
  * conditions and spec.unschedulable, everyone else's kept; a taint that stays keeps its timeAdded.
  */
-export function desiredTaints(node: Node, now: number): Taint[] {
+export function desiredTaints(node: Node, now: number, noExecute: NoExecuteMode = 'add'): Taint[] {
   const conditions = node.status?.conditions ?? [];
   const status = (type: string): string | undefined => conditions.find((c) => c.type === type)?.status;
   const want: Taint[] = [];
   const ready = status('Ready');
   const readyKey = ready === 'False' ? TAINT_NOT_READY : ready === 'Unknown' ? TAINT_UNREACHABLE : undefined;
+  const current = node.spec?.taints ?? [];
   if (readyKey !== undefined) {
     want.push({ key: readyKey, effect: 'NoSchedule' });
-    want.push({ key: readyKey, effect: 'NoExecute', timeAdded: rfc3339(new Date(now)) });
+    const has = current.some((t) => t.key === readyKey && t.effect === 'NoExecute');
+    if (noExecute === 'add' || (noExecute === 'keep' && has)) want.push({ key: readyKey, effect: 'NoExecute', timeAdded: rfc3339(new Date(now)) });
   }
   for (const [type, key] of CONDITION_TAINTS) if (status(type) === 'True') want.push({ key, effect: 'NoSchedule' });
   if (node.spec?.unschedulable === true) want.push({ key: TAINT_UNSCHEDULABLE, effect: 'NoSchedule' });
-  const current = node.spec?.taints ?? [];
   const kept = current.filter((t) => !MANAGED_KEYS.has(t.key) || want.some((w) => w.key === t.key && w.effect === t.effect));
   const added = want.filter((w) => !current.some((t) => t.key === w.key && t.effect === w.effect));
   return [...kept, ...added];
@@ -139,6 +179,8 @@ export class NodeLifecycleController {
   private readonly grace: number;
   private readonly now: () => number;
   private timer: NodeJS.Timeout | undefined;
+  /** Zone modes (zoneModes), recomputed at most once a monitor period. */
+  private zones: { at: number; modes: Map<string, NoExecuteMode> } | undefined;
 
   constructor(options: NodeLifecycleOptions) {
     this.o = options;
@@ -180,12 +222,40 @@ export class NodeLifecycleController {
     } else {
       requeueAfterMs = heard + grace - now + 1;
     }
-    const taints = desiredTaints(node, now);
+    // Zone states computed before this node went silent do not count it: recompute them.
+    const taints = desiredTaints(node, now, this.zoneMode(node, now, now - heard > grace ? heard + grace : undefined));
     if (!sameTaints(taints, node.spec?.taints ?? [])) {
       const { taints: _old, ...rest } = node.spec ?? {};
       store.update<Node>({ ...node, spec: taints.length === 0 ? rest : { ...rest, taints } });
     }
     return requeueAfterMs === undefined ? undefined : { requeueAfterMs };
+  }
+
+  /** The node's zone's NoExecute mode; `silentSince`: when this node went past its grace period. */
+  private zoneMode(node: Node, now: number, silentSince?: number): NoExecuteMode {
+    const period = this.o.monitorPeriodMs ?? NODE_MONITOR_PERIOD_MS;
+    if (this.zones === undefined || now - this.zones.at >= period || now < this.zones.at || (silentSince !== undefined && this.zones.at < silentSince)) {
+      // Ready as this controller sees it: Ready True and heard from within the grace period, so
+      // that nodes gone silent together count as down before their conditions are updated.
+      const ready = (n: Node): boolean => {
+        if (n.status?.conditions?.find((x) => x.type === 'Ready')?.status !== 'True') return false;
+        const heard = lastHeard(n, this.o.store.get('leases', NODE_LEASE_NAMESPACE, n.metadata.name ?? '') as Lease | undefined);
+        return heard !== undefined && now - heard <= this.grace;
+      };
+      const nodes = this.o.store.list('nodes').items as Node[];
+      const modes = zoneModes(nodes, ready);
+      const before = this.zones?.modes;
+      let changed = false;
+      for (const [zone, mode] of modes) {
+        if (before?.get(zone) === mode || (mode === 'add' && before === undefined)) continue;
+        changed = true;
+        this.o.logger.warn({ zone: zone.replace('\0', ''), mode }, mode === 'remove' ? 'no node is Ready: master disruption mode, no NoExecute taints' : mode === 'keep' ? 'zone in partial disruption: no new NoExecute taints' : 'zone back to normal');
+      }
+      // A zone whose state changed: every node's taints are decided again.
+      if (changed) for (const n of nodes) this.loop.enqueue(n.metadata.name ?? '');
+      this.zones = { at: now, modes };
+    }
+    return this.zones.modes.get(zoneOf(node)) ?? 'add';
   }
 
   /** MarkPodsNotReady: the node's pods that still say Ready get Ready False and an event. */
