@@ -3,7 +3,7 @@
 // spec.unschedulable, taints gone when the node is back), the taint-eviction-controller (NoExecute
 // evicts at once without a toleration, after tolerationSeconds with one, never with one without
 // seconds, cancelled when the taint goes), DefaultTolerationSeconds admission, the node Lease and
-// the leader-election Leases.
+// the leader-election Leases, and the flags `up` takes for them.
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Lease } from '../../src/control/api/types/coordination.js';
@@ -14,6 +14,7 @@ import { desiredTaints, NodeLifecycleController, zoneModes } from '../../src/con
 import { evictionTime, TaintEvictionController } from '../../src/control/controllers/taint-eviction.js';
 import { microTime, renewNodeLease } from '../../src/control/node/node-lease.js';
 import { memAvailableBytes, pressureCondition, processCount, underPidPressure } from '../../src/control/node/node-pressure.js';
+import { lifecycleFlags } from '../../src/cli/up.js';
 import { admitDefaultTolerationSeconds } from '../../src/control/store/default-toleration-seconds.js';
 import { open, type Store } from '../../src/control/store/store.js';
 import { quiet, RecordingSink } from './control-controllers-helpers.js';
@@ -360,4 +361,29 @@ describe('node pressure from the machine', () => {
     assert.equal(underPidPressure(32768, 1000), false);
     assert.equal(underPidPressure(32768, 30000), true);
   });
+});
+
+describe('up: the node lifecycle flags', () => {
+  it('defaults to upstream figures and takes durations and seconds', () => {
+    assert.deepEqual(lifecycleFlags({}), { gracePeriodMs: 40_000, leaseDurationSeconds: 40, notReady: 300, unreachable: 300 });
+    assert.deepEqual(lifecycleFlags({ nodeMonitorGracePeriod: '1m', nodeLeaseDurationSeconds: '4', defaultNotReadyTolerationSeconds: '0', defaultUnreachableTolerationSeconds: '8' }), {
+      gracePeriodMs: 60_000,
+      leaseDurationSeconds: 4,
+      notReady: 0,
+      unreachable: 8,
+    });
+  });
+
+  const refused: [string, Parameters<typeof lifecycleFlags>[0], RegExp][] = [
+    ['a grace period below 1s', { nodeMonitorGracePeriod: '500ms' }, /--node-monitor-grace-period must be at least 1s/],
+    ['a grace period that is not a duration', { nodeMonitorGracePeriod: 'soon' }, /invalid duration "soon"/],
+    ['a lease of 0 s', { nodeLeaseDurationSeconds: '0' }, /--node-lease-duration-seconds must be a whole number of seconds, at least 1, not "0"/],
+    ['negative toleration seconds', { defaultUnreachableTolerationSeconds: '-1' }, /--default-unreachable-toleration-seconds must be a whole number of seconds, at least 0/],
+    ['fractional toleration seconds', { defaultNotReadyTolerationSeconds: '1.5' }, /--default-not-ready-toleration-seconds must be a whole number/],
+  ];
+  for (const [name, flags, message] of refused) {
+    it(`refuses ${name}`, () => {
+      assert.throws(() => lifecycleFlags(flags), message);
+    });
+  }
 });
