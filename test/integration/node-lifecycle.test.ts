@@ -94,6 +94,8 @@ describe('node lifecycle: leases, NotReady, taints and eviction', { skip: needsR
     await sleep(2_500);
     assert.notEqual(await kubectl('get', 'lease', '-n', 'kube-node-lease', 'node-1', '-o', 'jsonpath={.spec.renewTime}'), lease.spec.renewTime, 'the node lease moved');
     assert.notEqual(await kubectl('get', 'lease', '-n', 'kube-system', 'kube-scheduler', '-o', 'jsonpath={.spec.renewTime}'), leader, 'the leader lease moved');
+    // kubectl describe node finds the node's Lease as on a cluster.
+    assert.match(await kubectl('describe', 'node', 'node-1'), /\nLease:\n\s+HolderIdentity:\s+node-1\n\s+AcquireTime:\s+<unset>\n\s+RenewTime:\s+\w{3}, \d\d \w{3} \d{4}/);
     // The nodes report the machine's pressure conditions, in the kubelet's words.
     const conditions = await kubectl('get', 'node', 'node-1', '-o', 'jsonpath={range .status.conditions[*]}{.type}={.reason} {end}');
     assert.equal(conditions.trim(), 'MemoryPressure=KubeletHasSufficientMemory DiskPressure=KubeletHasNoDiskPressure PIDPressure=KubeletHasSufficientPID Ready=KubeletReady');
