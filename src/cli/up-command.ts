@@ -25,6 +25,10 @@ export interface UpFlags {
   defaultStorageClass: boolean;
   controllers: string;
   authorization: string;
+  nodeMonitorGracePeriod: string;
+  nodeLeaseDurationSeconds: string;
+  defaultNotReadyTolerationSeconds: string;
+  defaultUnreachableTolerationSeconds: string;
 }
 
 /**
@@ -79,6 +83,11 @@ export function registerUpCommand(program: Command): void {
     .option('--no-default-storage-class', `do not create the StorageClass "${DEFAULT_STORAGE_CLASS}"`)
     .option('--keep-pool', 'leave the pool mounted at exit (it is released when no volume uses it)')
     .option('--controllers <list>', "the controllers to run, comma-separated: '*' all, 'name' one, '-name' not that one (names below)", '*')
+    // Node lifecycle, under the flag names of the components that own them upstream.
+    .option('--node-monitor-grace-period <duration>', "kube-controller-manager's: how long a node's kubelet may stay silent (lease and status) before the node is Unknown and tainted unreachable", '40s')
+    .option('--node-lease-duration-seconds <n>', "the kubelet's nodeLeaseDurationSeconds: each node's Lease duration; renewed every quarter of it", '40')
+    .option('--default-not-ready-toleration-seconds <n>', "kube-apiserver's: tolerationSeconds of the not-ready:NoExecute toleration every pod gets", '300')
+    .option('--default-unreachable-toleration-seconds <n>', "kube-apiserver's: tolerationSeconds of the unreachable:NoExecute toleration every pod gets", '300')
     .addHelpText('after', () => `${authHelp()}\n${controllersHelp()}`)
     .action(async (flags: UpFlags, command: Command) => {
       const { runUp } = await import('./up.js');

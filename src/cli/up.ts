@@ -33,6 +33,8 @@ import { humanLogger } from './human-log.js';
 import { kubeconfigServer, writeKubeconfig } from './kubeconfig.js';
 import { parseQuantity } from './quantity.js';
 import { parseOvercommit } from './driver-command.js';
+import { parseDuration } from './delete-command.js';
+import { ensureNamespace, NODE_LEASE_NAMESPACE } from '../control/node/node-lease.js';
 import { DEFAULT_HTTPS_LISTEN, DEFAULT_STORAGE_CLASS, type UpFlags } from './up-command.js';
 
 /** The nodes' driver, from --backend, --ceph-config and --pool-size. */
@@ -105,6 +107,30 @@ export function embeddedNodeNames(flags: Pick<UpFlags, 'nodes' | 'nodeName'>): s
   return Array.from({ length: count }, (_, i) => `node-${i + 1}`);
 }
 
+/** A whole number of seconds from a flag (at least `min`). */
+function seconds(flag: string, value: string, min: number): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < min) throw new CliError(`error: ${flag} must be a whole number of seconds, at least ${min}, not ${JSON.stringify(value)}`);
+  return n;
+}
+
+/** The node lifecycle flags: grace period (ms), lease duration and the default tolerations (s). */
+export function lifecycleFlags(flags: Partial<Pick<UpFlags, 'nodeMonitorGracePeriod' | 'nodeLeaseDurationSeconds' | 'defaultNotReadyTolerationSeconds' | 'defaultUnreachableTolerationSeconds'>>): {
+  gracePeriodMs: number;
+  leaseDurationSeconds: number;
+  notReady: number;
+  unreachable: number;
+} {
+  const gracePeriodMs = parseDuration(flags.nodeMonitorGracePeriod ?? '40s');
+  if (!(gracePeriodMs >= 1000)) throw new CliError(`error: --node-monitor-grace-period must be at least 1s, not ${JSON.stringify(flags.nodeMonitorGracePeriod)}`);
+  return {
+    gracePeriodMs,
+    leaseDurationSeconds: seconds('--node-lease-duration-seconds', flags.nodeLeaseDurationSeconds ?? '40', 1),
+    notReady: seconds('--default-not-ready-toleration-seconds', flags.defaultNotReadyTolerationSeconds ?? '300', 0),
+    unreachable: seconds('--default-unreachable-toleration-seconds', flags.defaultUnreachableTolerationSeconds ?? '300', 0),
+  };
+}
+
 /** --controllers, validated before anything starts: the names it enables, in start order. */
 export function enabledControllers(value: string | undefined): string[] {
   try {
@@ -142,6 +168,7 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
   const backend = embeddedBackend(flags);
   const controllers = enabledControllers(flags.controllers);
   const authorization = authorizationMode(flags.authorization);
+  const lifecycle = lifecycleFlags(flags);
   const log = humanLogger(flags.logLevel);
   const upLog = log.child({ component: 'up' });
   // The admin's: --token (or $STOWAGE_TOKEN) when given, else the state directory's own.
@@ -209,7 +236,8 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
         token,
         authorization,
         // Started below, once the nodes' drivers serve.
-        controllers: { deferLoops: true, controllers },
+        controllers: { deferLoops: true, controllers, leaderElection: true, nodeMonitorGracePeriodMs: lifecycle.gracePeriodMs },
+        store: { defaultTolerationSeconds: { notReady: lifecycle.notReady, unreachable: lifecycle.unreachable } },
       });
     try {
       plane = await startPlane(listen);
@@ -232,8 +260,21 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
     });
     // The default class needs no parameters only for the local driver (Ceph's name a cluster).
     if (flags.defaultStorageClass && backend.kind === 'local') ensureDefaultStorageClass(plane.store, upLog);
+    // Where the nodes' Leases live; kube-apiserver keeps it as it keeps kube-system.
+    ensureNamespace(plane.store, NODE_LEASE_NAMESPACE);
     if (flags.localDriver) {
-      nodes = new EmbeddedNodes({ plane, stateDir, backend, logLevel: flags.logLevel, logger: log });
+      nodes = new EmbeddedNodes({ plane, stateDir, backend, logLevel: flags.logLevel, logger: log, agent: { leaseDurationSeconds: lifecycle.leaseDurationSeconds } });
+      const embedded = nodes;
+      // Test hook (STOWAGE_TEST_HOOKS=1 only): SIGUSR2 freezes the agents named in
+      // <state-dir>/paused-agents (one per line) and thaws the others, as a hung kubelet.
+      if (process.env['STOWAGE_TEST_HOOKS'] === '1') {
+        process.on('SIGUSR2', () => {
+          void readFile(join(stateDir, 'paused-agents'), 'utf8')
+            .catch(() => '')
+            .then((text) => embedded.pauseAgents(new Set(text.split('\n').map((l) => l.trim()).filter((l) => l !== ''))))
+            .then((paused) => upLog.warn({ paused }, 'test hook: node agents paused'));
+        });
+      }
       for (const name of nodeNames) declareEmbeddedNode(plane.store, name);
       await plane.store.flushed();
       // Every declared node (--nodes, and those joined in earlier runs): all drivers, then all agents.

@@ -30,14 +30,25 @@ export interface Up {
   until(what: string, probe: () => Promise<boolean>, timeoutMs?: number): Promise<void>;
   /** A field of an object (".status.phase", ".spec.volumes[0].name") read from `stowage get -o json`; '' when it or the object does not exist. */
   field(kind: string, name: string, path: string): Promise<string>;
+  /** Sends a signal to the `up` process (its test hooks). */
+  signal(signal: NodeJS.Signals): void;
   cleanup(): Promise<void>;
 }
 
-export async function startUp(prefix: string, node: string, poolSize = '1Gi'): Promise<Up> {
+/** More of `up`: extra flags (--nodes 2, lifecycle timings) and environment (STOWAGE_TEST_HOOKS). */
+export interface UpExtras {
+  args?: string[];
+  env?: Record<string, string>;
+}
+
+export async function startUp(prefix: string, node: string, poolSize = '1Gi', extras: UpExtras = {}): Promise<Up> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
   const state = join(dir, 'state');
   let log = '';
-  const up: ChildProcess = spawn(process.execPath, [BIN, 'up', '--state-dir', state, '--pool-size', poolSize, '--node-name', node], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const up: ChildProcess = spawn(process.execPath, [BIN, 'up', '--state-dir', state, '--pool-size', poolSize, '--node-name', node, ...(extras.args ?? [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    ...(extras.env === undefined ? {} : { env: { ...process.env, ...extras.env } }),
+  });
   up.stdout?.on('data', (c: Buffer) => (log += c.toString('utf8')));
   up.stderr?.on('data', (c: Buffer) => (log += c.toString('utf8')));
   const stowage = (...args: string[]): Promise<Ran> => runCaptured(process.execPath, [BIN, '--state-dir', state, ...args]);
@@ -70,6 +81,9 @@ export async function startUp(prefix: string, node: string, poolSize = '1Gi'): P
       }
       if (value === undefined || value === null) return '';
       return typeof value === 'object' ? JSON.stringify(value) : String(value);
+    },
+    signal(signal) {
+      up.kill(signal);
     },
     async cleanup() {
       if (up.exitCode === null && up.signalCode === null) {

@@ -133,9 +133,9 @@ describe('scheduler', () => {
     assert.equal(failed[0]?.message, expected);
     assert.equal(getPod('db')?.spec.nodeName, undefined);
 
-    // Tolerations may be added to a pod: now n2 fits.
+    // Tolerations may be added to a pod (only added: it carries DefaultTolerationSeconds' two): now n2 fits.
     const p = getPod('db') as Pod;
-    store.update({ ...p, spec: { ...p.spec, tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'db', effect: 'NoSchedule' }] } });
+    store.update({ ...p, spec: { ...p.spec, tolerations: [...(p.spec.tolerations ?? []), { key: 'dedicated', operator: 'Equal', value: 'db', effect: 'NoSchedule' }] } });
     assert.equal(await scheduled('db'), 'n2');
     assert.equal(condition('db')?.status, 'True');
   });

@@ -14,6 +14,7 @@ import type { VolumeDeleter } from './binder.js';
 import { DriverRegistry } from './driver-registry.js';
 import { EventBroadcaster } from './events.js';
 import { InformerFactory } from './informer.js';
+import { LeaderLease } from './leader-lease.js';
 import { CONTROLLERS, type ControllerContext, EXTERNAL_DELETER, parseControllers, type RunningController } from './registry.js';
 
 export { CONTROLLER_NAMES, parseControllers, UnknownControllerError } from './registry.js';
@@ -40,6 +41,12 @@ export interface ControllerOptions {
   scheduler?: boolean;
   /** Hold the controllers' loops back until Controllers.start() (informers run at once). Default false. */
   deferLoops?: boolean;
+  /** node-lifecycle-controller: how long a node may stay silent before it is Unknown. Default 40 s. */
+  nodeMonitorGracePeriodMs?: number;
+  /** node-lifecycle-controller: how often every node is looked at. Default 5 s. */
+  nodeMonitorPeriodMs?: number;
+  /** Hold the leader-election Leases kube-controller-manager and kube-scheduler in kube-system (`up`). Default false. */
+  leaderElection?: boolean;
 }
 
 export interface Controllers {
@@ -94,6 +101,10 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     provideDeleter: (d) => {
       deleter = d;
     },
+    nodeLifecycle: {
+      ...(options.nodeMonitorGracePeriodMs === undefined ? {} : { gracePeriodMs: options.nodeMonitorGracePeriodMs }),
+      ...(options.nodeMonitorPeriodMs === undefined ? {} : { monitorPeriodMs: options.nodeMonitorPeriodMs }),
+    },
   };
   const running: RunningController[] = CONTROLLERS.filter((c) => enabled.includes(c.name)).map((c) => c.init(ctx));
   const loops = running.flatMap((c) => c.loops);
@@ -102,9 +113,15 @@ export function startControllers(store: Store, logger: Logger, options: Controll
   loopsIdle = () => !started || loops.every((l) => l.idle);
   informers.start();
   let stopping: Promise<void> | undefined;
+  // The leader-election Leases (leader-lease.ts): the scheduler's only when it runs.
+  const leases =
+    options.leaderElection === true
+      ? ['kube-controller-manager', ...(enabled.includes('scheduler') ? ['kube-scheduler'] : [])].map((name) => new LeaderLease({ store, name, logger: log }))
+      : [];
   const start = (): void => {
     if (started || stopping !== undefined) return;
     started = true;
+    for (const l of leases) l.start();
     for (const c of running) c.start();
     log.info({ controllers: enabled }, 'storage controllers started');
   };
@@ -123,6 +140,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     stop: () =>
       (stopping ??= (async () => {
         informers.stop();
+        for (const l of leases) l.stop();
         await Promise.all(running.map((c) => c.stop()));
         events.close();
         registry.close();

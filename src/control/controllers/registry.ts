@@ -30,6 +30,9 @@
 //   deployment-controller                        (deployment) ReplicaSets of Deployments, rolled
 //   daemonset-controller                         (daemonset) a pod of a DaemonSet per fitting node
 //   job-controller                               (job) pods of Jobs, run to completion
+//   node-lifecycle-controller                    (nodelifecycle) silent nodes Unknown, taints
+//                                                from conditions (TaintNodesByCondition)
+//   taint-eviction-controller                    pods evicted by NoExecute taints
 //
 // `stowage up --controllers LIST` chooses among them as kube-controller-manager's --controllers
 // does (parseControllers below): `*` all, `name` one, `-name` not that one; the first explicit
@@ -57,6 +60,8 @@ import { REPLICASET } from './replicaset.js';
 import { DEPLOYMENT } from './deployment.js';
 import { DAEMONSET } from './daemonset.js';
 import { JOB } from './job.js';
+import { NODE_LIFECYCLE } from './node-lifecycle.js';
+import { TAINT_EVICTION } from './taint-eviction.js';
 import { CSI_SNAPSHOTTER } from './snapshotter.js';
 
 /** What every controller is built from: the one store, informers, driver registry and event recorder. */
@@ -82,6 +87,8 @@ export interface ControllerContext {
   readonly deleter: VolumeDeleter;
   /** Called by the controller that deletes volumes (csi-provisioner) when it is built. */
   provideDeleter(deleter: VolumeDeleter): void;
+  /** node-lifecycle-controller: --node-monitor-grace-period and --node-monitor-period (undefined: defaults). */
+  readonly nodeLifecycle?: { gracePeriodMs?: number; monitorPeriodMs?: number };
 }
 
 /** A built controller: its loops (for idle()), started once the nodes' drivers answer. */
@@ -126,6 +133,8 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   DEPLOYMENT,
   DAEMONSET,
   JOB,
+  NODE_LIFECYCLE,
+  TAINT_EVICTION,
 ];
 
 export const CONTROLLER_NAMES: readonly string[] = CONTROLLERS.map((c) => c.name);

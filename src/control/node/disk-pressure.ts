@@ -4,6 +4,7 @@
 // filesystem is its pool (local backend; the kubelet root otherwise), read with statfs like
 // cAdvisor does: available (f_bavail) against total (f_blocks).
 import type { NodeCondition } from '../api/types/core.js';
+import { pressureCondition } from './node-pressure.js';
 
 /** The kubelet's default hard eviction threshold for nodefs.available. */
 export const NODEFS_AVAILABLE_THRESHOLD = 0.1;
@@ -29,17 +30,5 @@ export function diskPressureCondition(
   pressure: boolean,
   now: string,
 ): { condition: NodeCondition; event: string | undefined } {
-  const status = pressure ? 'True' : 'False';
-  const changed = previous?.status !== status;
-  return {
-    condition: {
-      type: 'DiskPressure',
-      status,
-      reason: pressure ? 'KubeletHasDiskPressure' : 'KubeletHasNoDiskPressure',
-      message: pressure ? 'kubelet has disk pressure' : 'kubelet has no disk pressure',
-      lastHeartbeatTime: now,
-      lastTransitionTime: !changed && previous?.lastTransitionTime ? previous.lastTransitionTime : now,
-    },
-    event: changed ? (pressure ? 'NodeHasDiskPressure' : 'NodeHasNoDiskPressure') : undefined,
-  };
+  return pressureCondition('DiskPressure', previous, pressure, now);
 }

@@ -62,7 +62,7 @@ export interface EmbeddedNodesOptions {
   logLevel: string;
   logger: Logger;
   /** Agent tuning (tests, bench). */
-  agent?: Partial<Pick<NodeAgentOptions, 'pollMs' | 'restartBackoffMs' | 'heartbeatMs' | 'baseDelayMs' | 'maxDelayMs'>>;
+  agent?: Partial<Pick<NodeAgentOptions, 'pollMs' | 'restartBackoffMs' | 'heartbeatMs' | 'baseDelayMs' | 'maxDelayMs' | 'leaseDurationSeconds'>>;
   /** Delay before the first retry of a node that failed to start (doubles per failure). Default 1000 ms. */
   retryBaseMs?: number;
   /** Longest delay between retries of a node's start. Default 30 s. */
@@ -289,6 +289,16 @@ export class EmbeddedNodes {
       }
     }
     if (node !== undefined) this.options.plane.controllers.events.recorder('stowage-up').event(node, 'Warning', 'FailedToStart', `embedded node failed to start: ${message}; retrying`);
+  }
+
+  /** Freezes the agents of the named nodes and thaws the others (tests: a hung kubelet); the names paused. */
+  async pauseAgents(names: ReadonlySet<string>): Promise<string[]> {
+    const nodes = (await Promise.all(this.running.values())).filter((n): n is RunningNode => n !== undefined);
+    for (const n of nodes) {
+      if (names.has(n.name)) n.agent?.pause();
+      else n.agent?.resume();
+    }
+    return nodes.filter((n) => names.has(n.name)).map((n) => n.name);
   }
 
   agent(nodeName: string): Promise<NodeAgent | undefined> {

@@ -28,6 +28,7 @@ import { ConflictError, NotFoundError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { initRestartPolicy, nextInitStep } from './init-containers.js';
 import { NodeLayout } from './layout.js';
+import { NODE_LEASE_DURATION_SECONDS, RENEW_INTERVAL_FRACTION, renewNodeLease } from './node-lease.js';
 import { HOST_IP, NodeStatusManager } from './node-status.js';
 import { computePodStatus, type ContainerView } from './pod-status.js';
 import { resolveSubPath } from './pod-volumes.js';
@@ -64,6 +65,8 @@ export interface NodeAgentOptions {
   workers?: number;
   /** Where the heartbeat's volume stats go (the kubelet_volume_stats_* metrics); none: not kept. */
   volumeStats?: VolumeStatsCache;
+  /** The node Lease's duration (the kubelet's nodeLeaseDurationSeconds, 40); renewed every quarter of it. */
+  leaseDurationSeconds?: number;
 }
 
 const MAX_RESTART_BACKOFF_MS = 300_000;
@@ -92,7 +95,11 @@ export class NodeAgent {
   private readonly lastVolumeError = new Map<string, string>();
   private checkingHealth = false;
   private heartbeat: NodeJS.Timeout | undefined;
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private readonly leaseDurationSeconds: number;
   private stopped = false;
+  /** Frozen (tests): no heartbeat, no lease renewal, no pod sync, as a hung kubelet. */
+  private paused = false;
 
   constructor(options: NodeAgentOptions) {
     this.nodeName = options.nodeName;
@@ -106,6 +113,7 @@ export class NodeAgent {
     this.pollMs = options.pollMs ?? 1000;
     this.restartBackoffMs = options.restartBackoffMs ?? 10_000;
     this.heartbeatMs = options.heartbeatMs ?? 10_000;
+    this.leaseDurationSeconds = options.leaseDurationSeconds ?? NODE_LEASE_DURATION_SECONDS;
     this.layout = new NodeLayout(options.rootDir);
     this.nodeStatus = new NodeStatusManager({ store: this.store, recorder: this.recorder, nodeName: this.nodeName, nodefsPath: options.nodefsPath ?? options.rootDir, logger: this.log });
     this.volumeManager = new VolumeManager({
@@ -152,13 +160,43 @@ export class NodeAgent {
     await this.beat();
     this.heartbeat = setInterval(() => void this.beat(), this.heartbeatMs);
     this.heartbeat.unref();
+    this.renewLease();
+    this.leaseTimer = setInterval(() => this.renewLease(), this.leaseDurationSeconds * 1000 * RENEW_INTERVAL_FRACTION);
+    this.leaseTimer.unref();
     this.log.info({ root: this.layout.root }, 'node agent started');
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.heartbeat) clearInterval(this.heartbeat);
+    if (this.leaseTimer) clearInterval(this.leaseTimer);
     await this.loop.stop();
+  }
+
+  /**
+   * Freezes the agent as a hung kubelet or a lost network would (tests): no status, no lease
+   * renewal, no pod sync, while its containers keep running. resume() picks everything up again.
+   */
+  pause(): void {
+    this.paused = true;
+  }
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.renewLease();
+    void this.beat();
+    for (const uid of this.pods.keys()) this.loop.enqueue(uid);
+  }
+
+  /** The node's Lease moved forward (node-lease.ts); a failure waits for the next renewal. */
+  private renewLease(): void {
+    if (this.stopped || this.paused) return;
+    try {
+      renewNodeLease(this.store, this.nodeName, this.leaseDurationSeconds);
+    } catch (err) {
+      this.log.warn({ err }, 'failed to renew the node lease');
+    }
   }
 
   /** Pods bound to this node right now (for tests and the CLI). */
@@ -193,6 +231,8 @@ export class NodeAgent {
 
   private async sync(uid: string): Promise<{ requeueAfterMs?: number } | void> {
     if (this.stopped) return;
+    // Frozen: looked at again by resume().
+    if (this.paused) return;
     const pod = this.pods.get(uid);
     if (pod === undefined) {
       await this.cleanUp(uid, 0);
@@ -452,7 +492,7 @@ export class NodeAgent {
    * heartbeat; one collection at a time) the volumes' stats and health.
    */
   private async beat(): Promise<void> {
-    if (this.stopped) return;
+    if (this.stopped || this.paused) return;
     await this.nodeStatus.beat();
     if (!this.checkingHealth) {
       this.checkingHealth = true;

@@ -49,6 +49,7 @@ import { compactedContinueError, type ContinueToken, decodeContinue, encodeConti
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
 import { AlreadyExistsError, BadRequestError, ConflictError, DiskFullError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
 import { cloneData } from './json.js';
+import { admitDefaultTolerationSeconds, type DefaultTolerationSeconds } from './default-toleration-seconds.js';
 import { FOREGROUND_FINALIZER, GarbageCollector, ORPHAN_FINALIZER, type PropagationPolicy } from './garbage-collector.js';
 import { type WatchFilter, type WatchHandler, WatchHub, translate } from './watch-hub.js';
 
@@ -70,6 +71,8 @@ export interface StoreOptions {
    * (the only protection left is then the fail-stop at a failed commit).
    */
   reserveBytes?: number;
+  /** DefaultTolerationSeconds admission (kube-apiserver's --default-*-toleration-seconds); default 300 s each. */
+  defaultTolerationSeconds?: DefaultTolerationSeconds;
 }
 
 export interface ListOptions {
@@ -221,6 +224,7 @@ export class Store {
   /** The directory whose filesystem holds the file (undefined: in memory). */
   private readonly dir: string | undefined;
   private readonly reserveBytes: number;
+  private readonly defaultTolerationSeconds: DefaultTolerationSeconds | undefined;
   /** What the open transaction's writes will need on disk (estimated). */
   private txBytes = 0;
   /** Free bytes on the store's filesystem when the open transaction began. */
@@ -252,6 +256,7 @@ export class Store {
     this.maxTransactionMs = Math.max(0, options.maxTransactionMs ?? DEFAULT_MAX_TRANSACTION_MS);
     this.dir = path === ':memory:' || path === '' ? undefined : dirname(path);
     this.reserveBytes = Math.max(0, options.reserveBytes ?? DEFAULT_RESERVE_BYTES);
+    this.defaultTolerationSeconds = options.defaultTolerationSeconds;
     this.db = new Database(path);
     this.revision = this.db.counter(REVISION);
     this.committedRevision = this.revision;
@@ -400,6 +405,7 @@ export class Store {
     prepareCreate(obj, resource);
     admitNamespace(this.reader, resource, obj);
     if (resource.plural === 'persistentvolumeclaims') admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
+    if (resource.plural === 'pods') admitDefaultTolerationSeconds(obj as Pod, this.defaultTolerationSeconds);
     options.manageFields?.(obj, undefined);
     for (let attempt = 1; this.db.get(keyOf(resource, obj)) !== undefined; attempt++) {
       if (!generated || attempt >= GENERATE_NAME_ATTEMPTS) throw new AlreadyExistsError(resource, obj.metadata.name ?? '');

@@ -5,6 +5,7 @@
 import type { ResourceInfo } from '../registry.js';
 import type { ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret } from '../types/core.js';
 import type { KubeObject } from '../types/meta.js';
+import type { Lease } from '../types/coordination.js';
 import type { PriorityClass } from '../types/scheduling.js';
 import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from '../types/snapshot.js';
 import type { CSIDriver, CSINode, CSIStorageCapacity, StorageClass, VolumeAttachment } from '../types/storage.js';
@@ -298,7 +299,8 @@ const node = define<Node>(
   ],
   (o, now) => {
     const ready = o.status?.conditions?.find((c) => c.type === 'Ready');
-    let status = ready === undefined ? 'Unknown' : ready.status === 'True' ? 'Ready' : ready.status === 'False' ? 'NotReady' : 'Unknown';
+    // kubectl's printNode: Ready True is Ready, any other status (False or Unknown) NotReady.
+    let status = ready === undefined ? 'Unknown' : ready.status === 'True' ? 'Ready' : 'NotReady';
     if (o.spec?.unschedulable) status += ',SchedulingDisabled';
     const roles = Object.keys(o.metadata.labels ?? {})
       .filter((k) => k.startsWith('node-role.kubernetes.io/'))
@@ -405,6 +407,8 @@ const volumeSnapshotContent = define<VolumeSnapshotContent>(
   ],
 );
 
+const lease = define<Lease>([['Name'], ['Holder', 'string', 0, 'The holder of the lease.'], ['Age']], (o, now) => [o.metadata.name ?? '', o.spec?.holderIdentity ?? '', age(o.metadata.creationTimestamp, now)]);
+
 const generic = define<KubeObject>([['Name'], ['Age']], (o, now) => [o.metadata.name ?? '', age(o.metadata.creationTimestamp, now)]);
 
 const COLUMNS: Record<string, KindColumns> = {
@@ -431,6 +435,7 @@ const COLUMNS: Record<string, KindColumns> = {
   replicasets: replicaSetColumns,
   daemonsets: daemonSetColumns,
   jobs: jobColumns,
+  leases: lease,
 };
 
 /** The columns of a resource; NAME and AGE for a kind without its own. */
