@@ -67,9 +67,14 @@ export class CsiCallJournal {
     if (!Number.isInteger(capacity) || capacity < 1) throw new Error(`journal capacity must be a positive integer, not ${capacity}`);
   }
 
-  /** An observer for CsiClient: records the calls that name a volume, a snapshot or a node; Probe and capability calls are left out. */
+  /**
+   * An observer for CsiClient: records the calls that name a volume, a snapshot or a node; Probe
+   * and capability calls are left out, and so are the volume stats polls that succeed (one per
+   * volume every few seconds: they would push every volume's journey out of the ring).
+   */
   readonly observe: CsiCallObserver = (call) => {
     const { request, response } = call;
+    if (call.method === 'NodeGetVolumeStats' && call.code === 0) return;
     const volumeId = str(field(request, 'volume_id')) ?? str(field(field(response, 'volume'), 'volume_id')) ?? str(field(request, 'source_volume_id'));
     const volumeName = call.method === 'CreateVolume' ? str(field(request, 'name')) : undefined;
     const snapshotId = str(field(request, 'snapshot_id')) ?? str(field(field(response, 'snapshot'), 'snapshot_id'));

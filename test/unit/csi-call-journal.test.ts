@@ -12,7 +12,7 @@ function call(method: string, request: object, extra: Partial<CsiCallObservation
 describe('CsiCallJournal', () => {
   it('keeps the latest `capacity` calls, oldest first', () => {
     const j = new CsiCallJournal(3);
-    for (let i = 1; i <= 5; i++) j.observe(call('NodeGetVolumeStats', { volume_id: `v${i}`, volume_path: '/p' }));
+    for (let i = 1; i <= 5; i++) j.observe(call('NodeExpandVolume', { volume_id: `v${i}`, volume_path: '/p' }));
     assert.deepEqual(
       j.calls().map((c) => [c.seq, c.volumeId]),
       [
@@ -73,14 +73,19 @@ describe('CsiCallJournal', () => {
     );
   });
 
-  it('leaves out calls about no volume, snapshot or node (Probe, capabilities)', () => {
+  it('leaves out calls about no volume, snapshot or node (Probe, capabilities), and stats polls that succeed', () => {
     const j = new CsiCallJournal();
     j.observe(call('Probe', {}));
+    j.observe(call('NodeGetVolumeStats', { volume_id: 'id-1', volume_path: '/p' }));
+    j.observe(call('NodeGetVolumeStats', { volume_id: 'id-1', volume_path: '/p' }, { code: 5, message: 'gone' }));
     j.observe(call('ControllerGetCapabilities', {}));
     j.observe(call('CreateSnapshot', { name: 'snap-1', source_volume_id: 'id-1' }, { response: { snapshot: { snapshot_id: 's-1' } } }));
     assert.deepEqual(
-      j.calls().map((c) => [c.method, c.volumeId, c.snapshotId]),
-      [['CreateSnapshot', 'id-1', 's-1']],
+      j.calls().map((c) => [c.method, c.volumeId, c.snapshotId, c.code]),
+      [
+        ['NodeGetVolumeStats', 'id-1', undefined, 'NOT_FOUND'],
+        ['CreateSnapshot', 'id-1', 's-1', 'OK'],
+      ],
     );
   });
 

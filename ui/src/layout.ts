@@ -1,0 +1,82 @@
+// Lays the topology graph out with ELK's layered algorithm (left to right, in the order classes,
+// claims, volumes, backends, nodes, pods), sizing boxes and edge labels from their text.
+import ELK from 'elkjs/lib/elk.bundled.js';
+import type { ElkExtendedEdge, ElkNode } from 'elkjs/lib/elk-api.js';
+import type { Graph, GraphEdge, GraphNode } from './model.js';
+
+export interface PlacedNode extends GraphNode {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface PlacedEdge extends GraphEdge {
+  /** SVG path data. */
+  d: string;
+  labelAt?: { x: number; y: number };
+}
+
+export interface Layout {
+  width: number;
+  height: number;
+  nodes: PlacedNode[];
+  edges: PlacedEdge[];
+}
+
+const elk = new ELK();
+const CHAR = 6.8;
+const LINE = 15;
+
+export function boxSize(n: GraphNode): { width: number; height: number } {
+  const longest = Math.max(n.label.length, n.sub.length, Math.min(n.warning?.length ?? 0, 48));
+  return { width: Math.max(90, Math.min(330, Math.ceil(longest * CHAR) + 20)), height: 12 + LINE * (n.warning === undefined ? 2 : 3) };
+}
+
+/** The warning as it fits in a box: cut, with the whole in the tooltip. */
+export function clip(text: string, width: number): string {
+  const max = Math.floor((width - 16) / CHAR);
+  return text.length <= max ? text : `${text.slice(0, Math.max(1, max - 1))}…`;
+}
+
+export async function layout(graph: Graph): Promise<Layout> {
+  const byId = new Map(graph.nodes.map((n) => [n.id, n]));
+  const root: ElkNode = {
+    id: 'root',
+    layoutOptions: {
+      'elk.algorithm': 'layered',
+      'elk.direction': 'RIGHT',
+      'elk.spacing.nodeNode': '14',
+      'elk.layered.spacing.nodeNodeBetweenLayers': '48',
+      'elk.spacing.edgeLabel': '2',
+      'elk.edgeLabels.inline': 'false',
+      'elk.layered.nodePlacement.strategy': 'BRANDES_KOEPF',
+      'elk.separateConnectedComponents': 'false',
+    },
+    children: graph.nodes.map((n) => ({ id: n.id, ...boxSize(n) })),
+    edges: graph.edges.map(
+      (e): ElkExtendedEdge => ({
+        id: e.id,
+        sources: [e.source],
+        targets: [e.target],
+        ...(e.label === undefined ? {} : { labels: [{ text: e.label, width: Math.min(e.label.length * 5.8, 260), height: 12 }] }),
+      }),
+    ),
+  };
+  const out = await elk.layout(root);
+  const nodes: PlacedNode[] = (out.children ?? []).flatMap((c) => {
+    const n = byId.get(c.id);
+    return n === undefined ? [] : [{ ...n, x: c.x ?? 0, y: c.y ?? 0, width: c.width ?? 0, height: c.height ?? 0 }];
+  });
+  const edgeById = new Map(graph.edges.map((e) => [e.id, e]));
+  const edges: PlacedEdge[] = (out.edges ?? []).flatMap((e) => {
+    const g = edgeById.get(e.id);
+    const s = e.sections?.[0];
+    if (g === undefined || s === undefined) return [];
+    const points = [s.startPoint, ...(s.bendPoints ?? []), s.endPoint];
+    const d = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${p.x.toFixed(1)},${p.y.toFixed(1)}`).join(' ');
+    const l = e.labels?.[0];
+    return [{ ...g, d, ...(l?.x === undefined || l.y === undefined ? {} : { labelAt: { x: l.x, y: l.y + 9 } }) }];
+  });
+  return { width: (out.width ?? 0) + 24, height: (out.height ?? 0) + 24, nodes, edges };
+}
