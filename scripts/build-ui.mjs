@@ -1,8 +1,8 @@
 // Builds the web console: type-checks ui/ (its own tsconfig: DOM lib, preact's JSX), bundles
-// ui/src/main.tsx with esbuild into dist/ui/console.js and copies index.html and console.css beside
-// it. The API server serves dist/ui/ at /ui/; nothing is fetched from anywhere else at run time.
+// ui/src/main.tsx with esbuild into dist/ui/console.js (and chunk-*.js for what it loads later:
+// the layout library) and copies index.html and console.css beside it. The API server serves dist/ui/ at /ui/; nothing is fetched from anywhere else at run time.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -13,10 +13,13 @@ const out = join(root, 'dist', 'ui');
 const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'ui', 'tsconfig.json')], { stdio: 'inherit' });
 if (tsc.status !== 0) process.exit(tsc.status ?? 1);
 
+rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 await build({
-  entryPoints: [join(root, 'ui', 'src', 'main.tsx')],
-  outfile: join(out, 'console.js'),
+  entryPoints: { console: join(root, 'ui', 'src', 'main.tsx') },
+  outdir: out,
+  chunkNames: 'chunk-[hash]',
+  splitting: true,
   bundle: true,
   format: 'esm',
   platform: 'browser',

@@ -1,7 +1,7 @@
 // A claim's journey: one timeline of its events, its volume's and its pods', and the CSI calls made
 // for its volume (method, node, path, duration, status); its snapshots and the claims cloned or
 // restored from it as a tree; and its usage from the kubelet's volume stats on the node that mounts it.
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Api } from './api.js';
 import { bytes, metricValues, time } from './format.js';
 import { usesClaim } from './model.js';
@@ -73,6 +73,8 @@ export function Journey(props: JourneyProps) {
   const [usage, setUsage] = useState<{ used?: number; capacity?: number; node?: string }>({});
   const [error, setError] = useState<string | undefined>(undefined);
   const nodeName: string | undefined = pods.find((p) => p.spec?.nodeName)?.spec?.nodeName;
+  const top = useRef<HTMLElement>(null);
+  useEffect(() => top.current?.scrollIntoView({ block: 'nearest' }), [props.namespace, props.name]);
 
   useEffect(() => {
     let live = true;
@@ -150,7 +152,7 @@ export function Journey(props: JourneyProps) {
   ].sort((a, b) => (a.at === b.at ? a.seq - b.seq : a.at < b.at ? -1 : 1));
 
   return (
-    <section class="card" aria-label="Journey" data-testid="journey">
+    <section class="card" aria-label="Journey" data-testid="journey" ref={top}>
       <div class="filters">
         <h2 class="title">
           Journey of {props.namespace}/{props.name}
@@ -196,7 +198,7 @@ export function Journey(props: JourneyProps) {
               <td>{r.what}</td>
               <td class="num">{r.duration === undefined ? '' : r.duration.toFixed(1)}</td>
               <td class={r.code === undefined ? '' : r.code === 'OK' ? 'code-ok' : 'code-bad'}>{r.code ?? ''}</td>
-              <td>{r.detail}</td>
+              <td class="wrap">{r.detail}</td>
             </tr>
           ))}
         </tbody>

@@ -61,7 +61,7 @@ export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[] }) {
                   {statuses.some((s) => (s.restartCount ?? 0) > 0) ? ` (${statuses.reduce((n, s) => n + (s.restartCount ?? 0), 0)} restarts)` : ''}
                 </td>
                 <td class="hide-narrow">{claims.join(', ')}</td>
-                <td class={e?.type === 'Warning' ? 'warning' : ''}>{e === undefined ? '' : `${time(eventTime(e))} ${e.reason ?? ''}: ${e.message ?? ''}`}</td>
+                <td class={e?.type === 'Warning' ? 'wrap warning' : 'wrap'}>{e === undefined ? '' : `${time(eventTime(e))} ${e.reason ?? ''}: ${e.message ?? ''}`}</td>
                 <td>
                   <button type="button" class="danger" onClick={() => void del(p)}>
                     {confirm === key(p) ? 'Confirm delete' : 'Delete'}

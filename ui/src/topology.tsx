@@ -13,6 +13,8 @@ export interface TopologyProps {
   nodes: KObject[];
   events: KEvent[];
   calls: CsiCall[];
+  /** Every collection listed once: until then a layout would be thrown away at once. */
+  synced: boolean;
   onOpenClaim: (namespace: string, name: string) => void;
 }
 
@@ -41,6 +43,7 @@ export function Topology(props: TopologyProps) {
   const [placed, setPlaced] = useState<Layout | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   useEffect(() => {
+    if (!props.synced) return;
     let current = true;
     const t0 = performance.now();
     layout(graph).then(
@@ -49,13 +52,15 @@ export function Topology(props: TopologyProps) {
         setPlaced(l);
         setError(undefined);
         performance.measure('stowage:layout', { start: t0, end: performance.now() });
+        // Drawn once the browser has painted the new SVG.
+        requestAnimationFrame(() => setTimeout(() => performance.mark('stowage:drawn'), 0));
       },
       (err: unknown) => current && setError(String(err)),
     );
     return () => {
       current = false;
     };
-  }, [graph]);
+  }, [graph, props.synced]);
 
   const namespaces = [...new Set([...props.claims, ...props.pods].map((o) => o.metadata.namespace ?? ''))].sort();
   const open = (id: string): void => {
