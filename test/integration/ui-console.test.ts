@@ -3,8 +3,9 @@
 // sees seed 003's story (claim nfs-pvc, pod test-volumes mounting it with a subPath, here on the
 // local class) connected class → claim → volume → backend volume → node → pod, watches a new claim
 // appear without a reload, opens the claim's journey (CreateVolume, NodeStageVolume,
-// NodePublishVolume with durations and status codes), applies a YAML with a misspelt field and
-// reads the API's field error, deletes the pod and sees it go; strings from the cluster are shown
+// NodePublishVolume with durations and status codes) and its snapshot/restore/clone tree, applies a
+// YAML with a misspelt field and reads the API's field error (then applies, changes and deletes a
+// good one), sees where the node mounted the pod's volume, deletes the pod and sees it go; strings from the cluster are shown
 // as text, never as markup; data without the token is 401. Screenshots at 1280×800 and 390×844
 // go to test-artifacts/ui/ (kept by CI).
 import assert from 'node:assert/strict';
@@ -150,6 +151,47 @@ describe('the web console in a real browser', () => {
     await shoot('journey-1280x800');
   });
 
+  it('shows the claim’s snapshot, the claim restored from it and its clone as a tree, and the snapshot’s CSI call', async () => {
+    const yaml = `apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshotClass
+metadata: {name: local-snapshots}
+driver: local.csi.stowage.dev
+deletionPolicy: Delete
+---
+apiVersion: snapshot.storage.k8s.io/v1
+kind: VolumeSnapshot
+metadata: {name: nfs-snap}
+spec:
+  volumeSnapshotClassName: local-snapshots
+  source: {persistentVolumeClaimName: nfs-pvc}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: restored}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 64Mi}}
+  dataSourceRef: {apiGroup: snapshot.storage.k8s.io, kind: VolumeSnapshot, name: nfs-snap}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {name: cloned}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {requests: {storage: 64Mi}}
+  dataSourceRef: {kind: PersistentVolumeClaim, name: nfs-pvc}
+`;
+    await writeFile(join(up.dir, 'snapshots.yaml'), yaml);
+    await up.ok('apply', '-f', join(up.dir, 'snapshots.yaml'));
+    const journey = page.getByTestId('journey');
+    const snap = journey.getByTestId('snapshot').filter({ hasText: 'nfs-snap' });
+    await snap.filter({ hasText: 'ready' }).waitFor({ timeout: 30_000 });
+    await snap.getByRole('button', { name: 'claim restored' }).waitFor({ timeout: 10_000 });
+    await journey.getByRole('button', { name: 'claim cloned' }).waitFor({ timeout: 10_000 });
+    await journey.locator('tr[data-what="CreateSnapshot"]').first().waitFor({ timeout: 15_000 });
+    assert.equal(await journey.locator('tr[data-what="CreateSnapshot"] td').nth(4).textContent(), 'OK');
+  });
+
   it('shows an object with a Warning event in red with its message, as text, never as markup', async () => {
     const event = {
       apiVersion: 'v1',
@@ -188,12 +230,23 @@ describe('the web console in a real browser', () => {
     await page.getByRole('button', { name: 'Apply', exact: true }).click();
     await page.getByTestId('outcomes').filter({ hasText: 'ConfigMap from-console applied' }).waitFor();
     assert.equal(await up.field('configmap', 'from-console', '.data.a'), 'b');
+    // Applied again with a change: merged into the existing object.
+    await page.locator('#yaml').fill('apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-console\ndata: {a: c}\n');
+    await page.getByRole('button', { name: 'Apply', exact: true }).click();
+    await up.until('the change to land', async () => (await up.field('configmap', 'from-console', '.data.a')) === 'c', 10_000);
+    // And deleted by the same YAML.
+    await page.getByRole('button', { name: 'Delete', exact: true }).click();
+    await page.getByTestId('outcomes').filter({ hasText: 'ConfigMap from-console deleted' }).waitFor();
+    assert.equal(await up.field('configmap', 'from-console', '.metadata.name'), '');
   });
 
   it('deletes a pod and sees it go', async () => {
     await page.getByRole('button', { name: 'Pods', exact: true }).click();
     const row = page.locator('tr[data-pod="default/test-volumes"]');
     await row.waitFor();
+    // Where the node mounted its volume: the publish path of the journal, below the pod's directory.
+    const uid = await up.field('pod', 'test-volumes', '.metadata.uid');
+    await row.getByTestId('mounts').filter({ hasText: `/pods/${uid}/volumes/kubernetes.io~csi/` }).waitFor({ timeout: 10_000 });
     await row.getByRole('button', { name: 'Delete' }).click();
     await row.getByRole('button', { name: 'Confirm delete' }).click();
     await row.waitFor({ state: 'detached', timeout: 60_000 });

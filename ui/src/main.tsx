@@ -143,7 +143,7 @@ function Console(props: { api: Api; user: string; onLogout: () => void }) {
           </div>
         )}
         {view === 'capacity' && <Capacity api={api} volumes={lists.volumes} capacities={lists.capacities} />}
-        {view === 'pods' && <Pods api={api} pods={lists.pods} events={lists.events} />}
+        {view === 'pods' && <Pods api={api} pods={lists.pods} events={lists.events} calls={calls} />}
         {view === 'apply' && <Apply api={api} />}
       </main>
     </>

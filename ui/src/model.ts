@@ -93,6 +93,21 @@ export function usesClaim(pod: KObject, claim: KObject): boolean {
   return (pod.spec?.volumes ?? []).some((v: { persistentVolumeClaim?: { claimName?: string } }) => v.persistentVolumeClaim?.claimName === claim.metadata.name);
 }
 
+/** What the journal says is staged and published now, per "volumeId|node": the latest successful stage and publishes not since undone. */
+export function mountsFromJournal(calls: CsiCall[]): { staged: Map<string, string>; published: Map<string, string[]> } {
+  const staged = new Map<string, string>();
+  const published = new Map<string, string[]>();
+  for (const c of calls) {
+    if (c.code !== 'OK' || c.volumeId === undefined || c.node === undefined) continue;
+    const k = `${c.volumeId}|${c.node}`;
+    if (c.method === 'NodeStageVolume' && c.stagingTargetPath) staged.set(k, c.stagingTargetPath);
+    if (c.method === 'NodeUnstageVolume') staged.delete(k);
+    if (c.method === 'NodePublishVolume' && c.targetPath) published.set(k, [...(published.get(k) ?? []).filter((t) => t !== c.targetPath), c.targetPath]);
+    if (c.method === 'NodeUnpublishVolume' && c.targetPath) published.set(k, (published.get(k) ?? []).filter((t) => t !== c.targetPath));
+  }
+  return { staged, published };
+}
+
 export function buildTopology(input: TopologyInput, filters: Filters): Graph {
   const warn = warnings(input.events);
   const nodes = new Map<string, GraphNode>();
@@ -118,17 +133,7 @@ export function buildTopology(input: TopologyInput, filters: Filters): Graph {
   const claimKeys = new Set(claims.map(key));
   const pods = input.pods.filter((p) => podPasses(p) && (filters.storageClass === '' || input.claims.some((c) => claimKeys.has(key(c)) && usesClaim(p, c))));
 
-  // The journal's latest successful stage and publish per volume and node.
-  const staged = new Map<string, string>();
-  const published = new Map<string, string[]>();
-  for (const c of input.calls) {
-    if (c.code !== 'OK' || c.volumeId === undefined || c.node === undefined) continue;
-    const k = `${c.volumeId}|${c.node}`;
-    if (c.method === 'NodeStageVolume' && c.stagingTargetPath) staged.set(k, c.stagingTargetPath);
-    if (c.method === 'NodeUnstageVolume') staged.delete(k);
-    if (c.method === 'NodePublishVolume' && c.targetPath) published.set(k, [...(published.get(k) ?? []).filter((t) => t !== c.targetPath), c.targetPath]);
-    if (c.method === 'NodeUnpublishVolume' && c.targetPath) published.set(k, (published.get(k) ?? []).filter((t) => t !== c.targetPath));
-  }
+  const { staged, published } = mountsFromJournal(input.calls);
 
   const wantNode = (name: string): boolean => filters.node === '' || filters.node === name;
   for (const n of input.nodes) {

@@ -1,11 +1,19 @@
-// The pods: phase, node, readiness, restarts, the claims they mount, their latest event; and a
-// delete button (click twice: the second click confirms). The API serves no pods/log, so no logs.
+// The pods: phase, node, readiness, restarts, the claims they mount and where the node mounted
+// them (the CSI publish paths of the journal), their latest event; and a delete button (click
+// twice: the second click confirms). The API serves no pods/log, so no logs.
 import { useState } from 'preact/hooks';
 import { type Api, ApiFailure } from './api.js';
 import { time } from './format.js';
-import { eventTime, type KEvent, type KObject, key } from './types.js';
+import { mountsFromJournal } from './model.js';
+import { type CsiCall, eventTime, type KEvent, type KObject, key } from './types.js';
 
-export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[] }) {
+export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[]; calls: CsiCall[] }) {
+  const { published } = mountsFromJournal(props.calls);
+  const mountsOf = (p: KObject): string[] => {
+    const uid = p.metadata.uid;
+    if (uid === undefined) return [];
+    return [...published.entries()].flatMap(([k, paths]) => (k.endsWith(`|${p.spec?.nodeName ?? ''}`) ? paths.filter((t) => t.includes(`/${uid}/`)) : []));
+  };
   const [confirm, setConfirm] = useState<string | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
   const latest = new Map<string, KEvent>();
@@ -42,6 +50,7 @@ export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[] }) {
             <th class="hide-narrow">node</th>
             <th class="hide-narrow">ready</th>
             <th class="hide-narrow">claims</th>
+            <th class="hide-narrow">mounted at (node)</th>
             <th>latest event</th>
             <th />
           </tr>
@@ -61,6 +70,11 @@ export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[] }) {
                   {statuses.some((s) => (s.restartCount ?? 0) > 0) ? ` (${statuses.reduce((n, s) => n + (s.restartCount ?? 0), 0)} restarts)` : ''}
                 </td>
                 <td class="hide-narrow">{claims.join(', ')}</td>
+                <td class="hide-narrow wrap" data-testid="mounts">
+                  {mountsOf(p).map((t) => (
+                    <div key={t}>{t}</div>
+                  ))}
+                </td>
                 <td class={e?.type === 'Warning' ? 'wrap warning' : 'wrap'}>{e === undefined ? '' : `${time(eventTime(e))} ${e.reason ?? ''}: ${e.message ?? ''}`}</td>
                 <td>
                   <button type="button" class="danger" onClick={() => void del(p)}>
