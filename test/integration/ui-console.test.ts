@@ -247,6 +247,7 @@ spec:
     // Where the node mounted its volume: the publish path of the journal, below the pod's directory.
     const uid = await up.field('pod', 'test-volumes', '.metadata.uid');
     await row.getByTestId('mounts').filter({ hasText: `/pods/${uid}/volumes/kubernetes.io~csi/` }).waitFor({ timeout: 10_000 });
+    await shoot('pods-1280x800');
     await row.getByRole('button', { name: 'Delete' }).click();
     await row.getByRole('button', { name: 'Confirm delete' }).click();
     await row.waitFor({ state: 'detached', timeout: 60_000 });

@@ -149,7 +149,9 @@ export function Journey(props: JourneyProps) {
         warning: c.code !== 'OK',
       }),
     ),
-  ].sort((a, b) => (a.at === b.at ? a.seq - b.seq : a.at < b.at ? -1 : 1));
+    // Events carry whole seconds (truncated), calls milliseconds: compared as instants, an event
+    // comes before the calls of its second, which is where it happened at the latest.
+  ].sort((a, b) => Date.parse(a.at) - Date.parse(b.at) || a.seq - b.seq);
 
   return (
     <section class="card" aria-label="Journey" data-testid="journey" ref={top}>

@@ -92,7 +92,7 @@ export async function layout(graph: Graph): Promise<Layout> {
       'elk.algorithm': 'layered',
       'elk.direction': 'RIGHT',
       'elk.spacing.nodeNode': '14',
-      'elk.layered.spacing.nodeNodeBetweenLayers': '48',
+      'elk.layered.spacing.nodeNodeBetweenLayers': '40',
       'elk.spacing.edgeLabel': '2',
       'elk.edgeLabels.inline': 'false',
       'elk.layered.nodePlacement.strategy': 'BRANDES_KOEPF',

@@ -193,7 +193,7 @@ export function buildTopology(input: TopologyInput, filters: Filters): Graph {
     for (const n of onNodes) {
       if (!nodes.has(nodeId.node(n))) continue;
       const path = staged.get(`${handle}|${n}`);
-      link(bid, nodeId.node(n), path === undefined ? undefined : `staged ${shortPath(path)}`, path);
+      link(bid, nodeId.node(n), path === undefined ? undefined : `staged ${shortPath(path, 2, 26)}`, path);
     }
   }
 
@@ -216,7 +216,7 @@ export function buildTopology(input: TopologyInput, filters: Filters): Graph {
         if (handle === undefined) continue;
         for (const t of published.get(`${handle}|${nodeName}`) ?? []) if (t.includes(uid)) paths.push(t);
       }
-      link(nodeId.node(nodeName), id, paths.length === 0 ? undefined : `published ${paths.map((t) => shortPath(t, 3)).join(', ')}`, paths.join('\n') || undefined);
+      link(nodeId.node(nodeName), id, paths.length === 0 ? undefined : `published ${paths.map((t) => shortPath(t, 2, 26)).join(', ')}`, paths.join('\n') || undefined);
     }
   }
   return { nodes: [...nodes.values()], edges: [...edges.values()].filter((e) => nodes.has(e.source) && nodes.has(e.target)) };
