@@ -111,6 +111,23 @@ describe('the web console in a real browser', () => {
     assert.equal(await page.evaluate(() => sessionStorage.getItem('stowage.token')), token);
   });
 
+  it('signs in from `stowage ui`’s address, and takes the token out of the address bar', async () => {
+    const other = await browser.newPage({ ignoreHTTPSErrors: true });
+    try {
+      await other.goto(consoleUrl);
+      await other.getByTestId('user').filter({ hasText: 'system:admin' }).waitFor();
+      assert.equal(new URL(other.url()).hash, '', 'no token left in the address');
+      // A reload keeps the tab signed in (sessionStorage), with nothing in the address.
+      await other.reload();
+      await other.getByTestId('user').filter({ hasText: 'system:admin' }).waitFor();
+      await other.getByRole('button', { name: 'Sign out' }).click();
+      await other.locator('#token').waitFor();
+      assert.equal(await other.evaluate(() => sessionStorage.getItem('stowage.token')), null);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('draws seed 003’s claim, volume, backend volume, node and pod connected', async () => {
     await writeFile(join(up.dir, 'seed-003.yaml'), SEED_003);
     await up.ok('apply', '-f', join(up.dir, 'seed-003.yaml'));
