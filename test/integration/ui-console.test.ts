@@ -264,6 +264,11 @@ spec:
     // Where the node mounted its volume: the publish path of the journal, below the pod's directory.
     const uid = await up.field('pod', 'test-volumes', '.metadata.uid');
     await row.getByTestId('mounts').filter({ hasText: `/pods/${uid}/volumes/kubernetes.io~csi/` }).waitFor({ timeout: 10_000 });
+    // Its events, all of them, under it when its name is clicked.
+    await row.getByRole('button', { name: 'default/test-volumes' }).click();
+    const events = page.locator('tr[data-events="default/test-volumes"]');
+    await events.filter({ hasText: 'Scheduled: Successfully assigned default/test-volumes to ui-node' }).waitFor();
+    await events.filter({ hasText: 'Started' }).waitFor();
     await shoot('pods-1280x800');
     await row.getByRole('button', { name: 'Delete' }).click();
     await row.getByRole('button', { name: 'Confirm delete' }).click();

@@ -15,14 +15,15 @@ export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[]; calls
     return [...published.entries()].flatMap(([k, paths]) => (k.endsWith(`|${p.spec?.nodeName ?? ''}`) ? paths.filter((t) => t.includes(`/${uid}/`)) : []));
   };
   const [confirm, setConfirm] = useState<string | undefined>(undefined);
+  const [open, setOpen] = useState<string | undefined>(undefined);
   const [error, setError] = useState<string | undefined>(undefined);
-  const latest = new Map<string, KEvent>();
+  const byPod = new Map<string, KEvent[]>();
   for (const e of props.events) {
     if (e.involvedObject?.kind !== 'Pod') continue;
     const k = `${e.involvedObject.namespace ?? ''}/${e.involvedObject.name ?? ''}`;
-    const seen = latest.get(k);
-    if (seen === undefined || eventTime(seen) <= eventTime(e)) latest.set(k, e);
+    byPod.set(k, [...(byPod.get(k) ?? []), e]);
   }
+  for (const list of byPod.values()) list.sort((a, b) => Date.parse(eventTime(a)) - Date.parse(eventTime(b)));
   const del = async (p: KObject): Promise<void> => {
     const k = key(p);
     if (confirm !== k) {
@@ -58,11 +59,16 @@ export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[]; calls
         <tbody>
           {pods.map((p) => {
             const statuses: { ready?: boolean; restartCount?: number }[] = p.status?.containerStatuses ?? [];
-            const e = latest.get(key(p));
+            const events = byPod.get(key(p)) ?? [];
+            const e = events.at(-1);
             const claims = (p.spec?.volumes ?? []).flatMap((v: { persistentVolumeClaim?: { claimName: string } }) => (v.persistentVolumeClaim ? [v.persistentVolumeClaim.claimName] : []));
-            return (
+            return [
               <tr key={key(p)} data-pod={key(p)}>
-                <td>{key(p)}</td>
+                <td>
+                  <button type="button" class="link" aria-expanded={open === key(p)} onClick={() => setOpen(open === key(p) ? undefined : key(p))}>
+                    {key(p)}
+                  </button>
+                </td>
                 <td>{p.metadata.deletionTimestamp ? 'Terminating' : (p.status?.phase ?? 'Pending')}</td>
                 <td class="hide-narrow">{p.spec?.nodeName ?? ''}</td>
                 <td class="hide-narrow">
@@ -81,8 +87,21 @@ export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[]; calls
                     {confirm === key(p) ? 'Confirm delete' : 'Delete'}
                   </button>
                 </td>
-              </tr>
-            );
+              </tr>,
+              open === key(p) && (
+                <tr key={`${key(p)}/events`} data-events={key(p)}>
+                  <td colSpan={8} class="wrap">
+                    {events.length === 0 && <span class="muted">No events.</span>}
+                    {events.map((ev) => (
+                      <div key={ev.metadata.name} class={ev.type === 'Warning' ? 'warning' : ''}>
+                        {time(eventTime(ev))} {ev.type} {ev.reason}: {ev.message}
+                        {(ev.count ?? 1) > 1 ? ` (×${ev.count})` : ''}
+                      </div>
+                    ))}
+                  </td>
+                </tr>
+              ),
+            ];
           })}
         </tbody>
       </table>
