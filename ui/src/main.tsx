@@ -177,7 +177,9 @@ function App() {
       },
     );
   }, []);
-  if (session !== undefined) session.api.onUnauthorized = () => logout('The server no longer accepts the token (401): sign in again.');
+  useEffect(() => {
+    if (session !== undefined) session.api.onUnauthorized = () => logout('The server no longer accepts the token (401): sign in again.');
+  }, [session]);
   if (checking) return <p class="muted">Signing in…</p>;
   if (session === undefined) return <Login message={message} onLogin={(api, user) => setSession({ api, user })} />;
   return <Console api={session.api} user={session.user} onLogout={() => logout()} />;
