@@ -3,11 +3,12 @@
 // cluster's storage objects (list + watch) and the CSI call journal.
 import { render } from 'preact';
 import { useEffect, useMemo, useState } from 'preact/hooks';
-import { Api, ApiFailure, initialToken, keepToken } from './api.js';
+import { Api, ApiFailure } from './api.js';
 import { Apply } from './apply.js';
 import { Capacity } from './capacity.js';
 import { Journey } from './journey.js';
 import { Pods } from './pods.js';
+import { initialToken, keepToken } from './session.js';
 import { Topology } from './topology.js';
 import type { CsiCall, KEvent } from './types.js';
 import { Cluster } from './watch.js';
