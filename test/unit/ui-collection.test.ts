@@ -84,11 +84,19 @@ describe('the console’s live collection', () => {
     }
   });
 
-  it('polls instead of watching when asked', async () => {
-    const c = new Collection(api, CONFIGMAPS, () => undefined, 100);
+  it('polls instead of watching when asked, and a poll in which nothing of its kind changed is no change', async () => {
+    let notified = 0;
+    const c = new Collection(api, CONFIGMAPS, () => notified++, 100);
     c.start();
     try {
       await until('the list', () => c.synced && c.items.has('default/a'));
+      const before = notified;
+      const values = c.values();
+      // Writes of another kind move the list's resourceVersion, not its objects.
+      await write('POST', '/api/v1/namespaces/default/secrets', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' } });
+      await sleep(350);
+      assert.equal(notified, before);
+      assert.equal(c.values(), values, 'the same array: the views draw nothing again');
       await write('POST', CONFIGMAPS, configMap('polled', '1'));
       await until('the next list to see it', () => c.items.has('default/polled'));
     } finally {

@@ -83,11 +83,13 @@ export class Collection {
 
   private async list(): Promise<void> {
     const list = await this.api.json<{ items: KObject[]; metadata: { resourceVersion?: string } }>(this.path);
-    // A relist that changed nothing (polling) is no change.
-    if (this.synced && list.metadata.resourceVersion !== undefined && list.metadata.resourceVersion === this.rv) return;
+    this.rv = list.metadata.resourceVersion ?? '';
+    // A relist in which no object changed (the list's version moves with every write anywhere) is
+    // no change: the views keep their arrays and draw nothing again.
+    const same = this.synced && list.items.length === this.items.size && list.items.every((o) => this.items.get(key(o))?.metadata.resourceVersion === o.metadata.resourceVersion);
+    if (same) return;
     this.items.clear();
     for (const o of list.items) this.items.set(key(o), o);
-    this.rv = list.metadata.resourceVersion ?? '';
     this.synced = true;
     this.changed();
   }
