@@ -293,8 +293,15 @@ spec:
     });
     assert.ok(overflow <= 0, `the page itself does not scroll sideways (the graph scrolls in its box): ${overflow}px`);
     await page.getByRole('button', { name: 'Capacity' }).click();
-    await page.getByTestId('capacity').locator('tbody tr').first().waitFor();
+    // The node's pool for the local class: its volumes' sizes provisioned, and what its CSIStorageCapacity offers.
+    const pool = page.getByTestId('capacity').locator('tbody tr').filter({ hasText: 'ui-node' }).filter({ hasText: 'local' });
+    await pool.waitFor();
+    const cells = await pool.locator('td').allTextContents();
+    assert.match(cells[3] ?? '', /^\d+(\.\d)? (MiB|GiB)$/, `provisioned: ${cells.join(' | ')}`);
+    assert.match(cells[4] ?? '', /^\d+(\.\d)? (MiB|GiB)$/, `free: ${cells.join(' | ')}`);
     await shoot('capacity-390x844');
+    await page.getByRole('button', { name: 'Apply YAML' }).click();
+    await shoot('apply-390x844');
     await page.setViewportSize({ width: 1280, height: 800 });
     await shoot('capacity-1280x800');
     assert.deepEqual(pageErrors, [], 'no script error on the page');

@@ -61,8 +61,10 @@ async function run(api: Api, text: string, mode: 'apply' | 'delete'): Promise<Ou
   return outcomes;
 }
 
-export function Apply(props: { api: Api }) {
-  const [text, setText] = useState('');
+/** The text is the console's (props), so it survives switching views. */
+export function Apply(props: { api: Api; text: string; onText: (text: string) => void }) {
+  const { text } = props;
+  const setText = props.onText;
   const [busy, setBusy] = useState(false);
   const [outcomes, setOutcomes] = useState<Outcome[]>([]);
   const go = async (mode: 'apply' | 'delete'): Promise<void> => {

@@ -68,6 +68,7 @@ function Console(props: { api: Api; user: string; onLogout: () => void }) {
   const [view, setView] = useState<View>('topology');
   const [journey, setJourney] = useState<{ namespace: string; name: string } | undefined>(undefined);
   const [calls, setCalls] = useState<CsiCall[]>([]);
+  const [yaml, setYaml] = useState('');
   useEffect(() => {
     const off = cluster.subscribe(() => setVersion((v) => v + 1));
     cluster.start();
@@ -145,7 +146,7 @@ function Console(props: { api: Api; user: string; onLogout: () => void }) {
         )}
         {view === 'capacity' && <Capacity api={api} volumes={lists.volumes} capacities={lists.capacities} />}
         {view === 'pods' && <Pods api={api} pods={lists.pods} events={lists.events} calls={calls} />}
-        {view === 'apply' && <Apply api={api} />}
+        {view === 'apply' && <Apply api={api} text={yaml} onText={setYaml} />}
       </main>
     </>
   );
