@@ -50,8 +50,9 @@ function authHelp(): string {
   return [
     '',
     'Access: TCP listeners need the admin bearer token (<state-dir>/admin.token, or --token) for all but',
-    '/healthz, /readyz, /livez and /version; https:// is served with a certificate from the CA in',
-    '<state-dir>/pki/. `up` writes <state-dir>/kubeconfig (cluster and context "stowage", user "admin")',
+    '/healthz, /readyz, /livez, /version and the web console\'s page at /ui/ (`stowage ui` prints its',
+    'address); https:// is served with a certificate from the CA in <state-dir>/pki/. `up` writes',
+    '<state-dir>/kubeconfig (cluster and context "stowage", user "admin")',
     'for kubectl: `kubectl --kubeconfig <state-dir>/kubeconfig get ns`, or print it with `stowage kubeconfig`.',
     'The unix socket needs no token: only its owner may open it. ServiceAccount tokens (`kubectl create',
     'token NAME`) are accepted too; with --authorization RBAC they get what their bindings grant.',

@@ -8,6 +8,7 @@
 // kubectl). `url` is the first. An https:// address is served with the serving certificate of
 // <stateDir>/pki/ (pki.ts), made for the hosts of every https address.
 import { VolumeStatsCache } from './node/volume-stats.js';
+import { CsiCallJournal } from '../csi/call-journal.js';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -45,6 +46,8 @@ export interface ControlPlane {
   controllers: Controllers;
   /** The node agents' volume stats, served as the kubelets' metrics (/metrics, nodes/{n}/proxy/metrics). */
   volumeStats: VolumeStatsCache;
+  /** Every CSI call of the controllers and node agents, the latest few thousand (the web console's /ui/api/csi-calls). */
+  csiCalls: CsiCallJournal;
   stop(): Promise<void>;
 }
 
@@ -73,6 +76,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const store = open(join(stateDir, STORE_FILE), options.store);
   const servers: ApiServer[] = [];
   const volumeStats = new VolumeStatsCache();
+  const csiCalls = new CsiCallJournal();
   let controllers: Controllers | undefined;
   const infoPath = join(stateDir, SERVER_INFO_FILE);
   try {
@@ -93,11 +97,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           ...(tokenSigner === undefined ? {} : { tokenSigner }),
           ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
           metrics: (node) => volumeStats.render(node).then((text) => text ?? ''),
+          csiCalls,
           logger: log,
         }),
       );
     }
-    controllers = startControllers(store, log, options.controllers);
+    controllers = startControllers(store, log, { ...options.controllers, csiCalls });
     const urls = servers.map((s) => s.url);
     const info: ServerInfo = { url: urls[0] ?? '', urls, pid: process.pid };
     const tmp = `${infoPath}.${process.pid}.tmp`;
@@ -121,7 +126,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       log.fatal({ err }, 'the store failed to commit; the control plane stops serving (restart it to recover)');
       void stop().catch((e: unknown) => log.error({ err: e }, 'control plane stop after store failure failed'));
     });
-    return { url: info.url, urls, ...(pki === undefined ? {} : { caPem: pki.caPem }), store, controllers: running, volumeStats, stop };
+    return { url: info.url, urls, ...(pki === undefined ? {} : { caPem: pki.caPem }), store, controllers: running, volumeStats, csiCalls, stop };
   } catch (err) {
     await controllers?.stop().catch(() => undefined);
     await Promise.all(servers.map((s) => s.close().catch(() => undefined)));

@@ -2,6 +2,7 @@
 // channel to the plugin's unix socket, every unary RPC of Identity, Controller
 // and Node as a typed method, every failure as a typed CsiError.
 import * as grpc from '@grpc/grpc-js';
+import type { CsiCallObserver } from './call-journal.js';
 import { parseEndpoint } from './endpoint.js';
 import { CsiError, UnavailableError, fromServiceError } from './errors.js';
 import {
@@ -35,6 +36,8 @@ export type NodeCallers = ServiceCallers<NodeRpcs>;
 export interface CsiClientOptions {
   /** Default per-call deadline. Default 30 s. */
   timeoutMs?: number;
+  /** Told of every finished call (method, request, answer, timing, status): the control plane's CSI call journal. */
+  observer?: CsiCallObserver;
 }
 
 export const DEFAULT_CALL_TIMEOUT_MS = 30_000;
@@ -64,6 +67,7 @@ export class CsiClient {
   readonly socketPath: string;
   private readonly channel: grpc.Client;
   private readonly timeoutMs: number;
+  private readonly observer: CsiCallObserver | undefined;
 
   /**
    * A client for the plugin at `endpoint` (unix:///abs/path, unix:/abs/path
@@ -74,6 +78,7 @@ export class CsiClient {
     this.socketPath = parseEndpoint(endpoint);
     this.channel = new grpc.Client(`unix://${this.socketPath}`, grpc.credentials.createInsecure(), CHANNEL_OPTIONS);
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    this.observer = options.observer;
     this.identity = this.callers(identityService);
     this.controller = this.callers(controllerService);
     this.node = this.callers(nodeService);
@@ -112,6 +117,8 @@ export class CsiClient {
     if (signal?.aborted) {
       return Promise.reject(new CsiError(grpc.status.CANCELLED, `${method.path} cancelled before it started`));
     }
+    const started = Date.now();
+    const t0 = performance.now();
     return new Promise((resolve, reject) => {
       const onAbort = (): void => call.cancel();
       const call = this.channel.makeUnaryRequest(
@@ -123,11 +130,29 @@ export class CsiClient {
         { deadline: Date.now() + (options.timeoutMs ?? this.timeoutMs) },
         (err, response) => {
           signal?.removeEventListener('abort', onAbort);
+          if (this.observer !== undefined) this.tell(method.path, request, response, started, performance.now() - t0, err);
           if (err) reject(fromServiceError(err));
           else resolve(response);
         },
       );
       signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  private tell(path: string, request: object, response: unknown, started: number, durationMs: number, err: grpc.ServiceError | null): void {
+    try {
+      this.observer?.({
+        method: path.slice(path.lastIndexOf('/') + 1),
+        endpoint: this.socketPath,
+        request,
+        response,
+        started,
+        durationMs,
+        code: err ? err.code : grpc.status.OK,
+        ...(err ? { message: err.details } : {}),
+      });
+    } catch {
+      // An observer's failure is never the call's.
+    }
   }
 }

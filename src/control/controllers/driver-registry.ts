@@ -16,6 +16,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import type { Node } from '../api/types/core.js';
 import type { CSIDriver, CSINode, CSINodeDriver } from '../api/types/storage.js';
+import type { CsiCallJournal } from '../../csi/call-journal.js';
 import { CsiClient } from '../../csi/client.js';
 import { AlreadyExistsError, ConflictError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
@@ -67,6 +68,8 @@ export interface DriverRegistryOptions {
   logger: Logger;
   /** Default deadline of calls on the registry's clients. Default 60 s. */
   timeoutMs?: number;
+  /** Where every call of the registry's clients is recorded (the web console's journey of a volume). */
+  journal?: CsiCallJournal;
 }
 
 interface CachedClient {
@@ -81,6 +84,7 @@ export class DriverRegistry {
   private readonly csiNodes: Informer<CSINode>;
   private readonly log: Logger;
   private readonly timeoutMs: number;
+  private readonly journal: CsiCallJournal | undefined;
   private closed = false;
 
   constructor(options: DriverRegistryOptions) {
@@ -88,6 +92,7 @@ export class DriverRegistry {
     this.csiNodes = options.csiNodes;
     this.log = options.logger;
     this.timeoutMs = options.timeoutMs ?? 60_000;
+    this.journal = options.journal;
     this.csiNodes.addIndex('driver', (n) => (n.spec?.drivers ?? []).map((d) => d.name));
     this.csiDrivers.addEventHandler({
       add: (d) => this.changed(d.metadata.name ?? ''),
@@ -195,11 +200,21 @@ export class DriverRegistry {
     if (this.closed) throw new Error('driver registry closed');
     let cached = this.clients.get(endpoint);
     if (cached === undefined) {
-      cached = { client: new CsiClient(endpoint, { timeoutMs: this.timeoutMs }) };
+      const journal = this.journal;
+      const observer = journal === undefined ? undefined : (call: Parameters<CsiCallJournal['observe']>[0]) => journal.observe({ ...call, ...this.nodeServing(endpoint) });
+      cached = { client: new CsiClient(endpoint, { timeoutMs: this.timeoutMs, ...(observer === undefined ? {} : { observer }) }) };
       this.clients.set(endpoint, cached);
       this.log.debug({ endpoint }, 'CSI client created');
     }
     return cached;
+  }
+
+  /** The node whose CSINode names the endpoint (a node plugin's socket), if any. */
+  private nodeServing(endpoint: string): { node?: string } {
+    for (const n of this.csiNodes.list()) {
+      if (Object.values(nodeEndpointsOf(n)).includes(endpoint)) return { node: n.metadata.name ?? '' };
+    }
+    return {};
   }
 
   /** Closes the clients of endpoints no registration names any more. */

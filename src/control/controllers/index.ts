@@ -9,6 +9,7 @@
 // Keys queued meanwhile wait in the queues.
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import type { CsiCallJournal } from '../../csi/call-journal.js';
 import type { Store } from '../store/store.js';
 import type { VolumeDeleter } from './binder.js';
 import { DriverRegistry } from './driver-registry.js';
@@ -37,6 +38,8 @@ export interface ControllerOptions {
    * `name` one, `-name` not that one. Default `*`.
    */
   controllers?: string | readonly string[];
+  /** Records every CSI call the controllers and node agents make (the web console's journey of a volume). */
+  csiCalls?: CsiCallJournal;
   /** Run the volume-aware pod scheduler (pods without spec.nodeName get a node). Default true; false is `-scheduler`. */
   scheduler?: boolean;
   /** Hold the controllers' loops back until Controllers.start() (informers run at once). Default false. */
@@ -75,6 +78,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     csiNodes: informers.for('csinodes'),
     logger: log,
     ...(options.csiTimeoutMs === undefined ? {} : { timeoutMs: options.csiTimeoutMs }),
+    ...(options.csiCalls === undefined ? {} : { journal: options.csiCalls }),
   });
   const host = hostname();
   let loopsIdle = (): boolean => true;

@@ -25,6 +25,8 @@ import { route } from './routes.js';
 import type { TokenSigner } from './service-account-tokens.js';
 import { handleTokenRequest, tokenRequestTarget } from './token-request.js';
 import { WatchStreams } from './watch-stream.js';
+import type { CsiCallJournal } from '../../csi/call-journal.js';
+import { CSI_CALLS_PATH, csiCallsAttributes, isUiAssetPath, serveCsiCalls, serveUiAsset } from './ui-console.js';
 
 /** Where kubectl looks when it has no kubeconfig at all. */
 export const DEFAULT_LISTEN = 'http://127.0.0.1:8080';
@@ -46,6 +48,10 @@ export interface ApiServerOptions {
   watchBookmarkIntervalMs?: number;
   /** The kubelets' metrics in Prometheus text: one node's, or every node's (undefined); none: 404. */
   metrics?: (node: string | undefined) => Promise<string | undefined>;
+  /** The CSI calls the control plane made, for the web console (/ui/api/csi-calls); none: an empty list. */
+  csiCalls?: CsiCallJournal;
+  /** Where the web console's built assets are (default dist/ui/). */
+  uiAssetsDir?: string;
 }
 
 export interface ApiServer {
@@ -142,6 +148,19 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     let user: UserInfo = ADMIN_USER;
+    // The web console's page and bundle hold no data: anyone may load them (the data they show is
+    // read with the user's token, under the API's authentication and authorization).
+    if (isUiAssetPath(url.pathname)) {
+      await serveUiAsset(req, res, url.pathname, options.uiAssetsDir);
+      return;
+    }
+    if (url.pathname === CSI_CALLS_PATH) {
+      user = actingUser(authenticate(req.headers.authorization) ?? throwUnauthorized(), req.headersDistinct, authorizer);
+      const attributes = csiCallsAttributes();
+      if (mode === 'RBAC' && !authorizer.allowed(user, attributes)) throw forbidden(user, attributes);
+      serveCsiCalls(req, res, url.searchParams, options.csiCalls);
+      return;
+    }
     if (!PUBLIC_PATHS.test(url.pathname)) {
       user = authenticate(req.headers.authorization) ?? throwUnauthorized();
       user = actingUser(user, req.headersDistinct, authorizer);
