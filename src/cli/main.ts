@@ -35,8 +35,9 @@ if (process.argv[2] !== 'driver') {
     import('./pod-commands.js'),
     import('./doctor-command.js'),
     import('./down-command.js'),
+    import('./gc-command.js'),
   ]);
-  const [up, kubeconfig, apply, get, describe, del, demo, node, pods, doctor, down] = commands;
+  const [up, kubeconfig, apply, get, describe, del, demo, node, pods, doctor, down, gc] = commands;
   up.registerUpCommand(program);
   kubeconfig.registerKubeconfigCommand(program);
   apply.registerApplyCommand(program);
@@ -48,6 +49,7 @@ if (process.argv[2] !== 'driver') {
   pods.registerPodCommands(program);
   doctor.registerDoctorCommand(program);
   down.registerDownCommand(program);
+  gc.registerGcCommand(program);
 }
 registerDriverCommand(program);
 if (process.argv[2] !== 'driver') (await import('./ceph-dev-command.js')).registerCephDevCommand(program);
