@@ -48,7 +48,7 @@ export function registerGcCommand(program: Command): void {
       if (flags.yes && !flags.delete) throw new CliError('error: --yes goes with --delete');
       const g = globalFlags(command);
       const { runGc, terminalConfirm } = await import('./gc/run.js');
-      const listers: BackendLister[] = [];
+      const listers: BackendLister[] = flags.cephConfig === undefined ? [] : [(await import('./gc/ceph-inventory.js')).cephLister(flags.cephConfig)];
       const confirm = terminalConfirm();
       await runGc(await connect(g), {
         graceMs,

@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import type { PersistentVolume } from '../../src/control/api/types/core.js';
 import type { VolumeSnapshotContent } from '../../src/control/api/types/snapshot.js';
 import type { StorageClass } from '../../src/control/api/types/storage.js';
+import { credentialsOf } from '../../src/cli/gc/ceph-inventory.js';
 import { type EndpointListing, inventoriesOf } from '../../src/cli/gc/csi-inventory.js';
 import { parseDuration } from '../../src/cli/gc/duration.js';
 import { type ApiState, type Finding, findOrphans, type Inventory } from '../../src/cli/gc/find.js';
@@ -50,6 +51,12 @@ describe('gc: what is an orphan', () => {
     { name: 'an unreferenced snapshot is', inv: [inventory({ snapshots: [old('s1'), old('s2')] })], api: api({ contents: [vsc('c1', 's1')] }), want: ['Snapshot s2: no VolumeSnapshotContent refers to it'] },
     { name: "a PV whose volume the driver no longer has", inv: [inventory({ volumes: [old('v1')] })], api: api({ pvs: [pv('pv-1', 'v1'), pv('pv-2', 'gone')] }), want: ['PersistentVolume pv-2: volume gone does not exist in the driver'] },
     { name: 'a partial listing calls nothing gone', inv: [inventory({ volumes: [old('v1')], volumesComplete: false })], api: api({ pvs: [pv('pv-1', 'v1'), pv('pv-2', 'gone')] }), want: [] },
+    {
+      name: 'a listing of some pools calls nothing gone outside them',
+      inv: [inventory({ volumes: [old('p1-a')], covers: (id) => id.startsWith('p1-') })],
+      api: api({ pvs: [pv('pv-1', 'p1-gone'), pv('pv-2', 'p2-elsewhere')] }),
+      want: ['Volume p1-a: no PersistentVolume refers to it', 'PersistentVolume pv-1: volume p1-gone does not exist in the driver'],
+    },
     { name: 'a driver that does not list calls nothing gone', inv: [], api: api({ pvs: [pv('pv-2', 'gone')] }), want: [] },
     { name: 'a PV being deleted is the provisioner\'s', inv: [inventory()], api: api({ pvs: [pv('pv-2', 'gone', { deleting: true })] }), want: [] },
     { name: 'a Released PV with reclaim Delete is the provisioner\'s', inv: [inventory()], api: api({ pvs: [pv('pv-2', 'gone', { phase: 'Released' })] }), want: [] },
@@ -118,7 +125,7 @@ describe('gc: durations', () => {
 });
 
 describe('gc: a driver listing is complete only if every endpoint of it answered', () => {
-  const listing = (driver: string, where: string, over: Partial<EndpointListing> = {}): EndpointListing => ({ endpoint: { socket: `/${where}`, where }, driver, listsVolumes: true, listsSnapshots: true, volumes: [{ id: `${where}-v`, where }], snapshots: [], ...over });
+  const listing = (driver: string, where: string, over: Partial<EndpointListing> = {}): EndpointListing => ({ endpoint: { socket: `/${where}`, where }, driver, hasController: true, listsVolumes: true, listsSnapshots: true, volumes: [{ id: `${where}-v`, where }], snapshots: [], ...over });
   const cases: { name: string; listings: EndpointListing[]; want: { driver: string; volumes: string[]; complete: boolean }[] }[] = [
     { name: 'two nodes answered', listings: [listing(D, 'n1'), listing(D, 'n2')], want: [{ driver: D, volumes: ['n1-v', 'n2-v'], complete: true }] },
     { name: 'one node failed', listings: [listing(D, 'n1'), listing(D, 'n2', { error: 'UNAVAILABLE', listsVolumes: false, volumes: [] })], want: [{ driver: D, volumes: ['n1-v'], complete: false }] },
@@ -146,6 +153,17 @@ describe('gc: the Secret a delete carries', () => {
     { name: 'the one the item was found through wins', f: { ...finding, secretRef: { name: 'own', namespace: 'ns' } }, classes: [sc('b', 'rbd.csi.ceph.com', secret)], want: { name: 'own', namespace: 'ns' } },
   ];
   for (const c of cases) it(c.name, () => assert.deepEqual(deletionSecretRef(c.f, view(c.classes)), c.want));
+});
+
+describe("gc: the credentials a Ceph class's provisioner Secret gives", () => {
+  const cases: { name: string; driver: string; secret: Record<string, string>; want: { user: string; key: string } | undefined }[] = [
+    { name: 'rbd: userID/userKey', driver: 'rbd.csi.stowage.dev', secret: { userID: 'admin', userKey: 'K' }, want: { user: 'admin', key: 'K' } },
+    { name: 'rbd: adminID alone is not enough', driver: 'rbd.csi.stowage.dev', secret: { adminID: 'admin', adminKey: 'K' }, want: undefined },
+    { name: 'cephfs: adminID/adminKey first', driver: 'cephfs.csi.stowage.dev', secret: { adminID: 'a', adminKey: 'A', userID: 'u', userKey: 'U' }, want: { user: 'a', key: 'A' } },
+    { name: "cephfs: else the user's", driver: 'cephfs.csi.stowage.dev', secret: { userID: 'u', userKey: 'U' }, want: { user: 'u', key: 'U' } },
+    { name: 'a user without a key', driver: 'rbd.csi.stowage.dev', secret: { userID: 'u' }, want: undefined },
+  ];
+  for (const c of cases) it(c.name, () => assert.deepEqual(credentialsOf(c.driver, c.secret), c.want));
 });
 
 describe('gc: the table', () => {

@@ -23,6 +23,8 @@ export interface EndpointListing {
   driver?: string;
   /** Set when listing failed (the endpoint did not answer, or a list call failed). */
   error?: string;
+  /** It serves the Controller service (what DeleteVolume / DeleteSnapshot go to). */
+  hasController: boolean;
   listsVolumes: boolean;
   listsSnapshots: boolean;
   volumes: BackendItem[];
@@ -67,11 +69,12 @@ function isoOf(ts: { seconds: number | string; nanos?: number } | null | undefin
 
 export async function listEndpoint(endpoint: Endpoint): Promise<EndpointListing> {
   const client = CsiClient.connect(`unix://${endpoint.socket}`, { timeoutMs: CALL_TIMEOUT_MS });
-  const listing: EndpointListing = { endpoint, listsVolumes: false, listsSnapshots: false, volumes: [], snapshots: [], ...(endpoint.driverHint === undefined ? {} : { driver: endpoint.driverHint }) };
+  const listing: EndpointListing = { endpoint, hasController: false, listsVolumes: false, listsSnapshots: false, volumes: [], snapshots: [], ...(endpoint.driverHint === undefined ? {} : { driver: endpoint.driverHint }) };
   try {
     listing.driver = (await client.identity.GetPluginInfo({})).name;
     const plugin = await client.identity.GetPluginCapabilities({});
     if (!plugin.capabilities.some((c) => c.service?.type === 'CONTROLLER_SERVICE')) return listing;
+    listing.hasController = true;
     const caps = new Set((await client.controller.ControllerGetCapabilities({})).capabilities.flatMap((c) => (c.rpc ? [String(c.rpc.type)] : [])));
     const base = { where: endpoint.where, endpoint: endpoint.socket };
     if (caps.has('LIST_VOLUMES')) {

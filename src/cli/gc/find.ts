@@ -28,6 +28,8 @@ export interface Inventory {
   /** Every place the driver keeps volumes was listed: a handle missing from `volumes` is gone. */
   volumesComplete: boolean;
   snapshotsComplete: boolean;
+  /** Whether the listing covers where an ID would live (a backend listing a few pools); every ID when absent. */
+  covers?: (id: string) => boolean;
 }
 
 export interface ApiState {
@@ -117,7 +119,7 @@ export function findOrphans(inventories: readonly Inventory[], api: ApiState, op
     if (pv.metadata.deletionTimestamp !== undefined) continue;
     if (pv.status?.phase === 'Released' && pv.spec.persistentVolumeReclaimPolicy === 'Delete') continue;
     const inv = byDriver.get(csi.driver);
-    if (inv?.volumesComplete !== true) continue;
+    if (inv?.volumesComplete !== true || inv.covers?.(csi.volumeHandle) === false) continue;
     if (!inv.volumes.some((v) => v.id === csi.volumeHandle)) findings.push(objectFinding('PersistentVolume', pv, csi.driver, `volume ${csi.volumeHandle} does not exist in the driver`, false));
   }
 
@@ -130,7 +132,7 @@ export function findOrphans(inventories: readonly Inventory[], api: ApiState, op
     const handle = snapshotHandleOf(c);
     if (handle === undefined || c.metadata.deletionTimestamp !== undefined) continue;
     const inv = byDriver.get(driver);
-    if (inv?.snapshotsComplete !== true) continue;
+    if (inv?.snapshotsComplete !== true || inv.covers?.(handle) === false) continue;
     if (!inv.snapshots.some((s) => s.id === handle)) findings.push(objectFinding('VolumeSnapshotContent', c, driver, `snapshot ${handle} does not exist in the driver`, false));
   }
 

@@ -87,7 +87,7 @@ function missingNodeListings(listings: readonly EndpointListing[], embeddedNodes
   for (const [driver, nodes] of perNode) {
     for (const node of embeddedNodes) {
       if (nodes.has(node)) continue;
-      out.push({ endpoint: { socket: '', where: node }, driver, error: `node ${node} has no ${driver} plugin socket`, listsVolumes: false, listsSnapshots: false, volumes: [], snapshots: [] });
+      out.push({ endpoint: { socket: '', where: node }, driver, error: `node ${node} has no ${driver} plugin socket`, hasController: false, listsVolumes: false, listsSnapshots: false, volumes: [], snapshots: [] });
     }
   }
   return out;
@@ -147,7 +147,12 @@ export async function runGc(api: ApiClient, opts: GcOptions): Promise<void> {
     for (const lister of opts.listers ?? []) {
       const extra = await lister(view, readSecret);
       for (const w of extra.warnings) err.write(`warning: ${w}\n`);
-      inventories.push(...extra.inventories.filter((i) => !listed.has(i.driver)));
+      for (const inv of extra.inventories.filter((i) => !listed.has(i.driver))) {
+        // Deleted through the driver's Controller service: the endpoint of it that answered.
+        const controller = listings.find((l) => l.driver === inv.driver && l.hasController && l.error === undefined)?.endpoint.socket;
+        if (controller !== undefined) for (const item of [...inv.volumes, ...inv.snapshots]) item.endpoint ??= controller;
+        inventories.push(inv);
+      }
     }
     const now = Date.now();
     const orphans = new Set(findOrphans(inventories, view, { now, graceMs: 0 }).map(keyOf));
