@@ -1,9 +1,9 @@
 // The scenario `stowage gc --ceph-config` is tested with on both Ceph backends (cli-gc-rbd,
 // cli-gc-cephfs), against a real `stowage up --backend B` on `stowage ceph-dev`: an orphan (its
 // Retain PV deleted), a snapshot cut straight through CSI, a dangling PV (its volume deleted behind
-// it) are listed from the journal; a reservation still `creating` (a CreateVolume in flight) and a
-// ceph-csi record (no stowage.record: not ours) are not; `--delete --yes` removes exactly the
-// orphans through the driver and the Bound claim's storage stays.
+// it) are listed from the journal; a reservation still `creating` (a CreateVolume in flight or
+// abandoned) is listed as never touched, a ceph-csi record (no stowage.record: not ours) not at all;
+// `--delete --yes` removes exactly the orphans through the driver and the Bound claim's storage stays.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -148,13 +148,15 @@ export function gcCephScenario(ceph: CephFixture, b: GcCephBackend): void {
       const lines = listed.trimEnd().split('\n');
       assert.match(lines[0] ?? '', /^KIND\s+DRIVER\s+ID\/NAME\s+WHERE\s+AGE\s+WHY$/);
       const rows = lines.slice(1);
-      assert.equal(rows.length, 3, `exactly three orphans:\n${listed}`);
+      assert.equal(rows.length, 4, `three orphans and the reservation in flight:\n${listed}`);
       const where = b.where(ceph).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
       const driver = b.driver.replace(/\./g, '\\.');
       assert.match(rows[0] ?? '', new RegExp(`^Snapshot\\s+${driver}\\s+${snapshot}\\s+${where}\\s+\\S+\\s+no VolumeSnapshotContent refers to it$`));
-      assert.match(rows[1] ?? '', new RegExp(`^Volume\\s+${driver}\\s+${orphan}\\s+${where}\\s+\\S+\\s+no PersistentVolume refers to it$`));
-      assert.match(rows[2] ?? '', new RegExp(`^PersistentVolume\\s+${driver}\\s+${danglingPv}\\s+api\\s+\\S+\\s+volume ${dangling} does not exist in the driver$`));
-      assert.ok(!listed.includes(inflight) && !listed.includes(keep), 'neither the volume in flight nor the bound one');
+      const volumeRows = [rows[1] ?? '', rows[2] ?? ''];
+      assert.ok(volumeRows.some((r) => new RegExp(`^Volume\\s+${driver}\\s+${orphan}\\s+${where}\\s+\\S+\\s+no PersistentVolume refers to it$`).test(r)), listed);
+      assert.ok(volumeRows.some((r) => new RegExp(`^Volume\\s+${driver}\\s+${inflight}\\s+${where}\\s+(119|120)m\\s+reserved in the driver's journal, not complete \\(a CreateVolume in flight or abandoned\\): never touched$`).test(r)), listed);
+      assert.match(rows[3] ?? '', new RegExp(`^PersistentVolume\\s+${driver}\\s+${danglingPv}\\s+api\\s+\\S+\\s+volume ${dangling} does not exist in the driver$`));
+      assert.ok(!listed.includes(keep) && !listed.includes('pvc-foreign') && !listed.includes(foreignUuid), 'neither the bound volume nor the one that is not ours');
 
       // Without --ceph-config the driver cannot be listed: nothing of it is called an orphan.
       assert.equal(await ok('gc'), 'No orphans found.\n');
@@ -163,6 +165,7 @@ export function gcCephScenario(ceph: CephFixture, b: GcCephBackend): void {
       assert.match(r, new RegExp(`^snapshot ${snapshot} deleted through ${driver}$`, 'm'));
       assert.match(r, new RegExp(`^volume ${orphan} deleted through ${driver}$`, 'm'));
       assert.match(r, new RegExp(`^persistentvolume ${danglingPv} deleted$`, 'm'));
+      assert.ok(!new RegExp(`^volume ${inflight}`, 'm').test(r), 'the reservation in flight is not deleted');
       const volumes = await b.volumes(ceph);
       assert.ok(volumes.includes(storage(keep)), `the bound claim's storage stays: ${volumes.join(' ')}`);
       assert.ok(!volumes.includes(storage(orphan)), 'the orphan is gone');
@@ -170,7 +173,9 @@ export function gcCephScenario(ceph: CephFixture, b: GcCephBackend): void {
       const names = (await ceph.rados([...journal, 'listomapkeys', 'csi.volumes.default'])).split('\n').filter(Boolean).sort();
       assert.deepEqual(names, ['csi.volume.in-flight', 'csi.volume.pvc-foreign', `csi.volume.${keepPv}`].sort(), 'the journal keeps the bound, in-flight and foreign names');
       assert.equal(await field('pvc', 'keep', 'status.phase'), 'Bound');
-      assert.equal(await ok('gc', '--ceph-config', cephConfig, '--grace-period', '0'), 'No orphans found.\n');
+      const remaining = (await ok('gc', '--ceph-config', cephConfig, '--grace-period', '0')).trimEnd().split('\n');
+      assert.equal(remaining.length, 2, `only the reservation in flight is left:\n${remaining.join('\n')}`);
+      assert.match(remaining[1] ?? '', new RegExp(`^Volume\\s+${driver}\\s+${inflight}\\s.*never touched$`));
 
       // Clean up: the fake reservations, then the bound claim (reclaim Delete removes its storage).
       for (const key of ['csi.volume.in-flight', 'csi.volume.pvc-foreign']) await ceph.rados([...journal, 'rmomapkey', 'csi.volumes.default', key]);

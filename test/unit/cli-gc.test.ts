@@ -40,14 +40,22 @@ function vsc(name: string, handle: string | undefined, driver = D): VolumeSnapsh
 const inventory = (over: Partial<Inventory> = {}): Inventory => ({ driver: D, volumes: [], snapshots: [], volumesComplete: true, snapshotsComplete: true, ...over });
 const api = (over: Partial<ApiState> = {}): ApiState => ({ pvs: [], contents: [], csiDrivers: [D], nodeDrivers: [D], ...over });
 const old = (id: string, where = 'node-1') => ({ id, where, createdAt: ago(2 * HOUR), endpoint: '/s' });
-const brief = (fs: Finding[]) => fs.map((f) => `${f.kind} ${f.name}: ${f.why}${f.young ? ' (young)' : ''}${f.driverGone ? ' (driver gone)' : ''}`);
+const brief = (fs: Finding[]) => fs.map((f) => `${f.kind} ${f.name}: ${f.why}${f.inFlight ? ' (in flight)' : f.young ? ' (young)' : ''}${f.driverGone ? ' (driver gone)' : ''}`);
 
 describe('gc: what is an orphan', () => {
   const cases: { name: string; inv: Inventory[]; api: ApiState; want: string[] }[] = [
     { name: 'a volume a PV refers to is not', inv: [inventory({ volumes: [old('v1')] })], api: api({ pvs: [pv('pv-1', 'v1')] }), want: [] },
     { name: 'an unreferenced volume is', inv: [inventory({ volumes: [old('v1'), old('v2')] })], api: api({ pvs: [pv('pv-1', 'v1')] }), want: ['Volume v2: no PersistentVolume refers to it'] },
     { name: 'a PV of another driver with the same handle does not count', inv: [inventory({ volumes: [old('v1')] })], api: api({ pvs: [pv('pv-1', 'v1', { driver: 'other' })], nodeDrivers: [D, 'other'] }), want: ['Volume v1: no PersistentVolume refers to it'] },
-    { name: 'a CreateVolume in flight is never an orphan', inv: [inventory({ volumes: [{ ...old('v1'), inFlight: true }] })], api: api(), want: [] },
+    {
+      name: 'a create in flight (or abandoned) is shown, never a target, however old',
+      inv: [inventory({ volumes: [{ ...old('v1'), inFlight: true }], snapshots: [{ ...old('s1'), inFlight: true }] })],
+      api: api(),
+      want: [
+        "Snapshot s1: reserved in the driver's journal, not complete (a CreateSnapshot in flight or abandoned) (in flight)",
+        "Volume v1: reserved in the driver's journal, not complete (a CreateVolume in flight or abandoned) (in flight)",
+      ],
+    },
     { name: 'an unreferenced snapshot is', inv: [inventory({ snapshots: [old('s1'), old('s2')] })], api: api({ contents: [vsc('c1', 's1')] }), want: ['Snapshot s2: no VolumeSnapshotContent refers to it'] },
     { name: "a PV whose volume the driver no longer has", inv: [inventory({ volumes: [old('v1')] })], api: api({ pvs: [pv('pv-1', 'v1'), pv('pv-2', 'gone')] }), want: ['PersistentVolume pv-2: volume gone does not exist in the driver'] },
     { name: 'a partial listing calls nothing gone', inv: [inventory({ volumes: [old('v1')], volumesComplete: false })], api: api({ pvs: [pv('pv-1', 'v1'), pv('pv-2', 'gone')] }), want: [] },
@@ -167,6 +175,10 @@ describe("gc: the credentials a Ceph class's provisioner Secret gives", () => {
 });
 
 describe('gc: the table', () => {
+  it('says what is never touched', () => {
+    const fs = findOrphans([inventory({ volumes: [{ ...old('v-made'), inFlight: true }] })], api(), { now: NOW, graceMs: 0 });
+    assert.match(formatFindings(fs, 0), /v-made\s+node-1\s+120m\s+reserved in the driver's journal, not complete \(a CreateVolume in flight or abandoned\): never touched\n$/);
+  });
   it('has KIND, DRIVER, ID/NAME, WHERE, AGE, WHY and says what the grace period keeps', () => {
     const fs = findOrphans([inventory({ volumes: [old('v-old'), { id: 'v-new', where: 'node-2', createdAt: ago(5 * 60_000) }] })], api(), { now: NOW, graceMs: HOUR });
     const lines = formatFindings(fs, HOUR).trimEnd().split('\n');

@@ -54,6 +54,8 @@ export interface Finding {
   why: string;
   /** Younger than the grace period: listed, never deleted. */
   young: boolean;
+  /** Reserved in the driver's journal but not complete (a create in flight, or abandoned): listed, never deleted. */
+  inFlight?: boolean;
   /** An API object whose driver is not registered: its finalizers are removed when it is deleted. */
   driverGone?: boolean;
   /** Backend items: the endpoint to delete them through, and the Secret to carry. */
@@ -94,11 +96,15 @@ export function findOrphans(inventories: readonly Inventory[], api: ApiState, op
       const ageMs = ageOf(item.createdAt, opts.now);
       return { kind, driver: inv.driver, name: item.id, where: item.where, ageMs, why, young: young(ageMs), ...(item.endpoint === undefined ? {} : { endpoint: item.endpoint }), ...(item.secretRef === undefined ? {} : { secretRef: item.secretRef }) };
     };
+    // What is still being made is shown (an abandoned create is findable) but never a target.
+    const inFlight = (kind: 'Volume' | 'Snapshot', item: BackendItem): Finding => ({ ...backendFinding(kind, item, `reserved in the driver's journal, not complete (a Create${kind} in flight or abandoned)`), inFlight: true });
     for (const s of inv.snapshots) {
-      if (!s.inFlight && !snapshotRefs.has(s.id)) findings.push(backendFinding('Snapshot', s, 'no VolumeSnapshotContent refers to it'));
+      if (snapshotRefs.has(s.id)) continue;
+      findings.push(s.inFlight ? inFlight('Snapshot', s) : backendFinding('Snapshot', s, 'no VolumeSnapshotContent refers to it'));
     }
     for (const v of inv.volumes) {
-      if (!v.inFlight && !volumeRefs.has(v.id)) findings.push(backendFinding('Volume', v, 'no PersistentVolume refers to it'));
+      if (volumeRefs.has(v.id)) continue;
+      findings.push(v.inFlight ? inFlight('Volume', v) : backendFinding('Volume', v, 'no PersistentVolume refers to it'));
     }
   }
 

@@ -31,7 +31,13 @@ async function read(path: string): Promise<Ledger> {
  * are unreferenced: only those are remembered. Without a state directory the ledger is not kept
  * (every such item is then new, and kept by any grace period above zero).
  */
-export async function applyFirstSeen(stateDir: string | undefined, inventories: Inventory[], orphan: (driver: string, kind: 'volume' | 'snapshot', id: string) => boolean, now: number): Promise<void> {
+export async function applyFirstSeen(
+  stateDir: string | undefined,
+  inventories: Inventory[],
+  orphan: (driver: string, kind: 'volume' | 'snapshot', id: string) => boolean,
+  now: number,
+  warn: (message: string) => void = () => undefined,
+): Promise<void> {
   const path = stateDir === undefined || !existsSync(stateDir) ? undefined : join(stateDir, FIRST_SEEN_FILE);
   const old = path === undefined ? {} : await read(path);
   const next: Ledger = {};
@@ -51,6 +57,11 @@ export async function applyFirstSeen(stateDir: string | undefined, inventories: 
   }
   if (path === undefined) return;
   const tmp = `${path}.tmp`;
-  await writeFile(tmp, `${JSON.stringify(next, null, 1)}\n`, { mode: 0o600 });
-  await rename(tmp, path);
+  try {
+    await writeFile(tmp, `${JSON.stringify(next, null, 1)}\n`, { mode: 0o600 });
+    await rename(tmp, path);
+  } catch (err) {
+    // Not remembered: the next run sees them as new again, which only ever keeps more.
+    warn(`cannot remember when volumes were first seen (${(err as Error).message}): their age starts again at the next run`);
+  }
 }

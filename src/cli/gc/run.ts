@@ -124,7 +124,7 @@ export function formatFindings(findings: readonly Finding[], graceMs: number): s
     f.name,
     f.where,
     f.ageMs === undefined ? '<unknown>' : humanDuration(f.ageMs),
-    f.young ? `${f.why}; younger than the grace period (${humanDuration(graceMs)}): kept` : f.why,
+    f.inFlight ? `${f.why}: never touched` : f.young ? `${f.why}; younger than the grace period (${humanDuration(graceMs)}): kept` : f.why,
   ]);
   return formatTable([['KIND', 'DRIVER', 'ID/NAME', 'WHERE', 'AGE', 'WHY'], ...rows]);
 }
@@ -156,7 +156,7 @@ export async function runGc(api: ApiClient, opts: GcOptions): Promise<void> {
     }
     const now = Date.now();
     const orphans = new Set(findOrphans(inventories, view, { now, graceMs: 0 }).map(keyOf));
-    await applyFirstSeen(opts.stateDir, inventories, (driver, kind, id) => orphans.has(`${kind === 'volume' ? 'Volume' : 'Snapshot'}/${driver}/${id}`), now);
+    await applyFirstSeen(opts.stateDir, inventories, (driver, kind, id) => orphans.has(`${kind === 'volume' ? 'Volume' : 'Snapshot'}/${driver}/${id}`), now, (w) => err.write(`warning: ${w}\n`));
     return { view, findings: findOrphans(inventories, view, { now, graceMs: opts.graceMs }) };
   };
 
@@ -168,9 +168,10 @@ export async function runGc(api: ApiClient, opts: GcOptions): Promise<void> {
   out.write(formatFindings(first.findings, opts.graceMs));
   if (!opts.delete) return;
 
-  const targets = first.findings.filter((f) => !f.young);
+  const deletable = (f: Finding): boolean => !f.young && !f.inFlight;
+  const targets = first.findings.filter(deletable);
   if (targets.length === 0) {
-    out.write('nothing is older than the grace period: nothing deleted\n');
+    out.write('nothing to delete: everything listed is younger than the grace period or still being made\n');
     return;
   }
   if (!opts.yes) {
@@ -181,7 +182,7 @@ export async function runGc(api: ApiClient, opts: GcOptions): Promise<void> {
     }
   }
   // A second look: anything that gained a reference (or lost its orphan status) since is spared.
-  const again = new Map((await look()).findings.filter((f) => !f.young).map((f) => [keyOf(f), f]));
+  const again = new Map((await look()).findings.filter(deletable).map((f) => [keyOf(f), f]));
   const view = await readApi(api);
   const still = targets.flatMap((f) => {
     const now = again.get(keyOf(f));
