@@ -2,7 +2,7 @@
 // an orphaned volume (its Retain PV deleted), a volume and a snapshot made straight through CSI,
 // a dangling PV (its volume deleted behind it) and seed 000's leftover (a PV whose driver is not
 // registered) are listed with the right WHY; the grace period keeps them; --delete without --yes
-// and without a terminal refuses; `gc --delete --yes --grace-period 0` removes exactly those, and
+// and without a terminal refuses, on a terminal it asks; `gc --delete --yes --grace-period 0` removes exactly those, and
 // the Bound volume of a running pod keeps its data.
 import assert from 'node:assert/strict';
 import { writeFile } from 'node:fs/promises';
@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { nodeSocket } from '../../src/control/node/embedded-nodes.js';
 import { CsiClient } from '../../src/csi/client.js';
 import { needsRoot } from '../support/driver-harness.js';
-import { startUp, type Up } from '../support/stowage-up.js';
+import { runCaptured } from '../support/processes.js';
+import { BIN, startUp, type Up } from '../support/stowage-up.js';
 
 const NODE = 'gc-node';
 const MiB = 1024 * 1024;
@@ -192,6 +193,17 @@ describe('stowage gc (local backend)', { skip: needsRoot, timeout: 600_000 }, ()
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /--delete needs a confirmation: run it on a terminal, or pass --yes/);
     assert.equal((await up.stowage('get', 'pv', 'leftover')).code, 0, 'nothing was deleted');
+  });
+
+  it('on a terminal, --delete asks first, and no means nothing is deleted', async () => {
+    // script(1) gives gc a terminal; its argument is one command line (our paths hold no quotes).
+    const line = [process.execPath, BIN, '--state-dir', up.state, 'gc', '--delete', '--grace-period', '0'].map((a) => `'${a}'`).join(' ');
+    const r = await runCaptured('script', ['-qec', line, '/dev/null'], { stdin: 'n\n' });
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    assert.match(r.stdout, /Delete these 5 \(the rows not marked "kept"\)\? \[y\/N\] /);
+    assert.match(r.stdout, /nothing deleted/);
+    assert.equal((await up.stowage('get', 'pv', 'leftover')).code, 0, 'nothing was deleted');
+    assert.equal((await csi.controller.ListVolumes({})).entries.length, 3, 'the volumes are all there');
   });
 
   it('--delete --yes --grace-period 0 removes exactly the orphans; the bound volume keeps its data', async () => {
