@@ -6,10 +6,11 @@ import { UnavailableError } from '../csi/errors.js';
 import { startCsiServer, type CallContext, type CallInfo } from '../csi/server.js';
 import { BatchedStdout } from '../log/batched-stdout.js';
 import { runWithRequestLog } from '../log/request-log.js';
-import type { Backend } from './backends/backend.js';
+import type { Backend, GroupSnapshots } from './backends/backend.js';
 import { DEFAULT_KUBELET_DIR, NodePaths } from './backends/node-paths.js';
 import { BACKENDS } from './backends/registry.js';
 import { controllerService } from './controller.js';
+import { groupControllerService } from './group-controller.js';
 import { identityService } from './identity.js';
 import { InFlight } from './inflight.js';
 import type { DriverMetrics } from './metrics.js';
@@ -82,6 +83,21 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   let opened: Backend | undefined;
   const backend = lazyBackend(opts.backend, () => opened);
 
+  // Group snapshots, where the backend cuts them; asked of the backend once it is open.
+  const serveGroups = opts.controller && BACKENDS[opts.backend].groupSnapshots === true;
+  const groupsOf = (): GroupSnapshots => {
+    const g = backend.groupSnapshots;
+    if (g === undefined) throw new UnavailableError('the storage backend serves no group snapshots');
+    return g;
+  };
+  const groups: GroupSnapshots = {
+    get journal() {
+      return groupsOf().journal;
+    },
+    newId: (ctx) => groupsOf().newId(ctx),
+    create: (group, members, ctx) => groupsOf().create(group, members, ctx),
+  };
+
   const server = await startCsiServer({
     endpoint: opts.endpoint,
     logger: log,
@@ -91,10 +107,12 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       version: DRIVER_VERSION,
       backend,
       servesController: opts.controller,
+      servesGroupController: serveGroups,
       accessibilityConstraints: BACKENDS[opts.backend].accessibilityConstraints,
     }),
     ...(opts.controller ? { controller: withRequestLogs(controllerService({ backend, inflight })) } : {}),
     ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, paths })) } : {}),
+    ...(serveGroups ? { groupController: withRequestLogs(groupControllerService({ backend, groups, inflight })) } : {}),
   });
   log.info({ endpoint: opts.endpoint, controller: opts.controller, node: opts.node, ...(opts.node ? { kubeletDirs: paths.roots } : {}) }, 'CSI socket ready');
 

@@ -25,6 +25,8 @@ export interface OpenDeps {
 export interface BackendEntry {
   /** Volumes reachable from one node only: the driver advertises accessibility constraints. */
   accessibilityConstraints: boolean;
+  /** Group snapshots (Backend.groupSnapshots): the GroupController service is served and advertised. */
+  groupSnapshots?: boolean;
   /** The backend's own storage, which the node service refuses as a staging or target path. */
   ownPaths(opts: DriverOptions): string[];
   open(opts: DriverOptions, deps: OpenDeps): Promise<Backend>;
@@ -66,6 +68,7 @@ export const BACKENDS: Record<DriverOptions['backend'], BackendEntry> = {
   rbd: {
     // rbd volumes are reachable from every node: no accessibility constraints to advertise.
     accessibilityConstraints: false,
+    groupSnapshots: true,
     ownPaths: (opts) => [opts.stateDir ?? DEFAULT_RBD_STATE_DIR],
     async open(opts, deps) {
       const config = await cephConfig(opts, deps);
