@@ -5,12 +5,16 @@
 // try-lock on the group's name and every source volume (ABORTED when busy), journal lookup, work.
 // The group's record and its members' are written 'creating' before anything is cut, so a retry by
 // the same name finishes the same group, and DeleteVolumeGroupSnapshot of its ID removes all of it.
-import { AlreadyExistsError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../csi/errors.js';
+import { status } from '@grpc/grpc-js';
+import { AbortedError, AlreadyExistsError, CsiError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../csi/errors.js';
 import type { CallContext, GroupControllerService } from '../csi/server.js';
 import type { Backend, GroupSnapshotRecord, GroupSnapshots, OpContext, SnapshotRecord, VolumeRecord } from './backends/backend.js';
 import type { InFlight } from './inflight.js';
 import { requireIdentifier, requireStringMap } from './validate.js';
 import { lockedVolume } from './volume-lookup.js';
+
+/** Refusals no retry changes: a half-made group is rolled back before one is answered (as CreateSnapshot does). */
+const FINAL_CODES: ReadonlySet<number> = new Set([status.INVALID_ARGUMENT, status.NOT_FOUND, status.OUT_OF_RANGE, status.RESOURCE_EXHAUSTED, status.ALREADY_EXISTS]);
 
 const groupKey = (id: string) => `group snapshot ${id}`;
 const groupNameKey = (name: string) => `group snapshot name "${name}"`;
@@ -121,7 +125,24 @@ export function groupControllerService({ backend, groups, inflight }: { backend:
           }
           snaps.push({ snap, source });
         }
-        const sizes = await groups.create(cut, snaps, op);
+        let sizes: number[];
+        try {
+          sizes = await groups.create(cut, snaps, op);
+        } catch (e) {
+          if (e instanceof CsiError && FINAL_CODES.has(e.code)) {
+            try {
+              for (const { snap } of snaps) {
+                await backend.deleteSnapshot(snap, op);
+                await backend.snapshots.remove(snap.id, op);
+              }
+              await groups.journal.remove(cut.id, op);
+            } catch (cleanup) {
+              ctx.log.warn({ groupSnapshotId: cut.id, err: (cleanup as Error).message }, 'could not undo a refused group snapshot; answering ABORTED so that the CO retries');
+              throw new AbortedError(`group snapshot "${name}" was refused (${e.message}) and undoing it failed (${(cleanup as Error).message}); call again to finish`);
+            }
+          }
+          throw e;
+        }
         for (const [i, { snap, source }] of snaps.entries()) {
           snap.sizeBytes = sizes[i] ?? snap.sizeBytes;
           snap.state = 'ready';
