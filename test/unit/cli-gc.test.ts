@@ -40,7 +40,7 @@ function vsc(name: string, handle: string | undefined, driver = D): VolumeSnapsh
 const inventory = (over: Partial<Inventory> = {}): Inventory => ({ driver: D, volumes: [], snapshots: [], volumesComplete: true, snapshotsComplete: true, ...over });
 const api = (over: Partial<ApiState> = {}): ApiState => ({ pvs: [], contents: [], csiDrivers: [D], nodeDrivers: [D], ...over });
 const old = (id: string, where = 'node-1') => ({ id, where, createdAt: ago(2 * HOUR), endpoint: '/s' });
-const brief = (fs: Finding[]) => fs.map((f) => `${f.kind} ${f.name}: ${f.why}${f.inFlight ? ' (in flight)' : f.young ? ' (young)' : ''}${f.driverGone ? ' (driver gone)' : ''}`);
+const brief = (fs: Finding[]) => fs.map((f) => `${f.kind} ${f.name}: ${f.why}${f.neverTouched ? ' (never touched)' : f.young ? ' (young)' : ''}${f.driverGone ? ' (driver gone)' : ''}`);
 
 describe('gc: what is an orphan', () => {
   const cases: { name: string; inv: Inventory[]; api: ApiState; want: string[] }[] = [
@@ -52,9 +52,15 @@ describe('gc: what is an orphan', () => {
       inv: [inventory({ volumes: [{ ...old('v1'), inFlight: true }], snapshots: [{ ...old('s1'), inFlight: true }] })],
       api: api(),
       want: [
-        "Snapshot s1: reserved in the driver's journal, not complete (a CreateSnapshot in flight or abandoned) (in flight)",
-        "Volume v1: reserved in the driver's journal, not complete (a CreateVolume in flight or abandoned) (in flight)",
+        "Snapshot s1: reserved in the driver's journal, not complete (a CreateSnapshot in flight or abandoned) (never touched)",
+        "Volume v1: reserved in the driver's journal, not complete (a CreateVolume in flight or abandoned) (never touched)",
       ],
+    },
+    {
+      name: 'a member of a group snapshot goes with its group, never alone',
+      inv: [inventory({ snapshots: [{ ...old('s1'), groupSnapshotId: 'g1' }] })],
+      api: api(),
+      want: ['Snapshot s1: no VolumeSnapshotContent refers to it, but it is a member of group snapshot g1 (DeleteVolumeGroupSnapshot removes it) (never touched)'],
     },
     { name: 'an unreferenced snapshot is', inv: [inventory({ snapshots: [old('s1'), old('s2')] })], api: api({ contents: [vsc('c1', 's1')] }), want: ['Snapshot s2: no VolumeSnapshotContent refers to it'] },
     { name: "a PV whose volume the driver no longer has", inv: [inventory({ volumes: [old('v1')] })], api: api({ pvs: [pv('pv-1', 'v1'), pv('pv-2', 'gone')] }), want: ['PersistentVolume pv-2: volume gone does not exist in the driver'] },

@@ -45,14 +45,14 @@ async function readJournal(io: IoCtx, layout: JournalLayout, where: string, secr
     const record = (await io.omapGet(layout.objectPrefix + uuid, [RECORD_KEY]))?.get(RECORD_KEY);
     // No record: ceph-csi's (not ours), or a reservation whose object was never written (the next lookup drops it).
     if (record === undefined) continue;
-    let rec: { id?: string; state?: string; createdAt?: string };
+    let rec: { id?: string; state?: string; createdAt?: string; groupSnapshotId?: string };
     try {
       rec = JSON.parse(record) as typeof rec;
     } catch {
       continue;
     }
     if (typeof rec.id !== 'string') continue;
-    items.push({ id: rec.id, where, secretRef, ...(rec.createdAt ? { createdAt: rec.createdAt } : {}), ...(rec.state === 'ready' ? {} : { inFlight: true }) });
+    items.push({ id: rec.id, where, secretRef, ...(rec.createdAt ? { createdAt: rec.createdAt } : {}), ...(rec.state === 'ready' ? {} : { inFlight: true }), ...(rec.groupSnapshotId ? { groupSnapshotId: rec.groupSnapshotId } : {}) });
   }
   return items.sort((a, b) => a.id.localeCompare(b.id));
 }

@@ -14,6 +14,8 @@ export interface BackendItem {
   createdAt?: string;
   /** Reserved in the driver's journal but not complete (a CreateVolume in flight): never touched. */
   inFlight?: boolean;
+  /** A member of a group snapshot: it goes with its group (DeleteVolumeGroupSnapshot), never alone. */
+  groupSnapshotId?: string;
   /** How to delete it: the CSI endpoint that listed it. */
   endpoint?: string;
   /** The Secret whose data the delete call carries (the class it was found through); else the driver's classes'. */
@@ -54,8 +56,8 @@ export interface Finding {
   why: string;
   /** Younger than the grace period: listed, never deleted. */
   young: boolean;
-  /** Reserved in the driver's journal but not complete (a create in flight, or abandoned): listed, never deleted. */
-  inFlight?: boolean;
+  /** Listed, never deleted: a create in flight (or abandoned), a member of a group snapshot. */
+  neverTouched?: boolean;
   /** An API object whose driver is not registered: its finalizers are removed when it is deleted. */
   driverGone?: boolean;
   /** Backend items: the endpoint to delete them through, and the Secret to carry. */
@@ -97,10 +99,13 @@ export function findOrphans(inventories: readonly Inventory[], api: ApiState, op
       return { kind, driver: inv.driver, name: item.id, where: item.where, ageMs, why, young: young(ageMs), ...(item.endpoint === undefined ? {} : { endpoint: item.endpoint }), ...(item.secretRef === undefined ? {} : { secretRef: item.secretRef }) };
     };
     // What is still being made is shown (an abandoned create is findable) but never a target.
-    const inFlight = (kind: 'Volume' | 'Snapshot', item: BackendItem): Finding => ({ ...backendFinding(kind, item, `reserved in the driver's journal, not complete (a Create${kind} in flight or abandoned)`), inFlight: true });
+    const kept = (kind: 'Volume' | 'Snapshot', item: BackendItem, why: string): Finding => ({ ...backendFinding(kind, item, why), neverTouched: true });
+    const inFlight = (kind: 'Volume' | 'Snapshot', item: BackendItem): Finding => kept(kind, item, `reserved in the driver's journal, not complete (a Create${kind} in flight or abandoned)`);
     for (const s of inv.snapshots) {
       if (snapshotRefs.has(s.id)) continue;
-      findings.push(s.inFlight ? inFlight('Snapshot', s) : backendFinding('Snapshot', s, 'no VolumeSnapshotContent refers to it'));
+      if (s.inFlight) findings.push(inFlight('Snapshot', s));
+      else if (s.groupSnapshotId !== undefined) findings.push(kept('Snapshot', s, `no VolumeSnapshotContent refers to it, but it is a member of group snapshot ${s.groupSnapshotId} (DeleteVolumeGroupSnapshot removes it)`));
+      else findings.push(backendFinding('Snapshot', s, 'no VolumeSnapshotContent refers to it'));
     }
     for (const v of inv.volumes) {
       if (volumeRefs.has(v.id)) continue;

@@ -124,7 +124,7 @@ export function formatFindings(findings: readonly Finding[], graceMs: number): s
     f.name,
     f.where,
     f.ageMs === undefined ? '<unknown>' : humanDuration(f.ageMs),
-    f.inFlight ? `${f.why}: never touched` : f.young ? `${f.why}; younger than the grace period (${humanDuration(graceMs)}): kept` : f.why,
+    f.neverTouched ? `${f.why}: never touched` : f.young ? `${f.why}; younger than the grace period (${humanDuration(graceMs)}): kept` : f.why,
   ]);
   return formatTable([['KIND', 'DRIVER', 'ID/NAME', 'WHERE', 'AGE', 'WHY'], ...rows]);
 }
@@ -168,7 +168,7 @@ export async function runGc(api: ApiClient, opts: GcOptions): Promise<void> {
   out.write(formatFindings(first.findings, opts.graceMs));
   if (!opts.delete) return;
 
-  const deletable = (f: Finding): boolean => !f.young && !f.inFlight;
+  const deletable = (f: Finding): boolean => !f.young && !f.neverTouched;
   const targets = first.findings.filter(deletable);
   if (targets.length === 0) {
     out.write('nothing to delete: everything listed is younger than the grace period or still being made\n');
