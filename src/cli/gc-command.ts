@@ -22,7 +22,7 @@ export function registerGcCommand(program: Command): void {
     .option('--delete', 'delete what is listed and older than the grace period (asks first on a terminal)')
     .option('-y, --yes', 'with --delete: do not ask')
     .option('--grace-period <duration>', 'never touch anything younger than this (e.g. 1h, 30m, 0)', '1h')
-    .addOption(new Option('--endpoint <socket>', "a driver's CSI controller socket to list (repeatable; default: those of --state-dir's `stowage up`)").argParser((v: string, acc: string[]) => [...acc, v]).default([]))
+    .addOption(new Option('--endpoint <socket>', "a driver's CSI controller socket to list (repeatable)").argParser((v: string, acc: string[]) => [...acc, v]).default([], "the sockets of --state-dir's `stowage up`"))
     .option('--ceph-config <file>', "ceph-csi's cluster list (clusterID → monitors): also list the rbd and cephfs journals of the StorageClasses' pools")
     .addHelpText(
       'after',
@@ -31,10 +31,11 @@ export function registerGcCommand(program: Command): void {
         'Columns: KIND (Volume, Snapshot: in a driver; PersistentVolume, VolumeSnapshotContent: in the API),',
         'DRIVER, ID/NAME, WHERE (node, pool, or api), AGE, WHY. A volume whose driver reports no creation',
         'time is aged from the first gc run that saw it unreferenced (kept in the state directory).',
-        'Never touched: anything younger than --grace-period, a CreateVolume still in flight (reserved in the',
-        "driver's journal, not complete), anything not in a driver's journal. Storage is deleted through the",
-        "driver's Controller service with the Secret its class names; API objects are deleted, and their",
-        'finalizers removed only when their driver is not registered (said on the line).',
+        'Never touched: anything younger than --grace-period, a create still in flight (reserved in the',
+        "driver's journal, not complete: listed, so an abandoned one is found), a member of a group snapshot,",
+        "anything not in a driver's journal. Storage is deleted through the driver's Controller service with",
+        'the Secret its class names; API objects are deleted, and their finalizers removed only when their',
+        'driver is not registered (said on the line).',
         '',
         'Examples:',
         '  stowage gc                                  # list',
