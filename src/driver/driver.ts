@@ -2,8 +2,8 @@ import { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR } from './defaults.js';
 import { pino, type Logger } from 'pino';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
-import { UnavailableError } from '../csi/errors.js';
-import { startCsiServer, type CallContext, type CallInfo } from '../csi/server.js';
+import { UnavailableError, UnimplementedError } from '../csi/errors.js';
+import { startCsiServer, type CallContext, type CallInfo, type GroupControllerService } from '../csi/server.js';
 import { BatchedStdout } from '../log/batched-stdout.js';
 import { runWithRequestLog } from '../log/request-log.js';
 import type { Backend, GroupSnapshots } from './backends/backend.js';
@@ -113,6 +113,7 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
     ...(opts.controller ? { controller: withRequestLogs(controllerService({ backend, inflight })) } : {}),
     ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, paths })) } : {}),
     ...(serveGroups ? { groupController: withRequestLogs(groupControllerService({ backend, groups, inflight })) } : {}),
+    ...(!serveGroups && opts.controller && BACKENDS[opts.backend].noGroupSnapshots ? { groupController: unimplementedGroups(BACKENDS[opts.backend].noGroupSnapshots ?? '') } : {}),
   });
   log.info({ endpoint: opts.endpoint, controller: opts.controller, node: opts.node, ...(opts.node ? { kubeletDirs: paths.roots } : {}) }, 'CSI socket ready');
 
@@ -152,6 +153,14 @@ function withRequestLogs<S extends object>(service: S): S {
 }
 
 /** A Backend whose every use answers UNAVAILABLE until the real one is open. */
+/** A GroupController that says why there is none (not advertised: a CO that asks anyway learns why). */
+function unimplementedGroups(why: string): GroupControllerService {
+  const refuse = async (): Promise<never> => {
+    throw new UnimplementedError(why);
+  };
+  return { GroupControllerGetCapabilities: refuse, CreateVolumeGroupSnapshot: refuse, DeleteVolumeGroupSnapshot: refuse, GetVolumeGroupSnapshot: refuse };
+}
+
 function lazyBackend(kind: string, get: () => Backend | undefined): Backend {
   // Methods are bound once: every RPC reads several, and a fresh bound function per read adds up.
   const bound = new Map<PropertyKey, unknown>();

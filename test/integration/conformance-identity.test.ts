@@ -57,6 +57,17 @@ for (const backend of backends) describe(`conformance: Identity service [${backe
     assert.deepEqual(names, ['expansion:ONLINE', 'service:CONTROLLER_SERVICE', ...groups, ...(local ? ['service:VOLUME_ACCESSIBILITY_CONSTRAINTS'] : [])]);
   });
 
+  it('the GroupController: served where advertised, otherwise UNIMPLEMENTED (cephfs saying why)', async () => {
+    const call = drv.client.groupController.GroupControllerGetCapabilities({});
+    if (backend.name === 'rbd') {
+      assert.deepEqual((await call).capabilities.map((c) => c.rpc?.type), ['CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT']);
+      return;
+    }
+    const err = await expectCode(call, status.UNIMPLEMENTED, 'GroupControllerGetCapabilities');
+    if (backend.name === 'cephfs') assert.match(err.message, /does not cut group snapshots: .*quiesc/);
+    await expectCode(drv.client.groupController.CreateVolumeGroupSnapshot({ name: uniqueName('g'), source_volume_ids: ['x'] }), status.UNIMPLEMENTED, 'CreateVolumeGroupSnapshot');
+  });
+
   it('Probe answers OK and ready once the pool is mounted', async () => {
     const probe = await drv.client.identity.Probe({});
     assert.equal(probe.ready?.value, true);

@@ -27,6 +27,8 @@ export interface BackendEntry {
   accessibilityConstraints: boolean;
   /** Group snapshots (Backend.groupSnapshots): the GroupController service is served and advertised. */
   groupSnapshots?: boolean;
+  /** Why not, when a CO may well ask (GroupController calls answer UNIMPLEMENTED saying so). */
+  noGroupSnapshots?: string;
   /** The backend's own storage, which the node service refuses as a staging or target path. */
   ownPaths(opts: DriverOptions): string[];
   open(opts: DriverOptions, deps: OpenDeps): Promise<Backend>;
@@ -91,6 +93,8 @@ export const BACKENDS: Record<DriverOptions['backend'], BackendEntry> = {
   },
   cephfs: {
     accessibilityConstraints: false,
+    noGroupSnapshots:
+      'the cephfs backend does not cut group snapshots: CephFS snapshots several subvolumes at one point in time only by quiescing them first (the mgr\'s `ceph fs quiesce`), which Ceph Pacific does not have; snapshot the volumes one by one',
     ownPaths: (opts) => [opts.stateDir ?? DEFAULT_CEPHFS_STATE_DIR],
     async open(opts, deps) {
       const config = await cephConfig(opts, deps);
