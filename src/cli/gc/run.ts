@@ -182,15 +182,15 @@ export async function runGc(api: ApiClient, opts: GcOptions): Promise<void> {
     }
   }
   // A second look: anything that gained a reference (or lost its orphan status) since is spared.
-  const again = new Map((await look()).findings.filter(deletable).map((f) => [keyOf(f), f]));
-  const view = await readApi(api);
+  const second = await look();
+  const again = new Map(second.findings.filter(deletable).map((f) => [keyOf(f), f]));
   const still = targets.flatMap((f) => {
-    const now = again.get(keyOf(f));
-    return now === undefined ? [] : [now];
+    const current = again.get(keyOf(f));
+    return current === undefined ? [] : [current];
   });
   for (const f of targets) if (!again.has(keyOf(f))) out.write(`${f.kind.toLowerCase()} ${f.name}: no longer an orphan, kept\n`);
   const results = await deleteFindings(still, api, async (f) => {
-    const ref = deletionSecretRef(f, view);
+    const ref = deletionSecretRef(f, second.view);
     return ref === undefined ? {} : readSecret(ref.name, ref.namespace);
   });
   for (const r of results) (r.ok ? out : err).write(`${r.ok ? '' : 'error: '}${r.message}\n`);
