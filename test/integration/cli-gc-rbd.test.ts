@@ -17,4 +17,5 @@ gcCephScenario(ceph, {
   volumes: async (c) => (await c.images()).images.filter((i) => i.startsWith('csi-vol-')),
   // Snapshots are images of their own (csi-snap-<uuid>), clones of the source.
   snapshots: async (c) => (await c.images()).images.filter((i) => i.startsWith('csi-snap-')),
+  groupSnapshots: true,
 });

@@ -3,7 +3,8 @@
 // Retain PV deleted), a snapshot cut straight through CSI, a dangling PV (its volume deleted behind
 // it) are listed from the journal; a reservation still `creating` (a CreateVolume in flight or
 // abandoned) is listed as never touched, a ceph-csi record (no stowage.record: not ours) not at all;
-// `--delete --yes` removes exactly the orphans through the driver and the Bound claim's storage stays.
+// `--delete --yes` removes exactly the orphans through the driver and the Bound claim's storage stays;
+// where the driver cuts group snapshots (rbd), a member is listed but never deleted alone.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -34,6 +35,8 @@ export interface GcCephBackend {
   volumes(ceph: CephFixture): Promise<string[]>;
   /** Names of the snapshots' storage, given the volume they were cut from. */
   snapshots(ceph: CephFixture, sourceStorage: string): Promise<string[]>;
+  /** The driver cuts group snapshots: their members are listed but never deleted alone. */
+  groupSnapshots?: boolean;
 }
 
 export function gcCephScenario(ceph: CephFixture, b: GcCephBackend): void {
@@ -180,6 +183,19 @@ export function gcCephScenario(ceph: CephFixture, b: GcCephBackend): void {
       // Clean up: the fake reservations, then the bound claim (reclaim Delete removes its storage).
       for (const key of ['csi.volume.in-flight', 'csi.volume.pvc-foreign']) await ceph.rados([...journal, 'rmomapkey', 'csi.volumes.default', key]);
       for (const uuid of [inflightUuid, foreignUuid]) await ceph.rados([...journal, 'rm', `csi.volume.${uuid}`]);
+
+      if (b.groupSnapshots) {
+        // A group snapshot's member goes with its group: listed, never deleted alone.
+        const group = (await csi?.groupController.CreateVolumeGroupSnapshot({ name: 'group-by-hand', source_volume_ids: [keep], secrets }))?.group_snapshot;
+        const member = group?.snapshots[0]?.snapshot_id ?? '';
+        assert.ok(group?.group_snapshot_id && member);
+        const members = (await ok('gc', '--ceph-config', cephConfig, '--grace-period', '0', '--delete', '--yes')).trimEnd().split('\n');
+        assert.match(members[1] ?? '', new RegExp(`^Snapshot\\s+${driver}\\s+${member}\\s.*member of group snapshot ${group.group_snapshot_id} \\(DeleteVolumeGroupSnapshot removes it\\): never touched$`));
+        assert.match(members.join('\n'), /nothing to delete/);
+        assert.deepEqual(await b.snapshots(ceph, storage(keep)), [`csi-snap-${decodeId(member)?.uuid ?? ''}`], 'the member stays');
+        await csi?.groupController.DeleteVolumeGroupSnapshot({ group_snapshot_id: group.group_snapshot_id, snapshot_ids: [member], secrets });
+        assert.equal(await ok('gc', '--ceph-config', cephConfig, '--grace-period', '0'), 'No orphans found.\n');
+      }
       await ok('delete', 'pvc', 'keep');
       await until('the bound volume to be deleted', async () => !(await b.volumes(ceph)).includes(storage(keep)));
     });
