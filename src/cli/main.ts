@@ -36,8 +36,9 @@ if (process.argv[2] !== 'driver') {
     import('./doctor-command.js'),
     import('./down-command.js'),
     import('./ui-command.js'),
+    import('./gc-command.js'),
   ]);
-  const [up, kubeconfig, apply, get, describe, del, demo, node, pods, doctor, down, ui] = commands;
+  const [up, kubeconfig, apply, get, describe, del, demo, node, pods, doctor, down, ui, gc] = commands;
   up.registerUpCommand(program);
   kubeconfig.registerKubeconfigCommand(program);
   apply.registerApplyCommand(program);
@@ -50,6 +51,7 @@ if (process.argv[2] !== 'driver') {
   doctor.registerDoctorCommand(program);
   down.registerDownCommand(program);
   ui.registerUiCommand(program);
+  gc.registerGcCommand(program);
 }
 registerDriverCommand(program);
 if (process.argv[2] !== 'driver') (await import('./ceph-dev-command.js')).registerCephDevCommand(program);

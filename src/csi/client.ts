@@ -7,9 +7,11 @@ import { parseEndpoint } from './endpoint.js';
 import { CsiError, UnavailableError, fromServiceError } from './errors.js';
 import {
   controllerService,
+  groupControllerService,
   identityService,
   nodeService,
   type ControllerRpcs,
+  type GroupControllerRpcs,
   type IdentityRpcs,
   type NodeRpcs,
   type Rpc,
@@ -32,6 +34,7 @@ export type ServiceCallers<Rpcs> = {
 export type IdentityCallers = ServiceCallers<IdentityRpcs>;
 export type ControllerCallers = ServiceCallers<ControllerRpcs>;
 export type NodeCallers = ServiceCallers<NodeRpcs>;
+export type GroupControllerCallers = ServiceCallers<GroupControllerRpcs>;
 
 export interface CsiClientOptions {
   /** Default per-call deadline. Default 30 s. */
@@ -62,6 +65,7 @@ export class CsiClient {
   readonly identity: IdentityCallers;
   readonly controller: ControllerCallers;
   readonly node: NodeCallers;
+  readonly groupController: GroupControllerCallers;
 
   /** The plugin's socket path. */
   readonly socketPath: string;
@@ -82,6 +86,7 @@ export class CsiClient {
     this.identity = this.callers(identityService);
     this.controller = this.callers(controllerService);
     this.node = this.callers(nodeService);
+    this.groupController = this.callers(groupControllerService);
   }
 
   /** Same as the constructor; reads better at call sites. */

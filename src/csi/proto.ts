@@ -95,6 +95,7 @@ function serviceDefinition(service: string): ServiceDefinition {
 export const identityService: ServiceDefinition = serviceDefinition('Identity');
 export const controllerService: ServiceDefinition = serviceDefinition('Controller');
 export const nodeService: ServiceDefinition = serviceDefinition('Node');
+export const groupControllerService: ServiceDefinition = serviceDefinition('GroupController');
 
 /** The message types of a method given by its gRPC path ('/csi.v1.Node/NodeStageVolume'). */
 export function methodTypes(path: string): MethodTypes {

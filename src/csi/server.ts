@@ -9,10 +9,12 @@ import { parseEndpoint } from './endpoint.js';
 import { CsiError, DeadlineExceededError, UnimplementedError, toGrpcStatus, type GrpcStatus } from './errors.js';
 import {
   controllerService,
+  groupControllerService,
   identityService,
   methodTypes,
   nodeService,
   type ControllerRpcs,
+  type GroupControllerRpcs,
   type IdentityRpcs,
   type MethodTypes,
   type NodeRpcs,
@@ -44,6 +46,7 @@ export type ServiceHandlers<Rpcs> = {
 export type IdentityService = ServiceHandlers<IdentityRpcs>;
 export type ControllerService = ServiceHandlers<ControllerRpcs>;
 export type NodeService = ServiceHandlers<NodeRpcs>;
+export type GroupControllerService = ServiceHandlers<GroupControllerRpcs>;
 
 /** Reported once per finished call, e.g. to feed a latency histogram. */
 export interface CallInfo {
@@ -59,6 +62,8 @@ export interface CsiServerOptions {
   identity: IdentityService;
   controller?: ControllerService;
   node?: NodeService;
+  /** Only for plugins that advertise GROUP_CONTROLLER_SERVICE; UNIMPLEMENTED otherwise. */
+  groupController?: GroupControllerService;
   onCall?: (info: CallInfo) => void;
   /** Permission bits of the socket file. Default 0o660: owner and group may connect. */
   socketMode?: number;
@@ -285,6 +290,7 @@ export async function startCsiServer(options: CsiServerOptions): Promise<CsiServ
   server.addService(identityService, implementation(identityService, options.identity, runner));
   server.addService(controllerService, implementation(controllerService, options.controller, runner));
   server.addService(nodeService, implementation(nodeService, options.node, runner));
+  server.addService(groupControllerService, implementation(groupControllerService, options.groupController, runner));
 
   await removeSocket(socketPath);
   await bind(server, address);

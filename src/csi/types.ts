@@ -17,6 +17,7 @@
 //   VolumeCapability.AccessMode.Mode -> VolumeCapabilityAccessModeMode.
 import type { MethodDefinition } from '@grpc/proto-loader';
 import type { ControllerDefinition } from './gen/csi/v1/Controller.js';
+import type { GroupControllerDefinition } from './gen/csi/v1/GroupController.js';
 import type { IdentityDefinition } from './gen/csi/v1/Identity.js';
 import type { NodeDefinition } from './gen/csi/v1/Node.js';
 
@@ -47,6 +48,7 @@ export type RpcsOf<Definition> = {
 export type IdentityRpcs = RpcsOf<IdentityDefinition>;
 export type ControllerRpcs = RpcsOf<ControllerDefinition>;
 export type NodeRpcs = RpcsOf<NodeDefinition>;
+export type GroupControllerRpcs = RpcsOf<GroupControllerDefinition>;
 
 export type {
   BlockMetadata__Output as BlockMetadata,

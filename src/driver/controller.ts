@@ -84,6 +84,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       size_bytes: s.sizeBytes,
       creation_time: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1e6 },
       ready_to_use: s.state === 'ready',
+      group_snapshot_id: s.groupSnapshotId ?? '',
     };
   }
 

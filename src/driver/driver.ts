@@ -2,14 +2,15 @@ import { DEFAULT_CEPHFS_STATE_DIR, DEFAULT_RBD_STATE_DIR } from './defaults.js';
 import { pino, type Logger } from 'pino';
 import type { Server } from 'node:http';
 import { resolve } from 'node:path';
-import { UnavailableError } from '../csi/errors.js';
-import { startCsiServer, type CallContext, type CallInfo } from '../csi/server.js';
+import { UnavailableError, UnimplementedError } from '../csi/errors.js';
+import { startCsiServer, type CallContext, type CallInfo, type GroupControllerService } from '../csi/server.js';
 import { BatchedStdout } from '../log/batched-stdout.js';
 import { runWithRequestLog } from '../log/request-log.js';
-import type { Backend } from './backends/backend.js';
+import type { Backend, GroupSnapshots } from './backends/backend.js';
 import { DEFAULT_KUBELET_DIR, NodePaths } from './backends/node-paths.js';
 import { BACKENDS } from './backends/registry.js';
 import { controllerService } from './controller.js';
+import { groupControllerService } from './group-controller.js';
 import { identityService } from './identity.js';
 import { InFlight } from './inflight.js';
 import type { DriverMetrics } from './metrics.js';
@@ -82,6 +83,21 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
   let opened: Backend | undefined;
   const backend = lazyBackend(opts.backend, () => opened);
 
+  // Group snapshots, where the backend cuts them; asked of the backend once it is open.
+  const serveGroups = opts.controller && BACKENDS[opts.backend].groupSnapshots === true;
+  const groupsOf = (): GroupSnapshots => {
+    const g = backend.groupSnapshots;
+    if (g === undefined) throw new UnavailableError('the storage backend serves no group snapshots');
+    return g;
+  };
+  const groups: GroupSnapshots = {
+    get journal() {
+      return groupsOf().journal;
+    },
+    newId: (ctx) => groupsOf().newId(ctx),
+    create: (group, members, ctx) => groupsOf().create(group, members, ctx),
+  };
+
   const server = await startCsiServer({
     endpoint: opts.endpoint,
     logger: log,
@@ -91,10 +107,13 @@ export async function startDriver(opts: DriverOptions): Promise<RunningDriver> {
       version: DRIVER_VERSION,
       backend,
       servesController: opts.controller,
+      servesGroupController: serveGroups,
       accessibilityConstraints: BACKENDS[opts.backend].accessibilityConstraints,
     }),
     ...(opts.controller ? { controller: withRequestLogs(controllerService({ backend, inflight })) } : {}),
     ...(opts.node ? { node: withRequestLogs(nodeService({ backend, inflight, paths })) } : {}),
+    ...(serveGroups ? { groupController: withRequestLogs(groupControllerService({ backend, groups, inflight })) } : {}),
+    ...(!serveGroups && opts.controller && BACKENDS[opts.backend].noGroupSnapshots ? { groupController: unimplementedGroups(BACKENDS[opts.backend].noGroupSnapshots ?? '') } : {}),
   });
   log.info({ endpoint: opts.endpoint, controller: opts.controller, node: opts.node, ...(opts.node ? { kubeletDirs: paths.roots } : {}) }, 'CSI socket ready');
 
@@ -134,6 +153,14 @@ function withRequestLogs<S extends object>(service: S): S {
 }
 
 /** A Backend whose every use answers UNAVAILABLE until the real one is open. */
+/** A GroupController that says why there is none (not advertised: a CO that asks anyway learns why). */
+function unimplementedGroups(why: string): GroupControllerService {
+  const refuse = async (): Promise<never> => {
+    throw new UnimplementedError(why);
+  };
+  return { GroupControllerGetCapabilities: refuse, CreateVolumeGroupSnapshot: refuse, DeleteVolumeGroupSnapshot: refuse, GetVolumeGroupSnapshot: refuse };
+}
+
 function lazyBackend(kind: string, get: () => Backend | undefined): Backend {
   // Methods are bound once: every RPC reads several, and a fresh bound function per read adds up.
   const bound = new Map<PropertyKey, unknown>();

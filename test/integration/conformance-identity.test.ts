@@ -46,13 +46,26 @@ for (const backend of backends) describe(`conformance: Identity service [${backe
     assert.equal(info.vendor_version, pkg.version, 'vendor_version should be the package version');
   });
 
-  it('GetPluginCapabilities advertises exactly the controller service, topology (local only) and online expansion', async () => {
+  it('GetPluginCapabilities advertises exactly the controller service, group snapshots (rbd only), topology (local only) and online expansion', async () => {
     const { capabilities } = await drv.client.identity.GetPluginCapabilities({});
     const names = capabilities
       .map((c) => (c.service ? `service:${c.service.type}` : c.volume_expansion ? `expansion:${c.volume_expansion.type}` : `other:${JSON.stringify(c)}`))
       .sort();
     // rbd volumes are reachable from every node: no accessibility constraints.
-    assert.deepEqual(names, ['expansion:ONLINE', 'service:CONTROLLER_SERVICE', ...(local ? ['service:VOLUME_ACCESSIBILITY_CONSTRAINTS'] : [])]);
+    // Group snapshots where they truly work: RBD group snapshots (rbd-group-snapshot.test.ts).
+    const groups = backend.name === 'rbd' ? ['service:GROUP_CONTROLLER_SERVICE'] : [];
+    assert.deepEqual(names, ['expansion:ONLINE', 'service:CONTROLLER_SERVICE', ...groups, ...(local ? ['service:VOLUME_ACCESSIBILITY_CONSTRAINTS'] : [])]);
+  });
+
+  it('the GroupController: served where advertised, otherwise UNIMPLEMENTED (cephfs saying why)', async () => {
+    const call = drv.client.groupController.GroupControllerGetCapabilities({});
+    if (backend.name === 'rbd') {
+      assert.deepEqual((await call).capabilities.map((c) => c.rpc?.type), ['CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT']);
+      return;
+    }
+    const err = await expectCode(call, status.UNIMPLEMENTED, 'GroupControllerGetCapabilities');
+    if (backend.name === 'cephfs') assert.match(err.message, /does not cut group snapshots: .*quiesc/);
+    await expectCode(drv.client.groupController.CreateVolumeGroupSnapshot({ name: uniqueName('g'), source_volume_ids: ['x'] }), status.UNIMPLEMENTED, 'CreateVolumeGroupSnapshot');
   });
 
   it('Probe answers OK and ready once the pool is mounted', async () => {
@@ -64,6 +77,8 @@ for (const backend of backends) describe(`conformance: Identity service [${backe
     nodeOnly = await backend.start({ prefix: 'stowage-idn-', args: ['--node'] });
     const { capabilities } = await nodeOnly.client.identity.GetPluginCapabilities({});
     assert.ok(!capabilities.some((c) => c.service?.type === 'CONTROLLER_SERVICE'), 'CONTROLLER_SERVICE must not be advertised');
+    assert.ok(!capabilities.some((c) => c.service?.type === 'GROUP_CONTROLLER_SERVICE'), 'nor GROUP_CONTROLLER_SERVICE');
+    await expectCode(nodeOnly.client.groupController.GroupControllerGetCapabilities({}), status.UNIMPLEMENTED, 'GroupControllerGetCapabilities');
     await expectCode(nodeOnly.client.controller.ControllerGetCapabilities({}), status.UNIMPLEMENTED, 'ControllerGetCapabilities');
     await expectCode(
       nodeOnly.client.controller.CreateVolume({ name: uniqueName('x'), volume_capabilities: [mountCap()] }),

@@ -39,13 +39,13 @@ describe('rbd controller: ceph-csi compatibility and errors', { skip: needsRoot,
     await drv?.cleanup();
   });
 
-  it('advertises what it serves: no topology, no list/get/capacity (they carry no secrets)', async () => {
+  it('advertises what it serves: group snapshots, no topology, no list/get/capacity (they carry no secrets)', async () => {
     const info = await drv.client.identity.GetPluginInfo({});
     assert.equal(info.name, 'rbd.csi.stowage.dev');
     const plugin = await drv.client.identity.GetPluginCapabilities({});
     assert.deepEqual(
       plugin.capabilities.map((c) => c.service?.type ?? `expansion:${c.volume_expansion?.type}`).sort(),
-      ['CONTROLLER_SERVICE', 'expansion:ONLINE'],
+      ['CONTROLLER_SERVICE', 'GROUP_CONTROLLER_SERVICE', 'expansion:ONLINE'],
     );
     const caps = (await ctl().ControllerGetCapabilities({})).capabilities.map((c) => c.rpc?.type).sort();
     assert.deepEqual(caps, ['CLONE_VOLUME', 'CREATE_DELETE_SNAPSHOT', 'CREATE_DELETE_VOLUME', 'EXPAND_VOLUME', 'SINGLE_NODE_MULTI_WRITER']);

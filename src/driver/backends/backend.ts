@@ -66,6 +66,35 @@ export interface SnapshotRecord {
   /** Seconds and nanos of the creation time, as CSI reports it. */
   createdAt: string;
   parameters: Record<string, string>;
+  /** Set on the members of a group snapshot. */
+  groupSnapshotId?: string;
+}
+
+/** A group snapshot (CSI GroupController): its members are ordinary snapshots cut at one point in time. */
+export interface GroupSnapshotRecord {
+  id: string;
+  name: string;
+  state: 'creating' | 'ready';
+  sourceVolumeIds: string[];
+  /** The members' snapshot IDs, in the order of sourceVolumeIds. */
+  snapshotIds: string[];
+  createdAt: string;
+  parameters: Record<string, string>;
+}
+
+/**
+ * What a backend that can snapshot several volumes at one point in time provides (rbd: RBD group
+ * snapshots). Only then is the GroupController service advertised and served.
+ */
+export interface GroupSnapshots {
+  readonly journal: Journal<GroupSnapshotRecord>;
+  /** An ID for a new group; ctx.sourceVolumeId is its first member's source. */
+  newId(ctx: OpContext): Promise<string>;
+  /**
+   * Cuts every member (each a snapshot record already written 'creating') at one point in time
+   * and makes each restorable like any snapshot. Idempotent. Returns each member's size.
+   */
+  create(group: GroupSnapshotRecord, members: { snap: SnapshotRecord; source: VolumeRecord }[], ctx: OpContext): Promise<number[]>;
 }
 
 /**
@@ -189,6 +218,8 @@ export interface Backend {
   readonly defaultFsType: string;
   readonly volumes: Journal<VolumeRecord>;
   readonly snapshots: Journal<SnapshotRecord>;
+  /** Group snapshots, where the backend can cut them (the GroupController service). */
+  readonly groupSnapshots?: GroupSnapshots;
 
   /** Probe: false while the backend cannot serve (pool not mounted, cluster unreachable). */
   ready(): Promise<boolean>;

@@ -25,6 +25,10 @@ export interface OpenDeps {
 export interface BackendEntry {
   /** Volumes reachable from one node only: the driver advertises accessibility constraints. */
   accessibilityConstraints: boolean;
+  /** Group snapshots (Backend.groupSnapshots): the GroupController service is served and advertised. */
+  groupSnapshots?: boolean;
+  /** Why not, when a CO may well ask (GroupController calls answer UNIMPLEMENTED saying so). */
+  noGroupSnapshots?: string;
   /** The backend's own storage, which the node service refuses as a staging or target path. */
   ownPaths(opts: DriverOptions): string[];
   open(opts: DriverOptions, deps: OpenDeps): Promise<Backend>;
@@ -66,6 +70,7 @@ export const BACKENDS: Record<DriverOptions['backend'], BackendEntry> = {
   rbd: {
     // rbd volumes are reachable from every node: no accessibility constraints to advertise.
     accessibilityConstraints: false,
+    groupSnapshots: true,
     ownPaths: (opts) => [opts.stateDir ?? DEFAULT_RBD_STATE_DIR],
     async open(opts, deps) {
       const config = await cephConfig(opts, deps);
@@ -88,6 +93,8 @@ export const BACKENDS: Record<DriverOptions['backend'], BackendEntry> = {
   },
   cephfs: {
     accessibilityConstraints: false,
+    noGroupSnapshots:
+      'the cephfs backend does not cut group snapshots: CephFS snapshots several subvolumes at one point in time only by quiescing them first (the mgr\'s `ceph fs quiesce`), which Ceph Pacific does not have; snapshot the volumes one by one',
     ownPaths: (opts) => [opts.stateDir ?? DEFAULT_CEPHFS_STATE_DIR],
     async open(opts, deps) {
       const config = await cephConfig(opts, deps);

@@ -40,6 +40,18 @@ const DECLS = {
   metadataSet: 'int rbd_metadata_set(void *image, const char *key, const char *value)',
   trashList: 'int rbd_trash_list(void *io, void *entries, _Inout_ size_t *num_entries)',
   trashListCleanup: 'void rbd_trash_list_cleanup(void *entries, size_t num_entries)',
+  // Groups (group snapshots: several images cut at one point in time).
+  groupCreate: 'int rbd_group_create(void *io, const char *name)',
+  groupRemove: 'int rbd_group_remove(void *io, const char *name)',
+  groupImageAdd: 'int rbd_group_image_add(void *group_io, const char *group_name, void *image_io, const char *image_name)',
+  groupImageRemove: 'int rbd_group_image_remove(void *group_io, const char *group_name, void *image_io, const char *image_name)',
+  groupSnapCreate: 'int rbd_group_snap_create(void *group_io, const char *group_name, const char *snap_name)',
+  groupSnapRemove: 'int rbd_group_snap_remove(void *group_io, const char *group_name, const char *snap_name)',
+  snapGetNamespaceType: 'int rbd_snap_get_namespace_type(void *image, uint64_t snap_id, _Out_ int *namespace_type)',
+  snapGetGroupNamespace: 'int rbd_snap_get_group_namespace(void *image, uint64_t snap_id, void *group_snap, size_t group_snap_size)',
+  snapGroupNamespaceCleanup: 'int rbd_snap_group_namespace_cleanup(void *group_snap, size_t group_snap_size)',
+  snapSetById: 'int rbd_snap_set_by_id(void *image, uint64_t snap_id)',
+  copy3: 'int rbd_copy3(void *image, void *dest_io, const char *destname, void *dest_opts)',
 } as const;
 
 const RBD_IMAGE_OPTION_FEATURES = 1;
@@ -60,7 +72,7 @@ export const FEATURES: Readonly<Record<string, bigint>> = {
 let lib: LibraryHandle | undefined;
 const bindings = new Map<string, Binding>();
 let types:
-  | { info: TypeObject; linkedSpec: TypeObject; snapSpec: TypeObject; snapInfo: TypeObject; watcher: TypeObject; trashInfo: TypeObject }
+  | { info: TypeObject; linkedSpec: TypeObject; snapSpec: TypeObject; snapInfo: TypeObject; watcher: TypeObject; trashInfo: TypeObject; groupNs: TypeObject }
   | undefined;
 
 function structs() {
@@ -85,6 +97,7 @@ function structs() {
     snapSpec: koffi.struct('rbd_snap_spec_t', { id: 'uint64_t', namespace_type: 'int', name: 'void *' }),
     snapInfo: koffi.struct('rbd_snap_info_t', { id: 'uint64_t', size: 'uint64_t', name: 'void *' }),
     watcher: koffi.struct('rbd_image_watcher_t', { addr: 'void *', id: 'int64_t', cookie: 'uint64_t' }),
+    groupNs: koffi.struct('rbd_snap_group_namespace_t', { group_pool: 'int64_t', group_name: 'void *', group_snap_name: 'void *' }),
     trashInfo: koffi.struct('rbd_trash_image_info_t', {
       id: 'void *',
       name: 'void *',
@@ -216,6 +229,45 @@ export async function trashList(io: IoCtx): Promise<TrashEntry[]> {
   }
 }
 
+/** RBD_SNAP_NAMESPACE_TYPE_GROUP: a snapshot an RBD group snapshot made on a member image. */
+const SNAP_NAMESPACE_GROUP = 1;
+
+const ignoring = async (call: Promise<unknown>, ...codes: string[]): Promise<void> => {
+  await call.then(
+    () => undefined,
+    (e: unknown) => {
+      if (!isCephError(e, ...codes)) throw e;
+    },
+  );
+};
+
+/** An RBD group in io's pool (EEXIST: there already, fine). */
+export async function groupCreate(io: IoCtx, group: string): Promise<void> {
+  await ignoring(run('groupCreate', [io.handle, group], `rbd_group_create ${io.poolName}/${group}`), 'EEXIST');
+}
+
+/** Removes the group (its snapshots with it; its images stay); ENOENT is fine. */
+export async function groupRemove(io: IoCtx, group: string): Promise<void> {
+  await ignoring(run('groupRemove', [io.handle, group], `rbd_group_remove ${io.poolName}/${group}`), 'ENOENT');
+}
+
+export async function groupImageAdd(io: IoCtx, group: string, image: string): Promise<void> {
+  await ignoring(run('groupImageAdd', [io.handle, group, io.handle, image], `rbd_group_image_add ${io.poolName}/${group} ${image}`), 'EEXIST');
+}
+
+export async function groupImageRemove(io: IoCtx, group: string, image: string): Promise<void> {
+  await ignoring(run('groupImageRemove', [io.handle, group, io.handle, image], `rbd_group_image_remove ${io.poolName}/${group} ${image}`), 'ENOENT');
+}
+
+/** A snapshot of every image of the group at one point in time (writes quiesced, then one cut). */
+export async function groupSnapCreate(io: IoCtx, group: string, snap: string): Promise<void> {
+  await ignoring(run('groupSnapCreate', [io.handle, group, snap], `rbd_group_snap_create ${io.poolName}/${group}@${snap}`), 'EEXIST');
+}
+
+export async function groupSnapRemove(io: IoCtx, group: string, snap: string): Promise<void> {
+  await ignoring(run('groupSnapRemove', [io.handle, group, snap], `rbd_group_snap_remove ${io.poolName}/${group}@${snap}`), 'ENOENT');
+}
+
 export interface ImageInfo {
   size: number;
   objectSize: number;
@@ -330,6 +382,52 @@ export class Image {
         koffi.free(buf);
       }
     }
+  }
+
+  /** ID of the snapshot group snapshot `snap` of group `group` made on this image, if it has one. */
+  async groupSnapId(group: string, snap: string): Promise<bigint | undefined> {
+    const { snapInfo, groupNs } = structs();
+    let ids: bigint[] = [];
+    for (let max = 16; ; max *= 4) {
+      const buf = koffi.alloc(snapInfo, max);
+      const count = [max];
+      try {
+        const r = (await callAsync(fn('snapList'), [this.handle, buf, count])) as number;
+        if (r === -34 /* ERANGE */) continue;
+        check(r, `rbd_snap_list ${this.label}`);
+        ids = [];
+        for (let i = 0; i < r; i++) ids.push(BigInt((koffi.decode(buf, i * koffi.sizeof(snapInfo), snapInfo) as { id: number | bigint }).id));
+        fn('snapListEnd')(buf);
+        break;
+      } finally {
+        koffi.free(buf);
+      }
+    }
+    for (const id of ids) {
+      const type = [0];
+      if ((fn('snapGetNamespaceType')(this.handle, id, type) as number) < 0 || type[0] !== SNAP_NAMESPACE_GROUP) continue;
+      const ns = koffi.alloc(groupNs, 1);
+      try {
+        check(fn('snapGetGroupNamespace')(this.handle, id, ns, koffi.sizeof(groupNs)), `rbd_snap_get_group_namespace ${this.label}`);
+        const v = koffi.decode(ns, groupNs) as { group_name: unknown; group_snap_name: unknown };
+        const match = str(v.group_name) === group && str(v.group_snap_name) === snap;
+        fn('snapGroupNamespaceCleanup')(ns, koffi.sizeof(groupNs));
+        if (match) return id;
+      } finally {
+        koffi.free(ns);
+      }
+    }
+    return undefined;
+  }
+
+  /** Reads from now on come from the snapshot with this ID (any namespace): the image is read-only. */
+  async snapSetById(id: bigint): Promise<void> {
+    await run('snapSetById', [this.handle, id], `rbd_snap_set_by_id ${this.label}@${id}`);
+  }
+
+  /** A new image with this image's data (as of the snapshot set), a full copy. */
+  async copyTo(io: IoCtx, name: string, o: ImageOptions): Promise<void> {
+    await withOptions(o, (opts) => run('copy3', [this.handle, io.handle, name, opts], `rbd_copy3 ${this.label} → ${io.poolName}/${name}`));
   }
 
   /** An image-metadata value, or undefined when the key is not set. */

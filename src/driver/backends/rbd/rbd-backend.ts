@@ -36,6 +36,8 @@ import type {
   Capability,
   CapacityInfo,
   ControllerCapability,
+  GroupSnapshotRecord,
+  GroupSnapshots,
   NodeCall,
   OpContext,
   PublishRequest,
@@ -67,6 +69,7 @@ import {
 import { defaultMapper } from './kernel-mapper.js';
 import { mapperOfParameter, optionsFor, parseMapOptions } from './map-options.js';
 import { RbdNode, type MapperChoice } from './node-staging.js';
+import { cutGroup, GROUP_LAYOUT } from './group-snapshots.js';
 import { isCephError, type IoCtx, type Rados } from '../ceph/rados.js';
 import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from '../ceph/volume-id.js';
 
@@ -147,6 +150,7 @@ export class RbdBackend implements Backend {
   readonly maxVolumesPerNode: number;
   readonly volumes: OmapJournal<VolumeRecord>;
   readonly snapshots: OmapJournal<SnapshotRecord>;
+  readonly groupSnapshots: GroupSnapshots;
   /** rbd's own limit is 2^64 bytes; this is what a JS number can carry exactly, in whole objects. */
   readonly maximumVolumeBytes = Math.floor(Number.MAX_SAFE_INTEGER / OBJECT_BYTES) * OBJECT_BYTES;
   private readonly conns: Connections;
@@ -160,6 +164,11 @@ export class RbdBackend implements Backend {
     this.snapshots = new OmapJournal<SnapshotRecord>(SNAPSHOT_LAYOUT, this.snapshotPools(), (s) => ({
       'csi.source': this.imageOfId(s.sourceVolumeId, VOLUME_LAYOUT.imagePrefix),
     }));
+    this.groupSnapshots = {
+      journal: new OmapJournal<GroupSnapshotRecord>(GROUP_LAYOUT, this.snapshotPools()),
+      newId: (ctx) => this.newSnapshotId(ctx),
+      create: (group, members, ctx) => this.createGroupSnapshot(group, members, ctx),
+    };
     this.node = new RbdNode({
       stateDir: opts.stateDir,
       runner: opts.runner,
@@ -652,6 +661,36 @@ export class RbdBackend implements Backend {
     if (size === undefined) throw new NotFoundError(`the pool of source volume ${source.id} does not exist`);
     ctx.log.debug({ snapshotId: snap.id, image: snapImage }, 'rbd snapshot taken');
     return { sizeBytes: size };
+  }
+
+  /** The members cut together through an RBD group snapshot (group-snapshots.ts); all in one pool. */
+  private async createGroupSnapshot(group: GroupSnapshotRecord, members: { snap: SnapshotRecord; source: VolumeRecord }[], ctx: OpContext): Promise<number[]> {
+    const gid = this.parse(group.id);
+    for (const { source } of members) {
+      const src = this.parse(source.id);
+      if (src.clusterID !== gid.clusterID || src.poolId !== gid.poolId) {
+        throw new InvalidArgumentError(`source volume ${source.id} is not in the pool of ${members[0]?.source.id ?? ''}: an RBD group snapshot takes the images of one pool`);
+      }
+    }
+    const parts = members.map(({ snap, source }) => ({
+      source: source.volumeContext['imageName'] ?? `${VOLUME_LAYOUT.imagePrefix}${this.parse(source.id).uuid}`,
+      snapImage: `${SNAPSHOT_LAYOUT.imagePrefix}${this.parse(snap.id).uuid}`,
+    }));
+    const sizes = await this.withIdPool(gid, ctx, async (io) => {
+      await cutGroup(io, `${GROUP_LAYOUT.imagePrefix}${gid.uuid}`, parts, {
+        whole: async (image) => (await Image.with(io, image, async (img) => (await img.metadataGet(COMPLETE_KEY)) !== undefined, { readOnly: true })) === true,
+        ensure: async (image, make) => {
+          await this.ensureImage(io, image, ctx, make, true);
+        },
+        options: { features: FEATURES['layering']! | FEATURES['deep-flatten']!, order: OBJECT_ORDER },
+      });
+      const out: number[] = [];
+      for (const p of parts) out.push((await Image.with(io, p.snapImage, async (img) => img.stat().size, { readOnly: true })) ?? 0);
+      return out;
+    });
+    if (sizes === undefined) throw new NotFoundError(`the pool of group snapshot ${group.id} does not exist`);
+    ctx.log.debug({ groupSnapshotId: group.id, members: parts.map((p) => p.snapImage) }, 'rbd group snapshot taken');
+    return sizes;
   }
 
   async deleteSnapshot(snap: SnapshotRecord, ctx: OpContext): Promise<void> {
