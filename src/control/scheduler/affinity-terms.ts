@@ -1,0 +1,116 @@
+// A pod's inter-pod (anti-)affinity terms, parsed once per pod object (pods are replaced, never
+// changed in place) as kube-scheduler's PodInfo keeps them: the scheduler cache files pods with
+// terms under their node (cache.ts), and InterPodAffinity matches them many times per attempt.
+//
+// A term selects pods by labelSelector (absent: no pod; {}: every pod), in its namespaces: the
+// listed ones, those whose labels match namespaceSelector ({}: every namespace), or, with neither,
+// the namespace of the pod that carries the term. matchLabelKeys / mismatchLabelKeys add
+// "key in (my value)" / "key notin (my value)" for the carrier's labels, as kube-apiserver merges
+// them into the selector.
+import type { LabelRequirement } from '../api/label-selector.js';
+import { matchesLabels } from '../api/label-selector.js';
+import type { Pod } from '../api/types/core.js';
+import type { LabelSelector } from '../api/types/meta.js';
+
+export const HOSTNAME_LABEL = 'kubernetes.io/hostname';
+
+export interface PodAffinityTermSpec {
+  labelSelector?: LabelSelector | null;
+  namespaces?: string[];
+  namespaceSelector?: LabelSelector | null;
+  topologyKey: string;
+  matchLabelKeys?: string[];
+  mismatchLabelKeys?: string[];
+}
+interface WeightedSpec {
+  weight: number;
+  podAffinityTerm: PodAffinityTermSpec;
+}
+interface PodAffinitySpec {
+  requiredDuringSchedulingIgnoredDuringExecution?: PodAffinityTermSpec[];
+  preferredDuringSchedulingIgnoredDuringExecution?: WeightedSpec[];
+}
+
+export interface AffinityTerm {
+  readonly topologyKey: string;
+  readonly namespaces: ReadonlySet<string>;
+  /** null: selects no namespace by labels; []: every namespace. */
+  readonly namespaceSelector: readonly LabelRequirement[] | null;
+  /** null: selects no pod. */
+  readonly selector: readonly LabelRequirement[] | null;
+}
+export interface WeightedAffinityTerm {
+  readonly term: AffinityTerm;
+  readonly weight: number;
+}
+export interface PodTerms {
+  readonly requiredAffinity: readonly AffinityTerm[];
+  readonly requiredAntiAffinity: readonly AffinityTerm[];
+  readonly preferredAffinity: readonly WeightedAffinityTerm[];
+  readonly preferredAntiAffinity: readonly WeightedAffinityTerm[];
+  /** affinity.podAffinity or podAntiAffinity is set (kube-scheduler's PodsWithAffinity). */
+  readonly hasAffinity: boolean;
+  /** A required anti-affinity term with another topology key than the hostname. */
+  readonly hasNonHostScopedRequiredAntiAffinity: boolean;
+}
+
+export function requirementsOf(selector: LabelSelector | null | undefined): LabelRequirement[] | null {
+  if (selector === undefined || selector === null) return null;
+  return [
+    ...Object.entries(selector.matchLabels ?? {}).map(([key, value]): LabelRequirement => ({ key, operator: 'Equals', values: [value] })),
+    ...(selector.matchExpressions ?? []).map((e): LabelRequirement => ({ key: e.key, operator: e.operator, values: e.values ?? [] })),
+  ];
+}
+
+function parseTerm(pod: Pod, spec: PodAffinityTermSpec): AffinityTerm {
+  const selector = requirementsOf(spec.labelSelector);
+  const labels = pod.metadata.labels ?? {};
+  if (selector !== null) {
+    for (const key of spec.matchLabelKeys ?? []) if (Object.hasOwn(labels, key)) selector.push({ key, operator: 'In', values: [labels[key] ?? ''] });
+    for (const key of spec.mismatchLabelKeys ?? []) if (Object.hasOwn(labels, key)) selector.push({ key, operator: 'NotIn', values: [labels[key] ?? ''] });
+  }
+  const namespaceSelector = requirementsOf(spec.namespaceSelector);
+  const own = (spec.namespaces ?? []).length === 0 && namespaceSelector === null;
+  return { topologyKey: spec.topologyKey, namespaces: new Set(own ? [pod.metadata.namespace ?? 'default'] : spec.namespaces), namespaceSelector, selector };
+}
+
+const EMPTY: PodTerms = Object.freeze({ requiredAffinity: [], requiredAntiAffinity: [], preferredAffinity: [], preferredAntiAffinity: [], hasAffinity: false, hasNonHostScopedRequiredAntiAffinity: false });
+const parsed = new WeakMap<Pod, PodTerms>();
+
+/** The pod's terms (read only; cached per pod object). */
+export function podTerms(pod: Pod): PodTerms {
+  const known = parsed.get(pod);
+  if (known !== undefined) return known;
+  const affinity = pod.spec?.affinity as { podAffinity?: PodAffinitySpec | null; podAntiAffinity?: PodAffinitySpec | null } | undefined;
+  const a = affinity?.podAffinity ?? undefined;
+  const anti = affinity?.podAntiAffinity ?? undefined;
+  let terms = EMPTY;
+  if (a !== undefined || anti !== undefined) {
+    const weighted = (list: WeightedSpec[] | undefined): WeightedAffinityTerm[] => (list ?? []).map((w) => ({ term: parseTerm(pod, w.podAffinityTerm), weight: w.weight }));
+    const requiredAntiAffinity = (anti?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map((t) => parseTerm(pod, t));
+    terms = {
+      requiredAffinity: (a?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map((t) => parseTerm(pod, t)),
+      requiredAntiAffinity,
+      preferredAffinity: weighted(a?.preferredDuringSchedulingIgnoredDuringExecution),
+      preferredAntiAffinity: weighted(anti?.preferredDuringSchedulingIgnoredDuringExecution),
+      hasAffinity: true,
+      hasNonHostScopedRequiredAntiAffinity: requiredAntiAffinity.some((t) => t.topologyKey !== HOSTNAME_LABEL),
+    };
+  }
+  parsed.set(pod, terms);
+  return terms;
+}
+
+/** kube-scheduler's AffinityTerm.Matches: the pod is in one of the term's namespaces and its labels match. */
+export function termMatches(term: AffinityTerm, pod: Pod, namespaceLabels: Record<string, string> | undefined): boolean {
+  if (term.selector === null) return false;
+  const inNamespace = term.namespaces.has(pod.metadata.namespace ?? 'default') || (term.namespaceSelector !== null && matchesLabels(term.namespaceSelector, namespaceLabels));
+  return inNamespace && matchesLabels(term.selector, pod.metadata.labels);
+}
+
+/** Non-empty and the pod matches every term (affinity: one pod must satisfy them all). */
+export function podMatchesAllTerms(terms: readonly AffinityTerm[], pod: Pod): boolean {
+  if (terms.length === 0) return false;
+  for (const t of terms) if (!termMatches(t, pod, undefined)) return false;
+  return true;
+}
