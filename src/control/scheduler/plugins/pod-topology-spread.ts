@@ -1,0 +1,263 @@
+// PodTopologySpread: spreads a pod's group over topology domains (the values of a node label), as
+// kube-scheduler does it, from spec.topologySpreadConstraints:
+//
+//   DoNotSchedule  Filter. PreFilter counts, per constraint and domain, the pods of the pod's namespace
+//                  matching the constraint's labelSelector (plus matchLabelKeys from the pod's own
+//                  labels; not those being deleted) on the nodes that have every constraint's key and
+//                  pass its nodeAffinityPolicy (default Honor: nodeSelector and required node affinity)
+//                  and nodeTaintsPolicy (default Ignore). A node is refused when its domain's count,
+//                  plus one if the pod matches the selector, minus the smallest domain's count (0
+//                  while fewer domains than minDomains exist) exceeds maxSkew: "node(s) didn't match
+//                  pod topology spread constraints"; a node without the key is refused with
+//                  "… (missing required label)" (UnschedulableAndUnresolvable).
+//   ScheduleAnyway Score. Each feasible node scores, per constraint, its domain's count times
+//                  log(domains + 2) plus maxSkew − 1 (hostname: the node's own pods); fewer is better,
+//                  normalized in reverse to 0..100 (weight 2 in the default profile).
+//
+// A pod without constraints gets the system defaults that replaced SelectorSpread: hostname maxSkew
+// 3 and zone maxSkew 5, ScheduleAnyway, with the selector of the ReplicaSet or StatefulSet that
+// controls the pod (Stowage serves no Services or ReplicationControllers); nodes without a zone
+// label still spread by hostname.
+import type { Node, Pod } from '../../api/types/core.js';
+import type { LabelRequirement } from '../../api/label-selector.js';
+import { matchesLabels } from '../../api/label-selector.js';
+import type { LabelSelector } from '../../api/types/meta.js';
+import { HOSTNAME_LABEL, requirementsOf } from '../affinity-terms.js';
+import { type CycleState, type FilterPlugin, MAX_NODE_SCORE, type NodeScore, type PostFilterPlugin, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, SKIP, SUCCESS, type Status, unresolvable, unschedulable } from '../framework.js';
+import type { NodeInfo } from '../node-info.js';
+import type { PluginContext } from '../plugin-context.js';
+import { RejectedPods } from '../rejected-pods.js';
+import { readSnapshot } from '../snapshot.js';
+import { podMatchesNode } from './node-affinity.js';
+import { untoleratedTaint } from './taint-toleration.js';
+
+export const REASON_SPREAD = "node(s) didn't match pod topology spread constraints";
+export const REASON_SPREAD_LABEL = `${REASON_SPREAD} (missing required label)`;
+
+const ZONE_LABEL = 'topology.kubernetes.io/zone';
+const PREFILTER_KEY = 'PreFilterPodTopologySpread';
+const PRESCORE_KEY = 'PreScorePodTopologySpread';
+
+type Action = 'DoNotSchedule' | 'ScheduleAnyway';
+type Policy = 'Honor' | 'Ignore';
+
+export interface TopologySpreadConstraintSpec {
+  maxSkew: number;
+  topologyKey: string;
+  whenUnsatisfiable: Action;
+  labelSelector?: LabelSelector | null;
+  minDomains?: number;
+  nodeAffinityPolicy?: Policy;
+  nodeTaintsPolicy?: Policy;
+  matchLabelKeys?: string[];
+}
+
+interface Constraint {
+  maxSkew: number;
+  topologyKey: string;
+  /** null: selects nothing; []: selects everything (and then counts nothing, as kube-scheduler). */
+  selector: readonly LabelRequirement[] | null;
+  minDomains: number;
+  nodeAffinityPolicy: Policy;
+  nodeTaintsPolicy: Policy;
+}
+
+/** kube-scheduler's systemDefaultConstraints. */
+const SYSTEM_DEFAULTS: readonly TopologySpreadConstraintSpec[] = [
+  { topologyKey: HOSTNAME_LABEL, whenUnsatisfiable: 'ScheduleAnyway', maxSkew: 3 },
+  { topologyKey: ZONE_LABEL, whenUnsatisfiable: 'ScheduleAnyway', maxSkew: 5 },
+];
+
+function constraintsOf(specs: readonly TopologySpreadConstraintSpec[], labels: Record<string, string>, action: Action): Constraint[] {
+  const out: Constraint[] = [];
+  for (const c of specs) {
+    if (c.whenUnsatisfiable !== action) continue;
+    let selector = requirementsOf(c.labelSelector);
+    if (selector !== null) {
+      // matchLabelKeys: "key=<the pod's value>" for each key the pod has.
+      const extra: LabelRequirement[] = [];
+      for (const key of c.matchLabelKeys ?? []) if (Object.hasOwn(labels, key)) extra.push({ key, operator: 'Equals', values: [labels[key] ?? ''] });
+      selector = [...extra, ...selector];
+    }
+    out.push({ maxSkew: c.maxSkew, topologyKey: c.topologyKey, selector, minDomains: c.minDomains ?? 1, nodeAffinityPolicy: c.nodeAffinityPolicy ?? 'Honor', nodeTaintsPolicy: c.nodeTaintsPolicy ?? 'Ignore' });
+  }
+  return out;
+}
+
+/** Pods of the namespace matching the selector, not being deleted; an empty selector counts none. */
+export function countMatching(pods: readonly Pod[], selector: readonly LabelRequirement[] | null, namespace: string): number {
+  if (selector === null || selector.length === 0) return 0;
+  let n = 0;
+  for (const p of pods) if (!p.metadata.deletionTimestamp && (p.metadata.namespace ?? 'default') === namespace && matchesLabels(selector, p.metadata.labels)) n++;
+  return n;
+}
+
+function includes(c: Constraint, pod: Pod, node: Node): boolean {
+  if (c.nodeAffinityPolicy === 'Honor' && !podMatchesNode(pod, node)) return false;
+  if (c.nodeTaintsPolicy === 'Honor' && untoleratedTaint(node, pod.spec.tolerations) !== undefined) return false;
+  return true;
+}
+
+const hasKeys = (labels: Record<string, string>, constraints: readonly Constraint[]): boolean => constraints.every((c) => labels[c.topologyKey] !== undefined);
+
+interface PreFilterState {
+  constraints: Constraint[];
+  /** Per constraint: domain value → matching pods. */
+  counts: Map<string, number>[];
+}
+
+interface PreScoreState {
+  constraints: Constraint[];
+  /** Per constraint (not the hostname): domain value → matching pods. */
+  counts: Map<string, number>[];
+  weights: number[];
+  ignored: Set<string>;
+}
+
+export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFilterPlugin, PreScorePlugin, ScorePlugin {
+  readonly name = 'PodTopologySpread';
+  private readonly rejected: RejectedPods;
+
+  constructor(private readonly ctx: PluginContext) {
+    this.rejected = new RejectedPods(ctx, this.name);
+  }
+
+  private constraints(pod: Pod, action: Action): Constraint[] {
+    const own = pod.spec.topologySpreadConstraints as TopologySpreadConstraintSpec[] | undefined;
+    if (own !== undefined && own.length > 0) return constraintsOf(own, pod.metadata.labels ?? {}, action);
+    const defaults = constraintsOf(SYSTEM_DEFAULTS, pod.metadata.labels ?? {}, action);
+    if (defaults.length === 0) return [];
+    const selector = this.defaultSelector(pod);
+    if (selector.length === 0) return [];
+    return defaults.map((c) => ({ ...c, selector }));
+  }
+
+  /** kube-scheduler's DefaultSelector, for the owners Stowage serves: the controlling ReplicaSet's or StatefulSet's selector. */
+  private defaultSelector(pod: Pod): LabelRequirement[] {
+    const owner = pod.metadata.ownerReferences?.find((r) => r.controller === true);
+    if (owner === undefined || !owner.apiVersion.startsWith('apps/')) return [];
+    const ns = pod.metadata.namespace ?? 'default';
+    const controller = owner.kind === 'ReplicaSet' ? this.ctx.informers.for('replicasets').getByName(ns, owner.name) : owner.kind === 'StatefulSet' ? this.ctx.informers.for('statefulsets').getByName(ns, owner.name) : undefined;
+    return requirementsOf(controller?.spec?.selector) ?? [];
+  }
+
+  preFilter(state: CycleState, pod: Pod): Status {
+    const constraints = this.constraints(pod, 'DoNotSchedule');
+    if (constraints.length === 0) return SKIP;
+    const ns = pod.metadata.namespace ?? 'default';
+    const counts = constraints.map(() => new Map<string, number>());
+    for (const info of readSnapshot(state).list()) {
+      const labels = info.node.metadata.labels ?? {};
+      if (!hasKeys(labels, constraints)) continue;
+      constraints.forEach((c, i) => {
+        if (!includes(c, pod, info.node)) return;
+        const value = labels[c.topologyKey] ?? '';
+        const m = counts[i] as Map<string, number>;
+        m.set(value, (m.get(value) ?? 0) + countMatching(info.pods, c.selector, ns));
+      });
+    }
+    state.write(PREFILTER_KEY, { constraints, counts } satisfies PreFilterState);
+    return SUCCESS;
+  }
+
+  filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
+    const s = state.read<PreFilterState>(PREFILTER_KEY);
+    if (s === undefined) return SUCCESS;
+    const labels = node.node.metadata.labels ?? {};
+    for (const [i, c] of s.constraints.entries()) {
+      const value = labels[c.topologyKey];
+      if (value === undefined) return unresolvable(REASON_SPREAD_LABEL);
+      const counts = s.counts[i] as Map<string, number>;
+      let min = counts.size < c.minDomains ? 0 : Number.MAX_SAFE_INTEGER;
+      if (min !== 0) for (const n of counts.values()) if (n < min) min = n;
+      const self = c.selector !== null && matchesLabels(c.selector, pod.metadata.labels) ? 1 : 0;
+      if ((counts.get(value) ?? 0) + self - min > c.maxSkew) return unschedulable(REASON_SPREAD);
+    }
+    return SUCCESS;
+  }
+
+  /** PostFilter: nothing fitted; the pod waits for a pod event if this plugin refused a node. */
+  postFilter(_state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>): { status: Status } {
+    this.rejected.note(pod, statuses);
+    return { status: unschedulable() };
+  }
+
+  preScore(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Status {
+    const all = readSnapshot(state).list();
+    if (nodes.length === 0 || all.length === 0) return SKIP;
+    const constraints = this.constraints(pod, 'ScheduleAnyway');
+    if (constraints.length === 0) return SKIP;
+    // Only explicit constraints need every key on a node: without a zone label, defaults still spread by hostname.
+    const requireAll = ((pod.spec.topologySpreadConstraints as unknown[] | undefined)?.length ?? 0) > 0;
+    const ignored = new Set<string>();
+    const counts = constraints.map(() => new Map<string, number>());
+    // Domains only nodes without the label are in ("" in kube-scheduler): they weigh, nobody reads their count.
+    const unlabelled = constraints.map(() => false);
+    for (const info of nodes) {
+      const labels = info.node.metadata.labels ?? {};
+      if (requireAll && !hasKeys(labels, constraints)) {
+        ignored.add(info.name);
+        continue;
+      }
+      constraints.forEach((c, i) => {
+        if (c.topologyKey === HOSTNAME_LABEL) return;
+        const value = labels[c.topologyKey];
+        if (value === undefined) unlabelled[i] = true;
+        else (counts[i] as Map<string, number>).set(value, 0);
+      });
+    }
+    const weights = constraints.map((c, i) => {
+      const size = c.topologyKey === HOSTNAME_LABEL ? nodes.length - ignored.size : (counts[i] as Map<string, number>).size + (unlabelled[i] && !(counts[i] as Map<string, number>).has('') ? 1 : 0);
+      return Math.log(size + 2);
+    });
+    const ns = pod.metadata.namespace ?? 'default';
+    if (counts.some((m) => m.size > 0)) {
+      for (const info of all) {
+        const labels = info.node.metadata.labels ?? {};
+        if (requireAll && !hasKeys(labels, constraints)) continue;
+        constraints.forEach((c, i) => {
+          const m = counts[i] as Map<string, number>;
+          const value = labels[c.topologyKey] ?? '';
+          const n = m.get(value);
+          if (n === undefined || !includes(c, pod, info.node)) return;
+          m.set(value, n + countMatching(info.pods, c.selector, ns));
+        });
+      }
+    }
+    state.write(PRESCORE_KEY, { constraints, counts, weights, ignored } satisfies PreScoreState);
+    return SUCCESS;
+  }
+
+  score(state: CycleState, pod: Pod, node: NodeInfo): number {
+    const s = state.read<PreScoreState>(PRESCORE_KEY);
+    if (s === undefined || s.ignored.has(node.name)) return 0;
+    const labels = node.node.metadata.labels ?? {};
+    const ns = pod.metadata.namespace ?? 'default';
+    let score = 0;
+    for (const [i, c] of s.constraints.entries()) {
+      const value = labels[c.topologyKey];
+      if (value === undefined) continue;
+      const n = c.topologyKey === HOSTNAME_LABEL ? countMatching(node.pods, c.selector, ns) : ((s.counts[i] as Map<string, number>).get(value) ?? 0);
+      score += n * (s.weights[i] as number) + (c.maxSkew - 1);
+    }
+    return Math.round(score);
+  }
+
+  /** Fewer matching pods is better: reversed against the highest, ignored nodes 0. */
+  normalizeScore(state: CycleState, _pod: Pod, scores: NodeScore[]): void {
+    const s = state.read<PreScoreState>(PRESCORE_KEY);
+    if (s === undefined) return;
+    let min = Number.MAX_SAFE_INTEGER;
+    let max = 0;
+    for (const n of scores) {
+      if (s.ignored.has(n.name)) continue;
+      if (n.score < min) min = n.score;
+      if (n.score > max) max = n.score;
+    }
+    for (const n of scores) {
+      if (s.ignored.has(n.name)) n.score = 0;
+      else if (max === 0) n.score = MAX_NODE_SCORE;
+      else n.score = Math.trunc((MAX_NODE_SCORE * (max + min - n.score)) / max);
+    }
+  }
+}
