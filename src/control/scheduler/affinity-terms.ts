@@ -52,6 +52,8 @@ export interface PodTerms {
   readonly hasAffinity: boolean;
   /** A required anti-affinity term with another topology key than the hostname. */
   readonly hasNonHostScopedRequiredAntiAffinity: boolean;
+  /** Terms that score other pods (required affinity, preferred terms): required anti-affinity alone does not. */
+  readonly scoresOthers: boolean;
 }
 
 export function requirementsOf(selector: LabelSelector | null | undefined): LabelRequirement[] | null {
@@ -74,7 +76,7 @@ function parseTerm(pod: Pod, spec: PodAffinityTermSpec): AffinityTerm {
   return { topologyKey: spec.topologyKey, namespaces: new Set(own ? [pod.metadata.namespace ?? 'default'] : spec.namespaces), namespaceSelector, selector };
 }
 
-const EMPTY: PodTerms = Object.freeze({ requiredAffinity: [], requiredAntiAffinity: [], preferredAffinity: [], preferredAntiAffinity: [], hasAffinity: false, hasNonHostScopedRequiredAntiAffinity: false });
+const EMPTY: PodTerms = Object.freeze({ requiredAffinity: [], requiredAntiAffinity: [], preferredAffinity: [], preferredAntiAffinity: [], hasAffinity: false, hasNonHostScopedRequiredAntiAffinity: false, scoresOthers: false });
 const parsed = new WeakMap<Pod, PodTerms>();
 
 /** The pod's terms (read only; cached per pod object). */
@@ -87,14 +89,18 @@ export function podTerms(pod: Pod): PodTerms {
   let terms = EMPTY;
   if (a !== undefined || anti !== undefined) {
     const weighted = (list: WeightedSpec[] | undefined): WeightedAffinityTerm[] => (list ?? []).map((w) => ({ term: parseTerm(pod, w.podAffinityTerm), weight: w.weight }));
+    const requiredAffinity = (a?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map((t) => parseTerm(pod, t));
     const requiredAntiAffinity = (anti?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map((t) => parseTerm(pod, t));
+    const preferredAffinity = weighted(a?.preferredDuringSchedulingIgnoredDuringExecution);
+    const preferredAntiAffinity = weighted(anti?.preferredDuringSchedulingIgnoredDuringExecution);
     terms = {
-      requiredAffinity: (a?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map((t) => parseTerm(pod, t)),
+      requiredAffinity,
       requiredAntiAffinity,
-      preferredAffinity: weighted(a?.preferredDuringSchedulingIgnoredDuringExecution),
-      preferredAntiAffinity: weighted(anti?.preferredDuringSchedulingIgnoredDuringExecution),
+      preferredAffinity,
+      preferredAntiAffinity,
       hasAffinity: true,
       hasNonHostScopedRequiredAntiAffinity: requiredAntiAffinity.some((t) => t.topologyKey !== HOSTNAME_LABEL),
+      scoresOthers: requiredAffinity.length > 0 || preferredAffinity.length > 0 || preferredAntiAffinity.length > 0,
     };
   }
   parsed.set(pod, terms);

@@ -26,6 +26,8 @@ interface Entry {
   withRequiredAntiAffinity: Map<string, Pod>;
   /** How many of them have a required anti-affinity term not scoped to the hostname. */
   nonHostScopedAntiAffinity: number;
+  /** How many of them have terms that score other pods (required affinity, preferred terms). */
+  scoringAffinity: number;
 }
 
 function sub(into: Resources, r: Resources): void {
@@ -45,6 +47,7 @@ export class SchedulerCache {
   private readonly nodesWithAffinity = new Set<string>();
   private readonly nodesWithRequiredAntiAffinity = new Set<string>();
   private readonly nodesWithNonHostScopedAntiAffinity = new Set<string>();
+  private readonly nodesWithScoringAffinity = new Set<string>();
 
   /** A pod bound to a node (or no longer: finished, deleted, not bound) as the informer shows it. */
   setBound(key: string, pod: Pod | undefined, nodeName: string | undefined): void {
@@ -91,10 +94,14 @@ export class SchedulerCache {
   havePodsWithNonHostScopedAntiAffinity(): ReadonlySet<string> {
     return this.nodesWithNonHostScopedAntiAffinity;
   }
+  /** Names of the nodes with pods whose terms score other pods (required affinity, preferred terms). Read only. */
+  havePodsWithScoringAffinity(): ReadonlySet<string> {
+    return this.nodesWithScoringAffinity;
+  }
 
   private add(key: string, pod: Pod, nodeName: string, assumed: boolean): void {
     let e = this.nodes.get(nodeName);
-    if (e === undefined) this.nodes.set(nodeName, (e = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources(), withAffinity: new Map(), withRequiredAntiAffinity: new Map(), nonHostScopedAntiAffinity: 0 }));
+    if (e === undefined) this.nodes.set(nodeName, (e = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources(), withAffinity: new Map(), withRequiredAntiAffinity: new Map(), nonHostScopedAntiAffinity: 0, scoringAffinity: 0 }));
     e.pods.set(key, pod);
     addTo(e.requested, podRequests(pod));
     addTo(e.nonZeroRequested, podRequests(pod, true));
@@ -109,6 +116,7 @@ export class SchedulerCache {
       this.nodesWithRequiredAntiAffinity.add(nodeName);
     }
     if (terms.hasNonHostScopedRequiredAntiAffinity && e.nonHostScopedAntiAffinity++ === 0) this.nodesWithNonHostScopedAntiAffinity.add(nodeName);
+    if (terms.scoresOthers && e.scoringAffinity++ === 0) this.nodesWithScoringAffinity.add(nodeName);
   }
 
   private remove(key: string): void {
@@ -123,7 +131,9 @@ export class SchedulerCache {
     sub(e.nonZeroRequested, podRequests(pod, true));
     if (e.withAffinity.delete(key) && e.withAffinity.size === 0) this.nodesWithAffinity.delete(at.node);
     if (e.withRequiredAntiAffinity.delete(key) && e.withRequiredAntiAffinity.size === 0) this.nodesWithRequiredAntiAffinity.delete(at.node);
-    if (podTerms(pod).hasNonHostScopedRequiredAntiAffinity && --e.nonHostScopedAntiAffinity === 0) this.nodesWithNonHostScopedAntiAffinity.delete(at.node);
+    const terms = podTerms(pod);
+    if (terms.hasNonHostScopedRequiredAntiAffinity && --e.nonHostScopedAntiAffinity === 0) this.nodesWithNonHostScopedAntiAffinity.delete(at.node);
+    if (terms.scoresOthers && --e.scoringAffinity === 0) this.nodesWithScoringAffinity.delete(at.node);
     if (e.pods.size === 0) this.nodes.delete(at.node);
   }
 }

@@ -14,6 +14,8 @@ export interface Snapshot {
   list(): readonly NodeInfo[];
   /** The nodes with pods that have pod affinity or anti-affinity. */
   havePodsWithAffinity(): readonly NodeInfo[];
+  /** The nodes with pods whose terms score other pods (required affinity, preferred terms). */
+  havePodsWithScoringAffinity(): readonly NodeInfo[];
   /** The nodes with pods that have a required anti-affinity term on another key than the hostname. */
   havePodsWithNonHostScopedAntiAffinity(): readonly NodeInfo[];
   /** Whether any node holds a pod with required anti-affinity. */
@@ -26,7 +28,7 @@ export function writeSnapshot(state: CycleState, snapshot: Snapshot): void {
   state.write(KEY, snapshot);
 }
 
-const NONE: Snapshot = { list: () => [], havePodsWithAffinity: () => [], havePodsWithNonHostScopedAntiAffinity: () => [], anyPodWithRequiredAntiAffinity: () => false };
+const NONE: Snapshot = { list: () => [], havePodsWithAffinity: () => [], havePodsWithScoringAffinity: () => [], havePodsWithNonHostScopedAntiAffinity: () => [], anyPodWithRequiredAntiAffinity: () => false };
 
 export function readSnapshot(state: CycleState | undefined): Snapshot {
   return state?.read<Snapshot>(KEY) ?? NONE;
@@ -37,6 +39,7 @@ export function snapshotOf(infos: readonly NodeInfo[]): Snapshot {
   return {
     list: () => infos,
     havePodsWithAffinity: () => infos.filter((i) => i.podsWithAffinity.length > 0),
+    havePodsWithScoringAffinity: () => infos.filter((i) => i.podsWithAffinity.some((p) => podTerms(p).scoresOthers)),
     havePodsWithNonHostScopedAntiAffinity: () => infos.filter((i) => i.podsWithRequiredAntiAffinity.some((p) => podTerms(p).hasNonHostScopedRequiredAntiAffinity)),
     anyPodWithRequiredAntiAffinity: () => infos.some((i) => i.podsWithRequiredAntiAffinity.length > 0),
   };
@@ -66,6 +69,10 @@ export class CacheSnapshot implements Snapshot {
 
   havePodsWithAffinity(): readonly NodeInfo[] {
     return this.infos(this.cache.havePodsWithAffinity());
+  }
+
+  havePodsWithScoringAffinity(): readonly NodeInfo[] {
+    return this.infos(this.cache.havePodsWithScoringAffinity());
   }
 
   havePodsWithNonHostScopedAntiAffinity(): readonly NodeInfo[] {

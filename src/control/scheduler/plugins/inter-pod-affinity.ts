@@ -176,7 +176,9 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
     const terms = podTerms(pod);
     const hasConstraints = terms.preferredAffinity.length > 0 || terms.preferredAntiAffinity.length > 0;
     const snapshot = readSnapshot(state);
-    const infos = hasConstraints ? snapshot.list() : snapshot.havePodsWithAffinity();
+    // Without preferred terms of its own, only placed pods whose terms score others matter (required
+    // anti-affinity alone never scores): kube-scheduler walks every pod with affinity, to the same result.
+    const infos = hasConstraints ? snapshot.list() : snapshot.havePodsWithScoringAffinity();
     if (infos.length === 0) return SKIP;
     const resolved = (list: readonly WeightedAffinityTerm[]): WeightedAffinityTerm[] => list.map((w) => ({ term: this.resolve(w.term), weight: w.weight }));
     const preferredAffinity = resolved(terms.preferredAffinity);
@@ -196,7 +198,7 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
     for (const info of infos) {
       const labels = info.node.metadata.labels ?? {};
       if (Object.keys(labels).length === 0) continue;
-      for (const existing of hasConstraints ? info.pods : info.podsWithAffinity) {
+      for (const existing of hasConstraints ? info.pods : info.podsWithAffinity.filter((p) => podTerms(p).scoresOthers)) {
         for (const w of preferredAffinity) add(w.term, w.weight, existing, undefined, labels);
         for (const w of preferredAnti) add(w.term, -w.weight, existing, undefined, labels);
         const theirs = podTerms(existing);

@@ -183,10 +183,10 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFil
   }
 
   preScore(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Status {
-    const all = readSnapshot(state).list();
-    if (nodes.length === 0 || all.length === 0) return SKIP;
+    if (nodes.length === 0) return SKIP;
     const constraints = this.constraints(pod, 'ScheduleAnyway');
     if (constraints.length === 0) return SKIP;
+    const all = readSnapshot(state).list();
     // Only explicit constraints need every key on a node: without a zone label, defaults still spread by hostname.
     const requireAll = ((pod.spec.topologySpreadConstraints as unknown[] | undefined)?.length ?? 0) > 0;
     const ignored = new Set<string>();
