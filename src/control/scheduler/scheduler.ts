@@ -365,7 +365,7 @@ export class Scheduler {
 /** kube-scheduler (registry.ts). */
 export const SCHEDULER: ControllerDescriptor = {
   name: 'scheduler',
-  description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes), selected-node for WaitForFirstConsumer claims',
+  description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes, pod affinity, topology spread), selected-node for WaitForFirstConsumer claims',
   init(ctx) {
     const s = new Scheduler({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder(DEFAULT_SCHEDULER_NAME), recorderFor: (name) => ctx.events.recorder(name), logger: ctx.logger, ...ctx.backoff });
     return { loops: [s.loop], start: () => s.start(), stop: () => s.stop() };
