@@ -5,7 +5,9 @@
 // any (kube-scheduler's PodsWithAffinity / PodsWithRequiredAntiAffinity): InterPodAffinity looks
 // only at those, so pods without terms cost it nothing.
 import type { Pod } from '../api/types/core.js';
+import type { LabelRequirement } from '../api/label-selector.js';
 import { podTerms } from './affinity-terms.js';
+import { MatchCounts } from './match-counts.js';
 import { addTo, emptyResources, podRequests, type Resources } from './resources.js';
 
 export interface NodePods {
@@ -48,6 +50,8 @@ export class SchedulerCache {
   private readonly nodesWithRequiredAntiAffinity = new Set<string>();
   private readonly nodesWithNonHostScopedAntiAffinity = new Set<string>();
   private readonly nodesWithScoringAffinity = new Set<string>();
+  /** Per node, the pods some label selectors match (PodTopologySpread's counts). */
+  private readonly matchCounts = new MatchCounts();
 
   /** A pod bound to a node (or no longer: finished, deleted, not bound) as the informer shows it. */
   setBound(key: string, pod: Pod | undefined, nodeName: string | undefined): void {
@@ -82,6 +86,15 @@ export class SchedulerCache {
     return this.nodes.get(name) ?? EMPTY;
   }
 
+  /** Per node name, the placed pods of the namespace the selector matches (not being deleted). Read only. */
+  countMatching(namespace: string, selector: readonly LabelRequirement[]): ReadonlyMap<string, number> {
+    return this.matchCounts.get(namespace, selector, () => this.placed());
+  }
+
+  private *placed(): Iterable<[string, Pod]> {
+    for (const [node, e] of this.nodes) for (const p of e.pods.values()) yield [node, p];
+  }
+
   /** Names of the nodes with pods that have pod affinity or anti-affinity. Read only. */
   havePodsWithAffinity(): ReadonlySet<string> {
     return this.nodesWithAffinity;
@@ -106,6 +119,7 @@ export class SchedulerCache {
     addTo(e.requested, podRequests(pod));
     addTo(e.nonZeroRequested, podRequests(pod, true));
     this.where.set(key, { node: nodeName, assumed });
+    this.matchCounts.added(pod, nodeName);
     const terms = podTerms(pod);
     if (terms.hasAffinity) {
       e.withAffinity.set(key, pod);
@@ -127,6 +141,7 @@ export class SchedulerCache {
     const pod = e?.pods.get(key);
     if (e === undefined || pod === undefined) return;
     e.pods.delete(key);
+    this.matchCounts.removed(pod, at.node);
     sub(e.requested, podRequests(pod));
     sub(e.nonZeroRequested, podRequests(pod, true));
     if (e.withAffinity.delete(key) && e.withAffinity.size === 0) this.nodesWithAffinity.delete(at.node);

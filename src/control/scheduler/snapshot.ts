@@ -3,10 +3,12 @@
 // with inter-pod affinity terms, so InterPodAffinity and PodTopologySpread precompute their counts
 // per attempt without walking every pod when no pod has terms. The scheduler writes it into the
 // CycleState before PreFilter; tests build one from a list of NodeInfos.
+import type { LabelRequirement } from '../api/label-selector.js';
 import type { Node } from '../api/types/core.js';
 import { podTerms } from './affinity-terms.js';
 import type { SchedulerCache } from './cache.js';
 import type { CycleState } from './framework.js';
+import { countsPod } from './match-counts.js';
 import { NodeInfo } from './node-info.js';
 
 export interface Snapshot {
@@ -20,6 +22,16 @@ export interface Snapshot {
   havePodsWithNonHostScopedAntiAffinity(): readonly NodeInfo[];
   /** Whether any node holds a pod with required anti-affinity. */
   anyPodWithRequiredAntiAffinity(): boolean;
+  /** How many pods on a node the selector matches in the namespace, not being deleted (the pod being scheduled left out). */
+  countMatching(namespace: string, selector: readonly LabelRequirement[]): (node: NodeInfo) => number;
+}
+
+function countOnNode(namespace: string, selector: readonly LabelRequirement[]): (node: NodeInfo) => number {
+  return (node) => {
+    let n = 0;
+    for (const p of node.pods) if (countsPod(namespace, selector, p)) n++;
+    return n;
+  };
 }
 
 const KEY = 'Snapshot';
@@ -28,7 +40,7 @@ export function writeSnapshot(state: CycleState, snapshot: Snapshot): void {
   state.write(KEY, snapshot);
 }
 
-const NONE: Snapshot = { list: () => [], havePodsWithAffinity: () => [], havePodsWithScoringAffinity: () => [], havePodsWithNonHostScopedAntiAffinity: () => [], anyPodWithRequiredAntiAffinity: () => false };
+const NONE: Snapshot = { list: () => [], havePodsWithAffinity: () => [], havePodsWithScoringAffinity: () => [], havePodsWithNonHostScopedAntiAffinity: () => [], anyPodWithRequiredAntiAffinity: () => false, countMatching: countOnNode };
 
 export function readSnapshot(state: CycleState | undefined): Snapshot {
   return state?.read<Snapshot>(KEY) ?? NONE;
@@ -42,6 +54,7 @@ export function snapshotOf(infos: readonly NodeInfo[]): Snapshot {
     havePodsWithScoringAffinity: () => infos.filter((i) => i.podsWithAffinity.some((p) => podTerms(p).scoresOthers)),
     havePodsWithNonHostScopedAntiAffinity: () => infos.filter((i) => i.podsWithRequiredAntiAffinity.some((p) => podTerms(p).hasNonHostScopedRequiredAntiAffinity)),
     anyPodWithRequiredAntiAffinity: () => infos.some((i) => i.podsWithRequiredAntiAffinity.length > 0),
+    countMatching: countOnNode,
   };
 }
 
@@ -85,6 +98,15 @@ export class CacheSnapshot implements Snapshot {
     if (names.size > 1) return true;
     // One node: it may hold only the pod being scheduled (assumed there by an earlier attempt).
     return this.infos(names).some((i) => i.podsWithRequiredAntiAffinity.length > 0);
+  }
+
+  countMatching(namespace: string, selector: readonly LabelRequirement[]): (node: NodeInfo) => number {
+    const perNode = this.cache.countMatching(namespace, selector);
+    // The pod being scheduled may be assumed on a node by an earlier attempt: not counted there.
+    const at = this.cache.assumedOn(this.podKey);
+    const self = at === undefined ? undefined : this.cache.node(at).pods.get(this.podKey);
+    const selfOn = self !== undefined && countsPod(namespace, selector, self) ? at : undefined;
+    return (node) => (perNode.get(node.name) ?? 0) - (node.name === selfOn ? 1 : 0);
   }
 
   private infos(names: ReadonlySet<string>): NodeInfo[] {

@@ -17,7 +17,9 @@
 // A pod without constraints gets the system defaults that replaced SelectorSpread: hostname maxSkew
 // 3 and zone maxSkew 5, ScheduleAnyway, with the selector of the ReplicaSet or StatefulSet that
 // controls the pod (Stowage serves no Services or ReplicationControllers); nodes without a zone
-// label still spread by hostname.
+// label still spread by hostname. A node's matching pods are read from the cache's per-selector
+// counts (match-counts.ts), so an attempt costs one look per node, not one per placed pod; the
+// smallest domain and whether the pod matches itself are worked out once, in PreFilter.
 import type { Node, Pod } from '../../api/types/core.js';
 import type { LabelRequirement } from '../../api/label-selector.js';
 import { matchesLabels } from '../../api/label-selector.js';
@@ -27,12 +29,15 @@ import { type CycleState, type FilterPlugin, MAX_NODE_SCORE, type NodeScore, typ
 import type { NodeInfo } from '../node-info.js';
 import type { PluginContext } from '../plugin-context.js';
 import { RejectedPods } from '../rejected-pods.js';
-import { readSnapshot } from '../snapshot.js';
+import { readSnapshot, type Snapshot } from '../snapshot.js';
 import { podMatchesNode } from './node-affinity.js';
 import { untoleratedTaint } from './taint-toleration.js';
 
 export const REASON_SPREAD = "node(s) didn't match pod topology spread constraints";
 export const REASON_SPREAD_LABEL = `${REASON_SPREAD} (missing required label)`;
+
+const MISSING_LABEL = unresolvable(REASON_SPREAD_LABEL);
+const SKEWED = unschedulable(REASON_SPREAD);
 
 const ZONE_LABEL = 'topology.kubernetes.io/zone';
 const PREFILTER_KEY = 'PreFilterPodTopologySpread';
@@ -84,12 +89,9 @@ function constraintsOf(specs: readonly TopologySpreadConstraintSpec[], labels: R
   return out;
 }
 
-/** Pods of the namespace matching the selector, not being deleted; an empty selector counts none. */
-export function countMatching(pods: readonly Pod[], selector: readonly LabelRequirement[] | null, namespace: string): number {
-  if (selector === null || selector.length === 0) return 0;
-  let n = 0;
-  for (const p of pods) if (!p.metadata.deletionTimestamp && (p.metadata.namespace ?? 'default') === namespace && matchesLabels(selector, p.metadata.labels)) n++;
-  return n;
+/** Per node, the pods a constraint counts (kube-scheduler's countPodsMatchSelector: an empty selector counts none). */
+function counter(snapshot: Snapshot, selector: readonly LabelRequirement[] | null, namespace: string): (node: NodeInfo) => number {
+  return selector === null || selector.length === 0 ? () => 0 : snapshot.countMatching(namespace, selector);
 }
 
 function includes(c: Constraint, pod: Pod, node: Node): boolean {
@@ -104,10 +106,16 @@ interface PreFilterState {
   constraints: Constraint[];
   /** Per constraint: domain value → matching pods. */
   counts: Map<string, number>[];
+  /** Per constraint: the smallest count (0 while fewer domains than minDomains). */
+  minimums: number[];
+  /** Per constraint: 1 when the pod matches the selector itself. */
+  selfMatches: number[];
 }
 
 interface PreScoreState {
   constraints: Constraint[];
+  /** Per constraint: a node's matching pods. */
+  counters: ((node: NodeInfo) => number)[];
   /** Per constraint (not the hostname): domain value → matching pods. */
   counts: Map<string, number>[];
   weights: number[];
@@ -145,33 +153,41 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFil
     const constraints = this.constraints(pod, 'DoNotSchedule');
     if (constraints.length === 0) return SKIP;
     const ns = pod.metadata.namespace ?? 'default';
+    const snapshot = readSnapshot(state);
+    const counters = constraints.map((c) => counter(snapshot, c.selector, ns));
     const counts = constraints.map(() => new Map<string, number>());
-    for (const info of readSnapshot(state).list()) {
+    for (const info of snapshot.list()) {
       const labels = info.node.metadata.labels ?? {};
       if (!hasKeys(labels, constraints)) continue;
       constraints.forEach((c, i) => {
         if (!includes(c, pod, info.node)) return;
         const value = labels[c.topologyKey] ?? '';
         const m = counts[i] as Map<string, number>;
-        m.set(value, (m.get(value) ?? 0) + countMatching(info.pods, c.selector, ns));
+        m.set(value, (m.get(value) ?? 0) + (counters[i] as (node: NodeInfo) => number)(info));
       });
     }
-    state.write(PREFILTER_KEY, { constraints, counts } satisfies PreFilterState);
+    const minimums = constraints.map((c, i) => {
+      const m = counts[i] as Map<string, number>;
+      if (m.size < c.minDomains) return 0;
+      let min = Number.MAX_SAFE_INTEGER;
+      for (const n of m.values()) if (n < min) min = n;
+      return min;
+    });
+    const selfMatches = constraints.map((c) => (c.selector !== null && matchesLabels(c.selector, pod.metadata.labels) ? 1 : 0));
+    state.write(PREFILTER_KEY, { constraints, counts, minimums, selfMatches } satisfies PreFilterState);
     return SUCCESS;
   }
 
-  filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
+  filter(state: CycleState, _pod: Pod, node: NodeInfo): Status {
     const s = state.read<PreFilterState>(PREFILTER_KEY);
     if (s === undefined) return SUCCESS;
     const labels = node.node.metadata.labels ?? {};
-    for (const [i, c] of s.constraints.entries()) {
+    for (let i = 0; i < s.constraints.length; i++) {
+      const c = s.constraints[i] as Constraint;
       const value = labels[c.topologyKey];
-      if (value === undefined) return unresolvable(REASON_SPREAD_LABEL);
-      const counts = s.counts[i] as Map<string, number>;
-      let min = counts.size < c.minDomains ? 0 : Number.MAX_SAFE_INTEGER;
-      if (min !== 0) for (const n of counts.values()) if (n < min) min = n;
-      const self = c.selector !== null && matchesLabels(c.selector, pod.metadata.labels) ? 1 : 0;
-      if ((counts.get(value) ?? 0) + self - min > c.maxSkew) return unschedulable(REASON_SPREAD);
+      if (value === undefined) return MISSING_LABEL;
+      const skew = ((s.counts[i] as Map<string, number>).get(value) ?? 0) + (s.selfMatches[i] as number) - (s.minimums[i] as number);
+      if (skew > c.maxSkew) return SKEWED;
     }
     return SUCCESS;
   }
@@ -186,7 +202,7 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFil
     if (nodes.length === 0) return SKIP;
     const constraints = this.constraints(pod, 'ScheduleAnyway');
     if (constraints.length === 0) return SKIP;
-    const all = readSnapshot(state).list();
+    const snapshot = readSnapshot(state);
     // Only explicit constraints need every key on a node: without a zone label, defaults still spread by hostname.
     const requireAll = ((pod.spec.topologySpreadConstraints as unknown[] | undefined)?.length ?? 0) > 0;
     const ignored = new Set<string>();
@@ -211,8 +227,9 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFil
       return Math.log(size + 2);
     });
     const ns = pod.metadata.namespace ?? 'default';
+    const counters = constraints.map((c) => counter(snapshot, c.selector, ns));
     if (counts.some((m) => m.size > 0)) {
-      for (const info of all) {
+      for (const info of snapshot.list()) {
         const labels = info.node.metadata.labels ?? {};
         if (requireAll && !hasKeys(labels, constraints)) continue;
         constraints.forEach((c, i) => {
@@ -220,24 +237,23 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFil
           const value = labels[c.topologyKey] ?? '';
           const n = m.get(value);
           if (n === undefined || !includes(c, pod, info.node)) return;
-          m.set(value, n + countMatching(info.pods, c.selector, ns));
+          m.set(value, n + (counters[i] as (node: NodeInfo) => number)(info));
         });
       }
     }
-    state.write(PRESCORE_KEY, { constraints, counts, weights, ignored } satisfies PreScoreState);
+    state.write(PRESCORE_KEY, { constraints, counters, counts, weights, ignored } satisfies PreScoreState);
     return SUCCESS;
   }
 
-  score(state: CycleState, pod: Pod, node: NodeInfo): number {
+  score(state: CycleState, _pod: Pod, node: NodeInfo): number {
     const s = state.read<PreScoreState>(PRESCORE_KEY);
     if (s === undefined || s.ignored.has(node.name)) return 0;
     const labels = node.node.metadata.labels ?? {};
-    const ns = pod.metadata.namespace ?? 'default';
     let score = 0;
     for (const [i, c] of s.constraints.entries()) {
       const value = labels[c.topologyKey];
       if (value === undefined) continue;
-      const n = c.topologyKey === HOSTNAME_LABEL ? countMatching(node.pods, c.selector, ns) : ((s.counts[i] as Map<string, number>).get(value) ?? 0);
+      const n = c.topologyKey === HOSTNAME_LABEL ? (s.counters[i] as (node: NodeInfo) => number)(node) : ((s.counts[i] as Map<string, number>).get(value) ?? 0);
       score += n * (s.weights[i] as number) + (c.maxSkew - 1);
     }
     return Math.round(score);
