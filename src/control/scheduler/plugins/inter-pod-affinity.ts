@@ -24,6 +24,7 @@
 // the namespaces informer; placed pods' selectors are matched against the incoming pod's namespace.
 import type { Namespace, Pod } from '../../api/types/core.js';
 import { matchesLabels } from '../../api/label-selector.js';
+import type { Informer } from '../../controllers/informer.js';
 import { type AffinityTerm, HOSTNAME_LABEL, podMatchesAllTerms, podTerms, termMatches, type WeightedAffinityTerm } from '../affinity-terms.js';
 import { type CycleState, MAX_NODE_SCORE, type NodeScore, type PostFilterPlugin, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, SKIP, SUCCESS, type Status, unresolvable, unschedulable, type FilterPlugin } from '../framework.js';
 import type { NodeInfo } from '../node-info.js';
@@ -73,13 +74,15 @@ interface PreFilterState {
 export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilterPlugin, PreScorePlugin, ScorePlugin {
   readonly name = 'InterPodAffinity';
   private readonly rejected: RejectedPods;
+  private readonly namespaces: Informer<Namespace>;
 
-  constructor(private readonly ctx: PluginContext) {
+  constructor(ctx: PluginContext) {
     this.rejected = new RejectedPods(ctx, this.name);
+    this.namespaces = ctx.informers.for('namespaces');
   }
 
   private namespaceLabels(namespace: string | undefined): Record<string, string> | undefined {
-    return (this.ctx.informers.for('namespaces').get(namespace ?? 'default') as Namespace | undefined)?.metadata.labels;
+    return this.namespaces.get(namespace ?? 'default')?.metadata.labels;
   }
 
   /** kube-scheduler's mergeAffinityTermNamespacesIfNotEmpty: a non-empty namespaceSelector becomes names. */
@@ -87,7 +90,7 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
     const sel = term.namespaceSelector;
     if (sel === null || sel.length === 0) return term;
     const namespaces = new Set(term.namespaces);
-    for (const ns of this.ctx.informers.for('namespaces').list()) if (matchesLabels(sel, ns.metadata.labels)) namespaces.add(ns.metadata.name ?? '');
+    for (const ns of this.namespaces.list()) if (matchesLabels(sel, ns.metadata.labels)) namespaces.add(ns.metadata.name ?? '');
     return { ...term, namespaces, namespaceSelector: null };
   }
 

@@ -20,10 +20,12 @@
 // label still spread by hostname. A node's matching pods are read from the cache's per-selector
 // counts (match-counts.ts), so an attempt costs one look per node, not one per placed pod; the
 // smallest domain and whether the pod matches itself are worked out once, in PreFilter.
+import type { ReplicaSet, StatefulSet } from '../../api/types/apps.js';
 import type { Node, Pod } from '../../api/types/core.js';
 import type { LabelRequirement } from '../../api/label-selector.js';
 import { matchesLabels } from '../../api/label-selector.js';
 import type { LabelSelector } from '../../api/types/meta.js';
+import type { Informer } from '../../controllers/informer.js';
 import { HOSTNAME_LABEL, requirementsOf } from '../affinity-terms.js';
 import { type CycleState, type FilterPlugin, MAX_NODE_SCORE, type NodeScore, type PostFilterPlugin, type PreFilterPlugin, type PreScorePlugin, type ScorePlugin, SKIP, SUCCESS, type Status, unresolvable, unschedulable } from '../framework.js';
 import type { NodeInfo } from '../node-info.js';
@@ -125,9 +127,13 @@ interface PreScoreState {
 export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFilterPlugin, PreScorePlugin, ScorePlugin {
   readonly name = 'PodTopologySpread';
   private readonly rejected: RejectedPods;
+  private readonly replicaSets: Informer<ReplicaSet>;
+  private readonly statefulSets: Informer<StatefulSet>;
 
-  constructor(private readonly ctx: PluginContext) {
+  constructor(ctx: PluginContext) {
     this.rejected = new RejectedPods(ctx, this.name);
+    this.replicaSets = ctx.informers.for('replicasets');
+    this.statefulSets = ctx.informers.for('statefulsets');
   }
 
   private constraints(pod: Pod, action: Action): Constraint[] {
@@ -145,7 +151,7 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFil
     const owner = pod.metadata.ownerReferences?.find((r) => r.controller === true);
     if (owner === undefined || !owner.apiVersion.startsWith('apps/')) return [];
     const ns = pod.metadata.namespace ?? 'default';
-    const controller = owner.kind === 'ReplicaSet' ? this.ctx.informers.for('replicasets').getByName(ns, owner.name) : owner.kind === 'StatefulSet' ? this.ctx.informers.for('statefulsets').getByName(ns, owner.name) : undefined;
+    const controller = owner.kind === 'ReplicaSet' ? this.replicaSets.getByName(ns, owner.name) : owner.kind === 'StatefulSet' ? this.statefulSets.getByName(ns, owner.name) : undefined;
     return requirementsOf(controller?.spec?.selector) ?? [];
   }
 
