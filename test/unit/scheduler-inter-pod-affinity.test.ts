@@ -167,6 +167,12 @@ describe('InterPodAffinity: Filter', () => {
     assert.equal(attempt(plugin(), labelled('p', {}), cluster({ n1: [labelled('db', { app: 'db' }, anti(term({ app: 'x' }, HOST)))] })).preFilter.code, 'Success');
   });
 
+  it('malformed fields (our API server stores affinity as given) are ignored instead of failing the attempt', () => {
+    // The anti-affinity list is no list: no terms. The affinity term's expressions are no list: a selector of every pod.
+    const odd = labelled('p', { app: 'web' }, { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: 'web' }, podAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchExpressions: 'x' }, topologyKey: HOST }] } } });
+    assert.deepEqual(attempt(plugin(), odd, cluster({ n1: [labelled('web', { app: 'web' })] })).feasible, ['n1']);
+  });
+
   it('three replicas with anti-affinity to each other fill three nodes; the fourth fits nowhere', () => {
     const replica = (i: number) => labelled(`r${i}`, { app: 'web' }, anti(term({ app: 'web' }, HOST)));
     const r = attempt(plugin(), replica(4), cluster({ n1: [replica(1)], n2: [replica(2)], n3: [replica(3)] }));

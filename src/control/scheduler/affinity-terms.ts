@@ -56,11 +56,17 @@ export interface PodTerms {
   readonly scoresOthers: boolean;
 }
 
+/** A list field as the API stored it (affinity is not validated by our API server: anything else is empty). */
+function list<T>(value: T[] | null | undefined): T[] {
+  return Array.isArray(value) ? value.filter((v) => typeof v === 'object' && v !== null) : [];
+}
+
 export function requirementsOf(selector: LabelSelector | null | undefined): LabelRequirement[] | null {
-  if (selector === undefined || selector === null) return null;
+  if (typeof selector !== 'object' || selector === null) return null;
+  const labels = typeof selector.matchLabels === 'object' && selector.matchLabels !== null ? selector.matchLabels : {};
   return [
-    ...Object.entries(selector.matchLabels ?? {}).map(([key, value]): LabelRequirement => ({ key, operator: 'Equals', values: [value] })),
-    ...(selector.matchExpressions ?? []).map((e): LabelRequirement => ({ key: e.key, operator: e.operator, values: e.values ?? [] })),
+    ...Object.entries(labels).map(([key, value]): LabelRequirement => ({ key, operator: 'Equals', values: [String(value)] })),
+    ...list(selector.matchExpressions).map((e): LabelRequirement => ({ key: e.key, operator: e.operator, values: Array.isArray(e.values) ? e.values : [] })),
   ];
 }
 
@@ -68,12 +74,13 @@ function parseTerm(pod: Pod, spec: PodAffinityTermSpec): AffinityTerm {
   const selector = requirementsOf(spec.labelSelector);
   const labels = pod.metadata.labels ?? {};
   if (selector !== null) {
-    for (const key of spec.matchLabelKeys ?? []) if (Object.hasOwn(labels, key)) selector.push({ key, operator: 'In', values: [labels[key] ?? ''] });
-    for (const key of spec.mismatchLabelKeys ?? []) if (Object.hasOwn(labels, key)) selector.push({ key, operator: 'NotIn', values: [labels[key] ?? ''] });
+    for (const key of Array.isArray(spec.matchLabelKeys) ? spec.matchLabelKeys : []) if (Object.hasOwn(labels, key)) selector.push({ key, operator: 'In', values: [labels[key] ?? ''] });
+    for (const key of Array.isArray(spec.mismatchLabelKeys) ? spec.mismatchLabelKeys : []) if (Object.hasOwn(labels, key)) selector.push({ key, operator: 'NotIn', values: [labels[key] ?? ''] });
   }
   const namespaceSelector = requirementsOf(spec.namespaceSelector);
-  const own = (spec.namespaces ?? []).length === 0 && namespaceSelector === null;
-  return { topologyKey: spec.topologyKey, namespaces: new Set(own ? [pod.metadata.namespace ?? 'default'] : spec.namespaces), namespaceSelector, selector };
+  const namespaces = Array.isArray(spec.namespaces) ? spec.namespaces : [];
+  const own = namespaces.length === 0 && namespaceSelector === null;
+  return { topologyKey: String(spec.topologyKey ?? ''), namespaces: new Set(own ? [pod.metadata.namespace ?? 'default'] : namespaces), namespaceSelector, selector };
 }
 
 const EMPTY: PodTerms = Object.freeze({ requiredAffinity: [], requiredAntiAffinity: [], preferredAffinity: [], preferredAntiAffinity: [], hasAffinity: false, hasNonHostScopedRequiredAntiAffinity: false, scoresOthers: false });
@@ -88,9 +95,12 @@ export function podTerms(pod: Pod): PodTerms {
   const anti = affinity?.podAntiAffinity ?? undefined;
   let terms = EMPTY;
   if (a !== undefined || anti !== undefined) {
-    const weighted = (list: WeightedSpec[] | undefined): WeightedAffinityTerm[] => (list ?? []).map((w) => ({ term: parseTerm(pod, w.podAffinityTerm), weight: w.weight }));
-    const requiredAffinity = (a?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map((t) => parseTerm(pod, t));
-    const requiredAntiAffinity = (anti?.requiredDuringSchedulingIgnoredDuringExecution ?? []).map((t) => parseTerm(pod, t));
+    const weighted = (terms: WeightedSpec[] | undefined): WeightedAffinityTerm[] =>
+      list(terms)
+        .filter((w) => typeof w.podAffinityTerm === 'object' && w.podAffinityTerm !== null)
+        .map((w) => ({ term: parseTerm(pod, w.podAffinityTerm), weight: Number(w.weight) || 0 }));
+    const requiredAffinity = list(a?.requiredDuringSchedulingIgnoredDuringExecution).map((t) => parseTerm(pod, t));
+    const requiredAntiAffinity = list(anti?.requiredDuringSchedulingIgnoredDuringExecution).map((t) => parseTerm(pod, t));
     const preferredAffinity = weighted(a?.preferredDuringSchedulingIgnoredDuringExecution);
     const preferredAntiAffinity = weighted(anti?.preferredDuringSchedulingIgnoredDuringExecution);
     terms = {

@@ -83,7 +83,7 @@ function constraintsOf(specs: readonly TopologySpreadConstraintSpec[], labels: R
     if (selector !== null) {
       // matchLabelKeys: "key=<the pod's value>" for each key the pod has.
       const extra: LabelRequirement[] = [];
-      for (const key of c.matchLabelKeys ?? []) if (Object.hasOwn(labels, key)) extra.push({ key, operator: 'Equals', values: [labels[key] ?? ''] });
+      for (const key of Array.isArray(c.matchLabelKeys) ? c.matchLabelKeys : []) if (Object.hasOwn(labels, key)) extra.push({ key, operator: 'Equals', values: [labels[key] ?? ''] });
       selector = [...extra, ...selector];
     }
     out.push({ maxSkew: c.maxSkew, topologyKey: c.topologyKey, selector, minDomains: c.minDomains ?? 1, nodeAffinityPolicy: c.nodeAffinityPolicy ?? 'Honor', nodeTaintsPolicy: c.nodeTaintsPolicy ?? 'Ignore' });
