@@ -181,6 +181,26 @@ describe('InterPodAffinity: Filter', () => {
   });
 });
 
+describe('InterPodAffinity: AddPod / RemovePod (for preemption)', () => {
+  it('the counts follow a pod removed from or added to a node, without touching the state they were copied from', () => {
+    const web = labelled('web', { app: 'web' });
+    const lonely = labelled('lonely', { app: 'db' }, anti(term({ app: 'x' }, ZONE)));
+    const pod = labelled('p', { app: 'x' }, anti(term({ app: 'web' }, ZONE)));
+    const p = plugin();
+    const r = attempt(p, pod, cluster({ n1: [web], n3: [lonely] }));
+    assert.deepEqual(r.feasible, []);
+    const [n1, , n3] = r.infos;
+    const before = r.state.read('PreFilterInterPodAffinity');
+    p.removePod(r.state, pod, web, n1 as never);
+    p.removePod(r.state, pod, lonely, n3 as never);
+    assert.deepEqual(r.infos.filter((i) => p.filter(r.state, pod, i).code === 'Success').map((i) => i.name), ['n1', 'n2', 'n3']);
+    p.addPod(r.state, pod, web, n3 as never);
+    assert.deepEqual(r.infos.map((i) => p.filter(r.state, pod, i).reasons[0] ?? 'fits'), ['fits', 'fits', ANTI]);
+    r.state.write('PreFilterInterPodAffinity', before);
+    assert.deepEqual(r.infos.map((i) => p.filter(r.state, pod, i).reasons[0] ?? 'fits'), [ANTI, ANTI, EXISTING]);
+  });
+});
+
 describe('InterPodAffinity: Score', () => {
   const preferred = (kind: 'podAffinity' | 'podAntiAffinity', weight: number, t: Term) => ({ affinity: { [kind]: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight, podAffinityTerm: t }] } } });
   const db = labelled('db', { app: 'db' });

@@ -113,6 +113,23 @@ describe('PodTopologySpread: Filter (DoNotSchedule)', () => {
   });
 });
 
+describe('PodTopologySpread: AddPod / RemovePod (for preemption)', () => {
+  it('the domain counts and the minimum follow a pod removed from or added to a node', () => {
+    const plugin = new PodTopologySpread(fakeContext());
+    const pod = withSpread(spread(HOST, 1));
+    const w1 = web('w1');
+    const r = attempt(plugin, pod, cluster({ n1: [w1] }));
+    assert.deepEqual(r.feasible, ['n2', 'n3', 'n4']);
+    const fits = () => r.infos.filter((i) => plugin.filter(r.state, pod, i).code === 'Success').map((i) => i.name);
+    plugin.removePod(r.state, pod, w1, r.infos[0] as never);
+    assert.deepEqual(fits(), ['n1', 'n2', 'n3', 'n4']);
+    for (const i of [1, 2, 3]) plugin.addPod(r.state, pod, web(`x${i}`), r.infos[i] as never);
+    assert.deepEqual(fits(), ['n1'], 'three domains at 1, the emptied one at 0');
+    plugin.addPod(r.state, pod, labelled('other', { app: 'web' }, {}, 'team-a'), r.infos[0] as never);
+    assert.deepEqual(fits(), ['n1'], 'a pod of another namespace changes nothing');
+  });
+});
+
 describe('PodTopologySpread: Score (ScheduleAnyway and the system defaults)', () => {
   const anyway = (key: string, maxSkew: number) => spread(key, maxSkew, { whenUnsatisfiable: 'ScheduleAnyway' });
   const rs = { apiVersion: 'apps/v1', kind: 'ReplicaSet', metadata: { name: 'web-1', namespace: 'default' }, spec: { selector: { matchLabels: { app: 'web' } } } } as KubeObject;

@@ -49,7 +49,9 @@ function bump(counts: Counts, key: string, labels: Record<string, string>, by = 
   const value = labels[key];
   if (value === undefined) return;
   const p = pair(key, value);
-  counts.set(p, (counts.get(p) ?? 0) + by);
+  const n = (counts.get(p) ?? 0) + by;
+  if (n === 0) counts.delete(p);
+  else counts.set(p, n);
 }
 
 interface PreFilterState {
@@ -65,8 +67,8 @@ interface PreFilterState {
   affinityCounts: Counts;
   antiCounts: Counts;
   existingAntiCounts: Counts;
-  /** Some pod anywhere matches all the host-scoped affinity terms. */
-  hostAffinityMatchExists: boolean;
+  /** Pods anywhere matching all the host-scoped affinity terms. */
+  hostAffinityMatches: number;
   /** Placed pods may have hostname anti-affinity terms: check each node's own. */
   checkHostExisting: boolean;
 }
@@ -124,7 +126,7 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
       affinityCounts: new Map(),
       antiCounts: new Map(),
       existingAntiCounts,
-      hostAffinityMatchExists: false,
+      hostAffinityMatches: 0,
       checkHostExisting,
     };
     // The incoming pod's terms that need the whole cluster: every placed pod, counted per pair.
@@ -137,7 +139,8 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
         }
       }
     }
-    if (s.hostAffinity.length > 0) s.hostAffinityMatchExists = snapshot.list().some((info) => info.pods.some((p) => podMatchesAllTerms(s.hostAffinity, p)));
+    // Only whether one exists matters (the first pod of a self-affine group): stop at the first.
+    if (s.hostAffinity.length > 0) s.hostAffinityMatches = snapshot.list().some((info) => info.pods.some((p) => podMatchesAllTerms(s.hostAffinity, p))) ? 1 : 0;
     state.write(PREFILTER_KEY, s);
     return SUCCESS;
   }
@@ -156,7 +159,7 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
     if (s.hostAffinity.length > 0) {
       if (labels[HOSTNAME_LABEL] === undefined) return false;
       if (node.pods.some((p) => podMatchesAllTerms(s.hostAffinity, p))) return true;
-      return !s.hostAffinityMatchExists && selfAffinity(s, labels);
+      return s.hostAffinityMatches <= 0 && selfAffinity(s, labels);
     }
     if (s.clusterAffinity.length === 0) return true;
     let podsExist = true;
@@ -166,6 +169,33 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
       if ((s.affinityCounts.get(pair(t.topologyKey, value)) ?? 0) <= 0) podsExist = false;
     }
     return podsExist || (s.affinityCounts.size === 0 && selfAffinity(s, labels));
+  }
+
+  /**
+   * kube-scheduler's PreFilterExtensions, for preemption: the attempt's counts with a pod added to
+   * (or removed from) a node, as if it were placed there (or gone). Copy on write, so a CycleState
+   * copied per candidate node keeps its own counts. Terms on the hostname need nothing here: Filter
+   * reads them from the NodeInfo it is given.
+   */
+  addPod(state: CycleState, _pod: Pod, other: Pod, node: NodeInfo): Status {
+    return this.update(state, other, node, 1);
+  }
+
+  removePod(state: CycleState, _pod: Pod, other: Pod, node: NodeInfo): Status {
+    return this.update(state, other, node, -1);
+  }
+
+  private update(state: CycleState, other: Pod, node: NodeInfo, by: number): Status {
+    const old = state.read<PreFilterState>(PREFILTER_KEY);
+    if (old === undefined) return SUCCESS;
+    const s: PreFilterState = { ...old, existingAntiCounts: new Map(old.existingAntiCounts), affinityCounts: new Map(old.affinityCounts), antiCounts: new Map(old.antiCounts) };
+    const labels = node.node.metadata.labels ?? {};
+    for (const t of podTerms(other).requiredAntiAffinity) if (t.topologyKey !== HOSTNAME_LABEL && termMatches(t, s.pod, s.namespaceLabels)) bump(s.existingAntiCounts, t.topologyKey, labels, by);
+    if (podMatchesAllTerms(s.clusterAffinity, other)) for (const t of s.clusterAffinity) bump(s.affinityCounts, t.topologyKey, labels, by);
+    for (const t of s.clusterAnti) if (termMatches(t, other, undefined)) bump(s.antiCounts, t.topologyKey, labels, by);
+    if (podMatchesAllTerms(s.hostAffinity, other)) s.hostAffinityMatches += by;
+    state.write(PREFILTER_KEY, s);
+    return SUCCESS;
   }
 
   /** PostFilter: nothing fitted; the pod waits for a pod event if this plugin refused a node. */

@@ -102,6 +102,17 @@ function includes(c: Constraint, pod: Pod, node: Node): boolean {
   return true;
 }
 
+/** Per constraint, the smallest domain's count (0 while fewer domains than minDomains). */
+function minimumsOf(constraints: readonly Constraint[], counts: readonly Map<string, number>[]): number[] {
+  return constraints.map((c, i) => {
+    const m = counts[i] as Map<string, number>;
+    if (m.size < c.minDomains) return 0;
+    let min = Number.MAX_SAFE_INTEGER;
+    for (const n of m.values()) if (n < min) min = n;
+    return min;
+  });
+}
+
 const hasKeys = (labels: Record<string, string>, constraints: readonly Constraint[]): boolean => constraints.every((c) => labels[c.topologyKey] !== undefined);
 
 interface PreFilterState {
@@ -172,13 +183,7 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFil
         m.set(value, (m.get(value) ?? 0) + (counters[i] as (node: NodeInfo) => number)(info));
       });
     }
-    const minimums = constraints.map((c, i) => {
-      const m = counts[i] as Map<string, number>;
-      if (m.size < c.minDomains) return 0;
-      let min = Number.MAX_SAFE_INTEGER;
-      for (const n of m.values()) if (n < min) min = n;
-      return min;
-    });
+    const minimums = minimumsOf(constraints, counts);
     const selfMatches = constraints.map((c) => (c.selector !== null && matchesLabels(c.selector, pod.metadata.labels) ? 1 : 0));
     state.write(PREFILTER_KEY, { constraints, counts, minimums, selfMatches } satisfies PreFilterState);
     return SUCCESS;
@@ -195,6 +200,34 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFil
       const skew = ((s.counts[i] as Map<string, number>).get(value) ?? 0) + (s.selfMatches[i] as number) - (s.minimums[i] as number);
       if (skew > c.maxSkew) return SKEWED;
     }
+    return SUCCESS;
+  }
+
+  /**
+   * kube-scheduler's PreFilterExtensions, for preemption: the counts with a pod added to (or removed
+   * from) a node. Copy on write, so a CycleState copied per candidate node keeps its own counts.
+   */
+  addPod(state: CycleState, pod: Pod, other: Pod, node: NodeInfo): Status {
+    return this.update(state, pod, other, node, 1);
+  }
+
+  removePod(state: CycleState, pod: Pod, other: Pod, node: NodeInfo): Status {
+    return this.update(state, pod, other, node, -1);
+  }
+
+  private update(state: CycleState, pod: Pod, other: Pod, node: NodeInfo, by: number): Status {
+    const old = state.read<PreFilterState>(PREFILTER_KEY);
+    if (old === undefined || (other.metadata.namespace ?? 'default') !== (pod.metadata.namespace ?? 'default')) return SUCCESS;
+    const labels = node.node.metadata.labels ?? {};
+    if (!hasKeys(labels, old.constraints)) return SUCCESS;
+    const counts = old.counts.map((m) => new Map(m));
+    old.constraints.forEach((c, i) => {
+      if (c.selector === null || !matchesLabels(c.selector, other.metadata.labels) || !includes(c, pod, node.node)) return;
+      const value = labels[c.topologyKey] ?? '';
+      const m = counts[i] as Map<string, number>;
+      m.set(value, (m.get(value) ?? 0) + by);
+    });
+    state.write(PREFILTER_KEY, { ...old, counts, minimums: minimumsOf(old.constraints, counts) } satisfies PreFilterState);
     return SUCCESS;
   }
 
