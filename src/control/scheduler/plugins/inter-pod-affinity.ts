@@ -79,8 +79,9 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
   private readonly namespaces: Informer<Namespace>;
 
   constructor(ctx: PluginContext) {
-    this.rejected = new RejectedPods(ctx, this.name);
     this.namespaces = ctx.informers.for('namespaces');
+    // A placed pod can only help a pod waiting for affinity, and only if it matches one of its terms.
+    this.rejected = new RejectedPods(ctx, this.name, (placed, waiting) => podTerms(waiting).requiredAffinity.some((t) => termMatches(t, placed, this.namespaceLabels(placed.metadata.namespace))));
   }
 
   private namespaceLabels(namespace: string | undefined): Record<string, string> | undefined {

@@ -142,7 +142,14 @@ export class PodTopologySpread implements PreFilterPlugin, FilterPlugin, PostFil
   private readonly statefulSets: Informer<StatefulSet>;
 
   constructor(ctx: PluginContext) {
-    this.rejected = new RejectedPods(ctx, this.name);
+    // A placed pod can only change the skew for a waiting pod of its namespace whose constraints select it.
+    this.rejected = new RejectedPods(
+      ctx,
+      this.name,
+      (placed, waiting) =>
+        (placed.metadata.namespace ?? 'default') === (waiting.metadata.namespace ?? 'default') &&
+        this.constraints(waiting, 'DoNotSchedule').some((c) => c.selector !== null && matchesLabels(c.selector, placed.metadata.labels)),
+    );
     this.replicaSets = ctx.informers.for('replicasets');
     this.statefulSets = ctx.informers.for('statefulsets');
   }
