@@ -36,6 +36,10 @@ export const REASON_AFFINITY = "node(s) didn't match pod affinity rules";
 export const REASON_ANTI_AFFINITY = "node(s) didn't match pod anti-affinity rules";
 export const REASON_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affinity rules";
 
+const AFFINITY_NOT_MATCHED = Object.freeze(unresolvable(REASON_AFFINITY));
+const ANTI_AFFINITY_NOT_MATCHED = Object.freeze(unschedulable(REASON_ANTI_AFFINITY));
+const EXISTING_ANTI_AFFINITY_NOT_MATCHED = Object.freeze(unschedulable(REASON_EXISTING_ANTI_AFFINITY));
+
 const PREFILTER_KEY = 'PreFilterInterPodAffinity';
 const PRESCORE_KEY = 'PreScoreInterPodAffinity';
 /** kube-scheduler's InterPodAffinityArgs.hardPodAffinityWeight default. */
@@ -150,9 +154,9 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
     const s = state.read<PreFilterState>(PREFILTER_KEY);
     if (s === undefined) return SUCCESS;
     const labels = node.node.metadata.labels ?? {};
-    if (!this.satisfiesAffinity(s, node, labels)) return unresolvable(REASON_AFFINITY);
-    if (conflictsWithAntiAffinity(s, node, labels)) return unschedulable(REASON_ANTI_AFFINITY);
-    if (!satisfiesExistingAntiAffinity(s, node, labels)) return unschedulable(REASON_EXISTING_ANTI_AFFINITY);
+    if (!this.satisfiesAffinity(s, node, labels)) return AFFINITY_NOT_MATCHED;
+    if (conflictsWithAntiAffinity(s, node, labels)) return ANTI_AFFINITY_NOT_MATCHED;
+    if (!satisfiesExistingAntiAffinity(s, node, labels)) return EXISTING_ANTI_AFFINITY_NOT_MATCHED;
     return SUCCESS;
   }
 

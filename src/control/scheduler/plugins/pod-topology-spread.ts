@@ -38,8 +38,8 @@ import { untoleratedTaint } from './taint-toleration.js';
 export const REASON_SPREAD = "node(s) didn't match pod topology spread constraints";
 export const REASON_SPREAD_LABEL = `${REASON_SPREAD} (missing required label)`;
 
-const MISSING_LABEL = unresolvable(REASON_SPREAD_LABEL);
-const SKEWED = unschedulable(REASON_SPREAD);
+const MISSING_LABEL = Object.freeze(unresolvable(REASON_SPREAD_LABEL));
+const SKEWED = Object.freeze(unschedulable(REASON_SPREAD));
 
 const ZONE_LABEL = 'topology.kubernetes.io/zone';
 const PREFILTER_KEY = 'PreFilterPodTopologySpread';
