@@ -159,6 +159,14 @@ describe('PodTopologySpread: Score (ScheduleAnyway and the system defaults)', ()
     assert.deepEqual(scores(plugin(), owned('p'), nodes), { n1: 40, n2: 60, n3: 100 });
   });
 
+  it("system defaults: a StatefulSet's pods spread by its selector", () => {
+    const sts = { apiVersion: 'apps/v1', kind: 'StatefulSet', metadata: { name: 'db', namespace: 'default' }, spec: { selector: { matchLabels: { app: 'db' } } } } as KubeObject;
+    const member = (name: string) => labelled(name, { app: 'db' }, {}, 'default', { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'StatefulSet', name: 'db', uid: 'u', controller: true }] });
+    const nodes: Placed[] = [{ node: node('n1'), pods: [member('db-0')] }, { node: node('n2') }];
+    // counts 1, 0 times log(2 + 2) = 1.39, plus 2 → 3, 2; reversed: 100 × (3 + 2 − score) / 3.
+    assert.deepEqual(scores(new PodTopologySpread(fakeContext({ statefulsets: [sts] })), member('db-1'), nodes), { n1: 66, n2: 100 });
+  });
+
   it('system defaults: a pod nobody controls, or a controller Stowage does not know, is not spread', () => {
     assert.equal(scores(plugin(), web('p'), cluster({ n1: [web('a')] })), 'Skip');
     const orphan = labelled('p', { app: 'web' }, {}, 'default', { ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'gone', uid: 'u', controller: true }] });
