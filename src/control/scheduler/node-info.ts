@@ -3,6 +3,7 @@
 // being scheduled itself. Built from the scheduler's cache (cache.ts: sums kept up to date, so a
 // node costs nothing to look at) or, in tests, from a list of pods.
 import type { Node, Pod } from '../api/types/core.js';
+import { podTerms } from './affinity-terms.js';
 import type { NodePods } from './cache.js';
 import { type Allocatable, addTo, emptyResources, nodeAllocatable, podRequests, type Resources } from './resources.js';
 
@@ -37,6 +38,25 @@ export class NodeInfo {
       this.podsCache = [...(this.cached?.pods.values() ?? [])].filter((p) => p !== self);
     }
     return this.podsCache;
+  }
+
+  /** The other pods on the node with pod affinity or anti-affinity (InterPodAffinity's scoring). */
+  get podsWithAffinity(): readonly Pod[] {
+    return this.others(this.cached?.withAffinity, (p) => podTerms(p).hasAffinity);
+  }
+
+  /** The other pods on the node with required anti-affinity terms. */
+  get podsWithRequiredAntiAffinity(): readonly Pod[] {
+    return this.others(this.cached?.withRequiredAntiAffinity, (p) => podTerms(p).requiredAntiAffinity.length > 0);
+  }
+
+  private others(filed: ReadonlyMap<string, Pod> | undefined, test: (p: Pod) => boolean): readonly Pod[] {
+    if (filed === undefined) return this.pods.filter(test);
+    if (filed.size === 0) return [];
+    const self = this.self;
+    const out: Pod[] = [];
+    for (const p of filed.values()) if (p !== self) out.push(p);
+    return out;
   }
 
   get podCount(): number {

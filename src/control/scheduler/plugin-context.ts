@@ -7,7 +7,7 @@ import type { StorageClass } from '../api/types/storage.js';
 import type { Store } from '../store/store.js';
 import type { DriverRegistry } from '../controllers/driver-registry.js';
 import type { EventSink } from '../controllers/events.js';
-import type { Informer } from '../controllers/informer.js';
+import type { Informer, InformerFactory } from '../controllers/informer.js';
 
 export interface PluginContext {
   readonly store: Store;
@@ -19,6 +19,8 @@ export interface PluginContext {
   readonly pvcs: Informer<PersistentVolumeClaim>;
   readonly pvs: Informer<PersistentVolume>;
   readonly classes: Informer<StorageClass>;
+  /** Any other informer a plugin reads (namespaces, replicasets, statefulsets…). */
+  readonly informers: InformerFactory;
   /** Another attempt for one pod. */
   enqueue(key: string): void;
   /** Another attempt for every pod still waiting for a node. */

@@ -6,12 +6,13 @@
 //
 // The default profile is kube-scheduler's default plugin set, as far as Stowage has the plugins, in
 // its order (Filter order decides which reason a node is counted under) and with its default score
-// weights: TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1, NodeResourcesBalancedAllocation 1,
-// ImageLocality 1.
+// weights: TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1, PodTopologySpread 2,
+// InterPodAffinity 2, NodeResourcesBalancedAllocation 1, ImageLocality 1.
 import type { Plugin } from './framework.js';
 import type { PluginContext } from './plugin-context.js';
 import { DefaultBinder } from './plugins/default-binder.js';
 import { ImageLocality } from './plugins/image-locality.js';
+import { InterPodAffinity } from './plugins/inter-pod-affinity.js';
 import { NodeAffinity } from './plugins/node-affinity.js';
 import { NodeName } from './plugins/node-name.js';
 import { NodePorts } from './plugins/node-ports.js';
@@ -19,6 +20,7 @@ import { NodeResourcesBalancedAllocation } from './plugins/node-resources-balanc
 import { NodeResourcesFit, type NodeResourcesFitArgs } from './plugins/node-resources-fit.js';
 import { NodeUnschedulable } from './plugins/node-unschedulable.js';
 import { NodeVolumeLimits } from './plugins/node-volume-limits.js';
+import { PodTopologySpread } from './plugins/pod-topology-spread.js';
 import { TaintToleration } from './plugins/taint-toleration.js';
 import { VolumeBinding } from './plugins/volume-binding.js';
 import { VolumeRestrictions } from './plugins/volume-restrictions.js';
@@ -38,6 +40,8 @@ export const PLUGINS: Readonly<Record<string, (ctx: PluginContext, args: Record<
   NodeVolumeLimits: (ctx) => new NodeVolumeLimits(ctx),
   VolumeBinding: (ctx) => new VolumeBinding(ctx),
   VolumeZone: (ctx) => new VolumeZone(ctx),
+  PodTopologySpread: (ctx) => new PodTopologySpread(ctx),
+  InterPodAffinity: (ctx) => new InterPodAffinity(ctx),
   NodeResourcesBalancedAllocation: () => new NodeResourcesBalancedAllocation(),
   ImageLocality: (ctx) => new ImageLocality(ctx),
   DefaultBinder: (ctx) => new DefaultBinder(ctx),
@@ -62,6 +66,8 @@ export const DEFAULT_PROFILE: ProfileConfig = {
     { name: 'NodeVolumeLimits' },
     { name: 'VolumeBinding' },
     { name: 'VolumeZone' },
+    { name: 'PodTopologySpread', weight: 2 },
+    { name: 'InterPodAffinity', weight: 2 },
     { name: 'NodeResourcesBalancedAllocation', weight: 1 },
     { name: 'ImageLocality', weight: 1 },
     { name: 'DefaultBinder' },

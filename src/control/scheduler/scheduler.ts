@@ -38,6 +38,7 @@ import { CycleState, Framework, type Plugin, type Status } from './framework.js'
 import { NodeInfo } from './node-info.js';
 import type { PluginContext } from './plugin-context.js';
 import { DEFAULT_SCHEDULER_NAME, PLUGINS, PROFILES, type ProfileConfig } from './profile.js';
+import { CacheSnapshot, writeSnapshot } from './snapshot.js';
 
 export { DEFAULT_SCHEDULER_NAME } from './profile.js';
 export { podClaimNames } from './claims.js';
@@ -129,6 +130,7 @@ export class Scheduler {
       pvcs: options.informers.for('persistentvolumeclaims'),
       pvs: options.informers.for('persistentvolumes'),
       classes: options.informers.for('storageclasses'),
+      informers: options.informers,
       enqueue: (key) => this.loop.enqueue(key),
       enqueuePending: () => this.enqueuePending(),
       provisioningFailureMemoryMs: options.provisioningFailureMemoryMs ?? 300_000,
@@ -239,11 +241,6 @@ export class Scheduler {
     const state = new CycleState();
     const nodes = this.sortedNodes();
 
-    const pre = fw.runPreFilter(state, pod);
-    if (pre.code === 'Error') throw new Error(`${pre.plugin ?? 'PreFilter'}: ${pre.reasons.join(', ')}`);
-    if (pre.code !== 'Success') return this.unschedulable(pod, fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')));
-    if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
-
     // NodeInfos are made for the nodes looked at only (above 100 nodes, not all are).
     const infos: (NodeInfo | undefined)[] = new Array(nodes.length);
     const infoAt = (i: number): NodeInfo => {
@@ -254,6 +251,12 @@ export class Scheduler {
       }
       return info;
     };
+    writeSnapshot(state, new CacheSnapshot(nodes, infoAt, this.cache, (name) => this.ctx.nodes.get(name), key));
+
+    const pre = fw.runPreFilter(state, pod);
+    if (pre.code === 'Error') throw new Error(`${pre.plugin ?? 'PreFilter'}: ${pre.reasons.join(', ')}`);
+    if (pre.code !== 'Success') return this.unschedulable(pod, fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')));
+    if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
     const start = this.nextStartNodeIndex % nodes.length;
     let result = this.filter(fw, state, pod, nodes.length, infoAt, start);
     if (result.feasible.length === 0 && fw.runPostFilter(state, pod, result.statuses)) result = this.filter(fw, state, pod, nodes.length, infoAt, start);
@@ -362,7 +365,7 @@ export class Scheduler {
 /** kube-scheduler (registry.ts). */
 export const SCHEDULER: ControllerDescriptor = {
   name: 'scheduler',
-  description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes), selected-node for WaitForFirstConsumer claims',
+  description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes, pod affinity, topology spread), selected-node for WaitForFirstConsumer claims',
   init(ctx) {
     const s = new Scheduler({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder(DEFAULT_SCHEDULER_NAME), recorderFor: (name) => ctx.events.recorder(name), logger: ctx.logger, ...ctx.backoff });
     return { loops: [s.loop], start: () => s.start(), stop: () => s.stop() };
