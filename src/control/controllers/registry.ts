@@ -30,6 +30,7 @@
 //   deployment-controller                        (deployment) ReplicaSets of Deployments, rolled
 //   daemonset-controller                         (daemonset) a pod of a DaemonSet per fitting node
 //   job-controller                               (job) pods of Jobs, run to completion
+//   resourcequota-controller                     (resourcequota) ResourceQuotas' status.used
 //
 // `stowage up --controllers LIST` chooses among them as kube-controller-manager's --controllers
 // does (parseControllers below): `*` all, `name` one, `-name` not that one; the first explicit
@@ -57,6 +58,7 @@ import { REPLICASET } from './replicaset.js';
 import { DEPLOYMENT } from './deployment.js';
 import { DAEMONSET } from './daemonset.js';
 import { JOB } from './job.js';
+import { RESOURCE_QUOTA } from './resource-quota.js';
 import { CSI_SNAPSHOTTER } from './snapshotter.js';
 
 /** What every controller is built from: the one store, informers, driver registry and event recorder. */
@@ -126,6 +128,7 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   DEPLOYMENT,
   DAEMONSET,
   JOB,
+  RESOURCE_QUOTA,
 ];
 
 export const CONTROLLER_NAMES: readonly string[] = CONTROLLERS.map((c) => c.name);

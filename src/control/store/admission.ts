@@ -18,7 +18,8 @@ import { cloneData, jsonEqual, withoutNulls } from './json.js';
 /** Read access to the store for the admission plugins. */
 export interface Reader {
   get(resource: ResourceInfo, namespace: string, name: string): KubeObject | undefined;
-  list(resource: ResourceInfo): KubeObject[];
+  /** Every object of the resource, or only those of one namespace. */
+  list(resource: ResourceInfo, namespace?: string): KubeObject[];
 }
 
 const DEFAULT_CLASS_ANNOTATION = 'storageclass.kubernetes.io/is-default-class';

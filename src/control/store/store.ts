@@ -29,6 +29,7 @@ import { parseLabelSelector, matchesLabels, SelectorError } from '../api/label-s
 import type { ResourceInfo, ResourceName, ResourceTypeMap } from '../api/registry.js';
 import { rfc3339 } from '../api/time.js';
 import type { Namespace, PersistentVolumeClaim, Pod } from '../api/types/core.js';
+import type { PriorityClass } from '../api/types/scheduling.js';
 import type { KubeObject, WatchEvent } from '../api/types/meta.js';
 import {
   admitDefaultStorageClass,
@@ -44,6 +45,9 @@ import {
   resourceOfObject,
   sameJson,
 } from './admission.js';
+import { admitClaimLimits, admitPodLimits, defaultPodLimits } from './admission-limit-range.js';
+import { admitPodPriority, admitPriorityClass, admitPriorityClassDelete, systemPriorityClasses } from './admission-priority.js';
+import { admitQuota } from './admission-quota.js';
 import { type BindOptions, boundPod } from './binding.js';
 import { compactedContinueError, type ContinueToken, decodeContinue, encodeContinue, keyAfter } from './continue-token.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
@@ -243,7 +247,7 @@ export class Store {
   private failureHeard = false;
   private readonly reader: Reader = {
     get: (resource, namespace, name) => this.read(resource, namespace, name),
-    list: (resource) => this.db.list(resource.plural, undefined).map((b) => JSON.parse(b) as KubeObject),
+    list: (resource, namespace) => this.db.list(resource.plural, namespace).map((b) => JSON.parse(b) as KubeObject),
   };
 
   /** Use open(). */
@@ -267,6 +271,10 @@ export class Store {
     try {
       for (const name of SYSTEM_NAMESPACES) {
         if (this.get('namespaces', '', name) === undefined) this.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+      }
+      // As kube-apiserver's post-start hook: the system priority classes always exist.
+      for (const pc of systemPriorityClasses()) {
+        if (this.get('priorityclasses', '', pc.metadata.name ?? '') === undefined) this.create(pc);
       }
       // Finishes whatever a crash interrupted.
       this.gc.collectAll();
@@ -398,8 +406,7 @@ export class Store {
     const obj = decodeInput(input, resource);
     const generated = !obj.metadata.name && Boolean(obj.metadata.generateName);
     prepareCreate(obj, resource);
-    admitNamespace(this.reader, resource, obj);
-    if (resource.plural === 'persistentvolumeclaims') admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
+    this.admitCreate(resource, obj);
     options.manageFields?.(obj, undefined);
     for (let attempt = 1; this.db.get(keyOf(resource, obj)) !== undefined; attempt++) {
       if (!generated || attempt >= GENERATE_NAME_ATTEMPTS) throw new AlreadyExistsError(resource, obj.metadata.name ?? '');
@@ -426,9 +433,7 @@ export class Store {
     const expected = obj.metadata.resourceVersion;
     if (expected && expected !== old.metadata.resourceVersion) throw new ConflictError(resource, name);
     const next = prepareUpdate(obj, old, resource, options.subresource);
-    if (resource.plural === 'persistentvolumeclaims' && options.subresource === undefined) {
-      admitResize(this.reader, resource, next as PersistentVolumeClaim, old as PersistentVolumeClaim);
-    }
+    if (options.subresource === undefined) this.admitUpdate(resource, next, old);
     options.manageFields?.(next, old);
     return this.commitUpdate(resource, next, old, oldBody, options.dryRun) as T & KubeObject;
   }
@@ -456,6 +461,7 @@ export class Store {
   delete(resource: string, namespace: string | undefined, name: string, options: DeleteOptions = {}): KubeObject {
     this.usable();
     const r = resourceNamed(resource);
+    if (r.plural === 'priorityclasses') admitPriorityClassDelete(r, name);
     return this.deleteResolved(r, namespaceOf(r, namespace), name, options);
   }
 
@@ -496,6 +502,41 @@ export class Store {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /**
+   * The admission plugins of a create, in kube-apiserver's order: mutating (LimitRanger's
+   * defaults, Priority, DefaultStorageClass), then validating (LimitRanger, PriorityClass's one
+   * default, ResourceQuota last).
+   */
+  private admitCreate(resource: ResourceInfo, obj: KubeObject): void {
+    admitNamespace(this.reader, resource, obj);
+    switch (resource.plural) {
+      case 'pods':
+        defaultPodLimits(this.reader, obj as Pod);
+        admitPodPriority(this.reader, resource, obj as Pod);
+        admitPodLimits(this.reader, resource, obj as Pod);
+        break;
+      case 'persistentvolumeclaims':
+        admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
+        admitClaimLimits(this.reader, resource, obj as PersistentVolumeClaim);
+        break;
+      case 'priorityclasses':
+        admitPriorityClass(this.reader, resource, obj as PriorityClass, 'create');
+        break;
+    }
+    admitQuota(this.reader, resource, obj);
+  }
+
+  /** The admission plugins of a main update (not /status). */
+  private admitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject): void {
+    if (resource.plural === 'persistentvolumeclaims') {
+      admitResize(this.reader, resource, next as PersistentVolumeClaim, old as PersistentVolumeClaim);
+      admitClaimLimits(this.reader, resource, next as PersistentVolumeClaim);
+      admitQuota(this.reader, resource, next, old);
+    } else if (resource.plural === 'priorityclasses') {
+      admitPriorityClass(this.reader, resource, next as PriorityClass, 'update');
+    }
+  }
 
   /** Throws the failure once the store has failed. */
   private usable(): void {

@@ -2,6 +2,7 @@
 // Kubernetes' rule that a pod's spec is immutable except for a few fields.
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
+import { podQOSClass } from '../qos.js';
 import { canonicalizeQuantityField, canonicalizeResourceList } from '../quantity.js';
 import type { Container, Pod, Volume } from '../types/core.js';
 import { carryOver, validateLabel, validateLabels, validateQuantity, validateResourceList, validateSubdomain, supportedValue } from '../validation/common.js';
@@ -160,6 +161,16 @@ const schema = kindSchema({
     .optional(),
 });
 
+/** A limit without a request is also the request, as the API server defaults a pod's containers. */
+export function defaultRequestsFromLimits(c: Container): void {
+  const limits = c.resources?.limits;
+  if (c.resources === undefined || limits === undefined) return;
+  for (const [name, q] of Object.entries(limits)) {
+    c.resources.requests ??= {};
+    c.resources.requests[name] ??= q;
+  }
+}
+
 function defaultContainer(c: Container): void {
   if (c.image !== undefined) {
     const tag = c.image.includes('@') ? 'digest' : (/:([^/:]+)$/.exec(c.image)?.[1] ?? 'latest');
@@ -266,7 +277,16 @@ function withoutMutableFields(spec: Pod['spec'], old: Pod['spec']): Pod['spec'] 
 export const podStrategy = defineStrategy<Pod>({
   schema,
   prepareForCreate(pod) {
-    pod.status = { phase: 'Pending' };
+    // Only pods, not templates, take requests from limits (upstream's SetDefaults_Pod).
+    for (const c of [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])]) defaultRequestsFromLimits(c);
+    pod.status = { phase: 'Pending', qosClass: podQOSClass(pod) };
+  },
+  prepareForUpdate(pod, old) {
+    // Set by the Priority admission at creation; an update that leaves them out keeps them.
+    if (pod.spec !== undefined) {
+      if (pod.spec.priority === undefined && old.spec?.priority !== undefined) pod.spec.priority = old.spec.priority;
+      if (pod.spec.preemptionPolicy === undefined && old.spec?.preemptionPolicy !== undefined) pod.spec.preemptionPolicy = old.spec.preemptionPolicy;
+    }
   },
   defaults(pod) {
     pod.spec ??= { containers: [] };
@@ -277,7 +297,6 @@ export const podStrategy = defineStrategy<Pod>({
     spec.schedulerName ??= 'default-scheduler';
     spec.securityContext ??= {};
     spec.enableServiceLinks ??= true;
-    spec.preemptionPolicy ??= 'PreemptLowerPriority';
     for (const c of [...(spec.containers ?? []), ...(spec.initContainers ?? [])]) defaultContainer(c);
     for (const v of spec.volumes ?? []) {
       if (v.hostPath) v.hostPath.type ??= '';
