@@ -194,6 +194,19 @@ describe('admission through kubectl and `stowage up`: LimitRange, PriorityClass,
     assert.equal(await ok('apply', '-f', await file('third.yaml', claim('third', '424Mi'))), 'persistentvolumeclaim/third created\n', 'what still fits is admitted');
   });
 
+  it('kubectl create quota (a protobuf body) makes a count quota that refuses the next ConfigMap', async () => {
+    const existing = (await ok('get', 'configmaps', '-n', 'team', '-o', 'name')).split('\n').filter((l) => l !== '').length;
+    assert.equal(await ok('create', 'quota', 'objects', '-n', 'team', `--hard=count/configmaps=${existing + 1}`), 'resourcequota/objects created\n');
+    assert.equal(await ok('create', 'configmap', 'one', '-n', 'team'), 'configmap/one created\n');
+    const two = await kubectl('create', 'configmap', 'two', '-n', 'team');
+    assert.notEqual(two.code, 0);
+    assert.match(
+      two.stderr,
+      new RegExp(`configmaps "two" is forbidden: exceeded quota: objects, requested: count/configmaps=1, used: count/configmaps=${existing + 1}, limited: count/configmaps=${existing + 1}\n$`),
+    );
+    await ok('delete', 'quota', 'objects', '-n', 'team');
+  });
+
   it('kubectl get quota and describe quota show what the controller counted, as upstream prints them', async () => {
     await until('the quota to count both claims', async () => (await ok('get', 'quota', 'storage', '-n', 'team', '-o', 'jsonpath={.status.used.persistentvolumeclaims}')) === '2');
     const table = rows(await ok('get', 'quota', '-n', 'team'));
