@@ -139,15 +139,29 @@ describe('ResourceQuota admission', () => {
     });
   }
 
-  it('admits up to the limit, skips what a scope leaves out, and counts finished pods only in count/pods', () => {
-    store.create(quota('q', { pods: '1', 'count/pods': '3' }));
-    const a = store.create(pod('a', [{}]));
-    assert.match(message(() => store.create(pod('b', [{}]))), /exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1/);
-    store.update({ ...a, status: { ...a.status, phase: 'Succeeded' } }, { subresource: 'status' });
+  it('charges status.used as it admits, up to the limit; a scope leaves out what it does not select', () => {
+    store.create(quota('q', { pods: '2', 'count/pods': '3' }));
+    store.create(pod('a', [{}]));
+    assert.deepEqual(store.get('resourcequotas', 'default', 'q')?.status?.used, { 'count/pods': '1', pods: '1' });
     store.create(pod('b', [{}]));
-    assert.match(message(() => store.create(pod('c', [{}]))), /exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1/);
+    assert.match(message(() => store.create(pod('c', [{}]))), /exceeded quota: q, requested: pods=1, used: pods=2, limited: pods=2/);
+    assert.deepEqual(store.get('resourcequotas', 'default', 'q')?.status?.used, { 'count/pods': '2', pods: '2' }, 'a refused create charges nothing');
     store.create(quota('scoped', { pods: '0' }, { scopes: ['Terminating'] }));
-    assert.match(message(() => store.create(pod('d', [{}], { activeDeadlineSeconds: 30 }))), /exceeded quota: q/);
+    assert.match(message(() => store.create(pod('d', [{}], { activeDeadlineSeconds: 30 }))), /exceeded quota: q/, 'q refuses first (names in order)');
+  });
+
+  it('a quota is counted as it is created, and a resource added to spec.hard is counted on the spot', () => {
+    store.create(claim('a', '3Gi'));
+    store.create(claim('b', '2Gi'));
+    const q = store.create(quota('q', { persistentvolumeclaims: '10' }));
+    assert.deepEqual(q.status, { hard: { persistentvolumeclaims: '10' }, used: { persistentvolumeclaims: '2' } });
+    store.update({ ...q, spec: { hard: { persistentvolumeclaims: '10', 'requests.storage': '6Gi' } } });
+    assert.equal(
+      message(() => store.create(claim('c', '2Gi'))),
+      'persistentvolumeclaims "c" is forbidden: exceeded quota: q, requested: requests.storage=2Gi, used: requests.storage=5Gi, limited: requests.storage=6Gi',
+    );
+    store.create(claim('c', '1Gi'));
+    assert.deepEqual(store.get('resourcequotas', 'default', 'q')?.status?.used, { persistentvolumeclaims: '3', 'requests.storage': '6Gi' });
   });
 
   it('a resize counts its growth against requests.storage', () => {
@@ -232,5 +246,16 @@ describe('resourcequota-controller', () => {
     store.delete('pods', 'default', 'a');
     await waitFor(() => used()?.['pods'] === '0', 'the deleted pod uncounted');
     assert.equal(used()?.['requests.cpu'], '0');
+  });
+
+  it('gives back what a finished pod held: pods counts it no more, count/pods still does', async () => {
+    store.create(quota('q', { pods: '1', 'count/pods': '5' }));
+    const a = store.create(pod('a', [{}]));
+    assert.match(message(() => store.create(pod('b', [{}]))), /exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1/);
+    store.update({ ...a, status: { ...a.status, phase: 'Succeeded' } }, { subresource: 'status' });
+    const used = (): Record<string, string> | undefined => store.get('resourcequotas', 'default', 'q')?.status?.used;
+    await waitFor(() => used()?.['pods'] === '0', 'the finished pod uncounted');
+    assert.equal(used()?.['count/pods'], '1');
+    store.create(pod('b', [{}]));
   });
 });

@@ -3,8 +3,8 @@
 // listed, 0 when unused; quota-usage.ts counts it). A namespace is recounted when one of its quotas
 // changes or when a pod, claim, ConfigMap, Secret or workload object in it is added, changed or
 // deleted, and every namespace with quotas every resyncMs (count/<resource> of other kinds).
-// Admission does not read status.used (admission-quota.ts recounts from the store), so this is
-// what `kubectl describe quota` shows, not what enforces.
+// Admission (admission-quota.ts) charges status.used as it admits; this recount is what gives
+// back what deletions and finished pods freed, and corrects any charge whose write then failed.
 import type { Logger } from 'pino';
 import type { ResourceName } from '../api/registry.js';
 import type { ResourceQuota } from '../api/types/core.js';

@@ -28,7 +28,7 @@ import { parseFieldSelector, matchesFields } from '../api/field-selector.js';
 import { parseLabelSelector, matchesLabels, SelectorError } from '../api/label-selector.js';
 import type { ResourceInfo, ResourceName, ResourceTypeMap } from '../api/registry.js';
 import { rfc3339 } from '../api/time.js';
-import type { Namespace, PersistentVolumeClaim, Pod } from '../api/types/core.js';
+import type { Namespace, PersistentVolumeClaim, Pod, ResourceQuota } from '../api/types/core.js';
 import type { PriorityClass } from '../api/types/scheduling.js';
 import type { KubeObject, WatchEvent } from '../api/types/meta.js';
 import {
@@ -47,7 +47,7 @@ import {
 } from './admission.js';
 import { admitClaimLimits, admitPodLimits, defaultPodLimits } from './admission-limit-range.js';
 import { admitPodPriority, admitPriorityClass, admitPriorityClassDelete, systemPriorityClasses } from './admission-priority.js';
-import { admitQuota } from './admission-quota.js';
+import { admitQuota, initialQuotaStatus, QUOTAS, type QuotaCharge } from './admission-quota.js';
 import { type BindOptions, boundPod } from './binding.js';
 import { compactedContinueError, type ContinueToken, decodeContinue, encodeContinue, keyAfter } from './continue-token.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
@@ -406,12 +406,13 @@ export class Store {
     const obj = decodeInput(input, resource);
     const generated = !obj.metadata.name && Boolean(obj.metadata.generateName);
     prepareCreate(obj, resource);
-    this.admitCreate(resource, obj);
+    const charges = this.admitCreate(resource, obj);
     options.manageFields?.(obj, undefined);
     for (let attempt = 1; this.db.get(keyOf(resource, obj)) !== undefined; attempt++) {
       if (!generated || attempt >= GENERATE_NAME_ATTEMPTS) throw new AlreadyExistsError(resource, obj.metadata.name ?? '');
       obj.metadata.name = generateName(obj.metadata.generateName ?? '');
     }
+    if (!options.dryRun) this.chargeQuotas(charges);
     return this.commit(resource, 'ADDED', obj, undefined, undefined, options.dryRun) as T & KubeObject;
   }
 
@@ -433,8 +434,9 @@ export class Store {
     const expected = obj.metadata.resourceVersion;
     if (expected && expected !== old.metadata.resourceVersion) throw new ConflictError(resource, name);
     const next = prepareUpdate(obj, old, resource, options.subresource);
-    if (options.subresource === undefined) this.admitUpdate(resource, next, old);
+    const charges = options.subresource === undefined ? this.admitUpdate(resource, next, old) : [];
     options.manageFields?.(next, old);
+    if (!options.dryRun) this.chargeQuotas(charges);
     return this.commitUpdate(resource, next, old, oldBody, options.dryRun) as T & KubeObject;
   }
 
@@ -508,7 +510,7 @@ export class Store {
    * defaults, Priority, DefaultStorageClass), then validating (LimitRanger, PriorityClass's one
    * default, ResourceQuota last).
    */
-  private admitCreate(resource: ResourceInfo, obj: KubeObject): void {
+  private admitCreate(resource: ResourceInfo, obj: KubeObject): QuotaCharge[] {
     admitNamespace(this.reader, resource, obj);
     switch (resource.plural) {
       case 'pods':
@@ -523,18 +525,32 @@ export class Store {
       case 'priorityclasses':
         admitPriorityClass(this.reader, resource, obj as PriorityClass, 'create');
         break;
+      case 'resourcequotas':
+        initialQuotaStatus(this.reader, obj as ResourceQuota);
+        break;
     }
-    admitQuota(this.reader, resource, obj);
+    return admitQuota(this.reader, resource, obj);
   }
 
   /** The admission plugins of a main update (not /status). */
-  private admitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject): void {
+  private admitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject): QuotaCharge[] {
     if (resource.plural === 'persistentvolumeclaims') {
       admitResize(this.reader, resource, next as PersistentVolumeClaim, old as PersistentVolumeClaim);
       admitClaimLimits(this.reader, resource, next as PersistentVolumeClaim);
-      admitQuota(this.reader, resource, next, old);
-    } else if (resource.plural === 'priorityclasses') {
-      admitPriorityClass(this.reader, resource, next as PriorityClass, 'update');
+      return admitQuota(this.reader, resource, next, old);
+    }
+    if (resource.plural === 'priorityclasses') admitPriorityClass(this.reader, resource, next as PriorityClass, 'update');
+    return [];
+  }
+
+  /** Writes the status.used an admitted write raised (in the same turn, before the write itself). */
+  private chargeQuotas(charges: readonly QuotaCharge[]): void {
+    for (const c of charges) {
+      const old = this.read(QUOTAS, c.namespace, c.name) as ResourceQuota | undefined;
+      if (old === undefined) continue;
+      const next = cloneData(old);
+      next.status = { hard: old.status?.hard ?? { ...(old.spec?.hard ?? {}) }, used: c.used };
+      this.commitUpdate(QUOTAS, next, old);
     }
   }
 
