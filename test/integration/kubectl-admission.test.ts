@@ -215,6 +215,7 @@ describe('admission through kubectl and `stowage up`: LimitRange, PriorityClass,
     const ours = rows(await stowage('get', 'quota', '-n', 'team'));
     assert.deepEqual(ours[1]?.[2], table[1]?.[2], 'stowage get prints the same cells');
     const described = await ok('describe', 'quota', 'storage', '-n', 'team');
+    assert.equal(await stowage('describe', 'quota', 'storage', '-n', 'team'), described, 'stowage describe prints what kubectl prints');
     assert.equal(
       described,
       [
