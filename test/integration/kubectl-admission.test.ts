@@ -216,6 +216,7 @@ describe('admission through kubectl and `stowage up`: LimitRange, PriorityClass,
     assert.deepEqual(ours[1]?.[2], table[1]?.[2], 'stowage get prints the same cells');
     const described = await ok('describe', 'quota', 'storage', '-n', 'team');
     assert.equal(await stowage('describe', 'quota', 'storage', '-n', 'team'), described, 'stowage describe prints what kubectl prints');
+    assert.match(await ok('explain', 'resourcequota.spec.hard'), /KIND: +ResourceQuota[\s\S]*FIELD: +hard <map\[string\][^>]*>[\s\S]*requests\.storage: 100Gi/);
     assert.equal(
       described,
       [
