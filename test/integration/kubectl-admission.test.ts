@@ -230,4 +230,27 @@ describe('admission through kubectl and `stowage up`: LimitRange, PriorityClass,
       ].join('\n'),
     );
   });
+
+  it('a Deployment under a pod quota gets what fits, and its ReplicaSet says why not the rest', async () => {
+    assert.equal(await ok('create', 'quota', 'pods', '-n', 'team', '--hard=pods=3'), 'resourcequota/pods created\n');
+    const deployment = `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: team}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      nodeSelector: {nowhere: "true"}
+      containers:
+      - {name: main, image: busybox, command: [sleep, "3600"]}
+`;
+    assert.equal(await ok('apply', '-f', await file('web.yaml', deployment)), 'deployment.apps/web created\n');
+    const events = async (): Promise<string> => ok('get', 'events', '-n', 'team', '--field-selector', 'reason=FailedCreate', '-o', 'jsonpath={range .items[*]}{.message}{"\\n"}{end}');
+    await until('a FailedCreate event', async () => (await events()).includes('exceeded quota'));
+    assert.match(await events(), /Error creating: pods "web-[a-z0-9]+-[a-z0-9]+" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=3, limited: pods=3/);
+    assert.equal((await ok('get', 'pods', '-n', 'team', '-l', 'app=web', '-o', 'name')).trim().split('\n').length, 2, 'the worker pod and two of web fill the quota of 3');
+    await until('the ReplicaFailure condition', async () => (await ok('get', 'rs', '-n', 'team', '-l', 'app=web', '-o', 'jsonpath={.items[0].status.conditions[0].reason}')) === 'FailedCreate');
+  });
 });

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Container, PersistentVolumeClaim, Pod, ResourceQuota } from '../../src/control/api/types/core.js';
+import { type Controllers, startControllers } from '../../src/control/controllers/index.js';
 import { ResourceQuotaController } from '../../src/control/controllers/resource-quota.js';
 import { InformerFactory } from '../../src/control/controllers/informer.js';
 import { type ApiServer, startApiServer } from '../../src/control/server/api-server.js';
@@ -257,5 +258,38 @@ describe('resourcequota-controller', () => {
     await waitFor(() => used()?.['pods'] === '0', 'the finished pod uncounted');
     assert.equal(used()?.['count/pods'], '1');
     store.create(pod('b', [{}]));
+  });
+});
+
+describe('a ReplicaSet under a pod quota', () => {
+  let store: Store;
+  let ctl: Controllers;
+  beforeEach(() => {
+    store = open(':memory:');
+    ctl = startControllers(store, quiet, { controllers: 'replicaset-controller,resourcequota-controller' });
+  });
+  afterEach(async () => {
+    await ctl.stop();
+    store.close();
+  });
+
+  it('creates what fits, says why not the rest once (ReplicaFailure), and backs off instead of spinning', async () => {
+    store.create(quota('pods', { pods: '1' }));
+    const writes: string[] = [];
+    const stop = store.watch('replicasets', {}, (e) => writes.push(e.type));
+    store.create({
+      apiVersion: 'apps/v1',
+      kind: 'ReplicaSet',
+      metadata: { name: 'web', namespace: 'default' },
+      spec: { replicas: 3, selector: { matchLabels: { a: 'b' } }, template: { metadata: { labels: { a: 'b' } }, spec: { containers: [{ name: 'c', image: 'busybox' }] } } },
+    });
+    const condition = (): { reason?: string; message?: string } | undefined => store.get('replicasets', 'default', 'web')?.status?.conditions?.find((c) => c.type === 'ReplicaFailure');
+    await waitFor(() => condition(), 'the ReplicaFailure condition');
+    assert.equal(condition()?.reason, 'FailedCreate');
+    assert.match(condition()?.message ?? '', /^pods "web-[a-z0-9]+" is forbidden: exceeded quota: pods, requested: pods=1, used: pods=1, limited: pods=1$/);
+    await new Promise((r) => setTimeout(r, 300));
+    stop();
+    assert.ok(writes.length <= 4, `the ReplicaSet was written ${writes.length} times: ${writes.join(' ')}`);
+    assert.equal(store.list('pods', { namespace: 'default' }).items.length, 1);
   });
 });
