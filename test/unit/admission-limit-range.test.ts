@@ -89,12 +89,6 @@ describe('LimitRanger admission', () => {
       want: 'pods "x" is forbidden: minimum memory usage per Pod is 64Mi.  No request is specified',
     },
     {
-      name: 'a limit under the Container min',
-      limits: [{ type: 'Container', min: { cpu: '100m' } }],
-      pod: pod('x', [res({ cpu: '100m' }, { cpu: '90m' })]),
-      want: 'pods "x" is forbidden: minimum cpu usage per Container is 100m, but limit is 90m',
-    },
-    {
       name: 'a limit over the Container max',
       limits: [{ type: 'Container', max: { memory: '1Gi' } }],
       pod: pod('x', [res(undefined, { memory: '2Gi' })]),
@@ -107,10 +101,10 @@ describe('LimitRanger admission', () => {
       want: 'pods "x" is forbidden: maximum cpu usage per Pod is 2.  No limit is specified',
     },
     {
-      name: 'a request over the Container max (its limit defaulted from the max)',
+      name: 'a request over the Container max (its limit defaulted from the max: invalid before the max is checked)',
       limits: [{ type: 'Container', max: { cpu: '2' } }],
       pod: pod('x', [res({ cpu: '3' })]),
-      want: 'pods "x" is forbidden: maximum cpu usage per Container is 2, but request is 3',
+      want: 'Pod "x" is invalid: spec.containers[0].resources.requests: Invalid value: "3": must be less than or equal to cpu limit of 2',
     },
     {
       name: 'a limit/request ratio over maxLimitRequestRatio',
@@ -150,6 +144,14 @@ describe('LimitRanger admission', () => {
       assert.equal(store.get('pods', 'default', 'x'), undefined);
     });
   }
+
+  it('validates the pod after the defaults: a default limit below the request is Invalid, as upstream', () => {
+    store.create(limitRange('lr', [{ type: 'Container', default: { cpu: '200m' } }]));
+    assert.equal(
+      message(() => store.create(pod('x', [res({ cpu: '500m' })]))),
+      'Pod "x" is invalid: spec.containers[0].resources.requests: Invalid value: "500m": must be less than or equal to cpu limit of 200m',
+    );
+  });
 
   it('admits a pod within every bound', () => {
     store.create(limitRange('lr', [{ type: 'Container', min: { cpu: '100m' }, max: { cpu: '1' }, maxLimitRequestRatio: { cpu: '4' } }, { type: 'Pod', max: { cpu: '2' } }]));
@@ -196,6 +198,13 @@ describe('pod resources as the API sets them', () => {
       assert.equal(p.status?.['qosClass'], c.qos);
     });
   }
+
+  it('a request above its limit is Invalid', () => {
+    assert.throws(
+      () => store.create(pod('p', [res({ memory: '2Gi' }, { memory: '1Gi' })])),
+      (err: unknown) => err instanceof Error && err.message === 'Pod "p" is invalid: spec.containers[0].resources.requests: Invalid value: "2Gi": must be less than or equal to memory limit of 1Gi',
+    );
+  });
 
   it('a limit without a request becomes the request, on pods only', () => {
     const p = store.create(pod('p', [res({ memory: '1Gi' }, { cpu: '2', memory: '2Gi' })]));

@@ -189,12 +189,13 @@ function rangesOf(reader: Reader, namespace: string): LimitRange[] {
   return reader.list(LIMIT_RANGES, namespace) as LimitRange[];
 }
 
-/** A new pod, mutating phase: every LimitRange's defaults (and the QoS class they make). */
-export function defaultPodLimits(reader: Reader, pod: Pod): void {
+/** A new pod, mutating phase: every LimitRange's defaults (and the QoS class they make); whether there were any. */
+export function defaultPodLimits(reader: Reader, pod: Pod): boolean {
   const ranges = rangesOf(reader, pod.metadata.namespace ?? '');
-  if (ranges.length === 0) return;
+  if (ranges.length === 0) return false;
   for (const lr of ranges) defaultPodResources(lr, pod);
   pod.status = { ...pod.status, qosClass: podQOSClass(pod) };
+  return true;
 }
 
 /** A new pod, validating phase: each LimitRange's constraints. */

@@ -99,6 +99,11 @@ export function prepareCreate(obj: KubeObject, resource: ResourceInfo): void {
   assertValid(resource, meta.name ?? '', validateObject(obj, resource));
 }
 
+/** Validates an object again after a mutating admission plugin changed it (kube-apiserver validates after mutation). */
+export function revalidate(obj: KubeObject, resource: ResourceInfo): void {
+  assertValid(resource, obj.metadata.name ?? '', validateObject(obj, resource));
+}
+
 /** Equal as stored: JSON drops undefined members, so compare what JSON would keep. */
 export function sameJson(a: unknown, b: unknown): boolean {
   return jsonEqual(a, b);

@@ -43,6 +43,7 @@ import {
   type Reader,
   resourceNamed,
   resourceOfObject,
+  revalidate,
   sameJson,
 } from './admission.js';
 import { admitClaimLimits, admitPodLimits, defaultPodLimits } from './admission-limit-range.js';
@@ -513,11 +514,14 @@ export class Store {
   private admitCreate(resource: ResourceInfo, obj: KubeObject): QuotaCharge[] {
     admitNamespace(this.reader, resource, obj);
     switch (resource.plural) {
-      case 'pods':
-        defaultPodLimits(this.reader, obj as Pod);
+      case 'pods': {
+        const defaulted = defaultPodLimits(this.reader, obj as Pod);
         admitPodPriority(this.reader, resource, obj as Pod);
+        // Validation runs after the mutating plugins: a default limit may be below a request.
+        if (defaulted) revalidate(obj, resource);
         admitPodLimits(this.reader, resource, obj as Pod);
         break;
+      }
       case 'persistentvolumeclaims':
         admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
         admitClaimLimits(this.reader, resource, obj as PersistentVolumeClaim);

@@ -3,7 +3,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
 import { podQOSClass } from '../qos.js';
-import { canonicalizeQuantityField, canonicalizeResourceList } from '../quantity.js';
+import { canonicalizeQuantityField, canonicalizeResourceList, compareQuantities, isQuantity } from '../quantity.js';
 import type { Container, Pod, Volume } from '../types/core.js';
 import { carryOver, validateLabel, validateLabels, validateQuantity, validateResourceList, validateSubdomain, supportedValue } from '../validation/common.js';
 import { child, duplicate, type FieldError, forbidden, index, invalid, notFound, required } from '../validation/field-errors.js';
@@ -223,6 +223,17 @@ function validateVolumes(volumes: readonly Volume[]): FieldError[] {
   return errs;
 }
 
+/** A request above the limit of the same resource is invalid (ValidateResourceRequirements). */
+function requestsWithinLimits(path: string, c: Container): FieldError[] {
+  const errs: FieldError[] = [];
+  for (const [name, request] of Object.entries(c.resources?.requests ?? {})) {
+    const limit = c.resources?.limits?.[name];
+    if (limit === undefined || !isQuantity(request) || !isQuantity(limit)) continue;
+    if (compareQuantities(request, limit) > 0) errs.push(invalid(path, String(request), `must be less than or equal to ${name} limit of ${String(limit)}`));
+  }
+  return errs;
+}
+
 function validateContainer(c: Container, p: string, volumes: ReadonlySet<string>): FieldError[] {
   const errs: FieldError[] = [];
   if (!c.name) errs.push(required(child(p, 'name')));
@@ -238,6 +249,7 @@ function validateContainer(c: Container, p: string, volumes: ReadonlySet<string>
   });
   errs.push(...validateResourceList(child(p, 'resources.requests'), c.resources?.requests));
   errs.push(...validateResourceList(child(p, 'resources.limits'), c.resources?.limits));
+  errs.push(...requestsWithinLimits(child(p, 'resources.requests'), c));
   (c.volumeMounts ?? []).forEach((m, i) => {
     const mp = index(child(p, 'volumeMounts'), i);
     if (!m.name) errs.push(required(child(mp, 'name')));
