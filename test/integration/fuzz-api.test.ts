@@ -92,6 +92,11 @@ const FIELD_PATHS = [
   ['spec', 'nodeAffinity'],
   ['spec', 'persistentVolumeReclaimPolicy'],
   ['spec', 'limits'],
+  ['spec', 'hard'],
+  ['spec', 'hard', 'requests.storage'],
+  ['spec', 'scopes'],
+  ['spec', 'priorityClassName'],
+  ['spec', 'priority'],
   ['spec', 'source'],
   ['spec', 'attacher'],
   ['spec', 'drivers'],
@@ -148,6 +153,8 @@ function template(resource: ResourceInfo, name: string, namespace: string): Reco
       return { ...base, spec: { attacher: 'local.csi.stowage.dev', nodeName: 'node-a', source: { persistentVolumeName: 'pv' } } };
     case 'events':
       return { ...base, involvedObject: { kind: 'Pod', name: 'p', namespace }, reason: 'Fuzz', message: 'm', type: 'Normal' };
+    case 'resourcequotas':
+      return { ...base, spec: { hard: { pods: '1000', 'requests.storage': '1Ti' } } };
     case 'limitranges':
       return { ...base, spec: { limits: [{ type: 'PersistentVolumeClaim', max: { storage: '10Gi' }, min: { storage: '1Mi' } }] } };
     case 'volumesnapshots':

@@ -334,6 +334,32 @@ describe('describe', () => {
     assert.doesNotMatch(shown, /very secret|dmVyeS/);
   });
 
+  it('describes a ResourceQuota as kubectl does: scopes explained, used/hard per status.hard resource', () => {
+    const q = {
+      apiVersion: 'v1',
+      kind: 'ResourceQuota',
+      metadata: { name: 'q', namespace: 'team', labels: { a: 'b' } },
+      spec: { hard: { pods: '4', 'requests.storage': '10Gi' }, scopes: ['NotTerminating', 'BestEffort'] },
+      status: { hard: { pods: '4', 'requests.storage': '10Gi' }, used: { pods: '1' } },
+    } as KubeObject;
+    assert.equal(
+      describeObject(resource('quota'), q, { events: [], now: NOW }),
+      [
+        // The help lines have no tab: they end the first column block, as in Go's tabwriter.
+        'Name:       q',
+        'Namespace:  team',
+        'Scopes:     BestEffort, NotTerminating',
+        ' * Matches all pods that do not have resource requirements set. These pods have a best effort quality of service.',
+        ' * Matches all pods that do not have an active deadline. These pods usually include long running pods whose container command is not expected to terminate.',
+        'Resource          Used  Hard',
+        '--------          ----  ----',
+        'pods              1     4',
+        'requests.storage  0     10Gi',
+        '',
+      ].join('\n'),
+    );
+  });
+
   it('describes other kinds field by field', () => {
     assert.equal(fieldTitle('volumeBindingMode'), 'Volume Binding Mode');
     assert.equal(fieldTitle('nodeID'), 'Node ID');

@@ -226,6 +226,25 @@ describe('protobuf bodies: hand-built objects', () => {
       json: { apiVersion: 'v1', kind: 'Secret', metadata: { name: 's' }, data: { key: '3q2+7w==', empty: '' }, type: 'Opaque', stringData: { plain: 'text' }, immutable: true },
     },
     {
+      name: 'ResourceQuota (kubectl create quota): quantities are resource.Quantity messages; scopes and a scope selector',
+      body: envelope('v1', 'ResourceQuota', [
+        ...bytes(1, [...bytes(1, 'q'), ...bytes(3, 'team')]),
+        ...bytes(2, [
+          ...bytes(1, [...bytes(1, 'requests.storage'), ...bytes(2, bytes(1, '10Gi'))]),
+          ...bytes(1, [...bytes(1, 'pods'), ...bytes(2, bytes(1, '4'))]),
+          ...bytes(2, 'BestEffort'),
+          ...bytes(3, bytes(1, [...bytes(1, 'PriorityClass'), ...bytes(2, 'In'), ...bytes(3, 'high')])),
+        ]),
+        ...bytes(3, []),
+      ]),
+      json: {
+        apiVersion: 'v1',
+        kind: 'ResourceQuota',
+        metadata: { name: 'q', namespace: 'team' },
+        spec: { hard: { 'requests.storage': '10Gi', pods: '4' }, scopes: ['BestEffort'], scopeSelector: { matchExpressions: [{ scopeName: 'PriorityClass', operator: 'In', values: ['high'] }] } },
+      },
+    },
+    {
       name: 'PriorityClass: a negative value (a ten-byte varint) and a zero value are both kept',
       body: envelope('scheduling.k8s.io/v1', 'PriorityClass', [...bytes(1, bytes(1, 'low')), ...num(2, -5), ...num(3, 1)]),
       json: { apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'low' }, value: -5, globalDefault: true },

@@ -2,7 +2,7 @@
 // nesting by two spaces per level), labels and annotations one per line, and an Events table
 // (Type Reason Age From Message) of the Event objects about the object.
 import type { ResourceInfo } from '../../control/api/registry.js';
-import type { ConfigMap, Event, PersistentVolume, PersistentVolumeClaim, Pod, Secret } from '../../control/api/types/core.js';
+import type { ConfigMap, Event, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret } from '../../control/api/types/core.js';
 import type { KubeObject } from '../../control/api/types/meta.js';
 import type { NodeSelector } from '../../control/api/types/core.js';
 import type { StorageClass } from '../../control/api/types/storage.js';
@@ -291,6 +291,29 @@ function describeConfigMap(w: Writer, cm: ConfigMap, ctx: DescribeContext, now: 
   printEvents(w, ctx.events, now);
 }
 
+/** What kubectl's quota describer says of each scope it explains. */
+const SCOPE_HELP: Record<string, string> = {
+  Terminating: 'Matches all pods that have an active deadline. These pods have a limited lifespan on a node before being actively terminated by the system.',
+  NotTerminating: 'Matches all pods that do not have an active deadline. These pods usually include long running pods whose container command is not expected to terminate.',
+  BestEffort: 'Matches all pods that do not have resource requirements set. These pods have a best effort quality of service.',
+  NotBestEffort: 'Matches all pods that have at least one resource requirement set. These pods have a burstable or guaranteed quality of service.',
+};
+
+/** kubectl's ResourceQuota describer: name, namespace, scopes, then used/hard of each status.hard resource (no labels, no events). */
+function describeResourceQuota(w: Writer, q: ResourceQuota): void {
+  w.write(0, `Name:\t${q.metadata.name ?? ''}\n`);
+  w.write(0, `Namespace:\t${q.metadata.namespace ?? ''}\n`);
+  const scopes = [...(q.spec?.scopes ?? [])].sort();
+  if (scopes.length > 0) {
+    w.write(0, `Scopes:\t${scopes.join(', ')}\n`);
+    for (const scope of scopes) if (SCOPE_HELP[scope] !== undefined) w.write(0, ` * ${SCOPE_HELP[scope]}\n`);
+  }
+  w.write(0, 'Resource\tUsed\tHard\n');
+  w.write(0, '--------\t----\t----\n');
+  const hard = q.status?.hard ?? {};
+  for (const name of Object.keys(hard).sort()) w.write(0, `${name}\t${String(q.status?.used?.[name] ?? '0')}\t${String(hard[name])}\n`);
+}
+
 /** "volumeBindingMode" → "Volume Binding Mode", as kubectl's generic describer titles fields. */
 export function fieldTitle(key: string): string {
   const spaced = key
@@ -375,6 +398,9 @@ export function describeObject(resource: ResourceInfo, obj: KubeObject, ctx: Des
       break;
     case 'configmaps':
       describeConfigMap(w, obj as ConfigMap, ctx, now);
+      break;
+    case 'resourcequotas':
+      describeResourceQuota(w, obj as ResourceQuota);
       break;
     default:
       describeGeneric(w, resource, obj, ctx, now);

@@ -3,7 +3,7 @@
 import type { DaemonSet, Deployment, ReplicaSet, StatefulSet } from './types/apps.js';
 import type { Job } from './types/batch.js';
 import type { Lease } from './types/coordination.js';
-import type { ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret } from './types/core.js';
+import type { ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret } from './types/core.js';
 import type { ClusterRole, ClusterRoleBinding, Role, RoleBinding, ServiceAccount } from './types/rbac.js';
 import type { PriorityClass } from './types/scheduling.js';
 import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from './types/snapshot.js';
@@ -40,6 +40,7 @@ export interface ResourceTypeMap {
   persistentvolumeclaims: PersistentVolumeClaim;
   pods: Pod;
   limitranges: LimitRange;
+  resourcequotas: ResourceQuota;
   storageclasses: StorageClass;
   csidrivers: CSIDriver;
   csinodes: CSINode;
@@ -152,6 +153,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
       ],
     },
     { plural: 'limitranges', kind: 'LimitRange', singular: 'limitrange', shortNames: ['limits'], namespaced: true },
+    { plural: 'resourcequotas', kind: 'ResourceQuota', singular: 'resourcequota', shortNames: ['quota'], namespaced: true, hasStatus: true },
     { plural: 'serviceaccounts', kind: 'ServiceAccount', singular: 'serviceaccount', shortNames: ['sa'], namespaced: true },
   ]),
   ...group('storage.k8s.io', 'v1', [

@@ -33,6 +33,7 @@
 //   node-lifecycle-controller                    (nodelifecycle) silent nodes Unknown, taints
 //                                                from conditions (TaintNodesByCondition)
 //   taint-eviction-controller                    pods evicted by NoExecute taints
+//   resourcequota-controller                     (resourcequota) ResourceQuotas' status.used
 //
 // `stowage up --controllers LIST` chooses among them as kube-controller-manager's --controllers
 // does (parseControllers below): `*` all, `name` one, `-name` not that one; the first explicit
@@ -62,6 +63,7 @@ import { DAEMONSET } from './daemonset.js';
 import { JOB } from './job.js';
 import { NODE_LIFECYCLE } from './node-lifecycle.js';
 import { TAINT_EVICTION } from './taint-eviction.js';
+import { RESOURCE_QUOTA } from './resource-quota.js';
 import { CSI_SNAPSHOTTER } from './snapshotter.js';
 
 /** What every controller is built from: the one store, informers, driver registry and event recorder. */
@@ -135,6 +137,7 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   JOB,
   NODE_LIFECYCLE,
   TAINT_EVICTION,
+  RESOURCE_QUOTA,
 ];
 
 export const CONTROLLER_NAMES: readonly string[] = CONTROLLERS.map((c) => c.name);

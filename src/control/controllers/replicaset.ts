@@ -120,7 +120,13 @@ export class ReplicaSetController {
     const { status, requeueAfterMs } = replicaSetStatus(current, podsOwnedBy(pods, current));
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
     let conditions = current.status?.conditions;
-    if (failure !== undefined) conditions = setCondition(conditions, { type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure, lastTransitionTime: now });
+    // As upstream's calculateStatus: set once, not rewritten by later failures (their messages name
+    // other generated pods, and each rewrite would wake this controller again at once).
+    if (failure !== undefined) {
+      if (!conditions?.some((c) => c.type === 'ReplicaFailure')) {
+        conditions = setCondition(conditions, { type: 'ReplicaFailure', status: 'True', reason: 'FailedCreate', message: failure, lastTransitionTime: now });
+      }
+    }
     else if (conditions?.some((c) => c.type === 'ReplicaFailure')) conditions = conditions.filter((c) => c.type !== 'ReplicaFailure');
     const next = { ...current.status, ...status, ...(conditions !== undefined && conditions.length > 0 ? { conditions } : {}) };
     if (conditions !== undefined && conditions.length === 0) delete next.conditions;

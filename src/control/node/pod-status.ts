@@ -1,5 +1,6 @@
 // A pod's status as the kubelet reports it, computed from what the runtime says about each
 // container: phase, conditions, initContainerStatuses and containerStatuses.
+import { podQOSClass } from '../api/qos.js';
 import type { Container, Pod, PodStatus } from '../api/types/core.js';
 import { incompleteInits, nextInitStep } from './init-containers.js';
 import type { ContainerStatus } from './runtime-api.js';
@@ -139,6 +140,6 @@ export function computePodStatus(input: StatusInput): PodStatus {
     startTime: pod.status?.startTime ?? now,
     ...(initViews.length > 0 ? { initContainerStatuses: initViews.map((v) => containerStatus(pod, v, true)) } : {}),
     containerStatuses: views.map((v) => containerStatus(pod, v)),
-    qosClass: pod.status?.['qosClass'] ?? 'BestEffort',
+    qosClass: pod.status?.['qosClass'] ?? podQOSClass(pod),
   };
 }

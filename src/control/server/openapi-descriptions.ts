@@ -67,6 +67,15 @@ export const FIELD_DESCRIPTIONS: Record<string, Record<string, string>> = {
     'status.creationTime': 'When the storage system took the point-in-time snapshot.',
     'status.restoreSize': 'The minimum size of a volume restored from this snapshot.',
   },
+  ResourceQuota: {
+    spec: 'The limits the namespace must stay within.',
+    'spec.hard': 'The most the namespace may use of each named resource, e.g. requests.storage: 100Gi, persistentvolumeclaims: "10", <class>.storageclass.storage.k8s.io/requests.storage, count/deployments.apps.',
+    'spec.scopes': 'Pod scopes the quota is restricted to (Terminating, NotTerminating, BestEffort, NotBestEffort); all must match.',
+    'spec.scopeSelector': 'Further scope requirements (scopeName, operator, values), e.g. pods of given PriorityClasses; all must match.',
+    status: 'What the namespace uses, counted by the system. Read-only.',
+    'status.hard': 'The limits being enforced: spec.hard as last counted.',
+    'status.used': 'What the namespace uses of each limited resource.',
+  },
 };
 
 /** ObjectMeta's fields (io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta). */

@@ -113,6 +113,11 @@ function decodeValue(f: Field, field: FieldSpec, path: string): unknown {
       return decodeTime(expectWire(f, WIRE_BYTES, path).bytes, path);
     case 'fieldsV1':
       return decodeFieldsV1(expectWire(f, WIRE_BYTES, path).bytes, path);
+    case 'quantity': {
+      let text = '';
+      for (const q of fields(expectWire(f, WIRE_BYTES, path).bytes)) if (q.number === 1) text = utf8(expectWire(q, WIRE_BYTES, `${path}.string`).bytes, `${path}.string`);
+      return text;
+    }
   }
 }
 

@@ -1,5 +1,5 @@
 // The protobuf messages kubectl's typed commands send (`kubectl create namespace|configmap|secret|
-// serviceaccount|token|priorityclass|role|rolebinding|clusterrole|clusterrolebinding`, `kubectl
+// serviceaccount|token|priorityclass|quota|role|rolebinding|clusterrole|clusterrolebinding`, `kubectl
 // auth reconcile|can-i|whoami`), as tables
 // of field number → JSON name and type. Field numbers are those of k8s.io/api's generated.proto
 // (core/v1, rbac/v1, scheduling/v1, authentication/v1, authorization/v1) and k8s.io/apimachinery's
@@ -10,7 +10,8 @@
 // strings and zeros kubectl's bytes carry must be dropped unless the Go field is a pointer or has
 // no omitempty (`keep`). A table states both facts beside the number; a .proto cannot.
 
-export type Scalar = 'string' | 'bytes' | 'bool' | 'int32' | 'int64' | 'time' | 'fieldsV1';
+/** `quantity`: resource.Quantity, a message whose field 1 is the quantity's text. */
+export type Scalar = 'string' | 'bytes' | 'bool' | 'int32' | 'int64' | 'time' | 'fieldsV1' | 'quantity';
 
 export interface FieldSpec {
   /** The JSON name. */
@@ -115,6 +116,26 @@ const secret = message('Secret', {
   3: str('type'),
   4: stringMap('stringData'),
   5: { name: 'immutable', type: 'bool', keep: true },
+});
+
+const quantityMap = (name: string): FieldSpec => ({ name, type: 'quantity', map: true });
+
+const resourceQuota = message('ResourceQuota', {
+  1: metadata,
+  2: {
+    name: 'spec',
+    type: message('ResourceQuotaSpec', {
+      1: quantityMap('hard'),
+      2: strings('scopes'),
+      3: {
+        name: 'scopeSelector',
+        type: message('ScopeSelector', {
+          1: { name: 'matchExpressions', type: message('ScopedResourceSelectorRequirement', { 1: str('scopeName', true), 2: str('operator', true), 3: strings('values') }), repeated: true },
+        }),
+      },
+    }),
+  },
+  3: { name: 'status', type: message('ResourceQuotaStatus', { 1: quantityMap('hard'), 2: quantityMap('used') }) },
 });
 
 const objectReference = message('ObjectReference', {
@@ -226,6 +247,7 @@ export const PROTOBUF_KINDS: ReadonlyMap<string, MessageSpec> = new Map([
   ['v1 ConfigMap', configMap],
   ['v1 Secret', secret],
   ['v1 ServiceAccount', serviceAccount],
+  ['v1 ResourceQuota', resourceQuota],
   ['authentication.k8s.io/v1 TokenRequest', tokenRequest],
   ['scheduling.k8s.io/v1 PriorityClass', priorityClass],
   [`${RBAC} Role`, role],

@@ -18,7 +18,8 @@ import { cloneData, jsonEqual, withoutNulls } from './json.js';
 /** Read access to the store for the admission plugins. */
 export interface Reader {
   get(resource: ResourceInfo, namespace: string, name: string): KubeObject | undefined;
-  list(resource: ResourceInfo): KubeObject[];
+  /** Every object of the resource, or only those of one namespace. */
+  list(resource: ResourceInfo, namespace?: string): KubeObject[];
 }
 
 const DEFAULT_CLASS_ANNOTATION = 'storageclass.kubernetes.io/is-default-class';
@@ -96,6 +97,11 @@ export function prepareCreate(obj: KubeObject, resource: ResourceInfo): void {
   strategy.prepareForCreate?.(obj);
   strategy.defaults?.(obj);
   assertValid(resource, meta.name ?? '', validateObject(obj, resource));
+}
+
+/** Validates an object again after a mutating admission plugin changed it (kube-apiserver validates after mutation). */
+export function revalidate(obj: KubeObject, resource: ResourceInfo): void {
+  assertValid(resource, obj.metadata.name ?? '', validateObject(obj, resource));
 }
 
 /** Equal as stored: JSON drops undefined members, so compare what JSON would keep. */

@@ -28,7 +28,8 @@ import { parseFieldSelector, matchesFields } from '../api/field-selector.js';
 import { parseLabelSelector, matchesLabels, SelectorError } from '../api/label-selector.js';
 import type { ResourceInfo, ResourceName, ResourceTypeMap } from '../api/registry.js';
 import { rfc3339 } from '../api/time.js';
-import type { Namespace, PersistentVolumeClaim, Pod } from '../api/types/core.js';
+import type { Namespace, PersistentVolumeClaim, Pod, ResourceQuota } from '../api/types/core.js';
+import type { PriorityClass } from '../api/types/scheduling.js';
 import type { KubeObject, WatchEvent } from '../api/types/meta.js';
 import {
   admitDefaultStorageClass,
@@ -42,8 +43,12 @@ import {
   type Reader,
   resourceNamed,
   resourceOfObject,
+  revalidate,
   sameJson,
 } from './admission.js';
+import { admitClaimLimits, admitPodLimits, defaultPodLimits } from './admission-limit-range.js';
+import { admitPodPriority, admitPriorityClass, admitPriorityClassDelete, systemPriorityClasses } from './admission-priority.js';
+import { admitQuota, initialQuotaStatus, QUOTAS, type QuotaCharge } from './admission-quota.js';
 import { type BindOptions, boundPod } from './binding.js';
 import { compactedContinueError, type ContinueToken, decodeContinue, encodeContinue, keyAfter } from './continue-token.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
@@ -247,7 +252,7 @@ export class Store {
   private failureHeard = false;
   private readonly reader: Reader = {
     get: (resource, namespace, name) => this.read(resource, namespace, name),
-    list: (resource) => this.db.list(resource.plural, undefined).map((b) => JSON.parse(b) as KubeObject),
+    list: (resource, namespace) => this.db.list(resource.plural, namespace).map((b) => JSON.parse(b) as KubeObject),
   };
 
   /** Use open(). */
@@ -272,6 +277,10 @@ export class Store {
     try {
       for (const name of SYSTEM_NAMESPACES) {
         if (this.get('namespaces', '', name) === undefined) this.create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
+      }
+      // As kube-apiserver's post-start hook: the system priority classes always exist.
+      for (const pc of systemPriorityClasses()) {
+        if (this.get('priorityclasses', '', pc.metadata.name ?? '') === undefined) this.create(pc);
       }
       // Finishes whatever a crash interrupted.
       this.gc.collectAll();
@@ -403,14 +412,13 @@ export class Store {
     const obj = decodeInput(input, resource);
     const generated = !obj.metadata.name && Boolean(obj.metadata.generateName);
     prepareCreate(obj, resource);
-    admitNamespace(this.reader, resource, obj);
-    if (resource.plural === 'persistentvolumeclaims') admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
-    if (resource.plural === 'pods') admitDefaultTolerationSeconds(obj as Pod, this.defaultTolerationSeconds);
+    const charges = this.admitCreate(resource, obj);
     options.manageFields?.(obj, undefined);
     for (let attempt = 1; this.db.get(keyOf(resource, obj)) !== undefined; attempt++) {
       if (!generated || attempt >= GENERATE_NAME_ATTEMPTS) throw new AlreadyExistsError(resource, obj.metadata.name ?? '');
       obj.metadata.name = generateName(obj.metadata.generateName ?? '');
     }
+    if (!options.dryRun) this.chargeQuotas(charges);
     return this.commit(resource, 'ADDED', obj, undefined, undefined, options.dryRun) as T & KubeObject;
   }
 
@@ -432,10 +440,9 @@ export class Store {
     const expected = obj.metadata.resourceVersion;
     if (expected && expected !== old.metadata.resourceVersion) throw new ConflictError(resource, name);
     const next = prepareUpdate(obj, old, resource, options.subresource);
-    if (resource.plural === 'persistentvolumeclaims' && options.subresource === undefined) {
-      admitResize(this.reader, resource, next as PersistentVolumeClaim, old as PersistentVolumeClaim);
-    }
+    const charges = options.subresource === undefined ? this.admitUpdate(resource, next, old) : [];
     options.manageFields?.(next, old);
+    if (!options.dryRun) this.chargeQuotas(charges);
     return this.commitUpdate(resource, next, old, oldBody, options.dryRun) as T & KubeObject;
   }
 
@@ -462,6 +469,7 @@ export class Store {
   delete(resource: string, namespace: string | undefined, name: string, options: DeleteOptions = {}): KubeObject {
     this.usable();
     const r = resourceNamed(resource);
+    if (r.plural === 'priorityclasses') admitPriorityClassDelete(r, name);
     return this.deleteResolved(r, namespaceOf(r, namespace), name, options);
   }
 
@@ -502,6 +510,59 @@ export class Store {
   }
 
   // ---------------------------------------------------------------- internals
+
+  /**
+   * The admission plugins of a create, in kube-apiserver's order: mutating (LimitRanger's
+   * defaults, Priority, DefaultStorageClass), then validating (LimitRanger, PriorityClass's one
+   * default, ResourceQuota last).
+   */
+  private admitCreate(resource: ResourceInfo, obj: KubeObject): QuotaCharge[] {
+    admitNamespace(this.reader, resource, obj);
+    switch (resource.plural) {
+      case 'pods': {
+        admitDefaultTolerationSeconds(obj as Pod, this.defaultTolerationSeconds);
+        const defaulted = defaultPodLimits(this.reader, obj as Pod);
+        admitPodPriority(this.reader, resource, obj as Pod);
+        // Validation runs after the mutating plugins: a default limit may be below a request.
+        if (defaulted) revalidate(obj, resource);
+        admitPodLimits(this.reader, resource, obj as Pod);
+        break;
+      }
+      case 'persistentvolumeclaims':
+        admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
+        admitClaimLimits(this.reader, resource, obj as PersistentVolumeClaim);
+        break;
+      case 'priorityclasses':
+        admitPriorityClass(this.reader, resource, obj as PriorityClass, 'create');
+        break;
+      case 'resourcequotas':
+        initialQuotaStatus(this.reader, obj as ResourceQuota);
+        break;
+    }
+    return admitQuota(this.reader, resource, obj);
+  }
+
+  /** The admission plugins of a main update (not /status). */
+  private admitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject): QuotaCharge[] {
+    if (resource.plural === 'persistentvolumeclaims') {
+      admitResize(this.reader, resource, next as PersistentVolumeClaim, old as PersistentVolumeClaim);
+      admitClaimLimits(this.reader, resource, next as PersistentVolumeClaim);
+      return admitQuota(this.reader, resource, next, old);
+    }
+    if (resource.plural === 'priorityclasses') admitPriorityClass(this.reader, resource, next as PriorityClass, 'update');
+    return [];
+  }
+
+  /** Writes the status.used an admitted write raised (in the same turn, before the write itself). */
+  private chargeQuotas(charges: readonly QuotaCharge[]): void {
+    for (const c of charges) {
+      const old = this.read(QUOTAS, c.namespace, c.name) as ResourceQuota | undefined;
+      if (old === undefined) continue;
+      const next = cloneData(old);
+      next.status = { hard: old.status?.hard ?? { ...(old.spec?.hard ?? {}) }, used: c.used };
+      this.commitUpdate(QUOTAS, next, old);
+    }
+  }
 
   /** Throws the failure once the store has failed. */
   private usable(): void {

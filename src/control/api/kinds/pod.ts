@@ -2,7 +2,8 @@
 // Kubernetes' rule that a pod's spec is immutable except for a few fields.
 import { isDeepStrictEqual } from 'node:util';
 import { z } from 'zod';
-import { canonicalizeQuantityField, canonicalizeResourceList } from '../quantity.js';
+import { podQOSClass } from '../qos.js';
+import { canonicalizeQuantityField, canonicalizeResourceList, compareQuantities, isQuantity } from '../quantity.js';
 import type { Container, Pod, Volume } from '../types/core.js';
 import { carryOver, validateLabel, validateLabels, validateQuantity, validateResourceList, validateSubdomain, supportedValue } from '../validation/common.js';
 import { child, duplicate, type FieldError, forbidden, index, invalid, notFound, required } from '../validation/field-errors.js';
@@ -160,6 +161,16 @@ const schema = kindSchema({
     .optional(),
 });
 
+/** A limit without a request is also the request, as the API server defaults a pod's containers. */
+export function defaultRequestsFromLimits(c: Container): void {
+  const limits = c.resources?.limits;
+  if (c.resources === undefined || limits === undefined) return;
+  for (const [name, q] of Object.entries(limits)) {
+    c.resources.requests ??= {};
+    c.resources.requests[name] ??= q;
+  }
+}
+
 function defaultContainer(c: Container): void {
   if (c.image !== undefined) {
     const tag = c.image.includes('@') ? 'digest' : (/:([^/:]+)$/.exec(c.image)?.[1] ?? 'latest');
@@ -212,6 +223,17 @@ function validateVolumes(volumes: readonly Volume[]): FieldError[] {
   return errs;
 }
 
+/** A request above the limit of the same resource is invalid (ValidateResourceRequirements). */
+function requestsWithinLimits(path: string, c: Container): FieldError[] {
+  const errs: FieldError[] = [];
+  for (const [name, request] of Object.entries(c.resources?.requests ?? {})) {
+    const limit = c.resources?.limits?.[name];
+    if (limit === undefined || !isQuantity(request) || !isQuantity(limit)) continue;
+    if (compareQuantities(request, limit) > 0) errs.push(invalid(path, String(request), `must be less than or equal to ${name} limit of ${String(limit)}`));
+  }
+  return errs;
+}
+
 function validateContainer(c: Container, p: string, volumes: ReadonlySet<string>): FieldError[] {
   const errs: FieldError[] = [];
   if (!c.name) errs.push(required(child(p, 'name')));
@@ -227,6 +249,7 @@ function validateContainer(c: Container, p: string, volumes: ReadonlySet<string>
   });
   errs.push(...validateResourceList(child(p, 'resources.requests'), c.resources?.requests));
   errs.push(...validateResourceList(child(p, 'resources.limits'), c.resources?.limits));
+  errs.push(...requestsWithinLimits(child(p, 'resources.requests'), c));
   (c.volumeMounts ?? []).forEach((m, i) => {
     const mp = index(child(p, 'volumeMounts'), i);
     if (!m.name) errs.push(required(child(mp, 'name')));
@@ -266,7 +289,16 @@ function withoutMutableFields(spec: Pod['spec'], old: Pod['spec']): Pod['spec'] 
 export const podStrategy = defineStrategy<Pod>({
   schema,
   prepareForCreate(pod) {
-    pod.status = { phase: 'Pending' };
+    // Only pods, not templates, take requests from limits (upstream's SetDefaults_Pod).
+    for (const c of [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])]) defaultRequestsFromLimits(c);
+    pod.status = { phase: 'Pending', qosClass: podQOSClass(pod) };
+  },
+  prepareForUpdate(pod, old) {
+    // Set by the Priority admission at creation; an update that leaves them out keeps them.
+    if (pod.spec !== undefined) {
+      if (pod.spec.priority === undefined && old.spec?.priority !== undefined) pod.spec.priority = old.spec.priority;
+      if (pod.spec.preemptionPolicy === undefined && old.spec?.preemptionPolicy !== undefined) pod.spec.preemptionPolicy = old.spec.preemptionPolicy;
+    }
   },
   defaults(pod) {
     pod.spec ??= { containers: [] };
@@ -277,7 +309,6 @@ export const podStrategy = defineStrategy<Pod>({
     spec.schedulerName ??= 'default-scheduler';
     spec.securityContext ??= {};
     spec.enableServiceLinks ??= true;
-    spec.preemptionPolicy ??= 'PreemptLowerPriority';
     for (const c of [...(spec.containers ?? []), ...(spec.initContainers ?? [])]) defaultContainer(c);
     for (const v of spec.volumes ?? []) {
       if (v.hostPath) v.hostPath.type ??= '';

@@ -18,6 +18,7 @@ import { persistentVolumeClaimStrategy } from './persistent-volume-claim.js';
 import { persistentVolumeStrategy } from './persistent-volume.js';
 import { podStrategy } from './pod.js';
 import { priorityClassStrategy } from './priority-class.js';
+import { resourceQuotaStrategy } from './resource-quota.js';
 import { clusterRoleBindingStrategy, clusterRoleStrategy, roleBindingStrategy, roleStrategy } from './rbac.js';
 import { secretStrategy } from './secret.js';
 import { serviceAccountStrategy } from './service-account.js';
@@ -38,6 +39,7 @@ const STRATEGIES: Record<ResourceName, KindStrategy> = {
   persistentvolumeclaims: persistentVolumeClaimStrategy,
   pods: podStrategy,
   limitranges: limitRangeStrategy,
+  resourcequotas: resourceQuotaStrategy,
   storageclasses: storageClassStrategy,
   csidrivers: csiDriverStrategy,
   csinodes: csiNodeStrategy,

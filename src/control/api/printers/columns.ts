@@ -3,7 +3,7 @@
 // additionalPrinterColumns): names, types, priorities (1 = shown by `-o wide` only) and the cells
 // of one object. The API server's Table responses and the CLI's `get` both print from these.
 import type { ResourceInfo } from '../registry.js';
-import type { ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, Secret } from '../types/core.js';
+import type { ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret } from '../types/core.js';
 import type { KubeObject } from '../types/meta.js';
 import type { Lease } from '../types/coordination.js';
 import type { PriorityClass } from '../types/scheduling.js';
@@ -342,6 +342,27 @@ const configMap = define<ConfigMap>([['Name'], ['Data', 'integer'], ['Age']], (o
 
 const limitRange = define<KubeObject>([['Name'], ['Created At', 'date']], (o) => [o.metadata.name ?? '', o.metadata.creationTimestamp ?? '']);
 
+/** kubectl's REQUEST and LIMIT cells: `name: used/hard` for each status.hard resource, limits.* in LIMIT. */
+const resourceQuota = define<ResourceQuota>(
+  [
+    ['Name'],
+    ['Age'],
+    ['Request', 'string', 0, 'Request represents a minimum amount of cpu/memory that a container may consume.'],
+    ['Limit', 'string', 0, 'Limits control the maximum amount of cpu/memory that a container may use independent of contention on the node.'],
+  ],
+  (o, now) => {
+    const hard = o.status?.hard ?? {};
+    const used = o.status?.used ?? {};
+    const request: string[] = [];
+    const limit: string[] = [];
+    for (const name of Object.keys(hard).sort()) {
+      const pieces = name.split('.');
+      (pieces.length > 1 && pieces[0] === 'limits' ? limit : request).push(`${name}: ${String(used[name] ?? '0')}/${String(hard[name])}`);
+    }
+    return [o.metadata.name ?? '', age(o.metadata.creationTimestamp, now), request.join(', '), limit.join(', ')];
+  },
+);
+
 const priorityClass = define<PriorityClass>([['Name'], ['Value', 'integer'], ['Global-Default', 'boolean'], ['Age'], ['PreemptionPolicy']], (o, now) => [
   o.metadata.name ?? '',
   String(o.value ?? 0),
@@ -426,6 +447,7 @@ const COLUMNS: Record<string, KindColumns> = {
   secrets: secret,
   configmaps: configMap,
   limitranges: limitRange,
+  resourcequotas: resourceQuota,
   priorityclasses: priorityClass,
   volumesnapshots: volumeSnapshot,
   volumesnapshotclasses: volumeSnapshotClass,

@@ -309,6 +309,7 @@ export interface PodSpec {
   serviceAccountName?: string;
   priorityClassName?: string;
   priority?: number;
+  preemptionPolicy?: string;
   tolerations?: Toleration[];
   affinity?: Record<string, unknown>;
   [other: string]: unknown;
@@ -333,6 +334,21 @@ export interface Pod extends KubeObject {
   kind: 'Pod';
   spec: PodSpec;
   status?: PodStatus;
+}
+
+// ------------------------------------------------------------------ ResourceQuota
+
+export interface ScopedResourceSelectorRequirement {
+  scopeName: string;
+  operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist';
+  values?: string[];
+}
+
+export interface ResourceQuota extends KubeObject {
+  apiVersion: 'v1';
+  kind: 'ResourceQuota';
+  spec?: { hard?: ResourceList; scopes?: string[]; scopeSelector?: { matchExpressions?: ScopedResourceSelectorRequirement[] } };
+  status?: { hard?: ResourceList; used?: ResourceList };
 }
 
 // ------------------------------------------------------------------ LimitRange
