@@ -8,6 +8,9 @@
 // kubectl). `url` is the first. An https:// address is served with the serving certificate of
 // <stateDir>/pki/ (pki.ts), made for the hosts of every https address.
 import { VolumeStatsCache } from './node/volume-stats.js';
+import { nodeRoot, safeComponent } from './node/layout.js';
+import { containerDir, logFile } from './node/runtime/files.js';
+import type { PodLogLocator } from './server/pod-log.js';
 import { CsiCallJournal } from '../csi/call-journal.js';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -87,6 +90,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     if (pki?.renewed) log.info({ pki: join(stateDir, 'pki') }, 'made a new serving certificate');
     // ServiceAccount tokens are bearer tokens too: only where the admin's token is required.
     const tokenSigner = options.token === undefined ? undefined : await TokenSigner.forStateDir(stateDir);
+    // The embedded nodes keep their runtime state under <stateDir>/nodes/<node> (as `stowage logs` reads it).
+    const podLogs: PodLogLocator = (pod, container, attempt) => {
+      try {
+        const root = nodeRoot(stateDir, safeComponent('node name', pod.spec.nodeName ?? ''));
+        return logFile(containerDir(root, safeComponent('pod UID', pod.metadata.uid ?? ''), safeComponent('container name', container)), attempt);
+      } catch {
+        return undefined;
+      }
+    };
     for (const address of listen) {
       servers.push(
         await startApiServer({
@@ -98,6 +110,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
           metrics: (node) => volumeStats.render(node).then((text) => text ?? ''),
           csiCalls,
+          podLogs,
           logger: log,
         }),
       );

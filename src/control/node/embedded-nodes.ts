@@ -35,6 +35,9 @@ import { AlreadyExistsError, ConflictError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { NodeAgent, type NodeAgentOptions } from './node-agent.js';
 import { PodRuntime } from './runtime/pod-runtime.js';
+import { nodeRoot } from './layout.js';
+
+export { nodeRoot };
 
 export const EMBEDDED_NODE_ANNOTATION = 'stowage.dev/embedded-node';
 export const LOCAL_DRIVER = DRIVER_NAMES.local;
@@ -96,9 +99,6 @@ export async function probeReady(socket: string, timeoutMs: number = PROBE_TIMEO
   }
 }
 
-export function nodeRoot(stateDir: string, nodeName: string): string {
-  return join(stateDir, 'nodes', nodeName);
-}
 
 /** The node plugin's socket, as node-driver-registrar places it under the kubelet root. */
 export function nodeSocket(stateDir: string, nodeName: string, driverName: string = LOCAL_DRIVER): string {

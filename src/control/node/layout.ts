@@ -100,3 +100,8 @@ export class NodeLayout {
     return join(this.podVolumesDir(uid, plugin), safeComponent('volume name', volumeName));
   }
 }
+
+/** A node's own state (its driver's sockets and state, its pods' runtime files) under `stowage up`'s state directory. */
+export function nodeRoot(stateDir: string, nodeName: string): string {
+  return join(stateDir, 'nodes', nodeName);
+}

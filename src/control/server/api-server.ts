@@ -21,6 +21,7 @@ import { type AuthorizationMode, authorizerFor } from './rbac-authorizer.js';
 import { actingUser } from './impersonation.js';
 import { forbidden, requestAttributes } from './request-attributes.js';
 import { serveOpenApi } from './openapi-serve.js';
+import { handlePodLog, type PodLogLocator } from './pod-log.js';
 import { route } from './routes.js';
 import type { TokenSigner } from './service-account-tokens.js';
 import { handleTokenRequest, tokenRequestTarget } from './token-request.js';
@@ -48,6 +49,8 @@ export interface ApiServerOptions {
   watchBookmarkIntervalMs?: number;
   /** The kubelets' metrics in Prometheus text: one node's, or every node's (undefined); none: 404. */
   metrics?: (node: string | undefined) => Promise<string | undefined>;
+  /** Where a container's output is (pods/{name}/log); none: every log request says the container is waiting. */
+  podLogs?: PodLogLocator;
   /** The CSI calls the control plane made, for the web console (/ui/api/csi-calls); none: an empty list. */
   csiCalls?: CsiCallJournal;
   /** Where the web console's built assets are (default dist/ui/). */
@@ -219,7 +222,8 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         await handleCollection(ctx, r, req, res, url.searchParams);
         return;
       case 'item':
-        await handleItem(ctx, r, req, res, url.searchParams);
+        if (r.subresource === 'log') await handlePodLog(options.store, options.podLogs, r.namespace ?? '', r.name, req, res, url.searchParams);
+        else await handleItem(ctx, r, req, res, url.searchParams);
         return;
     }
   };
