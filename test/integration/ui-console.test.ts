@@ -43,7 +43,7 @@ spec:
   containers:
   - name: web
     image: busybox
-    command: [sh, -c, "trap 'exit 0' TERM; echo hello > /usr/share/nginx/html/index.html; while true; do sleep 1; done"]
+    command: [sh, -c, "trap 'exit 0' TERM; echo hello > /usr/share/nginx/html/index.html; echo wrote index.html; i=0; while true; do i=$((i+1)); echo tick $i; sleep 1; done"]
     volumeMounts:
     - name: nfs
       subPath: test-volumes
@@ -273,6 +273,13 @@ spec:
     const events = page.locator('tr[data-events="default/test-volumes"]');
     await events.filter({ hasText: 'Scheduled: Successfully assigned default/test-volumes to ui-node' }).waitFor();
     await events.filter({ hasText: 'Started' }).waitFor();
+    // Its output, from the API's pods/log, followed: lines the container prints later arrive live.
+    const logText = events.getByTestId('log-text');
+    await logText.filter({ hasText: 'wrote index.html' }).waitFor({ timeout: 15_000 });
+    const ticks = async (): Promise<number> => Math.max(0, ...[...((await logText.textContent()) ?? '').matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
+    const before = await ticks();
+    await up.until('two more lines of output without a reload', async () => (await ticks()) >= before + 2, 15_000);
+    assert.equal(await events.getByTestId('log-state').textContent(), 'following…');
     await shoot('pods-1280x800');
     await row.getByRole('button', { name: 'Delete' }).click();
     await row.getByRole('button', { name: 'Confirm delete' }).click();

@@ -1,10 +1,12 @@
 // The pods: phase, node, readiness, restarts, the claims they mount and where the node mounted
 // them (the CSI publish paths of the journal), their latest event; and a delete button (click
-// twice: the second click confirms). The API serves no pods/log, so no logs.
+// twice: the second click confirms). A pod's name opens its events and its containers' output
+// (pod-logs.tsx, followed live).
 import { useState } from 'preact/hooks';
 import { type Api, ApiFailure } from './api.js';
 import { time } from './format.js';
 import { mountsFromJournal } from './model.js';
+import { PodLogs } from './pod-logs.js';
 import { type CsiCall, eventTime, type KEvent, type KObject, key } from './types.js';
 
 export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[]; calls: CsiCall[] }) {
@@ -98,6 +100,7 @@ export function Pods(props: { api: Api; pods: KObject[]; events: KEvent[]; calls
                         {(ev.count ?? 1) > 1 ? ` (×${ev.count})` : ''}
                       </div>
                     ))}
+                    {p.spec?.nodeName ? <PodLogs api={props.api} pod={p} /> : <p class="muted">Not on a node yet: no output.</p>}
                   </td>
                 </tr>
               ),
