@@ -11,6 +11,7 @@
 import type { Plugin } from './framework.js';
 import type { PluginContext } from './plugin-context.js';
 import { DefaultBinder } from './plugins/default-binder.js';
+import { DefaultPreemption } from './plugins/default-preemption.js';
 import { ImageLocality } from './plugins/image-locality.js';
 import { NodeAffinity } from './plugins/node-affinity.js';
 import { NodeName } from './plugins/node-name.js';
@@ -40,6 +41,7 @@ export const PLUGINS: Readonly<Record<string, (ctx: PluginContext, args: Record<
   VolumeZone: (ctx) => new VolumeZone(ctx),
   NodeResourcesBalancedAllocation: () => new NodeResourcesBalancedAllocation(),
   ImageLocality: (ctx) => new ImageLocality(ctx),
+  DefaultPreemption: (ctx) => new DefaultPreemption(ctx),
   DefaultBinder: (ctx) => new DefaultBinder(ctx),
 };
 
@@ -62,6 +64,7 @@ export const DEFAULT_PROFILE: ProfileConfig = {
     { name: 'NodeVolumeLimits' },
     { name: 'VolumeBinding' },
     { name: 'VolumeZone' },
+    { name: 'DefaultPreemption' },
     { name: 'NodeResourcesBalancedAllocation', weight: 1 },
     { name: 'ImageLocality', weight: 1 },
     { name: 'DefaultBinder' },

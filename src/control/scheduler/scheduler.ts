@@ -34,13 +34,17 @@ import type { ControllerDescriptor } from '../controllers/registry.js';
 import { isDeleting } from '../controllers/volume-util.js';
 import { SchedulerCache } from './cache.js';
 import { addClaimIndexes } from './claims.js';
-import { CycleState, Framework, type Plugin, type Status } from './framework.js';
+import { fitErrorMessage, reasonCounts } from './fit-error.js';
+import { CycleState, Framework, type Plugin, type PostFilterHandle, type PostFilterOutcome, type Status } from './framework.js';
 import { NodeInfo } from './node-info.js';
 import type { PluginContext } from './plugin-context.js';
+import { podPriority } from './pod-priority.js';
 import { DEFAULT_SCHEDULER_NAME, PLUGINS, PROFILES, type ProfileConfig } from './profile.js';
+import { SchedulingQueue } from './scheduling-queue.js';
 
 export { DEFAULT_SCHEDULER_NAME } from './profile.js';
 export { podClaimNames } from './claims.js';
+export { fitErrorMessage, reasonCounts } from './fit-error.js';
 
 export interface SchedulerOptions {
   store: Store;
@@ -63,15 +67,6 @@ export interface SchedulerOptions {
 
 const IDX_PENDING = 'scheduler:pending';
 
-/** Kubernetes' FitError text: "0/N nodes are available: <prefilter>. <count reason, …>." */
-export function fitErrorMessage(numNodes: number, reasons: ReadonlyMap<string, number>, preFilter?: string): string {
-  let msg = `0/${numNodes} nodes are available:`;
-  if (preFilter !== undefined) msg += ` ${preFilter}.`;
-  const histogram = [...reasons].map(([reason, n]) => `${n} ${reason}`).sort();
-  if (histogram.length > 0) msg += ` ${histogram.join(', ')}.`;
-  return msg;
-}
-
 /**
  * kube-scheduler's numFeasibleNodesToFind with the default percentageOfNodesToScore (adaptive):
  * every node up to 100; above, 50% minus 1% per 125 nodes (at least 5%), and never fewer than 100.
@@ -80,13 +75,6 @@ export function numFeasibleNodesToFind(numNodes: number): number {
   if (numNodes < 100) return numNodes;
   const percentage = Math.max(5, 50 - Math.trunc(numNodes / 125));
   return Math.max(100, Math.trunc((numNodes * percentage) / 100));
-}
-
-/** Each reason of each rejected node, counted (FitError's histogram). */
-export function reasonCounts(statuses: Iterable<Status>): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const s of statuses) for (const r of s.reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
-  return counts;
 }
 
 export class Scheduler {
@@ -101,6 +89,9 @@ export class Scheduler {
   private nextStartNodeIndex = 0;
   /** Node names in order, dropped when a node is added or deleted. */
   private nodeNames: string[] | undefined;
+  /** Pods waiting for a node, by their status.nominatedNodeName (kube-scheduler's nominator). */
+  private readonly nominated = new Map<string, Map<string, Pod>>();
+  private readonly nominatedAt = new Map<string, string>();
 
   constructor(options: SchedulerOptions) {
     this.log = options.logger.child({ controller: 'scheduler' });
@@ -110,13 +101,16 @@ export class Scheduler {
       if (r === undefined) this.recorders.set(name, (r = name === DEFAULT_SCHEDULER_NAME || recorderFor === undefined ? options.recorder : recorderFor(name)));
       return r;
     };
-    this.loop = new ControllerLoop({
-      name: 'scheduler',
-      logger: options.logger,
-      sync: (key) => this.sync(key),
+    const backoff = {
       ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }),
       ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }),
-    });
+    };
+    // Highest priority first (PrioritySort), a pod's priority read when it is queued.
+    const queue = new SchedulingQueue((key) => {
+      const pod = this.ctx.pods.get(key);
+      return pod === undefined ? 0 : podPriority(pod);
+    }, backoff);
+    this.loop = new ControllerLoop({ name: 'scheduler', logger: options.logger, sync: (key) => this.sync(key), queue, ...backoff });
     const pods = options.informers.for('pods');
     const nodes = options.informers.for('nodes');
     this.ctx = {
@@ -131,6 +125,7 @@ export class Scheduler {
       classes: options.informers.for('storageclasses'),
       enqueue: (key) => this.loop.enqueue(key),
       enqueuePending: () => this.enqueuePending(),
+      nominatedOn: (nodeName) => [...(this.nominated.get(nodeName)?.values() ?? [])],
       provisioningFailureMemoryMs: options.provisioningFailureMemoryMs ?? 300_000,
       rescheduleBackoffMs: options.rescheduleBackoffMs ?? 1_000,
     };
@@ -161,10 +156,12 @@ export class Scheduler {
     pods.addEventHandler({
       add: (pod) => {
         this.cache.setBound(keyOf(pod), pod, counted(pod));
+        this.nominate(keyOf(pod), pod);
         if (needs(pod)) this.loop.enqueue(keyOf(pod));
       },
       update: (old, pod) => {
         this.cache.setBound(keyOf(pod), pod, counted(pod));
+        this.nominate(keyOf(pod), pod);
         // Our own status writes (PodScheduled=False) change only status: no new attempt for them.
         const changed = old === pod || !isDeepStrictEqual(old.spec, pod.spec) || !isDeepStrictEqual(old.metadata.labels, pod.metadata.labels) || old.metadata.deletionTimestamp !== pod.metadata.deletionTimestamp;
         if (needs(pod) && changed) this.loop.enqueue(keyOf(pod));
@@ -173,6 +170,7 @@ export class Scheduler {
       },
       delete: (pod) => {
         this.cache.setBound(keyOf(pod), undefined, undefined);
+        this.nominate(keyOf(pod), undefined);
         this.cache.forget(keyOf(pod));
         if (pod.spec?.nodeName) this.enqueuePending();
       },
@@ -225,6 +223,32 @@ export class Scheduler {
     return out;
   }
 
+  /** Keeps the nominator: a pod waiting for a node, under its status.nominatedNodeName. */
+  private nominate(key: string, pod: Pod | undefined, nodeName = pod !== undefined && this.needsScheduling(pod) ? pod.status?.nominatedNodeName : undefined): void {
+    const was = this.nominatedAt.get(key);
+    if (was !== undefined && was !== nodeName) {
+      const on = this.nominated.get(was);
+      on?.delete(key);
+      if (on?.size === 0) this.nominated.delete(was);
+      this.nominatedAt.delete(key);
+    }
+    if (!nodeName || pod === undefined) return;
+    let on = this.nominated.get(nodeName);
+    if (on === undefined) this.nominated.set(nodeName, (on = new Map()));
+    on.set(key, pod);
+    this.nominatedAt.set(key, nodeName);
+  }
+
+  /** The pods nominated to the node that count there for this pod: other pods of at least its priority. */
+  private nominatedFor(nodeName: string, pod: Pod, key: string): Pod[] {
+    const on = this.nominated.get(nodeName);
+    if (on === undefined) return [];
+    const priority = podPriority(pod);
+    const out: Pod[] = [];
+    for (const [k, p] of on) if (k !== key && podPriority(p) >= priority) out.push(p);
+    return out;
+  }
+
   private enqueuePending(): void {
     for (const k of this.ctx.pods.indexKeys(IDX_PENDING, '')) this.loop.enqueue(k);
   }
@@ -239,30 +263,62 @@ export class Scheduler {
     const state = new CycleState();
     const nodes = this.sortedNodes();
 
-    const pre = fw.runPreFilter(state, pod);
-    if (pre.code === 'Error') throw new Error(`${pre.plugin ?? 'PreFilter'}: ${pre.reasons.join(', ')}`);
-    if (pre.code !== 'Success') return this.unschedulable(pod, fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')));
     if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
 
-    // NodeInfos are made for the nodes looked at only (above 100 nodes, not all are).
+    // NodeInfos are made for the nodes looked at only (above 100 nodes, not all are). Pods
+    // nominated to a node (waiting for their victims to go) count there for pods of no higher
+    // priority (kube-scheduler runs the filters with and without them; Stowage only with).
     const infos: (NodeInfo | undefined)[] = new Array(nodes.length);
     const infoAt = (i: number): NodeInfo => {
       let info = infos[i];
       if (info === undefined) {
         const n = nodes[i] as Node;
-        infos[i] = info = new NodeInfo(n, this.cache.node(n.metadata.name ?? ''), key);
+        const name = n.metadata.name ?? '';
+        info = new NodeInfo(n, this.cache.node(name), key);
+        const extra = this.nominatedFor(name, pod, key);
+        if (extra.length > 0) info = new NodeInfo(n, [...info.pods, ...extra]);
+        infos[i] = info;
       }
       return info;
     };
-    const start = this.nextStartNodeIndex % nodes.length;
-    let result = this.filter(fw, state, pod, nodes.length, infoAt, start);
-    if (result.feasible.length === 0 && fw.runPostFilter(state, pod, result.statuses)) result = this.filter(fw, state, pod, nodes.length, infoAt, start);
-    this.nextStartNodeIndex = (start + result.processed) % nodes.length;
-    // A plugin could not decide yet (a capacity figure still being asked for): decide once it can.
-    if (state.retryAfterMs !== undefined) return { requeueAfterMs: state.retryAfterMs };
-    if (result.feasible.length === 0) return this.unschedulable(pod, fitErrorMessage(nodes.length, reasonCounts(result.statuses.values())));
+    const handle: PostFilterHandle = {
+      numNodes: nodes.length,
+      nodeInfos: () => nodes.map((_, i) => infoAt(i)),
+      runFilter: (s, p, n) => fw.runFilter(s, p, n),
+    };
 
-    const chosen = this.pick(fw, state, pod, result.feasible);
+    const pre = fw.runPreFilter(state, pod);
+    if (pre.code === 'Error') throw new Error(`${pre.plugin ?? 'PreFilter'}: ${pre.reasons.join(', ')}`);
+    if (pre.code !== 'Success') {
+      // Every node has the PreFilter's status; PostFilter (preemption) runs all the same.
+      const statuses = new Map<string, Status>(nodes.map((n) => [n.metadata.name ?? '', pre]));
+      const post = fw.runPostFilter(state, pod, statuses, handle);
+      return this.unschedulable(pod, withPostFilter(fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')), post), post.nominatedNodeName);
+    }
+
+    // The nominated node first: if it passes, it is the node (kube-scheduler's evaluateNominatedNode).
+    let chosen: NodeInfo | undefined;
+    const nominatedNode = pod.status?.nominatedNodeName;
+    const nominatedIndex = nominatedNode ? nodes.findIndex((n) => n.metadata.name === nominatedNode) : -1;
+    if (nominatedIndex >= 0 && fw.runFilter(state, pod, infoAt(nominatedIndex)).code === 'Success' && state.retryAfterMs === undefined) chosen = infoAt(nominatedIndex);
+
+    if (chosen === undefined) {
+      const start = this.nextStartNodeIndex % nodes.length;
+      let result = this.filter(fw, state, pod, nodes.length, infoAt, start);
+      let post: PostFilterOutcome | undefined;
+      if (result.feasible.length === 0 && state.retryAfterMs === undefined) {
+        post = fw.runPostFilter(state, pod, result.statuses, handle);
+        if (post.filterAgain) {
+          result = this.filter(fw, state, pod, nodes.length, infoAt, start);
+          post = result.feasible.length === 0 && state.retryAfterMs === undefined ? fw.runPostFilter(state, pod, result.statuses, handle) : undefined;
+        }
+      }
+      this.nextStartNodeIndex = (start + result.processed) % nodes.length;
+      // A plugin could not decide yet (a capacity figure still being asked for): decide once it can.
+      if (state.retryAfterMs !== undefined) return { requeueAfterMs: state.retryAfterMs };
+      if (result.feasible.length === 0) return this.unschedulable(pod, withPostFilter(fitErrorMessage(nodes.length, reasonCounts(result.statuses.values())), post), post?.nominatedNodeName);
+      chosen = this.pick(fw, state, pod, result.feasible);
+    }
     const nodeName = chosen.name;
 
     // Reserve: counted on the node from now on, until bound or given up.
@@ -339,15 +395,16 @@ export class Scheduler {
     return feasible[best] as NodeInfo;
   }
 
-  /** PodScheduled=False (reason Unschedulable) and a FailedScheduling event. */
-  private unschedulable(pod: Pod, message: string): SyncResult | void {
+  /** PodScheduled=False (reason Unschedulable), a FailedScheduling event, and the nomination PostFilter asked for. */
+  private unschedulable(pod: Pod, message: string, nominatedNodeName?: string): SyncResult | void {
     const key = keyOf(pod);
     this.cache.forget(key);
     this.recorderOf(this.profileFor(pod)).event(pod, 'Warning', 'FailedScheduling', message);
     this.log.debug({ pod: key, message }, 'unschedulable');
     const conditions = pod.status?.conditions ?? [];
     const current = conditions.find((c) => c.type === 'PodScheduled');
-    if (current?.status === 'False' && current.reason === 'Unschedulable' && current.message === message) return;
+    const nominate = nominatedNodeName !== undefined && nominatedNodeName !== (pod.status?.nominatedNodeName ?? '');
+    if (current?.status === 'False' && current.reason === 'Unschedulable' && current.message === message && !nominate) return;
     const condition = {
       type: 'PodScheduled',
       status: 'False',
@@ -355,8 +412,17 @@ export class Scheduler {
       message,
       lastTransitionTime: current?.status === 'False' ? (current.lastTransitionTime ?? rfc3339()) : rfc3339(),
     };
-    this.ctx.store.update({ ...pod, status: { ...pod.status, conditions: [...conditions.filter((c) => c.type !== 'PodScheduled'), condition] } }, { subresource: 'status' });
+    const { nominatedNodeName: _was, ...rest } = pod.status ?? {};
+    const status = nominatedNodeName === undefined ? { ...pod.status } : nominatedNodeName === '' ? rest : { ...rest, nominatedNodeName };
+    const updated = this.ctx.store.update({ ...pod, status: { ...status, conditions: [...conditions.filter((c) => c.type !== 'PodScheduled'), condition] } }, { subresource: 'status' }) as Pod;
+    // The nominator knows at once (the informer's event follows).
+    if (nominate) this.nominate(key, updated);
   }
+}
+
+/** FitError's text with the PostFilter plugins' message after it (" preemption: …"). */
+function withPostFilter(message: string, post: PostFilterOutcome | undefined): string {
+  return post === undefined || post.message === '' ? message : `${message} ${post.message}`;
 }
 
 /** kube-scheduler (registry.ts). */

@@ -8,6 +8,7 @@
 //               CSINode, the class's allowedTopologies matched and, for a driver whose CSIDriver
 //               sets storageCapacity, the driver's GetCapacity for the node admitting the claim's
 //               size (storage-capacity.ts: what CSIStorageCapacity objects tell kube-scheduler).
+//               Every refusal is UnschedulableAndUnresolvable, as upstream: preemption cannot help.
 //   PostFilter  no node fits: a claim's selected node that is gone and nodes that gave a claim up
 //               stop being avoided, and the nodes are filtered again.
 //   Permit      if only nodes that gave a claim up fit, the pod goes back after a backoff.
@@ -177,15 +178,15 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterP
       }
       const selected = annotation(pvc, ANN_SELECTED_NODE);
       if (selected !== undefined && !moving.has(name)) {
-        if (selected !== nodeName) return unschedulable(REASON_BIND_CONFLICT);
+        if (selected !== nodeName) return unresolvable(REASON_BIND_CONFLICT);
         continue;
       }
-      if (avoidFailures && this.failedOn(pvc, nodeName)) return unschedulable(REASON_BIND_CONFLICT);
+      if (avoidFailures && this.failedOn(pvc, nodeName)) return unresolvable(REASON_BIND_CONFLICT);
       // A local snapshot or volume is restored or cloned only on the node that holds it.
       const sourceNode = dataSourceNode(pvc, sc.provisioner, this.ctx.registry, this.ctx.store);
       if (sourceNode !== undefined && sourceNode !== nodeName) return unresolvable(REASON_DATA_SOURCE_NODE);
       const why = this.claimFitsNode(state, pvc, sc, node);
-      if (why !== undefined) return unschedulable(why);
+      if (why !== undefined) return unresolvable(why);
     }
     return SUCCESS;
   }
