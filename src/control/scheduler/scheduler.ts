@@ -87,8 +87,9 @@ export class Scheduler {
   private readonly cache = new SchedulerCache();
   /** Where the next attempt starts looking (kube-scheduler's nextStartNodeIndex). */
   private nextStartNodeIndex = 0;
-  /** Node names in order, dropped when a node is added or deleted. */
-  private nodeNames: string[] | undefined;
+  /** The nodes by name (dropped when a node is added or deleted; an update replaces its entry). */
+  private nodeList: Node[] | undefined;
+  private nodeIndex = new Map<string, number>();
   /** Pods waiting for a node, by their status.nominatedNodeName (kube-scheduler's nominator). */
   private readonly nominated = new Map<string, Map<string, Pod>>();
   private readonly nominatedAt = new Map<string, string>();
@@ -177,15 +178,18 @@ export class Scheduler {
     });
     nodes.addEventHandler({
       add: () => {
-        this.nodeNames = undefined;
+        this.nodeList = undefined;
         this.enqueuePending();
       },
       // Heartbeats do not change where pods fit; allocatable, spec and labels do.
-      update: (old, node) =>
-        (old === node || !isDeepStrictEqual(old.spec, node.spec) || !isDeepStrictEqual(old.metadata.labels, node.metadata.labels) || !isDeepStrictEqual(old.status?.allocatable, node.status?.allocatable)) && this.enqueuePending(),
+      update: (old, node) => {
+        const i = this.nodeIndex.get(node.metadata.name ?? '');
+        if (this.nodeList !== undefined && i !== undefined) this.nodeList[i] = node;
+        if (old === node || !isDeepStrictEqual(old.spec, node.spec) || !isDeepStrictEqual(old.metadata.labels, node.metadata.labels) || !isDeepStrictEqual(old.status?.allocatable, node.status?.allocatable)) this.enqueuePending();
+      },
       delete: () => {
-        this.nodeNames = undefined;
-        this.enqueuePending();
+        this.nodeList = undefined;
+        this.enqueuePending(true);
       },
     });
   }
@@ -212,15 +216,17 @@ export class Scheduler {
     return this.loop.stop();
   }
 
-  /** The nodes by name (the order is kept between node additions and deletions; objects are current). */
-  private sortedNodes(): Node[] {
-    if (this.nodeNames === undefined) this.nodeNames = this.ctx.nodes.list().map((n) => n.metadata.name ?? '').sort((a, b) => a.localeCompare(b));
-    const out: Node[] = [];
-    for (const name of this.nodeNames) {
-      const n = this.ctx.nodes.get(name);
-      if (n !== undefined) out.push(n);
+  /**
+   * The nodes by name (the order is kept between node additions and deletions; objects are
+   * current: an update replaces its entry). Read only: rebuilt, not changed, when nodes come or go.
+   */
+  private sortedNodes(): readonly Node[] {
+    if (this.nodeList === undefined) {
+      const list = this.ctx.nodes.list().sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+      this.nodeIndex = new Map(list.map((n, i) => [n.metadata.name ?? '', i]));
+      this.nodeList = list;
     }
-    return out;
+    return this.nodeList;
   }
 
   /** Keeps the nominator: a pod waiting for a node, under its status.nominatedNodeName. */
@@ -249,8 +255,13 @@ export class Scheduler {
     return out;
   }
 
-  private enqueuePending(): void {
-    for (const k of this.ctx.pods.indexKeys(IDX_PENDING, '')) this.loop.enqueue(k);
+  /**
+   * Another attempt for every pod waiting for a node, but those assumed on one (waiting in PreBind
+   * for their claims: kube-scheduler's binding cycle), which their claims' events bring back, unless
+   * `assumedToo` (their node is gone).
+   */
+  private enqueuePending(assumedToo = false): void {
+    for (const k of this.ctx.pods.indexKeys(IDX_PENDING, '')) if (assumedToo || this.cache.assumedOn(k) === undefined) this.loop.enqueue(k);
   }
 
   private sync(key: string): SyncResult | void {
@@ -296,11 +307,12 @@ export class Scheduler {
       return this.unschedulable(pod, withPostFilter(fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')), post), post.nominatedNodeName);
     }
 
-    // The nominated node first: if it passes, it is the node (kube-scheduler's evaluateNominatedNode).
+    // The node the pod is assumed on (waiting in PreBind: its claims point there), else its
+    // nominated node, first: if it passes, it is the node (kube-scheduler's evaluateNominatedNode).
     let chosen: NodeInfo | undefined;
-    const nominatedNode = pod.status?.nominatedNodeName;
-    const nominatedIndex = nominatedNode ? nodes.findIndex((n) => n.metadata.name === nominatedNode) : -1;
-    if (nominatedIndex >= 0 && fw.runFilter(state, pod, infoAt(nominatedIndex)).code === 'Success' && state.retryAfterMs === undefined) chosen = infoAt(nominatedIndex);
+    const firstNode = this.cache.assumedOn(key) ?? pod.status?.nominatedNodeName;
+    const firstIndex = firstNode ? (this.nodeIndex.get(firstNode) ?? -1) : -1;
+    if (firstIndex >= 0 && nodes[firstIndex]?.metadata.name === firstNode && fw.runFilter(state, pod, infoAt(firstIndex)).code === 'Success' && state.retryAfterMs === undefined) chosen = infoAt(firstIndex);
 
     if (chosen === undefined) {
       const start = this.nextStartNodeIndex % nodes.length;

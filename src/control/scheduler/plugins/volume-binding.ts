@@ -41,7 +41,7 @@ import {
   volumeFitsNode,
   volumeSatisfiesClaim,
 } from '../../controllers/volume-util.js';
-import { IDX_PENDING_BY_CLAIM, IDX_PV_AVAILABLE_BY_CLASS, podClaims, planClaim, REASON_BIND_CONFLICT } from '../claims.js';
+import { type ClaimPlan, IDX_PENDING_BY_CLAIM, IDX_PV_AVAILABLE_BY_CLASS, podClaimPlans, podClaims, REASON_BIND_CONFLICT } from '../claims.js';
 import {
   type CycleState,
   type FilterPlugin,
@@ -158,14 +158,9 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterP
     const { moving, avoidFailures } = state.read<BindingState>(STATE_KEY) ?? { moving: new Set(), avoidFailures: true };
     const node = info.node;
     const nodeName = info.name;
-    const plans = [];
-    for (const c of podClaims(this.ctx, state, pod)) {
-      if (c.pvc === undefined) continue;
-      const plan = planClaim(this.ctx, c.pvc);
-      if (typeof plan === 'string') return unresolvable(plan);
-      plans.push({ name: c.name, plan });
-    }
-    for (const { name, plan } of plans) {
+    const plans = podClaimPlans(this.ctx, state, pod);
+    for (const { plan } of plans) if (typeof plan === 'string') return unresolvable(plan);
+    for (const { name, plan } of plans as { name: string; plan: ClaimPlan }[]) {
       if (plan.kind === 'bound') {
         if (!volumeFitsNode(plan.pv, nodeName, node.metadata.labels)) return unresolvable(REASON_VOLUME_NODE_CONFLICT);
         continue;
