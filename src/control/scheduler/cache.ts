@@ -8,12 +8,15 @@ export interface NodePods {
   readonly pods: ReadonlyMap<string, Pod>;
   readonly requested: Resources;
   readonly nonZeroRequested: Resources;
+  /** Bumped by every pod counted or uncounted here: figures read at one version stay true while it holds. */
+  readonly version: number;
 }
 
 interface Entry {
   pods: Map<string, Pod>;
   requested: Resources;
   nonZeroRequested: Resources;
+  version: number;
 }
 
 function sub(into: Resources, r: Resources): void {
@@ -23,7 +26,7 @@ function sub(into: Resources, r: Resources): void {
   for (const [k, v] of r.scalar) into.scalar.set(k, (into.scalar.get(k) ?? 0) - v);
 }
 
-const EMPTY: NodePods = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources() };
+const EMPTY: NodePods = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources(), version: 0 };
 
 export class SchedulerCache {
   private readonly nodes = new Map<string, Entry>();
@@ -65,7 +68,8 @@ export class SchedulerCache {
 
   private add(key: string, pod: Pod, nodeName: string, assumed: boolean): void {
     let e = this.nodes.get(nodeName);
-    if (e === undefined) this.nodes.set(nodeName, (e = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources() }));
+    if (e === undefined) this.nodes.set(nodeName, (e = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources(), version: 0 }));
+    e.version++;
     e.pods.set(key, pod);
     addTo(e.requested, podRequests(pod));
     addTo(e.nonZeroRequested, podRequests(pod, true));
@@ -79,6 +83,7 @@ export class SchedulerCache {
     const e = this.nodes.get(at.node);
     const pod = e?.pods.get(key);
     if (e === undefined || pod === undefined) return;
+    e.version++;
     e.pods.delete(key);
     sub(e.requested, podRequests(pod));
     sub(e.nonZeroRequested, podRequests(pod, true));

@@ -32,7 +32,7 @@ import { type InformerFactory, keyOf } from '../controllers/informer.js';
 import { podIsFinished } from '../controllers/protection.js';
 import type { ControllerDescriptor } from '../controllers/registry.js';
 import { isDeleting } from '../controllers/volume-util.js';
-import { SchedulerCache } from './cache.js';
+import { type NodePods, SchedulerCache } from './cache.js';
 import { addClaimIndexes } from './claims.js';
 import { fitErrorMessage, reasonCounts } from './fit-error.js';
 import { CycleState, Framework, type Plugin, type PostFilterHandle, type PostFilterOutcome, type Status } from './framework.js';
@@ -90,6 +90,12 @@ export class Scheduler {
   /** The nodes by name (dropped when a node is added or deleted; an update replaces its entry). */
   private nodeList: Node[] | undefined;
   private nodeIndex = new Map<string, number>();
+  /**
+   * Each node's NodeInfo from the last attempt that looked at it, reused while the Node object and
+   * the cache's figures for it are the same (kube-scheduler's snapshot, updated per change): its
+   * pod list, sums and allocatable are then worked out once, not per pod.
+   */
+  private readonly infoCache = new Map<string, { node: Node; pods: NodePods; version: number; info: NodeInfo }>();
   /** Pods waiting for a node, by their status.nominatedNodeName (kube-scheduler's nominator). */
   private readonly nominated = new Map<string, Map<string, Pod>>();
   private readonly nominatedAt = new Map<string, string>();
@@ -222,6 +228,7 @@ export class Scheduler {
    */
   private sortedNodes(): readonly Node[] {
     if (this.nodeList === undefined) {
+      this.infoCache.clear();
       const list = this.ctx.nodes.list().sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
       this.nodeIndex = new Map(list.map((n, i) => [n.metadata.name ?? '', i]));
       this.nodeList = list;
@@ -280,14 +287,22 @@ export class Scheduler {
     // nominated to a node (waiting for their victims to go) count there for pods of no higher
     // priority (kube-scheduler runs the filters with and without them; Stowage only with).
     const infos: (NodeInfo | undefined)[] = new Array(nodes.length);
+    const assumedOn = this.cache.assumedOn(key);
     const infoAt = (i: number): NodeInfo => {
       let info = infos[i];
       if (info === undefined) {
         const n = nodes[i] as Node;
         const name = n.metadata.name ?? '';
-        info = new NodeInfo(n, this.cache.node(name), key);
-        const extra = this.nominatedFor(name, pod, key);
-        if (extra.length > 0) info = new NodeInfo(n, [...info.pods, ...extra]);
+        const pods = this.cache.node(name);
+        const extra = this.nominated.size === 0 ? [] : this.nominatedFor(name, pod, key);
+        if (name === assumedOn || extra.length > 0) {
+          info = new NodeInfo(n, pods, key);
+          if (extra.length > 0) info = new NodeInfo(n, [...info.pods, ...extra]);
+        } else {
+          const last = this.infoCache.get(name);
+          if (last !== undefined && last.node === n && last.pods === pods && last.version === pods.version) info = last.info;
+          else this.infoCache.set(name, { node: n, pods, version: pods.version, info: (info = new NodeInfo(n, pods)) });
+        }
         infos[i] = info;
       }
       return info;
