@@ -5,7 +5,10 @@
 // if none passes, PostFilter and, when a plugin relaxed something, Filter again; PreScore and Score
 // over the feasible nodes (weighted sum; ties go to the node with fewest pods, then to the name,
 // where kube-scheduler picks at random: placements stay reproducible); Reserve (the pod is assumed
-// on the node: counted there by every plugin); Permit; PreBind; Bind.
+// on the node: counted there by every plugin); Permit; PreBind; Bind. Pods come off the queue
+// highest priority first (scheduling-queue.ts); a pod assumed on a node, or nominated to one by
+// preemption (plugins/default-preemption.ts), tries that node first; nominated pods count on their
+// node for pods of no higher priority.
 //
 // Messages are Kubernetes': "0/3 nodes are available: 1 node(s) had untolerated taint {k: v}, 2
 // node(s) didn't match Pod's node affinity/selector." (FitError: each node's reasons counted, the
@@ -455,7 +458,7 @@ function withPostFilter(message: string, post: PostFilterOutcome | undefined): s
 /** kube-scheduler (registry.ts). */
 export const SCHEDULER: ControllerDescriptor = {
   name: 'scheduler',
-  description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes), selected-node for WaitForFirstConsumer claims',
+  description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes, preemption), priority order, selected-node for WaitForFirstConsumer claims',
   init(ctx) {
     const s = new Scheduler({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder(DEFAULT_SCHEDULER_NAME), recorderFor: (name) => ctx.events.recorder(name), logger: ctx.logger, ...ctx.backoff });
     return { loops: [s.loop], start: () => s.start(), stop: () => s.stop() };
