@@ -15,7 +15,9 @@
  *             with a schedulerName no profile has, so nothing schedules them: the API's create rate.
  *   queued    the controllers' loops held back (deferLoops), N pods for the default scheduler
  *             created the same way (untimed), then the loops started: from the start to the last
- *             pod bound, the scheduler's own rate (scheduler_perf's view: creates not the limit).
+ *             pod bound, the scheduler's own rate (scheduler_perf's view: creates not the limit),
+ *             and the process's CPU time per pod over it (the machine's other load changes the
+ *             wall-clock rates a lot and this figure little).
  *   timed     the loops running, N more pods created the same way; from the first create to the
  *             last pod bound (spec.nodeName, seen on a store watch): pods scheduled per second, the
  *             figure the targets are for. The N queued pods are on the nodes by then.
@@ -209,6 +211,7 @@ interface Result {
   variant: Variant;
   baseline: Awaited<ReturnType<typeof createThroughApi>>;
   queuedMs: number;
+  queuedCpuMs: number;
   createMs: number;
   boundMs: number;
   podsPerSec: number;
@@ -216,7 +219,7 @@ interface Result {
 }
 
 /** Runs `begin`, then waits until `n` pods of the namespace are bound: the time from begin, and how many nodes they are on. */
-async function timeUntilBound(store: Store, namespace: string, n: number, begin: () => Promise<void>, cpuProfile?: string): Promise<{ ms: number; nodes: number }> {
+async function timeUntilBound(store: Store, namespace: string, n: number, begin: () => Promise<void>, cpuProfile?: string): Promise<{ ms: number; cpuMs: number; nodes: number }> {
   const boundAt = new Map<string, string>();
   let allBound!: () => void;
   const done = new Promise<void>((resolve) => (allBound = resolve));
@@ -234,6 +237,7 @@ async function timeUntilBound(store: Store, namespace: string, n: number, begin:
     await profiler.post('Profiler.start');
   }
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   await begin();
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -248,12 +252,14 @@ async function timeUntilBound(store: Store, namespace: string, n: number, begin:
     stop();
   }
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   if (profiler !== undefined) {
     const { profile } = await profiler.post('Profiler.stop');
     await writeFile(cpuProfile ?? '', JSON.stringify(profile));
     profiler.disconnect();
   }
-  return { ms, nodes: new Set(boundAt.values()).size };
+  return { ms, cpuMs, nodes: new Set(boundAt.values()).size };
 }
 
 async function runVariant(variant: Variant, opts: { nodes: number; pods: number; concurrency: number; leaseRenewS: number; logLevel: string; cpuProfile?: string }): Promise<Result> {
@@ -302,7 +308,7 @@ async function runVariant(variant: Variant, opts: { nodes: number; pods: number;
     );
     const createMs = (await (created as Promise<Awaited<ReturnType<typeof createThroughApi>>>)).ms;
     const boundMs = bound.ms;
-    const result: Result = { variant, baseline, queuedMs: queuedMs.ms, createMs, boundMs, podsPerSec: opts.pods / (boundMs / 1000), distinctNodes: bound.nodes };
+    const result: Result = { variant, baseline, queuedMs: queuedMs.ms, queuedCpuMs: queuedMs.cpuMs, createMs, boundMs, podsPerSec: opts.pods / (boundMs / 1000), distinctNodes: bound.nodes };
     return result;
   } finally {
     stopLeases();
@@ -346,6 +352,8 @@ async function main(): Promise<void> {
     process.stdout.write(`\n${title}\n`);
     line('baseline: API creates (nothing scheduled)', `${r.baseline.opsPerSec.toFixed(0)} pods/s (p50 ${r.baseline.p50Ms.toFixed(1)} ms, p99 ${r.baseline.p99Ms.toFixed(1)} ms per ${r.variant === 'pvc' ? 'claim + pod' : 'pod'})`);
     line('queued: all bound after the loops started', `${r.queuedMs.toFixed(0)} ms: ${(opts.pods / (r.queuedMs / 1000)).toFixed(0)} pods/s`);
+    // CPU time of this process (every thread) over the phase: what the machine's other load does not change much.
+    line('queued: CPU per pod', `${(r.queuedCpuMs / opts.pods).toFixed(2)} ms: ${(opts.pods / (r.queuedCpuMs / 1000)).toFixed(0)} pods per CPU-second`);
     line('timed: all created after', `${r.createMs.toFixed(0)} ms`);
     line('timed: all bound after', `${r.boundMs.toFixed(0)} ms`);
     line('pods scheduled per second', `${r.podsPerSec.toFixed(0)} /s`);
