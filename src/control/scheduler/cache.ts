@@ -8,15 +8,12 @@ export interface NodePods {
   readonly pods: ReadonlyMap<string, Pod>;
   readonly requested: Resources;
   readonly nonZeroRequested: Resources;
-  /** Bumped by every pod counted or uncounted here: figures read at one version stay true while it holds. */
-  readonly version: number;
 }
 
 interface Entry {
   pods: Map<string, Pod>;
   requested: Resources;
   nonZeroRequested: Resources;
-  version: number;
 }
 
 function sub(into: Resources, r: Resources): void {
@@ -26,12 +23,21 @@ function sub(into: Resources, r: Resources): void {
   for (const [k, v] of r.scalar) into.scalar.set(k, (into.scalar.get(k) ?? 0) - v);
 }
 
-const EMPTY: NodePods = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources(), version: 0 };
+const EMPTY: NodePods = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources() };
 
 export class SchedulerCache {
   private readonly nodes = new Map<string, Entry>();
   /** pod key → where it is counted, and whether only assumed there. */
   private readonly where = new Map<string, { node: string; assumed: boolean }>();
+  /** Nodes whose pods changed since the last takeChanged(). */
+  private changed = new Set<string>();
+
+  /** The nodes whose pods changed since the last call (for those who keep per-node figures). */
+  takeChanged(): ReadonlySet<string> {
+    const out = this.changed;
+    this.changed = new Set();
+    return out;
+  }
 
   /** A pod bound to a node (or no longer: finished, deleted, not bound) as the informer shows it. */
   setBound(key: string, pod: Pod | undefined, nodeName: string | undefined): void {
@@ -68,8 +74,8 @@ export class SchedulerCache {
 
   private add(key: string, pod: Pod, nodeName: string, assumed: boolean): void {
     let e = this.nodes.get(nodeName);
-    if (e === undefined) this.nodes.set(nodeName, (e = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources(), version: 0 }));
-    e.version++;
+    if (e === undefined) this.nodes.set(nodeName, (e = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources() }));
+    this.changed.add(nodeName);
     e.pods.set(key, pod);
     addTo(e.requested, podRequests(pod));
     addTo(e.nonZeroRequested, podRequests(pod, true));
@@ -83,7 +89,7 @@ export class SchedulerCache {
     const e = this.nodes.get(at.node);
     const pod = e?.pods.get(key);
     if (e === undefined || pod === undefined) return;
-    e.version++;
+    this.changed.add(at.node);
     e.pods.delete(key);
     sub(e.requested, podRequests(pod));
     sub(e.nonZeroRequested, podRequests(pod, true));

@@ -35,7 +35,7 @@ import { type InformerFactory, keyOf } from '../controllers/informer.js';
 import { podIsFinished } from '../controllers/protection.js';
 import type { ControllerDescriptor } from '../controllers/registry.js';
 import { isDeleting } from '../controllers/volume-util.js';
-import { type NodePods, SchedulerCache } from './cache.js';
+import { SchedulerCache } from './cache.js';
 import { addClaimIndexes } from './claims.js';
 import { fitErrorMessage, reasonCounts } from './fit-error.js';
 import { CycleState, Framework, type Plugin, type PostFilterHandle, type PostFilterOutcome, type Status } from './framework.js';
@@ -94,11 +94,12 @@ export class Scheduler {
   private nodeList: Node[] | undefined;
   private nodeIndex = new Map<string, number>();
   /**
-   * Each node's NodeInfo from the last attempt that looked at it, reused while the Node object and
-   * the cache's figures for it are the same (kube-scheduler's snapshot, updated per change): its
-   * pod list, sums and allocatable are then worked out once, not per pod.
+   * Each node's NodeInfo (by its index in nodeList) from the last attempt that looked at it, reused
+   * while the Node object is the same and the cache has not changed the node's pods (kube-
+   * scheduler's snapshot, updated per change): its pod list, sums and allocatable are then worked
+   * out once, not per pod.
    */
-  private readonly infoCache = new Map<string, { node: Node; pods: NodePods; version: number; info: NodeInfo }>();
+  private infoSlots: ({ node: Node; info: NodeInfo } | undefined)[] = [];
   /** Pods waiting for a node, by their status.nominatedNodeName (kube-scheduler's nominator). */
   private readonly nominated = new Map<string, Map<string, Pod>>();
   private readonly nominatedAt = new Map<string, string>();
@@ -231,10 +232,16 @@ export class Scheduler {
    */
   private sortedNodes(): readonly Node[] {
     if (this.nodeList === undefined) {
-      this.infoCache.clear();
+      this.cache.takeChanged();
       const list = this.ctx.nodes.list().sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
       this.nodeIndex = new Map(list.map((n, i) => [n.metadata.name ?? '', i]));
       this.nodeList = list;
+      this.infoSlots = new Array(list.length);
+    }
+    // NodeInfos of nodes whose pods changed are made again.
+    for (const name of this.cache.takeChanged()) {
+      const i = this.nodeIndex.get(name);
+      if (i !== undefined) this.infoSlots[i] = undefined;
     }
     return this.nodeList;
   }
@@ -296,15 +303,14 @@ export class Scheduler {
       if (info === undefined) {
         const n = nodes[i] as Node;
         const name = n.metadata.name ?? '';
-        const pods = this.cache.node(name);
         const extra = this.nominated.size === 0 ? [] : this.nominatedFor(name, pod, key);
         if (name === assumedOn || extra.length > 0) {
-          info = new NodeInfo(n, pods, key);
+          info = new NodeInfo(n, this.cache.node(name), key);
           if (extra.length > 0) info = new NodeInfo(n, [...info.pods, ...extra]);
         } else {
-          const last = this.infoCache.get(name);
-          if (last !== undefined && last.node === n && last.pods === pods && last.version === pods.version) info = last.info;
-          else this.infoCache.set(name, { node: n, pods, version: pods.version, info: (info = new NodeInfo(n, pods)) });
+          const last = this.infoSlots[i];
+          if (last !== undefined && last.node === n) info = last.info;
+          else this.infoSlots[i] = { node: n, info: (info = new NodeInfo(n, this.cache.node(name))) };
         }
         infos[i] = info;
       }
