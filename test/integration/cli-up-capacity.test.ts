@@ -244,7 +244,7 @@ spec:
     for (const p of placed) perNode.set(p.spec.nodeName ?? '', (perNode.get(p.spec.nodeName ?? '') ?? 0) + 1);
     assert.deepEqual([...perNode.entries()].sort(), [['node-1', 2], ['node-2', 2]]);
     const condition = waiting[0]!.status?.conditions?.find((c) => c.type === 'PodScheduled');
-    assert.equal(condition?.message, '0/2 nodes are available: 2 node(s) did not have enough free storage.');
+    assert.equal(condition?.message, '0/2 nodes are available: 2 node(s) did not have enough free storage. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.');
     // Its claim was never sent to a node, so no CreateVolume was refused: no ProvisioningFailed.
     const events = (JSON.parse((await st(['get', 'events', '-o', 'json'])).stdout) as { items: Event[] }).items;
     assert.ok(!events.some((e) => e.reason === 'ProvisioningFailed'), 'nothing was provisioned where it did not fit');

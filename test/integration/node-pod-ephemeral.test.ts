@@ -75,7 +75,7 @@ describe('generic ephemeral volumes and ReadWriteOncePod on real mounts', { skip
       return c?.status === 'False' ? c : undefined;
     }, 'the second pod to be unschedulable');
     assert.equal(waiting.reason, 'Unschedulable');
-    assert.equal(waiting.message, '0/2 nodes are available: 2 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode.');
+    assert.equal(waiting.message, '0/2 nodes are available: 2 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode. preemption: 0/2 nodes are available: 2 No preemption victims found for incoming pod.');
     assert.equal(podNamed(plane, 'solo-2')?.spec.nodeName, undefined);
 
     await deletePod(plane, 'solo-1');

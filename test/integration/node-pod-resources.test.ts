@@ -68,9 +68,9 @@ describe('pod resource requests against the node\'s allocatable', { skip: needsR
     assert.equal(greedy.status?.phase, 'Pending');
     const cond = greedy.status?.conditions?.find((c) => c.type === 'PodScheduled');
     assert.equal(cond?.reason, 'Unschedulable');
-    assert.equal(cond?.message, '0/1 nodes are available: 1 Insufficient cpu.');
+    assert.equal(cond?.message, '0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.');
     const described = await up.cli('describe', 'pod', 'greedy');
     assert.equal(described.code, 0, described.stderr);
-    assert.match(described.stdout, /Warning\s+FailedScheduling\s+.*0\/1 nodes are available: 1 Insufficient cpu\./);
+    assert.match(described.stdout, /Warning\s+FailedScheduling\s+.*0\/1 nodes are available: 1 Insufficient cpu\. preemption: 0\/1 nodes are available: 1 Preemption is not helpful for scheduling\./);
   });
 });

@@ -109,7 +109,7 @@ describe('scheduler: storage capacity', () => {
       const c = getPod('big-app')?.status?.conditions?.find((x) => x.type === 'PodScheduled');
       return c?.status === 'False' ? c : undefined;
     }, 'PodScheduled=False');
-    assert.equal(cond.message, '0/2 nodes are available: 2 node(s) did not have enough free storage.');
+    assert.equal(cond.message, '0/2 nodes are available: 2 node(s) did not have enough free storage. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.');
     assert.equal(getClaim('big')?.metadata.annotations?.[ANN_SELECTED_NODE], undefined, 'no node was selected for the claim');
   });
 

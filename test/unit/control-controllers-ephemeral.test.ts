@@ -99,7 +99,7 @@ describe('generic ephemeral volumes and ReadWriteOncePod', () => {
     store.create(ephemeralPod('worker', TEMPLATE));
     await waitFor(() => condition('worker')?.status === 'False' || undefined, 'PodScheduled=False');
     await idle();
-    assert.equal(condition('worker')?.message, '0/3 nodes are available: PVC default/worker-scratch was not created for pod default/worker (pod is not owner).');
+    assert.equal(condition('worker')?.message, '0/3 nodes are available: PVC default/worker-scratch was not created for pod default/worker (pod is not owner). preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.');
     const foreign = getClaim('worker-scratch');
     assert.deepEqual(foreign?.metadata.labels, { mine: 'yes' }, 'the user\'s claim is untouched');
     assert.equal(foreign?.metadata.ownerReferences, undefined);
@@ -124,7 +124,7 @@ describe('generic ephemeral volumes and ReadWriteOncePod', () => {
     store.create(pod('second', ['solo']));
     await waitFor(() => condition('second')?.status === 'False' || undefined, 'second unschedulable');
     await idle();
-    assert.equal(condition('second')?.message, '0/3 nodes are available: 3 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode.');
+    assert.equal(condition('second')?.message, '0/3 nodes are available: 3 node has pod using PersistentVolumeClaim with the same name and ReadWriteOncePod access mode. preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.');
     assert.equal(getPod('second')?.spec.nodeName, undefined);
 
     // An ordinary ReadWriteOnce claim is not restricted this way.

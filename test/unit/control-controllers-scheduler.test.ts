@@ -123,7 +123,7 @@ describe('scheduler', () => {
     store.create(withVolumes(pod('db', []), { nodeSelector: { disk: 'hdd' }, affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: ZONE, operator: 'Exists' }] }] } } } }));
     await waitFor(() => condition('db')?.status === 'False', 'PodScheduled=False');
     await idle();
-    const expected = "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {dedicated: db}, 1 node(s) were unschedulable.";
+    const expected = "0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, 1 node(s) had untolerated taint {dedicated: db}, 1 node(s) were unschedulable. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.";
     const cond = condition('db');
     assert.equal(cond?.reason, 'Unschedulable');
     assert.equal(cond?.message, expected);
@@ -155,7 +155,7 @@ describe('scheduler', () => {
     // A second pod that must be elsewhere cannot use it.
     store.create(withVolumes(pod('elsewhere', ['data']), { nodeSelector: { disk: 'ssd' } }));
     await waitFor(() => condition('elsewhere')?.status === 'False', 'PodScheduled=False');
-    assert.equal(condition('elsewhere')?.message, "0/3 nodes are available: 1 node(s) had volume node affinity conflict, 2 node(s) didn't match Pod's node affinity/selector.");
+    assert.equal(condition('elsewhere')?.message, "0/3 nodes are available: 1 node(s) had volume node affinity conflict, 2 node(s) didn't match Pod's node affinity/selector. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.");
   });
 
   it('waits for unbound Immediate claims and missing claims, then schedules', async () => {
@@ -164,9 +164,9 @@ describe('scheduler', () => {
     store.create(pod('waits', ['later']));
     store.create(pod('orphan', ['nope']));
     await waitFor(() => condition('waits')?.status === 'False' && condition('orphan')?.status === 'False', 'both unschedulable');
-    assert.equal(condition('waits')?.message, '0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims.');
-    assert.equal(condition('orphan')?.message, '0/3 nodes are available: persistentvolumeclaim "nope" not found.');
-    assert.equal(eventsAbout('orphan').find((e) => e.reason === 'FailedScheduling')?.message, '0/3 nodes are available: persistentvolumeclaim "nope" not found.');
+    assert.equal(condition('waits')?.message, '0/3 nodes are available: pod has unbound immediate PersistentVolumeClaims. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.');
+    assert.equal(condition('orphan')?.message, '0/3 nodes are available: persistentvolumeclaim "nope" not found. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.');
+    assert.equal(eventsAbout('orphan').find((e) => e.reason === 'FailedScheduling')?.message, '0/3 nodes are available: persistentvolumeclaim "nope" not found. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.');
 
     // The claims appear / get bound: both pods go.
     store.create(volume('pv-later', { storageClassName: 'nowhere', claimRef: { namespace: 'default', name: 'later' } }));
@@ -262,7 +262,7 @@ describe('scheduler', () => {
     store.create(claim('c', { storageClassName: '', volumeName: 'pv-c' }));
     store.create(pod('third', ['c']));
     await waitFor(() => condition('third')?.status === 'False', 'third unschedulable');
-    assert.equal(condition('third')?.message, '0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) exceed max volume count.');
+    assert.equal(condition('third')?.message, '0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) exceed max volume count. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.');
   });
 });
 

@@ -14,6 +14,8 @@ import { quiet, settle, waitFor } from './control-controllers-helpers.js';
 import { HOST, labelled, ZONE, zoned } from './scheduler-topology-helpers.js';
 
 const ANTI = "node(s) didn't match pod anti-affinity rules";
+/** What DefaultPreemption adds when every pod in the way has the same priority (0). */
+const NO_VICTIMS = ' preemption: 0/3 nodes are available: 3 No preemption victims found for incoming pod.';
 const anti = (app: string, key = HOST) => ({ affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app } }, topologyKey: key }] } } });
 
 describe('scheduler: InterPodAffinity and PodTopologySpread end to end', () => {
@@ -62,9 +64,9 @@ describe('scheduler: InterPodAffinity and PodTopologySpread end to end', () => {
     store.update({ ...current, spec: { ...current.spec, replicas: 4 } });
     const pending = await waitFor(() => pods().find((p) => !p.spec.nodeName && refusal(p.metadata.name ?? '')), 'the fourth refused');
     const name = pending.metadata.name ?? '';
-    assert.equal(refusal(name), `0/3 nodes are available: 3 ${ANTI}.`);
+    assert.equal(refusal(name), `0/3 nodes are available: 3 ${ANTI}.${NO_VICTIMS}`);
     await settle(() => ctl.idle());
-    assert.equal(events(name).find((e) => e.reason === 'FailedScheduling')?.message, `0/3 nodes are available: 3 ${ANTI}.`);
+    assert.equal(events(name).find((e) => e.reason === 'FailedScheduling')?.message, `0/3 nodes are available: 3 ${ANTI}.${NO_VICTIMS}`);
 
     store.create(zoned('n4', 'b'));
     assert.equal(await waitFor(() => getPod(name)?.spec.nodeName, 'the fourth placed on the new node'), 'n4');
@@ -73,7 +75,7 @@ describe('scheduler: InterPodAffinity and PodTopologySpread end to end', () => {
   it('a pod with required affinity waits for its partner and follows it to its zone', async () => {
     const follower = labelled('follower', { app: 'web' }, { affinity: { podAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app: 'db' } }, topologyKey: ZONE }] } } });
     store.create(follower);
-    assert.equal(await waitFor(() => refusal('follower'), 'follower refused'), "0/3 nodes are available: 3 node(s) didn't match pod affinity rules.");
+    assert.equal(await waitFor(() => refusal('follower'), 'follower refused'), "0/3 nodes are available: 3 node(s) didn't match pod affinity rules. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.");
     // The partner can only go to n3 (zone b): once it is placed, the follower goes to zone b too.
     store.create(labelled('db', { app: 'db' }, { nodeSelector: { 'kubernetes.io/hostname': 'n3' } }));
     assert.equal(await waitFor(() => getPod('follower')?.spec.nodeName, 'follower placed'), 'n3');
@@ -83,7 +85,7 @@ describe('scheduler: InterPodAffinity and PodTopologySpread end to end', () => {
     // One "db" pod on each node; the newcomer refuses to share a node with any.
     for (const n of ['n1', 'n2', 'n3']) store.create(labelled(`db-${n}`, { app: 'db' }, { nodeName: n }));
     store.create(labelled('loner', { app: 'web' }, anti('db')));
-    assert.equal(await waitFor(() => refusal('loner'), 'loner refused'), `0/3 nodes are available: 3 ${ANTI}.`);
+    assert.equal(await waitFor(() => refusal('loner'), 'loner refused'), `0/3 nodes are available: 3 ${ANTI}.${NO_VICTIMS}`);
 
     const db2 = getPod('db-n2') as Pod;
     store.update({ ...db2, metadata: { ...db2.metadata, labels: { app: 'cache' } } });
@@ -92,7 +94,7 @@ describe('scheduler: InterPodAffinity and PodTopologySpread end to end', () => {
     // Another newcomer avoids db and web pods: every node holds one again.
     const either = { affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchExpressions: [{ key: 'app', operator: 'In', values: ['db', 'web'] }] }, topologyKey: HOST }] } } };
     store.create(labelled('loner2', { app: 'other' }, either));
-    assert.equal(await waitFor(() => refusal('loner2'), 'loner2 refused'), `0/3 nodes are available: 3 ${ANTI}.`);
+    assert.equal(await waitFor(() => refusal('loner2'), 'loner2 refused'), `0/3 nodes are available: 3 ${ANTI}.${NO_VICTIMS}`);
     store.delete('pods', 'default', 'db-n3', { gracePeriodSeconds: 0 });
     assert.equal(await waitFor(() => getPod('loner2')?.spec.nodeName, 'loner2 placed after the delete'), 'n3');
   });

@@ -121,7 +121,7 @@ describe('Scheduler profiles', () => {
     store.create(podOf('foreign', [ctr('c')], { schedulerName: 'someone-else' }));
     assert.equal(await waitFor(() => get('lenient')?.spec.nodeName, 'lenient placed'), 'tainted');
     const cond = await waitFor(() => get('strict')?.status?.conditions?.find((c) => c.type === 'PodScheduled'), 'strict refused');
-    assert.equal(cond.message, '0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}.');
+    assert.equal(cond.message, '0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}. preemption: 0/1 nodes are available: 1 Preemption is not helpful for scheduling.');
     await waitFor(() => scheduler.loop.idle, 'idle');
     const foreign = get('foreign');
     assert.equal(foreign?.spec.nodeName, undefined);

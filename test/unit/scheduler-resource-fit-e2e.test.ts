@@ -35,11 +35,11 @@ describe('scheduler: NodeResourcesFit end to end', () => {
     store.create(podRequesting('huge', { cpu: '6' }));
     const cond = await waitFor(() => (condition('huge')?.status === 'False' ? condition('huge') : undefined), 'huge refused');
     assert.equal(cond.reason, 'Unschedulable');
-    assert.equal(cond.message, '0/3 nodes are available: 3 Insufficient cpu.');
+    assert.equal(cond.message, '0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.');
     await settle(() => ctl.idle());
     const failed = events('huge').find((e) => e.reason === 'FailedScheduling');
     assert.equal(failed?.type, 'Warning');
-    assert.equal(failed?.message, '0/3 nodes are available: 3 Insufficient cpu.');
+    assert.equal(failed?.message, '0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.');
     assert.equal(getPod('huge')?.spec.nodeName, undefined);
 
     store.create(node('n4', { allocatable: { cpu: '8', memory: '8Gi', pods: '110' } }));
@@ -55,7 +55,7 @@ describe('scheduler: NodeResourcesFit end to end', () => {
     store.update({ ...n2, spec: { ...n2.spec, taints: [{ key: 'dedicated', value: 'db', effect: 'NoSchedule' }] } });
     store.create(podRequesting('big', { cpu: '6', memory: '9Gi' }));
     const cond = await waitFor(() => (condition('big')?.status === 'False' ? condition('big') : undefined), 'big refused');
-    assert.equal(cond.message, '0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 1 node(s) had untolerated taint {dedicated: db}, 1 node(s) were unschedulable.');
+    assert.equal(cond.message, '0/3 nodes are available: 1 Insufficient cpu, 1 Insufficient memory, 1 node(s) had untolerated taint {dedicated: db}, 1 node(s) were unschedulable. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.');
   });
 
   it('requests add up on a node; the least allocated node is chosen', async () => {
@@ -67,7 +67,7 @@ describe('scheduler: NodeResourcesFit end to end', () => {
     assert.equal(await waitFor(() => getPod('b')?.spec.nodeName, 'b placed'), 'n3');
     store.create(podRequesting('c', { cpu: '3' }));
     const cond = await waitFor(() => (condition('c')?.status === 'False' ? condition('c') : undefined), 'c refused');
-    assert.equal(cond.message, '0/3 nodes are available: 3 Insufficient cpu.');
+    assert.equal(cond.message, '0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.');
     // a finishing frees n2 (a pod being deleted would still hold its requests until it is gone).
     const a = getPod('a') as Pod;
     store.update({ ...a, status: { ...a.status, phase: 'Succeeded' } }, { subresource: 'status' });

@@ -49,6 +49,8 @@ export interface ControllerLoopOptions extends RateLimiterOptions {
   workers?: number;
   logger: Logger;
   sync: SyncFunction;
+  /** The queue to take keys from (default a FIFO WorkQueue with these options' backoff). */
+  queue?: WorkQueue;
 }
 
 export class ControllerLoop {
@@ -64,7 +66,7 @@ export class ControllerLoop {
 
   constructor(options: ControllerLoopOptions) {
     this.name = options.name;
-    this.queue = new WorkQueue(options);
+    this.queue = options.queue ?? new WorkQueue(options);
     this.workers = Math.max(1, options.workers ?? 1);
     this.log = options.logger.child({ controller: options.name });
     this.sync = options.sync;

@@ -61,6 +61,28 @@ export class WorkQueue {
     return this.queue.length - this.head;
   }
 
+  /** Where a key waiting to be worked on is kept (FIFO here; a subclass may order them). */
+  protected push(key: string): void {
+    this.queue.push(key);
+  }
+
+  /** The next waiting key, if any. */
+  protected pop(): string | undefined {
+    if (this.head >= this.queue.length) return undefined;
+    const key = this.queue[this.head++] as string;
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue.splice(0, this.head);
+      this.head = 0;
+    }
+    return key;
+  }
+
+  /** Drops every waiting key (shutDown). */
+  protected clearWaiting(): void {
+    this.queue.length = 0;
+    this.head = 0;
+  }
+
   get isShuttingDown(): boolean {
     return this.shuttingDown;
   }
@@ -76,7 +98,7 @@ export class WorkQueue {
       waiter(key);
       return;
     }
-    this.queue.push(key);
+    this.push(key);
   }
 
   /** Adds the key after `ms` (keeping the earliest of several pending timers for one key). */
@@ -118,12 +140,8 @@ export class WorkQueue {
   /** The next key to work on; undefined once the queue is shutting down. Call done(key) after. */
   get(): Promise<string | undefined> {
     if (this.shuttingDown) return Promise.resolve(undefined);
-    if (this.head < this.queue.length) {
-      const key = this.queue[this.head++] as string;
-      if (this.head > 1024 && this.head * 2 > this.queue.length) {
-        this.queue.splice(0, this.head);
-        this.head = 0;
-      }
+    const key = this.pop();
+    if (key !== undefined) {
       this.dirty.delete(key);
       this.processing.add(key);
       return Promise.resolve(key);
@@ -146,8 +164,7 @@ export class WorkQueue {
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
     for (const waiter of this.waiters.splice(0)) waiter(undefined);
-    this.queue.length = 0;
-    this.head = 0;
+    this.clearWaiting();
     this.dirty.clear();
   }
 }

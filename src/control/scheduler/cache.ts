@@ -52,6 +52,15 @@ export class SchedulerCache {
   private readonly nodesWithScoringAffinity = new Set<string>();
   /** Per node, the pods some label selectors match (PodTopologySpread's counts). */
   private readonly matchCounts = new MatchCounts();
+  /** Nodes whose pods changed since the last takeChanged(). */
+  private changed = new Set<string>();
+
+  /** The nodes whose pods changed since the last call (for those who keep per-node figures). */
+  takeChanged(): ReadonlySet<string> {
+    const out = this.changed;
+    this.changed = new Set();
+    return out;
+  }
 
   /** A pod bound to a node (or no longer: finished, deleted, not bound) as the informer shows it. */
   setBound(key: string, pod: Pod | undefined, nodeName: string | undefined): void {
@@ -115,6 +124,7 @@ export class SchedulerCache {
   private add(key: string, pod: Pod, nodeName: string, assumed: boolean): void {
     let e = this.nodes.get(nodeName);
     if (e === undefined) this.nodes.set(nodeName, (e = { pods: new Map(), requested: emptyResources(), nonZeroRequested: emptyResources(), withAffinity: new Map(), withRequiredAntiAffinity: new Map(), nonHostScopedAntiAffinity: 0, scoringAffinity: 0 }));
+    this.changed.add(nodeName);
     e.pods.set(key, pod);
     addTo(e.requested, podRequests(pod));
     addTo(e.nonZeroRequested, podRequests(pod, true));
@@ -140,6 +150,7 @@ export class SchedulerCache {
     const e = this.nodes.get(at.node);
     const pod = e?.pods.get(key);
     if (e === undefined || pod === undefined) return;
+    this.changed.add(at.node);
     e.pods.delete(key);
     this.matchCounts.removed(pod, at.node);
     sub(e.requested, podRequests(pod));

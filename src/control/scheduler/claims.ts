@@ -61,6 +61,18 @@ export function podClaims(ctx: PluginContext, state: CycleState, pod: Pod): PodC
   return claims;
 }
 
+const STATE_PLANS = 'claim-plans';
+
+/** planClaim for each of the pod's claims that exists, once per attempt (the same for every node). */
+export function podClaimPlans(ctx: PluginContext, state: CycleState, pod: Pod): { name: string; plan: ClaimPlan | string }[] {
+  let plans = state.read<{ name: string; plan: ClaimPlan | string }[]>(STATE_PLANS);
+  if (plans === undefined) {
+    plans = podClaims(ctx, state, pod).flatMap((c) => (c.pvc === undefined ? [] : [{ name: c.name, plan: planClaim(ctx, c.pvc) }]));
+    state.write(STATE_PLANS, plans);
+  }
+  return plans;
+}
+
 /** A claim's binding state, or the reason (for every node) it cannot be used. */
 export function planClaim(ctx: PluginContext, pvc: PersistentVolumeClaim): ClaimPlan | string {
   if (pvc.spec.volumeName) {

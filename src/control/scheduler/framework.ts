@@ -4,7 +4,8 @@
 //
 //   PreFilter       once per pod: a rejection stops the attempt ("0/N nodes are available: <msg>.")
 //   Filter          per node, in order, the first non-Success status decides the node
-//   PostFilter      no node passed (Kubernetes: preemption; here: VolumeBinding relaxes a soft rule)
+//   PostFilter      no node passed: VolumeBinding relaxes a soft rule (the nodes are filtered
+//                   again), DefaultPreemption finds victims and nominates a node
 //   PreScore/Score  per feasible node, 0..100 after NormalizeScore, times the plugin's weight
 //   Reserve         the pod is assumed on the node (counted there) until bound or given up
 //   Permit          Wait delays the bind (the reservation is undone, the attempt retried later)
@@ -74,9 +75,30 @@ export interface PreFilterPlugin extends Plugin {
 export interface FilterPlugin extends Plugin {
   filter(state: CycleState, pod: Pod, node: NodeInfo): Status;
 }
-export interface PostFilterPlugin extends Plugin {
+/** What a PostFilter plugin may look at: every node of the attempt, and the profile's filters. */
+export interface PostFilterHandle {
+  readonly numNodes: number;
+  /** Every node, as the attempt sees it (nominated pods of at least the pod's priority included). */
+  nodeInfos(): readonly NodeInfo[];
+  /** The profile's Filter plugins on a node (e.g. one with some pods taken away). */
+  runFilter(state: CycleState, pod: Pod, node: NodeInfo): Status;
+}
+export interface PostFilterResult {
+  status: Status;
   /** Success with `filterAgain`: the plugin relaxed something in the state; the nodes are filtered once more. */
-  postFilter(state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>): { status: Status; filterAgain?: boolean };
+  filterAgain?: boolean;
+  /** The node to nominate the pod to ('' clears status.nominatedNodeName; absent leaves it). */
+  nominatedNodeName?: string;
+}
+export interface PostFilterPlugin extends Plugin {
+  /** `statuses`: each rejected node's status (all of them: no node passed). */
+  postFilter(state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>, handle: PostFilterHandle): PostFilterResult;
+}
+/** The PostFilter plugins' verdict: filter again, or what to tell (FitError's PostFilterMsg) and nominate. */
+export interface PostFilterOutcome {
+  filterAgain: boolean;
+  message: string;
+  nominatedNodeName?: string;
 }
 export interface PreScorePlugin extends Plugin {
   preScore(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Status;
@@ -170,11 +192,28 @@ export class Framework {
     return SUCCESS;
   }
 
-  /** Whether a PostFilter plugin asks for the nodes to be filtered again. */
-  runPostFilter(state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>): boolean {
-    let again = false;
-    for (const p of this.postFilters) if (p.postFilter(state, pod, statuses).filterAgain) again = true;
-    return again;
+  /**
+   * The PostFilter plugins in order, until one succeeds: it may ask for the nodes to be filtered
+   * again, or nominate a node. Otherwise the rejections' messages, joined (kube-scheduler's
+   * PostFilterMsg), and the last nomination asked for (a clear).
+   */
+  runPostFilter(state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>, handle: PostFilterHandle): PostFilterOutcome {
+    const reasons: string[] = [];
+    let nominated: string | undefined;
+    for (const p of this.postFilters) {
+      const r = p.postFilter(state, pod, statuses, handle);
+      if (r.status.code === 'Error') throw new Error(`${p.name}: ${r.status.reasons.join(', ')}`);
+      if (r.status.code === 'Success') {
+        const out: PostFilterOutcome = { filterAgain: r.filterAgain === true, message: '' };
+        if (r.nominatedNodeName !== undefined) out.nominatedNodeName = r.nominatedNodeName;
+        return out;
+      }
+      if (r.nominatedNodeName !== undefined) nominated = r.nominatedNodeName;
+      reasons.push(...r.status.reasons);
+    }
+    const out: PostFilterOutcome = { filterAgain: false, message: reasons.join(', ') };
+    if (nominated !== undefined) out.nominatedNodeName = nominated;
+    return out;
   }
 
   runPreScore(state: CycleState, pod: Pod, nodes: readonly NodeInfo[]): Status {

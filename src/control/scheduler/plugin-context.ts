@@ -25,6 +25,8 @@ export interface PluginContext {
   enqueue(key: string): void;
   /** Another attempt for every pod still waiting for a node. */
   enqueuePending(): void;
+  /** The pods waiting for a node whose status.nominatedNodeName is this node (preemption). */
+  nominatedOn(nodeName: string): readonly Pod[];
   /** How long a node where a claim's provisioning failed is avoided for that claim. */
   readonly provisioningFailureMemoryMs: number;
   /** First wait before a claim given up by its only feasible node is sent there again. */

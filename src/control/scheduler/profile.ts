@@ -11,6 +11,7 @@
 import type { Plugin } from './framework.js';
 import type { PluginContext } from './plugin-context.js';
 import { DefaultBinder } from './plugins/default-binder.js';
+import { DefaultPreemption } from './plugins/default-preemption.js';
 import { ImageLocality } from './plugins/image-locality.js';
 import { InterPodAffinity } from './plugins/inter-pod-affinity.js';
 import { NodeAffinity } from './plugins/node-affinity.js';
@@ -44,6 +45,7 @@ export const PLUGINS: Readonly<Record<string, (ctx: PluginContext, args: Record<
   InterPodAffinity: (ctx) => new InterPodAffinity(ctx),
   NodeResourcesBalancedAllocation: () => new NodeResourcesBalancedAllocation(),
   ImageLocality: (ctx) => new ImageLocality(ctx),
+  DefaultPreemption: (ctx) => new DefaultPreemption(ctx),
   DefaultBinder: (ctx) => new DefaultBinder(ctx),
 };
 
@@ -68,6 +70,7 @@ export const DEFAULT_PROFILE: ProfileConfig = {
     { name: 'VolumeZone' },
     { name: 'PodTopologySpread', weight: 2 },
     { name: 'InterPodAffinity', weight: 2 },
+    { name: 'DefaultPreemption' },
     { name: 'NodeResourcesBalancedAllocation', weight: 1 },
     { name: 'ImageLocality', weight: 1 },
     { name: 'DefaultBinder' },

@@ -5,7 +5,10 @@
 // if none passes, PostFilter and, when a plugin relaxed something, Filter again; PreScore and Score
 // over the feasible nodes (weighted sum; ties go to the node with fewest pods, then to the name,
 // where kube-scheduler picks at random: placements stay reproducible); Reserve (the pod is assumed
-// on the node: counted there by every plugin); Permit; PreBind; Bind.
+// on the node: counted there by every plugin); Permit; PreBind; Bind. Pods come off the queue
+// highest priority first (scheduling-queue.ts); a pod assumed on a node, or nominated to one by
+// preemption (plugins/default-preemption.ts), tries that node first; nominated pods count on their
+// node for pods of no higher priority.
 //
 // Messages are Kubernetes': "0/3 nodes are available: 1 node(s) had untolerated taint {k: v}, 2
 // node(s) didn't match Pod's node affinity/selector." (FitError: each node's reasons counted, the
@@ -34,14 +37,18 @@ import type { ControllerDescriptor } from '../controllers/registry.js';
 import { isDeleting } from '../controllers/volume-util.js';
 import { SchedulerCache } from './cache.js';
 import { addClaimIndexes } from './claims.js';
-import { CycleState, Framework, type Plugin, type Status } from './framework.js';
+import { fitErrorMessage, reasonCounts } from './fit-error.js';
+import { CycleState, Framework, type Plugin, type PostFilterHandle, type PostFilterOutcome, type Status } from './framework.js';
 import { NodeInfo } from './node-info.js';
 import type { PluginContext } from './plugin-context.js';
+import { podPriority } from './pod-priority.js';
 import { DEFAULT_SCHEDULER_NAME, PLUGINS, PROFILES, type ProfileConfig } from './profile.js';
+import { SchedulingQueue } from './scheduling-queue.js';
 import { CacheSnapshot, writeSnapshot } from './snapshot.js';
 
 export { DEFAULT_SCHEDULER_NAME } from './profile.js';
 export { podClaimNames } from './claims.js';
+export { fitErrorMessage, reasonCounts } from './fit-error.js';
 
 export interface SchedulerOptions {
   store: Store;
@@ -64,15 +71,6 @@ export interface SchedulerOptions {
 
 const IDX_PENDING = 'scheduler:pending';
 
-/** Kubernetes' FitError text: "0/N nodes are available: <prefilter>. <count reason, …>." */
-export function fitErrorMessage(numNodes: number, reasons: ReadonlyMap<string, number>, preFilter?: string): string {
-  let msg = `0/${numNodes} nodes are available:`;
-  if (preFilter !== undefined) msg += ` ${preFilter}.`;
-  const histogram = [...reasons].map(([reason, n]) => `${n} ${reason}`).sort();
-  if (histogram.length > 0) msg += ` ${histogram.join(', ')}.`;
-  return msg;
-}
-
 /**
  * kube-scheduler's numFeasibleNodesToFind with the default percentageOfNodesToScore (adaptive):
  * every node up to 100; above, 50% minus 1% per 125 nodes (at least 5%), and never fewer than 100.
@@ -81,13 +79,6 @@ export function numFeasibleNodesToFind(numNodes: number): number {
   if (numNodes < 100) return numNodes;
   const percentage = Math.max(5, 50 - Math.trunc(numNodes / 125));
   return Math.max(100, Math.trunc((numNodes * percentage) / 100));
-}
-
-/** Each reason of each rejected node, counted (FitError's histogram). */
-export function reasonCounts(statuses: Iterable<Status>): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const s of statuses) for (const r of s.reasons) counts.set(r, (counts.get(r) ?? 0) + 1);
-  return counts;
 }
 
 export class Scheduler {
@@ -100,8 +91,19 @@ export class Scheduler {
   private readonly cache = new SchedulerCache();
   /** Where the next attempt starts looking (kube-scheduler's nextStartNodeIndex). */
   private nextStartNodeIndex = 0;
-  /** Node names in order, dropped when a node is added or deleted. */
-  private nodeNames: string[] | undefined;
+  /** The nodes by name (dropped when a node is added or deleted; an update replaces its entry). */
+  private nodeList: Node[] | undefined;
+  private nodeIndex = new Map<string, number>();
+  /**
+   * Each node's NodeInfo (by its index in nodeList) from the last attempt that looked at it, reused
+   * while the Node object is the same and the cache has not changed the node's pods (kube-
+   * scheduler's snapshot, updated per change): its pod list, sums and allocatable are then worked
+   * out once, not per pod.
+   */
+  private infoSlots: ({ node: Node; info: NodeInfo } | undefined)[] = [];
+  /** Pods waiting for a node, by their status.nominatedNodeName (kube-scheduler's nominator). */
+  private readonly nominated = new Map<string, Map<string, Pod>>();
+  private readonly nominatedAt = new Map<string, string>();
 
   constructor(options: SchedulerOptions) {
     this.log = options.logger.child({ controller: 'scheduler' });
@@ -111,13 +113,16 @@ export class Scheduler {
       if (r === undefined) this.recorders.set(name, (r = name === DEFAULT_SCHEDULER_NAME || recorderFor === undefined ? options.recorder : recorderFor(name)));
       return r;
     };
-    this.loop = new ControllerLoop({
-      name: 'scheduler',
-      logger: options.logger,
-      sync: (key) => this.sync(key),
+    const backoff = {
       ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }),
       ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }),
-    });
+    };
+    // Highest priority first (PrioritySort), a pod's priority read when it is queued.
+    const queue = new SchedulingQueue((key) => {
+      const pod = this.ctx.pods.get(key);
+      return pod === undefined ? 0 : podPriority(pod);
+    }, backoff);
+    this.loop = new ControllerLoop({ name: 'scheduler', logger: options.logger, sync: (key) => this.sync(key), queue, ...backoff });
     const pods = options.informers.for('pods');
     const nodes = options.informers.for('nodes');
     this.ctx = {
@@ -133,6 +138,7 @@ export class Scheduler {
       informers: options.informers,
       enqueue: (key) => this.loop.enqueue(key),
       enqueuePending: () => this.enqueuePending(),
+      nominatedOn: (nodeName) => [...(this.nominated.get(nodeName)?.values() ?? [])],
       provisioningFailureMemoryMs: options.provisioningFailureMemoryMs ?? 300_000,
       rescheduleBackoffMs: options.rescheduleBackoffMs ?? 1_000,
     };
@@ -163,10 +169,12 @@ export class Scheduler {
     pods.addEventHandler({
       add: (pod) => {
         this.cache.setBound(keyOf(pod), pod, counted(pod));
+        this.nominate(keyOf(pod), pod);
         if (needs(pod)) this.loop.enqueue(keyOf(pod));
       },
       update: (old, pod) => {
         this.cache.setBound(keyOf(pod), pod, counted(pod));
+        this.nominate(keyOf(pod), pod);
         // Our own status writes (PodScheduled=False) change only status: no new attempt for them.
         const changed = old === pod || !isDeepStrictEqual(old.spec, pod.spec) || !isDeepStrictEqual(old.metadata.labels, pod.metadata.labels) || old.metadata.deletionTimestamp !== pod.metadata.deletionTimestamp;
         if (needs(pod) && changed) this.loop.enqueue(keyOf(pod));
@@ -175,21 +183,25 @@ export class Scheduler {
       },
       delete: (pod) => {
         this.cache.setBound(keyOf(pod), undefined, undefined);
+        this.nominate(keyOf(pod), undefined);
         this.cache.forget(keyOf(pod));
         if (pod.spec?.nodeName) this.enqueuePending();
       },
     });
     nodes.addEventHandler({
       add: () => {
-        this.nodeNames = undefined;
+        this.nodeList = undefined;
         this.enqueuePending();
       },
       // Heartbeats do not change where pods fit; allocatable, spec and labels do.
-      update: (old, node) =>
-        (old === node || !isDeepStrictEqual(old.spec, node.spec) || !isDeepStrictEqual(old.metadata.labels, node.metadata.labels) || !isDeepStrictEqual(old.status?.allocatable, node.status?.allocatable)) && this.enqueuePending(),
+      update: (old, node) => {
+        const i = this.nodeIndex.get(node.metadata.name ?? '');
+        if (this.nodeList !== undefined && i !== undefined) this.nodeList[i] = node;
+        if (old === node || !isDeepStrictEqual(old.spec, node.spec) || !isDeepStrictEqual(old.metadata.labels, node.metadata.labels) || !isDeepStrictEqual(old.status?.allocatable, node.status?.allocatable)) this.enqueuePending();
+      },
       delete: () => {
-        this.nodeNames = undefined;
-        this.enqueuePending();
+        this.nodeList = undefined;
+        this.enqueuePending(true);
       },
     });
   }
@@ -216,19 +228,59 @@ export class Scheduler {
     return this.loop.stop();
   }
 
-  /** The nodes by name (the order is kept between node additions and deletions; objects are current). */
-  private sortedNodes(): Node[] {
-    if (this.nodeNames === undefined) this.nodeNames = this.ctx.nodes.list().map((n) => n.metadata.name ?? '').sort((a, b) => a.localeCompare(b));
-    const out: Node[] = [];
-    for (const name of this.nodeNames) {
-      const n = this.ctx.nodes.get(name);
-      if (n !== undefined) out.push(n);
+  /**
+   * The nodes by name (the order is kept between node additions and deletions; objects are
+   * current: an update replaces its entry). Read only: rebuilt, not changed, when nodes come or go.
+   */
+  private sortedNodes(): readonly Node[] {
+    if (this.nodeList === undefined) {
+      this.cache.takeChanged();
+      const list = this.ctx.nodes.list().sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
+      this.nodeIndex = new Map(list.map((n, i) => [n.metadata.name ?? '', i]));
+      this.nodeList = list;
+      this.infoSlots = new Array(list.length);
     }
+    // NodeInfos of nodes whose pods changed are made again.
+    for (const name of this.cache.takeChanged()) {
+      const i = this.nodeIndex.get(name);
+      if (i !== undefined) this.infoSlots[i] = undefined;
+    }
+    return this.nodeList;
+  }
+
+  /** Keeps the nominator: a pod waiting for a node, under its status.nominatedNodeName. */
+  private nominate(key: string, pod: Pod | undefined, nodeName = pod !== undefined && this.needsScheduling(pod) ? pod.status?.nominatedNodeName : undefined): void {
+    const was = this.nominatedAt.get(key);
+    if (was !== undefined && was !== nodeName) {
+      const on = this.nominated.get(was);
+      on?.delete(key);
+      if (on?.size === 0) this.nominated.delete(was);
+      this.nominatedAt.delete(key);
+    }
+    if (!nodeName || pod === undefined) return;
+    let on = this.nominated.get(nodeName);
+    if (on === undefined) this.nominated.set(nodeName, (on = new Map()));
+    on.set(key, pod);
+    this.nominatedAt.set(key, nodeName);
+  }
+
+  /** The pods nominated to the node that count there for this pod: other pods of at least its priority. */
+  private nominatedFor(nodeName: string, pod: Pod, key: string): Pod[] {
+    const on = this.nominated.get(nodeName);
+    if (on === undefined) return [];
+    const priority = podPriority(pod);
+    const out: Pod[] = [];
+    for (const [k, p] of on) if (k !== key && podPriority(p) >= priority) out.push(p);
     return out;
   }
 
-  private enqueuePending(): void {
-    for (const k of this.ctx.pods.indexKeys(IDX_PENDING, '')) this.loop.enqueue(k);
+  /**
+   * Another attempt for every pod waiting for a node, but those assumed on one (waiting in PreBind
+   * for their claims: kube-scheduler's binding cycle), which their claims' events bring back, unless
+   * `assumedToo` (their node is gone).
+   */
+  private enqueuePending(assumedToo = false): void {
+    for (const k of this.ctx.pods.indexKeys(IDX_PENDING, '')) if (assumedToo || this.cache.assumedOn(k) === undefined) this.loop.enqueue(k);
   }
 
   private sync(key: string): SyncResult | void {
@@ -241,31 +293,71 @@ export class Scheduler {
     const state = new CycleState();
     const nodes = this.sortedNodes();
 
-    // NodeInfos are made for the nodes looked at only (above 100 nodes, not all are).
+    if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
+
+    // NodeInfos are made for the nodes looked at only (above 100 nodes, not all are). Pods
+    // nominated to a node (waiting for their victims to go) count there for pods of no higher
+    // priority (kube-scheduler runs the filters with and without them; Stowage only with).
     const infos: (NodeInfo | undefined)[] = new Array(nodes.length);
+    const assumedOn = this.cache.assumedOn(key);
     const infoAt = (i: number): NodeInfo => {
       let info = infos[i];
       if (info === undefined) {
         const n = nodes[i] as Node;
-        infos[i] = info = new NodeInfo(n, this.cache.node(n.metadata.name ?? ''), key);
+        const name = n.metadata.name ?? '';
+        const extra = this.nominated.size === 0 ? [] : this.nominatedFor(name, pod, key);
+        if (name === assumedOn || extra.length > 0) {
+          info = new NodeInfo(n, this.cache.node(name), key);
+          if (extra.length > 0) info = new NodeInfo(n, [...info.pods, ...extra]);
+        } else {
+          const last = this.infoSlots[i];
+          if (last !== undefined && last.node === n) info = last.info;
+          else this.infoSlots[i] = { node: n, info: (info = new NodeInfo(n, this.cache.node(name))) };
+        }
+        infos[i] = info;
       }
       return info;
     };
     writeSnapshot(state, new CacheSnapshot(nodes, infoAt, this.cache, (name) => this.ctx.nodes.get(name), key));
+    const handle: PostFilterHandle = {
+      numNodes: nodes.length,
+      nodeInfos: () => nodes.map((_, i) => infoAt(i)),
+      runFilter: (s, p, n) => fw.runFilter(s, p, n),
+    };
 
     const pre = fw.runPreFilter(state, pod);
     if (pre.code === 'Error') throw new Error(`${pre.plugin ?? 'PreFilter'}: ${pre.reasons.join(', ')}`);
-    if (pre.code !== 'Success') return this.unschedulable(pod, fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')));
-    if (nodes.length === 0) return this.unschedulable(pod, 'no nodes available to schedule pods');
-    const start = this.nextStartNodeIndex % nodes.length;
-    let result = this.filter(fw, state, pod, nodes.length, infoAt, start);
-    if (result.feasible.length === 0 && fw.runPostFilter(state, pod, result.statuses)) result = this.filter(fw, state, pod, nodes.length, infoAt, start);
-    this.nextStartNodeIndex = (start + result.processed) % nodes.length;
-    // A plugin could not decide yet (a capacity figure still being asked for): decide once it can.
-    if (state.retryAfterMs !== undefined) return { requeueAfterMs: state.retryAfterMs };
-    if (result.feasible.length === 0) return this.unschedulable(pod, fitErrorMessage(nodes.length, reasonCounts(result.statuses.values())));
+    if (pre.code !== 'Success') {
+      // Every node has the PreFilter's status; PostFilter (preemption) runs all the same.
+      const statuses = new Map<string, Status>(nodes.map((n) => [n.metadata.name ?? '', pre]));
+      const post = fw.runPostFilter(state, pod, statuses, handle);
+      return this.unschedulable(pod, withPostFilter(fitErrorMessage(nodes.length, new Map(), pre.reasons.join(', ')), post), post.nominatedNodeName);
+    }
 
-    const chosen = this.pick(fw, state, pod, result.feasible);
+    // The node the pod is assumed on (waiting in PreBind: its claims point there), else its
+    // nominated node, first: if it passes, it is the node (kube-scheduler's evaluateNominatedNode).
+    let chosen: NodeInfo | undefined;
+    const firstNode = this.cache.assumedOn(key) ?? pod.status?.nominatedNodeName;
+    const firstIndex = firstNode ? (this.nodeIndex.get(firstNode) ?? -1) : -1;
+    if (firstIndex >= 0 && nodes[firstIndex]?.metadata.name === firstNode && fw.runFilter(state, pod, infoAt(firstIndex)).code === 'Success' && state.retryAfterMs === undefined) chosen = infoAt(firstIndex);
+
+    if (chosen === undefined) {
+      const start = this.nextStartNodeIndex % nodes.length;
+      let result = this.filter(fw, state, pod, nodes.length, infoAt, start);
+      let post: PostFilterOutcome | undefined;
+      if (result.feasible.length === 0 && state.retryAfterMs === undefined) {
+        post = fw.runPostFilter(state, pod, result.statuses, handle);
+        if (post.filterAgain) {
+          result = this.filter(fw, state, pod, nodes.length, infoAt, start);
+          post = result.feasible.length === 0 && state.retryAfterMs === undefined ? fw.runPostFilter(state, pod, result.statuses, handle) : undefined;
+        }
+      }
+      this.nextStartNodeIndex = (start + result.processed) % nodes.length;
+      // A plugin could not decide yet (a capacity figure still being asked for): decide once it can.
+      if (state.retryAfterMs !== undefined) return { requeueAfterMs: state.retryAfterMs };
+      if (result.feasible.length === 0) return this.unschedulable(pod, withPostFilter(fitErrorMessage(nodes.length, reasonCounts(result.statuses.values())), post), post?.nominatedNodeName);
+      chosen = this.pick(fw, state, pod, result.feasible);
+    }
     const nodeName = chosen.name;
 
     // Reserve: counted on the node from now on, until bound or given up.
@@ -342,15 +434,16 @@ export class Scheduler {
     return feasible[best] as NodeInfo;
   }
 
-  /** PodScheduled=False (reason Unschedulable) and a FailedScheduling event. */
-  private unschedulable(pod: Pod, message: string): SyncResult | void {
+  /** PodScheduled=False (reason Unschedulable), a FailedScheduling event, and the nomination PostFilter asked for. */
+  private unschedulable(pod: Pod, message: string, nominatedNodeName?: string): SyncResult | void {
     const key = keyOf(pod);
     this.cache.forget(key);
     this.recorderOf(this.profileFor(pod)).event(pod, 'Warning', 'FailedScheduling', message);
     this.log.debug({ pod: key, message }, 'unschedulable');
     const conditions = pod.status?.conditions ?? [];
     const current = conditions.find((c) => c.type === 'PodScheduled');
-    if (current?.status === 'False' && current.reason === 'Unschedulable' && current.message === message) return;
+    const nominate = nominatedNodeName !== undefined && nominatedNodeName !== (pod.status?.nominatedNodeName ?? '');
+    if (current?.status === 'False' && current.reason === 'Unschedulable' && current.message === message && !nominate) return;
     const condition = {
       type: 'PodScheduled',
       status: 'False',
@@ -358,14 +451,23 @@ export class Scheduler {
       message,
       lastTransitionTime: current?.status === 'False' ? (current.lastTransitionTime ?? rfc3339()) : rfc3339(),
     };
-    this.ctx.store.update({ ...pod, status: { ...pod.status, conditions: [...conditions.filter((c) => c.type !== 'PodScheduled'), condition] } }, { subresource: 'status' });
+    const { nominatedNodeName: _was, ...rest } = pod.status ?? {};
+    const status = nominatedNodeName === undefined ? { ...pod.status } : nominatedNodeName === '' ? rest : { ...rest, nominatedNodeName };
+    const updated = this.ctx.store.update({ ...pod, status: { ...status, conditions: [...conditions.filter((c) => c.type !== 'PodScheduled'), condition] } }, { subresource: 'status' }) as Pod;
+    // The nominator knows at once (the informer's event follows).
+    if (nominate) this.nominate(key, updated);
   }
+}
+
+/** FitError's text with the PostFilter plugins' message after it (" preemption: …"). */
+function withPostFilter(message: string, post: PostFilterOutcome | undefined): string {
+  return post === undefined || post.message === '' ? message : `${message} ${post.message}`;
 }
 
 /** kube-scheduler (registry.ts). */
 export const SCHEDULER: ControllerDescriptor = {
   name: 'scheduler',
-  description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes, pod affinity, topology spread), selected-node for WaitForFirstConsumer claims',
+  description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes, pod affinity, topology spread, preemption), priority order, selected-node for WaitForFirstConsumer claims',
   init(ctx) {
     const s = new Scheduler({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder(DEFAULT_SCHEDULER_NAME), recorderFor: (name) => ctx.events.recorder(name), logger: ctx.logger, ...ctx.backoff });
     return { loops: [s.loop], start: () => s.start(), stop: () => s.stop() };

@@ -4,6 +4,9 @@
 // 23 MiB .. 1000 MiB per container, is scaled to 0..100. An image named without a tag is ":latest".
 // Stowage's node agents do not report images yet, so today every node scores 0 unless its Node
 // object lists them (hand-written or hollow nodes).
+//
+// How many nodes hold each image is kept from the node informer's events (kube-scheduler keeps it
+// in its cache's imageStates), so PreScore does not walk every node for every pod.
 import type { Node, Pod } from '../../api/types/core.js';
 import { type CycleState, MAX_NODE_SCORE, type PreScorePlugin, type ScorePlugin, SKIP, SUCCESS, type Status } from '../framework.js';
 import type { NodeInfo } from '../node-info.js';
@@ -46,22 +49,60 @@ interface Spread {
   totalNodes: number;
 }
 
+/** image → how many nodes hold it, kept up to date from node events. */
+class ImageCounts {
+  readonly counts = new Map<string, number>();
+
+  change(node: Node, by: 1 | -1): void {
+    for (const img of nodeImages(node).keys()) {
+      const n = (this.counts.get(img) ?? 0) + by;
+      if (n > 0) this.counts.set(img, n);
+      else this.counts.delete(img);
+    }
+  }
+}
+
 export class ImageLocality implements PreScorePlugin, ScorePlugin {
   readonly name = 'ImageLocality';
-  constructor(private readonly ctx: PluginContext) {}
+  /** Undefined when the context has no informer events to follow (tests): counted per pod then. */
+  private readonly images: ImageCounts | undefined;
+
+  constructor(private readonly ctx: PluginContext) {
+    if (typeof ctx.nodes.addEventHandler !== 'function') return;
+    const images = (this.images = new ImageCounts());
+    ctx.nodes.addEventHandler({
+      add: (n) => images.change(n, 1),
+      update: (old, n) => {
+        if (old === n) return;
+        images.change(old, -1);
+        images.change(n, 1);
+      },
+      delete: (n) => images.change(n, -1),
+    });
+  }
 
   preScore(state: CycleState, pod: Pod): Status {
     const images = [...(pod.spec.initContainers ?? []), ...pod.spec.containers].map((c) => normalizedImageName(c.image ?? ''));
-    const nodes = this.ctx.nodes.list();
-    const unique = [...new Set(images)];
     const nodesWith = new Map<string, number>();
-    for (const n of nodes) {
-      const held = nodeImages(n);
-      if (held.size === 0) continue;
-      for (const img of unique) if (held.has(img)) nodesWith.set(img, (nodesWith.get(img) ?? 0) + 1);
+    let totalNodes: number;
+    if (this.images !== undefined) {
+      for (const img of images) {
+        const n = this.images.counts.get(img);
+        if (n !== undefined) nodesWith.set(img, n);
+      }
+      totalNodes = this.ctx.nodes.size;
+    } else {
+      const nodes = this.ctx.nodes.list();
+      const unique = [...new Set(images)];
+      for (const n of nodes) {
+        const held = nodeImages(n);
+        if (held.size === 0) continue;
+        for (const img of unique) if (held.has(img)) nodesWith.set(img, (nodesWith.get(img) ?? 0) + 1);
+      }
+      totalNodes = nodes.length;
     }
     if (nodesWith.size === 0) return SKIP; // no node holds any of them: every node would score 0
-    state.write(STATE_KEY, { images, nodesWith, totalNodes: nodes.length } satisfies Spread);
+    state.write(STATE_KEY, { images, nodesWith, totalNodes } satisfies Spread);
     return SUCCESS;
   }
 

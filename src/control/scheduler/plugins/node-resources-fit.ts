@@ -39,6 +39,15 @@ export function fitShortfalls(request: Resources, node: NodeInfo): Shortfall[] {
   if (alloc.pods !== undefined && node.podCount + 1 > alloc.pods) out.push({ reason: REASON_TOO_MANY_PODS, unresolvable: false });
   if (isZero(request)) return out;
   const used = node.requested;
+  // The common case first, without allocations: everything fits.
+  if (
+    out.length === 0 &&
+    request.scalar.size === 0 &&
+    !(request.milliCPU > 0 && alloc.milliCPU !== undefined && request.milliCPU > alloc.milliCPU - used.milliCPU) &&
+    !(request.memory > 0 && alloc.memory !== undefined && request.memory > alloc.memory - used.memory) &&
+    !(request.ephemeralStorage > 0 && alloc.ephemeralStorage !== undefined && request.ephemeralStorage > alloc.ephemeralStorage - used.ephemeralStorage)
+  )
+    return out;
   const check = (name: string, want: number, have: number | undefined, inUse: number): void => {
     if (want > 0 && have !== undefined && want > have - inUse) out.push({ reason: insufficient(name), unresolvable: want > have });
   };

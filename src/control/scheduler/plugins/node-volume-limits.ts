@@ -3,12 +3,13 @@
 // unique handle (a claim still to be provisioned by its uid), over the pods bound or assumed there.
 import type { Pod } from '../../api/types/core.js';
 import { keyOf } from '../../controllers/informer.js';
-import { type ClaimPlan, podClaimNames, podClaims, planClaim } from '../claims.js';
+import { type ClaimPlan, podClaimNames, podClaimPlans, planClaim } from '../claims.js';
 import { type CycleState, type FilterPlugin, SUCCESS, type Status, unschedulable } from '../framework.js';
 import type { NodeInfo } from '../node-info.js';
 import type { PluginContext } from '../plugin-context.js';
 
 export const REASON_MAX_VOLUME_COUNT = 'node(s) exceed max volume count';
+const STATE_WANTED = 'NodeVolumeLimits/wanted';
 
 /** Adds a claim's volume (driver → unique ids) to a tally. */
 export function addVolume(tally: Map<string, Set<string>>, plan: ClaimPlan): void {
@@ -32,15 +33,25 @@ export class NodeVolumeLimits implements FilterPlugin {
   readonly name = 'NodeVolumeLimits';
   constructor(private readonly ctx: PluginContext) {}
 
-  filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
-    const wanted = new Map<string, Set<string>>();
-    for (const c of podClaims(this.ctx, state, pod)) {
-      if (c.pvc === undefined) continue;
-      const plan = planClaim(this.ctx, c.pvc);
+  /** The pod's new volumes per driver, the same for every node: worked out once per attempt. */
+  private wanted(state: CycleState, pod: Pod): Map<string, Set<string>> {
+    let wanted = state.read<Map<string, Set<string>>>(STATE_WANTED);
+    if (wanted !== undefined) return wanted;
+    wanted = new Map();
+    for (const { plan } of podClaimPlans(this.ctx, state, pod)) {
       // A claim no node can use is VolumeBinding's to report.
-      if (typeof plan === 'string') return SUCCESS;
+      if (typeof plan === 'string') {
+        wanted.clear();
+        break;
+      }
       addVolume(wanted, plan);
     }
+    state.write(STATE_WANTED, wanted);
+    return wanted;
+  }
+
+  filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
+    const wanted = this.wanted(state, pod);
     if (wanted.size === 0) return SUCCESS;
     const limits = new Map<string, number>();
     for (const driver of wanted.keys()) {

@@ -8,6 +8,7 @@
 //               CSINode, the class's allowedTopologies matched and, for a driver whose CSIDriver
 //               sets storageCapacity, the driver's GetCapacity for the node admitting the claim's
 //               size (storage-capacity.ts: what CSIStorageCapacity objects tell kube-scheduler).
+//               Every refusal is UnschedulableAndUnresolvable, as upstream: preemption cannot help.
 //   PostFilter  no node fits: a claim's selected node that is gone and nodes that gave a claim up
 //               stop being avoided, and the nodes are filtered again.
 //   Permit      if only nodes that gave a claim up fit, the pod goes back after a backoff.
@@ -40,7 +41,7 @@ import {
   volumeFitsNode,
   volumeSatisfiesClaim,
 } from '../../controllers/volume-util.js';
-import { IDX_PENDING_BY_CLAIM, IDX_PV_AVAILABLE_BY_CLASS, podClaims, planClaim, REASON_BIND_CONFLICT } from '../claims.js';
+import { type ClaimPlan, IDX_PENDING_BY_CLAIM, IDX_PV_AVAILABLE_BY_CLASS, podClaimPlans, podClaims, REASON_BIND_CONFLICT } from '../claims.js';
 import {
   type CycleState,
   type FilterPlugin,
@@ -157,14 +158,9 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterP
     const { moving, avoidFailures } = state.read<BindingState>(STATE_KEY) ?? { moving: new Set(), avoidFailures: true };
     const node = info.node;
     const nodeName = info.name;
-    const plans = [];
-    for (const c of podClaims(this.ctx, state, pod)) {
-      if (c.pvc === undefined) continue;
-      const plan = planClaim(this.ctx, c.pvc);
-      if (typeof plan === 'string') return unresolvable(plan);
-      plans.push({ name: c.name, plan });
-    }
-    for (const { name, plan } of plans) {
+    const plans = podClaimPlans(this.ctx, state, pod);
+    for (const { plan } of plans) if (typeof plan === 'string') return unresolvable(plan);
+    for (const { name, plan } of plans as { name: string; plan: ClaimPlan }[]) {
       if (plan.kind === 'bound') {
         if (!volumeFitsNode(plan.pv, nodeName, node.metadata.labels)) return unresolvable(REASON_VOLUME_NODE_CONFLICT);
         continue;
@@ -177,15 +173,15 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterP
       }
       const selected = annotation(pvc, ANN_SELECTED_NODE);
       if (selected !== undefined && !moving.has(name)) {
-        if (selected !== nodeName) return unschedulable(REASON_BIND_CONFLICT);
+        if (selected !== nodeName) return unresolvable(REASON_BIND_CONFLICT);
         continue;
       }
-      if (avoidFailures && this.failedOn(pvc, nodeName)) return unschedulable(REASON_BIND_CONFLICT);
+      if (avoidFailures && this.failedOn(pvc, nodeName)) return unresolvable(REASON_BIND_CONFLICT);
       // A local snapshot or volume is restored or cloned only on the node that holds it.
       const sourceNode = dataSourceNode(pvc, sc.provisioner, this.ctx.registry, this.ctx.store);
       if (sourceNode !== undefined && sourceNode !== nodeName) return unresolvable(REASON_DATA_SOURCE_NODE);
       const why = this.claimFitsNode(state, pvc, sc, node);
-      if (why !== undefined) return unschedulable(why);
+      if (why !== undefined) return unresolvable(why);
     }
     return SUCCESS;
   }

@@ -1,0 +1,192 @@
+// DefaultPreemption, kube-scheduler's PostFilter: when no node takes a pod, find the nodes where
+// removing pods of lower priority would make it fit, pick one, evict those pods ("victims") and
+// nominate the node in the pod's status.nominatedNodeName. The pod is tried again when the victims
+// are gone (their deletion requeues it) and is bound then; meanwhile the scheduler counts it on the
+// nominated node for every pod of lower priority, so they do not take the room back.
+//
+// As upstream:
+// - Not for pods with preemptionPolicy Never ("not eligible due to preemptionPolicy=Never."), nor
+//   while a victim of an earlier preemption is still terminating on the pod's nominated node.
+// - Only nodes whose Filter status was Unschedulable are looked at (UnschedulableAndUnresolvable:
+//   removing pods cannot help); at least 100 candidates, or 10% of the nodes, are sought.
+// - Victims on a node (SelectVictimsOnNode): remove every pod of lower priority; if the pod still
+//   does not fit, the node is no candidate (its Filter status says why); else add them back, most
+//   important first (higher priority, then earlier start), keeping out only those without which it
+//   no longer fits.
+// - The node (pickOneNodeForPreemption): fewest PodDisruptionBudget violations, then the lowest
+//   highest-victim priority, the smallest sum of priorities, the fewest victims, the latest start
+//   among the highest-priority victims; then the first in node order (upstream: map order).
+// - Each victim gets the DisruptionTarget=True condition (reason PreemptionByScheduler, "<scheduler>:
+//   preempting to accommodate a higher priority pod"), is deleted gracefully, and gets the event
+//   Normal Preempted "Preempted by pod <uid> on node <node>". Pods of lower priority nominated to
+//   the node lose their nomination.
+// - Nothing to do: "preemption: 0/N nodes are available: N No preemption victims found for incoming
+//   pod." (FitError over the nodes' dry-run statuses; nodes not tried count as "Preemption is not
+//   helpful for scheduling"), and the pod's nomination is cleared.
+//
+// Stowage does not serve policy/v1 PodDisruptionBudgets yet, so every victim counts as violating
+// none. Victims are pods bound to the node (pods only assumed there, waiting in PreBind, are not
+// evicted: they have no node yet to be evicted from). Candidates are tried from the first node.
+import { rfc3339 } from '../../api/time.js';
+import type { Pod } from '../../api/types/core.js';
+import { fitErrorMessage, reasonCounts } from '../fit-error.js';
+import { type CycleState, type PostFilterHandle, type PostFilterPlugin, type PostFilterResult, SUCCESS, type Status, unresolvable, unschedulable } from '../framework.js';
+import { NodeInfo } from '../node-info.js';
+import type { PluginContext } from '../plugin-context.js';
+import { moreImportantPod, podPriority, podStartMs, preemptsOthers } from '../pod-priority.js';
+
+export const MSG_NOT_ELIGIBLE_NEVER = 'not eligible due to preemptionPolicy=Never.';
+export const MSG_NOT_ELIGIBLE_TERMINATING = 'not eligible due to a terminating pod on the nominated node.';
+export const MSG_NO_VICTIMS = 'No preemption victims found for incoming pod';
+export const MSG_NOT_HELPFUL = 'Preemption is not helpful for scheduling';
+export const REASON_PREEMPTION_BY_SCHEDULER = 'PreemptionByScheduler';
+
+/** A node where the pod fits once these pods (most important first) are gone. */
+export interface Candidate {
+  readonly node: string;
+  readonly victims: readonly Pod[];
+  readonly numPDBViolations: number;
+}
+
+/** The pods on the node this pod may preempt: bound there, of lower priority. */
+function preemptible(pod: Pod, on: Pod): boolean {
+  return !!on.spec?.nodeName && podPriority(on) < podPriority(pod);
+}
+
+/**
+ * SelectVictimsOnNode: the fewest most-important-kept victims that let the pod pass `fits` on the
+ * node, or the status that rules the node out.
+ */
+export function selectVictimsOnNode(pod: Pod, node: NodeInfo, fits: (node: NodeInfo) => Status): { victims: Pod[]; status: Status } {
+  const kept: Pod[] = [];
+  const potential: Pod[] = [];
+  for (const p of node.pods) (preemptible(pod, p) ? potential : kept).push(p);
+  if (potential.length === 0) return { victims: [], status: unresolvable(MSG_NO_VICTIMS) };
+  const without = fits(new NodeInfo(node.node, kept));
+  if (without.code !== 'Success') return { victims: [], status: without };
+  potential.sort((a, b) => (moreImportantPod(a, b) ? -1 : moreImportantPod(b, a) ? 1 : 0));
+  const victims: Pod[] = [];
+  for (const p of potential) {
+    kept.push(p);
+    if (fits(new NodeInfo(node.node, kept)).code !== 'Success') {
+      kept.pop();
+      victims.push(p);
+    }
+  }
+  return { victims, status: SUCCESS };
+}
+
+/** The earliest start among the highest-priority victims (util.GetEarliestPodStartTime). */
+function earliestStartOfHighest(victims: readonly Pod[]): number {
+  const top = podPriority(victims[0] as Pod);
+  let earliest = Number.POSITIVE_INFINITY;
+  for (const v of victims) if (podPriority(v) === top) earliest = Math.min(earliest, podStartMs(v));
+  return earliest;
+}
+
+/** pickOneNodeForPreemption: upstream's criteria in order, each keeping the best-scoring nodes. */
+export function pickOneNodeForPreemption(candidates: readonly Candidate[]): Candidate | undefined {
+  const criteria: ((c: Candidate) => number)[] = [
+    (c) => -c.numPDBViolations,
+    (c) => -podPriority(c.victims[0] as Pod),
+    // Upstream adds MaxInt32+1 to each priority so that negative ones do not favour more victims.
+    (c) => -c.victims.reduce((sum, v) => sum + podPriority(v) + 2 ** 31, 0),
+    (c) => -c.victims.length,
+    (c) => earliestStartOfHighest(c.victims),
+  ];
+  let left = candidates.filter((c) => c.victims.length > 0);
+  for (const score of criteria) {
+    if (left.length <= 1) break;
+    const scores = left.map(score);
+    const best = Math.max(...scores);
+    left = left.filter((_, i) => scores[i] === best);
+  }
+  return left[0];
+}
+
+/** kube-scheduler's GetOffsetAndNumCandidates (the count): 10% of the nodes, at least 100. */
+export function numCandidates(numNodes: number): number {
+  return Math.min(numNodes, Math.max(100, Math.trunc((numNodes * 10) / 100)));
+}
+
+function terminatingByPreemption(pod: Pod): boolean {
+  return !!pod.metadata.deletionTimestamp && (pod.status?.conditions ?? []).some((c) => c.type === 'DisruptionTarget' && c.status === 'True' && c.reason === REASON_PREEMPTION_BY_SCHEDULER);
+}
+
+export class DefaultPreemption implements PostFilterPlugin {
+  readonly name = 'DefaultPreemption';
+  constructor(private readonly ctx: PluginContext) {}
+
+  postFilter(state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>, handle: PostFilterHandle): PostFilterResult {
+    const result = this.preempt(state, pod, statuses, handle);
+    const msg = result.status.reasons.join(', ');
+    return msg === '' ? result : { ...result, status: { code: result.status.code, reasons: [`preemption: ${msg}`] } };
+  }
+
+  private preempt(state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>, handle: PostFilterHandle): PostFilterResult {
+    // 1. PodEligibleToPreemptOthers.
+    if (!preemptsOthers(pod)) return { status: unschedulable(MSG_NOT_ELIGIBLE_NEVER) };
+    const infos = handle.nodeInfos();
+    const nominated = pod.status?.nominatedNodeName;
+    if (nominated && statuses.get(nominated)?.code !== 'UnschedulableAndUnresolvable') {
+      const info = infos.find((n) => n.name === nominated);
+      const priority = podPriority(pod);
+      if (info?.pods.some((p) => podPriority(p) < priority && terminatingByPreemption(p))) return { status: unschedulable(MSG_NOT_ELIGIBLE_TERMINATING) };
+    }
+
+    // 2. Candidates: the nodes where removing pods could help, dry-run.
+    const potential = infos.filter((n) => statuses.get(n.name)?.code === 'Unschedulable');
+    const dryRun = new Map<string, Status>();
+    const candidates: Candidate[] = [];
+    const wanted = numCandidates(potential.length);
+    for (const node of potential) {
+      if (candidates.length >= wanted) break;
+      const { victims, status } = selectVictimsOnNode(pod, node, (n) => handle.runFilter(state, pod, n));
+      if (status.code === 'Success') candidates.push({ node: node.name, victims, numPDBViolations: 0 });
+      else dryRun.set(node.name, status);
+    }
+    if (candidates.length === 0) {
+      const all = infos.map((n) => dryRun.get(n.name) ?? unresolvable(MSG_NOT_HELPFUL));
+      return { status: unschedulable(fitErrorMessage(handle.numNodes, reasonCounts(all))), nominatedNodeName: '' };
+    }
+
+    // 3. The node, and the evictions.
+    const best = pickOneNodeForPreemption(candidates) as Candidate;
+    for (const victim of best.victims) this.evict(pod, victim, best.node);
+    const priority = podPriority(pod);
+    for (const other of this.ctx.nominatedOn(best.node)) {
+      if (other.metadata.uid !== pod.metadata.uid && podPriority(other) < priority) this.clearNomination(other);
+    }
+    return { status: SUCCESS, nominatedNodeName: best.node };
+  }
+
+  /** DisruptionTarget, a graceful delete, the Preempted event. */
+  private evict(preemptor: Pod, victim: Pod, nodeName: string): void {
+    const store = this.ctx.store;
+    const ns = victim.metadata.namespace ?? 'default';
+    const name = victim.metadata.name ?? '';
+    const current = store.get('pods', ns, name) as Pod | undefined;
+    if (current === undefined || current.metadata.uid !== victim.metadata.uid) return;
+    const conditions = current.status?.conditions ?? [];
+    if (!conditions.some((c) => c.type === 'DisruptionTarget' && c.status === 'True' && c.reason === REASON_PREEMPTION_BY_SCHEDULER)) {
+      const condition = {
+        type: 'DisruptionTarget',
+        status: 'True',
+        reason: REASON_PREEMPTION_BY_SCHEDULER,
+        message: `${preemptor.spec?.schedulerName || 'default-scheduler'}: preempting to accommodate a higher priority pod`,
+        lastTransitionTime: rfc3339(),
+      };
+      store.update({ ...current, status: { ...current.status, conditions: [...conditions.filter((c) => c.type !== 'DisruptionTarget'), condition] } }, { subresource: 'status' });
+    }
+    if (!current.metadata.deletionTimestamp) store.delete('pods', ns, name, { preconditions: { uid: current.metadata.uid ?? '' } });
+    this.ctx.recorder.event(current, 'Normal', 'Preempted', `Preempted by pod ${preemptor.metadata.uid ?? ''} on node ${nodeName}`);
+    this.ctx.logger.info({ preemptor: `${preemptor.metadata.namespace}/${preemptor.metadata.name}`, victim: `${ns}/${name}`, node: nodeName }, 'preempted');
+  }
+
+  private clearNomination(pod: Pod): void {
+    const current = this.ctx.store.get('pods', pod.metadata.namespace, pod.metadata.name ?? '') as Pod | undefined;
+    if (current?.status?.nominatedNodeName === undefined) return;
+    const { nominatedNodeName: _, ...status } = current.status;
+    this.ctx.store.update({ ...current, status }, { subresource: 'status' });
+  }
+}
