@@ -74,9 +74,9 @@ export function CephPools(props: { api: Api }) {
             const pct = (n: number): string => `${((100 * n) / total).toFixed(2)}%`;
             const pool = p.pool || `(data pool of ${p.filesystem ?? '?'})`;
             return (
-              <tr key={`${p.clusterID}|${p.pool}|${p.filesystem ?? ''}`} data-pool={p.pool}>
-                <td>{p.clusterID}</td>
-                <td>
+              <tr key={`${p.clusterID}|${p.pool}|${p.filesystem ?? ''}`} data-cluster={p.clusterID} data-pool={p.pool}>
+                <td class="wrap">{p.clusterID}</td>
+                <td class="wrap">
                   {pool}
                   {p.filesystem !== undefined && p.pool !== '' && <span class="muted"> ({p.filesystem})</span>}
                   {p.error !== undefined && <div class="error">{p.error}</div>}
