@@ -227,6 +227,29 @@ describe('GET /ui/api/ceph-pools on the API server', () => {
     assert.equal(calls, 1, 'the second request within the cache time is answered from it');
   });
 
+  it('requests while the cluster is being asked share that one question', async () => {
+    let asked = 0;
+    let answer: (s: ClusterStats) => void = () => undefined;
+    const slow: CephStatsSource = () => {
+      asked++;
+      return new Promise((resolve) => (answer = resolve));
+    };
+    const pools = new CephPools(store, new ClusterConfig([{ clusterID: 'c1', monitors: ['10.0.0.1:6789'] }]), slow, 0);
+    const first = pools.list();
+    await new Promise((r) => setTimeout(r, 10));
+    const second = pools.list();
+    await new Promise((r) => setTimeout(r, 20));
+    answer(DF);
+    assert.deepEqual(await first, await second);
+    assert.equal(asked, 1);
+    await new Promise((r) => setTimeout(r, 5));
+    const third = pools.list();
+    await new Promise((r) => setTimeout(r, 5));
+    answer(DF);
+    await third;
+    assert.equal(asked, 2, 'past the cache time, the cluster is asked again');
+  });
+
   it('401 without a token; 405 for a write', async () => {
     assert.equal((await call(server, 'GET', '/ui/api/ceph-pools')).status, 401);
     assert.equal((await call(server, 'POST', '/ui/api/ceph-pools', admin, {})).status, 405);

@@ -248,7 +248,8 @@ export function radosStatsSource(connections: Connections): CephStatsSource {
 
 /** The endpoint's state in `up`: the cluster list it follows, the connections, the cached answer. */
 export class CephPools {
-  private cached: { at: number; list: Promise<CephPoolList> } | undefined;
+  /** at: when the answer came (undefined while it is being read: callers share that one). */
+  private cached: { at: number | undefined; list: Promise<CephPoolList> } | undefined;
 
   constructor(
     private readonly store: Store,
@@ -270,8 +271,8 @@ export class CephPools {
   }
 
   list(): Promise<CephPoolList> {
-    const now = Date.now();
-    if (this.cached === undefined || now - this.cached.at > this.ttlMs) {
+    const at = this.cached?.at;
+    if (this.cached === undefined || (at !== undefined && Date.now() - at > this.ttlMs)) {
       const view: CephView = {
         storageClasses: this.store.list('storageclasses').items,
         persistentVolumes: this.store.list('persistentvolumes').items,
@@ -282,8 +283,12 @@ export class CephPools {
         monitors: (clusterID) => this.config.get(clusterID)?.monitors,
       };
       const list = cephPoolReport(view, this.source).then((items): CephPoolList => ({ kind: 'CephPoolList', readAt: new Date().toISOString(), items }));
-      this.cached = { at: now, list };
-      list.catch(() => (this.cached = undefined));
+      const entry: { at: number | undefined; list: Promise<CephPoolList> } = { at: undefined, list };
+      this.cached = entry;
+      list.then(
+        () => (entry.at = Date.now()),
+        () => this.cached === entry && (this.cached = undefined),
+      );
     }
     return this.cached.list;
   }
