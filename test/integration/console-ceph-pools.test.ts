@@ -3,8 +3,10 @@
 // csi-rbd-sc (for our driver and this cluster) and 1Gi claim rbd-pvc applied with the CLI, then
 // chromium signed in from `stowage ui`'s address. The capacity view's "Ceph pools" table shows the
 // rbd pool with its class, provisioned at least the claim's size and a non-zero free read from
-// Ceph; a class naming a cluster the config does not list is a row saying so; a pool name with
-// markup is shown as text. No key in what the endpoint answers. Screenshots to test-artifacts/ui/.
+// Ceph; a cephfs class's row is its filesystem's data pool (`fs dump`); a class naming a cluster
+// the config does not list is a row saying so; a pool name with markup is shown as text. No key
+// in what the endpoint answers. Deleting the claim brings provisioned back to 0. Screenshots to
+// test-artifacts/ui/.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -63,7 +65,33 @@ spec:
   return [secret, storageClass('csi-rbd-sc', ceph.info.clusterID, ceph.info.pool), pvc].join('---\n');
 }
 
+/** A cephfs class with its provisioner Secret (adminID/adminKey), naming the dev cluster's filesystem. */
+function cephfsClass(): string {
+  return `apiVersion: v1
+kind: Secret
+metadata:
+  name: csi-cephfs-secret
+  namespace: default
+stringData:
+  adminID: ${ceph.info.userID}
+  adminKey: ${ceph.info.userKey}
+---
+apiVersion: storage.k8s.io/v1
+kind: StorageClass
+metadata:
+  name: cephfs-sc
+provisioner: cephfs.csi.stowage.dev
+parameters:
+  clusterID: ${JSON.stringify(ceph.info.clusterID)}
+  fsName: ${ceph.info.fsName}
+  csi.storage.k8s.io/provisioner-secret-name: csi-cephfs-secret
+  csi.storage.k8s.io/provisioner-secret-namespace: default
+reclaimPolicy: Delete
+`;
+}
+
 interface Row {
+  filesystem?: string;
   clusterID: string;
   pool: string;
   storageClasses: string[];
@@ -105,6 +133,9 @@ describe('the console shows capacity per Ceph pool (stowage up --backend rbd)', 
     await up.ok('apply', '-f', join(up.dir, 'seed-000.yaml'));
     await writeFile(join(up.dir, 'others.yaml'), [storageClass('csi-rbd-elsewhere', 'not-in-config', 'rbd'), storageClass('csi-rbd-odd', ceph.info.clusterID, XSS)].join('---\n'));
     await up.ok('apply', '-f', join(up.dir, 'others.yaml'));
+    // A CephFS class on the same cluster (no claim): its row is the filesystem's data pool, from `fs dump`.
+    await writeFile(join(up.dir, 'cephfs.yaml'), cephfsClass());
+    await up.ok('apply', '-f', join(up.dir, 'cephfs.yaml'));
     await up.until('rbd-pvc to be Bound', async () => (await up.field('pvc', 'rbd-pvc', '.status.phase')) === 'Bound', 120_000);
 
     const consoleUrl = (await up.ok('ui')).trim();
@@ -134,6 +165,10 @@ describe('the console shows capacity per Ceph pool (stowage up --backend rbd)', 
     assert.ok(rbd.provisionedBytes >= GI, `provisioned ${rbd.provisionedBytes} ≥ the claim's 1Gi`);
     assert.ok((rbd.freeBytes ?? 0) > 0, `free ${rbd.freeBytes} > 0`);
     assert.equal(rbd.error, undefined);
+    const fs = rows.find((r) => r.filesystem === ceph.info.fsName);
+    assert.ok(fs, JSON.stringify(rows));
+    assert.deepEqual([fs.pool, fs.storageClasses, fs.provisionedBytes, fs.error], ['cephfs_data', ['cephfs-sc'], 0, undefined]);
+    assert.ok((fs.freeBytes ?? 0) > 0, `cephfs data pool free ${fs.freeBytes} > 0`);
     console.log(`ceph pool ${ceph.info.pool}: used ${rbd.usedBytes} B, provisioned ${rbd.provisionedBytes} B, free ${rbd.freeBytes} B`);
 
     // The page: the capacity view's Ceph pools table, with the pool's bar.
