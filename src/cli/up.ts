@@ -235,6 +235,7 @@ export async function runUp(flags: UpFlags, g: GlobalFlags): Promise<void> {
         listen: addresses,
         token,
         authorization,
+        ...(backend.kind === 'local' ? {} : { cephConfig: backend.cephConfig }),
         // Started below, once the nodes' drivers serve.
         controllers: { deferLoops: true, controllers, leaderElection: true, nodeMonitorGracePeriodMs: lifecycle.gracePeriodMs },
         store: { defaultTolerationSeconds: { notReady: lifecycle.notReady, unreachable: lifecycle.unreachable } },

@@ -12,6 +12,7 @@ import { nodeRoot, safeComponent } from './node/layout.js';
 import { containerDir, logFile } from './node/runtime/files.js';
 import type { PodLogLocator } from './server/pod-log.js';
 import { CsiCallJournal } from '../csi/call-journal.js';
+import { CephPools } from './server/ui-ceph-pools.js';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -36,6 +37,8 @@ export interface ControlPlaneOptions {
   controllers?: ControllerOptions;
   /** Tuning of the store (tests). */
   store?: StoreOptions;
+  /** The nodes run a Ceph backend with this cluster list: the console shows its pools' capacity. */
+  cephConfig?: string;
 }
 
 export interface ControlPlane {
@@ -81,6 +84,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const volumeStats = new VolumeStatsCache();
   const csiCalls = new CsiCallJournal();
   let controllers: Controllers | undefined;
+  let cephPools: CephPools | undefined;
   const infoPath = join(stateDir, SERVER_INFO_FILE);
   try {
     const listen = options.listen === undefined ? [defaultListen(stateDir)] : typeof options.listen === 'string' ? [options.listen] : [...options.listen];
@@ -99,6 +103,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         return undefined;
       }
     };
+    if (options.cephConfig !== undefined) cephPools = await CephPools.forConfigFile(store, options.cephConfig, log.child({ component: 'ceph-pools' }));
     for (const address of listen) {
       servers.push(
         await startApiServer({
@@ -110,6 +115,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           ...(options.authorization === undefined ? {} : { authorization: options.authorization }),
           metrics: (node) => volumeStats.render(node).then((text) => text ?? ''),
           csiCalls,
+          ...(cephPools === undefined ? {} : { cephPools }),
           podLogs,
           logger: log,
         }),
@@ -130,6 +136,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         await rm(infoPath, { force: true });
         await running.stop();
         await Promise.all(servers.map((s) => s.close()));
+        await cephPools?.stop();
         store.close();
         log.info({ stateDir }, 'control plane stopped');
       })());
@@ -143,6 +150,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   } catch (err) {
     await controllers?.stop().catch(() => undefined);
     await Promise.all(servers.map((s) => s.close().catch(() => undefined)));
+    await cephPools?.stop().catch(() => undefined);
     store.close();
     throw err;
   }

@@ -6,6 +6,7 @@ import { useEffect, useMemo, useState } from 'preact/hooks';
 import { Api, ApiFailure } from './api.js';
 import { Apply } from './apply.js';
 import { Capacity } from './capacity.js';
+import { CephPools } from './ceph-pools.js';
 import { Journey } from './journey.js';
 import { Pods } from './pods.js';
 import { initialToken, keepToken } from './session.js';
@@ -145,6 +146,7 @@ function Console(props: { api: Api; user: string; onLogout: () => void }) {
           </div>
         )}
         {view === 'capacity' && <Capacity api={api} volumes={lists.volumes} capacities={lists.capacities} />}
+        {view === 'capacity' && <CephPools api={api} />}
         {view === 'pods' && <Pods api={api} pods={lists.pods} events={lists.events} calls={calls} />}
         {view === 'apply' && <Apply api={api} text={yaml} onText={setYaml} />}
       </main>

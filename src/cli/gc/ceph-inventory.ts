@@ -9,6 +9,7 @@
 // dangling.
 import { DRIVER_NAMES } from '../../driver/defaults.js';
 import { ClusterConfig } from '../../driver/backends/ceph/cluster-config.js';
+import { credentialsOf } from '../../driver/backends/ceph/credentials.js';
 import { type JournalLayout, RECORD_KEY, SNAPSHOT_LAYOUT, VOLUME_LAYOUT } from '../../driver/backends/ceph/journal.js';
 import { type IoCtx, Rados } from '../../driver/backends/ceph/rados.js';
 import { decodeId } from '../../driver/backends/ceph/volume-id.js';
@@ -25,17 +26,6 @@ interface Place {
   /** rbd: the pool; cephfs: the filesystem. */
   name: string;
   secretRef: { name: string; namespace: string };
-}
-
-/** The credentials a class's provisioner Secret gives (rbd: userID/userKey; cephfs: adminID/adminKey, else the user's). */
-export function credentialsOf(driver: string, secret: Record<string, string>): { user: string; key: string } | undefined {
-  const pairs: [string, string][] = driver === DRIVER_NAMES.cephfs ? [['adminID', 'adminKey'], ['userID', 'userKey']] : [['userID', 'userKey']];
-  for (const [u, k] of pairs) {
-    const user = secret[u];
-    const key = secret[k];
-    if (user && key) return { user, key };
-  }
-  return undefined;
 }
 
 async function readJournal(io: IoCtx, layout: JournalLayout, where: string, secretRef: Place['secretRef']): Promise<BackendItem[]> {
@@ -126,3 +116,5 @@ export function cephLister(configFile: string): BackendLister {
     return { inventories, warnings };
   };
 }
+
+export { credentialsOf };

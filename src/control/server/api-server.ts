@@ -28,6 +28,7 @@ import { handleTokenRequest, tokenRequestTarget } from './token-request.js';
 import { WatchStreams } from './watch-stream.js';
 import type { CsiCallJournal } from '../../csi/call-journal.js';
 import { CSI_CALLS_PATH, csiCallsAttributes, isUiAssetPath, serveCsiCalls, serveUiAsset } from './ui-console.js';
+import { CEPH_POOLS_PATH, type CephPools, cephPoolsAttributes, serveCephPools } from './ui-ceph-pools.js';
 
 /** Where kubectl looks when it has no kubeconfig at all. */
 export const DEFAULT_LISTEN = 'http://127.0.0.1:8080';
@@ -53,6 +54,8 @@ export interface ApiServerOptions {
   podLogs?: PodLogLocator;
   /** The CSI calls the control plane made, for the web console (/ui/api/csi-calls); none: an empty list. */
   csiCalls?: CsiCallJournal;
+  /** The Ceph pools' capacity for the web console (/ui/api/ceph-pools); none (no Ceph backend): 404. */
+  cephPools?: CephPools;
   /** Where the web console's built assets are (default dist/ui/). */
   uiAssetsDir?: string;
 }
@@ -162,6 +165,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       const attributes = csiCallsAttributes();
       if (mode === 'RBAC' && !authorizer.allowed(user, attributes)) throw forbidden(user, attributes);
       serveCsiCalls(req, res, url.searchParams, options.csiCalls);
+      return;
+    }
+    if (url.pathname === CEPH_POOLS_PATH && options.cephPools !== undefined) {
+      user = actingUser(authenticate(req.headers.authorization) ?? throwUnauthorized(), req.headersDistinct, authorizer);
+      const attributes = cephPoolsAttributes();
+      if (mode === 'RBAC' && !authorizer.allowed(user, attributes)) throw forbidden(user, attributes);
+      await serveCephPools(req, res, options.cephPools);
       return;
     }
     if (!PUBLIC_PATHS.test(url.pathname)) {
