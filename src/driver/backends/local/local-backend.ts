@@ -394,6 +394,7 @@ export class LocalBackend implements Backend {
         const tmp = `${path}.tmp`;
         if (sourcePath) {
           await unlink(tmp).catch(() => undefined);
+          if (rec.source?.kind === 'volume') await this.flushImage(sourcePath, ctx);
           await reflinkCopy(sourcePath, tmp);
         } else {
           const fh = await open(tmp, 'w', 0o600);
@@ -457,6 +458,7 @@ export class LocalBackend implements Backend {
       } else {
         const tmp = `${to}.tmp`;
         await unlink(tmp).catch(ignoreMissing);
+        await this.flushImage(from, ctx);
         await reflinkCopy(from, tmp);
         await rename(tmp, to);
       }
@@ -684,6 +686,29 @@ export class LocalBackend implements Backend {
     if (storage === 'subvolume') return isSubvolumeMount(m, volume.id);
     const devices = await this.opts.loops.devicesFor(this.layout.volumePath(volume.id, storage)).catch(() => [] as string[]);
     return devices.some((d) => (volume.accessType === 'block' ? isDeviceBind(m, d) : m.source === d));
+  }
+
+  /**
+   * Before an image is copied (a snapshot, or a clone of a volume): what the volume's users wrote
+   * and the kernel still holds in memory is written into the image first, so the copy holds
+   * everything written before the call (as a subvolume snapshot does), not only what writeback
+   * happened to reach. A pod that wrote and even ran `sync` a moment ago may otherwise lose it in the
+   * copy. One syncfs(2) (`sync -f`) per filesystem mounted from the image's loop devices; a device
+   * used raw (a block volume) gets BLKFLSBUF (`blockdev --flushbufs`). A copy taken while writes go
+   * on is crash-consistent, as a kernel rbd snapshot is. An image attached nowhere needs nothing.
+   */
+  private async flushImage(imagePath: string, ctx: OpContext): Promise<void> {
+    const devices = await this.opts.loops.devicesFor(imagePath);
+    if (devices.length === 0) return;
+    const mounts = parseMountInfo(readMountInfo()).filter((m) => devices.includes(m.source));
+    const synced = new Set<string>();
+    for (const m of mounts) {
+      if (synced.has(m.majorMinor)) continue;
+      synced.add(m.majorMinor);
+      await this.opts.runner.run('sync', ['-f', m.mountPoint]);
+    }
+    for (const device of devices) if (!mounts.some((m) => m.source === device)) await this.opts.runner.run('blockdev', ['--flushbufs', device]);
+    ctx.log.debug({ image: imagePath, devices, filesystems: synced.size }, 'image flushed before its copy');
   }
 
   private async mountsOfSubvolume(id: string): Promise<MountEntry[]> {
