@@ -329,6 +329,9 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
     async GetCapacity(req) {
       requireCapability('GET_CAPACITY', 'GetCapacity');
+      // The default for a backend without figures of its own: not served.
+      const capacity = backend.capacity?.bind(backend);
+      if (!capacity) throw new UnimplementedError(`GetCapacity is not supported by the ${backend.kind} backend`);
       const caps = (req.volume_capabilities ?? []).map((c, i) => parseCapability(`volume_capabilities[${i}]`, c as WireCapability));
       if (caps.some((c) => backend.unsupportedCapability(c))) return { available_capacity: 0 };
       const parameters = requireStringMap('parameters', req.parameters);
@@ -339,7 +342,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         if (!Object.entries(segments).every(([k, v]) => mine[k] === v)) return { available_capacity: 0 };
       }
       // For the local backend: exactly what CreateVolume would admit now (see pool-capacity.ts).
-      const c = await backend.capacity();
+      const c = await capacity();
       return {
         available_capacity: c.availableBytes,
         maximum_volume_size: { value: Math.min(c.maximumVolumeSize, c.availableBytes) },

@@ -564,6 +564,17 @@ describe('driver controller: delete, expand, validate, get', async () => {
       ['CREATE_DELETE_VOLUME'],
     );
   });
+
+  it('GetCapacity of a backend without capacity figures (an optional method left out) is UNIMPLEMENTED', async () => {
+    const b = new FakeBackend();
+    // As rbd and cephfs are: no capacity() at all, not a stub that throws.
+    Reflect.defineProperty(b, 'capacity', { value: undefined });
+    h.use(b);
+    const got = await outcome(h.client.controller.GetCapacity({}));
+    assert.equal(codeName(got.code), 'UNIMPLEMENTED');
+    assert.match(got.details, /GetCapacity is not supported by the fake backend/);
+    assert.ok(!b.faults.calls.includes('capacity'));
+  });
 });
 
 describe('driver controller: snapshots', async () => {
