@@ -108,8 +108,12 @@ export interface Journal<T extends { id: string; name: string }> {
   /** undefined when no such record exists, including for IDs this backend could never have issued. */
   get(id: string, ctx: OpContext): Promise<T | undefined>;
   byName(name: string, ctx: OpContext): Promise<T | undefined>;
-  /** Sorted by ID, so pagination tokens stay meaningful between calls. */
-  list(ctx: OpContext): Promise<T[]>;
+  /**
+   * Sorted by ID, so pagination tokens stay meaningful between calls. Optional: a journal that
+   * cannot be read without the call's secrets (rbd, cephfs) leaves it out, and the list RPCs,
+   * which carry none, are not advertised (controller.ts answers UNIMPLEMENTED).
+   */
+  list?(ctx: OpContext): Promise<T[]>;
   /** durable=false may be lost in a crash; use it only where a retry redoes the write. */
   put(rec: T, durable: boolean, ctx: OpContext): Promise<void>;
   remove(id: string, ctx: OpContext): Promise<void>;
