@@ -24,6 +24,8 @@ interface Row {
   found: string | null;
   fsType: string;
   readonly: boolean;
+  /** The mount flags (default noatime). */
+  flags?: string[];
   /** Answers for commands other than blkid (by command name). */
   answers?: Record<string, Answer>;
   /** The commands, after blkid, with DEV for the device. */
@@ -58,6 +60,24 @@ const rows: Row[] = [
     readonly: true,
     commands: [],
     mounted: ['ro', 'nouuid', 'noatime'],
+  },
+  {
+    name: 'a read-write access mode with the mount flag ro is a read-only stage: a blank device is refused',
+    found: null,
+    fsType: 'xfs',
+    readonly: false,
+    flags: ['ro'],
+    commands: [],
+    refused: [status.FAILED_PRECONDITION, 'read-only stage cannot format'],
+  },
+  {
+    name: 'a read-write access mode with the mount flag ro: a formatted xfs device is mounted without fsck or growth',
+    found: 'xfs',
+    fsType: 'xfs',
+    readonly: false,
+    flags: ['ro'],
+    commands: [],
+    mounted: ['nouuid', 'ro'],
   },
   {
     name: 'read-write stage of a blank device: formatted, then mounted',
@@ -134,7 +154,7 @@ describe('stageFilesystem (local images and rbd images)', () => {
       };
       const stage = stageFilesystem(
         host,
-        { volumeId: 'vol-1', device, stagingPath: STAGING, fsType: row.fsType, mountFlags: ['noatime'], readonly: row.readonly },
+        { volumeId: 'vol-1', device, stagingPath: STAGING, fsType: row.fsType, mountFlags: row.flags ?? ['noatime'], readonly: row.readonly },
         log,
       );
       if (row.refused) {

@@ -7,7 +7,8 @@
  * A read-only stage never writes to the device, as the kubelet's mount-utils (FormatAndMount)
  * and ceph-csi do: a blank device is refused (FAILED_PRECONDITION: nothing the caller retries
  * changes it until the volume is formatted by a read-write stage), and a formatted one is mounted
- * `ro` without a repairing fsck and without growing it.
+ * `ro` without a repairing fsck and without growing it. Read-only means what mount-utils looks
+ * at, the mount being `ro`: a read-only access mode, or `ro` among the mount flags.
  */
 import type { Logger } from 'pino';
 import { FailedPreconditionError } from '../../csi/errors.js';
@@ -50,16 +51,17 @@ export interface FilesystemStage {
  */
 export async function stageFilesystem(host: DeviceFsHost, s: FilesystemStage, log: Logger): Promise<void> {
   const { runner } = host;
+  const readonly = s.readonly || s.mountFlags.includes('ro');
   const found = await probeFilesystem(s.device, runner);
   if (found === null) {
-    if (s.readonly) {
+    if (readonly) {
       throw new FailedPreconditionError(`volume ${s.volumeId} is blank; a read-only stage cannot format it (stage it read-write once first)`);
     }
     log.info({ volumeId: s.volumeId, device: s.device, fsType: s.fsType }, 'formatting blank volume');
     await makeFilesystem(s.device, s.fsType, runner);
   } else if (found !== s.fsType) {
     throw new FailedPreconditionError(`volume ${s.volumeId} holds a ${found} filesystem, not ${s.fsType}; refusing to reformat it`);
-  } else if (!s.readonly) {
+  } else if (!readonly) {
     // Repairs only where the stage may write, like the kubelet's checkAndRepairFilesystem.
     await checkFilesystem(s.device, found, runner);
     // Grown while unstaged (expansion, or a restore into a larger volume): grow ext4 now, offline,
@@ -71,7 +73,7 @@ export async function stageFilesystem(host: DeviceFsHost, s: FilesystemStage, lo
   const flags = [...(s.readonly ? ['ro'] : []), ...(s.fsType === 'xfs' ? ['nouuid'] : []), ...s.mountFlags];
   await host.paths.withPinned(s.stagingPath, (target) => host.mounter.mount(s.device, target, s.fsType, flags));
   // xfs grows only while mounted; a no-op when the filesystem already fills the device.
-  if (s.fsType === 'xfs' && !s.readonly) await growFilesystem(s.device, s.stagingPath, 'xfs', runner);
+  if (s.fsType === 'xfs' && !readonly) await growFilesystem(s.device, s.stagingPath, 'xfs', runner);
 }
 
 export interface FilesystemGrowth {
