@@ -519,9 +519,19 @@ export class LocalBackend implements Backend {
       if ((await this.opts.loops.devicesFor(path)).includes(current.source)) return;
       throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
     }
+    const attached = await this.opts.loops.devicesFor(path);
     const device = await this.opts.loops.ensureAttached(path);
     const fs = { volumeId: volume.id, device, stagingPath, fsType: volume.fsType, mountFlags: capability.mountFlags, readonly };
-    await stageFilesystem(this.opts, fs, ctx.log);
+    try {
+      await stageFilesystem(this.opts, fs, ctx.log);
+    } catch (e) {
+      // A refused stage (a blank volume staged read-only, another filesystem) leaves no loop device
+      // of its own behind, as rbd's undoes its mapping: the CO need not call NodeUnstage after it.
+      if (!attached.includes(device)) {
+        await this.opts.loops.detach(device).catch((d: unknown) => ctx.log.warn({ err: (d as Error).message, device }, 'could not detach after a failed stage'));
+      }
+      throw e;
+    }
   }
 
   /** The journal is on this node: every node call reads it. */
