@@ -1,5 +1,5 @@
 import { InvalidArgumentError, OutOfRangeError } from '../csi/errors.js';
-import type { AccessType, Backend } from './backends/backend.js';
+import type { AccessType, ControllerBackend } from './backends/backend.js';
 import { requireSize } from './validate.js';
 
 const GiB = 1024 ** 3;
@@ -31,7 +31,7 @@ export function parseRange(field: string, wire: CapacityRangeWire | null | undef
  * backend's maximum.
  */
 export function sizeFor(
-  backend: Backend,
+  backend: ControllerBackend,
   range: SizeRange,
   cap: { accessType: AccessType; fsType: string },
   atLeast = 0,

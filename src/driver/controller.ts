@@ -11,7 +11,7 @@ import {
 import { status } from '@grpc/grpc-js';
 import type { CallContext, ControllerService } from '../csi/server.js';
 import { CONTROLLER_CAPABILITIES } from './backends/backend.js';
-import type { Backend, Capability, ControllerCapability, OpContext, SnapshotRecord, Topology, VolumeRecord, VolumeSource } from './backends/backend.js';
+import type { Backend, Capability, ControllerCapability, Journal, OpContext, SnapshotRecord, Topology, VolumeRecord, VolumeSource } from './backends/backend.js';
 import { parseRange, sizeFor } from './capacity.js';
 import type { InFlight } from './inflight.js';
 import { paginate } from './pagination.js';
@@ -54,6 +54,11 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       return ctx.signal;
     },
   });
+  /** The default for a journal that cannot list (Journal.list left out): not served. */
+  const listAll = <T extends { id: string; name: string }>(journal: Journal<T>, rpc: string, op: OpContext): Promise<T[]> => {
+    if (!journal.list) throw new UnimplementedError(`${rpc} is not supported by the ${backend.kind} backend`);
+    return journal.list(op);
+  };
   /** Not advertised, so not served: UNIMPLEMENTED rather than a half-working answer. */
   const requireCapability = (cap: ControllerCapability, rpc: string) => {
     if (!backend.controllerCapabilities.includes(cap)) {
@@ -312,7 +317,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
     async ListVolumes(req, ctx) {
       requireCapability('LIST_VOLUMES', 'ListVolumes');
       const op = opCtx(ctx, {});
-      const all = (await backend.volumes.list(op)).filter((v) => v.state === 'ready');
+      const all = (await listAll(backend.volumes, 'ListVolumes', op)).filter((v) => v.state === 'ready');
       const { page, nextToken } = paginate(all, req.starting_token ?? '', Number(req.max_entries ?? 0));
       const entries = [];
       for (const rec of page) entries.push({ volume: toWireVolume(rec), status: await volumeStatus(rec, op) });
@@ -329,6 +334,9 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
     async GetCapacity(req) {
       requireCapability('GET_CAPACITY', 'GetCapacity');
+      // The default for a backend without figures of its own: not served.
+      const capacity = backend.capacity?.bind(backend);
+      if (!capacity) throw new UnimplementedError(`GetCapacity is not supported by the ${backend.kind} backend`);
       const caps = (req.volume_capabilities ?? []).map((c, i) => parseCapability(`volume_capabilities[${i}]`, c as WireCapability));
       if (caps.some((c) => backend.unsupportedCapability(c))) return { available_capacity: 0 };
       const parameters = requireStringMap('parameters', req.parameters);
@@ -339,7 +347,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         if (!Object.entries(segments).every(([k, v]) => mine[k] === v)) return { available_capacity: 0 };
       }
       // For the local backend: exactly what CreateVolume would admit now (see pool-capacity.ts).
-      const c = await backend.capacity();
+      const c = await capacity();
       return {
         available_capacity: c.availableBytes,
         maximum_volume_size: { value: Math.min(c.maximumVolumeSize, c.availableBytes) },
@@ -445,7 +453,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
     async ListSnapshots(req, ctx) {
       requireCapability('LIST_SNAPSHOTS', 'ListSnapshots');
-      let all = (await backend.snapshots.list(opCtx(ctx, req.secrets))).filter((s) => s.state === 'ready');
+      let all = (await listAll(backend.snapshots, 'ListSnapshots', opCtx(ctx, req.secrets))).filter((s) => s.state === 'ready');
       if (req.snapshot_id) all = all.filter((s) => s.id === req.snapshot_id);
       if (req.source_volume_id) all = all.filter((s) => s.sourceVolumeId === req.source_volume_id);
       const { page, nextToken } = paginate(all, req.starting_token ?? '', Number(req.max_entries ?? 0));

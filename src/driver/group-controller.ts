@@ -8,7 +8,7 @@
 import { status } from '@grpc/grpc-js';
 import { AbortedError, AlreadyExistsError, CsiError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../csi/errors.js';
 import type { CallContext, GroupControllerService } from '../csi/server.js';
-import type { Backend, GroupSnapshotRecord, GroupSnapshots, OpContext, SnapshotRecord, VolumeRecord } from './backends/backend.js';
+import type { ControllerBackend, GroupSnapshotRecord, GroupSnapshots, OpContext, SnapshotRecord, VolumeRecord } from './backends/backend.js';
 import type { InFlight } from './inflight.js';
 import { requireIdentifier, requireStringMap } from './validate.js';
 import { lockedVolume } from './volume-lookup.js';
@@ -34,7 +34,7 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && [...a].sort().join('\n') === [...b].sort().join('\n');
 }
 
-export function groupControllerService({ backend, groups, inflight }: { backend: Backend; groups: GroupSnapshots; inflight: InFlight }): GroupControllerService {
+export function groupControllerService({ backend, groups, inflight }: { backend: ControllerBackend; groups: GroupSnapshots; inflight: InFlight }): GroupControllerService {
   const opCtx = (ctx: CallContext, secrets: Record<string, string> | undefined, extra: Partial<OpContext> = {}): OpContext => ({
     log: ctx.log,
     secrets: secrets ?? {},

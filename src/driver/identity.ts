@@ -1,10 +1,10 @@
 import type { IdentityService } from '../csi/server.js';
-import type { Backend } from './backends/backend.js';
+import type { BackendCommon } from './backends/backend.js';
 
 export interface IdentityDeps {
   driverName: string;
   version: string;
-  backend: Backend;
+  backend: BackendCommon;
   servesController: boolean;
   /** Advertise GROUP_CONTROLLER_SERVICE (the backend cuts group snapshots). */
   servesGroupController?: boolean;

@@ -1,5 +1,5 @@
 import { NotFoundError } from '../csi/errors.js';
-import type { Backend, NodeCall, OpContext, VolumeRecord } from './backends/backend.js';
+import type { Backend, ControllerBackend, NodeCall, OpContext, VolumeRecord } from './backends/backend.js';
 
 /**
  * Looking volumes up by ID.
@@ -12,20 +12,21 @@ import type { Backend, NodeCall, OpContext, VolumeRecord } from './backends/back
  */
 
 /** A ready volume, for calls that do not hold its lock: anything unfinished is NOT_FOUND. */
-export async function readyVolume(backend: Backend, id: string, ctx: OpContext): Promise<VolumeRecord> {
+export async function readyVolume(backend: ControllerBackend, id: string, ctx: OpContext): Promise<VolumeRecord> {
   const rec = await backend.volumes.get(id, ctx);
   if (rec?.state !== 'ready') throw new NotFoundError(`volume ${id} does not exist`);
   return rec;
 }
 
 /** A ready volume, for calls that hold its lock: a created volume whose mark was lost is finished first. */
-export async function lockedVolume(backend: Backend, id: string, ctx: OpContext): Promise<VolumeRecord> {
+export async function lockedVolume(backend: ControllerBackend, id: string, ctx: OpContext): Promise<VolumeRecord> {
   return finishIfLost(backend, id, await backend.volumes.get(id, ctx), ctx);
 }
 
 /**
  * The node side's view of a volume (NodeStage, NodePublish, NodeExpand), for calls that hold its
  * lock: Backend.nodeVolume, which for rbd is the stash written at stage when the call has no secrets.
+ * The whole Backend: a volume whose ready mark was lost is finished with the controller half.
  */
 export async function nodeVolume(backend: Backend, id: string, ctx: OpContext, call: NodeCall): Promise<VolumeRecord> {
   return finishIfLost(backend, id, await backend.nodeVolume(id, ctx, call), ctx);
@@ -38,7 +39,7 @@ export async function readyNodeVolume(backend: Backend, id: string, ctx: OpConte
   return rec;
 }
 
-async function finishIfLost(backend: Backend, id: string, rec: VolumeRecord | undefined, ctx: OpContext): Promise<VolumeRecord> {
+async function finishIfLost(backend: ControllerBackend, id: string, rec: VolumeRecord | undefined, ctx: OpContext): Promise<VolumeRecord> {
   if (!rec) throw new NotFoundError(`volume ${id} does not exist`);
   if (rec.state === 'ready') return rec;
   if (!(await backend.hasStorage(rec))) throw new NotFoundError(`volume ${id} does not exist`);

@@ -161,6 +161,27 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
     await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
   });
 
+  // Volumes on a block device only: cephfs has no device to format.
+  if (backend.block) it('a read-only stage of a blank volume is FAILED_PRECONDITION, never formats it, and leaves nothing behind', async () => {
+    const fs = backend.namedFs;
+    const id = await create(mountCap(fs));
+    const staging = drv.stagingDir(uniqueName('stg'));
+    for (const ro of [mountCap(fs, 'SINGLE_NODE_READER_ONLY'), mountCap(fs, 'SINGLE_NODE_WRITER', ['ro'])]) {
+      const e = await expectCode(node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: ro }), status.FAILED_PRECONDITION, 'read-only stage of a blank volume');
+      assert.match(e.message, /is blank; a read-only stage cannot format it/);
+      assert.equal(mountAt(staging), undefined, 'nothing mounted');
+      assert.deepEqual(volumeLoops(id), [], 'no loop device left');
+    }
+    // Still blank: a read-write stage formats it, and then a read-only one mounts it ro.
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap(fs) });
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap(fs, 'SINGLE_NODE_READER_ONLY') });
+    assert.equal(mountAt(staging)?.fsType, fs);
+    assert.ok(mountAt(staging)?.options.includes('ro'), `mounted ro: ${mountAt(staging)?.options.join(',')}`);
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    assert.deepEqual(volumeLoops(id), []);
+  });
+
   it('SINGLE_NODE_SINGLE_WRITER: a second target → FAILED_PRECONDITION; SINGLE_NODE_MULTI_WRITER allows it', async () => {
     const snsw = mountCap('', 'SINGLE_NODE_SINGLE_WRITER');
     const id = await create(snsw);

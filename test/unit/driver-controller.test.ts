@@ -564,6 +564,34 @@ describe('driver controller: delete, expand, validate, get', async () => {
       ['CREATE_DELETE_VOLUME'],
     );
   });
+
+  it('GetCapacity of a backend without capacity figures (an optional method left out) is UNIMPLEMENTED', async () => {
+    const b = new FakeBackend();
+    // As rbd and cephfs are: no capacity() at all, not a stub that throws.
+    Reflect.defineProperty(b, 'capacity', { value: undefined });
+    h.use(b);
+    const got = await outcome(h.client.controller.GetCapacity({}));
+    assert.equal(codeName(got.code), 'UNIMPLEMENTED');
+    assert.match(got.details, /GetCapacity is not supported by the fake backend/);
+    assert.ok(!b.faults.calls.includes('capacity'));
+  });
+
+  it('ListVolumes and ListSnapshots of journals that cannot list (Journal.list left out) are UNIMPLEMENTED', async () => {
+    const b = new FakeBackend();
+    // As the Ceph journals are: they cannot be read without the call's secrets.
+    Reflect.defineProperty(b.volumes, 'list', { value: undefined });
+    Reflect.defineProperty(b.snapshots, 'list', { value: undefined });
+    h.use(b);
+    const calls: [string, Promise<unknown>][] = [
+      ['ListVolumes', h.client.controller.ListVolumes({})],
+      ['ListSnapshots', h.client.controller.ListSnapshots({})],
+    ];
+    for (const [rpc, call] of calls) {
+      const got = await outcome(call);
+      assert.equal(codeName(got.code), 'UNIMPLEMENTED', rpc);
+      assert.match(got.details, new RegExp(`${rpc} is not supported by the fake backend`));
+    }
+  });
 });
 
 describe('driver controller: snapshots', async () => {

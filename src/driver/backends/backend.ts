@@ -108,8 +108,12 @@ export interface Journal<T extends { id: string; name: string }> {
   /** undefined when no such record exists, including for IDs this backend could never have issued. */
   get(id: string, ctx: OpContext): Promise<T | undefined>;
   byName(name: string, ctx: OpContext): Promise<T | undefined>;
-  /** Sorted by ID, so pagination tokens stay meaningful between calls. */
-  list(ctx: OpContext): Promise<T[]>;
+  /**
+   * Sorted by ID, so pagination tokens stay meaningful between calls. Optional: a journal that
+   * cannot be read without the call's secrets (rbd, cephfs) leaves it out, and the list RPCs,
+   * which carry none, are not advertised (controller.ts answers UNIMPLEMENTED).
+   */
+  list?(ctx: OpContext): Promise<T[]>;
   /** durable=false may be lost in a crash; use it only where a retry redoes the write. */
   put(rec: T, durable: boolean, ctx: OpContext): Promise<void>;
   remove(id: string, ctx: OpContext): Promise<void>;
@@ -206,37 +210,50 @@ export const CONTROLLER_CAPABILITIES: readonly ControllerCapability[] = [
 ];
 
 
-export interface Backend {
+/**
+ * What both halves share. The record types are parameters so that a backend whose records carry
+ * data of its own (cephfs: where a snapshot lives) types it once, instead of casting at each use.
+ */
+export interface BackendCommon<V extends VolumeRecord = VolumeRecord> {
   /** e.g. 'local'. */
   readonly kind: string;
+  readonly volumes: Journal<V>;
+  /** The filesystem a mount volume gets when the capability names none (local: btrfs, rbd: ext4). */
+  readonly defaultFsType: string;
+  /** Why the backend can't serve a capability (access mode, fs type), or undefined if it can. */
+  unsupportedCapability(cap: Capability): string | undefined;
+  /** Probe: false while the backend cannot serve (pool not mounted, cluster unreachable). */
+  ready(): Promise<boolean>;
+  /** Release what the backend holds open (not volumes). */
+  close(): Promise<void>;
+}
+
+/**
+ * The Controller service's half (controller.ts, group-controller.ts). Optional methods have a
+ * default in the protocol layer: a backend leaves out what it does not serve.
+ */
+export interface ControllerBackend<V extends VolumeRecord = VolumeRecord, S extends SnapshotRecord = SnapshotRecord> extends BackendCommon<V> {
   /**
    * What the backend can serve. A backend whose records can only be read with per-call secrets
    * (rbd) cannot list or look up volumes for the secret-less RPCs (ListVolumes, GetCapacity...).
    */
   readonly controllerCapabilities: readonly ControllerCapability[];
-  /** The filesystem a mount volume gets when the capability names none (local: btrfs, rbd: ext4). */
-  readonly defaultFsType: string;
-  readonly volumes: Journal<VolumeRecord>;
-  readonly snapshots: Journal<SnapshotRecord>;
+  readonly snapshots: Journal<S>;
   /** Group snapshots, where the backend can cut them (the GroupController service). */
   readonly groupSnapshots?: GroupSnapshots;
 
-  /** Probe: false while the backend cannot serve (pool not mounted, cluster unreachable). */
-  ready(): Promise<boolean>;
-  /** Release what the backend holds open (not volumes). */
-  close(): Promise<void>;
-
-  // ---- controller side ----
   /** Throws InvalidArgumentError naming the first parameter the backend does not know. */
   checkParameters(params: Record<string, string>, kind: 'volume' | 'snapshot'): void;
-  /** Why the backend can't serve a capability (access mode, fs type), or undefined if it can. */
-  unsupportedCapability(cap: Capability): string | undefined;
   /** Topology a new volume would be accessible from, given the requisite topologies (or RESOURCE_EXHAUSTED). */
   placeVolume(requisite: Topology[], preferred: Topology[]): Topology[];
   /** An ID for a new record; ctx carries the request's parameters (rbd encodes cluster and pool in it). */
   newVolumeId(ctx: OpContext): Promise<string>;
   newSnapshotId(ctx: OpContext): Promise<string>;
-  capacity(): Promise<CapacityInfo>;
+  /**
+   * GetCapacity's figures. Only a backend that advertises GET_CAPACITY provides it; without it
+   * GetCapacity answers UNIMPLEMENTED (controller.ts).
+   */
+  capacity?(): Promise<CapacityInfo>;
   /**
    * Admission for a backend with a finite pool of its own (local): runs `commit` — the journal
    * write of volume `volumeId` after which `bytes` more count as promised — only if they fit, so
@@ -249,20 +266,22 @@ export interface Backend {
   /** Rounds a request up to what the backend allocates (e.g. 1 MiB, or an fs minimum). */
   allocationSize(requestedBytes: number, cap: { accessType: AccessType; fsType: string }): number;
   /** Creates (or finishes creating) the storage for a record in state 'creating'. Idempotent. */
-  createVolume(rec: VolumeRecord, ctx: OpContext): Promise<void>;
+  createVolume(rec: V, ctx: OpContext): Promise<void>;
   /** Whether the volume's storage exists (whole: creation is atomic or goes through a rename). */
-  hasStorage(rec: VolumeRecord): Promise<boolean>;
+  hasStorage(rec: V): Promise<boolean>;
   /** Removes the storage. Idempotent: missing storage is success. */
-  deleteVolume(rec: VolumeRecord, ctx: OpContext): Promise<void>;
+  deleteVolume(rec: V, ctx: OpContext): Promise<void>;
   /** Why a volume can't be deleted now (e.g. it has dependent snapshots in use), or undefined. */
-  volumeInUse(rec: VolumeRecord, ctx: OpContext): Promise<string | undefined>;
-  createSnapshot(snap: SnapshotRecord, source: VolumeRecord, ctx: OpContext): Promise<{ sizeBytes: number }>;
-  deleteSnapshot(snap: SnapshotRecord, ctx: OpContext): Promise<void>;
+  volumeInUse(rec: V, ctx: OpContext): Promise<string | undefined>;
+  createSnapshot(snap: S, source: V, ctx: OpContext): Promise<{ sizeBytes: number }>;
+  deleteSnapshot(snap: S, ctx: OpContext): Promise<void>;
   /** Grows the volume's allocation; returns whether the node must grow the filesystem. */
-  expandVolume(rec: VolumeRecord, newBytes: number, ctx: OpContext): Promise<{ nodeExpansionRequired: boolean }>;
-  controllerHealth(rec: VolumeRecord, ctx: OpContext): Promise<VolumeHealth>;
+  expandVolume(rec: V, newBytes: number, ctx: OpContext): Promise<{ nodeExpansionRequired: boolean }>;
+  controllerHealth(rec: V, ctx: OpContext): Promise<VolumeHealth>;
+}
 
-  // ---- node side ----
+/** The Node service's half (node.ts). */
+export interface NodeBackend<V extends VolumeRecord = VolumeRecord> extends BackendCommon<V> {
   readonly nodeId: string;
   readonly maxVolumesPerNode: number;
   /** {} when volumes are reachable from every node (rbd): no topology is advertised then. */
@@ -272,7 +291,7 @@ export interface Backend {
    * reads its journal; rbd reads the journal when the call carries secrets (NodeStage) and
    * otherwise the stash it wrote when staging. undefined = NOT_FOUND.
    */
-  nodeVolume(id: string, ctx: OpContext, call: NodeCall): Promise<VolumeRecord | undefined>;
+  nodeVolume(id: string, ctx: OpContext, call: NodeCall): Promise<V | undefined>;
   stage(req: StageRequest, ctx: OpContext): Promise<void>;
   /**
    * Takes the ID, not a record: NodeUnstage carries no secrets, so the backend decides what it
@@ -282,6 +301,12 @@ export interface Backend {
   publish(req: PublishRequest, ctx: OpContext): Promise<void>;
   /** Takes the ID for the same reason as unstage. */
   unpublish(volumeId: string, targetPath: string, ctx: OpContext): Promise<void>;
-  nodeExpand(volume: VolumeRecord, volumePath: string, stagingPath: string, ctx: OpContext): Promise<{ capacityBytes: number }>;
-  usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage>;
+  nodeExpand(volume: V, volumePath: string, stagingPath: string, ctx: OpContext): Promise<{ capacityBytes: number }>;
+  usage(volume: V, volumePath: string): Promise<VolumeUsage>;
 }
+
+/**
+ * A whole backend: one driver process serves both halves (the Controller service also needs
+ * nodeTopology for GetCapacity's topology check, so it takes the whole).
+ */
+export type Backend<V extends VolumeRecord = VolumeRecord, S extends SnapshotRecord = SnapshotRecord> = ControllerBackend<V, S> & NodeBackend<V>;

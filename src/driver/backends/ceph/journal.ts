@@ -17,7 +17,7 @@
  * is still found by ID, so a retried delete finishes the job. Every write is durable when Ceph
  * acknowledges it: `durable` needs no special handling.
  */
-import { AbortedError, UnimplementedError } from '../../../csi/errors.js';
+import { AbortedError } from '../../../csi/errors.js';
 import type { Journal, OpContext, SnapshotRecord, VolumeRecord } from '../backend.js';
 import { isCephError, type IoCtx } from './rados.js';
 import { decodeId, type CsiIdentifier } from './volume-id.js';
@@ -100,10 +100,6 @@ export class OmapJournal<T extends { id: string; name: string }> implements Jour
       return undefined;
     });
     return found ?? undefined;
-  }
-
-  async list(): Promise<T[]> {
-    throw new UnimplementedError(`listing ${this.layout.kind}s needs credentials the call does not carry`);
   }
 
   async put(rec: T, _durable: boolean, ctx: OpContext): Promise<void> {

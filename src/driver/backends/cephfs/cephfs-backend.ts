@@ -34,7 +34,6 @@ import {
   NotFoundError,
   PermissionDeniedError,
   UnavailableError,
-  UnimplementedError,
 } from '../../../csi/errors.js';
 import { CommandFailedError, CommandTimeoutError, type CommandRunner } from '../../mount/exec.js';
 import type { LoopDevices } from '../../mount/loop.js';
@@ -43,7 +42,6 @@ import type { Mounter } from '../../mount/mount.js';
 import type {
   Backend,
   Capability,
-  CapacityInfo,
   ControllerCapability,
   NodeCall,
   OpContext,
@@ -132,14 +130,14 @@ interface Credentials {
 
 type Role = 'admin' | 'mount' | 'journal';
 
-export class CephfsBackend implements Backend {
+export class CephfsBackend implements Backend<VolumeRecord, CephfsSnapshotRecord> {
   readonly kind = 'cephfs';
   readonly controllerCapabilities = CEPHFS_CONTROLLER_CAPABILITIES;
   readonly defaultFsType = DEFAULT_FS;
   readonly nodeId: string;
   readonly maxVolumesPerNode: number;
   readonly volumes: OmapJournal<VolumeRecord>;
-  readonly snapshots: OmapJournal<SnapshotRecord>;
+  readonly snapshots: OmapJournal<CephfsSnapshotRecord>;
   /** CephFS quotas are 64-bit; this is what a JS number carries exactly, in whole units. */
   readonly maximumVolumeBytes = Math.floor(Number.MAX_SAFE_INTEGER / SIZE_UNIT) * SIZE_UNIT;
   private readonly conns: Connections;
@@ -153,9 +151,9 @@ export class CephfsBackend implements Backend {
     this.maxVolumesPerNode = opts.maxVolumesPerNode;
     this.conns = new Connections(opts.timeoutSeconds);
     this.volumes = new OmapJournal<VolumeRecord>(VOLUME_LAYOUT, this.volumePools());
-    this.snapshots = new OmapJournal<SnapshotRecord>(SNAPSHOT_LAYOUT, this.snapshotPools(), (s) => ({
+    this.snapshots = new OmapJournal<CephfsSnapshotRecord>(SNAPSHOT_LAYOUT, this.snapshotPools(), (s) => ({
       // ceph-csi's csi.source: the snapshot's parent subvolume.
-      'csi.source': (s as CephfsSnapshotRecord).cephfs?.subvolume ?? this.subvolumeOfId(s.sourceVolumeId),
+      'csi.source': s.cephfs?.subvolume ?? this.subvolumeOfId(s.sourceVolumeId),
     }));
     this.node = new CephfsNode({
       stateDir: opts.stateDir,
@@ -359,10 +357,6 @@ export class CephfsBackend implements Backend {
     return encodeId({ clusterID: source.clusterID, poolId: source.poolId, uuid: randomUUID() });
   }
 
-  async capacity(): Promise<CapacityInfo> {
-    throw new UnimplementedError('GetCapacity is not supported by the cephfs backend');
-  }
-
   allocationSize(requestedBytes: number): number {
     return Math.max(SIZE_UNIT, Math.ceil(requestedBytes / SIZE_UNIT) * SIZE_UNIT);
   }
@@ -401,7 +395,7 @@ export class CephfsBackend implements Backend {
   private async sourceOf(rec: VolumeRecord, name: string, ctx: OpContext): Promise<{ subvolume: string; group: string; snap: string; temporary: boolean }> {
     const source = rec.source!;
     if (source.kind === 'snapshot') {
-      const snap = (await this.snapshots.get(source.id, ctx)) as CephfsSnapshotRecord | undefined;
+      const snap = await this.snapshots.get(source.id, ctx);
       if (!snap) throw new NotFoundError(`snapshot ${source.id} does not exist`);
       const where = snap.cephfs ?? (await this.snapshotLocationFallback(snap, ctx));
       return { ...where, snap: `${SNAPSHOT_LAYOUT.imagePrefix}${this.parse(source.id).uuid}`, temporary: false };
@@ -549,7 +543,7 @@ export class CephfsBackend implements Backend {
     return false;
   }
 
-  async createSnapshot(snap: SnapshotRecord, source: VolumeRecord, ctx: OpContext): Promise<{ sizeBytes: number }> {
+  async createSnapshot(snap: CephfsSnapshotRecord, source: VolumeRecord, ctx: OpContext): Promise<{ sizeBytes: number }> {
     const sid = this.parse(snap.id);
     const subvolume = this.subvolumeOf(source);
     const group = this.groupOf(source);
@@ -565,15 +559,15 @@ export class CephfsBackend implements Backend {
       return (await sv.info(subvolume))?.quotaBytes ?? source.capacityBytes;
     });
     if (size === undefined) throw new NotFoundError(`the filesystem of source volume ${source.id} no longer exists`);
-    (snap as CephfsSnapshotRecord).cephfs = { subvolume, group };
+    snap.cephfs = { subvolume, group };
     ctx.log.debug({ snapshotId: snap.id, subvolume, snapshot: snapName }, 'cephfs snapshot taken');
     return { sizeBytes: size };
   }
 
-  async deleteSnapshot(snap: SnapshotRecord, ctx: OpContext): Promise<void> {
+  async deleteSnapshot(snap: CephfsSnapshotRecord, ctx: OpContext): Promise<void> {
     const sid = this.parse(snap.id);
     const snapName = `${SNAPSHOT_LAYOUT.imagePrefix}${sid.uuid}`;
-    const where = (snap as CephfsSnapshotRecord).cephfs ?? (await this.snapshotLocationFallback(snap, ctx));
+    const where = snap.cephfs ?? (await this.snapshotLocationFallback(snap, ctx));
     await this.withIdFs(sid, ctx, 'admin', async (fs, rados) => {
       try {
         await new Subvolumes(rados, fs.name, where.group).snapshotRemove(where.subvolume, snapName);

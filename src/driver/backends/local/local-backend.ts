@@ -25,19 +25,9 @@ import {
   btrfsSysfsDir,
   qgroupBytes,
 } from '../../mount/btrfs.js';
-import { CAP_SYS_RESOURCE, hasCapability } from '../../mount/capabilities.js';
 import type { CommandRunner } from '../../mount/exec.js';
 import { hasErrorCode } from '../../mount/syscalls.js';
-import {
-  blockDeviceSize,
-  checkFilesystem,
-  filesystemStats,
-  growFilesystem,
-  extGrowthPending,
-  growUnmountedExt,
-  makeFilesystem,
-  probeFilesystem,
-} from '../../mount/filesystem.js';
+import { blockDeviceSize, filesystemStats } from '../../mount/filesystem.js';
 import type { LoopDevices } from '../../mount/loop.js';
 import { parseMountInfo, readMountInfo, type MountEntry, type Mounter } from '../../mount/mount.js';
 import { CONTROLLER_CAPABILITIES } from '../backend.js';
@@ -56,6 +46,7 @@ import type {
   VolumeRecord,
   VolumeUsage,
 } from '../backend.js';
+import { filesystemUsage, growStagedFilesystem, stageFilesystem } from '../device-fs.js';
 import type { NodePaths } from '../node-paths.js';
 import { isDeviceBind, isReadOnlyMode, publishBlock, publishMount, unpublish } from '../publication.js';
 import { FileJournal } from './journal.js';
@@ -530,28 +521,18 @@ export class LocalBackend implements Backend {
       if ((await this.opts.loops.devicesFor(path)).includes(current.source)) return;
       throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
     }
+    const attached = await this.opts.loops.devicesFor(path);
     const device = await this.opts.loops.ensureAttached(path);
-    const found = await probeFilesystem(device, this.opts.runner);
-    if (found === null) {
-      ctx.log.info({ volumeId: volume.id, device, fsType: volume.fsType }, 'formatting blank volume');
-      await makeFilesystem(device, volume.fsType, this.opts.runner);
-    } else if (found !== volume.fsType) {
-      throw new FailedPreconditionError(`volume ${volume.id} holds a ${found} filesystem, not ${volume.fsType}; refusing to reformat it`);
-    } else {
-      await checkFilesystem(device, found, this.opts.runner);
-      // An image grown while unstaged (expansion, or a restore into a larger volume): grow ext4
-      // now, offline, which needs no CAP_SYS_RESOURCE. xfs can only grow mounted, below.
-      if (found === 'ext4' && !readonly && (await extGrowthPending(device, this.opts.runner))) {
-        await growUnmountedExt(device, this.opts.runner);
+    const fs = { volumeId: volume.id, device, stagingPath, fsType: volume.fsType, mountFlags: capability.mountFlags, readonly };
+    try {
+      await stageFilesystem(this.opts, fs, ctx.log);
+    } catch (e) {
+      // A refused stage (a blank volume staged read-only, another filesystem) leaves no loop device
+      // of its own behind, as rbd's undoes its mapping: the CO need not call NodeUnstage after it.
+      if (!attached.includes(device)) {
+        await this.opts.loops.detach(device).catch((d: unknown) => ctx.log.warn({ err: (d as Error).message, device }, 'could not detach after a failed stage'));
       }
-    }
-    // Restores and clones of an xfs volume carry its filesystem UUID, and xfs refuses (EINVAL) to
-    // mount a second filesystem with a UUID already mounted: on one node that is the usual case.
-    const flags = [...(readonly ? ['ro'] : []), ...(volume.fsType === 'xfs' ? ['nouuid'] : []), ...capability.mountFlags];
-    await paths.withPinned(stagingPath, (target) => mounter.mount(device, target, volume.fsType, flags));
-    if (volume.fsType === 'xfs' && !readonly) {
-      // xfs grows only while mounted; a no-op when the filesystem already fills the device.
-      await growFilesystem(device, stagingPath, 'xfs', this.opts.runner);
+      throw e;
     }
   }
 
@@ -601,20 +582,7 @@ export class LocalBackend implements Backend {
     if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node`);
     // Every device on the file (a read-only publication has its own) must see the new size.
     for (const d of devices) await this.opts.loops.refreshCapacity(d);
-    if (volume.fsType === 'ext4') {
-      if (!(await extGrowthPending(device, this.opts.runner))) return { capacityBytes: await blockDeviceSize(device) };
-      if (!(await hasCapability(CAP_SYS_RESOURCE))) {
-        throw new FailedPreconditionError(
-          'growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE, which the driver lacks; the device has grown ' +
-            'and the filesystem will grow when the volume is next staged',
-        );
-      }
-    }
-    if (volume.accessType === 'mount') {
-      const mountpoint = (await this.opts.mounter.isMountPoint(volumePath)) || !stagingPath ? volumePath : stagingPath;
-      await growFilesystem(device, mountpoint, volume.fsType, this.opts.runner);
-    }
-    return { capacityBytes: await blockDeviceSize(device) };
+    return growStagedFilesystem(this.opts, { device, accessType: volume.accessType, fsType: volume.fsType, volumePath, stagingPath });
   }
 
   async usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage> {
@@ -646,8 +614,8 @@ export class LocalBackend implements Backend {
       const totalBytes = device ? await blockDeviceSize(device) : (await stat(backing)).size;
       return { kind: 'block', totalBytes, health };
     }
-    const fs = await filesystemStats(volumePath);
     if (storage === 'subvolume') {
+      const fs = await filesystemStats(volumePath);
       const q = await qgroupUsage(backing);
       const used = q?.referencedBytes ?? 0;
       const total = q?.limitBytes ?? volume.capacityBytes;
@@ -662,16 +630,7 @@ export class LocalBackend implements Backend {
         health,
       };
     }
-    return {
-      kind: 'filesystem',
-      totalBytes: fs.totalBytes,
-      usedBytes: fs.usedBytes,
-      availableBytes: fs.availableBytes,
-      totalInodes: fs.totalInodes,
-      usedInodes: fs.usedInodes,
-      freeInodes: fs.freeInodes,
-      health,
-    };
+    return filesystemUsage(volumePath, health);
   }
 
   private async knownVolume(id: string): Promise<VolumeRecord> {

@@ -15,20 +15,11 @@ import { join } from 'node:path';
 import { mkdir, open, realpath } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { AlreadyExistsError, FailedPreconditionError, NotFoundError } from '../../../csi/errors.js';
-import { CAP_SYS_RESOURCE, hasCapability } from '../../mount/capabilities.js';
 import type { CommandRunner } from '../../mount/exec.js';
-import {
-  blockDeviceSize,
-  checkFilesystem,
-  extGrowthPending,
-  filesystemStats,
-  growFilesystem,
-  growUnmountedExt,
-  makeFilesystem,
-  probeFilesystem,
-} from '../../mount/filesystem.js';
+import { blockDeviceSize } from '../../mount/filesystem.js';
 import type { LoopDevices } from '../../mount/loop.js';
 import type { MountEntry, Mounter } from '../../mount/mount.js';
+import { filesystemUsage, growStagedFilesystem, stageFilesystem } from '../device-fs.js';
 import type { NodePaths } from '../node-paths.js';
 import { hasErrorCode, umount2 } from '../../mount/syscalls.js';
 import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
@@ -162,23 +153,8 @@ export class RbdNode {
   }
 
   private async mountFilesystem(s: Stash, device: string, log: Logger): Promise<void> {
-    const runner = this.opts.runner;
-    const found = await probeFilesystem(device, runner);
-    if (found === null) {
-      if (s.readonly) throw new FailedPreconditionError(`volume ${s.volumeId} is blank; a read-only stage cannot format it`);
-      log.info({ volumeId: s.volumeId, device, fsType: s.fsType }, 'formatting blank volume');
-      await makeFilesystem(device, s.fsType, runner);
-    } else if (found !== s.fsType) {
-      throw new FailedPreconditionError(`volume ${s.volumeId} holds a ${found} filesystem, not ${s.fsType}; refusing to reformat it`);
-    } else if (!s.readonly) {
-      await checkFilesystem(device, found, runner);
-      // Grown while unstaged (expansion, or a restore into a larger volume): grow ext4 offline now.
-      if (found === 'ext4' && (await extGrowthPending(device, runner))) await growUnmountedExt(device, runner);
-    }
-    // Clones and restores of an xfs volume share its UUID; xfs refuses a second mount of one.
-    const flags = [...(s.readonly ? ['ro'] : []), ...(s.fsType === 'xfs' ? ['nouuid'] : []), ...s.mountFlags];
-    await this.opts.paths.withPinned(s.stagingPath, (target) => this.opts.mounter.mount(device, target, s.fsType, flags));
-    if (s.fsType === 'xfs' && !s.readonly) await growFilesystem(device, s.stagingPath, 'xfs', runner);
+    const fs = { volumeId: s.volumeId, device, stagingPath: s.stagingPath, fsType: s.fsType, mountFlags: s.mountFlags, readonly: s.readonly };
+    await stageFilesystem(this.opts, fs, log);
   }
 
   async unstage(volumeId: string, stagingPath: string, log: Logger): Promise<void> {
@@ -241,19 +217,7 @@ export class RbdNode {
     if (!device) throw new FailedPreconditionError(`volume ${volume.id} is not staged on this node (its image is not mapped)`);
     for (const d of devices) await this.mapper(stash).refresh(stash, d);
     log.debug({ volumeId: volume.id, device, size: await blockDeviceSize(device) }, 'mapped device resized');
-    if (stash.accessType === 'block') return { capacityBytes: await blockDeviceSize(device) };
-    const runner = this.opts.runner;
-    if (stash.fsType === 'ext4') {
-      if (!(await extGrowthPending(device, runner))) return { capacityBytes: await blockDeviceSize(device) };
-      if (!(await hasCapability(CAP_SYS_RESOURCE))) {
-        throw new FailedPreconditionError(
-          'growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE, which the driver lacks; the device has grown and the filesystem will grow when the volume is next staged',
-        );
-      }
-    }
-    const mountpoint = (await this.opts.mounter.isMountPoint(volumePath)) || !stagingPath ? volumePath : stagingPath;
-    await growFilesystem(device, mountpoint, stash.fsType, runner);
-    return { capacityBytes: await blockDeviceSize(device) };
+    return growStagedFilesystem(this.opts, { device, accessType: stash.accessType, fsType: stash.fsType, volumePath, stagingPath });
   }
 
   async usage(volume: VolumeRecord, volumePath: string): Promise<VolumeUsage> {
@@ -274,17 +238,7 @@ export class RbdNode {
       const [device] = await this.devicesOf(stash);
       return { kind: 'block', totalBytes: device ? await blockDeviceSize(device) : 0, health };
     }
-    const fs = await filesystemStats(volumePath);
-    return {
-      kind: 'filesystem',
-      totalBytes: fs.totalBytes,
-      usedBytes: fs.usedBytes,
-      availableBytes: fs.availableBytes,
-      totalInodes: fs.totalInodes,
-      usedInodes: fs.usedInodes,
-      freeInodes: fs.freeInodes,
-      health,
-    };
+    return filesystemUsage(volumePath, health);
   }
 
   // ------------------------------------------------------------------ repair after a restart

@@ -23,7 +23,6 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   NotFoundError,
-  UnimplementedError,
 } from '../../../csi/errors.js';
 import type { CommandRunner } from '../../mount/exec.js';
 import type { LoopDevices } from '../../mount/loop.js';
@@ -34,7 +33,6 @@ import type {
   AccessType,
   Backend,
   Capability,
-  CapacityInfo,
   ControllerCapability,
   GroupSnapshotRecord,
   GroupSnapshots,
@@ -357,10 +355,6 @@ export class RbdBackend implements Backend {
   async newSnapshotId(ctx: OpContext): Promise<string> {
     const source = this.parse(ctx.sourceVolumeId ?? '');
     return encodeId({ clusterID: source.clusterID, poolId: source.poolId, uuid: randomUUID() });
-  }
-
-  async capacity(): Promise<CapacityInfo> {
-    throw new UnimplementedError('GetCapacity is not supported by the rbd backend');
   }
 
   allocationSize(requestedBytes: number, cap: { accessType: AccessType; fsType: string }): number {
