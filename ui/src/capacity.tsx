@@ -5,6 +5,7 @@ import { useEffect, useState } from 'preact/hooks';
 import type { Api } from './api.js';
 import { bytes, metricValues, quantity } from './format.js';
 import type { KObject } from './types.js';
+import { UsageBar } from './usage-bar.js';
 
 interface Pool {
   node: string;
@@ -79,26 +80,18 @@ export function Capacity(props: { api: Api; volumes: KObject[]; capacities: KObj
           </tr>
         </thead>
         <tbody>
-          {rows.map((p) => {
-            const total = p.provisioned + (p.free ?? 0) || 1;
-            const pct = (n: number): string => `${((100 * n) / total).toFixed(2)}%`;
-            return (
-              <tr key={`${p.node}|${p.storageClass}`}>
-                <td>{p.node}</td>
-                <td>{p.storageClass}</td>
-                <td class="num">{bytes(p.used)}</td>
-                <td class="num">{bytes(p.provisioned)}</td>
-                <td class="num">{p.free === undefined ? '—' : bytes(p.free)}</td>
-                <td class="hide-narrow">
-                  <div class="bar" title={`${bytes(p.used)} used, ${bytes(p.provisioned)} provisioned, ${p.free === undefined ? 'unknown' : bytes(p.free)} free`}>
-                    <span class="used" style={{ width: pct(Math.min(p.used, p.provisioned)) }} />
-                    <span class="provisioned" style={{ width: pct(Math.max(0, p.provisioned - p.used)) }} />
-                    <span class="free" style={{ width: pct(p.free ?? 0) }} />
-                  </div>
-                </td>
-              </tr>
-            );
-          })}
+          {rows.map((p) => (
+            <tr key={`${p.node}|${p.storageClass}`}>
+              <td>{p.node}</td>
+              <td>{p.storageClass}</td>
+              <td class="num">{bytes(p.used)}</td>
+              <td class="num">{bytes(p.provisioned)}</td>
+              <td class="num">{p.free === undefined ? '—' : bytes(p.free)}</td>
+              <td class="hide-narrow">
+                <UsageBar used={p.used} provisioned={p.provisioned} free={p.free} />
+              </td>
+            </tr>
+          ))}
         </tbody>
       </table>
     </section>

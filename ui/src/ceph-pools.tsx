@@ -6,6 +6,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { type Api, ApiFailure } from './api.js';
 import { bytes } from './format.js';
+import { UsageBar } from './usage-bar.js';
 
 interface CephPoolRow {
   clusterID: string;
@@ -70,8 +71,6 @@ export function CephPools(props: { api: Api }) {
         </thead>
         <tbody>
           {(rows ?? []).map((p) => {
-            const total = Math.max(p.usedBytes ?? 0, p.provisionedBytes) + (p.freeBytes ?? 0) || 1;
-            const pct = (n: number): string => `${((100 * n) / total).toFixed(2)}%`;
             const pool = p.pool || `(data pool of ${p.filesystem ?? '?'})`;
             return (
               <tr key={`${p.clusterID}|${p.pool}|${p.filesystem ?? ''}`} data-cluster={p.clusterID} data-pool={p.pool}>
@@ -88,11 +87,7 @@ export function CephPools(props: { api: Api }) {
                 </td>
                 <td class="num">{bytes(p.freeBytes)}</td>
                 <td class="hide-narrow">
-                  <div class="bar" title={`${bytes(p.usedBytes)} used, ${bytes(p.provisionedBytes)} provisioned, ${p.freeBytes === undefined ? 'unknown' : bytes(p.freeBytes)} free`}>
-                    <span class="used" style={{ width: pct(p.usedBytes ?? 0) }} />
-                    <span class="provisioned" style={{ width: pct(Math.max(0, p.provisionedBytes - (p.usedBytes ?? 0))) }} />
-                    <span class="free" style={{ width: pct(p.freeBytes ?? 0) }} />
-                  </div>
+                  <UsageBar used={p.usedBytes} provisioned={p.provisionedBytes} free={p.freeBytes} />
                 </td>
               </tr>
             );
