@@ -9,11 +9,12 @@ import {
   UnimplementedError,
 } from '../csi/errors.js';
 import { status } from '@grpc/grpc-js';
-import type { CallContext, ControllerService } from '../csi/server.js';
+import type { ControllerService } from '../csi/server.js';
 import { CONTROLLER_CAPABILITIES } from './backends/backend.js';
 import type { Backend, Capability, ControllerCapability, Journal, OpContext, SnapshotRecord, Topology, VolumeRecord, VolumeSource } from './backends/backend.js';
 import { parseRange, sizeFor } from './capacity.js';
 import type { InFlight } from './inflight.js';
+import { opContext } from './op-context.js';
 import { paginate } from './pagination.js';
 import { lockedVolume, readyVolume } from './volume-lookup.js';
 import { parseCapabilities, parseCapability, requireIdentifier, requireStringMap, type WireCapability } from './validate.js';
@@ -45,15 +46,6 @@ const snapshotNameKey = (name: string) => `snapshot name "${name}"`;
  * per-volume try-lock (ABORTED when busy), then lookup, then the backend's work.
  */
 export function controllerService({ backend, inflight }: ControllerDeps): ControllerService {
-  const opCtx = (ctx: CallContext, secrets: Record<string, string> | undefined, extra: Partial<OpContext> = {}): OpContext => ({
-    log: ctx.log,
-    secrets: secrets ?? {},
-    ...extra,
-    // A getter: the call's signal (and its deadline timer) is only made for work that waits on it.
-    get signal() {
-      return ctx.signal;
-    },
-  });
   /** The default for a journal that cannot list (Journal.list left out): not served. */
   const listAll = <T extends { id: string; name: string }>(journal: Journal<T>, rpc: string, op: OpContext): Promise<T[]> => {
     if (!journal.list) throw new UnimplementedError(`${rpc} is not supported by the ${backend.kind} backend`);
@@ -160,7 +152,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       else if (content) throw new InvalidArgumentError('volume_content_source must name a snapshot or a volume');
       const requirement = req.accessibility_requirements;
       const topology = backend.placeVolume(parseTopology(requirement?.requisite), parseTopology(requirement?.preferred));
-      const op = opCtx(ctx, req.secrets, { parameters });
+      const op = opContext(ctx, req.secrets, { parameters });
 
       const keys = [volumeNameKey(name)];
       if (source?.kind === 'volume') keys.push(volumeKey(source.id));
@@ -263,7 +255,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
     async DeleteVolume(req, ctx) {
       const id = requireIdentifier('volume_id', req.volume_id);
-      const op = opCtx(ctx, req.secrets);
+      const op = opContext(ctx, req.secrets);
       return inflight.with([volumeKey(id)], async () => {
         const rec = await backend.volumes.get(id, op);
         if (!rec) return {};
@@ -282,7 +274,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       const id = requireIdentifier('volume_id', req.volume_id);
       const caps = parseCapabilities('volume_capabilities', req.volume_capabilities as WireCapability[]);
       const parameters = requireStringMap('parameters', req.parameters);
-      const rec = await readyVolume(backend, id, opCtx(ctx, req.secrets));
+      const rec = await readyVolume(backend, id, opContext(ctx, req.secrets));
       // Confirmed means all of it: parameters and a volume context the volume was not made with are not.
       const param = differingParameter(rec.parameters, parameters, false);
       if (param !== undefined) {
@@ -316,7 +308,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
     async ListVolumes(req, ctx) {
       requireCapability('LIST_VOLUMES', 'ListVolumes');
-      const op = opCtx(ctx, {});
+      const op = opContext(ctx, {});
       const all = (await listAll(backend.volumes, 'ListVolumes', op)).filter((v) => v.state === 'ready');
       const { page, nextToken } = paginate(all, req.starting_token ?? '', Number(req.max_entries ?? 0));
       const entries = [];
@@ -327,7 +319,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
     async ControllerGetVolume(req, ctx) {
       requireCapability('GET_VOLUME', 'ControllerGetVolume');
       const id = requireIdentifier('volume_id', req.volume_id);
-      const op = opCtx(ctx, {});
+      const op = opContext(ctx, {});
       const rec = await readyVolume(backend, id, op);
       return { volume: toWireVolume(rec), status: await volumeStatus(rec, op) };
     },
@@ -360,7 +352,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       if (!req.capacity_range) throw new InvalidArgumentError('capacity_range is required');
       const range = parseRange('capacity_range', req.capacity_range);
       if (range.required === 0 && range.limit === 0) throw new InvalidArgumentError('capacity_range must set required_bytes or limit_bytes');
-      const op = opCtx(ctx, req.secrets);
+      const op = opContext(ctx, req.secrets);
       return inflight.with([volumeKey(id)], async () => {
         const rec = await lockedVolume(backend, id, op);
         if (req.volume_capability) {
@@ -388,7 +380,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       const sourceId = requireIdentifier('source_volume_id', req.source_volume_id);
       const parameters = requireStringMap('parameters', req.parameters);
       backend.checkParameters(parameters, 'snapshot');
-      const op = opCtx(ctx, req.secrets, { parameters, sourceVolumeId: sourceId });
+      const op = opContext(ctx, req.secrets, { parameters, sourceVolumeId: sourceId });
       return inflight.with([snapshotNameKey(name), volumeKey(sourceId)], async () => {
         let snap = await backend.snapshots.byName(name, op);
         if (snap && snap.sourceVolumeId !== sourceId) {
@@ -438,7 +430,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
     async DeleteSnapshot(req, ctx) {
       const id = requireIdentifier('snapshot_id', req.snapshot_id);
-      const op = opCtx(ctx, req.secrets);
+      const op = opContext(ctx, req.secrets);
       return inflight.with([snapshotKey(id)], async () => {
         const snap = await backend.snapshots.get(id, op);
         if (!snap) return {};
@@ -453,7 +445,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
     async ListSnapshots(req, ctx) {
       requireCapability('LIST_SNAPSHOTS', 'ListSnapshots');
-      let all = (await listAll(backend.snapshots, 'ListSnapshots', opCtx(ctx, req.secrets))).filter((s) => s.state === 'ready');
+      let all = (await listAll(backend.snapshots, 'ListSnapshots', opContext(ctx, req.secrets))).filter((s) => s.state === 'ready');
       if (req.snapshot_id) all = all.filter((s) => s.id === req.snapshot_id);
       if (req.source_volume_id) all = all.filter((s) => s.sourceVolumeId === req.source_volume_id);
       const { page, nextToken } = paginate(all, req.starting_token ?? '', Number(req.max_entries ?? 0));
@@ -465,7 +457,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       // wherever snapshots can be listed.
       requireCapability('LIST_SNAPSHOTS', 'GetSnapshot');
       const id = requireIdentifier('snapshot_id', req.snapshot_id);
-      const snap = await backend.snapshots.get(id, opCtx(ctx, req.secrets));
+      const snap = await backend.snapshots.get(id, opContext(ctx, req.secrets));
       if (snap?.state !== 'ready') throw new NotFoundError(`snapshot ${id} does not exist`);
       return { snapshot: toWireSnapshot(snap) };
     },

@@ -7,9 +7,10 @@
 // the same name finishes the same group, and DeleteVolumeGroupSnapshot of its ID removes all of it.
 import { status } from '@grpc/grpc-js';
 import { AbortedError, AlreadyExistsError, CsiError, FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../csi/errors.js';
-import type { CallContext, GroupControllerService } from '../csi/server.js';
+import type { GroupControllerService } from '../csi/server.js';
 import type { ControllerBackend, GroupSnapshotRecord, GroupSnapshots, OpContext, SnapshotRecord, VolumeRecord } from './backends/backend.js';
 import type { InFlight } from './inflight.js';
+import { opContext } from './op-context.js';
 import { requireIdentifier, requireStringMap } from './validate.js';
 import { lockedVolume } from './volume-lookup.js';
 
@@ -35,14 +36,6 @@ function sameSet(a: readonly string[], b: readonly string[]): boolean {
 }
 
 export function groupControllerService({ backend, groups, inflight }: { backend: ControllerBackend; groups: GroupSnapshots; inflight: InFlight }): GroupControllerService {
-  const opCtx = (ctx: CallContext, secrets: Record<string, string> | undefined, extra: Partial<OpContext> = {}): OpContext => ({
-    log: ctx.log,
-    secrets: secrets ?? {},
-    ...extra,
-    get signal() {
-      return ctx.signal;
-    },
-  });
 
   const members = async (group: GroupSnapshotRecord, op: OpContext): Promise<SnapshotRecord[]> => {
     const out: SnapshotRecord[] = [];
@@ -87,7 +80,7 @@ export function groupControllerService({ backend, groups, inflight }: { backend:
       if (new Set(sources).size !== sources.length) throw new InvalidArgumentError('source_volume_ids names a volume twice');
       const parameters = requireStringMap('parameters', req.parameters);
       backend.checkParameters(parameters, 'snapshot');
-      const op = opCtx(ctx, req.secrets, { parameters, sourceVolumeId: sources[0] ?? '' });
+      const op = opContext(ctx, req.secrets, { parameters, sourceVolumeId: sources[0] ?? '' });
       return inflight.with([groupNameKey(name), ...sources.map(volumeKey)], async () => {
         let group = await groups.journal.byName(name, op);
         if (group && !sameSet(group.sourceVolumeIds, sources)) {
@@ -157,7 +150,7 @@ export function groupControllerService({ backend, groups, inflight }: { backend:
 
     async DeleteVolumeGroupSnapshot(req, ctx) {
       const id = requireIdentifier('group_snapshot_id', req.group_snapshot_id);
-      const op = opCtx(ctx, req.secrets);
+      const op = opContext(ctx, req.secrets);
       return inflight.with([groupKey(id)], async () => {
         const group = await groups.journal.get(id, op);
         if (!group) return {};
@@ -176,7 +169,7 @@ export function groupControllerService({ backend, groups, inflight }: { backend:
 
     async GetVolumeGroupSnapshot(req, ctx) {
       const id = requireIdentifier('group_snapshot_id', req.group_snapshot_id);
-      const op = opCtx(ctx, req.secrets);
+      const op = opContext(ctx, req.secrets);
       const group = await groups.journal.get(id, op);
       if (group?.state !== 'ready') throw new NotFoundError(`group snapshot ${id} does not exist`);
       checkSnapshotIds(group, req.snapshot_ids);

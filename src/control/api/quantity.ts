@@ -156,6 +156,16 @@ export function parseQuantity(input: string | number): ParsedQuantity {
 }
 
 /** A quantity as the API decodes it from JSON or YAML: surrounding white space trimmed, then parseQuantity. */
+/** The quantity, or undefined when there is none or it does not parse (admission reads what validation already refused). */
+export function parseQuantityOrUndefined(input: string | number | undefined): ParsedQuantity | undefined {
+  if (input === undefined) return undefined;
+  try {
+    return parseQuantity(input);
+  } catch {
+    return undefined;
+  }
+}
+
 export function decodeQuantity(input: string | number): ParsedQuantity {
   return parseQuantity(typeof input === 'number' ? input : trimSpace(input));
 }

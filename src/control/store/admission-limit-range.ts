@@ -7,7 +7,7 @@
 //   claims (create, update)  PersistentVolumeClaim items' min and max of the requested storage
 // A violation is Forbidden with Kubernetes' messages, all of one LimitRange's at once
 // (utilerrors' aggregate: one message, or "[a, b]").
-import { formatQuantity, parseQuantity, type ParsedQuantity } from '../api/quantity.js';
+import { formatQuantity, parseQuantityOrUndefined, type ParsedQuantity } from '../api/quantity.js';
 import { podQOSClass } from '../api/qos.js';
 import { resourceForName, type ResourceInfo } from '../api/registry.js';
 import type { Container, LimitRange, LimitRangeItem, PersistentVolumeClaim, Pod, ResourceList } from '../api/types/core.js';
@@ -17,14 +17,7 @@ import { ForbiddenError } from './errors.js';
 const LIMIT_RANGES = resourceForName('limitranges') as ResourceInfo;
 export const LIMIT_RANGER_ANNOTATION = 'kubernetes.io/limit-ranger';
 
-function parse(q: string | number | undefined): ParsedQuantity | undefined {
-  if (q === undefined) return undefined;
-  try {
-    return parseQuantity(q);
-  } catch {
-    return undefined;
-  }
-}
+const parse = parseQuantityOrUndefined;
 
 function text(q: string | number | undefined): string {
   const p = parse(q);

@@ -16,7 +16,7 @@
 // Terminating / NotTerminating (activeDeadlineSeconds), BestEffort / NotBestEffort (QoS class),
 // PriorityClass (the pod's priorityClassName, In/NotIn/Exists/DoesNotExist); other kinds never match
 // a scoped quota.
-import { formatQuantity, parseQuantity, type ParsedQuantity } from '../api/quantity.js';
+import { formatQuantity, parseQuantityOrUndefined, type ParsedQuantity } from '../api/quantity.js';
 import { podQOSClass } from '../api/qos.js';
 import { resourceForName, type ResourceInfo } from '../api/registry.js';
 import type { PersistentVolumeClaim, Pod, ResourceList, ResourceQuota, ScopedResourceSelectorRequirement } from '../api/types/core.js';
@@ -31,14 +31,7 @@ const BETA_CLASS_ANNOTATION = 'volume.beta.kubernetes.io/storage-class';
 /** Names counted by their plain name beside count/<plural> (Kubernetes' legacy object counts). */
 const LEGACY_COUNTS = new Set(['configmaps', 'secrets', 'resourcequotas', 'persistentvolumeclaims']);
 
-function parse(q: string | number | undefined): ParsedQuantity | undefined {
-  if (q === undefined) return undefined;
-  try {
-    return parseQuantity(q);
-  } catch {
-    return undefined;
-  }
-}
+const parse = parseQuantityOrUndefined;
 
 /** Quantity.Add: the sum keeps the first operand's format unless that one is zero. */
 export function addQuantity(a: ParsedQuantity | undefined, b: ParsedQuantity): ParsedQuantity {
