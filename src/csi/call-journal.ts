@@ -4,30 +4,9 @@
 // copied out of a request, by name, so secrets and parameters never enter it; the oldest calls fall
 // off once `capacity` is reached.
 import { status as grpcStatus } from '@grpc/grpc-js';
+import type { CsiCallRecord } from './call-record.js';
 
-export interface CsiCallRecord {
-  /** Increasing per journal: the order calls started in. */
-  seq: number;
-  /** The RPC's short name: "CreateVolume", "NodeStageVolume", … */
-  method: string;
-  /** The volume the call is about (volume_id, or for CreateVolume the name asked for until the answer names the ID). */
-  volumeId?: string;
-  /** CreateVolume's name (the PV's name for the embedded provisioner). */
-  volumeName?: string;
-  snapshotId?: string;
-  /** The node: a Node call's node agent, ControllerPublish's node_id. */
-  node?: string;
-  stagingTargetPath?: string;
-  targetPath?: string;
-  /** The plugin's socket. */
-  endpoint: string;
-  /** ISO time the call started. */
-  startTime: string;
-  durationMs: number;
-  /** gRPC status name: "OK", "NOT_FOUND", … */
-  code: string;
-  message?: string;
-}
+export type { CsiCallRecord } from './call-record.js';
 
 /** What a client tells its observer about one finished call. */
 export interface CsiCallObservation {

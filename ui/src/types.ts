@@ -33,22 +33,8 @@ export interface KEvent extends KObject {
   reportingComponent?: string;
 }
 
-/** One call of the control plane's CSI call journal (src/csi/call-journal.ts). */
-export interface CsiCall {
-  seq: number;
-  method: string;
-  volumeId?: string;
-  volumeName?: string;
-  snapshotId?: string;
-  node?: string;
-  stagingTargetPath?: string;
-  targetPath?: string;
-  endpoint: string;
-  startTime: string;
-  durationMs: number;
-  code: string;
-  message?: string;
-}
+/** One call of the control plane's CSI call journal, as the server types it. */
+export type { CsiCallRecord as CsiCall } from '../../src/csi/call-record.js';
 
 export const key = (o: { metadata: Meta }): string => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
 
