@@ -82,6 +82,10 @@ for (const backend of backends) describe(`conformance: concurrent calls [${backe
     void Promise.all(stages).then(() => (done = true));
     const probes: Promise<string>[] = [];
     const probeTarget = drv.targetDir(uniqueName('probe'));
+    // gRPC does not order calls on separate streams: a probe sent in the same tick as the stages
+    // can reach the driver first and hold the volume while both stages are refused. Probes start
+    // once the stages have had time to arrive (the stage itself runs for far longer).
+    await new Promise((r) => setTimeout(r, 30));
     while (!done && probes.length < 500) {
       probes.push(settle(node().NodeUnpublishVolume({ volume_id: id, target_path: probeTarget })));
       await new Promise((r) => setTimeout(r, 2));
