@@ -54,6 +54,8 @@ export class CycleState {
   /** Plugins whose PreFilter/PreScore returned Skip: their Filter/Score are not run. */
   readonly skipFilter = new Set<string>();
   readonly skipScore = new Set<string>();
+  /** The Filter plugins to run per node, worked out once per attempt (cleared when skipFilter changes). */
+  activeFilters: FilterPlugin[] | undefined;
 
   read<T>(key: string): T | undefined {
     return this.data.get(key) as T | undefined;
@@ -176,16 +178,20 @@ export class Framework {
   runPreFilter(state: CycleState, pod: Pod): Status {
     for (const p of this.preFilters) {
       const s = p.preFilter(state, pod);
-      if (s.code === 'Skip') state.skipFilter.add(p.name);
-      else if (s.code !== 'Success') return { ...s, plugin: p.name };
+      if (s.code === 'Skip') {
+        state.skipFilter.add(p.name);
+        state.activeFilters = undefined;
+      } else if (s.code !== 'Success') return { ...s, plugin: p.name };
     }
     return SUCCESS;
   }
 
   /** The first Filter that rejects the node, or Success. */
   runFilter(state: CycleState, pod: Pod, node: NodeInfo): Status {
-    for (const p of this.filters) {
-      if (state.skipFilter.has(p.name)) continue;
+    let filters = state.activeFilters;
+    if (filters === undefined) state.activeFilters = filters = state.skipFilter.size === 0 ? this.filters : this.filters.filter((p) => !state.skipFilter.has(p.name));
+    for (let i = 0; i < filters.length; i++) {
+      const p = filters[i] as FilterPlugin;
       const s = p.filter(state, pod, node);
       if (s.code !== 'Success') return { ...s, plugin: p.name };
     }
@@ -230,8 +236,13 @@ export class Framework {
     const totals = new Array<number>(nodes.length).fill(0);
     for (const { plugin, weight } of this.scorers) {
       if (state.skipScore.has(plugin.name)) continue;
+      if (plugin.normalizeScore === undefined) {
+        // Nothing to scale: straight into the totals, without a NodeScore per node.
+        for (let i = 0; i < nodes.length; i++) totals[i] = (totals[i] as number) + plugin.score(state, pod, nodes[i] as NodeInfo) * weight;
+        continue;
+      }
       const scores: NodeScore[] = nodes.map((n) => ({ name: n.name, score: plugin.score(state, pod, n) }));
-      plugin.normalizeScore?.(state, pod, scores);
+      plugin.normalizeScore(state, pod, scores);
       for (let i = 0; i < scores.length; i++) totals[i] = (totals[i] as number) + (scores[i] as NodeScore).score * weight;
     }
     return totals;

@@ -38,9 +38,11 @@ export class NodeResourcesBalancedAllocation implements PreScorePlugin, ScorePlu
   score(state: CycleState, pod: Pod, node: NodeInfo): number {
     const request = state.read<Resources>(STATE_KEY) ?? podRequests(pod);
     const used = node.requested;
-    return balancedScore([
-      [used.milliCPU + request.milliCPU, node.allocatable.milliCPU],
-      [used.memory + request.memory, node.allocatable.memory],
-    ]);
+    const alloc = node.allocatable;
+    const cpu = alloc.milliCPU === undefined || alloc.milliCPU === 0 ? undefined : Math.min(1, (used.milliCPU + request.milliCPU) / alloc.milliCPU);
+    const memory = alloc.memory === undefined || alloc.memory === 0 ? undefined : Math.min(1, (used.memory + request.memory) / alloc.memory);
+    // balancedScore for the two resources, without its arrays (this runs per node per pod).
+    if (cpu === undefined || memory === undefined) return MAX_NODE_SCORE;
+    return Math.trunc((1 - Math.abs((cpu - memory) / 2)) * MAX_NODE_SCORE);
   }
 }

@@ -32,22 +32,25 @@ interface Shortfall {
   unresolvable: boolean;
 }
 
+const NONE: readonly Shortfall[] = Object.freeze([]);
+
 /** Why the node cannot take a pod with these requests: one entry per short resource. */
-export function fitShortfalls(request: Resources, node: NodeInfo): Shortfall[] {
-  const out: Shortfall[] = [];
+export function fitShortfalls(request: Resources, node: NodeInfo): readonly Shortfall[] {
   const alloc = node.allocatable;
-  if (alloc.pods !== undefined && node.podCount + 1 > alloc.pods) out.push({ reason: REASON_TOO_MANY_PODS, unresolvable: false });
-  if (isZero(request)) return out;
+  const tooMany = alloc.pods !== undefined && node.podCount + 1 > alloc.pods;
+  if (!tooMany && isZero(request)) return NONE;
   const used = node.requested;
   // The common case first, without allocations: everything fits.
   if (
-    out.length === 0 &&
+    !tooMany &&
     request.scalar.size === 0 &&
     !(request.milliCPU > 0 && alloc.milliCPU !== undefined && request.milliCPU > alloc.milliCPU - used.milliCPU) &&
     !(request.memory > 0 && alloc.memory !== undefined && request.memory > alloc.memory - used.memory) &&
     !(request.ephemeralStorage > 0 && alloc.ephemeralStorage !== undefined && request.ephemeralStorage > alloc.ephemeralStorage - used.ephemeralStorage)
   )
-    return out;
+    return NONE;
+  const out: Shortfall[] = tooMany ? [{ reason: REASON_TOO_MANY_PODS, unresolvable: false }] : [];
+  if (isZero(request)) return out;
   const check = (name: string, want: number, have: number | undefined, inUse: number): void => {
     if (want > 0 && have !== undefined && want > have - inUse) out.push({ reason: insufficient(name), unresolvable: want > have });
   };
