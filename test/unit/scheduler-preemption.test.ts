@@ -10,10 +10,11 @@ import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Event, Pod } from '../../src/control/api/types/core.js';
 import type { KubeObject } from '../../src/control/api/types/meta.js';
+import type { PodDisruptionBudget } from '../../src/control/api/types/policy.js';
 import { type Controllers, startControllers } from '../../src/control/controllers/index.js';
 import { SUCCESS, type Status, unschedulable } from '../../src/control/scheduler/framework.js';
 import type { NodeInfo } from '../../src/control/scheduler/node-info.js';
-import { type Candidate, numCandidates, pickOneNodeForPreemption, selectVictimsOnNode } from '../../src/control/scheduler/plugins/default-preemption.js';
+import { type Candidate, numCandidates, pickOneNodeForPreemption, selectVictimsOnNode, splitByBudgetViolation } from '../../src/control/scheduler/plugins/default-preemption.js';
 import { fitShortfalls } from '../../src/control/scheduler/plugins/node-resources-fit.js';
 import { podRequests } from '../../src/control/scheduler/resources.js';
 import { SchedulingQueue } from '../../src/control/scheduler/scheduling-queue.js';
@@ -100,6 +101,68 @@ describe('DefaultPreemption: victims on a node', () => {
       }
     });
   }
+});
+
+describe('DefaultPreemption: PodDisruptionBudgets', () => {
+  const labelled = (name: string, priority: number, app: string, startedMin = 0): Pod => {
+    const p = running(name, priority, '2', startedMin);
+    p.metadata.labels = { app };
+    return p;
+  };
+  const budget = (app: string, allowed: number, extra: Partial<PodDisruptionBudget['status']> = {}, selector: PodDisruptionBudget['spec'] = { selector: { matchLabels: { app } } }): PodDisruptionBudget => ({
+    apiVersion: 'policy/v1',
+    kind: 'PodDisruptionBudget',
+    metadata: { name: app, namespace: 'default' },
+    spec: selector,
+    status: { disruptionsAllowed: allowed, ...extra },
+  });
+  const cases: { name: string; pods: Pod[]; pdbs: PodDisruptionBudget[]; victims: string[]; violations: number }[] = [
+    {
+      // Without budgets the later-started "guarded" would go (the earlier one is more important).
+      name: 'a pod whose budget allows no disruption is reprieved before one without a budget',
+      pods: [labelled('guarded', 1, 'db', 5), labelled('free', 1, 'web', 1)],
+      pdbs: [budget('db', 0)],
+      victims: ['free'],
+      violations: 0,
+    },
+    {
+      name: 'a budget allowing one disruption: the first of its pods is no violation, the second is',
+      pods: [labelled('db-1', 1, 'db', 1), labelled('db-2', 1, 'db', 2)],
+      pdbs: [budget('db', 1)],
+      victims: ['db-1', 'db-2'],
+      violations: 1,
+    },
+    {
+      name: 'a pod already in the budget’s disruptedPods is not counted against it',
+      pods: [labelled('db-1', 1, 'db', 1), labelled('db-2', 1, 'db', 2)],
+      pdbs: [budget('db', 0, { disruptedPods: { 'db-1': '2026-01-01T10:00:00Z' } })],
+      victims: ['db-1', 'db-2'],
+      violations: 1,
+    },
+    {
+      name: 'a budget with an empty selector protects nothing (kube-scheduler)',
+      pods: [labelled('db-1', 1, 'db', 1), labelled('db-2', 1, 'db', 2)],
+      pdbs: [budget('db', 0, {}, { selector: {} })],
+      victims: ['db-1', 'db-2'],
+      violations: 0,
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      const pod = preemptor(100, c.victims.length === 1 ? '2' : '4');
+      const r = selectVictimsOnNode(pod, info(n1, c.pods), fitsCpu(pod), c.pdbs);
+      assert.equal(r.status.code, 'Success');
+      assert.deepEqual(r.victims.map((v) => v.metadata.name).sort(), [...c.victims].sort());
+      assert.equal(r.numPDBViolations, c.violations);
+    });
+  }
+
+  it('splits pods by violation in their order, each budget counted down once per pod', () => {
+    const pods = [labelled('a', 1, 'db'), labelled('b', 1, 'db'), labelled('c', 1, 'db'), labelled('w', 1, 'web')];
+    const { violating, nonViolating } = splitByBudgetViolation(pods, [budget('db', 1)]);
+    assert.deepEqual(violating.map((p) => p.metadata.name), ['b', 'c']);
+    assert.deepEqual(nonViolating.map((p) => p.metadata.name), ['a', 'w']);
+  });
 });
 
 describe('DefaultPreemption: the node', () => {

@@ -5,6 +5,7 @@ import type { Job } from './types/batch.js';
 import type { Lease } from './types/coordination.js';
 import type { ConfigMap, Event, LimitRange, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret } from './types/core.js';
 import type { ClusterRole, ClusterRoleBinding, Role, RoleBinding, ServiceAccount } from './types/rbac.js';
+import type { PodDisruptionBudget } from './types/policy.js';
 import type { PriorityClass } from './types/scheduling.js';
 import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from './types/snapshot.js';
 import type { CSIDriver, CSINode, CSIStorageCapacity, StorageClass, VolumeAttachment } from './types/storage.js';
@@ -50,6 +51,7 @@ export interface ResourceTypeMap {
   volumesnapshotclasses: VolumeSnapshotClass;
   volumesnapshotcontents: VolumeSnapshotContent;
   priorityclasses: PriorityClass;
+  poddisruptionbudgets: PodDisruptionBudget;
   leases: Lease;
   serviceaccounts: ServiceAccount;
   roles: Role;
@@ -200,6 +202,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
   ...group('scheduling.k8s.io', 'v1', [
     { plural: 'priorityclasses', kind: 'PriorityClass', singular: 'priorityclass', shortNames: ['pc'], namespaced: false },
   ]),
+  ...group('policy', 'v1', [{ plural: 'poddisruptionbudgets', kind: 'PodDisruptionBudget', singular: 'poddisruptionbudget', shortNames: ['pdb'], namespaced: true, hasStatus: true }]),
   ...group('coordination.k8s.io', 'v1', [{ plural: 'leases', kind: 'Lease', singular: 'lease', namespaced: true }]),
   ...group('rbac.authorization.k8s.io', 'v1', [
     { plural: 'roles', kind: 'Role', singular: 'role', namespaced: true },

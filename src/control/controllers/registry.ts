@@ -34,6 +34,8 @@
 //                                                from conditions (TaintNodesByCondition)
 //   taint-eviction-controller                    pods evicted by NoExecute taints
 //   resourcequota-controller                     (resourcequota) ResourceQuotas' status.used
+//   disruption-controller                        (disruption) PodDisruptionBudgets' status: the
+//                                                disruptions the eviction API may allow
 //
 // `stowage up --controllers LIST` chooses among them as kube-controller-manager's --controllers
 // does (parseControllers below): `*` all, `name` one, `-name` not that one; the first explicit
@@ -64,6 +66,7 @@ import { JOB } from './job.js';
 import { NODE_LIFECYCLE } from './node-lifecycle.js';
 import { TAINT_EVICTION } from './taint-eviction.js';
 import { RESOURCE_QUOTA } from './resource-quota.js';
+import { DISRUPTION } from './disruption.js';
 import { CSI_SNAPSHOTTER } from './snapshotter.js';
 
 /** What every controller is built from: the one store, informers, driver registry and event recorder. */
@@ -138,6 +141,7 @@ export const CONTROLLERS: readonly ControllerDescriptor[] = [
   NODE_LIFECYCLE,
   TAINT_EVICTION,
   RESOURCE_QUOTA,
+  DISRUPTION,
 ];
 
 export const CONTROLLER_NAMES: readonly string[] = CONTROLLERS.map((c) => c.name);

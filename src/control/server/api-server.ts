@@ -21,6 +21,7 @@ import { type AuthorizationMode, authorizerFor } from './rbac-authorizer.js';
 import { actingUser } from './impersonation.js';
 import { forbidden, requestAttributes } from './request-attributes.js';
 import { serveOpenApi } from './openapi-serve.js';
+import { handleEviction } from './eviction.js';
 import { handlePodLog, type PodLogLocator } from './pod-log.js';
 import { route } from './routes.js';
 import type { TokenSigner } from './service-account-tokens.js';
@@ -233,6 +234,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         return;
       case 'item':
         if (r.subresource === 'log') await handlePodLog(options.store, options.podLogs, r.namespace ?? '', r.name, req, res, url.searchParams);
+        else if (r.subresource === 'eviction') await handleEviction(options.store, r.namespace ?? '', r.name, req, res, url.searchParams);
         else await handleItem(ctx, r, req, res, url.searchParams);
         return;
     }

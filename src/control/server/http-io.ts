@@ -89,7 +89,14 @@ export function sendError(res: ServerResponse, err: unknown): void {
   }
   // The rest of a body too large to read is not read: the connection cannot carry another request.
   // A 503 (the store's disk is full) passes by itself: say when to try again, as Kubernetes does.
-  const headers: Record<string, string> = err instanceof RequestEntityTooLargeError ? { Connection: 'close' } : status.code === 503 ? { 'Retry-After': '1' } : {};
+  const headers: Record<string, string> =
+    err instanceof RequestEntityTooLargeError
+      ? { Connection: 'close' }
+      : status.code === 503
+        ? { 'Retry-After': '1' }
+        : status.code === 429 && (status.details?.retryAfterSeconds ?? 0) > 0
+          ? { 'Retry-After': String(status.details?.retryAfterSeconds) }
+          : {};
   sendJson(res, status.code, status, headers);
 }
 

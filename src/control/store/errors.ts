@@ -18,6 +18,7 @@ export type StatusReason =
   | 'UnsupportedMediaType'
   | 'NotAcceptable'
   | 'Timeout'
+  | 'TooManyRequests'
   | 'Invalid'
   | 'InternalError'
   | 'ServiceUnavailable';
@@ -122,6 +123,13 @@ export class UnsupportedMediaTypeError extends ApiError {
 export class NotAcceptableError extends ApiError {
   constructor(supported: readonly string[]) {
     super(406, 'NotAcceptable', `only the following media types are accepted: ${supported.join(', ')}`);
+  }
+}
+
+/** 429 (errors.NewTooManyRequests): try again later; retryAfterSeconds > 0 also becomes a Retry-After header. */
+export class TooManyRequestsError extends ApiError {
+  constructor(message: string, retryAfterSeconds: number, causes: { type: string; message: string }[] = []) {
+    super(429, 'TooManyRequests', message, { ...(causes.length > 0 ? { causes: causes.map((c) => ({ reason: c.type, message: c.message })) } : {}), ...(retryAfterSeconds > 0 ? { retryAfterSeconds } : {}) });
   }
 }
 

@@ -28,6 +28,7 @@ import { volumeAttachmentStrategy } from './volume-attachment.js';
 import { volumeSnapshotClassStrategy } from './volume-snapshot-class.js';
 import { volumeSnapshotContentStrategy } from './volume-snapshot-content.js';
 import { volumeSnapshotStrategy } from './volume-snapshot.js';
+import { podDisruptionBudgetStrategy } from './pod-disruption-budget.js';
 
 const STRATEGIES: Record<ResourceName, KindStrategy> = {
   namespaces: namespaceStrategy,
@@ -49,6 +50,7 @@ const STRATEGIES: Record<ResourceName, KindStrategy> = {
   volumesnapshotclasses: volumeSnapshotClassStrategy,
   volumesnapshotcontents: volumeSnapshotContentStrategy,
   priorityclasses: priorityClassStrategy,
+  poddisruptionbudgets: podDisruptionBudgetStrategy,
   leases: leaseStrategy,
   serviceaccounts: serviceAccountStrategy,
   roles: roleStrategy,

@@ -6,6 +6,7 @@ import type { ResourceInfo } from '../registry.js';
 import type { ConfigMap, Event, Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota, Secret } from '../types/core.js';
 import type { KubeObject } from '../types/meta.js';
 import type { Lease } from '../types/coordination.js';
+import type { PodDisruptionBudget } from '../types/policy.js';
 import type { PriorityClass } from '../types/scheduling.js';
 import type { VolumeSnapshot, VolumeSnapshotClass, VolumeSnapshotContent } from '../types/snapshot.js';
 import type { CSIDriver, CSINode, CSIStorageCapacity, StorageClass, VolumeAttachment } from '../types/storage.js';
@@ -428,6 +429,15 @@ const volumeSnapshotContent = define<VolumeSnapshotContent>(
   ],
 );
 
+// kubectl's PodDisruptionBudget columns: N/A for the bound that is not set.
+const podDisruptionBudget = define<PodDisruptionBudget>([['Name'], ['Min Available'], ['Max Unavailable'], ['Allowed Disruptions', 'integer'], ['Age']], (o, now) => [
+  o.metadata.name ?? '',
+  o.spec?.minAvailable === undefined ? 'N/A' : String(o.spec.minAvailable),
+  o.spec?.maxUnavailable === undefined ? 'N/A' : String(o.spec.maxUnavailable),
+  String(o.status?.disruptionsAllowed ?? 0),
+  age(o.metadata.creationTimestamp, now),
+]);
+
 const lease = define<Lease>([['Name'], ['Holder', 'string', 0, 'The holder of the lease.'], ['Age']], (o, now) => [o.metadata.name ?? '', o.spec?.holderIdentity ?? '', age(o.metadata.creationTimestamp, now)]);
 
 const generic = define<KubeObject>([['Name'], ['Age']], (o, now) => [o.metadata.name ?? '', age(o.metadata.creationTimestamp, now)]);
@@ -449,6 +459,7 @@ const COLUMNS: Record<string, KindColumns> = {
   limitranges: limitRange,
   resourcequotas: resourceQuota,
   priorityclasses: priorityClass,
+  poddisruptionbudgets: podDisruptionBudget,
   volumesnapshots: volumeSnapshot,
   volumesnapshotclasses: volumeSnapshotClass,
   volumesnapshotcontents: volumeSnapshotContent,

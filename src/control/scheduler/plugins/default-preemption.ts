@@ -24,13 +24,19 @@
 //   pod." (FitError over the nodes' dry-run statuses; nodes not tried count as "Preemption is not
 //   helpful for scheduling"), and the pod's nomination is cleared.
 //
-// Stowage does not serve policy/v1 PodDisruptionBudgets yet, so every victim counts as violating
-// none. Victims are pods bound to the node (pods only assumed there, waiting in PreBind, are not
+// PodDisruptionBudgets (filterPodsWithPDBViolation): a victim whose budget (same namespace, a
+// non-empty selector taking it, not already in the budget's disruptedPods) would go below zero
+// disruptions allowed violates it; victims violating one are reprieved first, and the count that
+// could not be is the candidate's numPDBViolations. Preemption deletes its victims even so (a
+// budget is respected as far as choosing allows, as upstream). Victims are pods bound to the node (pods only assumed there, waiting in PreBind, are not
 // evicted: they have no node yet to be evicted from). Candidates are tried from the first node.
 import { rfc3339 } from '../../api/time.js';
+import { selectorMatches } from '../../api/label-selector.js';
 import type { Pod } from '../../api/types/core.js';
+import type { PodDisruptionBudget } from '../../api/types/policy.js';
 import { fitErrorMessage, reasonCounts } from '../fit-error.js';
 import { type CycleState, type PostFilterHandle, type PostFilterPlugin, type PostFilterResult, SUCCESS, type Status, unresolvable, unschedulable } from '../framework.js';
+import type { Informer } from '../../controllers/informer.js';
 import { NodeInfo } from '../node-info.js';
 import type { PluginContext } from '../plugin-context.js';
 import { moreImportantPod, podPriority, podStartMs, preemptsOthers } from '../pod-priority.js';
@@ -57,23 +63,59 @@ function preemptible(pod: Pod, on: Pod): boolean {
  * SelectVictimsOnNode: the fewest most-important-kept victims that let the pod pass `fits` on the
  * node, or the status that rules the node out.
  */
-export function selectVictimsOnNode(pod: Pod, node: NodeInfo, fits: (node: NodeInfo) => Status): { victims: Pod[]; status: Status } {
+export function selectVictimsOnNode(
+  pod: Pod,
+  node: NodeInfo,
+  fits: (node: NodeInfo) => Status,
+  pdbs: readonly PodDisruptionBudget[] = [],
+): { victims: Pod[]; numPDBViolations: number; status: Status } {
   const kept: Pod[] = [];
   const potential: Pod[] = [];
   for (const p of node.pods) (preemptible(pod, p) ? potential : kept).push(p);
-  if (potential.length === 0) return { victims: [], status: unresolvable(MSG_NO_VICTIMS) };
+  if (potential.length === 0) return { victims: [], numPDBViolations: 0, status: unresolvable(MSG_NO_VICTIMS) };
   const without = fits(new NodeInfo(node.node, kept));
-  if (without.code !== 'Success') return { victims: [], status: without };
+  if (without.code !== 'Success') return { victims: [], numPDBViolations: 0, status: without };
   potential.sort((a, b) => (moreImportantPod(a, b) ? -1 : moreImportantPod(b, a) ? 1 : 0));
+  const { violating, nonViolating } = splitByBudgetViolation(potential, pdbs);
   const victims: Pod[] = [];
-  for (const p of potential) {
+  let numPDBViolations = 0;
+  const reprieve = (p: Pod): boolean => {
     kept.push(p);
-    if (fits(new NodeInfo(node.node, kept)).code !== 'Success') {
-      kept.pop();
-      victims.push(p);
+    if (fits(new NodeInfo(node.node, kept)).code === 'Success') return true;
+    kept.pop();
+    victims.push(p);
+    return false;
+  };
+  for (const p of violating) if (!reprieve(p)) numPDBViolations++;
+  for (const p of nonViolating) reprieve(p);
+  return { victims, numPDBViolations, status: SUCCESS };
+}
+
+/**
+ * filterPodsWithPDBViolation: the pods (in their order) whose removal, counted one after another
+ * against each budget taking them, would leave a budget below zero disruptions allowed, and the rest.
+ * Here an empty selector takes nothing, as in kube-scheduler.
+ */
+export function splitByBudgetViolation(pods: readonly Pod[], pdbs: readonly PodDisruptionBudget[]): { violating: Pod[]; nonViolating: Pod[] } {
+  const allowed = pdbs.map((b) => b.status?.disruptionsAllowed ?? 0);
+  const violating: Pod[] = [];
+  const nonViolating: Pod[] = [];
+  for (const pod of pods) {
+    let violated = false;
+    if (Object.keys(pod.metadata.labels ?? {}).length > 0) {
+      pdbs.forEach((pdb, i) => {
+        const selector = pdb.spec?.selector;
+        if (pdb.metadata.namespace !== pod.metadata.namespace || selector === undefined) return;
+        if (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0) return;
+        if (!selectorMatches(selector, pod.metadata.labels)) return;
+        if (pdb.status?.disruptedPods?.[pod.metadata.name ?? ''] !== undefined) return;
+        allowed[i] = (allowed[i] as number) - 1;
+        if ((allowed[i] as number) < 0) violated = true;
+      });
     }
+    (violated ? violating : nonViolating).push(pod);
   }
-  return { victims, status: SUCCESS };
+  return { violating, nonViolating };
 }
 
 /** The earliest start among the highest-priority victims (util.GetEarliestPodStartTime). */
@@ -115,7 +157,10 @@ function terminatingByPreemption(pod: Pod): boolean {
 
 export class DefaultPreemption implements PostFilterPlugin {
   readonly name = 'DefaultPreemption';
-  constructor(private readonly ctx: PluginContext) {}
+  private readonly budgets: Informer<PodDisruptionBudget>;
+  constructor(private readonly ctx: PluginContext) {
+    this.budgets = ctx.informers.for('poddisruptionbudgets');
+  }
 
   postFilter(state: CycleState, pod: Pod, statuses: ReadonlyMap<string, Status>, handle: PostFilterHandle): PostFilterResult {
     const result = this.preempt(state, pod, statuses, handle);
@@ -135,14 +180,15 @@ export class DefaultPreemption implements PostFilterPlugin {
     }
 
     // 2. Candidates: the nodes where removing pods could help, dry-run.
+    const pdbs = this.budgets.list();
     const potential = infos.filter((n) => statuses.get(n.name)?.code === 'Unschedulable');
     const dryRun = new Map<string, Status>();
     const candidates: Candidate[] = [];
     const wanted = numCandidates(potential.length);
     for (const node of potential) {
       if (candidates.length >= wanted) break;
-      const { victims, status } = selectVictimsOnNode(pod, node, (n) => handle.runFilter(state, pod, n));
-      if (status.code === 'Success') candidates.push({ node: node.name, victims, numPDBViolations: 0 });
+      const { victims, numPDBViolations, status } = selectVictimsOnNode(pod, node, (n) => handle.runFilter(state, pod, n), pdbs);
+      if (status.code === 'Success') candidates.push({ node: node.name, victims, numPDBViolations });
       else dryRun.set(node.name, status);
     }
     if (candidates.length === 0) {
