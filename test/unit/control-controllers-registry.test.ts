@@ -41,6 +41,7 @@ const ALL = [
   'node-lifecycle-controller',
   'taint-eviction-controller',
   'resourcequota-controller',
+  'disruption-controller',
 ];
 
 describe('--controllers', () => {
@@ -80,7 +81,7 @@ describe('--controllers', () => {
   it('refuses unknown names (and -*) listing the known ones', () => {
     assert.throws(() => parseControllers('*,-csi-provisoner'), (err: unknown) => {
       assert.ok(err instanceof UnknownControllerError);
-      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder-controller, persistentvolumeclaim-protection-controller, persistentvolume-protection-controller, ephemeral-volume-controller, scheduler, persistentvolume-attach-detach-controller, csi-attacher, csi-resizer, snapshot-controller, csi-snapshotter, csi-capacity, statefulset-controller, replicaset-controller, deployment-controller, daemonset-controller, job-controller, node-lifecycle-controller, taint-eviction-controller, resourcequota-controller \(or their older names: persistentvolume-binder, pvc-protection, pv-protection, ephemeral-volume, attachdetach, persistentvolume-expander-controller, persistentvolume-expander, statefulset, replicaset, deployment, daemonset, job, nodelifecycle, resourcequota; /);
+      assert.match(err.message, /"-csi-provisoner" is not in the list of known controllers: csi-provisioner, persistentvolume-binder-controller, persistentvolumeclaim-protection-controller, persistentvolume-protection-controller, ephemeral-volume-controller, scheduler, persistentvolume-attach-detach-controller, csi-attacher, csi-resizer, snapshot-controller, csi-snapshotter, csi-capacity, statefulset-controller, replicaset-controller, deployment-controller, daemonset-controller, job-controller, node-lifecycle-controller, taint-eviction-controller, resourcequota-controller, disruption-controller \(or their older names: persistentvolume-binder, pvc-protection, pv-protection, ephemeral-volume, attachdetach, persistentvolume-expander-controller, persistentvolume-expander, statefulset, replicaset, deployment, daemonset, job, nodelifecycle, resourcequota, disruption; /);
       return true;
     });
     assert.throws(() => parseControllers('-*'), UnknownControllerError);

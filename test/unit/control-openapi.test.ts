@@ -193,7 +193,7 @@ describe('OpenAPI over HTTP', () => {
     const res = await fetch(`${server.url}/openapi/v3`);
     assert.equal(res.status, 200);
     const body = (await res.json()) as { paths: Record<string, { serverRelativeURL: string }> };
-    assert.deepEqual(Object.keys(body.paths).sort(), ['api/v1', 'apis/apps/v1', 'apis/batch/v1', 'apis/coordination.k8s.io/v1', 'apis/rbac.authorization.k8s.io/v1', 'apis/scheduling.k8s.io/v1', 'apis/snapshot.storage.k8s.io/v1', 'apis/storage.k8s.io/v1']);
+    assert.deepEqual(Object.keys(body.paths).sort(), ['api/v1', 'apis/apps/v1', 'apis/batch/v1', 'apis/coordination.k8s.io/v1', 'apis/policy/v1', 'apis/rbac.authorization.k8s.io/v1', 'apis/scheduling.k8s.io/v1', 'apis/snapshot.storage.k8s.io/v1', 'apis/storage.k8s.io/v1']);
     for (const [path, { serverRelativeURL }] of Object.entries(body.paths)) {
       assert.match(serverRelativeURL, new RegExp(`^/openapi/v3/${path.replaceAll('.', '\\.')}\\?hash=[0-9A-F]{128}$`));
       const doc = await fetch(server.url + serverRelativeURL);

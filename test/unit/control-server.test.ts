@@ -232,7 +232,7 @@ describe('API server: resources', () => {
     assert.ok(pvcs?.verbs.includes('watch'));
     assert.ok(v1.body.resources.some((r) => r.name === 'persistentvolumeclaims/status'));
     const groups = await call<{ groups: { name: string }[] }>(base, 'GET', '/apis');
-    assert.deepEqual(groups.body.groups.map((g) => g.name), ['storage.k8s.io', 'snapshot.storage.k8s.io', 'apps', 'batch', 'scheduling.k8s.io', 'coordination.k8s.io', 'rbac.authorization.k8s.io', 'authentication.k8s.io', 'authorization.k8s.io']);
+    assert.deepEqual(groups.body.groups.map((g) => g.name), ['storage.k8s.io', 'snapshot.storage.k8s.io', 'apps', 'batch', 'scheduling.k8s.io', 'policy', 'coordination.k8s.io', 'rbac.authorization.k8s.io', 'authentication.k8s.io', 'authorization.k8s.io']);
     const storage = await call<{ resources: { name: string; namespaced: boolean; shortNames?: string[] }[] }>(base, 'GET', '/apis/storage.k8s.io/v1');
     assert.deepEqual(storage.body.resources.find((r) => r.name === 'storageclasses'), {
       name: 'storageclasses',

@@ -34,6 +34,7 @@ const BUILT_IN_PACKAGES: Record<string, string> = {
   'storage.k8s.io': 'storage',
   'scheduling.k8s.io': 'scheduling',
   'coordination.k8s.io': 'coordination',
+  policy: 'policy',
   'rbac.authorization.k8s.io': 'rbac',
   apps: 'apps',
   batch: 'batch',
