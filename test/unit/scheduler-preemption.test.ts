@@ -334,6 +334,29 @@ describe('preemption through the store and the controllers', () => {
     assert.equal(getPod(survivor)?.metadata.deletionTimestamp, undefined, 'no second victim');
   });
 
+  it("a victim's own zone anti-affinity is taken away in the dry run (the plugins' RemovePod)", async () => {
+    const n1 = store.get('nodes', undefined, 'n1') as KubeObject;
+    store.update({ ...n1, metadata: { ...n1.metadata, labels: { ...n1.metadata.labels, 'topology.kubernetes.io/zone': 'z1' } } });
+    // A low-priority pod that keeps every app=hi pod out of its zone: only its removal lets one in,
+    // which the dry run sees only if InterPodAffinity's counts forget it.
+    create('guard', 0, '1', {
+      affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app: 'hi' } }, topologyKey: 'topology.kubernetes.io/zone' }] } },
+    });
+    await waitFor(() => getPod('guard')?.spec.nodeName, 'guard bound');
+    const hi = podRequesting('hi', { cpu: '1' });
+    hi.metadata.labels = { app: 'hi' };
+    store.create({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'hi' }, value: 1000 } as unknown as KubeObject);
+    hi.spec.priorityClassName = 'hi';
+    store.create(hi);
+    const nominated = await waitFor(() => getPod('hi')?.status?.nominatedNodeName, 'hi nominated');
+    assert.equal(nominated, 'n1');
+    const cond = getPod('hi')?.status?.conditions?.find((c) => c.type === 'PodScheduled');
+    assert.equal(cond?.message, "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules.");
+    assert.ok(getPod('guard')?.metadata.deletionTimestamp, 'the guard is the victim');
+    finishDeletion('guard');
+    assert.equal(await waitFor(() => getPod('hi')?.spec.nodeName, 'hi bound'), 'n1');
+  });
+
   it('preemptionPolicy Never waits without evicting; equal priorities find no victims', async () => {
     create('low', 0, '4');
     await waitFor(() => getPod('low')?.spec.nodeName, 'low bound');

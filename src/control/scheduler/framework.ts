@@ -57,6 +57,20 @@ export class CycleState {
   /** The Filter plugins to run per node, worked out once per attempt (cleared when skipFilter changes). */
   activeFilters: FilterPlugin[] | undefined;
 
+  /**
+   * A copy for a preemption dry run on one node (kube-scheduler's CycleState.Clone): plugins write
+   * their data copy-on-write (AddPod/RemovePod), so sharing the values is safe.
+   */
+  clone(): CycleState {
+    const c = new CycleState();
+    for (const [k, v] of this.data) c.data.set(k, v);
+    c.retryAfterMs = this.retryAfterMs;
+    for (const n of this.skipFilter) c.skipFilter.add(n);
+    for (const n of this.skipScore) c.skipScore.add(n);
+    c.activeFilters = this.activeFilters;
+    return c;
+  }
+
   read<T>(key: string): T | undefined {
     return this.data.get(key) as T | undefined;
   }
@@ -73,6 +87,12 @@ export interface Plugin {
 }
 export interface PreFilterPlugin extends Plugin {
   preFilter(state: CycleState, pod: Pod): Status;
+  /**
+   * PreFilterExtensions, for preemption's dry runs: the plugin's PreFilter data as if `other` were
+   * placed on (or gone from) the node, whose NodeInfo already says so.
+   */
+  addPod?(state: CycleState, pod: Pod, other: Pod, node: NodeInfo): Status;
+  removePod?(state: CycleState, pod: Pod, other: Pod, node: NodeInfo): Status;
 }
 export interface FilterPlugin extends Plugin {
   filter(state: CycleState, pod: Pod, node: NodeInfo): Status;
@@ -84,6 +104,9 @@ export interface PostFilterHandle {
   nodeInfos(): readonly NodeInfo[];
   /** The profile's Filter plugins on a node (e.g. one with some pods taken away). */
   runFilter(state: CycleState, pod: Pod, node: NodeInfo): Status;
+  /** The PreFilter plugins' AddPod / RemovePod (RunPreFilterExtensionAddPod / RemovePod). */
+  addPod(state: CycleState, pod: Pod, other: Pod, node: NodeInfo): void;
+  removePod(state: CycleState, pod: Pod, other: Pod, node: NodeInfo): void;
 }
 export interface PostFilterResult {
   status: Status;
@@ -184,6 +207,24 @@ export class Framework {
       } else if (s.code !== 'Success') return { ...s, plugin: p.name };
     }
     return SUCCESS;
+  }
+
+  /** Every PreFilter plugin's AddPod (not those whose PreFilter said Skip); an error is thrown. */
+  runPreFilterExtensionAddPod(state: CycleState, pod: Pod, other: Pod, node: NodeInfo): void {
+    for (const p of this.preFilters) {
+      if (p.addPod === undefined || state.skipFilter.has(p.name)) continue;
+      const s = p.addPod(state, pod, other, node);
+      if (s.code !== 'Success') throw new Error(`${p.name} AddPod: ${s.reasons.join(', ')}`);
+    }
+  }
+
+  /** Every PreFilter plugin's RemovePod (not those whose PreFilter said Skip); an error is thrown. */
+  runPreFilterExtensionRemovePod(state: CycleState, pod: Pod, other: Pod, node: NodeInfo): void {
+    for (const p of this.preFilters) {
+      if (p.removePod === undefined || state.skipFilter.has(p.name)) continue;
+      const s = p.removePod(state, pod, other, node);
+      if (s.code !== 'Success') throw new Error(`${p.name} RemovePod: ${s.reasons.join(', ')}`);
+    }
   }
 
   /** The first Filter that rejects the node, or Success. */

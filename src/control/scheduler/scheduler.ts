@@ -323,6 +323,8 @@ export class Scheduler {
       numNodes: nodes.length,
       nodeInfos: () => nodes.map((_, i) => infoAt(i)),
       runFilter: (s, p, n) => fw.runFilter(s, p, n),
+      addPod: (s, p, other, n) => fw.runPreFilterExtensionAddPod(s, p, other, n),
+      removePod: (s, p, other, n) => fw.runPreFilterExtensionRemovePod(s, p, other, n),
     };
 
     const pre = fw.runPreFilter(state, pod);

@@ -9,7 +9,9 @@
 //   while a victim of an earlier preemption is still terminating on the pod's nominated node.
 // - Only nodes whose Filter status was Unschedulable are looked at (UnschedulableAndUnresolvable:
 //   removing pods cannot help); at least 100 candidates, or 10% of the nodes, are sought.
-// - Victims on a node (SelectVictimsOnNode): remove every pod of lower priority; if the pod still
+// - Victims on a node (SelectVictimsOnNode), on a copy of the attempt's CycleState whose PreFilter
+//   data follows each pod taken away or put back (the plugins' RemovePod/AddPod: a victim's own
+//   anti-affinity or spread count stops weighing): remove every pod of lower priority; if the pod still
 //   does not fit, the node is no candidate (its Filter status says why); else add them back, most
 //   important first (higher priority, then earlier start), keeping out only those without which it
 //   no longer fits.
@@ -68,11 +70,22 @@ export function selectVictimsOnNode(
   node: NodeInfo,
   fits: (node: NodeInfo) => Status,
   pdbs: readonly PodDisruptionBudget[] = [],
+  /** The PreFilter plugins' RemovePod / AddPod on the dry run's state, told of each pod taken away or put back. */
+  extensions?: { removePod(other: Pod, node: NodeInfo): void; addPod(other: Pod, node: NodeInfo): void },
 ): { victims: Pod[]; numPDBViolations: number; status: Status } {
-  const kept: Pod[] = [];
+  let kept: Pod[] = [];
   const potential: Pod[] = [];
   for (const p of node.pods) (preemptible(pod, p) ? potential : kept).push(p);
   if (potential.length === 0) return { victims: [], numPDBViolations: 0, status: unresolvable(MSG_NO_VICTIMS) };
+  // Every lower-priority pod taken away, one at a time, the plugins' counts following.
+  if (extensions !== undefined) {
+    let left = [...node.pods];
+    for (const p of potential) {
+      left = left.filter((q) => q !== p);
+      extensions.removePod(p, new NodeInfo(node.node, left));
+    }
+    kept = left;
+  }
   const without = fits(new NodeInfo(node.node, kept));
   if (without.code !== 'Success') return { victims: [], numPDBViolations: 0, status: without };
   potential.sort((a, b) => (moreImportantPod(a, b) ? -1 : moreImportantPod(b, a) ? 1 : 0));
@@ -81,8 +94,11 @@ export function selectVictimsOnNode(
   let numPDBViolations = 0;
   const reprieve = (p: Pod): boolean => {
     kept.push(p);
-    if (fits(new NodeInfo(node.node, kept)).code === 'Success') return true;
+    const withIt = new NodeInfo(node.node, kept);
+    extensions?.addPod(p, withIt);
+    if (fits(withIt).code === 'Success') return true;
     kept.pop();
+    extensions?.removePod(p, new NodeInfo(node.node, kept));
     victims.push(p);
     return false;
   };
@@ -187,7 +203,10 @@ export class DefaultPreemption implements PostFilterPlugin {
     const wanted = numCandidates(potential.length);
     for (const node of potential) {
       if (candidates.length >= wanted) break;
-      const { victims, numPDBViolations, status } = selectVictimsOnNode(pod, node, (n) => handle.runFilter(state, pod, n), pdbs);
+      // Each node's dry run on its own copy of the attempt's state (the plugins' counts change in it).
+      const dry = state.clone();
+      const extensions = { removePod: (other: Pod, n: NodeInfo) => handle.removePod(dry, pod, other, n), addPod: (other: Pod, n: NodeInfo) => handle.addPod(dry, pod, other, n) };
+      const { victims, numPDBViolations, status } = selectVictimsOnNode(pod, node, (n) => handle.runFilter(dry, pod, n), pdbs, extensions);
       if (status.code === 'Success') candidates.push({ node: node.name, victims, numPDBViolations });
       else dryRun.set(node.name, status);
     }
