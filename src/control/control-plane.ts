@@ -11,6 +11,9 @@ import { VolumeStatsCache } from './node/volume-stats.js';
 import { nodeRoot, safeComponent } from './node/layout.js';
 import { containerDir, logFile } from './node/runtime/files.js';
 import type { PodLogLocator } from './server/pod-log.js';
+import type { PodExecutor } from './server/pod-exec.js';
+import { ContainerNotFoundError, ContainerNotRunningError, PodRuntime } from './node/runtime/pod-runtime.js';
+import { ExecRunner } from '../driver/mount/exec.js';
 import { CsiCallJournal } from '../csi/call-journal.js';
 import { CephPools } from './server/ui-ceph-pools.js';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -103,6 +106,20 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         return undefined;
       }
     };
+    // `kubectl exec`: the command runs in the container on its node, through the node's runtime.
+    const podExec: PodExecutor = (pod, container, command, stdin) => {
+      const root = nodeRoot(stateDir, safeComponent('node name', pod.spec.nodeName ?? ''));
+      const runtime = new PodRuntime({ rootDir: root, runner: new ExecRunner(log), logger: log });
+      let child: ReturnType<PodRuntime['exec']>;
+      try {
+        child = runtime.exec(pod.metadata.uid ?? '', container, command, 'pipe');
+      } catch (err) {
+        if (err instanceof ContainerNotFoundError || err instanceof ContainerNotRunningError) throw new Error(`container not found ("${container}")`, { cause: err });
+        throw err;
+      }
+      if (!stdin) child.stdin?.end();
+      return child;
+    };
     if (options.cephConfig !== undefined) cephPools = await CephPools.forConfigFile(store, options.cephConfig, log.child({ component: 'ceph-pools' }));
     for (const address of listen) {
       servers.push(
@@ -117,6 +134,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
           csiCalls,
           ...(cephPools === undefined ? {} : { cephPools }),
           podLogs,
+          podExec,
           logger: log,
         }),
       );

@@ -13,7 +13,7 @@ export interface RunOptions {
   /** Added to this process's environment. */
   env?: Record<string, string>;
   /** Written to the child's stdin, which is then closed (default: nothing). */
-  stdin?: string;
+  stdin?: string | Buffer;
 }
 
 /** Runs `command args…` to completion; resolves with its exit code and output (never rejects on a non-zero exit). */

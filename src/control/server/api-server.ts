@@ -4,11 +4,12 @@
 // Listening beyond loopback requires TLS and a token: the server refuses to start without them.
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { pino, type Logger } from 'pino';
 import { resourceForName, type ResourceInfo } from '../api/registry.js';
-import { ApiError, NoResourceError, NotFoundError, UnauthorizedError } from '../store/errors.js';
+import { ApiError, BadRequestError, NoResourceError, NotFoundError, UnauthorizedError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { handleReview, reviewForPath } from './access-review.js';
 import { isCrdList, sendEmptyCrdList } from './crd-list.js';
@@ -22,6 +23,7 @@ import { actingUser } from './impersonation.js';
 import { forbidden, requestAttributes } from './request-attributes.js';
 import { serveOpenApi } from './openapi-serve.js';
 import { handleEviction } from './eviction.js';
+import { ExecUpgrades, execTarget, parseExecOptions, type PodExecutor, refuseUpgrade } from './pod-exec.js';
 import { handlePodLog, type PodLogLocator } from './pod-log.js';
 import { route } from './routes.js';
 import type { TokenSigner } from './service-account-tokens.js';
@@ -53,6 +55,8 @@ export interface ApiServerOptions {
   metrics?: (node: string | undefined) => Promise<string | undefined>;
   /** Where a container's output is (pods/{name}/log); none: every log request says the container is waiting. */
   podLogs?: PodLogLocator;
+  /** Runs `kubectl exec` commands in the pods' containers (absent: exec is refused). */
+  podExec?: PodExecutor;
   /** The CSI calls the control plane made, for the web console (/ui/api/csi-calls); none: an empty list. */
   csiCalls?: CsiCallJournal;
   /** The Ceph pools' capacity for the web console (/ui/api/ceph-pools); none (no Ceph backend): 404. */
@@ -235,6 +239,11 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       case 'item':
         if (r.subresource === 'log') await handlePodLog(options.store, options.podLogs, r.namespace ?? '', r.name, req, res, url.searchParams);
         else if (r.subresource === 'eviction') await handleEviction(options.store, r.namespace ?? '', r.name, req, res, url.searchParams);
+        else if (r.subresource === 'exec') {
+          // Reached only without a WebSocket upgrade (those go to the 'upgrade' handler below).
+          execTarget(options.store, r.namespace ?? '', r.name, parseExecOptions(url.searchParams));
+          throw new BadRequestError('Upgrade request required');
+        }
         else await handleItem(ctx, r, req, res, url.searchParams);
         return;
     }
@@ -252,6 +261,26 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     tcp && address.secure && options.tls ? (createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, onRequest) as unknown as Server) : createHttpServer(onRequest);
 
   const closeUnbusyConnections = trackConnections(server);
+
+  // WebSocket upgrades: a pod's exec only, authenticated and authorized as any request (RBAC:
+  // create on pods/exec, whatever the method, as kube-apiserver checks WebSocket exec).
+  const execs = new ExecUpgrades(options.store, options.podExec);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    socket.on('error', () => undefined);
+    try {
+      const url = new URL(req.url ?? '/', 'http://localhost');
+      const user = actingUser(authenticate(req.headers.authorization) ?? throwUnauthorized(), req.headersDistinct, authorizer);
+      const r = route(url.pathname);
+      if (r.type !== 'item' || r.subresource !== 'exec') throw new BadRequestError(`${url.pathname} cannot be upgraded: only a pod's exec is served over WebSocket`);
+      if (mode === 'RBAC') {
+        const attributes = { ...requestAttributes('POST', url), verb: 'create' };
+        if (!authorizer.allowed(user, attributes)) throw forbidden(user, attributes);
+      }
+      execs.handle(req, socket, head, r.namespace ?? '', r.name, url.searchParams);
+    } catch (err) {
+      refuseUpgrade(socket, err);
+    }
+  });
 
   if (address.kind === 'unix') await removeStaleSocket(address.path);
   await listenOn(server, address);
@@ -275,6 +304,7 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
     close: () =>
       new Promise<void>((resolve, reject) => {
         watches.closeAll();
+        execs.closeAll();
         server.close((err) => (err ? reject(err) : resolve()));
         closeUnbusyConnections();
       }),

@@ -3,6 +3,7 @@
 //   /api/v1/namespaces/{ns}/{plural}[/{name}[/status]]         core, namespaced
 //   /api/v1/namespaces/{ns}/pods/{name}/binding                 a pod's binding (POST a v1 Binding)
 //   /api/v1/namespaces/{ns}/pods/{name}/eviction                evict a pod (POST a policy/v1 Eviction)
+//   /api/v1/namespaces/{ns}/pods/{name}/exec                    run a command in a container (WebSocket)
 //   /api/v1/namespaces/{ns}/pods/{name}/log                     a container's output (pod-log.ts)
 //   /apis/apps/v1/namespaces/{ns}/{statefulsets|deployments|replicasets}/{name}/scale   (scale.ts)
 //   /apis/{group}/{version}/...                                the same for a group
@@ -23,7 +24,7 @@ export type Route =
   /** /metrics (every node's kubelet volume stats) or /api/v1/nodes/{node}/proxy/metrics (the kubelet's, through the node proxy). */
   | { type: 'metrics'; node: string | undefined }
   | { type: 'collection'; resource: ResourceInfo; namespace: string | undefined }
-  | { type: 'item'; resource: ResourceInfo; namespace: string | undefined; name: string; subresource: 'status' | 'binding' | 'scale' | 'log' | 'eviction' | undefined };
+  | { type: 'item'; resource: ResourceInfo; namespace: string | undefined; name: string; subresource: 'status' | 'binding' | 'scale' | 'log' | 'eviction' | 'exec' | undefined };
 
 const HEALTH = new Set(['healthz', 'readyz', 'livez']);
 
@@ -37,7 +38,7 @@ function resourceRoute(group: string, version: string, rest: string[]): Route {
   if (namespaced?.namespaced === true && second !== undefined) {
     if (fourth === undefined) return { type: 'collection', resource: namespaced, namespace: second };
     if (fifth === undefined || fifth === 'status') return { type: 'item', resource: namespaced, namespace: second, name: fourth, subresource: fifth };
-    if ((fifth === 'binding' || fifth === 'log' || fifth === 'eviction') && namespaced.plural === 'pods') return { type: 'item', resource: namespaced, namespace: second, name: fourth, subresource: fifth };
+    if ((fifth === 'binding' || fifth === 'log' || fifth === 'eviction' || fifth === 'exec') && namespaced.plural === 'pods') return { type: 'item', resource: namespaced, namespace: second, name: fourth, subresource: fifth };
     if (fifth === 'scale' && namespaced.hasScale) return { type: 'item', resource: namespaced, namespace: second, name: fourth, subresource: fifth };
     throw new NoResourceError();
   }

@@ -48,6 +48,9 @@ export function translate(filter: WatchFilter, row: EventRow): WatchEvent | unde
   const object = JSON.parse(row.object) as KubeObject;
   const now = matches(filter, object);
   if (row.type !== 'MODIFIED') return now ? { type: row.type, object } : undefined;
+  // Without label or field selectors only the namespace decides, and an update keeps it: the
+  // previous state matched exactly when this one does (no need to read it).
+  if (now && filter.labels.length === 0 && filter.fields.length === 0) return { type: 'MODIFIED', object };
   const previous = row.previous === null ? undefined : (JSON.parse(row.previous) as KubeObject);
   const before = previous !== undefined && matches(filter, previous);
   if (now) return { type: before ? 'MODIFIED' : 'ADDED', object };
