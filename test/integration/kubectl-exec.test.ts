@@ -4,10 +4,10 @@
 // kubectl's own, and a claim's volume seen from inside the container as the seeds check it (`kubectl
 // exec POD -- mount | grep …`), written and read back through exec. Refusals are kube-apiserver's: a
 // container that is not the pod's, a pod that does not exist, a pod not yet on a node, a request
-// that is not a WebSocket upgrade.
+// that is not a WebSocket upgrade. `kubectl cp` (tar through exec) copies onto the volume and back.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { needsRoot } from '../support/driver-harness.js';
@@ -99,6 +99,16 @@ describe('kubectl exec through the API of `stowage up`', { skip: needsRoot }, ()
     assert.equal(wrote.code, 0, wrote.stderr);
     const read = await kubectl(['exec', 'box', '-c', 'main', '--', 'cat', '/data/note']);
     assert.equal(read.stdout, 'kept on the volume\n');
+    // kubectl cp is tar through exec: onto the volume and back.
+    const local = join(up.dir, 'report.txt');
+    await writeFile(local, 'copied in with kubectl cp\n');
+    const copied = await kubectl(['cp', local, 'box:/data/report.txt', '-c', 'main']);
+    assert.equal(copied.code, 0, copied.stderr);
+    assert.equal((await kubectl(['exec', 'box', '-c', 'main', '--', 'cat', '/data/report.txt'])).stdout, 'copied in with kubectl cp\n');
+    const back = join(up.dir, 'note-back.txt');
+    const fetched = await kubectl(['cp', 'box:/data/note', back, '-c', 'main']);
+    assert.equal(fetched.code, 0, fetched.stderr);
+    assert.equal(await readFile(back, 'utf8'), 'kept on the volume\n');
   });
 
   it('refuses what cannot be served with the Kubernetes messages', async () => {
