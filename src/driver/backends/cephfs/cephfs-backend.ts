@@ -16,7 +16,9 @@
  *                    snapshot of the source named after the new subvolume). Clones are copied by
  *                    the mgr in the background: CreateVolume waits for it while its caller waits
  *                    (ABORTED once the caller is gone; a retry waits on, DeleteVolume of the ID
- *                    cancels and removes it); a failed one is removed and reported.
+ *                    cancels and removes it); a failed one is removed and reported. A clone's mgr
+ *                    commands wait as long as the caller, and one left unanswered holds later
+ *                    calls on its ID until the mgr answers (clone-flow.ts, unanswered.ts).
  * - expansion        `fs subvolume resize` (online: the mount sees the new quota; no node step)
  *
  * Provisioning uses the adminID/adminKey secrets, mounting userID/userKey (adminID/adminKey when
