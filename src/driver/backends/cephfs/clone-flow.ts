@@ -3,25 +3,26 @@
  * the journal and connections (cephfs-backend.ts) so that it can be driven against a fake mgr.
  *
  * Why a clone's mgr commands wait as long as the caller does, not --ceph-timeout (read in
- * Pacific 16.2's /usr/share/ceph/mgr/volumes/fs):
- * - `fs subvolume snapshot clone` (volume.py clone_subvolume_snapshot) runs under the module's
- *   GlobalLock (operations/lock.py, taken by open_volume), makes the clone subvolume, attaches it
- *   to the snapshot and finally calls Cloner.queue_job (async_job.py), which takes the
- *   AsyncJobs lock through lock_timeout_log (acquire with a 5 s timeout, retried until it gets it).
- * - A cloner thread (JobThread.run, async_job.py) holds that same AsyncJobs lock while it looks
- *   for its next job: get_job → Cloner.get_next_job → get_next_clone_entry (async_cloner.py),
- *   which opens the filesystem and scans the clone index (lstat and readlink of every entry:
- *   libcephfs round trips to the MDS). With max_concurrent_clones (default 4) threads doing this
- *   after every clone, a clone command waits for the lock, and meanwhile holds the GlobalLock that
- *   every other `fs subvolume …` and `fs clone status` command needs, and that a cloner finishing
- *   a clone needs too (handle_clone_complete opens the volume with it).
- * So the mgr answers clone, clone status and the rest late exactly while clones run: 8 clone
- * commands sent at once on the dev cluster came back after 0.8 to 40 s, in steps of about 5 s
- * (lock_timeout_log's acquire timeout). Nothing the driver does makes that faster; giving up at
- * 10 s only turns each late answer into a retry that queues one more command. So a clone's
- * commands wait while the caller waits (its gRPC deadline: external-provisioner's --timeout), up
- * to CLONE_WAIT_LIMIT_MS; one left unanswered may still take effect, and is tracked
- * (unanswered.ts) so that no later call on the volume runs before it.
+ * Pacific 16.2's /usr/share/ceph/mgr/volumes/fs, and measured on ceph-dev):
+ * - Every command of the module runs under its GlobalLock (operations/lock.py, taken by
+ *   open_volume in volume.py), and so does a cloner thread at each state change of a clone
+ *   (get_clone_state/set_clone_state and handle_clone_complete open the volume with it:
+ *   async_cloner.py). `fs subvolume snapshot clone` also ends in Cloner.queue_job, which takes the
+ *   AsyncJobs lock (async_job.py, through lock_timeout_log) that a cloner thread holds while it
+ *   scans the clone index for its next job (get_job → get_next_clone_entry: libcephfs I/O).
+ * - What makes each holder slow: the module's metadata writes (.meta files,
+ *   operations/versions/metadata_manager.py flush: write, fsync, rename, under yet another
+ *   module-wide lock) wait for the MDS, which in Pacific flushes its journal on its tick
+ *   (mds_tick_interval, 5 s). Measured on ceph-dev: 8 clone commands sent at once came back after
+ *   2.3 to 33.7 s, all 8 clones complete after 69 s; with mds_tick_interval 1 s, after 0.7 to
+ *   4.4 s and 13 s. So the lead's reading (the AsyncJobs lock) is one of the locks, and the 5 s
+ *   steps are the MDS tick.
+ * So the mgr answers clone, clone status and the rest late exactly while clones run. Nothing the
+ * driver does makes that faster; giving up at 10 s only turns each late answer into a retry that
+ * queues one more command. So a clone's commands wait while the caller waits (its gRPC
+ * deadline: external-provisioner's --timeout), up to CLONE_WAIT_LIMIT_MS; one left unanswered may
+ * still take effect, and is tracked (unanswered.ts) so that no later call on the volume runs
+ * before it.
  */
 import type { Logger } from 'pino';
 import { AbortedError, InternalError, NotFoundError } from '../../../csi/errors.js';
