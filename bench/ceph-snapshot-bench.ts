@@ -2,10 +2,17 @@
  * Snapshots on Ceph, measured: rbd and cephfs CreateSnapshot and CreateVolume-from-snapshot
  * through the real driver's CSI socket, beside the raw Ceph calls that do the same work, in the
  * same run on the same one-node dev cluster at the same concurrency. Not a test: it prints a table
- * (ops/s, p50/p95 latency, driver/raw ratio).
+ * (ops/s, p50/p95 latency, retries, driver/raw ratio).
  *
  *   node dist/bench/ceph-snapshot-bench.js [--backend rbd|cephfs|both] [--n 16] [--concurrency 8]
- *                                          [--ceph-timeout 10] [--log-level warn]
+ *                                          [--ceph-timeout 10] [--rpc-timeout 150] [--log-level warn]
+ *
+ * The driver side is called as external-provisioner and external-snapshotter call it: each call
+ * with a deadline (--rpc-timeout: their --timeout, 150 s in our deploy/ manifests as in
+ * ceph-csi's; the sidecars' own default is 15 s), and on ABORTED, DEADLINE_EXCEEDED or
+ * UNAVAILABLE the same request again after a backoff that starts at 500 ms (the manifests'
+ * --retry-interval-start) and doubles up to 5 min (--retry-interval-max's default). An op's time
+ * runs from its first attempt to its success; the retries are counted and printed per row.
  *
  * Per backend, N operations, each from its own source volume (64 MiB, empty: what is measured is
  * the control path, not a data copy):
@@ -19,8 +26,9 @@
  * - cephfs CreateVolume from snapshot vs `fs subvolume snapshot clone`, then `fs clone status`
  *   polled until complete on the driver's own schedule (0.5 s, x1.5, at most 1 s apart).
  *
- * --ceph-timeout is the driver's --ceph-timeout (its default, 10 s, unless given) and the raw
- * connection's: how long one Ceph call (a mgr command among them) may go unanswered.
+ * --ceph-timeout is the driver's --ceph-timeout (its default, 10 s, unless given). The raw side's
+ * mgr commands wait as long as the mgr takes (RAW_MGR_WAIT_MS): what is measured there is the
+ * mgr's own time, which under 8 concurrent clones is tens of seconds per command.
  *
  * Everything lives in one temp dir with its own cluster; volumes, snapshots, images and
  * subvolumes are deleted at the end (and checked gone), the driver stopped and the cluster taken
@@ -28,11 +36,14 @@
  */
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pino } from 'pino';
 import type { DevCluster, DevClusterInfo } from '../src/ceph/dev-cluster.js';
+import { status } from '@grpc/grpc-js';
 import type { CsiClient } from '../src/csi/client.js';
+import { CsiError } from '../src/csi/errors.js';
 import { Rados, type IoCtx } from '../src/driver/backends/ceph/rados.js';
 import { pollUntil } from '../src/driver/backends/cephfs/poll.js';
 import { cloneImage, createImage, FEATURES, Image, removeImage } from '../src/driver/backends/rbd/librbd.js';
@@ -49,9 +60,19 @@ const GROUP = 'csi';
 const MNT_DETACH = 2;
 
 const runner = new ExecRunner(pino({ level: 'silent' }));
+/** The raw side's mgr commands: long enough for any answer the mgr gives. */
+const RAW_MGR_WAIT_MS = 600_000;
+/** What external-provisioner / external-snapshotter retry: the codes that do not mean "never". */
+const RETRIED = new Set<number>([status.ABORTED, status.DEADLINE_EXCEEDED, status.UNAVAILABLE]);
+const BACKOFF_FIRST_MS = 500;
+const BACKOFF_MAX_MS = 300_000;
 
 interface Stats {
   n: number;
+  /** Attempts beyond the first, over all n ops (driver side: as the sidecars retry). */
+  retries: number;
+  /** The codes that were retried, counted. */
+  retriedCodes: Record<string, number>;
   opsPerSec: number;
   p50Ms: number;
   p95Ms: number;
@@ -71,6 +92,7 @@ interface Options {
   c: number;
   logLevel: string;
   cephTimeout: number;
+  rpcTimeout: number;
 }
 
 function options(): Options {
@@ -81,6 +103,7 @@ function options(): Options {
       concurrency: { type: 'string', default: '8' },
       'log-level': { type: 'string', default: 'warn' },
       'ceph-timeout': { type: 'string', default: '10' },
+      'rpc-timeout': { type: 'string', default: '150' },
     },
   });
   const b = values.backend;
@@ -88,8 +111,9 @@ function options(): Options {
   const n = Number(values.n);
   const c = Number(values.concurrency);
   const cephTimeout = Number(values['ceph-timeout']);
-  if (![n, c, cephTimeout].every((x) => Number.isInteger(x) && x >= 1)) throw new Error('--n, --concurrency and --ceph-timeout must be positive integers');
-  return { backends: b === 'both' ? ['rbd', 'cephfs'] : [b], n, c, logLevel: values['log-level'], cephTimeout };
+  const rpcTimeout = Number(values['rpc-timeout']);
+  if (![n, c, cephTimeout, rpcTimeout].every((x) => Number.isInteger(x) && x >= 1)) throw new Error('--n, --concurrency, --ceph-timeout and --rpc-timeout must be positive integers');
+  return { backends: b === 'both' ? ['rbd', 'cephfs'] : [b], n, c, logLevel: values['log-level'], cephTimeout, rpcTimeout };
 }
 
 /** Nothing of this bench is mounted, but unmount whatever is under root anyway; then the cluster goes. */
@@ -105,17 +129,50 @@ async function teardown(root: string, cluster: DevCluster | undefined): Promise<
   return problems;
 }
 
-/** session.measure() (stops on a signal) with each op's latency kept for p50/p95. */
-async function timed(session: CephBenchSession, n: number, c: number, op: (i: number) => Promise<unknown>): Promise<Stats> {
+/** Retries counted while a row is measured (the driver calls add to it). */
+class RetryCount {
+  total = 0;
+  readonly codes: Record<string, number> = {};
+  add(code: number): void {
+    this.total++;
+    const name = status[code] ?? String(code);
+    this.codes[name] = (this.codes[name] ?? 0) + 1;
+  }
+}
+
+/**
+ * session.measure() (stops on a signal) with each op's latency kept for p50/p95. The op gets the
+ * row's retry count to add to (driver calls retry as the sidecars do).
+ */
+async function timed(session: CephBenchSession, n: number, c: number, op: (i: number, retries: RetryCount) => Promise<unknown>): Promise<Stats> {
   const lat: number[] = [];
+  const retries = new RetryCount();
   const s = await session.measure(n, c, async (i) => {
     const t = performance.now();
-    await op(i);
+    await op(i, retries);
     lat.push(performance.now() - t);
   });
   lat.sort((a, b) => a - b);
   const pct = (p: number) => lat[Math.min(lat.length - 1, Math.floor(lat.length * p))] ?? Number.NaN;
-  return { n, opsPerSec: s.opsPerSec, p50Ms: pct(0.5), p95Ms: pct(0.95) };
+  return { n, retries: retries.total, retriedCodes: retries.codes, opsPerSec: s.opsPerSec, p50Ms: pct(0.5), p95Ms: pct(0.95) };
+}
+
+/**
+ * A CSI call as external-provisioner makes it: a deadline per attempt, and the same request again
+ * after a doubling backoff while the answer is ABORTED, DEADLINE_EXCEEDED or UNAVAILABLE.
+ */
+async function asSidecar<T>(call: () => Promise<T>, retries?: RetryCount): Promise<T> {
+  let backoff = BACKOFF_FIRST_MS;
+  for (;;) {
+    try {
+      return await call();
+    } catch (e) {
+      if (!(e instanceof CsiError) || !RETRIED.has(e.code)) throw e;
+      retries?.add(e.code);
+      await sleep(backoff);
+      backoff = Math.min(BACKOFF_MAX_MS, backoff * 2);
+    }
+  }
 }
 
 /** Throws unless list is empty: the bench's own check that its clean-up left nothing in Ceph. */
@@ -131,7 +188,7 @@ async function benchRbd(session: CephBenchSession, info: DevClusterInfo, rados: 
   const secrets = { userID: info.userID, userKey: info.userKey };
   const parameters = { clusterID: info.clusterID, pool: info.pool };
   const cap = { mount: { fs_type: 'ext4', mount_flags: [] }, access_mode: { mode: 'SINGLE_NODE_WRITER' as const } };
-  const d = driverCalls(cl, parameters, secrets, cap);
+  const d = driverCalls(cl, parameters, secrets, cap, o.rpcTimeout);
 
   const poolId = await rados.poolId(info.pool);
   if (poolId === undefined) throw new Error(`no pool ${info.pool}`);
@@ -178,8 +235,8 @@ async function benchRbd(session: CephBenchSession, info: DevClusterInfo, rados: 
   process.stderr.write(`rbd: CreateSnapshot ×${n} at concurrency ${c}, driver then raw\n`);
   const snapIds: string[] = [];
   const snapOp = 'CreateSnapshot';
-  rows.push({ backend: 'rbd', op: snapOp, side: 'driver', what: 'CSI CreateSnapshot over the socket', stats: await timed(session, n, c, async (i) => {
-    snapIds[i] = await d.createSnapshot(`cs-rbd-snap-${i}`, srcIds[i]!);
+  rows.push({ backend: 'rbd', op: snapOp, side: 'driver', what: 'CSI CreateSnapshot over the socket', stats: await timed(session, n, c, async (i, retries) => {
+    snapIds[i] = await d.createSnapshot(`cs-rbd-snap-${i}`, srcIds[i]!, retries);
   }) });
   rows.push({ backend: 'rbd', op: snapOp, side: 'raw', what: 'librbd: snap_create tmp + clone3 v2 + snap_remove tmp + snap_create (the driver\'s Ceph work)', stats: await timed(session, n, c, (i) => rawSnapshot(src(i), snapImg(i))) });
   rows.push({ backend: 'rbd', op: snapOp, side: 'bare', what: 'librbd: open + rbd_snap_create + close on the source (for scale)', stats: await timed(session, n, c, (i) => Image.with(io, src(i), (img) => img.snapCreate('bare'))) });
@@ -188,8 +245,8 @@ async function benchRbd(session: CephBenchSession, info: DevClusterInfo, rados: 
   process.stderr.write(`rbd: CreateVolume from snapshot ×${n} at concurrency ${c}, driver then raw\n`);
   const restoreIds: string[] = [];
   const restoreOp = 'CreateVolume from snapshot';
-  rows.push({ backend: 'rbd', op: restoreOp, side: 'driver', what: 'CSI CreateVolume with a snapshot content source', stats: await timed(session, n, c, async (i) => {
-    restoreIds[i] = await d.createVolume(`cs-rbd-restore-${i}`, snapIds[i]!);
+  rows.push({ backend: 'rbd', op: restoreOp, side: 'driver', what: 'CSI CreateVolume with a snapshot content source', stats: await timed(session, n, c, async (i, retries) => {
+    restoreIds[i] = await d.createVolume(`cs-rbd-restore-${i}`, snapIds[i]!, retries);
   }) });
   rows.push({ backend: 'rbd', op: restoreOp, side: 'raw', what: 'librbd: rbd_clone3 v2 of the snapshot image\'s snapshot', stats: await timed(session, n, c, (i) => rawRestore(snapImg(i), restore(i))) });
 
@@ -218,11 +275,11 @@ async function benchCephfs(session: CephBenchSession, info: DevClusterInfo, rado
   const secrets = { adminID: info.userID, adminKey: info.userKey, userID: info.userID, userKey: info.userKey };
   const parameters = { clusterID: info.clusterID, fsName: info.fsName };
   const cap = { mount: { fs_type: '', mount_flags: [] }, access_mode: { mode: 'MULTI_NODE_MULTI_WRITER' as const } };
-  const d = driverCalls(cl, parameters, secrets, cap);
+  const d = driverCalls(cl, parameters, secrets, cap, o.rpcTimeout);
 
   // The raw side: the driver's own rados_mgr_command binding, the same commands and group.
   const mgr = async (prefix: string, args: Record<string, unknown>) =>
-    (await rados.mgrCommand({ prefix, vol_name: info.fsName, format: 'json', ...args })).out;
+    (await rados.mgrCommand({ prefix, vol_name: info.fsName, format: 'json', ...args }, { waitMs: RAW_MGR_WAIT_MS })).out;
   const src = (i: number) => `bench-rawsrc-${i}`;
   const snap = (i: number) => `bench-rawsnap-${i}`;
   const clone = (i: number) => `bench-rawclone-${i}`;
@@ -261,16 +318,16 @@ async function benchCephfs(session: CephBenchSession, info: DevClusterInfo, rado
   process.stderr.write(`cephfs: CreateSnapshot ×${n} at concurrency ${c}, driver then raw\n`);
   const snapIds: string[] = [];
   const snapOp = 'CreateSnapshot';
-  rows.push({ backend: 'cephfs', op: snapOp, side: 'driver', what: 'CSI CreateSnapshot over the socket', stats: await timed(session, n, c, async (i) => {
-    snapIds[i] = await d.createSnapshot(`cs-fs-snap-${i}`, srcIds[i]!);
+  rows.push({ backend: 'cephfs', op: snapOp, side: 'driver', what: 'CSI CreateSnapshot over the socket', stats: await timed(session, n, c, async (i, retries) => {
+    snapIds[i] = await d.createSnapshot(`cs-fs-snap-${i}`, srcIds[i]!, retries);
   }) });
   rows.push({ backend: 'cephfs', op: snapOp, side: 'raw', what: 'mgr: fs subvolume snapshot create', stats: await timed(session, n, c, (i) => rawSnapshot(src(i), snap(i))) });
 
   process.stderr.write(`cephfs: CreateVolume from snapshot ×${n} at concurrency ${c}, driver then raw\n`);
   const restoreIds: string[] = [];
   const restoreOp = 'CreateVolume from snapshot';
-  rows.push({ backend: 'cephfs', op: restoreOp, side: 'driver', what: 'CSI CreateVolume with a snapshot content source (waits for the clone)', stats: await timed(session, n, c, async (i) => {
-    restoreIds[i] = await d.createVolume(`cs-fs-restore-${i}`, snapIds[i]!);
+  rows.push({ backend: 'cephfs', op: restoreOp, side: 'driver', what: 'CSI CreateVolume with a snapshot content source (waits for the clone)', stats: await timed(session, n, c, async (i, retries) => {
+    restoreIds[i] = await d.createVolume(`cs-fs-restore-${i}`, snapIds[i]!, retries);
   }) });
   rows.push({ backend: 'cephfs', op: restoreOp, side: 'raw', what: 'mgr: fs subvolume snapshot clone + fs clone status until complete (0.5 s, x1.5, ≤1 s)', stats: await timed(session, n, c, (i) => rawRestore(src(i), snap(i), clone(i))) });
 
@@ -287,24 +344,41 @@ async function benchCephfs(session: CephBenchSession, info: DevClusterInfo, rado
   await session.stopDriver();
 }
 
-/** The CSI calls as the external-snapshotter and external-provisioner make them; each returns the new ID. */
-function driverCalls(cl: CsiClient, parameters: Record<string, string>, secrets: Record<string, string>, cap: { mount: { fs_type: string; mount_flags: string[] }; access_mode: { mode: 'SINGLE_NODE_WRITER' | 'MULTI_NODE_MULTI_WRITER' } }) {
+/**
+ * The CSI calls as external-snapshotter and external-provisioner make them (asSidecar: a deadline
+ * per attempt, retried while the answer is not final); the creates return the new ID.
+ */
+function driverCalls(
+  cl: CsiClient,
+  parameters: Record<string, string>,
+  secrets: Record<string, string>,
+  cap: { mount: { fs_type: string; mount_flags: string[] }; access_mode: { mode: 'SINGLE_NODE_WRITER' | 'MULTI_NODE_MULTI_WRITER' } },
+  rpcTimeoutSeconds: number,
+) {
+  const deadline = { timeoutMs: rpcTimeoutSeconds * 1000 };
   return {
-    createVolume: async (name: string, fromSnapshot?: string) =>
-      (
-        await cl.controller.CreateVolume({
-          name,
-          capacity_range: { required_bytes: VOLUME_BYTES },
-          volume_capabilities: [cap],
-          parameters,
-          secrets,
-          ...(fromSnapshot ? { volume_content_source: { snapshot: { snapshot_id: fromSnapshot } } } : {}),
-        })
-      ).volume!.volume_id,
-    createSnapshot: async (name: string, sourceVolumeId: string) =>
-      (await cl.controller.CreateSnapshot({ name, source_volume_id: sourceVolumeId, parameters, secrets })).snapshot!.snapshot_id,
-    deleteVolume: (id: string) => cl.controller.DeleteVolume({ volume_id: id, secrets }),
-    deleteSnapshot: (id: string) => cl.controller.DeleteSnapshot({ snapshot_id: id, secrets }),
+    createVolume: (name: string, fromSnapshot?: string, retries?: RetryCount) =>
+      asSidecar(
+        async () =>
+          (
+            await cl.controller.CreateVolume(
+              {
+                name,
+                capacity_range: { required_bytes: VOLUME_BYTES },
+                volume_capabilities: [cap],
+                parameters,
+                secrets,
+                ...(fromSnapshot ? { volume_content_source: { snapshot: { snapshot_id: fromSnapshot } } } : {}),
+              },
+              deadline,
+            )
+          ).volume!.volume_id,
+        retries,
+      ),
+    createSnapshot: (name: string, sourceVolumeId: string, retries?: RetryCount) =>
+      asSidecar(async () => (await cl.controller.CreateSnapshot({ name, source_volume_id: sourceVolumeId, parameters, secrets }, deadline)).snapshot!.snapshot_id, retries),
+    deleteVolume: (id: string) => asSidecar(() => cl.controller.DeleteVolume({ volume_id: id, secrets }, deadline)),
+    deleteSnapshot: (id: string) => asSidecar(() => cl.controller.DeleteSnapshot({ snapshot_id: id, secrets }, deadline)),
   };
 }
 
@@ -342,12 +416,16 @@ async function main(): Promise<void> {
 
 function printReport(rows: Row[], o: Options, run: { seconds: number; clusterUpSeconds: number }): void {
   const f = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-  const header = ['backend', 'operation', 'side', 'ops/s', 'p50 ms', 'p95 ms', 'what'];
-  const table = rows.map((r) => [r.backend, r.op, r.side, f(r.stats.opsPerSec), f(r.stats.p50Ms), f(r.stats.p95Ms), r.what]);
+  const header = ['backend', 'operation', 'side', 'ops/s', 'p50 ms', 'p95 ms', 'retries', 'what'];
+  const retried = (st: Stats) => (st.retries === 0 ? '0' : `${st.retries} (${Object.entries(st.retriedCodes).map(([k, v]) => `${v} ${k}`).join(', ')})`);
+  const table = rows.map((r) => [r.backend, r.op, r.side, f(r.stats.opsPerSec), f(r.stats.p50Ms), f(r.stats.p95Ms), r.side === 'driver' ? retried(r.stats) : '-', r.what]);
   const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
   const line = (cols: string[]) => cols.map((col, i) => (i >= 3 && i <= 5 ? col.padStart(widths[i]!) : col.padEnd(widths[i]!))).join('  ').trimEnd();
   const out: string[] = [''];
-  out.push(`stowage ceph snapshot bench: one-node dev Ceph (memstore OSD) on this machine; n=${o.n} per row, concurrency ${o.c}, Ceph call timeout ${o.cephTimeout} s, 64 MiB empty sources, each op its own source`);
+  out.push(
+    `stowage ceph snapshot bench: one-node dev Ceph (memstore OSD) on this machine; n=${o.n} per row, concurrency ${o.c}, driver --ceph-timeout ${o.cephTimeout} s, ` +
+      `CSI calls with a ${o.rpcTimeout} s deadline retried as the sidecars do (ABORTED/DEADLINE_EXCEEDED/UNAVAILABLE, backoff ${BACKOFF_FIRST_MS} ms doubling), 64 MiB empty sources, each op its own source`,
+  );
   out.push(line(header));
   for (const t of table) out.push(line(t));
   out.push('');

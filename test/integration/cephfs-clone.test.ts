@@ -9,12 +9,20 @@
  *   no subvolume, no pinned or temporary snapshot and no journal key; or a retry of CreateVolume
  *   with the same name waits for the same clone and returns it.
  * Requests go through the raw client, which does not retry ABORTED as the harness's client does.
+ *
+ * Then, without the delay, 8 restores at once as external-provisioner makes them (a 15 s deadline
+ * per call, retried with doubling backoff on ABORTED, DEADLINE_EXCEEDED and UNAVAILABLE, the same
+ * name each time), while Pacific's mgr answers clone commands up to tens of seconds late: every
+ * restore ends OK holding its own snapshot's data, exactly 8 clones are made, and after deleting
+ * everything nothing is left in group csi.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { CsiError } from '../../src/csi/errors.js';
-import { expectCode, MiB, mountCap, status, uniqueName } from '../support/csi-helpers.js';
+import { expectCode, MiB, mountCap, status, uniqueName, writeSynced } from '../support/csi-helpers.js';
 import { useCephCluster } from '../support/ceph.js';
 import { needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
 
@@ -146,6 +154,117 @@ describe('cephfs clones: one call while the caller waits, nothing left when it g
     await ctl().DeleteSnapshot({ snapshot_id: snapshot, secrets: ceph.cephfsSecrets });
     await ctl().DeleteVolume({ volume_id: source, secrets: ceph.cephfsSecrets });
     assert.deepEqual(await ceph.subvolumes(), []);
+    assert.deepEqual(await ceph.fsOmapKeys('csi.volumes.default'), []);
+    assert.deepEqual(await ceph.fsOmapKeys('csi.snaps.default'), []);
+    assert.deepEqual(await ceph.fsObjects('csi.volume.'), []);
+    assert.deepEqual(await ceph.fsObjects('csi.snap.'), []);
+  });
+});
+
+/** What external-provisioner retries (its non-final codes a driver answers), the same request each time. */
+const RETRIED = new Set<number>([status.ABORTED, status.DEADLINE_EXCEEDED, status.UNAVAILABLE]);
+/** external-provisioner's default --timeout (15 s) and --retry-interval-start (1 s, doubling; its 5 min cap shortened to 8 s). */
+const CO_TIMEOUT_MS = 15_000;
+const CO_BACKOFF_MS = { first: 1_000, max: 8_000 };
+
+/** Calls until OK or a code a CO does not retry; how many retries it took. */
+async function asCoDoes<T>(call: () => Promise<T>, giveUpMs = 240_000): Promise<{ value: T; retries: number; codes: string[] }> {
+  const until = Date.now() + giveUpMs;
+  const codes: string[] = [];
+  let backoff = CO_BACKOFF_MS.first;
+  for (;;) {
+    try {
+      return { value: await call(), retries: codes.length, codes };
+    } catch (e) {
+      if (!(e instanceof CsiError) || !RETRIED.has(e.code) || Date.now() > until) throw e;
+      codes.push(status[e.code]);
+      await sleep(backoff);
+      backoff = Math.min(CO_BACKOFF_MS.max, backoff * 2);
+    }
+  }
+}
+
+describe('cephfs: 8 restores at once, retried as external-provisioner retries them', { skip: needsRoot, timeout: 600_000 }, () => {
+  const N = 8;
+  let drv: TestDriver;
+  const ctl = () => drv.rawClient.controller;
+  let source = '';
+  const snapshots: string[] = [];
+  const restored: string[] = [];
+  const staged: { id: string; staging: string; target: string }[] = [];
+
+  const retried = <T>(call: (deadline: { timeoutMs: number }) => Promise<T>) => asCoDoes(() => call({ timeoutMs: CO_TIMEOUT_MS }));
+
+  async function publish(id: string): Promise<string> {
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const target = drv.targetDir(uniqueName('tgt'));
+    staged.push({ id, staging, target });
+    await drv.client.node.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: RWX });
+    await drv.client.node.NodePublishVolume({ volume_id: id, staging_target_path: staging, target_path: target, volume_capability: RWX, readonly: false });
+    return target;
+  }
+
+  async function unpublishAll(): Promise<void> {
+    for (const p of staged.splice(0).reverse()) {
+      await drv.client.node.NodeUnpublishVolume({ volume_id: p.id, target_path: p.target });
+      await drv.client.node.NodeUnstageVolume({ volume_id: p.id, staging_target_path: p.staging });
+    }
+  }
+
+  before(async () => {
+    drv = await startTestDriver({ backend: 'cephfs', ceph, prefix: 'stowage-cfsclone8-' });
+    source = (await drv.client.controller.CreateVolume({ name: uniqueName('src8'), volume_capabilities: [RWX], capacity_range: { required_bytes: 16 * MiB } })).volume!.volume_id;
+    // Snapshot i holds "generation i": each restore must hold its own snapshot's data.
+    const target = await publish(source);
+    for (let i = 0; i < N; i++) {
+      await writeSynced(join(target, 'data'), Buffer.from(`generation ${i}\n`));
+      snapshots.push((await drv.client.controller.CreateSnapshot({ name: uniqueName(`snap8-${i}`), source_volume_id: source })).snapshot!.snapshot_id);
+    }
+    await unpublishAll();
+  });
+
+  after(async () => {
+    await unpublishAll().catch(() => undefined);
+    await drv?.cleanup();
+  });
+
+  it(`${N} CreateVolume from ${N} snapshots at once: all OK in the end, each with its snapshot's data, exactly ${N} clones`, async () => {
+    const started = Date.now();
+    const results = await Promise.all(
+      snapshots.map((snap, i) => {
+        const req = {
+          name: uniqueName(`restore8-${i}`),
+          volume_capabilities: [RWX],
+          capacity_range: { required_bytes: 16 * MiB },
+          volume_content_source: { snapshot: { snapshot_id: snap } },
+          parameters: ceph.cephfsParameters,
+          secrets: ceph.cephfsSecrets,
+        };
+        return retried((o) => ctl().CreateVolume(req, o));
+      }),
+    );
+    const seconds = (Date.now() - started) / 1000;
+    for (const r of results) restored.push(r.value.volume!.volume_id);
+    console.log(`# ${N} concurrent cephfs restores: ${seconds.toFixed(1)} s; retries per restore ${JSON.stringify(results.map((r) => r.codes))}`);
+
+    assert.equal(new Set(restored).size, N, 'eight distinct volumes');
+    const clones = (await ceph.subvolumes()).filter((s) => s !== `csi-vol-${uuidOf(source)}`);
+    assert.deepEqual(clones, restored.map((id) => `csi-vol-${uuidOf(id)}`).sort(), 'one subvolume per volume: no second clone of a retried name, none unnamed');
+    // The source keeps its own snapshots and nothing else (restores make no temporary snapshot).
+    assert.deepEqual(await ceph.subvolumeSnapshots(`csi-vol-${uuidOf(source)}`), snapshots.map((id) => `csi-snap-${uuidOf(id)}`).sort());
+    for (const i of [0, N - 1]) {
+      const target = await publish(restored[i]!);
+      assert.equal(await readFile(join(target, 'data'), 'utf8'), `generation ${i}\n`, `restore ${i} holds snapshot ${i}'s data`);
+    }
+    await unpublishAll();
+  });
+
+  it('everything deleted (as the CO retries deletes): nothing left in group csi, no journal key', async () => {
+    await Promise.all(restored.map((id) => retried((o) => ctl().DeleteVolume({ volume_id: id, secrets: ceph.cephfsSecrets }, o))));
+    await Promise.all(snapshots.map((id) => retried((o) => ctl().DeleteSnapshot({ snapshot_id: id, secrets: ceph.cephfsSecrets }, o))));
+    await retried((o) => ctl().DeleteVolume({ volume_id: source, secrets: ceph.cephfsSecrets }, o));
+    assert.deepEqual(await ceph.subvolumes(), [], 'no subvolume, no orphan clone');
+    assert.deepEqual(await ceph.subvolumeSnapshots(`csi-vol-${uuidOf(source)}`), [], 'no snapshot left (the source was purged with them)');
     assert.deepEqual(await ceph.fsOmapKeys('csi.volumes.default'), []);
     assert.deepEqual(await ceph.fsOmapKeys('csi.snaps.default'), []);
     assert.deepEqual(await ceph.fsObjects('csi.volume.'), []);

@@ -5,7 +5,7 @@ import { describe, it } from 'node:test';
 import { status } from '@grpc/grpc-js';
 import { cephfsError } from '../../src/driver/backends/cephfs/cephfs-backend.js';
 import { parseSessions } from '../../src/driver/backends/cephfs/mds-sessions.js';
-import { CephError } from '../../src/driver/backends/ceph/rados.js';
+import { CephError, UnansweredMgrCommand } from '../../src/driver/backends/ceph/rados.js';
 
 const where = { clusterID: 'c1', monitors: ['10.0.0.1:6789'], user: 'admin' };
 
@@ -28,6 +28,17 @@ describe('cephfs: Ceph errors as gRPC statuses', () => {
     const bad = cephfsError(new CephError('mgr command "fs subvolume create"', 22, 'Invalid pool layout'), where);
     assert.equal(bad.code, status.INVALID_ARGUMENT);
     assert.match(bad.message, /Invalid pool layout/);
+  });
+
+  it('a mgr that did not answer: UNAVAILABLE naming the mgr (not an OSD) when never sent, ABORTED "retry the same call" when it may still take effect', () => {
+    const refused = cephfsError(new CephError('mgr command "fs subvolume create"', 110, 'not sent: 4 earlier mgr commands are still unanswered past their deadline'), where);
+    assert.equal(refused.code, status.UNAVAILABLE);
+    assert.match(refused.message, /active mgr of ceph cluster c1/);
+    assert.doesNotMatch(refused.message, /OSD/);
+    const late = cephfsError(new UnansweredMgrCommand('mgr command "fs subvolume snapshot clone"', Promise.resolve(), 10_000, 'limit'), where);
+    assert.equal(late.code, status.ABORTED);
+    assert.match(late.message, /within 10\.0 s; the command may still take effect/);
+    assert.match(late.message, /retry the same call/);
   });
 
   it('connection and permission failures as for rbd: UNAVAILABLE naming the monitors, PERMISSION_DENIED naming the user', () => {

@@ -35,6 +35,16 @@ export function cephToCsi(e: unknown, where: CephErrorContext): CsiError {
       { cause: e },
     );
   }
+  // The mgr answers its modules' commands one after another, and the volumes module queues them
+  // behind its cloner (../cephfs/clone-flow.ts): a late answer is a busy (or failing-over) mgr,
+  // not an OSD. UNAVAILABLE, which a CO retries; the cephfs backend answers ABORTED instead where
+  // it knows the operation is pending for that volume.
+  if (e.code === 'ETIMEDOUT' && e.op.startsWith('mgr command')) {
+    return new UnavailableError(
+      `the active mgr of ${cluster} did not answer in time: ${e.message} (it is busy, e.g. with CephFS clones, or failing over: see \`ceph mgr stat\`; retry later)`,
+      { cause: e },
+    );
+  }
   // A connected client whose operation timed out reached the monitors: what did not answer is
   // most likely an OSD (stopped, hung, or its PGs inactive). Still UNAVAILABLE: a retry may work.
   if (e.code === 'ETIMEDOUT' && e.op !== 'rados_connect') {

@@ -8,11 +8,15 @@
  * appears in an argv, a file or a log line.
  */
 import { constants as osConstants } from 'node:os';
-import { getSystemErrorMessage } from 'node:util';
 import koffi from 'koffi';
 import type { LibraryHandle } from 'koffi';
 import { runAsync } from '../../mount/native-async.js';
 import { monHost } from './cluster-config.js';
+import { CephError } from './ceph-error.js';
+import { awaitAnswer, type MgrPatience, UnansweredMgrCommand } from './mgr-wait.js';
+
+export { CephError, isCephError } from './ceph-error.js';
+export { UnansweredMgrCommand, type MgrPatience } from './mgr-wait.js';
 
 /** A C pointer as koffi hands it out. */
 export type Pointer = unknown;
@@ -78,51 +82,12 @@ function fn(name: keyof typeof DECLS): Binding {
   return b;
 }
 
-const ERRNO_NAMES = new Map(Object.entries(osConstants.errno).map(([name, no]) => [no, name]));
-/**
- * Linux errnos Ceph returns that Node has no name or text for, with what they mean coming from
- * Ceph (never a bare "errno 117").
- */
-const CEPH_ERRNOS = new Map<number, [name: string, text: string]>([
-  [85, ['ERESTART', 'interrupted operation should be restarted']],
-  [108, ['ESHUTDOWN', 'the client was shut down or blocklisted by the cluster']],
-  [116, ['ESTALE', 'stale state: the object changed under the operation']],
-  [117, ['EUCLEAN', 'left half-done by an interrupted client and needs cleaning up']],
-  [125, ['ECANCELED', 'operation canceled']],
-]);
-
-/** A librados/librbd call that returned -errno. */
-export class CephError extends Error {
-  override readonly name = 'CephError';
-  /** e.g. 'ENOENT'. */
-  readonly code: string;
-
-  constructor(
-    /** What was being done, e.g. 'rbd_create4 csi-vol-…'. */
-    readonly op: string,
-    /** Positive errno. */
-    readonly errno: number,
-    /** What the daemon said besides the errno (mon and mgr commands: their status string). */
-    readonly detail = '',
-  ) {
-    const known = CEPH_ERRNOS.get(errno);
-    const code = ERRNO_NAMES.get(errno) ?? known?.[0] ?? `errno ${errno}`;
-    const sys = getSystemErrorMessage(-errno);
-    const text = sys.startsWith('Unknown') ? (known?.[1] ?? 'an error librados/librbd does not describe') : sys;
-    super(`${op}: ${code} (${detail || text})`);
-    this.code = code;
-  }
-}
-
 /** What a mon or mgr command answered: its output (JSON when asked for) and status string. */
 export interface CommandResult {
   out: string;
   status: string;
 }
 
-export function isCephError(e: unknown, ...codes: string[]): e is CephError {
-  return e instanceof CephError && (codes.length === 0 || codes.includes(e.code));
-}
 
 /** Runs a binding on a worker thread. */
 export function callAsync(b: Binding, args: unknown[]): Promise<unknown> {
@@ -263,42 +228,45 @@ export class Rados {
     return this.command('monCommand', cmd);
   }
 
-  /** A command served by the active mgr (its modules: volumes' `fs subvolume …`). */
-  mgrCommand(cmd: Record<string, unknown>): Promise<CommandResult> {
-    return this.command('mgrCommand', cmd);
+  /**
+   * A command served by the active mgr (its modules: volumes' `fs subvolume …`). It waits
+   * --ceph-timeout for the answer unless `patience` says otherwise (a longer wait, the caller's
+   * signal); a command left unanswered throws UnansweredMgrCommand (mgr-wait.ts): it may still
+   * take effect, and its `answer` settles when the mgr answers after all.
+   */
+  mgrCommand(cmd: Record<string, unknown>, patience: MgrPatience = {}): Promise<CommandResult> {
+    return this.command('mgrCommand', cmd, patience);
   }
 
-  private async command(which: 'monCommand' | 'mgrCommand', cmd: Record<string, unknown>): Promise<CommandResult> {
+  private async command(which: 'monCommand' | 'mgrCommand', cmd: Record<string, unknown>, patience: MgrPatience = {}): Promise<CommandResult> {
     if (which === 'monCommand') return this.nativeCommand(which, this.handle, cmd);
     const op = `mgr command "${String(cmd['prefix'])}"`;
     if (this.closed) throw new CephError(op, 108, 'the connection is shutting down');
+    // Not sent at all once the caller is gone: nothing to wait for, nothing that may happen later.
+    if (patience.signal?.aborted) throw new CephError(op, osConstants.errno.ECANCELED, 'not sent: the caller stopped waiting');
     if (this.mgrAbandoned >= Rados.MAX_UNANSWERED_MGR_COMMANDS) {
-      throw new CephError(op, osConstants.errno.ETIMEDOUT, `${this.mgrAbandoned} earlier mgr commands are still unanswered past their deadline; not sending another`);
+      throw new CephError(op, osConstants.errno.ETIMEDOUT, `not sent: ${this.mgrAbandoned} earlier mgr commands are still unanswered past their deadline (the mgr is busy or not running)`);
     }
     this.mgrHandle ??= this.tracked(Rados.open(this.options, 0));
     this.mgrHandle.catch(() => (this.mgrHandle = undefined));
     const handle = await this.mgrHandle;
-    let settled = false;
     let abandoned = false;
     const native = this.nativeCommand(which, handle, cmd).finally(() => {
-      settled = true;
       if (abandoned) this.mgrAbandoned--;
     });
     native.catch(() => undefined);
-    let timer: NodeJS.Timeout | undefined;
-    const deadline = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        if (!settled) {
+    try {
+      return await awaitAnswer(native, op, {
+        waitMs: patience.waitMs ?? this.options.timeoutSeconds * 1000,
+        signal: patience.signal,
+        onAbandon: () => {
           abandoned = true;
           this.mgrAbandoned++;
-        }
-        reject(new CephError(op, osConstants.errno.ETIMEDOUT, `no answer from the mgr within ${this.options.timeoutSeconds} s (the command may still complete)`));
-      }, this.options.timeoutSeconds * 1000);
-    });
-    try {
-      return await Promise.race([native, deadline]);
-    } finally {
-      clearTimeout(timer);
+        },
+      });
+    } catch (e) {
+      if (abandoned && e instanceof UnansweredMgrCommand) patience.onUnanswered?.(e.answer, op);
+      throw e;
     }
   }
 

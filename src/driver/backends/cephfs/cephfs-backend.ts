@@ -16,7 +16,9 @@
  *                    snapshot of the source named after the new subvolume). Clones are copied by
  *                    the mgr in the background: CreateVolume waits for it while its caller waits
  *                    (ABORTED once the caller is gone; a retry waits on, DeleteVolume of the ID
- *                    cancels and removes it); a failed one is removed and reported.
+ *                    cancels and removes it); a failed one is removed and reported. A clone's mgr
+ *                    commands wait as long as the caller, and one left unanswered holds later
+ *                    calls on its ID until the mgr answers (clone-flow.ts, unanswered.ts).
  * - expansion        `fs subvolume resize` (online: the mount sees the new quota; no node step)
  *
  * Provisioning uses the adminID/adminKey secrets, mounting userID/userKey (adminID/adminKey when
@@ -57,7 +59,7 @@ import type { CephCluster, ClusterConfig } from '../ceph/cluster-config.js';
 import { Connections } from '../ceph/connections.js';
 import { cephToCsi } from '../ceph/errors.js';
 import { OmapJournal, SNAPSHOT_LAYOUT, VOLUME_LAYOUT, type JournalPools } from '../ceph/journal.js';
-import { CephError, isCephError, type IoCtx, type Rados } from '../ceph/rados.js';
+import { CephError, isCephError, UnansweredMgrCommand, type IoCtx, type MgrPatience, type Rados } from '../ceph/rados.js';
 import { decodeId, encodeId, requireAgreement, SNAPSHOT_BESIDE_SOURCE, type CsiIdentifier } from '../ceph/volume-id.js';
 import type { CephfsTarget } from './ceph-fuse.js';
 import { FsMap, type CephFilesystem } from './fs-map.js';
@@ -65,7 +67,9 @@ import { mdsSessionsUnder } from './mds-sessions.js';
 import { moduleLoaded, realHostProbe } from '../ceph/kernel-module.js';
 import { CephfsNode, type CephfsMounterChoice, type CephfsMounterKind } from './node-staging.js';
 import { pollUntil } from './poll.js';
-import { Subvolumes, volumesModuleOff, type CloneStatus } from './subvolumes.js';
+import { Subvolumes, volumesModuleOff } from './subvolumes.js';
+import { CANCEL_WAIT_LIMIT_MS, CLONE_WAIT_LIMIT_MS, cloneAndWait, stopClone } from './clone-flow.js';
+import { UnansweredCommands } from './unanswered.js';
 
 const MiB = 1024 * 1024;
 /** Sizes round up to 4 MiB, as ceph-csi rounds CephFS quotas. */
@@ -75,14 +79,6 @@ const SUPPORTED_FS = new Set(['', DEFAULT_FS]);
 export const DEFAULT_SUBVOLUME_GROUP = 'csi';
 /** ceph-csi keeps the cephfs journal in this RADOS namespace of the metadata pool. */
 export const JOURNAL_NAMESPACE = 'csi';
-/**
- * CreateVolume waits for a clone while its caller waits (until the call's gRPC deadline or
- * cancel), but never longer than this: then ABORTED, and the CO's retry waits on.
- */
-const CLONE_WAIT_LIMIT_MS = 10 * 60_000;
-/** DeleteVolume waits this long for a cancelled clone to stop (the mgr stops it within seconds). */
-const CANCEL_WAIT_LIMIT_MS = 30_000;
-const running = (s: CloneStatus | undefined) => s?.state === 'pending' || s?.state === 'in-progress';
 
 /** ceph-csi's cephfs StorageClass parameters that this driver honours or knowingly ignores. */
 const VOLUME_PARAMETERS = new Set(['clusterID', 'fsName', 'pool', 'subvolumeGroup', 'mounter', 'fuseMountOptions', 'kernelMountOptions']);
@@ -145,6 +141,8 @@ export class CephfsBackend implements Backend<VolumeRecord, CephfsSnapshotRecord
   private readonly node: CephfsNode;
   /** Subvolume groups known to exist, by cluster/fs/group (made once per process). */
   private readonly groups = new Set<string>();
+  /** Mgr commands left unanswered, by the volume or snapshot ID they were sent for. */
+  private readonly unanswered = new UnansweredCommands();
 
   private constructor(private readonly opts: CephfsBackendOptions) {
     this.nodeId = opts.nodeId;
@@ -300,6 +298,36 @@ export class CephfsBackend implements Backend<VolumeRecord, CephfsSnapshotRecord
     return rec.volumeContext['subvolumeGroup'] ?? rec.parameters['subvolumeGroup'] ?? DEFAULT_SUBVOLUME_GROUP;
   }
 
+  /**
+   * How the mgr commands of a call on volume (or snapshot) id wait: a clone's (CreateVolume or
+   * DeleteVolume of a volume with a content source) as long as the caller waits, up to
+   * CLONE_WAIT_LIMIT_MS, because the mgr answers them late while clones run (clone-flow.ts says
+   * why); the rest for --ceph-timeout, so that a mgr that is down fails a plain call fast. Either
+   * way a command left unanswered is remembered under id until the mgr answers it.
+   */
+  private patience(id: string, ctx: OpContext, clone: boolean): MgrPatience {
+    const track = (answer: Promise<void>, op: string) => {
+      ctx.log.warn({ id, op }, 'mgr command left unanswered; later calls on this ID wait for its answer');
+      this.unanswered.add(id, answer);
+    };
+    const signal = clone ? ctx.signal : undefined;
+    return signal ? { signal, waitMs: CLONE_WAIT_LIMIT_MS, onUnanswered: track } : { onUnanswered: track };
+  }
+
+  /**
+   * Waits (as long as the caller does, up to limitMs) for the mgr to answer the commands earlier
+   * calls on id left unanswered; ABORTED, which the CO retries, while any is still out.
+   */
+  private async afterUnanswered(id: string, ctx: OpContext, rpc: string, limitMs: number): Promise<void> {
+    if (this.unanswered.count(id) === 0) return;
+    const left = await this.unanswered.settle(id, { signal: ctx.signal, limitMs });
+    if (left === 0) return;
+    throw new AbortedError(
+      `${left} mgr command(s) an earlier call sent for ${id} are still unanswered (the mgr is busy: running CephFS clones hold up its volumes module); ` +
+        `they may still take effect, so ${rpc} waits for them: retry ${rpc}`,
+    );
+  }
+
   private async ensureGroup(clusterID: string, sv: Subvolumes): Promise<void> {
     const key = `${clusterID}/${sv.fsName}/${sv.group}`;
     if (this.groups.has(key)) return;
@@ -366,12 +394,13 @@ export class CephfsBackend implements Backend<VolumeRecord, CephfsSnapshotRecord
     const name = `${VOLUME_LAYOUT.imagePrefix}${id.uuid}`;
     const group = this.groupOf(rec);
     const pool = rec.parameters['pool'];
+    await this.afterUnanswered(rec.id, ctx, 'CreateVolume', CLONE_WAIT_LIMIT_MS);
     const done = await this.withIdFs(id, ctx, 'admin', async (fs, rados) => {
       if (pool) {
         const names = await Promise.all(fs.dataPoolIds.map((p) => rados.poolName(p)));
         if (!names.includes(pool)) throw new InvalidArgumentError(`parameter pool "${pool}" is not a data pool of filesystem ${fs.name} (data pools: ${names.join(', ')})`);
       }
-      const sv = new Subvolumes(rados, fs.name, group);
+      const sv = new Subvolumes(rados, fs.name, group, this.patience(rec.id, ctx, Boolean(rec.source)));
       await this.ensureGroup(id.clusterID, sv);
       if (rec.source) await this.cloneInto(rec, sv, name, pool, ctx);
       else await sv.create(name, { sizeBytes: rec.capacityBytes, ...(pool ? { pool } : {}) });
@@ -429,65 +458,18 @@ export class CephfsBackend implements Backend<VolumeRecord, CephfsSnapshotRecord
       requireAgreement('fsName', sv.fsName, names ?? `fscid ${from.poolId}`, `the filesystem of ${what}`, why);
     }
     const src = await this.sourceOf(rec, name, ctx);
-    const srcSv = sv.inGroup(src.group);
-    if (!(await sv.cloneStatus(name))) {
-      if (src.temporary) await srcSv.snapshotCreate(src.subvolume, src.snap);
-      try {
-        await sv.clone(src.group, src.subvolume, src.snap, name, pool);
-      } catch (e) {
-        if (isCephError(e, 'ENOENT')) throw new NotFoundError(`the source of volume ${rec.id} (${src.subvolume}@${src.snap}) does not exist`, { cause: e });
-        if (!isCephError(e, 'EEXIST')) throw e;
-      }
-      ctx.log.info({ volumeId: rec.id, from: `${src.group}/${src.subvolume}@${src.snap}`, to: name }, 'cephfs clone started');
-    }
-    const started = Date.now();
-    // Asked every half second at first, then once a second: a small clone is done in seconds and each
-    // second late is the caller's, while the mgr's volumes module serves one command at a time.
-    const waited = await pollUntil(() => sv.cloneStatus(name), (s) => !running(s), { signal: ctx.signal, limitMs: CLONE_WAIT_LIMIT_MS, firstIntervalMs: 500, maxIntervalMs: 1_000 });
-    const status = waited.value;
-    ctx.log.debug({ volumeId: rec.id, clone: name, state: status?.state, seconds: (Date.now() - started) / 1000, polls: waited.polls }, 'waited for a cephfs clone');
-    if (!status) throw new InternalError(`the clone ${name} of ${src.subvolume}@${src.snap} vanished after it was started`);
-    switch (status.state) {
-      case 'pending':
-      case 'in-progress':
-        throw new AbortedError(
-          `volume ${rec.id} is still being cloned from ${src.subvolume}@${src.snap} by the mgr (${status.state}) after ${waited.gaveUp === 'caller' ? 'the caller stopped waiting' : `${CLONE_WAIT_LIMIT_MS / 1000} s`}; ` +
-            'a retry of CreateVolume waits on, DeleteVolume of this ID cancels and removes it',
-        );
-      case 'failed':
-      case 'canceled': {
-        ctx.log.warn({ volumeId: rec.id, clone: name, state: status.state, failure: status.failure }, 'removing a failed cephfs clone');
-        await sv.remove(name);
-        if (src.temporary) await srcSv.snapshotRemove(src.subvolume, src.snap);
-        throw new InternalError(
-          `cloning ${src.subvolume}@${src.snap} into ${name} ${status.state}${status.failure ? `: ${status.failure}` : ''}; the partial clone was removed and a retry starts over`,
-        );
-      }
-      default:
-        break;
-    }
-    if (src.temporary) await srcSv.snapshotRemove(src.subvolume, src.snap);
-    // A clone carries its source's quota: make it the requested size.
-    const info = await sv.info(name);
-    if (info && (info.quotaBytes === undefined || info.quotaBytes < rec.capacityBytes)) await sv.resize(name, rec.capacityBytes);
+    await cloneAndWait({ volumeId: rec.id, sv, name, src, pool, capacityBytes: rec.capacityBytes, signal: ctx.signal, log: ctx.log });
   }
 
   async deleteVolume(rec: VolumeRecord, ctx: OpContext): Promise<void> {
     const id = this.parse(rec.id);
     const name = this.subvolumeOf(rec);
+    // A create whose mgr commands are still unanswered may yet make the subvolume: not before them.
+    await this.afterUnanswered(rec.id, ctx, 'DeleteVolume', CANCEL_WAIT_LIMIT_MS);
     await this.withIdFs(id, ctx, 'admin', async (fs, rados) => {
-      const sv = new Subvolumes(rados, fs.name, this.groupOf(rec));
-      if (rec.source) {
-        // A clone whose CreateVolume caller gave up: cancelled, and once the mgr has stopped
-        // copying, removed like any subvolume (its source snapshot is no longer pinned).
-        const st = await sv.cloneStatus(name).catch(() => undefined);
-        if (running(st)) {
-          ctx.log.info({ volumeId: rec.id, clone: name, state: st?.state }, 'cancelling a clone still in progress');
-          await sv.cloneCancel(name);
-          const stopped = await pollUntil(() => sv.cloneStatus(name), (s) => !running(s), { signal: ctx.signal, limitMs: CANCEL_WAIT_LIMIT_MS });
-          if (!stopped.settled) throw new AbortedError(`the clone ${name} of volume ${rec.id} was cancelled but is still ${stopped.value?.state}; retry DeleteVolume`);
-        }
-      }
+      const patience = this.patience(rec.id, ctx, Boolean(rec.source));
+      const sv = new Subvolumes(rados, fs.name, this.groupOf(rec), patience);
+      if (rec.source) await stopClone(sv, name, rec.id, { signal: ctx.signal, log: ctx.log });
       try {
         await sv.remove(name);
       } catch (e) {
@@ -499,7 +481,7 @@ export class CephfsBackend implements Backend<VolumeRecord, CephfsSnapshotRecord
       if (rec.source?.kind === 'volume') {
         // A clone cut short may have left its temporary snapshot on the source.
         const from = await this.volumes.get(rec.source.id, ctx).catch(() => undefined);
-        const srcSv = new Subvolumes(rados, fs.name, from ? this.groupOf(from) : this.groupOf(rec));
+        const srcSv = new Subvolumes(rados, fs.name, from ? this.groupOf(from) : this.groupOf(rec), patience);
         // EAGAIN: still the source of a clone the mgr has not let go of yet; never left pinned.
         const srcName = from ? this.subvolumeOf(from) : this.subvolumeOfId(rec.source.id);
         const removed = await pollUntil(
@@ -548,8 +530,9 @@ export class CephfsBackend implements Backend<VolumeRecord, CephfsSnapshotRecord
     const subvolume = this.subvolumeOf(source);
     const group = this.groupOf(source);
     const snapName = `${SNAPSHOT_LAYOUT.imagePrefix}${sid.uuid}`;
+    await this.afterUnanswered(snap.id, ctx, 'CreateSnapshot', CANCEL_WAIT_LIMIT_MS);
     const size = await this.withIdFs(sid, ctx, 'admin', async (fs, rados) => {
-      const sv = new Subvolumes(rados, fs.name, group);
+      const sv = new Subvolumes(rados, fs.name, group, this.patience(snap.id, ctx, false));
       try {
         await sv.snapshotCreate(subvolume, snapName);
       } catch (e) {
@@ -568,9 +551,10 @@ export class CephfsBackend implements Backend<VolumeRecord, CephfsSnapshotRecord
     const sid = this.parse(snap.id);
     const snapName = `${SNAPSHOT_LAYOUT.imagePrefix}${sid.uuid}`;
     const where = snap.cephfs ?? (await this.snapshotLocationFallback(snap, ctx));
+    await this.afterUnanswered(snap.id, ctx, 'DeleteSnapshot', CANCEL_WAIT_LIMIT_MS);
     await this.withIdFs(sid, ctx, 'admin', async (fs, rados) => {
       try {
-        await new Subvolumes(rados, fs.name, where.group).snapshotRemove(where.subvolume, snapName);
+        await new Subvolumes(rados, fs.name, where.group, this.patience(snap.id, ctx, false)).snapshotRemove(where.subvolume, snapName);
       } catch (e) {
         if (isCephError(e, 'EAGAIN', 'EWOULDBLOCK')) {
           throw new FailedPreconditionError(`snapshot ${snap.id} (${where.subvolume}@${snapName}) has clones in progress; delete it once they are done`, { cause: e });
@@ -693,7 +677,17 @@ export function cephfsError(e: unknown, where: ErrorWhere): CsiError {
   if (e instanceof CsiError) return e;
   const off = volumesModuleOff(e, where.clusterID);
   if (off) return off;
+  if (e instanceof UnansweredMgrCommand) {
+    // The operation is pending in the mgr for this volume: the spec's ABORTED ("operation pending
+    // for volume"), which a CO retries with the same name or ID; the retry waits for that answer.
+    return new AbortedError(
+      `${e.message} (the mgr answers late while CephFS clones run: its volumes module queues commands behind its cloner). ` +
+        'The driver holds further calls on this volume until the mgr answers: retry the same call (same name or ID); it finds what the command did',
+      { cause: e },
+    );
+  }
   if (e instanceof CephError && e.op.startsWith('mgr command')) {
+    if (e.code === 'ECANCELED') return new AbortedError(`${e.message}; retry`, { cause: e });
     if (e.code === 'EAGAIN' || e.code === 'EWOULDBLOCK') return new AbortedError(`${e.message}; retry`, { cause: e });
     if (e.code === 'EINVAL') return new InvalidArgumentError(`${e.message} (ceph cluster ${where.clusterID})`, { cause: e });
   }

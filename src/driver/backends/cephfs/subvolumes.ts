@@ -10,7 +10,10 @@
  * subvolume keeps it, rm with force ignores a missing one.
  */
 import { FailedPreconditionError } from '../../../csi/errors.js';
-import { CephError, isCephError, type Rados } from '../ceph/rados.js';
+import { CephError, isCephError, type MgrPatience, type Rados } from '../ceph/rados.js';
+
+/** What Subvolumes needs of a connection (a fake mgr in unit tests). */
+export type MgrClient = Pick<Rados, 'mgrCommand'>;
 
 export interface SubvolumeInfo {
   /** Bytes, or undefined for no quota ("infinite"). */
@@ -45,18 +48,20 @@ export function volumesModuleOff(e: unknown, clusterID: string): FailedPrecondit
 
 export class Subvolumes {
   constructor(
-    private readonly rados: Rados,
+    private readonly rados: MgrClient,
     readonly fsName: string,
     readonly group: string,
+    /** How long each command waits for the mgr (default --ceph-timeout), and who hears of those left unanswered. */
+    private readonly patience: MgrPatience = {},
   ) {}
 
-  /** The same filesystem, another group. */
+  /** The same filesystem and patience, another group. */
   inGroup(group: string): Subvolumes {
-    return new Subvolumes(this.rados, this.fsName, group);
+    return new Subvolumes(this.rados, this.fsName, group, this.patience);
   }
 
   private async run(prefix: string, args: Record<string, unknown>): Promise<string> {
-    const { out } = await this.rados.mgrCommand({ prefix, vol_name: this.fsName, format: 'json', ...args });
+    const { out } = await this.rados.mgrCommand({ prefix, vol_name: this.fsName, format: 'json', ...args }, this.patience);
     return out;
   }
 
