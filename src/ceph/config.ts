@@ -136,7 +136,12 @@ export function renderCephConf(o: DevConfOptions): string {
       // believing it may grow to the 4 GiB default.
       'osd memory target = 939524096',
     ]),
-    ...daemonSection('mds', ['mds cache memory limit = 268435456']),
+    ...daemonSection('mds', [
+      'mds cache memory limit = 268435456',
+      // The mgr's clone bookkeeping waits for the MDS journal, flushed on the MDS tick (5 s by
+      // default): 8 concurrent cephfs clones take 69 s at 5 s and 13 s at 1 s on this cluster.
+      'mds tick interval = 1',
+    ]),
     `[client.${ADMIN_USER}]`,
     `keyring = ${p.adminKeyring}`,
     '',

@@ -156,7 +156,9 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
 
       const keys = [volumeNameKey(name)];
       if (source?.kind === 'volume') keys.push(volumeKey(source.id));
-      if (source?.kind === 'snapshot') keys.push(snapshotKey(source.id));
+      // Restores from one snapshot run side by side (a StatefulSet's replicas from one backup);
+      // DeleteSnapshot, which takes the snapshot alone, waits for them.
+      const sharedKeys = source?.kind === 'snapshot' ? [snapshotKey(source.id)] : [];
       return inflight.with(keys, async () => {
         // The size a source implies: a restore is never smaller than what it restores.
         let sourceBytes = 0;
@@ -250,7 +252,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         });
         ctx.log.info({ volumeId: done.id, name, capacityBytes: done.capacityBytes }, 'volume created');
         return { volume: toWireVolume(done) };
-      });
+      }, sharedKeys);
     },
 
     async DeleteVolume(req, ctx) {

@@ -63,6 +63,28 @@ for (const backend of backends) describe(`conformance: concurrent calls [${backe
     assert.equal((await backend.snapshots(drv, { source_volume_id: vol.volume!.volume_id })).length, 1);
   });
 
+  it('restores from one snapshot run side by side (none ABORTED), each its own volume', async () => {
+    const src = await ctl().CreateVolume({ name: uniqueName('rsrc'), volume_capabilities: [mountCap()], capacity_range: { required_bytes: 32 * MiB } });
+    const snap = await ctl().CreateSnapshot({ name: uniqueName('rsnap'), source_volume_id: src.volume!.volume_id });
+    const snapshotId = snap.snapshot!.snapshot_id;
+    const restores = await Promise.allSettled(
+      [1, 2, 3].map(() =>
+        ctl().CreateVolume({
+          name: uniqueName('restore'),
+          volume_capabilities: [mountCap()],
+          capacity_range: { required_bytes: 32 * MiB },
+          volume_content_source: { snapshot: { snapshot_id: snapshotId } },
+        }),
+      ),
+    );
+    assert.deepEqual(restores.map(outcome), ['OK', 'OK', 'OK']);
+    const ids = restores.flatMap((r) => (r.status === 'fulfilled' ? [r.value.volume!.volume_id] : []));
+    assert.equal(new Set(ids).size, 3);
+    for (const id of ids) await ctl().DeleteVolume({ volume_id: id });
+    await ctl().DeleteSnapshot({ snapshot_id: snapshotId });
+    await ctl().DeleteVolume({ volume_id: src.volume!.volume_id });
+  });
+
   it('a call on a volume while another is in flight on it → ABORTED, and the call holding it completes', async () => {
     const cap = mountCap(backend.namedFs);
     const vol = await ctl().CreateVolume({ name: uniqueName('busy'), volume_capabilities: [cap], capacity_range: { required_bytes: 2 * GiB } });
