@@ -257,8 +257,13 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
       sendError(res, err);
     });
   };
+  // Only WebSocket upgrades reach the 'upgrade' handler (a pod's exec); any other Upgrade header
+  // (SPDY, h2c) is an ordinary request, answered as such.
+  const shouldUpgradeCallback = (req: IncomingMessage): boolean => /^websocket$/i.test(req.headers.upgrade ?? '');
   const server: Server =
-    tcp && address.secure && options.tls ? (createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem }, onRequest) as unknown as Server) : createHttpServer(onRequest);
+    tcp && address.secure && options.tls
+      ? (createHttpsServer({ cert: options.tls.certPem, key: options.tls.keyPem, shouldUpgradeCallback }, onRequest) as unknown as Server)
+      : createHttpServer({ shouldUpgradeCallback }, onRequest);
 
   const closeUnbusyConnections = trackConnections(server);
 
