@@ -216,10 +216,15 @@ interface Result {
   boundMs: number;
   podsPerSec: number;
   distinctNodes: number;
+  /** Store transactions (one fsync each) and writes (resourceVersions) during the timed phase. */
+  commits: number;
+  writes: number;
 }
 
 /** Runs `begin`, then waits until `n` pods of the namespace are bound: the time from begin, and how many nodes they are on. */
-async function timeUntilBound(store: Store, namespace: string, n: number, begin: () => Promise<void>, cpuProfile?: string): Promise<{ ms: number; cpuMs: number; nodes: number }> {
+async function timeUntilBound(store: Store, namespace: string, n: number, begin: () => Promise<void>, cpuProfile?: string): Promise<{ ms: number; cpuMs: number; nodes: number; commits: number; writes: number }> {
+  const commits0 = store.commits;
+  const rv0 = Number(store.resourceVersion);
   const boundAt = new Map<string, string>();
   let allBound!: () => void;
   const done = new Promise<void>((resolve) => (allBound = resolve));
@@ -259,7 +264,7 @@ async function timeUntilBound(store: Store, namespace: string, n: number, begin:
     await writeFile(cpuProfile ?? '', JSON.stringify(profile));
     profiler.disconnect();
   }
-  return { ms, cpuMs, nodes: new Set(boundAt.values()).size };
+  return { ms, cpuMs, nodes: new Set(boundAt.values()).size, commits: store.commits - commits0, writes: Number(store.resourceVersion) - rv0 };
 }
 
 async function runVariant(variant: Variant, opts: { nodes: number; pods: number; concurrency: number; leaseRenewS: number; logLevel: string; cpuProfile?: string }): Promise<Result> {
@@ -308,7 +313,7 @@ async function runVariant(variant: Variant, opts: { nodes: number; pods: number;
     );
     const createMs = (await (created as Promise<Awaited<ReturnType<typeof createThroughApi>>>)).ms;
     const boundMs = bound.ms;
-    const result: Result = { variant, baseline, queuedMs: queuedMs.ms, queuedCpuMs: queuedMs.cpuMs, createMs, boundMs, podsPerSec: opts.pods / (boundMs / 1000), distinctNodes: bound.nodes };
+    const result: Result = { variant, baseline, queuedMs: queuedMs.ms, queuedCpuMs: queuedMs.cpuMs, createMs, boundMs, podsPerSec: opts.pods / (boundMs / 1000), distinctNodes: bound.nodes, commits: bound.commits, writes: bound.writes };
     return result;
   } finally {
     stopLeases();
@@ -356,6 +361,7 @@ async function main(): Promise<void> {
     line('queued: CPU per pod', `${(r.queuedCpuMs / opts.pods).toFixed(2)} ms: ${(opts.pods / (r.queuedCpuMs / 1000)).toFixed(0)} pods per CPU-second`);
     line('timed: all created after', `${r.createMs.toFixed(0)} ms`);
     line('timed: all bound after', `${r.boundMs.toFixed(0)} ms`);
+    line('timed: store writes / commits (fsyncs)', `${r.writes} / ${r.commits}: ${(r.writes / Math.max(1, r.commits)).toFixed(1)} writes per fsync`);
     line('pods scheduled per second', `${r.podsPerSec.toFixed(0)} /s`);
     line('scheduled / baseline creates', `${((100 * r.podsPerSec) / r.baseline.opsPerSec).toFixed(0)} %`);
     line('nodes used', `${r.distinctNodes}`);
