@@ -359,6 +359,11 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           const cap = parseCapability('volume_capability', req.volume_capability as WireCapability);
           if (cap.accessType !== rec.accessType) throw new InvalidArgumentError(`volume ${id} is a ${rec.accessType} volume, not ${cap.accessType}`);
         }
+        // Volumes never shrink: a range whose limit is below the present size cannot be met (the
+        // spec's example of OUT_OF_RANGE), while one the present size already meets is done.
+        if (range.limit > 0 && rec.capacityBytes > range.limit) {
+          throw new OutOfRangeError(`volume ${id} already has ${rec.capacityBytes} bytes, more than limit_bytes ${range.limit}; volumes cannot shrink`);
+        }
         const wanted = sizeFor(backend, range, rec);
         if (wanted <= rec.capacityBytes) {
           return { capacity_bytes: rec.capacityBytes, node_expansion_required: false };

@@ -182,6 +182,18 @@ for (const backend of backends) describe(`conformance: volume expansion [${backe
     const res = await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 32 * MiB } });
     assert.equal(res.capacity_bytes, 64 * MiB);
     assert.equal(await sizeOf(id), 64 * MiB);
+    // A limit below the present size could only be met by shrinking: the spec's example of OUT_OF_RANGE
+    // (answering OK with 64 MiB would report a size outside the range asked for).
+    const e = await expectCode(
+      ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 32 * MiB, limit_bytes: 48 * MiB } }),
+      status.OUT_OF_RANGE,
+      'limit below the present size',
+    );
+    assert.match(e.message, /cannot shrink/);
+    await expectCode(ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { limit_bytes: 32 * MiB } }), status.OUT_OF_RANGE, 'limit alone, below the size');
+    assert.equal(await sizeOf(id), 64 * MiB);
+    // A range the present size meets is done already.
+    assert.equal((await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 32 * MiB, limit_bytes: 64 * MiB } })).capacity_bytes, 64 * MiB);
   });
 
   it('errors: too big → OUT_OF_RANGE; unknown → NOT_FOUND; bad arguments → INVALID_ARGUMENT', async () => {

@@ -483,6 +483,16 @@ describe('driver controller: delete, expand, validate, get', async () => {
       },
     },
     {
+      name: 'ControllerExpandVolume with a limit below the present size is OUT_OF_RANGE (it would have to shrink)',
+      call: (c) => c.ControllerExpandVolume({ volume_id: 'vol-a', capacity_range: { required_bytes: GiB, limit_bytes: GiB + GiB / 2 } }),
+      code: status.OUT_OF_RANGE,
+      message: /cannot shrink/,
+      after: (b) => {
+        assert.equal(b.volumes.records.get('vol-a')?.capacityBytes, 2 * GiB);
+        assert.ok(!b.faults.calls.includes('expandVolume'));
+      },
+    },
+    {
       name: 'ControllerExpandVolume of an unknown volume is NOT_FOUND',
       call: (c) => c.ControllerExpandVolume({ volume_id: 'vol-nope', capacity_range: { required_bytes: GiB } }),
       code: status.NOT_FOUND,
