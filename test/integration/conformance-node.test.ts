@@ -349,6 +349,35 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
     }
   });
 
+  it('NodeStage again at the same path: the same capability is OK; read-only for read-write or other mount flags → ALREADY_EXISTS', async () => {
+    // Spec: "volume previously staged with different flags". A CO that got OK would believe its flags applied.
+    const cap = mountCap(backend.namedFs);
+    const id = await create(cap);
+    const staging = drv.stagingDir(uniqueName('stg'));
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: cap });
+    try {
+      await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: cap });
+      const cases: [string, VolumeCapabilityInput][] = [
+        ['read-only access mode on a read-write staging', mountCap(backend.namedFs, 'SINGLE_NODE_READER_ONLY')],
+        // local's bind mounts keep no record of the flags they were asked for: only read-only is compared there.
+        ...(backend.name === 'local' ? [] : [['other mount flags', mountCap(backend.namedFs, 'SINGLE_NODE_WRITER', ['noatime'])] as [string, VolumeCapabilityInput]]),
+      ];
+      for (const [what, other] of cases) {
+        const e = await expectCode(node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: other }), status.ALREADY_EXISTS, what);
+        assert.match(e.message, /already staged/);
+      }
+      assert.equal(mountCount(staging), 1, 'the staging is left as it was');
+      assert.equal(mountAt(staging)?.readonly, false, 'still read-write');
+    } finally {
+      await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    }
+    // Unstaged, the path takes the other staging.
+    const ro = mountCap(backend.namedFs, 'SINGLE_NODE_READER_ONLY');
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: ro });
+    assert.equal(mountAt(staging)?.readonly, true);
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+  });
+
   describe('NodeGetVolumeStats', () => {
     it('another volume’s path → NOT_FOUND (spec: volume does not exist on volume_path)', async () => {
       const a = await create();
