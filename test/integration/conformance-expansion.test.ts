@@ -177,6 +177,32 @@ for (const backend of backends) describe(`conformance: volume expansion [${backe
     }
   });
 
+  it('as csi-sanity sends them: NodeExpandVolume and NodeGetVolumeStats on the target with no secrets, no capability, no staging path', async () => {
+    const cap = mountCap(backend.namedFs);
+    const id = await volume(cap, 64 * MiB);
+    // csi-sanity's order: controller expansion first, then stage and publish, then the node step.
+    const grown = await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 128 * MiB }, volume_capability: cap });
+    assert.equal(grown.capacity_bytes, 128 * MiB, 'exactly the size asked for (csi-sanity compares)');
+    const pub = await stageAndPublish(id, cap);
+    const raw = drv.rawClient.node;
+    try {
+      const res = await raw.NodeExpandVolume({ volume_id: id, volume_path: pub.target, capacity_range: { required_bytes: 128 * MiB } });
+      assert.ok(res.capacity_bytes > 100 * MiB && res.capacity_bytes <= 128 * MiB, `NodeExpandVolume answered ${res.capacity_bytes}`);
+      const fs = statfsSync(pub.target);
+      assert.ok(fs.blocks * fs.bsize > 100 * MiB, `the pod sees ${(fs.blocks * fs.bsize) / MiB} MiB`);
+      const stats = await raw.NodeGetVolumeStats({ volume_id: id, volume_path: pub.target });
+      assert.ok(stats.usage.find((u) => u.unit === 'BYTES')!.total > 100 * MiB);
+      assert.equal(stats.volume_condition?.abnormal, false);
+      // csi-sanity's negative cases, secret-less as it sends them.
+      await expectCode(raw.NodeExpandVolume({ volume_id: 'fake-vol-id-0a1b2c3d4e', volume_path: 'some/path' }), status.NOT_FOUND, 'unknown volume');
+      await expectCode(raw.NodeExpandVolume({ volume_id: id, volume_capability: cap }), status.INVALID_ARGUMENT, 'no volume path');
+      await expectCode(raw.NodeGetVolumeStats({ volume_id: 'fake-vol-id-0a1b2c3d4e', volume_path: 'some/path' }), status.NOT_FOUND, 'stats of an unknown volume');
+      await expectCode(raw.NodeGetVolumeStats({ volume_id: id, volume_path: 'some/path' }), status.NOT_FOUND, 'stats where the volume is not');
+    } finally {
+      await pub.teardown();
+    }
+  });
+
   it('never shrinks: a smaller request leaves the size (and data) alone', async () => {
     const id = await volume(mountCap(), 64 * MiB);
     const res = await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 32 * MiB } });

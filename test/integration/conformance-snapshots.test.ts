@@ -188,6 +188,42 @@ for (const backend of backends) describe(`conformance: snapshots, restores and c
     });
   });
 
+  it('an ID of the other kind, or of something deleted, names nothing: NOT_FOUND where it must exist, OK for deletes, nothing touched', async () => {
+    // rbd and cephfs volume and snapshot IDs have one format (ceph-csi's): only the journal tells them apart.
+    const vol = await volume();
+    const snap = await snapshot(vol);
+    const deletedVol = await volume();
+    await ctl().DeleteVolume({ volume_id: deletedVol });
+    const deletedSnap = await snapshot(vol);
+    await ctl().DeleteSnapshot({ snapshot_id: deletedSnap.snapshot_id });
+    const staging = drv.stagingDir(uniqueName('stg'));
+    for (const [what, id] of [['a snapshot ID as a volume', snap.snapshot_id], ['a deleted volume', deletedVol]] as const) {
+      await expectCode(ctl().ValidateVolumeCapabilities({ volume_id: id, volume_capabilities: [mountCap()] }), status.NOT_FOUND, `ValidateVolumeCapabilities of ${what}`);
+      await expectCode(ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 64 * MiB } }), status.NOT_FOUND, `ControllerExpandVolume of ${what}`);
+      await expectCode(ctl().CreateSnapshot({ name: uniqueName('s'), source_volume_id: id }), status.NOT_FOUND, `CreateSnapshot of ${what}`);
+      await expectCode(
+        ctl().CreateVolume({ name: uniqueName('c'), volume_capabilities: [mountCap()], volume_content_source: { volume: { volume_id: id } } }),
+        status.NOT_FOUND,
+        `a clone of ${what}`,
+      );
+      await expectCode(drv.client.node.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap() }), status.NOT_FOUND, `NodeStageVolume of ${what}`);
+    }
+    for (const [what, id] of [['a volume ID as a snapshot', vol], ['a deleted snapshot', deletedSnap.snapshot_id]] as const) {
+      await expectCode(
+        ctl().CreateVolume({ name: uniqueName('r'), volume_capabilities: [mountCap()], volume_content_source: { snapshot: { snapshot_id: id } } }),
+        status.NOT_FOUND,
+        `a restore of ${what}`,
+      );
+    }
+    // Deletes of the other kind's ID succeed (nothing of that kind has it) and leave the other alone.
+    await ctl().DeleteVolume({ volume_id: snap.snapshot_id });
+    await ctl().DeleteSnapshot({ snapshot_id: vol });
+    assert.equal((await backend.volume(drv, vol))?.healthy, true, 'the volume is intact');
+    assert.equal((await known({ snapshot_id: snap.snapshot_id })).length, 1, 'the snapshot is intact');
+    const restored = await ctl().CreateVolume({ name: uniqueName('r'), volume_capabilities: [mountCap()], volume_content_source: { snapshot: { snapshot_id: snap.snapshot_id } } });
+    assert.equal(restored.volume?.content_source?.snapshot?.snapshot_id, snap.snapshot_id);
+  });
+
   describe('restore and clone', () => {
     it('restore echoes the snapshot as content source, at least the snapshot size', async () => {
       for (const cap of [mountCap(), mountCap(backend.namedFs), ...(backend.block ? [blockCap()] : [])]) {
