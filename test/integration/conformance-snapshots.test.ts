@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { VolumeCapabilityInput } from '../../src/csi/types.js';
 import { blockCap, expectCode, MiB, mountCap, status, uniqueName } from '../support/csi-helpers.js';
 import { testBackends } from '../support/backends.js';
+import { cephOf } from '../support/ceph.js';
 import { assertNoLeftovers, needsRoot, type TestDriver } from '../support/driver-harness.js';
 
 const backends = testBackends();
@@ -282,6 +283,38 @@ for (const backend of backends) describe(`conformance: snapshots, restores and c
         status.INVALID_ARGUMENT,
         'ext4 cloned as block',
       );
+    });
+
+    if (backend.name !== 'local') it('the storage holds the size CreateVolume answered: a create, a restore and a clone larger than their source, an expansion', async () => {
+      // The rbd image's size, the cephfs subvolume's quota, read from the cluster, not from the driver's record.
+      const ceph = cephOf(drv);
+      const held = async (v: { volume_context: Record<string, string> }): Promise<number> => {
+        const c = v.volume_context;
+        if (backend.name === 'rbd') return (JSON.parse(await ceph.rbd(['info', `${c['pool']}/${c['imageName']}`, '--format', 'json'])) as { size: number }).size;
+        const info = JSON.parse(await ceph.ceph(['fs', 'subvolume', 'info', c['fsName']!, c['subvolumeName']!, '--group_name', c['subvolumeGroup']!, '--format', 'json']));
+        return Number((info as { bytes_quota: number | string }).bytes_quota);
+      };
+      const cap = mountCap();
+      const src = (await ctl().CreateVolume({ name: uniqueName('sz'), volume_capabilities: [cap], capacity_range: { required_bytes: 30 * MiB } })).volume!;
+      assert.equal(src.capacity_bytes, 32 * MiB, 'rounded up to the 4 MiB granularity');
+      assert.equal(await held(src), src.capacity_bytes, 'create');
+      const snap = await snapshot(src.volume_id);
+      assert.equal(snap.size_bytes, 32 * MiB);
+      const from = (source: object, bytes: number) =>
+        ctl().CreateVolume({ name: uniqueName('sz'), volume_capabilities: [cap], capacity_range: { required_bytes: bytes }, volume_content_source: source });
+      const restored = (await from({ snapshot: { snapshot_id: snap.snapshot_id } }, 48 * MiB)).volume!;
+      assert.equal(restored.capacity_bytes, 48 * MiB);
+      assert.equal(await held(restored), 48 * MiB, 'a restore larger than its snapshot');
+      const cloned = (await from({ volume: { volume_id: src.volume_id } }, 40 * MiB)).volume!;
+      assert.equal(cloned.capacity_bytes, 40 * MiB);
+      assert.equal(await held(cloned), 40 * MiB, 'a clone larger than its source');
+      const same = (await from({ snapshot: { snapshot_id: snap.snapshot_id } }, 0)).volume!;
+      // Without a range the plugin picks the size (spec: implementation-defined): at least the snapshot's.
+      assert.ok(same.capacity_bytes >= 32 * MiB);
+      assert.equal(await held(same), same.capacity_bytes, 'a restore without a range');
+      const grown = await ctl().ControllerExpandVolume({ volume_id: restored.volume_id, capacity_range: { required_bytes: 57 * MiB } });
+      assert.equal(grown.capacity_bytes, 60 * MiB);
+      assert.equal(await held(restored), 60 * MiB, 'an expansion');
     });
 
     it('snapshots outlive their source volume, and still restore', async () => {
