@@ -317,6 +317,38 @@ for (const backend of backends) describe(`conformance: snapshots, restores and c
       assert.equal(await held(restored), 60 * MiB, 'an expansion');
     });
 
+    if (backend.name !== 'local') it('deleted in either order, sources, snapshots, restores and clones leave nothing in the cluster (storage, trash, journal)', async () => {
+      // csi-sanity's cleanup deletes what a case made in its own order; so does a user.
+      const ceph = cephOf(drv);
+      const left = async (ids: string[]): Promise<string[]> => {
+        const uuids = ids.map((id) => id.slice(-36));
+        const ours = (names: string[]) => names.filter((n) => uuids.some((u) => n.includes(u)));
+        if (backend.name === 'rbd') {
+          const { images, trash } = await ceph.images();
+          return ours([...images, ...trash.map((t) => `trash:${t}`), ...(await ceph.objects('csi.'))]);
+        }
+        return ours([...(await ceph.subvolumes()), ...(await ceph.fsObjects('csi.'))]);
+      };
+      // Source first, then its snapshot.
+      const a = await volume();
+      const sa = await snapshot(a);
+      await ctl().DeleteVolume({ volume_id: a });
+      await ctl().DeleteSnapshot({ snapshot_id: sa.snapshot_id });
+      assert.deepEqual(await left([a, sa.snapshot_id]), [], 'source, then snapshot');
+      // The snapshot first while a restore of it lives, then the source, the restore and a clone.
+      const b = await volume();
+      const sb = await snapshot(b);
+      const restored = (await ctl().CreateVolume({ name: uniqueName('r'), volume_capabilities: [mountCap()], volume_content_source: { snapshot: { snapshot_id: sb.snapshot_id } } })).volume!;
+      const cloned = (await ctl().CreateVolume({ name: uniqueName('c'), volume_capabilities: [mountCap()], volume_content_source: { volume: { volume_id: b } } })).volume!;
+      const all = [b, sb.snapshot_id, restored.volume_id, cloned.volume_id];
+      await ctl().DeleteSnapshot({ snapshot_id: sb.snapshot_id });
+      await ctl().DeleteVolume({ volume_id: b });
+      assert.equal((await backend.volume(drv, restored.volume_id))?.healthy, true, 'the restore outlives its snapshot and its source');
+      await ctl().DeleteVolume({ volume_id: restored.volume_id });
+      await ctl().DeleteVolume({ volume_id: cloned.volume_id });
+      assert.deepEqual(await left(all), [], 'snapshot, source, restore, clone');
+    });
+
     it('snapshots outlive their source volume, and still restore', async () => {
       for (const cap of [mountCap(), ...(backend.block ? [blockCap()] : [])]) {
         const src = await volume(cap);
