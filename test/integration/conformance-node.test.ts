@@ -349,6 +349,30 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
     }
   });
 
+  if (backend.name !== 'local') it('NodePublishVolume carrying secrets (csi-sanity’s NodePublishVolumeSecret, a class’s nodePublishSecretRef) works as one without', async () => {
+    const ceph = drv.ceph!;
+    const secrets = backend.name === 'cephfs' ? ceph.cephfsSecrets : ceph.secrets;
+    const cap = mountCap(backend.namedFs);
+    const vol = (await ctl().CreateVolume({ name: uniqueName('pubsec'), volume_capabilities: [cap], capacity_range: { required_bytes: 32 * MiB } })).volume!;
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const target = drv.targetDir(uniqueName('tgt'));
+    const raw = drv.rawClient.node;
+    await raw.NodeStageVolume({ volume_id: vol.volume_id, staging_target_path: staging, volume_capability: cap, volume_context: vol.volume_context, secrets });
+    try {
+      for (let i = 0; i < 2; i++) {
+        await raw.NodePublishVolume({ volume_id: vol.volume_id, staging_target_path: staging, target_path: target, volume_capability: cap, volume_context: vol.volume_context, secrets });
+      }
+      assert.equal(mountCount(target), 1);
+      await writeFile(join(target, 'f'), 'x');
+      const stats = await raw.NodeGetVolumeStats({ volume_id: vol.volume_id, volume_path: target });
+      assert.equal(stats.volume_condition?.abnormal, false);
+    } finally {
+      await raw.NodeUnpublishVolume({ volume_id: vol.volume_id, target_path: target });
+      await raw.NodeUnstageVolume({ volume_id: vol.volume_id, staging_target_path: staging });
+    }
+    assert.equal(existsSync(target), false);
+  });
+
   it('NodeStage again at the same path: the same capability is OK; read-only for read-write or other mount flags → ALREADY_EXISTS', async () => {
     // Spec: "volume previously staged with different flags". A CO that got OK would believe its flags applied.
     const cap = mountCap(backend.namedFs);
