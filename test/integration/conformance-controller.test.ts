@@ -399,6 +399,16 @@ for (const backend of backends) describe(`conformance: Controller service (volum
         assert.equal(res.confirmed, null, `${what} must not be confirmed`);
         assert.match(res.message, re, what);
       }
+      if (!local) {
+        // The class parameters it was made with confirm; one of them with another value does not.
+        const made = backend.name === 'cephfs' ? drv.ceph!.cephfsParameters : drv.ceph!.parameters;
+        const same = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()], parameters: { ...made, 'csi.storage.k8s.io/pvc/name': 'x' } });
+        assert.ok(same.confirmed, `its own class parameters: ${same.message}`);
+        const key = backend.name === 'cephfs' ? 'fsName' : 'pool';
+        const other = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()], parameters: { ...made, [key]: 'elsewhere' } });
+        assert.equal(other.confirmed, null);
+        assert.match(other.message, new RegExp(`parameter ${key} .*"elsewhere"`));
+      }
       const own = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()], volume_context: vol.volume_context });
       assert.ok(own.confirmed, `its own volume context: ${own.message}`);
       assert.deepEqual(own.confirmed.volume_context, vol.volume_context);
