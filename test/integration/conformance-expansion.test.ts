@@ -247,6 +247,10 @@ for (const backend of backends) describe(`conformance: volume expansion [${backe
     await expectCode(node().NodeExpandVolume({ volume_id: id, volume_capability: mountCap(backend.namedFs) }), status.INVALID_ARGUMENT, 'no path');
     await expectCode(node().NodeExpandVolume({ volume_id: 'fake-vol-id-nx', volume_path: 'some/path' }), status.NOT_FOUND, 'unknown volume');
     await expectCode(node().NodeExpandVolume({ volume_id: id, volume_path: join(drv.dir, 'not', 'here') }), status.NOT_FOUND, 'missing path');
+    // Spec: a capability the volume does not have "exceeds capabilities"; a limit below its size is a shrink.
+    const target = drv.targetDir(uniqueName('tgt'));
+    await expectCode(node().NodeExpandVolume({ volume_id: id, volume_path: target, volume_capability: blockCap() }), status.INVALID_ARGUMENT, 'block capability, mount volume');
+    await expectCode(node().NodeExpandVolume({ volume_id: id, volume_path: target, capacity_range: { limit_bytes: 16 * MiB } }), status.OUT_OF_RANGE, 'limit below the size');
   });
 
   it('leaves no mount or loop device behind', async () => {
