@@ -364,7 +364,9 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
         if (range.limit > 0 && rec.capacityBytes > range.limit) {
           throw new OutOfRangeError(`volume ${id} already has ${rec.capacityBytes} bytes, more than limit_bytes ${range.limit}; volumes cannot shrink`);
         }
-        const wanted = sizeFor(backend, range, rec);
+        // A range without required_bytes asks for no growth: the present size is its lower bound
+        // (otherwise the default size for a new volume would be picked, growing it unasked).
+        const wanted = sizeFor(backend, { required: range.required || rec.capacityBytes, limit: range.limit }, rec);
         if (wanted <= rec.capacityBytes) {
           return { capacity_bytes: rec.capacityBytes, node_expansion_required: false };
         }

@@ -218,8 +218,10 @@ for (const backend of backends) describe(`conformance: volume expansion [${backe
     assert.match(e.message, /cannot shrink/);
     await expectCode(ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { limit_bytes: 32 * MiB } }), status.OUT_OF_RANGE, 'limit alone, below the size');
     assert.equal(await sizeOf(id), 64 * MiB);
-    // A range the present size meets is done already.
+    // A range the present size meets is done already; a limit alone asks for no growth.
     assert.equal((await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 32 * MiB, limit_bytes: 64 * MiB } })).capacity_bytes, 64 * MiB);
+    assert.equal((await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { limit_bytes: 512 * MiB } })).capacity_bytes, 64 * MiB);
+    assert.equal(await sizeOf(id), 64 * MiB);
   });
 
   it('errors: too big → OUT_OF_RANGE; unknown → NOT_FOUND; bad arguments → INVALID_ARGUMENT', async () => {

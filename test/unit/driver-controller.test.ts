@@ -493,6 +493,17 @@ describe('driver controller: delete, expand, validate, get', async () => {
       },
     },
     {
+      name: 'ControllerExpandVolume with limit_bytes alone, above the size, leaves the size (nothing asked to grow)',
+      before: (b) => b.addVolume({ id: 'vol-s', name: 's', capacityBytes: 64 * MiB }),
+      call: (c) => c.ControllerExpandVolume({ volume_id: 'vol-s', capacity_range: { limit_bytes: 512 * MiB } }),
+      code: status.OK,
+      after: (b, r) => {
+        assert.equal(Number((r as { capacity_bytes: number }).capacity_bytes), 64 * MiB);
+        assert.equal(b.volumes.records.get('vol-s')?.capacityBytes, 64 * MiB);
+        assert.ok(!b.faults.calls.includes('expandVolume'));
+      },
+    },
+    {
       name: 'ControllerExpandVolume of an unknown volume is NOT_FOUND',
       call: (c) => c.ControllerExpandVolume({ volume_id: 'vol-nope', capacity_range: { required_bytes: GiB } }),
       code: status.NOT_FOUND,
