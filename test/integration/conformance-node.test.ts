@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, lstatSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { VolumeCapabilityInput } from '../../src/csi/types.js';
@@ -247,6 +247,11 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
     const id = await create();
     await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
     await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    // A CO retrying after the kubelet removed the directories: paths that no longer exist are done too.
+    const gone = join(dirname(staging), uniqueName('gone'));
+    await drv.rawClient.node.NodeUnstageVolume({ volume_id: id, staging_target_path: gone });
+    await drv.rawClient.node.NodeUnpublishVolume({ volume_id: id, target_path: join(dirname(target), uniqueName('gone')) });
+    assert.equal(existsSync(gone), false, 'nothing is created at a path that was not there');
   });
 
   it('missing arguments → INVALID_ARGUMENT, checked before any lookup', async () => {
