@@ -280,6 +280,11 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       if (param !== undefined) {
         return { message: `volume ${id} was created with parameter ${param} ${JSON.stringify(rec.parameters[param] ?? null)}, not ${JSON.stringify(parameters[param] ?? null)}` };
       }
+      // No backend serves MODIFY_VOLUME: a volume has no mutable parameters, so none can be confirmed.
+      const mutable = Object.keys(requireStringMap('mutable_parameters', req.mutable_parameters)).sort();
+      if (mutable.length > 0) {
+        return { message: `volume ${id} has no mutable parameters (${mutable.join(', ')} asked): the ${backend.kind} backend does not modify volumes` };
+      }
       const volumeContext = requireStringMap('volume_context', req.volume_context);
       const mismatch = Object.keys(volumeContext).find((k) => volumeContext[k] !== rec.volumeContext[k]);
       if (mismatch !== undefined) {
@@ -301,7 +306,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           volume_context: volumeContext,
           volume_capabilities: req.volume_capabilities,
           parameters,
-          mutable_parameters: req.mutable_parameters ?? {},
+          mutable_parameters: {},
         },
       };
     },

@@ -390,8 +390,10 @@ for (const backend of backends) describe(`conformance: Controller service (volum
         assert.ok(res.message.length > 0, `${what}: a message should say why`);
       }
       // Confirmed means all of the request: parameters and a volume context the volume was not made with are not.
-      const others: [string, { parameters?: Record<string, string>; volume_context?: Record<string, string> }, RegExp][] = [
+      const others: [string, { parameters?: Record<string, string>; volume_context?: Record<string, string>; mutable_parameters?: Record<string, string> }, RegExp][] = [
         ['a parameter it was not created with', { parameters: { colour: 'blue' } }, /parameter colour null, not "blue"/],
+        // MODIFY_VOLUME is not advertised: a volume has no mutable parameters to confirm.
+        ['mutable parameters', { mutable_parameters: { iops: '3000' } }, /no mutable parameters/],
         ['a volume context that is not its own', { volume_context: { ...vol.volume_context, colour: 'blue' } }, /volume_context colour "blue"/],
       ];
       for (const [what, extra, re] of others) {

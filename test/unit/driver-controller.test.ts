@@ -540,6 +540,15 @@ describe('driver controller: delete, expand, validate, get', async () => {
         assert.match((r as { message: string }).message, /mount volume, not block/);
       },
     },
+    {
+      name: 'ValidateVolumeCapabilities does not confirm mutable parameters (no backend modifies volumes)',
+      call: (c) => c.ValidateVolumeCapabilities({ volume_id: 'vol-a', volume_capabilities: [mount()], mutable_parameters: { iops: '3000' } }),
+      code: status.OK,
+      after: (_b, r) => {
+        assert.equal((r as { confirmed: unknown }).confirmed, null);
+        assert.match((r as { message: string }).message, /no mutable parameters \(iops asked\)/);
+      },
+    },
     { name: 'ControllerGetVolume of an unknown volume is NOT_FOUND', call: (c) => c.ControllerGetVolume({ volume_id: 'vol-nope' }), code: status.NOT_FOUND },
     {
       name: 'ControllerGetVolume of a volume still being created is NOT_FOUND',
