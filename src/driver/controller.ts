@@ -282,6 +282,11 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
       if (param !== undefined) {
         return { message: `volume ${id} was created with parameter ${param} ${JSON.stringify(rec.parameters[param] ?? null)}, not ${JSON.stringify(parameters[param] ?? null)}` };
       }
+      // No backend serves MODIFY_VOLUME: a volume has no mutable parameters, so none can be confirmed.
+      const mutable = Object.keys(requireStringMap('mutable_parameters', req.mutable_parameters)).sort();
+      if (mutable.length > 0) {
+        return { message: `volume ${id} has no mutable parameters (${mutable.join(', ')} asked): the ${backend.kind} backend does not modify volumes` };
+      }
       const volumeContext = requireStringMap('volume_context', req.volume_context);
       const mismatch = Object.keys(volumeContext).find((k) => volumeContext[k] !== rec.volumeContext[k]);
       if (mismatch !== undefined) {
@@ -303,7 +308,7 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           volume_context: volumeContext,
           volume_capabilities: req.volume_capabilities,
           parameters,
-          mutable_parameters: req.mutable_parameters ?? {},
+          mutable_parameters: {},
         },
       };
     },
@@ -361,7 +366,14 @@ export function controllerService({ backend, inflight }: ControllerDeps): Contro
           const cap = parseCapability('volume_capability', req.volume_capability as WireCapability);
           if (cap.accessType !== rec.accessType) throw new InvalidArgumentError(`volume ${id} is a ${rec.accessType} volume, not ${cap.accessType}`);
         }
-        const wanted = sizeFor(backend, range, rec);
+        // Volumes never shrink: a range whose limit is below the present size cannot be met (the
+        // spec's example of OUT_OF_RANGE), while one the present size already meets is done.
+        if (range.limit > 0 && rec.capacityBytes > range.limit) {
+          throw new OutOfRangeError(`volume ${id} already has ${rec.capacityBytes} bytes, more than limit_bytes ${range.limit}; volumes cannot shrink`);
+        }
+        // A range without required_bytes asks for no growth: the present size is its lower bound
+        // (otherwise the default size for a new volume would be picked, growing it unasked).
+        const wanted = sizeFor(backend, { required: range.required || rec.capacityBytes, limit: range.limit }, rec);
         if (wanted <= rec.capacityBytes) {
           return { capacity_bytes: rec.capacityBytes, node_expansion_required: false };
         }

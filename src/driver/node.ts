@@ -1,5 +1,5 @@
 import { stat } from 'node:fs/promises';
-import { FailedPreconditionError, InvalidArgumentError, NotFoundError } from '../csi/errors.js';
+import { FailedPreconditionError, InvalidArgumentError, NotFoundError, OutOfRangeError } from '../csi/errors.js';
 import type { CallContext, NodeService } from '../csi/server.js';
 import type { Backend, Capability, VolumeRecord } from './backends/backend.js';
 import type { NodePaths } from './backends/node-paths.js';
@@ -144,11 +144,23 @@ export function nodeService({ backend, inflight, paths }: NodeDeps): NodeService
       const id = requireIdentifier('volume_id', req.volume_id);
       if (!req.volume_path) throw new InvalidArgumentError('volume_path is required');
       const stagingPath = req.staging_target_path ? await path('staging_target_path', req.staging_target_path) : '';
-      if (req.capacity_range) parseRange('capacity_range', req.capacity_range);
-      if (req.volume_capability) parseCapability('volume_capability', req.volume_capability as WireCapability);
+      const range = req.capacity_range ? parseRange('capacity_range', req.capacity_range) : undefined;
+      const capability = req.volume_capability ? parseCapability('volume_capability', req.volume_capability as WireCapability) : undefined;
       return inflight.with([volumeKey(id)], async () => {
         const op = opCtx(ctx, req.secrets);
         const rec = await nodeVolume(backend, id, op, 'expand');
+        // Spec: a capability the volume does not have "exceeds capabilities" (INVALID_ARGUMENT here,
+        // unlike stage and publish); a limit below its size is a shrink, "unsupported capacity".
+        if (capability) {
+          const fsType = rec.fsType || backend.defaultFsType;
+          if (capability.accessType !== rec.accessType) throw new InvalidArgumentError(`volume ${id} is a ${rec.accessType} volume, not ${capability.accessType}`);
+          if (capability.accessType === 'mount' && capability.fsType !== '' && capability.fsType !== fsType) {
+            throw new InvalidArgumentError(`volume ${id} has fs type ${fsType}, not ${capability.fsType}`);
+          }
+        }
+        if (range && range.limit > 0 && rec.capacityBytes > range.limit) {
+          throw new OutOfRangeError(`volume ${id} already has ${rec.capacityBytes} bytes, more than limit_bytes ${range.limit}; volumes cannot shrink`);
+        }
         const volumePath = await volumePathOf(req.volume_path);
         if (!(await pathExists(volumePath))) throw new NotFoundError(`volume path ${volumePath} does not exist`);
         const { capacityBytes } = await backend.nodeExpand(rec, volumePath, stagingPath, op);

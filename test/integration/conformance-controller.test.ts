@@ -226,6 +226,40 @@ for (const backend of backends) describe(`conformance: Controller service (volum
       assert.equal((await allVolumeIds()).length, before);
     });
 
+    it('a range narrower than the size granularity (local 1 MiB, rbd and cephfs 4 MiB) → OUT_OF_RANGE; its multiples are exact', async () => {
+      const unit = local ? MiB : 4 * MiB;
+      const before = (await allVolumeIds()).length;
+      const e = await expectCode(
+        create({ capacity_range: { required_bytes: 64 * MiB + 1, limit_bytes: 64 * MiB + unit - 1 } }),
+        status.OUT_OF_RANGE,
+        'no multiple of the granularity in the range',
+      );
+      assert.match(e.message, /limit_bytes/);
+      assert.equal((await allVolumeIds()).length, before, 'nothing is created');
+      const exact = await create({ capacity_range: { required_bytes: 64 * MiB + 1, limit_bytes: 64 * MiB + unit } });
+      assert.equal(exact.capacity_bytes, 64 * MiB + unit);
+    });
+
+    if (!local) it('without the class parameters the backend needs → INVALID_ARGUMENT naming them, and nothing is created', async () => {
+      // What a StorageClass without parameters sends: the secrets, nothing else. ceph-csi requires the same.
+      const ceph = drv.ceph!;
+      const secrets = backend.name === 'cephfs' ? ceph.cephfsSecrets : ceph.secrets;
+      const full = backend.name === 'cephfs' ? ceph.cephfsParameters : ceph.parameters;
+      const before = (await allVolumeIds()).length;
+      const rawCreate = (parameters: Record<string, string>) =>
+        drv.rawClient.controller.CreateVolume({ name: uniqueName('noparams'), volume_capabilities: [mountCap()], capacity_range: { required_bytes: 16 * MiB }, secrets, parameters });
+      assert.match((await expectCode(rawCreate({}), status.INVALID_ARGUMENT, 'no parameters')).message, /clusterID is required/);
+      const second = backend.name === 'cephfs' ? 'fsName' : 'pool';
+      const { [second]: _dropped, ...withoutSecond } = full;
+      assert.match((await expectCode(rawCreate(withoutSecond), status.INVALID_ARGUMENT, `no ${second}`)).message, new RegExp(`${second} is required`));
+      const unknown = await expectCode(rawCreate({ ...full, clusterID: 'no-such-cluster' }), status.INVALID_ARGUMENT, 'an unknown clusterID');
+      assert.match(unknown.message, /no-such-cluster/);
+      assert.equal((await allVolumeIds()).length, before, 'nothing is created');
+      // The same class parameters, sent as they are, work: the refusals were about what was missing.
+      const ok = await rawCreate(full);
+      await drv.rawClient.controller.DeleteVolume({ volume_id: ok.volume!.volume_id, secrets });
+    });
+
     if (backend.deviceFs) it('a limit below the filesystem minimum → OUT_OF_RANGE (xfs needs 300 MiB)', async () => {
       await expectCode(
         create({ volume_capabilities: [mountCap('xfs')], capacity_range: { required_bytes: 16 * MiB, limit_bytes: 16 * MiB } }),
@@ -356,14 +390,26 @@ for (const backend of backends) describe(`conformance: Controller service (volum
         assert.ok(res.message.length > 0, `${what}: a message should say why`);
       }
       // Confirmed means all of the request: parameters and a volume context the volume was not made with are not.
-      const others: [string, { parameters?: Record<string, string>; volume_context?: Record<string, string> }, RegExp][] = [
+      const others: [string, { parameters?: Record<string, string>; volume_context?: Record<string, string>; mutable_parameters?: Record<string, string> }, RegExp][] = [
         ['a parameter it was not created with', { parameters: { colour: 'blue' } }, /parameter colour null, not "blue"/],
+        // MODIFY_VOLUME is not advertised: a volume has no mutable parameters to confirm.
+        ['mutable parameters', { mutable_parameters: { iops: '3000' } }, /no mutable parameters/],
         ['a volume context that is not its own', { volume_context: { ...vol.volume_context, colour: 'blue' } }, /volume_context colour "blue"/],
       ];
       for (const [what, extra, re] of others) {
         const res = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()], ...extra });
         assert.equal(res.confirmed, null, `${what} must not be confirmed`);
         assert.match(res.message, re, what);
+      }
+      if (!local) {
+        // The class parameters it was made with confirm; one of them with another value does not.
+        const made = backend.name === 'cephfs' ? drv.ceph!.cephfsParameters : drv.ceph!.parameters;
+        const same = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()], parameters: { ...made, 'csi.storage.k8s.io/pvc/name': 'x' } });
+        assert.ok(same.confirmed, `its own class parameters: ${same.message}`);
+        const key = backend.name === 'cephfs' ? 'fsName' : 'pool';
+        const other = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()], parameters: { ...made, [key]: 'elsewhere' } });
+        assert.equal(other.confirmed, null);
+        assert.match(other.message, new RegExp(`parameter ${key} .*"elsewhere"`));
       }
       const own = await ctl().ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()], volume_context: vol.volume_context });
       assert.ok(own.confirmed, `its own volume context: ${own.message}`);

@@ -177,10 +177,50 @@ for (const backend of backends) describe(`conformance: volume expansion [${backe
     }
   });
 
+  it('as csi-sanity sends them: NodeExpandVolume and NodeGetVolumeStats on the target with no secrets, no capability, no staging path', async () => {
+    const cap = mountCap(backend.namedFs);
+    const id = await volume(cap, 64 * MiB);
+    // csi-sanity's order: controller expansion first, then stage and publish, then the node step.
+    const grown = await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 128 * MiB }, volume_capability: cap });
+    assert.equal(grown.capacity_bytes, 128 * MiB, 'exactly the size asked for (csi-sanity compares)');
+    const pub = await stageAndPublish(id, cap);
+    const raw = drv.rawClient.node;
+    try {
+      const res = await raw.NodeExpandVolume({ volume_id: id, volume_path: pub.target, capacity_range: { required_bytes: 128 * MiB } });
+      assert.ok(res.capacity_bytes > 100 * MiB && res.capacity_bytes <= 128 * MiB, `NodeExpandVolume answered ${res.capacity_bytes}`);
+      const fs = statfsSync(pub.target);
+      assert.ok(fs.blocks * fs.bsize > 100 * MiB, `the pod sees ${(fs.blocks * fs.bsize) / MiB} MiB`);
+      const stats = await raw.NodeGetVolumeStats({ volume_id: id, volume_path: pub.target });
+      assert.ok(stats.usage.find((u) => u.unit === 'BYTES')!.total > 100 * MiB);
+      assert.equal(stats.volume_condition?.abnormal, false);
+      // csi-sanity's negative cases, secret-less as it sends them.
+      await expectCode(raw.NodeExpandVolume({ volume_id: 'fake-vol-id-0a1b2c3d4e', volume_path: 'some/path' }), status.NOT_FOUND, 'unknown volume');
+      await expectCode(raw.NodeExpandVolume({ volume_id: id, volume_capability: cap }), status.INVALID_ARGUMENT, 'no volume path');
+      await expectCode(raw.NodeGetVolumeStats({ volume_id: 'fake-vol-id-0a1b2c3d4e', volume_path: 'some/path' }), status.NOT_FOUND, 'stats of an unknown volume');
+      await expectCode(raw.NodeGetVolumeStats({ volume_id: id, volume_path: 'some/path' }), status.NOT_FOUND, 'stats where the volume is not');
+    } finally {
+      await pub.teardown();
+    }
+  });
+
   it('never shrinks: a smaller request leaves the size (and data) alone', async () => {
     const id = await volume(mountCap(), 64 * MiB);
     const res = await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 32 * MiB } });
     assert.equal(res.capacity_bytes, 64 * MiB);
+    assert.equal(await sizeOf(id), 64 * MiB);
+    // A limit below the present size could only be met by shrinking: the spec's example of OUT_OF_RANGE
+    // (answering OK with 64 MiB would report a size outside the range asked for).
+    const e = await expectCode(
+      ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 32 * MiB, limit_bytes: 48 * MiB } }),
+      status.OUT_OF_RANGE,
+      'limit below the present size',
+    );
+    assert.match(e.message, /cannot shrink/);
+    await expectCode(ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { limit_bytes: 32 * MiB } }), status.OUT_OF_RANGE, 'limit alone, below the size');
+    assert.equal(await sizeOf(id), 64 * MiB);
+    // A range the present size meets is done already; a limit alone asks for no growth.
+    assert.equal((await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 32 * MiB, limit_bytes: 64 * MiB } })).capacity_bytes, 64 * MiB);
+    assert.equal((await ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { limit_bytes: 512 * MiB } })).capacity_bytes, 64 * MiB);
     assert.equal(await sizeOf(id), 64 * MiB);
   });
 
@@ -209,6 +249,10 @@ for (const backend of backends) describe(`conformance: volume expansion [${backe
     await expectCode(node().NodeExpandVolume({ volume_id: id, volume_capability: mountCap(backend.namedFs) }), status.INVALID_ARGUMENT, 'no path');
     await expectCode(node().NodeExpandVolume({ volume_id: 'fake-vol-id-nx', volume_path: 'some/path' }), status.NOT_FOUND, 'unknown volume');
     await expectCode(node().NodeExpandVolume({ volume_id: id, volume_path: join(drv.dir, 'not', 'here') }), status.NOT_FOUND, 'missing path');
+    // Spec: a capability the volume does not have "exceeds capabilities"; a limit below its size is a shrink.
+    const target = drv.targetDir(uniqueName('tgt'));
+    await expectCode(node().NodeExpandVolume({ volume_id: id, volume_path: target, volume_capability: blockCap() }), status.INVALID_ARGUMENT, 'block capability, mount volume');
+    await expectCode(node().NodeExpandVolume({ volume_id: id, volume_path: target, capacity_range: { limit_bytes: 16 * MiB } }), status.OUT_OF_RANGE, 'limit below the size');
   });
 
   it('leaves no mount or loop device behind', async () => {

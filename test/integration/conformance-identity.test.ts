@@ -61,6 +61,22 @@ for (const backend of backends) describe(`conformance: Identity service [${backe
     const call = drv.client.groupController.GroupControllerGetCapabilities({});
     if (backend.name === 'rbd') {
       assert.deepEqual((await call).capabilities.map((c) => c.rpc?.type), ['CREATE_DELETE_GET_VOLUME_GROUP_SNAPSHOT']);
+      // csi-sanity's GroupController cases as it sends them (secrets when configured, so both ways),
+      // and an ID that is ours but names no group (a volume's): NOT_FOUND for Get, OK for Delete.
+      const gc = drv.rawClient.groupController;
+      const vol = (await drv.client.controller.CreateVolume({ name: uniqueName('gcv'), volume_capabilities: [mountCap()], capacity_range: { required_bytes: 8 * MiB } })).volume!;
+      for (const secrets of [drv.ceph!.secrets, {}]) {
+        const how = Object.keys(secrets).length > 0 ? 'with secrets' : 'without secrets';
+        await expectCode(gc.CreateVolumeGroupSnapshot({ secrets }), status.INVALID_ARGUMENT, `Create without a name, ${how}`);
+        await expectCode(gc.GetVolumeGroupSnapshot({ secrets }), status.INVALID_ARGUMENT, `Get without an id, ${how}`);
+        await expectCode(gc.DeleteVolumeGroupSnapshot({ secrets }), status.INVALID_ARGUMENT, `Delete without an id, ${how}`);
+        await expectCode(gc.GetVolumeGroupSnapshot({ group_snapshot_id: 'fake-vol-id', secrets }), status.NOT_FOUND, `Get of an invalid id, ${how}`);
+        await gc.DeleteVolumeGroupSnapshot({ group_snapshot_id: 'fake-vol-id', secrets });
+      }
+      await expectCode(gc.GetVolumeGroupSnapshot({ group_snapshot_id: vol.volume_id, secrets: drv.ceph!.secrets }), status.NOT_FOUND, 'Get of a volume ID');
+      await gc.DeleteVolumeGroupSnapshot({ group_snapshot_id: vol.volume_id, secrets: drv.ceph!.secrets });
+      await drv.client.controller.ValidateVolumeCapabilities({ volume_id: vol.volume_id, volume_capabilities: [mountCap()] });
+      await drv.client.controller.DeleteVolume({ volume_id: vol.volume_id });
       return;
     }
     const err = await expectCode(call, status.UNIMPLEMENTED, 'GroupControllerGetCapabilities');

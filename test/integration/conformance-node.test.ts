@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { existsSync, lstatSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { VolumeCapabilityInput } from '../../src/csi/types.js';
@@ -247,6 +247,11 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
     const id = await create();
     await node().NodeUnpublishVolume({ volume_id: id, target_path: target });
     await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    // A CO retrying after the kubelet removed the directories: paths that no longer exist are done too.
+    const gone = join(dirname(staging), uniqueName('gone'));
+    await drv.rawClient.node.NodeUnstageVolume({ volume_id: id, staging_target_path: gone });
+    await drv.rawClient.node.NodeUnpublishVolume({ volume_id: id, target_path: join(dirname(target), uniqueName('gone')) });
+    assert.equal(existsSync(gone), false, 'nothing is created at a path that was not there');
   });
 
   it('missing arguments → INVALID_ARGUMENT, checked before any lookup', async () => {
@@ -347,6 +352,59 @@ for (const backend of backends) describe(`conformance: Node service [${backend.n
     } finally {
       await node().NodeUnstageVolume({ volume_id: b, staging_target_path: staging });
     }
+  });
+
+  if (backend.name !== 'local') it('NodePublishVolume carrying secrets (csi-sanity’s NodePublishVolumeSecret, a class’s nodePublishSecretRef) works as one without', async () => {
+    const ceph = drv.ceph!;
+    const secrets = backend.name === 'cephfs' ? ceph.cephfsSecrets : ceph.secrets;
+    const cap = mountCap(backend.namedFs);
+    const vol = (await ctl().CreateVolume({ name: uniqueName('pubsec'), volume_capabilities: [cap], capacity_range: { required_bytes: 32 * MiB } })).volume!;
+    const staging = drv.stagingDir(uniqueName('stg'));
+    const target = drv.targetDir(uniqueName('tgt'));
+    const raw = drv.rawClient.node;
+    await raw.NodeStageVolume({ volume_id: vol.volume_id, staging_target_path: staging, volume_capability: cap, volume_context: vol.volume_context, secrets });
+    try {
+      for (let i = 0; i < 2; i++) {
+        await raw.NodePublishVolume({ volume_id: vol.volume_id, staging_target_path: staging, target_path: target, volume_capability: cap, volume_context: vol.volume_context, secrets });
+      }
+      assert.equal(mountCount(target), 1);
+      await writeFile(join(target, 'f'), 'x');
+      const stats = await raw.NodeGetVolumeStats({ volume_id: vol.volume_id, volume_path: target });
+      assert.equal(stats.volume_condition?.abnormal, false);
+    } finally {
+      await raw.NodeUnpublishVolume({ volume_id: vol.volume_id, target_path: target });
+      await raw.NodeUnstageVolume({ volume_id: vol.volume_id, staging_target_path: staging });
+    }
+    assert.equal(existsSync(target), false);
+  });
+
+  it('NodeStage again at the same path: the same capability is OK; read-only for read-write or other mount flags → ALREADY_EXISTS', async () => {
+    // Spec: "volume previously staged with different flags". A CO that got OK would believe its flags applied.
+    const cap = mountCap(backend.namedFs);
+    const id = await create(cap);
+    const staging = drv.stagingDir(uniqueName('stg'));
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: cap });
+    try {
+      await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: cap });
+      const cases: [string, VolumeCapabilityInput][] = [
+        ['read-only access mode on a read-write staging', mountCap(backend.namedFs, 'SINGLE_NODE_READER_ONLY')],
+        // local's bind mounts keep no record of the flags they were asked for: only read-only is compared there.
+        ...(backend.name === 'local' ? [] : [['other mount flags', mountCap(backend.namedFs, 'SINGLE_NODE_WRITER', ['noatime'])] as [string, VolumeCapabilityInput]]),
+      ];
+      for (const [what, other] of cases) {
+        const e = await expectCode(node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: other }), status.ALREADY_EXISTS, what);
+        assert.match(e.message, /already staged/);
+      }
+      assert.equal(mountCount(staging), 1, 'the staging is left as it was');
+      assert.equal(mountAt(staging)?.readonly, false, 'still read-write');
+    } finally {
+      await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
+    }
+    // Unstaged, the path takes the other staging.
+    const ro = mountCap(backend.namedFs, 'SINGLE_NODE_READER_ONLY');
+    await node().NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: ro });
+    assert.equal(mountAt(staging)?.readonly, true);
+    await node().NodeUnstageVolume({ volume_id: id, staging_target_path: staging });
   });
 
   describe('NodeGetVolumeStats', () => {

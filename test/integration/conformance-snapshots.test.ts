@@ -9,6 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { VolumeCapabilityInput } from '../../src/csi/types.js';
 import { blockCap, expectCode, MiB, mountCap, status, uniqueName } from '../support/csi-helpers.js';
 import { testBackends } from '../support/backends.js';
+import { cephOf } from '../support/ceph.js';
 import { assertNoLeftovers, needsRoot, type TestDriver } from '../support/driver-harness.js';
 
 const backends = testBackends();
@@ -188,6 +189,42 @@ for (const backend of backends) describe(`conformance: snapshots, restores and c
     });
   });
 
+  it('an ID of the other kind, or of something deleted, names nothing: NOT_FOUND where it must exist, OK for deletes, nothing touched', async () => {
+    // rbd and cephfs volume and snapshot IDs have one format (ceph-csi's): only the journal tells them apart.
+    const vol = await volume();
+    const snap = await snapshot(vol);
+    const deletedVol = await volume();
+    await ctl().DeleteVolume({ volume_id: deletedVol });
+    const deletedSnap = await snapshot(vol);
+    await ctl().DeleteSnapshot({ snapshot_id: deletedSnap.snapshot_id });
+    const staging = drv.stagingDir(uniqueName('stg'));
+    for (const [what, id] of [['a snapshot ID as a volume', snap.snapshot_id], ['a deleted volume', deletedVol]] as const) {
+      await expectCode(ctl().ValidateVolumeCapabilities({ volume_id: id, volume_capabilities: [mountCap()] }), status.NOT_FOUND, `ValidateVolumeCapabilities of ${what}`);
+      await expectCode(ctl().ControllerExpandVolume({ volume_id: id, capacity_range: { required_bytes: 64 * MiB } }), status.NOT_FOUND, `ControllerExpandVolume of ${what}`);
+      await expectCode(ctl().CreateSnapshot({ name: uniqueName('s'), source_volume_id: id }), status.NOT_FOUND, `CreateSnapshot of ${what}`);
+      await expectCode(
+        ctl().CreateVolume({ name: uniqueName('c'), volume_capabilities: [mountCap()], volume_content_source: { volume: { volume_id: id } } }),
+        status.NOT_FOUND,
+        `a clone of ${what}`,
+      );
+      await expectCode(drv.client.node.NodeStageVolume({ volume_id: id, staging_target_path: staging, volume_capability: mountCap() }), status.NOT_FOUND, `NodeStageVolume of ${what}`);
+    }
+    for (const [what, id] of [['a volume ID as a snapshot', vol], ['a deleted snapshot', deletedSnap.snapshot_id]] as const) {
+      await expectCode(
+        ctl().CreateVolume({ name: uniqueName('r'), volume_capabilities: [mountCap()], volume_content_source: { snapshot: { snapshot_id: id } } }),
+        status.NOT_FOUND,
+        `a restore of ${what}`,
+      );
+    }
+    // Deletes of the other kind's ID succeed (nothing of that kind has it) and leave the other alone.
+    await ctl().DeleteVolume({ volume_id: snap.snapshot_id });
+    await ctl().DeleteSnapshot({ snapshot_id: vol });
+    assert.equal((await backend.volume(drv, vol))?.healthy, true, 'the volume is intact');
+    assert.equal((await known({ snapshot_id: snap.snapshot_id })).length, 1, 'the snapshot is intact');
+    const restored = await ctl().CreateVolume({ name: uniqueName('r'), volume_capabilities: [mountCap()], volume_content_source: { snapshot: { snapshot_id: snap.snapshot_id } } });
+    assert.equal(restored.volume?.content_source?.snapshot?.snapshot_id, snap.snapshot_id);
+  });
+
   describe('restore and clone', () => {
     it('restore echoes the snapshot as content source, at least the snapshot size', async () => {
       for (const cap of [mountCap(), mountCap(backend.namedFs), ...(backend.block ? [blockCap()] : [])]) {
@@ -246,6 +283,70 @@ for (const backend of backends) describe(`conformance: snapshots, restores and c
         status.INVALID_ARGUMENT,
         'ext4 cloned as block',
       );
+    });
+
+    if (backend.name !== 'local') it('the storage holds the size CreateVolume answered: a create, a restore and a clone larger than their source, an expansion', async () => {
+      // The rbd image's size, the cephfs subvolume's quota, read from the cluster, not from the driver's record.
+      const ceph = cephOf(drv);
+      const held = async (v: { volume_context: Record<string, string> }): Promise<number> => {
+        const c = v.volume_context;
+        if (backend.name === 'rbd') return (JSON.parse(await ceph.rbd(['info', `${c['pool']}/${c['imageName']}`, '--format', 'json'])) as { size: number }).size;
+        const info = JSON.parse(await ceph.ceph(['fs', 'subvolume', 'info', c['fsName']!, c['subvolumeName']!, '--group_name', c['subvolumeGroup']!, '--format', 'json']));
+        return Number((info as { bytes_quota: number | string }).bytes_quota);
+      };
+      const cap = mountCap();
+      const src = (await ctl().CreateVolume({ name: uniqueName('sz'), volume_capabilities: [cap], capacity_range: { required_bytes: 30 * MiB } })).volume!;
+      assert.equal(src.capacity_bytes, 32 * MiB, 'rounded up to the 4 MiB granularity');
+      assert.equal(await held(src), src.capacity_bytes, 'create');
+      const snap = await snapshot(src.volume_id);
+      assert.equal(snap.size_bytes, 32 * MiB);
+      const from = (source: object, bytes: number) =>
+        ctl().CreateVolume({ name: uniqueName('sz'), volume_capabilities: [cap], capacity_range: { required_bytes: bytes }, volume_content_source: source });
+      const restored = (await from({ snapshot: { snapshot_id: snap.snapshot_id } }, 48 * MiB)).volume!;
+      assert.equal(restored.capacity_bytes, 48 * MiB);
+      assert.equal(await held(restored), 48 * MiB, 'a restore larger than its snapshot');
+      const cloned = (await from({ volume: { volume_id: src.volume_id } }, 40 * MiB)).volume!;
+      assert.equal(cloned.capacity_bytes, 40 * MiB);
+      assert.equal(await held(cloned), 40 * MiB, 'a clone larger than its source');
+      const same = (await from({ snapshot: { snapshot_id: snap.snapshot_id } }, 0)).volume!;
+      // Without a range the plugin picks the size (spec: implementation-defined): at least the snapshot's.
+      assert.ok(same.capacity_bytes >= 32 * MiB);
+      assert.equal(await held(same), same.capacity_bytes, 'a restore without a range');
+      const grown = await ctl().ControllerExpandVolume({ volume_id: restored.volume_id, capacity_range: { required_bytes: 57 * MiB } });
+      assert.equal(grown.capacity_bytes, 60 * MiB);
+      assert.equal(await held(restored), 60 * MiB, 'an expansion');
+    });
+
+    if (backend.name !== 'local') it('deleted in either order, sources, snapshots, restores and clones leave nothing in the cluster (storage, trash, journal)', async () => {
+      // csi-sanity's cleanup deletes what a case made in its own order; so does a user.
+      const ceph = cephOf(drv);
+      const left = async (ids: string[]): Promise<string[]> => {
+        const uuids = ids.map((id) => id.slice(-36));
+        const ours = (names: string[]) => names.filter((n) => uuids.some((u) => n.includes(u)));
+        if (backend.name === 'rbd') {
+          const { images, trash } = await ceph.images();
+          return ours([...images, ...trash.map((t) => `trash:${t}`), ...(await ceph.objects('csi.'))]);
+        }
+        return ours([...(await ceph.subvolumes()), ...(await ceph.fsObjects('csi.'))]);
+      };
+      // Source first, then its snapshot.
+      const a = await volume();
+      const sa = await snapshot(a);
+      await ctl().DeleteVolume({ volume_id: a });
+      await ctl().DeleteSnapshot({ snapshot_id: sa.snapshot_id });
+      assert.deepEqual(await left([a, sa.snapshot_id]), [], 'source, then snapshot');
+      // The snapshot first while a restore of it lives, then the source, the restore and a clone.
+      const b = await volume();
+      const sb = await snapshot(b);
+      const restored = (await ctl().CreateVolume({ name: uniqueName('r'), volume_capabilities: [mountCap()], volume_content_source: { snapshot: { snapshot_id: sb.snapshot_id } } })).volume!;
+      const cloned = (await ctl().CreateVolume({ name: uniqueName('c'), volume_capabilities: [mountCap()], volume_content_source: { volume: { volume_id: b } } })).volume!;
+      const all = [b, sb.snapshot_id, restored.volume_id, cloned.volume_id];
+      await ctl().DeleteSnapshot({ snapshot_id: sb.snapshot_id });
+      await ctl().DeleteVolume({ volume_id: b });
+      assert.equal((await backend.volume(drv, restored.volume_id))?.healthy, true, 'the restore outlives its snapshot and its source');
+      await ctl().DeleteVolume({ volume_id: restored.volume_id });
+      await ctl().DeleteVolume({ volume_id: cloned.volume_id });
+      assert.deepEqual(await left(all), [], 'snapshot, source, restore, clone');
     });
 
     it('snapshots outlive their source volume, and still restore', async () => {

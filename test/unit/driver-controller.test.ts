@@ -483,6 +483,27 @@ describe('driver controller: delete, expand, validate, get', async () => {
       },
     },
     {
+      name: 'ControllerExpandVolume with a limit below the present size is OUT_OF_RANGE (it would have to shrink)',
+      call: (c) => c.ControllerExpandVolume({ volume_id: 'vol-a', capacity_range: { required_bytes: GiB, limit_bytes: GiB + GiB / 2 } }),
+      code: status.OUT_OF_RANGE,
+      message: /cannot shrink/,
+      after: (b) => {
+        assert.equal(b.volumes.records.get('vol-a')?.capacityBytes, 2 * GiB);
+        assert.ok(!b.faults.calls.includes('expandVolume'));
+      },
+    },
+    {
+      name: 'ControllerExpandVolume with limit_bytes alone, above the size, leaves the size (nothing asked to grow)',
+      before: (b) => b.addVolume({ id: 'vol-s', name: 's', capacityBytes: 64 * MiB }),
+      call: (c) => c.ControllerExpandVolume({ volume_id: 'vol-s', capacity_range: { limit_bytes: 512 * MiB } }),
+      code: status.OK,
+      after: (b, r) => {
+        assert.equal(Number((r as { capacity_bytes: number }).capacity_bytes), 64 * MiB);
+        assert.equal(b.volumes.records.get('vol-s')?.capacityBytes, 64 * MiB);
+        assert.ok(!b.faults.calls.includes('expandVolume'));
+      },
+    },
+    {
       name: 'ControllerExpandVolume of an unknown volume is NOT_FOUND',
       call: (c) => c.ControllerExpandVolume({ volume_id: 'vol-nope', capacity_range: { required_bytes: GiB } }),
       code: status.NOT_FOUND,
@@ -517,6 +538,15 @@ describe('driver controller: delete, expand, validate, get', async () => {
       after: (_b, r) => {
         assert.equal((r as { confirmed: unknown }).confirmed, null);
         assert.match((r as { message: string }).message, /mount volume, not block/);
+      },
+    },
+    {
+      name: 'ValidateVolumeCapabilities does not confirm mutable parameters (no backend modifies volumes)',
+      call: (c) => c.ValidateVolumeCapabilities({ volume_id: 'vol-a', volume_capabilities: [mount()], mutable_parameters: { iops: '3000' } }),
+      code: status.OK,
+      after: (_b, r) => {
+        assert.equal((r as { confirmed: unknown }).confirmed, null);
+        assert.match((r as { message: string }).message, /no mutable parameters \(iops asked\)/);
       },
     },
     { name: 'ControllerGetVolume of an unknown volume is NOT_FOUND', call: (c) => c.ControllerGetVolume({ volume_id: 'vol-nope' }), code: status.NOT_FOUND },

@@ -376,6 +376,22 @@ describe('driver node service', () => {
           code: status.NOT_FOUND,
         },
         {
+          name: 'NodeExpandVolume with a capability the volume does not have is INVALID_ARGUMENT (exceeds capabilities)',
+          before: (_b, p) => stagedAndPublished(h, p),
+          call: (c, p) => c.NodeExpandVolume({ volume_id: 'vol-a', volume_path: p.target('vol-a'), volume_capability: { block: {}, access_mode: { mode: 'SINGLE_NODE_WRITER' } } }),
+          code: status.INVALID_ARGUMENT,
+          message: /is a mount volume, not block/,
+          after: (b) => assert.ok(!b.faults.calls.includes('nodeExpand')),
+        },
+        {
+          name: 'NodeExpandVolume with limit_bytes below the volume size is OUT_OF_RANGE (it would shrink)',
+          before: (_b, p) => stagedAndPublished(h, p),
+          call: (c, p) => c.NodeExpandVolume({ volume_id: 'vol-a', volume_path: p.target('vol-a'), capacity_range: { limit_bytes: GiB } }),
+          code: status.OUT_OF_RANGE,
+          message: /cannot shrink/,
+          after: (b) => assert.ok(!b.faults.calls.includes('nodeExpand')),
+        },
+        {
           name: 'NodeExpandVolume grows the filesystem to what the controller allocated',
           before: async (b, p) => {
             await stagedAndPublished(h, p);

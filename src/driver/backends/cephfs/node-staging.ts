@@ -20,6 +20,7 @@ import { filesystemStats } from '../../mount/filesystem.js';
 import type { LoopDevices } from '../../mount/loop.js';
 import type { MountEntry, Mounter } from '../../mount/mount.js';
 import type { NodePaths } from '../node-paths.js';
+import { requireSameStaging } from '../restage.js';
 import type { PublishRequest, StageRequest, VolumeHealth, VolumeRecord, VolumeUsage } from '../backend.js';
 import { isReadOnlyMode, publishMount, unpublish } from '../publication.js';
 import { StashDir, type StashBase } from '../ceph/stash.js';
@@ -36,6 +37,8 @@ export interface CephfsStash extends StashBase {
   /** -o options: ro, the capability's mount flags, the class's fuseMountOptions or kernelMountOptions. */
   options: string[];
   readonly: boolean;
+  /** The capability's mount flags (also in options; absent in stashes older than the re-stage check). */
+  mountFlags?: string[];
   /** Which client mounted it (absent in stashes older than the choice: fuse). */
   mounter?: CephfsMounterKind;
 }
@@ -110,6 +113,7 @@ export class CephfsNode {
       credKey: this.fuse.key(volume.id, stagingPath),
       options: [...(readonly ? ['ro'] : []), ...capability.mountFlags, ...choice.options],
       readonly,
+      mountFlags: capability.mountFlags,
       mounter: kind,
     };
     // Looked at before mkdir: on a staging whose ceph-fuse died, mkdir itself fails (ENOTCONN).
@@ -119,6 +123,7 @@ export class CephfsNode {
       if (!prior || current.fsType !== fsTypeOf(prior)) {
         throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source} ${current.fsType})`);
       }
+      requireSameStaging(volume.id, stagingPath, prior, stash);
       if ((await this.state(prior)) === 'ok') return;
       // Staged here before, but its client died: mount it again (with the fresh secret).
       await this.repair(prior, log, secretKey);

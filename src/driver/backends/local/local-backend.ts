@@ -49,6 +49,7 @@ import type {
 import { filesystemUsage, growStagedFilesystem, stageFilesystem } from '../device-fs.js';
 import type { NodePaths } from '../node-paths.js';
 import { isDeviceBind, isReadOnlyMode, publishBlock, publishMount, unpublish } from '../publication.js';
+import { requireSameStaging } from '../restage.js';
 import { FileJournal } from './journal.js';
 import { PoolLayout, storageFor, type Storage } from './layout.js';
 import { openPool, type Pool } from './pool.js';
@@ -510,7 +511,11 @@ export class LocalBackend implements Backend {
     const current = await mounter.mountAt(stagingPath);
     if (storage === 'subvolume') {
       if (current) {
-        if (isSubvolumeMount(current, volume.id)) return;
+        if (isSubvolumeMount(current, volume.id)) {
+          // No stash on this backend: the mount itself says read-only or not (mount flags are not compared).
+          requireSameStaging(volume.id, stagingPath, { readonly: current.readonly }, { readonly });
+          return;
+        }
         throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
       }
       await paths.withPinned(stagingPath, (target) => mounter.bindMount(path, target, { readonly }));
@@ -518,7 +523,10 @@ export class LocalBackend implements Backend {
     }
     if (current) {
       // Checked before attaching: a refused stage must not leave this volume's loop device behind.
-      if ((await this.opts.loops.devicesFor(path)).includes(current.source)) return;
+      if ((await this.opts.loops.devicesFor(path)).includes(current.source)) {
+        requireSameStaging(volume.id, stagingPath, { readonly: current.readonly }, { readonly });
+        return;
+      }
       throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
     }
     const attached = await this.opts.loops.devicesFor(path);

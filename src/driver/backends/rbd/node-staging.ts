@@ -31,6 +31,7 @@ import type { ImageMapper } from './mapper.js';
 import type { MapperKind } from './map-options.js';
 import { StashDir, type Stash } from '../ceph/stash.js';
 import { isDeviceBind, isReadOnlyMode, publishBlock, publishMount, unpublish } from '../publication.js';
+import { requireSameStaging } from '../restage.js';
 
 export interface RbdNodeOptions {
   stateDir: string;
@@ -121,10 +122,14 @@ export class RbdNode {
       const current = await this.opts.mounter.mountAt(stagingPath);
       if (current) {
         // Checked before anything is touched: a refused stage must leave nothing of this volume behind.
-        if (prior && (await this.devicesOf(prior)).includes(current.source)) return;
+        if (prior && (await this.devicesOf(prior)).includes(current.source)) {
+          requireSameStaging(volume.id, stagingPath, prior, stash);
+          return;
+        }
         throw new AlreadyExistsError(`staging path ${stagingPath} already has another mount (${current.source})`);
       }
     } else if (prior && (await this.devicesOf(prior)).length > 0) {
+      requireSameStaging(volume.id, stagingPath, prior, stash);
       return;
     }
 
