@@ -465,12 +465,22 @@ export class RbdBackend implements Backend {
     const made = await this.withIdPool(src, ctx, async (srcIo) => {
       if (source.kind === 'snapshot') {
         const snapImage = `${SNAPSHOT_LAYOUT.imagePrefix}${src.uuid}`;
+        // The parent's size and depth are read while the clone is made (both only read it).
         // Snapshot images are never resized: the head's size is their snapshot's.
-        const parent = await Image.with(srcIo, snapImage, async (img) => ({ size: img.stat().size, parent: await img.parent() }), { readOnly: true });
+        const look = Image.with(srcIo, snapImage, async (img) => ({ size: img.stat().size, parent: await img.parent() }), { readOnly: true }).then(
+          async (p) => (p ? { size: p.size, depth: 1 + (await this.chainDepth(clusterID, srcIo, p.parent, ctx)) } : undefined),
+        );
+        let fresh: boolean;
+        try {
+          fresh = await this.ensureImage(io, image, ctx, () => cloneImage(srcIo, snapImage, snapImage, io, image, opts), true);
+        } catch (e) {
+          // No snapshot image at all: NOT_FOUND below rather than the clone's ENOENT.
+          if ((await look.catch(() => null)) === undefined) return undefined;
+          throw e;
+        }
+        const parent = await look;
         if (!parent) return undefined;
-        const fresh = await this.ensureImage(io, image, ctx, () => cloneImage(srcIo, snapImage, snapImage, io, image, opts), true);
-        const depth = 1 + (await this.chainDepth(clusterID, srcIo, parent.parent, ctx));
-        return { size: fresh ? parent.size : undefined, depth };
+        return { size: fresh ? parent.size : undefined, depth: parent.depth };
       }
       // Through a temporary snapshot of the source named after the new image: a retry finds its own.
       const srcImage = `${VOLUME_LAYOUT.imagePrefix}${src.uuid}`;
