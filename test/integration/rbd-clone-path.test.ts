@@ -11,8 +11,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Rados, type IoCtx } from '../../src/driver/backends/ceph/rados.js';
-import { createImage, FEATURES, Image, removeImage } from '../../src/driver/backends/rbd/librbd.js';
-import { headerMetadataGet, headerMetadataSet, imageId } from '../../src/driver/backends/rbd/header.js';
+import { cloneImage, createImage, FEATURES, Image, removeImage } from '../../src/driver/backends/rbd/librbd.js';
+import { headerMetadataGet, headerMetadataSet, headerParent, headerSize, imageId } from '../../src/driver/backends/rbd/header.js';
 import { blockCap, MiB, uniqueName } from '../support/csi-helpers.js';
 import { useCephCluster } from '../support/ceph.js';
 import { needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
@@ -33,7 +33,7 @@ describe('rbd clone path: the whole-clone marker on the header, depth from the p
     await rados?.shutdown();
   });
 
-  it('the header calls and librbd agree both ways; absent images and keys read as undefined', async () => {
+  it('the header calls and librbd agree (marker both ways, size, parent); absent images and keys read as undefined', async () => {
     const name = uniqueName('hdr');
     await createImage(io, name, 8 * MiB, { features: FEATURES['layering']!, order: 22 });
     try {
@@ -47,11 +47,27 @@ describe('rbd clone path: the whole-clone marker on the header, depth from the p
       assert.equal(await Image.with(io, name, (img) => img.metadataGet('stowage.other'), { readOnly: true }), 'v');
       assert.equal((await ceph.rbd(['image-meta', 'get', `${ceph.info.pool}/${name}`, 'stowage.other'])).trim(), 'v');
       assert.equal(await headerMetadataGet(io, id!, 'stowage.never-set'), undefined);
+      // Size and parent as librbd reports them, for a plain image and a clone v2 of it.
+      assert.equal(await headerSize(io, id!), 8 * MiB);
+      assert.equal(await headerParent(io, id!), undefined, 'a plain image has no parent');
+      await Image.with(io, name, (img) => img.snapCreate('s'));
+      await cloneImage(io, name, 's', io, `${name}-c`, { features: FEATURES['layering']!, order: 22, cloneFormat: 2 });
+      const childId = (await imageId(io, `${name}-c`))!;
+      const viaLibrbd = await Image.with(io, `${name}-c`, (img) => img.parent(), { readOnly: true });
+      assert.deepEqual(await headerParent(io, childId), { poolId: viaLibrbd!.poolId, imageId: viaLibrbd!.imageId });
+      assert.equal(viaLibrbd!.imageId, id);
+      assert.equal(await headerSize(io, childId), 8 * MiB);
+      await removeImage(io, `${name}-c`);
+      await Image.with(io, name, (img) => img.snapRemove('s'));
     } finally {
+      await removeImage(io, `${name}-c`).catch(() => undefined);
+      await Image.with(io, name, (img) => img.snapRemove('s')).catch(() => undefined);
       await removeImage(io, name);
     }
     assert.equal(await imageId(io, name), undefined, 'a removed image has no ID');
     assert.equal(await headerMetadataGet(io, 'no-such-id', 'stowage.complete'), undefined);
+    assert.equal(await headerParent(io, 'no-such-id'), undefined);
+    assert.equal(await headerSize(io, 'no-such-id'), undefined);
   });
 
   const cases = [

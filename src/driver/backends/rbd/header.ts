@@ -60,3 +60,52 @@ export async function headerMetadataSet(io: IoCtx, id: string, key: string, valu
   const input = Buffer.concat([count, encodeBytes(Buffer.from(key, 'utf8')), encodeBytes(Buffer.from(value, 'utf8'))]);
   await io.exec(`rbd_header.${id}`, 'rbd', 'metadata_set', input, 16);
 }
+
+/** CEPH_NOSNAP: the image head, not one of its snapshots. */
+const NOSNAP = 0xfffffffffffffffen;
+
+/** The size of image `id`'s head in bytes (rbd.get_size); undefined when its header is gone. */
+export async function headerSize(io: IoCtx, id: string): Promise<number | undefined> {
+  const input = Buffer.alloc(8);
+  input.writeBigUInt64LE(NOSNAP, 0);
+  try {
+    const out = await io.exec(`rbd_header.${id}`, 'rbd', 'get_size', input, 64);
+    if (out.length < 9) throw new Error(`rbd.get_size ${io.poolName}/${id}: short reply (${out.length} bytes)`);
+    return Number(out.readBigUInt64LE(1)); // after the u8 object order
+  } catch (e) {
+    if (isCephError(e, 'ENOENT')) return undefined;
+    throw e;
+  }
+}
+
+/** Where an image's parent is: its pool and image ID. */
+export interface ParentRef {
+  poolId: number;
+  imageId: string;
+}
+
+/**
+ * The parent of image `id` (rbd.parent_get: cls::rbd::ParentImageSpec, versioned: u8 version,
+ * u8 compat, u32 length, then i64 pool, string namespace, string image ID, u64 snapshot ID).
+ * undefined when it has none (pool -1) or its header is gone. Like librbd's refresh, a head
+ * without a parent key reports the one its oldest snapshot recorded, if any: an image flattened
+ * after a snapshot still counts as a clone here (the safe side for a depth limit).
+ */
+export async function headerParent(io: IoCtx, id: string): Promise<ParentRef | undefined> {
+  let out: Buffer;
+  try {
+    out = await io.exec(`rbd_header.${id}`, 'rbd', 'parent_get', Buffer.alloc(0), 1024);
+  } catch (e) {
+    if (isCephError(e, 'ENOENT')) return undefined;
+    throw e;
+  }
+  const what = `rbd.parent_get ${io.poolName}/${id}`;
+  if (out.length < 6 + 8) throw new Error(`${what}: short reply (${out.length} bytes)`);
+  let at = 6;
+  const poolId = Number(out.readBigInt64LE(at));
+  at += 8;
+  const namespace = decodeBytes(out.subarray(at), what);
+  at += 4 + namespace.length;
+  const imageId = decodeBytes(out.subarray(at), what).toString('utf8');
+  return poolId < 0 || imageId === '' ? undefined : { poolId, imageId };
+}

@@ -61,11 +61,10 @@ import {
   trashRemove,
   TrashState,
   trashStateSet,
-  type ParentSpec,
   type TrashEntry,
 } from './librbd.js';
 import { defaultMapper } from './kernel-mapper.js';
-import { headerMetadataGet, headerMetadataSet, imageId } from './header.js';
+import { headerMetadataGet, headerMetadataSet, headerParent, headerSize, imageId, type ParentRef } from './header.js';
 import { mapperOfParameter, optionsFor, parseMapOptions } from './map-options.js';
 import { RbdNode, type MapperChoice } from './node-staging.js';
 import { cutGroup, GROUP_LAYOUT } from './group-snapshots.js';
@@ -465,11 +464,14 @@ export class RbdBackend implements Backend {
     const made = await this.withIdPool(src, ctx, async (srcIo) => {
       if (source.kind === 'snapshot') {
         const snapImage = `${SNAPSHOT_LAYOUT.imagePrefix}${src.uuid}`;
-        // The parent's size and depth are read while the clone is made (both only read it).
-        // Snapshot images are never resized: the head's size is their snapshot's.
-        const look = Image.with(srcIo, snapImage, async (img) => ({ size: img.stat().size, parent: await img.parent() }), { readOnly: true }).then(
-          async (p) => (p ? { size: p.size, depth: 1 + (await this.chainDepth(clusterID, srcIo, p.parent, ctx)) } : undefined),
-        );
+        // The parent's size and depth are read while the clone is made (both only read it), with
+        // cls_rbd calls on its header rather than opens. Snapshot images are never resized: the
+        // head's size is their snapshot's.
+        const look = imageId(srcIo, snapImage).then(async (id) => {
+          if (id === undefined) return undefined;
+          const [size, parent] = await Promise.all([headerSize(srcIo, id), headerParent(srcIo, id)]);
+          return size === undefined ? undefined : { size, depth: 1 + (await this.chainDepth(clusterID, srcIo, parent, ctx)) };
+        });
         let fresh: boolean;
         try {
           fresh = await this.ensureImage(io, image, ctx, () => cloneImage(srcIo, snapImage, snapImage, io, image, opts), true);
@@ -510,15 +512,15 @@ export class RbdBackend implements Backend {
 
   /**
    * How many parents an image has, given its own parent (undefined: it is not a clone, depth 0):
-   * the parent counts one, and so does each of its ancestors, each opened by ID (a parent may be
-   * in the trash) read-only.
+   * the parent counts one, and so does each of its ancestors, found with one rbd.parent_get on
+   * each header (a parent may be in the trash: its header stays while clones need it).
    */
-  private async chainDepth(clusterID: string, io: IoCtx, parent: ParentSpec | undefined, ctx: OpContext): Promise<number> {
+  private async chainDepth(clusterID: string, io: IoCtx, parent: ParentRef | undefined, ctx: OpContext): Promise<number> {
     let depth = 0;
     while (parent && depth < 64) {
       depth++;
-      const p: ParentSpec = parent;
-      parent = await this.withParentPool(clusterID, io, p, ctx, (pio) => Image.with(pio, p.imageId, (img) => img.parent(), { byId: true, readOnly: true }));
+      const p: ParentRef = parent;
+      parent = await this.withParentPool(clusterID, io, p, ctx, (pio) => headerParent(pio, p.imageId));
     }
     return depth;
   }
@@ -527,7 +529,7 @@ export class RbdBackend implements Backend {
   private async withParentPool<T>(
     clusterID: string,
     io: IoCtx,
-    parent: ParentSpec,
+    parent: ParentRef,
     ctx: OpContext,
     use: (pio: IoCtx) => Promise<T>,
   ): Promise<T | undefined> {
