@@ -84,9 +84,11 @@ describe('rbd clone path: the whole-clone marker on the header, depth from the p
       const volumes: string[] = [];
       let snapshotId = '';
       try {
-        const create = async (source?: { snapshot?: { snapshot_id: string }; volume?: { volume_id: string } }) => {
-          const v = (await ctl.CreateVolume({ name: uniqueName('dep'), volume_capabilities: [blockCap()], capacity_range: { required_bytes: 8 * MiB }, ...(source ? { volume_content_source: source } : {}) })).volume!;
-          volumes.push(v.volume_id);
+        const names = new Map<string, string>();
+        const create = async (source?: { snapshot?: { snapshot_id: string }; volume?: { volume_id: string } }, name = uniqueName('dep')) => {
+          const v = (await ctl.CreateVolume({ name, volume_capabilities: [blockCap()], capacity_range: { required_bytes: 8 * MiB }, ...(source ? { volume_content_source: source } : {}) })).volume!;
+          if (!volumes.includes(v.volume_id)) volumes.push(v.volume_id);
+          names.set(`csi-vol-${uuid(v.volume_id)}`, name);
           return `csi-vol-${uuid(v.volume_id)}`;
         };
         const plain = await create();
@@ -101,6 +103,15 @@ describe('rbd clone path: the whole-clone marker on the header, depth from the p
         assert.equal(await hasParent(restore), !c.restoreFlattened, 'restore');
         assert.equal(await hasParent(clone), !c.cloneFlattened, 'clone of a volume (depth 1)');
         for (const image of [snapImage, restore, clone]) assert.equal(await marker(image), image, `${image} carries the whole-clone marker`);
+        // A create retried after its clone was made (and flattened) but before the record said
+        // ready: the journal record put back to 'creating', the same request again finishes it
+        // (the depth is the clone's own now: flattening a flattened image would fail EINVAL).
+        const oid = `csi.volume.${restore.slice('csi-vol-'.length)}`;
+        const rec = JSON.parse((await io.omapGet(oid, ['stowage.record']))!.get('stowage.record')!) as { state: string };
+        await io.write(oid, [{ omapSet: { 'stowage.record': JSON.stringify({ ...rec, state: 'creating' }) } }]);
+        assert.equal(await create({ snapshot: { snapshot_id: snapshotId } }, names.get(restore)), restore, 'the same volume, finished');
+        assert.equal(await hasParent(restore), !c.restoreFlattened, 'restore, after the retry');
+        assert.equal(JSON.parse((await io.omapGet(oid, ['stowage.record']))!.get('stowage.record')!).state, 'ready');
       } finally {
         for (const id of volumes.reverse()) await ctl.DeleteVolume({ volume_id: id });
         if (snapshotId) await ctl.DeleteSnapshot({ snapshot_id: snapshotId });

@@ -440,7 +440,8 @@ export class RbdBackend implements Backend {
    * source). The new clone's depth is its parent's plus one, walked from the parent this call
    * already has open or looks at anyway, so the clone itself is never opened just to find its
    * parent. Returns the clone's size when this call made it (its parent snapshot's size), so the
-   * caller need not open it to decide whether to grow it; undefined when an earlier attempt did.
+   * caller need not open it to decide whether to grow it; undefined when an earlier attempt did
+   * (whose clone is then looked at itself: it may have been grown or flattened already).
    */
   private async cloneInto(
     rec: VolumeRecord,
@@ -482,7 +483,7 @@ export class RbdBackend implements Backend {
         }
         const parent = await look;
         if (!parent) return undefined;
-        return { size: fresh ? parent.size : undefined, depth: parent.depth };
+        return fresh ? { size: parent.size, depth: parent.depth } : {};
       }
       // Through a temporary snapshot of the source named after the new image: a retry finds its own.
       const srcImage = `${VOLUME_LAYOUT.imagePrefix}${src.uuid}`;
@@ -494,12 +495,13 @@ export class RbdBackend implements Backend {
         }, true);
         // With a clone v2 child the snapshot moves to the trash namespace, out of everyone's way.
         if (parent.snapExists(image)) await parent.snapRemove(image);
-        const depth = 1 + (await this.chainDepth(clusterID, srcIo, await parent.parent(), ctx));
-        return { size: fresh ? size : undefined, depth };
+        return fresh ? { size, depth: 1 + (await this.chainDepth(clusterID, srcIo, await parent.parent(), ctx)) } : {};
       });
     });
     if (!made) throw new NotFoundError(`source ${source.kind} ${source.id} has no image in the cluster`);
-    if (made.depth > this.opts.maxCloneDepth) await this.flatten(io, image, made.depth, ctx);
+    // A clone an earlier attempt made may have been flattened by it already: its own depth then.
+    const depth = made.depth ?? (await this.ownDepth(clusterID, io, image, ctx));
+    if (depth > this.opts.maxCloneDepth) await this.flatten(io, image, depth, ctx);
     return made.size;
   }
 
@@ -508,6 +510,12 @@ export class RbdBackend implements Backend {
     ctx.log.info({ image, depth, max: this.opts.maxCloneDepth }, 'flattening a clone past the depth limit');
     if (img) await img.flatten();
     else await Image.with(io, image, (i) => i.flatten());
+  }
+
+  /** How many parents the image has now, read from its header. */
+  private async ownDepth(clusterID: string, io: IoCtx, image: string, ctx: OpContext): Promise<number> {
+    const id = await imageId(io, image);
+    return id === undefined ? 0 : this.chainDepth(clusterID, io, await headerParent(io, id), ctx);
   }
 
   /**
@@ -680,14 +688,15 @@ export class RbdBackend implements Backend {
           });
         }, true);
         if (parent.snapExists(snapImage)) await parent.snapRemove(snapImage);
-        // The snapshot image's depth: its parent's (the source, open here) plus one.
-        return { depth: 1 + (await this.chainDepth(src.clusterID, io, await parent.parent(), ctx)) };
+        return true;
       });
       if (!made) throw new NotFoundError(`source volume ${source.id} has no image ${srcImage}`);
-      // One open of the snapshot image: flatten when too deep, its snapshot, its size.
+      // One open of the snapshot image: flatten when too deep (its depth from its own parent, so
+      // a retry after the flatten sees it done), its snapshot, its size.
       return Image.with(io, snapImage, async (img) => {
         if (!img.snapExists(snapImage)) {
-          if (made.depth > this.opts.maxCloneDepth) await this.flatten(io, snapImage, made.depth, ctx, img);
+          const depth = await this.chainDepth(src.clusterID, io, await img.parent(), ctx);
+          if (depth > this.opts.maxCloneDepth) await this.flatten(io, snapImage, depth, ctx, img);
           await img.snapCreate(snapImage);
         }
         return img.stat().size;
