@@ -439,9 +439,9 @@ export class Image {
       if (r === -2 /* ENOENT */) return undefined;
       if (r === -34 /* ERANGE */ && size < 1 << 20) continue;
       check(r, `rbd_metadata_get ${this.label} ${key}`);
-      const n = Math.min(Number(len[0]), size);
-      const text = buf.subarray(0, n).toString('utf8');
-      return text.endsWith('\0') ? text.slice(0, -1) : text;
+      // librbd copies the value as a C string and sets val_len only for ERANGE: up to the NUL.
+      const end = buf.indexOf(0);
+      return buf.subarray(0, end < 0 ? Math.min(Number(len[0]), size) : end).toString('utf8');
     }
   }
 

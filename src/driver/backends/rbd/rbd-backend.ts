@@ -61,10 +61,10 @@ import {
   trashRemove,
   TrashState,
   trashStateSet,
-  type ParentSpec,
   type TrashEntry,
 } from './librbd.js';
 import { defaultMapper } from './kernel-mapper.js';
+import { headerMetadataGet, headerMetadataSet, headerParent, headerSize, imageId, type ParentRef } from './header.js';
 import { mapperOfParameter, optionsFor, parseMapOptions } from './map-options.js';
 import { RbdNode, type MapperChoice } from './node-staging.js';
 import { cutGroup, GROUP_LAYOUT } from './group-snapshots.js';
@@ -370,18 +370,17 @@ export class RbdBackend implements Backend {
     const dataPool = rec.parameters['dataPool'];
     const done = await this.withIdPool(id, ctx, async (io, rados) => {
       if (dataPool) await this.requirePool(rados, id.clusterID, dataPool, 'dataPool');
-      let fresh = false;
+      // The image's size when this call knows it without opening the image (undefined: look).
+      let size: number | undefined;
       if (rec.source) {
-        await this.cloneInto(rec, id.clusterID, io, image, features, dataPool, ctx);
+        size = await this.cloneInto(rec, id.clusterID, io, image, features, dataPool, ctx);
       } else {
         const opts = { features, order: OBJECT_ORDER, ...(dataPool ? { dataPool } : {}) };
-        fresh = await this.ensureImage(io, image, ctx, () => createImage(io, image, rec.capacityBytes, opts));
+        if (await this.ensureImage(io, image, ctx, () => createImage(io, image, rec.capacityBytes, opts))) size = rec.capacityBytes;
       }
       // A clone (or an image found from an earlier attempt) may be smaller than asked: grow it.
-      if (!fresh) {
-        const size = await Image.with(io, image, async (img) => img.stat().size, { readOnly: true });
-        if (size !== undefined && size < rec.capacityBytes) await Image.with(io, image, (img) => img.resize(rec.capacityBytes));
-      }
+      size ??= await Image.with(io, image, async (img) => img.stat().size, { readOnly: true });
+      if (size !== undefined && size < rec.capacityBytes) await Image.with(io, image, (img) => img.resize(rec.capacityBytes));
       rec.volumeContext = {
         clusterID: id.clusterID,
         pool: io.poolName,
@@ -402,13 +401,15 @@ export class RbdBackend implements Backend {
    * driver killed halfway leaves an image that may not open (create) or has no parent yet (clone).
    * A clone counts as whole once it carries our marker (set right after rbd_clone3 returned);
    * anything else of that name is a leftover of a cut-short attempt and is removed first.
+   *
+   * For a clone the marker is read and set with one cls_rbd call each on the image's ID and header
+   * objects (header.ts), not through an open image: a read-write open, metadata set and close cost
+   * five times the clone itself under load, and nobody else has a clone open that this call is
+   * still making. Returns true when this call made the image.
    */
   private async ensureImage(io: IoCtx, image: string, ctx: OpContext, make: () => Promise<void>, clone = false): Promise<boolean> {
-    const whole = async () =>
-      (await Image.with(io, image, async (img) => !clone || (await img.metadataGet(COMPLETE_KEY)) !== undefined, { readOnly: true })) === true;
     const exists = async () => (await Image.with(io, image, async () => true, { readOnly: true })) === true;
-    if (await whole()) return false;
-    const mark = () => (clone ? Image.with(io, image, (img) => img.metadataSet(COMPLETE_KEY, image)) : Promise.resolve());
+    if (clone ? await this.cloneIsWhole(io, image) : await exists()) return false;
     try {
       await make();
     } catch (e) {
@@ -420,11 +421,28 @@ export class RbdBackend implements Backend {
       });
       await make();
     }
-    await mark();
+    if (clone) {
+      const madeId = await imageId(io, image);
+      if (madeId === undefined) throw new Error(`rbd_clone3 returned but ${io.poolName}/${image} has no ID object`);
+      await headerMetadataSet(io, madeId, COMPLETE_KEY, image);
+    }
     return true;
   }
 
-  /** Restore (from a snapshot image's snapshot) or clone (through a temporary snapshot of the source). */
+  /** A clone carries our marker (see ensureImage); false when there is no image of that name. */
+  private async cloneIsWhole(io: IoCtx, image: string): Promise<boolean> {
+    const id = await imageId(io, image);
+    return id !== undefined && (await headerMetadataGet(io, id, COMPLETE_KEY)) !== undefined;
+  }
+
+  /**
+   * Restore (from a snapshot image's snapshot) or clone (through a temporary snapshot of the
+   * source). The new clone's depth is its parent's plus one, walked from the parent this call
+   * already has open or looks at anyway, so the clone itself is never opened just to find its
+   * parent. Returns the clone's size when this call made it (its parent snapshot's size), so the
+   * caller need not open it to decide whether to grow it; undefined when an earlier attempt did
+   * (whose clone is then looked at itself: it may have been grown or flattened already).
+   */
   private async cloneInto(
     rec: VolumeRecord,
     clusterID: string,
@@ -433,7 +451,7 @@ export class RbdBackend implements Backend {
     features: bigint,
     dataPool: string | undefined,
     ctx: OpContext,
-  ): Promise<void> {
+  ): Promise<number | undefined> {
     const source = rec.source!;
     const src = this.parse(source.id);
     // librbd clones across pools, never across clusters.
@@ -444,45 +462,73 @@ export class RbdBackend implements Backend {
       cloneFormat: 2 as const,
       ...(dataPool ? { dataPool } : {}),
     };
-    const found = await this.withIdPool(src, ctx, async (srcIo) => {
+    const made = await this.withIdPool(src, ctx, async (srcIo) => {
       if (source.kind === 'snapshot') {
         const snapImage = `${SNAPSHOT_LAYOUT.imagePrefix}${src.uuid}`;
-        await this.ensureImage(io, image, ctx, () => cloneImage(srcIo, snapImage, snapImage, io, image, opts), true);
-        return true;
+        // The parent's size and depth are read while the clone is made (both only read it), with
+        // cls_rbd calls on its header rather than opens. Snapshot images are never resized: the
+        // head's size is their snapshot's.
+        const look = imageId(srcIo, snapImage).then(async (id) => {
+          if (id === undefined) return undefined;
+          const [size, parent] = await Promise.all([headerSize(srcIo, id), headerParent(srcIo, id)]);
+          return size === undefined ? undefined : { size, depth: 1 + (await this.chainDepth(clusterID, srcIo, parent, ctx)) };
+        });
+        let fresh: boolean;
+        try {
+          fresh = await this.ensureImage(io, image, ctx, () => cloneImage(srcIo, snapImage, snapImage, io, image, opts), true);
+        } catch (e) {
+          // No snapshot image at all: NOT_FOUND below rather than the clone's ENOENT.
+          if ((await look.catch(() => null)) === undefined) return undefined;
+          throw e;
+        }
+        const parent = await look;
+        if (!parent) return undefined;
+        return fresh ? { size: parent.size, depth: parent.depth } : {};
       }
       // Through a temporary snapshot of the source named after the new image: a retry finds its own.
       const srcImage = `${VOLUME_LAYOUT.imagePrefix}${src.uuid}`;
-      const done = await Image.with(srcIo, srcImage, async (parent) => {
-        await this.ensureImage(io, image, ctx, async () => {
+      return Image.with(srcIo, srcImage, async (parent) => {
+        const size = parent.stat().size;
+        const fresh = await this.ensureImage(io, image, ctx, async () => {
           if (!parent.snapExists(image)) await parent.snapCreate(image);
           await cloneImage(srcIo, srcImage, image, io, image, opts);
         }, true);
         // With a clone v2 child the snapshot moves to the trash namespace, out of everyone's way.
         if (parent.snapExists(image)) await parent.snapRemove(image);
-        return true;
+        return fresh ? { size, depth: 1 + (await this.chainDepth(clusterID, srcIo, await parent.parent(), ctx)) } : {};
       });
-      return done === true;
     });
-    if (!found) throw new NotFoundError(`source ${source.kind} ${source.id} has no image in the cluster`);
-    await this.limitDepth(clusterID, io, image, ctx);
+    if (!made) throw new NotFoundError(`source ${source.kind} ${source.id} has no image in the cluster`);
+    // A clone an earlier attempt made may have been flattened by it already: its own depth then.
+    const depth = made.depth ?? (await this.ownDepth(clusterID, io, image, ctx));
+    if (depth > this.opts.maxCloneDepth) await this.flatten(io, image, depth, ctx);
+    return made.size;
   }
 
   /** Flattens a new clone whose parents go deeper than maxCloneDepth (a long chain slows every read). */
-  private async limitDepth(clusterID: string, io: IoCtx, image: string, ctx: OpContext): Promise<void> {
-    const depth = await this.depth(clusterID, io, image, ctx);
-    if (depth <= this.opts.maxCloneDepth) return;
+  private async flatten(io: IoCtx, image: string, depth: number, ctx: OpContext, img?: Image): Promise<void> {
     ctx.log.info({ image, depth, max: this.opts.maxCloneDepth }, 'flattening a clone past the depth limit');
-    await Image.with(io, image, (img) => img.flatten());
+    if (img) await img.flatten();
+    else await Image.with(io, image, (i) => i.flatten());
   }
 
-  /** How many parents an image has (0: not a clone). */
-  private async depth(clusterID: string, io: IoCtx, image: string, ctx: OpContext): Promise<number> {
-    let parent = await Image.with(io, image, (img) => img.parent(), { readOnly: true });
+  /** How many parents the image has now, read from its header. */
+  private async ownDepth(clusterID: string, io: IoCtx, image: string, ctx: OpContext): Promise<number> {
+    const id = await imageId(io, image);
+    return id === undefined ? 0 : this.chainDepth(clusterID, io, await headerParent(io, id), ctx);
+  }
+
+  /**
+   * How many parents an image has, given its own parent (undefined: it is not a clone, depth 0):
+   * the parent counts one, and so does each of its ancestors, found with one rbd.parent_get on
+   * each header (a parent may be in the trash: its header stays while clones need it).
+   */
+  private async chainDepth(clusterID: string, io: IoCtx, parent: ParentRef | undefined, ctx: OpContext): Promise<number> {
     let depth = 0;
     while (parent && depth < 64) {
       depth++;
-      const p: ParentSpec = parent;
-      parent = await this.withParentPool(clusterID, io, p, ctx, (pio) => Image.with(pio, p.imageId, (img) => img.parent(), { byId: true, readOnly: true }));
+      const p: ParentRef = parent;
+      parent = await this.withParentPool(clusterID, io, p, ctx, (pio) => headerParent(pio, p.imageId));
     }
     return depth;
   }
@@ -491,7 +537,7 @@ export class RbdBackend implements Backend {
   private async withParentPool<T>(
     clusterID: string,
     io: IoCtx,
-    parent: ParentSpec,
+    parent: ParentRef,
     ctx: OpContext,
     use: (pio: IoCtx) => Promise<T>,
   ): Promise<T | undefined> {
@@ -631,7 +677,7 @@ export class RbdBackend implements Backend {
     const snapImage = `${SNAPSHOT_LAYOUT.imagePrefix}${sid.uuid}`;
     const srcImage = source.volumeContext['imageName'] ?? `${VOLUME_LAYOUT.imagePrefix}${src.uuid}`;
     const size = await this.withIdPool(sid, ctx, async (io) => {
-      const parentFound = await Image.with(io, srcImage, async (parent) => {
+      const made = await Image.with(io, srcImage, async (parent) => {
         // The source's state now, through a temporary snapshot named like the snapshot image.
         await this.ensureImage(io, snapImage, ctx, async () => {
           if (!parent.snapExists(snapImage)) await parent.snapCreate(snapImage);
@@ -644,13 +690,17 @@ export class RbdBackend implements Backend {
         if (parent.snapExists(snapImage)) await parent.snapRemove(snapImage);
         return true;
       });
-      if (!parentFound) throw new NotFoundError(`source volume ${source.id} has no image ${srcImage}`);
-      const hasSnap = await Image.with(io, snapImage, async (img) => img.snapExists(snapImage), { readOnly: true });
-      if (!hasSnap) {
-        await this.limitDepth(src.clusterID, io, snapImage, ctx);
-        await Image.with(io, snapImage, (img) => img.snapCreate(snapImage));
-      }
-      return Image.with(io, snapImage, async (img) => img.stat().size, { readOnly: true });
+      if (!made) throw new NotFoundError(`source volume ${source.id} has no image ${srcImage}`);
+      // One open of the snapshot image: flatten when too deep (its depth from its own parent, so
+      // a retry after the flatten sees it done), its snapshot, its size.
+      return Image.with(io, snapImage, async (img) => {
+        if (!img.snapExists(snapImage)) {
+          const depth = await this.chainDepth(src.clusterID, io, await img.parent(), ctx);
+          if (depth > this.opts.maxCloneDepth) await this.flatten(io, snapImage, depth, ctx, img);
+          await img.snapCreate(snapImage);
+        }
+        return img.stat().size;
+      });
     });
     if (size === undefined) throw new NotFoundError(`the pool of source volume ${source.id} does not exist`);
     ctx.log.debug({ snapshotId: snap.id, image: snapImage }, 'rbd snapshot taken');
@@ -672,7 +722,7 @@ export class RbdBackend implements Backend {
     }));
     const sizes = await this.withIdPool(gid, ctx, async (io) => {
       await cutGroup(io, `${GROUP_LAYOUT.imagePrefix}${gid.uuid}`, parts, {
-        whole: async (image) => (await Image.with(io, image, async (img) => (await img.metadataGet(COMPLETE_KEY)) !== undefined, { readOnly: true })) === true,
+        whole: (image) => this.cloneIsWhole(io, image),
         ensure: async (image, make) => {
           await this.ensureImage(io, image, ctx, make, true);
         },
