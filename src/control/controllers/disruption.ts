@@ -18,10 +18,11 @@
 // ReplicaSets), ReplicaSets and StatefulSets.
 import type { Logger } from 'pino';
 import { scaledValue } from '../api/kinds/deployment.js';
-import { selectorMatches, selectorString } from '../api/label-selector.js';
+import { selectorMatches } from '../api/label-selector.js';
 import { rfc3339 } from '../api/time.js';
 import type { Deployment, ReplicaSet, StatefulSet } from '../api/types/apps.js';
 import type { Pod } from '../api/types/core.js';
+import type { LabelSelector } from '../api/types/meta.js';
 import type { PodDisruptionBudget, PodDisruptionBudgetCondition, PodDisruptionBudgetStatus } from '../api/types/policy.js';
 import { ConflictError, NotFoundError } from '../store/errors.js';
 import { jsonEqual } from '../store/json.js';
@@ -53,6 +54,17 @@ export function budgetSelects(pdb: PodDisruptionBudget, pod: Pod): boolean {
   const selector = pdb.spec?.selector;
   if (selector === undefined) return false;
   return pod.metadata.namespace === pdb.metadata.namespace && selectorMatches(selector, pod.metadata.labels);
+}
+
+/** A selector as kube-controller-manager's events print it (Go's %v of a *metav1.LabelSelector). */
+export function goSelector(selector: LabelSelector | undefined): string {
+  if (selector === undefined) return 'nil';
+  const labels = Object.keys(selector.matchLabels ?? {})
+    .sort()
+    .map((k) => `${k}: ${selector.matchLabels?.[k] ?? ''},`)
+    .join('');
+  const expressions = (selector.matchExpressions ?? []).map((e) => `LabelSelectorRequirement{Key:${e.key},Operator:${e.operator},Values:[${(e.values ?? []).join(' ')}],},`).join('');
+  return `&LabelSelector{MatchLabels:map[string]string{${labels}},MatchExpressions:[]LabelSelectorRequirement{${expressions}},}`;
 }
 
 /** The replicas of each distinct controller of the pods, summed (getExpectedScale); unmanaged pods apart. */
@@ -252,9 +264,9 @@ export class DisruptionController {
     if (figures.unmanaged.length > 0) {
       this.events.event(
         pdb,
-        'Normal',
+        'Warning',
         'UnmanagedPods',
-        `Pods selected by this PodDisruptionBudget (selector: ${selectorString(pdb.spec?.selector)}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set ".spec.minAvailable" field of the PDB to an integer value.`,
+        `Pods selected by this PodDisruptionBudget (selector: ${goSelector(pdb.spec?.selector)}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set ".spec.minAvailable" field of the PDB to an integer value.`,
       );
     }
     const written = this.write(pdb, figures.status);
