@@ -180,7 +180,7 @@ describe('PodDisruptionBudget validation', () => {
   }
 });
 
-describe("the disruption controller's events, as `kubectl describe pdb` shows them", () => {
+describe("the disruption controller through the store: what `kubectl describe pdb` shows", () => {
   let store: Store;
   let ctl: Controllers;
   beforeEach(() => {
@@ -204,5 +204,21 @@ describe("the disruption controller's events, as `kubectl describe pdb` shows th
     );
     assert.equal(goSelector(undefined), 'nil');
     assert.equal(goSelector({}), '&LabelSelector{MatchLabels:map[string]string{},MatchExpressions:[]LabelSelectorRequirement{},}');
+  });
+
+  it('fails safe without marking the generation observed when the expected pods cannot be worked out', async () => {
+    // A pod whose ReplicaSet does not exist: a percentage budget cannot be counted.
+    const owner = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'gone', uid: 'u-gone', controller: true };
+    store.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'orphan', namespace: 'default', labels: { app: 'db' }, ownerReferences: [owner] }, spec: { containers: [{ name: 'main', image: 'busybox' }] } });
+    store.create({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'db', namespace: 'default' }, spec: { minAvailable: '50%', selector: { matchLabels: { app: 'db' } } } });
+    const pdb = await waitFor(() => {
+      const b = store.get('poddisruptionbudgets', 'default', 'db') as PodDisruptionBudget | undefined;
+      return b?.status?.conditions?.some((c) => c.reason === 'SyncFailed') ? b : undefined;
+    }, 'the SyncFailed condition');
+    assert.equal(pdb.status?.disruptionsAllowed, 0);
+    assert.equal(pdb.metadata.generation, 1);
+    assert.equal(pdb.status?.observedGeneration ?? 0, 0);
+    const condition = pdb.status?.conditions?.find((c) => c.type === 'DisruptionAllowed');
+    assert.deepEqual({ status: condition?.status, reason: condition?.reason, message: condition?.message }, { status: 'False', reason: 'SyncFailed', message: 'found no controllers for pod "orphan"' });
   });
 });

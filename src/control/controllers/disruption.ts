@@ -253,12 +253,12 @@ export class DisruptionController {
     try {
       figures = budgetStatus(pdb, pods, this.scales);
     } catch (err) {
-      // Fail safe: no disruption allowed while the budget cannot be worked out.
+      // Fail safe: no disruption allowed while the budget cannot be worked out. The generation is
+      // not marked observed (evictions meanwhile hear the budget is still being processed).
       const message = (err as Error).message;
       this.events.event(pdb, 'Warning', 'CalculateExpectedPodCountFailed', `Failed to calculate the number of expected pods: ${message}`);
-      const generation = pdb.metadata.generation ?? 0;
-      const status: PodDisruptionBudgetStatus = { ...pdb.status, disruptionsAllowed: 0, observedGeneration: generation };
-      status.conditions = setCondition(pdb.status?.conditions, { type: DISRUPTION_ALLOWED, status: 'False', reason: SYNC_FAILED, message }, generation, Date.now());
+      const status: PodDisruptionBudgetStatus = { ...pdb.status, disruptionsAllowed: 0 };
+      status.conditions = setCondition(pdb.status?.conditions, { type: DISRUPTION_ALLOWED, status: 'False', reason: SYNC_FAILED, message }, pdb.status?.observedGeneration ?? 0, Date.now());
       return this.write(pdb, status);
     }
     if (figures.unmanaged.length > 0) {
