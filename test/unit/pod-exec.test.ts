@@ -125,6 +125,15 @@ describe('pods/exec over WebSocket: connections that misbehave', () => {
     await until('the command started by the exec to end', () => !alive(pid));
   });
 
+  it('leaves what the command left writing in the background no reader once the client goes', async () => {
+    // The command itself exits at once; `yes` goes on writing to the exec's stdout.
+    const s = await exec(server.url, ['sh', '-c', 'yes & echo "pid $!" >&2; exit 0']);
+    await until('the background pid', () => /^pid \d+\n$/.test(s.text.get(2) ?? ''));
+    const pid = Number((s.text.get(2) ?? '').slice(4));
+    s.ws.terminate();
+    await until('the background writer to end (SIGPIPE)', () => !alive(pid));
+  });
+
   it('closes a connection that sends a malformed frame, and serves the next one', async () => {
     const s = await exec(server.url, ['sleep', '300']);
     // A masked binary frame with RSV1 set (no extension negotiated: a protocol error).

@@ -241,9 +241,14 @@ export class ExecUpgrades {
       // Resize (4) is for terminals, which this runtime does not give commands.
     });
     ws.once('close', () => {
-      // The client went away: its command goes too.
+      // The client went away: its command goes too. What it left running in the background gets
+      // no reader for its output (a broken pipe when it writes), rather than a pipe read forever
+      // into nothing, or one paused forever.
       if (exit === undefined && spawnError === undefined) kill(child);
       child.stdin?.destroy();
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      paused.clear();
     });
   }
 }
