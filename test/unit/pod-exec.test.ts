@@ -28,8 +28,8 @@ interface Session {
   closed: Promise<number>;
 }
 
-function exec(base: string, command: string[]): Promise<Session> {
-  const query = new URLSearchParams([...command.map((c): [string, string] => ['command', c]), ['stdout', 'true'], ['stderr', 'true']]);
+function exec(base: string, command: string[], stdin = false): Promise<Session> {
+  const query = new URLSearchParams([...command.map((c): [string, string] => ['command', c]), ['stdout', 'true'], ['stderr', 'true'], ['stdin', String(stdin)]]);
   const ws = new WebSocket(`${base.replace(/^http/, 'ws')}/api/v1/namespaces/default/pods/box/exec?${query}`, [PROTOCOL_V5]);
   const received = new Map<number, number>();
   const text = new Map<number, string>();
@@ -132,6 +132,19 @@ describe('pods/exec over WebSocket: connections that misbehave', () => {
     const pid = Number((s.text.get(2) ?? '').slice(4));
     s.ws.terminate();
     await until('the background writer to end (SIGPIPE)', () => !alive(pid));
+  });
+
+  it('takes input the command stopped reading without stalling: a client that goes is still seen going', async () => {
+    // The command reads nothing for a while (its pipe fills: the server stops reading the client),
+    // then closes its stdin and sleeps: the input waiting for it meets a broken pipe.
+    const s = await exec(server.url, ['sh', '-c', 'echo "pid $$"; sleep 1; exec 0<&-; exec sleep 300'], true);
+    await until('the pid', () => /^pid \d+\n$/.test(s.text.get(1) ?? ''));
+    const pid = Number((s.text.get(1) ?? '').slice(4));
+    const piece = Buffer.alloc(32 * 1024 + 1);
+    for (let i = 0; i < 256; i++) s.ws.send(piece); // 8 MiB, stream 0 (stdin)
+    await sleep(1500);
+    s.ws.terminate();
+    await until('the command to end with its client', () => !alive(pid));
   });
 
   it('closes a connection that sends a malformed frame, and serves the next one', async () => {

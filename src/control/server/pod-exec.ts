@@ -231,12 +231,15 @@ export class ExecUpgrades {
     });
     child.stdin?.on('error', () => undefined); // the command may exit without reading its input
     // Backpressure the other way: input the command has not read yet stops reading from the client.
+    // Input it will never read (its stdin closed) is dropped, and the client read on.
     child.stdin?.on('drain', () => ws.resume());
+    child.stdin?.once('close', () => ws.resume());
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary || data.length === 0) return;
       const stream = data[0];
       if (stream === STDIN && options.stdin) {
-        if (child.stdin?.write(data.subarray(1)) === false && exit === undefined) ws.pause();
+        const stdin = child.stdin;
+        if (stdin?.writable && !stdin.write(data.subarray(1)) && exit === undefined) ws.pause();
       } else if (v5 && stream === CLOSE && data[1] === STDIN) child.stdin?.end();
       // Resize (4) is for terminals, which this runtime does not give commands.
     });
