@@ -206,6 +206,17 @@ describe("the disruption controller through the store: what `kubectl describe pd
     assert.equal(goSelector({}), '&LabelSelector{MatchLabels:map[string]string{},MatchExpressions:[]LabelSelectorRequirement{},}');
   });
 
+  it('drops an eviction whose pod was not deleted in time, with the Warning NotDeleted on the pod', async () => {
+    store.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'stays', namespace: 'default', labels: { app: 'db' } }, spec: { containers: [{ name: 'main', image: 'busybox' }] } });
+    const created = store.create({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'db', namespace: 'default' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'db' } } } }) as PodDisruptionBudget;
+    const long = new Date(Date.now() - DELETION_TIMEOUT_MS - 1000).toISOString();
+    store.update({ ...created, metadata: { ...created.metadata, resourceVersion: undefined }, status: { disruptedPods: { stays: long } } }, { subresource: 'status' });
+    const event = await waitFor(() => (store.list('events', { fieldSelector: 'involvedObject.name=stays' }).items as Event[]).find((e) => e.reason === 'NotDeleted'), 'the NotDeleted event');
+    assert.equal(event.type, 'Warning');
+    assert.equal(event.message, "Pod was expected by PDB default/default to be deleted but it wasn't");
+    await waitFor(() => (store.get('poddisruptionbudgets', 'default', 'db') as PodDisruptionBudget).status?.disruptedPods === undefined, 'the entry dropped');
+  });
+
   it('fails safe without marking the generation observed when the expected pods cannot be worked out', async () => {
     // A pod whose ReplicaSet does not exist: a percentage budget cannot be counted.
     const owner = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'gone', uid: 'u-gone', controller: true };

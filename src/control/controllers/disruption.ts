@@ -10,7 +10,8 @@
 //   maxUnavailable N or P%  expectedPods as above, desiredHealthy = expectedPods - N (P% rounded up)
 // currentHealthy = Ready pods not being deleted and not in status.disruptedPods (evictions the API
 // has allowed whose deletion the controller has not seen yet; an entry older than 2 minutes is
-// dropped: that pod was not deleted after all). disruptionsAllowed = currentHealthy -
+// dropped: that pod was not deleted after all, and gets the Warning event NotDeleted).
+// disruptionsAllowed = currentHealthy -
 // desiredHealthy, never below 0 (and 0 when expectedPods is 0). The DisruptionAllowed condition
 // says SufficientPods or InsufficientPods; a budget whose pods' controllers cannot be found (a
 // pod with a percentage budget owned by something with no replica count) gets disruptionsAllowed 0
@@ -113,6 +114,8 @@ export interface BudgetFigures {
   recheckAfterMs?: number;
   /** Pods without a controller that a percentage or maxUnavailable could not count. */
   unmanaged: string[];
+  /** Pods whose eviction was allowed over DELETION_TIMEOUT_MS ago and that were not deleted. */
+  notDeleted: string[];
 }
 
 /** The budget's status for these pods (those its selector takes), as the disruption controller works it out. */
@@ -135,13 +138,17 @@ export function budgetStatus(pdb: PodDisruptionBudget, pods: readonly Pod[], sca
   // Evictions allowed but not yet seen as deletions: kept until the pod is deleted or the entry expires.
   const disrupted: Record<string, string> = {};
   let recheckAfterMs: number | undefined;
+  const notDeleted: string[] = [];
   const before = pdb.status?.disruptedPods ?? {};
   for (const pod of pods) {
     const name = pod.metadata.name ?? '';
     const at = before[name];
     if (at === undefined || pod.metadata.deletionTimestamp !== undefined) continue;
     const expires = Date.parse(at) + DELETION_TIMEOUT_MS;
-    if (Number.isNaN(expires) || expires <= now) continue;
+    if (Number.isNaN(expires) || expires <= now) {
+      notDeleted.push(name);
+      continue;
+    }
     disrupted[name] = at;
     recheckAfterMs = Math.min(recheckAfterMs ?? Number.POSITIVE_INFINITY, expires - now);
   }
@@ -161,7 +168,7 @@ export function budgetStatus(pdb: PodDisruptionBudget, pods: readonly Pod[], sca
     observedGeneration: pdb.metadata.generation ?? 0,
   };
   status.conditions = withAllowedCondition(pdb.status?.conditions, status, now);
-  return { status, unmanaged, ...(recheckAfterMs === undefined ? {} : { recheckAfterMs }) };
+  return { status, unmanaged, notDeleted, ...(recheckAfterMs === undefined ? {} : { recheckAfterMs }) };
 }
 
 /** The DisruptionAllowed condition for the status's disruptionsAllowed (pdbhelper.UpdateDisruptionAllowedCondition). */
@@ -268,6 +275,12 @@ export class DisruptionController {
         'UnmanagedPods',
         `Pods selected by this PodDisruptionBudget (selector: ${goSelector(pdb.spec?.selector)}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set ".spec.minAvailable" field of the PDB to an integer value.`,
       );
+    }
+    // Upstream's words, the budget's namespace twice included.
+    const ns = pdb.metadata.namespace ?? '';
+    for (const name of figures.notDeleted) {
+      const pod = pods.find((p) => p.metadata.name === name);
+      if (pod !== undefined) this.events.event(pod, 'Warning', 'NotDeleted', `Pod was expected by PDB ${ns}/${ns} to be deleted but it wasn't`);
     }
     const written = this.write(pdb, figures.status);
     if (written !== undefined) return written;
