@@ -5,9 +5,11 @@
 // exec POD -- mount | grep …`), written and read back through exec. Refusals are kube-apiserver's: a
 // container that is not the pod's, a pod that does not exist, a pod not yet on a node, a request
 // that is not a WebSocket upgrade. `kubectl cp` (tar through exec) copies onto the volume and back.
+// A kubectl killed mid-exec takes its command in the container with it; 50 MB of output arrives whole.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { needsRoot } from '../support/driver-harness.js';
@@ -109,6 +111,28 @@ describe('kubectl exec through the API of `stowage up`', { skip: needsRoot }, ()
     const fetched = await kubectl(['cp', 'box:/data/note', back, '-c', 'main']);
     assert.equal(fetched.code, 0, fetched.stderr);
     assert.equal(await readFile(back, 'utf8'), 'kept on the volume\n');
+  });
+
+  it("ends the command in the container when kubectl is killed mid-exec, and streams output larger than memory should hold", async () => {
+    // A unique command line to find in /proc: the container's process seen from the host.
+    const running = async (): Promise<boolean> => {
+      for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+        if (!/^\d+$/.test(pid)) continue;
+        const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+        if (cmdline === 'sleep\u00003607\u0000') return true;
+      }
+      return false;
+    };
+    const client = spawn('/usr/bin/kubectl', ['--kubeconfig', join(up.state, 'kubeconfig'), 'exec', 'box', '-c', 'side', '--', 'sleep', '3607'], { stdio: 'ignore', env: { ...process.env, HOME: up.dir } });
+    const gone = new Promise((resolve) => client.once('exit', resolve));
+    await up.until('the command to run in the container', running);
+    client.kill('SIGKILL');
+    await gone;
+    await up.until('the command in the container to end with its client', async () => !(await running()), 10_000);
+    const big = await kubectl(['exec', 'box', '-c', 'main', '--', 'sh', '-c', 'head -c 50000000 /dev/zero | tr "\\0" x']);
+    assert.equal(big.code, 0, big.stderr);
+    assert.equal(big.stdout.length, 50_000_000);
+    assert.ok(/^x+$/.test(big.stdout));
   });
 
   it('refuses what cannot be served with the Kubernetes messages', async () => {

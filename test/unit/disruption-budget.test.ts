@@ -5,11 +5,15 @@
 // the DisruptionAllowed condition; evictions recorded in disruptedPods kept until they expire; a pod
 // whose controller has no replica count makes a percentage budget fail (SyncFailed upstream).
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Deployment, ReplicaSet, StatefulSet } from '../../src/control/api/types/apps.js';
 import type { Pod } from '../../src/control/api/types/core.js';
 import type { PodDisruptionBudget, PodDisruptionBudgetSpec } from '../../src/control/api/types/policy.js';
-import { budgetSelects, budgetStatus, DELETION_TIMEOUT_MS, type ScaleSource } from '../../src/control/controllers/disruption.js';
+import type { Event } from '../../src/control/api/types/core.js';
+import { budgetSelects, budgetStatus, DELETION_TIMEOUT_MS, goSelector, type ScaleSource } from '../../src/control/controllers/disruption.js';
+import { type Controllers, startControllers } from '../../src/control/controllers/index.js';
+import { open, type Store } from '../../src/control/store/store.js';
+import { quiet, waitFor } from './control-controllers-helpers.js';
 import { podDisruptionBudgetStrategy } from '../../src/control/api/kinds/pod-disruption-budget.js';
 import { errorMessage } from '../../src/control/api/validation/field-errors.js';
 
@@ -174,4 +178,58 @@ describe('PodDisruptionBudget validation', () => {
       for (const [i, want] of c.errors.entries()) assert.ok((text[i] ?? '').startsWith(want), `${text[i]}\n  does not start with ${want}`);
     });
   }
+});
+
+describe("the disruption controller through the store: what `kubectl describe pdb` shows", () => {
+  let store: Store;
+  let ctl: Controllers;
+  beforeEach(() => {
+    store = open(':memory:');
+    ctl = startControllers(store, quiet, { resyncMs: 0, eventMaxDelayMs: 0, maxDelayMs: 200 });
+  });
+  afterEach(async () => {
+    await ctl.stop();
+    store.close();
+  });
+
+  it('warns of unmanaged pods, printing the selector as kube-controller-manager does', async () => {
+    store.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'loose', namespace: 'default', labels: { app: 'web', tier: 'front' } }, spec: { containers: [{ name: 'main', image: 'busybox' }] } });
+    const selector = { matchLabels: { tier: 'front', app: 'web' }, matchExpressions: [{ key: 'env', operator: 'NotIn' as const, values: ['dev', 'test'] }] };
+    store.create({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'web', namespace: 'default' }, spec: { maxUnavailable: 1, selector } });
+    const event = await waitFor(() => (store.list('events', { fieldSelector: 'involvedObject.name=web' }).items as Event[]).find((e) => e.reason === 'UnmanagedPods'), 'the UnmanagedPods event');
+    assert.equal(event.type, 'Warning');
+    assert.equal(
+      event.message,
+      'Pods selected by this PodDisruptionBudget (selector: &LabelSelector{MatchLabels:map[string]string{app: web,tier: front,},MatchExpressions:[]LabelSelectorRequirement{LabelSelectorRequirement{Key:env,Operator:NotIn,Values:[dev test],},},}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set ".spec.minAvailable" field of the PDB to an integer value.',
+    );
+    assert.equal(goSelector(undefined), 'nil');
+    assert.equal(goSelector({}), '&LabelSelector{MatchLabels:map[string]string{},MatchExpressions:[]LabelSelectorRequirement{},}');
+  });
+
+  it('drops an eviction whose pod was not deleted in time, with the Warning NotDeleted on the pod', async () => {
+    store.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'stays', namespace: 'default', labels: { app: 'db' } }, spec: { containers: [{ name: 'main', image: 'busybox' }] } });
+    const created = store.create({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'db', namespace: 'default' }, spec: { minAvailable: 1, selector: { matchLabels: { app: 'db' } } } }) as PodDisruptionBudget;
+    const long = new Date(Date.now() - DELETION_TIMEOUT_MS - 1000).toISOString();
+    store.update({ ...created, metadata: { ...created.metadata, resourceVersion: undefined }, status: { disruptedPods: { stays: long } } }, { subresource: 'status' });
+    const event = await waitFor(() => (store.list('events', { fieldSelector: 'involvedObject.name=stays' }).items as Event[]).find((e) => e.reason === 'NotDeleted'), 'the NotDeleted event');
+    assert.equal(event.type, 'Warning');
+    assert.equal(event.message, "Pod was expected by PDB default/default to be deleted but it wasn't");
+    await waitFor(() => (store.get('poddisruptionbudgets', 'default', 'db') as PodDisruptionBudget).status?.disruptedPods === undefined, 'the entry dropped');
+  });
+
+  it('fails safe without marking the generation observed when the expected pods cannot be worked out', async () => {
+    // A pod whose ReplicaSet does not exist: a percentage budget cannot be counted.
+    const owner = { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'gone', uid: 'u-gone', controller: true };
+    store.create({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'orphan', namespace: 'default', labels: { app: 'db' }, ownerReferences: [owner] }, spec: { containers: [{ name: 'main', image: 'busybox' }] } });
+    store.create({ apiVersion: 'policy/v1', kind: 'PodDisruptionBudget', metadata: { name: 'db', namespace: 'default' }, spec: { minAvailable: '50%', selector: { matchLabels: { app: 'db' } } } });
+    const pdb = await waitFor(() => {
+      const b = store.get('poddisruptionbudgets', 'default', 'db') as PodDisruptionBudget | undefined;
+      return b?.status?.conditions?.some((c) => c.reason === 'SyncFailed') ? b : undefined;
+    }, 'the SyncFailed condition');
+    assert.equal(pdb.status?.disruptionsAllowed, 0);
+    assert.equal(pdb.metadata.generation, 1);
+    assert.equal(pdb.status?.observedGeneration ?? 0, 0);
+    const condition = pdb.status?.conditions?.find((c) => c.type === 'DisruptionAllowed');
+    assert.deepEqual({ status: condition?.status, reason: condition?.reason, message: condition?.message }, { status: 'False', reason: 'SyncFailed', message: 'found no controllers for pod "orphan"' });
+  });
 });

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Pod } from '../../src/control/api/types/core.js';
+import { NodeInfo } from '../../src/control/scheduler/node-info.js';
 import { InterPodAffinity } from '../../src/control/scheduler/plugins/inter-pod-affinity.js';
 import { attempt, fakeContext, HOST, labelled, namespace, type Placed, scores, ZONE, zoned } from './scheduler-topology-helpers.js';
 
@@ -198,6 +199,27 @@ describe('InterPodAffinity: AddPod / RemovePod (for preemption)', () => {
     assert.deepEqual(r.infos.map((i) => p.filter(r.state, pod, i).reasons[0] ?? 'fits'), ['fits', 'fits', ANTI]);
     r.state.write('PreFilterInterPodAffinity', before);
     assert.deepEqual(r.infos.map((i) => p.filter(r.state, pod, i).reasons[0] ?? 'fits'), [ANTI, ANTI, EXISTING]);
+  });
+});
+
+describe('InterPodAffinity: RemovePod with hostname affinity (for preemption)', () => {
+  it('a self-affine pod is no first of its group while one matching pod is left anywhere', () => {
+    const db1 = labelled('db-1', { app: 'db' });
+    const db2 = labelled('db-2', { app: 'db' });
+    const pod = labelled('p', { app: 'db' }, affinity(term({ app: 'db' }, HOST)));
+    const p = plugin();
+    const r = attempt(p, pod, cluster({ n1: [db1], n2: [db2] }));
+    assert.deepEqual(r.feasible, ['n1', 'n2']);
+    const [, n2, n3] = r.infos as [NodeInfo, NodeInfo, NodeInfo];
+    const without1 = new NodeInfo((r.infos[0] as NodeInfo).node, []);
+    p.removePod(r.state, pod, db1, without1 as never);
+    // db-2 is still on n2: only n2 takes the pod.
+    const fits = (infos: NodeInfo[]): string[] => infos.filter((i) => p.filter(r.state, pod, i).code === 'Success').map((i) => i.name);
+    assert.deepEqual(fits([without1, n2, n3]), ['n2']);
+    const without2 = new NodeInfo((r.infos[1] as NodeInfo).node, []);
+    p.removePod(r.state, pod, db2, without2 as never);
+    // None left: the pod is the first of its group, and goes anywhere.
+    assert.deepEqual(fits([without1, without2, n3]), ['n1', 'n2', 'n3']);
   });
 });
 

@@ -157,6 +157,22 @@ describe('DefaultPreemption: PodDisruptionBudgets', () => {
     });
   }
 
+  it('lists victims most important first even when a budget put a lower one first, and the node is picked by the highest', () => {
+    // n1: a guarded pod of priority 1 (its budget allows none) and a free one of priority 5 must both go.
+    const onN1 = [labelled('guarded', 1, 'db', 1), labelled('free', 5, 'web', 2)];
+    const pod = preemptor(100, '4');
+    const r = selectVictimsOnNode(pod, info(n1, onN1), fitsCpu(pod), [budget('db', 0)]);
+    assert.deepEqual(r.victims.map((v) => v.metadata.name), ['free', 'guarded']);
+    assert.equal(r.numPDBViolations, 1);
+    // n2: one guarded victim of priority 3. Both violate one budget; n2's highest victim is lower.
+    const onN2 = { ...labelled('other', 3, 'db', 1), spec: { ...labelled('other', 3, 'db', 1).spec, nodeName: 'n2' } };
+    const candidates: Candidate[] = [
+      { node: 'n1', victims: r.victims, numPDBViolations: r.numPDBViolations },
+      { node: 'n2', victims: [onN2], numPDBViolations: 1 },
+    ];
+    assert.equal(pickOneNodeForPreemption(candidates)?.node, 'n2');
+  });
+
   it('splits pods by violation in their order, each budget counted down once per pod', () => {
     const pods = [labelled('a', 1, 'db'), labelled('b', 1, 'db'), labelled('c', 1, 'db'), labelled('w', 1, 'web')];
     const { violating, nonViolating } = splitByBudgetViolation(pods, [budget('db', 1)]);

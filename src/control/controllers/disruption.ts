@@ -10,7 +10,8 @@
 //   maxUnavailable N or P%  expectedPods as above, desiredHealthy = expectedPods - N (P% rounded up)
 // currentHealthy = Ready pods not being deleted and not in status.disruptedPods (evictions the API
 // has allowed whose deletion the controller has not seen yet; an entry older than 2 minutes is
-// dropped: that pod was not deleted after all). disruptionsAllowed = currentHealthy -
+// dropped: that pod was not deleted after all, and gets the Warning event NotDeleted).
+// disruptionsAllowed = currentHealthy -
 // desiredHealthy, never below 0 (and 0 when expectedPods is 0). The DisruptionAllowed condition
 // says SufficientPods or InsufficientPods; a budget whose pods' controllers cannot be found (a
 // pod with a percentage budget owned by something with no replica count) gets disruptionsAllowed 0
@@ -18,10 +19,11 @@
 // ReplicaSets), ReplicaSets and StatefulSets.
 import type { Logger } from 'pino';
 import { scaledValue } from '../api/kinds/deployment.js';
-import { selectorMatches, selectorString } from '../api/label-selector.js';
+import { selectorMatches } from '../api/label-selector.js';
 import { rfc3339 } from '../api/time.js';
 import type { Deployment, ReplicaSet, StatefulSet } from '../api/types/apps.js';
 import type { Pod } from '../api/types/core.js';
+import type { LabelSelector } from '../api/types/meta.js';
 import type { PodDisruptionBudget, PodDisruptionBudgetCondition, PodDisruptionBudgetStatus } from '../api/types/policy.js';
 import { ConflictError, NotFoundError } from '../store/errors.js';
 import { jsonEqual } from '../store/json.js';
@@ -53,6 +55,17 @@ export function budgetSelects(pdb: PodDisruptionBudget, pod: Pod): boolean {
   const selector = pdb.spec?.selector;
   if (selector === undefined) return false;
   return pod.metadata.namespace === pdb.metadata.namespace && selectorMatches(selector, pod.metadata.labels);
+}
+
+/** A selector as kube-controller-manager's events print it (Go's %v of a *metav1.LabelSelector). */
+export function goSelector(selector: LabelSelector | undefined): string {
+  if (selector === undefined) return 'nil';
+  const labels = Object.keys(selector.matchLabels ?? {})
+    .sort()
+    .map((k) => `${k}: ${selector.matchLabels?.[k] ?? ''},`)
+    .join('');
+  const expressions = (selector.matchExpressions ?? []).map((e) => `LabelSelectorRequirement{Key:${e.key},Operator:${e.operator},Values:[${(e.values ?? []).join(' ')}],},`).join('');
+  return `&LabelSelector{MatchLabels:map[string]string{${labels}},MatchExpressions:[]LabelSelectorRequirement{${expressions}},}`;
 }
 
 /** The replicas of each distinct controller of the pods, summed (getExpectedScale); unmanaged pods apart. */
@@ -101,6 +114,8 @@ export interface BudgetFigures {
   recheckAfterMs?: number;
   /** Pods without a controller that a percentage or maxUnavailable could not count. */
   unmanaged: string[];
+  /** Pods whose eviction was allowed over DELETION_TIMEOUT_MS ago and that were not deleted. */
+  notDeleted: string[];
 }
 
 /** The budget's status for these pods (those its selector takes), as the disruption controller works it out. */
@@ -123,13 +138,17 @@ export function budgetStatus(pdb: PodDisruptionBudget, pods: readonly Pod[], sca
   // Evictions allowed but not yet seen as deletions: kept until the pod is deleted or the entry expires.
   const disrupted: Record<string, string> = {};
   let recheckAfterMs: number | undefined;
+  const notDeleted: string[] = [];
   const before = pdb.status?.disruptedPods ?? {};
   for (const pod of pods) {
     const name = pod.metadata.name ?? '';
     const at = before[name];
     if (at === undefined || pod.metadata.deletionTimestamp !== undefined) continue;
     const expires = Date.parse(at) + DELETION_TIMEOUT_MS;
-    if (Number.isNaN(expires) || expires <= now) continue;
+    if (Number.isNaN(expires) || expires <= now) {
+      notDeleted.push(name);
+      continue;
+    }
     disrupted[name] = at;
     recheckAfterMs = Math.min(recheckAfterMs ?? Number.POSITIVE_INFINITY, expires - now);
   }
@@ -149,7 +168,7 @@ export function budgetStatus(pdb: PodDisruptionBudget, pods: readonly Pod[], sca
     observedGeneration: pdb.metadata.generation ?? 0,
   };
   status.conditions = withAllowedCondition(pdb.status?.conditions, status, now);
-  return { status, unmanaged, ...(recheckAfterMs === undefined ? {} : { recheckAfterMs }) };
+  return { status, unmanaged, notDeleted, ...(recheckAfterMs === undefined ? {} : { recheckAfterMs }) };
 }
 
 /** The DisruptionAllowed condition for the status's disruptionsAllowed (pdbhelper.UpdateDisruptionAllowedCondition). */
@@ -241,21 +260,27 @@ export class DisruptionController {
     try {
       figures = budgetStatus(pdb, pods, this.scales);
     } catch (err) {
-      // Fail safe: no disruption allowed while the budget cannot be worked out.
+      // Fail safe: no disruption allowed while the budget cannot be worked out. The generation is
+      // not marked observed (evictions meanwhile hear the budget is still being processed).
       const message = (err as Error).message;
       this.events.event(pdb, 'Warning', 'CalculateExpectedPodCountFailed', `Failed to calculate the number of expected pods: ${message}`);
-      const generation = pdb.metadata.generation ?? 0;
-      const status: PodDisruptionBudgetStatus = { ...pdb.status, disruptionsAllowed: 0, observedGeneration: generation };
-      status.conditions = setCondition(pdb.status?.conditions, { type: DISRUPTION_ALLOWED, status: 'False', reason: SYNC_FAILED, message }, generation, Date.now());
+      const status: PodDisruptionBudgetStatus = { ...pdb.status, disruptionsAllowed: 0 };
+      status.conditions = setCondition(pdb.status?.conditions, { type: DISRUPTION_ALLOWED, status: 'False', reason: SYNC_FAILED, message }, pdb.status?.observedGeneration ?? 0, Date.now());
       return this.write(pdb, status);
     }
     if (figures.unmanaged.length > 0) {
       this.events.event(
         pdb,
-        'Normal',
+        'Warning',
         'UnmanagedPods',
-        `Pods selected by this PodDisruptionBudget (selector: ${selectorString(pdb.spec?.selector)}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set ".spec.minAvailable" field of the PDB to an integer value.`,
+        `Pods selected by this PodDisruptionBudget (selector: ${goSelector(pdb.spec?.selector)}) were found to be unmanaged. As a result, the status of the PDB cannot be calculated correctly, which may result in undefined behavior. To account for these pods please set ".spec.minAvailable" field of the PDB to an integer value.`,
       );
+    }
+    // Upstream's words, the budget's namespace twice included.
+    const ns = pdb.metadata.namespace ?? '';
+    for (const name of figures.notDeleted) {
+      const pod = pods.find((p) => p.metadata.name === name);
+      if (pod !== undefined) this.events.event(pod, 'Warning', 'NotDeleted', `Pod was expected by PDB ${ns}/${ns} to be deleted but it wasn't`);
     }
     const written = this.write(pdb, figures.status);
     if (written !== undefined) return written;

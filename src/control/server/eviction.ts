@@ -3,7 +3,7 @@
 // node-maintenance tool call. As kube-apiserver's EvictionREST:
 // - a pod that is Pending, Succeeded, Failed or already being deleted goes at once (the budget
 //   cannot be hurt by it);
-// - no budget selects the pod: it goes; more than one: 500, "This pod has more than one
+// - no budget selects the pod (a budget with an empty selector selects none here): it goes; more than one: 500, "This pod has more than one
 //   PodDisruptionBudget, which the eviction subresource does not support.";
 // - an unready pod goes without using the budget when the budget says AlwaysAllow, or when the
 //   application is healthy anyway (currentHealthy ≥ desiredHealthy > 0), guarded by a
@@ -71,6 +71,21 @@ function readEviction(raw: unknown, namespace: string, name: string, query: URLS
 function canIgnoreBudget(pod: Pod): boolean {
   const phase = pod.status?.phase;
   return phase === 'Succeeded' || phase === 'Failed' || phase === 'Pending' || pod.metadata.deletionTimestamp !== undefined;
+}
+
+/**
+ * Whether the budget guards the pod's eviction (getPodDisruptionBudgets): its selector takes the
+ * pod, and is neither missing nor empty. An empty selector guards nothing here, though the
+ * disruption controller counts every pod of the namespace for it (as kube-apiserver does).
+ */
+function guards(pdb: PodDisruptionBudget, pod: Pod): boolean {
+  const selector = pdb.spec?.selector;
+  if (selector === undefined || (Object.keys(selector.matchLabels ?? {}).length === 0 && (selector.matchExpressions ?? []).length === 0)) return false;
+  try {
+    return budgetSelects(pdb, pod);
+  } catch {
+    return false; // an invalid selector matches nothing
+  }
 }
 
 /** Whether a deletion should be guarded by the pod's resourceVersion (shouldEnforceResourceVersion). */
@@ -152,13 +167,7 @@ export async function handleEviction(store: Store, namespace: string, name: stri
     await reply(201, SUCCESS);
     return;
   }
-  const budgets = (store.list('poddisruptionbudgets', { namespace }).items as PodDisruptionBudget[]).filter((b) => {
-    try {
-      return budgetSelects(b, pod);
-    } catch {
-      return false; // an invalid selector matches nothing
-    }
-  });
+  const budgets = (store.list('poddisruptionbudgets', { namespace }).items as PodDisruptionBudget[]).filter((b) => guards(b, pod));
   if (budgets.length > 1) {
     await reply(500, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: MULTIPLE_BUDGETS, code: 500 });
     return;

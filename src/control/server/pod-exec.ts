@@ -23,7 +23,11 @@ import type { Pod } from '../api/types/core.js';
 import { type ApiError, BadRequestError, NotFoundError, toStatus } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 
-/** Starts the command in the pod's container, or throws an Error whose message says why it cannot. */
+/**
+ * Starts the command in the pod's container, or throws an Error whose message says why it cannot.
+ * The child leads a process group of its own (spawned detached), so that ending it ends whatever
+ * it started too (nsenter forks the command into the container: killing nsenter alone leaves it).
+ */
 export type PodExecutor = (pod: Pod, container: string, command: string[], stdin: boolean) => ChildProcess;
 
 export const PROTOCOL_V5 = 'v5.channel.k8s.io';
@@ -33,6 +37,23 @@ const STDOUT = 1;
 const STDERR = 2;
 const ERROR = 3;
 const CLOSE = 255;
+/** Output queued for a client past this is not read from the command until the client catches up. */
+export const OUTPUT_HIGH_WATER = 1024 * 1024;
+/** The largest message a client may send (kubectl sends stdin in 32 KiB pieces). */
+const MAX_MESSAGE = 16 * 1024 * 1024;
+
+/** Ends the command and everything it started (its process group; the child alone if it leads none). */
+function kill(child: ChildProcess): void {
+  if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+      return;
+    } catch {
+      // Not a group leader: the child alone.
+    }
+  }
+  child.kill('SIGKILL');
+}
 
 export interface ExecOptions {
   container: string | undefined;
@@ -104,6 +125,7 @@ export function refuseUpgrade(socket: Duplex, err: unknown): void {
 export class ExecUpgrades {
   private readonly wss = new WebSocketServer({
     noServer: true,
+    maxPayload: MAX_MESSAGE,
     // kubectl offers v5 only; older clients v4 (and the plain channel protocols, not served).
     handleProtocols: (offered) => (offered.has(PROTOCOL_V5) ? PROTOCOL_V5 : offered.has(PROTOCOL_V4) ? PROTOCOL_V4 : false),
   });
@@ -136,14 +158,24 @@ export class ExecUpgrades {
 
   /** Ends every running command (the server is closing). */
   closeAll(): void {
-    for (const child of this.live) child.kill('SIGKILL');
+    for (const child of this.live) kill(child);
     for (const ws of this.wss.clients) ws.terminate();
   }
 
   private run(ws: WebSocket, executor: PodExecutor, target: { pod: Pod; container: string }, options: ExecOptions): void {
     const v5 = ws.protocol === PROTOCOL_V5;
+    // A bad frame or an oversized message: ws closes the connection ('close' below ends the command).
+    ws.on('error', () => undefined);
+    // Backpressure: a slow client pauses the command's output (its pipe fills, and it waits), rather
+    // than the server holding all of it in memory; each write's completion may let it go on.
+    const paused = new Set<NodeJS.ReadableStream>();
+    const drained = (): void => {
+      if (paused.size === 0 || ws.bufferedAmount > OUTPUT_HIGH_WATER / 2) return;
+      for (const stream of paused) stream.resume();
+      paused.clear();
+    };
     const send = (stream: number, data: Buffer): void => {
-      if (ws.readyState === ws.OPEN) ws.send(Buffer.concat([Buffer.of(stream), data]), { binary: true });
+      if (ws.readyState === ws.OPEN) ws.send(Buffer.concat([Buffer.of(stream), data]), { binary: true }, drained);
     };
     const finish = (status: object): void => {
       if (ws.readyState !== ws.OPEN) return;
@@ -173,7 +205,12 @@ export class ExecUpgrades {
       if (stream === null) return;
       open++;
       stream.on('data', (chunk: Buffer) => {
-        if (id !== undefined) send(id, chunk);
+        if (id === undefined) return;
+        send(id, chunk);
+        if (ws.bufferedAmount > OUTPUT_HIGH_WATER) {
+          stream.pause();
+          paused.add(stream);
+        }
       });
       stream.once('close', () => {
         open--;
@@ -189,20 +226,32 @@ export class ExecUpgrades {
     });
     child.once('exit', (code, signal) => {
       exit = { code, signal };
+      ws.resume(); // input no longer waits for the command (the client's close must be read)
       settle();
     });
     child.stdin?.on('error', () => undefined); // the command may exit without reading its input
+    // Backpressure the other way: input the command has not read yet stops reading from the client.
+    // Input it will never read (its stdin closed) is dropped, and the client read on.
+    child.stdin?.on('drain', () => ws.resume());
+    child.stdin?.once('close', () => ws.resume());
     ws.on('message', (data: Buffer, isBinary: boolean) => {
       if (!isBinary || data.length === 0) return;
       const stream = data[0];
-      if (stream === STDIN && options.stdin) child.stdin?.write(data.subarray(1));
-      else if (v5 && stream === CLOSE && data[1] === STDIN) child.stdin?.end();
+      if (stream === STDIN && options.stdin) {
+        const stdin = child.stdin;
+        if (stdin?.writable && !stdin.write(data.subarray(1)) && exit === undefined) ws.pause();
+      } else if (v5 && stream === CLOSE && data[1] === STDIN) child.stdin?.end();
       // Resize (4) is for terminals, which this runtime does not give commands.
     });
     ws.once('close', () => {
-      // The client went away: its command goes too.
-      if (exit === undefined) child.kill('SIGKILL');
+      // The client went away: its command goes too. What it left running in the background gets
+      // no reader for its output (a broken pipe when it writes), rather than a pipe read forever
+      // into nothing, or one paused forever.
+      if (exit === undefined && spawnError === undefined) kill(child);
       child.stdin?.destroy();
+      child.stdout?.destroy();
+      child.stderr?.destroy();
+      paused.clear();
     });
   }
 }

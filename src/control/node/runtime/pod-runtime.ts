@@ -349,7 +349,9 @@ export class PodRuntime {
     const user = launch.spec.user;
     const as = user ? ['setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), ...(user.groups.length > 0 ? ['--groups', user.groups.join(',')] : ['--clear-groups']), '--'] : [];
     const args = ['--target', String(state.pid), '--mount', '--uts', '--pid', '--root', '--wd', '--', ...as, ...command];
-    return spawn(findTool('nsenter'), args, { stdio, env: containerEnv(launch.spec) });
+    // Piped (the API's exec): a process group of its own, which the caller ends as a whole when
+    // its client goes (nsenter forks the command into the container; killing nsenter leaves it).
+    return spawn(findTool('nsenter'), args, { stdio, env: containerEnv(launch.spec), detached: stdio === 'pipe' });
   }
 
   private containerDir(podUid: string, containerName: string): string {

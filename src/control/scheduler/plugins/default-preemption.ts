@@ -104,6 +104,9 @@ export function selectVictimsOnNode(
   };
   for (const p of violating) if (!reprieve(p)) numPDBViolations++;
   for (const p of nonViolating) reprieve(p);
+  // Violating victims went in first: back to most important first (pickOneNodeForPreemption reads
+  // the highest-priority victim as the first).
+  if (violating.length > 0 && nonViolating.length > 0) victims.sort((a, b) => (moreImportantPod(a, b) ? -1 : moreImportantPod(b, a) ? 1 : 0));
   return { victims, numPDBViolations, status: SUCCESS };
 }
 

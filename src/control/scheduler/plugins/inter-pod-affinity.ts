@@ -144,8 +144,11 @@ export class InterPodAffinity implements PreFilterPlugin, FilterPlugin, PostFilt
         }
       }
     }
-    // Only whether one exists matters (the first pod of a self-affine group): stop at the first.
-    if (s.hostAffinity.length > 0) s.hostAffinityMatches = snapshot.list().some((info) => info.pods.some((p) => podMatchesAllTerms(s.hostAffinity, p))) ? 1 : 0;
+    // How many pods match anywhere (none: the first pod of a self-affine group may go anywhere). A
+    // count, not whether one exists: preemption's RemovePod takes matching pods away one by one.
+    if (s.hostAffinity.length > 0) {
+      for (const info of snapshot.list()) for (const p of info.pods) if (podMatchesAllTerms(s.hostAffinity, p)) s.hostAffinityMatches++;
+    }
     state.write(PREFILTER_KEY, s);
     return SUCCESS;
   }
