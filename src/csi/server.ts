@@ -155,10 +155,10 @@ class CallRunner {
     // grpc-js also signals 'cancelled' when the stream closes after a normal answer: only a
     // cancellation that comes while the handler still works means anything (and is worth an error).
     let answered = false;
+    const receivedAt = Date.now();
     call.on('cancelled', () => {
       if (answered) return;
-      const expired = Number(call.getDeadline()) <= Date.now();
-      end(expired ? new DeadlineExceededError('deadline exceeded') : new CsiError(grpc.status.CANCELLED, 'cancelled by the client'));
+      end(cancelledAtDeadline(Number(call.getDeadline()), receivedAt, Date.now()) ? new DeadlineExceededError('deadline exceeded') : new CsiError(grpc.status.CANCELLED, 'cancelled by the client'));
     });
     const watchDeadline = () => this.watchDeadline(call, end);
     const ctx: CallContext = {
@@ -313,4 +313,17 @@ export async function startCsiServer(options: CsiServerOptions): Promise<CsiServ
     socketPath,
     stop: () => (stopping ??= stop()),
   };
+}
+
+/**
+ * Whether a cancellation that arrives at `now` is the client's deadline passing. The client's
+ * deadline runs from when it sent the call, the server's (grpc-timeout) from when it received it,
+ * so the client's cancel arrives a little before the server's deadline: within a tenth of the
+ * timeout (at least 50 ms) counts as the deadline. A client that cancels on purpose that close to
+ * its deadline is told DEADLINE_EXCEEDED, which is what it was about to get anyway.
+ */
+export function cancelledAtDeadline(deadline: number, receivedAt: number, now: number): boolean {
+  if (!Number.isFinite(deadline)) return false;
+  const slack = Math.max(50, (deadline - receivedAt) / 10);
+  return deadline - now <= slack;
 }

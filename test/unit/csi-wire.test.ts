@@ -23,7 +23,7 @@ import {
 import { csiDescriptorJson } from '../../src/csi/gen/descriptor.js';
 import { csiRoot, messageType, type CreateVolumeRequest, type CreateVolumeRequestInput } from '../../src/csi/proto.js';
 import { STRIPPED, stripSecrets } from '../../src/csi/sanitize.js';
-import { startCsiServer, type CallContext, type CallInfo, type CsiServer } from '../../src/csi/server.js';
+import { cancelledAtDeadline, startCsiServer, type CallContext, type CallInfo, type CsiServer } from '../../src/csi/server.js';
 
 interface Capture {
   logger: Logger;
@@ -532,4 +532,18 @@ describe('csi.proto matches the CSI v1.12 spec', () => {
     assert.equal(metadata.options?.['(alpha_service)'], true);
     assert.equal(metadata.methods.GetMetadataDelta?.responseStream, true);
   });
+});
+
+describe('a cancellation at the deadline', () => {
+  // The client's deadline runs from its send, the server's from its receipt: the client's cancel
+  // comes a little early, and is still its deadline passing.
+  const cases: [string, number, number, number, boolean][] = [
+    ['no deadline', Number.POSITIVE_INFINITY, 0, 10, false],
+    ['150 ms call, cancelled 50 ms before the server’s deadline', 1150, 1000, 1100, true],
+    ['150 ms call, cancelled half-way', 1150, 1000, 1075, false],
+    ['10 s call, cancelled 1 s before', 11_000, 1000, 10_000, true],
+    ['10 s call, cancelled 2 s before (on purpose)', 11_000, 1000, 9_000, false],
+    ['after the deadline', 1150, 1000, 1200, true],
+  ];
+  for (const [name, deadline, receivedAt, now, want] of cases) it(name, () => assert.equal(cancelledAtDeadline(deadline, receivedAt, now), want));
 });
