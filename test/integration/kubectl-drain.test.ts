@@ -7,22 +7,15 @@
 // budget over the same pods, a body naming another pod) come back in upstream's words. Everything
 // `up` started is stopped and nothing stays mounted or attached.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import type { Pod } from '../../src/control/api/types/core.js';
 import type { PodDisruptionBudget } from '../../src/control/api/types/policy.js';
-import { releasePool } from '../../src/driver/backends/local/pool-release.js';
 import { needsRoot } from '../support/driver-harness.js';
-import { killProcessesUnder, leftovers, releaseAllUnder } from '../support/host-state.js';
-import { type Ran, runCaptured } from '../support/processes.js';
-import { BIN } from '../support/stowage-up.js';
-
-const KUBECTL = '/usr/bin/kubectl';
-const NODES = ['node-1', 'node-2'];
+import type { Ran } from '../support/processes.js';
+import { startUp, type Up } from '../support/stowage-up.js';
 
 const WEB = `apiVersion: apps/v1
 kind: Deployment
@@ -55,68 +48,34 @@ spec:
 const isReady = (p: Pod): boolean => p.metadata.deletionTimestamp === undefined && (p.status?.conditions ?? []).some((c) => c.type === 'Ready' && c.status === 'True');
 
 describe('`kubectl drain` honours PodDisruptionBudgets (stowage up --nodes 2)', { skip: needsRoot, timeout: 600_000 }, () => {
-  let dir = '';
-  let state = '';
-  let up: ChildProcess | undefined;
-  let log = '';
-  const stowage = (...args: string[]): Promise<Ran> => runCaptured(process.execPath, [BIN, '--state-dir', state, ...args]);
-  const kubectlRun = (...args: string[]): Promise<Ran> => runCaptured(KUBECTL, ['--kubeconfig', join(state, 'kubeconfig'), ...args], { env: { HOME: dir } });
+  let up: Up;
+  const kubectlRun = (...args: string[]): Promise<Ran> => up.kubectl(...args);
   const kubectl = async (...args: string[]): Promise<string> => {
     const r = await kubectlRun(...args);
     assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
     return r.stdout;
   };
+  /** Waits for a probe to give a value (up.until waits for true). */
   const until = async <T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 120_000): Promise<T> => {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await probe();
-      if (v !== undefined) return v;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}\n${log.slice(-3000)}`);
-      await sleep(250);
-    }
+    let value: T | undefined;
+    await up.until(what, async () => (value = await probe()) !== undefined, timeoutMs);
+    return value as T;
   };
   const webPods = async (): Promise<Pod[]> => JSON.parse(await kubectl('get', 'pods', '-l', 'app=web', '-o', 'json')).items as Pod[];
   const budget = async (): Promise<PodDisruptionBudget> => JSON.parse(await kubectl('get', 'pdb', 'web', '-o', 'json')) as PodDisruptionBudget;
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'stowage-drain-'));
-    state = join(dir, 'state');
-    up = spawn(process.execPath, [BIN, 'up', '--state-dir', state, '--nodes', '2', '--pool-size', '256Mi'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    up.stdout?.on('data', (c: Buffer) => (log += c.toString('utf8')));
-    up.stderr?.on('data', (c: Buffer) => (log += c.toString('utf8')));
-    await until('stowage up to start', async () => {
-      if (up?.exitCode !== null) throw new Error(`stowage up exited:\n${log}`);
-      return log.includes('stowage is up') ? true : undefined;
-    });
+    up = await startUp('stowage-drain-', 'node-1', '256Mi', { args: ['--nodes', '2'] });
   });
 
   after(async () => {
-    if (dir === '') return;
-    if (up && up.exitCode === null && up.signalCode === null) {
-      for (const kind of ['deployments', 'replicasets']) await stowage('delete', kind, '--all', '--no-wait').catch(() => undefined);
-      await stowage('delete', 'pods', '--all', '--no-wait').catch(() => undefined);
-      await until('every pod to be gone', async () => {
-        const r = await stowage('get', 'pods', '-o', 'name');
-        return r.code === 0 && r.stdout.trim() === '' ? true : undefined;
-      }, 60_000).catch(() => undefined);
-      const exited = new Promise((resolve) => up?.once('exit', resolve));
-      up.kill('SIGINT');
-      const timer = setTimeout(() => up?.kill('SIGKILL'), 40_000);
-      await exited;
-      clearTimeout(timer);
-    }
-    await killProcessesUnder(dir);
-    await releaseAllUnder(dir);
-    for (const n of NODES) await releasePool(join(state, 'nodes', n, 'pool')).catch(() => undefined);
-    const left = leftovers(dir);
-    await rm(dir, { recursive: true, force: true });
-    assert.deepEqual(left, [], 'nothing may stay mounted or attached');
+    await up?.cleanup();
   });
 
   it('a budget that allows no disruption stops the drain; eased, the drain moves the pods one at a time', async () => {
     // Both replicas on node-1: node-2 is cordoned while they start.
     assert.equal(await kubectl('cordon', 'node-2'), 'node/node-2 cordoned\n');
-    const file = join(dir, 'web.yaml');
+    const file = join(up.dir, 'web.yaml');
     await writeFile(file, WEB);
     assert.equal(await kubectl('apply', '-f', file), 'deployment.apps/web created\npoddisruptionbudget.policy/web created\n');
     const before = await until('two web pods ready on node-1', async () => {
@@ -151,7 +110,7 @@ describe('`kubectl drain` honours PodDisruptionBudgets (stowage up --nodes 2)', 
     // The eviction subresource's other refusals, through the real kubectl.
     const victim = before[0]?.metadata.name ?? '';
     const evictionOf = async (name: string): Promise<string> => {
-      const f = join(dir, `eviction-${name}.json`);
+      const f = join(up.dir, `eviction-${name}.json`);
       await writeFile(f, JSON.stringify({ apiVersion: 'policy/v1', kind: 'Eviction', metadata: { name } }));
       return f;
     };

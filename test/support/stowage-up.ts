@@ -4,7 +4,7 @@
 // whatever a failed test left (processes, mounts, loop devices, the pool) and reports it.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -102,7 +102,9 @@ export async function startUp(prefix: string, node: string, poolSize = '1Gi', ex
       }
       await killProcessesUnder(dir);
       await releaseAllUnder(dir);
-      await releasePool(join(state, 'nodes', node, 'pool')).catch(() => undefined);
+      // Every node's pool (`--nodes N` makes several).
+      const nodes = await readdir(join(state, 'nodes')).catch(() => [node]);
+      for (const n of nodes) await releasePool(join(state, 'nodes', n, 'pool')).catch(() => undefined);
       const left = leftovers(dir);
       await rm(dir, { recursive: true, force: true });
       assert.deepEqual(left, [], 'nothing may stay mounted or attached');
