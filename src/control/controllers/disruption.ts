@@ -25,10 +25,9 @@ import type { Deployment, ReplicaSet, StatefulSet } from '../api/types/apps.js';
 import type { Pod } from '../api/types/core.js';
 import type { LabelSelector } from '../api/types/meta.js';
 import type { PodDisruptionBudget, PodDisruptionBudgetCondition, PodDisruptionBudgetStatus } from '../api/types/policy.js';
-import { ConflictError, NotFoundError } from '../store/errors.js';
-import { jsonEqual } from '../store/json.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop, type SyncResult } from './controller.js';
+import { writeStatus } from './status-write.js';
 import type { EventSink } from './events.js';
 import { type Informer, type InformerFactory, keyOf } from './informer.js';
 import type { ControllerDescriptor } from './registry.js';
@@ -288,14 +287,7 @@ export class DisruptionController {
   }
 
   private write(pdb: PodDisruptionBudget, status: PodDisruptionBudgetStatus): SyncResult | undefined {
-    if (jsonEqual(status, pdb.status ?? {})) return undefined;
-    try {
-      this.store.update({ ...pdb, status }, { subresource: 'status' });
-    } catch (err) {
-      if (err instanceof ConflictError) return { requeue: true };
-      if (!(err instanceof NotFoundError)) throw err;
-    }
-    return undefined;
+    return writeStatus(this.store, pdb, status);
   }
 }
 

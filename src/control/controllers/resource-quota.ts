@@ -9,11 +9,10 @@ import type { Logger } from 'pino';
 import type { ResourceName } from '../api/registry.js';
 import type { ResourceQuota } from '../api/types/core.js';
 import type { KubeObject } from '../api/types/meta.js';
-import { ConflictError, NotFoundError } from '../store/errors.js';
-import { jsonEqual } from '../store/json.js';
 import { quotaUsed, usageList } from '../store/quota-usage.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop, type SyncResult } from './controller.js';
+import { writeStatus } from './status-write.js';
 import type { Informer, InformerFactory } from './informer.js';
 import type { ControllerDescriptor } from './registry.js';
 
@@ -81,13 +80,8 @@ export class ResourceQuotaController {
     };
     for (const q of quotas) {
       const status = { hard: { ...(q.spec?.hard ?? {}) }, used: usageList(quotaUsed(q, (r) => objects(r.plural))) };
-      if (jsonEqual(status, q.status ?? {})) continue;
-      try {
-        this.store.update({ ...q, status }, { subresource: 'status' });
-      } catch (err) {
-        if (err instanceof ConflictError) return { requeue: true };
-        if (!(err instanceof NotFoundError)) throw err;
-      }
+      const written = writeStatus(this.store, q, status);
+      if (written !== undefined) return written;
     }
     return undefined;
   }
