@@ -166,7 +166,11 @@ export class PodRuntime {
         state = (await readJson<StateFile>(join(adir, 'state.json'))) ?? state;
       }
     }
-    return this.toStatus(base, state, shimAlive());
+    // The shim records the end before it exits: a shim found gone after the state was read may
+    // have written it in between. Read it once more before calling the container lost.
+    const alive = shimAlive();
+    if (state.phase !== 'exited' && !alive) state = (await readJson<StateFile>(join(adir, 'state.json'))) ?? state;
+    return this.toStatus(base, state, alive);
   }
 
   private toStatus(base: ContainerStatus, state: StateFile, shimAlive: boolean): ContainerStatus {
