@@ -265,7 +265,7 @@ export class DisruptionController {
       this.events.event(pdb, 'Warning', 'CalculateExpectedPodCountFailed', `Failed to calculate the number of expected pods: ${message}`);
       const status: PodDisruptionBudgetStatus = { ...pdb.status, disruptionsAllowed: 0 };
       status.conditions = setCondition(pdb.status?.conditions, { type: DISRUPTION_ALLOWED, status: 'False', reason: SYNC_FAILED, message }, pdb.status?.observedGeneration ?? 0, Date.now());
-      return this.write(pdb, status);
+      return writeStatus(this.store, pdb, status);
     }
     if (figures.unmanaged.length > 0) {
       this.events.event(
@@ -281,13 +281,9 @@ export class DisruptionController {
       const pod = pods.find((p) => p.metadata.name === name);
       if (pod !== undefined) this.events.event(pod, 'Warning', 'NotDeleted', `Pod was expected by PDB ${ns}/${ns} to be deleted but it wasn't`);
     }
-    const written = this.write(pdb, figures.status);
+    const written = writeStatus(this.store, pdb, figures.status);
     if (written !== undefined) return written;
     return figures.recheckAfterMs === undefined ? undefined : { requeueAfterMs: Math.ceil(figures.recheckAfterMs) };
-  }
-
-  private write(pdb: PodDisruptionBudget, status: PodDisruptionBudgetStatus): SyncResult | undefined {
-    return writeStatus(this.store, pdb, status);
   }
 }
 
