@@ -86,6 +86,11 @@ export class SchedulerCache {
     if (this.where.get(key)?.assumed) this.remove(key);
   }
 
+  /** The keys of the pods assumed on a node (waiting in PreBind). */
+  *assumedKeys(): Iterable<string> {
+    for (const [key, at] of this.where) if (at.assumed) yield key;
+  }
+
   assumedOn(key: string): string | undefined {
     const at = this.where.get(key);
     return at?.assumed ? at.node : undefined;

@@ -20,9 +20,14 @@
 // per node, the pods counted there and their summed requests, kept from pod events). Which pods
 // are assumed on which node (waiting in PreBind for their claims) and the plugins' own memory
 // (VolumeBinding's provisioning failures) are the only state, and losing either costs a less even
-// spread or one more retry. Pods go back to the queue on the events that can make them fit: a
-// node added or changed (not its heartbeats), a pod deleted or finished, and each plugin's own
-// (claims, volumes, classes, CSI drivers for VolumeBinding).
+// spread or one more retry. Unschedulable pods (kube-scheduler's unschedulablePods) go back to the
+// queue on the events that can make them fit: a node added or changed (not its heartbeats), a pod
+// deleted or finished, and each plugin's own (claims, volumes, classes, CSI drivers for
+// VolumeBinding); an event during a pod's own attempt sends it back too (kube-scheduler's
+// moveRequestCycle), and a pod left unschedulable for 5 minutes is tried again all the same
+// (podMaxInUnschedulablePodsDuration). Pods not yet tried, or waiting out a retry, are already in
+// the queue: an event does not touch them, so 5000 volumes made for 5000 waiting pods cost 5000
+// steps, not 25 million.
 import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { rfc3339 } from '../api/time.js';
@@ -67,9 +72,9 @@ export interface SchedulerOptions {
   rescheduleBackoffMs?: number;
   baseDelayMs?: number;
   maxDelayMs?: number;
+  /** How long a pod stays unschedulable before it is tried again without an event (kube-scheduler's podMaxInUnschedulablePodsDuration). Default 5 min. */
+  maxUnschedulableMs?: number;
 }
-
-const IDX_PENDING = 'scheduler:pending';
 
 /**
  * kube-scheduler's numFeasibleNodesToFind with the default percentageOfNodesToScore (adaptive):
@@ -101,12 +106,21 @@ export class Scheduler {
    * out once, not per pod.
    */
   private infoSlots: ({ node: Node; info: NodeInfo } | undefined)[] = [];
+  /** Pods whose last attempt found no node, and since when (kube-scheduler's unschedulablePods). */
+  private readonly unschedulablePods = new Map<string, number>();
+  /** The pod being tried, and whether a move request (enqueuePending) came meanwhile. */
+  private attempting: string | undefined;
+  private movedDuringAttempt = false;
+  private flushTimer: NodeJS.Timeout | undefined;
+  /** Pods unschedulable for longer than this are tried again without an event. */
+  private readonly maxUnschedulableMs: number;
   /** Pods waiting for a node, by their status.nominatedNodeName (kube-scheduler's nominator). */
   private readonly nominated = new Map<string, Map<string, Pod>>();
   private readonly nominatedAt = new Map<string, string>();
 
   constructor(options: SchedulerOptions) {
     this.log = options.logger.child({ controller: 'scheduler' });
+    this.maxUnschedulableMs = options.maxUnschedulableMs ?? 300_000;
     const recorderFor = options.recorderFor;
     const recorder = (name: string): EventSink => {
       let r = this.recorders.get(name);
@@ -144,7 +158,6 @@ export class Scheduler {
     };
 
     const needs = (pod: Pod): boolean => this.needsScheduling(pod);
-    pods.addIndex(IDX_PENDING, (pod) => (needs(pod) ? [''] : []));
     addClaimIndexes(this.ctx, needs);
 
     // Plugins: built once by name, shared by the profiles that list them.
@@ -175,6 +188,7 @@ export class Scheduler {
       update: (old, pod) => {
         this.cache.setBound(keyOf(pod), pod, counted(pod));
         this.nominate(keyOf(pod), pod);
+        if (!needs(pod)) this.unschedulablePods.delete(keyOf(pod));
         // Our own status writes (PodScheduled=False) change only status: no new attempt for them.
         const changed = old === pod || !isDeepStrictEqual(old.spec, pod.spec) || !isDeepStrictEqual(old.metadata.labels, pod.metadata.labels) || old.metadata.deletionTimestamp !== pod.metadata.deletionTimestamp;
         if (needs(pod) && changed) this.loop.enqueue(keyOf(pod));
@@ -182,6 +196,7 @@ export class Scheduler {
         if (old.spec?.nodeName && !podIsFinished(old) && podIsFinished(pod)) this.enqueuePending();
       },
       delete: (pod) => {
+        this.unschedulablePods.delete(keyOf(pod));
         this.cache.setBound(keyOf(pod), undefined, undefined);
         this.nominate(keyOf(pod), undefined);
         this.cache.forget(keyOf(pod));
@@ -222,10 +237,24 @@ export class Scheduler {
 
   start(): void {
     this.loop.start();
+    // kube-scheduler's flushUnschedulablePodsLeftover, every 30 s.
+    this.flushTimer = setInterval(() => this.flushUnschedulable(), Math.min(30_000, this.maxUnschedulableMs));
+    this.flushTimer.unref();
   }
 
   stop(): Promise<void> {
+    if (this.flushTimer !== undefined) clearInterval(this.flushTimer);
+    this.flushTimer = undefined;
     return this.loop.stop();
+  }
+
+  /** Pods unschedulable for longer than maxUnschedulableMs, tried again. */
+  private flushUnschedulable(now = Date.now()): void {
+    for (const [k, since] of this.unschedulablePods) {
+      if (now - since < this.maxUnschedulableMs) continue;
+      this.unschedulablePods.delete(k);
+      this.loop.enqueue(k);
+    }
   }
 
   /**
@@ -275,15 +304,30 @@ export class Scheduler {
   }
 
   /**
-   * Another attempt for every pod waiting for a node, but those assumed on one (waiting in PreBind
-   * for their claims: kube-scheduler's binding cycle), which their claims' events bring back, unless
-   * `assumedToo` (their node is gone).
+   * kube-scheduler's MoveAllToActiveOrBackoffQueue: another attempt for every unschedulable pod,
+   * and for the pod being tried now if it ends unschedulable; with `assumedToo` (their node is
+   * gone) for the pods assumed on a node too (waiting in PreBind for their claims: kube-scheduler's
+   * binding cycle), which otherwise their claims' events bring back.
    */
   private enqueuePending(assumedToo = false): void {
-    for (const k of this.ctx.pods.indexKeys(IDX_PENDING, '')) if (assumedToo || this.cache.assumedOn(k) === undefined) this.loop.enqueue(k);
+    if (this.attempting !== undefined) this.movedDuringAttempt = true;
+    for (const k of this.unschedulablePods.keys()) this.loop.enqueue(k);
+    this.unschedulablePods.clear();
+    if (assumedToo) for (const k of [...this.cache.assumedKeys()]) this.loop.enqueue(k);
   }
 
   private sync(key: string): SyncResult | void {
+    this.unschedulablePods.delete(key);
+    this.attempting = key;
+    this.movedDuringAttempt = false;
+    try {
+      return this.attempt(key);
+    } finally {
+      this.attempting = undefined;
+    }
+  }
+
+  private attempt(key: string): SyncResult | void {
     const pod = this.ctx.pods.get(key);
     const fw = pod === undefined ? undefined : this.profileFor(pod);
     if (pod === undefined || fw === undefined || !this.needsScheduling(pod)) {
@@ -440,6 +484,9 @@ export class Scheduler {
   private unschedulable(pod: Pod, message: string, nominatedNodeName?: string): SyncResult | void {
     const key = keyOf(pod);
     this.cache.forget(key);
+    // Waits for an event that could make it fit; one that came during this attempt already may have.
+    if (this.movedDuringAttempt && this.attempting === key) this.loop.enqueue(key);
+    else this.unschedulablePods.set(key, Date.now());
     this.recorderOf(this.profileFor(pod)).event(pod, 'Warning', 'FailedScheduling', message);
     this.log.debug({ pod: key, message }, 'unschedulable');
     const conditions = pod.status?.conditions ?? [];

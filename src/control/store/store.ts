@@ -809,7 +809,7 @@ export class Store {
       if (type === 'DELETED') {
         this.db.remove(key);
       } else {
-        this.db.put(key, obj.metadata.uid ?? '', obj.metadata.deletionTimestamp !== undefined, body);
+        this.db.put(key, obj.metadata.uid ?? '', obj.metadata.deletionTimestamp !== undefined, body, type === 'MODIFIED' && previous?.metadata.uid === obj.metadata.uid);
         ownersChanged = !sameOwners(obj, previous);
         if (ownersChanged) this.db.setOwners(key, ownerUids(obj));
       }
