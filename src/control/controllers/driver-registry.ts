@@ -77,6 +77,9 @@ interface CachedClient {
   capabilities?: Promise<ReadonlySet<string>>;
 }
 
+/** CSINodes by the node plugin endpoints they name. */
+const IDX_ENDPOINT = 'registry:endpoint';
+
 export class DriverRegistry {
   private readonly clients = new Map<string, CachedClient>();
   private readonly listeners: ((driverName: string) => void)[] = [];
@@ -94,6 +97,7 @@ export class DriverRegistry {
     this.timeoutMs = options.timeoutMs ?? 60_000;
     this.journal = options.journal;
     this.csiNodes.addIndex('driver', (n) => (n.spec?.drivers ?? []).map((d) => d.name));
+    this.csiNodes.addIndex(IDX_ENDPOINT, (n) => [...new Set(Object.values(nodeEndpointsOf(n)))]);
     this.csiDrivers.addEventHandler({
       add: (d) => this.changed(d.metadata.name ?? ''),
       update: (old, d) => {
@@ -211,10 +215,9 @@ export class DriverRegistry {
 
   /** The node whose CSINode names the endpoint (a node plugin's socket), if any. */
   private nodeServing(endpoint: string): { node?: string } {
-    for (const n of this.csiNodes.list()) {
-      if (Object.values(nodeEndpointsOf(n)).includes(endpoint)) return { node: n.metadata.name ?? '' };
-    }
-    return {};
+    // An index, not a scan: this runs for every CSI call, and a cluster may have thousands of nodes.
+    const names = this.csiNodes.byIndex(IDX_ENDPOINT, endpoint).map((n) => n.metadata.name ?? '');
+    return names.length === 0 ? {} : { node: names.length === 1 ? (names[0] as string) : (names.sort()[0] as string) };
   }
 
   /** Closes the clients of endpoints no registration names any more. */
