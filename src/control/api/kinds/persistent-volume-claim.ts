@@ -107,7 +107,9 @@ export const persistentVolumeClaimStrategy = defineStrategy<PersistentVolumeClai
   validateUpdate(pvc, old) {
     // Compare the specs with the mutable parts taken from the old one: volumeName may be set once
     // (binding), storageClassName may be set once when it was never given (retroactive default
-    // class), and a bound claim's storage request may grow (expansion).
+    // class), and a bound claim's storage request may grow (expansion). Most updates (binding,
+    // annotations, finalizers) leave the spec as it was: nothing to compare then.
+    if (isDeepStrictEqual(pvc.spec, old.spec)) return [];
     const newSpec = structuredClone(pvc.spec);
     const oldSpec = old.spec;
     if (!oldSpec.volumeName) carryOver(newSpec, oldSpec, 'volumeName');
