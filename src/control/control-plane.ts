@@ -10,8 +10,9 @@
 import { VolumeStatsCache } from './node/volume-stats.js';
 import { nodeRoot, safeComponent } from './node/layout.js';
 import { containerDir, logFile } from './node/runtime/files.js';
+import type { Pod } from './api/types/core.js';
 import type { PodLogLocator } from './server/pod-log.js';
-import type { PodExecutor } from './server/pod-exec.js';
+import { ContainerUnavailableError, type PodExecutor } from './server/pod-exec.js';
 import { ContainerNotFoundError, ContainerNotRunningError, PodRuntime } from './node/runtime/pod-runtime.js';
 import { ExecRunner } from '../driver/mount/exec.js';
 import { CsiCallJournal } from '../csi/call-journal.js';
@@ -107,18 +108,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       }
     };
     // `kubectl exec`: the command runs in the container on its node, through the node's runtime.
+    const runtimeOf = (pod: Pod): PodRuntime => new PodRuntime({ rootDir: nodeRoot(stateDir, safeComponent('node name', pod.spec.nodeName ?? '')), runner: new ExecRunner(log), logger: log });
+    const unavailable = (err: unknown, container: string): unknown =>
+      err instanceof ContainerNotFoundError || err instanceof ContainerNotRunningError ? new ContainerUnavailableError(container, { cause: err }) : err;
     const podExec: PodExecutor = (pod, container, command, stdin) => {
-      const root = nodeRoot(stateDir, safeComponent('node name', pod.spec.nodeName ?? ''));
-      const runtime = new PodRuntime({ rootDir: root, runner: new ExecRunner(log), logger: log });
       let child: ReturnType<PodRuntime['exec']>;
       try {
-        child = runtime.exec(pod.metadata.uid ?? '', container, command, 'pipe');
+        child = runtimeOf(pod).exec(pod.metadata.uid ?? '', container, command, 'pipe');
       } catch (err) {
-        if (err instanceof ContainerNotFoundError || err instanceof ContainerNotRunningError) throw new Error(`container not found ("${container}")`, { cause: err });
-        throw err;
+        throw unavailable(err, container);
       }
       if (!stdin) child.stdin?.end();
       return child;
+    };
+    podExec.check = (pod, container) => {
+      try {
+        runtimeOf(pod).execCheck(pod.metadata.uid ?? '', container);
+      } catch (err) {
+        throw unavailable(err, container);
+      }
     };
     if (options.cephConfig !== undefined) cephPools = await CephPools.forConfigFile(store, options.cephConfig, log.child({ component: 'ceph-pools' }));
     for (const address of listen) {

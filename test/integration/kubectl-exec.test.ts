@@ -4,7 +4,7 @@
 // kubectl's own, and a claim's volume seen from inside the container as the seeds check it (`kubectl
 // exec POD -- mount | grep …`), written and read back through exec. Refusals are kube-apiserver's: a
 // container that is not the pod's, a pod that does not exist, a pod not yet on a node, a request
-// that is not a WebSocket upgrade. `kubectl cp` (tar through exec) copies onto the volume and back.
+// that is not a WebSocket upgrade; and the kubelet's for a container that has exited. `kubectl cp` (tar through exec) copies onto the volume and back.
 // A kubectl killed mid-exec takes its command in the container with it; 50 MB of output arrives whole.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
@@ -39,6 +39,15 @@ spec:
   volumes:
   - name: notes
     persistentVolumeClaim: {claimName: notes}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: oneshot}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: done, image: busybox, command: ["true"]}
+  - {name: main, image: busybox, command: [sleep, "3600"]}
 ---
 apiVersion: v1
 kind: Pod
@@ -145,6 +154,17 @@ describe('kubectl exec through the API of `stowage up`', { skip: needsRoot }, ()
     const pending = await kubectl(['exec', 'nowhere', '--', 'true']);
     assert.notEqual(pending.code, 0);
     assert.match(pending.stderr, /pod nowhere does not have a host assigned|unable to upgrade connection: pod does not exist|Pending/);
+    // A container that has exited, in a pod still running: the kubelet's refusal, before the
+    // upgrade, as kubectl shows it (its WebSocket attempt refused, then its SPDY fallback).
+    await up.until('oneshot/done to exit', async () => {
+      const statuses = JSON.parse((await up.field('pod', 'oneshot', '.status.containerStatuses')) || '[]') as { name: string; state?: { terminated?: object } }[];
+      return statuses.some((c) => c.name === 'done' && c.state?.terminated !== undefined);
+    });
+    const exited = await kubectl(['exec', 'oneshot', '-c', 'done', '--', 'true']);
+    assert.equal(exited.code, 1);
+    assert.equal(exited.stderr, 'error: unable to upgrade connection: container not found ("done")\n');
+    const alive = await kubectl(['exec', 'oneshot', '-c', 'main', '--', 'true']);
+    assert.equal(alive.code, 0, alive.stderr);
     // A plain request (no WebSocket upgrade), as an old SPDY client without its upgrade headers.
     const plain = await kubectl(['create', '--raw', '/api/v1/namespaces/default/pods/box/exec?command=true&stdout=true&container=main', '-f', '-'], '{}');
     assert.notEqual(plain.code, 0);

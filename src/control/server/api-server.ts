@@ -23,7 +23,7 @@ import { actingUser } from './impersonation.js';
 import { forbidden, requestAttributes } from './request-attributes.js';
 import { serveOpenApi } from './openapi-serve.js';
 import { handleEviction } from './eviction.js';
-import { ExecUpgrades, execTarget, parseExecOptions, type PodExecutor, refuseUpgrade } from './pod-exec.js';
+import { ContainerUnavailableError, ExecUpgrades, execTarget, parseExecOptions, type PodExecutor, refuseUpgrade } from './pod-exec.js';
 import { handlePodLog, type PodLogLocator } from './pod-log.js';
 import { route } from './routes.js';
 import type { TokenSigner } from './service-account-tokens.js';
@@ -240,8 +240,17 @@ export async function startApiServer(options: ApiServerOptions): Promise<ApiServ
         if (r.subresource === 'log') await handlePodLog(options.store, options.podLogs, r.namespace ?? '', r.name, req, res, url.searchParams);
         else if (r.subresource === 'eviction') await handleEviction(options.store, r.namespace ?? '', r.name, req, res, url.searchParams);
         else if (r.subresource === 'exec') {
-          // Reached only without a WebSocket upgrade (those go to the 'upgrade' handler below).
-          execTarget(options.store, r.namespace ?? '', r.name, parseExecOptions(url.searchParams));
+          // Reached only without a WebSocket upgrade (those go to the 'upgrade' handler below): kubectl's
+          // SPDY fallback after a refused WebSocket upgrade. A container that is not running is refused
+          // as the kubelet refuses it, in its words, before anything else.
+          const target = execTarget(options.store, r.namespace ?? '', r.name, parseExecOptions(url.searchParams));
+          try {
+            options.podExec?.check?.(target.pod, target.container);
+          } catch (err) {
+            if (!(err instanceof ContainerUnavailableError)) throw err;
+            res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' }).end(err.message);
+            return;
+          }
           throw new BadRequestError('Upgrade request required');
         }
         else await handleItem(ctx, r, req, res, url.searchParams);

@@ -28,7 +28,25 @@ import type { Store } from '../store/store.js';
  * The child leads a process group of its own (spawned detached), so that ending it ends whatever
  * it started too (nsenter forks the command into the container: killing nsenter alone leaves it).
  */
-export type PodExecutor = (pod: Pod, container: string, command: string[], stdin: boolean) => ChildProcess;
+export type PodExecutor = ((pod: Pod, container: string, command: string[], stdin: boolean) => ChildProcess) & {
+  /**
+   * Throws ContainerUnavailableError when the container cannot run a command now (not started, or
+   * exited): checked before the upgrade, as the kubelet refuses such a request.
+   */
+  check?: (pod: Pod, container: string) => void;
+};
+
+/**
+ * The kubelet's refusal of an exec into a container that is not running: HTTP 500 with its error
+ * as plain text, `container not found ("<name>")`, which the API server passes on and kubectl
+ * shows as "error: unable to upgrade connection: container not found ("<name>")".
+ */
+export class ContainerUnavailableError extends Error {
+  override readonly name = 'ContainerUnavailableError';
+  constructor(container: string, options?: ErrorOptions) {
+    super(`container not found (${JSON.stringify(container)})`, options);
+  }
+}
 
 export const PROTOCOL_V5 = 'v5.channel.k8s.io';
 export const PROTOCOL_V4 = 'v4.channel.k8s.io';
@@ -115,6 +133,11 @@ const SIGNALS: Partial<Record<NodeJS.Signals, number>> = { SIGHUP: 1, SIGINT: 2,
 
 /** An HTTP answer on a socket that was never upgraded (the upgrade's refusal). */
 export function refuseUpgrade(socket: Duplex, err: unknown): void {
+  if (err instanceof ContainerUnavailableError) {
+    const text = err.message;
+    socket.end(`HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    return;
+  }
   const status = toStatus(err);
   const body = JSON.stringify(status);
   const reason = (err as ApiError | undefined)?.reason ?? 'Error';
@@ -144,6 +167,7 @@ export class ExecUpgrades {
       options = parseExecOptions(query);
       target = execTarget(this.store, namespace, name, options);
       if (this.executor === undefined) throw new BadRequestError('this API server cannot reach the pod\'s node to run commands');
+      this.executor.check?.(target.pod, target.container);
       const protocols = String(req.headers['sec-websocket-protocol'] ?? '').split(',').map((p) => p.trim());
       if (!protocols.includes(PROTOCOL_V5) && !protocols.includes(PROTOCOL_V4)) {
         throw new BadRequestError(`unsupported streaming protocol: ask for ${PROTOCOL_V5} or ${PROTOCOL_V4}`);

@@ -323,12 +323,8 @@ export class PodRuntime {
     return logFile(cdir, attempt);
   }
 
-  /**
-   * Runs command inside the running container (its mount, PID and UTS namespaces, root and working
-   * directory, and its environment), as `kubectl exec` does. The child's exit code is the command's.
-   */
-  exec(podUid: string, containerName: string, command: string[], stdio: 'inherit' | 'pipe'): ChildProcess {
-    if (command.length === 0) throw new Error('exec: no command given');
+  /** The running container's state and launch record, or ContainerNotFoundError / ContainerNotRunningError. */
+  private runningContainer(podUid: string, containerName: string): { state: StateFile; launch: LaunchFile } {
     const cdir = this.containerDir(podUid, containerName);
     let current: CurrentFile;
     try {
@@ -349,6 +345,21 @@ export class PodRuntime {
     if (!state || !launch || state.phase !== 'running' || !isSameProcess(state.pid, state.pidStartTicks)) {
       throw new ContainerNotRunningError(podUid, containerName);
     }
+    return { state, launch };
+  }
+
+  /** Throws ContainerNotFoundError / ContainerNotRunningError unless a command can run in the container now. */
+  execCheck(podUid: string, containerName: string): void {
+    this.runningContainer(podUid, containerName);
+  }
+
+  /**
+   * Runs command inside the running container (its mount, PID and UTS namespaces, root and working
+   * directory, and its environment), as `kubectl exec` does. The child's exit code is the command's.
+   */
+  exec(podUid: string, containerName: string, command: string[], stdio: 'inherit' | 'pipe'): ChildProcess {
+    if (command.length === 0) throw new Error('exec: no command given');
+    const { state, launch } = this.runningContainer(podUid, containerName);
     // As the container's user (kubectl exec runs as the container does): setpriv in the container's root.
     const user = launch.spec.user;
     const as = user ? ['setpriv', '--reuid', String(user.uid), '--regid', String(user.gid), ...(user.groups.length > 0 ? ['--groups', user.groups.join(',')] : ['--clear-groups']), '--'] : [];
