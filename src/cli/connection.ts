@@ -8,6 +8,7 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ADMIN_TOKEN_FILE } from '../control/server/admin-token.js';
 import { PKI_DIR } from '../control/server/pki.js';
+import { processStartTicks } from '../control/node/runtime/proc.js';
 import { ApiClient, type ApiClientOptions } from './api-client.js';
 import { CliError } from './errors.js';
 import { type KubeconfigTarget, readCa, readKubeconfig } from './kubeconfig-read.js';
@@ -32,6 +33,7 @@ export interface ServerInfo {
   /** Every address it serves (url is the first). */
   urls?: string[];
   pid: number;
+  pidStartTicks?: number;
   token?: string;
 }
 
@@ -61,13 +63,14 @@ export function globalFlags(command: Command): GlobalFlags {
   return command.optsWithGlobals<GlobalFlags>();
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/**
+ * Whether the recorded control plane still runs: a process by that PID that has not exited (a
+ * zombie, killed and not yet reaped by its parent, has) and, when the start time was recorded,
+ * the same process (PIDs are reused after a crash or a reboot).
+ */
+function isRunning(pid: number, startTicks: number | undefined): boolean {
+  const ticks = processStartTicks(pid);
+  return ticks !== undefined && (startTicks === undefined || ticks === startTicks);
 }
 
 /** The running control plane recorded in a state directory, or undefined. */
@@ -84,7 +87,7 @@ export async function readServerInfo(stateDir: string): Promise<ServerInfo | und
   } catch {
     return undefined;
   }
-  if (typeof info.url !== 'string' || typeof info.pid !== 'number' || !isRunning(info.pid)) return undefined;
+  if (typeof info.url !== 'string' || typeof info.pid !== 'number' || !isRunning(info.pid, typeof info.pidStartTicks === 'number' ? info.pidStartTicks : undefined)) return undefined;
   return info as ServerInfo;
 }
 

@@ -14,6 +14,7 @@ import type { Pod } from './api/types/core.js';
 import type { PodLogLocator } from './server/pod-log.js';
 import { ContainerUnavailableError, type PodExecutor } from './server/pod-exec.js';
 import { ContainerNotFoundError, ContainerNotRunningError, PodRuntime } from './node/runtime/pod-runtime.js';
+import { processStartTicks } from './node/runtime/proc.js';
 import { ExecRunner } from '../driver/mount/exec.js';
 import { CsiCallJournal } from '../csi/call-journal.js';
 import { CephPools } from './server/ui-ceph-pools.js';
@@ -66,6 +67,8 @@ export interface ServerInfo {
   url: string;
   urls: string[];
   pid: number;
+  /** The process's start time (clock ticks since boot): with pid, it names the process (PIDs are reused). */
+  pidStartTicks?: number;
 }
 
 export const SERVER_INFO_FILE = 'server.json';
@@ -149,7 +152,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     }
     controllers = startControllers(store, log, { ...options.controllers, csiCalls });
     const urls = servers.map((s) => s.url);
-    const info: ServerInfo = { url: urls[0] ?? '', urls, pid: process.pid };
+    const startTicks = processStartTicks(process.pid);
+    const info: ServerInfo = { url: urls[0] ?? '', urls, pid: process.pid, ...(startTicks === undefined ? {} : { pidStartTicks: startTicks }) };
     const tmp = `${infoPath}.${process.pid}.tmp`;
     await writeFile(tmp, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
     await rename(tmp, infoPath);
