@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { PersistentVolume, PersistentVolumeClaim } from '../../src/control/api/types/core.js';
 import type { KubeList } from '../../src/control/api/types/meta.js';
+import { processStartTicks } from '../../src/control/node/runtime/proc.js';
 import type { CsiClient } from '../../src/csi/client.js';
 import { assertNoLeftovers, needsRoot, startTestDriver, type TestDriver } from '../support/driver-harness.js';
 
@@ -129,8 +130,8 @@ describe('control plane crash during provisioning', { skip: needsRoot }, () => {
 
   it('converges after kill -9 with exactly one volume per claim', async () => {
     child = await startChild(stateDir, driver.endpoint);
-    const info = JSON.parse(readFileSync(join(stateDir, 'server.json'), 'utf8')) as { url: string; pid: number };
-    assert.deepEqual(info, { url: `unix://${socket}`, urls: [`unix://${socket}`], pid: child.proc.pid });
+    const info = JSON.parse(readFileSync(join(stateDir, 'server.json'), 'utf8')) as { url: string; pid: number; pidStartTicks?: number };
+    assert.deepEqual(info, { url: `unix://${socket}`, urls: [`unix://${socket}`], pid: child.proc.pid, pidStartTicks: processStartTicks(child.proc.pid ?? 0) });
 
     for (let i = 0; i < CLAIMS; i++) {
       const res = await api(socket, 'POST', '/api/v1/namespaces/default/persistentvolumeclaims', {

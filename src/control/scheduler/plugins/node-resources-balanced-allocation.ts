@@ -37,10 +37,10 @@ export class NodeResourcesBalancedAllocation implements PreScorePlugin, ScorePlu
 
   score(state: CycleState, pod: Pod, node: NodeInfo): number {
     const request = state.read<Resources>(STATE_KEY) ?? podRequests(pod);
-    const used = node.requested;
-    const alloc = node.allocatable;
-    const cpu = alloc.milliCPU === undefined || alloc.milliCPU === 0 ? undefined : Math.min(1, (used.milliCPU + request.milliCPU) / alloc.milliCPU);
-    const memory = alloc.memory === undefined || alloc.memory === 0 ? undefined : Math.min(1, (used.memory + request.memory) / alloc.memory);
+    const f = node.fitFigures();
+    // Not reported (NaN) or 0: the resource is left out.
+    const cpu = !(f.allocMilliCPU > 0 || f.allocMilliCPU < 0) ? undefined : Math.min(1, (f.usedMilliCPU + request.milliCPU) / f.allocMilliCPU);
+    const memory = !(f.allocMemory > 0 || f.allocMemory < 0) ? undefined : Math.min(1, (f.usedMemory + request.memory) / f.allocMemory);
     // balancedScore for the two resources, without its arrays (this runs per node per pod).
     if (cpu === undefined || memory === undefined) return MAX_NODE_SCORE;
     return Math.trunc((1 - Math.abs((cpu - memory) / 2)) * MAX_NODE_SCORE);

@@ -36,6 +36,17 @@ const NONE: readonly Shortfall[] = Object.freeze([]);
 
 /** Why the node cannot take a pod with these requests: one entry per short resource. */
 export function fitShortfalls(request: Resources, node: NodeInfo): readonly Shortfall[] {
+  // The common case first, on the node's plain figures, without allocations: everything fits
+  // (NaN allocatable: not reported, unlimited; every comparison with it is false).
+  const f = node.fitFigures();
+  if (
+    !(f.podCountFigure + 1 > f.allocPods) &&
+    request.scalar.size === 0 &&
+    !(request.milliCPU > 0 && request.milliCPU > f.allocMilliCPU - f.usedMilliCPU) &&
+    !(request.memory > 0 && request.memory > f.allocMemory - f.usedMemory) &&
+    !(request.ephemeralStorage > 0 && request.ephemeralStorage > f.allocEphemeral - f.usedEphemeral)
+  )
+    return NONE;
   const alloc = node.allocatable;
   const tooMany = alloc.pods !== undefined && node.podCount + 1 > alloc.pods;
   if (!tooMany && isZero(request)) return NONE;

@@ -100,7 +100,10 @@ export function strategyScorer(strategy: ScoringStrategy = {}): (request: Resour
     };
   }
   const per = type === 'MostAllocated' ? mostRequestedScore : leastRequestedScore;
-  return (request, node) => {
+  // The default resources (cpu and memory, weight 1 each) on the node's plain figures: this runs
+  // per feasible node per pod. Other lists take the general path.
+  const cpuAndMemory = resources.length === 2 && resources[0]?.name === 'cpu' && resources[0].weight === 1 && resources[1]?.name === 'memory' && resources[1].weight === 1;
+  const general = (request: Resources, node: NodeInfo): number => {
     let total = 0;
     let weights = 0;
     for (const r of resources) {
@@ -108,6 +111,24 @@ export function strategyScorer(strategy: ScoringStrategy = {}): (request: Resour
       if (capacity === 0) continue;
       total += per(value(node.nonZeroRequested, r.name) + value(request, r.name), capacity) * r.weight;
       weights += r.weight;
+    }
+    return weights === 0 ? 0 : Math.floor(total / weights);
+  };
+  if (!cpuAndMemory) return general;
+  return (request, node) => {
+    const f = node.fitFigures();
+    // Capacity 0 or not reported (NaN): the resource is left out, as allocatableOf's 0 above.
+    const cpuCap = Number.isNaN(f.allocMilliCPU) ? 0 : f.allocMilliCPU;
+    const memCap = Number.isNaN(f.allocMemory) ? 0 : f.allocMemory;
+    let total = 0;
+    let weights = 0;
+    if (cpuCap !== 0) {
+      total += per(f.nonZeroMilliCPU + request.milliCPU, cpuCap);
+      weights++;
+    }
+    if (memCap !== 0) {
+      total += per(f.nonZeroMemory + request.memory, memCap);
+      weights++;
     }
     return weights === 0 ? 0 : Math.floor(total / weights);
   };
