@@ -105,7 +105,7 @@ export class Scheduler {
    * scheduler's snapshot, updated per change): its pod list, sums and allocatable are then worked
    * out once, not per pod.
    */
-  private infoSlots: ({ node: Node; info: NodeInfo } | undefined)[] = [];
+  private infoSlots: (NodeInfo | undefined)[] = [];
   /** Pods whose last attempt found no node, and since when (kube-scheduler's unschedulablePods). */
   private readonly unschedulablePods = new Map<string, number>();
   /** The pod being tried, and whether a move request (enqueuePending) came meanwhile. */
@@ -342,24 +342,28 @@ export class Scheduler {
     // NodeInfos are made for the nodes looked at only (above 100 nodes, not all are). Pods
     // nominated to a node (waiting for their victims to go) count there for pods of no higher
     // priority (kube-scheduler runs the filters with and without them; Stowage only with).
-    const infos: (NodeInfo | undefined)[] = new Array(nodes.length);
+    // Most nodes: their shared NodeInfo (infoSlots). The node the pod is assumed on (counting it
+    // there) and nodes with nominated pods get one of their own for this attempt.
     const assumedOn = this.cache.assumedOn(key);
+    const assumedIndex = assumedOn === undefined ? -1 : (this.nodeIndex.get(assumedOn) ?? -1);
+    const withNominated = this.nominated.size > 0;
+    let own: Map<number, NodeInfo> | undefined;
     const infoAt = (i: number): NodeInfo => {
-      let info = infos[i];
-      if (info === undefined) {
-        const n = nodes[i] as Node;
+      const n = nodes[i] as Node;
+      if (i === assumedIndex || (withNominated && this.nominated.has(n.metadata.name ?? ''))) {
+        let info = own?.get(i);
+        if (info !== undefined && info.node === n) return info;
         const name = n.metadata.name ?? '';
-        const extra = this.nominated.size === 0 ? [] : this.nominatedFor(name, pod, key);
-        if (name === assumedOn || extra.length > 0) {
+        const extra = withNominated ? this.nominatedFor(name, pod, key) : [];
+        if (i === assumedIndex || extra.length > 0) {
           info = new NodeInfo(n, this.cache.node(name), key);
           if (extra.length > 0) info = new NodeInfo(n, [...info.pods, ...extra]);
-        } else {
-          const last = this.infoSlots[i];
-          if (last !== undefined && last.node === n) info = last.info;
-          else this.infoSlots[i] = { node: n, info: (info = new NodeInfo(n, this.cache.node(name))) };
+          (own ??= new Map()).set(i, info);
+          return info;
         }
-        infos[i] = info;
       }
+      let info = this.infoSlots[i];
+      if (info === undefined || info.node !== n) this.infoSlots[i] = info = new NodeInfo(n, this.cache.node(n.metadata.name ?? ''));
       return info;
     };
     writeSnapshot(state, new CacheSnapshot(nodes, infoAt, this.cache, (name) => this.ctx.nodes.get(name), key));
@@ -474,7 +478,7 @@ export class Scheduler {
       if (d < 0) continue;
       const node = feasible[i] as NodeInfo;
       const other = feasible[best] as NodeInfo;
-      const fewer = node.podCount - other.podCount;
+      const fewer = node.fitFigures().podCountFigure - other.fitFigures().podCountFigure;
       if (d > 0 || fewer < 0 || (fewer === 0 && node.name < other.name)) best = i;
     }
     return feasible[best] as NodeInfo;
