@@ -19,7 +19,7 @@ import { NotFoundError } from '../store/errors.js';
 import type { Store } from '../store/store.js';
 import { ControllerLoop, type SyncResult } from './controller.js';
 import type { EventSink } from './events.js';
-import { type Informer, keyOf, splitKey } from './informer.js';
+import { type Informer, keyOf } from './informer.js';
 import type { ControllerDescriptor } from './registry.js';
 
 const POD_NODE_INDEX = 'taint-eviction/nodeName';
@@ -98,15 +98,15 @@ export class TaintEvictionController {
   }
 
   syncPod(key: string): SyncResult | undefined {
-    const { store } = this.o;
-    const { namespace, name } = splitKey(key);
-    const pod = store.get('pods', namespace, name) as Pod | undefined;
+    // From the informers (kube-controller-manager's listers): every pod bound or changed comes
+    // here, and two store reads each cost more than the decision. evict() writes what the store has.
+    const pod = this.o.pods.get(key);
     const nodeName = pod?.spec.nodeName;
     if (pod === undefined || !nodeName || pod.metadata.deletionTimestamp !== undefined) {
       this.scheduled.delete(key);
       return undefined;
     }
-    const node = store.get('nodes', undefined, nodeName) as Node | undefined;
+    const node = this.o.nodes.get(nodeName);
     const taints = node?.spec?.taints ?? [];
     const now = this.now();
     const at = evictionTime(pod.spec.tolerations, taints, now, (t) => this.since(nodeName, t, now));
