@@ -45,6 +45,8 @@ function matches(filter: WatchFilter, obj: KubeObject): boolean {
  */
 export function translate(filter: WatchFilter, row: EventRow): WatchEvent | undefined {
   if (row.resource !== filter.resource) return undefined;
+  // An object's namespace never changes: another namespace's event is not parsed at all.
+  if (filter.namespace !== undefined && row.namespace !== filter.namespace) return undefined;
   const object = JSON.parse(row.object) as KubeObject;
   const now = matches(filter, object);
   if (row.type !== 'MODIFIED') return now ? { type: row.type, object } : undefined;
@@ -60,31 +62,36 @@ export function translate(filter: WatchFilter, row: EventRow): WatchEvent | unde
 }
 
 export class WatchHub {
-  private readonly watchers = new Set<Watcher>();
+  /** By resource: an event is offered to its resource's watchers only. */
+  private readonly watchers = new Map<string, Set<Watcher>>();
   private readonly queue: Task[] = [];
   private draining = false;
 
   /** Registers a watcher; its backlog is delivered first, then live events after `after`. */
   add(filter: WatchFilter, handler: WatchHandler, after: number, backlog: WatchEvent[]): () => void {
     const watcher: Watcher = { filter, handler, after, active: true };
-    this.watchers.add(watcher);
+    let set = this.watchers.get(filter.resource);
+    if (set === undefined) this.watchers.set(filter.resource, (set = new Set()));
+    set.add(watcher);
     this.queue.push({ watcher, backlog });
     this.drain();
     return () => {
       watcher.active = false;
-      this.watchers.delete(watcher);
+      const of = this.watchers.get(filter.resource);
+      of?.delete(watcher);
+      if (of?.size === 0) this.watchers.delete(filter.resource);
     };
   }
 
   publish(event: EventRow): void {
-    if (this.watchers.size === 0) return;
+    if (!this.watchers.has(event.resource)) return;
     this.queue.push({ event });
     this.drain();
   }
 
   /** Stops every watcher (the store is closing). */
   clear(): void {
-    for (const w of this.watchers) w.active = false;
+    for (const set of this.watchers.values()) for (const w of set) w.active = false;
     this.watchers.clear();
     this.queue.length = 0;
   }
@@ -99,7 +106,9 @@ export class WatchHub {
           continue;
         }
         const row = task.event;
-        for (const w of [...this.watchers]) {
+        const set = this.watchers.get(row.resource);
+        if (set === undefined) continue;
+        for (const w of [...set]) {
           if (!w.active || row.rv <= w.after) continue;
           const ev = translate(w.filter, row);
           if (ev !== undefined) deliver(w, ev);
