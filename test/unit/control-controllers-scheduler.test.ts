@@ -263,6 +263,12 @@ describe('scheduler', () => {
     store.create(pod('third', ['c']));
     await waitFor(() => condition('third')?.status === 'False', 'third unschedulable');
     assert.equal(condition('third')?.message, '0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) exceed max volume count. preemption: 0/3 nodes are available: 1 Preemption is not helpful for scheduling, 2 No preemption victims found for incoming pod.');
+    // n1's driver re-registers taking three volumes (allocatable is immutable: a new CSINode): the
+    // waiting pod goes there, the node's limit read again though nothing else about n1 changed.
+    const cn1 = store.get('csinodes', undefined, 'n1') as CSINode;
+    store.delete('csinodes', undefined, 'n1');
+    store.create({ ...csiNode('n1', 3), metadata: { name: 'n1', annotations: cn1.metadata.annotations ?? {} } });
+    assert.equal(await scheduled('third'), 'n1');
   });
 });
 

@@ -167,6 +167,11 @@ export class DriverRegistry {
   }
 
   /** The driver's entry in a node's CSINode. */
+  /** The drivers a node's CSINode lists. */
+  nodeDrivers(nodeName: string): readonly CSINodeDriver[] {
+    return this.csiNodes.get(nodeName)?.spec?.drivers ?? [];
+  }
+
   nodeDriver(driverName: string, nodeName: string): CSINodeDriver | undefined {
     return this.csiNodes.get(nodeName)?.spec?.drivers?.find((d) => d.name === driverName);
   }

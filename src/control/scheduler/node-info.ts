@@ -27,6 +27,8 @@ export class NodeInfo {
   nonZeroMemory = 0;
   podCountFigure = 0;
   private fitReady = false;
+  /** Plugins' per-node figures kept with this NodeInfo (see memo()). */
+  private memos: Map<string, unknown> | undefined;
   private podsCache: readonly Pod[] | undefined;
   private requestedCache: Resources | undefined;
   private nonZeroCache: Resources | undefined;
@@ -75,6 +77,18 @@ export class NodeInfo {
     const out: Pod[] = [];
     for (const p of filed.values()) if (p !== self) out.push(p);
     return out;
+  }
+
+  /**
+   * A plugin's figure for this node, kept while this NodeInfo is (the node and its pods unchanged)
+   * and `valid` says it still holds; made by `make` otherwise.
+   */
+  memo<T>(key: string, valid: (value: T) => boolean, make: () => T): T {
+    const had = this.memos?.get(key) as T | undefined;
+    if (had !== undefined && valid(had)) return had;
+    const value = make();
+    (this.memos ??= new Map()).set(key, value);
+    return value;
   }
 
   /** Sets the plain figures above (once). */

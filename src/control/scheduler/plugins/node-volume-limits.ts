@@ -29,9 +29,39 @@ export function addVolume(tally: Map<string, Set<string>>, plan: ClaimPlan): voi
   set.add(id);
 }
 
+const MEMO_LIMITS = 'NodeVolumeLimits/limits';
+
+/** A node's CSINode volume limits by driver, as of a generation of the CSINodes. */
+interface NodeLimits {
+  generation: number;
+  byDriver: ReadonlyMap<string, number>;
+}
+
 export class NodeVolumeLimits implements FilterPlugin {
   readonly name = 'NodeVolumeLimits';
-  constructor(private readonly ctx: PluginContext) {}
+  /** Bumped on every CSINode change: a node's limits kept on its NodeInfo are read again then. */
+  private generation = 0;
+
+  constructor(private readonly ctx: PluginContext) {
+    const bump = (): void => {
+      this.generation++;
+    };
+    ctx.informers.for('csinodes').addEventHandler({ add: bump, update: bump, delete: bump });
+  }
+
+  /** The node's allocatable.count per driver (drivers without one left out), kept on its NodeInfo. */
+  private limitsOf(node: NodeInfo): ReadonlyMap<string, number> {
+    const generation = this.generation;
+    return node.memo<NodeLimits>(
+      MEMO_LIMITS,
+      (m) => m.generation === generation,
+      () => {
+        const byDriver = new Map<string, number>();
+        for (const d of this.ctx.registry.nodeDrivers(node.name)) if (d.allocatable?.count !== undefined) byDriver.set(d.name, d.allocatable.count);
+        return { generation, byDriver };
+      },
+    ).byDriver;
+  }
 
   /** The pod's new volumes per driver, the same for every node: worked out once per attempt. */
   private wanted(state: CycleState, pod: Pod): Map<string, Set<string>> {
@@ -53,9 +83,11 @@ export class NodeVolumeLimits implements FilterPlugin {
   filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
     const wanted = this.wanted(state, pod);
     if (wanted.size === 0) return SUCCESS;
+    const all = this.limitsOf(node);
+    if (all.size === 0) return SUCCESS;
     const limits = new Map<string, number>();
     for (const driver of wanted.keys()) {
-      const count = this.ctx.registry.nodeDriver(driver, node.name)?.allocatable?.count;
+      const count = all.get(driver);
       if (count !== undefined) limits.set(driver, count);
     }
     if (limits.size === 0) return SUCCESS;
