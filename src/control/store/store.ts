@@ -148,6 +148,8 @@ export interface WatchOptions extends ListOptions {
 }
 
 const REVISION = 'resourceVersion';
+/** The kinds admission reads through its cache (see Store.reader). */
+const ADMISSION_CACHED = new Set(['namespaces', 'priorityclasses', 'storageclasses', 'limitranges', 'resourcequotas']);
 const DEFAULT_EVENT_RETENTION = 10_000;
 /** Events are pruned every this many writes (or every `retention`), inside the write's transaction. */
 const PRUNE_INTERVAL = 500;
@@ -250,10 +252,34 @@ export class Store {
   private committedRevision: number;
   /** Someone (a flushed() caller or an onFailure listener) was told of the failure. */
   private failureHeard = false;
+  /**
+   * Admission's view of the store. The kinds it reads on every create and that seldom change
+   * (ADMISSION_CACHED: a pod's namespace, priority classes, limit ranges, quotas; a claim's storage
+   * classes) are kept parsed, as kube-apiserver's admission plugins read them from informers, and
+   * dropped when one of them is written. Admission only reads them.
+   */
+  private readonly admissionCache = new Map<string, { list: KubeObject[]; byKey: Map<string, KubeObject> }>();
   private readonly reader: Reader = {
-    get: (resource, namespace, name) => this.read(resource, namespace, name),
-    list: (resource, namespace) => this.db.list(resource.plural, namespace).map((b) => JSON.parse(b) as KubeObject),
+    get: (resource, namespace, name) => {
+      if (!ADMISSION_CACHED.has(resource.plural)) return this.read(resource, namespace, name);
+      return this.admissionCached(resource).byKey.get(`${namespace}/${name}`);
+    },
+    list: (resource, namespace) => {
+      if (!ADMISSION_CACHED.has(resource.plural)) return this.db.list(resource.plural, namespace).map((b) => JSON.parse(b) as KubeObject);
+      const all = this.admissionCached(resource).list;
+      return namespace === undefined ? all.slice() : all.filter((o) => (o.metadata.namespace ?? '') === namespace);
+    },
   };
+
+  private admissionCached(resource: ResourceInfo): { list: KubeObject[]; byKey: Map<string, KubeObject> } {
+    let entry = this.admissionCache.get(resource.plural);
+    if (entry === undefined) {
+      const list = this.db.list(resource.plural, undefined).map((b) => JSON.parse(b) as KubeObject);
+      entry = { list, byKey: new Map(list.map((o) => [`${o.metadata.namespace ?? ''}/${o.metadata.name ?? ''}`, o])) };
+      this.admissionCache.set(resource.plural, entry);
+    }
+    return entry;
+  }
 
   /** Use open(). */
   constructor(path: string, options: StoreOptions = {}) {
@@ -817,6 +843,7 @@ export class Store {
       if (rv % Math.min(PRUNE_INTERVAL, this.retention) === 0) this.db.pruneEventsThrough(rv - this.retention);
     });
     this.revision = rv;
+    this.admissionCache.delete(resource.plural);
     this.gc.noteWrite(resource.plural, type, obj, previous, ownersChanged);
     this.hub.publish(event);
     // A long turn: commit what it has written so far (its statements are all done by now).
