@@ -6,7 +6,6 @@
 //    write costs CPU (and its share of a commit), so under load the broadcaster lets reconciliation
 //    go first: it writes when the controllers are idle, or once the oldest queued event has waited
 //    maxDelayMs.
-import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { rfc3339 } from '../api/time.js';
 import type { Event, ObjectReference } from '../api/types/core.js';
@@ -80,6 +79,7 @@ export class EventBroadcaster {
   private readonly written = new Map<string, { namespace: string; name: string }>();
   private timer: NodeJS.Timeout | undefined;
   private dropped = 0;
+  private sequence = 0;
   private closed = false;
 
   constructor(options: EventBroadcasterOptions) {
@@ -181,7 +181,9 @@ export class EventBroadcaster {
           return;
         }
       }
-      const name = `${p.involved.name}.${Date.now().toString(16)}${randomBytes(3).toString('hex')}`;
+      // client-go's name: the object's, then the time in nanoseconds since the epoch in hex
+      // (milliseconds here, with a sequence in the sub-millisecond digits so names never repeat).
+      const name = `${p.involved.name}.${(BigInt(Date.now()) * 1_000_000n + BigInt(this.sequence++ % 1_000_000)).toString(16)}`;
       const ev: Event = {
         apiVersion: 'v1',
         kind: 'Event',

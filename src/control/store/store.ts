@@ -479,9 +479,11 @@ export class Store {
   bindPod(namespace: string | undefined, name: string, nodeName: string, options: BindOptions & WriteOptions = {}): Pod {
     this.usable();
     const resource = resourceNamed('pods');
-    const old = this.read(resource, namespaceOf(resource, namespace), name);
-    if (old === undefined) throw new NotFoundError(resource, name);
-    return this.commitUpdate(resource, boundPod(old, resource, nodeName, options), old, undefined, options.dryRun) as Pod;
+    const oldBody = this.db.get({ resource: resource.plural, namespace: namespaceOf(resource, namespace), name });
+    if (oldBody === undefined) throw new NotFoundError(resource, name);
+    const old = JSON.parse(oldBody) as KubeObject;
+    // The stored text is the event's previous state as it is: not serialized again.
+    return this.commitUpdate(resource, boundPod(old, resource, nodeName, options), old, oldBody, options.dryRun) as Pod;
   }
 
   /**
