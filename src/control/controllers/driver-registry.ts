@@ -82,6 +82,7 @@ const IDX_ENDPOINT = 'registry:endpoint';
 
 export class DriverRegistry {
   private readonly clients = new Map<string, CachedClient>();
+  private nodesGeneration = 0;
   private readonly listeners: ((driverName: string) => void)[] = [];
   private readonly csiDrivers: Informer<CSIDriver>;
   private readonly csiNodes: Informer<CSINode>;
@@ -117,6 +118,11 @@ export class DriverRegistry {
       },
       delete: (n) => this.nodeChanged(n, undefined),
     });
+  }
+
+  /** Changes with every CSINode added, changed or deleted: what was read from them before may be stale. */
+  get csiNodesGeneration(): number {
+    return this.nodesGeneration;
   }
 
   /** Called with a driver's name whenever its registration (CSIDriver or a CSINode entry) changes. */
@@ -242,6 +248,7 @@ export class DriverRegistry {
   }
 
   private nodeChanged(old: CSINode | undefined, node: CSINode | undefined): void {
+    this.nodesGeneration++;
     const before = new Map((old?.spec?.drivers ?? []).map((d) => [d.name, d]));
     const after = new Map((node?.spec?.drivers ?? []).map((d) => [d.name, d]));
     const endpointsBefore = nodeEndpointsOf(old);

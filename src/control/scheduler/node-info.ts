@@ -80,15 +80,15 @@ export class NodeInfo {
   }
 
   /**
-   * A plugin's figure for this node, kept while this NodeInfo is (the node and its pods unchanged)
-   * and `valid` says it still holds; made by `make` otherwise.
+   * A plugin's figure for this node, kept while this NodeInfo is (the node and its pods unchanged):
+   * the caller checks that it still holds (node-drivers.ts keeps a generation with it).
    */
-  memo<T>(key: string, valid: (value: T) => boolean, make: () => T): T {
-    const had = this.memos?.get(key) as T | undefined;
-    if (had !== undefined && valid(had)) return had;
-    const value = make();
+  memo<T>(key: string): T | undefined {
+    return this.memos?.get(key) as T | undefined;
+  }
+
+  setMemo(key: string, value: unknown): void {
     (this.memos ??= new Map()).set(key, value);
-    return value;
   }
 
   /** Sets the plain figures above (once). */

@@ -5,6 +5,7 @@ import type { Pod } from '../../api/types/core.js';
 import { keyOf } from '../../controllers/informer.js';
 import { type ClaimPlan, podClaimNames, podClaimPlans, planClaim } from '../claims.js';
 import { type CycleState, type FilterPlugin, SUCCESS, type Status, unschedulable } from '../framework.js';
+import { nodeCsiDrivers } from '../node-drivers.js';
 import type { NodeInfo } from '../node-info.js';
 import type { PluginContext } from '../plugin-context.js';
 
@@ -29,39 +30,9 @@ export function addVolume(tally: Map<string, Set<string>>, plan: ClaimPlan): voi
   set.add(id);
 }
 
-const MEMO_LIMITS = 'NodeVolumeLimits/limits';
-
-/** A node's CSINode volume limits by driver, as of a generation of the CSINodes. */
-interface NodeLimits {
-  generation: number;
-  byDriver: ReadonlyMap<string, number>;
-}
-
 export class NodeVolumeLimits implements FilterPlugin {
   readonly name = 'NodeVolumeLimits';
-  /** Bumped on every CSINode change: a node's limits kept on its NodeInfo are read again then. */
-  private generation = 0;
-
-  constructor(private readonly ctx: PluginContext) {
-    const bump = (): void => {
-      this.generation++;
-    };
-    ctx.informers.for('csinodes').addEventHandler({ add: bump, update: bump, delete: bump });
-  }
-
-  /** The node's allocatable.count per driver (drivers without one left out), kept on its NodeInfo. */
-  private limitsOf(node: NodeInfo): ReadonlyMap<string, number> {
-    const generation = this.generation;
-    return node.memo<NodeLimits>(
-      MEMO_LIMITS,
-      (m) => m.generation === generation,
-      () => {
-        const byDriver = new Map<string, number>();
-        for (const d of this.ctx.registry.nodeDrivers(node.name)) if (d.allocatable?.count !== undefined) byDriver.set(d.name, d.allocatable.count);
-        return { generation, byDriver };
-      },
-    ).byDriver;
-  }
+  constructor(private readonly ctx: PluginContext) {}
 
   /** The pod's new volumes per driver, the same for every node: worked out once per attempt. */
   private wanted(state: CycleState, pod: Pod): Map<string, Set<string>> {
@@ -83,14 +54,13 @@ export class NodeVolumeLimits implements FilterPlugin {
   filter(state: CycleState, pod: Pod, node: NodeInfo): Status {
     const wanted = this.wanted(state, pod);
     if (wanted.size === 0) return SUCCESS;
-    const all = this.limitsOf(node);
-    if (all.size === 0) return SUCCESS;
-    const limits = new Map<string, number>();
+    const drivers = nodeCsiDrivers(this.ctx, node);
+    let limits: Map<string, number> | undefined;
     for (const driver of wanted.keys()) {
-      const count = all.get(driver);
-      if (count !== undefined) limits.set(driver, count);
+      const count = drivers.get(driver)?.allocatable?.count;
+      if (count !== undefined) (limits ??= new Map()).set(driver, count);
     }
-    if (limits.size === 0) return SUCCESS;
+    if (limits === undefined) return SUCCESS;
     const used = new Map<string, Set<string>>();
     const key = keyOf(pod);
     for (const p of node.pods) {

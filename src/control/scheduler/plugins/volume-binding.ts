@@ -26,7 +26,7 @@
 // neither flaps between nodes nor hammers a full one. Losing this memory only costs a retry.
 import { ephemeralClaimConflict } from '../../api/pod-claims.js';
 import { quantityValue } from '../../api/quantity.js';
-import type { Node, PersistentVolume, PersistentVolumeClaim, Pod } from '../../api/types/core.js';
+import type { PersistentVolume, PersistentVolumeClaim, Pod } from '../../api/types/core.js';
 import type { StorageClass, TopologySelectorTerm } from '../../api/types/storage.js';
 import { dataSourceNode } from '../../controllers/data-source.js';
 import { capacityAdmits, StorageCapacity } from '../../controllers/storage-capacity.js';
@@ -56,6 +56,7 @@ import {
   unschedulable,
   waitFor,
 } from '../framework.js';
+import { nodeCsiDrivers } from '../node-drivers.js';
 import type { NodeInfo } from '../node-info.js';
 import type { PluginContext } from '../plugin-context.js';
 
@@ -78,6 +79,7 @@ interface BindingState {
   avoidFailures: boolean;
 }
 const STATE_KEY = 'VolumeBinding';
+const STATE_CANDIDATES = 'VolumeBinding/candidates';
 
 export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterPlugin, PermitPlugin, PreBindPlugin {
   readonly name = 'VolumeBinding';
@@ -180,7 +182,7 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterP
       // A local snapshot or volume is restored or cloned only on the node that holds it.
       const sourceNode = dataSourceNode(pvc, sc.provisioner, this.ctx.registry, this.ctx.store);
       if (sourceNode !== undefined && sourceNode !== nodeName) return unresolvable(REASON_DATA_SOURCE_NODE);
-      const why = this.claimFitsNode(state, pvc, sc, node);
+      const why = this.claimFitsNode(state, pvc, sc, info);
       if (why !== undefined) return unresolvable(why);
     }
     return SUCCESS;
@@ -254,17 +256,27 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterP
     return false;
   }
 
+  /** The Available volumes of the claim's class that would satisfy it, wherever they are: the same for every node, so worked out once per attempt. */
+  private candidates(state: CycleState, pvc: PersistentVolumeClaim): readonly PersistentVolume[] {
+    const key = `${STATE_CANDIDATES}/${pvc.metadata.uid ?? ''}`;
+    let found = state.read<PersistentVolume[]>(key);
+    if (found === undefined) {
+      found = this.ctx.pvs.byIndex(IDX_PV_AVAILABLE_BY_CLASS, claimClass(pvc)).filter((pv) => volumeSatisfiesClaim(pv, pvc) === undefined && selectorAccepts(pvc, pv));
+      state.write(key, found);
+    }
+    return found;
+  }
+
   /** Why an unbound WaitForFirstConsumer claim cannot get a volume on the node, or undefined when it can. */
-  private claimFitsNode(state: CycleState, pvc: PersistentVolumeClaim, sc: StorageClass, node: Node): string | undefined {
-    const nodeName = node.metadata.name ?? '';
+  private claimFitsNode(state: CycleState, pvc: PersistentVolumeClaim, sc: StorageClass, info: NodeInfo): string | undefined {
+    const node = info.node;
+    const nodeName = info.name;
     const labels = node.metadata.labels;
     // An Available volume of the class that would satisfy the claim there (the binder will pick it).
-    for (const pv of this.ctx.pvs.byIndex(IDX_PV_AVAILABLE_BY_CLASS, claimClass(pvc))) {
-      if (volumeSatisfiesClaim(pv, pvc) === undefined && selectorAccepts(pvc, pv) && volumeFitsNode(pv, nodeName, labels)) return undefined;
-    }
+    for (const pv of this.candidates(state, pvc)) if (volumeFitsNode(pv, nodeName, labels)) return undefined;
     if (sc.provisioner === NO_PROVISIONER) return REASON_BIND_CONFLICT;
     // Or provisioning: the driver runs on the node and the class allows its topology...
-    const driver = this.ctx.registry.nodeDriver(sc.provisioner, nodeName);
+    const driver = nodeCsiDrivers(this.ctx, info).get(sc.provisioner);
     if (driver === undefined) return REASON_BIND_CONFLICT;
     if (!topologyAllows(sc.allowedTopologies, labels)) return REASON_BIND_CONFLICT;
     // ...and, when the driver publishes capacity, has room for the claim there.
