@@ -4,7 +4,7 @@
 import type { Pod } from '../../api/types/core.js';
 import { keyOf } from '../../controllers/informer.js';
 import { type ClaimPlan, podClaimNames, podClaimPlans, planClaim } from '../claims.js';
-import { type CycleState, type FilterPlugin, SUCCESS, type Status, unschedulable } from '../framework.js';
+import { type CycleState, type FilterPlugin, type PreFilterPlugin, SKIP, SUCCESS, type Status, unschedulable } from '../framework.js';
 import { nodeCsiDrivers } from '../node-drivers.js';
 import type { NodeInfo } from '../node-info.js';
 import type { PluginContext } from '../plugin-context.js';
@@ -30,11 +30,32 @@ export function addVolume(tally: Map<string, Set<string>>, plan: ClaimPlan): voi
   set.add(id);
 }
 
-export class NodeVolumeLimits implements FilterPlugin {
+export class NodeVolumeLimits implements PreFilterPlugin, FilterPlugin {
   readonly name = 'NodeVolumeLimits';
+  /** The drivers some CSINode gives an allocatable.count, as of a generation of the CSINodes. */
+  private limited: { generation: number; drivers: ReadonlySet<string> } | undefined;
+
   constructor(private readonly ctx: PluginContext) {}
 
-  /** The pod's new volumes per driver, the same for every node: worked out once per attempt. */
+  private limitedDrivers(): ReadonlySet<string> {
+    const generation = this.ctx.registry.csiNodesGeneration;
+    if (this.limited?.generation !== generation) {
+      const drivers = new Set<string>();
+      for (const n of this.ctx.informers.for('csinodes').list()) for (const d of n.spec?.drivers ?? []) if (d.allocatable?.count !== undefined) drivers.add(d.name);
+      this.limited = { generation, drivers };
+    }
+    return this.limited.drivers;
+  }
+
+  /**
+   * Skip (Filter not run) when the pod has no new volume of a driver that any node limits: no
+   * node can then be over its count because of this pod.
+   */
+  preFilter(state: CycleState, pod: Pod): Status {
+    return this.wanted(state, pod).size === 0 ? SKIP : SUCCESS;
+  }
+
+  /** The pod's new volumes per limited driver, the same for every node: worked out once per attempt. */
   private wanted(state: CycleState, pod: Pod): Map<string, Set<string>> {
     let wanted = state.read<Map<string, Set<string>>>(STATE_WANTED);
     if (wanted !== undefined) return wanted;
@@ -46,6 +67,10 @@ export class NodeVolumeLimits implements FilterPlugin {
         break;
       }
       addVolume(wanted, plan);
+    }
+    if (wanted.size > 0) {
+      const limited = this.limitedDrivers();
+      for (const driver of [...wanted.keys()]) if (!limited.has(driver)) wanted.delete(driver);
     }
     state.write(STATE_WANTED, wanted);
     return wanted;
