@@ -24,7 +24,9 @@ const STORE_MODULE = new URL('../../src/control/store/store.js', import.meta.url
 const CHILD = `
 import { writeSync } from 'node:fs';
 const { open } = await import(process.env.STORE_MODULE);
-const store = open(process.env.STORE_PATH);
+// Checkpoints on their own thread from the first commit, as often as it can: the kill also lands
+// while that thread copies the WAL into the database.
+const store = open(process.env.STORE_PATH, { checkpointThread: { commitsPerSecond: 1, intervalMs: 5 } });
 const report = (lines) => {
   const buf = Buffer.from(lines.join('\\n') + '\\n');
   for (let off = 0; off < buf.length; ) {
@@ -48,7 +50,7 @@ for (let i = 0; ; ) {
   }
   report(['i ' + names.join(' ')]);
   await store.flushed();
-  report(acks);
+  report([...acks, 'k ' + store.checkpointThread.checkpoints]);
 }
 `;
 
@@ -57,6 +59,8 @@ interface Round {
   updated: string[];
   /** The bursts issued (each committed as a whole or not at all). */
   issued: string[][];
+  /** Checkpoints the store's checkpoint thread had made at the last acknowledgement. */
+  checkpoints: number;
 }
 
 function runAndKill(path: string, round: number): Promise<Round> {
@@ -91,6 +95,7 @@ function runAndKill(path: string, round: number): Promise<Round> {
         created: lines.filter((l) => l.startsWith('c ')).map((l) => l.slice(2)),
         updated: lines.filter((l) => l.startsWith('u ')).map((l) => l.slice(2)),
         issued: lines.filter((l) => l.startsWith('i ')).map((l) => l.slice(2).split(' ')),
+        checkpoints: Math.max(0, ...lines.filter((l) => l.startsWith('k ')).map((l) => Number(l.slice(2)))),
       });
     });
   });
@@ -104,9 +109,11 @@ describe('store durability', () => {
     const path = join(dir, 'store.db');
     let total = 0;
     let unacked = 0;
+    let checkpoints = 0;
     for (let round = 1; round <= 3; round++) {
       const acked = await runAndKill(path, round);
       assert.ok(acked.created.length > 0, 'the writer made progress before the kill');
+      checkpoints += acked.checkpoints;
       const store = open(path);
       try {
         for (const name of acked.created) assert.ok(store.get('persistentvolumeclaims', 'default', name), `acknowledged create of ${name} survived`);
@@ -141,6 +148,7 @@ describe('store durability', () => {
         store.close();
       }
     }
-    t.diagnostic(`${total} acknowledged writes over 3 SIGKILLed writers, all present after reopening (${unacked} issued but unacknowledged creates also survived)`);
+    assert.ok(checkpoints > 0, 'the checkpoint threads of the writers copied the WAL into the database before the kills');
+    t.diagnostic(`${total} acknowledged writes over 3 SIGKILLed writers, all present after reopening (${unacked} issued but unacknowledged creates also survived; ${checkpoints} checkpoints made on the writers' threads)`);
   });
 });

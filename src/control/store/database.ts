@@ -7,6 +7,7 @@
 // Kubernetes objects of 1-4 KB a read cost 2-3x what it costs now
 // (bench/store-layout-bench.ts). Opening such a store moves its rows over, in one transaction.
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import { type FileLock, FileLockedError, lockFile } from './file-lock.js';
 
 export interface ObjectKey {
   resource: string;
@@ -108,23 +109,38 @@ export class BrokenTransactionError extends Error {
 export class Database {
   private readonly db: DatabaseSync;
   private readonly stmt: Record<StatementName, StatementSync>;
+  private readonly lock: FileLock | undefined;
 
   constructor(path: string) {
+    // One process at a time (file-lock.ts): SQLite's own locks admit the checkpointer's connection.
+    const onFile = path !== ':memory:' && path !== '';
+    try {
+      this.lock = onFile ? lockFile(path) : undefined;
+    } catch (err) {
+      throw err instanceof FileLockedError ? new Error(`the store ${path} is in use by another process`, { cause: err }) : err;
+    }
     this.db = new DatabaseSync(path);
     try {
       // WAL + synchronous=FULL: a commit returns only after the WAL is fsynced, so an
-      // acknowledged write survives kill -9 and power loss. EXCLUSIVE locking keeps a second
-      // process (a second control plane on the same file) out instead of letting it corrupt
-      // the resourceVersion sequence; the first write below takes the lock.
-      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA locking_mode = EXCLUSIVE;');
+      // acknowledged write survives kill -9 and power loss. Checkpoints (copying the WAL into the
+      // database) are made by this connection every 1000 pages, or by the checkpointer's thread
+      // (checkpointer.ts) while the store is busy.
+      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
       this.db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
       if (this.objectsWithoutRowid()) this.db.exec(`BEGIN IMMEDIATE; ${MIGRATE_OBJECTS_TO_ROWID} COMMIT;`);
     } catch (err) {
       this.db.close();
+      this.lock?.release();
+      // A store locked by SQLite itself: a stowage from before file-lock.ts has it open.
       const busy = err instanceof Error && /locked|busy/i.test(err.message);
       throw busy ? new Error(`the store ${path} is in use by another process`, { cause: err }) : err;
     }
     this.stmt = Object.fromEntries(Object.entries(SQL).map(([name, sql]) => [name, this.db.prepare(sql)])) as Record<StatementName, StatementSync>;
+  }
+
+  /** Sets the WAL size (pages) at which a commit of this connection checkpoints (SQLite's wal_autocheckpoint). */
+  setAutoCheckpoint(pages: number): void {
+    this.db.exec(`PRAGMA wal_autocheckpoint = ${Math.max(0, Math.trunc(pages))}`);
   }
 
   /** Whether the objects table has the layout of stores made before 2026-12 (WITHOUT ROWID). */
@@ -177,7 +193,11 @@ export class Database {
   }
 
   close(): void {
-    this.db.close();
+    try {
+      this.db.close();
+    } finally {
+      this.lock?.release();
+    }
   }
 
   private run(name: StatementName, ...params: (string | number | null)[]): void {

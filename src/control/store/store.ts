@@ -51,6 +51,7 @@ import { admitPodPriority, admitPriorityClass, admitPriorityClassDelete, systemP
 import { admitQuota, initialQuotaStatus, QUOTAS, type QuotaCharge } from './admission-quota.js';
 import { type BindOptions, boundPod } from './binding.js';
 import { compactedContinueError, type ContinueToken, decodeContinue, encodeContinue, keyAfter } from './continue-token.js';
+import { Checkpointer, type CheckpointThreadOptions } from './checkpointer.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
 import { AlreadyExistsError, BadRequestError, ConflictError, DiskFullError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
 import { cloneData } from './json.js';
@@ -78,6 +79,8 @@ export interface StoreOptions {
   reserveBytes?: number;
   /** DefaultTolerationSeconds admission (kube-apiserver's --default-*-toleration-seconds); default 300 s each. */
   defaultTolerationSeconds?: DefaultTolerationSeconds;
+  /** When checkpoints move to a thread of their own (checkpointer.ts); false: never (a store in memory never does). */
+  checkpointThread?: CheckpointThreadOptions | false;
 }
 
 export interface ListOptions {
@@ -249,6 +252,8 @@ export class Store {
   private readonly failureListeners: ((err: StoreFailedError) => void)[] = [];
   private closed = false;
   private commitCount = 0;
+  /** Checkpoints off the event loop while the store is busy (file stores only). */
+  private checkpointer: Checkpointer | undefined;
   private committedRevision: number;
   /** Someone (a flushed() caller or an onFailure listener) was told of the failure. */
   private failureHeard = false;
@@ -312,6 +317,7 @@ export class Store {
       this.gc.collectAll();
       // Open returns with everything durable.
       this.flushSync();
+      if (this.dir !== undefined && options.checkpointThread !== false) this.checkpointer = new Checkpointer(path, this.db, options.checkpointThread);
     } catch (err) {
       this.closed = true;
       if (this.commitTimer !== undefined) clearImmediate(this.commitTimer);
@@ -353,6 +359,12 @@ export class Store {
     return this.commitCount;
   }
 
+  /** The checkpoint thread's figures (checkpointer.ts): threads started, checkpoints done there, whether one runs now. */
+  get checkpointThread(): { started: number; checkpoints: number; running: boolean; lastError: string | undefined } {
+    const c = this.checkpointer;
+    return { started: c?.threadsStarted ?? 0, checkpoints: c?.checkpoints ?? 0, running: c?.running ?? false, lastError: c?.lastError };
+  }
+
   /** Whether the store has failed (see StoreFailedError); it then refuses everything. */
   get failed(): StoreFailedError | undefined {
     return this.failure;
@@ -379,7 +391,11 @@ export class Store {
       this.commitTimer = undefined;
       this.gc.clear();
       this.hub.clear();
-      this.db.close();
+      try {
+        this.checkpointer?.close();
+      } finally {
+        this.db.close();
+      }
     }
     if (failed !== undefined) throw failed;
   }
@@ -649,6 +665,7 @@ export class Store {
       this.fail(err);
       return;
     }
+    this.checkpointer?.committed();
     const waiter = this.txWaiter;
     this.txWaiter = undefined;
     waiter?.resolve();
