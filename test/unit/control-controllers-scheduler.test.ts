@@ -198,6 +198,28 @@ describe('scheduler', () => {
     assert.equal(eventsAbout('app').filter((e) => e.reason === 'FailedScheduling').length, 0);
   });
 
+  it('WaitForFirstConsumer: a node whose CSINode comes to list the driver becomes a place for the claim', async () => {
+    // Only n3 is allowed, and it does not run the driver yet.
+    store.create(storageClass('wffc', DRIVER, { volumeBindingMode: 'WaitForFirstConsumer', allowedTopologies: [{ matchLabelExpressions: [{ key: 'disk', values: ['hdd'] }] }] }));
+    store.update({ ...(store.get('nodes', undefined, 'n1') as Node), spec: { unschedulable: true } });
+    store.create(claim('data', { storageClassName: 'wffc' }));
+    store.create(pod('app', ['data']));
+    await waitFor(() => getPod('app')?.status?.conditions?.find((c) => c.type === 'PodScheduled')?.status === 'False', 'unschedulable');
+    // n2 is not allowed (ssd), n3 lacks the driver, n1 is cordoned.
+    assert.equal(
+      getPod('app')?.status?.conditions?.find((c) => c.type === 'PodScheduled')?.message,
+      "0/3 nodes are available: 1 node(s) were unschedulable, 2 node(s) didn't find available persistent volumes to bind. preemption: 0/3 nodes are available: 3 Preemption is not helpful for scheduling.",
+    );
+    // The driver registers on n3 (which gets its topology label): the scheduler's view of which
+    // nodes run the driver is read again.
+    const n3 = store.get('nodes', undefined, 'n3') as Node;
+    store.update({ ...n3, metadata: { ...n3.metadata, labels: { ...n3.metadata.labels, [ZONE]: 'z3' } } });
+    store.create(csiNode('n3'));
+    await waitFor(() => getClaim('data')?.metadata.annotations?.[ANN_SELECTED_NODE], 'selected-node');
+    assert.equal(getClaim('data')?.metadata.annotations?.[ANN_SELECTED_NODE], 'n3');
+    assert.equal(await scheduled('app'), 'n3');
+  });
+
   it('WaitForFirstConsumer: tries another node after provisioning fails on the selected one', async () => {
     store.create(storageClass('wffc', DRIVER, { volumeBindingMode: 'WaitForFirstConsumer' }));
     createBehaviour = async (req) => {

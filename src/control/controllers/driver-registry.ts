@@ -83,6 +83,7 @@ const IDX_ENDPOINT = 'registry:endpoint';
 export class DriverRegistry {
   private readonly clients = new Map<string, CachedClient>();
   private nodesGeneration = 0;
+  private readonly nodeNamesByDriver = new Map<string, { generation: number; names: ReadonlySet<string> }>();
   private readonly listeners: ((driverName: string) => void)[] = [];
   private readonly csiDrivers: Informer<CSIDriver>;
   private readonly csiNodes: Informer<CSINode>;
@@ -185,6 +186,20 @@ export class DriverRegistry {
   /** CSINodes that list the driver. */
   nodesWithDriver(driverName: string): CSINode[] {
     return this.csiNodes.byIndex('driver', driverName);
+  }
+
+  /**
+   * The names of the nodes whose CSINode lists the driver, kept until a CSINode changes: the
+   * scheduler asks it for each of hundreds of nodes per pod, and one set lookup there costs less
+   * than following each node's own records.
+   */
+  nodeNamesWithDriver(driverName: string): ReadonlySet<string> {
+    let kept = this.nodeNamesByDriver.get(driverName);
+    if (kept === undefined || kept.generation !== this.nodesGeneration) {
+      kept = { generation: this.nodesGeneration, names: new Set(this.nodesWithDriver(driverName).map((n) => n.metadata.name ?? '')) };
+      this.nodeNamesByDriver.set(driverName, kept);
+    }
+    return kept.names;
   }
 
   /** The driver's controller capabilities (ControllerGetCapabilities, cached per endpoint). */

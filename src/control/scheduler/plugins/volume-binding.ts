@@ -77,9 +77,18 @@ export function topologyAllows(terms: readonly TopologySelectorTerm[] | undefine
 interface BindingState {
   moving: Set<string>;
   avoidFailures: boolean;
+  /** What is the same for every node, per unbound claim: worked out at its first node (claimFacts). */
+  facts?: Map<PersistentVolumeClaim, ClaimFacts>;
 }
 const STATE_KEY = 'VolumeBinding';
-const STATE_CANDIDATES = 'VolumeBinding/candidates';
+
+/** Per attempt and claim: the node-independent part of the Filter. */
+interface ClaimFacts {
+  /** The Available volumes of the claim's class that would satisfy it, wherever they are. */
+  candidates: readonly PersistentVolume[];
+  /** The node holding the claim's local data source, if it has one. */
+  sourceNode: string | undefined;
+}
 
 export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterPlugin, PermitPlugin, PreBindPlugin {
   readonly name = 'VolumeBinding';
@@ -157,7 +166,9 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterP
   }
 
   filter(state: CycleState, pod: Pod, info: NodeInfo): Status {
-    const { moving, avoidFailures } = state.read<BindingState>(STATE_KEY) ?? { moving: new Set(), avoidFailures: true };
+    let bs = state.read<BindingState>(STATE_KEY);
+    if (bs === undefined) state.write(STATE_KEY, (bs = { moving: new Set(), avoidFailures: true }));
+    const { moving, avoidFailures } = bs;
     const node = info.node;
     const nodeName = info.name;
     const plans = podClaimPlans(this.ctx, state, pod);
@@ -179,10 +190,10 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterP
         continue;
       }
       if (avoidFailures && this.failedOn(pvc, nodeName)) return unresolvable(REASON_BIND_CONFLICT);
+      const facts = this.claimFacts(bs, pvc, sc);
       // A local snapshot or volume is restored or cloned only on the node that holds it.
-      const sourceNode = dataSourceNode(pvc, sc.provisioner, this.ctx.registry, this.ctx.store);
-      if (sourceNode !== undefined && sourceNode !== nodeName) return unresolvable(REASON_DATA_SOURCE_NODE);
-      const why = this.claimFitsNode(state, pvc, sc, info);
+      if (facts.sourceNode !== undefined && facts.sourceNode !== nodeName) return unresolvable(REASON_DATA_SOURCE_NODE);
+      const why = this.claimFitsNode(state, pvc, sc, info, facts.candidates);
       if (why !== undefined) return unresolvable(why);
     }
     return SUCCESS;
@@ -256,31 +267,35 @@ export class VolumeBinding implements PreFilterPlugin, FilterPlugin, PostFilterP
     return false;
   }
 
-  /** The Available volumes of the claim's class that would satisfy it, wherever they are: the same for every node, so worked out once per attempt. */
-  private candidates(state: CycleState, pvc: PersistentVolumeClaim): readonly PersistentVolume[] {
-    const key = `${STATE_CANDIDATES}/${pvc.metadata.uid ?? ''}`;
-    let found = state.read<PersistentVolume[]>(key);
-    if (found === undefined) {
-      found = this.ctx.pvs.byIndex(IDX_PV_AVAILABLE_BY_CLASS, claimClass(pvc)).filter((pv) => volumeSatisfiesClaim(pv, pvc) === undefined && selectorAccepts(pvc, pv));
-      state.write(key, found);
+  /** The claim's ClaimFacts, worked out once per attempt (the Filter runs for hundreds of nodes). */
+  private claimFacts(bs: BindingState, pvc: PersistentVolumeClaim, sc: StorageClass): ClaimFacts {
+    bs.facts ??= new Map();
+    let facts = bs.facts.get(pvc);
+    if (facts === undefined) {
+      facts = {
+        candidates: this.ctx.pvs.byIndex(IDX_PV_AVAILABLE_BY_CLASS, claimClass(pvc)).filter((pv) => volumeSatisfiesClaim(pv, pvc) === undefined && selectorAccepts(pvc, pv)),
+        sourceNode: dataSourceNode(pvc, sc.provisioner, this.ctx.registry, this.ctx.store),
+      };
+      bs.facts.set(pvc, facts);
     }
-    return found;
+    return facts;
   }
 
   /** Why an unbound WaitForFirstConsumer claim cannot get a volume on the node, or undefined when it can. */
-  private claimFitsNode(state: CycleState, pvc: PersistentVolumeClaim, sc: StorageClass, info: NodeInfo): string | undefined {
+  private claimFitsNode(state: CycleState, pvc: PersistentVolumeClaim, sc: StorageClass, info: NodeInfo, candidates: readonly PersistentVolume[]): string | undefined {
     const node = info.node;
     const nodeName = info.name;
     const labels = node.metadata.labels;
     // An Available volume of the class that would satisfy the claim there (the binder will pick it).
-    for (const pv of this.candidates(state, pvc)) if (volumeFitsNode(pv, nodeName, labels)) return undefined;
+    for (const pv of candidates) if (volumeFitsNode(pv, nodeName, labels)) return undefined;
     if (sc.provisioner === NO_PROVISIONER) return REASON_BIND_CONFLICT;
     // Or provisioning: the driver runs on the node and the class allows its topology...
-    const driver = nodeCsiDrivers(this.ctx, info).get(sc.provisioner);
-    if (driver === undefined) return REASON_BIND_CONFLICT;
+    if (!this.ctx.registry.nodeNamesWithDriver(sc.provisioner).has(nodeName)) return REASON_BIND_CONFLICT;
     if (!topologyAllows(sc.allowedTopologies, labels)) return REASON_BIND_CONFLICT;
     // ...and, when the driver publishes capacity, has room for the claim there.
     if (!this.capacity.tracks(sc.provisioner)) return undefined;
+    const driver = nodeCsiDrivers(this.ctx, info).get(sc.provisioner);
+    if (driver === undefined) return REASON_BIND_CONFLICT;
     const segments = Object.fromEntries((driver.topologyKeys ?? []).flatMap((k) => (labels?.[k] !== undefined ? [[k, labels[k]]] : [])));
     const answer = this.capacity.lookup(sc.provisioner, nodeName, sc, segments);
     if (answer === 'pending') {
