@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServerResponse } from 'node:http';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { setImmediate as nextTurn, setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import type { ConfigMap, PersistentVolumeClaim } from '../../src/control/api/types/core.js';
 import type { WatchEvent } from '../../src/control/api/types/meta.js';
 import { BrokenTransactionError } from '../../src/control/store/database.js';
@@ -33,7 +33,6 @@ function configMap(name: string, finalizers?: string[]): ConfigMap {
 /** The store's SQLite layer, reached past `private` to count or break what it does. */
 interface DbInternals {
   commit(): void;
-  syncWal(callback: (err: Error | null) => void): void;
   writeStep(fn: () => void): void;
   appendEvent(row: unknown): void;
   deleting(): unknown[];
@@ -184,61 +183,6 @@ describe('store: group commit', () => {
     store = open(path);
     assert.ok(store.get('persistentvolumeclaims', 'default', 'committed'));
     assert.equal(store.get('persistentvolumeclaims', 'default', 'lost'), undefined);
-  });
-
-  it('acknowledges a commit only once the WAL sync covering it has returned; one sync covers the commits made while another ran', async () => {
-    const db = internals(store);
-    const sync = db.syncWal.bind(db);
-    const held: ((err: Error | null) => void)[] = [];
-    let syncs = 0;
-    // Each sync really runs; its answer is held back until released.
-    db.syncWal = (callback) => {
-      syncs++;
-      sync((err) => held.push(() => callback(err)) as never);
-    };
-    const release = async (): Promise<void> => {
-      const deadline = performance.now() + 10_000;
-      while (held.length === 0 && performance.now() < deadline) await sleep(1);
-      const answer = held.shift();
-      assert.ok(answer, 'the sync returned');
-      answer(null);
-    };
-    const rv0 = store.committedResourceVersion;
-    store.create(pvc('a'));
-    let aDone = false;
-    void store.flushed().then(() => (aDone = true));
-    for (let i = 0; i < 5; i++) await nextTurn();
-    assert.equal(syncs, 1);
-    assert.equal(aDone, false, 'committed, but not acknowledged before its sync returns');
-    assert.equal(store.committedResourceVersion, rv0, 'nor counted as durable');
-    // Two more turns commit while the first sync is out: no second sync yet.
-    store.create(pvc('b'));
-    await nextTurn();
-    store.create(pvc('c'));
-    let cDone = false;
-    void store.flushed().then(() => (cDone = true));
-    await nextTurn();
-    assert.equal(syncs, 1, 'one sync at a time');
-    await release();
-    await nextTurn();
-    assert.equal(aDone, true);
-    assert.equal(cDone, false, 'b and c were committed after the first sync started');
-    assert.equal(syncs, 2, 'the next sync covers both');
-    await release();
-    await store.flushed();
-    assert.equal(cDone, true);
-    assert.equal(store.committedResourceVersion, store.resourceVersion);
-  });
-
-  it('a failed WAL sync poisons the store, and flushed() rejects for the commits it covered', async () => {
-    const db = internals(store);
-    const failures: StoreFailedError[] = [];
-    store.onFailure((err) => failures.push(err));
-    db.syncWal = (callback) => setImmediate(() => callback(Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' })));
-    store.create(pvc('unsynced'));
-    await assert.rejects(store.flushed(), (err: unknown) => err instanceof StoreFailedError && /EIO/.test(err.message));
-    assert.equal(failures.length, 1);
-    assert.throws(() => store.create(pvc('refused')), StoreFailedError);
   });
 
   it('a write failure that takes the transaction down poisons the store too', async () => {

@@ -6,8 +6,6 @@
 // before 2026-12 kept it WITHOUT ROWID, where a row above ~1 KB spills into overflow pages: with
 // Kubernetes objects of 1-4 KB a read cost 2-3x what it costs now
 // (bench/store-layout-bench.ts). Opening such a store moves its rows over, in one transaction.
-import { closeSync, fsync, fsyncSync, openSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import { type FileLock, FileLockedError, lockFile } from './file-lock.js';
 
@@ -112,8 +110,6 @@ export class Database {
   private readonly db: DatabaseSync;
   private readonly stmt: Record<StatementName, StatementSync>;
   private readonly lock: FileLock | undefined;
-  /** The WAL file, for syncWal (undefined: a database in memory). */
-  private walFd: number | undefined;
 
   constructor(path: string) {
     // One process at a time (file-lock.ts): SQLite's own locks admit the checkpointer's connection.
@@ -125,30 +121,14 @@ export class Database {
     }
     this.db = new DatabaseSync(path);
     try {
-      // WAL. On a file, synchronous=NORMAL: a commit writes the WAL without syncing it, and the
-      // store syncs it itself (syncWal, off the event loop) before it acknowledges the commit,
-      // so an acknowledged write survives kill -9 and power loss. Checkpoints (copying the WAL
-      // into the database) sync the WAL first and the database after, whichever connection makes
-      // them: this one every 1000 pages, or the checkpointer's thread (checkpointer.ts) while the
-      // store is busy. The WAL file stays while this connection is open (SQLite reuses it from
-      // the start after a checkpoint, and removes it only when the last connection closes), so
-      // one descriptor of it serves every sync.
-      this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${onFile ? 'NORMAL' : 'FULL'};`);
+      // WAL + synchronous=FULL: a commit returns only after the WAL is fsynced, so an
+      // acknowledged write survives kill -9 and power loss. Checkpoints (copying the WAL into the
+      // database) are made by this connection every 1000 pages, or by the checkpointer's thread
+      // (checkpointer.ts) while the store is busy.
+      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
       this.db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
       if (this.objectsWithoutRowid()) this.db.exec(`BEGIN IMMEDIATE; ${MIGRATE_OBJECTS_TO_ROWID} COMMIT;`);
-      if (onFile) {
-        this.walFd = openSync(`${path}-wal`, 'r');
-        // The WAL's directory entry, made by this open, must survive a power loss too.
-        const dirFd = openSync(dirname(path), 'r');
-        try {
-          fsyncSync(dirFd);
-        } finally {
-          closeSync(dirFd);
-        }
-        fsyncSync(this.walFd);
-      }
     } catch (err) {
-      if (this.walFd !== undefined) closeSync(this.walFd);
       this.db.close();
       this.lock?.release();
       // A store locked by SQLite itself: a stowage from before file-lock.ts has it open.
@@ -212,31 +192,10 @@ export class Database {
     this.run('release');
   }
 
-  /** Whether commits need syncWal() to be durable (a database on a file). */
-  get syncsWal(): boolean {
-    return this.walFd !== undefined;
-  }
-
-  /** Makes every commit so far durable, off the event loop (fsync of the WAL in libuv's pool). */
-  syncWal(callback: (err: Error | null) => void): void {
-    if (this.walFd === undefined) {
-      queueMicrotask(() => callback(null));
-      return;
-    }
-    fsync(this.walFd, callback);
-  }
-
-  /** syncWal, blocking. */
-  syncWalNow(): void {
-    if (this.walFd !== undefined) fsyncSync(this.walFd);
-  }
-
   close(): void {
     try {
       this.db.close();
     } finally {
-      if (this.walFd !== undefined) closeSync(this.walFd);
-      this.walFd = undefined;
       this.lock?.release();
     }
   }

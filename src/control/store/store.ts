@@ -4,11 +4,9 @@
 //
 // Group commit. Writes are synchronous calls, but they are not each their own fsync: the first
 // write of a turn of the event loop opens a transaction, every write joins it (as a savepoint, so
-// a failing write undoes only itself), and the transaction is committed when the turn ends
-// (setImmediate), or earlier once it is maxTransactionMs old. The commit writes the WAL; one
-// fsync of it, made off the event loop (libuv's pool) while later turns go on writing, then
-// covers every commit before it. A write is *acknowledged* once a sync covering its commit is done:
-// flushed() resolves then (a long turn's in-turn commit syncs at once, as the loop is not free). Whatever makes a write visible outside the process must wait for it:
+// a failing write undoes only itself), and the transaction is committed — one fsync — when the
+// turn ends (setImmediate), or earlier once it is maxTransactionMs old. A write is *acknowledged* once the commit covering it is done:
+// flushed() resolves then. Whatever makes a write visible outside the process must wait for it:
 // the API server answers (and streams watch events) only after flushed(), and controllers await it
 // before a side effect that depends on a write (CreateVolume, DeleteVolume). A write that was
 // never acknowledged may be lost by kill -9; an acknowledged one never is.
@@ -217,12 +215,6 @@ interface Deferred {
   reject: (err: Error) => void;
 }
 
-/** A committed transaction not yet durable: its resourceVersion, and who waits for it. */
-interface UnsyncedCommit {
-  revision: number;
-  waiter: Deferred | undefined;
-}
-
 function deferred(): Deferred {
   let resolve!: () => void;
   let reject!: (err: Error) => void;
@@ -256,9 +248,6 @@ export class Store {
   private txStartedAt = 0;
   /** What flushed() callers of the open transaction wait on (made on first demand). */
   private txWaiter: Deferred | undefined;
-  /** Commits whose WAL sync has not started, and those of the sync running now (see syncWal). */
-  private unsynced: UnsyncedCommit[] = [];
-  private syncing: UnsyncedCommit[] | undefined;
   private failure: StoreFailedError | undefined;
   private readonly failureListeners: ((err: StoreFailedError) => void)[] = [];
   private closed = false;
@@ -348,22 +337,15 @@ export class Store {
    */
   flushed(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.txOpen) {
-      this.txWaiter ??= deferred();
-      return this.txWaiter.promise;
-    }
-    // Committed, but its WAL sync has not returned yet: wait for the newest commit's.
-    const last = this.unsynced.at(-1) ?? this.syncing?.at(-1);
-    if (last === undefined) return Promise.resolve();
-    last.waiter ??= deferred();
-    return last.waiter.promise;
+    if (!this.txOpen) return Promise.resolve();
+    this.txWaiter ??= deferred();
+    return this.txWaiter.promise;
   }
 
   /** Commits the writes made so far now (one fsync) instead of at the end of the turn. */
   flushSync(): void {
     this.usable();
     this.commitPending();
-    this.syncNow();
     if (this.failure !== undefined) throw this.failure;
   }
 
@@ -402,7 +384,6 @@ export class Store {
     try {
       if (this.failure === undefined) {
         this.commitPending();
-        this.syncNow();
         failed = this.failure;
       }
     } finally {
@@ -679,6 +660,7 @@ export class Store {
       this.db.commit();
       this.txOpen = false;
       this.commitCount++;
+      this.committedRevision = this.revision;
     } catch (err) {
       this.fail(err);
       return;
@@ -686,55 +668,7 @@ export class Store {
     this.checkpointer?.committed();
     const waiter = this.txWaiter;
     this.txWaiter = undefined;
-    if (!this.db.syncsWal) {
-      this.committedRevision = this.revision;
-      waiter?.resolve();
-      return;
-    }
-    // Durable (and acknowledged) once the WAL is synced: one sync at a time, each covering every
-    // commit made before it started.
-    this.unsynced.push({ revision: this.revision, waiter });
-    this.syncWal();
-  }
-
-  /** Starts a sync of the WAL for the commits not yet covered by one, unless one is running. */
-  private syncWal(): void {
-    if (this.syncing !== undefined || this.unsynced.length === 0 || this.failure !== undefined) return;
-    const batch = this.unsynced;
-    this.unsynced = [];
-    this.syncing = batch;
-    this.db.syncWal((err) => {
-      if (this.syncing !== batch) return; // settled by syncNow() or fail()
-      if (err !== null) {
-        this.fail(err); // rejects the batch's waiters too
-        if (!this.failureHeard) throw this.failure ?? err;
-        return;
-      }
-      this.syncing = undefined;
-      this.synced(batch);
-      this.syncWal();
-    });
-  }
-
-  /** Syncs the WAL now, blocking, for every commit made so far. */
-  private syncNow(): void {
-    if (this.failure !== undefined || (this.syncing === undefined && this.unsynced.length === 0)) return;
-    const batch = [...(this.syncing ?? []), ...this.unsynced];
-    this.syncing = undefined;
-    this.unsynced = [];
-    try {
-      this.db.syncWalNow();
-    } catch (err) {
-      this.fail(err);
-      return;
-    }
-    this.synced(batch);
-  }
-
-  private synced(batch: readonly UnsyncedCommit[]): void {
-    const last = batch.at(-1);
-    if (last !== undefined) this.committedRevision = Math.max(this.committedRevision, last.revision);
-    for (const commit of batch) commit.waiter?.resolve();
+    waiter?.resolve();
   }
 
   /** Runs one write's statements; a failure that broke the transaction fails the store. */
@@ -763,12 +697,10 @@ export class Store {
       }
     }
     this.gc.clear();
-    const waiters = [this.txWaiter, ...(this.syncing ?? []).map((c) => c.waiter), ...this.unsynced.map((c) => c.waiter)].filter((w) => w !== undefined);
+    const waiter = this.txWaiter;
     this.txWaiter = undefined;
-    this.syncing = undefined;
-    this.unsynced = [];
-    for (const waiter of waiters) waiter.reject(failure);
-    this.failureHeard = waiters.length > 0 || this.failureListeners.length > 0;
+    waiter?.reject(failure);
+    this.failureHeard = waiter !== undefined || this.failureListeners.length > 0;
     for (const listener of this.failureListeners.splice(0)) {
       try {
         listener(failure);
@@ -933,11 +865,9 @@ export class Store {
     this.admissionCache.delete(resource.plural);
     this.gc.noteWrite(resource.plural, type, obj, previous, ownersChanged);
     this.hub.publish(event);
-    // A long turn: commit what it has written so far (its statements are all done by now), and
-    // sync it here, as an asynchronous sync could not return before the turn ends.
+    // A long turn: commit what it has written so far (its statements are all done by now).
     if (this.txOpen && performance.now() - this.txStartedAt >= this.maxTransactionMs) {
       this.commitPending();
-      this.syncNow();
       if (this.failure !== undefined) throw this.failure;
     }
     return obj;
