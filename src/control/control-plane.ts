@@ -86,7 +86,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const log = options.logger;
   const stateDir = options.stateDir;
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const store = open(join(stateDir, STORE_FILE), options.store);
+  // kube-apiserver's default admission plugins include StorageObjectInUseProtection.
+  const store = open(join(stateDir, STORE_FILE), { storageObjectInUseProtection: true, ...options.store });
   const servers: ApiServer[] = [];
   const volumeStats = new VolumeStatsCache();
   const csiCalls = new CsiCallJournal();

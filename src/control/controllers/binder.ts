@@ -224,9 +224,9 @@ export class Binder {
     const pvc = this.pvcs.get(key);
     if (pvc === undefined) return;
     const result = hasAnnotation(pvc, ANN_BIND_COMPLETED) ? this.syncBoundClaim(pvc) : this.syncUnboundClaim(pvc);
-    // Kubernetes adds kubernetes.io/pvc-protection at admission, in the create itself. Here the
-    // binder's first write to a claim carries it (see protect()); a claim the binder had nothing
-    // else to write gets it now.
+    // kubernetes.io/pvc-protection comes with the create (the StorageObjectInUseProtection
+    // admission plugin). A claim stored without it gets it with the binder's first write to it
+    // (see protect()), or now when the binder had nothing else to write.
     const after = this.pvcs.get(key);
     if (after !== undefined && needsProtection(after)) this.store.update(protect(after));
     return result;

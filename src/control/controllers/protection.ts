@@ -1,7 +1,9 @@
 // Storage object in-use protection (Kubernetes' pvc-protection and pv-protection controllers).
 //
 // Every PVC gets the finalizer kubernetes.io/pvc-protection and every PV kubernetes.io/pv-protection.
-// Kubernetes' admission plugin adds them in the create itself; the store does not, so:
+// The control plane's store adds them in the create itself, as Kubernetes' admission plugin does
+// (store/storage-object-in-use-protection.ts). For objects stored without them (a store opened
+// without that plugin, objects from before it):
 //   - a claim gets it with the binder's first write to it (binder.ts); this controller adds it to a
 //     claim still without it after claimFinalizerGraceMs (a safety net: no extra write per claim);
 //   - a provisioned volume is created with it; this controller adds it to any other at once. A deleted object keeps its finalizer, and so stays

@@ -29,8 +29,7 @@ export const ANN_DELETION_SECRET_NAMESPACE = 'volume.kubernetes.io/provisioner-d
  */
 export const ANN_PRE_RESIZE_CAPACITY = 'volume.alpha.kubernetes.io/pre-resize-capacity';
 
-export const PVC_PROTECTION_FINALIZER = 'kubernetes.io/pvc-protection';
-export const PV_PROTECTION_FINALIZER = 'kubernetes.io/pv-protection';
+export { PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER } from '../store/storage-object-in-use-protection.js';
 
 /** A class whose volumes are only ever created by hand (local PVs). */
 export const NO_PROVISIONER = 'kubernetes.io/no-provisioner';

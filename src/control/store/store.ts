@@ -28,7 +28,7 @@ import { parseFieldSelector, matchesFields } from '../api/field-selector.js';
 import { parseLabelSelector, matchesLabels, SelectorError } from '../api/label-selector.js';
 import type { ResourceInfo, ResourceName, ResourceTypeMap } from '../api/registry.js';
 import { rfc3339 } from '../api/time.js';
-import type { Namespace, PersistentVolumeClaim, Pod, ResourceQuota } from '../api/types/core.js';
+import type { Namespace, PersistentVolume, PersistentVolumeClaim, Pod, ResourceQuota } from '../api/types/core.js';
 import type { PriorityClass } from '../api/types/scheduling.js';
 import type { KubeObject, WatchEvent } from '../api/types/meta.js';
 import {
@@ -56,6 +56,7 @@ import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from 
 import { AlreadyExistsError, BadRequestError, ConflictError, DiskFullError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
 import { cloneData } from './json.js';
 import { admitDefaultTolerationSeconds, type DefaultTolerationSeconds } from './default-toleration-seconds.js';
+import { admitStorageObjectInUseProtection } from './storage-object-in-use-protection.js';
 import { FOREGROUND_FINALIZER, GarbageCollector, ORPHAN_FINALIZER, type PropagationPolicy } from './garbage-collector.js';
 import { type WatchFilter, type WatchHandler, WatchHub, translate } from './watch-hub.js';
 
@@ -79,6 +80,12 @@ export interface StoreOptions {
   reserveBytes?: number;
   /** DefaultTolerationSeconds admission (kube-apiserver's --default-*-toleration-seconds); default 300 s each. */
   defaultTolerationSeconds?: DefaultTolerationSeconds;
+  /**
+   * The StorageObjectInUseProtection admission plugin (storage-object-in-use-protection.ts): claims
+   * and volumes are created with their protection finalizer. Default false here; the control
+   * plane turns it on, as kube-apiserver has it on by default.
+   */
+  storageObjectInUseProtection?: boolean;
   /** When checkpoints move to a thread of their own (checkpointer.ts); false: never (a store in memory never does). */
   checkpointThread?: CheckpointThreadOptions | false;
 }
@@ -235,6 +242,7 @@ export class Store {
   private readonly dir: string | undefined;
   private readonly reserveBytes: number;
   private readonly defaultTolerationSeconds: DefaultTolerationSeconds | undefined;
+  private readonly storageProtection: boolean;
   /** What the open transaction's writes will need on disk (estimated). */
   private txBytes = 0;
   /** Free bytes on the store's filesystem when the open transaction began. */
@@ -293,6 +301,7 @@ export class Store {
     this.dir = path === ':memory:' || path === '' ? undefined : dirname(path);
     this.reserveBytes = Math.max(0, options.reserveBytes ?? DEFAULT_RESERVE_BYTES);
     this.defaultTolerationSeconds = options.defaultTolerationSeconds;
+    this.storageProtection = options.storageObjectInUseProtection ?? false;
     this.db = new Database(path);
     this.revision = this.db.counter(REVISION);
     this.committedRevision = this.revision;
@@ -573,8 +582,12 @@ export class Store {
         break;
       }
       case 'persistentvolumeclaims':
+        if (this.storageProtection) admitStorageObjectInUseProtection('persistentvolumeclaims', obj as PersistentVolumeClaim);
         admitDefaultStorageClass(this.reader, obj as PersistentVolumeClaim);
         admitClaimLimits(this.reader, resource, obj as PersistentVolumeClaim);
+        break;
+      case 'persistentvolumes':
+        if (this.storageProtection) admitStorageObjectInUseProtection('persistentvolumes', obj as PersistentVolume);
         break;
       case 'priorityclasses':
         admitPriorityClass(this.reader, resource, obj as PriorityClass, 'create');
