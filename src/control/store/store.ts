@@ -507,8 +507,9 @@ export class Store {
     const oldBody = this.db.get({ resource: resource.plural, namespace: namespaceOf(resource, namespace), name });
     if (oldBody === undefined) throw new NotFoundError(resource, name);
     const old = JSON.parse(oldBody) as KubeObject;
-    // The stored text is the event's previous state as it is: not serialized again.
-    return this.commitUpdate(resource, boundPod(old, resource, nodeName, options), old, oldBody, options.dryRun) as Pod;
+    // The stored text is the event's previous state as it is: not serialized again. A binding
+    // always changes the pod (one already bound is refused), so it is not compared with it.
+    return this.commitUpdate(resource, boundPod(old, resource, nodeName, options), old, oldBody, options.dryRun, true) as Pod;
   }
 
   /**
@@ -816,8 +817,8 @@ export class Store {
   }
 
   /** Writes a prepared update: nothing if unchanged, a removal if it finalizes a terminating object. */
-  private commitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject, oldBody?: string, dryRun = false): KubeObject {
-    if (sameJson(next, old)) return old;
+  private commitUpdate(resource: ResourceInfo, next: KubeObject, old: KubeObject, oldBody?: string, dryRun = false, changed = false): KubeObject {
+    if (!changed && sameJson(next, old)) return old;
     if (next.metadata.deletionTimestamp !== undefined && isFinalized(resource, next)) {
       const removed = this.commit(resource, 'DELETED', next, old, undefined, dryRun);
       if (!dryRun) this.gc.collect();

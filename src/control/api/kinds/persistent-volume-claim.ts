@@ -110,7 +110,12 @@ export const persistentVolumeClaimStrategy = defineStrategy<PersistentVolumeClai
     // class), and a bound claim's storage request may grow (expansion). Most updates (binding,
     // annotations, finalizers) leave the spec as it was: nothing to compare then.
     if (isDeepStrictEqual(pvc.spec, old.spec)) return [];
-    const newSpec = structuredClone(pvc.spec);
+    // A copy of what is changed below (top-level fields, the storage request); the rest is shared.
+    const resources = pvc.spec.resources;
+    const newSpec: typeof pvc.spec = {
+      ...pvc.spec,
+      ...(resources === undefined ? {} : { resources: { ...resources, ...(resources.requests === undefined ? {} : { requests: { ...resources.requests } }) } }),
+    };
     const oldSpec = old.spec;
     if (!oldSpec.volumeName) carryOver(newSpec, oldSpec, 'volumeName');
     if (oldSpec.storageClassName === undefined) carryOver(newSpec, oldSpec, 'storageClassName');
