@@ -6,12 +6,13 @@
 // has been killed.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfigMap } from '../../src/control/api/types/core.js';
+import { BACKSTOP_PAGES, Checkpointer, DEFAULT_AUTOCHECKPOINT_PAGES } from '../../src/control/store/checkpointer.js';
 import { open, type Store } from '../../src/control/store/store.js';
 
 const STORE_MODULE = new URL('../../src/control/store/store.js', import.meta.url).href;
@@ -126,6 +127,31 @@ describe('store: checkpoints on a thread of their own', () => {
     store = open(path, { checkpointThread: false });
     await writeTurns(store, 'e', 60, 1);
     assert.equal(store.checkpointThread.started, 0);
+  });
+});
+
+describe('checkpointer: a thread that fails', () => {
+  it('hands checkpoints back to the connection of the store, says why, and is not started again at once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'stowage-checkpointer-fail-'));
+    try {
+      // Not a database: the thread's connection fails as it starts.
+      const path = join(dir, 'garbage.db');
+      writeFileSync(path, 'this is not a database '.repeat(200));
+      const pages: number[] = [];
+      const c = new Checkpointer(path, { setAutoCheckpoint: (n) => pages.push(n) }, { commitsPerSecond: 1, intervalMs: 0 });
+      c.committed();
+      assert.equal(c.running, true);
+      assert.deepEqual(pages, [BACKSTOP_PAGES]);
+      for (let i = 0; i < 250 && c.running; i++) await sleep(20);
+      assert.equal(c.running, false, 'the failed thread is gone');
+      assert.deepEqual(pages, [BACKSTOP_PAGES, DEFAULT_AUTOCHECKPOINT_PAGES], "the store's connection checkpoints by itself again");
+      assert.match(c.lastError ?? '', /not a database/);
+      for (let i = 0; i < 10; i++) c.committed();
+      assert.equal(c.threadsStarted, 1, 'not started again right away');
+      c.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

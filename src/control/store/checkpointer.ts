@@ -39,6 +39,7 @@ export interface CheckpointHost {
 }
 
 const CLOSE_WAIT_MS = 10_000;
+const RESTART_AFTER_FAILURE_MS = 60_000;
 
 export class Checkpointer {
   private readonly commitsPerSecond: number;
@@ -51,6 +52,8 @@ export class Checkpointer {
   private retiring: CheckpointThread | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** No thread is started before this time (performance.now()): one failed lately. */
+  private notBefore = 0;
   /** Checkpoints done by threads so far, and threads started: for tests and the bench. */
   checkpoints = 0;
   threadsStarted = 0;
@@ -77,6 +80,7 @@ export class Checkpointer {
     if (this.closed) return;
     if (this.thread === undefined) {
       const now = performance.now();
+      if (now < this.notBefore) return;
       if (now - this.windowStart >= 1000) {
         this.windowStart = now;
         this.windowCommits = 0;
@@ -103,6 +107,8 @@ export class Checkpointer {
       if (this.thread !== thread) return;
       this.thread = undefined;
       this.clearIdle();
+      // Not again for a while: a thread that cannot run would otherwise be started every second.
+      this.notBefore = performance.now() + RESTART_AFTER_FAILURE_MS;
       if (!this.closed) this.host.setAutoCheckpoint(DEFAULT_AUTOCHECKPOINT_PAGES);
     };
   }
