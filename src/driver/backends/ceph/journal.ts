@@ -12,17 +12,23 @@
  * Reserving a name is one atomic compare-and-set on the directory object (the key must be absent),
  * so two controllers can never hand out two volumes for one name; the per-UUID object is written
  * after it. A crash between the two leaves a name key whose UUID object is missing: the next
- * lookup of that name sees it is stale and removes it (with a compare, so only that exact key).
+ * lookup of that name, once the object is still missing a second later (another controller's
+ * reservation in progress looks the same for a few milliseconds), takes it for stale and removes
+ * it (with a compare, so only that exact key).
  * Removal goes the other way round (name key, then object), and a record whose name key is gone
  * is still found by ID, so a retried delete finishes the job. Every write is durable when Ceph
  * acknowledges it: `durable` needs no special handling.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { AbortedError } from '../../../csi/errors.js';
 import type { Journal, OpContext, SnapshotRecord, VolumeRecord } from '../backend.js';
 import { isCephError, type IoCtx } from './rados.js';
 import { decodeId, type CsiIdentifier } from './volume-id.js';
 
 export const RECORD_KEY = 'stowage.record';
+
+/** Waits before a name key whose UUID object is missing is taken for a crashed reservation (see byName). */
+const STALE_RESERVATION_RECHECK_MS = [50, 250, 1000];
 
 export interface JournalLayout {
   /** 'volume' | 'snapshot', for messages. */
@@ -92,7 +98,18 @@ export class OmapJournal<T extends { id: string; name: string }> implements Jour
       const key = this.layout.nameKeyPrefix + name;
       const uuid = (await io.omapGet(this.layout.directory, [key]))?.get(key);
       if (!uuid) return undefined;
-      const rec = await this.read(io, uuid, idFor(uuid));
+      let rec = await this.read(io, uuid, idFor(uuid));
+      // No UUID object yet: a reservation cut short between its two writes (a crash), or one
+      // being made right now by another controller, whose second write follows its first within
+      // milliseconds. Taking the key away from the latter would let this caller reserve the name
+      // too (two volumes for one name), so the object is looked for again before the key is
+      // called stale.
+      for (const waitMs of STALE_RESERVATION_RECHECK_MS) {
+        if (rec) return rec;
+        await sleep(waitMs);
+        if ((await io.omapGet(this.layout.directory, [key]))?.get(key) !== uuid) return undefined; // changed meanwhile: the caller reserves (and meets whoever holds it)
+        rec = await this.read(io, uuid, idFor(uuid));
+      }
       if (rec) return rec;
       // A reservation cut short between its two writes: drop the stale key, only if unchanged.
       ctx.log.info({ name, uuid, pool: io.poolName }, `removing a stale ${this.layout.kind} name reservation`);
