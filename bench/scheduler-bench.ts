@@ -8,7 +8,8 @@
  *        [--concurrency 16] [--lease-renew-s 10] [--log-level warn] [--cpu-profile prefix]
  *
  * Per variant, a fresh control plane in this process (store, API server, every controller, the
- * scheduler with its default profile; no node agents), its hollow nodes created through the store
+ * scheduler with its default profile, on its own thread where the machine has a second core, as
+ * `stowage up` runs it; no node agents), its hollow nodes created through the store
  * (untimed), then three phases with the same client (a worker thread, so the client does not share
  * the control plane's core):
  *   baseline  N pods (and, for pvc, N claims) created through the API at the given concurrency,
@@ -47,6 +48,7 @@ import type { Node, PersistentVolumeClaim, Pod } from '../src/control/api/types/
 import { type ControlPlane, startControlPlane } from '../src/control/control-plane.js';
 import { CONTROLLER_ENDPOINT_ANNOTATION } from '../src/control/controllers/driver-registry.js';
 import { PLUGINS } from '../src/control/scheduler/profile.js';
+import { schedulerThreadByDefault } from '../src/control/scheduler/thread.js';
 import type { Store } from '../src/control/store/store.js';
 import { startCsiServer } from '../src/csi/server.js';
 import { measure } from './raw-ops.js';
@@ -214,6 +216,9 @@ interface Result {
   queuedCpuMs: number;
   createMs: number;
   boundMs: number;
+  /** CPU time of the whole process over the timed phase, and the event loop's utilization then. */
+  timedCpuMs: number;
+  timedLoopBusy: number;
   podsPerSec: number;
   distinctNodes: number;
   /** Store transactions (one fsync each) and writes (resourceVersions) during the timed phase. */
@@ -226,7 +231,7 @@ interface Result {
  * many nodes they are on. Bindings are seen through the control plane's own pod informer (as
  * scheduler_perf watches through an informer), so that measuring adds no watch of its own.
  */
-async function timeUntilBound(plane: ControlPlane, namespace: string, n: number, begin: () => Promise<void>, cpuProfile?: string): Promise<{ ms: number; cpuMs: number; nodes: number; commits: number; writes: number }> {
+async function timeUntilBound(plane: ControlPlane, namespace: string, n: number, begin: () => Promise<void>, cpuProfile?: string): Promise<{ ms: number; cpuMs: number; loopBusy: number; nodes: number; commits: number; writes: number }> {
   const store = plane.store;
   const commits0 = store.commits;
   const rv0 = Number(store.resourceVersion);
@@ -251,6 +256,7 @@ async function timeUntilBound(plane: ControlPlane, namespace: string, n: number,
   }
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
+  const elu0 = performance.eventLoopUtilization();
   await begin();
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -267,12 +273,13 @@ async function timeUntilBound(plane: ControlPlane, namespace: string, n: number,
   const ms = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const cpuMs = (cpu.user + cpu.system) / 1000;
+  const loopBusy = performance.eventLoopUtilization(elu0).utilization;
   if (profiler !== undefined) {
     const { profile } = await profiler.post('Profiler.stop');
     await writeFile(cpuProfile ?? '', JSON.stringify(profile));
     profiler.disconnect();
   }
-  return { ms, cpuMs, nodes: new Set(boundAt.values()).size, commits: store.commits - commits0, writes: Number(store.resourceVersion) - rv0 };
+  return { ms, cpuMs, loopBusy, nodes: new Set(boundAt.values()).size, commits: store.commits - commits0, writes: Number(store.resourceVersion) - rv0 };
 }
 
 async function runVariant(variant: Variant, opts: { nodes: number; pods: number; concurrency: number; leaseRenewS: number; logLevel: string; cpuProfile?: string }): Promise<Result> {
@@ -321,7 +328,7 @@ async function runVariant(variant: Variant, opts: { nodes: number; pods: number;
     );
     const createMs = (await (created as Promise<Awaited<ReturnType<typeof createThroughApi>>>)).ms;
     const boundMs = bound.ms;
-    const result: Result = { variant, baseline, queuedMs: queuedMs.ms, queuedCpuMs: queuedMs.cpuMs, createMs, boundMs, podsPerSec: opts.pods / (boundMs / 1000), distinctNodes: bound.nodes, commits: bound.commits, writes: bound.writes };
+    const result: Result = { variant, baseline, queuedMs: queuedMs.ms, queuedCpuMs: queuedMs.cpuMs, createMs, boundMs, timedCpuMs: bound.cpuMs, timedLoopBusy: bound.loopBusy, podsPerSec: opts.pods / (boundMs / 1000), distinctNodes: bound.nodes, commits: bound.commits, writes: bound.writes };
     return result;
   } finally {
     stopLeases();
@@ -358,7 +365,7 @@ async function main(): Promise<void> {
   for (const v of variants) results.push(await runVariant(v, opts));
 
   const line = (k: string, val: string) => process.stdout.write(`  ${k.padEnd(44)} ${val}\n`);
-  process.stdout.write(`\nstowage scheduler: ${opts.pods} pods on ${opts.nodes} hollow nodes, created through the API (concurrency ${opts.concurrency}, leases renewed every ${opts.leaseRenewS} s)\n`);
+  process.stdout.write(`\nstowage scheduler: ${opts.pods} pods on ${opts.nodes} hollow nodes, created through the API (concurrency ${opts.concurrency}, leases renewed every ${opts.leaseRenewS} s; the scheduler ${schedulerThreadByDefault() ? 'on its own thread' : "on the control plane's event loop (one core)"})\n`);
   for (const r of results) {
     const target = TARGETS[r.variant] ?? 0;
     const title = r.variant === 'anti' ? `anti (${hasInterPodAffinity ? 'InterPodAffinity on' : 'InterPodAffinity not in this build: the rule is ignored, the basic case again'})` : r.variant;
@@ -369,6 +376,9 @@ async function main(): Promise<void> {
     line('queued: CPU per pod', `${(r.queuedCpuMs / opts.pods).toFixed(2)} ms: ${(opts.pods / (r.queuedCpuMs / 1000)).toFixed(0)} pods per CPU-second`);
     line('timed: all created after', `${r.createMs.toFixed(0)} ms`);
     line('timed: all bound after', `${r.boundMs.toFixed(0)} ms`);
+    // Every thread of the process (control plane, the client's thread, checkpoints) against the wall
+    // clock, and how much of it the control plane's event loop was busy: what is left to spend.
+    line('timed: CPU in use, event loop busy', `${(r.timedCpuMs / r.boundMs).toFixed(2)} cores, ${(100 * r.timedLoopBusy).toFixed(0)} %`);
     line('timed: store writes / commits (fsyncs)', `${r.writes} / ${r.commits}: ${(r.writes / Math.max(1, r.commits)).toFixed(1)} writes per fsync`);
     line('pods scheduled per second', `${r.podsPerSec.toFixed(0)} /s`);
     line('scheduled / baseline creates', `${((100 * r.podsPerSec) / r.baseline.opsPerSec).toFixed(0)} %`);

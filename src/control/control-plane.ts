@@ -28,6 +28,7 @@ import type { AuthorizationMode } from './server/rbac-authorizer.js';
 import { TokenSigner } from './server/service-account-tokens.js';
 import { open, type Store, type StoreOptions } from './store/store.js';
 import { type ControllerOptions, type Controllers, startControllers } from './controllers/index.js';
+import { schedulerThreadByDefault } from './scheduler/thread.js';
 
 export interface ControlPlaneOptions {
   stateDir: string;
@@ -151,7 +152,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         }),
       );
     }
-    controllers = startControllers(store, log, { ...options.controllers, csiCalls });
+    // The scheduler on a thread of its own where there is a core for it (scheduler/thread.ts).
+    controllers = startControllers(store, log, { schedulerThread: schedulerThreadByDefault(), ...options.controllers, csiCalls });
     const urls = servers.map((s) => s.url);
     const startTicks = processStartTicks(process.pid);
     const info: ServerInfo = { url: urls[0] ?? '', urls, pid: process.pid, ...(startTicks === undefined ? {} : { pidStartTicks: startTicks }) };

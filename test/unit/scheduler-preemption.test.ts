@@ -270,120 +270,122 @@ describe('scheduling queue: PrioritySort', () => {
   });
 });
 
-describe('preemption through the store and the controllers', () => {
-  let store: Store;
-  let ctl: Controllers;
+for (const thread of [false, true]) {
+  describe(`preemption through the store and the controllers${thread ? ' (scheduler on its own thread)' : ''}`, () => {
+    let store: Store;
+    let ctl: Controllers;
 
-  beforeEach(() => {
-    store = open(':memory:');
-    store.create(node('n1', { allocatable: { cpu: '4', memory: '8Gi', pods: '110' } }));
-    ctl = startControllers(store, quiet, { resyncMs: 0, eventMaxDelayMs: 0, maxDelayMs: 200 });
-  });
-
-  afterEach(async () => {
-    await ctl.stop();
-    store.close();
-  });
-
-  const getPod = (name: string) => store.get('pods', 'default', name) as Pod | undefined;
-  const events = (name: string): Event[] => store.list('events', { fieldSelector: `involvedObject.name=${name}` }).items;
-  /** A pod of that priority as a user makes one: through a PriorityClass (admission sets spec.priority and preemptionPolicy). */
-  const create = (name: string, priority: number, cpu: string, extra: Partial<Pod['spec']> = {}): Pod => {
-    const p = podRequesting(name, { cpu });
-    const policy = extra.preemptionPolicy ?? 'PreemptLowerPriority';
-    const { preemptionPolicy: _policy, ...rest } = extra;
-    p.spec = { ...p.spec, ...rest };
-    if (priority !== 0) {
-      const className = `p${priority}-${policy.toLowerCase()}`;
-      if (store.get('priorityclasses', undefined, className) === undefined) {
-        store.create({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: className }, value: priority, preemptionPolicy: policy } as unknown as KubeObject);
-      }
-      p.spec.priorityClassName = className;
-    }
-    const created = store.create(p) as Pod;
-    assert.equal(created.spec.priority, priority);
-    assert.equal(created.spec.preemptionPolicy, policy);
-    return created;
-  };
-  /** What the node agent does once a deleted pod's containers stopped. */
-  const finishDeletion = (name: string): void => {
-    store.delete('pods', 'default', name, { gracePeriodSeconds: 0 });
-  };
-
-  it('evicts the fewest lower-priority pods, nominates the node, binds when they are gone, keeps the room from lower priorities', async () => {
-    create('low-1', 0, '2');
-    await waitFor(() => getPod('low-1')?.spec.nodeName, 'low-1 bound');
-    create('low-2', 0, '2');
-    await waitFor(() => getPod('low-2')?.spec.nodeName, 'low-2 bound');
-    const high = create('high', 1000, '2');
-
-    const nominated = await waitFor(() => (getPod('high')?.status?.nominatedNodeName ? getPod('high') : undefined), 'high nominated');
-    assert.equal(nominated.status?.nominatedNodeName, 'n1');
-    assert.equal(nominated.spec.nodeName, undefined);
-    const cond = nominated.status?.conditions?.find((c) => c.type === 'PodScheduled');
-    assert.equal(cond?.message, '0/1 nodes are available: 1 Insufficient cpu.');
-    // One victim of the two equal pods (neither reports a start time, so either may go).
-    const victims = ['low-1', 'low-2'].filter((n) => getPod(n)?.metadata.deletionTimestamp);
-    assert.equal(victims.length, 1, `one victim, got ${victims}`);
-    const victim = victims[0] as string;
-    const disruption = getPod(victim)?.status?.conditions?.find((c) => c.type === 'DisruptionTarget');
-    assert.deepEqual(
-      { status: disruption?.status, reason: disruption?.reason, message: disruption?.message },
-      { status: 'True', reason: 'PreemptionByScheduler', message: 'default-scheduler: preempting to accommodate a higher priority pod' },
-    );
-    await settle(() => ctl.idle());
-    const preempted = events(victim).find((e) => e.reason === 'Preempted');
-    assert.equal(preempted?.type, 'Normal');
-    assert.equal(preempted?.message, `Preempted by pod ${high.metadata.uid} on node n1`);
-
-    // The victim goes and, in the same moment, a pod of lower priority arrives that would fit in its
-    // room: the preemptor gets the room (it is counted on its nominated node and goes first).
-    const survivor = victim === 'low-1' ? 'low-2' : 'low-1';
-    create('late', 0, '2');
-    finishDeletion(victim);
-    const bound = await waitFor(() => getPod('high')?.spec.nodeName, 'high bound');
-    assert.equal(bound, 'n1');
-    const lateCond = await waitFor(() => getPod('late')?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'), 'late refused');
-    assert.equal(lateCond.message, '0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.');
-    await settle(() => ctl.idle());
-    assert.equal(getPod('late')?.spec.nodeName, undefined);
-    assert.equal(getPod(survivor)?.metadata.deletionTimestamp, undefined, 'no second victim');
-  });
-
-  it("a victim's own zone anti-affinity is taken away in the dry run (the plugins' RemovePod)", async () => {
-    const n1 = store.get('nodes', undefined, 'n1') as KubeObject;
-    store.update({ ...n1, metadata: { ...n1.metadata, labels: { ...n1.metadata.labels, 'topology.kubernetes.io/zone': 'z1' } } });
-    // A low-priority pod that keeps every app=hi pod out of its zone: only its removal lets one in,
-    // which the dry run sees only if InterPodAffinity's counts forget it.
-    create('guard', 0, '1', {
-      affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app: 'hi' } }, topologyKey: 'topology.kubernetes.io/zone' }] } },
+    beforeEach(() => {
+      store = open(':memory:');
+      store.create(node('n1', { allocatable: { cpu: '4', memory: '8Gi', pods: '110' } }));
+      ctl = startControllers(store, quiet, { resyncMs: 0, eventMaxDelayMs: 0, maxDelayMs: 200, schedulerThread: thread });
     });
-    await waitFor(() => getPod('guard')?.spec.nodeName, 'guard bound');
-    const hi = podRequesting('hi', { cpu: '1' });
-    hi.metadata.labels = { app: 'hi' };
-    store.create({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'hi' }, value: 1000 } as unknown as KubeObject);
-    hi.spec.priorityClassName = 'hi';
-    store.create(hi);
-    const nominated = await waitFor(() => getPod('hi')?.status?.nominatedNodeName, 'hi nominated');
-    assert.equal(nominated, 'n1');
-    const cond = getPod('hi')?.status?.conditions?.find((c) => c.type === 'PodScheduled');
-    assert.equal(cond?.message, "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules.");
-    assert.ok(getPod('guard')?.metadata.deletionTimestamp, 'the guard is the victim');
-    finishDeletion('guard');
-    assert.equal(await waitFor(() => getPod('hi')?.spec.nodeName, 'hi bound'), 'n1');
-  });
 
-  it('preemptionPolicy Never waits without evicting; equal priorities find no victims', async () => {
-    create('low', 0, '4');
-    await waitFor(() => getPod('low')?.spec.nodeName, 'low bound');
-    create('polite', 1000, '1', { preemptionPolicy: 'Never' });
-    create('peer', 0, '1');
-    const polite = await waitFor(() => getPod('polite')?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'), 'polite refused');
-    assert.equal(polite.message, '0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.');
-    const peer = await waitFor(() => getPod('peer')?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'), 'peer refused');
-    assert.equal(peer.message, '0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.');
-    await settle(() => ctl.idle());
-    assert.equal(getPod('low')?.metadata.deletionTimestamp, undefined);
-    assert.equal(getPod('polite')?.status?.nominatedNodeName, undefined);
+    afterEach(async () => {
+      await ctl.stop();
+      store.close();
+    });
+
+    const getPod = (name: string) => store.get('pods', 'default', name) as Pod | undefined;
+    const events = (name: string): Event[] => store.list('events', { fieldSelector: `involvedObject.name=${name}` }).items;
+    /** A pod of that priority as a user makes one: through a PriorityClass (admission sets spec.priority and preemptionPolicy). */
+    const create = (name: string, priority: number, cpu: string, extra: Partial<Pod['spec']> = {}): Pod => {
+      const p = podRequesting(name, { cpu });
+      const policy = extra.preemptionPolicy ?? 'PreemptLowerPriority';
+      const { preemptionPolicy: _policy, ...rest } = extra;
+      p.spec = { ...p.spec, ...rest };
+      if (priority !== 0) {
+        const className = `p${priority}-${policy.toLowerCase()}`;
+        if (store.get('priorityclasses', undefined, className) === undefined) {
+          store.create({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: className }, value: priority, preemptionPolicy: policy } as unknown as KubeObject);
+        }
+        p.spec.priorityClassName = className;
+      }
+      const created = store.create(p) as Pod;
+      assert.equal(created.spec.priority, priority);
+      assert.equal(created.spec.preemptionPolicy, policy);
+      return created;
+    };
+    /** What the node agent does once a deleted pod's containers stopped. */
+    const finishDeletion = (name: string): void => {
+      store.delete('pods', 'default', name, { gracePeriodSeconds: 0 });
+    };
+
+    it('evicts the fewest lower-priority pods, nominates the node, binds when they are gone, keeps the room from lower priorities', async () => {
+      create('low-1', 0, '2');
+      await waitFor(() => getPod('low-1')?.spec.nodeName, 'low-1 bound');
+      create('low-2', 0, '2');
+      await waitFor(() => getPod('low-2')?.spec.nodeName, 'low-2 bound');
+      const high = create('high', 1000, '2');
+
+      const nominated = await waitFor(() => (getPod('high')?.status?.nominatedNodeName ? getPod('high') : undefined), 'high nominated');
+      assert.equal(nominated.status?.nominatedNodeName, 'n1');
+      assert.equal(nominated.spec.nodeName, undefined);
+      const cond = nominated.status?.conditions?.find((c) => c.type === 'PodScheduled');
+      assert.equal(cond?.message, '0/1 nodes are available: 1 Insufficient cpu.');
+      // One victim of the two equal pods (neither reports a start time, so either may go).
+      const victims = ['low-1', 'low-2'].filter((n) => getPod(n)?.metadata.deletionTimestamp);
+      assert.equal(victims.length, 1, `one victim, got ${victims}`);
+      const victim = victims[0] as string;
+      const disruption = getPod(victim)?.status?.conditions?.find((c) => c.type === 'DisruptionTarget');
+      assert.deepEqual(
+        { status: disruption?.status, reason: disruption?.reason, message: disruption?.message },
+        { status: 'True', reason: 'PreemptionByScheduler', message: 'default-scheduler: preempting to accommodate a higher priority pod' },
+      );
+      await settle(() => ctl.idle());
+      const preempted = events(victim).find((e) => e.reason === 'Preempted');
+      assert.equal(preempted?.type, 'Normal');
+      assert.equal(preempted?.message, `Preempted by pod ${high.metadata.uid} on node n1`);
+
+      // The victim goes and, in the same moment, a pod of lower priority arrives that would fit in its
+      // room: the preemptor gets the room (it is counted on its nominated node and goes first).
+      const survivor = victim === 'low-1' ? 'low-2' : 'low-1';
+      create('late', 0, '2');
+      finishDeletion(victim);
+      const bound = await waitFor(() => getPod('high')?.spec.nodeName, 'high bound');
+      assert.equal(bound, 'n1');
+      const lateCond = await waitFor(() => getPod('late')?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'), 'late refused');
+      assert.equal(lateCond.message, '0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.');
+      await settle(() => ctl.idle());
+      assert.equal(getPod('late')?.spec.nodeName, undefined);
+      assert.equal(getPod(survivor)?.metadata.deletionTimestamp, undefined, 'no second victim');
+    });
+
+    it("a victim's own zone anti-affinity is taken away in the dry run (the plugins' RemovePod)", async () => {
+      const n1 = store.get('nodes', undefined, 'n1') as KubeObject;
+      store.update({ ...n1, metadata: { ...n1.metadata, labels: { ...n1.metadata.labels, 'topology.kubernetes.io/zone': 'z1' } } });
+      // A low-priority pod that keeps every app=hi pod out of its zone: only its removal lets one in,
+      // which the dry run sees only if InterPodAffinity's counts forget it.
+      create('guard', 0, '1', {
+        affinity: { podAntiAffinity: { requiredDuringSchedulingIgnoredDuringExecution: [{ labelSelector: { matchLabels: { app: 'hi' } }, topologyKey: 'topology.kubernetes.io/zone' }] } },
+      });
+      await waitFor(() => getPod('guard')?.spec.nodeName, 'guard bound');
+      const hi = podRequesting('hi', { cpu: '1' });
+      hi.metadata.labels = { app: 'hi' };
+      store.create({ apiVersion: 'scheduling.k8s.io/v1', kind: 'PriorityClass', metadata: { name: 'hi' }, value: 1000 } as unknown as KubeObject);
+      hi.spec.priorityClassName = 'hi';
+      store.create(hi);
+      const nominated = await waitFor(() => getPod('hi')?.status?.nominatedNodeName, 'hi nominated');
+      assert.equal(nominated, 'n1');
+      const cond = getPod('hi')?.status?.conditions?.find((c) => c.type === 'PodScheduled');
+      assert.equal(cond?.message, "0/1 nodes are available: 1 node(s) didn't satisfy existing pods anti-affinity rules.");
+      assert.ok(getPod('guard')?.metadata.deletionTimestamp, 'the guard is the victim');
+      finishDeletion('guard');
+      assert.equal(await waitFor(() => getPod('hi')?.spec.nodeName, 'hi bound'), 'n1');
+    });
+
+    it('preemptionPolicy Never waits without evicting; equal priorities find no victims', async () => {
+      create('low', 0, '4');
+      await waitFor(() => getPod('low')?.spec.nodeName, 'low bound');
+      create('polite', 1000, '1', { preemptionPolicy: 'Never' });
+      create('peer', 0, '1');
+      const polite = await waitFor(() => getPod('polite')?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'), 'polite refused');
+      assert.equal(polite.message, '0/1 nodes are available: 1 Insufficient cpu. preemption: not eligible due to preemptionPolicy=Never.');
+      const peer = await waitFor(() => getPod('peer')?.status?.conditions?.find((c) => c.type === 'PodScheduled' && c.status === 'False'), 'peer refused');
+      assert.equal(peer.message, '0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.');
+      await settle(() => ctl.idle());
+      assert.equal(getPod('low')?.metadata.deletionTimestamp, undefined);
+      assert.equal(getPod('polite')?.status?.nominatedNodeName, undefined);
+    });
   });
-});
+}

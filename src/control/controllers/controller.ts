@@ -51,6 +51,8 @@ export interface ControllerLoopOptions extends RateLimiterOptions {
   sync: SyncFunction;
   /** The queue to take keys from (default a FIFO WorkQueue with these options' backoff). */
   queue?: WorkQueue;
+  /** Called after each sync, once its key is done (idle is current then). */
+  afterSync?: () => void;
 }
 
 export class ControllerLoop {
@@ -59,6 +61,7 @@ export class ControllerLoop {
   private readonly workers: number;
   private readonly log: Logger;
   private readonly sync: SyncFunction;
+  private readonly afterSync: (() => void) | undefined;
   private readonly abort = new AbortController();
   private running: Promise<void>[] = [];
   /** Keys being synced now, for tests and shutdown. */
@@ -70,6 +73,7 @@ export class ControllerLoop {
     this.workers = Math.max(1, options.workers ?? 1);
     this.log = options.logger.child({ controller: options.name });
     this.sync = options.sync;
+    this.afterSync = options.afterSync;
   }
 
   get logger(): Logger {
@@ -111,6 +115,7 @@ export class ControllerLoop {
       } finally {
         this.active--;
         this.queue.done(key);
+        this.afterSync?.();
       }
     }
   }

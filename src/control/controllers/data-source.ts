@@ -9,11 +9,14 @@ import type { Store } from '../store/store.js';
 import type { DriverRegistry } from './driver-registry.js';
 import { nodeSelectorMatches } from './volume-util.js';
 
+/** What these read objects through: the store, or the scheduler's copy of it on its own thread. */
+export type ObjectReader = Pick<Store, 'get'>;
+
 /** On a content: the node whose Controller service made the snapshot (per-node drivers only). */
 export const ANN_SNAPSHOT_NODE = 'stowage.dev/snapshot-node';
 
 /** The node a volume of a per-node driver lives on: the registered node its PV's affinity allows. */
-export function volumeNodeOf(pv: PersistentVolume, registry: DriverRegistry, store: Store): string | undefined {
+export function volumeNodeOf(pv: PersistentVolume, registry: DriverRegistry, store: ObjectReader): string | undefined {
   const driver = pv.spec.csi?.driver ?? '';
   if (!registry.controllerPerNode(driver)) return undefined;
   const required = pv.spec.nodeAffinity?.required;
@@ -30,7 +33,7 @@ export function volumeNodeOf(pv: PersistentVolume, registry: DriverRegistry, sto
  * the snapshotter recorded it), when the driver is served per node; undefined otherwise or when
  * not known yet.
  */
-export function dataSourceNode(pvc: PersistentVolumeClaim, driverName: string, registry: DriverRegistry, store: Store): string | undefined {
+export function dataSourceNode(pvc: PersistentVolumeClaim, driverName: string, registry: DriverRegistry, store: ObjectReader): string | undefined {
   const ref = pvc.spec.dataSourceRef ?? pvc.spec.dataSource;
   if (ref === undefined || !registry.controllerPerNode(driverName)) return undefined;
   const ns = pvc.metadata.namespace ?? 'default';

@@ -42,6 +42,11 @@ export interface ControllerOptions {
   csiCalls?: CsiCallJournal;
   /** Run the volume-aware pod scheduler (pods without spec.nodeName get a node). Default true; false is `-scheduler`. */
   scheduler?: boolean;
+  /**
+   * Run the scheduler on a thread of its own (scheduler/thread.ts), as kube-scheduler is a process
+   * of its own. Default false here; the control plane turns it on where the machine has a core for it.
+   */
+  schedulerThread?: boolean;
   /** Hold the controllers' loops back until Controllers.start() (informers run at once). Default false. */
   deferLoops?: boolean;
   /** node-lifecycle-controller: how long a node may stay silent before it is Unknown. Default 40 s. */
@@ -72,7 +77,8 @@ export function startControllers(store: Store, logger: Logger, options: Controll
   // scheduler: false comes first, so it wins over anything the list says (the first mention decides).
   const enabled = parseControllers([...(options.scheduler === false ? ['-scheduler'] : []), ...(typeof options.controllers === 'string' ? [options.controllers] : (options.controllers ?? ['*']))]);
   const log = logger.child({ component: 'controllers' });
-  const informers = new InformerFactory(store, { resyncMs: options.resyncMs ?? 30_000, logger: log });
+  const resyncMs = options.resyncMs ?? 30_000;
+  const informers = new InformerFactory(store, { resyncMs, logger: log });
   const registry = new DriverRegistry({
     csiDrivers: informers.for('csidrivers'),
     csiNodes: informers.for('csinodes'),
@@ -98,6 +104,8 @@ export function startControllers(store: Store, logger: Logger, options: Controll
     events,
     enabled,
     backoff: { ...(options.baseDelayMs === undefined ? {} : { baseDelayMs: options.baseDelayMs }), ...(options.maxDelayMs === undefined ? {} : { maxDelayMs: options.maxDelayMs }) },
+    resyncMs,
+    schedulerThread: options.schedulerThread === true,
     concurrency: options.provisionerConcurrency,
     csiTimeoutMs: options.csiTimeoutMs,
     // Resolved at each call: whichever controller provides it may be built after its users.
@@ -114,7 +122,7 @@ export function startControllers(store: Store, logger: Logger, options: Controll
   const loops = running.flatMap((c) => c.loops);
   let started = false;
   // Loops held back are not busy: events are not kept waiting for them.
-  loopsIdle = () => !started || loops.every((l) => l.idle);
+  loopsIdle = () => !started || (loops.every((l) => l.idle) && running.every((c) => c.idle?.() ?? true));
   informers.start();
   let stopping: Promise<void> | undefined;
   // The leader-election Leases (leader-lease.ts): the scheduler's only when it runs.

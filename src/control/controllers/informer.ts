@@ -32,6 +32,9 @@ export function splitKey(key: string): { namespace: string | undefined; name: st
   return slash < 0 ? { namespace: undefined, name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
 }
 
+/** What informers list and watch: the store, or a copy of some of it on another thread (scheduler/thread-worker.ts). */
+export type InformerSource = Pick<Store, 'list' | 'watch'>;
+
 export interface InformerOptions {
   /** Every this many ms, every cached object is handed to update handlers again. 0: never. */
   resyncMs?: number;
@@ -51,7 +54,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private lastResourceVersion = '';
 
   constructor(
-    private readonly store: Store,
+    private readonly store: InformerSource,
     readonly resource: ResourceName,
     private readonly options: InformerOptions = {},
   ) {}
@@ -224,7 +227,7 @@ export class InformerFactory {
   private started = false;
 
   constructor(
-    private readonly store: Store,
+    private readonly store: InformerSource,
     private readonly options: InformerOptions = {},
   ) {}
 

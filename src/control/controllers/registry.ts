@@ -92,6 +92,10 @@ export interface ControllerContext {
   readonly deleter: VolumeDeleter;
   /** Called by the controller that deletes volumes (csi-provisioner) when it is built. */
   provideDeleter(deleter: VolumeDeleter): void;
+  /** Informers' resync period (ms; 0: none), for informers built elsewhere (the scheduler's thread). */
+  readonly resyncMs: number;
+  /** Run the scheduler on a thread of its own (scheduler/thread.ts). */
+  readonly schedulerThread: boolean;
   /** node-lifecycle-controller: --node-monitor-grace-period and --node-monitor-period (undefined: defaults). */
   readonly nodeLifecycle?: { gracePeriodMs?: number; monitorPeriodMs?: number };
 }
@@ -99,6 +103,8 @@ export interface ControllerContext {
 /** A built controller: its loops (for idle()), started once the nodes' drivers answer. */
 export interface RunningController {
   readonly loops: readonly ControllerLoop[];
+  /** Whether work done outside `loops` (the scheduler's thread) is idle too. */
+  idle?(): boolean;
   start(): void;
   stop(): Promise<void>;
 }

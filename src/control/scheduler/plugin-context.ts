@@ -9,8 +9,30 @@ import type { DriverRegistry } from '../controllers/driver-registry.js';
 import type { EventSink } from '../controllers/events.js';
 import type { Informer, InformerFactory } from '../controllers/informer.js';
 
+/**
+ * What the scheduler reads and writes outside its informers: the store itself, or, on the
+ * scheduler's own thread (thread-worker.ts), a proxy whose reads come from that thread's copy and
+ * whose writes are sent to the store's thread. A proxy's write returns before it is made: its
+ * result is the object as sent, and a failure reaches the scheduler later (Scheduler.writeFailed),
+ * which tries the pod again.
+ */
+export type SchedulerStore = Pick<Store, 'get' | 'update' | 'bindPod' | 'delete'> & {
+  /**
+   * Runs fn once the writes of the current attempt are made: at once for the store (a write that
+   * returned is made), on the scheduler's thread once the store's thread has answered them, and
+   * never if one of them failed.
+   */
+  afterWrites?(fn: () => void): void;
+  /**
+   * On the scheduler's thread: whether writes of an earlier attempt of this pod are still
+   * unanswered (its binding in flight); if so, fn runs once they are all answered, whatever the
+   * answers. The pod's next attempt waits for them, as kube-scheduler skips a pod being bound.
+   */
+  whenWritten?(key: string, fn: () => void): boolean;
+};
+
 export interface PluginContext {
-  readonly store: Store;
+  readonly store: SchedulerStore;
   readonly registry: DriverRegistry;
   readonly recorder: EventSink;
   readonly logger: Logger;

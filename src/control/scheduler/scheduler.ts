@@ -32,7 +32,6 @@ import { isDeepStrictEqual } from 'node:util';
 import type { Logger } from 'pino';
 import { rfc3339 } from '../api/time.js';
 import type { Node, Pod } from '../api/types/core.js';
-import type { Store } from '../store/store.js';
 import { ControllerLoop, type SyncResult } from '../controllers/controller.js';
 import type { DriverRegistry } from '../controllers/driver-registry.js';
 import type { EventSink } from '../controllers/events.js';
@@ -45,18 +44,20 @@ import { addClaimIndexes } from './claims.js';
 import { fitErrorMessage, reasonCounts } from './fit-error.js';
 import { CycleState, Framework, type Plugin, type PostFilterHandle, type PostFilterOutcome, type Status } from './framework.js';
 import { NodeInfo } from './node-info.js';
-import type { PluginContext } from './plugin-context.js';
+import type { PluginContext, SchedulerStore } from './plugin-context.js';
 import { podPriority } from './pod-priority.js';
 import { DEFAULT_SCHEDULER_NAME, PLUGINS, PROFILES, type ProfileConfig } from './profile.js';
 import { SchedulingQueue } from './scheduling-queue.js';
 import { CacheSnapshot, writeSnapshot } from './snapshot.js';
+import { SchedulerThread } from './thread.js';
 
 export { DEFAULT_SCHEDULER_NAME } from './profile.js';
 export { podClaimNames } from './claims.js';
 export { fitErrorMessage, reasonCounts } from './fit-error.js';
 
 export interface SchedulerOptions {
-  store: Store;
+  /** The store, or on the scheduler's own thread the proxy of it (plugin-context.ts). */
+  store: SchedulerStore;
   informers: InformerFactory;
   registry: DriverRegistry;
   /** Events of the default profile (and of the others, without recorderFor). */
@@ -74,6 +75,8 @@ export interface SchedulerOptions {
   maxDelayMs?: number;
   /** How long a pod stays unschedulable before it is tried again without an event (kube-scheduler's podMaxInUnschedulablePodsDuration). Default 5 min. */
   maxUnschedulableMs?: number;
+  /** Called after each attempt (the scheduler's thread tells the control plane whether it is idle). */
+  afterSync?: () => void;
 }
 
 /**
@@ -136,7 +139,7 @@ export class Scheduler {
       const pod = this.ctx.pods.get(key);
       return pod === undefined ? 0 : podPriority(pod);
     }, backoff);
-    this.loop = new ControllerLoop({ name: 'scheduler', logger: options.logger, sync: (key) => this.sync(key), queue, ...backoff });
+    this.loop = new ControllerLoop({ name: 'scheduler', logger: options.logger, sync: (key) => this.sync(key), queue, ...backoff, ...(options.afterSync === undefined ? {} : { afterSync: options.afterSync }) });
     const pods = options.informers.for('pods');
     const nodes = options.informers.for('nodes');
     this.ctx = {
@@ -317,6 +320,8 @@ export class Scheduler {
   }
 
   private sync(key: string): SyncResult | void {
+    // Its binding (or another write of its last attempt) is in flight: tried once it is answered.
+    if (this.ctx.store.whenWritten?.(key, () => this.loop.enqueue(key)) === true) return;
     this.unschedulablePods.delete(key);
     this.attempting = key;
     this.movedDuringAttempt = false;
@@ -441,8 +446,32 @@ export class Scheduler {
       throw new Error(`${bound.plugin ?? 'Bind'}: ${bound.reasons.join(', ')}`);
     }
     // Still assumed there until the informer shows the binding (the cache then counts it as bound).
-    this.recorderOf(fw).event(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
-    this.log.debug({ pod: key, node: nodeName }, 'scheduled');
+    const scheduled = (): void => {
+      this.recorderOf(fw).event(pod, 'Normal', 'Scheduled', `Successfully assigned ${key} to ${nodeName}`);
+      this.log.debug({ pod: key, node: nodeName }, 'scheduled');
+    };
+    if (this.ctx.store.afterWrites === undefined) scheduled();
+    else this.ctx.store.afterWrites(scheduled);
+  }
+
+  /** The pod whose attempt runs now (its writes are its own: see writeFailed). */
+  get attemptingKey(): string | undefined {
+    return this.attempting;
+  }
+
+  /**
+   * A write an attempt made through a proxy of the store (the scheduler on its own thread) failed
+   * after the attempt returned, as a sync that threw would have: the pod is no longer counted where
+   * it was assumed, and is tried again with the loop's backoff (a conflict: it was working from an
+   * older copy of an object; not found: the pod or claim went meanwhile).
+   */
+  writeFailed(key: string, err: Error & { reason?: string }): void {
+    this.cache.forget(key);
+    this.unschedulablePods.delete(key);
+    if (this.loop.queue.isShuttingDown) return;
+    const delay = this.loop.queue.addRateLimited(key);
+    if (err.reason === 'Conflict' || err.reason === 'NotFound') this.log.debug({ pod: key, reason: err.message, retryInMs: delay }, 'write failed; trying again');
+    else this.log.warn({ pod: key, err: err.message, retryInMs: delay }, 'write failed; trying again');
   }
 
   /**
@@ -522,6 +551,11 @@ export const SCHEDULER: ControllerDescriptor = {
   name: 'scheduler',
   description: 'kube-scheduler: the scheduling framework with its default plugins (resources, ports, taints, node affinity, volumes, pod affinity, topology spread, preemption), priority order, selected-node for WaitForFirstConsumer claims',
   init(ctx) {
+    // On a thread of its own (thread.ts) where the machine has a core for it.
+    if (ctx.schedulerThread) {
+      const t = new SchedulerThread({ store: ctx.store, events: ctx.events, logger: ctx.logger, resyncMs: ctx.resyncMs, backoff: ctx.backoff, csiTimeoutMs: ctx.csiTimeoutMs });
+      return { loops: [], idle: () => t.idle(), start: () => t.start(), stop: () => t.stop() };
+    }
     const s = new Scheduler({ store: ctx.store, informers: ctx.informers, registry: ctx.registry, recorder: ctx.events.recorder(DEFAULT_SCHEDULER_NAME), recorderFor: (name) => ctx.events.recorder(name), logger: ctx.logger, ...ctx.backoff });
     return { loops: [s.loop], start: () => s.start(), stop: () => s.stop() };
   },

@@ -53,6 +53,8 @@ import { type BindOptions, boundPod } from './binding.js';
 import { compactedContinueError, type ContinueToken, decodeContinue, encodeContinue, keyAfter } from './continue-token.js';
 import { Checkpointer, type CheckpointThreadOptions } from './checkpointer.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
+
+export type { EventRow } from './database.js';
 import { AlreadyExistsError, BadRequestError, ConflictError, DiskFullError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
 import { cloneData } from './json.js';
 import { admitDefaultTolerationSeconds, type DefaultTolerationSeconds } from './default-toleration-seconds.js';
@@ -561,6 +563,20 @@ export class Store {
       after = Math.max(after, requested);
     }
     return this.hub.add(filter, handler, after, backlog);
+  }
+
+  /**
+   * For a consumer on another thread (the scheduler's: scheduler/thread.ts), which parses there:
+   * the stored text of the current objects of these resources, the resourceVersion they are at,
+   * and from then on every change to them as stored (EventRow), synchronously after each write and
+   * in the order watchers see them, until stop() is called.
+   */
+  watchRows(resources: readonly string[], handler: (row: EventRow) => void): { objects: Map<string, string[]>; resourceVersion: number; stop: () => void } {
+    this.usable();
+    const plurals = resources.map((r) => resourceNamed(r).plural);
+    const objects = new Map(plurals.map((r) => [r, this.db.list(r, undefined)]));
+    const stop = this.hub.addRows(new Set(plurals), handler, this.revision);
+    return { objects, resourceVersion: this.revision, stop };
   }
 
   // ---------------------------------------------------------------- internals

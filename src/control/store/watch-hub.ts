@@ -28,6 +28,15 @@ interface Watcher {
   active: boolean;
 }
 
+/** A consumer of the stored text of every change to some resources (Store.watchRows). */
+interface RowFeed {
+  resources: ReadonlySet<string>;
+  handler: (row: EventRow) => void;
+  /** Rows up to this resourceVersion were in the feed's snapshot. */
+  after: number;
+  active: boolean;
+}
+
 type Task = { event: EventRow } | { watcher: Watcher; backlog: WatchEvent[] };
 
 function matches(filter: WatchFilter, obj: KubeObject): boolean {
@@ -64,6 +73,9 @@ export function translate(filter: WatchFilter, row: EventRow): WatchEvent | unde
 export class WatchHub {
   /** By resource: an event is offered to its resource's watchers only. */
   private readonly watchers = new Map<string, Set<Watcher>>();
+  private readonly feeds = new Set<RowFeed>();
+  /** How many feeds take each resource. */
+  private readonly fed = new Map<string, number>();
   private readonly queue: Task[] = [];
   private draining = false;
 
@@ -83,8 +95,28 @@ export class WatchHub {
     };
   }
 
+  /**
+   * Hands every later change to these resources (after resourceVersion `after`) to handler as
+   * stored, unparsed, in the same order as watchers see them.
+   */
+  addRows(resources: ReadonlySet<string>, handler: (row: EventRow) => void, after: number): () => void {
+    const feed: RowFeed = { resources, handler, after, active: true };
+    this.feeds.add(feed);
+    for (const r of resources) this.fed.set(r, (this.fed.get(r) ?? 0) + 1);
+    return () => {
+      if (!feed.active) return;
+      feed.active = false;
+      this.feeds.delete(feed);
+      for (const r of resources) {
+        const n = (this.fed.get(r) ?? 1) - 1;
+        if (n === 0) this.fed.delete(r);
+        else this.fed.set(r, n);
+      }
+    };
+  }
+
   publish(event: EventRow): void {
-    if (!this.watchers.has(event.resource)) return;
+    if (!this.watchers.has(event.resource) && !this.fed.has(event.resource)) return;
     this.queue.push({ event });
     this.drain();
   }
@@ -93,6 +125,9 @@ export class WatchHub {
   clear(): void {
     for (const set of this.watchers.values()) for (const w of set) w.active = false;
     this.watchers.clear();
+    for (const f of this.feeds) f.active = false;
+    this.feeds.clear();
+    this.fed.clear();
     this.queue.length = 0;
   }
 
@@ -107,16 +142,30 @@ export class WatchHub {
         }
         const row = task.event;
         const set = this.watchers.get(row.resource);
-        if (set === undefined) continue;
-        for (const w of [...set]) {
-          if (!w.active || row.rv <= w.after) continue;
-          const ev = translate(w.filter, row);
-          if (ev !== undefined) deliver(w, ev);
+        if (set !== undefined) {
+          for (const w of [...set]) {
+            if (!w.active || row.rv <= w.after) continue;
+            const ev = translate(w.filter, row);
+            if (ev !== undefined) deliver(w, ev);
+          }
+        }
+        if (this.fed.has(row.resource)) {
+          for (const f of [...this.feeds]) if (f.active && row.rv > f.after && f.resources.has(row.resource)) feedRow(f, row);
         }
       }
     } finally {
       this.draining = false;
     }
+  }
+}
+
+function feedRow(feed: RowFeed, row: EventRow): void {
+  try {
+    feed.handler(row);
+  } catch (err) {
+    queueMicrotask(() => {
+      throw err;
+    });
   }
 }
 
