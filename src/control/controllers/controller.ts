@@ -51,7 +51,8 @@ export interface ControllerLoopOptions extends RateLimiterOptions {
   sync: SyncFunction;
   /** The queue to take keys from (default a FIFO WorkQueue with these options' backoff). */
   queue?: WorkQueue;
-  /** Called after each sync, once its key is done (idle is current then). */
+  /** Called before each sync, and after it once its key is done (idle is current then). */
+  beforeSync?: () => void;
   afterSync?: () => void;
 }
 
@@ -61,6 +62,7 @@ export class ControllerLoop {
   private readonly workers: number;
   private readonly log: Logger;
   private readonly sync: SyncFunction;
+  private readonly beforeSync: (() => void) | undefined;
   private readonly afterSync: (() => void) | undefined;
   private readonly abort = new AbortController();
   private running: Promise<void>[] = [];
@@ -73,6 +75,7 @@ export class ControllerLoop {
     this.workers = Math.max(1, options.workers ?? 1);
     this.log = options.logger.child({ controller: options.name });
     this.sync = options.sync;
+    this.beforeSync = options.beforeSync;
     this.afterSync = options.afterSync;
   }
 
@@ -86,7 +89,8 @@ export class ControllerLoop {
 
   /** Whether nothing is queued or being synced (timers for later retries may still be pending). */
   get idle(): boolean {
-    return this.active === 0 && this.queue.length === 0;
+    // inFlight: a key handed to a waiting worker is not in the queue, and not yet active either.
+    return this.active === 0 && this.queue.length === 0 && this.queue.inFlight === 0;
   }
 
   enqueue(key: string): void {
@@ -110,6 +114,7 @@ export class ControllerLoop {
       const key = await this.queue.get();
       if (key === undefined) return;
       this.active++;
+      this.beforeSync?.();
       try {
         await this.process(key);
       } finally {

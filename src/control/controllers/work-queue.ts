@@ -83,6 +83,11 @@ export class WorkQueue {
     this.head = 0;
   }
 
+  /** Keys handed out (to a waiting get() or taken by one) and not yet done(). */
+  get inFlight(): number {
+    return this.processing.size;
+  }
+
   get isShuttingDown(): boolean {
     return this.shuttingDown;
   }

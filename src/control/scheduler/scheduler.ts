@@ -75,7 +75,8 @@ export interface SchedulerOptions {
   maxDelayMs?: number;
   /** How long a pod stays unschedulable before it is tried again without an event (kube-scheduler's podMaxInUnschedulablePodsDuration). Default 5 min. */
   maxUnschedulableMs?: number;
-  /** Called after each attempt (the scheduler's thread tells the control plane whether it is idle). */
+  /** Called before and after each attempt (the scheduler's thread tells the control plane whether it is idle). */
+  beforeSync?: () => void;
   afterSync?: () => void;
 }
 
@@ -139,7 +140,7 @@ export class Scheduler {
       const pod = this.ctx.pods.get(key);
       return pod === undefined ? 0 : podPriority(pod);
     }, backoff);
-    this.loop = new ControllerLoop({ name: 'scheduler', logger: options.logger, sync: (key) => this.sync(key), queue, ...backoff, ...(options.afterSync === undefined ? {} : { afterSync: options.afterSync }) });
+    this.loop = new ControllerLoop({ name: 'scheduler', logger: options.logger, sync: (key) => this.sync(key), queue, ...backoff, ...(options.beforeSync === undefined ? {} : { beforeSync: options.beforeSync }), ...(options.afterSync === undefined ? {} : { afterSync: options.afterSync }) });
     const pods = options.informers.for('pods');
     const nodes = options.informers.for('nodes');
     this.ctx = {

@@ -202,16 +202,16 @@ function main(): void {
       else scheduler?.writeFailed(key, err);
     },
   );
-  scheduler = new Scheduler({ store: store as unknown as SchedulerStore, informers, registry, recorder: recorder(DEFAULT_SCHEDULER_NAME), recorderFor: recorder, logger, ...data.backoff, afterSync: () => noteBusy() });
+  scheduler = new Scheduler({ store: store as unknown as SchedulerStore, informers, registry, recorder: recorder(DEFAULT_SCHEDULER_NAME), recorderFor: recorder, logger, ...data.backoff, beforeSync: () => noteBusy(), afterSync: () => noteBusy() });
   const s = scheduler;
   informers.start();
 
-  // busy: set before a batch of changes is marked applied, and after every attempt (and every 10 ms,
-  // for retries whose timers put a pod back) to whether the loop has work.
+  // busy: whether the loop has work, set before a batch of changes is marked applied, when an
+  // answer comes, and before and after every attempt (a retry whose timer puts a pod back starts
+  // an attempt).
   function noteBusy(): void {
     Atomics.store(shared, SHARED.busy, s.loop.idle ? 0 : 1);
   }
-  const poll = setInterval(noteBusy, 10);
   let running = false;
   const start = (): void => {
     if (running) return;
@@ -233,7 +233,6 @@ function main(): void {
         start();
         return;
       case 'stop':
-        clearInterval(poll);
         informers.stop();
         void s.stop().then(() => {
           registry.close();

@@ -178,20 +178,35 @@ export class SchedulerThread {
     // execArgv: [] so that a --cpu-prof or --inspect of the process is not applied to the thread too.
     const worker = new Worker(new URL('./thread-worker.js', import.meta.url), { workerData: data, execArgv: [] });
     this.worker = worker;
-    worker.on('message', (m: FromWorker) => this.message(m));
+    // A thread that is being replaced is not heard any more (its counters are gone with it).
+    worker.on('message', (m: FromWorker) => {
+      if (this.worker === worker) this.message(m);
+    });
     worker.on('error', (err) => this.log.error({ err }, 'the scheduler thread failed'));
     worker.on('exit', (code) => {
       if (this.worker !== worker) return;
       this.detach();
       if (this.stopping !== undefined) return;
       this.log.error({ code, restartInMs: this.restartDelayMs }, 'the scheduler thread exited; starting it again');
-      this.restartTimer = setTimeout(() => {
-        this.restartTimer = undefined;
-        if (this.stopping === undefined) this.spawn();
-      }, this.restartDelayMs);
+      this.restartTimer = setTimeout(() => this.respawn(), this.restartDelayMs);
       this.restartTimer.unref();
       this.restartDelayMs = Math.min(RESTART_MAX_MS, this.restartDelayMs * 2);
     });
+  }
+
+  private respawn(): void {
+    this.restartTimer = undefined;
+    if (this.stopping !== undefined) return;
+    try {
+      this.spawn();
+    } catch (err) {
+      // The store failed meanwhile, or the thread could not be made: tried again later.
+      this.detach();
+      this.log.error({ err, restartInMs: this.restartDelayMs }, 'the scheduler thread could not be started; trying again');
+      this.restartTimer = setTimeout(() => this.respawn(), this.restartDelayMs);
+      this.restartTimer.unref();
+      this.restartDelayMs = Math.min(RESTART_MAX_MS, this.restartDelayMs * 2);
+    }
   }
 
   /** The thread is gone: its feed stops and its unsent changes are dropped (a new thread starts from a fresh copy). */
