@@ -155,12 +155,13 @@ describe("ThreadStore: the scheduler thread's writes", () => {
 });
 
 describe('SchedulerThread against a store', () => {
-  const start = () => {
+  const start = (before: (store: ReturnType<typeof open>) => void = () => undefined) => {
     const store = open(':memory:');
     const lines: Record<string, unknown>[] = [];
     const logger = pino({ level: 'debug' }, { write: (l: string) => lines.push(JSON.parse(l) as Record<string, unknown>) });
     const events = new EventBroadcaster({ store, logger: pino({ level: 'silent' }), maxDelayMs: 0 });
     for (const n of ['n1', 'n2']) store.create({ apiVersion: 'v1', kind: 'Node', metadata: { name: n, labels: { 'kubernetes.io/hostname': n } } });
+    before(store);
     const t = new SchedulerThread({ store, events, logger, resyncMs: 0, backoff: { maxDelayMs: 200 }, csiTimeoutMs: undefined });
     const stop = async () => {
       await t.stop();
@@ -188,6 +189,23 @@ describe('SchedulerThread against a store', () => {
       assert.equal(ev?.source?.component, 'default-scheduler');
       // The thread's log lines come through this logger, marked as the scheduler thread's.
       assert.ok(lines.some((l) => l['msg'] === 'scheduled' && l['thread'] === 'scheduler' && l['pod'] === 'default/b'));
+    } finally {
+      await stop();
+    }
+  });
+
+  it('places the pods already in the store, and is not idle before it has', async () => {
+    const { store, t, stop } = start((s) => {
+      for (const name of ['x', 'y']) s.create(pod(name, []));
+    });
+    try {
+      t.start();
+      assert.equal(t.idle(), false, 'the thread has not built its scheduler yet');
+      await settle(() => t.idle());
+      assert.deepEqual(
+        ['x', 'y'].map((n) => nodeOf(store, n)),
+        ['n1', 'n2'],
+      );
     } finally {
       await stop();
     }

@@ -243,6 +243,7 @@ function main(): void {
     }
   });
   if (data.started) start();
+  noteBusy();
 }
 
 // Imported elsewhere (tests of MirrorStore and ThreadStore), it only defines them.

@@ -158,6 +158,8 @@ export class SchedulerThread {
   private spawn(): void {
     const { store } = this.options;
     this.shared = new Int32Array(new SharedArrayBuffer(SHARED.size * 4));
+    // Busy until the thread has built its scheduler from the copy (and queued the pods in it).
+    Atomics.store(this.shared, SHARED.busy, 1);
     this.sent = 0;
     this.handled = 0;
     this.rows = [];
