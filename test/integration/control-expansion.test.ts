@@ -256,13 +256,15 @@ describe('volume expansion through the control plane', { skip: needsRoot, timeou
     cluster.plane.store.create(claimOf(name, 'exp-btrfs', '16Mi'));
     await bound(cluster, name);
     grow(cluster, name, '1800Mi');
-    const failed = await until(() => {
+    // Each retry marks the claim ControllerResizeInProgress again before its call (as
+    // external-resizer does): the claim is read between a failure and the next retry.
+    const { failed, claim } = await until(() => {
       const e = events(cluster, name).find((x) => x.reason === 'VolumeResizeFailed');
-      return e && (e.count ?? 1) >= 2 ? e : undefined;
+      const c = getClaim(cluster, name);
+      return e && (e.count ?? 1) >= 2 && c?.status?.allocatedResourceStatuses?.['storage'] === 'ControllerResizeInfeasible' ? { failed: e, claim: c } : undefined;
     }, 'VolumeResizeFailed, retried');
     assert.equal(failed.type, 'Warning');
     assert.match(failed.message ?? '', /^resize volume "pvc-[^"]+" by resizer "local\.csi\.stowage\.dev" failed: rpc error: code = OutOfRange desc = .*pool capacity/);
-    const claim = getClaim(cluster, name);
     assert.equal(claim?.status?.capacity?.['storage'], '16Mi');
     assert.equal(claim?.status?.allocatedResourceStatuses?.['storage'], 'ControllerResizeInfeasible');
     assert.equal(claim?.status?.allocatedResources?.['storage'], '1800Mi');
