@@ -53,14 +53,14 @@ import { type BindOptions, boundPod } from './binding.js';
 import { compactedContinueError, type ContinueToken, decodeContinue, encodeContinue, keyAfter } from './continue-token.js';
 import { Checkpointer, type CheckpointThreadOptions } from './checkpointer.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
-
-export type { EventRow } from './database.js';
 import { AlreadyExistsError, BadRequestError, ConflictError, DiskFullError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
 import { cloneData } from './json.js';
 import { admitDefaultTolerationSeconds, type DefaultTolerationSeconds } from './default-toleration-seconds.js';
 import { admitStorageObjectInUseProtection } from './storage-object-in-use-protection.js';
 import { FOREGROUND_FINALIZER, GarbageCollector, ORPHAN_FINALIZER, type PropagationPolicy } from './garbage-collector.js';
 import { type WatchFilter, type WatchHandler, WatchHub, translate } from './watch-hub.js';
+
+export type { EventRow } from './database.js';
 
 export type { PropagationPolicy } from './garbage-collector.js';
 export type { WatchHandler } from './watch-hub.js';
