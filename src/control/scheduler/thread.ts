@@ -105,7 +105,8 @@ export class SchedulerThread {
   readonly loops = [];
   private readonly log: Logger;
   private worker: Worker | undefined;
-  private shared = new Int32Array(new SharedArrayBuffer(SHARED.size * 4));
+  /** Counters shared with the current thread (SHARED); a new one per thread. */
+  private shared!: Int32Array;
   private stopFeed: (() => void) | undefined;
   private rows: RowMessage[] = [];
   private flushing: NodeJS.Immediate | undefined;
@@ -190,9 +191,7 @@ export class SchedulerThread {
       this.detach();
       if (this.stopping !== undefined) return;
       this.log.error({ code, restartInMs: this.restartDelayMs }, 'the scheduler thread exited; starting it again');
-      this.restartTimer = setTimeout(() => this.respawn(), this.restartDelayMs);
-      this.restartTimer.unref();
-      this.restartDelayMs = Math.min(RESTART_MAX_MS, this.restartDelayMs * 2);
+      this.scheduleRestart();
     });
   }
 
@@ -205,10 +204,15 @@ export class SchedulerThread {
       // The store failed meanwhile, or the thread could not be made: tried again later.
       this.detach();
       this.log.error({ err, restartInMs: this.restartDelayMs }, 'the scheduler thread could not be started; trying again');
-      this.restartTimer = setTimeout(() => this.respawn(), this.restartDelayMs);
-      this.restartTimer.unref();
-      this.restartDelayMs = Math.min(RESTART_MAX_MS, this.restartDelayMs * 2);
+      this.scheduleRestart();
     }
+  }
+
+  /** Another thread after the current backoff (doubled for the next time, up to RESTART_MAX_MS). */
+  private scheduleRestart(): void {
+    this.restartTimer = setTimeout(() => this.respawn(), this.restartDelayMs);
+    this.restartTimer.unref();
+    this.restartDelayMs = Math.min(RESTART_MAX_MS, this.restartDelayMs * 2);
   }
 
   /** The thread is gone: its feed stops and its unsent changes are dropped (a new thread starts from a fresh copy). */
@@ -227,7 +231,9 @@ export class SchedulerThread {
     this.flushing ??= setImmediate(() => this.flush());
   }
 
+  /** Sends the changes gathered so far (at the end of the turn, or at once before an answer). */
   private flush(): void {
+    if (this.flushing !== undefined) clearImmediate(this.flushing);
     this.flushing = undefined;
     if (this.rows.length === 0 || this.worker === undefined) return;
     const rows = this.rows;
@@ -279,10 +285,7 @@ export class SchedulerThread {
       }
     }
     // The write's changes go first: when the answer comes, the thread's copy shows the write.
-    if (this.flushing !== undefined) {
-      clearImmediate(this.flushing);
-      this.flush();
-    }
+    this.flush();
     this.worker?.postMessage({ t: 'reply', id: m.id, ...(error === undefined ? {} : { error }) } satisfies ToWorker);
   }
 
