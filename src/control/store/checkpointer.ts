@@ -13,8 +13,8 @@
 // thread is closed and the store checkpoints on its own again: an idle control plane keeps no
 // second V8 isolate.
 //
-// Durability is unchanged: a commit is durable when the store's connection has fsynced the WAL
-// (synchronous=FULL), whoever copies it later; the checkpointing connection syncs with FULL too.
+// Durability is unchanged: a commit is durable once the WAL has been fsynced after it (wal-sync.ts
+// for a store on a file), whoever copies it later; the checkpointing connection syncs with FULL.
 import { Worker } from 'node:worker_threads';
 import type { CheckpointReport } from './checkpoint-worker.js';
 

@@ -111,7 +111,11 @@ export class Database {
   private readonly stmt: Record<StatementName, StatementSync>;
   private readonly lock: FileLock | undefined;
 
-  constructor(path: string) {
+  /**
+   * `syncOnCommit` false: COMMIT writes the WAL without syncing it (synchronous=NORMAL), and the
+   * caller makes it durable itself (wal-sync.ts does, off the event loop).
+   */
+  constructor(path: string, options: { syncOnCommit?: boolean } = {}) {
     // One process at a time (file-lock.ts): SQLite's own locks admit the checkpointer's connection.
     const onFile = path !== ':memory:' && path !== '';
     try {
@@ -122,10 +126,12 @@ export class Database {
     this.db = new DatabaseSync(path);
     try {
       // WAL + synchronous=FULL: a commit returns only after the WAL is fsynced, so an
-      // acknowledged write survives kill -9 and power loss. Checkpoints (copying the WAL into the
-      // database) are made by this connection every 1000 pages, or by the checkpointer's thread
-      // (checkpointer.ts) while the store is busy.
-      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;');
+      // acknowledged write survives kill -9 and power loss. With NORMAL the store acknowledges a
+      // write only once wal-sync.ts has synced the WAL after its commit: the same guarantee.
+      // Checkpoints (copying the WAL into the database; each syncs the WAL first) are made by
+      // this connection every 1000 pages, or by the checkpointer's thread (checkpointer.ts) while
+      // the store is busy.
+      this.db.exec(`PRAGMA journal_mode = WAL; PRAGMA synchronous = ${options.syncOnCommit === false ? 'NORMAL' : 'FULL'};`);
       this.db.exec(`BEGIN IMMEDIATE; ${SCHEMA} COMMIT;`);
       if (this.objectsWithoutRowid()) this.db.exec(`BEGIN IMMEDIATE; ${MIGRATE_OBJECTS_TO_ROWID} COMMIT;`);
     } catch (err) {
@@ -152,7 +158,7 @@ export class Database {
   /**
    * Transactions are driven by the store (group commit): begin() opens one, every write inside
    * it is a savepoint (writeStep) so that a failed write undoes only itself, and commit() makes
-   * all of them durable with one fsync.
+   * all of them durable with one fsync (or, without syncOnCommit, writes them for the caller to sync).
    */
   begin(): void {
     this.run('begin');

@@ -5,8 +5,9 @@
 // Group commit. Writes are synchronous calls, but they are not each their own fsync: the first
 // write of a turn of the event loop opens a transaction, every write joins it (as a savepoint, so
 // a failing write undoes only itself), and the transaction is committed — one fsync — when the
-// turn ends (setImmediate), or earlier once it is maxTransactionMs old. A write is *acknowledged* once the commit covering it is done:
-// flushed() resolves then. Whatever makes a write visible outside the process must wait for it:
+// turn ends (setImmediate), or earlier once it is maxTransactionMs old. A store on a file
+// commits without syncing and has the WAL synced off the event loop (wal-sync.ts). A write is
+// *acknowledged* once the commit covering it is done and synced: flushed() resolves then. Whatever makes a write visible outside the process must wait for it:
 // the API server answers (and streams watch events) only after flushed(), and controllers await it
 // before a side effect that depends on a write (CreateVolume, DeleteVolume). A write that was
 // never acknowledged may be lost by kill -9; an acknowledged one never is.
@@ -23,7 +24,7 @@
 // writes resume by themselves once space is freed. Only a disk filled by someone else between
 // that check and the commit still fails the store.
 import { statfsSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parseFieldSelector, matchesFields } from '../api/field-selector.js';
 import { parseLabelSelector, matchesLabels, SelectorError } from '../api/label-selector.js';
 import type { ResourceInfo, ResourceName, ResourceTypeMap } from '../api/registry.js';
@@ -52,6 +53,7 @@ import { admitQuota, initialQuotaStatus, QUOTAS, type QuotaCharge } from './admi
 import { type BindOptions, boundPod } from './binding.js';
 import { compactedContinueError, type ContinueToken, decodeContinue, encodeContinue, keyAfter } from './continue-token.js';
 import { Checkpointer, type CheckpointThreadOptions } from './checkpointer.js';
+import { type SyncCalls, WalSync } from './wal-sync.js';
 import { BrokenTransactionError, Database, type EventRow, type ObjectKey } from './database.js';
 import { AlreadyExistsError, BadRequestError, ConflictError, DiskFullError, ExpiredError, ForbiddenError, NotFoundError, StoreFailedError } from './errors.js';
 import { cloneData } from './json.js';
@@ -90,6 +92,8 @@ export interface StoreOptions {
   storageObjectInUseProtection?: boolean;
   /** When checkpoints move to a thread of their own (checkpointer.ts); false: never (a store in memory never does). */
   checkpointThread?: CheckpointThreadOptions | false;
+  /** The WAL's fdatasync calls (wal-sync.ts), replaced by tests to delay or fail them. */
+  syncCalls?: SyncCalls;
 }
 
 export interface ListOptions {
@@ -257,7 +261,10 @@ export class Store {
   /** When the open transaction began (performance.now()). */
   private txStartedAt = 0;
   /** What flushed() callers of the open transaction wait on (made on first demand). */
-  private txWaiter: Deferred | undefined;
+  /** flushed() callers, by the revision each waits for (increasing). */
+  private readonly waiters: { rv: number; deferred: Deferred }[] = [];
+  /** Syncs the WAL after each commit, off the event loop; undefined in memory (nothing to sync). */
+  private walSync: WalSync | undefined;
   private failure: StoreFailedError | undefined;
   private readonly failureListeners: ((err: StoreFailedError) => void)[] = [];
   private closed = false;
@@ -304,9 +311,12 @@ export class Store {
     this.reserveBytes = Math.max(0, options.reserveBytes ?? DEFAULT_RESERVE_BYTES);
     this.defaultTolerationSeconds = options.defaultTolerationSeconds;
     this.storageProtection = options.storageObjectInUseProtection ?? false;
-    this.db = new Database(path);
+    this.db = new Database(path, { syncOnCommit: this.dir !== undefined ? false : undefined });
     this.revision = this.db.counter(REVISION);
     this.committedRevision = this.revision;
+    if (this.dir !== undefined) {
+      this.walSync = new WalSync(`${resolve(path)}-wal`, this.revision, (rv) => this.durable(rv), (err) => this.syncFailed(err), options.syncCalls);
+    }
     this.gc = new GarbageCollector(this.db, {
       read: (resource, namespace, name) => this.read(resource, namespace, name),
       deleteObject: (resource, namespace, name, policy) => {
@@ -332,6 +342,7 @@ export class Store {
     } catch (err) {
       this.closed = true;
       if (this.commitTimer !== undefined) clearImmediate(this.commitTimer);
+      this.walSync?.close();
       this.db.close();
       throw err;
     }
@@ -343,20 +354,24 @@ export class Store {
   }
 
   /**
-   * Resolves once every write made so far is committed (durable); at once when none is pending.
-   * Rejects with StoreFailedError if the commit failed (or the store had already failed).
+   * Resolves once every write made so far is committed and durable; at once when none is pending.
+   * Rejects with StoreFailedError if the commit or its sync failed (or the store had already failed).
    */
   flushed(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (!this.txOpen) return Promise.resolve();
-    this.txWaiter ??= deferred();
-    return this.txWaiter.promise;
+    if (this.committedRevision >= this.revision) return Promise.resolve();
+    const last = this.waiters.at(-1);
+    if (last !== undefined && last.rv === this.revision) return last.deferred.promise;
+    const waiter = { rv: this.revision, deferred: deferred() };
+    this.waiters.push(waiter);
+    return waiter.deferred.promise;
   }
 
-  /** Commits the writes made so far now (one fsync) instead of at the end of the turn. */
+  /** Commits the writes made so far now, and syncs them on this thread, instead of at the end of the turn. */
   flushSync(): void {
     this.usable();
-    this.commitPending();
+    this.commitPending(true);
+    if (this.failure === undefined) this.syncNow();
     if (this.failure !== undefined) throw this.failure;
   }
 
@@ -394,7 +409,8 @@ export class Store {
     let failed: StoreFailedError | undefined;
     try {
       if (this.failure === undefined) {
-        this.commitPending();
+        this.commitPending(true);
+        if (this.failure === undefined) this.syncNow();
         failed = this.failure;
       }
     } finally {
@@ -402,6 +418,7 @@ export class Store {
       this.commitTimer = undefined;
       this.gc.clear();
       this.hub.clear();
+      this.walSync?.close();
       try {
         this.checkpointer?.close();
       } finally {
@@ -678,8 +695,11 @@ export class Store {
     });
   }
 
-  /** Commits the open transaction, if any: one fsync for every write since it opened. */
-  private commitPending(): void {
+  /**
+   * Commits the open transaction, if any: one fsync (here or in walSync) for every write since it
+   * opened. `syncHere`: the caller syncs on this thread next (syncNow()), so no sync is started.
+   */
+  private commitPending(syncHere = false): void {
     if (this.commitTimer !== undefined) {
       clearImmediate(this.commitTimer);
       this.commitTimer = undefined;
@@ -690,15 +710,39 @@ export class Store {
       this.db.commit();
       this.txOpen = false;
       this.commitCount++;
-      this.committedRevision = this.revision;
     } catch (err) {
       this.fail(err);
       return;
     }
     this.checkpointer?.committed();
-    const waiter = this.txWaiter;
-    this.txWaiter = undefined;
-    waiter?.resolve();
+    if (this.walSync === undefined) this.durable(this.revision);
+    else this.walSync.committed(this.revision, syncHere);
+  }
+
+  /** Syncs what is committed on this thread (opening, flushSync(), close()). */
+  private syncNow(): void {
+    try {
+      this.walSync?.syncNow();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  /** Writes up to rv are durable: acknowledged to flushed() callers. */
+  private durable(rv: number): void {
+    if (this.failure !== undefined || rv <= this.committedRevision) return;
+    this.committedRevision = rv;
+    let n = 0;
+    while (n < this.waiters.length && (this.waiters[n]?.rv ?? Infinity) <= rv) n++;
+    for (const w of this.waiters.splice(0, n)) w.deferred.resolve();
+  }
+
+  /** The WAL could not be synced: commits since the last sync may not be on disk, so the store fails. */
+  private syncFailed(err: Error): void {
+    if (this.failure !== undefined || this.closed) return;
+    this.fail(err);
+    // Nobody to tell (no onFailure listener, no flushed() waiter): fail the process, loudly.
+    if (!this.failureHeard) throw this.failure;
   }
 
   /** Runs one write's statements; a failure that broke the transaction fails the store. */
@@ -727,10 +771,9 @@ export class Store {
       }
     }
     this.gc.clear();
-    const waiter = this.txWaiter;
-    this.txWaiter = undefined;
-    waiter?.reject(failure);
-    this.failureHeard = waiter !== undefined || this.failureListeners.length > 0;
+    const waiters = this.waiters.splice(0);
+    for (const w of waiters) w.deferred.reject(failure);
+    this.failureHeard = waiters.length > 0 || this.failureListeners.length > 0;
     for (const listener of this.failureListeners.splice(0)) {
       try {
         listener(failure);
