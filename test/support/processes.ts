@@ -26,6 +26,12 @@ export function runCaptured(command: string, args: readonly string[], options: R
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(options.stdin ?? '');
+    // A child may exit without reading its input (a refusal, a version check): the pipe's EPIPE
+    // is not the test's failure; its exit code and output say what happened.
+    child.stdin.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') reject(err);
+    });
+    if (options.stdin === undefined) child.stdin.end();
+    else child.stdin.end(options.stdin);
   });
 }
