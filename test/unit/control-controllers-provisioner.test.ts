@@ -390,6 +390,29 @@ describe('provisioner', () => {
     assert.equal(store.list('persistentvolumes').items.length, 0);
   });
 
+  it('takes the finalizer off in the write that binds the claim to its new PV, not in a write of its own', async () => {
+    register();
+    store.create(storageClass('fast', DRIVER));
+    const states: { finalizer: boolean; volumeName: string | undefined }[] = [];
+    const stop = store.watch('persistentvolumeclaims', { fieldSelector: 'metadata.name=one-write' }, (e) => {
+      const c = e.object as PersistentVolumeClaim;
+      states.push({ finalizer: c.metadata.finalizers?.includes(PROVISIONING_FINALIZER) === true, volumeName: c.spec.volumeName });
+    });
+    try {
+      const c = store.create(claim('one-write', { storageClassName: 'fast' }));
+      await bound('one-write');
+      await idle();
+      const held = states.findIndex((s) => s.finalizer);
+      assert.ok(held >= 0, 'the claim held the finalizer before CreateVolume');
+      const released = states.findIndex((s, i) => i > held && !s.finalizer);
+      assert.ok(released > held, 'and was let go');
+      assert.equal(states[released]?.volumeName, `pvc-${c.metadata.uid}`, 'let go by the write that bound it to the PV made for it');
+      assert.ok(states.slice(held, released).every((s) => s.volumeName === undefined), 'held until then');
+    } finally {
+      stop();
+    }
+  });
+
   it('lets a provisioned claim go once its PV exists, and a claim the driver refused for good', async () => {
     register();
     store.create(storageClass('fast', DRIVER));

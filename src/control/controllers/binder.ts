@@ -47,14 +47,17 @@ import {
   claimKey,
   claimRefKey,
   hasAnnotation,
+  holdsProvisioningFinalizer,
   isBoundToClaim,
   isDeleting,
   NO_PROVISIONER,
+  PROVISIONING_FINALIZER,
   PVC_PROTECTION_FINALIZER,
   selectorAccepts,
   storageProvisioner,
   volumeClass,
   volumeFitsNode,
+  volumeNameFor,
   volumeSatisfiesClaim,
   volumeStorage,
   withAnnotations,
@@ -418,10 +421,15 @@ export class Binder {
 
     let claim = pvc;
     const volumeName = volume.metadata.name ?? '';
-    if (claim.spec.volumeName !== volumeName || annotation(claim, ANN_BIND_COMPLETED) !== YES) {
+    // Bound to the volume provisioned for it: the PV answers for that volume from now on, so the
+    // provisioner's finalizer goes in this same write (see PROVISIONING_FINALIZER).
+    const provisioned = volumeName === volumeNameFor(claim) && holdsProvisioningFinalizer(claim);
+    if (claim.spec.volumeName !== volumeName || annotation(claim, ANN_BIND_COMPLETED) !== YES || provisioned) {
       const set: Record<string, string> = { [ANN_BIND_COMPLETED]: YES };
       if (claim.spec.volumeName !== volumeName) set[ANN_BOUND_BY_CONTROLLER] = YES;
-      claim = this.store.update(protect({ ...withAnnotations(claim, set), spec: { ...claim.spec, volumeName } }));
+      const next = withAnnotations(claim, set);
+      if (provisioned) next.metadata = { ...next.metadata, finalizers: (next.metadata.finalizers ?? []).filter((f) => f !== PROVISIONING_FINALIZER) };
+      claim = this.store.update(protect({ ...next, spec: { ...claim.spec, volumeName } }));
     }
     const status = claim.status ?? {};
     const accessModes = volume.spec.accessModes ?? [];

@@ -65,21 +65,12 @@ import {
   storageProvisioner,
   ANN_BIND_COMPLETED,
   nodeSelectorMatches,
+  holdsProvisioningFinalizer,
+  PROVISIONING_FINALIZER,
+  volumeNameFor,
 } from './volume-util.js';
 
-/**
- * Held on a claim from before its CreateVolume until its PV exists (or the volume made for it is
- * deleted again): the durable record that a volume of this name may exist. Without it, a claim
- * deleted while CreateVolume ran, with the control plane restarted before the call's answer was
- * acted on, left a volume nothing would ever delete (external-provisioner#486 proposes the same).
- * A claim being deleted that still holds it gets CreateVolume once more by the same name, to learn
- * the volume's ID, then DeleteVolume.
- */
-export const PROVISIONING_FINALIZER = 'provisioner.stowage.dev/volume-being-created';
-
-function holdsProvisioningFinalizer(pvc: PersistentVolumeClaim): boolean {
-  return pvc.metadata.finalizers?.includes(PROVISIONING_FINALIZER) === true;
-}
+export { PROVISIONING_FINALIZER, volumeNameFor } from './volume-util.js';
 
 const PREFIX = 'csi.storage.k8s.io/';
 export const PARAM_FSTYPE = `${PREFIX}fstype`;
@@ -257,10 +248,6 @@ export function nodeAffinityFor(topology: readonly { segments: Record<string, st
   return terms.length === 0 ? undefined : { required: { nodeSelectorTerms: terms } };
 }
 
-export function volumeNameFor(pvc: PersistentVolumeClaim): string {
-  return `pvc-${pvc.metadata.uid ?? ''}`;
-}
-
 const IDX_PENDING_BY_PROVISIONER = 'provisioner:pending-by-provisioner';
 const IDX_PENDING_BY_CLASS = 'provisioner:pending-by-class';
 const IDX_PENDING_BY_SNAPSHOT = 'provisioner:pending-by-snapshot';
@@ -373,8 +360,10 @@ export class Provisioner implements VolumeDeleter {
     let pvc = this.pvcs.get(key);
     if (pvc !== undefined && holdsProvisioningFinalizer(pvc)) {
       const pv = this.pvs.get(volumeNameFor(pvc));
-      // Provisioned: the PV (and its reclaim policy) answers for the volume from now on.
-      if (pv !== undefined && pv.spec.claimRef?.uid === pvc.metadata.uid) return this.releaseClaim(pvc);
+      // Provisioned: the PV (and its reclaim policy) answers for the volume from now on. The
+      // binder's write that binds the claim to it lets the claim go; one deleted before that, or
+      // bound by another binder, is let go here.
+      if (pv !== undefined && pv.spec.claimRef?.uid === pvc.metadata.uid && (isDeleting(pvc) || pvc.spec.volumeName)) return this.releaseClaim(pvc);
       // Deleted before it got its PV: whatever CreateVolume made under its name is deleted first.
       if (isDeleting(pvc)) return this.abandon(key, pvc, signal);
     }
@@ -587,8 +576,9 @@ export class Provisioner implements VolumeDeleter {
     }
     this.recorder.event(current, 'Normal', 'ProvisioningSucceeded', `Successfully provisioned volume ${pvName}`);
     this.log.debug({ claim: key, volume: pvName, volumeId: volume.volume_id }, 'provisioned');
-    // The PV is written (it commits before the finalizer's removal does): it answers for the volume now.
-    this.releaseClaim(current);
+    // The PV is written: it answers for the volume now. The claim keeps PROVISIONING_FINALIZER
+    // until the binder binds it to the PV, in that same write (one write less per claim); the PV
+    // commits before it, so no crash leaves a claim let go with no PV.
   }
 
   /** Drops PROVISIONING_FINALIZER from the claim as it is in the store now (a conflict is retried). */

@@ -34,6 +34,27 @@ export { PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER } from '../store/stor
 /** A class whose volumes are only ever created by hand (local PVs). */
 export const NO_PROVISIONER = 'kubernetes.io/no-provisioner';
 
+/**
+ * Held on a claim from before its CreateVolume until it is bound to the PV made for it (or the
+ * volume made for it is deleted again): the durable record that a volume of this name may exist.
+ * Without it, a claim deleted while CreateVolume ran, with the control plane restarted before the
+ * call's answer was acted on, left a volume nothing would ever delete (external-provisioner#486
+ * proposes the same). The provisioner adds it; the binder's write that binds the claim to that PV
+ * takes it off (no write of its own); a claim being deleted before that is let go by the
+ * provisioner, which first gives it CreateVolume once more by the same name, to learn the volume's
+ * ID, then DeleteVolume, unless the PV exists already.
+ */
+export const PROVISIONING_FINALIZER = 'provisioner.stowage.dev/volume-being-created';
+
+export function holdsProvisioningFinalizer(pvc: PersistentVolumeClaim): boolean {
+  return pvc.metadata.finalizers?.includes(PROVISIONING_FINALIZER) === true;
+}
+
+/** The PV (and CSI volume) name a claim is provisioned under: pvc-<uid>, as Kubernetes names it. */
+export function volumeNameFor(pvc: PersistentVolumeClaim): string {
+  return `pvc-${pvc.metadata.uid ?? ''}`;
+}
+
 export function annotation(obj: KubeObject, name: string): string | undefined {
   return obj.metadata.annotations?.[name];
 }
