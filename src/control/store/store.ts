@@ -7,10 +7,11 @@
 // a failing write undoes only itself), and the transaction is committed — one fsync — when the
 // turn ends (setImmediate), or earlier once it is maxTransactionMs old. A store on a file
 // commits without syncing and has the WAL synced off the event loop (wal-sync.ts). A write is
-// *acknowledged* once the commit covering it is done and synced: flushed() resolves then. Whatever makes a write visible outside the process must wait for it:
-// the API server answers (and streams watch events) only after flushed(), and controllers await it
-// before a side effect that depends on a write (CreateVolume, DeleteVolume). A write that was
-// never acknowledged may be lost by kill -9; an acknowledged one never is.
+// *acknowledged* once the commit covering it is done and synced: flushed() resolves then.
+// Whatever makes a write visible outside the process must wait for it: the API server answers
+// (and streams watch events) only after flushed(), and controllers await it before a side effect
+// that depends on a write (CreateVolume, DeleteVolume). A write that was never acknowledged may be
+// lost by kill -9 or power loss; an acknowledged one never is.
 //
 // In-process observers (watch handlers, informers) see a write before it is committed. If a
 // commit fails, what they saw is no longer true, so the store fails for good: every later
@@ -260,7 +261,6 @@ export class Store {
   private commitTimer: NodeJS.Immediate | undefined;
   /** When the open transaction began (performance.now()). */
   private txStartedAt = 0;
-  /** What flushed() callers of the open transaction wait on (made on first demand). */
   /** flushed() callers, by the revision each waits for (increasing). */
   private readonly waiters: { rv: number; deferred: Deferred }[] = [];
   /** Syncs the WAL after each commit, off the event loop; undefined in memory (nothing to sync). */
@@ -311,7 +311,7 @@ export class Store {
     this.reserveBytes = Math.max(0, options.reserveBytes ?? DEFAULT_RESERVE_BYTES);
     this.defaultTolerationSeconds = options.defaultTolerationSeconds;
     this.storageProtection = options.storageObjectInUseProtection ?? false;
-    this.db = new Database(path, { syncOnCommit: this.dir !== undefined ? false : undefined });
+    this.db = new Database(path, { syncOnCommit: this.dir === undefined });
     this.revision = this.db.counter(REVISION);
     this.committedRevision = this.revision;
     if (this.dir !== undefined) {
