@@ -32,7 +32,7 @@
  *   anti      pods with a required pod anti-affinity on kubernetes.io/hostname against each other
  *             (each on its own node). Without the InterPodAffinity plugin in the build the rule is
  *             not read, and this measures the basic case again: the output says which.
- * Targets (issue 14): ≥ 1000 pods/s basic, ≥ 300 pods/s with claims, at 5000 nodes.
+ * Targets (issue 14): ≥ 1000 pods/s basic, ≥ 300 pods/s with claims, at 5000 nodes (none for anti).
  */
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
@@ -53,7 +53,8 @@ import type { Store } from '../src/control/store/store.js';
 import { startCsiServer } from '../src/csi/server.js';
 import { measure } from './raw-ops.js';
 
-const TARGETS: Record<string, number> = { basic: 1000, pvc: 300, anti: 1000 };
+/** Issue 14's targets: basic and with claims; it names none for required anti-affinity. */
+const TARGETS: Record<string, number> = { basic: 1000, pvc: 300 };
 const DRIVER = 'hollow.csi.stowage.dev';
 const CLASS = 'hollow-wffc';
 const NS = 'bench';
@@ -367,7 +368,7 @@ async function main(): Promise<void> {
   const line = (k: string, val: string) => process.stdout.write(`  ${k.padEnd(44)} ${val}\n`);
   process.stdout.write(`\nstowage scheduler: ${opts.pods} pods on ${opts.nodes} hollow nodes, created through the API (concurrency ${opts.concurrency}, leases renewed every ${opts.leaseRenewS} s; the scheduler ${schedulerThreadByDefault() ? 'on its own thread' : "on the control plane's event loop (one core)"})\n`);
   for (const r of results) {
-    const target = TARGETS[r.variant] ?? 0;
+    const target = TARGETS[r.variant];
     const title = r.variant === 'anti' ? `anti (${hasInterPodAffinity ? 'InterPodAffinity on' : 'InterPodAffinity not in this build: the rule is ignored, the basic case again'})` : r.variant;
     process.stdout.write(`\n${title}\n`);
     line('baseline: API creates (nothing scheduled)', `${r.baseline.opsPerSec.toFixed(0)} pods/s (p50 ${r.baseline.p50Ms.toFixed(1)} ms, p99 ${r.baseline.p99Ms.toFixed(1)} ms per ${r.variant === 'pvc' ? 'claim + pod' : 'pod'})`);
@@ -383,7 +384,8 @@ async function main(): Promise<void> {
     line('pods scheduled per second', `${r.podsPerSec.toFixed(0)} /s`);
     line('scheduled / baseline creates', `${((100 * r.podsPerSec) / r.baseline.opsPerSec).toFixed(0)} %`);
     line('nodes used', `${r.distinctNodes}`);
-    line(`target ≥ ${target} pods/s`, r.podsPerSec >= target ? 'met' : 'NOT met');
+    if (target !== undefined) line(`target ≥ ${target} pods/s`, r.podsPerSec >= target ? 'met' : 'NOT met');
+    else line('target', `none named (basic's ≥ ${TARGETS['basic']} pods/s: ${r.podsPerSec >= (TARGETS['basic'] ?? 0) ? 'met' : 'not met'})`);
   }
   process.stdout.write('\n');
 }
